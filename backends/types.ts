@@ -1,0 +1,102 @@
+/**
+ * The contract between the `cr` driver and a checkpoint/restart backend.
+ * The driver (and any harness that imports cr-lab as a library) talks to
+ * backends through this interface only; backends never import each other.
+ */
+
+export type BackendName = 'user' | 'kernel' | 'criu';
+
+/** One probed prerequisite, as `cr check` prints it. */
+export interface CheckItem {
+  /** Short name of the interface or condition, e.g. "ptrace", "clone3 set_tid". */
+  name: string;
+  ok: boolean;
+  /** Whether the backend cannot work without it. */
+  required: boolean;
+  /** What was found, or what is missing and how to get it. */
+  detail: string;
+}
+
+export interface DumpOptions {
+  /** Root of the process tree to checkpoint. */
+  pid: number;
+  /** Image directory; created if missing. */
+  dir: string;
+  /** Keep the tasks running after a successful dump (default: kill them). */
+  leaveRunning?: boolean;
+  /** Progress and diagnostics, one line per call. */
+  log?: (line: string) => void;
+}
+
+/** Timings in milliseconds, sizes in bytes; absent where a backend cannot tell. */
+export interface DumpStats {
+  /** From the start of the dump call until every task is stopped. */
+  freezeMs?: number;
+  /** Downtime: from the moment the tasks stop until they are resumed or killed. */
+  frozenMs?: number;
+  /** Wall time of the whole dump call. */
+  totalMs: number;
+  /** Size of the image directory after the dump. */
+  imageBytes: number;
+  /** Memory pages written to the image. */
+  pagesWritten?: number;
+}
+
+export interface DumpResult {
+  /** Pids of every task that was checkpointed, root first. */
+  pids: number[];
+  stats: DumpStats;
+}
+
+export interface RestoreOptions {
+  dir: string;
+  /** Return once the tree runs; nobody waits for the root task. */
+  detach?: boolean;
+  /** Restore into a fresh pid namespace (where the backend supports it). */
+  pidns?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface RestoreStats {
+  /** Wall time of the restore call until the tree runs. */
+  totalMs: number;
+}
+
+/** How a restored root task ended, as waitpid(2) reports it. */
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface RestoreResult {
+  /** Pids of the restored tasks, root first (the original pids). */
+  pids: number[];
+  stats: RestoreStats;
+  /** Resolves when the restored root task ends; rejects if restored with `detach`. */
+  wait(): Promise<ExitStatus>;
+}
+
+/** A readable description of an image, for `cr show`. */
+export interface ImageDescription {
+  backend: BackendName;
+  /** Human-readable lines. */
+  lines: string[];
+  /** The same content as plain JSON data, for `cr show --json`. */
+  data: unknown;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  /** One line saying what this backend is. */
+  readonly summary: string;
+  /** Probe the running kernel and machine for what this backend needs. */
+  check(): Promise<CheckItem[]>;
+  /** Checkpoint a process tree. On failure the tasks are left running as before. */
+  dump(opts: DumpOptions): Promise<DumpResult>;
+  /** Restart a tree from an image. On failure no restored task is left running. */
+  restore(opts: RestoreOptions): Promise<RestoreResult>;
+  /** Whether `dir` holds an image written by this backend. */
+  recognizes(dir: string): Promise<boolean>;
+  /** Decode an image for display; rejects with a CrError on a bad image. */
+  describe(dir: string): Promise<ImageDescription>;
+}
