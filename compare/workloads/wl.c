@@ -1,0 +1,950 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * wl: the comparison harness's self-checking workload.
+ *
+ *   wl WORKDIR MODULE=ARG [MODULE=ARG ...]
+ *
+ * Builds the state the modules describe (optionally in a tree of
+ * processes), folds it into a 64-bit checksum and prints
+ *
+ *   READY <pid> <checksum>
+ *
+ * Then it waits for SIGUSR1 (a signal sent after restore survives c/r by
+ * construction), folds the state again, this time reading it back the
+ * destructive way where that is the only way (pipe data, eventfd counters,
+ * pending signals), and prints
+ *
+ *   DONE <checksum>
+ *
+ * and exits 0. A restore that lost or changed anything gives a different
+ * checksum; where a module can tell what went wrong it also prints
+ * "BAD <why>" and the process exits 1. Output goes through write(2) only,
+ * so nothing sits in a stdio buffer across a fork or a checkpoint.
+ *
+ * Modules (ARG is a count or a size):
+ *   tree=N      N processes in a binary-heap shape (process i's parent is
+ *               (i-1)/2); every process builds all other modules
+ *   mem=MiB     private anonymous memory, every word a known pattern
+ *   threads=N   N extra threads, each with a stack buffer, TLS and its tid
+ *   regfile=N   N regular files with content, offsets and flags
+ *   pipe=N      N pipes with data in flight
+ *   files=N     regfile=N/2 + pipe=N/4 (about N descriptors)
+ *   shanon=KiB  shared anonymous memory
+ *   fmap-priv=KiB  private writable file mapping, half its pages changed
+ *   fmap-shared=KiB shared file mapping, written through the mapping
+ *   brk=KiB     heap grown with sbrk and filled
+ *   unlinked=KiB a file opened then unlinked, at an offset
+ *   fifo=N      a named pipe opened O_RDWR with N bytes in flight
+ *   socketpair=N a unix stream socket pair with N bytes queued
+ *   eventfd=V   an eventfd holding counter V
+ *   sigaction=1 a handler with flags and a mask for SIGUSR2
+ *   sigpending=1 a blocked, pending real-time signal
+ *   cwd=1       the working directory
+ *   rlimit=1    a changed RLIMIT_CORE
+ *   umask=1     a changed umask
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- output and hashing ------------------------------------------------ */
+
+static int my_idx;
+
+static void say(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	ssize_t w;
+	do
+		w = write(1, buf, n);
+	while (w < 0 && errno == EINTR);
+}
+
+static int bad_count;
+#define BAD(...)                                                   \
+	do {                                                       \
+		bad_count++;                                       \
+		char _m[400];                                      \
+		snprintf(_m, sizeof(_m), __VA_ARGS__);             \
+		say("BAD p%d: %s", my_idx, _m);                    \
+	} while (0)
+
+static void die(const char *what)
+{
+	say("BAD p%d: setup failed: %s: %s", my_idx, what, strerror(errno));
+	_exit(2);
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	h *= 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 29);
+}
+
+static uint64_t mix_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, b + i, 8);
+		h = mix(h, w);
+	}
+	for (; i < n; i++)
+		h = mix(h, b[i]);
+	return mix(h, n);
+}
+
+/* The pattern every module writes: a function of a seed and a position. */
+static uint64_t pat(uint64_t seed, uint64_t i)
+{
+	uint64_t z = seed * 0x100000001b3ULL + i + 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void fill(void *p, size_t n, uint64_t seed)
+{
+	uint64_t *w = p;
+	for (size_t i = 0; i < n / 8; i++)
+		w[i] = pat(seed, i);
+}
+
+/* Checks a filled region; returns its hash and reports the first bad word. */
+static uint64_t check_fill(const char *what, const void *p, size_t n, uint64_t seed)
+{
+	const uint64_t *w = p;
+	size_t first_bad = (size_t)-1, nbad = 0;
+	for (size_t i = 0; i < n / 8; i++)
+		if (w[i] != pat(seed, i)) {
+			if (first_bad == (size_t)-1)
+				first_bad = i;
+			nbad++;
+		}
+	if (nbad)
+		BAD("%s: %zu of %zu words differ, first at byte %zu", what, nbad, n / 8, first_bad * 8);
+	return mix_bytes(0, p, n);
+}
+
+static void xwrite(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			die("write");
+		c += w;
+		n -= w;
+	}
+}
+
+static ssize_t xread(int fd, void *p, size_t n)
+{
+	char *c = p;
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, c + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			break;
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	return got;
+}
+
+static char workdir[PATH_MAX];
+
+static void pathf(char *out, const char *fmt, ...)
+{
+	char rel[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	snprintf(out, PATH_MAX, "%s/p%d/%s", workdir, my_idx, rel);
+}
+
+/* ---- modules ------------------------------------------------------------ */
+
+/* Each module builds its state once (setup) and folds it into a hash, either
+ * without disturbing it (final == 0, before the checkpoint) or reading it
+ * back for good (final == 1, after the restore). Both folds must agree. */
+struct module {
+	const char *name;
+	void (*setup)(long arg);
+	uint64_t (*fold)(int final);
+	long arg;
+	int on;
+};
+
+/* mem */
+static uint64_t *mem_p;
+static size_t mem_n;
+static void mem_setup(long mib)
+{
+	mem_n = (size_t)mib << 20;
+	mem_p = mmap(NULL, mem_n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem_p == MAP_FAILED)
+		die("mmap mem");
+	fill(mem_p, mem_n, 1000 + my_idx);
+}
+static uint64_t mem_fold(int final)
+{
+	(void)final;
+	return check_fill("mem", mem_p, mem_n, 1000 + my_idx);
+}
+
+/* shanon */
+static uint64_t *sh_p;
+static size_t sh_n;
+static void shanon_setup(long kib)
+{
+	sh_n = (size_t)kib << 10;
+	sh_p = mmap(NULL, sh_n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh_p == MAP_FAILED)
+		die("mmap shanon");
+	fill(sh_p, sh_n, 2000 + my_idx);
+}
+static uint64_t shanon_fold(int final)
+{
+	(void)final;
+	return check_fill("shared anonymous memory", sh_p, sh_n, 2000 + my_idx);
+}
+
+/* fmap-priv: the file keeps pattern A, the mapping has half its pages rewritten */
+static char *fmp_p;
+static size_t fmp_n;
+static int fmp_fd;
+static void fmap_priv_setup(long kib)
+{
+	char path[PATH_MAX];
+	fmp_n = (size_t)kib << 10;
+	pathf(path, "fmap-priv");
+	fmp_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fmp_fd < 0)
+		die("open fmap-priv");
+	char *buf = malloc(fmp_n);
+	fill(buf, fmp_n, 3000 + my_idx);
+	xwrite(fmp_fd, buf, fmp_n);
+	free(buf);
+	fmp_p = mmap(NULL, fmp_n, PROT_READ | PROT_WRITE, MAP_PRIVATE, fmp_fd, 0);
+	if (fmp_p == MAP_FAILED)
+		die("mmap fmap-priv");
+	for (size_t off = 0; off < fmp_n; off += 8192)
+		fill(fmp_p + off, 4096, 3100 + my_idx + off);
+}
+static uint64_t fmap_priv_fold(int final)
+{
+	(void)final;
+	uint64_t h = 0;
+	char *buf = malloc(fmp_n);
+	if (pread(fmp_fd, buf, fmp_n, 0) != (ssize_t)fmp_n)
+		BAD("fmap-priv: short read of the file");
+	h = check_fill("fmap-priv file", buf, fmp_n, 3000 + my_idx);
+	for (size_t off = 0; off < fmp_n; off += 4096) {
+		if ((off / 4096) % 2 == 0)
+			h = mix(h, check_fill("fmap-priv changed page", fmp_p + off, 4096, 3100 + my_idx + off));
+		else if (memcmp(fmp_p + off, buf + off, 4096)) {
+			BAD("fmap-priv: untouched page at %zu differs from the file", off);
+			h = mix(h, 1);
+		}
+	}
+	free(buf);
+	return h;
+}
+
+/* fmap-shared: writes through a shared mapping must reach the file */
+static char *fms_p;
+static size_t fms_n;
+static int fms_fd;
+static void fmap_shared_setup(long kib)
+{
+	char path[PATH_MAX];
+	fms_n = (size_t)kib << 10;
+	pathf(path, "fmap-shared");
+	fms_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fms_fd < 0 || ftruncate(fms_fd, fms_n))
+		die("open fmap-shared");
+	fms_p = mmap(NULL, fms_n, PROT_READ | PROT_WRITE, MAP_SHARED, fms_fd, 0);
+	if (fms_p == MAP_FAILED)
+		die("mmap fmap-shared");
+	fill(fms_p, fms_n, 4000 + my_idx);
+}
+static uint64_t fmap_shared_fold(int final)
+{
+	(void)final;
+	uint64_t h = check_fill("fmap-shared mapping", fms_p, fms_n, 4000 + my_idx);
+	char *buf = malloc(fms_n);
+	if (pread(fms_fd, buf, fms_n, 0) != (ssize_t)fms_n || memcmp(buf, fms_p, fms_n)) {
+		BAD("fmap-shared: the file and the mapping differ");
+		h = mix(h, 1);
+	}
+	free(buf);
+	return h;
+}
+
+/* brk */
+static char *brk_start;
+static size_t brk_n;
+static void brk_setup(long kib)
+{
+	brk_n = (size_t)kib << 10;
+	brk_start = sbrk(0);
+	if (sbrk(brk_n) == (void *)-1)
+		die("sbrk");
+	fill(brk_start, brk_n, 5000 + my_idx);
+}
+static uint64_t brk_fold(int final)
+{
+	(void)final;
+	char *end = sbrk(0);
+	if ((size_t)(end - brk_start) < brk_n)
+		BAD("brk: heap shrank from %zu to %zu bytes", brk_n, (size_t)(end - brk_start));
+	return mix(check_fill("brk heap", brk_start, brk_n, 5000 + my_idx), (uint64_t)(uintptr_t)brk_start);
+}
+
+/* regfile */
+struct rf {
+	int fd;
+	size_t size;
+	off_t off;
+	int append;
+};
+static struct rf *rfs;
+static int nrf;
+static void regfile_setup(long n)
+{
+	nrf = n;
+	rfs = calloc(n ? n : 1, sizeof(*rfs));
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		pathf(path, "f%d", i);
+		rfs[i].append = i % 3 == 2;
+		rfs[i].fd = open(path, O_RDWR | O_CREAT | O_TRUNC | (rfs[i].append ? O_APPEND : 0), 0600);
+		if (rfs[i].fd < 0)
+			die("open regfile");
+		rfs[i].size = 1024 + (i % 7) * 512;
+		char *buf = malloc(rfs[i].size);
+		fill(buf, rfs[i].size, 6000 + i * 64 + my_idx);
+		xwrite(rfs[i].fd, buf, rfs[i].size);
+		free(buf);
+		rfs[i].off = (i * 131) % rfs[i].size;
+		lseek(rfs[i].fd, rfs[i].off, SEEK_SET);
+	}
+}
+static uint64_t regfile_fold(int final)
+{
+	(void)final;
+	uint64_t h = 0;
+	for (int i = 0; i < nrf; i++) {
+		struct rf *f = &rfs[i];
+		off_t off = lseek(f->fd, 0, SEEK_CUR);
+		int fl = fcntl(f->fd, F_GETFL);
+		if (off != f->off)
+			BAD("regfile %d (fd %d): offset %lld, expected %lld", i, f->fd, (long long)off, (long long)f->off);
+		if (fl < 0 || !!(fl & O_APPEND) != f->append || (fl & O_ACCMODE) != O_RDWR)
+			BAD("regfile %d (fd %d): flags 0x%x", i, f->fd, fl);
+		char *buf = malloc(f->size);
+		if (pread(f->fd, buf, f->size, 0) != (ssize_t)f->size)
+			BAD("regfile %d: short read", i);
+		h = mix(h, check_fill("regfile content", buf, f->size, 6000 + i * 64 + my_idx));
+		h = mix(mix(mix(h, f->fd), (uint64_t)off), (uint64_t)fl);
+		free(buf);
+	}
+	return h;
+}
+
+/* Something holding bytes in flight: folded from FIONREAD and the expected
+ * bytes before the checkpoint, from what read(2) returns afterwards. */
+static uint64_t fold_queue(const char *what, int rfd, size_t want, uint64_t seed, int final)
+{
+	int avail = -1;
+	if (ioctl(rfd, FIONREAD, &avail) < 0)
+		avail = -1;
+	if (avail != (int)want)
+		BAD("%s (fd %d): %d bytes queued, expected %zu", what, rfd, avail, want);
+	unsigned char buf[4096], exp[4096];
+	fill(exp, sizeof(exp), seed);
+	uint64_t h = mix(0, (uint64_t)avail);
+	if (!final)
+		return mix_bytes(h, exp, want);
+	int fl = fcntl(rfd, F_GETFL);
+	fcntl(rfd, F_SETFL, fl | O_NONBLOCK);
+	ssize_t got = xread(rfd, buf, want);
+	fcntl(rfd, F_SETFL, fl);
+	if (got != (ssize_t)want || memcmp(buf, exp, want))
+		BAD("%s (fd %d): read back %zd bytes, %s", what, rfd, got,
+		    got == (ssize_t)want ? "content differs" : "short");
+	return mix_bytes(h, buf, got < 0 ? 0 : got);
+}
+
+/* pipe */
+static int (*pipes)[2];
+static int npipes;
+static size_t pipe_len(int i) { return 64 + (i * 37) % 1000; }
+static void pipe_setup(long n)
+{
+	npipes = n;
+	pipes = calloc(n ? n : 1, sizeof(*pipes));
+	for (int i = 0; i < n; i++) {
+		if (pipe(pipes[i]))
+			die("pipe");
+		unsigned char buf[4096];
+		fill(buf, sizeof(buf), 7000 + i * 64 + my_idx);
+		xwrite(pipes[i][1], buf, pipe_len(i));
+	}
+}
+static uint64_t pipe_fold(int final)
+{
+	uint64_t h = 0;
+	for (int i = 0; i < npipes; i++)
+		h = mix(h, fold_queue("pipe", pipes[i][0], pipe_len(i), 7000 + i * 64 + my_idx, final));
+	return h;
+}
+
+/* fifo */
+static int fifo_fd;
+static size_t fifo_n;
+static void fifo_setup(long n)
+{
+	char path[PATH_MAX];
+	fifo_n = n > 4096 ? 4096 : n;
+	pathf(path, "fifo");
+	unlink(path);
+	if (mkfifo(path, 0600))
+		die("mkfifo");
+	fifo_fd = open(path, O_RDWR);
+	if (fifo_fd < 0)
+		die("open fifo");
+	unsigned char buf[4096];
+	fill(buf, sizeof(buf), 8000 + my_idx);
+	xwrite(fifo_fd, buf, fifo_n);
+}
+static uint64_t fifo_fold(int final)
+{
+	return fold_queue("fifo", fifo_fd, fifo_n, 8000 + my_idx, final);
+}
+
+/* socketpair */
+static int sp[2];
+static size_t sp_n;
+static void socketpair_setup(long n)
+{
+	sp_n = n > 4096 ? 4096 : n;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp))
+		die("socketpair");
+	unsigned char buf[4096];
+	fill(buf, sizeof(buf), 9000 + my_idx);
+	xwrite(sp[0], buf, sp_n);
+}
+static uint64_t socketpair_fold(int final)
+{
+	return fold_queue("socketpair", sp[1], sp_n, 9000 + my_idx, final);
+}
+
+/* unlinked */
+static int ul_fd;
+static size_t ul_n;
+static void unlinked_setup(long kib)
+{
+	char path[PATH_MAX];
+	ul_n = (size_t)kib << 10;
+	pathf(path, "unlinked");
+	ul_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (ul_fd < 0)
+		die("open unlinked");
+	char *buf = malloc(ul_n);
+	fill(buf, ul_n, 10000 + my_idx);
+	xwrite(ul_fd, buf, ul_n);
+	free(buf);
+	lseek(ul_fd, ul_n / 3, SEEK_SET);
+	if (unlink(path))
+		die("unlink");
+}
+static uint64_t unlinked_fold(int final)
+{
+	(void)final;
+	struct stat st;
+	if (fstat(ul_fd, &st) || st.st_nlink != 0 || (size_t)st.st_size != ul_n)
+		BAD("unlinked: fd %d is no longer an unlinked file of %zu bytes", ul_fd, ul_n);
+	off_t off = lseek(ul_fd, 0, SEEK_CUR);
+	if (off != (off_t)(ul_n / 3))
+		BAD("unlinked: offset %lld, expected %zu", (long long)off, ul_n / 3);
+	char *buf = malloc(ul_n);
+	if (pread(ul_fd, buf, ul_n, 0) != (ssize_t)ul_n)
+		BAD("unlinked: short read");
+	uint64_t h = mix(check_fill("unlinked file", buf, ul_n, 10000 + my_idx), (uint64_t)off);
+	free(buf);
+	return h;
+}
+
+/* eventfd: the counter is visible in fdinfo before, read(2) consumes it after */
+static int ev_fd;
+static long ev_val;
+static void eventfd_setup(long v)
+{
+	ev_val = v;
+	ev_fd = eventfd(v, 0);
+	if (ev_fd < 0)
+		die("eventfd");
+}
+static uint64_t eventfd_fold(int final)
+{
+	uint64_t val = (uint64_t)-1;
+	if (!final) {
+		char path[64], line[256];
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", ev_fd);
+		FILE *f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "eventfd-count: %lx", &val) == 1)
+				break;
+		if (f)
+			fclose(f);
+	} else {
+		int fl = fcntl(ev_fd, F_GETFL);
+		fcntl(ev_fd, F_SETFL, fl | O_NONBLOCK);
+		if (read(ev_fd, &val, 8) != 8)
+			val = (uint64_t)-1;
+	}
+	if (val != (uint64_t)ev_val)
+		BAD("eventfd: counter %lld, expected %ld", (long long)val, ev_val);
+	return mix(0, val);
+}
+
+/* sigaction */
+static void on_usr2(int sig) { (void)sig; }
+static void sigaction_setup(long arg)
+{
+	(void)arg;
+	struct sigaction sa = { .sa_handler = on_usr2, .sa_flags = SA_RESTART | SA_NODEFER };
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGHUP);
+	sigaddset(&sa.sa_mask, SIGWINCH);
+	if (sigaction(SIGUSR2, &sa, NULL))
+		die("sigaction");
+}
+static uint64_t sigaction_fold(int final)
+{
+	(void)final;
+	struct sigaction sa;
+	sigaction(SIGUSR2, NULL, &sa);
+	int flags = sa.sa_flags & (SA_RESTART | SA_NODEFER | SA_SIGINFO | SA_ONSTACK | SA_RESETHAND);
+	int m = sigismember(&sa.sa_mask, SIGHUP) * 2 + sigismember(&sa.sa_mask, SIGWINCH);
+	if (sa.sa_handler != on_usr2 || flags != (SA_RESTART | SA_NODEFER) || m != 3)
+		BAD("sigaction: SIGUSR2 handler %p flags 0x%x mask bits %d", (void *)sa.sa_handler, flags, m);
+	return mix(mix(mix(0, (uint64_t)(uintptr_t)sa.sa_handler), flags), m);
+}
+
+/* sigpending: a private real-time signal queued with a value */
+#define PENDSIG (SIGRTMIN + 3)
+static void sigpending_setup(long arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, PENDSIG);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+	union sigval v = { .sival_int = 4242 };
+	if (sigqueue(getpid(), PENDSIG, v))
+		die("sigqueue");
+}
+static uint64_t sigpending_fold(int final)
+{
+	sigset_t s;
+	sigpending(&s);
+	int pend = sigismember(&s, PENDSIG);
+	if (!pend)
+		BAD("sigpending: signal %d is no longer pending", PENDSIG);
+	uint64_t h = mix(0, pend);
+	if (final && pend) {
+		siginfo_t si;
+		struct timespec zero = { 0, 0 };
+		sigset_t w;
+		sigemptyset(&w);
+		sigaddset(&w, PENDSIG);
+		int got = sigtimedwait(&w, &si, &zero);
+		if (got != PENDSIG || si.si_value.sival_int != 4242)
+			BAD("sigpending: got signal %d value %d", got, got == PENDSIG ? si.si_value.sival_int : -1);
+	}
+	return h;
+}
+
+/* cwd */
+static char cwd_want[PATH_MAX];
+static void cwd_setup(long arg)
+{
+	(void)arg;
+	pathf(cwd_want, "cwd-here");
+	if (mkdir(cwd_want, 0700) && errno != EEXIST)
+		die("mkdir cwd");
+	if (chdir(cwd_want))
+		die("chdir");
+}
+static uint64_t cwd_fold(int final)
+{
+	(void)final;
+	char now[PATH_MAX] = "";
+	if (!getcwd(now, sizeof(now)) || strcmp(now, cwd_want))
+		BAD("cwd: now \"%s\", expected \"%s\"", now, cwd_want);
+	return mix_bytes(0, now, strlen(now));
+}
+
+/* rlimit */
+static void rlimit_setup(long arg)
+{
+	(void)arg;
+	struct rlimit r = { 4096 * 3, 4096 * 7 };
+	if (setrlimit(RLIMIT_CORE, &r))
+		die("setrlimit");
+}
+static uint64_t rlimit_fold(int final)
+{
+	(void)final;
+	struct rlimit r;
+	getrlimit(RLIMIT_CORE, &r);
+	if (r.rlim_cur != 4096 * 3 || r.rlim_max != 4096 * 7)
+		BAD("rlimit: RLIMIT_CORE %llu/%llu", (unsigned long long)r.rlim_cur, (unsigned long long)r.rlim_max);
+	return mix(mix(0, r.rlim_cur), r.rlim_max);
+}
+
+/* umask */
+static void umask_setup(long arg)
+{
+	(void)arg;
+	umask(0027);
+}
+static uint64_t umask_fold(int final)
+{
+	(void)final;
+	mode_t m = umask(0);
+	umask(m);
+	if (m != 0027)
+		BAD("umask: %03o, expected 027", m);
+	return mix(0, m);
+}
+
+/* threads: each reports before the checkpoint and again after */
+struct thr {
+	pthread_t t;
+	int idx;
+	uint64_t before, after;
+	pid_t tid;
+};
+static struct thr *thrs;
+static int nthr;
+static int thr_go[2];
+static atomic_int thr_ready;
+static __thread uint64_t tls_word;
+
+static uint64_t thr_fold(struct thr *t, const uint64_t *stackbuf, size_t n)
+{
+	pid_t tid = syscall(SYS_gettid);
+	if (tid != t->tid)
+		BAD("thread %d: tid %d, was %d", t->idx, tid, t->tid);
+	if (tls_word != pat(11000 + my_idx, t->idx))
+		BAD("thread %d: TLS word changed", t->idx);
+	uint64_t h = mix(mix(0, tid), tls_word);
+	return mix(h, check_fill("thread stack", stackbuf, n, 11100 + t->idx * 64 + my_idx));
+}
+
+static void *thr_main(void *arg)
+{
+	struct thr *t = arg;
+	uint64_t stackbuf[1024];
+	t->tid = syscall(SYS_gettid);
+	tls_word = pat(11000 + my_idx, t->idx);
+	fill(stackbuf, sizeof(stackbuf), 11100 + t->idx * 64 + my_idx);
+	t->before = thr_fold(t, stackbuf, sizeof(stackbuf));
+	atomic_fetch_add(&thr_ready, 1);
+	char c;
+	while (read(thr_go[0], &c, 1) < 0 && errno == EINTR)
+		;
+	t->after = thr_fold(t, stackbuf, sizeof(stackbuf));
+	return NULL;
+}
+static void threads_setup(long n)
+{
+	nthr = n;
+	thrs = calloc(n ? n : 1, sizeof(*thrs));
+	if (pipe(thr_go))
+		die("pipe");
+	for (int i = 0; i < n; i++) {
+		thrs[i].idx = i;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setstacksize(&a, 64 << 10);
+		if ((errno = pthread_create(&thrs[i].t, &a, thr_main, &thrs[i])))
+			die("pthread_create");
+	}
+	while (atomic_load(&thr_ready) < n)
+		usleep(1000);
+}
+static uint64_t threads_fold(int final)
+{
+	uint64_t h = mix(0, nthr);
+	if (final) {
+		char go[256] = { 0 };
+		for (int left = nthr; left > 0; left -= 256)
+			xwrite(thr_go[1], go, left > 256 ? 256 : left);
+		for (int i = 0; i < nthr; i++)
+			pthread_join(thrs[i].t, NULL);
+	}
+	for (int i = 0; i < nthr; i++)
+		h = mix(h, final ? thrs[i].after : thrs[i].before);
+	return h;
+}
+
+static struct module modules[] = {
+	{ "mem", mem_setup, mem_fold, 0, 0 },
+	{ "shanon", shanon_setup, shanon_fold, 0, 0 },
+	{ "fmap-priv", fmap_priv_setup, fmap_priv_fold, 0, 0 },
+	{ "fmap-shared", fmap_shared_setup, fmap_shared_fold, 0, 0 },
+	{ "brk", brk_setup, brk_fold, 0, 0 },
+	{ "regfile", regfile_setup, regfile_fold, 0, 0 },
+	{ "pipe", pipe_setup, pipe_fold, 0, 0 },
+	{ "fifo", fifo_setup, fifo_fold, 0, 0 },
+	{ "socketpair", socketpair_setup, socketpair_fold, 0, 0 },
+	{ "unlinked", unlinked_setup, unlinked_fold, 0, 0 },
+	{ "eventfd", eventfd_setup, eventfd_fold, 0, 0 },
+	{ "sigaction", sigaction_setup, sigaction_fold, 0, 0 },
+	{ "sigpending", sigpending_setup, sigpending_fold, 0, 0 },
+	{ "rlimit", rlimit_setup, rlimit_fold, 0, 0 },
+	{ "umask", umask_setup, umask_fold, 0, 0 },
+	/* threads last: they must see every other module's state built;
+	 * cwd just before, so the others still create files by full path */
+	{ "cwd", cwd_setup, cwd_fold, 0, 0 },
+	{ "threads", threads_setup, threads_fold, 0, 0 },
+};
+#define NMOD (sizeof(modules) / sizeof(modules[0]))
+
+static struct module *find_module(const char *name)
+{
+	for (size_t i = 0; i < NMOD; i++)
+		if (!strcmp(modules[i].name, name))
+			return &modules[i];
+	return NULL;
+}
+
+static uint64_t fold_all(int final, pid_t pid0, pid_t ppid0)
+{
+	pid_t pid = getpid(), ppid = getppid();
+	if (pid != pid0)
+		BAD("pid %d, was %d", pid, pid0);
+	if (my_idx && ppid != ppid0)
+		BAD("parent pid %d, was %d", ppid, ppid0);
+	uint64_t h = mix(mix(mix(0, my_idx), pid), my_idx ? ppid : 0);
+	for (size_t i = 0; i < NMOD; i++)
+		if (modules[i].on)
+			h = mix(h, modules[i].fold(final));
+	return h;
+}
+
+/* ---- the tree ----------------------------------------------------------- */
+
+struct rec {
+	int idx;
+	int bad;
+	uint64_t h;
+};
+
+static int res_pipe[2], go_pipe[2];
+static pid_t kids[2];
+static int nkids;
+static volatile sig_atomic_t got_usr1;
+static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
+
+/* Forks this process's children in the heap shape; returns in every process. */
+static void grow_tree(int ntree)
+{
+	for (int k = 1; k <= 2; k++) {
+		int c = 2 * my_idx + k;
+		if (c >= ntree)
+			break;
+		pid_t p = fork();
+		if (p < 0)
+			die("fork");
+		if (p == 0) {
+			my_idx = c;
+			nkids = 0;
+			grow_tree(ntree);
+			return;
+		}
+		kids[nkids++] = p;
+	}
+}
+
+static int reap_kids(void)
+{
+	int ok = 1;
+	for (int i = 0; i < nkids; i++) {
+		int st;
+		pid_t r;
+		while ((r = waitpid(kids[i], &st, 0)) < 0 && errno == EINTR)
+			;
+		if (r != kids[i]) {
+			BAD("waitpid(%d): %s", kids[i], strerror(errno));
+			ok = 0;
+		} else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			BAD("child %d ended with status 0x%x", kids[i], st);
+			ok = 0;
+		}
+	}
+	return ok;
+}
+
+static void collect(int n, uint64_t *hs)
+{
+	for (int got = 0; got < n; got++) {
+		struct rec r;
+		if (xread(res_pipe[0], &r, sizeof(r)) != sizeof(r) || r.idx <= 0 || r.idx > n) {
+			BAD("lost a report from the tree");
+			return;
+		}
+		hs[r.idx] = r.h;
+		bad_count += r.bad;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: wl WORKDIR MODULE=ARG...\n");
+		return 2;
+	}
+	if (!realpath(argv[1], workdir)) {
+		perror(argv[1]);
+		return 2;
+	}
+	int ntree = 1;
+	for (int i = 2; i < argc; i++) {
+		char name[64];
+		long arg;
+		if (sscanf(argv[i], "%63[^=]=%ld", name, &arg) != 2) {
+			fprintf(stderr, "wl: bad argument %s\n", argv[i]);
+			return 2;
+		}
+		if (!strcmp(name, "tree")) {
+			ntree = arg < 1 ? 1 : arg;
+			continue;
+		}
+		if (!strcmp(name, "files")) {
+			find_module("regfile")->on = 1, find_module("regfile")->arg = arg / 2;
+			find_module("pipe")->on = 1, find_module("pipe")->arg = arg / 4;
+			continue;
+		}
+		struct module *m = find_module(name);
+		if (!m) {
+			fprintf(stderr, "wl: unknown module %s\n", name);
+			return 2;
+		}
+		m->on = 1;
+		m->arg = arg;
+	}
+
+	struct rlimit nof;
+	if (!getrlimit(RLIMIT_NOFILE, &nof)) {
+		nof.rlim_cur = nof.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nof);
+	}
+	/* SIGUSR1 only while waiting in sigsuspend, in every process */
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	sigaction(SIGUSR1, &sa, NULL);
+
+	if (pipe(res_pipe) || pipe(go_pipe))
+		die("pipe");
+	grow_tree(ntree);
+
+	char dir[PATH_MAX];
+	pathf(dir, "");
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		die("mkdir");
+	pid_t pid0 = getpid(), ppid0 = getppid();
+	for (size_t i = 0; i < NMOD; i++)
+		if (modules[i].on)
+			modules[i].setup(modules[i].arg);
+	uint64_t before = fold_all(0, pid0, ppid0);
+
+	if (my_idx) {
+		struct rec r = { my_idx, bad_count, before };
+		xwrite(res_pipe[1], &r, sizeof(r));
+		char c;
+		while (read(go_pipe[0], &c, 1) < 0 && errno == EINTR)
+			;
+		int b0 = bad_count;
+		uint64_t after = fold_all(1, pid0, ppid0);
+		int ok = reap_kids();
+		r = (struct rec){ my_idx, bad_count - b0, after };
+		xwrite(res_pipe[1], &r, sizeof(r));
+		_exit(ok && bad_count == 0 ? 0 : 1);
+	}
+
+	uint64_t *hs = calloc(ntree, sizeof(*hs));
+	hs[0] = before;
+	collect(ntree - 1, hs);
+	uint64_t h = 0;
+	for (int i = 0; i < ntree; i++)
+		h = mix(h, hs[i]);
+	if (bad_count) {
+		say("BAD setup did not check out; not ready");
+		return 1;
+	}
+	say("READY %d %016llx", getpid(), (unsigned long long)h);
+
+	/* wait with today's mask minus SIGUSR1: modules may have blocked more */
+	sigset_t now;
+	sigprocmask(SIG_BLOCK, NULL, &now);
+	sigdelset(&now, SIGUSR1);
+	while (!got_usr1)
+		sigsuspend(&now);
+
+	char go[64] = { 0 };
+	for (int left = ntree - 1; left > 0; left -= 64)
+		xwrite(go_pipe[1], go, left > 64 ? 64 : left);
+	hs[0] = fold_all(1, pid0, ppid0);
+	collect(ntree - 1, hs);
+	reap_kids();
+	h = 0;
+	for (int i = 0; i < ntree; i++)
+		h = mix(h, hs[i]);
+	say("DONE %016llx%s", (unsigned long long)h, bad_count ? " (with BAD lines)" : "");
+	return bad_count ? 1 : 0;
+}
