@@ -5,12 +5,14 @@
  */
 import type { Backend, BackendName } from './types.js';
 import { userBackend } from './user/index.js';
+import { criuBackend } from './criu/index.js';
 
 export type * from './types.js';
 export { CrError } from '../userspace/errors.js';
 
 export const backends: Record<string, Backend> = {
   user: userBackend,
+  criu: criuBackend,
 };
 
 export function backendNames(): BackendName[] {

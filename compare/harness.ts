@@ -1,0 +1,427 @@
+/**
+ * The comparison's inner loop, independent of where it runs: for each case
+ * (a workload at a size, or a feature probe) through each backend, start
+ * the workload, wait until it is READY, dump it (not left running), check
+ * that its tasks are gone, restore it, let it finish and compare its
+ * checksum with the one it printed before the dump.
+ *
+ * Every backend is timed twice per repetition: as a library call made in
+ * this process ('lib') and as the command a user types ('cli': the `cr`
+ * driver; plus 'native' for CRIU: the `criu` binary itself). A failure is
+ * a record with ok=false and the reason, never a missing row.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Backend, CheckItem, ExitStatus, RestoreResult } from '../backends/types.js';
+import { descendants, hwmWindow, procState, tryReap } from './sys.js';
+
+export type Mode = 'lib' | 'cli' | 'native';
+export type Stage = 'available' | 'start' | 'dump' | 'gone' | 'restore' | 'finish' | 'check';
+
+export interface CaseSpec {
+  kind: 'bench' | 'feature';
+  /** Workload name (bench) or feature name (feature). */
+  workload: string;
+  group?: string;
+  size: number | null;
+  args: string[];
+}
+
+export interface MemoryUse {
+  /** Peak resident set in KiB, and what it covers. */
+  peakKiB?: number;
+  baseKiB?: number;
+  source: 'vmhwm-in-process' | 'wait4-maxrss';
+}
+
+export interface RunRecord {
+  kind: CaseSpec['kind'];
+  workload: string;
+  group?: string;
+  size: number | null;
+  backend: string;
+  mode: Mode;
+  rep: number;
+  ok: boolean;
+  stage?: Stage;
+  reason?: string;
+  expected?: string;
+  got?: string;
+  dump?: {
+    wallMs: number;
+    totalMs?: number;
+    freezeMs?: number;
+    frozenMs?: number;
+    imageBytes?: number;
+    pagesWritten?: number;
+    memory?: MemoryUse;
+  };
+  restore?: { wallMs: number; totalMs?: number; memory?: MemoryUse };
+}
+
+export type HarnessEvent =
+  | { t: 'plan'; total: number }
+  | { t: 'check'; backend: string; ok: boolean; reason?: string; items?: CheckItem[] }
+  | { t: 'start'; label: string }
+  | { t: 'record'; record: RunRecord }
+  | { t: 'info'; msg: string };
+
+export interface HarnessConfig {
+  registry: Record<string, Backend>;
+  backends: string[];
+  reps: number;
+  featureReps: number;
+  /** Which ways to invoke each backend for the bench cases (features use the first). */
+  modes: Mode[];
+  /** Scratch directory on the filesystem under test (tmpfs in the VM). */
+  scratch: string;
+  wlBin: string;
+  rusageBin: string;
+  /** argv prefix of the `cr` driver, e.g. ['node', '/…/dist/userspace/cli/cr.js']. */
+  crCli: string[];
+  criuBin: string;
+  /** Multiplies every timeout (TCG is slow). */
+  timeoutScale: number;
+  emit(ev: HarnessEvent): void;
+}
+
+/** The line protocol of wl (see compare/workloads/wl.c). */
+export interface WlOutput {
+  ready?: { pid: number; sum: string };
+  done?: string;
+  bad: string[];
+}
+
+export function parseWlOutput(text: string): WlOutput {
+  const out: WlOutput = { bad: [] };
+  for (const line of text.split('\n')) {
+    let m;
+    if ((m = line.match(/^READY (\d+) ([0-9a-f]{16})/))) out.ready = { pid: Number(m[1]), sum: m[2] };
+    else if ((m = line.match(/^DONE ([0-9a-f]{16})/))) out.done = m[1];
+    else if (line.startsWith('BAD ')) out.bad.push(line.slice(4));
+  }
+  return out;
+}
+
+export function oneLine(err: unknown): string {
+  const msg = err instanceof Error ? (err.name === 'CrError' ? err.message : `${err.name}: ${err.message}`) : String(err);
+  return msg.split('\n').find((l) => l.trim())?.trim() ?? 'unknown error';
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(fn: () => T | undefined | false, timeoutMs: number, stepMs = 20): Promise<T | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) return undefined;
+    await sleep(stepMs);
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)))]).finally(() => clearTimeout(timer));
+}
+
+export function dirBytes(dir: string): number {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) n += dirBytes(p);
+    else if (e.isFile()) n += fs.statSync(p).size;
+  }
+  return n;
+}
+
+function parseRusage(file: string): { wallMs: number; maxrssKiB: number; status: string } | undefined {
+  try {
+    const t = fs.readFileSync(file, 'utf8');
+    const m = t.match(/wall_us=(\d+) maxrss_kb=(\d+).*status=(\S+)/);
+    return m ? { wallMs: Number(m[1]) / 1000, maxrssKiB: Number(m[2]), status: m[3] } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A failed command's most telling line: the first error-looking line, else the last line. */
+export function telling(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.find((l) => /^(cr: |Error|error)/.test(l)) ?? lines.at(-1) ?? '(no output)';
+}
+
+class CaseFailure extends Error {
+  constructor(readonly stage: Stage, message: string) {
+    super(message);
+  }
+}
+
+/** Kill and reap whatever is left of a tree (best effort). */
+async function cleanupTree(pids: number[]): Promise<void> {
+  const all = new Set<number>();
+  for (const p of pids) for (const d of descendants(p)) all.add(d);
+  for (const p of all) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  await until(() => {
+    for (const p of all) tryReap(p);
+    return [...all].every((p) => procState(p) === null || procState(p) === 'Z' && tryReap(p).state === 'not-our-child');
+  }, 3000);
+}
+
+/** One dump + restore + check of one workload through one backend in one mode. */
+export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: string, mode: Mode, rep: number): Promise<RunRecord> {
+  const rec: RunRecord = { kind: spec.kind, workload: spec.workload, group: spec.group, size: spec.size, backend: backendName, mode, rep, ok: false };
+  const backend = cfg.registry[backendName];
+  const id = `${spec.workload}-${spec.size ?? 0}-${backendName}-${mode}-${rep}`.replace(/[^A-Za-z0-9_.-]+/g, '_');
+  const root = path.join(cfg.scratch, id);
+  const work = path.join(root, 'work');
+  const img = path.join(root, 'img');
+  const log = path.join(root, 'out.log');
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  fs.mkdirSync(img, { recursive: true });
+  const T = (ms: number) => ms * cfg.timeoutScale;
+  const readLog = () => parseWlOutput(fs.readFileSync(log, 'utf8'));
+  let pids: number[] = [];
+
+  try {
+    // start: its own session (so no backend needs a shell-job mode), output to a file
+    const logFd = fs.openSync(log, 'a');
+    const child = spawn(cfg.wlBin, [work, ...spec.args], { detached: true, stdio: ['ignore', logFd, logFd] });
+    fs.closeSync(logFd);
+    let exited: { code: number | null; signal: string | null } | undefined;
+    const exitP = new Promise<void>((r) => child.once('exit', (code, signal) => ((exited = { code, signal }), r())));
+    child.once('error', () => {});
+    if (!child.pid) throw new CaseFailure('start', `could not start ${cfg.wlBin}`);
+    pids = [child.pid];
+    const ready = await until(() => readLog().ready ?? (exited ? false : undefined), T(30_000 + (spec.size ?? 0) * 200));
+    if (!ready) {
+      const o = readLog();
+      throw new CaseFailure('start', exited ? `workload exited before READY (${o.bad[0] ?? `status ${exited.code ?? exited.signal}`})` : 'workload not READY in time');
+    }
+    const expected = ready.sum;
+    rec.expected = expected;
+    pids = descendants(child.pid);
+
+    // dump, not left running
+    if (mode === 'lib') {
+      if (!backend) throw new CaseFailure('available', 'backend not available');
+      const hwm = hwmWindow();
+      const t0 = performance.now();
+      try {
+        const r = await backend.dump({ pid: child.pid, dir: img, leaveRunning: false });
+        const wallMs = performance.now() - t0;
+        const m = hwm();
+        rec.dump = { wallMs, totalMs: r.stats.totalMs, freezeMs: r.stats.freezeMs, frozenMs: r.stats.frozenMs, imageBytes: r.stats.imageBytes,
+          pagesWritten: r.stats.pagesWritten, memory: { ...m, source: 'vmhwm-in-process' } };
+        if (r.pids.length) pids = [...new Set([...r.pids, ...pids])];
+      } catch (err) {
+        throw new CaseFailure('dump', oneLine(err));
+      }
+    } else {
+      const ru = path.join(root, 'dump.rusage');
+      const argv = mode === 'cli'
+        ? [...cfg.crCli, 'dump', `--backend=${backendName}`, '-t', String(child.pid), '-D', img]
+        : [cfg.criuBin, 'dump', '-t', String(child.pid), '-D', img, '-o', 'dump.log', '-v2'];
+      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: T(600_000) });
+      const u = parseRusage(ru);
+      if (r.exitCode !== 0) {
+        const why = mode === 'native' ? criuLogError(path.join(img, 'dump.log')) ?? telling(r.all ?? '') : telling(r.all ?? '');
+        throw new CaseFailure('dump', `${mode === 'native' ? 'criu' : 'cr'} dump exited ${r.exitCode}: ${why}`);
+      }
+      rec.dump = { wallMs: u?.wallMs ?? NaN, imageBytes: dirBytes(img), memory: { peakKiB: u?.maxrssKiB, source: 'wait4-maxrss' } };
+      if (mode === 'native') Object.assign(rec.dump, await criuStats(img, 'dump'));
+    }
+
+    // the tasks must be gone
+    await withTimeout(exitP, T(10_000));
+    const alive = await until(() => {
+      const left = pids.filter((p) => {
+        tryReap(p);
+        const s = procState(p);
+        return s !== null && s !== 'Z';
+      });
+      return left.length === 0 ? true : undefined;
+    }, T(5000));
+    if (!alive) {
+      const left = pids.filter((p) => procState(p) !== null && procState(p) !== 'Z');
+      throw new CaseFailure('gone', `task${left.length > 1 ? 's' : ''} ${left.join(' ')} still running after the dump`);
+    }
+    // zombies of the old tree hold their pids; they must be reaped before restore
+    await until(() => pids.every((p) => procState(p) === null || (tryReap(p), procState(p) === null)) || undefined, T(3000));
+
+    // restore
+    let rootPid = child.pid;
+    let result: RestoreResult | undefined;
+    if (mode === 'lib') {
+      const hwm = hwmWindow();
+      const t0 = performance.now();
+      try {
+        result = await backend!.restore({ dir: img, detach: false });
+      } catch (err) {
+        throw new CaseFailure('restore', oneLine(err));
+      }
+      rec.restore = { wallMs: performance.now() - t0, totalMs: result.stats.totalMs, memory: { ...hwm(), source: 'vmhwm-in-process' } };
+      if (result.pids[0]) rootPid = result.pids[0];
+
+    } else {
+      const ru = path.join(root, 'restore.rusage');
+      const argv = mode === 'cli'
+        ? [...cfg.crCli, 'restore', `--backend=${backendName}`, '-D', img, '--detach']
+        : [cfg.criuBin, 'restore', '-D', img, '-d', '-o', 'restore.log', '-v2'];
+      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: T(600_000) });
+      const u = parseRusage(ru);
+      if (r.exitCode !== 0) {
+        const why = mode === 'native' ? criuLogError(path.join(img, 'restore.log')) ?? telling(r.all ?? '') : telling(r.all ?? '');
+        throw new CaseFailure('restore', `${mode === 'native' ? 'criu' : 'cr'} restore exited ${r.exitCode}: ${why}`);
+      }
+      rec.restore = { wallMs: u?.wallMs ?? NaN, memory: { peakKiB: u?.maxrssKiB, source: 'wait4-maxrss' } };
+      if (mode === 'native') {
+        const s = await criuStats(img, 'restore');
+        if (s.restoreMs !== undefined) rec.restore.totalMs = s.restoreMs;
+      }
+      const printed = Number((r.stdout ?? '').trim().split('\n').at(-1));
+      if (mode === 'cli' && printed > 0) rootPid = printed;
+    }
+    pids = [...new Set([rootPid, ...pids])];
+    if (procState(rootPid) === null) {
+      const o = readLog();
+      throw new CaseFailure('restore', `restored root ${rootPid} is not running${o.bad[0] ? ` (${o.bad[0]})` : ''}`);
+    }
+
+    // finish: SIGUSR1, then DONE and an exit status
+    try {
+      process.kill(rootPid, 'SIGUSR1');
+    } catch (err) {
+      throw new CaseFailure('finish', `cannot signal restored root ${rootPid}: ${oneLine(err)}`);
+    }
+    const finishMs = T(30_000 + (spec.size ?? 0) * 200);
+    let status: ExitStatus | undefined;
+    if (result) {
+      const st = await withTimeout(result.wait().catch(() => undefined), finishMs);
+      if (st !== 'timeout' && st) status = st;
+    }
+    if (!status) {
+      status = await until(() => {
+        const r = tryReap(rootPid);
+        if (r.state === 'exited') return { code: r.code, signal: r.signal };
+        if (r.state === 'not-our-child' && procState(rootPid) === null) return { code: null, signal: null };
+        return undefined;
+      }, finishMs);
+    }
+    const out = readLog();
+    if (!status) {
+      throw new CaseFailure('finish', `restored workload did not finish (state ${procState(rootPid)}${out.bad[0] ? `; ${out.bad[0]}` : ''})`);
+    }
+
+    // check
+    rec.got = out.done;
+    const problems: string[] = [];
+    if (!out.done) problems.push('no DONE line');
+    else if (out.done !== expected) problems.push(`checksum ${out.done} ≠ expected ${expected}`);
+    if (out.bad.length) problems.push(out.bad.slice(0, 2).join('; '));
+    if (status.signal) problems.push(`killed by ${status.signal}`);
+    else if (status.code !== null && status.code !== 0) problems.push(`exit status ${status.code}`);
+    if (problems.length) throw new CaseFailure('check', problems.join('; '));
+    rec.ok = true;
+  } catch (err) {
+    if (err instanceof CaseFailure) {
+      rec.stage = err.stage;
+      rec.reason = err.message;
+    } else {
+      rec.stage = 'check';
+      rec.reason = `harness error: ${oneLine(err)}`;
+    }
+  } finally {
+    await cleanupTree(pids);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  return rec;
+}
+
+/** The first error line of a CRIU log ("Error (criu/…): …"), if any. */
+export function criuLogError(file: string): string | undefined {
+  try {
+    const t = fs.readFileSync(file, 'utf8');
+    const line = t.split('\n').find((l) => /Error \(|^Error|\bERROR\b/.test(l));
+    return line?.replace(/^\(\s*[\d.]+\)\s*/, '').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** CRIU's own statistics for a native run, decoded by the criu backend's image reader. */
+async function criuStats(dir: string, which: 'dump' | 'restore'): Promise<{ freezeMs?: number; frozenMs?: number; pagesWritten?: number; restoreMs?: number }> {
+  try {
+    const { readStats } = await import('../backends/criu/images.js');
+    if (which === 'dump') {
+      const s = await readStats(dir, 'dump');
+      if (!s) return {};
+      return { freezeMs: s.freezing_time !== undefined ? s.freezing_time / 1000 : undefined, frozenMs: s.frozen_time !== undefined ? s.frozen_time / 1000 : undefined,
+        pagesWritten: s.pages_written };
+    }
+    const s = await readStats(dir, 'restore');
+    return { restoreMs: s?.restore_time !== undefined ? s.restore_time / 1000 : undefined };
+  } catch {
+    return {};
+  }
+}
+
+/** Which modes a backend is measured in. */
+export function modesFor(cfg: HarnessConfig, backend: string, kind: CaseSpec['kind']): Mode[] {
+  const m = cfg.modes.filter((x) => x !== 'native' || backend === 'criu');
+  return kind === 'feature' ? m.slice(0, 1) : m;
+}
+
+/** The whole matrix: every case through every backend, every mode, every repetition. */
+export async function runAll(cfg: HarnessConfig, cases: CaseSpec[]): Promise<{ records: RunRecord[]; checks: Record<string, { ok: boolean; reason?: string; items?: CheckItem[] }> }> {
+  const checks: Record<string, { ok: boolean; reason?: string; items?: CheckItem[] }> = {};
+  for (const b of cfg.backends) {
+    const backend = cfg.registry[b];
+    if (!backend) {
+      checks[b] = { ok: false, reason: 'backend not available' };
+    } else {
+      try {
+        const items = await backend.check();
+        const failed = items.filter((i) => i.required && !i.ok);
+        checks[b] = failed.length ? { ok: false, reason: `check failed: ${failed.map((i) => `${i.name}: ${i.detail}`).join('; ')}`, items } : { ok: true, items };
+      } catch (err) {
+        checks[b] = { ok: false, reason: `check failed: ${oneLine(err)}` };
+      }
+    }
+    cfg.emit({ t: 'check', backend: b, ...checks[b] });
+  }
+
+  let total = 0;
+  for (const c of cases) for (const b of cfg.backends) total += modesFor(cfg, b, c.kind).length * (c.kind === 'feature' ? cfg.featureReps : cfg.reps);
+  cfg.emit({ t: 'plan', total });
+
+  const records: RunRecord[] = [];
+  for (const c of cases) {
+    for (const b of cfg.backends) {
+      for (const mode of modesFor(cfg, b, c.kind)) {
+        const reps = c.kind === 'feature' ? cfg.featureReps : cfg.reps;
+        for (let rep = 0; rep < reps; rep++) {
+          cfg.emit({ t: 'start', label: `${c.workload}${c.size !== null ? ` ${c.size}` : ''} · ${b} · ${mode} · #${rep + 1}` });
+          let rec: RunRecord;
+          if (!checks[b].ok) {
+            rec = { kind: c.kind, workload: c.workload, group: c.group, size: c.size, backend: b, mode, rep, ok: false, stage: 'available', reason: checks[b].reason };
+          } else {
+            rec = await runCycle(cfg, c, b, mode, rep);
+          }
+          records.push(rec);
+          cfg.emit({ t: 'record', record: rec });
+        }
+      }
+    }
+  }
+  return { records, checks };
+}

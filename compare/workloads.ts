@@ -1,0 +1,90 @@
+/**
+ * What the comparison runs: scaled workloads for the timing tables and
+ * plots, and one small probe per kind of state for the feature matrix.
+ * All of them are the same program, compare/workloads/bin/wl, with
+ * different modules switched on (see wl.c).
+ */
+
+export interface Workload {
+  name: string;
+  /** What the size means, for tables and plot axes. */
+  unit: string;
+  /** wl's module arguments for a size. */
+  args(size: number): string[];
+  sizes: number[];
+  quickSizes: number[];
+  about: string;
+}
+
+export const workloads: Workload[] = [
+  {
+    name: 'mem',
+    unit: 'MiB',
+    args: (n) => [`mem=${n}`],
+    sizes: [16, 64, 256],
+    quickSizes: [8, 32],
+    about: 'one process, N MiB of private anonymous memory filled with a known pattern',
+  },
+  {
+    name: 'tree',
+    unit: 'processes',
+    args: (n) => [`tree=${n}`],
+    sizes: [1, 4, 16],
+    quickSizes: [2, 8],
+    about: 'N processes in a binary tree, each checking its pid, parent and a pattern',
+  },
+  {
+    name: 'threads',
+    unit: 'threads',
+    args: (n) => [`threads=${n}`],
+    sizes: [1, 8, 32],
+    quickSizes: [4],
+    about: 'one process with N extra threads, each checking its tid, TLS and stack',
+  },
+  {
+    name: 'files',
+    unit: 'fds',
+    args: (n) => [`files=${n}`],
+    sizes: [16, 128, 512],
+    quickSizes: [32],
+    about: 'about N descriptors: N/2 regular files (content, offset, flags), N/4 pipes with data in flight',
+  },
+  {
+    name: 'mix',
+    unit: 'processes',
+    args: (n) => [`tree=${n}`, 'mem=4', 'threads=2', 'files=16', 'eventfd=5', 'socketpair=100'],
+    sizes: [3],
+    quickSizes: [3],
+    about: 'N processes, each with 4 MiB, 2 threads, 16 descriptors, an eventfd and a socket pair',
+  },
+];
+
+export interface Feature {
+  name: string;
+  group: string;
+  args: string[];
+}
+
+/** One probe per kind of state; each is a run of wl with that module alone. */
+export const features: Feature[] = [
+  { group: 'memory', name: 'private anonymous memory', args: ['mem=1'] },
+  { group: 'memory', name: 'shared anonymous memory', args: ['shanon=256'] },
+  { group: 'memory', name: 'private file mapping (COW pages)', args: ['fmap-priv=64'] },
+  { group: 'memory', name: 'shared file mapping', args: ['fmap-shared=64'] },
+  { group: 'memory', name: 'brk heap', args: ['brk=256'] },
+  { group: 'tasks', name: 'process tree (3 processes)', args: ['tree=3'] },
+  { group: 'tasks', name: 'threads (2 extra)', args: ['threads=2'] },
+  { group: 'files', name: 'regular files: content, offset, flags', args: ['regfile=4'] },
+  { group: 'files', name: 'unlinked open file', args: ['unlinked=16'] },
+  { group: 'files', name: 'pipes with data in flight', args: ['pipe=2'] },
+  { group: 'files', name: 'FIFO with data in flight', args: ['fifo=100'] },
+  { group: 'files', name: 'unix socket pair with queued data', args: ['socketpair=300'] },
+  { group: 'files', name: 'eventfd counter', args: ['eventfd=77'] },
+  { group: 'signals', name: 'signal handler, flags and mask', args: ['sigaction=1'] },
+  { group: 'signals', name: 'pending queued real-time signal', args: ['sigpending=1'] },
+  { group: 'process', name: 'working directory', args: ['cwd=1'] },
+  { group: 'process', name: 'resource limits', args: ['rlimit=1'] },
+  { group: 'process', name: 'umask', args: ['umask=1'] },
+];
+
+export const workloadByName = (name: string) => workloads.find((w) => w.name === name);
