@@ -1,0 +1,144 @@
+/**
+ * The user backend's image directory.
+ *
+ * Each kind of state is one protobuf message in its own file
+ * (`KIND-PID.img`, schema in images/KIND.proto) behind a 16-byte header:
+ * magic "CRLB", format version, payload length, CRC-32 of the payload.
+ * Memory pages are raw in `pages-PID.img`, checked by a CRC in the mm image.
+ * `inventory.img` is written last, so a directory without it is no image.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import protobuf from 'protobufjs';
+import { CrError } from '../../userspace/errors.js';
+import { packageRoot } from '../../userspace/paths.js';
+
+export const FORMAT_VERSION = 1;
+const MAGIC = 0x424c5243; // "CRLB" little-endian
+const HEADER_SIZE = 16;
+const KINDS = ['inventory', 'cpu', 'mm', 'files', 'signals', 'process'] as const;
+export type ImageKind = (typeof KINDS)[number];
+
+const MESSAGE_OF: Record<ImageKind, string> = {
+  inventory: 'Inventory', cpu: 'Cpu', mm: 'Mm', files: 'Files', signals: 'Signals', process: 'Process',
+};
+
+let root: protobuf.Root | undefined;
+function schema(kind: ImageKind): protobuf.Type {
+  root ??= new protobuf.Root().loadSync(KINDS.map((k) => path.join(packageRoot, 'backends', 'user', 'images', `${k}.proto`)), { keepCase: true });
+  return root.lookupType(`crlab.user.${MESSAGE_OF[kind]}`);
+}
+
+const LONG_TYPES = new Set(['uint64', 'int64', 'sint64', 'fixed64', 'sfixed64']);
+
+/** Plain data from a decoded message, with 64-bit fields as bigint. */
+function toPlain(type: protobuf.Type, msg: protobuf.Message): unknown {
+  const obj = type.toObject(msg, { longs: String, enums: String, defaults: true, arrays: true }) as Record<string, unknown>;
+  const convert = (t: protobuf.Type, o: Record<string, unknown>) => {
+    for (const field of t.fieldsArray) {
+      const v = o[field.name];
+      const one = (x: unknown) => {
+        if (LONG_TYPES.has(field.type)) return BigInt(x as string);
+        if (field.resolvedType instanceof protobuf.Type && x) convert(field.resolvedType, x as Record<string, unknown>);
+        if (field.type === 'bytes') return Buffer.from(x as Uint8Array);
+        return x;
+      };
+      o[field.name] = Array.isArray(v) ? v.map(one) : v === undefined ? v : one(v);
+    }
+  };
+  convert(type, obj);
+  return obj;
+}
+
+/** protobufjs takes 64-bit values as decimal strings, not bigint. */
+function forProtobuf(v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return v.map(forProtobuf);
+  if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, forProtobuf(x)]));
+  }
+  return v;
+}
+
+export function imageFile(dir: string, kind: ImageKind | 'pages', pid?: number): string {
+  return path.join(dir, pid === undefined ? `${kind}.img` : `${kind}-${pid}.img`);
+}
+
+export function encodeImage(kind: ImageKind, data: object): Buffer {
+  const type = schema(kind);
+  const payload = Buffer.from(type.encode(type.fromObject(forProtobuf(data) as object)).finish());
+  const header = Buffer.alloc(HEADER_SIZE);
+  header.writeUInt32LE(MAGIC, 0);
+  header.writeUInt32LE(FORMAT_VERSION, 4);
+  header.writeUInt32LE(payload.length, 8);
+  header.writeUInt32LE(zlib.crc32(payload), 12);
+  return Buffer.concat([header, payload]);
+}
+
+export function decodeImage<T>(kind: ImageKind, file: string, bytes: Buffer): T {
+  const name = path.basename(file);
+  if (bytes.length < HEADER_SIZE) throw new CrError(`${name}: truncated image (${bytes.length} bytes)`);
+  if (bytes.readUInt32LE(0) !== MAGIC) throw new CrError(`${name}: not a cr-lab user image (bad magic)`);
+  const version = bytes.readUInt32LE(4);
+  if (version !== FORMAT_VERSION) throw new CrError(`${name}: image format ${version} is not supported (this cr reads format ${FORMAT_VERSION})`);
+  const len = bytes.readUInt32LE(8);
+  if (bytes.length !== HEADER_SIZE + len) throw new CrError(`${name}: truncated image (${bytes.length - HEADER_SIZE} of ${len} payload bytes)`);
+  const payload = bytes.subarray(HEADER_SIZE);
+  if (zlib.crc32(payload) !== bytes.readUInt32LE(12)) throw new CrError(`${name}: corrupted image (checksum mismatch)`);
+  const type = schema(kind);
+  try {
+    return toPlain(type, type.decode(payload)) as T;
+  } catch (err) {
+    throw new CrError(`${name}: corrupted image (${(err as Error).message})`);
+  }
+}
+
+/** Writes images into a directory and remembers them, so a failed dump can take them back. */
+export class ImageWriter {
+  readonly dir: string;
+  private readonly written: string[] = [];
+  constructor(dir: string) {
+    this.dir = dir;
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw new CrError(`cannot create image directory ${dir}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+    // A leftover inventory would make a half-written new image look complete.
+    fs.rmSync(imageFile(dir, 'inventory'), { force: true });
+  }
+
+  write(kind: ImageKind, pid: number | undefined, data: object): void {
+    const file = imageFile(this.dir, kind, pid);
+    this.written.push(file);
+    fs.writeFileSync(file, encodeImage(kind, data));
+  }
+
+  /** Open a raw data file (pages) for streaming writes. */
+  openRaw(kind: 'pages', pid: number): number {
+    const file = imageFile(this.dir, kind, pid);
+    this.written.push(file);
+    return fs.openSync(file, 'w');
+  }
+
+  /** Remove everything this writer wrote. */
+  discard(): void {
+    for (const file of this.written) fs.rmSync(file, { force: true });
+  }
+
+  bytes(): number {
+    return this.written.reduce((sum, f) => sum + (fs.existsSync(f) ? fs.statSync(f).size : 0), 0);
+  }
+}
+
+export function readImage<T>(dir: string, kind: ImageKind, pid?: number): T {
+  const file = imageFile(dir, kind, pid);
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    throw new CrError(`${file}: cannot read image (${(err as NodeJS.ErrnoException).code})`);
+  }
+  return decodeImage<T>(kind, file, bytes);
+}

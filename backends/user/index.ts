@@ -1,0 +1,69 @@
+/**
+ * The user backend: checkpoint/restart from userspace, through /proc,
+ * ptrace and a few kernel interfaces made for it (the CRIU approach).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import type { Backend, CheckItem } from '../types.js';
+import { nativeBin } from '../../userspace/paths.js';
+import { imageFile } from './image.js';
+import { readInventory } from './inventory.js';
+import { dump } from './dump.js';
+import { restore } from './restore.js';
+import { STATE_MODULES } from './state/index.js';
+
+function kernelAtLeast(major: number, minor: number): boolean {
+  const [ma, mi] = os.release().split('.').map(Number);
+  return ma > major || (ma === major && mi >= minor);
+}
+
+function fileCheck(name: string, file: string, required: boolean, missing: string): CheckItem {
+  const ok = fs.existsSync(file);
+  return { name, ok, required, detail: ok ? file : missing };
+}
+
+export const userBackend: Backend = {
+  name: 'user',
+  summary: 'userspace c/r through /proc and ptrace (the CRIU approach), written in TypeScript',
+
+  async check() {
+    const root = process.geteuid?.() === 0;
+    let yama = '0';
+    try {
+      yama = fs.readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim();
+    } catch {
+      /* no Yama: classic ptrace rules */
+    }
+    const config = fs.existsSync('/proc/self/map_files');
+    return [
+      { name: 'root', ok: root, required: true, detail: root ? 'running as root' : 'restore chooses pids and sets mm fields: run as root' },
+      { name: 'ptrace', ok: yama !== '3', required: true, detail: `Yama ptrace_scope ${yama}${yama === '3' ? ': ptrace is disabled' : ''}` },
+      { name: 'clone3 set_tid', ok: kernelAtLeast(5, 5), required: true, detail: `kernel ${os.release()} (needs 5.5 or later)` },
+      { name: 'CONFIG_CHECKPOINT_RESTORE', ok: config, required: true, detail: config ? 'PR_SET_MM_MAP, ARCH_MAP_VDSO, map_files present' : 'kernel built without CONFIG_CHECKPOINT_RESTORE' },
+      fileCheck('/proc/PID/pagemap', '/proc/self/pagemap', true, 'no pagemap: cannot tell which pages to save'),
+      fileCheck('ns_last_pid', '/proc/sys/kernel/ns_last_pid', false, 'not needed: pids are chosen with clone3 set_tid'),
+      fileCheck('cr-mktree', nativeBin('cr-mktree'), true, 'helper not built: run npm run build'),
+    ];
+  },
+
+  dump,
+  restore,
+
+  async recognizes(dir) {
+    return fs.existsSync(imageFile(dir, 'inventory'));
+  },
+
+  async describe(dir) {
+    const inv = readInventory(dir);
+    const lines = [
+      `user-backend image, format ${inv.format_version}, ${inv.arch}, kernel ${inv.kernel_release}, made ${new Date(Number(inv.created_ms)).toISOString()}`,
+    ];
+    const tasks = inv.tasks.map((t) => {
+      const states = Object.fromEntries(STATE_MODULES.map((m) => [m.name, m.load(dir, t.pid).describe()]));
+      lines.push(`task ${t.pid} (${t.comm}) ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}`);
+      for (const [name, l] of Object.entries(states)) lines.push(`  ${name}:`, ...l.map((x) => `    ${x}`));
+      return { ...t, ...states };
+    });
+    return { backend: 'user', lines, data: { ...inv, created_ms: Number(inv.created_ms), tasks } };
+  },
+};

@@ -1,0 +1,34 @@
+/** inventory.img: what wrote the image, and the task tree it holds. */
+import { CrError } from '../../userspace/errors.js';
+import { imageFile, readImage } from './image.js';
+
+export interface TaskEntry {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  comm: string;
+}
+
+export interface Inventory {
+  format_version: number;
+  arch: string;
+  kernel_release: string;
+  created_ms: bigint;
+  page_size: number;
+  tasks: TaskEntry[];
+}
+
+export function readInventory(dir: string): Inventory {
+  const inv = readImage<Inventory>(dir, 'inventory');
+  const file = imageFile(dir, 'inventory');
+  if (inv.arch !== process.arch) throw new CrError(`${file}: image is for ${inv.arch}, this machine is ${process.arch}`);
+  if (inv.page_size !== 4096) throw new CrError(`${file}: page size ${inv.page_size} is not supported`);
+  if (!inv.tasks.length) throw new CrError(`${file}: corrupted image (no tasks)`);
+  const seen = new Set<number>();
+  for (const [i, t] of inv.tasks.entries()) {
+    if (t.pid <= 0 || seen.has(t.pid) || (i > 0 && !seen.has(t.ppid))) throw new CrError(`${file}: corrupted image (bad task tree)`);
+    seen.add(t.pid);
+  }
+  return inv;
+}

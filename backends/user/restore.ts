@@ -1,0 +1,123 @@
+/**
+ * Restart from a user-backend image. Every image is read and checked before
+ * anything runs; then cr-mktree creates placeholder tasks with the original
+ * pids, and each is seized and rebuilt by injected system calls, one state
+ * module after another, before it is let go as the checkpointed program.
+ * If anything fails, every placeholder is killed: no half-restored task runs.
+ */
+import fs from 'node:fs';
+import readline from 'node:readline';
+import { execa, type ResultPromise } from 'execa';
+import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
+import { CrError } from '../../userspace/errors.js';
+import { nativeBin } from '../../userspace/paths.js';
+import { procMaps } from '../../userspace/proc/parse.js';
+import { SIG } from '../../userspace/sys/constants.js';
+import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
+import { kill, pidExists, SysError } from '../../userspace/sys/libc.js';
+import { Tracee } from '../../userspace/sys/ptrace.js';
+import { readInventory, type Inventory } from './inventory.js';
+import { STATE_MODULES } from './state/index.js';
+import { mappedRanges } from './state/memory.js';
+import type { LoadedState, RestoreTask } from './state/module.js';
+
+const MMAP_MIN_ADDR = 0x10000n;
+
+/** A free range for the injection area, in both the placeholder's layout and the image's. */
+function bootstrapAddress(pid: number, imageRanges: [bigint, bigint][]): number {
+  const used = [...procMaps(pid).map((m): [bigint, bigint] => [m.start, m.end]), ...imageRanges].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  let at = MMAP_MIN_ADDR;
+  for (const [start, end] of used) {
+    if (start >= at + BigInt(SCRATCH_SIZE)) break;
+    if (end > at) at = end;
+  }
+  return Number(at);
+}
+
+const HELPER_OPTIONS = (detached: boolean) =>
+  ({
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached, reject: false, buffer: false,
+    // Without rseq, the kernel does not write into the placeholder's TLS
+    // while its memory is being replaced.
+    env: { GLIBC_TUNABLES: 'glibc.pthread.rseq=0' },
+  }) as const;
+type Helper = ResultPromise<ReturnType<typeof HELPER_OPTIONS>>;
+
+/** Returns the helper wrapped: awaiting a ResultPromise itself would wait for its exit. */
+async function createTasks(inv: Inventory, detach: boolean): Promise<{ helper: Helper }> {
+  const args = inv.tasks.map((t) => `${t.pid}:${t.ppid}`);
+  const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach));
+  const ready = new Set<number>();
+  const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
+  for await (const line of lines) {
+    const m = /^(ready|error) (\d+)(?:: (.*))?$/.exec(line);
+    if (m?.[1] === 'error') {
+      helper.kill('SIGKILL');
+      throw new CrError(`cannot create pid ${m[2]}: ${m[3]}`);
+    }
+    if (m) ready.add(Number(m[2]));
+    if (ready.size === inv.tasks.length) break;
+  }
+  if (ready.size !== inv.tasks.length) {
+    const r = await helper;
+    throw new CrError(`cr-mktree failed to create the tasks (${r.signal ?? `exit ${r.exitCode}`})`);
+  }
+  return { helper };
+}
+
+function rebuild(pid: number, dir: string, states: LoadedState[], imageRanges: [bigint, bigint][], log: (l: string) => void): void {
+  const tracee = Tracee.seize(pid);
+  const inj = Injection.begin(tracee, bootstrapAddress(pid, imageRanges));
+  const task: RestoreTask = { pid, dir, tracee, inj, log };
+  STATE_MODULES.forEach((m, i) => {
+    states[i].restore(task);
+    log(`pid ${pid}: ${m.name} restored`);
+  });
+  inj.endRestore();
+  for (const s of states) s.finish(task);
+  tracee.detach();
+}
+
+export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  const log = opts.log ?? (() => {});
+  const t0 = performance.now();
+  if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
+  if (opts.pidns) throw new CrError('the user backend cannot restore into a new pid namespace yet');
+  const inv = readInventory(opts.dir);
+  const loaded = inv.tasks.map((t) => ({ pid: t.pid, states: STATE_MODULES.map((m) => m.load(opts.dir, t.pid)) }));
+  for (const t of inv.tasks) {
+    if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
+  }
+
+  const { helper } = await createTasks(inv, !!opts.detach);
+  try {
+    for (const t of loaded) {
+      rebuild(t.pid, opts.dir, t.states, mappedRanges(opts.dir, t.pid), log);
+    }
+  } catch (err) {
+    for (const t of inv.tasks) {
+      try {
+        kill(t.pid, SIG.KILL);
+      } catch {
+        /* already gone */
+      }
+    }
+    helper.kill('SIGKILL');
+    await helper;
+    throw err instanceof SysError ? new CrError(`restore failed: ${err.message}`, { cause: err }) : err;
+  }
+
+  if (opts.detach) {
+    helper.unref();
+    helper.stdio[3]?.destroy();
+  }
+  return {
+    pids: inv.tasks.map((t) => t.pid),
+    stats: { totalMs: performance.now() - t0 },
+    async wait(): Promise<ExitStatus> {
+      if (opts.detach) throw new CrError('the restored tree was detached; nobody waits for it');
+      const r = await helper;
+      return { code: r.signal ? null : (r.exitCode ?? null), signal: (r.signal as NodeJS.Signals | undefined) ?? null };
+    },
+  };
+}

@@ -1,0 +1,301 @@
+/**
+ * Memory: every VMA with its protection and backing, the mm layout fields
+ * (brk, stack, argv/env, auxv, exe), and the contents of every page that
+ * is not simply the backing file's: anonymous pages and the private copies
+ * a process made of file pages.
+ */
+import fs from 'node:fs';
+import zlib from 'node:zlib';
+import { CrError } from '../../../userspace/errors.js';
+import { type MapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
+import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT } from '../../../userspace/sys/constants.js';
+import { imageFile, readImage } from '../image.js';
+import { defineState, hex, type DumpTask } from './module.js';
+
+type VmaKind = 'ANON_PRIVATE' | 'ANON_SHARED' | 'FILE_PRIVATE' | 'FILE_SHARED' | 'VDSO' | 'VVAR';
+
+interface Vma {
+  start: bigint;
+  end: bigint;
+  prot: number;
+  kind: VmaKind;
+  growsdown: boolean;
+  path: string;
+  pgoff: bigint;
+  name: string;
+}
+
+interface MmLayout {
+  start_code: bigint; end_code: bigint; start_data: bigint; end_data: bigint;
+  start_brk: bigint; brk: bigint; start_stack: bigint;
+  arg_start: bigint; arg_end: bigint; env_start: bigint; env_end: bigint;
+  auxv: Buffer;
+  exe: string;
+}
+
+interface PageRun {
+  vaddr: bigint;
+  nr_pages: number;
+}
+
+export interface MmImage {
+  layout: MmLayout;
+  vmas: Vma[];
+  pages: PageRun[];
+  pages_crc32: number;
+  /** Where the pages file is; not part of the image message. */
+  pagesFile: string;
+}
+
+const PAGE = BigInt(PAGE_SIZE);
+/** Largest run of pages read or written in one go. */
+const CHUNK_PAGES = 4096;
+const PM_PRESENT = 1n << 63n;
+const PM_SWAPPED = 1n << 62n;
+const PM_FILE = 1n << 61n;
+const TASK_SIZE = 0x7ffffffff000n;
+
+/** How a /proc/PID/maps entry is saved and rebuilt; refuses what this backend cannot. */
+function classify(pid: number, m: MapsEntry): Vma | null {
+  const prot = (m.read ? PROT.READ : 0) | (m.write ? PROT.WRITE : 0) | (m.exec ? PROT.EXEC : 0);
+  const base = { start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '' };
+  const where = `pid ${pid} mapping ${hex(m.start)}-${hex(m.end)}`;
+  if (m.path === '[vsyscall]') return null;
+  if (m.path === '[vdso]') return { ...base, kind: 'VDSO', name: m.path };
+  if (m.path === '[vvar]' || m.path === '[vvar_vclock]') return { ...base, kind: 'VVAR', name: m.path };
+  if (m.path === '' || m.path.startsWith('[')) {
+    return { ...base, kind: m.shared ? 'ANON_SHARED' : 'ANON_PRIVATE', name: m.path, pgoff: 0n };
+  }
+  // Shared anonymous memory is a deleted file on the internal shmem mount.
+  if (m.shared && m.path === '/dev/zero (deleted)') return { ...base, kind: 'ANON_SHARED', pgoff: 0n };
+  if (m.path.startsWith('/SYSV')) throw new CrError(`${where}: SysV shared memory is not supported`);
+  if (m.path.startsWith('/memfd:')) throw new CrError(`${where}: memfd mapping is not supported`);
+  if (m.path.endsWith(' (deleted)')) throw new CrError(`${where}: the mapped file ${m.path} was deleted`);
+  return { ...base, kind: m.shared ? 'FILE_SHARED' : 'FILE_PRIVATE', path: m.path };
+}
+
+/** Whether a page's contents must be saved, given its pagemap entry. */
+function mustSave(kind: VmaKind, entry: bigint): boolean {
+  if (!(entry & (PM_PRESENT | PM_SWAPPED))) return false;
+  if (kind === 'FILE_PRIVATE') return !(entry & PM_FILE); // only the private copies
+  return kind === 'ANON_PRIVATE' || kind === 'ANON_SHARED';
+}
+
+function dumpPages(task: DumpTask, vmas: Vma[]): { runs: PageRun[]; crc: number } {
+  const pagemap = fs.openSync(`/proc/${task.pid}/pagemap`, 'r');
+  const out = task.images.openRaw('pages', task.pid);
+  const runs: PageRun[] = [];
+  const entries = Buffer.alloc(CHUNK_PAGES * 8);
+  const data = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+  let crc = 0;
+  try {
+    for (const vma of vmas) {
+      if (vma.kind !== 'ANON_PRIVATE' && vma.kind !== 'ANON_SHARED' && vma.kind !== 'FILE_PRIVATE') continue;
+      const firstRun = runs.length; // runs never span two mappings
+      for (let at = vma.start; at < vma.end; ) {
+        const n = Number((vma.end - at) / PAGE < CHUNK_PAGES ? (vma.end - at) / PAGE : BigInt(CHUNK_PAGES));
+        fs.readSync(pagemap, entries, 0, n * 8, Number((at / PAGE) * 8n));
+        for (let i = 0; i < n; ) {
+          if (!mustSave(vma.kind, entries.readBigUInt64LE(i * 8))) {
+            i++;
+            continue;
+          }
+          let j = i + 1;
+          while (j < n && mustSave(vma.kind, entries.readBigUInt64LE(j * 8))) j++;
+          const vaddr = at + BigInt(i) * PAGE;
+          const bytes = task.tracee.readMem(Number(vaddr), (j - i) * PAGE_SIZE, data.subarray(0, (j - i) * PAGE_SIZE));
+          writeAll(out, bytes);
+          crc = zlib.crc32(bytes, crc);
+          const last = runs.length > firstRun ? runs.at(-1) : undefined;
+          if (last && last.vaddr + BigInt(last.nr_pages) * PAGE === vaddr) last.nr_pages += j - i;
+          else runs.push({ vaddr, nr_pages: j - i });
+          task.stats.pagesWritten += j - i;
+          i = j;
+        }
+        at += BigInt(n) * PAGE;
+      }
+    }
+    fs.fsyncSync(out);
+  } finally {
+    fs.closeSync(pagemap);
+    fs.closeSync(out);
+  }
+  return { runs, crc };
+}
+
+function writeAll(fd: number, buf: Buffer): void {
+  for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done, buf.length - done);
+}
+
+function layoutOf(task: DumpTask): MmLayout {
+  const stat = procStat(task.pid);
+  const f = (n: number) => statField(stat, n);
+  let exe: string;
+  try {
+    exe = fs.readlinkSync(`/proc/${task.pid}/exe`);
+  } catch {
+    throw new CrError(`pid ${task.pid}: cannot read its executable (a kernel thread?)`);
+  }
+  if (exe.endsWith(' (deleted)')) throw new CrError(`pid ${task.pid}: its executable ${exe} was deleted`);
+  return {
+    start_code: f(26), end_code: f(27), start_stack: f(28),
+    start_data: f(45), end_data: f(46), start_brk: f(47),
+    // stat does not show the current break: ask the task itself.
+    brk: task.tracee.syscallOk('brk(0)', NR.brk, 0),
+    arg_start: f(48), arg_end: f(49), env_start: f(50), env_end: f(51),
+    auxv: fs.readFileSync(`/proc/${task.pid}/auxv`),
+    exe,
+  };
+}
+
+/** struct prctl_mm_map for PR_SET_MM_MAP. */
+function prctlMmMap(l: MmLayout, auxvAddr: number, exeFd: number): Buffer {
+  const b = Buffer.alloc(104);
+  [l.start_code, l.end_code, l.start_data, l.end_data, l.start_brk, l.brk, l.start_stack,
+    l.arg_start, l.arg_end, l.env_start, l.env_end, BigInt(auxvAddr)].forEach((v, i) => b.writeBigUInt64LE(v, i * 8));
+  b.writeUInt32LE(l.auxv.length, 96);
+  b.writeUInt32LE(exeFd, 100);
+  return b;
+}
+
+function checkVmas(file: string, vmas: Vma[]): void {
+  let prevEnd = 0n;
+  for (const v of vmas) {
+    if (v.start % PAGE || v.end % PAGE || v.start >= v.end || v.start < prevEnd || v.end > TASK_SIZE) {
+      throw new CrError(`${file}: corrupted image (bad mapping ${hex(v.start)}-${hex(v.end)})`);
+    }
+    prevEnd = v.end;
+  }
+}
+
+/** The pages file must hold exactly the listed pages, with the recorded checksum. */
+function checkPages(img: MmImage, file: string): void {
+  const saved = new Set<VmaKind>(['ANON_PRIVATE', 'ANON_SHARED', 'FILE_PRIVATE']);
+  let total = 0;
+  for (const run of img.pages) {
+    const end = run.vaddr + BigInt(run.nr_pages) * PAGE;
+    if (run.nr_pages <= 0 || !img.vmas.some((v) => saved.has(v.kind) && v.start <= run.vaddr && end <= v.end)) {
+      throw new CrError(`${file}: corrupted image (pages at ${hex(run.vaddr)} lie outside any saved mapping)`);
+    }
+    total += run.nr_pages * PAGE_SIZE;
+  }
+  let size: number;
+  try {
+    size = fs.statSync(img.pagesFile).size;
+  } catch {
+    throw new CrError(`${img.pagesFile}: missing pages file`);
+  }
+  if (size !== total) throw new CrError(`${img.pagesFile}: truncated or corrupted (${size} bytes, expected ${total})`);
+  const fd = fs.openSync(img.pagesFile, 'r');
+  const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+  let crc = 0;
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) crc = zlib.crc32(buf.subarray(0, n), crc);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (crc !== img.pages_crc32) throw new CrError(`${img.pagesFile}: corrupted (checksum mismatch)`);
+}
+
+/** The address ranges the image maps, for choosing where restore can work meanwhile. */
+export function mappedRanges(dir: string, pid: number): [bigint, bigint][] {
+  return readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid).vmas.map((v) => [v.start, v.end]);
+}
+
+export const memory = defineState<MmImage>({
+  name: 'memory',
+
+  dump(task) {
+    const vmas = task.maps.map((m) => classify(task.pid, m)).filter((v): v is Vma => v !== null);
+    const layout = layoutOf(task);
+    const { runs, crc } = dumpPages(task, vmas);
+    task.images.write('mm', task.pid, { layout, vmas, pages: runs, pages_crc32: crc });
+  },
+
+  load(dir, pid) {
+    const file = imageFile(dir, 'mm', pid);
+    const img = readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid);
+    if (!img.layout) throw new CrError(`${file}: corrupted image (no mm layout)`);
+    const full = { ...img, pagesFile: imageFile(dir, 'pages', pid) };
+    checkVmas(file, full.vmas);
+    checkPages(full, file);
+    return full;
+  },
+
+  restore(task, mm) {
+    const { tracee, inj } = task;
+    // Clear the placeholder's own address space, all but the injection area.
+    for (const m of procMaps(task.pid)) {
+      if (m.path === '[vsyscall]' || Number(m.start) === inj.scratch) continue;
+      tracee.syscallOk(`munmap ${hex(m.start)}`, NR.munmap, m.start, m.end - m.start);
+    }
+
+    // The vDSO goes back where the task's code expects it.
+    const special = mm.vmas.filter((v) => v.kind === 'VDSO' || v.kind === 'VVAR');
+    if (special.length) {
+      const base = special.reduce((lo, v) => (v.start < lo ? v.start : lo), special[0].start);
+      tracee.syscallOk('map vDSO', NR.arch_prctl, ARCH_MAP_VDSO_64, base);
+      const placed = procMaps(task.pid).filter((m) => m.path === '[vdso]' || m.path.startsWith('[vvar'));
+      const want = special.map((v) => `${v.name}@${hex(v.start)}-${hex(v.end)}`).sort().join(' ');
+      const got = placed.map((m) => `${m.path}@${hex(m.start)}-${hex(m.end)}`).sort().join(' ');
+      if (want !== got) throw new CrError(`the image's vDSO layout (${want}) does not match this kernel's (${got})`);
+    }
+
+    for (const v of mm.vmas) {
+      if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
+      const shared = v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED';
+      // Pages are written through /proc/PID/mem, which can write private
+      // read-only pages but not shared ones: those get PROT_WRITE for now.
+      const prot = v.kind === 'ANON_SHARED' ? v.prot | PROT.WRITE : v.prot;
+      let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | MAP.FIXED_NOREPLACE | (v.growsdown ? MAP.GROWSDOWN : 0);
+      let fd = -1;
+      inj.reset();
+      if (v.kind === 'FILE_PRIVATE' || v.kind === 'FILE_SHARED') {
+        const mode = v.kind === 'FILE_SHARED' && v.prot & PROT.WRITE ? O.RDWR : O.RDONLY;
+        fd = Number(tracee.syscallOk(`open ${v.path}`, NR.open, inj.putString(v.path), mode | O.CLOEXEC, 0));
+      } else {
+        flags |= MAP.ANONYMOUS;
+      }
+      tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path}`, NR.mmap, v.start, v.end - v.start, prot, flags, fd, v.pgoff * PAGE);
+      if (fd >= 0) tracee.syscall(NR.close, fd);
+    }
+
+    const src = fs.openSync(mm.pagesFile, 'r');
+    const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+    try {
+      for (const run of mm.pages) {
+        for (let done = 0; done < run.nr_pages; ) {
+          const n = Math.min(CHUNK_PAGES, run.nr_pages - done);
+          const len = n * PAGE_SIZE;
+          if (fs.readSync(src, buf, 0, len, null) !== len) throw new CrError(`${mm.pagesFile}: truncated`);
+          tracee.writeMem(Number(run.vaddr) + done * PAGE_SIZE, buf.subarray(0, len));
+          done += n;
+        }
+      }
+    } finally {
+      fs.closeSync(src);
+    }
+    for (const v of mm.vmas) {
+      if (v.kind === 'ANON_SHARED' && !(v.prot & PROT.WRITE)) tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
+    }
+
+    // brk, stack, argv/env bounds, auxv and /proc/PID/exe, all at once.
+    inj.reset();
+    const exeFd = Number(tracee.syscallOk(`open ${mm.layout.exe}`, NR.open, inj.putString(mm.layout.exe), O.RDONLY | O.CLOEXEC, 0));
+    const auxv = inj.put(mm.layout.auxv);
+    const map = inj.put(prctlMmMap(mm.layout, auxv, exeFd));
+    tracee.syscallOk('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR.SET_MM_MAP, map, 104, 0);
+    tracee.syscall(NR.close, exeFd);
+  },
+
+  describe(mm) {
+    const pages = mm.pages.reduce((n, r) => n + r.nr_pages, 0);
+    return [
+      `exe ${mm.layout.exe}  brk ${hex(mm.layout.start_brk)}-${hex(mm.layout.brk)}  ${pages} pages saved`,
+      ...mm.vmas.map((v) => {
+        const prot = `${v.prot & PROT.READ ? 'r' : '-'}${v.prot & PROT.WRITE ? 'w' : '-'}${v.prot & PROT.EXEC ? 'x' : '-'}`;
+        return `  ${hex(v.start).padStart(14)}-${hex(v.end).padEnd(14)} ${prot} ${v.kind.padEnd(12)} ${v.path || v.name}`;
+      }),
+    ];
+  },
+});

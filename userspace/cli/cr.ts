@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+/**
+ * cr: one command line for every checkpoint/restart backend.
+ *
+ *   cr dump --backend=user -t PID -D DIR [--leave-running]
+ *   cr restore [--backend=user] -D DIR [--detach]
+ *   cr show DIR [--json]
+ *   cr check [--backend=user]
+ *
+ * The driver knows backends only through the Backend interface.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { backendNames, backends } from '../../backends/index.js';
+import type { Backend } from '../../backends/types.js';
+import { CrError } from '../errors.js';
+
+function pickBackend(name: string): Backend {
+  const b = backends[name];
+  if (!b) throw new CrError(`unknown backend '${name}' (available: ${backendNames().join(', ')})`);
+  return b;
+}
+
+/** The backend named, or the one that recognizes the image directory. */
+async function backendFor(dir: string, name?: string): Promise<Backend> {
+  if (name) return pickBackend(name);
+  if (!fs.existsSync(dir)) throw new CrError(`image directory ${dir} does not exist`);
+  for (const b of Object.values(backends)) if (await b.recognizes(dir)) return b;
+  throw new CrError(`${dir} holds no image that any backend recognizes`);
+}
+
+function parsePid(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) <= 0) throw new InvalidArgumentError('a pid is a positive integer');
+  return Number(v);
+}
+
+const logTo = (verbose?: boolean) => (verbose ? (line: string) => process.stderr.write(`cr: ${line}\n`) : undefined);
+const backendOption = () => new Option('-b, --backend <name>', 'backend: user, kernel or criu');
+
+const program = new Command('cr')
+  .description('checkpoint/restart laboratory: one driver for in-kernel and userspace c/r')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(`cr: ${str.replace(/^error: /, '')}`) });
+
+program
+  .command('dump')
+  .description('checkpoint a process and its descendants into an image directory')
+  .addOption(backendOption().default('user'))
+  .requiredOption('-t, --tree <pid>', 'root of the process tree to checkpoint', parsePid)
+  .requiredOption('-D, --images-dir <dir>', 'where to write the image')
+  .option('-R, --leave-running', 'keep the tasks running after the dump (default: kill them)')
+  .option('-v, --verbose', 'log each step to stderr')
+  .action(async (o) => {
+    const r = await pickBackend(o.backend).dump({ pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, log: logTo(o.verbose) });
+    const s = r.stats;
+    process.stderr.write(`cr: dumped ${r.pids.join(' ')} into ${o.imagesDir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +
+      (s.frozenMs !== undefined ? ` (frozen ${s.frozenMs.toFixed(0)} ms)` : '') + '\n');
+  });
+
+program
+  .command('restore')
+  .description('restart the process tree saved in an image directory')
+  .addOption(backendOption())
+  .requiredOption('-D, --images-dir <dir>', 'the image to restore')
+  .option('-d, --detach', 'return once the tree runs instead of waiting for its root task')
+  .option('--pidns', 'restore into a new pid namespace')
+  .option('-v, --verbose', 'log each step to stderr')
+  .action(async (o) => {
+    const b = await backendFor(o.imagesDir, o.backend);
+    const r = await b.restore({ dir: o.imagesDir, detach: o.detach, pidns: o.pidns, log: logTo(o.verbose) });
+    if (o.detach) {
+      process.stdout.write(`${r.pids[0]}\n`);
+      return;
+    }
+    const st = await r.wait();
+    process.exitCode = st.signal ? 128 + (os.constants.signals[st.signal] ?? 0) : (st.code ?? 1);
+  });
+
+program
+  .command('show')
+  .description('print an image readably')
+  .argument('<dir>', 'image directory')
+  .addOption(backendOption())
+  .option('--json', 'print the image as JSON')
+  .action(async (dir, o) => {
+    const d = await (await backendFor(dir, o.backend)).describe(dir);
+    const json = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? `<${v.length} bytes>` : v);
+    process.stdout.write(o.json ? `${JSON.stringify(d.data, json, 2)}\n` : `${d.lines.join('\n')}\n`);
+  });
+
+program
+  .command('check')
+  .description("report which kernel interfaces this machine offers and which a backend needs")
+  .addOption(backendOption().default('user'))
+  .action(async (o) => {
+    const b = pickBackend(o.backend);
+    const items = await b.check();
+    for (const i of items) process.stdout.write(`${i.ok ? 'ok  ' : i.required ? 'FAIL' : 'warn'}  ${i.name}: ${i.detail}\n`);
+    const failed = items.filter((i) => !i.ok && i.required);
+    process.stdout.write(failed.length ? `${b.name} backend cannot run here (${failed.map((i) => i.name).join(', ')})\n` : `${b.name} backend: looks good\n`);
+    if (failed.length) process.exitCode = 1;
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  if (err instanceof CrError) {
+    process.stderr.write(`cr: ${err.message}\n`);
+  } else {
+    process.stderr.write(`cr: internal error: ${(err as Error).message ?? err}\n`);
+    if (process.env.CR_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+  }
+  process.exitCode = 1;
+});

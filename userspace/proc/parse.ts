@@ -1,0 +1,143 @@
+/**
+ * Parsers for the /proc files c/r reads, built with typescript-parsec:
+ * one lexer and grammar per format, so a format change fails loudly at the
+ * line it hits instead of yielding a wrong number.
+ */
+import fs from 'node:fs';
+import {
+  apply, buildLexer, expectEOF, expectSingleResult, opt_sc, rep_sc, seq, tok, type Parser,
+} from 'typescript-parsec';
+import { CrError } from '../errors.js';
+
+function run<K, T>(what: string, lexer: ReturnType<typeof buildLexer<K>>, parser: Parser<K, T>, text: string): T {
+  try {
+    return expectSingleResult(expectEOF(parser.parse(lexer.parse(text))));
+  } catch (err) {
+    throw new CrError(`cannot parse ${what}: ${(err as Error).message}`);
+  }
+}
+
+// ---- /proc/PID/maps ---------------------------------------------------------
+
+export interface MapsEntry {
+  start: bigint;
+  end: bigint;
+  read: boolean;
+  write: boolean;
+  exec: boolean;
+  shared: boolean;
+  offset: bigint;
+  dev: string;
+  inode: bigint;
+  /** File path, "[heap]"-style pseudo name, or "" for anonymous memory. */
+  path: string;
+}
+
+enum M { Hex, Perms, Dash, Colon, Space, Path, Newline }
+const mapsLexer = buildLexer<M>([
+  [true, /^[0-9a-f]+/g, M.Hex],
+  [true, /^[r-][w-][x-][ps]/g, M.Perms],
+  [true, /^-/g, M.Dash],
+  [true, /^:/g, M.Colon],
+  [false, /^[ \t]+/g, M.Space],
+  [true, /^[/[][^\n]*/g, M.Path],
+  [true, /^\n/g, M.Newline],
+]);
+const hex = apply(tok(M.Hex), (t) => BigInt(`0x${t.text}`));
+const mapsLine = apply(
+  seq(
+    seq(hex, tok(M.Dash), hex, tok(M.Perms), hex),
+    seq(tok(M.Hex), tok(M.Colon), tok(M.Hex), hex, opt_sc(tok(M.Path)), tok(M.Newline)),
+  ),
+  ([[start, , end, perms, offset], [major, , minor, inode, path]]): MapsEntry => ({
+    start, end, offset, inode,
+    read: perms.text[0] === 'r',
+    write: perms.text[1] === 'w',
+    exec: perms.text[2] === 'x',
+    shared: perms.text[3] === 's',
+    dev: `${major.text}:${minor.text}`,
+    path: path ? path.text : '',
+  }),
+);
+
+export function parseMaps(text: string): MapsEntry[] {
+  return run('maps', mapsLexer, rep_sc(mapsLine), text);
+}
+
+// ---- /proc/PID/stat ---------------------------------------------------------
+
+export interface Stat {
+  pid: number;
+  comm: string;
+  state: string;
+  /** Every field after the state, as numbers: index 0 is field 4 (ppid) of proc(5). */
+  fields: bigint[];
+}
+
+enum S { Num, Comm, State, Space }
+const statLexer = buildLexer<S>([
+  [true, /^-?\d+/g, S.Num],
+  // The command may hold spaces and parentheses: it runs to the last ')'.
+  [true, /^\(.*\)/g, S.Comm],
+  [true, /^[A-Za-z]/g, S.State],
+  [false, /^\s+/g, S.Space],
+]);
+const statParser = apply(
+  seq(tok(S.Num), tok(S.Comm), tok(S.State), rep_sc(apply(tok(S.Num), (t) => BigInt(t.text)))),
+  ([pid, comm, state, fields]): Stat => ({
+    pid: Number(pid.text), comm: comm.text.slice(1, -1), state: state.text, fields,
+  }),
+);
+
+export function parseStat(text: string): Stat {
+  return run('stat', statLexer, statParser, text);
+}
+
+/** Named fields of /proc/PID/stat that c/r needs (proc(5) numbering). */
+export function statField(stat: Stat, field: number): bigint {
+  const v = stat.fields[field - 4];
+  if (v === undefined) throw new CrError(`/proc/${stat.pid}/stat has no field ${field}`);
+  return v;
+}
+
+// ---- "Key:<tab>value" files: status, fdinfo --------------------------------
+
+enum K { Key, Value, Newline }
+const kvLexer = buildLexer<K>([
+  [true, /^[A-Za-z_][\w ()-]*:/g, K.Key],
+  [true, /^[ \t]+[^\n]*/g, K.Value],
+  [true, /^\n/g, K.Newline],
+]);
+const kvLine = apply(
+  seq(tok(K.Key), opt_sc(tok(K.Value)), tok(K.Newline)),
+  ([key, value]): [string, string] => [key.text.slice(0, -1), value ? value.text.trim() : ''],
+);
+
+/** Parse a "Key: value" file into a map; repeated keys keep the first value. */
+export function parseKeyValues(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of run('key-value file', kvLexer, rep_sc(kvLine), text)) if (!out.has(k)) out.set(k, v);
+  return out;
+}
+
+// ---- convenience readers ------------------------------------------------------
+
+export function readProc(pid: number, file: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch (err) {
+    throw new CrError(`cannot read /proc/${pid}/${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+}
+
+export const procMaps = (pid: number) => parseMaps(readProc(pid, 'maps'));
+export const procStat = (pid: number) => parseStat(readProc(pid, 'stat'));
+export const procStatus = (pid: number) => parseKeyValues(readProc(pid, 'status'));
+export const procFdinfo = (pid: number, fd: number) => parseKeyValues(readProc(pid, `fdinfo/${fd}`));
+
+/** A hex signal mask from status (SigBlk, SigCgt, …) as a bigint. */
+export function statusMask(status: Map<string, string>, key: string): bigint {
+  const v = status.get(key);
+  if (v === undefined) throw new CrError(`status has no ${key}`);
+  return BigInt(`0x${v}`);
+}

@@ -1,0 +1,49 @@
+/** Kernel ABI numbers for x86_64 that cr-lab passes to syscalls or reads from images. */
+
+export const NR = {
+  read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
+  rt_sigaction: 13, rt_sigprocmask: 14, madvise: 28, dup2: 33, getitimer: 36, setitimer: 38,
+  getpid: 39, fcntl: 72, chdir: 80, fchdir: 81, umask: 95, setgroups: 116, setresuid: 117,
+  setresgid: 119, sigaltstack: 131, personality: 135, prctl: 157, arch_prctl: 158,
+  restart_syscall: 219, close_range: 436, clone3: 435, openat: 257, dup3: 292, kcmp: 312, rseq: 334,
+} as const;
+
+export const PTRACE = {
+  CONT: 7, GETREGS: 12, SETREGS: 13, ATTACH: 16, DETACH: 17, SYSCALL: 24, SETOPTIONS: 0x4200,
+  GETSIGINFO: 0x4202, GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207,
+  LISTEN: 0x4208, PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, GET_RSEQ_CONFIGURATION: 0x420f,
+  O_TRACESYSGOOD: 1, EVENT_STOP: 128,
+} as const;
+
+/** Note types for PTRACE_GETREGSET. */
+export const NT_X86_XSTATE = 0x202;
+
+export const PROT = { READ: 1, WRITE: 2, EXEC: 4 } as const;
+export const MAP = {
+  SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, GROWSDOWN: 0x0100,
+  NORESERVE: 0x4000, FIXED_NOREPLACE: 0x100000,
+} as const;
+
+export const O = {
+  RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400,
+  TRUNC: 0o1000, APPEND: 0o2000, NONBLOCK: 0o4000, DIRECTORY: 0o200000, CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
+
+export const SIG = { KILL: 9, STOP: 19, CONT: 18, TRAP: 5 } as const;
+
+/** prctl(PR_SET_MM, PR_SET_MM_MAP, ...) and friends. */
+export const PR = { SET_NAME: 15, SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15 } as const;
+export const ARCH_MAP_VDSO_64 = 0x2003;
+
+/** Return codes a syscall interrupted by a stop leaves in rax (never seen by userspace). */
+export const ERESTART = { SYS: -512, NOINTR: -513, NOHAND: -514, RESTARTBLOCK: -516 } as const;
+export const EINTR = -4;
+
+export const PAGE_SIZE = 4096;
+
+/** RLIMIT_* 0..15, in kernel order. */
+export const RLIMIT_NAMES = [
+  'CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS',
+  'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME',
+] as const;

@@ -1,0 +1,121 @@
+/**
+ * An injection session on a seized task: system calls run inside the task
+ * on our behalf, with a scratch area in its memory for their arguments.
+ *
+ * While the session is open every signal is blocked in the task, so no
+ * signal handler can run on our borrowed registers; end() puts back the
+ * task's registers, signal mask and memory exactly as they were.
+ */
+import fs from 'node:fs';
+import { parseMaps } from '../proc/parse.js';
+import { MAP, NR, PAGE_SIZE, PROT } from './constants.js';
+import { type Regs, Tracee, resumableRegs } from './ptrace.js';
+
+export const SCRATCH_SIZE = 4 * PAGE_SIZE;
+const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
+
+/** Find a `syscall` instruction in the task's vDSO, which every process has. */
+function findSyscallInsn(tracee: Tracee): number {
+  // Read directly: a failure here is an internal error, not the user's.
+  const vdso = parseMaps(fs.readFileSync(`/proc/${tracee.pid}/maps`, 'utf8')).find((m) => m.path === '[vdso]');
+  if (!vdso) throw new Error(`pid ${tracee.pid} has no vDSO to borrow a syscall instruction from`);
+  const start = Number(vdso.start);
+  const at = tracee.readMem(start, Number(vdso.end) - start).indexOf(SYSCALL_INSN);
+  if (at < 0) throw new Error(`no syscall instruction in the vDSO of pid ${tracee.pid}`);
+  return start + at;
+}
+
+export class Injection {
+  readonly tracee: Tracee;
+  /** Registers and signal mask the task had when the session began. */
+  readonly origRegs: Regs;
+  readonly origSigmask: bigint;
+  /** Start of the scratch area in the task. */
+  scratch = 0;
+  private used = 0;
+
+  private constructor(tracee: Tracee) {
+    this.tracee = tracee;
+    this.origRegs = tracee.getRegs();
+    this.origSigmask = tracee.getSigmask();
+  }
+
+  /**
+   * Open a session. With `at`, the scratch area is mapped there (executable)
+   * and holds its own syscall instruction, so the task's other mappings can
+   * all be replaced while the session goes on: that is how a restore works.
+   */
+  static begin(tracee: Tracee, at?: number): Injection {
+    const inj = new Injection(tracee);
+    tracee.syscallAddr = findSyscallInsn(tracee);
+    tracee.setSigmask(~0n);
+    try {
+      const prot = PROT.READ | PROT.WRITE | (at ? PROT.EXEC : 0);
+      const flags = MAP.PRIVATE | MAP.ANONYMOUS | (at ? MAP.FIXED_NOREPLACE : 0);
+      inj.scratch = Number(tracee.syscallOk('mmap scratch', NR.mmap, at ?? 0, SCRATCH_SIZE, prot, flags, -1, 0));
+      if (at) {
+        tracee.writeMem(inj.scratch, SYSCALL_INSN);
+        tracee.syscallAddr = inj.scratch;
+        inj.used = 16;
+      }
+    } catch (err) {
+      inj.abandon();
+      throw err;
+    }
+    return inj;
+  }
+
+  /** Copy bytes into the scratch area; returns their address in the task. */
+  put(data: Buffer): number {
+    const aligned = (this.used + 7) & ~7;
+    if (aligned + data.length > SCRATCH_SIZE) throw new Error('injection scratch area is full');
+    this.tracee.writeMem(this.scratch + aligned, data);
+    this.used = aligned + data.length;
+    return this.scratch + aligned;
+  }
+
+  putString(s: string): number {
+    return this.put(Buffer.from(`${s}\0`));
+  }
+
+  /** Reserve zeroed room for a call to fill in; read it back with tracee.readMem. */
+  alloc(len: number): number {
+    return this.put(Buffer.alloc(len));
+  }
+
+  /** Forget everything put into the scratch area (the next call reuses it). */
+  reset(): void {
+    this.used = this.tracee.syscallAddr === this.scratch ? 16 : 0;
+  }
+
+  /** Unmap the scratch area and give the task back its registers and mask. */
+  end(): void {
+    this.unmapScratch();
+    this.tracee.setSigmask(this.origSigmask);
+    this.tracee.setRegs(resumableRegs(this.origRegs, true));
+  }
+
+  /** Close a restore session: only the scratch area goes; the caller sets the task's final state. */
+  endRestore(): void {
+    this.unmapScratch();
+  }
+
+  /** On an error path: undo as much as can be undone, never throwing. */
+  abandon(): void {
+    try {
+      this.end();
+    } catch {
+      try {
+        this.tracee.setSigmask(this.origSigmask);
+        this.tracee.setRegs(resumableRegs(this.origRegs, true));
+      } catch {
+        /* the task is gone */
+      }
+    }
+  }
+
+  private unmapScratch(): void {
+    if (this.scratch) this.tracee.syscallOk('munmap scratch', NR.munmap, this.scratch, SCRATCH_SIZE);
+    this.scratch = 0;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The few libc entry points cr-lab needs that Node does not offer, bound
+ * once through koffi. Every wrapper throws a SysError carrying errno.
+ */
+import koffi from 'koffi';
+import os from 'node:os';
+
+const libc = koffi.load('libc.so.6');
+
+const ptraceWord = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'uintptr_t']);
+const ptraceBuf = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'void *']);
+const iovec = koffi.struct('iovec', { base: 'void *', len: 'size_t' });
+const ptraceIov = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', koffi.inout(koffi.pointer(iovec))]);
+const waitpidRaw = libc.func('waitpid', 'int', ['int', 'void *', 'int']);
+const prlimitRaw = libc.func('prlimit', 'int', ['int', 'int', 'void *', 'void *']);
+const killRaw = libc.func('kill', 'int', ['int', 'int']);
+const syscall6 = libc.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long', 'long', 'long']);
+
+const errnoNames = new Map<number, string>(
+  Object.entries(os.constants.errno).map(([name, num]) => [num, name]),
+);
+
+/** A failed system call, with its errno both as a number and as a name. */
+export class SysError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  constructor(call: string, errno: number) {
+    const code = errnoNames.get(errno) ?? `E${errno}`;
+    super(`${call}: ${code}`);
+    this.name = 'SysError';
+    this.errno = errno;
+    this.code = code;
+  }
+}
+
+function check(call: string, ret: number | bigint): number {
+  if (Number(ret) === -1) throw new SysError(call, koffi.errno());
+  return Number(ret);
+}
+
+export function ptrace(request: number, pid: number, addr: number | bigint = 0, data: number | bigint | Buffer = 0): number {
+  const ret = Buffer.isBuffer(data) ? ptraceBuf(request, pid, addr, data) : ptraceWord(request, pid, addr, data);
+  return check(`ptrace(${request}, ${pid})`, ret);
+}
+
+/** PTRACE_GETREGSET/SETREGSET of note type `nt` through `buf`; returns the length used. */
+export function ptraceRegset(request: number, pid: number, nt: number, buf: Buffer): number {
+  const iov = { base: buf, len: buf.length };
+  check(`ptrace(${request}, ${pid}, ${nt})`, ptraceIov(request, pid, nt, iov));
+  return Number(iov.len);
+}
+
+/** waitpid(2); returns [pid, raw status]. */
+export function waitpid(pid: number, options: number): [number, number] {
+  const status = Buffer.alloc(4);
+  for (;;) {
+    const ret = waitpidRaw(pid, status, options);
+    if (ret === -1 && koffi.errno() === os.constants.errno.EINTR) continue;
+    return [check(`waitpid(${pid})`, ret), status.readInt32LE(0)];
+  }
+}
+
+export function kill(pid: number, signal: number): void {
+  check(`kill(${pid}, ${signal})`, killRaw(pid, signal));
+}
+
+/** Whether a process with this pid exists (it may belong to someone else). */
+export function pidExists(pid: number): boolean {
+  try {
+    kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as SysError).code === 'EPERM';
+  }
+}
+
+export interface Rlimit {
+  cur: bigint;
+  max: bigint;
+}
+
+export function prlimit(pid: number, resource: number, set?: Rlimit): Rlimit {
+  const oldBuf = Buffer.alloc(16);
+  let newBuf: Buffer | null = null;
+  if (set) {
+    newBuf = Buffer.alloc(16);
+    newBuf.writeBigUInt64LE(set.cur, 0);
+    newBuf.writeBigUInt64LE(set.max, 8);
+  }
+  check(`prlimit(${pid}, ${resource})`, prlimitRaw(pid, resource, newBuf, oldBuf));
+  return { cur: oldBuf.readBigUInt64LE(0), max: oldBuf.readBigUInt64LE(8) };
+}
+
+/** A raw syscall with integer arguments, for probing what the kernel offers. */
+export function rawSyscall(nr: number, ...args: number[]): number {
+  const a = [...args, 0, 0, 0, 0, 0, 0];
+  return check(`syscall(${nr})`, syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
+}
+
+/** Decoding of waitpid statuses (the W* macros). */
+export const wstatus = {
+  exited: (s: number) => (s & 0x7f) === 0,
+  exitCode: (s: number) => (s >> 8) & 0xff,
+  signaled: (s: number) => (s & 0x7f) !== 0 && (s & 0x7f) !== 0x7f,
+  termSig: (s: number) => s & 0x7f,
+  stopped: (s: number) => (s & 0xff) === 0x7f,
+  stopSig: (s: number) => (s >> 8) & 0xff,
+  /** The PTRACE_EVENT_* in a ptrace stop status, 0 if none. */
+  event: (s: number) => (s >> 16) & 0xff,
+};
+
+export const WALL = 0x40000000;
+export const WNOHANG = 1;

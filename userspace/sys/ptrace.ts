@@ -1,0 +1,222 @@
+/**
+ * A seized task: registers, FPU state, signal mask, memory, and system
+ * calls injected into it. Both the dumper (to ask a task about state only
+ * it can see) and the restorer (to rebuild a placeholder task) use it.
+ *
+ * All calls are synchronous on purpose: ptrace ties a tracee to the thread
+ * that seized it, and no other Node code may wait for its stops meanwhile.
+ */
+import fs from 'node:fs';
+import { NR, NT_X86_XSTATE, PTRACE, SIG, ERESTART, EINTR } from './constants.js';
+import { ptrace, ptraceRegset, SysError, waitpid, WALL, wstatus } from './libc.js';
+
+/** struct user_regs_struct, in order. */
+export const REG_NAMES = [
+  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi',
+  'rdi', 'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
+] as const;
+export type RegName = (typeof REG_NAMES)[number];
+export type Regs = Record<RegName, bigint>;
+
+const REGS_SIZE = REG_NAMES.length * 8;
+/** Large enough for any XSAVE layout (AVX-512 plus AMX tiles); the kernel says how much it used. */
+const XSTATE_MAX = 16384;
+const SYSCALL_STOP = SIG.TRAP | 0x80;
+
+function toSigned(v: bigint): bigint {
+  return BigInt.asIntN(64, v);
+}
+
+/**
+ * The registers a task must resume with, given the registers it was stopped
+ * with: a system call interrupted by our stop is rolled back so that it is
+ * entered again, as the kernel would have done on its own way out.
+ * `keepRestartBlock` is whether the kernel's restart_block is still there
+ * (same task resuming) — after a restore it is gone, so such calls get EINTR.
+ */
+export function resumableRegs(regs: Regs, keepRestartBlock: boolean): Regs {
+  const out = { ...regs };
+  if (toSigned(regs.orig_rax) < 0n) return out;
+  const rax = Number(toSigned(regs.rax));
+  if (rax === ERESTART.SYS || rax === ERESTART.NOINTR || rax === ERESTART.NOHAND) {
+    out.rax = regs.orig_rax;
+    out.rip = regs.rip - 2n;
+  } else if (rax === ERESTART.RESTARTBLOCK) {
+    if (keepRestartBlock) {
+      out.rax = BigInt(NR.restart_syscall);
+      out.rip = regs.rip - 2n;
+    } else {
+      out.rax = BigInt.asUintN(64, BigInt(EINTR));
+    }
+  }
+  out.orig_rax = BigInt.asUintN(64, -1n);
+  return out;
+}
+
+export interface Rseq {
+  addr: bigint;
+  size: number;
+  signature: number;
+}
+
+export class Tracee {
+  readonly pid: number;
+  private memFd: number | null = null;
+  /** Where a `syscall` instruction lives in the tracee, for injection. */
+  syscallAddr = 0;
+
+  private constructor(pid: number) {
+    this.pid = pid;
+  }
+
+  /**
+   * PTRACE_SEIZE the task and stop it. Signals that arrive before the stop
+   * are delivered, not swallowed, so the task's behaviour is unchanged.
+   */
+  static seize(pid: number): Tracee {
+    ptrace(PTRACE.SEIZE, pid, 0, PTRACE.O_TRACESYSGOOD);
+    const t = new Tracee(pid);
+    try {
+      ptrace(PTRACE.INTERRUPT, pid);
+      for (;;) {
+        const [, status] = waitpid(pid, WALL);
+        if (!wstatus.stopped(status)) throw new SysError(`pid ${pid} exited while being seized`, 3);
+        if (wstatus.event(status) === PTRACE.EVENT_STOP) break;
+        ptrace(PTRACE.CONT, pid, 0, wstatus.stopSig(status));
+      }
+    } catch (err) {
+      t.detachQuietly();
+      throw err;
+    }
+    return t;
+  }
+
+  getRegs(): Regs {
+    const buf = Buffer.alloc(REGS_SIZE);
+    ptrace(PTRACE.GETREGS, this.pid, 0, buf);
+    const regs = {} as Regs;
+    REG_NAMES.forEach((name, i) => (regs[name] = buf.readBigUInt64LE(i * 8)));
+    return regs;
+  }
+
+  setRegs(regs: Regs): void {
+    const buf = Buffer.alloc(REGS_SIZE);
+    REG_NAMES.forEach((name, i) => buf.writeBigUInt64LE(BigInt.asUintN(64, regs[name]), i * 8));
+    ptrace(PTRACE.SETREGS, this.pid, 0, buf);
+  }
+
+  /** The XSAVE area: x87, SSE, AVX… state, exactly as the kernel holds it. */
+  getXstate(): Buffer {
+    const buf = Buffer.alloc(XSTATE_MAX);
+    return buf.subarray(0, ptraceRegset(PTRACE.GETREGSET, this.pid, NT_X86_XSTATE, buf));
+  }
+
+  setXstate(xstate: Buffer): void {
+    ptraceRegset(PTRACE.SETREGSET, this.pid, NT_X86_XSTATE, Buffer.from(xstate));
+  }
+
+  getSigmask(): bigint {
+    const buf = Buffer.alloc(8);
+    ptrace(PTRACE.GETSIGMASK, this.pid, 8, buf);
+    return buf.readBigUInt64LE(0);
+  }
+
+  setSigmask(mask: bigint): void {
+    const buf = Buffer.alloc(8);
+    buf.writeBigUInt64LE(BigInt.asUintN(64, mask), 0);
+    ptrace(PTRACE.SETSIGMASK, this.pid, 8, buf);
+  }
+
+  /** The task's restartable-sequences registration, if any. */
+  getRseq(): Rseq | null {
+    const buf = Buffer.alloc(24);
+    ptrace(PTRACE.GET_RSEQ_CONFIGURATION, this.pid, buf.length, buf);
+    const size = buf.readUInt32LE(8);
+    return size ? { addr: buf.readBigUInt64LE(0), size, signature: buf.readUInt32LE(12) } : null;
+  }
+
+  private mem(): number {
+    this.memFd ??= fs.openSync(`/proc/${this.pid}/mem`, 'r+');
+    return this.memFd;
+  }
+
+  /** Read tracee memory; /proc/PID/mem also reads pages the task cannot. */
+  readMem(addr: number, len: number, into?: Buffer): Buffer {
+    const buf = into ?? Buffer.alloc(len);
+    let done = 0;
+    while (done < len) {
+      const n = fs.readSync(this.mem(), buf, done, len - done, addr + done);
+      if (n === 0) throw new SysError(`read of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`, 14);
+      done += n;
+    }
+    return buf;
+  }
+
+  /** Write tracee memory, read-only private pages included (as a debugger does). */
+  writeMem(addr: number, data: Buffer): void {
+    let done = 0;
+    while (done < data.length) {
+      const n = fs.writeSync(this.mem(), data, done, data.length - done, addr + done);
+      if (n === 0) throw new SysError(`write of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`, 14);
+      done += n;
+    }
+  }
+
+  /** Wait for the next syscall stop, failing if the task dies or stops for anything else. */
+  private waitSyscallStop(what: string): void {
+    const [, status] = waitpid(this.pid, WALL);
+    if (wstatus.stopped(status) && wstatus.stopSig(status) === SYSCALL_STOP) return;
+    if (wstatus.exited(status) || wstatus.signaled(status)) {
+      this.memFd = null;
+      throw new SysError(`pid ${this.pid} died during injected ${what}`, 3);
+    }
+    throw new SysError(`pid ${this.pid} stopped by signal ${wstatus.stopSig(status)} during injected ${what}`, 4);
+  }
+
+  /**
+   * Make the tracee execute one system call at `syscallAddr` and return its
+   * result (negative errno on failure). The caller blocks signals in the
+   * tracee first and restores its registers afterwards.
+   */
+  syscall(nr: number, ...args: (number | bigint)[]): bigint {
+    if (!this.syscallAddr) throw new Error('no syscall instruction known in the tracee');
+    const regs = this.getRegs();
+    const argRegs: RegName[] = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'];
+    args.forEach((a, i) => (regs[argRegs[i]] = BigInt.asUintN(64, BigInt(a))));
+    regs.rax = BigInt(nr);
+    regs.orig_rax = BigInt.asUintN(64, -1n);
+    regs.rip = BigInt(this.syscallAddr);
+    this.setRegs(regs);
+    ptrace(PTRACE.SYSCALL, this.pid);
+    this.waitSyscallStop(`syscall ${nr}`);
+    ptrace(PTRACE.SYSCALL, this.pid);
+    this.waitSyscallStop(`syscall ${nr}`);
+    return toSigned(this.getRegs().rax);
+  }
+
+  /** Like syscall(), but a negative result throws, naming the call. */
+  syscallOk(what: string, nr: number, ...args: (number | bigint)[]): bigint {
+    const ret = this.syscall(nr, ...args);
+    if (ret < 0n && ret > -4096n) throw new SysError(`pid ${this.pid}: ${what}`, Number(-ret));
+    return ret;
+  }
+
+  detach(signal = 0): void {
+    this.closeMem();
+    ptrace(PTRACE.DETACH, this.pid, 0, signal);
+  }
+
+  /** Detach on an error path, where the task may already be gone. */
+  detachQuietly(): void {
+    try {
+      this.detach();
+    } catch {
+      /* the task is gone or was never seized */
+    }
+  }
+
+  closeMem(): void {
+    if (this.memFd !== null) fs.closeSync(this.memFd);
+    this.memFd = null;
+  }
+}
