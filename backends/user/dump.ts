@@ -57,14 +57,20 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   const pids = collectTasks(opts.pid);
-  const images = new ImageWriter(opts.dir);
   const stats = { pagesWritten: 0 };
+  // Seize first: a task we may not trace leaves the image directory untouched.
   const tracees: Tracee[] = [];
-  let frozenAt = 0;
+  let images: ImageWriter;
   try {
     for (const pid of pids) tracees.push(seize(pid));
-    frozenAt = performance.now();
-    log(`seized ${pids.join(' ')} in ${(frozenAt - t0).toFixed(1)} ms`);
+    images = new ImageWriter(opts.dir);
+  } catch (err) {
+    for (const t of tracees) t.detachQuietly();
+    throw err;
+  }
+  const frozenAt = performance.now();
+  log(`seized ${pids.join(' ')} in ${(frozenAt - t0).toFixed(1)} ms`);
+  try {
 
     for (const tracee of tracees) {
       const maps = procMaps(tracee.pid);

@@ -36,7 +36,7 @@ function bootstrapAddress(pid: number, imageRanges: [bigint, bigint][]): number 
 
 const HELPER_OPTIONS = (detached: boolean) =>
   ({
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached, reject: false, buffer: false,
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached, cleanup: !detached, reject: false, buffer: false,
     // Without rseq, the kernel does not write into the placeholder's TLS
     // while its memory is being replaced.
     env: { GLIBC_TUNABLES: 'glibc.pthread.rseq=0' },

@@ -40,7 +40,6 @@ const backendOption = () => new Option('-b, --backend <name>', 'backend: user, k
 
 const program = new Command('cr')
   .description('checkpoint/restart laboratory: one driver for in-kernel and userspace c/r')
-  .showHelpAfterError()
   .configureOutput({ outputError: (str, write) => write(`cr: ${str.replace(/^error: /, '')}`) });
 
 program

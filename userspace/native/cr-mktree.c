@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -94,7 +95,7 @@ static void __attribute__((noreturn)) become_task(int idx)
 int main(int argc, char **argv)
 {
 	pid_t root;
-	int i, status;
+	int i, status, devnull;
 
 	if (argc < 2 || argc - 1 > MAX_TASKS) {
 		fprintf(stderr, "usage: cr-mktree PID:PPID [PID:PPID ...]\n");
@@ -121,6 +122,18 @@ int main(int argc, char **argv)
 		become_task(0);
 	}
 	close(STATUS_FD);
+	/*
+	 * Only the restored tasks may hold on to our caller's stdio: a caller
+	 * that reads it until EOF must not wait for us, the silent parent.
+	 */
+	devnull = open("/dev/null", O_RDWR);
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		if (devnull > 2)
+			close(devnull);
+	}
 
 	while (waitpid(root, &status, 0) < 0)
 		if (errno != EINTR)

@@ -33,7 +33,7 @@ export const O = {
 export const SIG = { KILL: 9, STOP: 19, CONT: 18, TRAP: 5 } as const;
 
 /** prctl(PR_SET_MM, PR_SET_MM_MAP, ...) and friends. */
-export const PR = { SET_NAME: 15, SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15 } as const;
+export const PR = { SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, SET_NAME: 15, SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15 } as const;
 export const ARCH_MAP_VDSO_64 = 0x2003;
 
 /** Return codes a syscall interrupted by a stop leaves in rax (never seen by userspace). */

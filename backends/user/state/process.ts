@@ -24,6 +24,7 @@ export interface ProcessImage {
   comm: string;
   umask: number;
   personality: number;
+  pdeathsig: number;
 }
 
 const ids = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean).map(Number);
@@ -37,6 +38,9 @@ export const processState = defineState<ProcessImage>({
     const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
     if (cwd.endsWith(' (deleted)')) throw new CrError(`pid ${pid}: its working directory ${cwd} was deleted`);
     const status = procStatus(pid);
+    task.inj.reset();
+    const sig = task.inj.alloc(4);
+    task.tracee.syscallOk('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0);
     task.images.write('process', pid, {
       cwd,
       rlimits: RLIMIT_NAMES.map((_, resource) => ({ resource, ...prlimit(pid, resource) })),
@@ -44,6 +48,7 @@ export const processState = defineState<ProcessImage>({
       comm: procStat(pid).comm,
       umask: parseInt(status.get('Umask') ?? '22', 8),
       personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16),
+      pdeathsig: task.tracee.readMem(sig, 4).readUInt32LE(0),
     });
   },
 
@@ -62,6 +67,8 @@ export const processState = defineState<ProcessImage>({
     tracee.syscallOk('set name', NR.prctl, PR.SET_NAME, inj.putString(img.comm.slice(0, 15)), 0, 0, 0);
     tracee.syscall(NR.umask, img.umask);
     tracee.syscallOk('personality', NR.personality, img.personality);
+    // Also drops the one cr-mktree gave the placeholder.
+    tracee.syscallOk('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, img.pdeathsig, 0, 0, 0);
     for (const r of img.rlimits) {
       try {
         prlimit(task.pid, r.resource, { cur: r.cur, max: r.max });

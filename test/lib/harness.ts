@@ -1,0 +1,98 @@
+/**
+ * What the c/r tests share: starting a test program with its output in a
+ * file, waiting until it is mid-run, running the `cr` command line, and
+ * comparing a restored run's output with an undisturbed one.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { packageRoot } from '../../userspace/paths.js';
+
+export const programBin = (name: string) => path.join(packageRoot, 'test', 'programs', 'bin', name);
+export const crBin = path.join(packageRoot, 'dist', 'userspace', 'cli', 'cr.js');
+
+/** A fresh scratch directory under the system temp dir. */
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `cr-test-${prefix}-`));
+}
+
+/** Deterministic input for programs that read a file at a moving offset. */
+export function writeInput(dir: string): void {
+  const buf = Buffer.alloc(1 << 20);
+  let x = 12345;
+  for (let i = 0; i < buf.length; i++) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    buf[i] = x >> 16;
+  }
+  fs.writeFileSync(path.join(dir, 'input.dat'), buf);
+}
+
+export interface Running {
+  child: ChildProcess;
+  pid: number;
+  out: string;
+  exited: Promise<number | null>;
+}
+
+/** Start a test program with stdin from /dev/null and stdout+stderr into `out`. */
+export function start(program: string, args: string[], out: string): Running {
+  const fd = fs.openSync(out, 'w');
+  const child = spawn(programBin(program), args, { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, pid: child.pid!, out, exited };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait until `file` has at least `lines` lines. */
+export async function waitLines(file: string, lines: number, timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (fs.readFileSync(file, 'utf8').split('\n').length > lines) return;
+    await sleep(20);
+  }
+  throw new Error(`${file} did not reach ${lines} lines in ${timeoutMs} ms`);
+}
+
+export interface CrRun {
+  exitCode: number | undefined;
+  /** stdout and stderr interleaved. */
+  all: string;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `cr ARGS…` (as `uid` if given); never throws on a non-zero exit. */
+export async function cr(args: string[], opts: { uid?: number } = {}): Promise<CrRun> {
+  const argv = [process.execPath, crBin, ...args];
+  const cmd = opts.uid === undefined ? argv : ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', ...argv];
+  const r = await execa(cmd[0], cmd.slice(1), { reject: false, all: true });
+  return { exitCode: r.exitCode, all: String(r.all), stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** Whether a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Output of a run without its last line, which names the pid. */
+export function withoutPid(text: string): { body: string; pid: number } {
+  const m = /\npid (\d+)\n$/.exec(text);
+  if (!m) throw new Error(`output does not end with a pid line:\n${text.slice(-300)}`);
+  return { body: text.slice(0, m.index + 1), pid: Number(m[1]) };
+}
+
+/** Run a program undisturbed to completion and return its output. */
+export async function undisturbed(program: string, args: string[], dir: string): Promise<string> {
+  const run = start(program, args, path.join(dir, 'out.txt'));
+  await run.exited;
+  return fs.readFileSync(run.out, 'utf8');
+}

@@ -1,0 +1,144 @@
+/**
+ * Bad input gets a one-line error, a non-zero exit and changes nothing:
+ * no half-restored task, no disturbed target, no partial image.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { alive, cr, type CrRun, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+
+function oneLineError(r: CrRun, pattern: RegExp): void {
+  assert.is.not(r.exitCode, 0, 'fails');
+  const lines = r.stderr.trim().split('\n');
+  assert.is(lines.length, 1, `one line of error, got:\n${r.stderr}`);
+  assert.match(lines[0], /^cr: /);
+  assert.match(lines[0], pattern);
+}
+
+/** A pid that is free now. */
+function freePid(): number {
+  for (let pid = 30000; ; pid--) if (!alive(pid)) return pid;
+}
+
+/** A dumped (and killed) bigmem, for the image-corruption tests. */
+async function dumpedImage(): Promise<{ images: string; pid: number }> {
+  const dir = tempDir('bad');
+  const images = tempDir('badimg');
+  const run = start('bigmem', ['8', '500'], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 3);
+  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  await run.exited;
+  return { images, pid: run.pid };
+}
+
+function copyImage(src: string): string {
+  const dst = tempDir('mut');
+  for (const f of fs.readdirSync(src)) fs.copyFileSync(path.join(src, f), path.join(dst, f));
+  return dst;
+}
+
+test('dump of a pid that does not exist', async () => {
+  const pid = freePid();
+  oneLineError(await cr(['dump', '-t', String(pid), '-D', tempDir('nx')]), new RegExp(`pid ${pid} does not exist`));
+});
+
+test('dump with a pid that is not a number', async () => {
+  oneLineError(await cr(['dump', '-t', 'abc', '-D', tempDir('nx')]), /pid/);
+});
+
+test('restore from a missing directory', async () => {
+  oneLineError(await cr(['restore', '-D', '/nonexistent/cr-image']), /does not exist/);
+  oneLineError(await cr(['show', '/nonexistent/cr-image']), /does not exist/);
+});
+
+test('truncated or corrupted images are refused before any task is created', async () => {
+  const { images, pid } = await dumpedImage();
+  const mutations: [string, (dir: string) => void, RegExp][] = [
+    ['truncated mm image', (d) => fs.truncateSync(path.join(d, `mm-${pid}.img`), 40), /truncated/],
+    ['corrupted cpu image', (d) => flipByte(path.join(d, `cpu-${pid}.img`), 100), /corrupted/],
+    ['truncated pages', (d) => fs.truncateSync(path.join(d, `pages-${pid}.img`), 4096 * 10), /truncated|corrupted/],
+    ['corrupted pages', (d) => flipByte(path.join(d, `pages-${pid}.img`), 1 << 20), /corrupted/],
+    ['bad magic', (d) => flipByte(path.join(d, 'inventory.img'), 0), /bad magic|no image/],
+    ['missing files image', (d) => fs.rmSync(path.join(d, `files-${pid}.img`)), /cannot read/],
+    ['empty inventory', (d) => fs.writeFileSync(path.join(d, 'inventory.img'), ''), /truncated/],
+  ];
+  for (const [what, mutate, pattern] of mutations) {
+    const dir = copyImage(images);
+    mutate(dir);
+    const r = await cr(['restore', '-D', dir]);
+    oneLineError(r, pattern);
+    assert.not.ok(alive(pid), `${what}: no task was left behind`);
+  }
+  // The untouched image still restores.
+  const r = await cr(['restore', '-D', images, '--detach']);
+  assert.is(r.exitCode, 0, r.all);
+  assert.is(Number(r.stdout.trim()), pid);
+  process.kill(pid, 'SIGKILL');
+});
+
+function flipByte(file: string, at: number): void {
+  const b = fs.readFileSync(file);
+  b[at] ^= 0xff;
+  fs.writeFileSync(file, b);
+}
+
+test('restore refuses a pid that is in use and leaves its owner alone', async () => {
+  const dir = tempDir('busy');
+  const images = tempDir('busyimg');
+  const run = start('bigmem', ['8', '300'], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 3);
+  assert.is((await cr(['dump', '-t', String(run.pid), '-D', images, '-R'])).exitCode, 0);
+  oneLineError(await cr(['restore', '-D', images]), new RegExp(`pid ${run.pid} is in use`));
+  assert.ok(alive(run.pid));
+  run.child.kill('SIGKILL');
+  await run.exited;
+});
+
+test('a dump that fails half-way (image disk full) leaves the task running as before', async () => {
+  const ref = await undisturbed('bigmem', ['64', '150'], tempDir('fullref'));
+  const mnt = tempDir('full');
+  await execa('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+  try {
+    const dir = tempDir('fullrun');
+    const run = start('bigmem', ['64', '150'], path.join(dir, 'out.txt'));
+    await waitLines(run.out, 3);
+    oneLineError(await cr(['dump', '-t', String(run.pid), '-D', mnt]), /ENOSPC/);
+    assert.ok(alive(run.pid), 'still running');
+    assert.equal(fs.readdirSync(mnt), [], 'the partial image was removed');
+    assert.is(await run.exited, 0);
+    assert.is(withoutPid(fs.readFileSync(run.out, 'utf8')).body, withoutPid(ref).body, 'and computes exactly as if undisturbed');
+  } finally {
+    await execa('umount', [mnt]);
+  }
+});
+
+test('checkpoint needs ptrace rights over the task', async () => {
+  const run = start('bigmem', ['8', '300'], path.join(tempDir('perm'), 'out.txt'));
+  await waitLines(run.out, 3);
+  oneLineError(await cr(['dump', '-t', String(run.pid), '-D', tempDir('permimg')], { uid: 65534 }), /not permitted to trace/);
+  assert.ok(alive(run.pid));
+  run.child.kill('SIGKILL');
+  await run.exited;
+});
+
+test('an unsupported object is refused at dump time, naming it, and the task goes on', async () => {
+  // Node hands a child's extra stdio 'pipe' over as a socket at fd 3.
+  const child = spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  await new Promise((r) => child.once('spawn', r));
+  oneLineError(await cr(['dump', '-t', String(child.pid), '-D', tempDir('unsup')]), new RegExp(`pid ${child.pid} fd 3: socket is not supported`));
+  assert.ok(alive(child.pid!));
+  child.kill('SIGKILL');
+});
+
+test('cr check reports what the user backend needs', async () => {
+  const r = await cr(['check', '--backend=user']);
+  assert.is(r.exitCode, 0, r.all);
+  assert.match(r.stdout, /clone3 set_tid/);
+  assert.match(r.stdout, /looks good/);
+});
+
+test.run();

@@ -1,0 +1,82 @@
+/**
+ * The user backend on a single process: dumped mid-run, killed, restored,
+ * it must print exactly what an undisturbed run prints, with its pid.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { alive, cr, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
+
+const STEPS = '600';
+
+async function expected(): Promise<{ out: string; shared: Buffer }> {
+  const dir = tempDir('ref');
+  writeInput(dir);
+  const out = await undisturbed('memstress', [dir, STEPS], dir);
+  return { out, shared: fs.readFileSync(path.join(dir, 'shared.map')) };
+}
+
+test('memstress: every kind of memory, a file offset, signals and rlimits survive dump and restore', async () => {
+  const ref = await expected();
+  const dir = tempDir('ms');
+  const images = tempDir('img');
+  writeInput(dir);
+  const run = start('memstress', [dir, STEPS], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 15);
+
+  const d = await cr(['dump', '--backend=user', '-t', String(run.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  await run.exited;
+  assert.not.ok(alive(run.pid), 'the dumped task is killed');
+
+  const r = await cr(['restore', '--backend=user', '-D', images]);
+  assert.is(r.exitCode, 0, r.all);
+  const got = withoutPid(fs.readFileSync(run.out, 'utf8'));
+  assert.is(got.body, withoutPid(ref.out).body);
+  assert.is(got.pid, run.pid, 'restored with its original pid');
+  assert.ok(fs.readFileSync(path.join(dir, 'shared.map')).equals(ref.shared), 'shared file mapping contents');
+});
+
+test('a 256 MiB anonymous memory process is restored with identical contents', async () => {
+  const refDir = tempDir('bigref');
+  const ref = await undisturbed('bigmem', ['256', '40'], refDir);
+  const dir = tempDir('big');
+  const images = tempDir('bigimg');
+  const run = start('bigmem', ['256', '40'], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 5, 120000);
+
+  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  await run.exited;
+  const pages = fs.statSync(path.join(images, `pages-${run.pid}.img`)).size;
+  assert.ok(pages >= 256 << 20, `pages file holds the 256 MiB (${pages} bytes)`);
+
+  const r = await cr(['restore', '-D', images]);
+  assert.is(r.exitCode, 0, r.all);
+  const got = withoutPid(fs.readFileSync(run.out, 'utf8'));
+  assert.is(got.body, withoutPid(ref).body);
+  assert.is(got.pid, run.pid);
+});
+
+test('--leave-running keeps the task going, and its image restores after it ends', async () => {
+  const ref = await undisturbed('bigmem', ['16', '200'], tempDir('lrref'));
+  const dir = tempDir('lr');
+  const images = tempDir('lrimg');
+  const run = start('bigmem', ['16', '200'], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 10);
+
+  const d = await cr(['dump', '-t', String(run.pid), '-D', images, '--leave-running']);
+  assert.is(d.exitCode, 0, d.all);
+  assert.ok(alive(run.pid), 'still running after the dump');
+  assert.is(await run.exited, 0);
+  assert.is(withoutPid(fs.readFileSync(run.out, 'utf8')).body, withoutPid(ref).body, 'the dump did not disturb it');
+
+  // The image holds the output file's offset at the dump: the restored run
+  // writes the same tail over it again.
+  const r = await cr(['restore', '-D', images]);
+  assert.is(r.exitCode, 0, r.all);
+  assert.is(withoutPid(fs.readFileSync(run.out, 'utf8')).body, withoutPid(ref).body);
+});
+
+test.run();
