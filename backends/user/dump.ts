@@ -16,7 +16,7 @@ import { kill, pidExists, SysError, waitpid, WALL } from '../../userspace/sys/li
 import { Tracee } from '../../userspace/sys/ptrace.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
-import type { DumpTask } from './state/module.js';
+import type { DumpShared, DumpTask } from './state/module.js';
 
 /** The tasks to dump, root first; refuses trees and threads it cannot handle yet. */
 function collectTasks(pid: number): number[] {
@@ -58,6 +58,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const t0 = performance.now();
   const pids = collectTasks(opts.pid);
   const stats = { pagesWritten: 0 };
+  const shared: DumpShared = { files: [], pipes: new Set() };
   // Seize first: a task we may not trace leaves the image directory untouched.
   const tracees: Tracee[] = [];
   let images: ImageWriter;
@@ -76,7 +77,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
       const maps = procMaps(tracee.pid);
       const inj = Injection.begin(tracee);
       try {
-        const task: DumpTask = { pid: tracee.pid, tracee, inj, maps, images, stats, log };
+        const task: DumpTask = { pid: tracee.pid, tracee, inj, maps, images, shared, stats, log };
         for (const m of STATE_MODULES) {
           m.dump(task);
           log(`pid ${tracee.pid}: ${m.name} saved`);

@@ -24,10 +24,15 @@ const MESSAGE_OF: Record<ImageKind, string> = {
   inventory: 'Inventory', cpu: 'Cpu', mm: 'Mm', files: 'Files', signals: 'Signals', process: 'Process',
 };
 
+const SCHEMA_DIR = path.join(packageRoot, 'backends', 'user', 'images');
 let root: protobuf.Root | undefined;
-function schema(kind: ImageKind): protobuf.Type {
-  root ??= new protobuf.Root().loadSync(KINDS.map((k) => path.join(packageRoot, 'backends', 'user', 'images', `${k}.proto`)), { keepCase: true });
-  return root.lookupType(`crlab.user.${MESSAGE_OF[kind]}`);
+/** A message type from images/*.proto, by its name in package crlab.user. */
+function messageType(name: string): protobuf.Type {
+  root ??= new protobuf.Root().loadSync(
+    fs.readdirSync(SCHEMA_DIR).filter((f) => f.endsWith('.proto')).map((f) => path.join(SCHEMA_DIR, f)),
+    { keepCase: true },
+  );
+  return root.lookupType(`crlab.user.${name}`);
 }
 
 const LONG_TYPES = new Set(['uint64', 'int64', 'sint64', 'fixed64', 'sfixed64']);
@@ -66,14 +71,29 @@ export function imageFile(dir: string, kind: ImageKind | 'pages', pid?: number):
 }
 
 export function encodeImage(kind: ImageKind, data: object): Buffer {
-  const type = schema(kind);
-  const payload = Buffer.from(type.encode(type.fromObject(forProtobuf(data) as object)).finish());
+  const payload = encodeMessage(MESSAGE_OF[kind], data);
   const header = Buffer.alloc(HEADER_SIZE);
   header.writeUInt32LE(MAGIC, 0);
   header.writeUInt32LE(FORMAT_VERSION, 4);
   header.writeUInt32LE(payload.length, 8);
   header.writeUInt32LE(zlib.crc32(payload), 12);
   return Buffer.concat([header, payload]);
+}
+
+/** Encode a message that travels inside another (a file type's payload). */
+export function encodeMessage(name: string, data: object): Buffer {
+  const type = messageType(name);
+  return Buffer.from(type.encode(type.fromObject(forProtobuf(data) as object)).finish());
+}
+
+/** Decode a nested message; `where` names it in the error of a corrupted image. */
+export function decodeMessage<T>(name: string, bytes: Buffer, where: string): T {
+  const type = messageType(name);
+  try {
+    return toPlain(type, type.decode(bytes)) as T;
+  } catch (err) {
+    throw new CrError(`${where}: corrupted image (${(err as Error).message})`);
+  }
 }
 
 export function decodeImage<T>(kind: ImageKind, file: string, bytes: Buffer): T {
@@ -86,12 +106,7 @@ export function decodeImage<T>(kind: ImageKind, file: string, bytes: Buffer): T 
   if (bytes.length !== HEADER_SIZE + len) throw new CrError(`${name}: truncated image (${bytes.length - HEADER_SIZE} of ${len} payload bytes)`);
   const payload = bytes.subarray(HEADER_SIZE);
   if (zlib.crc32(payload) !== bytes.readUInt32LE(12)) throw new CrError(`${name}: corrupted image (checksum mismatch)`);
-  const type = schema(kind);
-  try {
-    return toPlain(type, type.decode(payload)) as T;
-  } catch (err) {
-    throw new CrError(`${name}: corrupted image (${(err as Error).message})`);
-  }
+  return decodeMessage<T>(MESSAGE_OF[kind], payload, name);
 }
 
 /** Writes images into a directory and remembers them, so a failed dump can take them back. */

@@ -19,7 +19,7 @@ import { Tracee } from '../../userspace/sys/ptrace.js';
 import { readInventory, type Inventory } from './inventory.js';
 import { STATE_MODULES } from './state/index.js';
 import { mappedRanges } from './state/memory.js';
-import type { LoadedState, RestoreTask } from './state/module.js';
+import type { LoadedState, RestoreShared, RestoreTask } from './state/module.js';
 
 const MMAP_MIN_ADDR = 0x10000n;
 
@@ -65,17 +65,16 @@ async function createTasks(inv: Inventory, detach: boolean): Promise<{ helper: H
   return { helper };
 }
 
-function rebuild(pid: number, dir: string, states: LoadedState[], imageRanges: [bigint, bigint][], log: (l: string) => void): void {
+/** Seize a placeholder and rebuild it; it stays stopped, its injection session open. */
+function rebuild(pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void): RestoreTask {
   const tracee = Tracee.seize(pid);
-  const inj = Injection.begin(tracee, bootstrapAddress(pid, imageRanges));
-  const task: RestoreTask = { pid, dir, tracee, inj, log };
+  const inj = Injection.begin(tracee, bootstrapAddress(pid, mappedRanges(dir, pid)));
+  const task: RestoreTask = { pid, dir, tracee, inj, shared, fdBase: 0, log };
   STATE_MODULES.forEach((m, i) => {
     states[i].restore(task);
     log(`pid ${pid}: ${m.name} restored`);
   });
-  inj.endRestore();
-  for (const s of states) s.finish(task);
-  tracee.detach();
+  return task;
 }
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
@@ -91,9 +90,15 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
 
   const { helper } = await createTasks(inv, !!opts.detach);
   try {
-    for (const t of loaded) {
-      rebuild(t.pid, opts.dir, t.states, mappedRanges(opts.dir, t.pid), log);
+    // Every task is built before any runs: they may take shared objects from each other.
+    const shared: RestoreShared = { files: new Map(), pipes: new Map(), leftovers: new Map() };
+    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, opts.dir, t.states, shared, log), states: t.states }));
+    for (const { task, states } of tasks) {
+      for (const s of states) s.settle(task);
+      task.inj.endRestore();
+      for (const s of states) s.finish(task);
     }
+    for (const { task } of tasks) task.tracee.detach();
   } catch (err) {
     for (const t of inv.tasks) {
       try {

@@ -14,11 +14,15 @@ const ptraceIov = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', koffi.
 const waitpidRaw = libc.func('waitpid', 'int', ['int', 'void *', 'int']);
 const prlimitRaw = libc.func('prlimit', 'int', ['int', 'int', 'void *', 'void *']);
 const killRaw = libc.func('kill', 'int', ['int', 'int']);
+const pipe2Raw = libc.func('pipe2', 'int', ['void *', 'int']);
+const teeRaw = libc.func('tee', 'long', ['int', 'int', 'size_t', 'uint']);
+const fcntlRaw = libc.func('fcntl', 'int', ['int', 'int', 'int']);
+const closeRaw = libc.func('close', 'int', ['int']);
 const syscall6 = libc.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long', 'long', 'long']);
 
-const errnoNames = new Map<number, string>(
-  Object.entries(os.constants.errno).map(([name, num]) => [num, name]),
-);
+// The first name wins: EAGAIN rather than its alias EWOULDBLOCK.
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(os.constants.errno)) if (!errnoNames.has(num)) errnoNames.set(num, name);
 
 /** A failed system call, with its errno both as a number and as a name. */
 export class SysError extends Error {
@@ -89,6 +93,26 @@ export function prlimit(pid: number, resource: number, set?: Rlimit): Rlimit {
   }
   check(`prlimit(${pid}, ${resource})`, prlimitRaw(pid, resource, newBuf, oldBuf));
   return { cur: oldBuf.readBigUInt64LE(0), max: oldBuf.readBigUInt64LE(8) };
+}
+
+/** pipe2(2): [read end, write end]. */
+export function pipe2(flags: number): [number, number] {
+  const fds = Buffer.alloc(8);
+  check('pipe2', pipe2Raw(fds, flags));
+  return [fds.readInt32LE(0), fds.readInt32LE(4)];
+}
+
+/** tee(2): duplicate up to `len` bytes of one pipe into another without consuming them. */
+export function tee(from: number, to: number, len: number, flags: number): number {
+  return check('tee', teeRaw(from, to, len, flags));
+}
+
+export function fcntl(fd: number, cmd: number, arg = 0): number {
+  return check(`fcntl(${fd}, ${cmd})`, fcntlRaw(fd, cmd, arg));
+}
+
+export function close(fd: number): void {
+  check(`close(${fd})`, closeRaw(fd));
 }
 
 /** A raw syscall with integer arguments, for probing what the kernel offers. */

@@ -1,115 +1,164 @@
 /**
- * Open files: regular files and directories (reopened by path at their
- * offset, with their flags), character devices such as /dev/null, and stdio
- * on a terminal, pipe or socket, which the restored task takes over from
- * `cr restore` itself.
+ * The descriptor table. Each descriptor refers to an open file; an open
+ * file shared by several descriptors (dup, fork) is saved once, under an
+ * id, by the file type that claims it (see fdtype.ts), and restore makes
+ * the later descriptors point at that same open file again: dup within a
+ * task, pidfd_getfd across tasks.
+ * stdio on a terminal, pipe or socket the task did not share with anyone
+ * else in the image is "inherited": it takes what `cr restore` has.
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
 import { procFdinfo } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
-import { readImage } from '../image.js';
-import { defineState } from './module.js';
-
-type FdKind = 'REG' | 'CHR' | 'INHERIT';
+import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
+import { imageFile, readImage } from '../image.js';
+import { liftFd, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
+import { regFiles } from './files-reg.js';
+import { defineState, type DumpTask, type RestoreTask } from './module.js';
+import { pipes } from './pipes.js';
 
 interface Fd {
   fd: number;
-  kind: FdKind;
-  path: string;
-  flags: number;
   cloexec: boolean;
-  pos: bigint;
-  size: bigint;
-  mode: number;
+  file_id: number;
 }
 
 export interface FilesImage {
   fds: Fd[];
+  files: OpenFileImage[];
 }
 
-/** Character devices that carry no state, so reopening them by name is exact. */
-const STATELESS_DEVICES = new Set(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom']);
-const SEEK_SET = 0;
+const INHERIT = 'inherit';
+const FD_TYPES: FdType[] = [regFiles, pipes];
+const KCMP_FILE = 0;
+const RLIMIT_NOFILE = 7;
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
-/** Flags that only make sense when a file is created, never on a reopen. */
-const CREATE_FLAGS = O.CREAT | O.EXCL | O.TRUNC | O.NOCTTY;
 
-function describeFd(pid: number, fd: number): Fd {
+function probe(pid: number, fd: number): FdProbe {
   const link = `/proc/${pid}/fd/${fd}`;
-  let target: string;
-  let st: fs.BigIntStats;
   try {
-    target = fs.readlinkSync(link);
-    st = fs.statSync(link, { bigint: true });
+    const info = procFdinfo(pid, fd);
+    const flags = parseInt(info.get('flags') ?? '0', 8);
+    return { pid, fd, target: fs.readlinkSync(link), stat: fs.statSync(link, { bigint: true }), info, flags, pos: BigInt(info.get('pos') ?? '0') };
   } catch (err) {
-    throw new CrError(`pid ${pid} fd ${fd}: cannot inspect (${(err as NodeJS.ErrnoException).code})`);
+    throw new CrError(`pid ${pid} fd ${fd}: cannot inspect (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  const info = procFdinfo(pid, fd);
-  const rawFlags = parseInt(info.get('flags') ?? '0', 8);
-  const base = {
-    fd, path: target, flags: rawFlags & ~O.CLOEXEC, cloexec: (rawFlags & O.CLOEXEC) !== 0,
-    pos: BigInt(info.get('pos') ?? '0'), size: 0n, mode: Number(st.mode & 0o7777n),
-  };
-  const where = `pid ${pid} fd ${fd}`;
-  if (st.isFile() || st.isDirectory()) {
-    if (!target.startsWith('/') || target.endsWith(' (deleted)')) throw new CrError(`${where}: ${target} is not a file that can be reopened`);
-    return { ...base, kind: 'REG', size: st.size };
-  }
-  if (st.isCharacterDevice() && STATELESS_DEVICES.has(target)) return { ...base, kind: 'CHR' };
-  // stdio on a terminal, pipe or socket belongs to whoever runs the program.
-  if (fd <= 2 && (st.isCharacterDevice() || st.isFIFO() || st.isSocket())) return { ...base, kind: 'INHERIT', path: '' };
-  const what = target.startsWith('socket:') ? 'socket' : target.startsWith('pipe:') ? 'pipe' : target.startsWith('anon_inode:') ? target.slice(11) : target;
-  throw new CrError(`${where}: ${what} is not supported`);
 }
+
+/** The id of the open file behind a descriptor, if an earlier descriptor already showed it. */
+function knownFile(task: DumpTask, f: FdProbe): number | undefined {
+  return task.shared.files.find((k) => k.dev === f.stat.dev && k.ino === f.stat.ino &&
+    rawSyscall(NR.kcmp, k.pid, f.pid, KCMP_FILE, k.fd, f.fd) === 0)?.id;
+}
+
+function unsupported(f: FdProbe): string {
+  const t = f.target;
+  const what = t.startsWith('socket:') ? 'socket' : t.startsWith('anon_inode:') ? t.slice(11).replace(/^\[|\]$/g, '') : t;
+  return `pid ${f.pid} fd ${f.fd}: ${what} is not supported`;
+}
+
+/** stdio that belongs to whoever runs the program rather than to the program. */
+const inheritable = (f: FdProbe) => f.fd <= 2 && (f.stat.isCharacterDevice() || f.stat.isFIFO() || f.stat.isSocket()) && !f.target.startsWith('/dev/null');
 
 export const files = defineState<FilesImage>({
   name: 'files',
 
   dump(task) {
-    const fds = fs.readdirSync(`/proc/${task.pid}/fd`).map(Number).sort((a, b) => a - b);
-    task.images.write('files', task.pid, { fds: fds.map((fd) => describeFd(task.pid, fd)) });
+    const fds: Fd[] = [];
+    const opened: OpenFileImage[] = [];
+    for (const fd of fs.readdirSync(`/proc/${task.pid}/fd`).map(Number).sort((a, b) => a - b)) {
+      const f = probe(task.pid, fd);
+      const cloexec = (f.flags & O.CLOEXEC) !== 0;
+      const flags = f.flags & ~O.CLOEXEC;
+      let id = knownFile(task, f);
+      if (id === undefined) {
+        const type = inheritable(f) && !f.stat.isFIFO() ? undefined : FD_TYPES.find((t) => t.claims(f));
+        if (!type && !inheritable(f)) throw new CrError(unsupported(f));
+        id = task.shared.files.length + 1;
+        task.shared.files.push({ id, pid: f.pid, fd, dev: f.stat.dev, ino: f.stat.ino });
+        const payload = type ? type.dump(task, f) : Buffer.alloc(0);
+        opened.push({ id, type: type?.type ?? INHERIT, flags, pos: f.pos, payload });
+      }
+      fds.push({ fd, cloexec, file_id: id });
+    }
+    task.images.write('files', task.pid, { fds, files: opened });
   },
 
   load(dir, pid) {
     const img = readImage<FilesImage>(dir, 'files', pid);
-    for (const f of img.fds) {
-      if (f.kind === 'INHERIT') continue;
-      if (!fs.existsSync(f.path)) throw new CrError(`pid ${pid} fd ${f.fd}: ${f.path} no longer exists`);
+    const where = imageFile(dir, 'files', pid);
+    for (const file of img.files) {
+      if (file.type === INHERIT) continue;
+      const type = FD_TYPES.find((t) => t.type === file.type);
+      if (!type) throw new CrError(`${where}: unknown file type '${file.type}'`);
+      type.check(file, `pid ${pid} file ${file.id}`);
     }
     return img;
   },
 
   restore(task, img) {
     const { tracee, inj } = task;
-    const wanted = new Set(img.fds.map((f) => f.fd));
+    const own = new Map(img.files.map((f) => [f.id, f]));
     // The placeholder holds cr-mktree's descriptors: keep only stdio the image inherits.
+    const inherited = new Set(img.fds.filter((d) => own.get(d.file_id)?.type === INHERIT).map((d) => d.fd));
     tracee.syscallOk('close_range', NR.close_range, 3, 0xffffffff, 0);
-    for (let fd = 0; fd <= 2; fd++) {
-      const f = img.fds.find((x) => x.fd === fd);
-      if (!wanted.has(fd) || (f && f.kind !== 'INHERIT')) tracee.syscall(NR.close, fd);
-    }
-    for (const f of img.fds) {
-      if (f.kind === 'INHERIT') {
-        if (f.cloexec) tracee.syscallOk('fcntl', NR.fcntl, f.fd, F_SETFD, FD_CLOEXEC);
+    for (let fd = 0; fd <= 2; fd++) if (!inherited.has(fd)) tracee.syscall(NR.close, fd);
+    // Open files are created above every descriptor the image uses (liftFd), then placed.
+    task.fdBase = Math.max(3, ...img.fds.map((d) => d.fd + 1));
+    const limit = prlimit(task.pid, RLIMIT_NOFILE);
+    const room = BigInt(task.fdBase + 64);
+    if (limit.cur < room) prlimit(task.pid, RLIMIT_NOFILE, { cur: room, max: limit.max > room ? limit.max : room });
+    const place = (from: number, d: Fd) => {
+      tracee.syscallOk(`dup3 to fd ${d.fd}`, NR.dup3, from, d.fd, d.cloexec ? O.CLOEXEC : 0);
+    };
+
+    for (const d of img.fds) {
+      const file = own.get(d.file_id);
+      if (file?.type === INHERIT) {
+        if (d.cloexec) tracee.syscallOk('fcntl', NR.fcntl, d.fd, F_SETFD, FD_CLOEXEC);
+        task.shared.files.set(d.file_id, { pid: task.pid, fd: d.fd });
         continue;
       }
-      inj.reset();
-      const flags = (f.flags & ~CREATE_FLAGS) | (f.cloexec ? O.CLOEXEC : 0);
-      const tmp = Number(tracee.syscallOk(`open ${f.path}`, NR.open, inj.putString(f.path), flags, 0));
-      if (tmp !== f.fd) {
-        tracee.syscallOk(`dup3 to fd ${f.fd}`, NR.dup3, tmp, f.fd, f.cloexec ? O.CLOEXEC : 0);
-        tracee.syscall(NR.close, tmp);
+      const known = task.shared.files.get(d.file_id);
+      if (known?.pid === task.pid) {
+        place(known.fd, d);
+        continue;
       }
-      if (f.kind === 'REG' && f.pos) tracee.syscallOk(`lseek ${f.path}`, NR.lseek, f.fd, f.pos, SEEK_SET);
+      let tmp: number;
+      if (known) {
+        tmp = liftFd(task, takeFromTask(task, known.pid, known.fd));
+      } else {
+        if (!file) throw new CrError(`pid ${task.pid} fd ${d.fd}: its open file ${d.file_id} is in no task of the image`);
+        tmp = FD_TYPES.find((t) => t.type === file.type)!.open(task, file);
+      }
+      place(tmp, d);
+      if (!task.shared.leftovers.get(task.pid)?.includes(tmp)) tracee.syscall(NR.close, tmp);
+      task.shared.files.set(d.file_id, { pid: task.pid, fd: d.fd });
+      inj.reset();
     }
   },
 
+  settle(task) {
+    for (const fd of task.shared.leftovers.get(task.pid) ?? []) task.tracee.syscall(NR.close, fd);
+  },
+
   describe(img) {
-    return img.fds.map((f) => {
-      const flags = `flags 0${f.flags.toString(8)}${f.cloexec ? ' cloexec' : ''}`;
-      return f.kind === 'INHERIT' ? `  fd ${f.fd}: inherited from cr restore` : `  fd ${f.fd}: ${f.kind} ${f.path} pos ${f.pos} ${flags}`;
+    const byId = new Map(img.files.map((f) => [f.id, f]));
+    return img.fds.map((d) => {
+      const f = byId.get(d.file_id);
+      const what = !f ? `shares open file ${d.file_id}` : f.type === INHERIT ? 'inherited from cr restore'
+        : `${FD_TYPES.find((t) => t.type === f.type)?.describe(f)} flags 0${f.flags.toString(8)}`;
+      return `  fd ${d.fd}: ${what}${d.cloexec ? ' cloexec' : ''}`;
     });
   },
 });
+
+/** A duplicate, in this task, of descriptor `fd` of task `pid` (the same open file). */
+function takeFromTask(task: RestoreTask, pid: number, fd: number): number {
+  const pidfd = Number(task.tracee.syscallOk(`pidfd_open ${pid}`, NR.pidfd_open, pid, 0));
+  const got = Number(task.tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
+  task.tracee.syscall(NR.close, pidfd);
+  return got;
+}

@@ -8,6 +8,21 @@ import type { Tracee } from '../../../userspace/sys/ptrace.js';
 import type { MapsEntry } from '../../../userspace/proc/parse.js';
 import type { ImageWriter } from '../image.js';
 
+/** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
+export interface DumpShared {
+  files: { id: number; pid: number; fd: number; dev: bigint; ino: bigint }[];
+  /** Pipes whose buffered data is already in the image, by inode. */
+  pipes: Set<bigint>;
+}
+
+/** Where restore created each shared object, so that others can take it from there. */
+export interface RestoreShared {
+  files: Map<number, { pid: number; fd: number }>;
+  pipes: Map<bigint, { pid: number; rd: number; wr: number }>;
+  /** Descriptors to close in a task once every task is built (pipe ends nobody had). */
+  leftovers: Map<number, number[]>;
+}
+
 export interface DumpTask {
   pid: number;
   tracee: Tracee;
@@ -15,6 +30,7 @@ export interface DumpTask {
   /** The task's mappings, read before the injection added its scratch area. */
   maps: MapsEntry[];
   images: ImageWriter;
+  shared: DumpShared;
   stats: { pagesWritten: number };
   log: (line: string) => void;
 }
@@ -24,6 +40,9 @@ export interface RestoreTask {
   dir: string;
   tracee: Tracee;
   inj: Injection;
+  shared: RestoreShared;
+  /** Lowest descriptor number the image does not use: temporaries go at or above it. */
+  fdBase: number;
   log: (line: string) => void;
 }
 
@@ -35,6 +54,8 @@ export interface StateDefinition<T> {
   load(dir: string, pid: number): T;
   /** Rebuild the state inside the placeholder task, through injected calls. */
   restore(task: RestoreTask, state: T): void;
+  /** Once every task is rebuilt, still through injected calls: tidy up what other tasks needed. */
+  settle?(task: RestoreTask, state: T): void;
   /** After the last injected call: what plain ptrace sets (registers, mask). */
   finish?(task: RestoreTask, state: T): void;
   /** Readable lines for `cr show`. */
@@ -44,6 +65,7 @@ export interface StateDefinition<T> {
 /** A kind of state's image, loaded and checked, ready to be put back. */
 export interface LoadedState {
   restore(task: RestoreTask): void;
+  settle(task: RestoreTask): void;
   finish(task: RestoreTask): void;
   describe(): string[];
 }
@@ -63,6 +85,7 @@ export function defineState<T>(def: StateDefinition<T>): StateModule {
       const state = def.load(dir, pid);
       return {
         restore: (task) => def.restore(task, state),
+        settle: (task) => def.settle?.(task, state),
         finish: (task) => def.finish?.(task, state),
         describe: () => def.describe(state),
       };

@@ -1,0 +1,57 @@
+/**
+ * The table file types plug into. The generic descriptor code (files.ts)
+ * decides which descriptors share an open file and places them; a file
+ * type knows only how to save one open file of its kind and create it
+ * again inside a task, like CRIU's fdtype_ops or linux-cr's ->checkpoint.
+ */
+import type fs from 'node:fs';
+import { NR } from '../../../userspace/sys/constants.js';
+import type { DumpTask, RestoreTask } from './module.js';
+
+const F_DUPFD_CLOEXEC = 1030;
+
+/**
+ * Move a descriptor of the task being restored to a number the image does
+ * not use, so placing the image's descriptors can never close it.
+ */
+export function liftFd(task: RestoreTask, fd: number): number {
+  if (fd >= task.fdBase) return fd;
+  const lifted = Number(task.tracee.syscallOk('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase));
+  task.tracee.syscall(NR.close, fd);
+  return lifted;
+}
+
+/** What /proc says about one descriptor of a task being dumped. */
+export interface FdProbe {
+  pid: number;
+  fd: number;
+  /** readlink of /proc/PID/fd/FD: a path, "pipe:[123]", "socket:[45]", "anon_inode:[eventfd]"… */
+  target: string;
+  stat: fs.BigIntStats;
+  /** /proc/PID/fdinfo/FD as key/value pairs. */
+  info: Map<string, string>;
+  /** Status flags without O_CLOEXEC (a property of the descriptor, not the file). */
+  flags: number;
+  pos: bigint;
+}
+
+/** One open file as the image holds it. */
+export interface OpenFileImage {
+  id: number;
+  type: string;
+  flags: number;
+  pos: bigint;
+  payload: Buffer;
+}
+
+export interface FdType {
+  readonly type: string;
+  claims(f: FdProbe): boolean;
+  /** The type's encoded payload; throws CrError for what it cannot save. */
+  dump(task: DumpTask, f: FdProbe): Buffer;
+  /** Check a payload while the image is loaded, before any task exists. */
+  check(file: OpenFileImage, where: string): void;
+  /** Create the open file inside the task; returns its descriptor there, lifted (liftFd). */
+  open(task: RestoreTask, file: OpenFileImage): number;
+  describe(file: OpenFileImage): string;
+}

@@ -1,0 +1,29 @@
+/** Open files shared between descriptors, and pipes with data in flight. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cr, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
+
+test('dup-shared offsets and pipe contents survive dump and restore', async () => {
+  const refDir = tempDir('fdref');
+  writeInput(refDir);
+  const ref = await undisturbed('fdshare', [refDir, '400'], refDir);
+  const dir = tempDir('fd');
+  const images = tempDir('fdimg');
+  writeInput(dir);
+  const run = start('fdshare', [dir, '400'], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 8);
+  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  await run.exited;
+  const show = await cr(['show', images]);
+  assert.match(show.stdout, /3000 bytes in flight/);
+  const r = await cr(['restore', '-D', images]);
+  assert.is(r.exitCode, 0, r.all);
+  const got = withoutPid(fs.readFileSync(run.out, 'utf8'));
+  assert.is(got.body, withoutPid(ref).body);
+  assert.is(got.pid, run.pid);
+});
+
+test.run();
