@@ -160,7 +160,7 @@ class CaseFailure extends Error {
 }
 
 /** Kill and reap whatever is left of a tree (best effort). */
-async function cleanupTree(pids: number[]): Promise<void> {
+async function cleanupTree(pids: number[], reap: (pid: number) => void): Promise<void> {
   const all = new Set<number>();
   for (const p of pids) for (const d of descendants(p)) all.add(d);
   for (const p of all) {
@@ -171,8 +171,8 @@ async function cleanupTree(pids: number[]): Promise<void> {
     }
   }
   await until(() => {
-    for (const p of all) tryReap(p);
-    return [...all].every((p) => procState(p) === null || procState(p) === 'Z' && tryReap(p).state === 'not-our-child');
+    for (const p of all) reap(p);
+    return [...all].every((p) => procState(p) === null) || undefined;
   }, 3000);
 }
 
@@ -191,6 +191,12 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
   const T = (ms: number) => ms * cfg.timeoutScale;
   const readLog = () => parseWlOutput(fs.readFileSync(log, 'utf8'));
   let pids: number[] = [];
+  // The workload is Node's child until Node has seen it exit: reaping it
+  // behind libuv's back would leave its handle (and this process) hanging.
+  let nodeChild = 0;
+  const reap = (p: number) => {
+    if (p !== nodeChild) tryReap(p);
+  };
 
   try {
     // start: its own session (so no backend needs a shell-job mode), output to a file
@@ -200,7 +206,10 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     let exited: { code: number | null; signal: string | null } | undefined;
     const exitP = new Promise<void>((r) => child.once('exit', (code, signal) => ((exited = { code, signal }), r())));
     child.once('error', () => {});
+    child.unref();
     if (!child.pid) throw new CaseFailure('start', `could not start ${cfg.wlBin}`);
+    nodeChild = child.pid;
+    void exitP.then(() => (nodeChild = 0));
     pids = [child.pid];
     const ready = await until(() => readLog().ready ?? (exited ? false : undefined), T(30_000 + (spec.size ?? 0) * 200));
     if (!ready) {
@@ -245,7 +254,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     await withTimeout(exitP, T(10_000));
     const alive = await until(() => {
       const left = pids.filter((p) => {
-        tryReap(p);
+        reap(p);
         const s = procState(p);
         return s !== null && s !== 'Z';
       });
@@ -256,7 +265,8 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       throw new CaseFailure('gone', `task${left.length > 1 ? 's' : ''} ${left.join(' ')} still running after the dump`);
     }
     // zombies of the old tree hold their pids; they must be reaped before restore
-    await until(() => pids.every((p) => procState(p) === null || (tryReap(p), procState(p) === null)) || undefined, T(3000));
+    await until(() => pids.every((p) => procState(p) === null || (reap(p), procState(p) === null)) || undefined, T(3000));
+    if (nodeChild) throw new CaseFailure('gone', `Node never saw workload ${nodeChild} exit after the dump`);
 
     // restore
     let rootPid = child.pid;
@@ -341,7 +351,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       rec.reason = `harness error: ${oneLine(err)}`;
     }
   } finally {
-    await cleanupTree(pids);
+    await cleanupTree(pids, reap);
     fs.rmSync(root, { recursive: true, force: true });
   }
   return rec;

@@ -29,7 +29,9 @@ const VERBOSITY = `-v${process.env.CR_CRIU_VERBOSE ?? '2'}`;
 /** The first line of a CRIU log that says what went wrong. */
 export function criuError(log: string): string | undefined {
   const lines = log.split('\n').map((l) => l.replace(/^\(\s*[\d.]+\)\s*/, '').trim()).filter(Boolean);
-  const err = lines.find((l) => /^Error \(/.test(l) || /^Error:/.test(l)) ?? lines.find((l) => /\berror\b|\bfailed\b|can't|cannot/i.test(l));
+  // skip CRIU's generic "a helper exited" lines in favour of the cause
+  const errs = lines.filter((l) => /^Error \(/.test(l) || /^Error:/.test(l));
+  const err = errs.find((l) => !/exited, status=|killed by signal/.test(l)) ?? errs[0] ?? lines.find((l) => /\berror\b|\bfailed\b|can't|cannot/i.test(l));
   return err?.replace(/^Error \(([^)]*)\):\s*/, '');
 }
 
@@ -167,7 +169,7 @@ export const criuBackend: Backend = {
       const r = await execa(CRIU, ['check'], { reject: false, all: true });
       const out = (r.all ?? '').trim();
       const ok = r.exitCode === 0 && /Looks good/.test(out);
-      items.push({ name: 'criu check', ok, required: true, detail: ok ? 'Looks good.' : (criuError(out) ?? out.split('\n').at(-1) ?? `exit status ${r.exitCode}`) + (newKernel ? `; ${inVm}` : '') });
+      items.push({ name: 'criu check', ok, required: true, detail: ok ? 'Looks good.' : (criuError(out) ?? out.split('\n').at(-1) ?? `exit status ${r.exitCode}`) });
     }
     return items;
   },

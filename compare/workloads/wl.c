@@ -889,7 +889,8 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	sigaction(SIGUSR1, &sa, NULL);
 
-	if (pipe(res_pipe) || pipe(go_pipe))
+	/* the tree talks through two pipes; a single process has none of its own */
+	if (ntree > 1 && (pipe(res_pipe) || pipe(go_pipe)))
 		die("pipe");
 	grow_tree(ntree);
 

@@ -1,0 +1,114 @@
+/**
+ * The part of the comparison that runs inside the VM (or on the host with
+ * `npm run compare -- --host`): measures the machine's own limits, then
+ * runs the plan through the backends in-process. It talks to the host in
+ * lines on stdout:
+ *
+ *   @@cr-compare {"t":"plan"|"check"|"start"|"record"|"info",...}
+ *   @@cr-compare-result {raw results as JSON}
+ *
+ *   node dist/compare/inside.js PLAN_JSON [SCRATCH_DIR]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Backend } from '../backends/types.js';
+import { packageRoot } from '../userspace/paths.js';
+import { runAll, type HarnessConfig, type HarnessEvent } from './harness.js';
+import type { Plan } from './plan.js';
+import type { Bandwidth, RawResults } from './report.js';
+import { becomeSubreaper } from './sys.js';
+
+export const PREFIX = '@@cr-compare ';
+export const RESULT_PREFIX = '@@cr-compare-result ';
+
+const bin = (name: string) => path.join(packageRoot, 'compare', 'workloads', 'bin', name);
+
+async function loadRegistry(notes: string[]): Promise<Record<string, Backend>> {
+  try {
+    const m = await import('../backends/index.js');
+    return m.backends as Record<string, Backend>;
+  } catch (err) {
+    notes.push(`backends/index.js did not load (${(err as Error).message.split('\n')[0]}): every backend shows as not available`);
+    return {};
+  }
+}
+
+async function measureBandwidth(dir: string, mib: number): Promise<Bandwidth | undefined> {
+  const r = await execa(bin('membw'), [dir, String(mib)], { reject: false });
+  try {
+    return JSON.parse(r.stdout) as Bandwidth;
+  } catch {
+    return undefined;
+  }
+}
+
+async function nodeStartMs(): Promise<number | undefined> {
+  const f = path.join(os.tmpdir(), `cr-compare-node.${process.pid}`);
+  const times: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    await execa(bin('rusage'), [f, process.execPath, '-e', '0'], { reject: false });
+    const m = fs.readFileSync(f, 'utf8').match(/wall_us=(\d+)/);
+    if (m) times.push(Number(m[1]) / 1000);
+  }
+  fs.rmSync(f, { force: true });
+  return times.length ? Math.min(...times) : undefined;
+}
+
+export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEvent) => void, registry?: Record<string, Backend>): Promise<RawResults> {
+  const notes: string[] = [];
+  const startedAt = new Date().toISOString();
+  fs.mkdirSync(scratch, { recursive: true });
+  if (!becomeSubreaper()) notes.push('could not become a child subreaper: trees restored detached may be reaped by init');
+  const reg = registry ?? (await loadRegistry(notes));
+  emit({ t: 'info', msg: 'measuring memory and tmpfs bandwidth' });
+  const bandwidth = await measureBandwidth(scratch, plan.quick ? 64 : 256);
+  emit({ t: 'info', msg: 'timing node start-up' });
+  const nodeStart = await nodeStartMs();
+  const cfg: HarnessConfig = {
+    registry: reg,
+    backends: plan.backends,
+    reps: plan.reps,
+    featureReps: plan.featureReps,
+    modes: plan.modes,
+    scratch,
+    wlBin: bin('wl'),
+    rusageBin: bin('rusage'),
+    crCli: [process.execPath, path.join(packageRoot, 'dist', 'userspace', 'cli', 'cr.js')],
+    criuBin: process.env.CR_CRIU ?? 'criu',
+    timeoutScale: Number(process.env.CR_COMPARE_TIMEOUT_SCALE ?? 1),
+    emit,
+  };
+  const { records, checks } = await runAll(cfg, plan.cases);
+  return {
+    meta: {
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      kernel: os.release(),
+      where: process.env.CR_COMPARE_WHERE ?? `${os.hostname()} (${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 1048576)} MiB)`,
+      options: { ...plan, cases: undefined, workloads: [...new Set(plan.cases.map((c) => (c.kind === 'feature' ? 'features' : c.workload)))] },
+      bandwidth,
+      nodeStartMs: nodeStart,
+      notes,
+    },
+    checks,
+    records,
+  };
+}
+
+// entry point
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  const plan = JSON.parse(process.argv[2]) as Plan;
+  const scratch = process.argv[3] ?? path.join(os.tmpdir(), 'cr-compare');
+  const emit = (ev: HarnessEvent) => process.stdout.write(`${PREFIX}${JSON.stringify(ev)}\n`);
+  inside(plan, scratch, emit)
+    .then((raw) => {
+      process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(raw)}\n`);
+      fs.rmSync(scratch, { recursive: true, force: true });
+    })
+    .catch((err) => {
+      process.stderr.write(`compare (inside): ${(err as Error).stack ?? err}\n`);
+      process.exitCode = 1;
+    });
+}

@@ -1,0 +1,68 @@
+/**
+ * From command-line options to the list of cases and the settings the
+ * inside part runs with. The host builds the plan and hands it to the VM
+ * as one JSON argument, so both sides agree on what was asked.
+ */
+import type { CaseSpec, Mode } from './harness.js';
+import { features, workloads } from './workloads.js';
+
+export interface CompareOptions {
+  workloads?: string;
+  sizes?: string;
+  backends?: string;
+  reps?: number;
+  featureReps?: number;
+  modes?: string;
+  quick?: boolean;
+}
+
+export interface Plan {
+  cases: CaseSpec[];
+  backends: string[];
+  reps: number;
+  featureReps: number;
+  modes: Mode[];
+  quick: boolean;
+}
+
+export const ALL_BACKENDS = ['user', 'kernel', 'criu'];
+export const ALL_MODES: Mode[] = ['lib', 'cli', 'native'];
+
+const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
+
+/** "--sizes 8,32" applies to every workload; "--sizes mem=8,32;tree=2" to the ones named. */
+export function parseSizes(s: string | undefined): { all?: number[]; per: Record<string, number[]> } {
+  const per: Record<string, number[]> = {};
+  if (!s) return { per };
+  if (!s.includes('=')) return { all: s.split(',').map(Number).filter((n) => n > 0), per };
+  for (const part of s.split(/[;\s]+/).filter(Boolean)) {
+    const [w, v] = part.split('=');
+    per[w] = v.split(',').map(Number).filter((n) => n > 0);
+  }
+  return { per };
+}
+
+export function makePlan(o: CompareOptions): Plan {
+  const quick = !!o.quick;
+  const names = list(o.workloads) ?? [...workloads.map((w) => w.name), 'features'];
+  for (const n of names) if (n !== 'features' && !workloads.some((w) => w.name === n)) throw new Error(`unknown workload '${n}' (have: ${workloads.map((w) => w.name).join(', ')}, features)`);
+  const sizes = parseSizes(o.sizes);
+  const cases: CaseSpec[] = [];
+  for (const w of workloads) {
+    if (!names.includes(w.name)) continue;
+    for (const size of sizes.per[w.name] ?? sizes.all ?? (quick ? w.quickSizes : w.sizes)) {
+      cases.push({ kind: 'bench', workload: w.name, size, args: w.args(size) });
+    }
+  }
+  if (names.includes('features')) for (const f of features) cases.push({ kind: 'feature', workload: f.name, group: f.group, size: null, args: f.args });
+  const modes = (list(o.modes) ?? ALL_MODES) as Mode[];
+  for (const m of modes) if (!ALL_MODES.includes(m)) throw new Error(`unknown mode '${m}' (have: ${ALL_MODES.join(', ')})`);
+  return {
+    cases,
+    backends: list(o.backends) ?? ALL_BACKENDS,
+    reps: o.reps ?? (quick ? 2 : 5),
+    featureReps: o.featureReps ?? 1,
+    modes,
+    quick,
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * Turns the raw records of a comparison into report.md: the feature
+ * matrix, per-workload tables (median, min, max), ratios against CRIU,
+ * throughput against the VM's own memory bandwidth, and the failures.
+ * Pure functions of the raw data, so they are unit-tested on the host.
+ */
+import type { CheckItem } from '../backends/types.js';
+import type { Mode, RunRecord } from './harness.js';
+import { fmt, fmtSummary, ratio, summarize, type Summary } from './stats.js';
+import { features, workloads } from './workloads.js';
+
+export interface Bandwidth {
+  mib: number;
+  memcpyMBps: number;
+  tmpfsWriteMBps: number;
+  tmpfsReadMBps: number;
+}
+
+export interface RawResults {
+  meta: {
+    startedAt: string;
+    finishedAt?: string;
+    kernel: string;
+    where: string;
+    options: Record<string, unknown>;
+    bandwidth?: Bandwidth;
+    /** Wall time of `node -e 0`, the floor under every `cr` command. */
+    nodeStartMs?: number;
+    notes?: string[];
+  };
+  checks: Record<string, { ok: boolean; reason?: string; items?: CheckItem[] }>;
+  records: RunRecord[];
+}
+
+export const MODE_TEXT: Record<Mode, string> = {
+  lib: 'library call',
+  cli: '`cr` command',
+  native: '`criu` command',
+};
+
+/** Summaries of one group of records (same workload, size, backend, mode). */
+export interface Row {
+  workload: string;
+  size: number | null;
+  backend: string;
+  mode: Mode;
+  runs: number;
+  passed: number;
+  firstFailure?: string;
+  dumpMs?: Summary;
+  freezeMs?: Summary;
+  frozenMs?: Summary;
+  restoreMs?: Summary;
+  imageMiB?: Summary;
+  dumpPeakMiB?: Summary;
+  restorePeakMiB?: Summary;
+}
+
+const MiB = 1048576;
+
+export function rowsOf(records: RunRecord[], kind: RunRecord['kind'] = 'bench'): Row[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    if (r.kind !== kind) continue;
+    const k = JSON.stringify([r.workload, r.size, r.backend, r.mode]);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(r);
+  }
+  const rows: Row[] = [];
+  for (const rs of groups.values()) {
+    const ok = rs.filter((r) => r.ok);
+    const bad = rs.find((r) => !r.ok);
+    rows.push({
+      workload: rs[0].workload,
+      size: rs[0].size,
+      backend: rs[0].backend,
+      mode: rs[0].mode,
+      runs: rs.length,
+      passed: ok.length,
+      firstFailure: bad ? `${bad.stage}: ${bad.reason}` : undefined,
+      dumpMs: summarize(ok.map((r) => r.dump?.wallMs)),
+      freezeMs: summarize(ok.map((r) => r.dump?.freezeMs)),
+      frozenMs: summarize(ok.map((r) => r.dump?.frozenMs)),
+      restoreMs: summarize(ok.map((r) => r.restore?.wallMs)),
+      imageMiB: summarize(ok.map((r) => (r.dump?.imageBytes !== undefined ? r.dump.imageBytes / MiB : undefined))),
+      dumpPeakMiB: summarize(ok.map((r) => (r.dump?.memory?.peakKiB !== undefined ? r.dump.memory.peakKiB / 1024 : undefined))),
+      restorePeakMiB: summarize(ok.map((r) => (r.restore?.memory?.peakKiB !== undefined ? r.restore.memory.peakKiB / 1024 : undefined))),
+    });
+  }
+  return rows;
+}
+
+/** ✅ when every run passed, ❌ with the first failure's stage and reason otherwise. */
+export function cell(rs: RunRecord[]): string {
+  if (!rs.length) return '❌ not run';
+  const bad = rs.filter((r) => !r.ok);
+  if (!bad.length) return rs.length > 1 ? `✅ ${rs.length}/${rs.length}` : '✅';
+  const why = `${bad[0].stage}: ${bad[0].reason ?? 'failed'}`.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const short = why.length > 160 ? `${why.slice(0, 157)}…` : why;
+  return `❌ ${rs.length - bad.length}/${rs.length} — ${short}`;
+}
+
+export function featureMatrix(raw: RawResults): string[] {
+  const backends = Object.keys(raw.checks);
+  const out: string[] = [];
+  out.push(`| group | state that must survive | ${backends.join(' | ')} |`);
+  out.push(`|---|---|${backends.map(() => '---').join('|')}|`);
+  const fnames = [...new Set(raw.records.filter((r) => r.kind === 'feature').map((r) => r.workload))];
+  const order = features.map((f) => f.name).filter((n) => fnames.includes(n)).concat(fnames.filter((n) => !features.some((f) => f.name === n)));
+  for (const f of order) {
+    const group = raw.records.find((r) => r.kind === 'feature' && r.workload === f)?.group ?? '';
+    out.push(`| ${group} | ${f} | ${backends.map((b) => cell(raw.records.filter((r) => r.kind === 'feature' && r.workload === f && r.backend === b))).join(' | ')} |`);
+  }
+  const wnames = [...new Set(raw.records.filter((r) => r.kind === 'bench').map((r) => r.workload))];
+  for (const w of wnames) {
+    const sizes = [...new Set(raw.records.filter((r) => r.kind === 'bench' && r.workload === w).map((r) => r.size))];
+    const unit = workloads.find((x) => x.name === w)?.unit ?? '';
+    out.push(`| workload | ${w} (${sizes.join(', ')} ${unit}, all modes) | ${backends.map((b) => cell(raw.records.filter((r) => r.kind === 'bench' && r.workload === w && r.backend === b))).join(' | ')} |`);
+  }
+  return out;
+}
+
+function workloadTable(rows: Row[], unit: string): string[] {
+  const out: string[] = [];
+  out.push(`| ${unit} | backend | invoked as | passed | dump ms | freeze ms | frozen (downtime) ms | restore ms | image MiB | dumper peak RSS MiB | restorer peak RSS MiB |`);
+  out.push('|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    const passed = r.passed === r.runs ? `✅ ${r.passed}/${r.runs}` : `❌ ${r.passed}/${r.runs}`;
+    out.push(`| ${r.size ?? ''} | ${r.backend} | ${MODE_TEXT[r.mode]} | ${passed} | ${fmtSummary(r.dumpMs)} | ${fmtSummary(r.freezeMs)} | ${fmtSummary(r.frozenMs)} | ` +
+      `${fmtSummary(r.restoreMs)} | ${fmtSummary(r.imageMiB)} | ${fmtSummary(r.dumpPeakMiB)} | ${fmtSummary(r.restorePeakMiB)} |`);
+  }
+  return out;
+}
+
+/** Median ratios of each backend against CRIU, same workload, size and invocation mode. */
+export function ratioTable(rows: Row[]): string[] {
+  const others = [...new Set(rows.map((r) => r.backend))].filter((b) => b !== 'criu');
+  const out: string[] = [];
+  if (!others.length || !rows.some((r) => r.backend === 'criu')) return out;
+  out.push(`| workload | size | invoked as | ${others.map((b) => `${b}/CRIU dump | ${b}/CRIU frozen | ${b}/CRIU restore`).join(' | ')} |`);
+  out.push(`|---|---:|---|${others.map(() => '---:|---:|---:').join('|')}|`);
+  const keys = [...new Set(rows.filter((r) => r.backend === 'criu' && r.mode !== 'native').map((r) => JSON.stringify([r.workload, r.size, r.mode])))];
+  for (const k of keys) {
+    const [w, size, mode] = JSON.parse(k) as [string, number | null, Mode];
+    const c = rows.find((r) => r.backend === 'criu' && r.workload === w && r.size === size && r.mode === mode)!;
+    const cells = others.map((b) => {
+      const o = rows.find((r) => r.backend === b && r.workload === w && r.size === size && r.mode === mode);
+      const x = (v?: number) => (v === undefined ? '–' : `${fmt(v)}×`);
+      return `${x(ratio(o?.dumpMs, c.dumpMs))} | ${x(ratio(o?.frozenMs, c.frozenMs))} | ${x(ratio(o?.restoreMs, c.restoreMs))}`;
+    });
+    out.push(`| ${w} | ${size ?? ''} | ${MODE_TEXT[mode]} | ${cells.join(' | ')} |`);
+  }
+  return out;
+}
+
+/** Image bytes per second of dump (and restore) time, against tmpfs write (read) bandwidth. */
+export function throughputTable(rows: Row[], bw?: Bandwidth): string[] {
+  const out: string[] = [];
+  const mem = rows.filter((r) => r.workload === 'mem' && r.imageMiB && (r.dumpMs || r.restoreMs));
+  if (!mem.length) return out;
+  out.push('| MiB | backend | invoked as | dump MB/s | of tmpfs write | frozen-time MB/s | of tmpfs write | restore MB/s | of tmpfs read |');
+  out.push('|---:|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of mem) {
+    const bytes = r.imageMiB!.median * MiB;
+    const rate = (ms?: Summary) => (ms ? bytes / 1e6 / (ms.median / 1000) : undefined);
+    const pct = (x?: number, limit?: number) => (x === undefined || !limit ? '–' : `${fmt((100 * x) / limit)} %`);
+    const d = rate(r.dumpMs), f = rate(r.frozenMs), s = rate(r.restoreMs);
+    out.push(`| ${r.size} | ${r.backend} | ${MODE_TEXT[r.mode]} | ${fmt(d)} | ${pct(d, bw?.tmpfsWriteMBps)} | ${fmt(f)} | ${pct(f, bw?.tmpfsWriteMBps)} | ${fmt(s)} | ${pct(s, bw?.tmpfsReadMBps)} |`);
+  }
+  return out;
+}
+
+export function failureList(records: RunRecord[]): string[] {
+  const counts = new Map<string, number>();
+  for (const r of records) {
+    if (r.ok) continue;
+    const k = `${r.backend} · ${r.workload}${r.size !== null ? ` ${r.size}` : ''} · ${MODE_TEXT[r.mode]} — ${r.stage}: ${r.reason}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts].map(([k, n]) => `- ${k}${n > 1 ? ` (×${n})` : ''}`);
+}
+
+export function renderReport(raw: RawResults, plots: { file: string; title: string }[] = []): string {
+  const m = raw.meta;
+  const L: string[] = [];
+  L.push(`# cr-lab comparison — ${m.startedAt}`, '');
+  L.push(`- where: ${m.where}, kernel ${m.kernel}`);
+  L.push(`- options: \`${JSON.stringify(m.options)}\``);
+  if (m.bandwidth) {
+    L.push(`- physical limit, same boot: memcpy ${fmt(m.bandwidth.memcpyMBps)} MB/s, write(2) to tmpfs ${fmt(m.bandwidth.tmpfsWriteMBps)} MB/s, ` +
+      `read(2) from tmpfs ${fmt(m.bandwidth.tmpfsReadMBps)} MB/s (${m.bandwidth.mib} MiB buffer, best of 3)`);
+  }
+  if (m.nodeStartMs !== undefined) L.push(`- \`node -e 0\` takes ${fmt(m.nodeStartMs)} ms here: the floor under every \`cr\` command`);
+  for (const n of m.notes ?? []) L.push(`- ${n}`);
+  L.push('');
+  L.push('## Backends', '');
+  for (const [b, c] of Object.entries(raw.checks)) L.push(`- **${b}**: ${c.ok ? '✅ check passed' : `❌ ${c.reason}`}`);
+  L.push('');
+
+  L.push('## Feature matrix', '');
+  L.push('Each row is one run of the workload program with only that kind of state, dumped, its tasks checked gone, restored and let finish; ' +
+    '✅ means the checksum it printed after the restore equals the one before the dump, the exit status was 0 and it reported nothing amiss. ' +
+    '❌ gives the stage that failed (available, start, dump, gone, restore, finish, check) and why.', '');
+  L.push(...featureMatrix(raw), '');
+
+  const rows = rowsOf(raw.records);
+  if (rows.length) {
+    L.push('## Timings', '');
+    L.push('Cells are median (min–max) over the passing repetitions. *dump*/*restore* are wall times measured by the harness around the library call or the whole command. ' +
+      '*freeze* and *frozen* come from the backend itself (CRIU: `stats-dump` freezing_time and frozen_time). ' +
+      '*Peak RSS*: for a library call, the VmHWM of the harness process over the call (reset through /proc/self/clear_refs; includes Node itself, excludes children such as the criu binary); ' +
+      'for a command, wait4()\'s ru_maxrss (the largest single process of the command and the children it waited for).', '');
+    for (const w of [...new Set(rows.map((r) => r.workload))]) {
+      const wl = workloads.find((x) => x.name === w);
+      L.push(`### ${w}${wl ? ` — ${wl.about}` : ''}`, '');
+      const rs = rows.filter((r) => r.workload === w).sort((a, b) => (a.size ?? 0) - (b.size ?? 0) || a.backend.localeCompare(b.backend) || a.mode.localeCompare(b.mode));
+      L.push(...workloadTable(rs, wl?.unit ?? 'size'), '');
+      for (const p of plots.filter((p) => p.file.startsWith(`${w}-`))) L.push(`![${p.title}](${p.file})`, '');
+    }
+    const rt = ratioTable(rows);
+    if (rt.length) L.push('## Ratios against CRIU', '', 'Median over median, same workload, size and way of invoking; below 1 is faster than CRIU.', '', ...rt, '');
+    const tt = throughputTable(rows, m.bandwidth);
+    if (tt.length) L.push('## Throughput (mem workload)', '', 'Image bytes over the median time, against what the VM can write to (read from) tmpfs.', '', ...tt, '');
+  }
+  const fl = failureList(raw.records);
+  L.push('## Failures', '', ...(fl.length ? fl : ['none']), '');
+  return L.join('\n');
+}
