@@ -25,7 +25,7 @@ export const MAGIC = {
 const protoDir = path.join(packageRoot, 'backends', 'criu', 'images');
 let root: protobuf.Root | undefined;
 function schema(): protobuf.Root {
-  root ??= protobuf.loadSync(['inventory.proto', 'pstree.proto', 'core.proto', 'mm.proto', 'pagemap.proto', 'stats.proto'].map((f) => path.join(protoDir, f)));
+  root ??= new protobuf.Root().loadSync(['inventory.proto', 'pstree.proto', 'core.proto', 'mm.proto', 'pagemap.proto', 'stats.proto'].map((f) => path.join(protoDir, f)), { keepCase: true });
   return root;
 }
 

@@ -1,0 +1,106 @@
+/** The statistics and the report built from raw records. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { RunRecord } from '../../compare/harness.js';
+import { makePlan, parseSizes } from '../../compare/plan.js';
+import { makePlots } from '../../compare/plots.js';
+import { cell, featureMatrix, ratioTable, renderReport, rowsOf, throughputTable, type RawResults } from '../../compare/report.js';
+import { fmt, fmtSummary, median, ratio, summarize } from '../../compare/stats.js';
+
+test('median, min, max over finite values only', () => {
+  assert.is(median([3, 1, 2]), 2);
+  assert.is(median([4, 1, 3, 2]), 2.5);
+  assert.equal(summarize([5, undefined, 1, NaN, 3, null]), { n: 3, median: 3, min: 1, max: 5 });
+  assert.is(summarize([undefined]), undefined);
+  assert.is(ratio(summarize([2]), summarize([4])), 0.5);
+  assert.is(ratio(summarize([2]), undefined), undefined);
+  assert.is(fmtSummary(summarize([1, 2, 30])), '2.00 (1.00–30.0)');
+  assert.is(fmt(undefined), '–');
+  assert.is(fmt(1234.4, 'ms'), '1234 ms');
+});
+
+const rec = (backend: string, mode: RunRecord['mode'], ok: boolean, dumpMs: number, extra: Partial<RunRecord> = {}): RunRecord => ({
+  kind: 'bench', workload: 'mem', size: 16, backend, mode, rep: 0, ok,
+  ...(ok ? { dump: { wallMs: dumpMs, frozenMs: dumpMs / 2, imageBytes: 16 * 1048576, memory: { peakKiB: 2048, source: 'wait4-maxrss' } }, restore: { wallMs: dumpMs * 2 } }
+    : { stage: 'check', reason: 'checksum 1 ≠ expected 2' }),
+  ...extra,
+});
+
+const raw: RawResults = {
+  meta: { startedAt: 'T', kernel: '6.12', where: 'test', options: {}, bandwidth: { mib: 64, memcpyMBps: 4000, tmpfsWriteMBps: 1000, tmpfsReadMBps: 2000 }, nodeStartMs: 2200 },
+  checks: { user: { ok: true }, kernel: { ok: false, reason: 'backend not available' }, criu: { ok: true } },
+  records: [
+    rec('criu', 'lib', true, 100), rec('criu', 'lib', true, 300), rec('criu', 'lib', true, 200),
+    rec('user', 'lib', true, 50), rec('user', 'lib', true, 60), rec('user', 'lib', false, 0),
+    rec('kernel', 'lib', false, 0, { stage: 'available', reason: 'backend not available' }),
+    { kind: 'feature', workload: 'pipes with data in flight', group: 'files', size: null, backend: 'user', mode: 'lib', rep: 0, ok: false, stage: 'dump', reason: 'fd 3: pipe | not supported' },
+    { kind: 'feature', workload: 'pipes with data in flight', group: 'files', size: null, backend: 'criu', mode: 'lib', rep: 0, ok: true },
+  ],
+};
+
+test('rows group by workload, size, backend and mode; failures do not enter the timings', () => {
+  const rows = rowsOf(raw.records);
+  const user = rows.find((r) => r.backend === 'user')!;
+  assert.is(user.runs, 3);
+  assert.is(user.passed, 2);
+  assert.equal(user.dumpMs, { n: 2, median: 55, min: 50, max: 60 });
+  assert.match(user.firstFailure!, /checksum/);
+  const criu = rows.find((r) => r.backend === 'criu')!;
+  assert.equal(criu.dumpMs, { n: 3, median: 200, min: 100, max: 300 });
+  assert.is(criu.imageMiB!.median, 16);
+  assert.is(criu.dumpPeakMiB!.median, 2);
+});
+
+test('cells: ✅ only when every run passed, ❌ with stage and reason otherwise', () => {
+  assert.is(cell(raw.records.filter((r) => r.backend === 'criu' && r.kind === 'bench')), '✅ 3/3');
+  assert.match(cell(raw.records.filter((r) => r.backend === 'user' && r.kind === 'bench')), /^❌ 2\/3 — check: checksum/);
+  assert.is(cell([]), '❌ not run');
+});
+
+test('feature matrix has every backend as a column and escapes table pipes', () => {
+  const m = featureMatrix(raw);
+  assert.match(m[0], /\| user \| kernel \| criu \|/);
+  const row = m.find((l) => l.includes('pipes with data in flight'))!;
+  assert.match(row, /❌ 0\/1 — dump: fd 3: pipe \\\| not supported/);
+  assert.match(row, /❌ not run/); // kernel: no record for the feature at all
+  assert.match(row, /\| ✅ \|$/);
+  assert.ok(m.some((l) => l.startsWith('| workload | mem (16 MiB')));
+});
+
+test('ratios against CRIU and throughput against tmpfs bandwidth', () => {
+  const rows = rowsOf(raw.records);
+  const rt = ratioTable(rows);
+  assert.match(rt[0], /user\/CRIU dump/);
+  assert.match(rt[0], /kernel\/CRIU dump/);
+  const line = rt.find((l) => l.startsWith('| mem'))!;
+  assert.match(line, /\| 0\.275× \| 0\.275× \| 0\.275× \|/); // 55 / 200
+  const tt = throughputTable(rows, raw.meta.bandwidth);
+  const criu = tt.find((l) => l.includes('| criu |'))!;
+  // 16 MiB in 200 ms = 83.9 MB/s = 8.39 % of 1000 MB/s
+  assert.match(criu, /\| 83\.9 \| 8\.39 % \|/);
+});
+
+test('the report names every failure and every unavailable backend', async () => {
+  const md = renderReport(raw, [{ file: 'mem-time.svg', title: 'mem' }]);
+  assert.match(md, /\*\*kernel\*\*: ❌ backend not available/);
+  assert.match(md, /## Feature matrix/);
+  assert.match(md, /!\[mem\]\(mem-time\.svg\)/);
+  assert.match(md, /user · mem 16 · library call — check: checksum 1 ≠ expected 2/);
+  assert.match(md, /memcpy 4000 MB\/s/);
+  const plots = await makePlots(rowsOf(raw.records));
+  assert.ok(plots.length >= 1);
+  assert.match(plots[0].svg, /^<svg/);
+});
+
+test('plans: quick, sizes per workload, unknown names refused', () => {
+  const q = makePlan({ quick: true, workloads: 'mem,features' });
+  assert.is(q.reps, 2);
+  assert.ok(q.cases.filter((c) => c.kind === 'bench').every((c) => c.workload === 'mem'));
+  assert.ok(q.cases.some((c) => c.kind === 'feature'));
+  assert.equal(parseSizes('mem=8,32;tree=2'), { per: { mem: [8, 32], tree: [2] } });
+  assert.equal(makePlan({ workloads: 'tree', sizes: '3,5' }).cases.map((c) => c.size), [3, 5]);
+  assert.throws(() => makePlan({ workloads: 'nope' }), /unknown workload/);
+  assert.throws(() => makePlan({ modes: 'fast' }), /unknown mode/);
+});
+
+test.run();
