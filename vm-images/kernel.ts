@@ -1,0 +1,389 @@
+/**
+ * The guest kernel: pinned Debian source + kernel-patches/series + a config
+ * fragment on tinyconfig, built reproducibly and cached by the hash of those
+ * inputs, plus the out-of-tree kmod/ built against the cached tree.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, readdir, writeFile, copyFile, open } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { cacheRoot, repoRoot, vmImagesDir, VmError } from './common.js';
+import { createProgress, type Progress } from './progress.js';
+
+/**
+ * Bump whenever the way the kernel is built changes (steps, make targets,
+ * environment) so old cache entries stop matching.
+ */
+export const KERNEL_RECIPE_VERSION = 1;
+
+interface Pins {
+  package: string;
+  version: string;
+  tarball: string;
+  topDir: string;
+  buildTimestamp: string;
+  buildUser: string;
+  buildHost: string;
+  buildVersion: string;
+}
+
+interface Patch {
+  name: string;
+  path: string;
+  sha256: string;
+}
+
+/** Everything a kernel build depends on; its hash names the cache entry. */
+export interface KernelInputs {
+  pins: Pins;
+  fragment: string;
+  patches: Patch[];
+  hash: string;
+}
+
+export interface Kernel {
+  /** Path of the bootable image. */
+  bzImage: string;
+  /** The configured and built source tree, for `make -C buildDir M=... modules`. */
+  buildDir: string;
+  /** sha256 of the inputs: names the cache entry. */
+  hash: string;
+}
+
+export interface Manifest {
+  inputHash: string;
+  package: string;
+  version: string;
+  recipe: number;
+  fragmentSha256: string;
+  patches: { name: string; sha256: string }[];
+  bzImageSha256: string;
+  bzImageBytes: number;
+  makeSteps: number;
+  startedAt: string;
+  finishedAt: string;
+  buildSeconds: number;
+}
+
+export interface EnsureKernelOptions {
+  progress?: Progress;
+}
+
+const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
+
+export const kernelCacheDir = (): string => join(cacheRoot(), 'kernel');
+
+/** Read the pins, the fragment and the patch series, and hash them. */
+export function readKernelInputs(): KernelInputs {
+  const pins = JSON.parse(readFileSync(join(vmImagesDir, 'kernel.json'), 'utf8')) as Pins;
+  const fragment = readFileSync(join(vmImagesDir, 'kernel.config'), 'utf8');
+  const patches = readSeries();
+  const hash = sha256(
+    JSON.stringify({
+      recipe: KERNEL_RECIPE_VERSION,
+      pins,
+      fragment: sha256(fragment),
+      patches: patches.map((p) => [p.name, p.sha256]),
+    }),
+  );
+  return { pins, fragment, patches, hash };
+}
+
+/** kernel-patches/series: one patch file name a line, `#` comments; absent means no patches. */
+function readSeries(): Patch[] {
+  const dir = join(repoRoot, 'kernel-patches');
+  const series = join(dir, 'series');
+  if (!existsSync(series)) return [];
+  return readFileSync(series, 'utf8')
+    .split('\n')
+    .map((line) => line.replace(/#.*/, '').trim())
+    .filter((line) => line !== '')
+    .map((name) => {
+      const path = join(dir, name);
+      if (!existsSync(path)) throw new VmError(`kernel-patches/series lists ${name}, which does not exist`);
+      return { name, path, sha256: sha256(readFileSync(path)) };
+    });
+}
+
+/** The pinned source package must be installed at exactly the pinned version. */
+async function checkSourcePackage(pins: Pins): Promise<void> {
+  const want = `apt-get install ${pins.package}=${pins.version}`;
+  const r = await execa('dpkg-query', ['-W', '-f=${Version} ${db:Status-Status}', pins.package], { reject: false });
+  const [version, status] = r.stdout.split(' ');
+  if (r.exitCode !== 0 || status !== 'installed') throw new VmError(`${pins.package} is not installed: ${want}`);
+  if (version !== pins.version) {
+    throw new VmError(`${pins.package} is ${version}, but vm-images/kernel.json pins ${pins.version}: ${want}`);
+  }
+  if (!existsSync(pins.tarball)) throw new VmError(`${pins.tarball} is missing; reinstall: ${want}`);
+}
+
+/** Host tools the kernel build needs, and the Debian package providing each. */
+const BUILD_TOOLS: [string, string][] = [
+  ['make', 'make'],
+  ['gcc', 'gcc'],
+  ['flex', 'flex'],
+  ['bison', 'bison'],
+  ['bc', 'bc'],
+  ['xz', 'xz-utils'],
+  ['patch', 'patch'],
+  ['perl', 'perl'],
+];
+
+async function checkBuildTools(): Promise<void> {
+  const missing: string[] = [];
+  for (const [tool, pkg] of BUILD_TOOLS) {
+    const r = await execa('sh', ['-c', `command -v ${tool}`], { reject: false });
+    if (r.exitCode !== 0) missing.push(pkg);
+  }
+  // objtool (x86) links against libelf.
+  if (!existsSync('/usr/include/libelf.h')) missing.push('libelf-dev');
+  if (missing.length > 0) {
+    throw new VmError(`missing kernel build tools: apt-get install --no-install-recommends ${missing.join(' ')}`);
+  }
+}
+
+/** Fixed identity and locale so two builds of the same inputs give the same bytes. */
+function buildEnv(pins: Pins): Record<string, string> {
+  return {
+    KBUILD_BUILD_TIMESTAMP: pins.buildTimestamp,
+    KBUILD_BUILD_USER: pins.buildUser,
+    KBUILD_BUILD_HOST: pins.buildHost,
+    KBUILD_BUILD_VERSION: pins.buildVersion,
+    LC_ALL: 'C',
+    TZ: 'UTC',
+  };
+}
+
+/** Parse `CONFIG_X=v` and `# CONFIG_X is not set` lines (the latter as `n`). */
+function parseConfig(text: string): Map<string, string> {
+  const options = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const set = /^(CONFIG_\w+)=(.*)$/.exec(line);
+    if (set) options.set(set[1]!, set[2]!);
+    const unset = /^# (CONFIG_\w+) is not set$/.exec(line);
+    if (unset) options.set(unset[1]!, 'n');
+  }
+  return options;
+}
+
+/** Kconfig drops options whose dependencies are missing without a word: name each one. */
+function verifyConfig(fragment: string, config: string): void {
+  const got = parseConfig(config);
+  const wrong = [...parseConfig(fragment)]
+    .filter(([name, want]) => (got.get(name) ?? 'n') !== want)
+    .map(([name, want]) => `${name}=${want} (got ${got.get(name) ?? 'n'})`);
+  if (wrong.length > 0) {
+    throw new VmError(`vm-images/kernel.config options lost after olddefconfig: ${wrong.join(', ')}`);
+  }
+}
+
+/** Keep the last lines of a command's output to explain a failure. */
+class Tail {
+  private lines: string[] = [];
+  constructor(private readonly max = 40) {}
+  push(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > this.max) this.lines.shift();
+  }
+  toString(): string {
+    return this.lines.join('\n');
+  }
+}
+
+/** Run a build step; on failure throw a VmError carrying the step name and its last output lines. */
+async function step(
+  what: string,
+  file: string,
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string>; onLine?: (line: string) => void },
+): Promise<void> {
+  const tail = new Tail();
+  const proc = execa(file, args, { cwd: opts.cwd, env: opts.env, all: true, buffer: false, reject: false, stdin: 'ignore' });
+  for await (const line of proc.iterable({ from: 'all' })) {
+    tail.push(line);
+    opts.onLine?.(line);
+  }
+  const r = await proc;
+  if (r.exitCode !== 0) throw new VmError(`${what} failed (exit ${r.exitCode ?? r.signal}):\n${tail}`);
+}
+
+/** Kbuild's quiet output: one `  CC      path` line per build step. */
+const KBUILD_STEP = /^ {2}[A-Z][A-Z0-9_]* +\S/;
+/** Steps of a cold build with vm-images/kernel.config, used until a real build is measured. */
+const DEFAULT_MAKE_STEPS = 1700;
+const stepsFile = (): string => join(kernelCacheDir(), 'make-steps.json');
+
+function estimatedSteps(): number {
+  try {
+    return (JSON.parse(readFileSync(stepsFile(), 'utf8')) as { steps: number }).steps;
+  } catch {
+    return DEFAULT_MAKE_STEPS;
+  }
+}
+
+/**
+ * Build a kernel from scratch into `dest` (which must not exist): extract,
+ * patch, configure, verify the config, make. Leaves `dest/linux` (the tree),
+ * `dest/bzImage`, `dest/config`, `dest/manifest.json`.
+ */
+export async function buildKernelInto(dest: string, inputs: KernelInputs, progress: Progress): Promise<Manifest> {
+  const { pins } = inputs;
+  await checkSourcePackage(pins);
+  await checkBuildTools();
+  const started = new Date();
+  const tree = join(dest, 'linux');
+  await mkdir(tree, { recursive: true });
+
+  progress.log(`extracting ${pins.tarball}`);
+  await step('extracting the kernel source', 'tar', ['-xf', pins.tarball, '--strip-components=1', '-C', tree], { cwd: dest });
+
+  for (const patch of inputs.patches) {
+    progress.log(`applying ${patch.name}`);
+    await step(`applying kernel-patches/${patch.name}`, 'patch', ['-p1', '--batch', '--forward', '-i', patch.path], { cwd: tree });
+  }
+
+  const env = buildEnv(pins);
+  progress.log('configuring: tinyconfig + vm-images/kernel.config');
+  const fragment = join(dest, 'kernel.config');
+  await writeFile(fragment, inputs.fragment);
+  await step('make tinyconfig', 'make', ['tinyconfig'], { cwd: tree, env });
+  await step('merge_config.sh', 'scripts/kconfig/merge_config.sh', ['-m', '.config', fragment], { cwd: tree, env });
+  await step('make olddefconfig', 'make', ['olddefconfig'], { cwd: tree, env });
+  const config = await readFile(join(tree, '.config'), 'utf8');
+  verifyConfig(inputs.fragment, config);
+
+  // `modules` also writes Module.symvers, which out-of-tree modules link against.
+  let steps = 0;
+  progress.phase('kernel build', estimatedSteps());
+  try {
+    await step('make bzImage modules', 'make', [`-j${availableParallelism()}`, 'bzImage', 'modules'], {
+      cwd: tree,
+      env,
+      onLine: (line) => {
+        if (KBUILD_STEP.test(line)) {
+          steps++;
+          progress.tick();
+        }
+      },
+    });
+  } finally {
+    progress.done();
+  }
+
+  const image = await readFile(join(tree, 'arch/x86/boot/bzImage'));
+  await copyFile(join(tree, 'arch/x86/boot/bzImage'), join(dest, 'bzImage'));
+  await writeFile(join(dest, 'config'), config);
+  const finished = new Date();
+  const manifest: Manifest = {
+    inputHash: inputs.hash,
+    package: pins.package,
+    version: pins.version,
+    recipe: KERNEL_RECIPE_VERSION,
+    fragmentSha256: sha256(inputs.fragment),
+    patches: inputs.patches.map((p) => ({ name: p.name, sha256: p.sha256 })),
+    bzImageSha256: sha256(image),
+    bzImageBytes: image.length,
+    makeSteps: steps,
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    buildSeconds: Math.round((finished.getTime() - started.getTime()) / 1000),
+  };
+  await writeFile(join(dest, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  await mkdir(kernelCacheDir(), { recursive: true });
+  await writeFile(stepsFile(), JSON.stringify({ steps }) + '\n');
+  return manifest;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One build at a time per cache entry (the machine has few cores): an
+ * O_EXCL lock file holding the builder's pid; a dead builder's lock is taken over.
+ */
+async function withLock<T>(lockPath: string, progress: Progress, fn: () => Promise<T>): Promise<T> {
+  let announced = false;
+  for (;;) {
+    try {
+      const fh = await open(lockPath, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(await readFile(lockPath, 'utf8').catch(() => '0'));
+      if (holder > 0 && pidAlive(holder)) {
+        if (!announced) progress.log(`waiting for the kernel build of pid ${holder}`);
+        announced = true;
+        await new Promise((r) => setTimeout(r, 2000));
+      } else {
+        await rm(lockPath, { force: true });
+      }
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}
+
+/** Remove build directories left by builders that died (interrupted builds). */
+async function removeStaleTemps(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const m = /^\.tmp-[0-9a-f]+-(\d+)$/.exec(name);
+    if (m && !pidAlive(Number(m[1]))) await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** The cached kernel for the current inputs, building it first if needed. */
+export async function ensureKernel(opts: EnsureKernelOptions = {}): Promise<Kernel> {
+  const progress = opts.progress ?? createProgress();
+  const inputs = readKernelInputs();
+  const root = kernelCacheDir();
+  const entry = join(root, inputs.hash);
+  const result: Kernel = { bzImage: join(entry, 'bzImage'), buildDir: join(entry, 'linux'), hash: inputs.hash };
+  if (existsSync(join(entry, 'manifest.json'))) return result;
+
+  await mkdir(root, { recursive: true });
+  return withLock(join(root, `${inputs.hash}.lock`), progress, async () => {
+    if (existsSync(join(entry, 'manifest.json'))) return result; // built while we waited
+    await removeStaleTemps(root);
+    // Build beside the entry and rename it into place only when complete.
+    const tmp = join(root, `.tmp-${inputs.hash.slice(0, 16)}-${process.pid}`);
+    await rm(tmp, { recursive: true, force: true });
+    try {
+      progress.log(`building kernel ${inputs.hash.slice(0, 12)} in ${tmp}`);
+      const manifest = await buildKernelInto(tmp, inputs, progress);
+      await rename(tmp, entry);
+      progress.log(`kernel ready in ${manifest.buildSeconds} s: ${result.bzImage}`);
+      return result;
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+}
+
+/**
+ * Build kmod/ (if it has a Makefile or Kbuild) against the kernel's tree.
+ * Kbuild rebuilds only what changed; returns the .ko paths, or [] without kmod/.
+ */
+export async function buildKmod(kernel: Kernel): Promise<string[]> {
+  const dir = join(repoRoot, 'kmod');
+  if (!existsSync(join(dir, 'Makefile')) && !existsSync(join(dir, 'Kbuild'))) return [];
+  await step('building kmod/', 'make', [`-j${availableParallelism()}`, '-C', kernel.buildDir, `M=${dir}`, 'modules'], {
+    cwd: dir,
+  });
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((name) => name.endsWith('.ko'))
+    .sort()
+    .map((name) => join(dir, name));
+}
