@@ -191,34 +191,33 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
   const T = (ms: number) => ms * cfg.timeoutScale;
   const readLog = () => parseWlOutput(fs.readFileSync(log, 'utf8'));
   let pids: number[] = [];
-  // The workload is Node's child until Node has seen it exit: reaping it
-  // behind libuv's back would leave its handle (and this process) hanging.
-  let nodeChild = 0;
-  const reap = (p: number) => {
-    if (p !== nodeChild) tryReap(p);
-  };
+  const reap = (p: number) => void tryReap(p);
 
   try {
-    // start: its own session (so no backend needs a shell-job mode), output to a file
+    // start: detached (wl forks and the first process exits), in its own
+    // session (so no backend needs a shell-job mode), output to a file. The
+    // workload is then nobody's known child: this process adopts it as a
+    // child subreaper and reaps it by pid, and an in-process ptrace dumper
+    // may wait for it without stealing an exit that Node is waiting for.
     const logFd = fs.openSync(log, 'a');
-    const child = spawn(cfg.wlBin, [work, ...spec.args], { detached: true, stdio: ['ignore', logFd, logFd] });
+    const launcher = spawn(cfg.wlBin, ['--detach', work, ...spec.args], { stdio: ['ignore', logFd, logFd] });
     fs.closeSync(logFd);
-    let exited: { code: number | null; signal: string | null } | undefined;
-    const exitP = new Promise<void>((r) => child.once('exit', (code, signal) => ((exited = { code, signal }), r())));
-    child.once('error', () => {});
-    child.unref();
-    if (!child.pid) throw new CaseFailure('start', `could not start ${cfg.wlBin}`);
-    nodeChild = child.pid;
-    void exitP.then(() => (nodeChild = 0));
-    pids = [child.pid];
-    const ready = await until(() => readLog().ready ?? (exited ? false : undefined), T(30_000 + (spec.size ?? 0) * 200));
+    launcher.once('error', () => {});
+    await new Promise((r) => launcher.once('exit', r));
+    const ready = await until(() => {
+      const o = readLog();
+      if (o.ready) return o.ready;
+      if (o.bad.length) return false;
+      return undefined;
+    }, T(30_000 + (spec.size ?? 0) * 200));
     if (!ready) {
       const o = readLog();
-      throw new CaseFailure('start', exited ? `workload exited before READY (${o.bad[0] ?? `status ${exited.code ?? exited.signal}`})` : 'workload not READY in time');
+      throw new CaseFailure('start', o.bad.length ? `workload failed before READY (${o.bad[0]})` : 'workload not READY in time');
     }
+    const wlPid = ready.pid;
     const expected = ready.sum;
     rec.expected = expected;
-    pids = descendants(child.pid);
+    pids = descendants(wlPid);
 
     // dump, not left running
     if (mode === 'lib') {
@@ -226,7 +225,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const hwm = hwmWindow();
       const t0 = performance.now();
       try {
-        const r = await backend.dump({ pid: child.pid, dir: img, leaveRunning: false });
+        const r = await backend.dump({ pid: wlPid, dir: img, leaveRunning: false });
         const wallMs = performance.now() - t0;
         const m = hwm();
         rec.dump = { wallMs, totalMs: r.stats.totalMs, freezeMs: r.stats.freezeMs, frozenMs: r.stats.frozenMs, imageBytes: r.stats.imageBytes,
@@ -238,8 +237,8 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     } else {
       const ru = path.join(root, 'dump.rusage');
       const argv = mode === 'cli'
-        ? [...cfg.crCli, 'dump', `--backend=${backendName}`, '-t', String(child.pid), '-D', img]
-        : [cfg.criuBin, 'dump', '-t', String(child.pid), '-D', img, '-o', 'dump.log', '-v2'];
+        ? [...cfg.crCli, 'dump', `--backend=${backendName}`, '-t', String(wlPid), '-D', img]
+        : [cfg.criuBin, 'dump', '-t', String(wlPid), '-D', img, '-o', 'dump.log', '-v2'];
       const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: T(600_000) });
       const u = parseRusage(ru);
       if (r.exitCode !== 0) {
@@ -251,7 +250,6 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     }
 
     // the tasks must be gone
-    await withTimeout(exitP, T(10_000));
     const alive = await until(() => {
       const left = pids.filter((p) => {
         reap(p);
@@ -266,10 +264,9 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     }
     // zombies of the old tree hold their pids; they must be reaped before restore
     await until(() => pids.every((p) => procState(p) === null || (reap(p), procState(p) === null)) || undefined, T(3000));
-    if (nodeChild) throw new CaseFailure('gone', `Node never saw workload ${nodeChild} exit after the dump`);
 
     // restore
-    let rootPid = child.pid;
+    let rootPid = wlPid;
     let result: RestoreResult | undefined;
     if (mode === 'lib') {
       const hwm = hwmWindow();

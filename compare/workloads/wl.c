@@ -2,7 +2,12 @@
 /*
  * wl: the comparison harness's self-checking workload.
  *
- *   wl WORKDIR MODULE=ARG [MODULE=ARG ...]
+ *   wl [--detach] WORKDIR MODULE=ARG [MODULE=ARG ...]
+ *
+ * --detach: fork, let the parent exit at once and run in a new session in
+ * the child, so the workload is nobody's known child (a harness that is a
+ * child subreaper adopts it and reaps it by pid; a ptrace-based dumper in
+ * the same process can then wait for it without confusing anyone).
  *
  * Builds the state the modules describe (optionally in a tree of
  * processes), folds it into a 64-bit checksum and prints
@@ -842,8 +847,20 @@ static void collect(int n, uint64_t *hs)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--detach")) {
+		pid_t p = fork();
+		if (p < 0) {
+			perror("fork");
+			return 2;
+		}
+		if (p > 0)
+			_exit(0);
+		setsid();
+		argv++;
+		argc--;
+	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: wl WORKDIR MODULE=ARG...\n");
+		fprintf(stderr, "usage: wl [--detach] WORKDIR MODULE=ARG...\n");
 		return 2;
 	}
 	if (!realpath(argv[1], workdir)) {
