@@ -59,8 +59,9 @@ export const userBackend: Backend = {
       `user-backend image, format ${inv.format_version}, ${inv.arch}, kernel ${inv.kernel_release}, made ${new Date(Number(inv.created_ms)).toISOString()}`,
     ];
     const tasks = inv.tasks.map((t) => {
-      const states = Object.fromEntries(STATE_MODULES.map((m) => [m.name, m.load(dir, t.pid).describe()]));
-      lines.push(`task ${t.pid} (${t.comm}) ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}`);
+      const states = t.zombie ? {} : Object.fromEntries(STATE_MODULES.map((m) => [m.name, m.load(dir, t).describe()]));
+      const what = t.zombie ? `zombie, wait status 0x${t.exit_status.toString(16)}` : `${t.threads.length} thread${t.threads.length > 1 ? 's' : ''}`;
+      lines.push(`task ${t.pid} (${t.comm}) ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}: ${what}`);
       for (const [name, l] of Object.entries(states)) lines.push(`  ${name}:`, ...l.map((x) => `    ${x}`));
       return { ...t, ...states };
     });

@@ -8,6 +8,11 @@ export interface TaskEntry {
   pgid: number;
   sid: number;
   comm: string;
+  /** Thread ids, the leader first; empty for a zombie. */
+  threads: number[];
+  zombie: boolean;
+  /** A zombie's wait status. */
+  exit_status: number;
 }
 
 export interface Inventory {
@@ -27,7 +32,10 @@ export function readInventory(dir: string): Inventory {
   if (!inv.tasks.length) throw new CrError(`${file}: corrupted image (no tasks)`);
   const seen = new Set<number>();
   for (const [i, t] of inv.tasks.entries()) {
-    if (t.pid <= 0 || seen.has(t.pid) || (i > 0 && !seen.has(t.ppid))) throw new CrError(`${file}: corrupted image (bad task tree)`);
+    const threadsOk = t.zombie ? t.threads.length === 0 : t.threads[0] === t.pid;
+    if (t.pid <= 0 || seen.has(t.pid) || (i > 0 && !seen.has(t.ppid)) || !threadsOk || (i === 0 && t.zombie)) {
+      throw new CrError(`${file}: corrupted image (bad task tree)`);
+    }
     seen.add(t.pid);
   }
   return inv;

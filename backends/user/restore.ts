@@ -11,7 +11,8 @@ import { execa, type ResultPromise } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { nativeBin } from '../../userspace/paths.js';
-import { procMaps } from '../../userspace/proc/parse.js';
+import { procMaps, procStat } from '../../userspace/proc/parse.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
 import { kill, pidExists, SysError } from '../../userspace/sys/libc.js';
@@ -43,9 +44,27 @@ const HELPER_OPTIONS = (detached: boolean) =>
   }) as const;
 type Helper = ResultPromise<ReturnType<typeof HELPER_OPTIONS>>;
 
+const ZOMBIE_GRACE_MS = 3000;
+
+/**
+ * Fail unless `pid` is free. A just-killed tree's zombies can hold their
+ * pids until whoever inherited them reaps them: give that a moment.
+ */
+async function claimPid(pid: number): Promise<void> {
+  for (const deadline = Date.now() + ZOMBIE_GRACE_MS; pidExists(pid); await sleep(20)) {
+    let zombie = false;
+    try {
+      zombie = procStat(pid).state === 'Z';
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (!zombie || Date.now() > deadline) throw new CrError(`pid ${pid} is in use: cannot restore the task with its original pid`);
+  }
+}
+
 /** Returns the helper wrapped: awaiting a ResultPromise itself would wait for its exit. */
 async function createTasks(inv: Inventory, detach: boolean): Promise<{ helper: Helper }> {
-  const args = inv.tasks.map((t) => `${t.pid}:${t.ppid}`);
+  const args = inv.tasks.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie ? `:z${t.exit_status}` : ''}`);
   const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach));
   const ready = new Set<number>();
   const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
@@ -69,7 +88,7 @@ async function createTasks(inv: Inventory, detach: boolean): Promise<{ helper: H
 function rebuild(pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void): RestoreTask {
   const tracee = Tracee.seize(pid);
   const inj = Injection.begin(tracee, bootstrapAddress(pid, mappedRanges(dir, pid)));
-  const task: RestoreTask = { pid, dir, tracee, inj, shared, fdBase: 0, log };
+  const task: RestoreTask = { pid, dir, tracee, threads: [tracee], inj, shared, fdBase: 0, log };
   STATE_MODULES.forEach((m, i) => {
     states[i].restore(task);
     log(`pid ${pid}: ${m.name} restored`);
@@ -83,22 +102,21 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   if (opts.pidns) throw new CrError('the user backend cannot restore into a new pid namespace yet');
   const inv = readInventory(opts.dir);
-  const loaded = inv.tasks.map((t) => ({ pid: t.pid, states: STATE_MODULES.map((m) => m.load(opts.dir, t.pid)) }));
-  for (const t of inv.tasks) {
-    if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
-  }
+  // Zombies need no state: cr-mktree makes them end the way they ended.
+  const loaded = inv.tasks.filter((t) => !t.zombie).map((t) => ({ pid: t.pid, states: STATE_MODULES.map((m) => m.load(opts.dir, t)) }));
+  for (const t of inv.tasks) await claimPid(t.pid);
 
   const { helper } = await createTasks(inv, !!opts.detach);
   try {
     // Every task is built before any runs: they may take shared objects from each other.
-    const shared: RestoreShared = { files: new Map(), pipes: new Map(), leftovers: new Map() };
+    const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map() };
     const tasks = loaded.map((t) => ({ task: rebuild(t.pid, opts.dir, t.states, shared, log), states: t.states }));
     for (const { task, states } of tasks) {
       for (const s of states) s.settle(task);
       task.inj.endRestore();
       for (const s of states) s.finish(task);
     }
-    for (const { task } of tasks) task.tracee.detach();
+    for (const { task } of tasks) for (const th of task.threads) th.detach();
   } catch (err) {
     for (const t of inv.tasks) {
       try {

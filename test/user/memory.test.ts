@@ -40,10 +40,10 @@ test('memstress: every kind of memory, a file offset, signals and rlimits surviv
 
 test('a 256 MiB anonymous memory process is restored with identical contents', async () => {
   const refDir = tempDir('bigref');
-  const ref = await undisturbed('bigmem', ['256', '40'], refDir);
+  const ref = await undisturbed('bigmem', ['256', '150'], refDir);
   const dir = tempDir('big');
   const images = tempDir('bigimg');
-  const run = start('bigmem', ['256', '40'], path.join(dir, 'out.txt'));
+  const run = start('bigmem', ['256', '150'], path.join(dir, 'out.txt'));
   await waitLines(run.out, 5, 120000);
 
   const d = await cr(['dump', '-t', String(run.pid), '-D', images]);

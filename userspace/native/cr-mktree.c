@@ -5,13 +5,16 @@
  * This is the only part of cr-lab's restore path that forks: Node cannot
  * fork itself safely, and a task's pid can only be chosen at clone time.
  *
- *   cr-mktree PID:PPID [PID:PPID ...]
+ *   cr-mktree PID:PPID:PGID:SID[:zSTATUS] ...
  *
  * The first argument is the root (its PPID is ignored); every other task
- * names a parent listed before it.  Each task is created with clone3()'s
- * set_tid, reports "ready PID" on fd 3 and then waits in pause() until the
- * restorer (which seizes it with ptrace) replaces its whole state.  A task
- * whose pid is taken reports "error PID: ..." instead and the tree exits.
+ * names a parent listed before it. Each task is created with clone3()'s
+ * set_tid, takes its session and process group, creates its children,
+ * reports "ready PID" on fd 3 and then waits in pause() until the restorer
+ * (which seizes it with ptrace) replaces its whole state. A task given
+ * zSTATUS is a zombie: it ends with that wait status once its place in
+ * the tree is taken. A task that cannot be created reports "error PID: ..."
+ * and the tree exits.
  *
  * cr-mktree itself stays the parent of the root and, when the root ends,
  * exits with the root's status, so `cr restore` can report it.
@@ -27,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,8 +39,8 @@
 #define MAX_TASKS 4096
 
 struct task {
-	pid_t pid;
-	pid_t ppid;
+	pid_t pid, ppid, pgid, sid;
+	int zombie, status;
 };
 
 static struct task tasks[MAX_TASKS];
@@ -67,15 +71,48 @@ static pid_t clone_with_pid(pid_t pid)
 	return syscall(SYS_clone3, &args, sizeof(args));
 }
 
-/* Runs in task @idx: create its children, then wait to be restored. */
-static void __attribute__((noreturn)) become_task(int idx)
+static int in_tree_before(pid_t pid, int idx)
 {
 	int i;
+
+	for (i = 0; i < idx; i++)
+		if (tasks[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+/* End the way the zombie ended: same exit code, or same signal (no core). */
+static void __attribute__((noreturn)) become_zombie(int status)
+{
+	if (WIFSIGNALED(status)) {
+		struct rlimit no_core = { 0, 0 };
+
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(WTERMSIG(status), SIG_DFL);
+		kill(getpid(), WTERMSIG(status));
+	}
+	_exit(WEXITSTATUS(status));
+}
+
+/* Runs in task @idx: take its session and group, create its children, wait. */
+static void __attribute__((noreturn)) become_task(int idx)
+{
+	struct task *t = &tasks[idx];
+	int i;
+
+	if (t->sid == t->pid)
+		setsid();
+	else if (t->pgid == t->pid)
+		setpgid(0, 0);
+	else if (in_tree_before(t->pgid, idx) && getpgid(0) != t->pgid && setpgid(0, t->pgid) < 0) {
+		report("error %d: cannot join process group %d: %s\n", t->pid, t->pgid, strerror(errno));
+		_exit(125);
+	}
 
 	for (i = idx + 1; i < nr_tasks; i++) {
 		pid_t child;
 
-		if (tasks[i].ppid != tasks[idx].pid)
+		if (tasks[i].ppid != t->pid)
 			continue;
 		child = clone_with_pid(tasks[i].pid);
 		if (child < 0) {
@@ -83,31 +120,47 @@ static void __attribute__((noreturn)) become_task(int idx)
 			       errno == EEXIST ? "pid is taken" : strerror(errno));
 			_exit(125);
 		}
-		if (child == 0) {
+		if (child == 0)
 			become_task(i);
-		}
 	}
-	report("ready %d\n", tasks[idx].pid);
+	report("ready %d\n", t->pid);
+	if (t->zombie)
+		become_zombie(t->status);
 	for (;;)
 		pause();
+}
+
+static void quiet_stdio(void)
+{
+	int devnull = open("/dev/null", O_RDWR);
+
+	if (devnull < 0)
+		return;
+	dup2(devnull, 0);
+	dup2(devnull, 1);
+	dup2(devnull, 2);
+	if (devnull > 2)
+		close(devnull);
 }
 
 int main(int argc, char **argv)
 {
 	pid_t root;
-	int i, status, devnull;
+	int i, status;
 
 	if (argc < 2 || argc - 1 > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree PID:PPID [PID:PPID ...]\n");
+		fprintf(stderr, "usage: cr-mktree PID:PPID:PGID:SID[:zSTATUS] ...\n");
 		return 2;
 	}
 	for (i = 1; i < argc; i++) {
 		struct task *t = &tasks[nr_tasks++];
+		int n = sscanf(argv[i], "%d:%d:%d:%d:z%d", &t->pid, &t->ppid, &t->pgid, &t->sid, &t->status);
 
-		if (sscanf(argv[i], "%d:%d", &t->pid, &t->ppid) != 2 || t->pid <= 0) {
+		if (n < 4 || t->pid <= 0) {
 			fprintf(stderr, "cr-mktree: bad task '%s'\n", argv[i]);
 			return 2;
 		}
+		t->zombie = n == 5;
 	}
 
 	root = clone_with_pid(tasks[0].pid);
@@ -126,14 +179,7 @@ int main(int argc, char **argv)
 	 * Only the restored tasks may hold on to our caller's stdio: a caller
 	 * that reads it until EOF must not wait for us, the silent parent.
 	 */
-	devnull = open("/dev/null", O_RDWR);
-	if (devnull >= 0) {
-		dup2(devnull, 0);
-		dup2(devnull, 1);
-		dup2(devnull, 2);
-		if (devnull > 2)
-			close(devnull);
-	}
+	quiet_stdio();
 
 	while (waitpid(root, &status, 0) < 0)
 		if (errno != EINTR)

@@ -1,11 +1,13 @@
 /** Kernel ABI numbers for x86_64 that cr-lab passes to syscalls or reads from images. */
 
 export const NR = {
+  ioctl: 16, socket: 41, socketpair: 53, rt_sigqueueinfo: 129, clock_gettime: 228, epoll_ctl: 233, timerfd_create: 283,
+  timerfd_settime: 286, timerfd_gettime: 287, signalfd4: 289, eventfd2: 290, epoll_create1: 291, rt_tgsigqueueinfo: 297,
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, madvise: 28, dup2: 33, getitimer: 36, setitimer: 38,
   getpid: 39, fcntl: 72, chdir: 80, fchdir: 81, umask: 95, setgroups: 116, setresuid: 117,
   setresgid: 119, sigaltstack: 131, personality: 135, prctl: 157, arch_prctl: 158,
-  restart_syscall: 219, close_range: 436, clone3: 435, openat: 257, dup3: 292, kcmp: 312, rseq: 334, pidfd_open: 434, pidfd_getfd: 438, pipe2: 293,
+  restart_syscall: 219, close_range: 436, clone3: 435, openat: 257, dup3: 292, kcmp: 312, rseq: 334, set_tid_address: 218, set_robust_list: 273, get_robust_list: 274, pidfd_open: 434, pidfd_getfd: 438, pipe2: 293,
 } as const;
 
 export const PTRACE = {
@@ -30,10 +32,12 @@ export const O = {
   PATH: 0o10000000,
 } as const;
 
+export const CLONE = { VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800, THREAD: 0x10000, SYSVSEM: 0x40000 } as const;
+
 export const SIG = { KILL: 9, STOP: 19, CONT: 18, TRAP: 5 } as const;
 
 /** prctl(PR_SET_MM, PR_SET_MM_MAP, ...) and friends. */
-export const PR = { SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, SET_NAME: 15, SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15 } as const;
+export const PR = { GET_TID_ADDRESS: 40, SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, SET_NAME: 15, SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15 } as const;
 export const ARCH_MAP_VDSO_64 = 0x2003;
 
 /** Return codes a syscall interrupted by a stop leaves in rax (never seen by userspace). */

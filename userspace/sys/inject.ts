@@ -13,6 +13,8 @@ import { type Regs, Tracee, resumableRegs } from './ptrace.js';
 
 export const SCRATCH_SIZE = 4 * PAGE_SIZE;
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
+/** syscall; jmp . — a thread cloned here spins harmlessly until it is seized. */
+const BOOTSTRAP_CODE = Buffer.from([0x0f, 0x05, 0xeb, 0xfe]);
 
 /** Find a `syscall` instruction in the task's vDSO, which every process has. */
 function findSyscallInsn(tracee: Tracee): number {
@@ -54,7 +56,7 @@ export class Injection {
       const flags = MAP.PRIVATE | MAP.ANONYMOUS | (at ? MAP.FIXED_NOREPLACE : 0);
       inj.scratch = Number(tracee.syscallOk('mmap scratch', NR.mmap, at ?? 0, SCRATCH_SIZE, prot, flags, -1, 0));
       if (at) {
-        tracee.writeMem(inj.scratch, SYSCALL_INSN);
+        tracee.writeMem(inj.scratch, BOOTSTRAP_CODE);
         tracee.syscallAddr = inj.scratch;
         inj.used = 16;
       }
@@ -86,6 +88,24 @@ export class Injection {
   /** Forget everything put into the scratch area (the next call reuses it). */
   reset(): void {
     this.used = this.tracee.syscallAddr === this.scratch ? 16 : 0;
+  }
+
+  /**
+   * Run injected calls in another thread of the same process (sharing this
+   * session's scratch area), then give it back its registers and mask.
+   */
+  withThread<T>(thread: Tracee, fn: () => T): T {
+    if (thread === this.tracee) return fn();
+    const regs = thread.getRegs();
+    const mask = thread.getSigmask();
+    thread.syscallAddr = this.tracee.syscallAddr;
+    thread.setSigmask(~0n);
+    try {
+      return fn();
+    } finally {
+      thread.setSigmask(mask);
+      thread.setRegs(resumableRegs(regs, true));
+    }
   }
 
   /** Unmap the scratch area and give the task back its registers and mask. */

@@ -10,7 +10,15 @@ const libc = koffi.load('libc.so.6');
 const ptraceWord = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'uintptr_t']);
 const ptraceBuf = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'void *']);
 const iovec = koffi.struct('iovec', { base: 'void *', len: 'size_t' });
+const ptraceBufs = libc.func('ptrace', 'long', ['int', 'int', 'void *', 'void *']);
 const ptraceIov = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', koffi.inout(koffi.pointer(iovec))]);
+const msghdr = koffi.struct('msghdr', {
+  name: 'void *', namelen: 'uint32', iov: koffi.pointer(iovec), iovlen: 'size_t', control: 'void *', controllen: 'size_t', flags: 'int',
+});
+const recvmsgRaw = libc.func('recvmsg', 'long', ['int', koffi.inout(koffi.pointer(msghdr)), 'int']);
+const sendRaw = libc.func('send', 'long', ['int', 'void *', 'size_t', 'int']);
+const getsockoptRaw = libc.func('getsockopt', 'int', ['int', 'int', 'int', 'void *', 'void *']);
+const setsockoptRaw = libc.func('setsockopt', 'int', ['int', 'int', 'int', 'void *', 'uint32']);
 const waitpidRaw = libc.func('waitpid', 'int', ['int', 'void *', 'int']);
 const prlimitRaw = libc.func('prlimit', 'int', ['int', 'int', 'void *', 'void *']);
 const killRaw = libc.func('kill', 'int', ['int', 'int']);
@@ -18,6 +26,7 @@ const pipe2Raw = libc.func('pipe2', 'int', ['void *', 'int']);
 const teeRaw = libc.func('tee', 'long', ['int', 'int', 'size_t', 'uint']);
 const fcntlRaw = libc.func('fcntl', 'int', ['int', 'int', 'int']);
 const closeRaw = libc.func('close', 'int', ['int']);
+const syscallPtrs = libc.func('syscall', 'long', ['long', 'long', 'void *', 'void *']);
 const syscall6 = libc.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long', 'long', 'long']);
 
 // The first name wins: EAGAIN rather than its alias EWOULDBLOCK.
@@ -42,8 +51,9 @@ function check(call: string, ret: number | bigint): number {
   return Number(ret);
 }
 
-export function ptrace(request: number, pid: number, addr: number | bigint = 0, data: number | bigint | Buffer = 0): number {
-  const ret = Buffer.isBuffer(data) ? ptraceBuf(request, pid, addr, data) : ptraceWord(request, pid, addr, data);
+export function ptrace(request: number, pid: number, addr: number | bigint | Buffer = 0, data: number | bigint | Buffer = 0): number {
+  const ret = Buffer.isBuffer(addr) ? ptraceBufs(request, pid, addr, data)
+    : Buffer.isBuffer(data) ? ptraceBuf(request, pid, addr, data) : ptraceWord(request, pid, addr, data);
   return check(`ptrace(${request}, ${pid})`, ret);
 }
 
@@ -111,8 +121,42 @@ export function fcntl(fd: number, cmd: number, arg = 0): number {
   return check(`fcntl(${fd}, ${cmd})`, fcntlRaw(fd, cmd, arg));
 }
 
+/** recvmsg(2) into `buf` without room for ancillary data: returns the length and msg_flags. */
+export function recvmsg(fd: number, buf: Buffer, flags: number): { len: number; flags: number } {
+  const msg = { name: null, namelen: 0, iov: { base: buf, len: buf.length }, iovlen: 1, control: null, controllen: 0, flags: 0 };
+  const len = check(`recvmsg(${fd})`, recvmsgRaw(fd, msg, flags));
+  return { len, flags: msg.flags };
+}
+
+export function send(fd: number, buf: Buffer, flags: number): number {
+  return check(`send(${fd})`, sendRaw(fd, buf, buf.length, flags));
+}
+
+/** An int-valued socket option. */
+export function getsockopt(fd: number, level: number, name: number): number {
+  const val = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4, 0);
+  check(`getsockopt(${fd}, ${level}, ${name})`, getsockoptRaw(fd, level, name, val, len));
+  return val.readInt32LE(0);
+}
+
+export function setsockopt(fd: number, level: number, name: number, value: number): void {
+  const val = Buffer.alloc(4);
+  val.writeInt32LE(value, 0);
+  check(`setsockopt(${fd}, ${level}, ${name})`, setsockoptRaw(fd, level, name, val, 4));
+}
+
 export function close(fd: number): void {
   check(`close(${fd})`, closeRaw(fd));
+}
+
+/** get_robust_list(2) of any thread we may trace: the list head and its length. */
+export function getRobustList(tid: number): { head: bigint; len: bigint } {
+  const head = Buffer.alloc(8);
+  const len = Buffer.alloc(8);
+  check(`get_robust_list(${tid})`, syscallPtrs(274, tid, head, len));
+  return { head: head.readBigUInt64LE(0), len: len.readBigUInt64LE(0) };
 }
 
 /** A raw syscall with integer arguments, for probing what the kernel offers. */

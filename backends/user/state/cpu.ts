@@ -1,50 +1,115 @@
 /**
- * Registers, FPU state and the rseq registration of a thread. Registers
- * are the last thing put back, after every injected call.
+ * Threads: registers, FPU state, signal mask, rseq area, robust futex list
+ * and clear_child_tid of each one (cpu-TID.img). Restore clones the other
+ * threads with their tids from the leader; registers are the last thing
+ * put back, after every injected call.
  */
-import { NR } from '../../../userspace/sys/constants.js';
-import { REG_NAMES, type Regs, type Rseq, resumableRegs } from '../../../userspace/sys/ptrace.js';
 import { CrError } from '../../../userspace/errors.js';
+import { CLONE, NR, PR } from '../../../userspace/sys/constants.js';
+import { getRobustList } from '../../../userspace/sys/libc.js';
+import { REG_NAMES, type Regs, type Rseq, resumableRegs, Tracee } from '../../../userspace/sys/ptrace.js';
 import { readImage } from '../image.js';
-import { defineState, hex } from './module.js';
+import { defineState, hex, type RestoreTask } from './module.js';
 
-export interface CpuImage {
+interface ThreadCpu {
   regs: Regs;
   xstate: Buffer;
   rseq: Rseq | null;
+  sigmask: bigint;
+  robust_list: bigint;
+  robust_list_len: bigint;
+  clear_child_tid: bigint;
+}
+
+export interface CpuImage {
+  threads: { tid: number; cpu: ThreadCpu }[];
+}
+
+const CLONE_ARGS_SIZE = 88;
+const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
+
+/** Per-thread kernel state a thread can only set for itself. */
+function restoreThreadKernelState(thread: Tracee, cpu: ThreadCpu): void {
+  // The placeholder runs without rseq (see restore.ts), so the area can be registered anew.
+  if (cpu.rseq) thread.syscallOk('rseq', NR.rseq, cpu.rseq.addr, cpu.rseq.size, 0, cpu.rseq.signature);
+  if (cpu.robust_list) thread.syscallOk('set_robust_list', NR.set_robust_list, cpu.robust_list, cpu.robust_list_len);
+  thread.syscallOk('set_tid_address', NR.set_tid_address, cpu.clear_child_tid);
+}
+
+/** clone3 a thread with its old tid from the leader; it spins in the bootstrap page until seized. */
+function cloneThread(task: RestoreTask, tid: number): Tracee {
+  const { tracee, inj } = task;
+  inj.reset();
+  const tidBuf = Buffer.alloc(4);
+  tidBuf.writeInt32LE(tid, 0);
+  const setTid = inj.put(tidBuf);
+  const args = Buffer.alloc(CLONE_ARGS_SIZE);
+  args.writeBigUInt64LE(BigInt(THREAD_FLAGS), 0);
+  args.writeBigUInt64LE(BigInt(setTid), 64);
+  args.writeBigUInt64LE(1n, 72);
+  const got = Number(tracee.syscallOk(`clone thread ${tid}`, NR.clone3, inj.put(args), CLONE_ARGS_SIZE));
+  if (got !== tid) throw new CrError(`pid ${task.pid}: thread came back as ${got}, not ${tid}`);
+  const thread = Tracee.seize(tid);
+  thread.syscallAddr = tracee.syscallAddr;
+  return thread;
 }
 
 export const cpu = defineState<CpuImage>({
   name: 'cpu',
 
   dump(task) {
-    task.images.write('cpu', task.pid, {
-      // A call the task was blocked in is entered again after restore.
-      regs: resumableRegs(task.inj.origRegs, false),
-      xstate: task.tracee.getXstate(),
-      rseq: task.tracee.getRseq(),
-    });
+    const { inj } = task;
+    for (const t of task.threads) {
+      const leader = t === task.tracee;
+      const clearChildTid = inj.withThread(t, () => {
+        inj.reset();
+        const out = inj.alloc(8);
+        t.syscallOk('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, out, 0, 0, 0);
+        return t.readMem(out, 8).readBigUInt64LE(0);
+      });
+      const robust = getRobustList(t.pid);
+      task.images.write('cpu', t.pid, {
+        // A call the thread was blocked in is entered again after restore.
+        regs: resumableRegs(leader ? inj.origRegs : t.getRegs(), false),
+        xstate: t.getXstate(),
+        rseq: t.getRseq(),
+        sigmask: leader ? inj.origSigmask : t.getSigmask(),
+        robust_list: robust.head,
+        robust_list_len: robust.len,
+        clear_child_tid: clearChildTid,
+      });
+    }
   },
 
-  load(dir, pid) {
-    const img = readImage<CpuImage>(dir, 'cpu', pid);
-    if (!img.regs || REG_NAMES.some((r) => typeof img.regs[r] !== 'bigint')) throw new CrError(`cpu-${pid}.img: registers missing`);
-    return img;
+  load(dir, entry) {
+    return {
+      threads: entry.threads.map((tid) => {
+        const cpu = readImage<ThreadCpu>(dir, 'cpu', tid);
+        if (!cpu.regs || REG_NAMES.some((r) => typeof cpu.regs[r] !== 'bigint')) throw new CrError(`cpu-${tid}.img: registers missing`);
+        return { tid, cpu };
+      }),
+    };
   },
 
   restore(task, state) {
-    // The placeholder runs without rseq (see cr-mktree), so the area can be registered anew.
-    const r = state.rseq;
-    if (r) task.tracee.syscallOk('rseq', NR.rseq, r.addr, r.size, 0, r.signature);
+    for (const { tid, cpu } of state.threads) {
+      const thread = tid === task.pid ? task.tracee : cloneThread(task, tid);
+      if (thread !== task.tracee) task.threads.push(thread);
+      restoreThreadKernelState(thread, cpu);
+    }
   },
 
   finish(task, state) {
-    task.tracee.setRegs(state.regs);
-    task.tracee.setXstate(state.xstate);
+    state.threads.forEach(({ cpu: c }, i) => {
+      const thread = task.threads[i];
+      thread.setRegs(c.regs);
+      thread.setXstate(c.xstate);
+      thread.setSigmask(c.sigmask);
+    });
   },
 
   describe(state) {
-    const r = state.regs;
-    return [`rip ${hex(r.rip)}  rsp ${hex(r.rsp)}  fs_base ${hex(r.fs_base)}  xstate ${state.xstate.length} bytes`];
+    return state.threads.map(({ tid, cpu: c }) =>
+      `thread ${tid}: rip ${hex(c.regs.rip)}  rsp ${hex(c.regs.rsp)}  fs_base ${hex(c.regs.fs_base)}  xstate ${c.xstate.length} bytes  sigmask ${hex(c.sigmask)}`);
   },
 });

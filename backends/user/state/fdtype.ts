@@ -9,6 +9,12 @@ import { NR } from '../../../userspace/sys/constants.js';
 import type { DumpTask, RestoreTask } from './module.js';
 
 const F_DUPFD_CLOEXEC = 1030;
+const F_SETFL = 4;
+
+/** A new descriptor of the same open file in the task being restored, at a number the image does not use. */
+export function dupHigh(task: RestoreTask, fd: number): number {
+  return Number(task.tracee.syscallOk('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase));
+}
 
 /**
  * Move a descriptor of the task being restored to a number the image does
@@ -16,9 +22,32 @@ const F_DUPFD_CLOEXEC = 1030;
  */
 export function liftFd(task: RestoreTask, fd: number): number {
   if (fd >= task.fdBase) return fd;
-  const lifted = Number(task.tracee.syscallOk('fcntl(F_DUPFD_CLOEXEC)', NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase));
+  const lifted = dupHigh(task, fd);
   task.tracee.syscall(NR.close, fd);
   return lifted;
+}
+
+/** A duplicate, in this task, of descriptor `fd` of task `pid` (the same open file). */
+export function takeFromTask(task: RestoreTask, pid: number, fd: number): number {
+  const pidfd = Number(task.tracee.syscallOk(`pidfd_open ${pid}`, NR.pidfd_open, pid, 0));
+  const got = Number(task.tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
+  task.tracee.syscall(NR.close, pidfd);
+  return got;
+}
+
+/**
+ * Keep descriptors open in the task until every task is built (others may
+ * take them from there); files.ts closes them in settle().
+ */
+export function rememberLeftovers(task: RestoreTask, fds: number[]): void {
+  const list = task.shared.leftovers.get(task.pid) ?? [];
+  list.push(...fds);
+  task.shared.leftovers.set(task.pid, list);
+}
+
+/** Give a created file the status flags (O_NONBLOCK, O_APPEND…) it had. */
+export function setStatusFlags(task: RestoreTask, fd: number, flags: number): void {
+  task.tracee.syscallOk('F_SETFL', NR.fcntl, fd, F_SETFL, flags);
 }
 
 /** What /proc says about one descriptor of a task being dumped. */
@@ -46,6 +75,8 @@ export interface OpenFileImage {
 
 export interface FdType {
   readonly type: string;
+  /** Created after every other descriptor of its task is in place, because it names them by number (epoll). */
+  readonly late?: boolean;
   claims(f: FdProbe): boolean;
   /** The type's encoded payload; throws CrError for what it cannot save. */
   dump(task: DumpTask, f: FdProbe): Buffer;

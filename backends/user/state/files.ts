@@ -13,10 +13,15 @@ import { procFdinfo } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
-import { liftFd, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
+import { eventfds } from './eventfd.js';
+import { eventpolls } from './eventpoll.js';
+import { liftFd, takeFromTask, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
 import { regFiles } from './files-reg.js';
-import { defineState, type DumpTask, type RestoreTask } from './module.js';
+import { defineState, type DumpTask } from './module.js';
 import { pipes } from './pipes.js';
+import { signalfds } from './signalfd.js';
+import { unixSockets } from './sockets-unix.js';
+import { timerfds } from './timerfd.js';
 
 interface Fd {
   fd: number;
@@ -30,7 +35,7 @@ export interface FilesImage {
 }
 
 const INHERIT = 'inherit';
-const FD_TYPES: FdType[] = [regFiles, pipes];
+const FD_TYPES: FdType[] = [regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets];
 const KCMP_FILE = 0;
 const RLIMIT_NOFILE = 7;
 const F_SETFD = 2;
@@ -86,7 +91,7 @@ export const files = defineState<FilesImage>({
     task.images.write('files', task.pid, { fds, files: opened });
   },
 
-  load(dir, pid) {
+  load(dir, { pid }) {
     const img = readImage<FilesImage>(dir, 'files', pid);
     const where = imageFile(dir, 'files', pid);
     for (const file of img.files) {
@@ -114,7 +119,8 @@ export const files = defineState<FilesImage>({
       tracee.syscallOk(`dup3 to fd ${d.fd}`, NR.dup3, from, d.fd, d.cloexec ? O.CLOEXEC : 0);
     };
 
-    for (const d of img.fds) {
+    const late = (d: Fd) => FD_TYPES.find((t) => t.type === own.get(d.file_id)?.type)?.late === true;
+    for (const d of [...img.fds.filter((d) => !late(d)), ...img.fds.filter(late)]) {
       const file = own.get(d.file_id);
       if (file?.type === INHERIT) {
         if (d.cloexec) tracee.syscallOk('fcntl', NR.fcntl, d.fd, F_SETFD, FD_CLOEXEC);
@@ -154,11 +160,3 @@ export const files = defineState<FilesImage>({
     });
   },
 });
-
-/** A duplicate, in this task, of descriptor `fd` of task `pid` (the same open file). */
-function takeFromTask(task: RestoreTask, pid: number, fd: number): number {
-  const pidfd = Number(task.tracee.syscallOk(`pidfd_open ${pid}`, NR.pidfd_open, pid, 0));
-  const got = Number(task.tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
-  task.tracee.syscall(NR.close, pidfd);
-  return got;
-}

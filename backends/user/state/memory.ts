@@ -23,6 +23,7 @@ interface Vma {
   path: string;
   pgoff: bigint;
   name: string;
+  shmem_id: bigint;
 }
 
 interface MmLayout {
@@ -58,7 +59,7 @@ const TASK_SIZE = 0x7ffffffff000n;
 /** How a /proc/PID/maps entry is saved and rebuilt; refuses what this backend cannot. */
 function classify(pid: number, m: MapsEntry): Vma | null {
   const prot = (m.read ? PROT.READ : 0) | (m.write ? PROT.WRITE : 0) | (m.exec ? PROT.EXEC : 0);
-  const base = { start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '' };
+  const base = { start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n };
   const where = `pid ${pid} mapping ${hex(m.start)}-${hex(m.end)}`;
   if (m.path === '[vsyscall]') return null;
   if (m.path === '[vdso]') return { ...base, kind: 'VDSO', name: m.path };
@@ -66,8 +67,9 @@ function classify(pid: number, m: MapsEntry): Vma | null {
   if (m.path === '' || m.path.startsWith('[')) {
     return { ...base, kind: m.shared ? 'ANON_SHARED' : 'ANON_PRIVATE', name: m.path, pgoff: 0n };
   }
-  // Shared anonymous memory is a deleted file on the internal shmem mount.
-  if (m.shared && m.path === '/dev/zero (deleted)') return { ...base, kind: 'ANON_SHARED', pgoff: 0n };
+  // Shared anonymous memory is a deleted file on the internal shmem mount,
+  // one object (inode) however many tasks share it after fork.
+  if (m.shared && m.path === '/dev/zero (deleted)') return { ...base, kind: 'ANON_SHARED', shmem_id: m.inode };
   if (m.path.startsWith('/SYSV')) throw new CrError(`${where}: SysV shared memory is not supported`);
   if (m.path.startsWith('/memfd:')) throw new CrError(`${where}: memfd mapping is not supported`);
   if (m.path.endsWith(' (deleted)')) throw new CrError(`${where}: the mapped file ${m.path} was deleted`);
@@ -91,6 +93,11 @@ function dumpPages(task: DumpTask, vmas: Vma[]): { runs: PageRun[]; crc: number 
   try {
     for (const vma of vmas) {
       if (vma.kind !== 'ANON_PRIVATE' && vma.kind !== 'ANON_SHARED' && vma.kind !== 'FILE_PRIVATE') continue;
+      // Shared memory's pages are saved with the first task that maps it.
+      if (vma.shmem_id) {
+        if (task.shared.shmem.has(vma.shmem_id)) continue;
+        task.shared.shmem.add(vma.shmem_id);
+      }
       const firstRun = runs.length; // runs never span two mappings
       for (let at = vma.start; at < vma.end; ) {
         const n = Number((vma.end - at) / PAGE < CHUNK_PAGES ? (vma.end - at) / PAGE : BigInt(CHUNK_PAGES));
@@ -212,7 +219,7 @@ export const memory = defineState<MmImage>({
     task.images.write('mm', task.pid, { layout, vmas, pages: runs, pages_crc32: crc });
   },
 
-  load(dir, pid) {
+  load(dir, { pid }) {
     const file = imageFile(dir, 'mm', pid);
     const img = readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid);
     if (!img.layout) throw new CrError(`${file}: corrupted image (no mm layout)`);
@@ -249,15 +256,23 @@ export const memory = defineState<MmImage>({
       const prot = v.kind === 'ANON_SHARED' ? v.prot | PROT.WRITE : v.prot;
       let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | MAP.FIXED_NOREPLACE | (v.growsdown ? MAP.GROWSDOWN : 0);
       let fd = -1;
+      let offset = v.pgoff * PAGE;
       inj.reset();
-      if (v.kind === 'FILE_PRIVATE' || v.kind === 'FILE_SHARED') {
+      const first = v.shmem_id ? task.shared.shmem.get(v.shmem_id) : undefined;
+      if (first) {
+        // Another mapping of shared memory already rebuilt: map that same object.
+        const path = `/proc/${first.pid}/map_files/${first.start.toString(16)}-${first.end.toString(16)}`;
+        fd = Number(tracee.syscallOk(`open ${path}`, NR.open, inj.putString(path), O.RDWR | O.CLOEXEC, 0));
+        offset = (v.pgoff - first.pgoff) * PAGE;
+      } else if (v.kind === 'FILE_PRIVATE' || v.kind === 'FILE_SHARED') {
         const mode = v.kind === 'FILE_SHARED' && v.prot & PROT.WRITE ? O.RDWR : O.RDONLY;
         fd = Number(tracee.syscallOk(`open ${v.path}`, NR.open, inj.putString(v.path), mode | O.CLOEXEC, 0));
       } else {
         flags |= MAP.ANONYMOUS;
       }
-      tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path}`, NR.mmap, v.start, v.end - v.start, prot, flags, fd, v.pgoff * PAGE);
+      tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path}`, NR.mmap, v.start, v.end - v.start, prot, flags, fd, offset);
       if (fd >= 0) tracee.syscall(NR.close, fd);
+      if (v.shmem_id && !first) task.shared.shmem.set(v.shmem_id, { pid: task.pid, start: v.start, end: v.end, pgoff: v.pgoff });
     }
 
     const src = fs.openSync(mm.pagesFile, 'r');

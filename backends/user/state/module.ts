@@ -7,25 +7,33 @@ import type { Injection } from '../../../userspace/sys/inject.js';
 import type { Tracee } from '../../../userspace/sys/ptrace.js';
 import type { MapsEntry } from '../../../userspace/proc/parse.js';
 import type { ImageWriter } from '../image.js';
+import type { TaskEntry } from '../inventory.js';
 
 /** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
 export interface DumpShared {
   files: { id: number; pid: number; fd: number; dev: bigint; ino: bigint }[];
   /** Pipes whose buffered data is already in the image, by inode. */
   pipes: Set<bigint>;
+  /** Shared anonymous memory objects whose pages are already in the image, by inode. */
+  shmem: Set<bigint>;
 }
 
 /** Where restore created each shared object, so that others can take it from there. */
 export interface RestoreShared {
   files: Map<number, { pid: number; fd: number }>;
   pipes: Map<bigint, { pid: number; rd: number; wr: number }>;
+  /** Shared anonymous memory by inode: the task and address where it was mapped first. */
+  shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
   /** Descriptors to close in a task once every task is built (pipe ends nobody had). */
   leftovers: Map<number, number[]>;
 }
 
 export interface DumpTask {
   pid: number;
+  /** The thread group leader, whose injection session is open. */
   tracee: Tracee;
+  /** Every thread, the leader first, all stopped. */
+  threads: Tracee[];
   inj: Injection;
   /** The task's mappings, read before the injection added its scratch area. */
   maps: MapsEntry[];
@@ -38,7 +46,10 @@ export interface DumpTask {
 export interface RestoreTask {
   pid: number;
   dir: string;
+  /** The leader, whose injection session is open. */
   tracee: Tracee;
+  /** Every thread once created (cpu.ts), the leader first; all stay stopped until the end. */
+  threads: Tracee[];
   inj: Injection;
   shared: RestoreShared;
   /** Lowest descriptor number the image does not use: temporaries go at or above it. */
@@ -51,7 +62,7 @@ export interface StateDefinition<T> {
   /** Save this kind of state of a seized task (its injection session is open). */
   dump(task: DumpTask): void;
   /** Read and check the image before any task is created; throws CrError on a bad image. */
-  load(dir: string, pid: number): T;
+  load(dir: string, entry: TaskEntry): T;
   /** Rebuild the state inside the placeholder task, through injected calls. */
   restore(task: RestoreTask, state: T): void;
   /** Once every task is rebuilt, still through injected calls: tidy up what other tasks needed. */
@@ -73,7 +84,7 @@ export interface LoadedState {
 export interface StateModule {
   readonly name: string;
   dump(task: DumpTask): void;
-  load(dir: string, pid: number): LoadedState;
+  load(dir: string, entry: TaskEntry): LoadedState;
 }
 
 /** Erase a definition's image type, so modules of every kind fit one table. */
@@ -81,8 +92,8 @@ export function defineState<T>(def: StateDefinition<T>): StateModule {
   return {
     name: def.name,
     dump: (task) => def.dump(task),
-    load(dir, pid) {
-      const state = def.load(dir, pid);
+    load(dir, entry) {
+      const state = def.load(dir, entry);
       return {
         restore: (task) => def.restore(task, state),
         settle: (task) => def.settle?.(task, state),

@@ -9,7 +9,7 @@ import { CrError } from '../../../userspace/errors.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { close, fcntl, pipe2, tee } from '../../../userspace/sys/libc.js';
 import { decodeMessage, encodeMessage } from '../image.js';
-import { liftFd, type FdType, type OpenFileImage } from './fdtype.js';
+import { dupHigh, liftFd, rememberLeftovers, setStatusFlags, takeFromTask, type FdType, type OpenFileImage } from './fdtype.js';
 import type { RestoreTask } from './module.js';
 
 interface PipeFile {
@@ -20,7 +20,6 @@ interface PipeFile {
   pipe_size: number;
 }
 
-const F_SETFL = 4;
 const F_SETPIPE_SZ = 1031;
 const F_GETPIPE_SZ = 1032;
 const SPLICE_F_NONBLOCK = 2;
@@ -49,12 +48,6 @@ function peekPipe(pid: number, fd: number): { data: Buffer; size: number } {
   }
 }
 
-function remember(task: RestoreTask, fds: number[]): void {
-  const list = task.shared.leftovers.get(task.pid) ?? [];
-  list.push(...fds);
-  task.shared.leftovers.set(task.pid, list);
-}
-
 /** Create the pipe inside the task (both ends, lifted), with its size and its data. */
 function createPipe(task: RestoreTask, p: PipeFile): { rd: number; wr: number } {
   const { tracee, inj } = task;
@@ -64,14 +57,14 @@ function createPipe(task: RestoreTask, p: PipeFile): { rd: number; wr: number } 
   if (p.fifo_path) {
     // O_RDWR on a FIFO never blocks, and keeps the FIFO alive for both ends.
     rd = wr = liftFd(task, Number(tracee.syscallOk(`open ${p.fifo_path}`, NR.open, inj.putString(p.fifo_path), O.RDWR | O.NONBLOCK | O.CLOEXEC, 0)));
-    remember(task, [rd]);
+    rememberLeftovers(task, [rd]);
   } else {
     const fds = inj.alloc(8);
     tracee.syscallOk('pipe2', NR.pipe2, fds, O.CLOEXEC);
     const b = tracee.readMem(fds, 8);
     rd = liftFd(task, b.readInt32LE(0));
     wr = liftFd(task, b.readInt32LE(4));
-    remember(task, [rd, wr]);
+    rememberLeftovers(task, [rd, wr]);
   }
   if (p.pipe_size) tracee.syscallOk('F_SETPIPE_SZ', NR.fcntl, wr, F_SETPIPE_SZ, p.pipe_size);
   if (p.data.length) {
@@ -121,13 +114,11 @@ export const pipes: FdType = {
     } else if (known?.pid === task.pid || !known) {
       const ends = known ?? createPipe(task, p);
       // Another descriptor of this end would share its flags: make a new one.
-      fd = liftFd(task, Number(task.tracee.syscallOk('dup', NR.fcntl, readEnd ? ends.rd : ends.wr, 1030, task.fdBase)));
+      fd = dupHigh(task, readEnd ? ends.rd : ends.wr);
     } else {
-      const pidfd = Number(task.tracee.syscallOk(`pidfd_open ${known.pid}`, NR.pidfd_open, known.pid, 0));
-      fd = liftFd(task, Number(task.tracee.syscallOk('pidfd_getfd', NR.pidfd_getfd, pidfd, readEnd ? known.rd : known.wr, 0)));
-      task.tracee.syscall(NR.close, pidfd);
+      fd = liftFd(task, takeFromTask(task, known.pid, readEnd ? known.rd : known.wr));
     }
-    task.tracee.syscallOk('F_SETFL', NR.fcntl, fd, F_SETFL, file.flags);
+    setStatusFlags(task, fd, file.flags);
     return fd;
   },
 

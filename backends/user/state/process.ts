@@ -52,7 +52,7 @@ export const processState = defineState<ProcessImage>({
     });
   },
 
-  load(dir, pid) {
+  load(dir, { pid }) {
     const img = readImage<ProcessImage>(dir, 'process', pid);
     if (img.creds.uids.length !== 4 || img.creds.gids.length !== 4) throw new CrError(`process-${pid}.img: corrupted image (credentials)`);
     if (!fs.existsSync(img.cwd)) throw new CrError(`pid ${pid}: its working directory ${img.cwd} no longer exists`);

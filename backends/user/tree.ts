@@ -1,0 +1,89 @@
+/**
+ * The process tree at dump time: every process under the root, each with
+ * all its threads seized. Children are read only after all of a process's
+ * threads are stopped, so no task can appear behind our back.
+ */
+import fs from 'node:fs';
+import { CrError } from '../../userspace/errors.js';
+import { procStat, procStatus, statField } from '../../userspace/proc/parse.js';
+import { pidExists, type SysError } from '../../userspace/sys/libc.js';
+import { Tracee } from '../../userspace/sys/ptrace.js';
+import type { TaskEntry } from './inventory.js';
+
+export interface SeizedTask {
+  entry: TaskEntry;
+  /** The leader first; empty for a zombie. */
+  threads: Tracee[];
+}
+
+function seizeThread(pid: number, tid: number): Tracee {
+  try {
+    return Tracee.seize(tid);
+  } catch (err) {
+    const code = (err as SysError).code;
+    if (code === 'EPERM') throw new CrError(`pid ${pid}: not permitted to trace it (checkpoint needs ptrace rights over the task)`);
+    if (code === 'ESRCH') throw new CrError(`pid ${tid === pid ? pid : `${pid} thread ${tid}`} vanished during the dump`);
+    throw err;
+  }
+}
+
+const listTids = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map(Number);
+
+/** Seize every thread of a process, again until no new thread shows up. */
+function seizeThreads(pid: number, into: Tracee[]): void {
+  const seen = new Set(into.map((t) => t.pid));
+  for (let fresh = listTids(pid).filter((t) => !seen.has(t)); fresh.length; fresh = listTids(pid).filter((t) => !seen.has(t))) {
+    // The leader first, so that it is the first entry.
+    fresh.sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
+    for (const tid of fresh) {
+      into.push(seizeThread(pid, tid));
+      seen.add(tid);
+    }
+  }
+}
+
+function entryOf(pid: number, threads: number[]): TaskEntry {
+  const stat = procStat(pid);
+  const zombie = stat.state === 'Z';
+  return {
+    pid, ppid: Number(statField(stat, 4)), pgid: Number(statField(stat, 5)), sid: Number(statField(stat, 6)), comm: stat.comm,
+    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0,
+  };
+}
+
+/** Seize the tree under `root`; on failure every task seized so far is let go. */
+export function seizeTree(root: number): SeizedTask[] {
+  if (!Number.isInteger(root) || root <= 0) throw new CrError(`invalid pid ${root}`);
+  if (root === process.pid) throw new CrError(`pid ${root} is cr itself`);
+  if (!pidExists(root)) throw new CrError(`pid ${root} does not exist`);
+  const status = procStatus(root);
+  if (Number(status.get('Tgid')) !== root) throw new CrError(`pid ${root} is a thread of process ${status.get('Tgid')}; dump the process`);
+  if (status.get('State')?.startsWith('Z')) throw new CrError(`pid ${root} is a zombie`);
+
+  const tasks: SeizedTask[] = [];
+  const visit = (pid: number) => {
+    if (procStat(pid).state === 'Z') {
+      tasks.push({ entry: entryOf(pid, []), threads: [] });
+      return;
+    }
+    const threads: Tracee[] = [];
+    const task: SeizedTask = { entry: entryOf(pid, []), threads };
+    tasks.push(task);
+    seizeThreads(pid, threads);
+    task.entry = entryOf(pid, threads.map((t) => t.pid));
+    const children = threads.flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+    for (const child of children.sort((a, b) => a - b)) visit(child);
+  };
+  try {
+    visit(root);
+  } catch (err) {
+    releaseTree(tasks);
+    throw err;
+  }
+  return tasks;
+}
+
+/** Let every seized thread go, as it was. */
+export function releaseTree(tasks: SeizedTask[]): void {
+  for (const t of tasks) for (const th of t.threads) th.detachQuietly();
+}

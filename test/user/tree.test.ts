@@ -1,0 +1,57 @@
+/**
+ * A 3-level tree of multithreaded processes connected by pipes, sharing
+ * anonymous memory, with a zombie: restored with its pids, parents,
+ * process group, thread counts and zombie, it must go on to print what an
+ * undisturbed run prints.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { procStat, procStatus, statField } from '../../userspace/proc/parse.js';
+import { cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+
+interface Shape {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  state: string;
+  threads: number;
+}
+
+/** Every process of the tree under `root`, as /proc shows it. */
+function shapeOf(root: number): Shape[] {
+  const out: Shape[] = [];
+  const visit = (pid: number) => {
+    const stat = procStat(pid);
+    out.push({ pid, ppid: Number(statField(stat, 4)), pgid: Number(statField(stat, 5)), state: stat.state === 'Z' ? 'Z' : 'live', threads: Number(procStatus(pid).get('Threads')) });
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      for (const child of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) visit(Number(child));
+    }
+  };
+  visit(root);
+  return out.sort((a, b) => a.pid - b.pid);
+}
+
+test('a tree of threaded processes with pipes, shared memory and a zombie', async () => {
+  const ref = await undisturbed('tree', ['400'], tempDir('treeref'));
+  const dir = tempDir('tree');
+  const images = tempDir('treeimg');
+  const run = start('tree', ['400'], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 5);
+  const before = shapeOf(run.pid);
+  assert.is(before.length, 4, 'root, child, grandchild and zombie');
+
+  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  await run.exited;
+  const r = await cr(['restore', '-D', images, '--detach']);
+  assert.is(r.exitCode, 0, r.all);
+
+  const after = shapeOf(run.pid).map((s) => (s.pid === run.pid ? { ...s, ppid: before[0].ppid } : s));
+  assert.equal(after, before, 'pids, parents, process group, threads and the zombie');
+  while (!fs.readFileSync(run.out, 'utf8').includes('\npid ')) await sleep(50);
+  assert.is(withoutPid(fs.readFileSync(run.out, 'utf8')).body, withoutPid(ref).body);
+});
+
+test.run();
