@@ -5,7 +5,10 @@
  * This is the only part of cr-lab's restore path that forks: Node cannot
  * fork itself safely, and a task's pid can only be chosen at clone time.
  *
- *   cr-mktree PID:PPID:PGID:SID[:zSTATUS] ...
+ *   cr-mktree [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS] ...
+ *
+ * -n gives CLONE_NEW* flags (hex) the root is created with: the restored
+ * tree then lives in fresh namespaces of those kinds (UTS, IPC, ...).
  *
  * The first argument is the root (its PPID is ignored); every other task
  * names a parent listed before it. Each task is created with clone3()'s
@@ -59,12 +62,13 @@ static void report(const char *fmt, ...)
 		_exit(125);
 }
 
-static pid_t clone_with_pid(pid_t pid)
+static pid_t clone_with_pid(pid_t pid, uint64_t flags)
 {
 	struct clone_args args;
 	pid_t set_tid = pid;
 
 	memset(&args, 0, sizeof(args));
+	args.flags = flags;
 	args.exit_signal = SIGCHLD;
 	args.set_tid = (uintptr_t)&set_tid;
 	args.set_tid_size = 1;
@@ -114,7 +118,7 @@ static void __attribute__((noreturn)) become_task(int idx)
 
 		if (tasks[i].ppid != t->pid)
 			continue;
-		child = clone_with_pid(tasks[i].pid);
+		child = clone_with_pid(tasks[i].pid, 0);
 		if (child < 0) {
 			report("error %d: %s\n", tasks[i].pid,
 			       errno == EEXIST ? "pid is taken" : strerror(errno));
@@ -145,14 +149,19 @@ static void quiet_stdio(void)
 
 int main(int argc, char **argv)
 {
+	uint64_t ns_flags = 0;
+	int i, first = 1, status;
 	pid_t root;
-	int i, status;
 
-	if (argc < 2 || argc - 1 > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree PID:PPID:PGID:SID[:zSTATUS] ...\n");
+	if (argc > 2 && strcmp(argv[1], "-n") == 0) {
+		ns_flags = strtoull(argv[2], NULL, 16);
+		first = 3;
+	}
+	if (argc - first < 1 || argc - first > MAX_TASKS) {
+		fprintf(stderr, "usage: cr-mktree [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS] ...\n");
 		return 2;
 	}
-	for (i = 1; i < argc; i++) {
+	for (i = first; i < argc; i++) {
 		struct task *t = &tasks[nr_tasks++];
 		int n = sscanf(argv[i], "%d:%d:%d:%d:z%d", &t->pid, &t->ppid, &t->pgid, &t->sid, &t->status);
 
@@ -163,7 +172,7 @@ int main(int argc, char **argv)
 		t->zombie = n == 5;
 	}
 
-	root = clone_with_pid(tasks[0].pid);
+	root = clone_with_pid(tasks[0].pid, ns_flags);
 	if (root < 0) {
 		report("error %d: %s\n", tasks[0].pid,
 		       errno == EEXIST ? "pid is taken" : strerror(errno));
