@@ -26,6 +26,8 @@ export const CRIU = process.env.CR_CRIU ?? 'criu';
 /** CRIU's log level: 2 = errors and warnings (cheap); CR_CRIU_VERBOSE=4 for debugging. */
 const VERBOSITY = `-v${process.env.CR_CRIU_VERBOSE ?? '2'}`;
 
+const inVm = 'run it inside the project VM (6.12 kernel): npm run vm -- criu check, npm run vm -- node dist/userspace/cli/cr.js …';
+
 /** The first line of a CRIU log that says what went wrong. */
 export function criuError(log: string): string | undefined {
   const lines = log.split('\n').map((l) => l.replace(/^\(\s*[\d.]+\)\s*/, '').trim()).filter(Boolean);
@@ -45,7 +47,8 @@ function readLog(dir: string, name: string): string {
 
 function failure(what: string, dir: string, logName: string, r: { exitCode?: number; signal?: string; stderr?: unknown; stdout?: unknown }): CrError {
   const why = criuError(readLog(dir, logName)) ?? criuError(String(r.stderr ?? '')) ?? (String(r.stderr ?? '').trim().split('\n')[0] || `exit status ${r.exitCode ?? r.signal}`);
-  return new CrError(`${what} failed: ${why} (see ${path.join(dir, logName)})`);
+  const hint = /vDSO/i.test(why) && tooNewKernel() ? `; CRIU < 4.1 cannot run on kernel ${os.release()}, ${inVm}` : '';
+  return new CrError(`${what} failed: ${why} (see ${path.join(dir, logName)})${hint}`);
 }
 
 interface ProcStat {
@@ -133,6 +136,12 @@ function kernelVersion(): [number, number] {
   return m ? [Number(m[1]), Number(m[2])] : [0, 0];
 }
 
+/** Kernels from 6.13 on moved the vDSO clock pages; CRIU before 4.1 cannot cope. */
+function tooNewKernel(): boolean {
+  const [maj, min] = kernelVersion();
+  return maj > 6 || (maj === 6 && min >= 13);
+}
+
 async function criuVersion(): Promise<[number, number, number] | undefined> {
   try {
     const r = await execa(CRIU, ['--version'], { reject: false });
@@ -143,7 +152,6 @@ async function criuVersion(): Promise<[number, number, number] | undefined> {
   }
 }
 
-const inVm = 'run it inside the project VM (6.12 kernel): npm run vm -- criu check, npm run vm -- node dist/userspace/cli/cr.js …';
 
 export const criuBackend: Backend = {
   name: 'criu',
@@ -153,8 +161,7 @@ export const criuBackend: Backend = {
     const items: CheckItem[] = [];
     const ver = await criuVersion();
     items.push({ name: 'criu binary', ok: !!ver, required: true, detail: ver ? `${CRIU} ${ver.join('.')}` : `${CRIU} not found (apt-get install criu)` });
-    const [kmaj, kmin] = kernelVersion();
-    const newKernel = kmaj > 6 || (kmaj === 6 && kmin >= 13);
+    const newKernel = tooNewKernel();
     const oldCriu = !!ver && (ver[0] < 4 || (ver[0] === 4 && ver[1] < 1));
     items.push({
       name: 'kernel vs CRIU version',
