@@ -24,6 +24,11 @@ export interface DumpOptions {
   dir: string;
   /** Keep the tasks running after a successful dump (default: kill them). */
   leaveRunning?: boolean;
+  /**
+   * A cgroup directory holding the whole tree: it is frozen while the tasks
+   * are collected, so none can fork or exit meanwhile (CRIU's --freeze-cgroup).
+   */
+  freezeCgroup?: string;
   /** Progress and diagnostics, one line per call. */
   log?: (line: string) => void;
 }

@@ -15,7 +15,8 @@ import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
 import type { DumpShared, DumpTask } from './state/module.js';
-import { releaseTree, seizeTree, type SeizedTask } from './tree.js';
+import { releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
+import { Freezer } from '../../userspace/freezer.js';
 
 function asCrError(err: unknown): Error {
   if (err instanceof CrError) return err;
@@ -63,7 +64,9 @@ function killTree(tasks: SeizedTask[]): void {
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
-  const tasks = seizeTree(opts.pid);
+  const preseized = opts.freezeCgroup ? await seizeFrozen(new Freezer(opts.freezeCgroup)) : undefined;
+  if (preseized) log(`froze ${opts.freezeCgroup}: seized ${preseized.size} threads`);
+  const tasks = seizeTree(opts.pid, preseized);
   // Seize first: a tree we may not trace leaves the image directory untouched.
   let images: ImageWriter;
   try {

@@ -8,6 +8,7 @@ import { CrError } from '../../userspace/errors.js';
 import { procStat, procStatus, statField } from '../../userspace/proc/parse.js';
 import { pidExists, type SysError } from '../../userspace/sys/libc.js';
 import { Tracee } from '../../userspace/sys/ptrace.js';
+import type { Freezer } from '../../userspace/freezer.js';
 import type { TaskEntry } from './inventory.js';
 
 export interface SeizedTask {
@@ -16,9 +17,9 @@ export interface SeizedTask {
   threads: Tracee[];
 }
 
-function seizeThread(pid: number, tid: number): Tracee {
+function seizeThread(pid: number, tid: number, later = false): Tracee {
   try {
-    return Tracee.seize(tid);
+    return later ? Tracee.seizeLater(tid) : Tracee.seize(tid);
   } catch (err) {
     const code = (err as SysError).code;
     if (code === 'EPERM') throw new CrError(`pid ${pid}: not permitted to trace it (checkpoint needs ptrace rights over the task)`);
@@ -30,13 +31,15 @@ function seizeThread(pid: number, tid: number): Tracee {
 const listTids = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map(Number);
 
 /** Seize every thread of a process, again until no new thread shows up. */
-function seizeThreads(pid: number, into: Tracee[]): void {
+function seizeThreads(pid: number, into: Tracee[], preseized: Map<number, Tracee>): void {
   const seen = new Set(into.map((t) => t.pid));
   for (let fresh = listTids(pid).filter((t) => !seen.has(t)); fresh.length; fresh = listTids(pid).filter((t) => !seen.has(t))) {
     // The leader first, so that it is the first entry.
     fresh.sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
     for (const tid of fresh) {
-      into.push(seizeThread(pid, tid));
+      const early = preseized.get(tid);
+      preseized.delete(tid);
+      into.push(early ?? seizeThread(pid, tid));
       seen.add(tid);
     }
   }
@@ -51,8 +54,38 @@ function entryOf(pid: number, threads: number[]): TaskEntry {
   };
 }
 
-/** Seize the tree under `root`; on failure every task seized so far is let go. */
-export function seizeTree(root: number): SeizedTask[] {
+/**
+ * Seize every thread of a frozen cgroup, then thaw it: each stops for us
+ * before it runs again, so the set of tasks cannot change in between.
+ */
+export async function seizeFrozen(freezer: Freezer): Promise<Map<number, Tracee>> {
+  const seized = new Map<number, Tracee>();
+  await freezer.freeze();
+  try {
+    for (const tid of freezer.threads()) {
+      const tgid = Number(procStatus(tid).get('Tgid'));
+      seized.set(tid, seizeThread(tgid, tid, true));
+    }
+  } catch (err) {
+    for (const t of seized.values()) t.detachQuietly();
+    throw err;
+  } finally {
+    freezer.thaw();
+  }
+  try {
+    for (const t of seized.values()) t.waitStopped();
+  } catch (err) {
+    for (const t of seized.values()) t.detachQuietly();
+    throw err;
+  }
+  return seized;
+}
+
+/**
+ * Seize the tree under `root` (using threads already seized, if given);
+ * on failure every task seized so far is let go.
+ */
+export function seizeTree(root: number, preseized = new Map<number, Tracee>()): SeizedTask[] {
   if (!Number.isInteger(root) || root <= 0) throw new CrError(`invalid pid ${root}`);
   if (root === process.pid) throw new CrError(`pid ${root} is cr itself`);
   if (!pidExists(root)) throw new CrError(`pid ${root} does not exist`);
@@ -69,7 +102,7 @@ export function seizeTree(root: number): SeizedTask[] {
     const threads: Tracee[] = [];
     const task: SeizedTask = { entry: entryOf(pid, []), threads };
     tasks.push(task);
-    seizeThreads(pid, threads);
+    seizeThreads(pid, threads, preseized);
     task.entry = entryOf(pid, threads.map((t) => t.pid));
     const children = threads.flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
     for (const child of children.sort((a, b) => a - b)) visit(child);
@@ -79,6 +112,9 @@ export function seizeTree(root: number): SeizedTask[] {
   } catch (err) {
     releaseTree(tasks);
     throw err;
+  } finally {
+    // Frozen together with the tree but not part of it.
+    for (const t of preseized.values()) t.detachQuietly();
   }
   return tasks;
 }

@@ -36,10 +36,14 @@ export interface Running {
   exited: Promise<number | null>;
 }
 
-/** Start a test program with stdin from /dev/null and stdout+stderr into `out`. */
-export function start(program: string, args: string[], out: string): Running {
+/**
+ * Start a test program with stdin from /dev/null and stdout+stderr into
+ * `out`; with `cgroup`, it starts as a member of that cgroup directory.
+ */
+export function start(program: string, args: string[], out: string, cgroup?: string): Running {
   const fd = fs.openSync(out, 'w');
-  const child = spawn(programBin(program), args, { stdio: ['ignore', fd, fd] });
+  const argv = cgroup ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, programBin(program), ...args] : [programBin(program), ...args];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, pid: child.pid!, out, exited };

@@ -49,9 +49,12 @@ program
   .requiredOption('-t, --tree <pid>', 'root of the process tree to checkpoint', parsePid)
   .requiredOption('-D, --images-dir <dir>', 'where to write the image')
   .option('-R, --leave-running', 'keep the tasks running after the dump (default: kill them)')
+  .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
-    const r = await pickBackend(o.backend).dump({ pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, log: logTo(o.verbose) });
+    const r = await pickBackend(o.backend).dump({
+      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, log: logTo(o.verbose),
+    });
     const s = r.stats;
     process.stderr.write(`cr: dumped ${r.pids.join(' ')} into ${o.imagesDir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +
       (s.frozenMs !== undefined ? ` (frozen ${s.frozenMs.toFixed(0)} ms)` : '') + '\n');

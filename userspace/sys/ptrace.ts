@@ -74,21 +74,40 @@ export class Tracee {
    * are delivered, not swallowed, so the task's behaviour is unchanged.
    */
   static seize(pid: number): Tracee {
+    const t = Tracee.seizeLater(pid);
+    t.waitStopped();
+    return t;
+  }
+
+  /**
+   * PTRACE_SEIZE and ask the task to stop, without waiting for it: a task
+   * in a frozen cgroup stops only once the cgroup is thawed.
+   */
+  static seizeLater(pid: number): Tracee {
     ptrace(PTRACE.SEIZE, pid, 0, PTRACE.O_TRACESYSGOOD);
     const t = new Tracee(pid);
     try {
       ptrace(PTRACE.INTERRUPT, pid);
-      for (;;) {
-        const [, status] = waitpid(pid, WALL);
-        if (!wstatus.stopped(status)) throw new SysError(`pid ${pid} exited while being seized`, 3);
-        if (wstatus.event(status) === PTRACE.EVENT_STOP) break;
-        ptrace(PTRACE.CONT, pid, 0, wstatus.stopSig(status));
-      }
     } catch (err) {
       t.detachQuietly();
       throw err;
     }
     return t;
+  }
+
+  /** Wait for the stop seizeLater() asked for; on failure the task is let go. */
+  waitStopped(): void {
+    try {
+      for (;;) {
+        const [, status] = waitpid(this.pid, WALL);
+        if (!wstatus.stopped(status)) throw new SysError(`pid ${this.pid} exited while being seized`, 3);
+        if (wstatus.event(status) === PTRACE.EVENT_STOP) break;
+        ptrace(PTRACE.CONT, this.pid, 0, wstatus.stopSig(status));
+      }
+    } catch (err) {
+      this.detachQuietly();
+      throw err;
+    }
   }
 
   getRegs(): Regs {
