@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, readdir, writeFile, copyFile, open } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -305,6 +305,15 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Whether a lock file's builder still runs (a just-created lock may not hold its pid yet). */
+async function lockHeld(path: string): Promise<boolean> {
+  const [text, info] = await Promise.all([readFile(path, 'utf8').catch(() => ''), stat(path).catch(() => undefined)]);
+  if (!info) return false;
+  const holder = Number(text);
+  if (holder > 0) return pidAlive(holder);
+  return Date.now() - info.mtimeMs < 10_000;
+}
+
 /**
  * One build at a time per cache entry (the machine has few cores): an
  * O_EXCL lock file holding the builder's pid; a dead builder's lock is taken over.
@@ -319,9 +328,8 @@ async function withLock<T>(lockPath: string, progress: Progress, fn: () => Promi
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(await readFile(lockPath, 'utf8').catch(() => '0'));
-      if (holder > 0 && pidAlive(holder)) {
-        if (!announced) progress.log(`waiting for the kernel build of pid ${holder}`);
+      if (await lockHeld(lockPath)) {
+        if (!announced) progress.log(`waiting for another kernel build (lock ${lockPath})`);
         announced = true;
         await new Promise((r) => setTimeout(r, 2000));
       } else {
@@ -336,11 +344,12 @@ async function withLock<T>(lockPath: string, progress: Progress, fn: () => Promi
   }
 }
 
-/** Remove build directories left by builders that died (interrupted builds). */
-async function removeStaleTemps(dir: string): Promise<void> {
+/** Remove build directories and locks left by builders that died (interrupted builds). */
+async function removeStale(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
-    const m = /^\.tmp-[0-9a-f]+-(\d+)$/.exec(name);
-    if (m && !pidAlive(Number(m[1]))) await rm(join(dir, name), { recursive: true, force: true });
+    const temp = /^\.tmp-[0-9a-f]+-(\d+)$/.exec(name);
+    if (temp && !pidAlive(Number(temp[1]))) await rm(join(dir, name), { recursive: true, force: true });
+    if (/^[0-9a-f]{64}\.lock$/.test(name) && !(await lockHeld(join(dir, name)))) await rm(join(dir, name), { force: true });
   }
 }
 
@@ -356,7 +365,7 @@ export async function ensureKernel(opts: EnsureKernelOptions = {}): Promise<Kern
   await mkdir(root, { recursive: true });
   return withLock(join(root, `${inputs.hash}.lock`), progress, async () => {
     if (existsSync(join(entry, 'manifest.json'))) return result; // built while we waited
-    await removeStaleTemps(root);
+    await removeStale(root);
     // Build beside the entry and rename it into place only when complete.
     const tmp = join(root, `.tmp-${inputs.hash.slice(0, 16)}-${process.pid}`);
     await rm(tmp, { recursive: true, force: true });
