@@ -1,4 +1,4 @@
-/** `npm run vm:build`: make sure the cached guest kernel (and kmod/, if present) is built; print where. */
+/** `npm run vm:build`: make sure the cached guest kernel, the initramfs and kmod/ (if present) are built; print where. */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { runMain } from './common.js';
@@ -7,19 +7,15 @@ import { buildKmod, ensureKernel, type Manifest } from './kernel.js';
 
 runMain(async () => {
   const started = Date.now();
+  const say = (line: string): boolean => process.stdout.write(`${line}\n`);
   const kernel = await ensureKernel();
   const manifest = JSON.parse(readFileSync(join(dirname(kernel.bzImage), 'manifest.json'), 'utf8')) as Manifest;
-  const initramfs = await ensureInitramfs();
-  const modules = await buildKmod(kernel);
-  const lines = [
-    `kernel     ${kernel.bzImage}`,
-    `  inputs   ${kernel.hash}`,
-    `  sha256   ${manifest.bzImageSha256} (${manifest.bzImageBytes} bytes, built in ${manifest.buildSeconds} s)`,
-    `build tree ${kernel.buildDir}`,
-    `initramfs  ${initramfs}`,
-    ...modules.map((ko) => `module     ${ko}`),
-    `done in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-  ];
-  process.stdout.write(lines.join('\n') + '\n');
+  say(`kernel     ${kernel.bzImage}`);
+  say(`  inputs   ${kernel.hash}`);
+  say(`  sha256   ${manifest.bzImageSha256} (${manifest.bzImageBytes} bytes, built in ${manifest.buildSeconds} s)`);
+  say(`build tree ${kernel.buildDir}`);
+  say(`initramfs  ${await ensureInitramfs()}`);
+  for (const ko of await buildKmod(kernel)) say(`module     ${ko}`);
+  say(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return 0;
 });
