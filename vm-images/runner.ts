@@ -179,6 +179,8 @@ export async function runInVm(opts: RunOptions): Promise<RunResult> {
   const kernel = o.kernel ?? (await ensureKernel({ progress: o.progress }));
   const [accel, base] = await Promise.all([chooseAccel(kernel), ensureInitramfs()]);
 
+  if (o.signal?.aborted) throw new VmError('interrupted before the VM started');
+
   const tmp = await mkdtemp(join(tmpdir(), 'cr-lab-vm-'));
   try {
     // The kernel unpacks concatenated archives in order: base, then this run's command.
