@@ -72,6 +72,8 @@ export interface HarnessConfig {
   registry: Record<string, Backend>;
   backends: string[];
   reps: number;
+  /** Repetitions of the 'cli' mode (each costs two Node start-ups); default `reps`. */
+  cliReps?: number;
   featureReps: number;
   /** Which ways to invoke each backend for the bench cases (features use the first). */
   modes: Mode[];
@@ -246,7 +248,12 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
         throw new CaseFailure('dump', `${mode === 'native' ? 'criu' : 'cr'} dump exited ${r.exitCode}: ${why}`);
       }
       rec.dump = { wallMs: u?.wallMs ?? NaN, imageBytes: dirBytes(img), memory: { peakKiB: u?.maxrssKiB, source: 'wait4-maxrss' } };
-      if (mode === 'native') Object.assign(rec.dump, await criuStats(img, 'dump'));
+      if (mode === 'native' || backendName === 'criu') Object.assign(rec.dump, await criuStats(img, 'dump'));
+      else {
+        // `cr dump` reports "(frozen N ms)" when the backend measured it
+        const fr = (r.all ?? '').match(/\(frozen (\d+(?:\.\d+)?) ms\)/);
+        if (fr) rec.dump.frozenMs = Number(fr[1]);
+      }
     }
 
     // the tasks must be gone
@@ -291,7 +298,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
         throw new CaseFailure('restore', `${mode === 'native' ? 'criu' : 'cr'} restore exited ${r.exitCode}: ${why}`);
       }
       rec.restore = { wallMs: u?.wallMs ?? NaN, memory: { peakKiB: u?.maxrssKiB, source: 'wait4-maxrss' } };
-      if (mode === 'native') {
+      if (mode === 'native' || backendName === 'criu') {
         const s = await criuStats(img, 'restore');
         if (s.restoreMs !== undefined) rec.restore.totalMs = s.restoreMs;
       }
@@ -407,15 +414,16 @@ export async function runAll(cfg: HarnessConfig, cases: CaseSpec[]): Promise<{ r
     cfg.emit({ t: 'check', backend: b, ...checks[b] });
   }
 
+  const repsOf = (c: CaseSpec, mode: Mode) => (c.kind === 'feature' ? cfg.featureReps : mode === 'cli' ? cfg.cliReps ?? cfg.reps : cfg.reps);
   let total = 0;
-  for (const c of cases) for (const b of cfg.backends) total += modesFor(cfg, b, c.kind).length * (c.kind === 'feature' ? cfg.featureReps : cfg.reps);
+  for (const c of cases) for (const b of cfg.backends) for (const m of modesFor(cfg, b, c.kind)) total += repsOf(c, m);
   cfg.emit({ t: 'plan', total });
 
   const records: RunRecord[] = [];
   for (const c of cases) {
     for (const b of cfg.backends) {
       for (const mode of modesFor(cfg, b, c.kind)) {
-        const reps = c.kind === 'feature' ? cfg.featureReps : cfg.reps;
+        const reps = repsOf(c, mode);
         for (let rep = 0; rep < reps; rep++) {
           cfg.emit({ t: 'start', label: `${c.workload}${c.size !== null ? ` ${c.size}` : ''} · ${b} · ${mode} · #${rep + 1}` });
           let rec: RunRecord;

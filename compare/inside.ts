@@ -70,6 +70,7 @@ export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEven
     registry: reg,
     backends: plan.backends,
     reps: plan.reps,
+    cliReps: plan.cliReps,
     featureReps: plan.featureReps,
     modes: plan.modes,
     scratch,

@@ -11,6 +11,7 @@ export interface CompareOptions {
   sizes?: string;
   backends?: string;
   reps?: number;
+  cliReps?: number;
   featureReps?: number;
   modes?: string;
   quick?: boolean;
@@ -20,6 +21,7 @@ export interface Plan {
   cases: CaseSpec[];
   backends: string[];
   reps: number;
+  cliReps: number;
   featureReps: number;
   modes: Mode[];
   quick: boolean;
@@ -61,6 +63,7 @@ export function makePlan(o: CompareOptions): Plan {
     cases,
     backends: list(o.backends) ?? ALL_BACKENDS,
     reps: o.reps ?? (quick ? 2 : 5),
+    cliReps: o.cliReps ?? o.reps ?? (quick ? 1 : 5),
     featureReps: o.featureReps ?? 1,
     modes,
     quick,

@@ -95,6 +95,8 @@ test('the report names every failure and every unavailable backend', async () =>
 test('plans: quick, sizes per workload, unknown names refused', () => {
   const q = makePlan({ quick: true, workloads: 'mem,features' });
   assert.is(q.reps, 2);
+  assert.is(q.cliReps, 1);
+  assert.is(makePlan({ reps: 3 }).cliReps, 3);
   assert.ok(q.cases.filter((c) => c.kind === 'bench').every((c) => c.workload === 'mem'));
   assert.ok(q.cases.some((c) => c.kind === 'feature'));
   assert.equal(parseSizes('mem=8,32;tree=2'), { per: { mem: [8, 32], tree: [2] } });
