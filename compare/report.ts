@@ -125,7 +125,8 @@ function workloadTable(rows: Row[], unit: string): string[] {
   out.push(`| ${unit} | backend | invoked as | passed | dump ms | freeze ms | frozen (downtime) ms | restore ms | image MiB | dumper peak RSS MiB | restorer peak RSS MiB |`);
   out.push('|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
-    const passed = r.passed === r.runs ? `✅ ${r.passed}/${r.runs}` : `❌ ${r.passed}/${r.runs}`;
+    const why = r.firstFailure ? ` ${r.firstFailure.replace(/\|/g, '\\|')}` : '';
+    const passed = r.passed === r.runs ? `✅ ${r.passed}/${r.runs}` : `❌ ${r.passed}/${r.runs}${why.length > 70 ? `${why.slice(0, 69)}…` : why}`;
     out.push(`| ${r.size ?? ''} | ${r.backend} | ${MODE_TEXT[r.mode]} | ${passed} | ${fmtSummary(r.dumpMs)} | ${fmtSummary(r.freezeMs)} | ${fmtSummary(r.frozenMs)} | ` +
       `${fmtSummary(r.restoreMs)} | ${fmtSummary(r.imageMiB)} | ${fmtSummary(r.dumpPeakMiB)} | ${fmtSummary(r.restorePeakMiB)} |`);
   }
@@ -213,7 +214,9 @@ export function renderReport(raw: RawResults, plots: { file: string; title: stri
     for (const w of [...new Set(rows.map((r) => r.workload))]) {
       const wl = workloads.find((x) => x.name === w);
       L.push(`### ${w}${wl ? ` — ${wl.about}` : ''}`, '');
-      const rs = rows.filter((r) => r.workload === w).sort((a, b) => (a.size ?? 0) - (b.size ?? 0) || a.backend.localeCompare(b.backend) || a.mode.localeCompare(b.mode));
+      const order: Mode[] = ['lib', 'cli', 'native'];
+      const rs = rows.filter((r) => r.workload === w)
+        .sort((a, b) => (a.size ?? 0) - (b.size ?? 0) || a.backend.localeCompare(b.backend) || order.indexOf(a.mode) - order.indexOf(b.mode));
       L.push(...workloadTable(rs, wl?.unit ?? 'size'), '');
       for (const p of plots.filter((p) => p.file.startsWith(`${w}-`))) L.push(`![${p.title}](${p.file})`, '');
     }

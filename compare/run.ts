@@ -36,7 +36,8 @@ const program = new Command('compare')
   .option('-o, --out <dir>', 'results directory (default compare/results/<timestamp>)')
   .option('--host', 'run on this machine instead of the VM (CRIU 3.17 cannot run on kernels ≥ 6.13)')
   .option('--timeout <sec>', 'limit for the whole VM run', positive)
-  .option('--mem <MiB>', 'VM memory', positive, 2048);
+  .option('--mem <MiB>', 'VM memory', positive, 2048)
+  .option('--from <raw.json>', 'only re-render report.md and the plots from an earlier raw.json (into --out, default its folder)');
 
 function progressSink(): { onEvent(ev: HarnessEvent): void; stop(): void } {
   const tty = process.stderr.isTTY;
@@ -122,12 +123,20 @@ async function writeResults(raw: RawResults, out: string): Promise<string> {
 async function main(): Promise<number> {
   program.parse();
   const o = program.opts();
+  if (o.from) {
+    const raw = JSON.parse(fs.readFileSync(o.from, 'utf8')) as RawResults;
+    const out = path.resolve(o.out ?? path.dirname(o.from));
+    await writeResults(raw, out);
+    process.stdout.write(`compare: report re-rendered in ${out}/report.md\n`);
+    return 0;
+  }
   const plan = makePlan(o);
   process.stderr.write('compare: building the workloads\n');
   await execa('make', ['-s', '-C', path.join(packageRoot, 'compare', 'workloads')], { stdio: 'inherit' });
   const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, 'Z');
   const out = path.resolve(o.out ?? path.join(packageRoot, 'compare', 'results', stamp));
   const sink = progressSink();
+  const load0 = os.loadavg()[0];
   let raw: RawResults;
   try {
     raw = o.host
@@ -137,6 +146,8 @@ async function main(): Promise<number> {
     sink.stop();
   }
   if (o.host) raw.meta.where = `host ${os.hostname()} (not the VM)`;
+  // the VM shares the host's cores: say how busy they were, timings depend on it
+  raw.meta.notes = [...(raw.meta.notes ?? []), `host load average (1 min) ${load0.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end, on ${os.cpus().length} CPUs`];
   const md = await writeResults(raw, out);
   const matrix = md.slice(md.indexOf('## Feature matrix'), md.indexOf('\n## ', md.indexOf('## Feature matrix') + 5));
   process.stdout.write(`${matrix}\n`);

@@ -37,6 +37,6 @@ export function fmt(x: number | undefined, unit = ''): string {
 /** "median (min–max)" of a summary, or "–". */
 export function fmtSummary(s: Summary | undefined, scale = 1): string {
   if (!s) return '–';
-  if (s.n === 1 || s.min === s.max) return fmt(s.median * scale);
+  if (s.n === 1 || fmt(s.min * scale) === fmt(s.max * scale)) return fmt(s.median * scale);
   return `${fmt(s.median * scale)} (${fmt(s.min * scale)}–${fmt(s.max * scale)})`;
 }
