@@ -13,6 +13,7 @@ export { CrError } from '../userspace/errors.js';
 export const backends: Record<string, Backend> = {
   user: userBackend,
   criu: criuBackend,
+  kernel: (await import('./kernel/index.js')).kernelBackend,
 };
 
 export function backendNames(): BackendName[] {

@@ -1,0 +1,168 @@
+/**
+ * Reading kernel-backend images in TypeScript: the framing and the public
+ * objects (include/uapi/linux/checkpoint.h) and, for `cr show`, the
+ * engine's own objects (kmod/ckpt_image.h, image version 1).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { CrError } from '../../userspace/errors.js';
+
+export const IMAGE_NAME = 'kernel.img';
+export const LOG_NAME = 'kernel.log';
+export const imagePath = (dir: string): string => path.join(dir, IMAGE_NAME);
+export const logPath = (dir: string): string => path.join(dir, LOG_NAME);
+
+export const MAGIC_HEAD = 0x54504b4358554e4cn;
+export const MAGIC_TAIL = 0x4c494154544b4344n;
+export const IMAGE_VERSION = 1;
+
+export const TYPE_NAMES: Record<number, string> = {
+  1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
+  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 126: 'ERROR', 127: 'TAIL',
+};
+const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, ERROR: 126, TAIL: 127 };
+
+export interface ImageObject {
+  type: number;
+  name: string;
+  offset: number;
+  len: number;
+}
+
+export interface ImageHeader {
+  version: number;
+  arch: string;
+  flags: number;
+  time: Date;
+  pageSize: number;
+  release: string;
+}
+
+export interface TreeTask {
+  pid: number;
+  tgid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+}
+
+export interface DecodedImage {
+  header: ImageHeader;
+  tree: TreeTask[];
+  objects: ImageObject[];
+  tail?: { nrObjects: number; checksum: string; checksumOk: boolean };
+  error?: { errno: number; message: string };
+  /** Details of the engine's objects, one human line each (cr show). */
+  details: string[];
+  pages: number;
+}
+
+const hex = (n: bigint): string => `0x${n.toString(16)}`;
+const cstr = (buf: Buffer, start: number, end: number): string => {
+  const nul = buf.indexOf(0, start);
+  return buf.toString('utf8', start, nul >= 0 && nul < end ? nul : end);
+};
+
+/** The image's checksum, as kmod/image.c computes it (FNV-style over u64 words). */
+function checksum(buf: Buffer, end: number): bigint {
+  let sum = 0xcbf29ce484222325n;
+  const mask = (1n << 64n) - 1n;
+  for (let off = 0; off + 8 <= end; off += 8) sum = ((sum ^ buf.readBigUInt64LE(off)) * 0x100000001b3n) & mask;
+  return sum;
+}
+
+/** Only the framing, header and tree: what restore needs before it starts. */
+export function readHeader(file: string): { header: ImageHeader; tree: TreeTask[] } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    return parse(buf.subarray(0, n), file, true);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function decodeImage(file: string): DecodedImage {
+  return parse(fs.readFileSync(file), file, false) as DecodedImage;
+}
+
+function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
+  const bad = (why: string) => new CrError(`${file}: not a valid kernel-backend image: ${why}`);
+  const objects: ImageObject[] = [];
+  const details: string[] = [];
+  let header: ImageHeader | undefined;
+  let tree: TreeTask[] | undefined;
+  let tail: DecodedImage['tail'];
+  let error: DecodedImage['error'];
+  let pages = 0;
+  let off = 0;
+  while (off + 8 <= buf.length) {
+    const type = buf.readUInt32LE(off);
+    const len = buf.readUInt32LE(off + 4);
+    if (len < 8 || len % 8) throw bad(`object ${objects.length} at offset ${off} has length ${len}`);
+    if (off + len > buf.length) {
+      if (headOnly && header && tree) break;
+      throw bad(`truncated in object ${objects.length} (${TYPE_NAMES[type] ?? type})`);
+    }
+    const o = buf.subarray(off, off + len);
+    objects.push({ type, name: TYPE_NAMES[type] ?? `unknown(${type})`, offset: off, len });
+    if (objects.length === 1) {
+      if (type !== T.HEADER || len < 120 || o.readBigUInt64LE(8) !== MAGIC_HEAD) throw bad('bad magic');
+      header = {
+        version: o.readUInt32LE(16),
+        arch: o.readUInt32LE(20) === 1 ? 'x86_64' : `arch ${o.readUInt32LE(20)}`,
+        flags: Number(o.readBigUInt64LE(24)),
+        time: new Date(Number(o.readBigInt64LE(32)) * 1000),
+        pageSize: o.readUInt32LE(40),
+        release: cstr(o, 48, 48 + 65),
+      };
+      if (header.version !== IMAGE_VERSION) throw bad(`image version ${header.version}, this reader knows ${IMAGE_VERSION}`);
+    } else if (type === T.TREE) {
+      const nr = o.readUInt32LE(8);
+      if (len < 16 + nr * 24) throw bad('short TREE object');
+      tree = [];
+      for (let i = 0; i < nr; i++) {
+        const p = 16 + i * 24;
+        tree.push({ pid: o.readInt32LE(p), tgid: o.readInt32LE(p + 4), ppid: o.readInt32LE(p + 8), pgid: o.readInt32LE(p + 12), sid: o.readInt32LE(p + 16) });
+      }
+      if (headOnly) break;
+    } else if (type === T.TAIL && len >= 32) {
+      const want = o.readBigUInt64LE(24);
+      tail = { nrObjects: Number(o.readBigUInt64LE(16)), checksum: hex(want), checksumOk: checksum(buf, off) === want };
+      off += len;
+      break;
+    } else if (type === T.ERROR && len >= 16) {
+      error = { errno: o.readInt32LE(8), message: cstr(o, 16, len) };
+    } else if (type === T.TASK && len >= 32) {
+      details.push(`task pid ${o.readInt32LE(8)} comm ${cstr(o, 16, 32)}`);
+    } else if (type === T.FS && len >= 16) {
+      details.push(`cwd ${cstr(o, 16, len)} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
+    } else if (type === T.FILE && len >= 40) {
+      const kind = ['?', 'file', 'dir', 'chardev'][o.readUInt32LE(12)] ?? '?';
+      details.push(`file #${o.readInt32LE(8)} ${kind} ${cstr(o, 40, len)} flags 0${o.readUInt32LE(16).toString(8)} pos ${o.readBigInt64LE(24)}`);
+    } else if (type === T.FD && len >= 24) {
+      const kind = o.readUInt32LE(16) === 2 ? 'inherited from the restarter' : `file #${o.readInt32LE(12)}`;
+      details.push(`fd ${o.readInt32LE(8)}: ${kind}${o.readUInt32LE(20) ? ' (cloexec)' : ''}`);
+    } else if (type === T.MM && len >= 120) {
+      details.push(`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}`);
+    } else if (type === T.VMA && len >= 56) {
+      const kinds = ['?', 'anon private', 'anon shared', 'file private', 'file shared'];
+      const prot = o.readUInt32LE(44);
+      const rwx = `${prot & 1 ? 'r' : '-'}${prot & 2 ? 'w' : '-'}${prot & 4 ? 'x' : '-'}`;
+      const ref = o.readInt32LE(48);
+      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` file #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}`);
+    } else if (type === T.CPU && len >= 8 + 27 * 8) {
+      details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
+    } else if (type === T.FPU && len >= 16) {
+      details.push(`fpu: ${o.readUInt32LE(12)} bytes (${o.readUInt32LE(8) === 0x202 ? 'XSAVE' : 'FXSAVE'} layout)`);
+    } else if (type === T.PAGES && len >= 16) {
+      pages += o.readUInt32LE(8);
+    }
+    off += len;
+  }
+  if (!header) throw bad('no header');
+  if (!tree) throw bad('no task tree');
+  if (!headOnly && !tail && !error) throw bad('no trailer (truncated)');
+  return { header, tree, objects, tail, error, details, pages };
+}

@@ -1,0 +1,72 @@
+/**
+ * Restart through restart(2), linux-cr style: a helper creates the task
+ * with its original pid (clone_with_pids(2)) and the task calls
+ * restart(0, fd, RESTART_TASKSELF, logfd) on itself; on success it returns
+ * to userspace as the checkpointed program.  The helper stays its parent,
+ * reports "ready PID" or "error PID: why" on fd 3, and exits with the
+ * restarted task's status.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { execa } from 'execa';
+import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
+import { CrError } from '../../userspace/errors.js';
+import { packageRoot } from '../../userspace/paths.js';
+import { pidExists } from '../../userspace/sys/libc.js';
+import { unsupported } from './dump.js';
+import { imagePath, logPath, readHeader } from './image.js';
+
+export const helperPath = (): string => path.join(packageRoot, 'backends', 'kernel', 'native', 'bin', 'cr-krestart');
+
+export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  const log = opts.log ?? (() => {});
+  const t0 = performance.now();
+  if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
+  const img = imagePath(opts.dir);
+  if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
+  if (opts.pidns) throw new CrError('the kernel backend cannot restore into a new pid namespace yet');
+  const { tree } = readHeader(img);
+  if (tree.length !== 1) throw new CrError(`the image holds ${tree.length} tasks; the kernel backend restores one process`);
+  const pid = tree[0].pid;
+  if (pidExists(pid)) throw new CrError(`pid ${pid} is in use: cannot restore the task with its original pid`);
+  const why = unsupported();
+  if (why) throw new CrError(why);
+  if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run make -C backends/kernel/native`);
+
+  const helper = execa(helperPath(), ['--pid', String(pid), img, logPath(opts.dir)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
+  });
+  let ready = false;
+  const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
+  for await (const line of lines) {
+    const m = /^(ready|error) (-?\d+)(?:: (.*))?$/.exec(line);
+    if (m?.[1] === 'error') {
+      helper.kill('SIGKILL');
+      await helper;
+      throw new CrError(`restart of pid ${pid} failed: ${m[3]}`);
+    }
+    if (m?.[1] === 'ready') {
+      ready = true;
+      log(`pid ${m[2]} restarted`);
+      break;
+    }
+  }
+  if (!ready) {
+    const r = await helper;
+    throw new CrError(`cr-krestart failed (${r.signal ?? `exit ${r.exitCode}`})`);
+  }
+  if (opts.detach) {
+    helper.unref();
+    helper.stdio[3]?.destroy();
+  }
+  return {
+    pids: [pid],
+    stats: { totalMs: performance.now() - t0 },
+    async wait(): Promise<ExitStatus> {
+      if (opts.detach) throw new CrError('the restored process was detached; nobody waits for it');
+      const r = await helper;
+      return { code: r.signal ? null : (r.exitCode ?? null), signal: (r.signal as NodeJS.Signals | undefined) ?? null };
+    },
+  };
+}

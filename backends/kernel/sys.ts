@@ -1,0 +1,72 @@
+/**
+ * The kernel backend's system calls (kernel-patches/ 0001, 0002), called
+ * through libc's variadic syscall(2) with koffi.
+ */
+import koffi from 'koffi';
+import os from 'node:os';
+
+/** x86_64 numbers, after the x32 range (see kernel-patches/0001). */
+export const NR_CHECKPOINT = 548;
+export const NR_RESTART = 549;
+export const NR_CLONE_WITH_PIDS = 550;
+
+/** checkpoint(2) flags, from include/uapi/linux/checkpoint.h. */
+export const CHECKPOINT_SUBTREE = 0x1;
+export const CHECKPOINT_KILL = 0x2;
+/** restart(2) flags. */
+export const RESTART_TASKSELF = 0x1;
+export const RESTART_FROZEN = 0x2;
+export const RESTART_GHOST = 0x4;
+
+const CLONE_SETTLS = 0x00080000;
+
+const libc = koffi.load('libc.so.6');
+const syscall = libc.func('long syscall(long, ...)');
+
+const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, num]) => [num, name]));
+
+export const errnoName = (errno: number): string => errnoNames.get(errno) ?? `E${errno}`;
+
+/** Result of a raw call: the return value, or the errno name when it failed. */
+export interface SysResult {
+  ret: number;
+  errno?: string;
+}
+
+function call(nr: number, args: [string, number][]): SysResult {
+  const ret = Number(syscall(nr, ...args.flat()));
+  return ret === -1 ? { ret, errno: errnoName(koffi.errno()) } : { ret };
+}
+
+export function checkpoint(pid: number, fd: number, flags: number, logfd: number): SysResult {
+  return call(NR_CHECKPOINT, [['int', pid], ['int', fd], ['unsigned long', flags], ['int', logfd]]);
+}
+
+export function restart(pid: number, fd: number, flags: number, logfd: number): SysResult {
+  return call(NR_RESTART, [['int', pid], ['int', fd], ['unsigned long', flags], ['int', logfd]]);
+}
+
+export interface Probe {
+  /** The kernel has checkpoint(2)/restart(2) (kernel-patches/ applied). */
+  syscalls: boolean;
+  /** An engine (kmod/crengine.ko) is registered behind them. */
+  engine: boolean;
+  /** The kernel has clone_with_pids(2). */
+  cloneWithPids: boolean;
+}
+
+/**
+ * Probe with arguments every implementation refuses before doing anything:
+ * bad flags give EINVAL from the entry point itself (ENOSYS means no such
+ * call); fd -1 gives EBADF from the engine (ENOSYS means no engine).
+ */
+export function probe(): Probe {
+  const entry = checkpoint(0, -1, 0x40000000, -1);
+  const engine = checkpoint(0, -1, 0, -1);
+  const clone = call(NR_CLONE_WITH_PIDS, [['unsigned long', CLONE_SETTLS], ['long', 0], ['long', 0], ['long', 0], ['long', 0]]);
+  return {
+    syscalls: entry.errno === 'EINVAL',
+    engine: engine.errno === 'EBADF',
+    cloneWithPids: clone.errno === 'EINVAL',
+  };
+}

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * cr-lab engine image objects (version CKPT_IMAGE_VERSION).
+ *
+ * The header, tree and tail objects are in <uapi/linux/checkpoint.h>; these
+ * are private to the engine.  Each starts with struct ckpt_hdr and has a
+ * size that is a multiple of 8; variable parts (strings, arrays, page data)
+ * follow the fixed part and are padded to 8 bytes.
+ *
+ * Stream of one task:
+ *   TASK SIGNAL FS (FILE | FD)* MM (FILE | VMA)* CPU FPU PAGES*
+ */
+#ifndef CRENGINE_CKPT_IMAGE_H
+#define CRENGINE_CKPT_IMAGE_H
+
+#include <linux/types.h>
+
+struct ckpt_hdr_task {
+	struct ckpt_hdr h;
+	__s32 pid;
+	__u32 exit_signal;
+	char comm[16];
+};
+
+/* blocked mask and handlers of signals 1.._NSIG */
+struct ckpt_sigaction {
+	__u64 handler;
+	__u64 flags;
+	__u64 restorer;
+	__u64 mask;
+};
+
+struct ckpt_hdr_signal {
+	struct ckpt_hdr h;
+	__u64 blocked;
+	struct ckpt_sigaction action[64];
+};
+
+/* cwd and umask; followed by the cwd path, NUL-terminated */
+struct ckpt_hdr_fs {
+	struct ckpt_hdr h;
+	__u32 umask;
+	__u32 path_len;		/* including the NUL */
+};
+
+enum ckpt_file_kind {
+	CKPT_FILE_REG = 1,	/* regular file, reopened by path */
+	CKPT_FILE_DIR,		/* directory, reopened by path */
+	CKPT_FILE_CHR,		/* /dev/{null,zero,random,urandom} */
+};
+
+/* An open file, defined once and referenced by objref; then its path */
+struct ckpt_hdr_file {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 kind;		/* enum ckpt_file_kind */
+	__u32 f_flags;
+	__u32 rdev;		/* CKPT_FILE_CHR: the device number */
+	__s64 pos;
+	__u32 path_len;		/* including the NUL */
+	__u32 pad;
+};
+
+enum ckpt_fd_kind {
+	CKPT_FD_FILE = 1,	/* the file defined by objref */
+	CKPT_FD_INHERIT,	/* stdio of a type we do not save: keep the restarter's */
+};
+
+struct ckpt_hdr_fd {
+	struct ckpt_hdr h;
+	__s32 fd;
+	__s32 objref;
+	__u32 kind;		/* enum ckpt_fd_kind */
+	__u32 cloexec;
+};
+
+#define CKPT_AUXV_WORDS 64
+
+struct ckpt_hdr_mm {
+	struct ckpt_hdr h;
+	__u64 start_code, end_code, start_data, end_data;
+	__u64 start_brk, brk, start_stack;
+	__u64 arg_start, arg_end, env_start, env_end;
+	__u64 vdso;		/* vDSO text, 0 if none */
+	__u64 vvar;		/* start of the vDSO data pages */
+	__u32 nr_vmas;
+	__u32 nr_auxv;		/* words used in saved_auxv */
+	__u64 saved_auxv[CKPT_AUXV_WORDS];
+};
+
+enum ckpt_vma_kind {
+	CKPT_VMA_ANON = 1,	/* private anonymous (heap, stack, malloc) */
+	CKPT_VMA_SHANON,	/* shared anonymous (shmem) */
+	CKPT_VMA_FILE,		/* private file mapping */
+	CKPT_VMA_SHFILE,	/* shared file mapping: contents live in the file */
+};
+
+struct ckpt_hdr_vma {
+	struct ckpt_hdr h;
+	__u64 start;
+	__u64 end;
+	__u64 pgoff;
+	__u64 vm_flags;		/* informational */
+	__u32 kind;		/* enum ckpt_vma_kind */
+	__u32 prot;		/* PROT_* */
+	__s32 objref;		/* the file, 0 for anonymous kinds */
+	__u32 growsdown;
+};
+
+/* General registers, in the layout of struct user_regs_struct */
+struct ckpt_hdr_cpu {
+	struct ckpt_hdr h;
+	__u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+	__u64 ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+	__u64 fs_base, gs_base, ds, es, fs, gs;
+};
+
+/* FPU state in the format of the ptrace regset @note (NT_X86_XSTATE or NT_PRFPREG) */
+struct ckpt_hdr_fpu {
+	struct ckpt_hdr h;
+	__u32 note;
+	__u32 size;
+};
+
+/* Page contents: nr addresses, then nr pages */
+struct ckpt_hdr_pages {
+	struct ckpt_hdr h;
+	__u32 nr;
+	__u32 pad;
+};
+
+#endif /* CRENGINE_CKPT_IMAGE_H */

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * cr-lab engine: registers, FPU/extended state, FS/GS base (x86_64).
+ *
+ * The target of a checkpoint is frozen, so its user registers are in
+ * pt_regs and its FPU state is in memory; the FPU state is saved through
+ * the ptrace regset (XSAVE layout, or FXSAVE on CPUs without XSAVE), which
+ * is also what restart feeds back, so the kernel's own checks of a
+ * user-supplied XSAVE image apply.
+ *
+ * A task may have been frozen inside a system call.  At restart it returns
+ * from restart(2) straight into the checkpointed code, so such a call is
+ * restarted the way signal delivery restarts an interrupted call.
+ */
+
+#include <linux/elf.h>
+#include <linux/errno.h>
+#include <linux/regset.h>
+#include <linux/ptrace.h>
+#include <linux/sched/task_stack.h>
+#include <linux/slab.h>
+#include <asm/fpu/api.h>
+#include <asm/prctl.h>
+#include <asm/proto.h>
+#include <asm/ptrace.h>
+#include <asm/segment.h>
+
+#include "ckpt.h"
+
+#define CKPT_USER_EFLAGS (X86_EFLAGS_CF | X86_EFLAGS_PF | X86_EFLAGS_AF | \
+			  X86_EFLAGS_ZF | X86_EFLAGS_SF | X86_EFLAGS_DF | \
+			  X86_EFLAGS_OF | X86_EFLAGS_AC | X86_EFLAGS_ID)
+
+static const struct user_regset *ckpt_fpu_regset(struct task_struct *t,
+						 unsigned int note)
+{
+	const struct user_regset_view *view = task_user_regset_view(t);
+	unsigned int i;
+
+	for (i = 0; i < view->n; i++)
+		if (view->regsets[i].core_note_type == note &&
+		    view->regsets[i].n)
+			return &view->regsets[i];
+	return NULL;
+}
+
+static int checkpoint_fpu(struct ckpt_ctx *ctx, struct task_struct *t)
+{
+	static const unsigned int notes[] = { NT_X86_XSTATE, NT_PRFPREG };
+	struct ckpt_hdr_fpu *h;
+	unsigned int i, size;
+	int ret = -EOPNOTSUPP;
+
+	for (i = 0; i < ARRAY_SIZE(notes); i++) {
+		const struct user_regset *rs = ckpt_fpu_regset(t, notes[i]);
+
+		if (!rs)
+			continue;
+		size = rs->n * rs->size;
+		h = kzalloc(sizeof(*h) + ALIGN(size, 8), GFP_KERNEL);
+		if (!h)
+			return -ENOMEM;
+		ret = regset_get(t, rs, size, h + 1);
+		if (ret == size) {
+			h->note = notes[i];
+			h->size = size;
+			ret = ckpt_write_obj(ctx, h, CKPT_HDR_FPU,
+					     sizeof(*h) + ALIGN(size, 8));
+			kfree(h);
+			return ret;
+		}
+		kfree(h);
+		if (ret >= 0)
+			ret = -EIO;
+	}
+	return ckpt_err(ctx, ret, "cannot read the FPU state");
+}
+
+int checkpoint_cpu(struct ckpt_ctx *ctx, struct task_struct *t)
+{
+	struct pt_regs *regs = task_pt_regs(t);
+	struct ckpt_hdr_cpu h = {};
+
+	if (!user_64bit_mode(regs))
+		return ckpt_err(ctx, -EOPNOTSUPP, "only 64-bit tasks are supported");
+	h.r15 = regs->r15;
+	h.r14 = regs->r14;
+	h.r13 = regs->r13;
+	h.r12 = regs->r12;
+	h.bp = regs->bp;
+	h.bx = regs->bx;
+	h.r11 = regs->r11;
+	h.r10 = regs->r10;
+	h.r9 = regs->r9;
+	h.r8 = regs->r8;
+	h.ax = regs->ax;
+	h.cx = regs->cx;
+	h.dx = regs->dx;
+	h.si = regs->si;
+	h.di = regs->di;
+	h.orig_ax = regs->orig_ax;
+	h.ip = regs->ip;
+	h.cs = regs->cs;
+	h.flags = regs->flags;
+	h.sp = regs->sp;
+	h.ss = regs->ss;
+	/* a frozen task is switched out: its bases are in thread_struct */
+	h.fs_base = t->thread.fsbase;
+	h.gs_base = t->thread.gsbase;
+	h.ds = t->thread.ds;
+	h.es = t->thread.es;
+	h.fs = t->thread.fsindex;
+	h.gs = t->thread.gsindex;
+	return ckpt_write_obj(ctx, &h, CKPT_HDR_CPU, sizeof(h)) ?:
+	       checkpoint_fpu(ctx, t);
+}
+
+int restore_prepare_cpu(struct ckpt_ctx *ctx)
+{
+	const struct user_regset *rs;
+	struct ckpt_hdr_cpu *c;
+	struct ckpt_hdr_fpu *f;
+
+	c = ckpt_next(ctx, CKPT_HDR_CPU, sizeof(*c));
+	if (IS_ERR(c))
+		return PTR_ERR(c);
+	if (c->h.len != sizeof(*c) || c->cs != __USER_CS ||
+	    c->ip >= TASK_SIZE_MAX || c->sp >= TASK_SIZE_MAX ||
+	    c->fs_base >= TASK_SIZE_MAX || c->gs_base >= TASK_SIZE_MAX)
+		return ckpt_err(ctx, -EINVAL, "bad CPU object");
+	ctx->cpu = c;
+
+	f = ckpt_next(ctx, CKPT_HDR_FPU, sizeof(*f));
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	if (f->note != NT_X86_XSTATE && f->note != NT_PRFPREG)
+		return ckpt_err(ctx, -EINVAL, "bad FPU object");
+	rs = ckpt_fpu_regset(current, f->note);
+	if (!rs || rs->n * rs->size != f->size ||
+	    f->h.len != sizeof(*f) + ALIGN(f->size, 8))
+		return ckpt_err(ctx, -EINVAL, "the FPU state of the image (%u bytes) does not fit this CPU",
+				f->size);
+	ctx->fpu = f;
+	return 0;
+}
+
+/* Return value of restart(2) for a task frozen at @c, adjusting @regs */
+static long restore_syscall(struct ckpt_hdr_cpu *c, struct pt_regs *regs)
+{
+	if ((long)c->orig_ax < 0)
+		return c->ax;		/* frozen in user mode */
+
+	switch ((long)c->ax) {
+	case -ENOSYS:			/* frozen in a freezable sleep */
+	case -ERESTARTNOHAND:
+	case -ERESTARTSYS:
+	case -ERESTARTNOINTR:
+		regs->ip -= 2;		/* the syscall instruction, again */
+		return c->orig_ax;
+	case -ERESTART_RESTARTBLOCK:
+		return -EINTR;		/* its restart block was not saved */
+	}
+	return c->ax;
+}
+
+int restore_cpu(struct ckpt_ctx *ctx, long *ax)
+{
+	struct pt_regs *regs = current_pt_regs();
+	struct ckpt_hdr_cpu *c = ctx->cpu;
+	struct ckpt_hdr_fpu *f = ctx->fpu;
+	const struct user_regset *rs;
+	int ret;
+
+	ret = do_arch_prctl_64(current, ARCH_SET_FS, c->fs_base);
+	if (!ret)
+		ret = do_arch_prctl_64(current, ARCH_SET_GS, c->gs_base);
+	if (ret)
+		return ckpt_err(ctx, ret, "cannot set the FS/GS base");
+
+	/*
+	 * The regset setters are written for a stopped tracee.  For current,
+	 * keep preemption (and so an FPU save over our work) away with
+	 * fpregs_lock(), and mark the registers stale so the new state is
+	 * loaded on the way back to user mode.
+	 */
+	rs = ckpt_fpu_regset(current, f->note);
+	if (!rs)
+		return -EINVAL;
+	fpregs_lock();
+	ret = rs->set(current, rs, 0, f->size, f + 1, NULL);
+	set_thread_flag(TIF_NEED_FPU_LOAD);
+	fpregs_unlock();
+	if (ret)
+		return ckpt_err(ctx, ret, "the FPU state of the image was refused");
+
+	regs->r15 = c->r15;
+	regs->r14 = c->r14;
+	regs->r13 = c->r13;
+	regs->r12 = c->r12;
+	regs->bp = c->bp;
+	regs->bx = c->bx;
+	regs->r11 = c->r11;
+	regs->r10 = c->r10;
+	regs->r9 = c->r9;
+	regs->r8 = c->r8;
+	regs->cx = c->cx;
+	regs->dx = c->dx;
+	regs->si = c->si;
+	regs->di = c->di;
+	regs->ip = c->ip;
+	regs->sp = c->sp;
+	regs->flags = (c->flags & CKPT_USER_EFLAGS) | X86_EFLAGS_IF | X86_EFLAGS_FIXED;
+	regs->cs = __USER_CS;
+	regs->ss = __USER_DS;
+	*ax = restore_syscall(c, regs);
+	regs->orig_ax = -1;
+	return 0;
+}

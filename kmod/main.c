@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * cr-lab checkpoint/restart engine: registration, context, object hash.
+ *
+ * Loaded as a module, the engine registers itself behind checkpoint(2) and
+ * restart(2) (kernel-patches/ 0001).  Each call gets a context that lives
+ * for the call only; shared kernel objects (open files) go through the
+ * object hash so that each is saved once and referenced by id.
+ */
+
+#include <linux/atomic.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "ckpt.h"
+
+static atomic_t ckpt_id = ATOMIC_INIT(0);
+
+s32 ckpt_obj_lookup(struct ckpt_ctx *ctx, const void *ptr)
+{
+	struct ckpt_objref *o;
+
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)ptr)
+		if (o->ptr == ptr)
+			return o->objref;
+	return 0;
+}
+
+/* Checkpoint: give @ptr the next id; returns it, or -ENOMEM */
+s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type)
+{
+	struct ckpt_objref *o = kzalloc(sizeof(*o), GFP_KERNEL);
+
+	if (!o)
+		return -ENOMEM;
+	o->ptr = ptr;
+	o->type = type;
+	o->objref = ++ctx->next_objref;
+	hash_add(ctx->objhash, &o->hash, (unsigned long)ptr);
+	return o->objref;
+}
+
+/* Restart: @objref now names @file; the hash owns the reference */
+int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+{
+	struct ckpt_objref *o;
+
+	if (objref <= 0 || ckpt_obj_file(ctx, objref))
+		return -EINVAL;
+	o = kzalloc(sizeof(*o), GFP_KERNEL);
+	if (!o)
+		return -ENOMEM;
+	o->objref = objref;
+	o->type = CKPT_HDR_FILE;
+	o->file = file;
+	hash_add(ctx->objhash, &o->hash, (unsigned long)objref);
+	return 0;
+}
+
+struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o;
+
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
+		if (o->objref == objref && o->file)
+			return o->file;
+	return NULL;
+}
+
+static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
+{
+	struct ckpt_objref *o;
+	struct hlist_node *tmp;
+	int bkt;
+
+	hash_for_each_safe(ctx->objhash, bkt, tmp, o, hash) {
+		hash_del(&o->hash);
+		if (o->file)
+			fput(o->file);
+		kfree(o);
+	}
+}
+
+static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
+				       bool restart)
+{
+	struct ckpt_ctx *ctx;
+	int ret = -EBADF;
+
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	if (!ctx)
+		return ERR_PTR(-ENOMEM);
+	ctx->restart = restart;
+	ctx->flags = flags;
+	hash_init(ctx->objhash);
+	INIT_LIST_HEAD(&ctx->objs);
+
+	if (logfd >= 0) {
+		ctx->logfile = fget(logfd);
+		if (!ctx->logfile || !(ctx->logfile->f_mode & FMODE_WRITE))
+			goto err;
+	} else if (logfd != -1) {
+		goto err;
+	}
+
+	ctx->file = fget(fd);
+	if (!ctx->file)
+		goto err;
+	if (!(ctx->file->f_mode & (restart ? FMODE_READ : FMODE_WRITE)))
+		goto err;
+	return ctx;
+err:
+	if (ctx->logfile)
+		fput(ctx->logfile);
+	if (ctx->file)
+		fput(ctx->file);
+	kfree(ctx);
+	return ERR_PTR(ret);
+}
+
+static void ckpt_ctx_free(struct ckpt_ctx *ctx)
+{
+	struct ckpt_obj *obj, *tmp;
+
+	list_for_each_entry_safe(obj, tmp, &ctx->objs, list) {
+		list_del(&obj->list);
+		kvfree(obj->h);
+		kfree(obj);
+	}
+	ckpt_obj_free_all(ctx);
+	path_put(&ctx->cwd);
+	kfree(ctx->fds);
+	kvfree(ctx->vmas);
+	if (ctx->logfile)
+		fput(ctx->logfile);
+	fput(ctx->file);
+	kfree(ctx);
+}
+
+static long crengine_checkpoint(pid_t pid, int fd, unsigned long flags,
+				int logfd)
+{
+	struct ckpt_ctx *ctx;
+	long ret;
+
+	ctx = ckpt_ctx_alloc(fd, flags, logfd, false);
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
+	ret = checkpoint_tree(ctx, pid);
+	if (!ret) {
+		ret = atomic_inc_return(&ckpt_id) & INT_MAX;
+		ckpt_msg(ctx, "checkpoint %ld of pid %d done: %llu objects, %llu bytes\n",
+			 ret, pid, ctx->nr_objects + 1, ctx->bytes);
+	}
+	ckpt_ctx_free(ctx);
+	return ret;
+}
+
+static long crengine_restart(pid_t pid, int fd, unsigned long flags,
+			     int logfd)
+{
+	struct ckpt_ctx *ctx;
+	long ret;
+
+	ctx = ckpt_ctx_alloc(fd, flags, logfd, true);
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
+	if (flags & (RESTART_FROZEN | RESTART_GHOST))
+		ret = ckpt_err(ctx, -EINVAL, "restart flags %#lx not supported", flags);
+	else if (pid && !(flags & RESTART_TASKSELF))
+		ret = ckpt_err(ctx, -EINVAL,
+			       "only self restart is supported: call restart(0, fd, RESTART_TASKSELF, logfd)");
+	else
+		ret = restore_self(ctx);
+	ckpt_ctx_free(ctx);
+	return ret;
+}
+
+static const struct ckpt_engine_ops crengine_ops = {
+	.owner = THIS_MODULE,
+	.name = "crengine",
+	.checkpoint = crengine_checkpoint,
+	.restart = crengine_restart,
+};
+
+static int __init crengine_init(void)
+{
+	int ret = ckpt_register_engine(&crengine_ops);
+
+	if (!ret)
+		pr_info("crengine: checkpoint/restart engine registered (image version %d)\n",
+			CKPT_IMAGE_VERSION);
+	return ret;
+}
+
+static void __exit crengine_exit(void)
+{
+	ckpt_unregister_engine(&crengine_ops);
+}
+
+module_init(crengine_init);
+module_exit(crengine_exit);
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("cr-lab <cr-lab@localhost>");
+MODULE_DESCRIPTION("cr-lab in-kernel checkpoint/restart engine");

@@ -1,0 +1,96 @@
+/**
+ * The kernel backend on one process: memsum keeps a checksum over every
+ * kind of memory, a file offset, TLS and FPU state; dumped mid-run (and
+ * killed by the engine before it runs again), restarted from the image, it
+ * must print exactly what an undisturbed run prints.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { kernelBackend } from '../../backends/kernel/index.js';
+import { CrError } from '../../userspace/errors.js';
+import { alive, sleep, tempDir } from '../lib/harness.js';
+import { dmesgTrouble, kprogram, skipReason, startTo } from './env.js';
+
+const ITERS = '60';
+const t = skipReason ? test.skip : test;
+if (skipReason) console.log(`kernel backend tests skipped: ${skipReason}`);
+
+async function waitFor(file: string, text: string, ms = 30000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes(text)) return;
+    await sleep(10);
+  }
+  throw new Error(`${file} never showed ${JSON.stringify(text)}`);
+}
+
+t('memsum: memory of every kind, registers, FPU, TLS and files survive checkpoint/restart', async () => {
+  const refDir = tempDir('kref');
+  const ref = await execa(kprogram('memsum'), [refDir, ITERS, '20']);
+
+  const dir = tempDir('krun');
+  const images = tempDir('kimg');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo(kprogram('memsum'), [dir, ITERS, '20'], out);
+  await waitFor(out, 'iter 20 ');
+
+  const d = await kernelBackend.dump({ pid: child.pid!, dir: images });
+  const killed = await child.done;
+  assert.is(killed, 'SIGKILL', 'the engine killed the task after the checkpoint');
+  assert.not.ok(alive(child.pid!));
+  assert.ok(d.stats.imageBytes > 0);
+  assert.ok(d.stats.frozenMs !== undefined, 'the engine reports the downtime');
+  console.log(`  dump: ${d.stats.totalMs.toFixed(1)} ms total, froze in ${d.stats.freezeMs} ms, frozen ${d.stats.frozenMs} ms, ${d.stats.pagesWritten} pages, ${d.stats.imageBytes} bytes`);
+
+  const desc = await kernelBackend.describe(images);
+  assert.ok(desc.lines.some((l) => /checksum 0x[0-9a-f]+ ok/.test(l)), desc.lines.join('\n'));
+
+  const r = await kernelBackend.restore({ dir: images });
+  assert.equal(r.pids, [child.pid]);
+  const status = await r.wait();
+  console.log(`  restore: ${r.stats.totalMs.toFixed(1)} ms until running`);
+  assert.equal(status, { code: 0, signal: null });
+  assert.is(fs.readFileSync(out, 'utf8'), ref.stdout + '\n');
+  assert.equal(dmesgTrouble(), []);
+});
+
+t('leaveRunning: the task goes on after a checkpoint, undisturbed', async () => {
+  const refDir = tempDir('kref2');
+  const ref = await execa(kprogram('memsum'), [refDir, '30', '10']);
+  const dir = tempDir('krun2');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo(kprogram('memsum'), [dir, '30', '10'], out);
+  await waitFor(out, 'iter 5 ');
+  await kernelBackend.dump({ pid: child.pid!, dir: tempDir('kimg2'), leaveRunning: true });
+  assert.is(await child.done, 0);
+  assert.is(fs.readFileSync(out, 'utf8'), ref.stdout + '\n');
+});
+
+t('bad input gives a one-line CrError', async () => {
+  const noPid = await kernelBackend.dump({ pid: 999999, dir: tempDir('kbad') }).catch((e: unknown) => e);
+  assert.instance(noPid, CrError);
+  assert.match((noPid as Error).message, /no process with pid 999999/);
+  const noDir = await kernelBackend.restore({ dir: '/nonexistent/images' }).catch((e: unknown) => e);
+  assert.instance(noDir, CrError);
+  assert.match((noDir as Error).message, /does not exist/);
+  // fd 3 is a socket pair: not a kind of file the engine saves
+  const sock = execa('sleep', ['30'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], reject: false });
+  await sleep(100);
+  const unsup = await kernelBackend.dump({ pid: sock.pid!, dir: tempDir('ksock') }).catch((e: unknown) => e);
+  assert.instance(unsup, CrError);
+  assert.match((unsup as Error).message, /fd 3/);
+  assert.ok(alive(sock.pid!), 'a failed checkpoint leaves the task running');
+  sock.kill('SIGKILL');
+  await sock;
+});
+
+t('clone_with_pids: chosen pid, EBUSY when taken, EINVAL for too many levels, EPERM unprivileged', async () => {
+  const r = await execa(kprogram('clonepids'), { reject: false });
+  assert.is(r.exitCode, 0, r.stdout);
+  assert.not.match(r.stdout, /FAIL/);
+});
+
+test.run();

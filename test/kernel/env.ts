@@ -1,0 +1,49 @@
+/**
+ * Whether the kernel backend can run here, for the tests in this folder:
+ * they run inside the cr-lab VM (a kernel built with kernel-patches/), and
+ * skip with a message anywhere else.  Loads kmod/crengine.ko if the
+ * syscalls are there but no engine is.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execaSync } from 'execa';
+import { probe } from '../../backends/kernel/sys.js';
+import { helperPath } from '../../backends/kernel/restore.js';
+import { packageRoot } from '../../userspace/paths.js';
+
+export const kmodPath = path.join(packageRoot, 'kmod', 'crengine.ko');
+export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);
+
+function ensureEngine(): string | undefined {
+  let p = probe();
+  if (!p.syscalls) return 'this kernel has no checkpoint(2) (not the cr-lab VM kernel)';
+  if (!p.engine) {
+    if (!fs.existsSync(kmodPath)) return `${kmodPath} is not built`;
+    const r = execaSync('insmod', [kmodPath], { reject: false });
+    if (r.exitCode !== 0) return `insmod ${kmodPath} failed: ${String(r.stderr).trim()}`;
+    p = probe();
+    if (!p.engine) return 'the engine did not register';
+  }
+  if (process.geteuid?.() !== 0) return 'not root';
+  for (const f of [helperPath(), kprogram('memsum')]) if (!fs.existsSync(f)) return `${f} is not built`;
+  return undefined;
+}
+
+/** Why the kernel tests cannot run, or undefined if they can. */
+export const skipReason = ensureEngine();
+
+/** Kernel log lines that mean trouble. */
+export function dmesgTrouble(): string[] {
+  const r = execaSync('dmesg', [], { reject: false });
+  return String(r.stdout).split('\n').filter((l) => /BUG|Oops|WARNING|general protection|RIP:|Call Trace/.test(l));
+}
+
+/** Start a program with stdout and stderr on a regular file, as a shell's > would. */
+export function startTo(program: string, args: string[], out: string): { pid: number; done: Promise<number | string | null> } {
+  const fd = fs.openSync(out, 'w');
+  const child = spawn(program, args, { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code))) };
+}
+
