@@ -119,16 +119,17 @@ int main(int argc, char **argv)
 	close(pipefd[0]);
 
 	if (!strstr(log, "restarted pid")) {
-		char *last, *nl;
+		char *line, *last = NULL, *why = NULL, *save = NULL;
 
 		waitpid(child, &status, 0);
-		while (loglen && log[loglen - 1] == '\n')
-			log[--loglen] = 0;
-		last = strrchr(log, '\n');
-		last = last ? last + 1 : log;
-		nl = strchr(last, '\n');
-		if (nl)
-			*nl = 0;
+		/* the engine's own error line says most; else the last line */
+		for (line = strtok_r(log, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			last = line;
+			if (strstr(line, "error") && !why)
+				why = line;
+		}
+		last = why ? why : last ? last : "";
 		report("error %d: %s\n", pid, *last ? last : "restart failed");
 		return 125;
 	}
