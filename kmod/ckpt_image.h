@@ -20,6 +20,9 @@ struct ckpt_hdr_task {
 	__s32 pid;
 	__u32 exit_signal;
 	char comm[16];
+	__u64 rseq;		/* rseq(2) registration, 0 if none */
+	__u32 rseq_len;
+	__u32 rseq_sig;
 };
 
 /* blocked mask and handlers of signals 1.._NSIG */

@@ -15,6 +15,7 @@
 #include <linux/freezer.h>
 #include <linux/pid.h>
 #include <linux/ptrace.h>
+#include <linux/rseq.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/fdtable.h>
@@ -68,6 +69,11 @@ static int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t)
 	h.pid = task_pid_vnr(t);
 	h.exit_signal = t->exit_signal;
 	get_task_comm(h.comm, t);
+#ifdef CONFIG_RSEQ
+	h.rseq = (unsigned long)t->rseq;
+	h.rseq_len = t->rseq_len;
+	h.rseq_sig = t->rseq_sig;
+#endif
 	return ckpt_write_obj(ctx, &h, CKPT_HDR_TASK, sizeof(h));
 }
 
@@ -178,6 +184,11 @@ static int restore_task_obj(struct ckpt_ctx *ctx)
 		return PTR_ERR(h);
 	if (h->h.len != sizeof(*h) || !memchr(h->comm, 0, sizeof(h->comm)))
 		return ckpt_err(ctx, -EINVAL, "bad TASK object");
+	if (h->rseq && (h->rseq >= TASK_SIZE_MAX || !IS_ALIGNED(h->rseq, 32) ||
+			h->rseq_len < 32 || h->rseq_len > PAGE_SIZE))
+		return ckpt_err(ctx, -EINVAL, "bad rseq registration in TASK object");
+	if (h->rseq && !IS_ENABLED(CONFIG_RSEQ))
+		ckpt_msg(ctx, "note: the task used rseq(2), which this kernel lacks\n");
 	ctx->task = h;
 	return 0;
 }
@@ -239,6 +250,15 @@ long restore_self(struct ckpt_ctx *ctx)
 		restore_signal(ctx);
 		ret = restore_mm(ctx);
 	}
+#ifdef CONFIG_RSEQ
+	/* the restarter's own registration points into memory that is gone */
+	if (!ret) {
+		current->rseq = (struct rseq __user *)(unsigned long)ctx->task->rseq;
+		current->rseq_len = ctx->task->rseq_len;
+		current->rseq_sig = ctx->task->rseq_sig;
+		rseq_set_notify_resume(current);
+	}
+#endif
 	if (!ret)
 		ret = restore_cpu(ctx, &ax);
 	if (ret) {
