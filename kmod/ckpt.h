@@ -8,6 +8,7 @@
 #ifndef CRENGINE_CKPT_H
 #define CRENGINE_CKPT_H
 
+#include <linux/bits.h>
 #include <linux/checkpoint.h>
 #include <linux/hashtable.h>
 #include <linux/list.h>
@@ -21,8 +22,8 @@
 
 /* Limits on what restart accepts from an image (it is untrusted input) */
 #define CKPT_OBJ_MAX		(512 * 1024)	/* bytes in one object */
-#define CKPT_IMAGE_MAX		(1ULL << 30)	/* bytes in one image */
-#define CKPT_OBJECTS_MAX	(1U << 22)
+#define CKPT_IMAGE_MAX		BIT_ULL(30)	/* bytes in one image */
+#define CKPT_OBJECTS_MAX	BIT(22)
 #define CKPT_FDS_MAX		4096
 #define CKPT_VMAS_MAX		65530
 #define CKPT_PAGES_PER_OBJ	64

@@ -344,7 +344,7 @@ int restore_header(struct ckpt_ctx *ctx)
 				h->version, CKPT_IMAGE_VERSION);
 	if (h->arch != CKPT_ARCH_X86_64 || h->page_size != PAGE_SIZE)
 		return ckpt_err(ctx, -EINVAL, "image is for another architecture");
-	if (memchr(h->release, 0, sizeof(h->release)) == NULL)
+	if (!memchr(h->release, 0, sizeof(h->release)))
 		return ckpt_err(ctx, -EINVAL, "bad kernel release in header");
 	if (strcmp(h->release, utsname()->release))
 		ckpt_msg(ctx, "note: image written by kernel %s, restarting on %s\n",

@@ -499,8 +499,8 @@ int restore_mm(struct ckpt_ctx *ctx)
 		if (ret < 0)
 			return ckpt_err(ctx, ret, "cannot map the vDSO at %llx", h->vvar);
 		if ((unsigned long)mm->context.vdso != h->vdso)
-			return ckpt_err(ctx, -EINVAL, "the vDSO landed at %px",
-					mm->context.vdso);
+			return ckpt_err(ctx, -EINVAL, "the vDSO landed at %lx",
+					(unsigned long)mm->context.vdso);
 	}
 	ret = restore_pages(ctx);
 	if (ret)

@@ -20,7 +20,7 @@ int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t)
 	unsigned long flags;
 	int i, ret;
 
-	BUILD_BUG_ON(_NSIG != ARRAY_SIZE(h->action));
+	BUILD_BUG_ON(ARRAY_SIZE(h->action) != _NSIG);
 	h = kzalloc(sizeof(*h), GFP_KERNEL);
 	if (!h)
 		return -ENOMEM;
