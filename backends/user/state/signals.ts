@@ -104,7 +104,7 @@ export const signals = defineState<SignalsImage>({
       tracee.syscallOk('getitimer', NR.getitimer, which, val);
       const b = tracee.readMem(val, ITIMERVAL_SIZE);
       const t = { which, interval_us: b.readBigInt64LE(0) * US + b.readBigInt64LE(8), value_us: b.readBigInt64LE(16) * US + b.readBigInt64LE(24) };
-      if (t.value_us) itimers.push(t);
+      if (t.value_us || t.interval_us) itimers.push(t);
     });
     task.images.write('signals', task.pid, {
       actions,
@@ -154,8 +154,11 @@ export const signals = defineState<SignalsImage>({
     }
     for (const t of img.itimers) {
       inj.reset();
+      // A periodic ITIMER_REAL whose SIGALRM is still pending shows no time left: the kernel
+      // re-arms it only when that signal is taken (dequeue_signal). Re-arm it a period away.
+      const value = t.value_us || t.interval_us;
       const b = Buffer.alloc(ITIMERVAL_SIZE);
-      [t.interval_us / US, t.interval_us % US, t.value_us / US, t.value_us % US].forEach((v, i) => b.writeBigInt64LE(v, i * 8));
+      [t.interval_us / US, t.interval_us % US, value / US, value % US].forEach((v, i) => b.writeBigInt64LE(v, i * 8));
       tracee.syscallOk(`setitimer(${ITIMERS[t.which]})`, NR.setitimer, t.which, inj.put(b), 0);
     }
   },
