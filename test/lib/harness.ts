@@ -100,3 +100,31 @@ export async function undisturbed(program: string, args: string[], dir: string):
   await run.exited;
   return fs.readFileSync(run.out, 'utf8');
 }
+
+export interface RoundTrip {
+  /** An undisturbed run's output and the dumped-and-restored run's, each without its pid line. */
+  reference: string;
+  restored: string;
+  /** `cr show` of the image. */
+  show: string;
+}
+
+/**
+ * Run a program undisturbed, then again, dumped once its output has `lines`
+ * lines and restored from the image; throws if dump, restore or the pid fail.
+ */
+export async function roundTrip(program: string, args: string[], lines: number): Promise<RoundTrip> {
+  const reference = withoutPid(await undisturbed(program, args, tempDir(`${program}-ref`))).body;
+  const images = tempDir(`${program}-img`);
+  const run = start(program, args, path.join(tempDir(program), 'out.txt'));
+  await waitLines(run.out, lines);
+  const dump = await cr(['dump', '-t', String(run.pid), '-D', images]);
+  await run.exited;
+  if (dump.exitCode !== 0) throw new Error(`dump of ${program} failed:\n${dump.all}`);
+  const show = await cr(['show', images]);
+  const restore = await cr(['restore', '-D', images]);
+  if (restore.exitCode !== 0) throw new Error(`restore of ${program} failed:\n${restore.all}`);
+  const restored = withoutPid(fs.readFileSync(run.out, 'utf8'));
+  if (restored.pid !== run.pid) throw new Error(`${program} came back as pid ${restored.pid}, not ${run.pid}`);
+  return { reference, restored: restored.body, show: show.stdout };
+}

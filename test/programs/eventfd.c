@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 	}
 	steps = atol(argv[1]);
 	counter = eventfd(0, 0);
-	sem = eventfd(5, EFD_SEMAPHORE | EFD_NONBLOCK);
+	sem = eventfd(10, EFD_SEMAPHORE | EFD_NONBLOCK);
 	big = eventfd(0, 0);
 	empty = eventfd(0, EFD_NONBLOCK);
 	if (counter < 0 || sem < 0 || big < 0 || empty < 0)
@@ -60,8 +60,10 @@ int main(int argc, char **argv)
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
-	if (read(counter, &v, 8) == 8)
-		total += v;
+	v = 1000;	/* so that the last read never blocks */
+	if (write(counter, &v, 8) != 8 || read(counter, &v, 8) != 8)
+		return 1;
+	total += v;
 	dprintf(1, "counter total %llu\n", (unsigned long long)total);
 	while (read(sem, &v, 8) == 8)
 		sem_reads++;

@@ -18,13 +18,27 @@
 #include <time.h>
 #include <unistd.h>
 
-int main(int argc, char **argv)
+/* The socket for MODE at the lowest free descriptor, or -1. */
+static int open_socket(const char *mode, const char *path)
 {
 	struct sockaddr_un un = { .sun_family = AF_UNIX };
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(strcmp(mode, "inet") ? AF_UNIX : AF_INET, SOCK_STREAM, 0);
+
+	strncpy(un.sun_path, path, sizeof(un.sun_path) - 1);
+	if (fd < 0)
+		return -1;
+	if (!strcmp(mode, "inet"))
+		return bind(fd, (void *)&in, sizeof(in)) < 0 || listen(fd, 1) < 0 ? -1 : fd;
+	if (!strcmp(mode, "listen"))
+		return bind(fd, (void *)&un, sizeof(un)) < 0 || listen(fd, 1) < 0 ? -1 : fd;
+	return connect(fd, (void *)&un, sizeof(un)) < 0 ? -1 : fd;
+}
+
+int main(int argc, char **argv)
+{
 	uint64_t h = 1;
 	long steps, step;
-	int fd;
 
 	close_range(3, ~0U, 0);
 	if (argc != 4) {
@@ -32,14 +46,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	steps = atol(argv[3]);
-	strncpy(un.sun_path, argv[2], sizeof(un.sun_path) - 1);
-	if (!strcmp(argv[1], "inet"))
-		fd = socket(AF_INET, SOCK_STREAM, 0), fd = fd < 0 || bind(fd, (void *)&in, sizeof(in)) < 0 || listen(fd, 1) < 0 ? -1 : fd;
-	else if (!strcmp(argv[1], "listen"))
-		fd = socket(AF_UNIX, SOCK_STREAM, 0), fd = fd < 0 || bind(fd, (void *)&un, sizeof(un)) < 0 || listen(fd, 1) < 0 ? -1 : fd;
-	else
-		fd = socket(AF_UNIX, SOCK_STREAM, 0), fd = fd < 0 || connect(fd, (void *)&un, sizeof(un)) < 0 ? -1 : fd;
-	if (fd != 3)
+	if (open_socket(argv[1], argv[2]) != 3)
 		return 1;
 
 	for (step = 0; step < steps; step++) {

@@ -79,7 +79,9 @@ int main(int argc, char **argv)
 	timerfd_gettime(far, &its);
 	dprintf(1, "far one-shot armed %d, within 1000 s %d, nonblocking %d\n", its.it_value.tv_sec || its.it_value.tv_nsec,
 		its.it_value.tv_sec < 1000 && its.it_value.tv_sec > 900, (fcntl(far, F_GETFL) & O_NONBLOCK) != 0);
-	dprintf(1, "expired one-shot read %lld, then %s\n", read(expired, &ticks, 8) == 8 ? (long long)ticks : -1LL,
+	if (read(expired, &ticks, 8) != 8)
+		return 1;
+	dprintf(1, "expired one-shot read %llu, then %s\n", (unsigned long long)ticks,
 		read(expired, &ticks, 8) < 0 && errno == EAGAIN ? "EAGAIN" : "more");
 	/* Its ticks cannot outrun the time that passed, and must cover the time the program ran. */
 	ticks = 0;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * unixpair: socket pairs with data queued in both directions across the
- * dump — a stream pair that always holds ~100 KB one way and 3000 bytes
+ * dump — a stream pair that always holds 50 KB one way and 3000 bytes
  * the other, a non-blocking datagram pair and a seqpacket pair that each
  * always hold a few messages. Every byte read is hashed in order.
  *
@@ -92,7 +92,7 @@ int main(int argc, char **argv)
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) < 0 || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, d) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, q) < 0)
 		return 1;
-	if (put(s[0], 0, 100000) < 0 || put(s[1], 7, 3000) < 0)
+	if (put(s[0], 0, 50000) < 0 || put(s[1], 7, 3000) < 0)
 		return 1;
 	for (k = 0; k < 3; k++)
 		if (msg_send(d[0], k) < 0 || msg_send(q[1], k + 1000) < 0)
@@ -103,10 +103,10 @@ int main(int argc, char **argv)
 	for (step = 0; step < steps; step++) {
 		struct timespec ts = { 0, 20 * 1000000L };
 
-		/* Keep each queue as full as it was: one in, one out. */
+		/* Keep each queue as full as it was: one in, one out (in chunks few enough for the send buffer). */
 		if (put(s[0], (step * 1000) % 100000, 1000) < 0 || get(s[1], 1000, &hs) < 0)
 			return 1;
-		if (put(s[1], step % 3000, 10) < 0 || get(s[0], 10, &hs) < 0)
+		if (put(s[1], step % 3000, 100) < 0 || get(s[0], 100, &hs) < 0)
 			return 1;
 		if (msg_send(d[0], step + 3) < 0 || msg_recv(d[1], &hd) < 0)
 			return 1;
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
-	if (get(s[1], 100000, &hs) < 0 || get(s[0], 3000, &hs) < 0)
+	if (get(s[1], 50000, &hs) < 0 || get(s[0], 3000, &hs) < 0)
 		return 1;
 	for (k = 0; k < 3; k++)
 		if (msg_recv(d[1], &hd) < 0 || msg_recv(q[0], &hq) < 0)

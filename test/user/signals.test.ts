@@ -1,0 +1,20 @@
+/** Pending signals and interval timers survive dump and restore. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { roundTrip } from '../lib/harness.js';
+
+test('blocked signals pending for the thread and the process are delivered once, with their siginfo', async () => {
+  const r = await roundTrip('sigpending', ['300'], 3);
+  assert.match(r.show, /pending for the thread: signal 12 code -6/);
+  assert.match(r.show, /pending for the process: signal 35 code -1/);
+  assert.is(r.restored, r.reference);
+});
+
+test('interval timers keep running with the time they had left', async () => {
+  const r = await roundTrip('itimers', ['120'], 2);
+  assert.match(r.show, /itimer real: \d+ us left, every 50000 us/);
+  assert.match(r.show, /itimer virtual: \d+ us left, every 0 us/);
+  assert.is(r.restored, r.reference);
+});
+
+test.run();
