@@ -63,31 +63,32 @@ async function claimPid(pid: number): Promise<void> {
 }
 
 /** Returns the helper wrapped: awaiting a ResultPromise itself would wait for its exit. */
-async function createTasks(inv: Inventory, detach: boolean): Promise<{ helper: Helper }> {
-  const args = inv.tasks.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie ? `:z${t.exit_status}` : ''}`);
+async function createTasks(inv: Inventory, detach: boolean, pidns: boolean, nsFlags: number): Promise<{ helper: Helper; hostPids: Map<number, number> }> {
+  const args = [...(pidns ? ['-p'] : []), ...(nsFlags ? ['-n', nsFlags.toString(16)] : []), ...inv.tasks.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie ? `:z${t.exit_status}` : ''}`)];
   const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach));
-  const ready = new Set<number>();
+  // Image pid -> pid as we see it: they differ inside a new pid namespace.
+  const ready = new Map<number, number>();
   const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
   for await (const line of lines) {
-    const m = /^(ready|error) (\d+)(?:: (.*))?$/.exec(line);
+    const m = /^(ready|error) (\d+)(?: (\d+)|: (.*))?$/.exec(line);
     if (m?.[1] === 'error') {
       helper.kill('SIGKILL');
-      throw new CrError(`cannot create pid ${m[2]}: ${m[3]}`);
+      throw new CrError(`cannot create pid ${m[2]}: ${m[4]}`);
     }
-    if (m) ready.add(Number(m[2]));
+    if (m) ready.set(Number(m[2]), Number(m[3]));
     if (ready.size === inv.tasks.length) break;
   }
   if (ready.size !== inv.tasks.length) {
     const r = await helper;
     throw new CrError(`cr-mktree failed to create the tasks (${r.signal ?? `exit ${r.exitCode}`})`);
   }
-  return { helper };
+  return { helper, hostPids: ready };
 }
 
-/** Seize a placeholder and rebuild it; it stays stopped, its injection session open. */
-function rebuild(pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void): RestoreTask {
+/** Seize a placeholder (image pid `imagePid`, our `pid`) and rebuild it; it stays stopped, its injection session open. */
+function rebuild(imagePid: number, pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void): RestoreTask {
   const tracee = Tracee.seize(pid);
-  const inj = Injection.begin(tracee, bootstrapAddress(pid, mappedRanges(dir, pid)));
+  const inj = Injection.begin(tracee, bootstrapAddress(pid, mappedRanges(dir, imagePid)));
   const task: RestoreTask = { pid, dir, tracee, threads: [tracee], inj, shared, fdBase: 0, log };
   STATE_MODULES.forEach((m, i) => {
     states[i].restore(task);
@@ -100,17 +101,18 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
-  if (opts.pidns) throw new CrError('the user backend cannot restore into a new pid namespace yet');
   const inv = readInventory(opts.dir);
   // Zombies need no state: cr-mktree makes them end the way they ended.
   const loaded = inv.tasks.filter((t) => !t.zombie).map((t) => ({ pid: t.pid, states: STATE_MODULES.map((m) => m.load(opts.dir, t)) }));
-  for (const t of inv.tasks) await claimPid(t.pid);
+  // In a new pid namespace the original pids are free by construction.
+  if (!opts.pidns) for (const t of inv.tasks) await claimPid(t.pid);
 
-  const { helper } = await createTasks(inv, !!opts.detach);
+  const { helper, hostPids } = await createTasks(inv, !!opts.detach, !!opts.pidns, 0);
   try {
     // Every task is built before any runs: they may take shared objects from each other.
-    const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map() };
-    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, opts.dir, t.states, shared, log), states: t.states }));
+    const nsPids = new Map([...hostPids].map(([image, host]) => [host, image]));
+    const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids };
+    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, hostPids.get(t.pid)!, opts.dir, t.states, shared, log), states: t.states }));
     for (const { task, states } of tasks) {
       for (const s of states) s.settle(task);
       task.inj.endRestore();
@@ -118,9 +120,9 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     for (const { task } of tasks) for (const th of task.threads) th.detach();
   } catch (err) {
-    for (const t of inv.tasks) {
+    for (const pid of hostPids.values()) {
       try {
-        kill(t.pid, SIG.KILL);
+        kill(pid, SIG.KILL);
       } catch {
         /* already gone */
       }
@@ -135,7 +137,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     helper.stdio[3]?.destroy();
   }
   return {
-    pids: inv.tasks.map((t) => t.pid),
+    pids: inv.tasks.map((t) => hostPids.get(t.pid)!),
     stats: { totalMs: performance.now() - t0 },
     async wait(): Promise<ExitStatus> {
       if (opts.detach) throw new CrError('the restored tree was detached; nobody waits for it');

@@ -58,10 +58,25 @@ async function roundTrip(dumpArgs: string[] = [], cgroup?: string): Promise<void
 
 test('a tree of threaded processes with pipes, shared memory and a zombie', () => roundTrip());
 
+test('restored into a new pid namespace, the tree keeps its pids there', async () => {
+  const ref = await undisturbed('tree', ['400'], tempDir('nsref'));
+  const run = start('tree', ['400'], path.join(tempDir('ns'), 'out.txt'));
+  const images = tempDir('nsimg');
+  await waitLines(run.out, 5);
+  assert.is((await cr(['dump', '-t', String(run.pid), '-D', images])).exitCode, 0);
+  await run.exited;
+  // The original pids may well be taken here meanwhile: inside the new namespace they are free.
+  const r = await cr(['restore', '-D', images, '--pidns']);
+  assert.is(r.exitCode, 0, r.all);
+  const got = withoutPid(fs.readFileSync(run.out, 'utf8'));
+  assert.is(got.body, withoutPid(ref).body);
+  assert.is(got.pid, run.pid, 'getpid() inside the namespace is the original pid');
+});
+
 /** Freezer cgroups this kernel offers: v1 (freezer.state) and v2 (cgroup.freeze). */
 const FREEZERS = ['/sys/fs/cgroup/freezer', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']
   .filter((d) => fs.existsSync(path.join(d, 'freezer.state')) || fs.existsSync(path.join(d, 'cgroup.procs')))
-  .filter((d, i, all) => !(d === '/sys/fs/cgroup' && all.includes('/sys/fs/cgroup/unified')));
+  .filter((d, _i, all) => !(d === '/sys/fs/cgroup' && all.includes('/sys/fs/cgroup/unified')));
 
 for (const root of FREEZERS) {
   test(`the same tree, frozen through the cgroup freezer (${root})`, async () => {

@@ -5,15 +5,19 @@
  * This is the only part of cr-lab's restore path that forks: Node cannot
  * fork itself safely, and a task's pid can only be chosen at clone time.
  *
- *   cr-mktree [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS] ...
+ *   cr-mktree [-p] [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS] ...
  *
  * -n gives CLONE_NEW* flags (hex) the root is created with: the restored
  * tree then lives in fresh namespaces of those kinds (UTS, IPC, ...).
+ * -p puts the tree in a new pid namespace, under a small init (pid 1
+ * there) that reaps orphans and ends with the root's status; the tasks get
+ * their original pids inside it.
  *
  * The first argument is the root (its PPID is ignored); every other task
  * names a parent listed before it. Each task is created with clone3()'s
  * set_tid, takes its session and process group, creates its children,
- * reports "ready PID" on fd 3 and then waits in pause() until the restorer
+ * reports "ready PID HOSTPID" on fd 3 (HOSTPID: its pid as the restorer
+ * sees it, which differs inside a new pid namespace) and then waits in pause() until the restorer
  * (which seizes it with ptrace) replaces its whole state. A task given
  * zSTATUS is a zombie: it ends with that wait status once its place in
  * the tree is taken. A task that cannot be created reports "error PID: ..."
@@ -62,6 +66,7 @@ static void report(const char *fmt, ...)
 		_exit(125);
 }
 
+/* clone3() a child with pid @pid in the innermost pid namespace (any pid if 0). */
 static pid_t clone_with_pid(pid_t pid, uint64_t flags)
 {
 	struct clone_args args;
@@ -70,9 +75,38 @@ static pid_t clone_with_pid(pid_t pid, uint64_t flags)
 	memset(&args, 0, sizeof(args));
 	args.flags = flags;
 	args.exit_signal = SIGCHLD;
-	args.set_tid = (uintptr_t)&set_tid;
-	args.set_tid_size = 1;
+	if (pid) {
+		args.set_tid = (uintptr_t)&set_tid;
+		args.set_tid_size = 1;
+	}
 	return syscall(SYS_clone3, &args, sizeof(args));
+}
+
+/* Our pid in the pid namespace of the /proc we see: the restorer's. */
+static pid_t host_pid(void)
+{
+	char buf[32];
+	ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return atoi(buf);
+}
+
+/* Wait for @pid, reaping any other child meanwhile (we may be an init). */
+static int wait_for(pid_t pid)
+{
+	int status;
+	pid_t got;
+
+	for (;;) {
+		got = waitpid(-1, &status, 0);
+		if (got == pid)
+			return status;
+		if (got < 0 && errno != EINTR)
+			_exit(125);
+	}
 }
 
 static int in_tree_before(pid_t pid, int idx)
@@ -127,7 +161,7 @@ static void __attribute__((noreturn)) become_task(int idx)
 		if (child == 0)
 			become_task(i);
 	}
-	report("ready %d\n", t->pid);
+	report("ready %d %d\n", t->pid, host_pid());
 	if (t->zombie)
 		become_zombie(t->status);
 	for (;;)
@@ -150,15 +184,19 @@ static void quiet_stdio(void)
 int main(int argc, char **argv)
 {
 	uint64_t ns_flags = 0;
-	int i, first = 1, status;
+	int i, first = 1, pidns = 0, status;
 	pid_t root;
 
-	if (argc > 2 && strcmp(argv[1], "-n") == 0) {
-		ns_flags = strtoull(argv[2], NULL, 16);
-		first = 3;
+	for (; first < argc && argv[first][0] == '-'; first++) {
+		if (strcmp(argv[first], "-p") == 0)
+			pidns = 1;
+		else if (strcmp(argv[first], "-n") == 0 && first + 1 < argc)
+			ns_flags = strtoull(argv[++first], NULL, 16);
+		else
+			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {
@@ -170,6 +208,24 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		t->zombie = n == 5;
+	}
+
+	if (pidns) {
+		pid_t init = clone_with_pid(0, ns_flags | CLONE_NEWPID);
+
+		if (init < 0) {
+			report("error %d: cannot create a pid namespace: %s\n", tasks[0].pid, strerror(errno));
+			return 125;
+		}
+		if (init == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			ns_flags = 0;
+		} else {
+			close(STATUS_FD);
+			quiet_stdio();
+			status = wait_for(init);
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 125;
+		}
 	}
 
 	root = clone_with_pid(tasks[0].pid, ns_flags);
@@ -190,9 +246,10 @@ int main(int argc, char **argv)
 	 */
 	quiet_stdio();
 
-	while (waitpid(root, &status, 0) < 0)
-		if (errno != EINTR)
-			return 125;
+	status = wait_for(root);
+	/* An init cannot kill itself: say which signal the way a shell would. */
+	if (WIFSIGNALED(status) && pidns)
+		return 128 + WTERMSIG(status);
 	if (WIFSIGNALED(status)) {
 		signal(WTERMSIG(status), SIG_DFL);
 		prctl(PR_SET_DUMPABLE, 0);	/* no core file of our own */

@@ -4,7 +4,9 @@
  * threads with their tids from the leader; registers are the last thing
  * put back, after every injected call.
  */
+import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
+import { procStatus } from '../../../userspace/proc/parse.js';
 import { CLONE, NR, PR } from '../../../userspace/sys/constants.js';
 import { getRobustList } from '../../../userspace/sys/libc.js';
 import { REG_NAMES, type Regs, type Rseq, resumableRegs, Tracee } from '../../../userspace/sys/ptrace.js';
@@ -36,6 +38,15 @@ function restoreThreadKernelState(thread: Tracee, cpu: ThreadCpu): void {
   thread.syscallOk('set_tid_address', NR.set_tid_address, cpu.clear_child_tid);
 }
 
+/** The tid we see for thread `tid` (as its own pid namespace numbers it) of process `pid`. */
+function hostTid(pid: number, tid: number): number {
+  for (const entry of fs.readdirSync(`/proc/${pid}/task`)) {
+    const nspids = procStatus(Number(entry)).get('NSpid')?.split(/\s+/).map(Number) ?? [];
+    if (nspids.at(-1) === tid) return Number(entry);
+  }
+  throw new CrError(`pid ${pid}: no thread ${tid} after cloning it`);
+}
+
 /** clone3 a thread with its old tid from the leader; it spins in the bootstrap page until seized. */
 function cloneThread(task: RestoreTask, tid: number): Tracee {
   const { tracee, inj } = task;
@@ -49,7 +60,7 @@ function cloneThread(task: RestoreTask, tid: number): Tracee {
   args.writeBigUInt64LE(1n, 72);
   const got = Number(tracee.syscallOk(`clone thread ${tid}`, NR.clone3, inj.put(args), CLONE_ARGS_SIZE));
   if (got !== tid) throw new CrError(`pid ${task.pid}: thread came back as ${got}, not ${tid}`);
-  const thread = Tracee.seize(tid);
+  const thread = Tracee.seize(hostTid(task.pid, tid));
   thread.syscallAddr = tracee.syscallAddr;
   return thread;
 }
@@ -92,8 +103,9 @@ export const cpu = defineState<CpuImage>({
   },
 
   restore(task, state) {
-    for (const { tid, cpu } of state.threads) {
-      const thread = tid === task.pid ? task.tracee : cloneThread(task, tid);
+    // The leader comes first, and exists already.
+    for (const [i, { tid, cpu }] of state.threads.entries()) {
+      const thread = i === 0 ? task.tracee : cloneThread(task, tid);
       if (thread !== task.tracee) task.threads.push(thread);
       restoreThreadKernelState(thread, cpu);
     }

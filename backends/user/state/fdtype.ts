@@ -29,7 +29,8 @@ export function liftFd(task: RestoreTask, fd: number): number {
 
 /** A duplicate, in this task, of descriptor `fd` of task `pid` (the same open file). */
 export function takeFromTask(task: RestoreTask, pid: number, fd: number): number {
-  const pidfd = Number(task.tracee.syscallOk(`pidfd_open ${pid}`, NR.pidfd_open, pid, 0));
+  // The task names the other by its pid in their shared pid namespace.
+  const pidfd = Number(task.tracee.syscallOk(`pidfd_open ${pid}`, NR.pidfd_open, task.shared.nsPids.get(pid) ?? pid, 0));
   const got = Number(task.tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
   task.tracee.syscall(NR.close, pidfd);
   return got;

@@ -24,6 +24,8 @@ export interface RestoreShared {
   pipes: Map<bigint, { pid: number; rd: number; wr: number }>;
   /** Shared anonymous memory by inode: the task and address where it was mapped first. */
   shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
+  /** Each task's pid inside its pid namespace, by the pid we see; the same unless restored with --pidns. */
+  nsPids: Map<number, number>;
   /** Descriptors to close in a task once every task is built (pipe ends nobody had). */
   leftovers: Map<number, number[]>;
 }
