@@ -6,6 +6,7 @@
 import type { Backend, BackendName } from './types.js';
 import { userBackend } from './user/index.js';
 import { criuBackend } from './criu/index.js';
+import { kernelBackend } from './kernel/index.js';
 
 export type * from './types.js';
 export { CrError } from '../userspace/errors.js';
@@ -13,7 +14,7 @@ export { CrError } from '../userspace/errors.js';
 export const backends: Record<string, Backend> = {
   user: userBackend,
   criu: criuBackend,
-  kernel: (await import('./kernel/index.js')).kernelBackend,
+  kernel: kernelBackend,
 };
 
 export function backendNames(): BackendName[] {

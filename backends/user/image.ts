@@ -96,6 +96,21 @@ export function decodeMessage<T>(name: string, bytes: Buffer, where: string): T 
   }
 }
 
+/** Whether a file starts with this backend's magic (CRIU's inventory.img does not). */
+export function isUserImage(file: string): boolean {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const head = Buffer.alloc(4);
+      return fs.readSync(fd, head, 0, 4, 0) === 4 && head.readUInt32LE(0) === MAGIC;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
 export function decodeImage<T>(kind: ImageKind, file: string, bytes: Buffer): T {
   const name = path.basename(file);
   if (bytes.length < HEADER_SIZE) throw new CrError(`${name}: truncated image (${bytes.length} bytes)`);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { nativeBin } from '../../userspace/paths.js';
-import { imageFile } from './image.js';
+import { imageFile, isUserImage } from './image.js';
 import { readInventory } from './inventory.js';
 import { dump } from './dump.js';
 import { restore } from './restore.js';
@@ -50,7 +50,7 @@ export const userBackend: Backend = {
   restore,
 
   async recognizes(dir) {
-    return fs.existsSync(imageFile(dir, 'inventory'));
+    return isUserImage(imageFile(dir, 'inventory'));
   },
 
   async describe(dir) {

@@ -8,10 +8,12 @@ export const NR = {
   getpid: 39, fcntl: 72, chdir: 80, fchdir: 81, umask: 95, setgroups: 116, setresuid: 117,
   setresgid: 119, sigaltstack: 131, personality: 135, prctl: 157, arch_prctl: 158,
   restart_syscall: 219, close_range: 436, clone3: 435, openat: 257, dup3: 292, kcmp: 312, rseq: 334, set_tid_address: 218, set_robust_list: 273, get_robust_list: 274, pidfd_open: 434, pidfd_getfd: 438, pipe2: 293,
+  uname: 63, sethostname: 170, setdomainname: 171, setns: 308,
+  shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgsnd: 69, msgrcv: 70, msgctl: 71,
 } as const;
 
 export const PTRACE = {
-  CONT: 7, GETREGS: 12, SETREGS: 13, ATTACH: 16, DETACH: 17, SYSCALL: 24, SETOPTIONS: 0x4200,
+  CONT: 7, GETREGS: 12, SETREGS: 13, GETFPREGS: 14, SETFPREGS: 15, ATTACH: 16, DETACH: 17, SYSCALL: 24, SETOPTIONS: 0x4200,
   GETSIGINFO: 0x4202, GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207,
   LISTEN: 0x4208, PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, GET_RSEQ_CONFIGURATION: 0x420f,
   O_TRACESYSGOOD: 1, EVENT_STOP: 128,
@@ -32,7 +34,13 @@ export const O = {
   PATH: 0o10000000,
 } as const;
 
-export const CLONE = { VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800, THREAD: 0x10000, SYSVSEM: 0x40000 } as const;
+export const CLONE = { VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800, THREAD: 0x10000, SYSVSEM: 0x40000, NEWUTS: 0x04000000, NEWIPC: 0x08000000 } as const;
+
+/** SysV IPC: flags and commands of shmget/shmat/msgrcv/semctl and the *ctl calls (64-bit layouts). */
+export const IPC = { PRIVATE: 0, CREAT: 0o1000, EXCL: 0o2000, NOWAIT: 0o4000, RMID: 0, SET: 1, STAT: 2 } as const;
+export const SHM = { RDONLY: 0o10000, EXEC: 0o100000, LOCK: 11, DEST: 0o1000, LOCKED: 0o2000 } as const;
+export const MSG_COPY = 0o40000;
+export const SEM = { GETALL: 13, SETALL: 17 } as const;
 
 export const SIG = { KILL: 9, STOP: 19, CONT: 18, TRAP: 5 } as const;
 

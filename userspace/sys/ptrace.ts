@@ -21,6 +21,7 @@ export type Regs = Record<RegName, bigint>;
 const REGS_SIZE = REG_NAMES.length * 8;
 /** Large enough for any XSAVE layout (AVX-512 plus AMX tiles); the kernel says how much it used. */
 const XSTATE_MAX = 16384;
+const FXSAVE_SIZE = 512;
 const SYSCALL_STOP = SIG.TRAP | 0x80;
 
 function toSigned(v: bigint): bigint {
@@ -125,13 +126,25 @@ export class Tracee {
   }
 
   /** The XSAVE area: x87, SSE, AVX… state, exactly as the kernel holds it. */
+  /**
+   * The XSAVE area: x87, SSE, AVX… state, exactly as the kernel holds it.
+   * On a CPU without XSAVE (QEMU's default TCG model) it is the 512-byte
+   * FXSAVE area instead, which is also the first part of any XSAVE area.
+   */
   getXstate(): Buffer {
     const buf = Buffer.alloc(XSTATE_MAX);
-    return buf.subarray(0, ptraceRegset(PTRACE.GETREGSET, this.pid, NT_X86_XSTATE, buf));
+    try {
+      return buf.subarray(0, ptraceRegset(PTRACE.GETREGSET, this.pid, NT_X86_XSTATE, buf));
+    } catch (err) {
+      if ((err as SysError).code !== 'ENODEV') throw err;
+      ptrace(PTRACE.GETFPREGS, this.pid, 0, buf);
+      return buf.subarray(0, FXSAVE_SIZE);
+    }
   }
 
   setXstate(xstate: Buffer): void {
-    ptraceRegset(PTRACE.SETREGSET, this.pid, NT_X86_XSTATE, Buffer.from(xstate));
+    if (xstate.length === FXSAVE_SIZE) ptrace(PTRACE.SETFPREGS, this.pid, 0, Buffer.from(xstate));
+    else ptraceRegset(PTRACE.SETREGSET, this.pid, NT_X86_XSTATE, Buffer.from(xstate));
   }
 
   getSigmask(): bigint {
