@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // tests; the rest build and boot the VM kernel (vm-images/) and run CRIU in it.
 const PACKAGES = [
   'build-essential', 'libc6-dev', 'util-linux', 'xz-utils',
-  'linux-source-6.12', 'bc', 'flex', 'bison', 'libelf-dev', 'libssl-dev', 'cpio', 'kmod',
+  'linux-source-6.12', 'bc', 'flex', 'bison', 'libelf-dev', 'patch', 'kmod',
   'qemu-system-x86', 'busybox-static', 'criu',
 ];
 
