@@ -6,17 +6,16 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import koffi from 'koffi';
-
-const libc = koffi.load('libc.so.6');
-const prctlRaw = libc.func('prctl', 'int', ['int', 'unsigned long', 'unsigned long', 'unsigned long', 'unsigned long']);
-const waitpidRaw = libc.func('waitpid', 'int', ['int', 'void *', 'int']);
+import { prctl, waitpid, WNOHANG, wstatus } from '../userspace/sys/libc.js';
 
 const PR_SET_CHILD_SUBREAPER = 36;
-const WNOHANG = 1;
 
 export function becomeSubreaper(): boolean {
-  return prctlRaw(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) === 0;
+  try {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1) === 0;
+  } catch {
+    return false;
+  }
 }
 
 export type Reaped =
@@ -26,20 +25,17 @@ export type Reaped =
 
 /** waitpid(pid, WNOHANG): reaps `pid` if it is our (or our subreaped) child and has ended. */
 export function tryReap(pid: number): Reaped {
-  const buf = Buffer.alloc(4);
-  for (;;) {
-    const r = waitpidRaw(pid, buf, WNOHANG);
-    if (r === 0) return { state: 'running' };
-    if (r === pid) {
-      const st = buf.readInt32LE(0);
-      const sig = st & 0x7f;
-      if (sig === 0) return { state: 'exited', code: (st >> 8) & 0xff, signal: null };
-      const name = (Object.entries(os.constants.signals).find(([, n]) => n === sig)?.[0] ?? null) as NodeJS.Signals | null;
-      return { state: 'exited', code: null, signal: name };
-    }
-    if (koffi.errno() === os.constants.errno.EINTR) continue;
+  let got: number;
+  let st: number;
+  try {
+    [got, st] = waitpid(pid, WNOHANG);
+  } catch {
     return { state: 'not-our-child' };
   }
+  if (got === 0) return { state: 'running' };
+  if (wstatus.exited(st)) return { state: 'exited', code: wstatus.exitCode(st), signal: null };
+  const name = (Object.entries(os.constants.signals).find(([, n]) => n === wstatus.termSig(st))?.[0] ?? null) as NodeJS.Signals | null;
+  return { state: 'exited', code: null, signal: name };
 }
 
 /** 'R', 'S', 'Z', … from /proc/PID/stat, or null when the pid is gone. */

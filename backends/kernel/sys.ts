@@ -2,8 +2,7 @@
  * The kernel backend's system calls (kernel-patches/ 0001, 0002), called
  * through libc's variadic syscall(2) with koffi.
  */
-import koffi from 'koffi';
-import os from 'node:os';
+import { trySyscall } from '../../userspace/sys/libc.js';
 
 /** x86_64 numbers, after the x32 range (see kernel-patches/0001). */
 export const NR_CHECKPOINT = 548;
@@ -20,23 +19,8 @@ export const RESTART_GHOST = 0x4;
 
 const CLONE_SETTLS = 0x00080000;
 
-const libc = koffi.load('libc.so.6');
-const syscall = libc.func('long syscall(long, ...)');
-
-const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, num]) => [num, name]));
-
-export const errnoName = (errno: number): string => errnoNames.get(errno) ?? `E${errno}`;
-
-/** Result of a raw call: the return value, or the errno name when it failed. */
-export interface SysResult {
-  ret: number;
-  errno?: string;
-}
-
-function call(nr: number, args: [string, number][]): SysResult {
-  const ret = Number(syscall(nr, ...args.flat()));
-  return ret === -1 ? { ret, errno: errnoName(koffi.errno()) } : { ret };
-}
+export type SysResult = ReturnType<typeof trySyscall>;
+const call = trySyscall;
 
 export function checkpoint(pid: number, fd: number, flags: number, logfd: number): SysResult {
   return call(NR_CHECKPOINT, [['int', pid], ['int', fd], ['unsigned long', flags], ['int', logfd]]);

@@ -27,18 +27,21 @@ const teeRaw = libc.func('tee', 'long', ['int', 'int', 'size_t', 'uint']);
 const fcntlRaw = libc.func('fcntl', 'int', ['int', 'int', 'int']);
 const closeRaw = libc.func('close', 'int', ['int']);
 const syscallPtrs = libc.func('syscall', 'long', ['long', 'long', 'void *', 'void *']);
-const syscall6 = libc.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long', 'long', 'long']);
+const syscallVar = libc.func('long syscall(long nr, ...)');
+const prctlRaw = libc.func('prctl', 'int', ['int', 'unsigned long', 'unsigned long', 'unsigned long', 'unsigned long']);
 
 // The first name wins: EAGAIN rather than its alias EWOULDBLOCK.
 const errnoNames = new Map<number, string>();
 for (const [name, num] of Object.entries(os.constants.errno)) if (!errnoNames.has(num)) errnoNames.set(num, name);
+
+export const errnoName = (errno: number): string => errnoNames.get(errno) ?? `E${errno}`;
 
 /** A failed system call, with its errno both as a number and as a name. */
 export class SysError extends Error {
   readonly errno: number;
   readonly code: string;
   constructor(call: string, errno: number) {
-    const code = errnoNames.get(errno) ?? `E${errno}`;
+    const code = errnoName(errno);
     super(`${call}: ${code}`);
     this.name = 'SysError';
     this.errno = errno;
@@ -159,10 +162,22 @@ export function getRobustList(tid: number): { head: bigint; len: bigint } {
   return { head: head.readBigUInt64LE(0), len: len.readBigUInt64LE(0) };
 }
 
-/** A raw syscall with integer arguments, for probing what the kernel offers. */
-export function rawSyscall(nr: number, ...args: number[]): number {
-  const a = [...args, 0, 0, 0, 0, 0, 0];
-  return check(`syscall(${nr})`, syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
+/** A raw syscall of the caller's own; a Buffer argument is passed as a pointer to its bytes. */
+export function rawSyscall(nr: number, ...args: (number | Buffer)[]): number {
+  return check(`syscall(${nr})`, syscallVar(nr, ...args.flatMap((a): unknown[] => (Buffer.isBuffer(a) ? ['void *', a] : ['long', a]))));
+}
+
+/**
+ * syscall(2) with typed arguments (koffi type, value), returning the errno
+ * name instead of throwing: for probing calls a kernel may not have.
+ */
+export function trySyscall(nr: number, args: [string, number][]): { ret: number; errno?: string } {
+  const ret = Number(syscallVar(nr, ...args.flat()));
+  return ret === -1 ? { ret, errno: errnoName(koffi.errno()) } : { ret };
+}
+
+export function prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): number {
+  return check(`prctl(${option})`, prctlRaw(option, arg2, arg3, arg4, arg5));
 }
 
 /** Decoding of waitpid statuses (the W* macros). */
