@@ -34,6 +34,9 @@ STATUS=$(port cr.status)
 
 R=/mnt
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose,ro hostroot $R || die "cannot mount the host root"
+# Keep a view of the host root that the tmpfs mounts below do not hide:
+# the command script binds a working directory under /tmp from it.
+mkdir -p /h && mount --bind $R /h
 for d in /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmpfs $R$d || die "cannot mount tmpfs on $d"; done
 mount -t tmpfs -o mode=755 tmpfs $R/run || die "cannot mount tmpfs on /run"
 mount -t proc proc $R/proc
@@ -50,6 +53,7 @@ mount -t cgroup -o freezer freezer $R/sys/fs/cgroup/freezer || die "cannot mount
 ip link set lo up
 
 mkdir -p $R/run/cr-lab
+mkdir -p $R/run/cr-lab/host && mount --bind /h $R/run/cr-lab/host
 cp /cr-lab/cmd $R/run/cr-lab/cmd
 env -i chroot $R /bin/sh /run/cr-lab/cmd <$R/dev/null >"$OUT" 2>"$ERR"
 rc=$?

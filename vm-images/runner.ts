@@ -65,6 +65,10 @@ const TROUBLE = /\b(BUG:|WARNING:|Oops|Call Trace:|general protection fault|Kern
 /** The lines of a guest's dmesg that report kernel trouble; [] when it is clean. */
 export const dmesgTrouble = (dmesg: string): string[] => dmesg.split('\n').filter((line) => TROUBLE.test(line));
 
+/** Guest paths that are tmpfs, hiding the host's; init.sh shows the host root at HOST_VIEW. */
+const TMPFS_DIRS = ['/tmp', '/var/tmp', '/run'];
+const HOST_VIEW = '/run/cr-lab/host';
+
 const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** The shell script the guest runs chrooted into the host root: environment, cwd, exec. */
@@ -74,6 +78,10 @@ export function commandScript(argv: string[], cwd: string, env: Record<string, s
   for (const [k, v] of Object.entries(env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new VmError(`bad environment variable name: ${k}`);
     lines.push(`export ${k}=${quote(v)}`);
+  }
+  // A directory under a tmpfs of the guest (a clone in /tmp) comes from the host's view.
+  if (TMPFS_DIRS.some((d) => cwd === d || cwd.startsWith(`${d}/`))) {
+    lines.push(`mkdir -p ${quote(cwd)} && mount --bind ${quote(`${HOST_VIEW}${cwd}`)} ${quote(cwd)} || exit 125`);
   }
   lines.push(`cd ${quote(cwd)} || exit 125`, `exec ${argv.map(quote).join(' ')}`, '');
   return lines.join('\n');

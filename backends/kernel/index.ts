@@ -35,7 +35,7 @@ export const kernelBackend: Backend = {
         detail: p.engine ? `registered${module ? ' (crengine module loaded)' : ''}` : 'no engine registered: insmod kmod/crengine.ko',
       },
       { name: 'root', ok: root, required: true, detail: root ? 'running as root' : 'clone_with_pids needs CAP_SYS_ADMIN: run as root' },
-      { name: 'cr-krestart', ok: fs.existsSync(helperPath()), required: true, detail: fs.existsSync(helperPath()) ? helperPath() : 'helper not built: make -C backends/kernel/native' },
+      { name: 'cr-mktree', ok: fs.existsSync(helperPath()), required: true, detail: fs.existsSync(helperPath()) ? helperPath() : 'helper not built: npm run build' },
     ];
   },
 

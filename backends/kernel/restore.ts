@@ -12,12 +12,13 @@ import readline from 'node:readline';
 import { execa } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { packageRoot } from '../../userspace/paths.js';
+import { nativeBin } from '../../userspace/paths.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { unsupported } from './dump.js';
 import { imagePath, logPath, readHeader } from './image.js';
 
-export const helperPath = (): string => path.join(packageRoot, 'backends', 'kernel', 'native', 'bin', 'cr-krestart');
+/** cr-mktree's -k mode creates the task with clone_with_pids(2) and has it call restart(2). */
+export const helperPath = (): string => nativeBin('cr-mktree');
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? (() => {});
@@ -32,15 +33,15 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (pidExists(pid)) throw new CrError(`pid ${pid} is in use: cannot restore the task with its original pid`);
   const why = unsupported();
   if (why) throw new CrError(why);
-  if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run make -C backends/kernel/native`);
+  if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), ['--pid', String(pid), img, logPath(opts.dir)], {
+  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), `${pid}:0:0:0`], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
   let ready = false;
   const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
   for await (const line of lines) {
-    const m = /^(ready|error) (-?\d+)(?:: (.*))?$/.exec(line);
+    const m = /^(ready|error) (-?\d+)(?: \d+|: (.*))?$/.exec(line);
     if (m?.[1] === 'error') {
       helper.kill('SIGKILL');
       await helper;
@@ -54,7 +55,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   }
   if (!ready) {
     const r = await helper;
-    throw new CrError(`cr-krestart failed (${r.signal ?? `exit ${r.exitCode}`})`);
+    throw new CrError(`cr-mktree failed (${r.signal ?? `exit ${r.exitCode}`})`);
   }
   if (opts.detach) {
     helper.unref();

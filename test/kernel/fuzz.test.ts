@@ -91,7 +91,7 @@ function mutate(good: Buffer, rand: () => number): { img: Buffer; fixed: boolean
 }
 
 async function tryRestart(file: string, log: string): Promise<'error' | 'ran'> {
-  const h = execa(helperPath(), [file, log], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], reject: false, buffer: false });
+  const h = execa(helperPath(), ['-k', file, log, '0:0:0:0'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], reject: false, buffer: false });
   let status = '';
   h.stdio[3]!.on('data', (c: Buffer) => {
     status += c.toString();

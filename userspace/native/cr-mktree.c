@@ -9,6 +9,11 @@
  *
  * -n gives CLONE_NEW* flags (hex) the root is created with: the restored
  * tree then lives in fresh namespaces of those kinds (UTS, IPC, ...).
+ * -k IMAGE LOGFILE restarts from an in-kernel checkpoint image instead (the
+ * kernel backend): the one task is created with clone_with_pids(2) and
+ * calls restart(0, fd, RESTART_TASKSELF, logfd), which returns into the
+ * checkpointed program; the engine's log is appended to LOGFILE and tells
+ * whether it worked.
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
  * their original pids inside it.
@@ -44,6 +49,16 @@
 
 #define STATUS_FD 3
 #define MAX_TASKS 4096
+/* kernel-patches/: x86_64 numbers after the x32 range, and the flag we use */
+#define NR_restart 549
+#define NR_clone_with_pids 550
+#define RESTART_TASKSELF 0x1
+
+struct clone_pid_set {
+	uint32_t num_pids;
+	uint32_t reserved;
+	uint64_t pids;
+};
 
 struct task {
 	pid_t pid, ppid, pgid, sid;
@@ -181,8 +196,67 @@ static void quiet_stdio(void)
 		close(devnull);
 }
 
+/*
+ * -k: create the task with clone_with_pids(2) and let it restart itself
+ * from @image; returns the task's pid once the engine said it restarted.
+ */
+static pid_t kernel_restart(pid_t pid, const char *image, const char *logpath)
+{
+	struct clone_pid_set set = { pid ? 1 : 0, 0, (uintptr_t)&pid };	/* 0: any pid */
+	int pipefd[2], logfile, status;
+	char log[8192], *line, *why = NULL, *save = NULL;
+	size_t len = 0;
+	pid_t child;
+	ssize_t n;
+
+	logfile = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (logfile < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+		report("error %d: %s: %s\n", pid, logpath, strerror(errno));
+		exit(125);
+	}
+	child = syscall(NR_clone_with_pids, SIGCHLD, 0, NULL, NULL, &set);
+	if (child < 0) {
+		report("error %d: clone_with_pids: %s\n", pid,
+		       errno == EBUSY ? "pid is taken" : strerror(errno));
+		exit(125);
+	}
+	if (child == 0) {
+		int fd = open(image, O_RDONLY | O_CLOEXEC);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0)
+			syscall(NR_restart, 0, fd, RESTART_TASKSELF, pipefd[1]);
+		/* only reached if restart failed before changing this task */
+		dprintf(pipefd[1], "cr-mktree: error: %s: %s\n", image, strerror(errno));
+		_exit(125);
+	}
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], log + len, sizeof(log) - 1 - len)) > 0 || (n < 0 && errno == EINTR)) {
+		if (n <= 0)
+			continue;
+		if (write(logfile, log + len, n) < 0)
+			break;
+		len += n;
+		if (len == sizeof(log) - 1)
+			len = 0;	/* only the tail matters */
+	}
+	log[len] = 0;
+	close(pipefd[0]);
+	if (strstr(log, "restarted pid"))
+		return child;
+
+	waitpid(child, &status, 0);
+	/* the engine's own error line says most; else the last line */
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (!why || !strstr(why, "error"))
+			why = line;
+	report("error %d: %s\n", pid, why ? why : "restart failed");
+	exit(125);
+}
+
 int main(int argc, char **argv)
 {
+	const char *kimage = NULL, *klog = NULL;
 	uint64_t ns_flags = 0;
 	int i, first = 1, pidns = 0, status;
 	pid_t root;
@@ -192,22 +266,36 @@ int main(int argc, char **argv)
 			pidns = 1;
 		else if (strcmp(argv[first], "-n") == 0 && first + 1 < argc)
 			ns_flags = strtoull(argv[++first], NULL, 16);
+		else if (strcmp(argv[first], "-k") == 0 && first + 2 < argc) {
+			kimage = argv[++first];
+			klog = argv[++first];
+		}
 		else
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:zSTATUS] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {
 		struct task *t = &tasks[nr_tasks++];
 		int n = sscanf(argv[i], "%d:%d:%d:%d:z%d", &t->pid, &t->ppid, &t->pgid, &t->sid, &t->status);
 
-		if (n < 4 || t->pid <= 0) {
+		if (n < 4 || t->pid < 0 || (t->pid == 0 && !kimage)) {
 			fprintf(stderr, "cr-mktree: bad task '%s'\n", argv[i]);
 			return 2;
 		}
 		t->zombie = n == 5;
+	}
+
+	if (kimage) {
+		if (nr_tasks != 1 || pidns || ns_flags) {
+			fprintf(stderr, "cr-mktree: -k restarts one task, in our namespaces\n");
+			return 2;
+		}
+		root = kernel_restart(tasks[0].pid, kimage, klog);
+		report("ready %d %d\n", root, root);
+		goto parent;
 	}
 
 	if (pidns) {
@@ -239,6 +327,7 @@ int main(int argc, char **argv)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		become_task(0);
 	}
+parent:
 	close(STATUS_FD);
 	/*
 	 * Only the restored tasks may hold on to our caller's stdio: a caller
