@@ -17,11 +17,11 @@ import { packageRoot } from '../../userspace/paths.js';
 export const FORMAT_VERSION = 1;
 const MAGIC = 0x424c5243; // "CRLB" little-endian
 const HEADER_SIZE = 16;
-const KINDS = ['inventory', 'cpu', 'mm', 'files', 'signals', 'process'] as const;
+const KINDS = ['inventory', 'cpu', 'mm', 'files', 'signals', 'process', 'namespaces', 'ipc'] as const;
 export type ImageKind = (typeof KINDS)[number];
 
 const MESSAGE_OF: Record<ImageKind, string> = {
-  inventory: 'Inventory', cpu: 'Cpu', mm: 'Mm', files: 'Files', signals: 'Signals', process: 'Process',
+  inventory: 'Inventory', cpu: 'Cpu', mm: 'Mm', files: 'Files', signals: 'Signals', process: 'Process', namespaces: 'Namespaces', ipc: 'Ipc',
 };
 
 const SCHEMA_DIR = path.join(packageRoot, 'backends', 'user', 'images');

@@ -20,6 +20,7 @@ import { Tracee } from '../../userspace/sys/ptrace.js';
 import { readInventory, type Inventory } from './inventory.js';
 import { STATE_MODULES } from './state/index.js';
 import { mappedRanges } from './state/memory.js';
+import { cloneFlags } from './state/namespaces.js';
 import type { LoadedState, RestoreShared, RestoreTask } from './state/module.js';
 
 const MMAP_MIN_ADDR = 0x10000n;
@@ -107,7 +108,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   // In a new pid namespace the original pids are free by construction.
   if (!opts.pidns) for (const t of inv.tasks) await claimPid(t.pid);
 
-  const { helper, hostPids } = await createTasks(inv, !!opts.detach, !!opts.pidns, 0);
+  // The root goes into fresh namespaces of the kinds it had of its own.
+  const { helper, hostPids } = await createTasks(inv, !!opts.detach, !!opts.pidns, cloneFlags(opts.dir, inv.tasks[0].pid));
   try {
     // Every task is built before any runs: they may take shared objects from each other.
     const nsPids = new Map([...hostPids].map(([image, host]) => [host, image]));

@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { CrError } from '../../../userspace/errors.js';
 import { type MapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
-import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT } from '../../../userspace/sys/constants.js';
+import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
 import { imageFile, readImage } from '../image.js';
-import { defineState, hex, type DumpTask } from './module.js';
+import { defineState, hex, type DumpTask, type RestoreTask } from './module.js';
+import { ownNamespace } from './namespaces.js';
 
-type VmaKind = 'ANON_PRIVATE' | 'ANON_SHARED' | 'FILE_PRIVATE' | 'FILE_SHARED' | 'VDSO' | 'VVAR';
+type VmaKind = 'ANON_PRIVATE' | 'ANON_SHARED' | 'FILE_PRIVATE' | 'FILE_SHARED' | 'VDSO' | 'VVAR' | 'SYSV_SHM';
 
 interface Vma {
   start: bigint;
@@ -24,6 +25,7 @@ interface Vma {
   pgoff: bigint;
   name: string;
   shmem_id: bigint;
+  shmid: number;
 }
 
 interface MmLayout {
@@ -59,7 +61,7 @@ const TASK_SIZE = 0x7ffffffff000n;
 /** How a /proc/PID/maps entry is saved and rebuilt; refuses what this backend cannot. */
 function classify(pid: number, m: MapsEntry): Vma | null {
   const prot = (m.read ? PROT.READ : 0) | (m.write ? PROT.WRITE : 0) | (m.exec ? PROT.EXEC : 0);
-  const base = { start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n };
+  const base = { start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n, shmid: 0 };
   const where = `pid ${pid} mapping ${hex(m.start)}-${hex(m.end)}`;
   if (m.path === '[vsyscall]') return null;
   if (m.path === '[vdso]') return { ...base, kind: 'VDSO', name: m.path };
@@ -70,10 +72,50 @@ function classify(pid: number, m: MapsEntry): Vma | null {
   // Shared anonymous memory is a deleted file on the internal shmem mount,
   // one object (inode) however many tasks share it after fork.
   if (m.shared && m.path === '/dev/zero (deleted)') return { ...base, kind: 'ANON_SHARED', shmem_id: m.inode };
-  if (m.path.startsWith('/SYSV')) throw new CrError(`${where}: SysV shared memory is not supported`);
+  // A SysV segment (maps inode: its id) is saved and recreated with its namespace (ipc.ts).
+  if (m.path.startsWith('/SYSV')) {
+    const segment = `SysV shm segment ${m.path.slice(1, 13)} (id ${m.inode})`;
+    if (!ownNamespace(pid, 'ipc')) throw new CrError(`${where}: ${segment} of the host's IPC namespace is not supported`);
+    return { ...base, kind: 'SYSV_SHM', name: m.path, shmid: Number(m.inode) };
+  }
   if (m.path.startsWith('/memfd:')) throw new CrError(`${where}: memfd mapping is not supported`);
   if (m.path.endsWith(' (deleted)')) throw new CrError(`${where}: the mapped file ${m.path} was deleted`);
   return { ...base, kind: m.shared ? 'FILE_SHARED' : 'FILE_PRIVATE', path: m.path };
+}
+
+/** The pieces of the SysV attachment starting at `base` (mprotect may have split it). */
+const attachment = (vmas: Vma[], shmid: number, base: bigint) =>
+  vmas.filter((o) => o.kind === 'SYSV_SHM' && o.shmid === shmid && o.start - o.pgoff * PAGE === base);
+
+/** One shmat maps a whole segment: refuse attachments that are no longer whole. */
+function checkSysvAttachments(pid: number, vmas: Vma[]): void {
+  for (const v of vmas) {
+    if (v.kind !== 'SYSV_SHM') continue;
+    const base = v.start - v.pgoff * PAGE;
+    const pieces = attachment(vmas, v.shmid, base);
+    // The segment's size: map_files leads to its shmem file.
+    const size = BigInt(fs.statSync(`/proc/${pid}/map_files/${pieces[0].start.toString(16)}-${pieces[0].end.toString(16)}`).size);
+    const mapped = pieces.reduce((n, o) => n + (o.end - o.start), 0n);
+    if (pieces[0].start !== base || mapped !== ((size + PAGE - 1n) / PAGE) * PAGE) {
+      throw new CrError(`pid ${pid} mapping ${hex(v.start)}-${hex(v.end)}: SysV shm id ${v.shmid} attached but partly unmapped is not supported`);
+    }
+  }
+}
+
+/**
+ * Attach a SysV segment where it was: ipc.ts recreated it with its id and
+ * contents. The first piece of an attachment attaches it all, with the
+ * widest protection its pieces have; each piece then gets its own.
+ */
+function attachSysv(task: RestoreTask, v: Vma, vmas: Vma[]): void {
+  if (v.pgoff === 0n) {
+    const prot = attachment(vmas, v.shmid, v.start).reduce((p, o) => p | o.prot, 0);
+    const flags = (prot & PROT.WRITE ? 0 : SHM.RDONLY) | (prot & PROT.EXEC ? SHM.EXEC : 0);
+    // No SHM_REMAP: the placeholder's mappings are gone and nothing may be replaced.
+    const at = task.tracee.syscallOk(`shmat id ${v.shmid} at ${hex(v.start)}`, NR.shmat, v.shmid, v.start, flags);
+    if (at !== v.start) throw new CrError(`pid ${task.pid}: SysV shm id ${v.shmid} attached at ${hex(at)}, not ${hex(v.start)}`);
+  }
+  task.tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
 }
 
 /** Whether a page's contents must be saved, given its pagemap entry. */
@@ -214,6 +256,7 @@ export const memory = defineState<MmImage>({
 
   dump(task) {
     const vmas = task.maps.map((m) => classify(task.pid, m)).filter((v): v is Vma => v !== null);
+    checkSysvAttachments(task.pid, vmas);
     const layout = layoutOf(task);
     const { runs, crc } = dumpPages(task, vmas);
     task.images.write('mm', task.pid, { layout, vmas, pages: runs, pages_crc32: crc });
@@ -250,6 +293,10 @@ export const memory = defineState<MmImage>({
 
     for (const v of mm.vmas) {
       if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
+      if (v.kind === 'SYSV_SHM') {
+        attachSysv(task, v, mm.vmas);
+        continue;
+      }
       const shared = v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED';
       // Pages are written through /proc/PID/mem, which can write private
       // read-only pages but not shared ones: those get PROT_WRITE for now.
