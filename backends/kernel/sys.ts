@@ -2,6 +2,10 @@
  * The kernel backend's system calls (kernel-patches/ 0001, 0002), called
  * through libc's variadic syscall(2) with koffi.
  */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execaSync } from 'execa';
+import { packageRoot } from '../../userspace/paths.js';
 import { trySyscall } from '../../userspace/sys/libc.js';
 
 /** x86_64 numbers, after the x32 range (see kernel-patches/0001). */
@@ -53,4 +57,22 @@ export function probe(): Probe {
     engine: engine.errno === 'EBADF',
     cloneWithPids: clone.errno === 'EINVAL',
   };
+}
+
+/** The engine module, built against the VM kernel by vm-images (buildKmod). */
+export const enginePath = path.join(packageRoot, 'kmod', 'crengine.ko');
+
+/**
+ * Load the engine if the kernel has the syscalls but nothing is behind
+ * them. Returns why the kernel backend cannot run here, or undefined.
+ */
+export function loadEngine(): string | undefined {
+  let p = probe();
+  if (!p.syscalls) return 'this kernel has no checkpoint(2) (not the cr-lab VM kernel)';
+  if (p.engine) return undefined;
+  if (!fs.existsSync(enginePath)) return `${enginePath} is not built`;
+  const r = execaSync('insmod', [enginePath], { reject: false });
+  if (r.exitCode !== 0) return `insmod ${enginePath} failed: ${String(r.stderr).trim()}`;
+  p = probe();
+  return p.engine ? undefined : 'the engine did not register';
 }

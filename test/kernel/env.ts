@@ -6,25 +6,17 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { execaSync } from 'execa';
-import { probe } from '../../backends/kernel/sys.js';
+import path from 'node:path';
+import { loadEngine } from '../../backends/kernel/sys.js';
 import { helperPath } from '../../backends/kernel/restore.js';
 import { packageRoot } from '../../userspace/paths.js';
 
-export const kmodPath = path.join(packageRoot, 'kmod', 'crengine.ko');
 export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);
 
 function ensureEngine(): string | undefined {
-  let p = probe();
-  if (!p.syscalls) return 'this kernel has no checkpoint(2) (not the cr-lab VM kernel)';
-  if (!p.engine) {
-    if (!fs.existsSync(kmodPath)) return `${kmodPath} is not built`;
-    const r = execaSync('insmod', [kmodPath], { reject: false });
-    if (r.exitCode !== 0) return `insmod ${kmodPath} failed: ${String(r.stderr).trim()}`;
-    p = probe();
-    if (!p.engine) return 'the engine did not register';
-  }
+  const why = loadEngine();
+  if (why) return why;
   if (process.geteuid?.() !== 0) return 'not root';
   for (const f of [helperPath(), kprogram('memsum')]) if (!fs.existsSync(f)) return `${f} is not built`;
   return undefined;
