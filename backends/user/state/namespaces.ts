@@ -127,6 +127,6 @@ export const namespaces = defineState<NamespacesImage | null>({
     if (!img) return ["its tree root's"];
     const own = NS_KINDS.filter((k) => img.clone_flags & NS_FLAGS[k]);
     if (!own.length) return ['the dumper\'s uts and ipc namespaces'];
-    return [`own ${own.join(' and ')} namespaces${img.clone_flags & CLONE.NEWUTS ? `  hostname ${img.hostname}  domainname ${img.domainname}` : ''}`];
+    return [`own ${own.join(' and ')} namespace${own.length > 1 ? 's' : ''}${img.clone_flags & CLONE.NEWUTS ? `  hostname ${img.hostname}  domainname ${img.domainname}` : ''}`];
   },
 });
