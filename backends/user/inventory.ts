@@ -13,6 +13,8 @@ export interface TaskEntry {
   zombie: boolean;
   /** A zombie's wait status. */
   exit_status: number;
+  /** Stopped by a signal when dumped: it is stopped again after restore. */
+  stopped: boolean;
 }
 
 export interface Inventory {

@@ -50,7 +50,7 @@ function entryOf(pid: number, threads: number[]): TaskEntry {
   const zombie = stat.state === 'Z';
   return {
     pid, ppid: Number(statField(stat, 4)), pgid: Number(statField(stat, 5)), sid: Number(statField(stat, 6)), comm: stat.comm,
-    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0,
+    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: stat.state === 'T',
   };
 }
 
@@ -103,7 +103,8 @@ export function seizeTree(root: number, preseized = new Map<number, Tracee>()): 
     const task: SeizedTask = { entry: entryOf(pid, []), threads };
     tasks.push(task);
     seizeThreads(pid, threads, preseized);
-    task.entry = entryOf(pid, threads.map((t) => t.pid));
+    // Seized, every task shows as traced: keep the state it had before.
+    task.entry = { ...entryOf(pid, threads.map((t) => t.pid)), stopped: task.entry.stopped };
     const children = threads.flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
     for (const child of children.sort((a, b) => a - b)) visit(child);
   };

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { alive, cr, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
+import { alive, cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
 
 const STEPS = '600';
 
@@ -76,6 +76,32 @@ test('--leave-running keeps the task going, and its image restores after it ends
   // writes the same tail over it again.
   const r = await cr(['restore', '-D', images]);
   assert.is(r.exitCode, 0, r.all);
+  assert.is(withoutPid(fs.readFileSync(run.out, 'utf8')).body, withoutPid(ref).body);
+});
+
+test('a task stopped by a signal comes back stopped, and goes on when continued', async () => {
+  const ref = await undisturbed('bigmem', ['16', '100'], tempDir('stopref'));
+  const dir = tempDir('stop');
+  const images = tempDir('stopimg');
+  const run = start('bigmem', ['16', '100'], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 5);
+  process.kill(run.pid, 'SIGSTOP');
+  const stateOf = () => fs.readFileSync(`/proc/${run.pid}/stat`, 'utf8').split(') ')[1][0];
+  while (stateOf() !== 'T') await sleep(10);
+  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  await run.exited;
+  assert.match((await cr(['show', images])).stdout, /1 thread, stopped/);
+
+  const r = await cr(['restore', '-D', images, '--detach']);
+  assert.is(r.exitCode, 0, r.all);
+  for (let i = 0; i < 100 && stateOf() !== 'T'; i++) await sleep(10);
+  assert.is(stateOf(), 'T', 'stopped after restore');
+  const lines = fs.readFileSync(run.out, 'utf8');
+  await sleep(300);
+  assert.is(fs.readFileSync(run.out, 'utf8'), lines, 'and not running');
+  process.kill(run.pid, 'SIGCONT');
+  while (!fs.readFileSync(run.out, 'utf8').includes('\npid ')) await sleep(50);
   assert.is(withoutPid(fs.readFileSync(run.out, 'utf8')).body, withoutPid(ref).body);
 });
 

@@ -63,6 +63,8 @@ export interface Rseq {
 export class Tracee {
   readonly pid: number;
   private memFd: number | null = null;
+  /** A stop signal that arrived while we drove the task, delivered when it is let go. */
+  private heldSignal = 0;
   /** Where a `syscall` instruction lives in the tracee, for injection. */
   syscallAddr = 0;
 
@@ -196,13 +198,24 @@ export class Tracee {
 
   /** Wait for the next syscall stop, failing if the task dies or stops for anything else. */
   private waitSyscallStop(what: string): void {
-    const [, status] = waitpid(this.pid, WALL);
-    if (wstatus.stopped(status) && wstatus.stopSig(status) === SYSCALL_STOP) return;
-    if (wstatus.exited(status) || wstatus.signaled(status)) {
-      this.memFd = null;
-      throw new SysError(`pid ${this.pid} died during injected ${what}`, 3);
+    for (let stops = 0; ; ) {
+      const [, status] = waitpid(this.pid, WALL);
+      if (wstatus.stopped(status) && wstatus.stopSig(status) === SYSCALL_STOP) return;
+      if (wstatus.exited(status) || wstatus.signaled(status)) {
+        this.memFd = null;
+        throw new SysError(`pid ${this.pid} died during injected ${what}`, 3);
+      }
+      const event = wstatus.event(status);
+      if (!wstatus.stopped(status) || (event && event !== PTRACE.EVENT_STOP) || ++stops > 8) {
+        throw new SysError(`pid ${this.pid} stopped unexpectedly (status 0x${status.toString(16)}) during injected ${what}`, 4);
+      }
+      // Only SIGSTOP and its like get through the blocked mask, and a task
+      // that was stopped when seized takes part in its group stop once: hold
+      // a signal back until we let the task go (detach delivers it) and carry
+      // on; a group stop still in force is taken again when we detach.
+      if (!event) this.heldSignal = wstatus.stopSig(status);
+      ptrace(PTRACE.SYSCALL, this.pid);
     }
-    throw new SysError(`pid ${this.pid} stopped by signal ${wstatus.stopSig(status)} during injected ${what}`, 4);
   }
 
   /**
@@ -233,7 +246,7 @@ export class Tracee {
     return ret;
   }
 
-  detach(signal = 0): void {
+  detach(signal = this.heldSignal): void {
     this.closeMem();
     ptrace(PTRACE.DETACH, this.pid, 0, signal);
   }

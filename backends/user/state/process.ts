@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
 import { procStat, procStatus } from '../../../userspace/proc/parse.js';
-import { NR, PR, RLIMIT_NAMES } from '../../../userspace/sys/constants.js';
-import { prlimit } from '../../../userspace/sys/libc.js';
+import { NR, PR, RLIMIT_NAMES, SIG } from '../../../userspace/sys/constants.js';
+import { kill, prlimit } from '../../../userspace/sys/libc.js';
 import { readImage } from '../image.js';
 import { defineState } from './module.js';
 
@@ -25,6 +25,8 @@ export interface ProcessImage {
   umask: number;
   personality: number;
   pdeathsig: number;
+  /** From the inventory, not this image: the task was stopped by a signal. */
+  stopped: boolean;
 }
 
 const ids = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean).map(Number);
@@ -52,8 +54,8 @@ export const processState = defineState<ProcessImage>({
     });
   },
 
-  load(dir, { pid }) {
-    const img = readImage<ProcessImage>(dir, 'process', pid);
+  load(dir, { pid, stopped }) {
+    const img = { ...readImage<ProcessImage>(dir, 'process', pid), stopped };
     if (img.creds.uids.length !== 4 || img.creds.gids.length !== 4) throw new CrError(`process-${pid}.img: corrupted image (credentials)`);
     if (!fs.existsSync(img.cwd)) throw new CrError(`pid ${pid}: its working directory ${img.cwd} no longer exists`);
     return img;
@@ -91,6 +93,11 @@ export const processState = defineState<ProcessImage>({
     }
     if (tracee.syscall(NR.setresgid, rgid, egid, sgid) < 0n) throw new CrError(denied(`gids ${rgid}/${egid}/${sgid}`));
     if (tracee.syscall(NR.setresuid, ruid, euid, suid) < 0n) throw new CrError(denied(`uids ${ruid}/${euid}/${suid}`));
+  },
+
+  finish(task, img) {
+    // Pending when the task is let go, so it stops as it was before it runs.
+    if (img.stopped) kill(task.pid, SIG.STOP);
   },
 
   describe(img) {
