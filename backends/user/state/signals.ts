@@ -1,5 +1,5 @@
 /**
- * Signal dispositions, the blocked mask, the alternate signal stack,
+ * Signal dispositions (the blocked mask is per thread: cpu.ts), the alternate stack,
  * pending signals with their siginfo, and interval timers.
  * Pending signals are read with PTRACE_PEEKSIGINFO, the thread's queue and
  * the process-shared one apart, and queued again by the task to itself
@@ -31,7 +31,6 @@ interface Itimer {
 
 export interface SignalsImage {
   actions: SigAction[];
-  blocked: bigint;
   altstack_sp: bigint;
   altstack_flags: number;
   altstack_size: bigint;
@@ -108,7 +107,6 @@ export const signals = defineState<SignalsImage>({
     });
     task.images.write('signals', task.pid, {
       actions,
-      blocked: inj.origSigmask,
       altstack_sp: st.readBigUInt64LE(0),
       altstack_flags: st.readInt32LE(8),
       altstack_size: st.readBigUInt64LE(16),
@@ -163,13 +161,9 @@ export const signals = defineState<SignalsImage>({
     }
   },
 
-  finish(task, img) {
-    task.tracee.setSigmask(img.blocked);
-  },
-
   describe(img) {
     return [
-      `blocked ${hex(img.blocked)}${img.altstack_flags & SS_DISABLE ? '' : `  altstack ${hex(img.altstack_sp)}+${img.altstack_size}`}`,
+      img.altstack_flags & SS_DISABLE ? 'no alternate stack' : `altstack ${hex(img.altstack_sp)}+${img.altstack_size}`,
       ...img.actions.map((a) => `  signal ${a.signo}: handler ${hex(a.handler)} flags ${hex(a.flags)} mask ${hex(a.mask)}`),
       ...[...img.thread_pending.map((i) => ['thread', i] as const), ...img.shared_pending.map((i) => ['process', i] as const)].map(
         ([queue, i]) => `  pending for the ${queue}: signal ${signoOf(i)} code ${i.readInt32LE(8)}`),
