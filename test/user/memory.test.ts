@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { procStat } from '../../userspace/proc/parse.js';
 import { alive, cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
 
 const STEPS = '600';
@@ -86,7 +87,7 @@ test('a task stopped by a signal comes back stopped, and goes on when continued'
   const run = start('bigmem', ['16', '100'], path.join(dir, 'out.txt'));
   await waitLines(run.out, 5);
   process.kill(run.pid, 'SIGSTOP');
-  const stateOf = () => fs.readFileSync(`/proc/${run.pid}/stat`, 'utf8').split(') ')[1][0];
+  const stateOf = () => procStat(run.pid).state;
   while (stateOf() !== 'T') await sleep(10);
   const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
   assert.is(d.exitCode, 0, d.all);
