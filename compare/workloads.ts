@@ -72,8 +72,12 @@ export const features: Feature[] = [
   { group: 'memory', name: 'private file mapping (COW pages)', args: ['fmap-priv=64'] },
   { group: 'memory', name: 'shared file mapping', args: ['fmap-shared=64'] },
   { group: 'memory', name: 'brk heap', args: ['brk=256'] },
+  { group: 'memory', name: 'memfd: contents, seals, shared mapping', args: ['memfd=64'] },
+  { group: 'memory', name: 'SysV shared memory segment', args: ['sysvshm=64'] },
   { group: 'tasks', name: 'process tree (3 processes)', args: ['tree=3'] },
   { group: 'tasks', name: 'threads (2 extra)', args: ['threads=2'] },
+  { group: 'tasks', name: 'zombie child with its exit status', args: ['zombie=7'] },
+  { group: 'tasks', name: 'fd table shared by two processes (CLONE_FILES)', args: ['fdtable=1'] },
   { group: 'files', name: 'regular files: content, offset, flags', args: ['regfile=4'] },
   { group: 'files', name: 'unlinked open file', args: ['unlinked=16'] },
   { group: 'files', name: 'pipes with data in flight', args: ['pipe=2'] },
@@ -82,9 +86,12 @@ export const features: Feature[] = [
   { group: 'files', name: 'eventfd counter', args: ['eventfd=77'] },
   { group: 'signals', name: 'signal handler, flags and mask', args: ['sigaction=1'] },
   { group: 'signals', name: 'pending queued real-time signal', args: ['sigpending=1'] },
+  { group: 'signals', name: 'interval timer (ITIMER_REAL)', args: ['itimer=1'] },
+  { group: 'signals', name: 'POSIX timer', args: ['ptimer=1'] },
   { group: 'process', name: 'working directory', args: ['cwd=1'] },
   { group: 'process', name: 'resource limits', args: ['rlimit=1'] },
   { group: 'process', name: 'umask', args: ['umask=1'] },
+  { group: 'process', name: 'capabilities (effective, permitted, bounding)', args: ['caps=1'] },
 ];
 
 export const workloadByName = (name: string) => workloads.find((w) => w.name === name);

@@ -47,6 +47,14 @@
  *   cwd=1       the working directory
  *   rlimit=1    a changed RLIMIT_CORE
  *   umask=1     a changed umask
+ *   memfd=KiB   a sealed memfd, written through its fd and a shared mapping
+ *   zombie=V    a child that exited with status V and was not reaped yet
+ *   ptimer=1    an armed POSIX timer (CLOCK_MONOTONIC, no notification)
+ *   itimer=1    an armed ITIMER_REAL with an interval
+ *   caps=1      capabilities dropped from the effective, permitted and
+ *               bounding sets
+ *   sysvshm=KiB a SysV shared memory segment, attached and filled
+ *   fdtable=1   a child process sharing the fd table (CLONE_FILES)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -54,6 +62,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -63,13 +72,20 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/capability.h>
+#include <linux/kcmp.h>
 
 /* ---- output and hashing ------------------------------------------------ */
 
@@ -663,6 +679,210 @@ static uint64_t umask_fold(int final)
 	return mix(0, m);
 }
 
+/* memfd: a name, contents, seals, and a shared mapping that writes through */
+static int mfd;
+static char *mfd_p;
+static size_t mfd_n;
+#define MFD_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
+static void memfd_setup(long kib)
+{
+	mfd_n = (size_t)(kib < 4 ? 4 : kib) << 10;
+	mfd = memfd_create("wl-memfd", MFD_ALLOW_SEALING);
+	if (mfd < 0 || ftruncate(mfd, mfd_n))
+		die("memfd_create");
+	mfd_p = mmap(NULL, mfd_n, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (mfd_p == MAP_FAILED)
+		die("mmap memfd");
+	fill(mfd_p, mfd_n, 12000 + my_idx);
+	if (fcntl(mfd, F_ADD_SEALS, MFD_SEALS))
+		die("F_ADD_SEALS");
+	lseek(mfd, mfd_n / 2, SEEK_SET);
+}
+static uint64_t memfd_fold(int final)
+{
+	(void)final;
+	char link[64], name[PATH_MAX] = "";
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", mfd);
+	ssize_t n = readlink(link, name, sizeof(name) - 1);
+	if (n < 0 || strncmp(name, "/memfd:wl-memfd", 15))
+		BAD("memfd: fd %d is %s", mfd, n < 0 ? "gone" : name);
+	int seals = fcntl(mfd, F_GET_SEALS);
+	if (seals != MFD_SEALS)
+		BAD("memfd: seals 0x%x, expected 0x%x", seals, MFD_SEALS);
+	off_t off = lseek(mfd, 0, SEEK_CUR);
+	if (off != (off_t)(mfd_n / 2))
+		BAD("memfd: offset %lld, expected %zu", (long long)off, mfd_n / 2);
+	/* the mapping and the fd must still be the same object */
+	uint64_t word;
+	mfd_p[0] ^= 1;
+	if (pread(mfd, &word, 8, 0) != 8 || (word & 0xff) != (uint64_t)(unsigned char)mfd_p[0])
+		BAD("memfd: the mapping no longer writes through to the fd");
+	mfd_p[0] ^= 1;
+	uint64_t h = mix(mix(check_fill("memfd", mfd_p, mfd_n, 12000 + my_idx), seals), (uint64_t)off);
+	return h;
+}
+
+/* zombie: an exited child the process has not waited for */
+static pid_t zpid;
+static long zcode;
+static void zombie_setup(long v)
+{
+	zcode = v & 0x7f;
+	zpid = fork();
+	if (zpid < 0)
+		die("fork zombie");
+	if (zpid == 0)
+		_exit(zcode);
+	siginfo_t si = { 0 };
+	if (waitid(P_PID, zpid, &si, WEXITED | WNOWAIT))
+		die("waitid zombie");
+}
+static uint64_t zombie_fold(int final)
+{
+	siginfo_t si = { 0 };
+	int r = waitid(P_PID, zpid, &si, WEXITED | WNOHANG | (final ? 0 : WNOWAIT));
+	if (r || si.si_pid != zpid || si.si_code != CLD_EXITED || si.si_status != zcode)
+		BAD("zombie: child %d: waitid %d, pid %d code %d status %d, expected an exit with %ld",
+		    zpid, r, si.si_pid, si.si_code, si.si_status, zcode);
+	return mix(mix(0, zpid), si.si_status);
+}
+
+/* ptimer: an armed POSIX timer with an interval; it must stay armed */
+static timer_t ptimer;
+static const struct itimerspec ptimer_want = { { 500, 0 }, { 1000, 0 } };
+static void ptimer_setup(long arg)
+{
+	(void)arg;
+	struct sigevent ev = { .sigev_notify = SIGEV_NONE };
+	if (timer_create(CLOCK_MONOTONIC, &ev, &ptimer) || timer_settime(ptimer, 0, &ptimer_want, NULL))
+		die("timer_create");
+}
+static uint64_t ptimer_fold(int final)
+{
+	(void)final;
+	struct itimerspec now;
+	if (timer_gettime(ptimer, &now))
+		BAD("ptimer: timer %ld: %s", (long)(intptr_t)ptimer, strerror(errno));
+	else if (now.it_interval.tv_sec != ptimer_want.it_interval.tv_sec || now.it_value.tv_sec > ptimer_want.it_value.tv_sec ||
+		 (now.it_value.tv_sec == 0 && now.it_value.tv_nsec == 0))
+		BAD("ptimer: interval %lds, %lds left; expected 500s and at most 1000s, armed",
+		    (long)now.it_interval.tv_sec, (long)now.it_value.tv_sec);
+	return mix(mix(0, (uint64_t)(intptr_t)ptimer), ptimer_want.it_interval.tv_sec);
+}
+
+/* itimer: ITIMER_REAL armed far in the future, with an interval */
+static void itimer_setup(long arg)
+{
+	(void)arg;
+	struct itimerval it = { { 300, 0 }, { 900, 0 } };
+	if (setitimer(ITIMER_REAL, &it, NULL))
+		die("setitimer");
+}
+static uint64_t itimer_fold(int final)
+{
+	struct itimerval it;
+	getitimer(ITIMER_REAL, &it);
+	if (it.it_interval.tv_sec != 300 || it.it_value.tv_sec > 900 || (!it.it_value.tv_sec && !it.it_value.tv_usec))
+		BAD("itimer: interval %lds, %lds left; expected 300s and at most 900s, armed",
+		    (long)it.it_interval.tv_sec, (long)it.it_value.tv_sec);
+	if (final) {
+		struct itimerval off = { { 0, 0 }, { 0, 0 } };
+		setitimer(ITIMER_REAL, &off, NULL);
+	}
+	return mix(0, it.it_interval.tv_sec);
+}
+
+/* caps: a root process that gave up CAP_SYS_BOOT and CAP_SYS_TIME */
+#define CAPS_GONE ((1u << CAP_SYS_BOOT) | (1u << CAP_SYS_TIME))
+static struct __user_cap_data_struct caps_want[2];
+static int caps_get(struct __user_cap_data_struct *d)
+{
+	struct __user_cap_header_struct hd = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	return syscall(SYS_capget, &hd, d);
+}
+static void caps_setup(long arg)
+{
+	(void)arg;
+	struct __user_cap_header_struct hd = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	if (prctl(PR_CAPBSET_DROP, CAP_SYS_BOOT) || prctl(PR_CAPBSET_DROP, CAP_SYS_TIME) || caps_get(caps_want))
+		die("caps (the probe needs root)");
+	caps_want[0].effective &= ~CAPS_GONE;
+	caps_want[0].permitted &= ~CAPS_GONE;
+	if (syscall(SYS_capset, &hd, caps_want))
+		die("capset");
+}
+static uint64_t caps_fold(int final)
+{
+	(void)final;
+	struct __user_cap_data_struct d[2];
+	if (caps_get(d) || memcmp(d, caps_want, sizeof(d)))
+		BAD("caps: effective %08x permitted %08x, expected %08x %08x", d[0].effective, d[0].permitted,
+		    caps_want[0].effective, caps_want[0].permitted);
+	if (prctl(PR_CAPBSET_READ, CAP_SYS_BOOT) != 0 || prctl(PR_CAPBSET_READ, CAP_SYS_TIME) != 0 ||
+	    prctl(PR_CAPBSET_READ, CAP_KILL) != 1)
+		BAD("caps: the bounding set changed");
+	return mix(mix(0, d[0].effective), d[0].permitted);
+}
+
+/* sysvshm: a private segment, attached and filled */
+static int shm_id;
+static char *shm_p;
+static size_t shm_n;
+static void sysvshm_setup(long kib)
+{
+	shm_n = (size_t)(kib < 4 ? 4 : kib) << 10;
+	shm_id = shmget(IPC_PRIVATE, shm_n, IPC_CREAT | 0600);
+	if (shm_id < 0)
+		die("shmget");
+	shm_p = shmat(shm_id, NULL, 0);
+	if (shm_p == (void *)-1)
+		die("shmat");
+	fill(shm_p, shm_n, 13000 + my_idx);
+}
+static uint64_t sysvshm_fold(int final)
+{
+	struct shmid_ds ds;
+	if (shmctl(shm_id, IPC_STAT, &ds) || ds.shm_segsz != shm_n || ds.shm_nattch < 1)
+		BAD("sysvshm: segment %d is gone or changed", shm_id);
+	uint64_t h = mix(check_fill("sysvshm", shm_p, shm_n, 13000 + my_idx), shm_id);
+	if (final)
+		shmctl(shm_id, IPC_RMID, NULL);
+	return h;
+}
+
+/* fdtable: a child created with CLONE_FILES; both must still share the table */
+static pid_t fdt_pid;
+static int fdt_child(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return 0;
+}
+static void fdtable_setup(long arg)
+{
+	(void)arg;
+	size_t sz = 64 << 10;
+	char *stack = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (stack == MAP_FAILED)
+		die("mmap stack");
+	fdt_pid = clone(fdt_child, stack + sz, CLONE_FILES | SIGCHLD, NULL);
+	if (fdt_pid < 0)
+		die("clone CLONE_FILES");
+}
+static uint64_t fdtable_fold(int final)
+{
+	long same = syscall(SYS_kcmp, getpid(), fdt_pid, KCMP_FILES, 0, 0);
+	if (same != 0)
+		BAD("fdtable: pid %d no longer shares the fd table (kcmp %ld)", fdt_pid, same);
+	if (final) {
+		int st;
+		kill(fdt_pid, SIGKILL);
+		waitpid(fdt_pid, &st, 0);
+	}
+	return mix(0, same);
+}
+
 /* threads: each reports before the checkpoint and again after */
 struct thr {
 	pthread_t t;
@@ -750,6 +970,13 @@ static struct module modules[] = {
 	{ "sigpending", sigpending_setup, sigpending_fold, 0, 0 },
 	{ "rlimit", rlimit_setup, rlimit_fold, 0, 0 },
 	{ "umask", umask_setup, umask_fold, 0, 0 },
+	{ "memfd", memfd_setup, memfd_fold, 0, 0 },
+	{ "zombie", zombie_setup, zombie_fold, 0, 0 },
+	{ "ptimer", ptimer_setup, ptimer_fold, 0, 0 },
+	{ "itimer", itimer_setup, itimer_fold, 0, 0 },
+	{ "caps", caps_setup, caps_fold, 0, 0 },
+	{ "sysvshm", sysvshm_setup, sysvshm_fold, 0, 0 },
+	{ "fdtable", fdtable_setup, fdtable_fold, 0, 0 },
 	/* threads last: they must see every other module's state built;
 	 * cwd just before, so the others still create files by full path */
 	{ "cwd", cwd_setup, cwd_fold, 0, 0 },
