@@ -84,6 +84,9 @@ struct ckpt_ctx {
 	struct ckpt_hdr_cpu *cpu;
 	struct ckpt_hdr_fpu *fpu;
 	struct ckpt_hdr_signal *signal;
+	struct ckpt_hdr_sigpending *sigpending;
+	struct ckpt_hdr_rlimits *rlimits;
+	struct cred *new_cred;		/* committed at the end of restart */
 	struct list_head *pages_first;	/* first CKPT_HDR_PAGES object */
 	u64 nr_pages;
 };
@@ -140,5 +143,15 @@ int restore_cpu(struct ckpt_ctx *ctx, long *ax);
 int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_signal(struct ckpt_ctx *ctx);
 void restore_signal(struct ckpt_ctx *ctx);
+
+/* cred.c */
+int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_cred(struct ckpt_ctx *ctx);
+void restore_cred(struct ckpt_ctx *ctx);
+
+/* rlimit.c */
+int checkpoint_rlimits(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_rlimits(struct ckpt_ctx *ctx);
+void restore_rlimits(struct ckpt_ctx *ctx);
 
 #endif /* CRENGINE_CKPT_H */

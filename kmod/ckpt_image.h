@@ -8,12 +8,18 @@
  * follow the fixed part and are padded to 8 bytes.
  *
  * Stream of one task:
- *   TASK SIGNAL FS (FILE | FD)* MM (FILE | VMA)* CPU FPU PAGES*
+ *   TASK SIGNAL SIGPENDING CRED RLIMITS FS (FILE | FD)* MM (FILE | VMA)*
+ *   CPU FPU PAGES*
  */
 #ifndef CRENGINE_CKPT_IMAGE_H
 #define CRENGINE_CKPT_IMAGE_H
 
 #include <linux/types.h>
+
+/* Engine objects, numbered in the gap the uapi list leaves below ERROR */
+#define CKPT_HDR_SIGPENDING	32
+#define CKPT_HDR_CRED		33
+#define CKPT_HDR_RLIMITS	34
 
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
@@ -37,6 +43,48 @@ struct ckpt_hdr_signal {
 	struct ckpt_hdr h;
 	__u64 blocked;
 	struct ckpt_sigaction action[64];
+};
+
+/*
+ * Signals queued to the task, private and process-wide, oldest first;
+ * followed by nr entries.  info is the kernel_siginfo as the kernel keeps it.
+ */
+struct ckpt_sigqueue {
+	__u32 shared;		/* queued to the process, not the thread */
+	__u32 pad;
+	__u8 info[48];		/* struct kernel_siginfo */
+};
+
+struct ckpt_hdr_sigpending {
+	struct ckpt_hdr h;
+	__u32 nr;
+	__u32 pad;
+};
+
+#define CKPT_NGROUPS_MAX	1024
+
+/* Credentials, as ids in the checkpointer's user namespace; then groups[] */
+struct ckpt_hdr_cred {
+	struct ckpt_hdr h;
+	__u32 uid, euid, suid, fsuid;
+	__u32 gid, egid, sgid, fsgid;
+	__u64 cap_inheritable, cap_permitted, cap_effective;
+	__u64 cap_bset, cap_ambient;
+	__u32 securebits;
+	__u32 ngroups;		/* at most CKPT_NGROUPS_MAX */
+};
+
+/* Resource limits, RLIM_NLIMITS of them */
+struct ckpt_rlimit {
+	__u64 cur;
+	__u64 max;
+};
+
+struct ckpt_hdr_rlimits {
+	struct ckpt_hdr h;
+	__u32 nr;		/* RLIM_NLIMITS of the checkpointing kernel */
+	__u32 pad;
+	struct ckpt_rlimit rlim[16];
 };
 
 /* cwd and umask; followed by the cwd path, NUL-terminated */

@@ -70,6 +70,10 @@ int checkpoint_file_obj(struct ckpt_ctx *ctx, struct file *file, s32 *objref)
 				file_inode(file)->i_mode);
 	if (d_unlinked(file->f_path.dentry))
 		return ckpt_err(ctx, -EOPNOTSUPP, "deleted file %pD is not supported", file);
+	/* memfd, SysV shm, anonymous shmem: no path reopens them */
+	if (file->f_path.mnt->mnt_flags & MNT_INTERNAL)
+		return ckpt_err(ctx, -EOPNOTSUPP, "%pD (memfd, SysV shm or another file without a path) is not supported",
+				file);
 
 	buf = __getname();
 	if (!buf)

@@ -33,6 +33,9 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_FPU] = "FPU",
 	[CKPT_HDR_PAGES] = "PAGES",
 	[CKPT_HDR_SIGNAL] = "SIGNAL",
+	[CKPT_HDR_SIGPENDING] = "SIGPENDING",
+	[CKPT_HDR_CRED] = "CRED",
+	[CKPT_HDR_RLIMITS] = "RLIMITS",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

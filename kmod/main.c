@@ -9,6 +9,7 @@
  */
 
 #include <linux/atomic.h>
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/module.h>
@@ -134,6 +135,8 @@ static void ckpt_ctx_free(struct ckpt_ctx *ctx)
 	path_put(&ctx->cwd);
 	kfree(ctx->fds);
 	kvfree(ctx->vmas);
+	if (ctx->new_cred)
+		abort_creds(ctx->new_cred);
 	if (ctx->logfile)
 		fput(ctx->logfile);
 	fput(ctx->file);

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * cr-lab engine: signal handlers and the blocked mask.
+ * cr-lab engine: signal handlers, the blocked mask, pending signals.
  *
- * Pending signals are not saved yet: a signal queued to a frozen task is
- * lost across checkpoint/restart.
+ * Pending signals are saved with their siginfo, private and process-wide
+ * queues alike, and queued again to the restarted task; a signal pending
+ * without a queue entry (the kernel could not allocate one) comes back
+ * with SI_KERNEL.  Interval and POSIX timers are refused: their expiry
+ * would have to be re-armed.
  */
 
+#include <linux/hrtimer.h>
 #include <linux/sched/signal.h>
 #include <linux/signal.h>
 #include <linux/slab.h>
@@ -13,17 +17,77 @@
 
 #include "ckpt.h"
 
+#define CKPT_SIGQUEUE_MAX	4096
+
+struct ckpt_pending {
+	struct ckpt_hdr_sigpending h;
+	struct ckpt_sigqueue q[CKPT_SIGQUEUE_MAX];
+};
+
+/* Adds @pending's queue, then its signals that have no queue entry */
+static int ckpt_collect_pending(struct ckpt_pending *p, struct sigpending *pending,
+				bool shared)
+{
+	struct sigqueue *q;
+	sigset_t queued;
+	int sig;
+
+	sigemptyset(&queued);
+	list_for_each_entry(q, &pending->list, list) {
+		if (p->h.nr == CKPT_SIGQUEUE_MAX)
+			return -E2BIG;
+		p->q[p->h.nr].shared = shared;
+		memcpy(p->q[p->h.nr++].info, &q->info, sizeof(q->info));
+		sigaddset(&queued, q->info.si_signo);
+	}
+	for (sig = 1; sig <= _NSIG; sig++) {
+		kernel_siginfo_t info = {};
+
+		if (!sigismember(&pending->signal, sig) || sigismember(&queued, sig))
+			continue;
+		if (p->h.nr == CKPT_SIGQUEUE_MAX)
+			return -E2BIG;
+		info.si_signo = sig;
+		info.si_code = SI_KERNEL;
+		p->q[p->h.nr].shared = shared;
+		memcpy(p->q[p->h.nr++].info, &info, sizeof(info));
+	}
+	return 0;
+}
+
+/* Timers would have to be re-armed on restart; refuse them by name */
+static int ckpt_timers_armed(struct ckpt_ctx *ctx, struct task_struct *t)
+{
+	struct signal_struct *sig = t->signal;
+	pid_t pid = task_pid_vnr(t);
+
+	if (hrtimer_is_queued(&sig->real_timer) || sig->it_real_incr)
+		return ckpt_err(ctx, -EOPNOTSUPP, "pid %d: an armed ITIMER_REAL is not supported", pid);
+	if (sig->it[CPUCLOCK_PROF].expires || sig->it[CPUCLOCK_VIRT].expires)
+		return ckpt_err(ctx, -EOPNOTSUPP, "pid %d: an armed ITIMER_PROF or ITIMER_VIRTUAL is not supported",
+				pid);
+	if (!hlist_empty(&sig->posix_timers))
+		return ckpt_err(ctx, -EOPNOTSUPP, "pid %d: POSIX timers (timer_create) are not supported",
+				pid);
+	return 0;
+}
+
 int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t)
 {
 	struct sighand_struct *sighand;
+	struct ckpt_pending *pend;
 	struct ckpt_hdr_signal *h;
 	unsigned long flags;
 	int i, ret;
 
 	BUILD_BUG_ON(ARRAY_SIZE(h->action) != _NSIG);
+	BUILD_BUG_ON(sizeof(kernel_siginfo_t) != sizeof(pend->q[0].info));
 	h = kzalloc(sizeof(*h), GFP_KERNEL);
-	if (!h)
-		return -ENOMEM;
+	pend = kvzalloc(sizeof(*pend), GFP_KERNEL);
+	if (!h || !pend) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	/* lock_task_sighand() is not exported; this is what it does */
 	rcu_read_lock();
 	sighand = rcu_dereference(t->sighand);
@@ -36,9 +100,10 @@ int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t)
 	}
 	if (!sighand) {
 		rcu_read_unlock();
-		kfree(h);
-		return ckpt_err(ctx, -ESRCH, "task is exiting");
+		ret = ckpt_err(ctx, -ESRCH, "task is exiting");
+		goto out;
 	}
+	ret = ckpt_timers_armed(ctx, t);
 	h->blocked = t->blocked.sig[0];
 	for (i = 0; i < _NSIG; i++) {
 		struct k_sigaction *ka = &sighand->action[i];
@@ -48,11 +113,47 @@ int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t)
 		h->action[i].restorer = (unsigned long)ka->sa.sa_restorer;
 		h->action[i].mask = ka->sa.sa_mask.sig[0];
 	}
+	if (!ret)
+		ret = ckpt_collect_pending(pend, &t->pending, false);
+	if (!ret)
+		ret = ckpt_collect_pending(pend, &t->signal->shared_pending, true);
 	spin_unlock_irqrestore(&sighand->siglock, flags);
 	rcu_read_unlock();
-	ret = ckpt_write_obj(ctx, h, CKPT_HDR_SIGNAL, sizeof(*h));
+	if (ret == -E2BIG)
+		ret = ckpt_err(ctx, ret, "pid %d: more than %d pending signals",
+			       task_pid_vnr(t), CKPT_SIGQUEUE_MAX);
+	if (!ret)
+		ret = ckpt_write_obj(ctx, h, CKPT_HDR_SIGNAL, sizeof(*h));
+	if (!ret)
+		ret = ckpt_write_obj(ctx, pend, CKPT_HDR_SIGPENDING,
+				     sizeof(pend->h) + pend->h.nr * sizeof(pend->q[0]));
+out:
+	kvfree(pend);
 	kfree(h);
 	return ret;
+}
+
+static int restore_prepare_sigpending(struct ckpt_ctx *ctx)
+{
+	struct ckpt_hdr_sigpending *h;
+	struct ckpt_sigqueue *q;
+	u32 i;
+
+	h = ckpt_next(ctx, CKPT_HDR_SIGPENDING, sizeof(*h));
+	if (IS_ERR(h))
+		return PTR_ERR(h);
+	if (h->nr > CKPT_SIGQUEUE_MAX || h->h.len != sizeof(*h) + h->nr * sizeof(*q))
+		return ckpt_err(ctx, -EINVAL, "bad SIGPENDING object");
+	q = (struct ckpt_sigqueue *)(h + 1);
+	for (i = 0; i < h->nr; i++) {
+		kernel_siginfo_t *info = (kernel_siginfo_t *)q[i].info;
+
+		if (!valid_signal(info->si_signo) || !info->si_signo ||
+		    info->si_signo == SIGKILL || q[i].shared > 1)
+			return ckpt_err(ctx, -EINVAL, "SIGPENDING: bad signal %d", info->si_signo);
+	}
+	ctx->sigpending = h;
+	return 0;
 }
 
 int restore_prepare_signal(struct ckpt_ctx *ctx)
@@ -77,14 +178,15 @@ int restore_prepare_signal(struct ckpt_ctx *ctx)
 			return ckpt_err(ctx, -EINVAL, "bad handler for signal %d", i + 1);
 	}
 	ctx->signal = h;
-	return 0;
+	return restore_prepare_sigpending(ctx);
 }
 
 void restore_signal(struct ckpt_ctx *ctx)
 {
 	struct ckpt_hdr_signal *h = ctx->signal;
+	struct ckpt_sigqueue *q;
 	sigset_t blocked;
-	int i;
+	u32 i;
 
 	spin_lock_irq(&current->sighand->siglock);
 	for (i = 0; i < _NSIG; i++) {
@@ -100,4 +202,17 @@ void restore_signal(struct ckpt_ctx *ctx)
 
 	blocked.sig[0] = h->blocked & ~(sigmask(SIGKILL) | sigmask(SIGSTOP));
 	sigprocmask(SIG_SETMASK, &blocked, NULL);
+
+	/*
+	 * Queued again in their order, to the restarted task itself, which
+	 * is what rt_tgsigqueueinfo(2) lets any task do to itself.  A
+	 * process-wide signal comes back as the (only) thread's own.
+	 */
+	q = (struct ckpt_sigqueue *)(ctx->sigpending + 1);
+	for (i = 0; i < ctx->sigpending->nr; i++) {
+		kernel_siginfo_t info;
+
+		memcpy(&info, q[i].info, sizeof(info));
+		send_sig_info(info.si_signo, &info, current);
+	}
 }

@@ -87,7 +87,11 @@ static int checkpoint_image(struct ckpt_ctx *ctx, struct task_struct *t)
 	if (!ret)
 		ret = checkpoint_task(ctx, t);
 	if (!ret)
-		ret = checkpoint_signal(ctx, t);
+		ret = checkpoint_signal(ctx, t);	/* SIGNAL, SIGPENDING */
+	if (!ret)
+		ret = checkpoint_cred(ctx, t);
+	if (!ret)
+		ret = checkpoint_rlimits(ctx, t);
 	if (!ret)
 		ret = checkpoint_fs(ctx, t);
 	if (!ret)
@@ -114,6 +118,10 @@ static int checkpoint_may(struct ckpt_ctx *ctx, struct task_struct *t)
 				pid, get_nr_threads(t));
 	if (t->exit_state || (t->flags & PF_EXITING))
 		return ckpt_err(ctx, -ESRCH, "pid %d is exiting", pid);
+	/* a peek, made again once frozen: a frozen task cannot fork */
+	if (!list_empty(&t->children))
+		return ckpt_err(ctx, -EBUSY, "pid %d has child processes (or unreaped zombies); only a single process is supported",
+				pid);
 	return 0;
 }
 
@@ -206,7 +214,11 @@ static int restore_prepare(struct ckpt_ctx *ctx)
 	if (!ret)
 		ret = restore_task_obj(ctx);
 	if (!ret)
-		ret = restore_prepare_signal(ctx);
+		ret = restore_prepare_signal(ctx);	/* SIGNAL, SIGPENDING */
+	if (!ret)
+		ret = restore_prepare_cred(ctx);
+	if (!ret)
+		ret = restore_prepare_rlimits(ctx);
 	if (!ret)
 		ret = restore_prepare_fs(ctx);
 	if (!ret)
@@ -247,9 +259,11 @@ long restore_self(struct ckpt_ctx *ctx)
 	ret = restore_files(ctx);
 	if (!ret) {
 		restore_fs(ctx);
-		restore_signal(ctx);
 		ret = restore_mm(ctx);
 	}
+	/* after the address space: the limits bind the restarted task only */
+	if (!ret)
+		restore_rlimits(ctx);
 #ifdef CONFIG_RSEQ
 	/* the restarter's own registration points into memory that is gone */
 	if (!ret) {
@@ -267,6 +281,10 @@ long restore_self(struct ckpt_ctx *ctx)
 		return ret;
 	}
 
+	/* last: the credentials may take away what the steps above needed */
+	restore_cred(ctx);
+	/* the mask first, so that requeued signals stay pending if blocked */
+	restore_signal(ctx);
 	task_lock(current);
 	strscpy_pad(current->comm, ctx->task->comm, sizeof(current->comm));
 	task_unlock(current);

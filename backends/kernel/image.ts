@@ -18,9 +18,11 @@ export const IMAGE_VERSION = 1;
 
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
-  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 126: 'ERROR', 127: 'TAIL',
+  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 126: 'ERROR', 127: 'TAIL',
 };
-const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, ERROR: 126, TAIL: 127 };
+const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, ERROR: 126, TAIL: 127 };
+const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
+const RLIM_INFINITY = 0xffffffffffffffffn;
 
 export interface ImageObject {
   type: number;
@@ -156,6 +158,24 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
     } else if (type === T.FPU && len >= 16) {
       details.push(`fpu: ${o.readUInt32LE(12)} bytes (${o.readUInt32LE(8) === 0x202 ? 'XSAVE' : 'FXSAVE'} layout)`);
+    } else if (type === T.SIGPENDING && len >= 16) {
+      const sigs: string[] = [];
+      for (let i = 0, p = 16; i < o.readUInt32LE(8) && p + 56 <= len; i++, p += 56) {
+        sigs.push(`${o.readInt32LE(p + 8)}${o.readUInt32LE(p) ? ' (process)' : ''} code ${o.readInt32LE(p + 16)}`);
+      }
+      details.push(`pending signals: ${sigs.length ? sigs.join(', ') : 'none'}`);
+    } else if (type === T.CRED && len >= 88) {
+      const groups = Array.from({ length: Math.min(o.readUInt32LE(84), (len - 88) / 4) }, (_, i) => o.readUInt32LE(88 + i * 4));
+      const ids = (at: number) => [0, 4, 8, 12].map((d) => o.readUInt32LE(at + d)).join('/');
+      details.push(`creds: uid ${ids(8)} gid ${ids(24)} groups [${groups.join(' ')}]`);
+      details.push(`  caps: effective ${hex(o.readBigUInt64LE(56))} permitted ${hex(o.readBigUInt64LE(48))} inheritable ${hex(o.readBigUInt64LE(40))} bounding ${hex(o.readBigUInt64LE(64))} ambient ${hex(o.readBigUInt64LE(72))} securebits ${hex(BigInt(o.readUInt32LE(80)))}`);
+    } else if (type === T.RLIMITS && len >= 16) {
+      const lim = (v: bigint) => (v === RLIM_INFINITY ? '∞' : v.toString());
+      const set: string[] = [];
+      for (let i = 0; i < Math.min(o.readUInt32LE(8), RLIMIT_NAMES.length) && 16 + i * 16 + 16 <= len; i++) {
+        set.push(`${RLIMIT_NAMES[i]} ${lim(o.readBigUInt64LE(16 + i * 16))}/${lim(o.readBigUInt64LE(24 + i * 16))}`);
+      }
+      details.push(`rlimits: ${set.join(', ')}`);
     } else if (type === T.PAGES && len >= 16) {
       pages += o.readUInt32LE(8);
     }

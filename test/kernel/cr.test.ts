@@ -87,6 +87,53 @@ t('bad input gives a one-line CrError', async () => {
   await sock;
 });
 
+/** Runs procstate MODE through dump (killing it) and restore; returns its output and status. */
+async function procstateRoundTrip(args: string[]): Promise<{ out: string; status: { code: number | null; signal: string | null }; show: string[] }> {
+  const dir = tempDir('kps');
+  const images = tempDir('kpsimg');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo(kprogram('procstate'), args, out);
+  await waitFor(out, 'ready');
+  await kernelBackend.dump({ pid: child.pid!, dir: images });
+  assert.is(await child.done, 'SIGKILL');
+  const show = (await kernelBackend.describe(images)).lines;
+  const r = await kernelBackend.restore({ dir: images });
+  process.kill(r.pids[0], 'SIGUSR1');
+  const status = await r.wait();
+  return { out: fs.readFileSync(out, 'utf8'), status, show };
+}
+
+t('rlimits, pending signals and dropped capabilities survive; nothing is delivered twice', async () => {
+  const { out, status, show } = await procstateRoundTrip(['state']);
+  assert.not.match(out, /FAIL/, out);
+  assert.match(out, /ok pending signal delivered with its value/);
+  assert.equal(status, { code: 0, signal: null }, out);
+  assert.ok(show.some((l) => /rlimits: .*CORE 12345\/67890/.test(l)), show.join('\n'));
+  assert.ok(show.some((l) => /pending signals: 36 (\(process\) )?code -1/.test(l)), show.join('\n'));
+});
+
+t('restart gives the task its own uid back, not the restarter\'s root', async () => {
+  const { out, status, show } = await procstateRoundTrip(['state', '65534']);
+  assert.ok(show.some((l) => /creds: uid 65534\/65534\/65534\/65534/.test(l)), show.join('\n'));
+  assert.not.match(out, /FAIL/, out);
+  assert.equal(status, { code: 0, signal: null }, out);
+});
+
+t('what the engine cannot restore is refused at checkpoint, naming it, and the task runs on', async () => {
+  for (const [mode, why] of [['itimer', /ITIMER_REAL/], ['memfd', /memfd/], ['child', /child processes/]] as const) {
+    const out = path.join(tempDir('kref'), 'out.txt');
+    const child = startTo(kprogram('procstate'), [mode], out);
+    await waitFor(out, 'ready');
+    const err = await kernelBackend.dump({ pid: child.pid!, dir: tempDir('krefimg') }).catch((e: unknown) => e);
+    assert.instance(err, CrError, mode);
+    assert.match((err as Error).message, why);
+    assert.ok(alive(child.pid!), `${mode}: a refused checkpoint leaves the task running`);
+    process.kill(child.pid!, 'SIGKILL');
+    await child.done;
+  }
+  assert.equal(dmesgTrouble(), []);
+});
+
 t('clone_with_pids: chosen pid, EBUSY when taken, EINVAL for too many levels, EPERM unprivileged', async () => {
   const r = await execa(kprogram('clonepids'), { reject: false });
   assert.is(r.exitCode, 0, r.stdout);
