@@ -120,6 +120,31 @@ export function parseKeyValues(text: string): Map<string, string> {
   return out;
 }
 
+// ---- /proc/PID/limits ------------------------------------------------------------
+
+enum L { Header, Name, Value, Units, Newline }
+const limitsLexer = buildLexer<L>([
+  [true, /^Limit +Soft Limit +Hard Limit +Units *\n/g, L.Header],
+  [true, /^Max [a-z ]+?(?= {2,})/g, L.Name],
+  [true, /^ +(unlimited|\d+)/g, L.Value],
+  [true, /^ +[a-z]+/g, L.Units],
+  [true, /^ *\n/g, L.Newline],
+]);
+const RLIM_INFINITY = 0xffffffffffffffffn;
+const limitValue = (t: string) => (t.trim() === 'unlimited' ? RLIM_INFINITY : BigInt(t.trim()));
+const limitLine = apply(
+  seq(tok(L.Name), tok(L.Value), tok(L.Value), opt_sc(tok(L.Units)), tok(L.Newline)),
+  ([name, cur, max]) => ({ name: name.text, cur: limitValue(cur.text), max: limitValue(max.text) }),
+);
+
+/**
+ * The resource limits in /proc/PID/limits, in RLIMIT_* order. Anyone may
+ * read them, where prlimit(2) on another user's task needs CAP_SYS_RESOURCE.
+ */
+export function parseLimits(text: string): { name: string; cur: bigint; max: bigint }[] {
+  return run('limits', limitsLexer, apply(seq(tok(L.Header), rep_sc(limitLine)), ([, lines]) => lines), text);
+}
+
 // ---- convenience readers ------------------------------------------------------
 
 export function readProc(pid: number, file: string): string {
@@ -133,6 +158,7 @@ export function readProc(pid: number, file: string): string {
 export const procMaps = (pid: number) => parseMaps(readProc(pid, 'maps'));
 export const procStat = (pid: number) => parseStat(readProc(pid, 'stat'));
 export const procStatus = (pid: number) => parseKeyValues(readProc(pid, 'status'));
+export const procLimits = (pid: number) => parseLimits(readProc(pid, 'limits'));
 export const procFdinfo = (pid: number, fd: number) => parseKeyValues(readProc(pid, `fdinfo/${fd}`));
 
 /** A hex signal mask from status (SigBlk, SigCgt, …) as a bigint. */

@@ -8,7 +8,7 @@ export const NR = {
   getpid: 39, fcntl: 72, chdir: 80, fchdir: 81, umask: 95, setgroups: 116, setresuid: 117,
   setresgid: 119, sigaltstack: 131, personality: 135, prctl: 157, arch_prctl: 158,
   restart_syscall: 219, close_range: 436, clone3: 435, openat: 257, dup3: 292, kcmp: 312, rseq: 334, set_tid_address: 218, set_robust_list: 273, get_robust_list: 274, pidfd_open: 434, pidfd_getfd: 438, pipe2: 293,
-  uname: 63, sethostname: 170, setdomainname: 171, setns: 308,
+  capset: 126, uname: 63, sethostname: 170, setdomainname: 171, setns: 308,
   shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgsnd: 69, msgrcv: 70, msgctl: 71,
 } as const;
 
@@ -45,7 +45,14 @@ export const SEM = { GETALL: 13, SETALL: 17 } as const;
 export const SIG = { KILL: 9, STOP: 19, CONT: 18, TRAP: 5 } as const;
 
 /** prctl(PR_SET_MM, PR_SET_MM_MAP, ...) and friends. */
-export const PR = { GET_TID_ADDRESS: 40, SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, SET_NAME: 15, SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15 } as const;
+export const PR = {
+  GET_TID_ADDRESS: 40, SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, SET_NAME: 15, SET_MM: 35, SET_MM_MAP: 14, SET_MM_MAP_SIZE: 15,
+  SET_KEEPCAPS: 8, CAPBSET_DROP: 24, GET_SECUREBITS: 27, SET_SECUREBITS: 28, SET_NO_NEW_PRIVS: 38, CAP_AMBIENT: 47,
+  CAP_AMBIENT_RAISE: 2,
+} as const;
+
+/** securebits (linux/securebits.h) */
+export const SECBIT_KEEP_CAPS = 1 << 4;
 export const ARCH_MAP_VDSO_64 = 0x2003;
 
 /** Return codes a syscall interrupted by a stop leaves in rax (never seen by userspace). */

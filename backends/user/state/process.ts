@@ -1,15 +1,17 @@
 /**
  * What else a process is: its working directory, name, umask, personality,
  * resource limits and credentials. Credentials are set last and by the task
- * itself, so the kernel lets it take only ids its restorer could give it.
+ * itself, so the kernel lets it take only ids and capabilities its restorer
+ * could give it; and it takes the image's, so a task that ran with fewer
+ * rights than its restorer does not come back with the restorer's.
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { procStat, procStatus } from '../../../userspace/proc/parse.js';
-import { NR, PR, RLIMIT_NAMES, SIG } from '../../../userspace/sys/constants.js';
+import { procLimits, procStat, procStatus } from '../../../userspace/proc/parse.js';
+import { NR, PR, RLIMIT_NAMES, SECBIT_KEEP_CAPS, SIG } from '../../../userspace/sys/constants.js';
 import { kill, prlimit } from '../../../userspace/sys/libc.js';
 import { readImage } from '../image.js';
-import { defineState } from './module.js';
+import { defineState, type DumpTask, type RestoreTask } from './module.js';
 
 interface Rlimit {
   resource: number;
@@ -20,7 +22,7 @@ interface Rlimit {
 export interface ProcessImage {
   cwd: string;
   rlimits: Rlimit[];
-  creds: { uids: number[]; gids: number[]; groups: number[] };
+  creds: Creds;
   comm: string;
   umask: number;
   personality: number;
@@ -29,7 +31,101 @@ export interface ProcessImage {
   stopped: boolean;
 }
 
+interface Creds {
+  uids: number[];
+  gids: number[];
+  groups: number[];
+  cap_inheritable: bigint;
+  cap_permitted: bigint;
+  cap_effective: bigint;
+  cap_bounding: bigint;
+  cap_ambient: bigint;
+  securebits: number;
+  no_new_privs: boolean;
+}
+
 const ids = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean).map(Number);
+const capSet = (v: string | undefined) => BigInt(`0x${v ?? '0'}`);
+const capList = (set: bigint) => [...Array(64).keys()].filter((c) => (set >> BigInt(c)) & 1n);
+
+function dumpRlimits(pid: number): Rlimit[] {
+  const limits = procLimits(pid);
+  if (limits.length !== RLIMIT_NAMES.length) throw new CrError(`pid ${pid}: /proc/${pid}/limits lists ${limits.length} limits, expected ${RLIMIT_NAMES.length}`);
+  return limits.map(({ cur, max }, resource) => ({ resource, cur, max }));
+}
+
+/** The credentials and capability state of a stopped task (securebits through prctl in the task). */
+function dumpCreds(task: DumpTask, status: Map<string, string>): Creds {
+  task.inj.reset();
+  const securebits = Number(task.tracee.syscallOk('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0));
+  return {
+    uids: ids(status.get('Uid')),
+    gids: ids(status.get('Gid')),
+    groups: ids(status.get('Groups')),
+    cap_inheritable: capSet(status.get('CapInh')),
+    cap_permitted: capSet(status.get('CapPrm')),
+    cap_effective: capSet(status.get('CapEff')),
+    cap_bounding: capSet(status.get('CapBnd')),
+    cap_ambient: capSet(status.get('CapAmb')),
+    securebits,
+    no_new_privs: status.get('NoNewPrivs') === '1',
+  };
+}
+
+/**
+ * In the task, in the order the kernel allows: the bounding set and
+ * securebits while it still has its restorer's CAP_SETPCAP, then the ids
+ * with KEEP_CAPS so setresuid leaves the permitted set alone, then the
+ * capability sets, ambient capabilities, the task's own KEEP_CAPS and
+ * no_new_privs. Each step fails (and restore stops) where the restorer
+ * lacks the right: restore never grants more than the caller has.
+ */
+function restoreCreds(task: RestoreTask, c: Creds): void {
+  const { tracee, inj } = task;
+  const denied = (what: string) => `pid ${task.pid}: not allowed to restore ${what} (restore never grants more than the caller has)`;
+  const current = procStatus(task.pid);
+  for (const cap of capList(capSet(current.get('CapBnd')) & ~c.cap_bounding)) {
+    if (tracee.syscall(NR.prctl, PR.CAPBSET_DROP, cap, 0, 0, 0) < 0n) throw new CrError(denied(`its bounding set (capability ${cap})`));
+  }
+  const currentBits = Number(tracee.syscallOk('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0));
+  const bits = c.securebits | SECBIT_KEEP_CAPS;
+  if (bits !== currentBits && tracee.syscall(NR.prctl, PR.SET_SECUREBITS, bits, 0, 0, 0) < 0n) {
+    throw new CrError(denied(`securebits 0x${c.securebits.toString(16)}`));
+  }
+
+  // Groups and gids first: after setresuid the task may no longer change them.
+  const [ruid, euid, suid] = c.uids;
+  const [rgid, egid, sgid] = c.gids;
+  inj.reset();
+  const groups = Buffer.alloc(4 * c.groups.length);
+  c.groups.forEach((g, i) => groups.writeUInt32LE(g, i * 4));
+  // An unprivileged restorer may not call setgroups at all, even to keep its own groups.
+  const sameGroups = ids(current.get('Groups')).join() === c.groups.join();
+  if (!sameGroups && tracee.syscall(NR.setgroups, c.groups.length, groups.length ? inj.put(groups) : 0) < 0n) {
+    throw new CrError(denied('its groups'));
+  }
+  if (tracee.syscall(NR.setresgid, rgid, egid, sgid) < 0n) throw new CrError(denied(`gids ${rgid}/${egid}/${sgid}`));
+  if (tracee.syscall(NR.setresuid, ruid, euid, suid) < 0n) throw new CrError(denied(`uids ${ruid}/${euid}/${suid}`));
+
+  // capset(2): a v3 header, then two {effective, permitted, inheritable} words each for caps 0-31 and 32-63
+  const data = Buffer.alloc(8 + 24);
+  data.writeUInt32LE(0x20080522, 0);
+  const words = [c.cap_effective, c.cap_permitted, c.cap_inheritable];
+  words.forEach((set, i) => {
+    data.writeUInt32LE(Number(set & 0xffffffffn), 8 + i * 4);
+    data.writeUInt32LE(Number(set >> 32n), 8 + 12 + i * 4);
+  });
+  inj.reset();
+  const hdr = inj.put(data);
+  if (tracee.syscall(NR.capset, hdr, hdr + 8) < 0n) {
+    throw new CrError(denied(`capabilities (permitted 0x${c.cap_permitted.toString(16)}, inheritable 0x${c.cap_inheritable.toString(16)})`));
+  }
+  for (const cap of capList(c.cap_ambient)) {
+    if (tracee.syscall(NR.prctl, PR.CAP_AMBIENT, PR.CAP_AMBIENT_RAISE, cap, 0, 0) < 0n) throw new CrError(denied(`ambient capability ${cap}`));
+  }
+  if (!(c.securebits & SECBIT_KEEP_CAPS)) tracee.syscallOk('prctl(PR_SET_KEEPCAPS)', NR.prctl, PR.SET_KEEPCAPS, 0, 0, 0, 0);
+  if (c.no_new_privs) tracee.syscallOk('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
 
 export const processState = defineState<ProcessImage>({
   name: 'process',
@@ -45,8 +141,8 @@ export const processState = defineState<ProcessImage>({
     task.tracee.syscallOk('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0);
     task.images.write('process', pid, {
       cwd,
-      rlimits: RLIMIT_NAMES.map((_, resource) => ({ resource, ...prlimit(pid, resource) })),
-      creds: { uids: ids(status.get('Uid')), gids: ids(status.get('Gid')), groups: ids(status.get('Groups')) },
+      rlimits: dumpRlimits(pid),
+      creds: dumpCreds(task, status),
       comm: procStat(pid).comm,
       umask: parseInt(status.get('Umask') ?? '22', 8),
       personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16),
@@ -78,21 +174,7 @@ export const processState = defineState<ProcessImage>({
         throw new CrError(`pid ${task.pid}: cannot set RLIMIT_${RLIMIT_NAMES[r.resource]} (${(err as Error).message})`);
       }
     }
-    // Groups and gids first: after setresuid the task may no longer change them.
-    const [ruid, euid, suid] = img.creds.uids;
-    const [rgid, egid, sgid] = img.creds.gids;
-    inj.reset();
-    const groups = Buffer.alloc(4 * img.creds.groups.length);
-    img.creds.groups.forEach((g, i) => groups.writeUInt32LE(g, i * 4));
-    const denied = (what: string) => `pid ${task.pid}: not allowed to restore ${what} (restore never grants more than the caller has)`;
-    // An unprivileged restorer may not call setgroups at all, even to keep its own groups.
-    const current = procStatus(task.pid);
-    const sameGroups = ids(current.get('Groups')).join() === img.creds.groups.join();
-    if (!sameGroups && tracee.syscall(NR.setgroups, img.creds.groups.length, groups.length ? inj.put(groups) : 0) < 0n) {
-      throw new CrError(denied('its groups'));
-    }
-    if (tracee.syscall(NR.setresgid, rgid, egid, sgid) < 0n) throw new CrError(denied(`gids ${rgid}/${egid}/${sgid}`));
-    if (tracee.syscall(NR.setresuid, ruid, euid, suid) < 0n) throw new CrError(denied(`uids ${ruid}/${euid}/${suid}`));
+    restoreCreds(task, img.creds);
   },
 
   finish(task, img) {
@@ -101,6 +183,10 @@ export const processState = defineState<ProcessImage>({
   },
 
   describe(img) {
-    return [`cwd ${img.cwd}  comm ${img.comm}  uids ${img.creds.uids.join('/')}  gids ${img.creds.gids.join('/')}  umask 0${img.umask.toString(8)}`];
+    const c = img.creds;
+    return [
+      `cwd ${img.cwd}  comm ${img.comm}  uids ${c.uids.join('/')}  gids ${c.gids.join('/')}  umask 0${img.umask.toString(8)}`,
+      `caps: effective 0x${c.cap_effective.toString(16)} permitted 0x${c.cap_permitted.toString(16)} bounding 0x${c.cap_bounding.toString(16)}${c.cap_ambient ? ` ambient 0x${c.cap_ambient.toString(16)}` : ''}${c.no_new_privs ? ' no_new_privs' : ''}`,
+    ];
   },
 });
