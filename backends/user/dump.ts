@@ -15,7 +15,7 @@ import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
 import type { DumpShared, DumpTask } from './state/module.js';
-import { releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
+import { refuseSharedTables, releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
 
 function asCrError(err: unknown): Error {
@@ -82,6 +82,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const stats = { pagesWritten: 0 };
   const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set() };
   try {
+    refuseSharedTables(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
     images.write('inventory', undefined, {
       format_version: FORMAT_VERSION,

@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
 import { procStat, procStatus, statField } from '../../userspace/proc/parse.js';
-import { pidExists, type SysError } from '../../userspace/sys/libc.js';
+import { pidExists, rawSyscall, type SysError } from '../../userspace/sys/libc.js';
+import { NR } from '../../userspace/sys/constants.js';
 import { Tracee } from '../../userspace/sys/ptrace.js';
 import type { Freezer } from '../../userspace/freezer.js';
 import type { TaskEntry } from './inventory.js';
@@ -118,6 +119,32 @@ export function seizeTree(root: number, preseized = new Map<number, Tracee>()): 
     for (const t of preseized.values()) t.detachQuietly();
   }
   return tasks;
+}
+
+/** kcmp(2) types of what clone(2) lets two processes share without being threads of one. */
+const SHAREABLE = [
+  { type: 1, flag: 'CLONE_VM', what: 'one address space' },
+  { type: 2, flag: 'CLONE_FILES', what: 'one fd table' },
+  { type: 3, flag: 'CLONE_FS', what: 'one cwd and umask (fs_struct)' },
+  { type: 4, flag: 'CLONE_SIGHAND', what: 'one signal handler table' },
+];
+
+/**
+ * Processes of the tree that share a table only threads should share are
+ * refused by name: restoring each with its own copy would lose the sharing
+ * silently (an fd one opens would no longer appear in the other).
+ */
+export function refuseSharedTables(tasks: SeizedTask[]): void {
+  const live = tasks.filter((t) => t.threads.length).map((t) => t.entry.pid);
+  for (let i = 0; i < live.length; i++) {
+    for (let j = i + 1; j < live.length; j++) {
+      for (const s of SHAREABLE) {
+        if (rawSyscall(NR.kcmp, live[i], live[j], s.type, 0, 0) === 0) {
+          throw new CrError(`pids ${live[i]} and ${live[j]} share ${s.what} (clone ${s.flag} without threads): not supported`);
+        }
+      }
+    }
+  }
 }
 
 /** Let every seized thread go, as it was. */

@@ -134,6 +134,18 @@ test('an unsupported object is refused at dump time, naming it, and the task goe
   child.kill('SIGKILL');
 });
 
+test('processes sharing an fd table or fs_struct without being threads are refused, and go on', async () => {
+  for (const [mode, what] of [['files', 'one fd table \\(clone CLONE_FILES'], ['fs', 'one cwd and umask \\(fs_struct\\) \\(clone CLONE_FS']]) {
+    const run = start('sharedtable', [mode], path.join(tempDir('shtab'), 'out.txt'));
+    await waitLines(run.out, 1);
+    const kid = Number(fs.readFileSync(run.out, 'utf8').split(' ')[2]);
+    oneLineError(await cr(['dump', '-t', String(run.pid), '-D', tempDir('shtabimg')]), new RegExp(`pids ${run.pid} and ${kid} share ${what}`));
+    assert.ok(alive(run.pid) && alive(kid), `${mode}: both processes run on`);
+    run.child.kill('SIGKILL');
+    await run.exited;
+  }
+});
+
 test('cr check reports what the user backend needs', async () => {
   const r = await cr(['check', '--backend=user']);
   assert.is(r.exitCode, 0, r.all);
