@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cr, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
+import { cr, roundTrip, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
 
 test('dup-shared offsets and pipe contents survive dump and restore', async () => {
   const refDir = tempDir('fdref');
@@ -24,6 +24,16 @@ test('dup-shared offsets and pipe contents survive dump and restore', async () =
   const got = withoutPid(fs.readFileSync(run.out, 'utf8'));
   assert.is(got.body, withoutPid(ref).body);
   assert.is(got.pid, run.pid);
+});
+
+test('a sealed memfd mapped shared and an unlinked file come back with contents, seals, offset, and the mapping still writing through', async () => {
+  const dir = tempDir('ghosts');
+  const r = await roundTrip('ghosts', [dir, '25'], 5);
+  assert.match(r.show, /memfd:ghost-memfd 65536 bytes pos 0 seals 0x6/);
+  assert.match(r.show, /unlinked\.txt \(unlinked, 350 bytes saved\) pos \d+0/);
+  assert.match(r.show, /ANON_SHARED +\/memfd:ghost-memfd/);
+  assert.is(r.restored, r.reference);
+  assert.equal(fs.readdirSync(dir), [], 'the recreated file was unlinked again');
 });
 
 test.run();

@@ -44,10 +44,11 @@ const mapsLexer = buildLexer<M>([
   [true, /^\n/g, M.Newline],
 ]);
 const hex = apply(tok(M.Hex), (t) => BigInt(`0x${t.text}`));
+const decimal = apply(tok(M.Hex), (t) => BigInt(t.text)); // the inode column is decimal
 const mapsLine = apply(
   seq(
     seq(hex, tok(M.Dash), hex, tok(M.Perms), hex),
-    seq(tok(M.Hex), tok(M.Colon), tok(M.Hex), hex, opt_sc(tok(M.Path)), tok(M.Newline)),
+    seq(tok(M.Hex), tok(M.Colon), tok(M.Hex), decimal, opt_sc(tok(M.Path)), tok(M.Newline)),
   ),
   ([[start, , end, perms, offset], [major, , minor, inode, path]]): MapsEntry => ({
     start, end, offset, inode,

@@ -1,9 +1,11 @@
 /**
  * Regular files, directories and stateless character devices (/dev/null,
  * /dev/zero, /dev/urandom…): reopened by path with their flags, at their
- * offset.
+ * offset. A file that was open but unlinked keeps its contents in the
+ * image; restore recreates it, opens it and unlinks it again.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { decodeMessage, encodeMessage } from '../image.js';
@@ -14,6 +16,17 @@ interface RegFile {
   size: bigint;
   mode: number;
   chr: boolean;
+  deleted: boolean;
+  contents: Buffer;
+}
+
+const DELETED = ' (deleted)';
+/** Contents travel inside the image: keep them to what a message can hold comfortably. */
+const MAX_CONTENTS = 256 << 20;
+
+/** Where to recreate an unlinked file: its old name if free, else a fresh one beside it. */
+function ghostPath(path: string, pid: number, id: number): string {
+  return fs.existsSync(path) ? `${path}.cr-restore-${pid}-${id}` : path;
 }
 
 const STATELESS_DEVICES = new Set(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom']);
@@ -31,28 +44,48 @@ export const regFiles: FdType = {
   },
 
   dump(_task, f) {
-    if (!f.target.startsWith('/') || f.target.endsWith(' (deleted)')) {
+    const deleted = f.stat.isFile() && f.target.endsWith(DELETED) && f.stat.nlink === 0n;
+    if (!f.target.startsWith('/') || (f.target.endsWith(DELETED) && !deleted)) {
       throw new CrError(`pid ${f.pid} fd ${f.fd}: ${f.target} is not a file that can be reopened`);
     }
+    if (deleted && f.stat.size > BigInt(MAX_CONTENTS)) {
+      throw new CrError(`pid ${f.pid} fd ${f.fd}: unlinked file ${f.target} of ${f.stat.size} bytes is larger than ${MAX_CONTENTS >> 20} MiB`);
+    }
     const chr = f.stat.isCharacterDevice();
-    return encodeMessage('RegFile', { path: f.target, size: chr ? 0n : f.stat.size, mode: Number(f.stat.mode & 0o7777n), chr });
+    return encodeMessage('RegFile', {
+      path: deleted ? f.target.slice(0, -DELETED.length) : f.target,
+      size: chr ? 0n : f.stat.size,
+      mode: Number(f.stat.mode & 0o7777n),
+      chr,
+      deleted,
+      // Read through our own open of the same file: nobody's offset moves.
+      contents: deleted ? fs.readFileSync(`/proc/${f.pid}/fd/${f.fd}`) : Buffer.alloc(0),
+    });
   },
 
   check(file, where) {
     const reg = payloadOf(file, where);
-    if (!fs.existsSync(reg.path)) throw new CrError(`${where}: ${reg.path} no longer exists`);
+    const needed = reg.deleted ? path.dirname(reg.path) : reg.path;
+    if (!fs.existsSync(needed)) throw new CrError(`${where}: ${needed} no longer exists`);
   },
 
   open(task, file) {
     const reg = payloadOf(file, `pid ${task.pid} file ${file.id}`);
+    const at = reg.deleted ? ghostPath(reg.path, task.pid, file.id) : reg.path;
+    if (reg.deleted) fs.writeFileSync(at, reg.contents, { mode: reg.mode, flag: 'wx' });
     task.inj.reset();
-    const fd = Number(task.tracee.syscallOk(`open ${reg.path}`, NR.open, task.inj.putString(reg.path), file.flags & ~CREATE_FLAGS, 0));
+    let fd: number;
+    try {
+      fd = Number(task.tracee.syscallOk(`open ${at}`, NR.open, task.inj.putString(at), file.flags & ~CREATE_FLAGS, 0));
+    } finally {
+      if (reg.deleted) fs.unlinkSync(at);
+    }
     if (!reg.chr && file.pos) task.tracee.syscallOk(`lseek ${reg.path}`, NR.lseek, fd, file.pos, SEEK_SET);
     return liftFd(task, fd);
   },
 
   describe(file) {
     const reg = payloadOf(file, `file ${file.id}`);
-    return reg.chr ? `${reg.path}` : `${reg.path} pos ${file.pos}`;
+    return reg.chr ? `${reg.path}` : `${reg.path}${reg.deleted ? ` (unlinked, ${reg.contents.length} bytes saved)` : ''} pos ${file.pos}`;
   },
 };

@@ -17,6 +17,7 @@ import { eventfds } from './eventfd.js';
 import { eventpolls } from './eventpoll.js';
 import { liftFd, takeFromTask, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
 import { regFiles } from './files-reg.js';
+import { memfds } from './memfd.js';
 import { defineState, type DumpTask } from './module.js';
 import { pipes } from './pipes.js';
 import { signalfds } from './signalfd.js';
@@ -35,7 +36,7 @@ export interface FilesImage {
 }
 
 const INHERIT = 'inherit';
-const FD_TYPES: FdType[] = [regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets];
+const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets];
 const KCMP_FILE = 0;
 const RLIMIT_NOFILE = 7;
 const F_SETFD = 2;

@@ -11,6 +11,7 @@ import { type MapsEntry, procMaps, procStat, statField } from '../../../userspac
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
 import { imageFile, readImage } from '../image.js';
 import { defineState, hex, type DumpTask, type RestoreTask } from './module.js';
+import { MFD_ALLOW_SEALING, memfdName } from './memfd.js';
 import { ownNamespace } from './namespaces.js';
 
 type VmaKind = 'ANON_PRIVATE' | 'ANON_SHARED' | 'FILE_PRIVATE' | 'FILE_SHARED' | 'VDSO' | 'VVAR' | 'SYSV_SHM';
@@ -26,6 +27,7 @@ interface Vma {
   name: string;
   shmem_id: bigint;
   shmid: number;
+  memfd_size: bigint;
 }
 
 interface MmLayout {
@@ -61,7 +63,7 @@ const TASK_SIZE = 0x7ffffffff000n;
 /** How a /proc/PID/maps entry is saved and rebuilt; refuses what this backend cannot. */
 function classify(pid: number, m: MapsEntry): Vma | null {
   const prot = (m.read ? PROT.READ : 0) | (m.write ? PROT.WRITE : 0) | (m.exec ? PROT.EXEC : 0);
-  const base = { start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n, shmid: 0 };
+  const base = { start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n, shmid: 0, memfd_size: 0n };
   const where = `pid ${pid} mapping ${hex(m.start)}-${hex(m.end)}`;
   if (m.path === '[vsyscall]') return null;
   if (m.path === '[vdso]') return { ...base, kind: 'VDSO', name: m.path };
@@ -78,7 +80,13 @@ function classify(pid: number, m: MapsEntry): Vma | null {
     if (!ownNamespace(pid, 'ipc')) throw new CrError(`${where}: ${segment} of the host's IPC namespace is not supported`);
     return { ...base, kind: 'SYSV_SHM', name: m.path, shmid: Number(m.inode) };
   }
-  if (m.path.startsWith('/memfd:')) throw new CrError(`${where}: memfd mapping is not supported`);
+  // A memfd is shmem too: its pages go with the first mapping; restore
+  // recreates it by name (and memfd.ts reopens it for descriptors).
+  if (m.path.startsWith('/memfd:')) {
+    if (!m.shared) throw new CrError(`${where}: a private mapping of a memfd is not supported`);
+    const size = BigInt(fs.statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`).size);
+    return { ...base, kind: 'ANON_SHARED', name: m.path, shmem_id: m.inode, memfd_size: size };
+  }
   if (m.path.endsWith(' (deleted)')) throw new CrError(`${where}: the mapped file ${m.path} was deleted`);
   return { ...base, kind: m.shared ? 'FILE_SHARED' : 'FILE_PRIVATE', path: m.path };
 }
@@ -311,6 +319,9 @@ export const memory = defineState<MmImage>({
         const path = `/proc/${first.pid}/map_files/${first.start.toString(16)}-${first.end.toString(16)}`;
         fd = Number(tracee.syscallOk(`open ${path}`, NR.open, inj.putString(path), O.RDWR | O.CLOEXEC, 0));
         offset = (v.pgoff - first.pgoff) * PAGE;
+      } else if (v.name.startsWith('/memfd:')) {
+        fd = Number(tracee.syscallOk(`memfd_create ${v.name}`, NR.memfd_create, inj.putString(memfdName(v.name)), MFD_ALLOW_SEALING));
+        tracee.syscallOk(`ftruncate ${v.name}`, NR.ftruncate, fd, v.memfd_size);
       } else if (v.kind === 'FILE_PRIVATE' || v.kind === 'FILE_SHARED') {
         const mode = v.kind === 'FILE_SHARED' && v.prot & PROT.WRITE ? O.RDWR : O.RDONLY;
         fd = Number(tracee.syscallOk(`open ${v.path}`, NR.open, inj.putString(v.path), mode | O.CLOEXEC, 0));
