@@ -17,4 +17,11 @@ test('interval timers keep running with the time they had left', async () => {
   assert.is(r.restored, r.reference);
 });
 
+test('POSIX timers keep their ids (with a gap), clocks, signal value and remaining time', async () => {
+  const r = await roundTrip('ptimers', ['60'], 2);
+  assert.match(r.show, /posix timer 0: clock 1 notify 0 signal 35 \d+ ns left, every 50000000 ns/);
+  assert.match(r.show, /posix timer 2: clock 7 notify 1 \d+ ns left, every 500000000000 ns/);
+  assert.is(r.restored, r.reference);
+});
+
 test.run();

@@ -1,6 +1,6 @@
 /**
  * Signal dispositions (the blocked mask is per thread: cpu.ts), the alternate stack,
- * pending signals with their siginfo, and interval timers.
+ * pending signals with their siginfo, interval timers and POSIX timers.
  * Pending signals are read with PTRACE_PEEKSIGINFO, the thread's queue and
  * the process-shared one apart, and queued again by the task to itself
  * (rt_tgsigqueueinfo / rt_sigqueueinfo: to itself any si_code is allowed),
@@ -8,12 +8,12 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { procStatus, readProc, statusMask } from '../../../userspace/proc/parse.js';
+import { parseKeyValues, procStatus, readProc, statusMask } from '../../../userspace/proc/parse.js';
 import { NR, PTRACE, SIG } from '../../../userspace/sys/constants.js';
 import { ptrace } from '../../../userspace/sys/libc.js';
 import type { Tracee } from '../../../userspace/sys/ptrace.js';
 import { readImage } from '../image.js';
-import { defineState, hex } from './module.js';
+import { defineState, hex, type DumpTask, type RestoreTask } from './module.js';
 
 interface SigAction {
   signo: number;
@@ -29,6 +29,17 @@ interface Itimer {
   value_us: bigint;
 }
 
+interface PosixTimer {
+  id: number;
+  clock: number;
+  notify: number;
+  signo: number;
+  value: bigint;
+  tid: number;
+  interval_ns: bigint;
+  value_ns: bigint;
+}
+
 export interface SignalsImage {
   actions: SigAction[];
   altstack_sp: bigint;
@@ -37,6 +48,7 @@ export interface SignalsImage {
   thread_pending: Buffer[];
   shared_pending: Buffer[];
   itimers: Itimer[];
+  posix_timers: PosixTimer[];
 }
 
 const NSIG = 64;
@@ -52,6 +64,75 @@ const ITIMERS = ['real', 'virtual', 'prof'];
 /** struct itimerval: interval then value, each a timeval (seconds, microseconds). */
 const ITIMERVAL_SIZE = 32;
 const US = 1_000_000n;
+const NS = 1_000_000_000n;
+/** struct itimerspec: interval then value, each a timespec. */
+const ITIMERSPEC_SIZE = 32;
+/** struct sigevent: sigev_value, sigev_signo, sigev_notify, then the thread id. */
+const SIGEVENT_SIZE = 64;
+const SIGEV = { signal: 0, none: 1, thread_id: 4 } as const;
+/** A task recreating timers creates (and deletes) at most this many to reach an id. */
+const MAX_TIMER_ID = 65536;
+
+/** /proc/PID/timers: "ID:", "signal: SIGNO/VALUE", "notify: KIND/pid.N or tid.N", "ClockID:" per timer. */
+function dumpPosixTimers(task: DumpTask): PosixTimer[] {
+  const { tracee, inj } = task;
+  const text = readProc(task.pid, 'timers');
+  return text.split(/^(?=ID:)/m).filter((b) => b.trim()).map((block) => {
+    const kv = parseKeyValues(block.endsWith('\n') ? block : `${block}\n`);
+    const sig = /^(\d+)\/([0-9a-f]+)$/.exec(kv.get('signal') ?? '');
+    const notify = /^(signal|none)\/(pid|tid)\.(\d+)$/.exec(kv.get('notify') ?? '');
+    const id = Number(kv.get('ID'));
+    if (!sig || !notify || !Number.isInteger(id)) throw new CrError(`pid ${task.pid}: cannot read POSIX timer from /proc/${task.pid}/timers: ${JSON.stringify(block)}`);
+    inj.reset();
+    const spec = inj.alloc(ITIMERSPEC_SIZE);
+    tracee.syscallOk(`timer_gettime(${id})`, NR.timer_gettime, id, spec);
+    const b = tracee.readMem(spec, ITIMERSPEC_SIZE);
+    return {
+      id,
+      clock: Number(kv.get('ClockID')),
+      notify: SIGEV[notify[1] as 'signal' | 'none'] | (notify[2] === 'tid' ? SIGEV.thread_id : 0),
+      signo: Number(sig[1]),
+      value: BigInt(`0x${sig[2]}`),
+      tid: notify[2] === 'tid' ? Number(notify[3]) : 0,
+      interval_ns: b.readBigInt64LE(0) * NS + b.readBigInt64LE(8),
+      value_ns: b.readBigInt64LE(16) * NS + b.readBigInt64LE(24),
+    };
+  }).sort((a, b) => a.id - b.id);
+}
+
+/**
+ * timer_create(2) hands out ids in sequence in each process and takes no
+ * wish: create timers until the next one gets the saved id, and delete the
+ * fillers afterwards.
+ */
+function restorePosixTimers(task: RestoreTask, timers: PosixTimer[]): void {
+  const { tracee, inj } = task;
+  const fillers: number[] = [];
+  for (const t of timers) {
+    inj.reset();
+    const ev = Buffer.alloc(SIGEVENT_SIZE);
+    ev.writeBigUInt64LE(t.value, 0);
+    ev.writeInt32LE(t.signo, 8);
+    ev.writeInt32LE(t.notify, 12);
+    ev.writeInt32LE(t.notify & SIGEV.thread_id ? task.shared.nsPids.get(t.tid) ?? t.tid : 0, 16);
+    const evp = inj.put(ev);
+    const idp = inj.alloc(4);
+    for (;;) {
+      tracee.syscallOk(`timer_create for timer ${t.id}`, NR.timer_create, t.clock, evp, idp);
+      const got = tracee.readMem(idp, 4).readInt32LE(0);
+      if (got === t.id) break;
+      if (got > t.id || got > MAX_TIMER_ID) throw new CrError(`pid ${task.pid}: cannot recreate POSIX timer ${t.id} (the kernel gave id ${got})`);
+      fillers.push(got);
+    }
+    if (t.value_ns || t.interval_ns) {
+      const spec = Buffer.alloc(ITIMERSPEC_SIZE);
+      [t.interval_ns / NS, t.interval_ns % NS, t.value_ns / NS, t.value_ns % NS].forEach((v, i) => spec.writeBigInt64LE(v, i * 8));
+      inj.reset();
+      tracee.syscallOk(`timer_settime(${t.id})`, NR.timer_settime, t.id, 0, inj.put(spec), 0);
+    }
+  }
+  for (const id of fillers) tracee.syscallOk(`timer_delete(${id})`, NR.timer_delete, id);
+}
 
 /** The siginfo of every signal pending in one queue, in queue order, left pending. */
 function peekPending(tracee: Tracee, flags: number): Buffer[] {
@@ -95,7 +176,6 @@ export const signals = defineState<SignalsImage>({
     for (const tid of fs.readdirSync(`/proc/${task.pid}/task`).map(Number).filter((t) => t !== task.pid)) {
       if (statusMask(procStatus(tid), 'SigPnd')) throw new CrError(`pid ${task.pid} thread ${tid}: signals pending for one thread other than the first are not supported`);
     }
-    if (readProc(task.pid, 'timers').trim()) throw new CrError(`pid ${task.pid}: POSIX timers (timer_create) are not supported`);
     const itimers: Itimer[] = [];
     ITIMERS.forEach((_, which) => {
       inj.reset();
@@ -113,6 +193,7 @@ export const signals = defineState<SignalsImage>({
       thread_pending: peekPending(tracee, 0),
       shared_pending: peekPending(tracee, PEEKSIGINFO_SHARED),
       itimers,
+      posix_timers: dumpPosixTimers(task),
     });
   },
 
@@ -122,6 +203,9 @@ export const signals = defineState<SignalsImage>({
       if (info.length !== SIGINFO_SIZE || signoOf(info) < 1 || signoOf(info) > NSIG) throw new CrError(`signals-${pid}.img: bad pending signal`);
     }
     if (img.itimers.some((t) => !ITIMERS[t.which])) throw new CrError(`signals-${pid}.img: bad interval timer`);
+    if (img.posix_timers.some((t, i) => t.id < 0 || t.id > MAX_TIMER_ID || (i && t.id <= img.posix_timers[i - 1].id))) {
+      throw new CrError(`signals-${pid}.img: bad POSIX timer list`);
+    }
     return img;
   },
 
@@ -159,6 +243,7 @@ export const signals = defineState<SignalsImage>({
       [t.interval_us / US, t.interval_us % US, value / US, value % US].forEach((v, i) => b.writeBigInt64LE(v, i * 8));
       tracee.syscallOk(`setitimer(${ITIMERS[t.which]})`, NR.setitimer, t.which, inj.put(b), 0);
     }
+    restorePosixTimers(task, img.posix_timers);
   },
 
   describe(img) {
@@ -168,6 +253,7 @@ export const signals = defineState<SignalsImage>({
       ...[...img.thread_pending.map((i) => ['thread', i] as const), ...img.shared_pending.map((i) => ['process', i] as const)].map(
         ([queue, i]) => `  pending for the ${queue}: signal ${signoOf(i)} code ${i.readInt32LE(8)}`),
       ...img.itimers.map((t) => `  itimer ${ITIMERS[t.which]}: ${t.value_us} us left, every ${t.interval_us} us`),
+      ...img.posix_timers.map((t) => `  posix timer ${t.id}: clock ${t.clock} notify ${t.notify}${t.notify & SIGEV.none ? '' : ` signal ${t.signo}`}${t.tid ? ` tid ${t.tid}` : ''} ${t.value_ns ? `${t.value_ns} ns left` : 'disarmed'}, every ${t.interval_ns} ns`),
     ];
   },
 });
