@@ -15,7 +15,7 @@ import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
 import type { DumpShared, DumpTask } from './state/module.js';
-import { refuseSharedTables, releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
+import { checkSharedTables, releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
 
 function asCrError(err: unknown): Error {
@@ -33,7 +33,7 @@ function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, sta
   const maps = procMaps(leader.pid);
   const inj = Injection.begin(leader);
   try {
-    const task: DumpTask = { pid: leader.pid, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
+    const task: DumpTask = { pid: leader.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
     for (const m of STATE_MODULES) {
       m.dump(task);
       log(`pid ${task.pid}: ${m.name} saved`);
@@ -82,7 +82,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const stats = { pagesWritten: 0 };
   const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set() };
   try {
-    refuseSharedTables(tasks);
+    checkSharedTables(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
     images.write('inventory', undefined, {
       format_version: FORMAT_VERSION,

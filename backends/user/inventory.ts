@@ -15,6 +15,8 @@ export interface TaskEntry {
   exit_status: number;
   /** Stopped by a signal when dumped: it is stopped again after restore. */
   stopped: boolean;
+  /** Shares its parent's fd table (created with CLONE_FILES, not a thread). */
+  clone_files: boolean;
 }
 
 export interface Inventory {
@@ -35,7 +37,7 @@ export function readInventory(dir: string): Inventory {
   const seen = new Set<number>();
   for (const [i, t] of inv.tasks.entries()) {
     const threadsOk = t.zombie ? t.threads.length === 0 : t.threads[0] === t.pid;
-    if (t.pid <= 0 || seen.has(t.pid) || (i > 0 && !seen.has(t.ppid)) || !threadsOk || (i === 0 && t.zombie)) {
+    if (t.pid <= 0 || seen.has(t.pid) || (i > 0 && !seen.has(t.ppid)) || !threadsOk || (i === 0 && (t.zombie || t.clone_files)) || (t.zombie && t.clone_files)) {
       throw new CrError(`${file}: corrupted image (bad task tree)`);
     }
     seen.add(t.pid);

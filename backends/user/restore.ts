@@ -65,7 +65,7 @@ async function claimPid(pid: number): Promise<void> {
 
 /** Returns the helper wrapped: awaiting a ResultPromise itself would wait for its exit. */
 async function createTasks(inv: Inventory, detach: boolean, pidns: boolean, nsFlags: number): Promise<{ helper: Helper; hostPids: Map<number, number> }> {
-  const args = [...(pidns ? ['-p'] : []), ...(nsFlags ? ['-n', nsFlags.toString(16)] : []), ...inv.tasks.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie ? `:z${t.exit_status}` : ''}`)];
+  const args = [...(pidns ? ['-p'] : []), ...(nsFlags ? ['-n', nsFlags.toString(16)] : []), ...inv.tasks.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie ? `:z${t.exit_status}` : ''}${t.clone_files ? ':f' : ''}`)];
   const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach));
   // Image pid -> pid as we see it: they differ inside a new pid namespace.
   const ready = new Map<number, number>();

@@ -51,7 +51,7 @@ function entryOf(pid: number, threads: number[]): TaskEntry {
   const zombie = stat.state === 'Z';
   return {
     pid, ppid: Number(statField(stat, 4)), pgid: Number(statField(stat, 5)), sid: Number(statField(stat, 6)), comm: stat.comm,
-    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: stat.state === 'T',
+    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: stat.state === 'T', clone_files: false,
   };
 }
 
@@ -122,25 +122,46 @@ export function seizeTree(root: number, preseized = new Map<number, Tracee>()): 
 }
 
 /** kcmp(2) types of what clone(2) lets two processes share without being threads of one. */
+const KCMP_FILES = 2;
 const SHAREABLE = [
   { type: 1, flag: 'CLONE_VM', what: 'one address space' },
-  { type: 2, flag: 'CLONE_FILES', what: 'one fd table' },
+  { type: KCMP_FILES, flag: 'CLONE_FILES', what: 'one fd table' },
   { type: 3, flag: 'CLONE_FS', what: 'one cwd and umask (fs_struct)' },
   { type: 4, flag: 'CLONE_SIGHAND', what: 'one signal handler table' },
 ];
+const same = (a: number, b: number, type: number) => rawSyscall(NR.kcmp, a, b, type, 0, 0) === 0;
 
 /**
- * Processes of the tree that share a table only threads should share are
- * refused by name: restoring each with its own copy would lose the sharing
+ * What processes share that only threads normally do. An fd table shared
+ * with the parent (clone CLONE_FILES) is marked in the task's entry and
+ * restored shared; any other sharing, or sharing with a task outside the
+ * tree, is refused by name: restoring each with its own copy would lose it
  * silently (an fd one opens would no longer appear in the other).
  */
-export function refuseSharedTables(tasks: SeizedTask[]): void {
-  const live = tasks.filter((t) => t.threads.length).map((t) => t.entry.pid);
+export function checkSharedTables(tasks: SeizedTask[]): void {
+  const live = tasks.filter((t) => t.threads.length).map((t) => t.entry);
+  for (const [i, t] of live.entries()) {
+    if (i === 0) {
+      const outside = Number(statField(procStat(t.pid), 4));
+      // A parent we may not compare with (no ptrace rights) cannot have handed us its table.
+      let shared = false;
+      try {
+        shared = outside > 0 && same(outside, t.pid, KCMP_FILES);
+      } catch {
+        /* not ours to inspect */
+      }
+      if (shared) throw new CrError(`pid ${t.pid} shares its fd table with its parent ${outside}, outside the tree: not supported`);
+    } else if (same(t.ppid, t.pid, KCMP_FILES)) {
+      t.clone_files = true;
+    }
+  }
   for (let i = 0; i < live.length; i++) {
     for (let j = i + 1; j < live.length; j++) {
       for (const s of SHAREABLE) {
-        if (rawSyscall(NR.kcmp, live[i], live[j], s.type, 0, 0) === 0) {
-          throw new CrError(`pids ${live[i]} and ${live[j]} share ${s.what} (clone ${s.flag} without threads): not supported`);
+        // Shared fd tables are fine along parent links: equality is transitive.
+        if (s.type === KCMP_FILES && live[j].clone_files) continue;
+        if (same(live[i].pid, live[j].pid, s.type)) {
+          throw new CrError(`pids ${live[i].pid} and ${live[j].pid} share ${s.what} (clone ${s.flag} without threads): not supported`);
         }
       }
     }

@@ -36,4 +36,11 @@ test('a sealed memfd mapped shared and an unlinked file come back with contents,
   assert.equal(fs.readdirSync(dir), [], 'the recreated file was unlinked again');
 });
 
+test('two processes sharing one fd table (CLONE_FILES) share it again after restore', async () => {
+  const r = await roundTrip('fdtable', ['25'], 5);
+  assert.match(r.show, /fd table: shared with the parent \(CLONE_FILES\)/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /one table: yes/);
+});
+
 test.run();

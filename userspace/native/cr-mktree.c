@@ -5,7 +5,7 @@
  * This is the only part of cr-lab's restore path that forks: Node cannot
  * fork itself safely, and a task's pid can only be chosen at clone time.
  *
- *   cr-mktree [-p] [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS] ...
+ *   cr-mktree [-p] [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS|:f] ...
  *
  * -n gives CLONE_NEW* flags (hex) the root is created with: the restored
  * tree then lives in fresh namespaces of those kinds (UTS, IPC, ...).
@@ -25,7 +25,8 @@
  * sees it, which differs inside a new pid namespace) and then waits in pause() until the restorer
  * (which seizes it with ptrace) replaces its whole state. A task given
  * zSTATUS is a zombie: it ends with that wait status once its place in
- * the tree is taken. A task that cannot be created reports "error PID: ..."
+ * the tree is taken. A task marked f is created with CLONE_FILES: it shares
+ * its parent's fd table, as it did when it was dumped. A task that cannot be created reports "error PID: ..."
  * and the tree exits.
  *
  * cr-mktree itself stays the parent of the root and, when the root ends,
@@ -63,6 +64,7 @@ struct clone_pid_set {
 struct task {
 	pid_t pid, ppid, pgid, sid;
 	int zombie, status;
+	int clone_files;
 };
 
 static struct task tasks[MAX_TASKS];
@@ -167,7 +169,7 @@ static void __attribute__((noreturn)) become_task(int idx)
 
 		if (tasks[i].ppid != t->pid)
 			continue;
-		child = clone_with_pid(tasks[i].pid, 0);
+		child = clone_with_pid(tasks[i].pid, tasks[i].clone_files ? CLONE_FILES : 0);
 		if (child < 0) {
 			report("error %d: %s\n", tasks[i].pid,
 			       errno == EEXIST ? "pid is taken" : strerror(errno));
@@ -279,13 +281,21 @@ int main(int argc, char **argv)
 	}
 	for (i = first; i < argc; i++) {
 		struct task *t = &tasks[nr_tasks++];
-		int n = sscanf(argv[i], "%d:%d:%d:%d:z%d", &t->pid, &t->ppid, &t->pgid, &t->sid, &t->status);
+		int len = 0, n = sscanf(argv[i], "%d:%d:%d:%d%n", &t->pid, &t->ppid, &t->pgid, &t->sid, &len);
+		const char *rest = argv[i] + len;
 
 		if (n < 4 || t->pid < 0 || (t->pid == 0 && !kimage)) {
 			fprintf(stderr, "cr-mktree: bad task '%s'\n", argv[i]);
 			return 2;
 		}
-		t->zombie = n == 5;
+		if (sscanf(rest, ":z%d", &t->status) == 1)
+			t->zombie = 1;
+		else if (!strcmp(rest, ":f"))
+			t->clone_files = 1;
+		else if (*rest) {
+			fprintf(stderr, "cr-mktree: bad task '%s'\n", argv[i]);
+			return 2;
+		}
 	}
 
 	if (kimage) {

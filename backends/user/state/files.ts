@@ -33,6 +33,7 @@ interface Fd {
 export interface FilesImage {
   fds: Fd[];
   files: OpenFileImage[];
+  parent_table: boolean;
 }
 
 const INHERIT = 'inherit';
@@ -72,6 +73,11 @@ export const files = defineState<FilesImage>({
   name: 'files',
 
   dump(task) {
+    // The parent's image holds a table shared with it, and restore shares it again.
+    if (task.entry.clone_files) {
+      task.images.write('files', task.pid, { fds: [], files: [], parent_table: true });
+      return;
+    }
     const fds: Fd[] = [];
     const opened: OpenFileImage[] = [];
     for (const fd of fs.readdirSync(`/proc/${task.pid}/fd`).map(Number).sort((a, b) => a - b)) {
@@ -92,9 +98,12 @@ export const files = defineState<FilesImage>({
     task.images.write('files', task.pid, { fds, files: opened });
   },
 
-  load(dir, { pid }) {
+  load(dir, { pid, clone_files }) {
     const img = readImage<FilesImage>(dir, 'files', pid);
     const where = imageFile(dir, 'files', pid);
+    if (img.parent_table !== clone_files || (img.parent_table && (img.fds.length || img.files.length))) {
+      throw new CrError(`${where}: corrupted image (fd table shared with the parent or not)`);
+    }
     for (const file of img.files) {
       if (file.type === INHERIT) continue;
       const type = FD_TYPES.find((t) => t.type === file.type);
@@ -105,6 +114,7 @@ export const files = defineState<FilesImage>({
   },
 
   restore(task, img) {
+    if (img.parent_table) return; // built by the parent, into the table this task shares
     const { tracee, inj } = task;
     const own = new Map(img.files.map((f) => [f.id, f]));
     // The placeholder holds cr-mktree's descriptors: keep only stdio the image inherits.
@@ -152,6 +162,7 @@ export const files = defineState<FilesImage>({
   },
 
   describe(img) {
+    if (img.parent_table) return ['  fd table: shared with the parent (CLONE_FILES)'];
     const byId = new Map(img.files.map((f) => [f.id, f]));
     return img.fds.map((d) => {
       const f = byId.get(d.file_id);

@@ -32,6 +32,7 @@ export interface RestoreShared {
 
 export interface DumpTask {
   pid: number;
+  entry: TaskEntry;
   /** The thread group leader, whose injection session is open. */
   tracee: Tracee;
   /** Every thread, the leader first, all stopped. */
