@@ -27,6 +27,7 @@
 #define CKPT_FDS_MAX		4096
 #define CKPT_VMAS_MAX		65530
 #define CKPT_PAGES_PER_OBJ	64
+#define CKPT_TASKS_MAX		1024
 
 struct ckpt_obj {
 	struct list_head list;
@@ -91,7 +92,9 @@ struct ckpt_ctx {
 	u64 nr_pages;
 };
 
-/* main.c: object hash */
+/* main.c: context, object hash */
+void ckpt_ctx_reset_task(struct ckpt_ctx *ctx);
+void ckpt_ctx_free(struct ckpt_ctx *ctx);
 s32 ckpt_obj_lookup(struct ckpt_ctx *ctx, const void *ptr);
 s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type);
 int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file);
@@ -117,7 +120,7 @@ int restore_header(struct ckpt_ctx *ctx);
 
 /* task.c */
 long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid);
-long restore_self(struct ckpt_ctx *ctx);
+long restore_self(struct ckpt_ctx **ctxp, pid_t root);
 
 /* files.c */
 int checkpoint_fs(struct ckpt_ctx *ctx, struct task_struct *t);

@@ -122,7 +122,33 @@ err:
 	return ERR_PTR(ret);
 }
 
-static void ckpt_ctx_free(struct ckpt_ctx *ctx)
+/* Restart: forget what was parsed for one task (the image and objects stay) */
+void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
+{
+	path_put(&ctx->cwd);
+	memset(&ctx->cwd, 0, sizeof(ctx->cwd));
+	kfree(ctx->fds);
+	ctx->fds = NULL;
+	ctx->nr_fds = 0;
+	kvfree(ctx->vmas);
+	ctx->vmas = NULL;
+	ctx->nr_vmas = 0;
+	if (ctx->new_cred)
+		abort_creds(ctx->new_cred);
+	ctx->new_cred = NULL;
+	ctx->task = NULL;
+	ctx->fs = NULL;
+	ctx->mm = NULL;
+	ctx->cpu = NULL;
+	ctx->fpu = NULL;
+	ctx->signal = NULL;
+	ctx->sigpending = NULL;
+	ctx->rlimits = NULL;
+	ctx->pages_first = NULL;
+	ctx->nr_pages = 0;
+}
+
+void ckpt_ctx_free(struct ckpt_ctx *ctx)
 {
 	struct ckpt_obj *obj, *tmp;
 
@@ -132,11 +158,7 @@ static void ckpt_ctx_free(struct ckpt_ctx *ctx)
 		kfree(obj);
 	}
 	ckpt_obj_free_all(ctx);
-	path_put(&ctx->cwd);
-	kfree(ctx->fds);
-	kvfree(ctx->vmas);
-	if (ctx->new_cred)
-		abort_creds(ctx->new_cred);
+	ckpt_ctx_reset_task(ctx);
 	if (ctx->logfile)
 		fput(ctx->logfile);
 	fput(ctx->file);
@@ -173,12 +195,13 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 		return PTR_ERR(ctx);
 	if (flags & (RESTART_FROZEN | RESTART_GHOST))
 		ret = ckpt_err(ctx, -EINVAL, "restart flags %#lx not supported", flags);
-	else if (pid && !(flags & RESTART_TASKSELF))
+	else if (!(flags & RESTART_TASKSELF))
 		ret = ckpt_err(ctx, -EINVAL,
-			       "only self restart is supported: call restart(0, fd, RESTART_TASKSELF, logfd)");
+			       "only self restart is supported: each task calls restart(root, fd, RESTART_TASKSELF, logfd)");
 	else
-		ret = restore_self(ctx);
-	ckpt_ctx_free(ctx);
+		ret = restore_self(&ctx, pid);	/* may keep ctx for the tree */
+	if (ctx)
+		ckpt_ctx_free(ctx);
 	return ret;
 }
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
-import { imagePath, logPath } from './image.js';
+import { imagePath, logPath, readHeader } from './image.js';
 import { checkpoint, CHECKPOINT_KILL, probe } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
@@ -75,7 +75,8 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     const detail = lastLogLine(logPath(opts.dir));
     throw new CrError(`checkpoint of pid ${pid} failed: ${r.errno}${detail ? `: ${detail}` : ''}`);
   }
-  if (!opts.leaveRunning) await waitGone(pid, 2000);
+  const pids = readHeader(img).tree.map((t) => t.pid);
+  if (!opts.leaveRunning) for (const p of pids) await waitGone(p, 2000);
 
   const num = (re: RegExp): number | undefined => {
     const m = re.exec(logText);
@@ -84,7 +85,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const freezeUs = num(/froze in (\d+) us/);
   const frozenUs = num(/frozen for (\d+) us/);
   return {
-    pids: [pid],
+    pids,
     stats: {
       freezeMs: freezeUs === undefined ? undefined : freezeUs / 1000,
       frozenMs: frozenUs === undefined ? undefined : frozenUs / 1000,

@@ -1,10 +1,11 @@
 /**
- * Restart through restart(2), linux-cr style: a helper creates the task
- * with its original pid (clone_with_pids(2)) and the task calls
- * restart(0, fd, RESTART_TASKSELF, logfd) on itself; on success it returns
- * to userspace as the checkpointed program.  The helper stays its parent,
- * reports "ready PID" or "error PID: why" on fd 3, and exits with the
- * restarted task's status.
+ * Restart through restart(2), linux-cr style: a helper creates the tree
+ * with the original pids, sessions and groups (clone_with_pids(2)) and
+ * every task calls restart(ROOT, fd, RESTART_TASKSELF, logfd) on itself;
+ * the engine rebuilds them one by one and lets them all return into the
+ * checkpointed programs together.  The helper stays the root's parent,
+ * reports "ready PID" per task or "error PID: why" on fd 3, and exits with
+ * the root's status.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,7 +18,7 @@ import { pidExists } from '../../userspace/sys/libc.js';
 import { unsupported } from './dump.js';
 import { imagePath, logPath, readHeader } from './image.js';
 
-/** cr-mktree's -k mode creates the task with clone_with_pids(2) and has it call restart(2). */
+/** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
 export const helperPath = (): string => nativeBin('cr-mktree');
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
@@ -28,17 +29,16 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
   if (opts.pidns) throw new CrError('the kernel backend cannot restore into a new pid namespace yet');
   const { tree } = readHeader(img);
-  if (tree.length !== 1) throw new CrError(`the image holds ${tree.length} tasks; the kernel backend restores one process`);
   const pid = tree[0].pid;
-  if (pidExists(pid)) throw new CrError(`pid ${pid} is in use: cannot restore the task with its original pid`);
+  for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
   const why = unsupported();
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), `${pid}:0:0:0`], {
+  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}`)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
-  let ready = false;
+  const ready = new Set<number>();
   const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
   for await (const line of lines) {
     const m = /^(ready|error) (-?\d+)(?: \d+|: (.*))?$/.exec(line);
@@ -48,12 +48,12 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       throw new CrError(`restart of pid ${pid} failed: ${m[3]}`);
     }
     if (m?.[1] === 'ready') {
-      ready = true;
+      ready.add(Number(m[2]));
       log(`pid ${m[2]} restarted`);
-      break;
+      if (ready.size === tree.length) break;
     }
   }
-  if (!ready) {
+  if (ready.size !== tree.length) {
     const r = await helper;
     throw new CrError(`cr-mktree failed (${r.signal ?? `exit ${r.exitCode}`})`);
   }
@@ -62,7 +62,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     helper.stdio[3]?.destroy();
   }
   return {
-    pids: [pid],
+    pids: tree.map((t) => t.pid),
     stats: { totalMs: performance.now() - t0 },
     async wait(): Promise<ExitStatus> {
       if (opts.detach) throw new CrError('the restored process was detached; nobody waits for it');

@@ -10,10 +10,11 @@
  * -n gives CLONE_NEW* flags (hex) the root is created with: the restored
  * tree then lives in fresh namespaces of those kinds (UTS, IPC, ...).
  * -k IMAGE LOGFILE restarts from an in-kernel checkpoint image instead (the
- * kernel backend): the one task is created with clone_with_pids(2) and
- * calls restart(0, fd, RESTART_TASKSELF, logfd), which returns into the
- * checkpointed program; the engine's log is appended to LOGFILE and tells
- * whether it worked.
+ * kernel backend): the tasks are created the same way but with
+ * clone_with_pids(2), and each, once its children exist, calls
+ * restart(ROOT, fd, RESTART_TASKSELF, logfd), which returns into the
+ * checkpointed program when the whole tree is rebuilt; the engine's log is
+ * appended to LOGFILE and tells whether it worked.
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
  * their original pids inside it.
@@ -69,6 +70,9 @@ struct task {
 
 static struct task tasks[MAX_TASKS];
 static int nr_tasks;
+/* -k: the image, and the pipe the engine logs into for every task */
+static const char *kimage;
+static int klog_pipe[2] = { -1, -1 };
 
 static void report(const char *fmt, ...)
 {
@@ -97,6 +101,19 @@ static pid_t clone_with_pid(pid_t pid, uint64_t flags)
 		args.set_tid_size = 1;
 	}
 	return syscall(SYS_clone3, &args, sizeof(args));
+}
+
+/* -k: the same with clone_with_pids(2), the kernel backend's own call */
+static pid_t clone_with_pids(pid_t pid, uint64_t flags)
+{
+	struct clone_pid_set set = { pid ? 1 : 0, 0, (uintptr_t)&pid };	/* 0: any pid */
+
+	return syscall(NR_clone_with_pids, SIGCHLD | flags, 0, NULL, NULL, &set);
+}
+
+static pid_t create_task(pid_t pid, uint64_t flags)
+{
+	return kimage ? clone_with_pids(pid, flags) : clone_with_pid(pid, flags);
 }
 
 /* Our pid in the pid namespace of the /proc we see: the restorer's. */
@@ -169,14 +186,23 @@ static void __attribute__((noreturn)) become_task(int idx)
 
 		if (tasks[i].ppid != t->pid)
 			continue;
-		child = clone_with_pid(tasks[i].pid, tasks[i].clone_files ? CLONE_FILES : 0);
+		child = create_task(tasks[i].pid, tasks[i].clone_files ? CLONE_FILES : 0);
 		if (child < 0) {
 			report("error %d: %s\n", tasks[i].pid,
-			       errno == EEXIST ? "pid is taken" : strerror(errno));
+			       errno == EEXIST || errno == EBUSY ? "pid is taken" : strerror(errno));
 			_exit(125);
 		}
 		if (child == 0)
 			become_task(i);
+	}
+	if (kimage) {
+		int fd = open(kimage, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0)
+			syscall(NR_restart, tasks[0].pid, fd, RESTART_TASKSELF, klog_pipe[1]);
+		/* only reached if restart failed before changing this task */
+		dprintf(klog_pipe[1], "cr-mktree: pid %d: restart: %s\n", t->pid, strerror(errno));
+		_exit(125);
 	}
 	report("ready %d %d\n", t->pid, host_pid());
 	if (t->zombie)
@@ -199,66 +225,57 @@ static void quiet_stdio(void)
 }
 
 /*
- * -k: create the task with clone_with_pids(2) and let it restart itself
- * from @image; returns the task's pid once the engine said it restarted.
+ * -k: copy the engine's log from every task to @logpath until all have
+ * restarted (their fd tables, and our pipe with them, replaced) or died;
+ * report each task ready, or the engine's error and exit.
  */
-static pid_t kernel_restart(pid_t pid, const char *image, const char *logpath)
+static void kernel_wait_restarted(const char *logpath)
 {
-	struct clone_pid_set set = { pid ? 1 : 0, 0, (uintptr_t)&pid };	/* 0: any pid */
-	int pipefd[2], logfile, status;
-	char log[8192], *line, *why = NULL, *save = NULL;
+	int logfile = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	char buf[4096], last[512] = "", error[512] = "";
+	int i, restarted = 0;
 	size_t len = 0;
-	pid_t child;
 	ssize_t n;
 
-	logfile = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (logfile < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
-		report("error %d: %s: %s\n", pid, logpath, strerror(errno));
-		exit(125);
-	}
-	child = syscall(NR_clone_with_pids, SIGCHLD, 0, NULL, NULL, &set);
-	if (child < 0) {
-		report("error %d: clone_with_pids: %s\n", pid,
-		       errno == EBUSY ? "pid is taken" : strerror(errno));
-		exit(125);
-	}
-	if (child == 0) {
-		int fd = open(image, O_RDONLY | O_CLOEXEC);
+	for (;;) {
+		char *line = buf, *nl;
 
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0)
-			syscall(NR_restart, 0, fd, RESTART_TASKSELF, pipefd[1]);
-		/* only reached if restart failed before changing this task */
-		dprintf(pipefd[1], "cr-mktree: error: %s: %s\n", image, strerror(errno));
-		_exit(125);
-	}
-	close(pipefd[1]);
-	while ((n = read(pipefd[0], log + len, sizeof(log) - 1 - len)) > 0 || (n < 0 && errno == EINTR)) {
-		if (n <= 0)
+		n = read(klog_pipe[0], buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (write(logfile, log + len, n) < 0)
+		if (n <= 0)
 			break;
+		if (logfile >= 0 && write(logfile, buf + len, n) != n) {
+			close(logfile);
+			logfile = -1;
+		}
 		len += n;
-		if (len == sizeof(log) - 1)
-			len = 0;	/* only the tail matters */
+		buf[len] = 0;
+		for (; (nl = strchr(line, '\n')); line = nl + 1) {
+			*nl = 0;
+			if (strstr(line, "restarted pid "))
+				restarted++;
+			else if (!error[0] && strstr(line, "error"))
+				snprintf(error, sizeof(error), "%.500s", line);
+			snprintf(last, sizeof(last), "%.500s", line);
+		}
+		len = buf + len - line;
+		memmove(buf, line, len);
+		if (len == sizeof(buf) - 1)
+			len = 0;	/* a line too long to matter */
 	}
-	log[len] = 0;
-	close(pipefd[0]);
-	if (strstr(log, "restarted pid"))
-		return child;
-
-	waitpid(child, &status, 0);
-	/* the engine's own error line says most; else the last line */
-	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		if (!why || !strstr(why, "error"))
-			why = line;
-	report("error %d: %s\n", pid, why ? why : "restart failed");
+	if (restarted == nr_tasks) {
+		for (i = 0; i < nr_tasks; i++)
+			report("ready %d %d\n", tasks[i].pid, tasks[i].pid);
+		return;
+	}
+	report("error %d: %s\n", tasks[0].pid, error[0] ? error : last[0] ? last : "restart failed");
 	exit(125);
 }
 
 int main(int argc, char **argv)
 {
-	const char *kimage = NULL, *klog = NULL;
+	const char *klog = NULL;
 	uint64_t ns_flags = 0;
 	int i, first = 1, pidns = 0, status;
 	pid_t root;
@@ -299,13 +316,14 @@ int main(int argc, char **argv)
 	}
 
 	if (kimage) {
-		if (nr_tasks != 1 || pidns || ns_flags) {
-			fprintf(stderr, "cr-mktree: -k restarts one task, in our namespaces\n");
+		if (pidns || ns_flags) {
+			fprintf(stderr, "cr-mktree: -k restarts in our namespaces\n");
 			return 2;
 		}
-		root = kernel_restart(tasks[0].pid, kimage, klog);
-		report("ready %d %d\n", root, root);
-		goto parent;
+		if (pipe(klog_pipe) < 0) {
+			report("error %d: pipe: %s\n", tasks[0].pid, strerror(errno));
+			return 125;
+		}
 	}
 
 	if (pidns) {
@@ -326,10 +344,10 @@ int main(int argc, char **argv)
 		}
 	}
 
-	root = clone_with_pid(tasks[0].pid, ns_flags);
+	root = create_task(tasks[0].pid, ns_flags);
 	if (root < 0) {
 		report("error %d: %s\n", tasks[0].pid,
-		       errno == EEXIST ? "pid is taken" : strerror(errno));
+		       errno == EEXIST || errno == EBUSY ? "pid is taken" : strerror(errno));
 		return 125;
 	}
 	if (root == 0) {
@@ -337,7 +355,10 @@ int main(int argc, char **argv)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		become_task(0);
 	}
-parent:
+	if (kimage) {
+		close(klog_pipe[1]);
+		kernel_wait_restarted(klog);
+	}
 	close(STATUS_FD);
 	/*
 	 * Only the restored tasks may hold on to our caller's stdio: a caller

@@ -13,8 +13,8 @@
  * with the number of failures.
  *
  * MODEs that must be refused: "itimer" (an armed ITIMER_REAL), "memfd"
- * (an open memfd), "child" (a child process).  They print "ready" and
- * sleep.
+ * (an open memfd), "zombie" (a child that exited, not reaped).  They print
+ * "ready" and sleep.
  */
 #define _GNU_SOURCE
 #include <linux/capability.h>
@@ -71,12 +71,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "memfd")) {
 		if (memfd_create("procstate", 0) < 0)
 			return 100;
-	} else if (!strcmp(argv[1], "child")) {
-		if (fork() == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			pause();
-			_exit(0);
-		}
+	} else if (!strcmp(argv[1], "zombie")) {
+		if (fork() == 0)
+			_exit(7);
+		usleep(100000);
 	}
 	if (strcmp(argv[1], "state")) {
 		printf("ready\n");
