@@ -42,6 +42,7 @@ struct ckpt_objref {
 	s32 objref;
 	u32 type;		/* CKPT_HDR_* of the object that defines it */
 	struct file *file;	/* restart: the object, one reference held */
+	struct file *file2;	/* restart: a pipe's write end (file: its read end) */
 };
 
 /* A VMA found in the image, validated before anything is changed */
@@ -99,6 +100,8 @@ s32 ckpt_obj_lookup(struct ckpt_ctx *ctx, const void *ptr);
 s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type);
 int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file);
 struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref);
+int ckpt_obj_add_pipe(struct ckpt_ctx *ctx, s32 objref, struct file *rd, struct file *wr);
+struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write);
 
 /* image.c: log, errors, object I/O */
 __printf(2, 3) void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...);
@@ -146,6 +149,11 @@ int restore_cpu(struct ckpt_ctx *ctx, long *ax);
 int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_signal(struct ckpt_ctx *ctx);
 void restore_signal(struct ckpt_ctx *ctx);
+
+/* pipe.c */
+bool ckpt_is_pipe(struct file *file);
+int checkpoint_pipe(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
+int restore_pipe_obj(struct ckpt_ctx *ctx);
 
 /* cred.c */
 int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);

@@ -8,7 +8,7 @@
  * follow the fixed part and are padded to 8 bytes.
  *
  * Stream of one task:
- *   TASK SIGNAL SIGPENDING CRED RLIMITS FS (FILE | FD)* MM (FILE | VMA)*
+ *   TASK SIGNAL SIGPENDING CRED RLIMITS FS (PIPE | FILE | FD)* MM (FILE | VMA)*
  *   CPU FPU PAGES*
  */
 #ifndef CRENGINE_CKPT_IMAGE_H
@@ -20,6 +20,7 @@
 #define CKPT_HDR_SIGPENDING	32
 #define CKPT_HDR_CRED		33
 #define CKPT_HDR_RLIMITS	34
+#define CKPT_HDR_PIPE		35
 
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
@@ -98,7 +99,17 @@ enum ckpt_file_kind {
 	CKPT_FILE_REG = 1,	/* regular file, reopened by path */
 	CKPT_FILE_DIR,		/* directory, reopened by path */
 	CKPT_FILE_CHR,		/* /dev/{null,zero,random,urandom} */
+	CKPT_FILE_PIPE,		/* an end of the pipe a PIPE object defines */
 };
+
+/* A pipe, before the first FILE that is one of its ends; then its data */
+struct ckpt_hdr_pipe {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 nr_bytes;		/* in flight, at most CKPT_PIPE_DATA_MAX */
+};
+
+#define CKPT_PIPE_DATA_MAX	65536	/* what a pipe of the default size holds */
 
 /* An open file, defined once and referenced by objref; then its path */
 struct ckpt_hdr_file {
@@ -109,7 +120,7 @@ struct ckpt_hdr_file {
 	__u32 rdev;		/* CKPT_FILE_CHR: the device number */
 	__s64 pos;
 	__u32 path_len;		/* including the NUL */
-	__u32 pad;
+	__s32 pipe;		/* CKPT_FILE_PIPE: the PIPE object's id */
 };
 
 enum ckpt_fd_kind {

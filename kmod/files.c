@@ -50,6 +50,8 @@ static u32 ckpt_file_kind(struct file *file)
 		return CKPT_FILE_DIR;
 	if (S_ISCHR(inode->i_mode) && ckpt_chr_ok(inode->i_rdev))
 		return CKPT_FILE_CHR;
+	if (ckpt_is_pipe(file))
+		return CKPT_FILE_PIPE;
 	return 0;
 }
 
@@ -68,20 +70,29 @@ int checkpoint_file_obj(struct ckpt_ctx *ctx, struct file *file, s32 *objref)
 	if (!h.kind)
 		return ckpt_err(ctx, -EOPNOTSUPP, "file of mode %o is not supported",
 				file_inode(file)->i_mode);
-	if (d_unlinked(file->f_path.dentry))
+	/* a pipe has no path to reopen; a deleted or internal file neither */
+	if (h.kind != CKPT_FILE_PIPE && d_unlinked(file->f_path.dentry))
 		return ckpt_err(ctx, -EOPNOTSUPP, "deleted file %pD is not supported", file);
-	/* memfd, SysV shm, anonymous shmem: no path reopens them */
-	if (file->f_path.mnt->mnt_flags & MNT_INTERNAL)
+	if (h.kind != CKPT_FILE_PIPE && (file->f_path.mnt->mnt_flags & MNT_INTERNAL))
 		return ckpt_err(ctx, -EOPNOTSUPP, "%pD (memfd, SysV shm or another file without a path) is not supported",
 				file);
 
 	buf = __getname();
 	if (!buf)
 		return -ENOMEM;
-	path = d_path(&file->f_path, buf, PATH_MAX);
-	if (IS_ERR(path)) {
-		ret = ckpt_err(ctx, PTR_ERR(path), "no path for %pD", file);
-		goto out;
+	if (h.kind == CKPT_FILE_PIPE) {
+		ret = checkpoint_pipe(ctx, file, &h.pipe);
+		if (ret)
+			goto out;
+		snprintf(buf, PATH_MAX, "pipe:[%lu]", file_inode(file)->i_ino);
+		path = buf;
+	} else {
+		path = d_path(&file->f_path, buf, PATH_MAX);
+		if (IS_ERR(path)) {
+			ret = ckpt_err(ctx, PTR_ERR(path), "no path for %pD", file);
+			goto out;
+		}
+		h.pos = file->f_pos;
 	}
 	ret = ckpt_obj_add(ctx, file, CKPT_HDR_FILE);
 	if (ret < 0)
@@ -89,7 +100,6 @@ int checkpoint_file_obj(struct ckpt_ctx *ctx, struct file *file, s32 *objref)
 	*objref = ret;
 	h.objref = ret;
 	h.f_flags = file->f_flags;
-	h.pos = file->f_pos;
 	if (h.kind == CKPT_FILE_CHR)
 		h.rdev = new_encode_dev(file_inode(file)->i_rdev);
 	h.path_len = strlen(path) + 1;
@@ -125,7 +135,8 @@ int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t)
 		task_unlock(t);
 		h.fd = fd;
 
-		if (ckpt_file_kind(file)) {
+		/* stdio on a pipe is the caller's plumbing: the restarter's is used */
+		if (ckpt_file_kind(file) && !(fd <= 2 && ckpt_is_pipe(file))) {
 			h.kind = CKPT_FD_FILE;
 			ret = checkpoint_file_obj(ctx, file, &h.objref);
 		} else if (fd <= 2) {
@@ -203,6 +214,28 @@ int restore_prepare_fs(struct ckpt_ctx *ctx)
 #define CKPT_OPEN_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | __O_SYNC | \
 			 O_NOATIME | O_DIRECT | O_LARGEFILE | O_DIRECTORY)
 
+/* A pipe end: the end of the (already restored) pipe its access mode says */
+static int restore_pipe_end(struct ckpt_ctx *ctx, struct ckpt_hdr_file *h)
+{
+	unsigned int acc = h->f_flags & O_ACCMODE;
+	struct file *end;
+	int ret;
+
+	if (acc == O_RDWR)
+		return ckpt_err(ctx, -EINVAL, "FILE %d: a pipe end is read or write only", h->objref);
+	end = ckpt_obj_pipe_end(ctx, h->pipe, acc == O_WRONLY);
+	if (!end)
+		return ckpt_err(ctx, -EINVAL, "FILE %d: unknown pipe %d", h->objref, h->pipe);
+	spin_lock(&end->f_lock);
+	end->f_flags = (end->f_flags & ~O_NONBLOCK) | (h->f_flags & O_NONBLOCK);
+	spin_unlock(&end->f_lock);
+	get_file(end);
+	ret = ckpt_obj_add_file(ctx, h->objref, end);
+	if (ret)
+		fput(end);
+	return ret;
+}
+
 /* Reopen the file a FILE object describes and give it its id */
 int restore_file_obj(struct ckpt_ctx *ctx)
 {
@@ -218,12 +251,15 @@ int restore_file_obj(struct ckpt_ctx *ctx)
 	path = ckpt_str(ctx, h, sizeof(*h), h->path_len);
 	if (!path)
 		return -EINVAL;
-	if (h->h.len != sizeof(*h) + ALIGN(h->path_len, 8) || path[0] != '/' ||
+	if (h->h.len != sizeof(*h) + ALIGN(h->path_len, 8) ||
+	    (path[0] != '/' && h->kind != CKPT_FILE_PIPE) ||
 	    h->objref <= 0 || h->pos < 0 || (h->f_flags & O_ACCMODE) == O_ACCMODE ||
-	    h->kind < CKPT_FILE_REG || h->kind > CKPT_FILE_CHR)
+	    h->kind < CKPT_FILE_REG || h->kind > CKPT_FILE_PIPE)
 		return ckpt_err(ctx, -EINVAL, "bad FILE object for %s", path);
 	if (ckpt_obj_file(ctx, h->objref))
 		return ckpt_err(ctx, -EINVAL, "file id %d defined twice", h->objref);
+	if (h->kind == CKPT_FILE_PIPE)
+		return restore_pipe_end(ctx, h);
 
 	file = filp_open(path, h->f_flags & CKPT_OPEN_FLAGS, 0);
 	if (IS_ERR(file))
@@ -264,8 +300,9 @@ int restore_prepare_files(struct ckpt_ctx *ctx)
 	for (;;) {
 		struct ckpt_rfd *r;
 
-		if (ckpt_peek(ctx) == CKPT_HDR_FILE) {
-			ret = restore_file_obj(ctx);
+		if (ckpt_peek(ctx) == CKPT_HDR_PIPE || ckpt_peek(ctx) == CKPT_HDR_FILE) {
+			ret = ckpt_peek(ctx) == CKPT_HDR_PIPE ? restore_pipe_obj(ctx) :
+								restore_file_obj(ctx);
 			if (ret)
 				return ret;
 			continue;

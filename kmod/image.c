@@ -36,6 +36,7 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_SIGPENDING] = "SIGPENDING",
 	[CKPT_HDR_CRED] = "CRED",
 	[CKPT_HDR_RLIMITS] = "RLIMITS",
+	[CKPT_HDR_PIPE] = "PIPE",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

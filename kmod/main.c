@@ -71,6 +71,30 @@ struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
 	return NULL;
 }
 
+/* Restart: @objref names the pipe whose ends are @rd and @wr; the hash owns both */
+int ckpt_obj_add_pipe(struct ckpt_ctx *ctx, s32 objref, struct file *rd, struct file *wr)
+{
+	int ret = ckpt_obj_add_file(ctx, objref, rd);
+	struct ckpt_objref *o;
+
+	if (ret)
+		return ret;
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
+		if (o->objref == objref && o->file == rd)
+			o->file2 = wr;
+	return 0;
+}
+
+struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write)
+{
+	struct ckpt_objref *o;
+
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
+		if (o->objref == objref && o->file2)
+			return write ? o->file2 : o->file;
+	return NULL;
+}
+
 static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 {
 	struct ckpt_objref *o;
@@ -81,6 +105,8 @@ static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 		hash_del(&o->hash);
 		if (o->file)
 			fput(o->file);
+		if (o->file2)
+			fput(o->file2);
 		kfree(o);
 	}
 }

@@ -111,6 +111,28 @@ t('a tree of three processes comes back with its pids, parents and one shared op
   assert.equal(dmesgTrouble(), []);
 });
 
+t('pipes between a parent and its child keep the bytes in flight', async () => {
+  const ref = await execa(kprogram('kpipes'), ['50', '20']);
+  const dir = tempDir('kprun');
+  const images = tempDir('kpimg');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo(kprogram('kpipes'), ['50', '20'], out);
+  await waitFor(out, 'iter 10:');
+
+  const d = await kernelBackend.dump({ pid: child.pid!, dir: images });
+  assert.is(d.pids.length, 2);
+  assert.is(await child.done, 'SIGKILL');
+  const show = (await kernelBackend.describe(images)).lines.join('\n');
+  assert.match(show, /pipe #\d+: 3000 bytes in flight/);
+  assert.match(show, /pipe end of pipe #\d+/);
+
+  const r = await kernelBackend.restore({ dir: images });
+  assert.equal(r.pids, d.pids);
+  assert.equal(await r.wait(), { code: 0, signal: null });
+  assert.is(fs.readFileSync(out, 'utf8'), ref.stdout + '\n');
+  assert.equal(dmesgTrouble(), []);
+});
+
 /** Runs procstate MODE through dump (killing it) and restore; returns its output and status. */
 async function procstateRoundTrip(args: string[]): Promise<{ out: string; status: { code: number | null; signal: string | null }; show: string[] }> {
   const dir = tempDir('kps');
