@@ -63,6 +63,9 @@ static int ckpt_vma_kind(struct ckpt_ctx *ctx, struct vm_area_struct *vma)
 	if (!file)
 		return vma->vm_ops ? -EOPNOTSUPP : CKPT_VMA_ANON;
 	if (IS_PRIVATE(file_inode(file))) {
+		/* SysV shm: its own file wraps the shmem one, and the segment is not ours */
+		if (file->f_op != file_inode(file)->i_fop)
+			goto unsupported;
 		if ((vma->vm_flags & VM_MAYSHARE) &&
 		    file_inode(file)->i_sb->s_magic == TMPFS_MAGIC)
 			return CKPT_VMA_SHANON;

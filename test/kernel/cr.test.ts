@@ -166,7 +166,7 @@ t('restart gives the task its own uid back, not the restarter\'s root', async ()
 });
 
 t('what the engine cannot restore is refused at checkpoint, naming it, and the task runs on', async () => {
-  for (const [mode, why] of [['itimer', /ITIMER_REAL/], ['memfd', /memfd/], ['zombie', /zombie/]] as const) {
+  for (const [mode, why] of [['itimer', /ITIMER_REAL/], ['memfd', /memfd/], ['zombie', /zombie/], ['sysvshm', /SYSV/]] as const) {
     const out = path.join(tempDir('kref'), 'out.txt');
     const child = startTo(kprogram('procstate'), [mode], out);
     await waitFor(out, 'ready');

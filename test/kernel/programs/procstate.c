@@ -13,7 +13,8 @@
  * with the number of failures.
  *
  * MODEs that must be refused: "itimer" (an armed ITIMER_REAL), "memfd"
- * (an open memfd), "zombie" (a child that exited, not reaped).  They print
+ * (an open memfd), "zombie" (a child that exited, not reaped), "sysvshm"
+ * (an attached SysV shared memory segment).  They print
  * "ready" and sleep.
  */
 #define _GNU_SOURCE
@@ -25,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -71,6 +73,12 @@ int main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "memfd")) {
 		if (memfd_create("procstate", 0) < 0)
 			return 100;
+	} else if (!strcmp(argv[1], "sysvshm")) {
+		int id = shmget(IPC_PRIVATE, 65536, IPC_CREAT | 0600);
+
+		if (id < 0 || shmat(id, NULL, 0) == (void *)-1)
+			return 100;
+		shmctl(id, IPC_RMID, NULL);	/* gone once detached */
 	} else if (!strcmp(argv[1], "zombie")) {
 		if (fork() == 0)
 			_exit(7);
