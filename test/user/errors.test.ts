@@ -146,6 +146,17 @@ test('processes sharing an fs_struct without being threads are refused, and go o
   }
 });
 
+test('a seccomp filter, a message queue, a thread with its own uid are refused by name, and the task goes on', async () => {
+  for (const [mode, why] of [['seccomp', 'a seccomp filter'], ['mqueue', 'fd 3: POSIX message queue'], ['threadcreds', 'credentials \\(Uid\\) differ']]) {
+    const run = start('refuse', [mode], path.join(tempDir('refuse'), 'out.txt'));
+    await waitLines(run.out, 1);
+    oneLineError(await cr(['dump', '-t', String(run.pid), '-D', tempDir('refuseimg')]), new RegExp(why));
+    assert.ok(alive(run.pid), `${mode}: the task runs on`);
+    run.child.kill('SIGKILL');
+    await run.exited;
+  }
+});
+
 test('cr check reports what the user backend needs', async () => {
   const r = await cr(['check', '--backend=user']);
   assert.is(r.exitCode, 0, r.all);

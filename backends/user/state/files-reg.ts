@@ -21,6 +21,8 @@ interface RegFile {
 }
 
 const DELETED = ' (deleted)';
+/** statfs f_type of the POSIX message queue file system: its files look regular but are queues. */
+const MQUEUE_MAGIC = 0x19800202;
 /** Contents travel inside the image: keep them to what a message can hold comfortably. */
 const MAX_CONTENTS = 256 << 20;
 
@@ -44,6 +46,9 @@ export const regFiles: FdType = {
   },
 
   dump(_task, f) {
+    if (f.stat.isFile() && fs.statfsSync(`/proc/${f.pid}/fd/${f.fd}`).type === MQUEUE_MAGIC) {
+      throw new CrError(`pid ${f.pid} fd ${f.fd}: POSIX message queue ${f.target} is not supported`);
+    }
     const deleted = f.stat.isFile() && f.target.endsWith(DELETED) && f.stat.nlink === 0n;
     if (!f.target.startsWith('/') || (f.target.endsWith(DELETED) && !deleted)) {
       throw new CrError(`pid ${f.pid} fd ${f.fd}: ${f.target} is not a file that can be reopened`);

@@ -136,6 +136,14 @@ export const processState = defineState<ProcessImage>({
     const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
     if (cwd.endsWith(' (deleted)')) throw new CrError(`pid ${pid}: its working directory ${cwd} was deleted`);
     const status = procStatus(pid);
+    // Restored without it, a sandboxed task would run free: refuse rather than drop it.
+    if (status.get('Seccomp') !== '0') throw new CrError(`pid ${pid}: a seccomp filter (or strict mode) is not supported`);
+    for (const th of task.threads.slice(1)) {
+      const own = procStatus(th.pid);
+      for (const key of ['Uid', 'Gid', 'Groups', 'CapPrm', 'CapEff', 'CapInh', 'CapBnd', 'CapAmb']) {
+        if (own.get(key) !== status.get(key)) throw new CrError(`pid ${pid} thread ${th.pid}: credentials (${key}) differ from the process's: not supported`);
+      }
+    }
     task.inj.reset();
     const sig = task.inj.alloc(4);
     task.tracee.syscallOk('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0);
