@@ -102,6 +102,7 @@ int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file);
 struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref);
 int ckpt_obj_add_pipe(struct ckpt_ctx *ctx, s32 objref, struct file *rd, struct file *wr);
 struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write);
+void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both);
 
 /* image.c: log, errors, object I/O */
 __printf(2, 3) void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...);
@@ -154,6 +155,7 @@ void restore_signal(struct ckpt_ctx *ctx);
 bool ckpt_is_pipe(struct file *file);
 int checkpoint_pipe(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
 int restore_pipe_obj(struct ckpt_ctx *ctx);
+int restore_fifo_data(struct ckpt_ctx *ctx, s32 objref, struct file *fifo);
 
 /* cred.c */
 int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);

@@ -100,9 +100,13 @@ enum ckpt_file_kind {
 	CKPT_FILE_DIR,		/* directory, reopened by path */
 	CKPT_FILE_CHR,		/* /dev/{null,zero,random,urandom} */
 	CKPT_FILE_PIPE,		/* an end of the pipe a PIPE object defines */
+	CKPT_FILE_FIFO,		/* a named pipe, reopened by path; its PIPE holds the data */
 };
 
-/* A pipe, before the first FILE that is one of its ends; then its data */
+/*
+ * A pipe or the pipe of a FIFO, before the first FILE that is one of its
+ * ends; then its data (and, for a FIFO, nothing else: the FILE has the path)
+ */
 struct ckpt_hdr_pipe {
 	struct ckpt_hdr h;
 	__s32 objref;
@@ -120,7 +124,7 @@ struct ckpt_hdr_file {
 	__u32 rdev;		/* CKPT_FILE_CHR: the device number */
 	__s64 pos;
 	__u32 path_len;		/* including the NUL */
-	__s32 pipe;		/* CKPT_FILE_PIPE: the PIPE object's id */
+	__s32 pipe;		/* CKPT_FILE_PIPE, _FIFO: the PIPE object's id */
 };
 
 enum ckpt_fd_kind {

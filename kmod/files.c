@@ -52,6 +52,8 @@ static u32 ckpt_file_kind(struct file *file)
 		return CKPT_FILE_CHR;
 	if (ckpt_is_pipe(file))
 		return CKPT_FILE_PIPE;
+	if (S_ISFIFO(inode->i_mode))
+		return CKPT_FILE_FIFO;
 	return 0;
 }
 
@@ -93,6 +95,13 @@ int checkpoint_file_obj(struct ckpt_ctx *ctx, struct file *file, s32 *objref)
 			goto out;
 		}
 		h.pos = file->f_pos;
+		/* a FIFO's bytes in flight live in its pipe, saved once */
+		if (h.kind == CKPT_FILE_FIFO) {
+			ret = checkpoint_pipe(ctx, file, &h.pipe);
+			if (ret)
+				goto out;
+			h.pos = 0;
+		}
 	}
 	ret = ckpt_obj_add(ctx, file, CKPT_HDR_FILE);
 	if (ret < 0)
@@ -236,6 +245,40 @@ static int restore_pipe_end(struct ckpt_ctx *ctx, struct ckpt_hdr_file *h)
 	return ret;
 }
 
+/* A FIFO end: reopened by path, once its pipe holds the saved bytes */
+static int restore_fifo_end(struct ckpt_ctx *ctx, struct ckpt_hdr_file *h, const char *path)
+{
+	struct file *known = ckpt_obj_pipe_end(ctx, h->pipe, false);
+	struct file *file;
+	int ret;
+
+	if (!known)
+		return ckpt_err(ctx, -EINVAL, "FILE %d: unknown pipe %d", h->objref, h->pipe);
+	if (ckpt_is_pipe(known)) {
+		struct file *both = filp_open(path, O_RDWR | O_NONBLOCK, 0);
+
+		if (IS_ERR(both))
+			return ckpt_err(ctx, PTR_ERR(both), "cannot reopen %s", path);
+		ret = S_ISFIFO(file_inode(both)->i_mode) ? restore_fifo_data(ctx, h->pipe, both) :
+			ckpt_err(ctx, -EINVAL, "%s is no longer a FIFO", path);
+		fput(both);
+		if (ret)
+			return ret;
+	}
+	file = filp_open(path, (h->f_flags & CKPT_OPEN_FLAGS) | O_NONBLOCK, 0);
+	if (IS_ERR(file))
+		return ckpt_err(ctx, PTR_ERR(file), "cannot reopen %s", path);
+	if (!(h->f_flags & O_NONBLOCK)) {
+		spin_lock(&file->f_lock);
+		file->f_flags &= ~O_NONBLOCK;
+		spin_unlock(&file->f_lock);
+	}
+	ret = ckpt_obj_add_file(ctx, h->objref, file);
+	if (ret)
+		fput(file);
+	return ret;
+}
+
 /* Reopen the file a FILE object describes and give it its id */
 int restore_file_obj(struct ckpt_ctx *ctx)
 {
@@ -254,12 +297,14 @@ int restore_file_obj(struct ckpt_ctx *ctx)
 	if (h->h.len != sizeof(*h) + ALIGN(h->path_len, 8) ||
 	    (path[0] != '/' && h->kind != CKPT_FILE_PIPE) ||
 	    h->objref <= 0 || h->pos < 0 || (h->f_flags & O_ACCMODE) == O_ACCMODE ||
-	    h->kind < CKPT_FILE_REG || h->kind > CKPT_FILE_PIPE)
+	    h->kind < CKPT_FILE_REG || h->kind > CKPT_FILE_FIFO)
 		return ckpt_err(ctx, -EINVAL, "bad FILE object for %s", path);
 	if (ckpt_obj_file(ctx, h->objref))
 		return ckpt_err(ctx, -EINVAL, "file id %d defined twice", h->objref);
 	if (h->kind == CKPT_FILE_PIPE)
 		return restore_pipe_end(ctx, h);
+	if (h->kind == CKPT_FILE_FIFO)
+		return restore_fifo_end(ctx, h, path);
 
 	file = filp_open(path, h->f_flags & CKPT_OPEN_FLAGS, 0);
 	if (IS_ERR(file))

@@ -95,6 +95,21 @@ struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write)
 	return NULL;
 }
 
+/* Restart: the pipe @objref is now @both ends of one file (a FIFO's) */
+void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both)
+{
+	struct ckpt_objref *o;
+
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref) {
+		if (o->objref == objref && o->file2) {
+			fput(o->file);
+			fput(o->file2);
+			o->file = get_file(both);
+			o->file2 = get_file(both);
+		}
+	}
+}
+
 static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 {
 	struct ckpt_objref *o;

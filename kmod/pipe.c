@@ -10,8 +10,11 @@
  * kernel patch 0007), writes the data back into it, and hands its ends to
  * every FILE that names it, in any task of the tree.
  *
- * Named pipes (FIFOs), packet-mode pipes (O_DIRECT) and pipes holding more
- * than a pipe of the default size holds are refused.
+ * A FIFO is a file reopened by path whose pipe is saved the same way: the
+ * first of its ends to be reopened opens it for reading and writing (so no
+ * later open blocks, and the pipe lives until the tree is rebuilt) and
+ * takes the bytes over.  Packet-mode pipes (O_DIRECT) and pipes holding
+ * more than a pipe of the default size holds are refused.
  */
 
 #include <linux/file.h>
@@ -124,4 +127,32 @@ err:
 	fput(ends[0]);
 	fput(ends[1]);
 	return ret;
+}
+
+/* The first reopened end of a FIFO takes over the bytes restore_pipe_obj() saved aside */
+int restore_fifo_data(struct ckpt_ctx *ctx, s32 objref, struct file *fifo)
+{
+	struct file *rd = ckpt_obj_pipe_end(ctx, objref, false);
+	loff_t rpos = 0, wpos = 0;
+	ssize_t n;
+	char *buf;
+
+	if (!rd || !ckpt_is_pipe(rd))
+		return ckpt_err(ctx, -EINVAL, "FIFO: bad pipe id %d", objref);
+	buf = kvmalloc(CKPT_PIPE_DATA_MAX, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	spin_lock(&rd->f_lock);
+	rd->f_flags |= O_NONBLOCK;
+	spin_unlock(&rd->f_lock);
+	n = kernel_read(rd, buf, CKPT_PIPE_DATA_MAX, &rpos);
+	if (n == -EAGAIN)
+		n = 0;
+	if (n > 0 && kernel_write(fifo, buf, n, &wpos) != n)
+		n = -EIO;
+	kvfree(buf);
+	if (n < 0)
+		return ckpt_err(ctx, n, "cannot refill FIFO %pD", fifo);
+	ckpt_obj_pipe_replace(ctx, objref, fifo);
+	return 0;
 }

@@ -141,8 +141,8 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
     } else if (type === T.FS && len >= 16) {
       details.push(`cwd ${cstr(o, 16, len)} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
     } else if (type === T.FILE && len >= 40) {
-      const kind = ['?', 'file', 'dir', 'chardev', 'pipe end'][o.readUInt32LE(12)] ?? '?';
-      const where = kind === 'pipe end' ? `of pipe #${o.readInt32LE(36)}` : `${cstr(o, 40, len)} `;
+      const kind = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo'][o.readUInt32LE(12)] ?? '?';
+      const where = kind === 'pipe end' ? `of pipe #${o.readInt32LE(36)}` : kind === 'fifo' ? `${cstr(o, 40, len)} of pipe #${o.readInt32LE(36)}` : `${cstr(o, 40, len)} `;
       details.push(`file #${o.readInt32LE(8)} ${kind} ${where} flags 0${o.readUInt32LE(16).toString(8)}${kind === 'pipe end' ? '' : ` pos ${o.readBigInt64LE(24)}`}`);
     } else if (type === T.PIPE && len >= 16) {
       details.push(`pipe #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight`);

@@ -111,12 +111,12 @@ t('a tree of three processes comes back with its pids, parents and one shared op
   assert.equal(dmesgTrouble(), []);
 });
 
-t('pipes between a parent and its child keep the bytes in flight', async () => {
-  const ref = await execa(kprogram('kpipes'), ['50', '20']);
+t('pipes and a FIFO between a parent and its child keep the bytes in flight', async () => {
+  const ref = await execa(kprogram('kpipes'), ['50', '20', tempDir('kpref')]);
   const dir = tempDir('kprun');
   const images = tempDir('kpimg');
   const out = path.join(dir, 'out.txt');
-  const child = startTo(kprogram('kpipes'), ['50', '20'], out);
+  const child = startTo(kprogram('kpipes'), ['50', '20', dir], out);
   await waitFor(out, 'iter 10:');
 
   const d = await kernelBackend.dump({ pid: child.pid!, dir: images });
@@ -125,6 +125,8 @@ t('pipes between a parent and its child keep the bytes in flight', async () => {
   const show = (await kernelBackend.describe(images)).lines.join('\n');
   assert.match(show, /pipe #\d+: 3000 bytes in flight/);
   assert.match(show, /pipe end of pipe #\d+/);
+  assert.match(show, /fifo .*\/fifo .*of pipe #\d+/);
+  assert.match(show, /pipe #\d+: 100 bytes in flight/);
 
   const r = await kernelBackend.restore({ dir: images });
   assert.equal(r.pids, d.pids);

@@ -3,10 +3,11 @@
  * kpipes: a parent and a child talking through pipes, with bytes in
  * flight in one of them at any checkpoint.
  *
- *   kpipes ITERATIONS SLEEP_MS
+ *   kpipes ITERATIONS SLEEP_MS DIR
  *
  * Before forking, the parent fills pipe C with 3000 bytes of a pattern
- * that only the child reads, at the very end.  Each iteration the parent
+ * that only the child reads, at the very end, and the FIFO DIR/fifo
+ * (opened for reading and writing) with 100 bytes the child also reads.  Each iteration the parent
  * sends a number down pipe A, the child answers with a function of it up
  * pipe B, and the parent prints both; the parent sends the next number
  * before it reads the answer, so a byte is often in flight.  The child
@@ -14,9 +15,11 @@
  * Two runs print the same.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,18 +27,24 @@
 
 int main(int argc, char **argv)
 {
-	int a[2], b[2], c[2], iters, sleep_ms, i, status;
+	int a[2], b[2], c[2], iters, sleep_ms, i, status, fifo;
+	char path[4096];
 	unsigned char buf[PATTERN];
 	uint32_t v, answer;
 	pid_t child;
 
-	if (argc != 3 || pipe(a) || pipe(b) || pipe(c))
+	if (argc != 4 || pipe(a) || pipe(b) || pipe(c))
 		return 2;
+	snprintf(path, sizeof(path), "%s/fifo", argv[3]);
+	unlink(path);
+	if (mkfifo(path, 0600))
+		return 2;
+	fifo = open(path, O_RDWR);
 	iters = atoi(argv[1]);
 	sleep_ms = atoi(argv[2]);
 	for (i = 0; i < PATTERN; i++)
 		buf[i] = (unsigned char)(i * 7 + 3);
-	if (write(c[1], buf, PATTERN) != PATTERN)
+	if (write(c[1], buf, PATTERN) != PATTERN || fifo < 0 || write(fifo, buf, 100) != 100)
 		return 2;
 	child = fork();
 	if (child < 0)
@@ -56,7 +65,12 @@ int main(int argc, char **argv)
 		for (i = 0; i < got; i++)
 			if (buf[i] != (unsigned char)(i * 7 + 3))
 				return 4;
-		return got == PATTERN ? 0 : 5;
+		if (got != PATTERN || read(fifo, buf, PATTERN) != 100)
+			return 5;
+		for (i = 0; i < 100; i++)
+			if (buf[i] != (unsigned char)(i * 7 + 3))
+				return 6;
+		return 0;
 	}
 	close(a[0]);
 	close(b[1]);
