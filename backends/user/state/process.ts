@@ -137,7 +137,8 @@ export const processState = defineState<ProcessImage>({
     if (cwd.endsWith(' (deleted)')) throw new CrError(`pid ${pid}: its working directory ${cwd} was deleted`);
     const status = procStatus(pid);
     // Restored without it, a sandboxed task would run free: refuse rather than drop it.
-    if (status.get('Seccomp') !== '0') throw new CrError(`pid ${pid}: a seccomp filter (or strict mode) is not supported`);
+    // (A kernel without CONFIG_SECCOMP has no such line, nor filters.)
+    if ((status.get('Seccomp') ?? '0') !== '0') throw new CrError(`pid ${pid}: a seccomp filter (or strict mode) is not supported`);
     for (const th of task.threads.slice(1)) {
       const own = procStatus(th.pid);
       for (const key of ['Uid', 'Gid', 'Groups', 'CapPrm', 'CapEff', 'CapInh', 'CapBnd', 'CapAmb']) {
