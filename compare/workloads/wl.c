@@ -220,6 +220,20 @@ static void pathf(char *out, const char *fmt, ...)
 	snprintf(out, PATH_MAX, "%s/p%d/%s", workdir, my_idx, rel);
 }
 
+/* A file of @n bytes behind @fd, mapped shared and filled with a pattern. */
+static void *map_shared_filled(int fd, size_t n, uint64_t seed, const char *what)
+{
+	void *p;
+
+	if (fd < 0 || ftruncate(fd, n))
+		die(what);
+	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die(what);
+	fill(p, n, seed);
+	return p;
+}
+
 /* ---- modules ------------------------------------------------------------ */
 
 /* Each module builds its state once (setup) and folds it into a hash, either
@@ -319,12 +333,7 @@ static void fmap_shared_setup(long kib)
 	fms_n = (size_t)kib << 10;
 	pathf(path, "fmap-shared");
 	fms_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fms_fd < 0 || ftruncate(fms_fd, fms_n))
-		die("open fmap-shared");
-	fms_p = mmap(NULL, fms_n, PROT_READ | PROT_WRITE, MAP_SHARED, fms_fd, 0);
-	if (fms_p == MAP_FAILED)
-		die("mmap fmap-shared");
-	fill(fms_p, fms_n, 4000 + my_idx);
+	fms_p = map_shared_filled(fms_fd, fms_n, 4000 + my_idx, "fmap-shared");
 }
 static uint64_t fmap_shared_fold(int final)
 {
@@ -688,12 +697,7 @@ static void memfd_setup(long kib)
 {
 	mfd_n = (size_t)(kib < 4 ? 4 : kib) << 10;
 	mfd = memfd_create("wl-memfd", MFD_ALLOW_SEALING);
-	if (mfd < 0 || ftruncate(mfd, mfd_n))
-		die("memfd_create");
-	mfd_p = mmap(NULL, mfd_n, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-	if (mfd_p == MAP_FAILED)
-		die("mmap memfd");
-	fill(mfd_p, mfd_n, 12000 + my_idx);
+	mfd_p = map_shared_filled(mfd, mfd_n, 12000 + my_idx, "memfd");
 	if (fcntl(mfd, F_ADD_SEALS, MFD_SEALS))
 		die("F_ADD_SEALS");
 	lseek(mfd, mfd_n / 2, SEEK_SET);
