@@ -21,6 +21,7 @@
 #define CKPT_HDR_CRED		33
 #define CKPT_HDR_RLIMITS	34
 #define CKPT_HDR_PIPE		35
+#define CKPT_HDR_ZOMBIE		36
 
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
@@ -30,6 +31,13 @@ struct ckpt_hdr_task {
 	__u64 rseq;		/* rseq(2) registration, 0 if none */
 	__u32 rseq_len;
 	__u32 rseq_sig;
+};
+
+/* A zombie of the tree, in place of its TASK ... part: it only ends again */
+struct ckpt_hdr_zombie {
+	struct ckpt_hdr h;
+	__s32 pid;
+	__u32 exit_code;	/* its wait status */
 };
 
 /* blocked mask and handlers of signals 1.._NSIG */

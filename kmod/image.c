@@ -37,6 +37,7 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_CRED] = "CRED",
 	[CKPT_HDR_RLIMITS] = "RLIMITS",
 	[CKPT_HDR_PIPE] = "PIPE",
+	[CKPT_HDR_ZOMBIE] = "ZOMBIE",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

@@ -208,6 +208,8 @@ void restore_signal(struct ckpt_ctx *ctx)
 	 * is what rt_tgsigqueueinfo(2) lets any task do to itself.  A
 	 * process-wide signal comes back as the (only) thread's own.
 	 */
+	/* what the placeholder got (a SIGCHLD from a recreated zombie) is not the task's */
+	flush_signals(current);
 	q = (struct ckpt_sigqueue *)(ctx->sigpending + 1);
 	for (i = 0; i < ctx->sigpending->nr; i++) {
 		kernel_siginfo_t info;

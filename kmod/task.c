@@ -51,8 +51,15 @@ static int ckpt_wait_frozen(struct ckpt_ctx *ctx, struct task_struct *t)
 struct ckpt_tree {
 	struct task_struct *tasks[CKPT_TASKS_MAX];
 	u32 nr;
-	u32 frozen;		/* the first frozen tasks hold a freeze */
+	u32 frozen;		/* the first frozen tasks hold a freeze, zombies excepted */
+	bool zombie[CKPT_TASKS_MAX];
 };
+
+/* A zombie is saved as it is: it cannot freeze, and it only ends again */
+static bool ckpt_zombie(struct task_struct *t)
+{
+	return READ_ONCE(t->exit_state) == EXIT_ZOMBIE;
+}
 
 static bool ckpt_in_tree(struct ckpt_tree *tree, struct task_struct *t)
 {
@@ -121,6 +128,15 @@ static int checkpoint_image(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 	for (i = 0; !ret && i < tree->nr; i++) {
 		struct task_struct *t = tree->tasks[i];
 
+		if (ckpt_zombie(t)) {
+			struct ckpt_hdr_zombie z = {
+				.pid = task_pid_vnr(t),
+				.exit_code = READ_ONCE(t->exit_code),
+			};
+
+			ret = ckpt_write_obj(ctx, &z, CKPT_HDR_ZOMBIE, sizeof(z));
+			continue;
+		}
 		ret = checkpoint_task(ctx, t);
 		if (!ret)
 			ret = checkpoint_signal(ctx, t);	/* SIGNAL, SIGPENDING */
@@ -148,10 +164,12 @@ static int checkpoint_may(struct ckpt_ctx *ctx, struct task_struct *t)
 		return ckpt_err(ctx, -EINVAL, "a task cannot checkpoint itself");
 	if (t->flags & PF_KTHREAD)
 		return ckpt_err(ctx, -EPERM, "pid %d is a kernel thread", pid);
-	if (t->exit_state)
-		return ckpt_err(ctx, -EBUSY, "pid %d is a zombie; zombies are not supported", pid);
 	if (!ptrace_may_access(t, PTRACE_MODE_ATTACH_REALCREDS))
 		return ckpt_err(ctx, -EPERM, "no permission to ptrace pid %d", pid);
+	if (ckpt_zombie(t))
+		return 0;
+	if (t->exit_state)
+		return ckpt_err(ctx, -ESRCH, "pid %d is exiting", pid);
 	if (get_nr_threads(t) != 1)
 		return ckpt_err(ctx, -EBUSY, "pid %d has %d threads; only single-threaded processes are supported",
 				pid, get_nr_threads(t));
@@ -171,9 +189,10 @@ static int checkpoint_may_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 
 		if (ret)
 			return ret;
-		for (j = 0; j < i; j++) {
+		for (j = 0; j < i && !tree->zombie[i]; j++) {
 			struct task_struct *b = tree->tasks[j];
-			const char *what = a->mm == b->mm ? "address space" :
+			const char *what = tree->zombie[j] ? NULL :
+					   a->mm == b->mm ? "address space" :
 					   a->files == b->files ? "fd table" :
 					   a->fs == b->fs ? "fs_struct" : NULL;
 
@@ -199,6 +218,8 @@ static int checkpoint_freeze_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 		u32 before = tree->nr;
 
 		for (; tree->frozen < tree->nr; tree->frozen++) {
+			if (tree->zombie[tree->frozen])
+				continue;
 			ckpt_freeze_task(tree->tasks[tree->frozen]);
 			ret = ckpt_wait_frozen(ctx, tree->tasks[tree->frozen]);
 			if (ret) {
@@ -217,6 +238,7 @@ static int checkpoint_freeze_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 						CKPT_TASKS_MAX);
 			}
 			get_task_struct(p);
+			tree->zombie[tree->nr] = ckpt_zombie(p);
 			tree->tasks[tree->nr++] = p;
 		}
 		rcu_read_unlock();
@@ -255,7 +277,8 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 		return -ENOMEM;
 	}
 	tree->tasks[tree->nr++] = t;
-	ret = checkpoint_may(ctx, t);
+	ret = ckpt_zombie(t) ? ckpt_err(ctx, -ESRCH, "pid %d is a zombie", pid) :
+			       checkpoint_may(ctx, t);
 	if (ret)
 		goto out;
 
@@ -270,7 +293,8 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 	for (i = 0; !ret && (ctx->flags & CHECKPOINT_KILL) && i < tree->nr; i++)
 		send_sig(SIGKILL, tree->tasks[i], 1);
 	for (i = 0; i < tree->frozen; i++)
-		ckpt_thaw_task(tree->tasks[i]);
+		if (!tree->zombie[i])
+			ckpt_thaw_task(tree->tasks[i]);
 	ckpt_msg(ctx, "pid %d: %u tasks froze in %lld us, frozen for %lld us\n", pid, tree->nr,
 		 ktime_us_delta(t1, t0), ktime_us_delta(ktime_get(), t1));
 out:
@@ -381,10 +405,14 @@ static int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
 	obj = ctx->cur;
 	if (obj) {
 		list_for_each_entry_from(obj, &ctx->objs, list) {
-			if (obj->h->type != CKPT_HDR_TASK)
+			if (obj->h->type != CKPT_HDR_TASK && obj->h->type != CKPT_HDR_ZOMBIE)
 				continue;
 			if (n == tree->nr_tasks)
 				return ckpt_err(ctx, -EINVAL, "more TASK objects than the tree has tasks");
+			if (obj->h->type == CKPT_HDR_ZOMBIE && (!n ||
+			    obj->h->len != sizeof(struct ckpt_hdr_zombie) ||
+			    ((struct ckpt_hdr_zombie *)obj->h)->pid != p[n].pid))
+				return ckpt_err(ctx, -EINVAL, "bad ZOMBIE object for pid %d", p[n].pid);
 			g->parts[n++] = obj;
 		}
 	}
@@ -393,6 +421,48 @@ static int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
 				n, tree->nr_tasks);
 	g->pids = p;
 	g->nr_tasks = tree->nr_tasks;
+	return 0;
+}
+
+/* The first task from @i on that restarts (zombies only end again, in userspace) */
+static u32 ckpt_next_live(struct ckpt_group *g, u32 i)
+{
+	while (i < g->nr_tasks && g->parts[i]->h->type == CKPT_HDR_ZOMBIE)
+		i++;
+	return i;
+}
+
+/*
+ * Userspace made this task's zombie children before it called restart;
+ * wait until they are zombies, so their SIGCHLD is in before the signal
+ * state is replaced (and dropped with what the placeholder had).
+ */
+static int ckpt_wait_zombie_children(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
+{
+	u32 j;
+
+	for (j = idx + 1; j < g->nr_tasks; j++) {
+		struct task_struct *t;
+		int waited = 0;
+
+		if (g->pids[j].ppid != g->pids[idx].pid ||
+		    g->parts[j]->h->type != CKPT_HDR_ZOMBIE)
+			continue;
+		{
+			struct pid *p = find_get_pid(g->pids[j].pid);
+
+			t = get_pid_task(p, PIDTYPE_PID);
+			put_pid(p);
+		}
+		while (t && !ckpt_zombie(t) && waited++ < CKPT_FREEZE_TIMEOUT_MS)
+			usleep_range(500, 1000);
+		if (!t || !ckpt_zombie(t)) {
+			if (t)
+				put_task_struct(t);
+			return ckpt_err(ctx, -ESRCH, "zombie %d was not recreated", g->pids[j].pid);
+		}
+		put_task_struct(t);
+	}
 	return 0;
 }
 
@@ -418,7 +488,8 @@ static int restore_prepare(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 		ret = restore_prepare_files(ctx);
 	if (!ret)
 		ret = restore_prepare_mm(ctx);	/* MM, VMAs, CPU, FPU, pages */
-	if (!ret && ckpt_peek(ctx) != (idx + 1 < g->nr_tasks ? CKPT_HDR_TASK : CKPT_HDR_TAIL))
+	if (!ret && (idx + 1 < g->nr_tasks ? ctx->cur != g->parts[idx + 1] :
+					     ckpt_peek(ctx) != CKPT_HDR_TAIL))
 		ret = ckpt_err(ctx, -EINVAL, "unexpected %s object at the end of pid %d",
 			       ckpt_type_name(ckpt_peek(ctx)), g->pids[idx].pid);
 	return ret;
@@ -578,9 +649,18 @@ long restore_self(struct ckpt_ctx **ctxp, pid_t root)
 		ckpt_group_fail(g, ret);
 		goto leave;
 	}
-	ret = ckpt_group_wait(g, READ_ONCE(g->done) == idx);
-	if (ret)
+	if (g->parts[idx]->h->type != CKPT_HDR_TASK) {
+		ret = ckpt_err(ctx, -EINVAL, "pid %d is a zombie in the image", g->pids[idx].pid);
+		ckpt_group_fail(g, ret);
 		goto leave;
+	}
+	ret = ckpt_group_wait(g, READ_ONCE(g->done) == idx);
+	if (!ret)
+		ret = ckpt_wait_zombie_children(ctx, g, idx);
+	if (ret) {
+		ckpt_group_fail(g, ret);
+		goto leave;
+	}
 
 	/* our turn: the shared context is ours until we count ourselves done */
 	ret = restore_prepare(ctx, g, idx);
@@ -600,7 +680,7 @@ long restore_self(struct ckpt_ctx **ctxp, pid_t root)
 	}
 	ckpt_msg(ctx, "restarted pid %d (%s)\n", ctx->task->pid, ctx->task->comm);
 	ckpt_ctx_reset_task(ctx);
-	WRITE_ONCE(g->done, idx + 1);
+	WRITE_ONCE(g->done, ckpt_next_live(g, idx + 1));
 	wake_up_all(&g->wq);
 
 	/* nobody runs until everybody is rebuilt */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
-import { imagePath, logPath, readHeader } from './image.js';
+import { decodeImage, imagePath, logPath } from './image.js';
 import { checkpoint, CHECKPOINT_KILL, probe } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
@@ -75,8 +75,10 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     const detail = lastLogLine(logPath(opts.dir));
     throw new CrError(`checkpoint of pid ${pid} failed: ${r.errno}${detail ? `: ${detail}` : ''}`);
   }
-  const pids = readHeader(img).tree.map((t) => t.pid);
-  if (!opts.leaveRunning) for (const p of pids) await waitGone(p, 2000);
+  const { tree } = decodeImage(img);
+  const pids = tree.map((t) => t.pid);
+  // zombies go when whoever inherits them reaps them
+  if (!opts.leaveRunning) for (const t of tree) if (t.zombie === undefined) await waitGone(t.pid, 2000);
 
   const num = (re: RegExp): number | undefined => {
     const m = re.exec(logText);

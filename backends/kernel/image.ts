@@ -18,9 +18,9 @@ export const IMAGE_VERSION = 1;
 
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
-  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 126: 'ERROR', 127: 'TAIL',
+  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE', 126: 'ERROR', 127: 'TAIL',
 };
-const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ERROR: 126, TAIL: 127 };
+const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36, ERROR: 126, TAIL: 127 };
 const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
 
@@ -46,6 +46,8 @@ export interface TreeTask {
   ppid: number;
   pgid: number;
   sid: number;
+  /** A zombie's wait status (from its ZOMBIE object; full decode only). */
+  zombie?: number;
 }
 
 export interface DecodedImage {
@@ -144,6 +146,10 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       const kind = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo'][o.readUInt32LE(12)] ?? '?';
       const where = kind === 'pipe end' ? `of pipe #${o.readInt32LE(36)}` : kind === 'fifo' ? `${cstr(o, 40, len)} of pipe #${o.readInt32LE(36)}` : `${cstr(o, 40, len)} `;
       details.push(`file #${o.readInt32LE(8)} ${kind} ${where} flags 0${o.readUInt32LE(16).toString(8)}${kind === 'pipe end' ? '' : ` pos ${o.readBigInt64LE(24)}`}`);
+    } else if (type === T.ZOMBIE && len >= 16) {
+      const task = tree?.find((t) => t.pid === o.readInt32LE(8));
+      if (task) task.zombie = o.readUInt32LE(12);
+      details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}`);
     } else if (type === T.PIPE && len >= 16) {
       details.push(`pipe #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight`);
     } else if (type === T.FD && len >= 24) {

@@ -16,7 +16,7 @@ import { CrError } from '../../userspace/errors.js';
 import { nativeBin } from '../../userspace/paths.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { unsupported } from './dump.js';
-import { imagePath, logPath, readHeader } from './image.js';
+import { decodeImage, imagePath, logPath } from './image.js';
 
 /** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
 export const helperPath = (): string => nativeBin('cr-mktree');
@@ -28,14 +28,14 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const img = imagePath(opts.dir);
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
   if (opts.pidns) throw new CrError('the kernel backend cannot restore into a new pid namespace yet');
-  const { tree } = readHeader(img);
+  const { tree } = decodeImage(img);
   const pid = tree[0].pid;
   for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
   const why = unsupported();
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}`)], {
+  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
   const ready = new Set<number>();

@@ -195,6 +195,11 @@ static void __attribute__((noreturn)) become_task(int idx)
 		if (child == 0)
 			become_task(i);
 	}
+	/* -k: the parent reports every task once the engine has restarted them all */
+	if (!kimage)
+		report("ready %d %d\n", t->pid, host_pid());
+	if (t->zombie)
+		become_zombie(t->status);	/* nothing to restore: it only ends again */
 	if (kimage) {
 		int fd = open(kimage, O_RDONLY | O_CLOEXEC);
 
@@ -204,9 +209,6 @@ static void __attribute__((noreturn)) become_task(int idx)
 		dprintf(klog_pipe[1], "cr-mktree: pid %d: restart: %s\n", t->pid, strerror(errno));
 		_exit(125);
 	}
-	report("ready %d %d\n", t->pid, host_pid());
-	if (t->zombie)
-		become_zombie(t->status);
 	for (;;)
 		pause();
 }
@@ -233,7 +235,7 @@ static void kernel_wait_restarted(const char *logpath)
 {
 	int logfile = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	char buf[4096], last[512] = "", error[512] = "";
-	int i, restarted = 0;
+	int i, restarted = 0, live = 0;
 	size_t len = 0;
 	ssize_t n;
 
@@ -264,7 +266,9 @@ static void kernel_wait_restarted(const char *logpath)
 		if (len == sizeof(buf) - 1)
 			len = 0;	/* a line too long to matter */
 	}
-	if (restarted == nr_tasks) {
+	for (i = 0; i < nr_tasks; i++)
+		live += !tasks[i].zombie;
+	if (restarted == live) {
 		for (i = 0; i < nr_tasks; i++)
 			report("ready %d %d\n", tasks[i].pid, tasks[i].pid);
 		return;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * ktree: three processes in a chain (p0 -> p1 -> p2) sharing one open
- * file description, each checking its pid and parent as it computes.
+ * file description, each checking its pid and parent as it computes, and
+ * a child of p0 that exited with status 7 at once and stays a zombie
+ * until p0 reaps it at the end.
  *
  *   ktree DIR ITERATIONS SLEEP_MS
  *
@@ -27,7 +29,7 @@
 int main(int argc, char **argv)
 {
 	int iters, sleep_ms, idx = 0, shared, out, i, status;
-	pid_t child = -1, mypid, myppid;
+	pid_t child = -1, zombie, mypid, myppid;
 	char path[4096], buf[4096] = { 0 };
 	uint64_t sum = 1469598103934665603ULL;
 
@@ -39,6 +41,11 @@ int main(int argc, char **argv)
 	shared = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (shared < 0 || write(shared, buf, sizeof(buf)) != sizeof(buf) || lseek(shared, 0, SEEK_SET))
 		return 2;
+	zombie = fork();
+	if (zombie < 0)
+		return 2;
+	if (zombie == 0)
+		_exit(7);
 	while (idx < 2) {
 		child = fork();
 		if (child < 0)
@@ -70,6 +77,8 @@ int main(int argc, char **argv)
 		waitpid(child, &status, 0);
 		dprintf(out, "child ended with status %d\n", status);
 	}
+	if (!idx && waitpid(zombie, &status, 0) == zombie)
+		dprintf(out, "zombie ended with status 0x%x\n", status);
 	if (!idx)
 		dprintf(out, "shared offset %s\n", lseek(shared, 0, SEEK_CUR) == 3 * iters ? "counted every read" : "WRONG");
 	return 0;

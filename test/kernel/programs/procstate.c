@@ -13,8 +13,7 @@
  * with the number of failures.
  *
  * MODEs that must be refused: "itimer" (an armed ITIMER_REAL), "memfd"
- * (an open memfd), "zombie" (a child that exited, not reaped), "sysvshm"
- * (an attached SysV shared memory segment).  They print
+ * (an open memfd), "sysvshm" (an attached SysV shared memory segment).  They print
  * "ready" and sleep.
  */
 #define _GNU_SOURCE
@@ -79,10 +78,6 @@ int main(int argc, char **argv)
 		if (id < 0 || shmat(id, NULL, 0) == (void *)-1)
 			return 100;
 		shmctl(id, IPC_RMID, NULL);	/* gone once detached */
-	} else if (!strcmp(argv[1], "zombie")) {
-		if (fork() == 0)
-			_exit(7);
-		usleep(100000);
 	}
 	if (strcmp(argv[1], "state")) {
 		printf("ready\n");
