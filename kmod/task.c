@@ -371,6 +371,14 @@ static void ckpt_group_fail(struct ckpt_group *g, int err)
 	READ_ONCE((g)->error);						\
 })
 
+/* A zombie's part: never the root, the size it should be, the pid the tree says */
+static bool restore_zombie_ok(struct ckpt_obj *obj, struct ckpt_pids *p, u32 n)
+{
+	struct ckpt_hdr_zombie *z = (struct ckpt_hdr_zombie *)obj->h;
+
+	return n && obj->h->len == sizeof(*z) && z->pid == p[n].pid;
+}
+
 /* The tree: every pid once, the root first, each parent before its children */
 static int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
 {
@@ -409,9 +417,7 @@ static int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
 				continue;
 			if (n == tree->nr_tasks)
 				return ckpt_err(ctx, -EINVAL, "more TASK objects than the tree has tasks");
-			if (obj->h->type == CKPT_HDR_ZOMBIE && (!n ||
-			    obj->h->len != sizeof(struct ckpt_hdr_zombie) ||
-			    ((struct ckpt_hdr_zombie *)obj->h)->pid != p[n].pid))
+			if (obj->h->type == CKPT_HDR_ZOMBIE && !restore_zombie_ok(obj, p, n))
 				return ckpt_err(ctx, -EINVAL, "bad ZOMBIE object for pid %d", p[n].pid);
 			g->parts[n++] = obj;
 		}
