@@ -186,6 +186,7 @@ void restore_signal(struct ckpt_ctx *ctx)
 	struct ckpt_hdr_signal *h = ctx->signal;
 	struct ckpt_sigqueue *q;
 	sigset_t blocked;
+	bool fatal;
 	u32 i;
 
 	spin_lock_irq(&current->sighand->siglock);
@@ -209,7 +210,10 @@ void restore_signal(struct ckpt_ctx *ctx)
 	 * process-wide signal comes back as the (only) thread's own.
 	 */
 	/* what the placeholder got (a SIGCHLD from a recreated zombie) is not the task's */
+	fatal = fatal_signal_pending(current);
 	flush_signals(current);
+	if (fatal)
+		force_sig(SIGKILL);	/* but a kill that came meanwhile still kills */
 	q = (struct ckpt_sigqueue *)(ctx->sigpending + 1);
 	for (i = 0; i < ctx->sigpending->nr; i++) {
 		kernel_siginfo_t info;
