@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { loadEngine } from '../backends/kernel/sys.js';
+import { ensureEngine } from '../backends/kernel/sys.js';
 import type { Backend } from '../backends/types.js';
 import { packageRoot } from '../userspace/paths.js';
 import { runAll, type HarnessConfig, type HarnessEvent } from './harness.js';
@@ -63,9 +63,9 @@ export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEven
   fs.mkdirSync(scratch, { recursive: true });
   if (!becomeSubreaper()) notes.push('could not become a child subreaper: trees restored detached may be reaped by init');
   const reg = registry ?? (await loadRegistry(notes));
-  // The kernel backend needs its engine module loaded in this (VM) kernel.
+  // Load the kernel backend's engine now, so that no timed run pays for it.
   if (plan.backends.includes('kernel') && !registry) {
-    const why = loadEngine();
+    const why = ensureEngine();
     if (why) notes.push(`kernel engine: ${why}`);
   }
   emit({ t: 'info', msg: 'measuring memory and tmpfs bandwidth' });

@@ -10,7 +10,7 @@ import { CrError } from '../../userspace/errors.js';
 import { dump } from './dump.js';
 import { decodeImage, imagePath, TYPE_NAMES } from './image.js';
 import { helperPath, restore } from './restore.js';
-import { NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
+import { engineStatus, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
 
 export const kernelBackend: Backend = {
   name: 'kernel',
@@ -19,7 +19,7 @@ export const kernelBackend: Backend = {
   async check(): Promise<CheckItem[]> {
     const p = probe();
     const root = process.geteuid?.() === 0;
-    const module = fs.existsSync('/sys/module/crengine');
+    const engine = engineStatus(p);
     return [
       { name: 'kernel', ok: true, required: false, detail: `running ${os.release()}` },
       {
@@ -30,10 +30,7 @@ export const kernelBackend: Backend = {
         name: 'clone_with_pids(2)', ok: p.cloneWithPids, required: true,
         detail: p.cloneWithPids ? `syscall ${NR_CLONE_WITH_PIDS} present` : 'ENOSYS: boot a kernel built with kernel-patches/series',
       },
-      {
-        name: 'engine', ok: p.engine, required: true,
-        detail: p.engine ? `registered${module ? ' (crengine module loaded)' : ''}` : 'no engine registered: insmod kmod/crengine.ko',
-      },
+      { name: 'engine', ok: engine.registered || engine.loadable, required: true, detail: engine.detail },
       { name: 'root', ok: root, required: true, detail: root ? 'running as root' : 'clone_with_pids needs CAP_SYS_ADMIN: run as root' },
       { name: 'cr-mktree', ok: fs.existsSync(helperPath()), required: true, detail: fs.existsSync(helperPath()) ? helperPath() : 'helper not built: npm run build' },
     ];

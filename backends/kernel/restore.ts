@@ -15,7 +15,7 @@ import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { nativeBin } from '../../userspace/paths.js';
 import { pidExists } from '../../userspace/sys/libc.js';
-import { unsupported } from './dump.js';
+import { ensureEngine } from './sys.js';
 import { decodeImage, imagePath, logPath } from './image.js';
 
 /** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
@@ -31,7 +31,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const { tree } = decodeImage(img);
   const pid = tree[0].pid;
   for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
-  const why = unsupported();
+  const why = ensureEngine(log);
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 

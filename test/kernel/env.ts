@@ -1,29 +1,28 @@
 /**
  * Whether the kernel backend can run here, for the tests in this folder:
  * they run inside the cr-lab VM (a kernel built with kernel-patches/), and
- * skip with a message anywhere else.  Loads kmod/crengine.ko if the
- * syscalls are there but no engine is.
+ * skip with a message anywhere else.  The kernel backend loads
+ * kmod/crengine.ko itself on first use (cr.test.ts shows it).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { execaSync } from 'execa';
 import path from 'node:path';
-import { loadEngine } from '../../backends/kernel/sys.js';
+import { probe } from '../../backends/kernel/sys.js';
 import { helperPath } from '../../backends/kernel/restore.js';
 import { packageRoot } from '../../userspace/paths.js';
 
 export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);
 
-function ensureEngine(): string | undefined {
-  const why = loadEngine();
-  if (why) return why;
+function whyNot(): string | undefined {
+  if (!probe().syscalls) return 'this kernel has no checkpoint(2) (not the cr-lab VM kernel)';
   if (process.geteuid?.() !== 0) return 'not root';
   for (const f of [helperPath(), kprogram('memsum')]) if (!fs.existsSync(f)) return `${f} is not built`;
   return undefined;
 }
 
 /** Why the kernel tests cannot run, or undefined if they can. */
-export const skipReason = ensureEngine();
+export const skipReason = whyNot();
 
 /** Kernel log lines that mean trouble. */
 export function dmesgTrouble(): string[] {
