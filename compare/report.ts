@@ -26,6 +26,9 @@ export interface RawResults {
     bandwidth?: Bandwidth;
     /** Wall time of `node -e 0`, the floor under every `cr` command. */
     nodeStartMs?: number;
+    /** The VM's accelerator ('kvm', 'tcg'), and why TCG when it was; absent on the host. */
+    accel?: string;
+    accelReason?: string;
     notes?: string[];
   };
   checks: Record<string, { ok: boolean; reason?: string; items?: CheckItem[] }>;
@@ -186,6 +189,8 @@ export function renderReport(raw: RawResults, plots: { file: string; title: stri
   const L: string[] = [];
   L.push(`# cr-lab comparison — ${m.startedAt}`, '');
   L.push(`- where: ${m.where}, kernel ${m.kernel}`);
+  if (m.accel === 'kvm') L.push('- accelerator: **KVM** — times are meaningful in absolute terms');
+  else if (m.accel) L.push(`- accelerator: **${m.accel.toUpperCase()}** (software emulation${m.accelReason ? `; ${m.accelReason}` : ''}) — read times only as ratios between backends`);
   L.push(`- options: \`${JSON.stringify(m.options)}\``);
   if (m.bandwidth) {
     L.push(`- physical limit, same boot: memcpy ${fmt(m.bandwidth.memcpyMBps)} MB/s, write(2) to tmpfs ${fmt(m.bandwidth.tmpfsWriteMBps)} MB/s, ` +

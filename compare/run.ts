@@ -99,6 +99,7 @@ async function runInsideVm(plan: Plan, o: { timeout?: number; mem: number }, sin
     onStderr: (chunk) => process.stderr.write(chunk),
   });
   if (pending) onLine(pending);
+  if (result) Object.assign(result.meta, { accel: r.accel, accelReason: r.accelReason });
   if (!result) {
     throw new Error(`the VM run ended (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}) without results; last output:\n${[...stdoutTail, r.stderr.split('\n').slice(-10).join('\n')].join('\n')}`);
   }

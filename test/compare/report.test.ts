@@ -57,6 +57,12 @@ test('cells: ✅ only when every run passed, ❌ with stage and reason otherwise
   assert.is(cell([]), '❌ not run');
 });
 
+test('the report says which accelerator ran it, and how to read its times', () => {
+  const tcg = renderReport({ ...raw, meta: { ...raw.meta, accel: 'tcg', accelReason: 'KVM: /dev/kvm present but a guest did not answer in 10 s; using TCG' } });
+  assert.match(tcg, /- accelerator: \*\*TCG\*\* \(software emulation; KVM: \/dev\/kvm present but a guest did not answer in 10 s; using TCG\) — read times only as ratios/);
+  assert.match(renderReport({ ...raw, meta: { ...raw.meta, accel: 'kvm' } }), /- accelerator: \*\*KVM\*\* — times are meaningful in absolute terms/);
+});
+
 test('feature matrix has every backend as a column and escapes table pipes', () => {
   const m = featureMatrix(raw);
   assert.match(m[0], /\| user \| kernel \| criu \|/);
