@@ -59,8 +59,14 @@ export function probe(): Probe {
   };
 }
 
-/** The engine module, built against the VM kernel by vm-images (buildKmod). */
-export const enginePath = path.join(packageRoot, 'kmod', 'crengine.ko');
+/**
+ * The engine module, built against the VM kernel by vm-images (buildKmod):
+ * kmod/crengine.ko for the normal kernel, kmod/debug/crengine.ko for the
+ * debug one; the one whose vermagic names the running kernel is loaded.
+ */
+const engineBuilds = [path.join(packageRoot, 'kmod', 'crengine.ko'), path.join(packageRoot, 'kmod', 'debug', 'crengine.ko')];
+export const engineBuild = (): string =>
+  engineBuilds.find((ko) => fs.existsSync(ko) && moduleRelease(ko) === os.release()) ?? engineBuilds[os.release().endsWith('-debug') ? 1 : 0]!;
 const NR_FINIT_MODULE = 313;
 
 /** The kernel release a module was built for: the first word of its vermagic. */
@@ -81,9 +87,10 @@ export interface EngineStatus {
 /** Whether an engine is registered, and if not whether `cr` can load kmod/crengine.ko itself. */
 export function engineStatus(p: Probe = probe()): EngineStatus {
   if (p.engine) return { registered: true, loadable: false, detail: `registered${fs.existsSync('/sys/module/crengine') ? ' (crengine module loaded)' : ''}` };
-  if (!fs.existsSync(enginePath)) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is not built (npm run vm:build)` };
+  const enginePath = engineBuild();
+  if (!fs.existsSync(enginePath)) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is not built (npm run vm:build${os.release().endsWith('-debug') ? ' -- --debug-kernel' : ''})` };
   const built = moduleRelease(enginePath);
-  if (built !== os.release()) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is built for ${built ?? 'an unknown kernel'}, not ${os.release()} (npm run vm:build)` };
+  if (built !== os.release()) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is built for ${built ?? 'an unknown kernel'}, not ${os.release()} (npm run vm:build${os.release().endsWith('-debug') ? ' -- --debug-kernel' : ''})` };
   if (process.geteuid?.() !== 0) return { registered: false, loadable: false, detail: `no engine registered; loading ${enginePath} needs root` };
   return { registered: false, loadable: true, detail: `no engine registered yet: cr loads ${enginePath} (built for ${built}) on first use` };
 }
@@ -99,6 +106,7 @@ export function ensureEngine(log: (line: string) => void = () => {}): string | u
   const st = engineStatus(p);
   if (st.registered) return undefined;
   if (!st.loadable) return st.detail;
+  const enginePath = engineBuild();
   const fd = fs.openSync(enginePath, 'r');
   let r;
   try {
