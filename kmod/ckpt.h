@@ -90,6 +90,7 @@ struct ckpt_ctx {
 	struct ckpt_hdr_signal *signal;
 	struct ckpt_hdr_sigpending *sigpending;
 	struct ckpt_hdr_rlimits *rlimits;
+	struct ckpt_hdr_seccomp *seccomp;
 	struct cred *new_cred;		/* committed at the end of restart */
 	struct list_head *pages_first;	/* first CKPT_HDR_PAGES object */
 	u64 nr_pages;
@@ -235,6 +236,11 @@ int restore_fifo_data(struct ckpt_ctx *ctx, s32 objref, struct file *fifo);
 int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_cred(struct ckpt_ctx *ctx);
 void restore_cred(struct ckpt_ctx *ctx);
+
+/* seccomp.c */
+int checkpoint_seccomp(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_seccomp(struct ckpt_ctx *ctx);
+int restore_seccomp(struct ckpt_ctx *ctx);
 
 /* rlimit.c */
 int checkpoint_rlimits(struct ckpt_ctx *ctx, struct task_struct *t);

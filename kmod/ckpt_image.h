@@ -8,7 +8,7 @@
  * follow the fixed part and are padded to 8 bytes.
  *
  * Stream of one task:
- *   TASK SIGNAL SIGPENDING CRED RLIMITS FS (PIPE | FILE | FD)* MM (FILE | VMA)*
+ *   TASK SIGNAL SIGPENDING CRED SECCOMP RLIMITS FS (PIPE | FILE | FD)* MM (FILE | VMA)*
  *   CPU FPU PAGES*
  */
 #ifndef CRENGINE_CKPT_IMAGE_H
@@ -22,6 +22,8 @@
 #define CKPT_HDR_RLIMITS	34
 #define CKPT_HDR_PIPE		35
 #define CKPT_HDR_ZOMBIE		36
+/* what confines a task (seccomp.c): 100-119 */
+#define CKPT_HDR_SECCOMP	100
 
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
@@ -81,6 +83,21 @@ struct ckpt_hdr_cred {
 	__u64 cap_bset, cap_ambient;
 	__u32 securebits;
 	__u32 ngroups;		/* at most CKPT_NGROUPS_MAX */
+};
+
+#define CKPT_SECCOMP_NO_NEW_PRIVS	0x1	/* prctl(PR_SET_NO_NEW_PRIVS) */
+
+/* A task's no_new_privs and seccomp filters, first installed first; then the filters */
+struct ckpt_hdr_seccomp {
+	struct ckpt_hdr h;
+	__u32 nr_filters;
+	__u32 flags;		/* CKPT_SECCOMP_* */
+};
+
+/* One filter: its flags (SECCOMP_FILTER_FLAG_LOG), then len struct sock_filter */
+struct ckpt_seccomp_filter {
+	__u32 flags;
+	__u32 len;
 };
 
 /* Resource limits, RLIM_NLIMITS of them */

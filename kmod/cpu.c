@@ -20,7 +20,6 @@
 #include <linux/sched/task_stack.h>
 #include <linux/slab.h>
 #include <asm/fpu/api.h>
-#include <asm/prctl.h>
 #include <asm/proto.h>
 #include <asm/ptrace.h>
 #include <asm/segment.h>
@@ -171,9 +170,7 @@ int restore_cpu(struct ckpt_ctx *ctx, long *ax)
 	const struct user_regset *rs;
 	int ret;
 
-	ret = do_arch_prctl_64(current, ARCH_SET_FS, c->fs_base);
-	if (!ret)
-		ret = do_arch_prctl_64(current, ARCH_SET_GS, c->gs_base);
+	ret = x86_set_current_fsgsbase(c->fs_base, c->gs_base);
 	if (ret)
 		return ckpt_err(ctx, ret, "cannot set the FS/GS base");
 

@@ -38,6 +38,7 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_RLIMITS] = "RLIMITS",
 	[CKPT_HDR_PIPE] = "PIPE",
 	[CKPT_HDR_ZOMBIE] = "ZOMBIE",
+	[CKPT_HDR_SECCOMP] = "SECCOMP",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };
@@ -349,7 +350,9 @@ int restore_header(struct ckpt_ctx *ctx)
 				h->version, CKPT_IMAGE_VERSION);
 	if (h->arch != CKPT_ARCH_X86_64 || h->page_size != PAGE_SIZE)
 		return ckpt_err(ctx, -EINVAL, "image is for another architecture");
-	if (!memchr(h->release, 0, sizeof(h->release)))
+	if (h->flags & ~CHECKPOINT_FLAGS_MASK)
+		return ckpt_err(ctx, -EINVAL, "image flags %#llx are not checkpoint(2) flags", h->flags);
+	if (!memchr(h->release, 0, sizeof(h->release)) || memchr_inv(h->pad, 0, sizeof(h->pad)))
 		return ckpt_err(ctx, -EINVAL, "bad kernel release in header");
 	if (strcmp(h->release, utsname()->release))
 		ckpt_msg(ctx, "note: image written by kernel %s, restarting on %s\n",

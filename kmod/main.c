@@ -185,6 +185,7 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->signal = NULL;
 	ctx->sigpending = NULL;
 	ctx->rlimits = NULL;
+	ctx->seccomp = NULL;
 	ctx->pages_first = NULL;
 	ctx->nr_pages = 0;
 }
@@ -234,7 +235,7 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 	ctx = ckpt_ctx_alloc(fd, flags, logfd, true);
 	if (IS_ERR(ctx))
 		return PTR_ERR(ctx);
-	if (flags & (RESTART_FROZEN | RESTART_GHOST))
+	if (flags & RESTART_FROZEN)
 		ret = ckpt_err(ctx, -EINVAL, "restart flags %#lx not supported", flags);
 	else if (!(flags & RESTART_TASKSELF))
 		ret = ckpt_err(ctx, -EINVAL,

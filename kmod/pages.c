@@ -9,6 +9,12 @@
  * All-zero anonymous pages are skipped, since a fresh mapping reads as
  * zeros.  Pages go out CKPT_PAGES_PER_OBJ to a PAGES object, addresses
  * first; restart writes them back once the VMAs are mapped.
+ *
+ * Pages are read as a core dump reads them (FOLL_DUMP): a hole or the zero
+ * page is no page, and nothing is faulted in for it.  Any other error (no
+ * memory, a poisoned page, a fatal signal) fails the checkpoint, naming
+ * the address: a page that could not be read must never come back as a
+ * page of zeros.
  */
 
 #include <linux/highmem.h>
@@ -47,6 +53,25 @@ static int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb)
 	return ret;
 }
 
+/* 1 and the page at @addr of @mm, 0 if there is none, or an error (reported) */
+static int ckpt_get_page(struct ckpt_ctx *ctx, struct mm_struct *mm, unsigned long addr,
+			 struct page **page)
+{
+	long n;
+
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	n = get_user_pages_remote(mm, addr, 1, FOLL_FORCE | FOLL_DUMP | FOLL_HWPOISON, page, NULL);
+	mmap_read_unlock(mm);
+	if (n == 1)
+		return 1;
+	if (n == -EFAULT)
+		return 0;
+	if (n == -EINTR)
+		return n;
+	return ckpt_err(ctx, n < 0 ? n : -EIO, "cannot read the page at %lx", addr);
+}
+
 static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
 				struct ckpt_vma_desc *d, struct ckpt_pagebuf *pb)
 {
@@ -67,11 +92,10 @@ static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
 
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		if (mmap_read_lock_killable(mm))
-			return -EINTR;
-		n = get_user_pages_remote(mm, addr, 1, FOLL_FORCE, &page, NULL);
-		mmap_read_unlock(mm);
-		if (n != 1)
+		n = ckpt_get_page(ctx, mm, addr, &page);
+		if (n < 0)
+			return n;
+		if (!n)
 			continue;	/* nothing there */
 		if (is_zero_page(page) ||
 		    (d->kind != CKPT_VMA_SHANON && !PageAnon(page))) {

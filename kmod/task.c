@@ -52,6 +52,8 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t)
 	if (!ret)
 		ret = checkpoint_cred(ctx, t);
 	if (!ret)
+		ret = checkpoint_seccomp(ctx, t);
+	if (!ret)
 		ret = checkpoint_rlimits(ctx, t);
 	if (!ret)
 		ret = checkpoint_fs(ctx, t);
@@ -95,6 +97,8 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 	if (!ret)
 		ret = restore_prepare_cred(ctx);
 	if (!ret)
+		ret = restore_prepare_seccomp(ctx);
+	if (!ret)
 		ret = restore_prepare_rlimits(ctx);
 	if (!ret)
 		ret = restore_prepare_fs(ctx);
@@ -133,6 +137,9 @@ int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 #endif
 	if (!ret)
 		ret = restore_cpu(ctx, ax);
+	/* with the restarter's rights, as seccomp(2) from the restarter would */
+	if (!ret)
+		ret = restore_seccomp(ctx);
 	if (ret)
 		return ret;
 	/* last: the credentials may take away what the steps above needed */

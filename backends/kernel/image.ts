@@ -18,9 +18,9 @@ export const IMAGE_VERSION = 1;
 
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
-  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE', 126: 'ERROR', 127: 'TAIL',
+  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE', 100: 'SECCOMP', 126: 'ERROR', 127: 'TAIL',
 };
-const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36, ERROR: 126, TAIL: 127 };
+const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36, SECCOMP: 100, ERROR: 126, TAIL: 127 };
 const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
 
@@ -185,6 +185,10 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
         set.push(`${RLIMIT_NAMES[i]} ${lim(o.readBigUInt64LE(16 + i * 16))}/${lim(o.readBigUInt64LE(24 + i * 16))}`);
       }
       details.push(`rlimits: ${set.join(', ')}`);
+    } else if (type === T.SECCOMP && len >= 16) {
+      const nr = o.readUInt32LE(8);
+      const nnp = o.readUInt32LE(12) & 1;
+      if (nr || nnp) details.push(`seccomp: ${nnp ? 'no_new_privs, ' : ''}${nr} filter${nr === 1 ? '' : 's'}`);
     } else if (type === T.PAGES && len >= 16) {
       pages += o.readUInt32LE(8);
     }
