@@ -13,13 +13,11 @@ export const NR_CHECKPOINT = 548;
 export const NR_RESTART = 549;
 export const NR_CLONE_WITH_PIDS = 550;
 
-/** checkpoint(2) flags, from include/uapi/linux/checkpoint.h. */
-export const CHECKPOINT_SUBTREE = 0x1;
-export const CHECKPOINT_KILL = 0x2;
+/** checkpoint(2) flags, from include/uapi/linux/checkpoint.h; other bits give EINVAL. */
+export const CHECKPOINT_KILL = 0x1;
 /** restart(2) flags. */
 export const RESTART_TASKSELF = 0x1;
 export const RESTART_FROZEN = 0x2;
-export const RESTART_GHOST = 0x4;
 
 const CLONE_SETTLS = 0x00080000;
 
