@@ -76,7 +76,8 @@ static int checkpoint_mm_refused(struct ckpt_ctx *ctx, struct mm_struct *mm)
 
 #ifdef CONFIG_ARCH_HAS_PKEYS
 	/* pkey 0 is every mm's; pkey_alloc() or an execute-only mapping adds others */
-	if (mm_pkey_allocation_map(mm) != 1 || mm->context.execute_only_pkey != -1)
+	if (arch_pkeys_enabled() &&
+	    (mm_pkey_allocation_map(mm) != 1 || mm->context.execute_only_pkey != -1))
 		return ckpt_err(ctx, -EOPNOTSUPP,
 				"memory protection keys (pkey_alloc) are not supported");
 #endif
@@ -172,9 +173,12 @@ int restore_prepare_mm(struct ckpt_ctx *ctx)
 	h = ckpt_next(ctx, CKPT_HDR_MM, sizeof(*h));
 	if (IS_ERR(h))
 		return PTR_ERR(h);
-	if (h->h.len != sizeof(*h) || h->nr_vmas > CKPT_VMAS_MAX ||
-	    h->nr_auxv > ARRAY_SIZE(current->mm->saved_auxv))
+	if (h->h.len != sizeof(*h) || h->nr_vmas > CKPT_VMAS_MAX)
 		return ckpt_err(ctx, -EINVAL, "bad MM object");
+	/* as PR_SET_MM_MAP: no more than the kernel's own vector */
+	if (h->nr_auxv > ARRAY_SIZE(current->mm->saved_auxv))
+		return ckpt_err(ctx, -EINVAL, "MM object: an auxv of %u words; this kernel keeps %zu",
+				h->nr_auxv, ARRAY_SIZE(current->mm->saved_auxv));
 	ret = ckpt_mm_layout_ok(ctx, h);
 	if (ret)
 		return ret;
