@@ -13,6 +13,7 @@ import { ensureEngine } from '../../../backends/kernel/sys.js';
 import { packageRoot } from '../../../userspace/paths.js';
 import { buildKmod, ensureKernel } from '../../../vm-images/kernel.js';
 import { dmesgTrouble, runInVm } from '../../../vm-images/runner.js';
+import { targets } from './mutate.js';
 import { fuzz, makeSeeds, raisePidMax } from './run.js';
 
 const count = (v: string): number => {
@@ -36,7 +37,9 @@ async function inVm(): Promise<number> {
   if (why) throw new Error(why);
   raisePidMax();
   const seeds = await makeSeeds(say);
-  say(`fuzzing ${opts.count} images (seed ${opts.seed}) on ${process.env.CR_LAB_KERNEL_FLAVOUR ?? 'this'} kernel`);
+  const all = targets(seeds);
+  const types = new Set(all.flatMap((t) => ('type' in t ? [t.type] : [])));
+  say(`fuzzing ${opts.count} images (seed ${opts.seed}) on the ${process.env.CR_LAB_KERNEL_FLAVOUR ?? 'running'} kernel: ${all.length} targets, the fields of ${types.size} object types and the structure`);
   const t = await fuzz(seeds, opts.count, opts.seed, (n, o, what) => {
     if (opts.verbose || o.kind === 'misbehaved') say(`case ${n}: ${o.kind}${o.why ? ` (${o.why})` : ''}: ${what}`);
     if ((n + 1) % 100 === 0) say(`${n + 1} cases done`);

@@ -21,6 +21,7 @@ import { execa } from 'execa';
 import { kernelBackend } from '../../../backends/kernel/index.js';
 import { decodeImage, type TreeTask } from '../../../backends/kernel/image.js';
 import { helperPath } from '../../../backends/kernel/restore.js';
+import { NR_RESTART } from '../../../backends/kernel/sys.js';
 import { dmesgTrouble } from '../../../vm-images/runner.js';
 import { sleep, tempDir } from '../../lib/harness.js';
 import { kprogram, startTo } from '../env.js';
@@ -117,15 +118,6 @@ export async function makeSeeds(log: (line: string) => void = () => {}): Promise
   return seeds;
 }
 
-const alivePid = (pid: number): boolean => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/\) [ZX] /.test(stat);
-  } catch {
-    return false;
-  }
-};
-
 /** The kernel log since the last call, from /dev/kmsg (records, not waiting). */
 class KernelLog {
   private fd = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -155,10 +147,44 @@ class KernelLog {
 }
 
 const CASE_LIMIT_MS = 120000;
+/** How long a tree whose restart logged an error may take to end on its own. */
+const ERROR_GRACE_MS = 1500;
 /** Our own process group, which the seeds (and so the trees restarted from them) may share. */
 const OWN_GROUP = Number(fs.readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /s, '').split(' ')[2]);
 
-/** Restart @file as `cr restore` would, with @tree, and sort the outcome. */
+/**
+ * A task of @tree that runs the checkpointed program although its restart
+ * failed: it has the image's name (a placeholder is still cr-mktree) and
+ * sleeps in another system call than restart(2).
+ */
+function halfRestored(tree: TreeTask[]): number[] {
+  return tree.filter((t) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${t.pid}/stat`, 'utf8');
+      const comm = /\((.*)\) (\S)/.exec(stat);
+      const call = fs.readFileSync(`/proc/${t.pid}/syscall`, 'utf8').split(' ')[0];
+      return comm && comm[1] !== 'cr-mktree' && comm[2] === 'S' && /^\d+$/.test(call ?? '') && call !== String(NR_RESTART);
+    } catch {
+      return false;
+    }
+  }).map((t) => t.pid);
+}
+
+const errorIn = (file: string): boolean => {
+  try {
+    return /error/.test(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Restart @file as `cr restore` would, with @tree, and sort the outcome.
+ * Once the engine has logged an error, the tree gets a moment to end on
+ * its own; then it is killed (a task that joins its group after the
+ * others failed waits out the group's timeout, which is not the fuzzer's
+ * business).
+ */
 export async function tryImage(file: string, logFile: string, tree: TreeTask[]): Promise<Outcome> {
   const args = tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`);
   const h = execa(helperPath(), ['-k', file, logFile, ...args], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], reject: false, buffer: false });
@@ -169,11 +195,16 @@ export async function tryImage(file: string, logFile: string, tree: TreeTask[]):
   const live = tree.filter((t) => t.zombie === undefined).length;
   const until = Date.now() + CASE_LIMIT_MS;
   const ready = () => (status.match(/^ready /gm) ?? []).length;
-  while (Date.now() < until && h.exitCode === null && !/^error /m.test(status) && ready() < tree.length) await sleep(2);
+  let failedAt = 0;
+  for (let i = 0; Date.now() < until && h.exitCode === null && !/^error /m.test(status) && ready() < tree.length; i++) {
+    if (!failedAt && i % 20 === 19 && errorIn(logFile)) failedAt = Date.now();
+    if (failedAt && Date.now() - failedAt > ERROR_GRACE_MS) break;
+    await sleep(2);
+  }
   let outcome: Outcome;
   if (ready() >= tree.length) {
     outcome = { kind: 'restarted' };
-  } else if (/^error /m.test(status)) {
+  } else if (/^error /m.test(status) || failedAt) {
     outcome = { kind: 'refused' };
   } else if (h.exitCode === null) {
     outcome = { kind: 'misbehaved', why: `restart neither finished nor failed within ${CASE_LIMIT_MS / 1000} s` };
@@ -182,6 +213,10 @@ export async function tryImage(file: string, logFile: string, tree: TreeTask[]):
     outcome = r.signal && r.signal !== 'SIGKILL'
       ? { kind: 'misbehaved', why: `cr-mktree died of ${r.signal}` }
       : { kind: 'refused' };
+  }
+  if (outcome.kind === 'refused' && live) {
+    const running = halfRestored(tree);
+    if (running.length) outcome = { kind: 'misbehaved', why: `half-restored tree: pid ${running.join(', ')} runs although the restart failed` };
   }
   // the tree, and whatever a restarted task of it may have forked since, in its groups
   for (const pid of [...tree.map((t) => t.pid), ...new Set(tree.map((t) => -t.pgid))]) {
@@ -193,12 +228,8 @@ export async function tryImage(file: string, logFile: string, tree: TreeTask[]):
   }
   h.kill('SIGKILL');
   await h;
-  if (outcome.kind === 'refused') {
-    // whatever the engine rebuilt it killed; give the kill a moment to land
-    for (let i = 0; i < 200 && tree.some((t) => alivePid(t.pid)); i++) await sleep(10);
-    const left = tree.filter((t) => alivePid(t.pid));
-    if (left.length && live) outcome = { kind: 'misbehaved', why: `half-restored tree: pid ${left.map((t) => t.pid).join(', ')} alive after the restart failed` };
-  }
+  // the next case needs the same pids free: reaped, not only dead
+  for (let i = 0; i < 500 && tree.some((t) => fs.existsSync(`/proc/${t.pid}`)); i++) await sleep(10);
   return outcome;
 }
 
@@ -214,6 +245,7 @@ export async function fuzz(seeds: Seed[], count: number, runSeed: number,
   const totals: Totals = { cases: 0, refused: 0, restarted: 0, misbehaved: [], seconds: 0 };
   try {
     for (let n = 0; n < count; n++) {
+      const c0 = Date.now();
       const m = mutate(seeds, all, n, runSeed);
       fs.writeFileSync(file, m.img);
       fs.writeFileSync(logFile, '');
@@ -233,7 +265,7 @@ export async function fuzz(seeds: Seed[], count: number, runSeed: number,
       totals.cases++;
       if (o.kind === 'misbehaved') totals.misbehaved.push({ n, seed: m.seed, what: m.what, why: o.why! });
       else totals[o.kind]++;
-      onCase(n, o, `${m.seed}: ${m.what}${m.fixed ? '' : ' (trailer left stale)'}`);
+      onCase(n, o, `${m.seed}: ${m.what}${m.fixed ? '' : ' (trailer left stale)'} [${Date.now() - c0} ms]`);
     }
   } finally {
     kmsg.close();
