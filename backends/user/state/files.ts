@@ -127,7 +127,8 @@ export const files = defineState<FilesImage>({
     const save = (f: FdProbe): { id: number; fresh: boolean } => {
       const known = knownFile(task, f);
       if (known !== undefined) return { id: known, fresh: false };
-      const type = inheritable(f) && !f.stat.isFIFO() ? undefined : FD_TYPES.find((t) => t.claims(f));
+      // An O_PATH descriptor is only a name, whatever it names: it is reopened by it.
+      const type = f.flags & O.PATH ? regFiles : inheritable(f) && !f.stat.isFIFO() ? undefined : FD_TYPES.find((t) => t.claims(f));
       if (!type && !inheritable(f)) throw new CrError(unsupported(f));
       const id = task.shared.files.length + 1;
       task.shared.files.push({ id, pid: f.pid, fd: f.fd, dev: f.stat.dev, ino: f.stat.ino });
