@@ -9,8 +9,8 @@
  * second and a shared flock lock through a third; on DIR/other an
  * exclusive flock lock. A child takes its own POSIX write lock
  * [150, 159]. Every 100 ms parent and child each probe the other's
- * locks with F_GETLK (who holds what, with the range) and the parent
- * checks that its open files' locks still stop a new open file
+ * locks with F_GETLK (who holds what, with the range) and a short-lived
+ * child checks that the open files' locks still stop a new open file
  * (F_OFD_GETLK, flock LOCK_NB); one line per tick, then its pid. DIR/ready
  * appears once the locks are taken (lockprobe can look from outside).
  */
@@ -104,24 +104,38 @@ int main(int argc, char **argv)
 	close(open(buf, O_WRONLY | O_CREAT, 0644));
 
 	for (i = 0; i < ticks; i++) {
-		char mine[128], theirs[256];
-		int n, fresh = open(data, O_RDWR), fresh2 = open(other, O_RDONLY);
-		const char *ofd, *fl_sh, *fl_ex, *fl_other;
-		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 120, .l_len = 1 };
+		char mine[128], theirs[256], fresh[256];
+		int n, sv[2];
 
 		probe(mine, sizeof(mine), a, F_GETLK, 155);
 		if (write(ask[1], "?", 1) != 1 || (n = read(answer[0], theirs, sizeof(theirs) - 1)) <= 0)
 			return perror("ask"), 1;
 		theirs[n - 1] = 0;
-		ofd = fcntl(fresh, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_WRLCK && fl.l_pid == -1 && fl.l_start == 100 &&
-		      fl.l_len == 50 ? "held" : "LOST";
-		fl_ex = flock(fresh, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK ? "held" : "LOST";
-		fl_sh = flock(fresh, LOCK_SH | LOCK_NB) == 0 ? "shared" : "NOT SHARED";
-		fl_other = flock(fresh2, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK ? "held" : "LOST";
-		close(fresh);
-		close(fresh2);
-		printf("tick %d: I see %s; %s; OFD %s, flock %s and %s, other flock %s\n", i, mine, theirs, ofd, fl_ex, fl_sh,
-		       fl_other);
+		/*
+		 * New open files, in a process of their own: closing them here
+		 * would drop our POSIX locks on the file.
+		 */
+		if (pipe(sv))
+			return perror("pipe"), 1;
+		if (fork() == 0) {
+			int e = open(data, O_RDWR), o = open(other, O_RDONLY);
+			struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 120, .l_len = 1 };
+			const char *ofd, *fl_sh, *fl_ex, *fl_other;
+
+			ofd = fcntl(e, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_WRLCK && fl.l_pid == -1 && fl.l_start == 100 &&
+			      fl.l_len == 50 ? "held" : "LOST";
+			fl_ex = flock(e, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK ? "held" : "LOST";
+			fl_sh = flock(e, LOCK_SH | LOCK_NB) == 0 ? "shared" : "NOT SHARED";
+			fl_other = flock(o, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK ? "held" : "LOST";
+			dprintf(sv[1], "OFD %s, flock %s and %s, other flock %s", ofd, fl_ex, fl_sh, fl_other);
+			_exit(0);
+		}
+		close(sv[1]);
+		n = read(sv[0], fresh, sizeof(fresh) - 1);
+		fresh[n > 0 ? n : 0] = 0;
+		close(sv[0]);
+		wait(NULL);
+		printf("tick %d: I see %s; %s; %s\n", i, mine, theirs, fresh);
 		fflush(stdout);
 		usleep(100000);
 	}
