@@ -29,4 +29,16 @@ test('epoll watches of later descriptors, edge-triggered and a fired one-shot', 
   assert.is(r.restored, r.reference);
 });
 
+test('epoll watches whose numbers were moved, closed or reused keep their file, number, events and data', async () => {
+  const r = await roundTrip('epollmoved', ['200'], 30);
+  const file = /fd 10 \(events 0x19 data 0x1\) file (\d+)/.exec(r.show)![1];
+  assert.match(r.show, /fd 10: \/dev\/null/, 'fd 10 now holds another file');
+  assert.match(r.show, new RegExp(`fd 20: pipe:\\[\\d+\\] read end`), `the watched file ${file} is at fd 20`);
+  assert.match(r.show, /fd 12 \(events 0x2019 data 0x8\).*fd 12 \(events 0x40000019 data 0x10\)|fd 12 \(events 0x40000019 data 0x10\).*fd 12 \(events 0x2019 data 0x8\)/);
+  assert.match(r.show, /fd 5 \(events 0x10000019 data 0x4\)/, 'EPOLLEXCLUSIVE');
+  assert.match(r.show, /fd 4: epoll watching fd 3 /, 'an epoll watching an epoll');
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /step 199: ready d nested 100 \| MOD 10 EPERM, 20 ENOENT, 11 EBADF, 21 ENOENT \| \[10 19 1\] \[11 80000019 2\] \[12 2019 8\] \[12 40000000 10\] \[5 10000019 4\]\n/);
+});
+
 test.run();
