@@ -29,6 +29,11 @@ export interface DumpOptions {
    * are collected, so none can fork or exit meanwhile (CRIU's --freeze-cgroup).
    */
   freezeCgroup?: string;
+  /**
+   * The tree is a job of an interactive shell (CRIU's --shell-job): the
+   * terminal it runs on and its session leader are outside the tree.
+   */
+  shellJob?: boolean;
   /** Progress and diagnostics, one line per call. */
   log?: (line: string) => void;
 }
@@ -59,6 +64,12 @@ export interface RestoreOptions {
   detach?: boolean;
   /** Restore into a fresh pid namespace (where the backend supports it). */
   pidns?: boolean;
+  /**
+   * Restore a shell job: the tree joins the session of the caller, its
+   * terminal descriptors are the caller's terminal, and it becomes the
+   * foreground job if it was one (required for images dumped so).
+   */
+  shellJob?: boolean;
   log?: (line: string) => void;
 }
 

@@ -7,6 +7,7 @@
 import type fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
+import { close, rawSyscall } from '../../../userspace/sys/libc.js';
 import type { DumpTask, RestoreTask } from './module.js';
 
 const F_DUPFD_CLOEXEC = 1030;
@@ -36,6 +37,16 @@ export function takeFromTask(task: RestoreTask, pid: number, fd: number): number
   const got = Number(task.tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
   task.tracee.syscall(NR.close, pidfd);
   return got;
+}
+
+/** A duplicate in cr itself of descriptor `fd` of task `pid` (the same open file). */
+export function tracerDup(pid: number, fd: number): number {
+  const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
+  try {
+    return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
+  } finally {
+    close(pidfd);
+  }
 }
 
 /**
@@ -112,7 +123,7 @@ export interface RestoreFiles {
 
 export interface FdType {
   readonly type: string;
-  claims(f: FdProbe): boolean;
+  claims(f: FdProbe, task: DumpTask): boolean;
   /** The type's encoded payload; throws CrError for what it cannot save. */
   dump(task: DumpTask, f: FdProbe, files: DumpFiles): Buffer;
   /** Check a payload while the image is loaded, before any task exists. */

@@ -15,7 +15,7 @@ import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
 import { eventfds } from './eventfd.js';
 import { eventpolls } from './eventpoll.js';
-import { liftFd, matchStatusFlags, takeFromTask, type DumpFiles, type FdProbe, type FdType, type OpenFileImage, type RestoreFiles } from './fdtype.js';
+import { liftFd, matchStatusFlags, rememberLeftovers, takeFromTask, type DumpFiles, type FdProbe, type FdType, type OpenFileImage, type RestoreFiles } from './fdtype.js';
 import { regFiles } from './files-reg.js';
 import { checkLock, describeLock, dumpLocks, takeLock, type FileLock } from './locks.js';
 import { memfds } from './memfd.js';
@@ -24,6 +24,7 @@ import { pipes } from './pipes.js';
 import { signalfds } from './signalfd.js';
 import { unixSockets } from './sockets-unix.js';
 import { timerfds } from './timerfd.js';
+import { ttys } from './tty.js';
 
 interface Fd {
   fd: number;
@@ -39,7 +40,9 @@ export interface FilesImage {
 }
 
 const INHERIT = 'inherit';
-const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets];
+const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets, ttys];
+/** cr restore hands every task its descriptors from here up (see tty.ts). */
+const HANDED_FD = 4;
 const KCMP_FILE = 0;
 const RLIMIT_NOFILE = 7;
 const F_SETFD = 2;
@@ -128,7 +131,9 @@ export const files = defineState<FilesImage>({
       const known = knownFile(task, f);
       if (known !== undefined) return { id: known, fresh: false };
       // An O_PATH descriptor is only a name, whatever it names: it is reopened by it.
-      const type = f.flags & O.PATH ? regFiles : inheritable(f) && !f.stat.isFIFO() ? undefined : FD_TYPES.find((t) => t.claims(f));
+      // stdio is the restorer's, unless it is a pipe or a terminal of the tree's (or the shell job's).
+      const own = (t: FdType) => t.claims(f, task);
+      const type = f.flags & O.PATH ? regFiles : inheritable(f) && !f.stat.isFIFO() && !own(ttys) ? undefined : FD_TYPES.find(own);
       if (!type && !inheritable(f)) throw new CrError(unsupported(f));
       const id = task.shared.files.length + 1;
       task.shared.files.push({ id, pid: f.pid, fd: f.fd, dev: f.stat.dev, ino: f.stat.ino });
@@ -180,14 +185,22 @@ export const files = defineState<FilesImage>({
     const own = new Map(img.files.map((f) => [f.id, f]));
     // The placeholder holds cr-mktree's descriptors: keep only stdio the image inherits.
     const inherited = new Set(img.fds.filter((d) => own.get(d.file_id)?.type === INHERIT).map((d) => d.fd));
-    tracee.syscallOk('close_range', NR.close_range, 3, 0xffffffff, 0);
-    for (let fd = 0; fd <= 2; fd++) if (!inherited.has(fd)) tracee.syscall(NR.close, fd);
     // Open files are created at numbers the image does not use (liftFd), then placed.
     const room = 3 * img.files.length + 64;
     task.fdBase = temporaryBase(img.fds.map((d) => d.fd), room);
     const limit = prlimit(task.pid, RLIMIT_NOFILE);
     const needed = BigInt(Math.max(task.fdBase + room, ...img.fds.map((d) => d.fd + 1)));
     if (limit.cur < needed) prlimit(task.pid, RLIMIT_NOFILE, { cur: needed, max: limit.max > needed ? limit.max : needed });
+    // What cr restore handed every task goes out of the way; of cr-mktree's descriptors, only stdio the image inherits stays.
+    task.handed = task.shared.terminals.handed.map((_, k) => liftFd(task, HANDED_FD + k));
+    rememberLeftovers(task, task.handed);
+    let from = 3;
+    for (const keep of [...task.handed].sort((a, b) => a - b)) {
+      if (keep > from) tracee.syscallOk('close_range', NR.close_range, from, keep - 1, 0);
+      from = keep + 1;
+    }
+    tracee.syscallOk('close_range', NR.close_range, from, 0xffffffff, 0);
+    for (let fd = 0; fd <= 2; fd++) if (!inherited.has(fd)) tracee.syscall(NR.close, fd);
     const place = (from: number, d: Fd) => {
       tracee.syscallOk(`dup3 to fd ${d.fd}`, NR.dup3, from, d.fd, d.cloexec ? O.CLOEXEC : 0);
     };

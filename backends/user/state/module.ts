@@ -8,6 +8,7 @@ import type { Tracee } from '../../../userspace/sys/ptrace.js';
 import type { MapsEntry } from '../../../userspace/proc/parse.js';
 import type { ImageWriter } from '../image.js';
 import type { TaskEntry } from '../inventory.js';
+import type { Terminals } from './tty.js';
 
 /** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
 export interface DumpShared {
@@ -16,6 +17,9 @@ export interface DumpShared {
   pipes: Set<bigint>;
   /** Shared anonymous memory objects whose pages are already in the image, by inode. */
   shmem: Set<bigint>;
+  /** Every pid of the tree, and whether it is dumped as a shell job (--shell-job). */
+  tree: number[];
+  shellJob: boolean;
 }
 
 /** Where restore created each shared object, so that others can take it from there. */
@@ -28,6 +32,8 @@ export interface RestoreShared {
   nsPids: Map<number, number>;
   /** Descriptors to close in a task once every task is built (pipe ends nobody had). */
   leftovers: Map<number, number[]>;
+  /** The ptys cr restore made before the tasks (tty.ts). */
+  terminals: Terminals;
 }
 
 export interface DumpTask {
@@ -57,6 +63,8 @@ export interface RestoreTask {
   shared: RestoreShared;
   /** Lowest descriptor number the image does not use: temporaries go at or above it. */
   fdBase: number;
+  /** Where the task keeps the descriptors cr restore handed it (terminals.handed), once files.ts lifted them. */
+  handed: number[];
   log: (line: string) => void;
 }
 
