@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cr, roundTrip, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
+import { alive, cr, roundTrip, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
 
 test('dup-shared offsets and pipe contents survive dump and restore', async () => {
   const refDir = tempDir('fdref');
@@ -70,6 +70,28 @@ test('files and directories whose names were removed, a removed working director
   assert.is(r.restored, r.reference);
   assert.match(r.restored, /tick 19: line 0019 owner 1234:5678 mode 0604 nlink 0 same inode yes \| dir nlink 0 mode 0750 \| cwd nlink 0 mode 0710, the child's the same \| names gone/);
   assert.equal(fs.readdirSync(dir), [], 'every name recreated for the restore was removed again');
+});
+
+test('fanotify, leases, unread inotify events and pty bytes, a deleted name with another link: refused by name, and the task goes on', async () => {
+  for (const [mode, why] of [
+    ['fanotify', /^cr: pid \d+ fd 3: fanotify is not supported$/],
+    ['lease', /^cr: pid \d+ fd 3: lease \(read\) on \S+\/a is not supported$/],
+    ['inotify-unread', /^cr: pid \d+ fd 3: inotify with \d+ bytes of unread events is not supported$/],
+    ['pty-unread', /^cr: pid \d+ fd 3: pty \d+ has 6 bytes waiting for its master: not supported$/],
+    ['linked-deleted', /^cr: pid \d+ fd 3: \S+\/a \(deleted\) still has 1 other name: not supported$/],
+  ] as const) {
+    const dir = tempDir(`fdrefuse-${mode}`);
+    const run = start('fdrefuse', [dir, mode], path.join(tempDir('fdrefuse-out'), 'out.txt'));
+    await waitLines(run.out, 1);
+    const images = tempDir('fdrefuse-img');
+    const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
+    assert.is(d.exitCode, 1, mode);
+    assert.match(d.stderr.trim(), why);
+    assert.ok(alive(run.pid), `${mode}: the task goes on`);
+    assert.equal(fs.readdirSync(images), [], `${mode}: no image left behind`);
+    run.child.kill('SIGKILL');
+    await run.exited;
+  }
 });
 
 test.run();

@@ -43,11 +43,8 @@ export const regFiles: FdType = {
     if (f.stat.isFile() && !(f.flags & O.PATH) && fs.statfsSync(`/proc/${f.pid}/fd/${f.fd}`).type === MQUEUE_MAGIC) {
       throw new CrError(`${where}: POSIX message queue ${f.target} is not supported`);
     }
-    const removed = f.target.endsWith(DELETED) && f.stat.nlink === 0n;
-    const ghost = removed ? dumpGhost(`/proc/${f.pid}/fd/${f.fd}`, f.target, f.stat, where) : undefined;
-    if (!f.target.startsWith('/') || (f.target.endsWith(DELETED) && !removed)) {
-      throw new CrError(`${where}: ${f.target} is not a file that can be reopened`);
-    }
+    const ghost = f.target.endsWith(DELETED) ? dumpGhost(`/proc/${f.pid}/fd/${f.fd}`, f.target, f.stat, where) : undefined;
+    if (!f.target.startsWith('/')) throw new CrError(`${where}: ${f.target} is not a file that can be reopened`);
     const chr = f.stat.isCharacterDevice();
     return encodeMessage('RegFile', {
       path: ghost ? ghost.path : f.target,

@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { parseKeyValues, readProc } from '../../../userspace/proc/parse.js';
+import { readProc } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
@@ -23,6 +23,7 @@ import { defineState, type DumpTask, type RestoreTask } from './module.js';
 import { pipes } from './pipes.js';
 import { signalfds } from './signalfd.js';
 import { unixSockets } from './sockets-unix.js';
+import { inotifys } from './inotify.js';
 import { timerfds } from './timerfd.js';
 import { ttys } from './tty.js';
 
@@ -40,7 +41,7 @@ export interface FilesImage {
 }
 
 const INHERIT = 'inherit';
-const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets, ttys];
+const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets, ttys, inotifys];
 /** cr restore hands every task its descriptors from here up (see tty.ts). */
 const HANDED_FD = 4;
 const KCMP_FILE = 0;
@@ -56,7 +57,11 @@ function probe(pid: number, fd: number): FdProbe {
   const link = `/proc/${pid}/fd/${fd}`;
   try {
     const infoText = readProc(pid, `fdinfo/${fd}`);
-    const info = parseKeyValues(infoText);
+    // "key: value" lines; the repeated lines of locks, watches and marks stay in the text.
+    const info = new Map(infoText.split('\n').flatMap((l) => {
+      const m = /^([\w-]+):\s*(.*)$/.exec(l);
+      return m ? [[m[1], m[2]] as const] : [];
+    }));
     const flags = parseInt(info.get('flags') ?? '0', 8);
     return { pid, fd, target: fs.readlinkSync(link), stat: fs.statSync(link, { bigint: true }), info, infoText, flags, pos: BigInt(info.get('pos') ?? '0') };
   } catch (err) {
