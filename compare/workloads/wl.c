@@ -55,6 +55,10 @@
  *               bounding sets
  *   sysvshm=KiB a SysV shared memory segment, attached and filled
  *   fdtable=1   a child process sharing the fd table (CLONE_FILES)
+ *   locks=1     a POSIX, an OFD and a flock lock on one file, each seen
+ *               held (by this pid, with its range) from a child process
+ *   pty=1       a pty pair: termios, window size, packet mode, a byte
+ *               through it
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -71,6 +75,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
@@ -82,6 +87,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -887,6 +893,98 @@ static uint64_t fdtable_fold(int final)
 	return mix(0, same);
 }
 
+/* locks: POSIX, OFD and flock locks on one file, probed from a child */
+static int lk_fd[3];
+static void locks_setup(long arg)
+{
+	char path[PATH_MAX];
+	(void)arg;
+	pathf(path, "locked");
+	for (int i = 0; i < 3; i++)
+		if ((lk_fd[i] = open(path, O_RDWR | O_CREAT, 0644)) < 0)
+			die("open locked");
+	struct flock posix = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100 };
+	struct flock ofd = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 100, .l_len = 50 };
+	if (fcntl(lk_fd[0], F_SETLK, &posix) || fcntl(lk_fd[1], F_OFD_SETLK, &ofd) || flock(lk_fd[2], LOCK_SH | LOCK_NB))
+		die("lock");
+}
+static uint64_t locks_fold(int final)
+{
+	(void)final;
+	/* A new process, with new open files: what it sees held, by whom. */
+	int p[2];
+	if (pipe(p))
+		die("pipe");
+	pid_t kid = fork();
+	if (kid == 0) {
+		char path[PATH_MAX];
+		pathf(path, "locked");
+		int fd = open(path, O_RDWR);
+		struct flock a = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 1 };
+		struct flock b = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 120, .l_len = 1 };
+		long got[8] = { 0 };
+		if (fd >= 0 && !fcntl(fd, F_GETLK, &a) && !fcntl(fd, F_OFD_GETLK, &b)) {
+			got[0] = a.l_type, got[1] = a.l_pid, got[2] = a.l_start, got[3] = a.l_len;
+			got[4] = b.l_type, got[5] = b.l_pid, got[6] = b.l_start;
+			got[7] = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		}
+		_exit(write(p[1], got, sizeof(got)) == sizeof(got) ? 0 : 1);
+	}
+	close(p[1]);
+	long got[8];
+	if (xread(p[0], got, sizeof(got)) != sizeof(got))
+		die("read lock probe");
+	close(p[0]);
+	waitpid(kid, NULL, 0);
+	if (got[0] != F_WRLCK || got[1] != getpid() || got[2] != 0 || got[3] != 100)
+		BAD("locks: POSIX lock seen as type %ld pid %ld [%ld +%ld], not ours", got[0], got[1], got[2], got[3]);
+	if (got[4] != F_WRLCK || got[5] != -1 || got[6] != 100)
+		BAD("locks: OFD lock seen as type %ld pid %ld at %ld", got[4], got[5], got[6]);
+	if (!got[7])
+		BAD("locks: the shared flock lock is gone");
+	uint64_t h = 0;
+	for (int i = 0; i < 8; i++)
+		h = mix(h, i == 1 ? 1 : (uint64_t)got[i]); /* the pid is checked, not folded */
+	return h;
+}
+
+/* pty: a pseudo-terminal pair with termios, window size and packet mode */
+static int pty_m, pty_s;
+static void pty_setup(long arg)
+{
+	(void)arg;
+	struct winsize ws = { .ws_row = 30, .ws_col = 100 };
+	int one = 1;
+	struct termios t;
+	pty_m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (pty_m < 0 || unlockpt(pty_m) || (pty_s = open(ptsname(pty_m), O_RDWR | O_NOCTTY)) < 0)
+		die("pty");
+	if (tcgetattr(pty_s, &t))
+		die("tcgetattr");
+	t.c_lflag &= ~(ECHO | ICANON);
+	t.c_cc[VINTR] = 7;
+	if (tcsetattr(pty_s, TCSANOW, &t) || ioctl(pty_m, TIOCSWINSZ, &ws) || ioctl(pty_m, TIOCPKT, &one))
+		die("pty state");
+}
+static uint64_t pty_fold(int final)
+{
+	(void)final;
+	struct winsize ws;
+	struct termios t;
+	int pkt = 0;
+	char buf[16];
+	if (ioctl(pty_m, TIOCGWINSZ, &ws) || tcgetattr(pty_s, &t) || ioctl(pty_m, TIOCGPKT, &pkt))
+		die("pty get");
+	/* One byte through the pair: slave to master, a data packet. */
+	xwrite(pty_s, "q", 1);
+	ssize_t n = read(pty_m, buf, sizeof(buf));
+	if (n != 2 || buf[0] != TIOCPKT_DATA || buf[1] != 'q')
+		BAD("pty: a byte through the pair came back as %zd bytes", n);
+	if (ws.ws_row != 30 || ws.ws_col != 100 || (t.c_lflag & (ECHO | ICANON)) || t.c_cc[VINTR] != 7 || !pkt)
+		BAD("pty: %dx%d lflag %o VINTR %d packet %d", ws.ws_col, ws.ws_row, t.c_lflag, t.c_cc[VINTR], pkt);
+	return mix(mix(mix(ws.ws_row, ws.ws_col), t.c_lflag & (ECHO | ICANON)), mix(t.c_cc[VINTR], pkt));
+}
+
 /* threads: each reports before the checkpoint and again after */
 struct thr {
 	pthread_t t;
@@ -981,6 +1079,8 @@ static struct module modules[] = {
 	{ "caps", caps_setup, caps_fold, 0, 0 },
 	{ "sysvshm", sysvshm_setup, sysvshm_fold, 0, 0 },
 	{ "fdtable", fdtable_setup, fdtable_fold, 0, 0 },
+	{ "locks", locks_setup, locks_fold, 0, 0 },
+	{ "pty", pty_setup, pty_fold, 0, 0 },
 	/* threads last: they must see every other module's state built;
 	 * cwd just before, so the others still create files by full path */
 	{ "cwd", cwd_setup, cwd_fold, 0, 0 },
