@@ -76,15 +76,16 @@ export function needsShellJob(pid: number, st: ProcStat): boolean {
   return st.session !== pid || st.pgrp !== pid || st.ttyNr !== 0;
 }
 
+/** --file-locks: the other backends save file locks by default; CRIU refuses them without it. */
 export function dumpArgv(opts: DumpOptions, shellJob: boolean): string[] {
-  const argv = ['dump', '-t', String(opts.pid), '-D', opts.dir, '-o', 'dump.log', VERBOSITY];
+  const argv = ['dump', '-t', String(opts.pid), '-D', opts.dir, '-o', 'dump.log', VERBOSITY, '--file-locks'];
   if (shellJob) argv.push('--shell-job');
   if (opts.leaveRunning) argv.push('--leave-running');
   return argv;
 }
 
 export function restoreArgv(opts: RestoreOptions, pidfile: string, shellJob: boolean): string[] {
-  const argv = ['restore', '-D', opts.dir, '-o', 'restore.log', VERBOSITY, '--restore-detached', '--pidfile', pidfile];
+  const argv = ['restore', '-D', opts.dir, '-o', 'restore.log', VERBOSITY, '--restore-detached', '--pidfile', pidfile, '--file-locks'];
   if (!opts.detach) argv.push('--restore-sibling');
   if (shellJob) argv.push('--shell-job');
   return argv;
@@ -185,7 +186,7 @@ export const criuBackend: Backend = {
     const st = procStat(opts.pid);
     if (!st) throw new CrError(`no process ${opts.pid}`);
     fs.mkdirSync(opts.dir, { recursive: true });
-    const shellJob = needsShellJob(opts.pid, st);
+    const shellJob = !!opts.shellJob || needsShellJob(opts.pid, st);
     const argv = dumpArgv(opts, shellJob);
     opts.log?.(`${CRIU} ${argv.join(' ')}`);
     const t0 = performance.now();
@@ -218,7 +219,7 @@ export const criuBackend: Backend = {
     const tree = readPstree(opts.dir);
     if (!tree.length) throw new CrError(`${opts.dir}: pstree.img lists no process`);
     const rootTask = tree[0];
-    const shellJob = rootTask.sid !== rootTask.pid || rootTask.pgid !== rootTask.pid;
+    const shellJob = !!opts.shellJob || rootTask.sid !== rootTask.pid || rootTask.pgid !== rootTask.pid;
     const pidfile = path.join(opts.dir, 'restore.pid');
     fs.rmSync(pidfile, { force: true });
     const argv = restoreArgv(opts, pidfile, shellJob);
