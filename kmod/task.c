@@ -48,6 +48,10 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t)
 	}
 	ret = checkpoint_task_obj(ctx, t);
 	if (!ret)
+		ret = checkpoint_process(ctx, t);
+	if (!ret)
+		ret = checkpoint_timers(ctx, t);	/* ITIMERS, POSIX_TIMERs */
+	if (!ret)
 		ret = checkpoint_signal(ctx, t);	/* SIGNAL, SIGPENDING */
 	if (!ret)
 		ret = checkpoint_cred(ctx, t);
@@ -91,6 +95,10 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 		ret = ckpt_err(ctx, -EINVAL, "TASK object %u is pid %d, the tree says %d",
 			       idx, ctx->task->pid, g->pids[idx].pid);
 	if (!ret)
+		ret = restore_prepare_process(ctx);
+	if (!ret)
+		ret = restore_prepare_timers(ctx);	/* ITIMERS, POSIX_TIMERs */
+	if (!ret)
 		ret = restore_prepare_signal(ctx);	/* SIGNAL, SIGPENDING */
 	if (!ret)
 		ret = restore_prepare_cred(ctx);
@@ -133,14 +141,21 @@ int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 #endif
 	if (!ret)
 		ret = restore_cpu(ctx, ax);
+	if (!ret)
+		ret = restore_process(ctx);	/* exe, sched: with the restarter's rights */
 	if (ret)
 		return ret;
 	/* last: the credentials may take away what the steps above needed */
 	restore_cred(ctx);
 	/* the mask first, so that requeued signals stay pending if blocked */
 	restore_signal(ctx);
+	/* after the signals, so that an early expiry is not flushed with them */
+	ret = restore_timers(ctx);
+	if (ret)
+		return ret;
 	task_lock(current);
 	strscpy_pad(current->comm, ctx->task->comm, sizeof(current->comm));
 	task_unlock(current);
+	restore_process_late(ctx);	/* pdeathsig, dumpable: a cred change resets them */
 	return 0;
 }
