@@ -198,7 +198,7 @@ static int restore_sched(struct ckpt_ctx *ctx, struct ckpt_hdr_process *h)
 	if (IS_ERR(scratch))
 		return PTR_ERR(scratch);
 	uattr = ckpt_stage(scratch, 0, &attr, sizeof(attr));
-	ret = uattr ? ckpt_syscall(__NR_sched_setattr, (unsigned long)uattr, 0, 0) : -EFAULT;
+	ret = uattr ? ckpt_syscall(__NR_sched_setattr, 0, (unsigned long)uattr, 0) : -EFAULT;
 	ckpt_scratch_unmap(scratch);
 	if (ret)
 		return ckpt_err(ctx, ret, "cannot set scheduling policy %u priority %u",

@@ -9,7 +9,7 @@ import type { Backend, CheckItem } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { dump } from './dump.js';
 import { decodeImage, imagePath, TYPE_NAMES } from './image.js';
-import { helperPath, restore } from './restore.js';
+import { helperPath, restore, thaw } from './restore.js';
 import { engineStatus, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
 
 export const kernelBackend: Backend = {
@@ -38,6 +38,7 @@ export const kernelBackend: Backend = {
 
   dump,
   restore,
+  thaw,
 
   async recognizes(dir) {
     return fs.existsSync(imagePath(dir));
