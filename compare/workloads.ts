@@ -92,6 +92,9 @@ export const features: Feature[] = [
   { group: 'process', name: 'resource limits', args: ['rlimit=1'] },
   { group: 'process', name: 'umask', args: ['umask=1'] },
   { group: 'process', name: 'capabilities (effective, permitted, bounding)', args: ['caps=1'] },
+  { group: 'process', name: 'scheduling policy, nice, personality, timer slack', args: ['sched=5'] },
+  { group: 'process', name: 'prctl: name, pdeathsig, dumpable, subreaper, no_new_privs, /proc/self/exe', args: ['prctl=1'] },
+  { group: 'memory', name: 'madvise flags (DONTFORK, DONTDUMP, WIPEONFORK)', args: ['madvise=64'] },
 ];
 
 export const workloadByName = (name: string) => workloads.find((w) => w.name === name);
