@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../userspace/errors.js';
+import { IMAGE_NAME } from './identity.js';
 
-export const IMAGE_NAME = 'kernel.img';
 export const LOG_NAME = 'kernel.log';
 export const imagePath = (dir: string): string => path.join(dir, IMAGE_NAME);
 export const logPath = (dir: string): string => path.join(dir, LOG_NAME);

@@ -15,13 +15,10 @@ import readline from 'node:readline';
 import { execa } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { nativeBin } from '../../userspace/paths.js';
 import { pidExists } from '../../userspace/sys/libc.js';
-import { ensureEngine, RESTART_FROZEN, restart } from './sys.js';
+import { ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
 import { decodeImage, imagePath, logPath } from './image.js';
 
-/** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
-export const helperPath = (): string => nativeBin('cr-mktree');
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? (() => {});

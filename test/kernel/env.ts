@@ -9,8 +9,7 @@ import fs from 'node:fs';
 import { execaSync } from 'execa';
 import { sleep } from '../lib/harness.js';
 import path from 'node:path';
-import { probe } from '../../backends/kernel/sys.js';
-import { helperPath } from '../../backends/kernel/restore.js';
+import { helperPath, probe } from '../../backends/kernel/sys.js';
 import { packageRoot } from '../../userspace/paths.js';
 
 export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);

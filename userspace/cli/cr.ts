@@ -12,10 +12,12 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames, backends } from '../../backends/index.js';
 import type { Backend } from '../../backends/types.js';
 import { CrError } from '../errors.js';
+import { packageRoot } from '../paths.js';
 
 function pickBackend(name: string): Backend {
   const b = backends[name];
@@ -39,8 +41,11 @@ function parsePid(v: string): number {
 const logTo = (verbose?: boolean) => (verbose ? (line: string) => process.stderr.write(`cr: ${line}\n`) : undefined);
 const backendOption = () => new Option('-b, --backend <name>', 'backend: user, kernel or criu');
 
+const { version } = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+
 const program = new Command('cr')
   .description('checkpoint/restart laboratory: one driver for in-kernel and userspace c/r')
+  .version(version)
   .configureOutput({ outputError: (str, write) => write(`cr: ${str.replace(/^error: /, '')}`) });
 
 program
