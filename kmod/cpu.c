@@ -241,6 +241,6 @@ int restore_cpu(struct ckpt_ctx *ctx, long *ax)
 	regs->cs = __USER_CS;
 	regs->ss = __USER_DS;
 	*ax = restore_syscall(c, regs);
-	regs->orig_ax = -1;
+	/* regs->orig_ax still says restart(2): replays check it; task.c clears it */
 	return 0;
 }

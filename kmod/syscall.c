@@ -7,15 +7,16 @@
  * the restarting task on itself with the restarter's rights.  Restart then
  * creates nothing the caller could not have created, and the engine needs
  * no knowledge of the private structures behind those calls.  Kernel patch
- * 0008 exports the dispatcher.  Pointer arguments are staged in a scratch
- * page of the task's own address space, mapped for the replay only.
+ * 0008's checkpoint_replay_syscall() runs them, a fixed list, for a task
+ * in restart(2) only.  Pointer arguments are staged in a scratch page of
+ * the task's own address space, mapped for the replay only.
  */
 
+#include <linux/checkpoint.h>
 #include <linux/err.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/uaccess.h>
-#include <asm/syscall.h>
 
 #include "ckpt.h"
 
@@ -27,7 +28,7 @@ long ckpt_syscall_args(unsigned int nr, const unsigned long *a)
 		.orig_ax = nr,
 	};
 
-	return x64_sys_call(&regs, nr);
+	return checkpoint_replay_syscall(nr, &regs);
 }
 
 /* A scratch page of current's address space, or an ERR_PTR */

@@ -157,5 +157,7 @@ int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 	strscpy_pad(current->comm, ctx->task->comm, sizeof(current->comm));
 	task_unlock(current);
 	restore_process_late(ctx);	/* pdeathsig, dumpable: a cred change resets them */
+	/* out of restart(2) now: no system call to restart on the way back */
+	current_pt_regs()->orig_ax = -1;
 	return 0;
 }
