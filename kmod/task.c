@@ -12,6 +12,7 @@
  */
 
 #include <linux/pid.h>
+#include <linux/ptrace.h>
 #include <linux/rseq.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
