@@ -14,7 +14,8 @@
  * clone_with_pids(2), and each, once its children exist, calls
  * restart(ROOT, fd, RESTART_TASKSELF, logfd), which returns into the
  * checkpointed program when the whole tree is rebuilt; the engine's log is
- * appended to LOGFILE and tells whether it worked.
+ * appended to LOGFILE and tells whether it worked.  With -F as well
+ * (RESTART_FROZEN), the restarted tasks stay frozen until `cr thaw`.
  * -h COUNT: the COUNT descriptors from fd 4 up are the restorer's, for the
  * tasks (pty masters): every task inherits them, cr-mktree itself closes
  * them once the root exists, so that they live only as long as the tree.
@@ -62,6 +63,7 @@
 #define NR_restart 549
 #define NR_clone_with_pids 550
 #define RESTART_TASKSELF 0x1
+#define RESTART_FROZEN 0x2
 
 struct clone_pid_set {
 	uint32_t num_pids;
@@ -80,6 +82,7 @@ static struct task tasks[MAX_TASKS];
 static int nr_tasks;
 /* -k: the image, and the pipe the engine logs into for every task */
 static const char *kimage;
+static unsigned long krestart_flags = RESTART_TASKSELF;
 static int klog_pipe[2] = { -1, -1 };
 
 static void report(const char *fmt, ...)
@@ -221,7 +224,7 @@ static void __attribute__((noreturn)) become_task(int idx)
 		int fd = open(kimage, O_RDONLY | O_CLOEXEC);
 
 		if (fd >= 0)
-			syscall(NR_restart, tasks[0].pid, fd, RESTART_TASKSELF, klog_pipe[1]);
+			syscall(NR_restart, tasks[0].pid, fd, krestart_flags, klog_pipe[1]);
 		/* only reached if restart failed before changing this task */
 		dprintf(klog_pipe[1], "cr-mktree: pid %d: restart: %s\n", t->pid, strerror(errno));
 		_exit(125);
@@ -308,6 +311,8 @@ int main(int argc, char **argv)
 			ns_flags = strtoull(argv[++first], NULL, 16);
 		else if (strcmp(argv[first], "-h") == 0 && first + 1 < argc)
 			handed = atoi(argv[++first]);
+		else if (strcmp(argv[first], "-F") == 0)
+			krestart_flags |= RESTART_FROZEN;
 		else if (strcmp(argv[first], "-k") == 0 && first + 2 < argc) {
 			kimage = argv[++first];
 			klog = argv[++first];
@@ -316,7 +321,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-h COUNT] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-h COUNT] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {
@@ -343,6 +348,10 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if ((krestart_flags & RESTART_FROZEN) && !kimage) {
+		fprintf(stderr, "cr-mktree: -F needs -k\n");
+		return 2;
+	}
 	if (kimage) {
 		if (pidns || ns_flags) {
 			fprintf(stderr, "cr-mktree: -k restarts in our namespaces\n");
