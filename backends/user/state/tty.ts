@@ -62,6 +62,8 @@ const PTMX_PATHS = new Set(['/dev/ptmx', '/dev/pts/ptmx']);
 /** Tries at opening /dev/ptmx until it gives the pty number the image had. */
 const MAX_PTY_TRIES = 4096;
 
+/** A task's controlling terminal: /proc/PID/stat's tty_nr, a device number encoded as stat(2)'s are (0: none). */
+const controllingTerminal = (pid: number) => BigInt(statField(procStat(pid), 7));
 const major = (rdev: bigint) => Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
 const minor = (rdev: bigint) => Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
 const slaveIndex = (rdev: bigint) => {
@@ -124,12 +126,8 @@ function masterInTree(tree: number[], index: number): boolean {
 
 /** The controlling terminal of a task as a pty number, or -1 (none, or not a pty). */
 function cttyIndex(pid: number): number {
-  const ttyNr = BigInt(statField(procStat(pid), 7));
-  if (!ttyNr) return -1;
-  // tty_nr is the kernel's encoding: major in bits 8-15 and 20-31, minor in 0-7 and 20-31's neighbours.
-  const maj = Number((ttyNr >> 8n) & 0xfffn);
-  const min = Number((ttyNr & 0xffn) | ((ttyNr >> 12n) & 0xfff00n));
-  return maj >= PTY_SLAVE_MAJOR && maj < PTY_SLAVE_MAJOR + PTY_SLAVE_MAJORS ? (maj - PTY_SLAVE_MAJOR) * 256 + min : -2;
+  const ttyNr = controllingTerminal(pid);
+  return ttyNr ? slaveIndex(ttyNr) : -1;
 }
 
 /** Which ptys have their master in the tree, found once per dump. */
@@ -230,7 +228,7 @@ export const ttys: FdType = {
       const ws = p.winsize;
       return `pty master ${t.index}: ${ws.readUInt16LE(2)}x${ws.readUInt16LE(0)}${p.packet ? ' packet mode' : ''}${p.locked ? ' locked' : ''}${p.sid ? ` session ${p.sid} foreground ${p.foreground}` : ''}`;
     }
-    return t.kind === 'slave' ? `pty slave /dev/pts/${t.index}` : t.kind === 'devtty' ? `/dev/tty${t.index >= 0 && t.index < 0x7fffffff ? ` (pty ${t.index})` : ''}` : 'the shell job\'s terminal';
+    return t.kind === 'slave' ? `pty slave /dev/pts/${t.index}` : t.kind === 'devtty' ? `/dev/tty${t.index >= 0 ? ` (pty ${t.index})` : ''}` : 'the shell job\'s terminal';
   },
 };
 
@@ -288,7 +286,7 @@ export function prepareTerminals(dir: string, inv: Inventory, log: (l: string) =
   }
   const made: RestoredPty[] = [];
   const close = () => {
-    for (const p of made) {
+    for (const p of made.splice(0)) {
       if (p.slave >= 0) fs.closeSync(p.slave);
       fs.closeSync(p.master);
     }
@@ -312,7 +310,7 @@ export function prepareTerminals(dir: string, inv: Inventory, log: (l: string) =
     throw err instanceof CrError ? err : new CrError(`cannot make the image's ptys: ${(err as Error).message}`);
   }
   return {
-    ptys: made,
+    ptys: [...made],
     handed: made.map((p) => p.master),
     ctty: new Map(made.filter((p) => p.state.sid).map((p) => [p.state.sid, `/dev/pts/${p.index}`])),
     finish() {
@@ -327,11 +325,10 @@ export function prepareTerminals(dir: string, inv: Inventory, log: (l: string) =
 
 /** The path of the terminal cr restore runs on (its controlling terminal), for a shell job's descriptors. */
 export function restorerTerminal(): string {
-  const ttyNr = Number(statField(procStat(process.pid), 7));
-  const maj = (ttyNr >> 8) & 0xfff;
-  const min = (ttyNr & 0xff) | ((ttyNr >> 12) & 0xfff00);
+  const ttyNr = controllingTerminal(process.pid);
+  const [maj, min] = [major(ttyNr), minor(ttyNr)];
   if (!ttyNr) throw new CrError('--shell-job: cr restore has no controlling terminal to give the job');
-  if (maj >= PTY_SLAVE_MAJOR && maj < PTY_SLAVE_MAJOR + PTY_SLAVE_MAJORS) return `/dev/pts/${(maj - PTY_SLAVE_MAJOR) * 256 + min}`;
+  if (slaveIndex(ttyNr) >= 0) return `/dev/pts/${slaveIndex(ttyNr)}`;
   if (maj === 4 && min < 64) return `/dev/tty${min}`;
   if (maj === TTYAUX_MAJOR && min === 1) return '/dev/console';
   if (maj === 4) return `/dev/ttyS${min - 64}`;
