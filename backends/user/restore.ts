@@ -110,18 +110,28 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
 
   // The root goes into fresh namespaces of the kinds it had of its own.
   const { helper, hostPids } = await createTasks(inv, !!opts.detach, !!opts.pidns, cloneFlags(opts.dir, inv.tasks[0].pid));
+  let shared: RestoreShared | undefined;
   try {
     // Every task is built before any runs: they may take shared objects from each other.
     const nsPids = new Map([...hostPids].map(([image, host]) => [host, image]));
-    const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids };
-    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, hostPids.get(t.pid)!, opts.dir, t.states, shared, log), states: t.states }));
+    shared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids, built: [], done: [] };
+    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, hostPids.get(t.pid)!, opts.dir, t.states, shared!, log), states: t.states }));
+    for (const fn of shared.built) fn();
     for (const { task, states } of tasks) {
       for (const s of states) s.settle(task);
       task.inj.endRestore();
       for (const s of states) s.finish(task);
     }
+    for (const fn of shared.done.splice(0)) fn(true);
     for (const { task } of tasks) for (const th of task.threads) th.detach();
   } catch (err) {
+    for (const fn of shared?.done.splice(0) ?? []) {
+      try {
+        fn(false);
+      } catch {
+        /* the restore failed already; this is its tidying up */
+      }
+    }
     for (const pid of hostPids.values()) {
       try {
         kill(pid, SIG.KILL);

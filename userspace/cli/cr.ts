@@ -2,7 +2,7 @@
 /**
  * cr: one command line for every checkpoint/restart backend.
  *
- *   cr dump --backend=user -t PID -D DIR [--leave-running]
+ *   cr dump --backend=user -t PID -D DIR [--leave-running] [--tcp-established]
  *   cr restore [--backend=user] -D DIR [--detach]
  *   cr show DIR [--json]
  *   cr check [--backend=user]
@@ -50,10 +50,11 @@ program
   .requiredOption('-D, --images-dir <dir>', 'where to write the image')
   .option('-R, --leave-running', 'keep the tasks running after the dump (default: kill them)')
   .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
+  .option('--tcp-established', 'save TCP connections to peers outside the tree too (their packets are held back until the restore)')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
     const r = await pickBackend(o.backend).dump({
-      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, log: logTo(o.verbose),
+      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, tcpEstablished: o.tcpEstablished, log: logTo(o.verbose),
     });
     const s = r.stats;
     process.stderr.write(`cr: dumped ${r.pids.join(' ')} into ${o.imagesDir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +

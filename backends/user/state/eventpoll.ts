@@ -32,6 +32,7 @@ const payloadOf = (file: OpenFileImage, where: string) => decodeMessage<Eventpol
 export const eventpolls: FdType = {
   type: 'eventpoll',
   late: true,
+  byNumber: true,
 
   claims(f) {
     return f.target === 'anon_inode:[eventpoll]';

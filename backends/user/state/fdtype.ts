@@ -74,16 +74,35 @@ export interface OpenFileImage {
   payload: Buffer;
 }
 
+/**
+ * At dump time, for a file type whose files hold other open files (a unix
+ * socket with descriptors in flight): save one more open file, given as a
+ * descriptor of some process (cr itself), in the task's image; returns its id.
+ */
+export interface NestedFiles {
+  save(pid: number, fd: number): number;
+}
+
+/** At restore time, what a file type may ask of the task's descriptor table. */
+export interface OpenContext {
+  /** A descriptor, in this task, of the image's open file `id` (created now if need be); it stays open until every task is built. */
+  open(id: number): number;
+  /** Run `fn` once every descriptor of the task is in place. */
+  later(fn: () => void): void;
+}
+
 export interface FdType {
   readonly type: string;
   /** Created after every other descriptor of its task is in place, because it names them by number (epoll). */
   readonly late?: boolean;
+  /** Its dump asks the task about the descriptor by number: a file only in flight in a socket cannot be saved. */
+  readonly byNumber?: boolean;
   claims(f: FdProbe): boolean;
   /** The type's encoded payload; throws CrError for what it cannot save. */
-  dump(task: DumpTask, f: FdProbe): Buffer;
+  dump(task: DumpTask, f: FdProbe, nested: NestedFiles): Buffer;
   /** Check a payload while the image is loaded, before any task exists. */
   check(file: OpenFileImage, where: string): void;
   /** Create the open file inside the task; returns its descriptor there, lifted (liftFd). */
-  open(task: RestoreTask, file: OpenFileImage): number;
+  open(task: RestoreTask, file: OpenFileImage, ctx: OpenContext): number;
   describe(file: OpenFileImage): string;
 }

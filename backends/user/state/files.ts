@@ -15,12 +15,15 @@ import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
 import { eventfds } from './eventfd.js';
 import { eventpolls } from './eventpoll.js';
-import { liftFd, takeFromTask, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
+import { liftFd, rememberLeftovers, takeFromTask, type FdProbe, type FdType, type NestedFiles, type OpenContext, type OpenFileImage } from './fdtype.js';
 import { regFiles } from './files-reg.js';
 import { memfds } from './memfd.js';
 import { defineState, type DumpTask } from './module.js';
 import { pipes } from './pipes.js';
 import { signalfds } from './signalfd.js';
+import { otherSockets } from './sockets.js';
+import { tcpSockets } from './sockets-tcp.js';
+import { udpSockets } from './sockets-udp.js';
 import { unixSockets } from './sockets-unix.js';
 import { timerfds } from './timerfd.js';
 
@@ -37,7 +40,7 @@ export interface FilesImage {
 }
 
 const INHERIT = 'inherit';
-const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets];
+const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets, tcpSockets, udpSockets, otherSockets];
 const KCMP_FILE = 0;
 const RLIMIT_NOFILE = 7;
 const F_SETFD = 2;
@@ -80,20 +83,24 @@ export const files = defineState<FilesImage>({
     }
     const fds: Fd[] = [];
     const opened: OpenFileImage[] = [];
+    /** The id of the open file behind `f`, saved now unless it already is; `inFlight` when no descriptor table holds it. */
+    const save = (f: FdProbe, inFlight: boolean): number => {
+      const known = knownFile(task, f);
+      if (known !== undefined) return known;
+      const stdio = !inFlight && inheritable(f);
+      const type = stdio && !f.stat.isFIFO() ? undefined : FD_TYPES.find((t) => t.claims(f));
+      if (!type && !stdio) throw new CrError(unsupported(f));
+      if (inFlight && type?.byNumber) throw new CrError(`${unsupported(f)} in flight in a socket`);
+      const id = task.shared.files.length + 1;
+      task.shared.files.push({ id, pid: f.pid, fd: f.fd, dev: f.stat.dev, ino: f.stat.ino });
+      const payload = type ? type.dump(task, f, nested) : Buffer.alloc(0);
+      opened.push({ id, type: type?.type ?? INHERIT, flags: f.flags & ~O.CLOEXEC, pos: f.pos, payload });
+      return id;
+    };
+    const nested: NestedFiles = { save: (pid, fd) => save(probe(pid, fd), true) };
     for (const fd of fs.readdirSync(`/proc/${task.pid}/fd`).map(Number).sort((a, b) => a - b)) {
       const f = probe(task.pid, fd);
-      const cloexec = (f.flags & O.CLOEXEC) !== 0;
-      const flags = f.flags & ~O.CLOEXEC;
-      let id = knownFile(task, f);
-      if (id === undefined) {
-        const type = inheritable(f) && !f.stat.isFIFO() ? undefined : FD_TYPES.find((t) => t.claims(f));
-        if (!type && !inheritable(f)) throw new CrError(unsupported(f));
-        id = task.shared.files.length + 1;
-        task.shared.files.push({ id, pid: f.pid, fd, dev: f.stat.dev, ino: f.stat.ino });
-        const payload = type ? type.dump(task, f) : Buffer.alloc(0);
-        opened.push({ id, type: type?.type ?? INHERIT, flags, pos: f.pos, payload });
-      }
-      fds.push({ fd, cloexec, file_id: id });
+      fds.push({ fd, cloexec: (f.flags & O.CLOEXEC) !== 0, file_id: save(f, false) });
     }
     task.images.write('files', task.pid, { fds, files: opened });
   },
@@ -130,6 +137,22 @@ export const files = defineState<FilesImage>({
       tracee.syscallOk(`dup3 to fd ${d.fd}`, NR.dup3, from, d.fd, d.cloexec ? O.CLOEXEC : 0);
     };
 
+    const typeOf = (file: OpenFileImage) => FD_TYPES.find((t) => t.type === file.type)!;
+    const later: (() => void)[] = [];
+    const ctx: OpenContext = {
+      open(id) {
+        const known = task.shared.files.get(id);
+        if (known?.pid === task.pid) return known.fd;
+        const file = own.get(id);
+        if (!known && !file) throw new CrError(`pid ${task.pid}: open file ${id} is in no task of the image`);
+        const fd = known ? liftFd(task, takeFromTask(task, known.pid, known.fd)) : typeOf(file!).open(task, file!, ctx);
+        rememberLeftovers(task, [fd]);
+        if (!known) task.shared.files.set(id, { pid: task.pid, fd });
+        return fd;
+      },
+      later: (fn) => later.push(fn),
+    };
+
     const late = (d: Fd) => FD_TYPES.find((t) => t.type === own.get(d.file_id)?.type)?.late === true;
     for (const d of [...img.fds.filter((d) => !late(d)), ...img.fds.filter(late)]) {
       const file = own.get(d.file_id);
@@ -148,13 +171,14 @@ export const files = defineState<FilesImage>({
         tmp = liftFd(task, takeFromTask(task, known.pid, known.fd));
       } else {
         if (!file) throw new CrError(`pid ${task.pid} fd ${d.fd}: its open file ${d.file_id} is in no task of the image`);
-        tmp = FD_TYPES.find((t) => t.type === file.type)!.open(task, file);
+        tmp = typeOf(file).open(task, file, ctx);
       }
       place(tmp, d);
       if (!task.shared.leftovers.get(task.pid)?.includes(tmp)) tracee.syscall(NR.close, tmp);
       task.shared.files.set(d.file_id, { pid: task.pid, fd: d.fd });
       inj.reset();
     }
+    while (later.length) later.shift()!();
   },
 
   settle(task) {

@@ -16,6 +16,13 @@ export interface DumpShared {
   pipes: Set<bigint>;
   /** Shared anonymous memory objects whose pages are already in the image, by inode. */
   shmem: Set<bigint>;
+  /** Whether TCP connections to peers outside the tree may be saved (--tcp-established). */
+  tcpEstablished: boolean;
+  /**
+   * Run once every task is saved, or the dump failed, just before the tasks
+   * are killed (`killed`) or let go: give back what the dump held or changed.
+   */
+  done: ((killed: boolean) => void)[];
 }
 
 /** Where restore created each shared object, so that others can take it from there. */
@@ -28,6 +35,10 @@ export interface RestoreShared {
   nsPids: Map<number, number>;
   /** Descriptors to close in a task once every task is built (pipe ends nobody had). */
   leftovers: Map<number, number[]>;
+  /** Run once every task is built, before any settles: every task is still seized with its injection open. */
+  built: (() => void)[];
+  /** Run once every task has settled, just before they run (`ok`), or when the restore failed: give back what restore held. */
+  done: ((ok: boolean) => void)[];
 }
 
 export interface DumpTask {

@@ -67,16 +67,22 @@ function createPipe(task: RestoreTask, p: PipeFile): { rd: number; wr: number } 
     rememberLeftovers(task, [rd, wr]);
   }
   if (p.pipe_size) tracee.syscallOk('F_SETPIPE_SZ', NR.fcntl, wr, F_SETPIPE_SZ, p.pipe_size);
-  if (p.data.length) {
-    const w = fs.openSync(`/proc/${task.pid}/fd/${wr}`, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-    try {
-      for (let done = 0; done < p.data.length; ) done += fs.writeSync(w, p.data, done, p.data.length - done);
-    } finally {
-      fs.closeSync(w);
-    }
-  }
   task.shared.pipes.set(p.pipe_id, { pid: task.pid, rd, wr });
   return { rd, wr };
+}
+
+/**
+ * Write the bytes in flight back, when the end that holds them in the image
+ * is opened: the pipe may have been made by an end opened before it (an
+ * end in flight in a unix socket is opened last).
+ */
+function refill(p: PipeFile, at: { pid: number; wr: number }): void {
+  const w = fs.openSync(`/proc/${at.pid}/fd/${at.wr}`, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  try {
+    for (let done = 0; done < p.data.length; ) done += fs.writeSync(w, p.data, done, p.data.length - done);
+  } finally {
+    fs.closeSync(w);
+  }
 }
 
 export const pipes: FdType = {
@@ -118,6 +124,7 @@ export const pipes: FdType = {
     } else {
       fd = liftFd(task, takeFromTask(task, known.pid, readEnd ? known.rd : known.wr));
     }
+    if (p.data.length) refill(p, task.shared.pipes.get(p.pipe_id)!);
     setStatusFlags(task, fd, file.flags);
     return fd;
   },
