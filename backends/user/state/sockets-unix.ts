@@ -26,7 +26,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
-import { procStatus } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { close, fcntl, SysError } from '../../../userspace/sys/libc.js';
 import { findUnixSocket, listUnixSockets, type UnixDiag } from '../../../userspace/net/diag.js';
@@ -37,7 +36,7 @@ import {
 import { decodeMessage, encodeMessage } from '../image.js';
 import { dupHigh, liftFd, rememberLeftovers, setStatusFlags, takeFromTask, type FdProbe, type FdType, type NestedFiles, type OpenContext, type OpenFileImage } from './fdtype.js';
 import type { DumpShared, DumpTask, RestoreShared, RestoreTask } from './module.js';
-import { applyOptions, describeOptions, saveOptions, SO, socketKind, tracerDup, withDup, type SocketOptions } from './sockets.js';
+import { applyOptions, describeOptions, imageSockets, saveOptions, SO, socketKind, tracerDup, withDup, type SocketOptions } from './sockets.js';
 
 interface UnixAddress {
   name: Buffer;
@@ -97,7 +96,7 @@ const nameOf = (d: { name: Buffer }) => (isPath(d.name) ? d.name.subarray(0, d.n
 
 interface DumpState {
   diag: Map<number, UnixDiag>;
-  /** Socket inodes the image holds: in the tree's descriptor tables, or in flight in a queue saved so far. */
+  /** Socket inodes the image holds (imageSockets), in flight ones added as their queues are saved. */
   held: Set<number>;
   /** Descriptors in flight that cr received, open until the dump ends so that later descriptors of those files are known. */
   received: number[];
@@ -105,50 +104,10 @@ interface DumpState {
 
 const dumps = new WeakMap<DumpShared, DumpState>();
 
-const ourTask = (pid: number) => {
-  try {
-    return procStatus(pid).get('TracerPid') === String(process.pid);
-  } catch {
-    return false; // gone
-  }
-};
-
-/** The tasks of the image being dumped: the tree around `pid` that this cr has seized. */
-function imageTasks(pid: number): number[] {
-  let root = pid;
-  for (let up = Number(procStatus(root).get('PPid')); up > 0 && ourTask(up); up = Number(procStatus(up).get('PPid'))) root = up;
-  const tasks: number[] = [];
-  const visit = (p: number) => {
-    tasks.push(p);
-    for (const tid of fs.readdirSync(`/proc/${p}/task`)) {
-      const children = fs.readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-      children.filter(ourTask).forEach(visit);
-    }
-  };
-  visit(root);
-  return tasks;
-}
-
-/** Inodes of the sockets in the descriptor tables of the image's tasks. */
-function heldSockets(pid: number): Set<number> {
-  const held = new Set<number>();
-  for (const p of imageTasks(pid)) {
-    for (const fd of fs.readdirSync(`/proc/${p}/fd`)) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${p}/fd/${fd}`));
-        if (m) held.add(Number(m[1]));
-      } catch {
-        /* closed meanwhile */
-      }
-    }
-  }
-  return held;
-}
-
 function dumpState(task: DumpTask): DumpState {
   let st = dumps.get(task.shared);
   if (!st) {
-    const state: DumpState = { diag: listUnixSockets(), held: heldSockets(task.pid), received: [] };
+    const state: DumpState = { diag: listUnixSockets(), held: imageSockets(task), received: [] };
     task.shared.done.push(() => state.received.forEach(close));
     dumps.set(task.shared, state);
     st = state;

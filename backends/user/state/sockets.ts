@@ -5,11 +5,14 @@
  * module each (sockets-unix, sockets-tcp, sockets-udp); sockets of any
  * other family or protocol are claimed here, only to be refused by name.
  */
+import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
+import { procStatus } from '../../../userspace/proc/parse.js';
 import { NR } from '../../../userspace/sys/constants.js';
 import { close, rawSyscall, type SysError } from '../../../userspace/sys/libc.js';
 import { AF, getsockopt, getsockoptBytes, IPPROTO, setsockopt, SOCK, SOL } from '../../../userspace/net/socket.js';
 import type { FdProbe, FdType } from './fdtype.js';
+import type { DumpShared, DumpTask } from './module.js';
 
 /** A duplicate in cr itself of descriptor `fd` of task `pid` (the same open file). */
 export function tracerDup(pid: number, fd: number): number {
@@ -30,6 +33,56 @@ export function withDup<T>(pid: number, fd: number, fn: (dup: number) => T): T {
   } finally {
     close(dup);
   }
+}
+
+const ourTask = (pid: number) => {
+  try {
+    return procStatus(pid).get('TracerPid') === String(process.pid);
+  } catch {
+    return false; // gone
+  }
+};
+
+/** The tasks of the image being dumped: the tree around `pid` that this cr has seized. */
+function imageTasks(pid: number): number[] {
+  let root = pid;
+  for (let up = Number(procStatus(root).get('PPid')); up > 0 && ourTask(up); up = Number(procStatus(up).get('PPid'))) root = up;
+  const tasks: number[] = [];
+  const visit = (p: number) => {
+    tasks.push(p);
+    for (const tid of fs.readdirSync(`/proc/${p}/task`)) {
+      const children = fs.readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+      children.filter(ourTask).forEach(visit);
+    }
+  };
+  visit(root);
+  return tasks;
+}
+
+const held = new WeakMap<DumpShared, Set<number>>();
+
+/**
+ * Inodes of the sockets the image holds: those in the descriptor tables of
+ * the tree's tasks (read once per dump, all tasks being stopped), to which
+ * the unix sockets add those found in flight in a queue.
+ */
+export function imageSockets(task: DumpTask): Set<number> {
+  let set = held.get(task.shared);
+  if (!set) {
+    set = new Set();
+    for (const p of imageTasks(task.pid)) {
+      for (const fd of fs.readdirSync(`/proc/${p}/fd`)) {
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${p}/fd/${fd}`));
+          if (m) set.add(Number(m[1]));
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+    }
+    held.set(task.shared, set);
+  }
+  return set;
 }
 
 export interface SocketKind {
@@ -95,7 +148,7 @@ const INT_OPTIONS: [IntOption, number][] = [
   ['busy_poll', SO.BUSY_POLL], ['sndbuf', SO.SNDBUF], ['rcvbuf', SO.RCVBUF],
 ];
 /** Options only some families know: their absence (ENOPROTOOPT, EOPNOTSUPP) is their default. */
-const OPTIONAL = new Set<IntOption>(['peek_off', 'busy_poll', 'passsec']);
+const OPTIONAL = new Set<IntOption>(['peek_off', 'busy_poll', 'passsec', 'passcred']);
 
 function timeoutUs(fd: number, name: number): bigint {
   const tv = getsockoptBytes(fd, SOL.SOCKET, name, 16);
