@@ -3,10 +3,25 @@
  * options (and the int options of their own protocol level), and their
  * creation inside the task being restored.
  */
+import { inetSocketsByInode, type InetDiag } from '../../../userspace/net/diag.js';
 import { NR } from '../../../userspace/sys/constants.js';
 import { AF, formatEndpoint, getsockopt, parseInetAddress, setsockopt, SOCK, SOL, type InetEndpoint } from '../../../userspace/net/socket.js';
 import { liftFd } from './fdtype.js';
-import type { RestoreTask } from './module.js';
+import type { DumpShared, DumpTask, RestoreTask } from './module.js';
+
+const diags = new WeakMap<DumpShared, Map<number, InetDiag>>();
+
+/** inet_diag's TCP and UDP sockets of the namespace by inode, read once per dump (the tree is stopped). */
+export function inetDiags(task: DumpTask): Map<number, InetDiag> {
+  let map = diags.get(task.shared);
+  if (!map) {
+    map = inetSocketsByInode();
+    diags.set(task.shared, map);
+  }
+  return map;
+}
+
+export const inetDiagOf = (task: DumpTask, ino: number) => inetDiags(task).get(ino);
 
 export interface InetAddress {
   addr: Buffer;

@@ -23,7 +23,7 @@
  * the bytes it already had.
  */
 import { CrError } from '../../../userspace/errors.js';
-import { inetSocketsByInode, type InetDiag } from '../../../userspace/net/diag.js';
+import type { InetDiag } from '../../../userspace/net/diag.js';
 import { NetworkLock } from '../../../userspace/net/netlock.js';
 import {
   AF, bind, connect, getsockopt, getsockoptBytes, inetAddress, ioctlInt, IPPROTO, listen, MSG, peerName, recvmsg, sendmsg, setsockopt, shutdown, SHUT,
@@ -34,7 +34,7 @@ import { decodeMessage, encodeMessage } from '../image.js';
 import { setStatusFlags, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
 import type { DumpShared, DumpTask, RestoreShared } from './module.js';
 import {
-  addressFrom, applyLevelOptions, asEndpoint, inetSocketIn, nameOptions, optionValue, saveLevelOptions, shownAddress, unmapped,
+  addressFrom, applyLevelOptions, asEndpoint, inetDiagOf, inetDiags, inetSocketIn, nameOptions, optionValue, saveLevelOptions, shownAddress, unmapped,
   type InetAddress, type LevelOption,
 } from './sockets-inet.js';
 import { applyOptions, describeOptions, imageSockets, saveOptions, SO, socketKind, tracerDup, withDup, type SocketOptions } from './sockets.js';
@@ -102,7 +102,6 @@ interface Repaired {
 interface DumpState {
   /** TCP sockets of the namespace by their four-tuple, to find a connection's peer. */
   byTuple: Map<string, InetDiag>;
-  byInode: Map<number, InetDiag>;
   lock?: NetworkLock;
   /** Duplicates in cr of the connections put in repair mode. */
   repaired: Repaired[];
@@ -119,9 +118,8 @@ const tupleKey = (family: number, src: Buffer, sport: number, dst: Buffer, dport
 function dumpState(task: DumpTask): DumpState {
   let st = dumps.get(task.shared);
   if (!st) {
-    const byInode = inetSocketsByInode();
-    const tcp = [...byInode.values()].filter((d) => d.protocol === IPPROTO.TCP);
-    const state: DumpState = { byInode, byTuple: new Map(tcp.map((d) => [tupleKey(d.family, d.src, d.sport, d.dst, d.dport), d])), repaired: [] };
+    const tcp = [...inetDiags(task).values()].filter((d) => d.protocol === IPPROTO.TCP);
+    const state: DumpState = { byTuple: new Map(tcp.map((d) => [tupleKey(d.family, d.src, d.sport, d.dst, d.dport), d])), repaired: [] };
     // Killed, the connections die in repair mode, silently; let go, they leave it and carry on.
     task.shared.done.push((killed) => {
       for (const r of state.repaired) {
@@ -175,7 +173,7 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
   if (ulp) throw refuse(`with the ${ulp} upper layer protocol`);
   const st = dumpState(task);
   const s: TcpSocketFile = {
-    family, state: 'unconnected', local, peer: addressFrom(family, null), backlog: 0, shutdown: st.byInode.get(Number(f.stat.ino))?.shutdown ?? 0,
+    family, state: 'unconnected', local, peer: addressFrom(family, null), backlog: 0, shutdown: inetDiagOf(task, Number(f.stat.ino))?.shutdown ?? 0,
     opts: saveOptions(dup, where), options: [], congestion: getsockoptBytes(dup, SOL.TCP, TCP.CONGESTION, 16).toString().replace(/\0.*$/s, ''),
     write_seq: 0, send_queue: Buffer.alloc(0), unsent: 0, rcv_nxt: 0, recv_queue: Buffer.alloc(0), mss_clamp: 0, sack: false, wscale: false,
     snd_wscale: 0, rcv_wscale: 0, timestamps: false, timestamp: 0, snd_wl1: 0, snd_wnd: 0, max_window: 0, rcv_wnd: 0, rcv_wup: 0,
