@@ -88,6 +88,7 @@ const STATE = { ESTABLISHED: 1, SYN_SENT: 2, CLOSE: 7, LISTEN: 10 };
 const STATE_NAMES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
 const RCV_SHUTDOWN = 1;
 const SEND_SHUTDOWN = 2;
+const MAX_TCP_WINDOW = 32767;
 
 const payloadOf = (file: OpenFileImage, where: string) => decodeMessage<TcpSocketFile>('TcpSocketFile', file.payload, where);
 const u32 = (v: number) => v >>> 0;
@@ -339,6 +340,10 @@ function rebuildConnection(dup: number, s: TcpSocketFile): void {
   // The whole send queue is sent again after repair mode: it starts as not sent, at the first byte not acknowledged.
   setsockopt(dup, SOL.TCP, TCP.REPAIR_QUEUE, QUEUE.SEND);
   setsockopt(dup, SOL.TCP, TCP.QUEUE_SEQ, u32(s.write_seq - s.send_queue.length) | 0);
+  // Connecting sizes the segments from the MSS clamp: give it the agreed one
+  // then, as a user MSS (which an established connection does not use
+  // again; at most MAX_TCP_WINDOW), or the segments stay at 536 bytes.
+  setsockopt(dup, SOL.TCP, TCP.MAXSEG, Math.min(s.mss_clamp, MAX_TCP_WINDOW));
   connect(dup, inetAddress(asEndpoint(s.family, s.peer)));
   setsockopt(dup, SOL.TCP, TCP.REPAIR_OPTIONS, repairOptions(s));
   if (s.timestamps) setsockopt(dup, SOL.TCP, TCP.TIMESTAMP, s.timestamp | 0);
