@@ -6,10 +6,12 @@
  * faster than the parent reads, so both queues are full whenever the dump
  * comes, and every byte is checked to arrive once, in order. In this
  * process an IPv6 connection on ::1 holds unread bytes both ways, with
- * TCP_NODELAY, keepalive settings and buffer sizes; a socket is bound but
- * not listening, another not bound at all. At the end the IPv6 queues are
- * read and checked, the options and addresses compared, and the listener
- * takes one more connection.
+ * TCP_NODELAY, keepalive settings and buffer sizes; a connection is half
+ * closed, one end having written and shut down writing (FIN_WAIT2), the
+ * other (CLOSE_WAIT) with all of it still to read and bytes of its own in
+ * flight; a socket is bound but not listening, another not bound at all.
+ * At the end the queues are read and checked, the states, options and
+ * addresses compared, and the listener takes one more connection.
  *
  *   tcpsk STEPS
  */
@@ -129,6 +131,14 @@ static uint16_t port_of(int fd)
 	return ntohs(a.sin6_port);
 }
 
+static int tcp_state(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
+}
+
 static int getint(int fd, int level, int name)
 {
 	int v = -1;
@@ -163,7 +173,8 @@ int main(int argc, char **argv)
 	struct sockaddr_in a = v4(0);
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	struct stream from_child = { 0 }, to_child = { 0 }, c6out = { 0 }, a6out = { 0 }, c6in = { 0 }, a6in = { 0 };
-	int L, L6, conn, c6, x6, bound, unbound, one = 1, status;
+	struct stream haout = { 0 }, hcout = { 0 }, hain = { 0 }, hcin = { 0 };
+	int L, L6, conn, c6, x6, hc, ha, bound, unbound, one = 1, status;
 	uint16_t lport, bport;
 	socklen_t len;
 	long steps;
@@ -209,6 +220,16 @@ int main(int argc, char **argv)
 		;
 	send_some(x6, &a6out, 5000, 4);
 
+	hc = socket(AF_INET, SOCK_STREAM, 0);
+	a = v4(lport);
+	if (connect(hc, (void *)&a, sizeof(a)) < 0 || (ha = accept(L, NULL, NULL)) < 0)
+		die("half-closed connection");
+	send_some(ha, &haout, 3000, 5);
+	shutdown(ha, SHUT_WR);
+	send_some(hc, &hcout, 2000, 6);
+	for (int i = 0; i < 100 && (tcp_state(ha) != TCP_FIN_WAIT2 || tcp_state(hc) != TCP_CLOSE_WAIT); i++)
+		pause_ms(5);
+
 	bound = socket(AF_INET, SOCK_STREAM, 0);
 	a = v4(0);
 	if (bind(bound, (void *)&a, sizeof(a)) < 0)
@@ -252,6 +273,17 @@ int main(int argc, char **argv)
 	      getint(x6, SOL_SOCKET, SO_RCVBUF), getint(x6, SOL_SOCKET, SO_SNDBUF));
 	check(getint(L, SOL_SOCKET, SO_REUSEADDR) == 1 && getint(L6, IPPROTO_IPV6, IPV6_V6ONLY) == 1 && port_of(L) == lport,
 	      "listeners: same ports, SO_REUSEADDR, IPV6_V6ONLY");
+	check(tcp_state(ha) == TCP_FIN_WAIT2 && tcp_state(hc) == TCP_CLOSE_WAIT, "half-closed: one end in FIN_WAIT2, the other in CLOSE_WAIT");
+	while (recv_some(hc, &hcin, 0, 5, 1) >= 0)
+		;
+	recv_some(ha, &hain, 2000, 6, 1);
+	check(!hcin.broken && hcin.got == 3000 && !hain.broken && hain.got == 2000, "half-closed: the bytes before the end of file, and those the other way");
+	{
+		char buf[8];
+
+		shutdown(hc, SHUT_WR);
+		check(read(ha, buf, sizeof(buf)) == 0 && tcp_state(ha) != TCP_FIN_WAIT2, "half-closed: the other end closes too");
+	}
 	check(port_of(bound) == bport && port_of(unbound) == 0 && getint(bound, SOL_SOCKET, SO_ACCEPTCONN) == 0,
 	      "a socket bound but not listening, one not bound");
 	{

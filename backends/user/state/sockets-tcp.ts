@@ -25,6 +25,7 @@
 import { CrError } from '../../../userspace/errors.js';
 import type { InetDiag } from '../../../userspace/net/diag.js';
 import { NetworkLock } from '../../../userspace/net/netlock.js';
+import { sendRawTcp, TCP_FLAGS } from '../../../userspace/net/packet.js';
 import {
   AF, bind, connect, getsockopt, getsockoptBytes, inetAddress, ioctlInt, IPPROTO, listen, MSG, peerName, recvmsg, sendmsg, setsockopt, shutdown, SHUT,
   SIOC, SOCK, sockName, SOL,
@@ -68,6 +69,9 @@ interface TcpSocketFile {
   rcv_wup: number;
   peer_in_image: boolean;
   lock: string;
+  fin_sent: boolean;
+  fin_received: boolean;
+  tcp_state: string;
 }
 
 const TCP = {
@@ -84,7 +88,11 @@ const REPAIR = { OFF: 0, ON: 1 };
 const QUEUE = { NONE: 0, RECV: 1, SEND: 2 };
 const TCPOPT = { MSS: 2, WINDOW: 3, SACK_PERM: 4, TIMESTAMP: 8 };
 const TCPI_OPT = { TIMESTAMPS: 1, SACK: 2, WSCALE: 4 };
-const STATE = { ESTABLISHED: 1, SYN_SENT: 2, CLOSE: 7, LISTEN: 10 };
+const STATE = { ESTABLISHED: 1, SYN_SENT: 2, FIN_WAIT1: 4, FIN_WAIT2: 5, CLOSE: 7, CLOSE_WAIT: 8, LAST_ACK: 9, LISTEN: 10, CLOSING: 11 };
+/** States where this end's FIN is in the sequence space, and where the peer's is. */
+const FIN_SENT = new Set([STATE.FIN_WAIT1, STATE.FIN_WAIT2, STATE.CLOSING, STATE.LAST_ACK]);
+const FIN_RECEIVED = new Set([STATE.CLOSE_WAIT, STATE.CLOSING, STATE.LAST_ACK]);
+const FIN_WAIT_MS = 2000;
 const STATE_NAMES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
 const RCV_SHUTDOWN = 1;
 const SEND_SHUTDOWN = 2;
@@ -178,7 +186,7 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
     opts: saveOptions(dup, where), options: [], congestion: getsockoptBytes(dup, SOL.TCP, TCP.CONGESTION, 16).toString().replace(/\0.*$/s, ''),
     write_seq: 0, send_queue: Buffer.alloc(0), unsent: 0, rcv_nxt: 0, recv_queue: Buffer.alloc(0), mss_clamp: 0, sack: false, wscale: false,
     snd_wscale: 0, rcv_wscale: 0, timestamps: false, timestamp: 0, snd_wl1: 0, snd_wnd: 0, max_window: 0, rcv_wnd: 0, rcv_wup: 0,
-    peer_in_image: false, lock: '',
+    peer_in_image: false, lock: '', fin_sent: false, fin_received: false, tcp_state: STATE_NAMES[state] ?? String(state),
   };
   const tcpOptions = (names: Record<string, number>) => Object.values(names).map((n): [number, number] => [SOL.TCP, n]);
   const at = shownAddress(family, local);
@@ -198,7 +206,9 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
     s.options = saveLevelOptions(dup, family, tcpOptions(UNCONNECTED_OPTIONS));
     return s;
   }
-  if (state !== STATE.ESTABLISHED) throw refuse(`in state ${STATE_NAMES[state] ?? state} (${at})`);
+  if (state !== STATE.ESTABLISHED && !FIN_SENT.has(state) && !FIN_RECEIVED.has(state)) throw refuse(`in state ${STATE_NAMES[state] ?? state} (${at})`);
+  s.fin_sent = FIN_SENT.has(state);
+  s.fin_received = FIN_RECEIVED.has(state);
 
   s.state = 'established';
   s.peer = addressFrom(family, peerName(dup));
@@ -223,8 +233,11 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
   st.repaired.push({ fd: rfd, reuseaddr: s.opts.reuseaddr });
 
   const ti = getsockoptBytes(rfd, SOL.TCP, TCP.INFO, 104);
-  const outq = ioctlInt(rfd, SIOC.OUTQ);
+  let outq = ioctlInt(rfd, SIOC.OUTQ);
   s.unsent = ioctlInt(rfd, SIOC.OUTQNSD);
+  // A FIN takes a sequence number and no byte: not sent yet, it is the last of what is not.
+  if (s.fin_sent && outq) outq--;
+  if (s.fin_sent && s.unsent) s.unsent--;
   const inq = ioctlInt(rfd, SIOC.INQ);
   s.sack = (ti[5] & TCPI_OPT.SACK) !== 0;
   s.wscale = (ti[5] & TCPI_OPT.WSCALE) !== 0;
@@ -239,10 +252,15 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
   const rcv = readQueue(rfd, QUEUE.RECV, inq, where);
   const snd = readQueue(rfd, QUEUE.SEND, outq, where);
   setsockopt(rfd, SOL.TCP, TCP.REPAIR_QUEUE, QUEUE.NONE);
-  s.rcv_nxt = rcv.seq;
+  s.rcv_nxt = s.fin_received ? u32(rcv.seq - 1) : rcv.seq;
   s.recv_queue = rcv.data;
-  s.write_seq = snd.seq;
+  s.write_seq = s.fin_sent ? u32(snd.seq - 1) : snd.seq;
   s.send_queue = snd.data;
+  if (s.fin_received) {
+    // The window the peer's FIN left behind.
+    s.rcv_wup = u32(s.rcv_wup - 1);
+    s.rcv_wnd++;
+  }
   return s;
 }
 
@@ -280,19 +298,24 @@ function sendAll(fd: number, data: Buffer): void {
 }
 
 /**
- * Every task is built: release the network lock (so the window probe gets
- * through), let the connections out of repair mode and send their queues
- * again. On a failed restore, the connections die still in repair mode and
- * the lock stays, so that another restore can take them up.
+ * Every task is built: give back the FINs the connections had received
+ * (their peers in the tree are there now to take the acknowledgement),
+ * release the network lock (so the window probe gets through), let the
+ * connections out of repair mode and send their queues again. On a failed
+ * restore, the connections die still in repair mode and the lock stays, so
+ * that another restore can take them up.
  */
 function finish(st: RestoreState, ok: boolean): void {
   try {
+    for (const { fd, s } of ok ? st.repairing : []) if (s.fin_received) receiveFin(fd, s);
     if (ok) for (const name of st.locks) NetworkLock.release(name);
     for (const { fd, s } of ok ? st.repairing : []) {
       setsockopt(fd, SOL.TCP, TCP.REPAIR, REPAIR.OFF);
       setsockopt(fd, SOL.SOCKET, SO.REUSEADDR, s.opts.reuseaddr ? 1 : 0);
       sendAll(fd, s.send_queue);
-      if (s.shutdown & RCV_SHUTDOWN) shutdown(fd, SHUT.RD);
+      // The FIN goes after the data again: a peer that had it acknowledges it once more.
+      if (s.fin_sent) shutdown(fd, SHUT.WR);
+      if (s.shutdown & RCV_SHUTDOWN && !s.fin_received) shutdown(fd, SHUT.RD);
     }
   } finally {
     for (const { fd } of st.repairing) close(fd);
@@ -352,6 +375,24 @@ function rebuildConnection(dup: number, s: TcpSocketFile): void {
   [s.snd_wl1, s.snd_wnd, s.max_window, s.rcv_wnd, s.rcv_wup].forEach((v, i) => w.writeUInt32LE(u32(v), i * 4));
   setsockopt(dup, SOL.TCP, TCP.REPAIR_WINDOW, w);
   setsockopt(dup, SOL.TCP, TCP.REPAIR_QUEUE, QUEUE.NONE);
+}
+
+/**
+ * The peer's FIN, sent again from its address (a raw packet, let through
+ * the network lock) right after the bytes received before it: the
+ * connection takes it the way it did, into CLOSE_WAIT.
+ */
+function receiveFin(dup: number, s: TcpSocketFile): void {
+  const from = unmapped(s.family, s.peer);
+  const to = unmapped(s.family, s.local);
+  sendRawTcp(from.family, from.addr, s.peer.port, to.addr, s.local.port, {
+    seq: s.rcv_nxt, ack: s.write_seq - s.send_queue.length, flags: TCP_FLAGS.FIN | TCP_FLAGS.ACK, window: s.snd_wnd >>> (s.wscale ? s.snd_wscale : 0),
+  });
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (const deadline = Date.now() + FIN_WAIT_MS; getsockoptBytes(dup, SOL.TCP, TCP.INFO, 8)[0] !== STATE.CLOSE_WAIT; ) {
+    if (Date.now() > deadline) throw new CrError('the peer\'s FIN, sent again, did not arrive');
+    Atomics.wait(tick, 0, 0, 2);
+  }
 }
 
 /** Bind (and listen) with SO_REUSEADDR for the while, as the port's TIME_WAIT connections would refuse it otherwise. */
@@ -431,6 +472,7 @@ export const tcpSockets: FdType = {
     if (s.state === 'listening') return `${kind} socket listening on ${at} (backlog ${s.backlog}); ${opts}`;
     if (s.state === 'unconnected') return `${kind} socket ${s.local.port ? `bound to ${at}` : 'unbound'}${s.shutdown ? ', its connection ended' : ''}; ${opts}`;
     const peer = `${shownAddress(s.family, s.peer)}${s.peer_in_image ? ' (in the image)' : ` (outside the tree${s.lock ? `, held by network lock ${s.lock}` : ''})`}`;
-    return `${kind} connection ${at} -> ${peer}: ${s.send_queue.length} bytes to send (${s.unsent} never sent), ${s.recv_queue.length} to read; ${opts}`;
+    const half = s.fin_sent || s.fin_received ? ` ${s.tcp_state}` : '';
+    return `${kind} connection ${at} -> ${peer}${half}: ${s.send_queue.length} bytes to send (${s.unsent} never sent), ${s.recv_queue.length} to read; ${opts}`;
   },
 };
