@@ -4,13 +4,15 @@
  * both ways through the whole run: it connects to HOST PORT, sends a
  * known byte stream and checks every byte of the stream the peer sends
  * arrives once, in order; then it closes its side, reads to the end and
- * reports. The peer (the test) does the same with its own stream.
+ * reports. The peer (the test) does the same with its own stream. With
+ * "netlink" it also holds a netlink socket, which a dump refuses.
  *
- *   tcppeer HOST PORT STEPS
+ *   tcppeer HOST PORT STEPS [netlink]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netlink.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdint.h>
@@ -35,8 +37,8 @@ int main(int argc, char **argv)
 	long steps;
 
 	close_range(3, ~0U, 0);
-	if (argc != 4) {
-		fprintf(stderr, "usage: tcppeer HOST PORT STEPS\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: tcppeer HOST PORT STEPS [netlink]\n");
 		return 2;
 	}
 	steps = atol(argv[3]);
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
 		printf("FAIL connect: %s\n", strerror(errno));
 		return 1;
 	}
+	if (argc == 5 && socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE) < 0)
+		return 1;
 	printf("connected\n");
 	fflush(stdout);
 	for (long step = 0; step < steps; step++) {

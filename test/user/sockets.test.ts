@@ -50,6 +50,8 @@ test('TCP between two processes of the tree streams across the dump, every byte 
   assert.match(r.show, /tcp socket listening on 127\.0\.0\.1:\d+ \(backlog 5\); reuseaddr/);
   assert.match(r.show, /tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(in the image\)/);
   assert.match(r.show, /tcp6 connection \[::1\]:\d+ -> \[::1\]:\d+ \(in the image\): [1-9]\d* bytes to send \([1-9]\d* never sent\), 5000 to read; keepalive .*nodelay=1 keepidle=77 keepintvl=11 keepcnt=4/);
+  assert.match(r.show, /tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(in the image\) CLOSE_WAIT: 0 bytes to send \(0 never sent\), 3000 to read/);
+  assert.match(r.show, /tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(in the image\) FIN_WAIT2: 0 bytes to send \(0 never sent\), 2000 to read/);
   assert.match(r.show, /tcp socket bound to 127\.0\.0\.1:\d+/);
   assert.match(r.show, /tcp6 socket unbound/);
   assert.not.match(r.show, /network lock/);
@@ -134,6 +136,34 @@ for (const host of ['127.0.0.1', '::1']) {
     }
   });
 }
+
+test('a failed dump and a dump with --leave-running give the connection back: out of repair mode, unlocked, streaming on', async () => {
+  for (const how of ['failed', 'leave-running']) {
+    const peer = streamingPeer('127.0.0.1');
+    const port = await peer.listening;
+    try {
+      const dir = tempDir(`tcppeer-${how}`);
+      const before = await locks();
+      const run = start('tcppeer', ['127.0.0.1', String(port), '300', ...(how === 'failed' ? ['netlink'] : [])], path.join(dir, 'out.txt'));
+      await waitLines(run.out, 4);
+      const d = await cr(['dump', '-t', String(run.pid), '-D', path.join(dir, 'img'), '--tcp-established', ...(how === 'failed' ? [] : ['--leave-running'])]);
+      if (how === 'failed') assert.match(d.stderr.trim(), /fd 4: netlink socket \(NETLINK_ROUTE\) is not supported$/);
+      else assert.is(d.exitCode, 0, d.all);
+      assert.equal(await locks(), before, `${how}: no lock left`);
+      assert.ok(alive(run.pid), `${how}: still running`);
+      assert.is(await run.exited, 0, `${how}: the program ends well`);
+      await peer.done;
+      const m = /\nok: sent (\d+), received (\d+) bytes in order\n$/.exec(withoutPid(fs.readFileSync(run.out, 'utf8')).body);
+      assert.ok(m, `${how}: the program saw every byte in order`);
+      assert.is(peer.seen.error, '', `${how}: no reset`);
+      assert.not.ok(peer.seen.broken);
+      assert.is(peer.seen.got, Number(m![1]));
+      assert.is(Number(m![2]), peer.seen.sent);
+    } finally {
+      peer.close();
+    }
+  }
+});
 
 test('UDP sockets, bound or connected, IPv4 and IPv6, keep their queued datagrams and senders', async () => {
   const r = await roundTrip('udpsk', ['100'], 3);
