@@ -22,7 +22,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,26 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int bad;
-
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	printf(ok ? "ok   " : "BAD  ");
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-	bad += !ok;
-}
-
-static void die(const char *what)
-{
-	printf("FAIL %s: %s\n", what, strerror(errno));
-	exit(1);
-}
+#include "selfcheck.h"
 
 /* The byte at position i of every stream. */
 static unsigned char pat(uint64_t i, unsigned seed)

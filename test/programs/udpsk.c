@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,26 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int bad;
-
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	printf(ok ? "ok   " : "BAD  ");
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-	bad += !ok;
-}
-
-static void die(const char *what)
-{
-	printf("FAIL %s: %s\n", what, strerror(errno));
-	exit(1);
-}
+#include "selfcheck.h"
 
 static int udp(int family, const char *addr, int v6only)
 {

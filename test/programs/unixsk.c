@@ -19,7 +19,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,26 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int bad;
-
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	printf(ok ? "ok   " : "BAD  ");
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-	bad += !ok;
-}
-
-static void die(const char *what)
-{
-	printf("FAIL %s: %s\n", what, strerror(errno));
-	exit(1);
-}
+#include "selfcheck.h"
 
 /* An address: a path, or an abstract name when it starts with '@'. */
 static socklen_t addr(struct sockaddr_un *un, const char *name)

@@ -3,11 +3,24 @@
  * options (and the int options of their own protocol level), and their
  * creation inside the task being restored.
  */
+import { CrError } from '../../../userspace/errors.js';
 import { inetSocketsByInode, type InetDiag } from '../../../userspace/net/diag.js';
 import { NR } from '../../../userspace/sys/constants.js';
 import { AF, formatEndpoint, getsockopt, parseInetAddress, setsockopt, SOCK, SOL, type InetEndpoint } from '../../../userspace/net/socket.js';
-import { liftFd } from './fdtype.js';
+import { liftFd, type FdProbe } from './fdtype.js';
 import type { DumpShared, DumpTask, RestoreTask } from './module.js';
+import { socketKind } from './sockets.js';
+
+/** The family of the IPv4 or IPv6 socket of this type and protocol behind a descriptor; null for any other. */
+export function inetFamily(f: FdProbe, type: number, protocol: number): number | null {
+  const k = socketKind(f);
+  return k && (k.family === AF.INET || k.family === AF.INET6) && k.type === type && k.protocol === protocol ? k.family : null;
+}
+
+/** Refuse an image's socket of another family. */
+export function checkFamily(family: number, kind: string, where: string): void {
+  if (family !== AF.INET && family !== AF.INET6) throw new CrError(`${where}: ${kind} socket of unknown family ${family}`);
+}
 
 const diags = new WeakMap<DumpShared, Map<number, InetDiag>>();
 

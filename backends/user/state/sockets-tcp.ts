@@ -35,10 +35,10 @@ import { decodeMessage, encodeMessage } from '../image.js';
 import { setStatusFlags, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
 import type { DumpShared, DumpTask, RestoreShared } from './module.js';
 import {
-  addressFrom, applyLevelOptions, asEndpoint, inetDiagOf, inetDiags, inetSocketIn, nameOptions, optionValue, saveLevelOptions, shownAddress, unmapped,
+  addressFrom, applyLevelOptions, asEndpoint, checkFamily, inetFamily, inetDiagOf, inetDiags, inetSocketIn, nameOptions, optionValue, saveLevelOptions, shownAddress, unmapped,
   type InetAddress, type LevelOption,
 } from './sockets-inet.js';
-import { applyOptions, describeOptions, imageSockets, saveOptions, SO, socketKind, tracerDup, withDup, type SocketOptions } from './sockets.js';
+import { applyOptions, describeOptions, imageSockets, saveOptions, SO, tracerDup, withDup, type SocketOptions } from './sockets.js';
 
 interface TcpSocketFile {
   family: number;
@@ -422,18 +422,17 @@ export const tcpSockets: FdType = {
   type: 'tcp',
 
   claims(f) {
-    const k = socketKind(f);
-    return !!k && (k.family === AF.INET || k.family === AF.INET6) && k.type === SOCK.STREAM && k.protocol === IPPROTO.TCP;
+    return inetFamily(f, SOCK.STREAM, IPPROTO.TCP) !== null;
   },
 
   dump(task, f) {
-    const { family } = socketKind(f)!;
+    const family = inetFamily(f, SOCK.STREAM, IPPROTO.TCP)!;
     return withDup(f.pid, f.fd, (dup) => encodeMessage('TcpSocketFile', dumpTcp(task, f, family, dup)));
   },
 
   check(file, where) {
     const s = payloadOf(file, where);
-    if (s.family !== AF.INET && s.family !== AF.INET6) throw new CrError(`${where}: tcp socket of unknown family ${s.family}`);
+    checkFamily(s.family, 'tcp', where);
     if (!['unconnected', 'listening', 'established'].includes(s.state)) throw new CrError(`${where}: tcp socket in unknown state '${s.state}'`);
     const len = s.family === AF.INET6 ? 16 : 4;
     if (s.local.addr.length !== len || s.peer.addr.length !== len) throw new CrError(`${where}: corrupted image (address of ${s.local.addr.length} bytes)`);

@@ -19,10 +19,10 @@ import { decodeMessage, encodeMessage } from '../image.js';
 import { setStatusFlags, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
 import type { DumpTask } from './module.js';
 import {
-  addressFrom, applyLevelOptions, asEndpoint, inetDiagOf, inetSocketIn, isWildcard, MULTICAST_OPTIONS, nameOptions, saveLevelOptions, shownAddress, unmapped,
+  addressFrom, applyLevelOptions, asEndpoint, checkFamily, inetFamily, inetDiagOf, inetSocketIn, isWildcard, MULTICAST_OPTIONS, nameOptions, saveLevelOptions, shownAddress, unmapped,
   type InetAddress, type LevelOption,
 } from './sockets-inet.js';
-import { applyOptions, describeOptions, saveOptions, SO, socketKind, withDup, type SocketOptions } from './sockets.js';
+import { applyOptions, describeOptions, saveOptions, SO, withDup, type SocketOptions } from './sockets.js';
 
 interface UdpDatagram {
   data: Buffer;
@@ -161,18 +161,17 @@ export const udpSockets: FdType = {
   type: 'udp',
 
   claims(f) {
-    const k = socketKind(f);
-    return !!k && (k.family === AF.INET || k.family === AF.INET6) && k.type === SOCK.DGRAM && k.protocol === IPPROTO.UDP;
+    return inetFamily(f, SOCK.DGRAM, IPPROTO.UDP) !== null;
   },
 
   dump(task, f) {
-    const { family } = socketKind(f)!;
+    const family = inetFamily(f, SOCK.DGRAM, IPPROTO.UDP)!;
     return withDup(f.pid, f.fd, (dup) => encodeMessage('UdpSocketFile', dumpUdp(task, f, family, dup)));
   },
 
   check(file, where) {
     const s = payloadOf(file, where);
-    if (s.family !== AF.INET && s.family !== AF.INET6) throw new CrError(`${where}: udp socket of unknown family ${s.family}`);
+    checkFamily(s.family, 'udp', where);
     if (s.queue.length && !s.local.port) throw new CrError(`${where}: corrupted image (datagrams queued for an unbound socket)`);
   },
 

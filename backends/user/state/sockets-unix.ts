@@ -236,7 +236,7 @@ function dumpSocket(task: DumpTask, f: FdProbe, nested: NestedFiles, dup: number
     s.peer_ino = BigInt(d.peer);
     s.peer_addr = addressOf(st, task, p, (what) => refuse(`connected to a socket ${what}`));
     if (!st.held.has(d.peer)) {
-      if (d.type !== SOCK.DGRAM) throw refuse(`connected to ${pname}, a socket outside the image`);
+      if (d.type !== SOCK.DGRAM) throw refuse(p.name.length ? `connected to ${pname}, a socket outside the image` : 'connected to an unnamed socket outside the image');
       if (!p.name.length) throw refuse('connected to an unnamed socket outside the image');
       s.role = 'connected';
     } else if (d.type === SOCK.DGRAM) {
@@ -540,7 +540,15 @@ function finishAll(st: RestoreState): void {
         });
       }
     }
-    if (s.role === 'connected') withDup(at(s.ino).pid, at(s.ino).fd, (dup) => connect(dup, target(s.peer_addr)));
+    if (s.role === 'connected') {
+      withDup(at(s.ino).pid, at(s.ino).fd, (dup) => {
+        try {
+          connect(dup, target(s.peer_addr));
+        } catch (err) {
+          throw new CrError(`${where}: cannot connect to ${shown(s.peer_addr.name)} again: ${(err as SysError).code}`);
+        }
+      });
+    }
     if (s.role === 'orphaned' && !st.phantoms.has(s.ino) && s.type === SOCK.DGRAM && s.addr.name.length) {
       // Connected to a socket that is closed right away, as its peer was.
       const phantom = socket(AF.UNIX, SOCK.DGRAM);
