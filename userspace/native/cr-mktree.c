@@ -14,7 +14,8 @@
  * clone_with_pids(2), and each, once its children exist, calls
  * restart(ROOT, fd, RESTART_TASKSELF, logfd), which returns into the
  * checkpointed program when the whole tree is rebuilt; the engine's log is
- * appended to LOGFILE and tells whether it worked.
+ * appended to LOGFILE and tells whether it worked.  With -F as well
+ * (RESTART_FROZEN), the restarted tasks stay frozen until `cr thaw`.
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
  * their original pids inside it.
@@ -55,6 +56,7 @@
 #define NR_restart 549
 #define NR_clone_with_pids 550
 #define RESTART_TASKSELF 0x1
+#define RESTART_FROZEN 0x2
 
 struct clone_pid_set {
 	uint32_t num_pids;
@@ -72,6 +74,7 @@ static struct task tasks[MAX_TASKS];
 static int nr_tasks;
 /* -k: the image, and the pipe the engine logs into for every task */
 static const char *kimage;
+static unsigned long krestart_flags = RESTART_TASKSELF;
 static int klog_pipe[2] = { -1, -1 };
 
 static void report(const char *fmt, ...)
@@ -204,7 +207,7 @@ static void __attribute__((noreturn)) become_task(int idx)
 		int fd = open(kimage, O_RDONLY | O_CLOEXEC);
 
 		if (fd >= 0)
-			syscall(NR_restart, tasks[0].pid, fd, RESTART_TASKSELF, klog_pipe[1]);
+			syscall(NR_restart, tasks[0].pid, fd, krestart_flags, klog_pipe[1]);
 		/* only reached if restart failed before changing this task */
 		dprintf(klog_pipe[1], "cr-mktree: pid %d: restart: %s\n", t->pid, strerror(errno));
 		_exit(125);
@@ -289,6 +292,8 @@ int main(int argc, char **argv)
 			pidns = 1;
 		else if (strcmp(argv[first], "-n") == 0 && first + 1 < argc)
 			ns_flags = strtoull(argv[++first], NULL, 16);
+		else if (strcmp(argv[first], "-F") == 0)
+			krestart_flags |= RESTART_FROZEN;
 		else if (strcmp(argv[first], "-k") == 0 && first + 2 < argc) {
 			kimage = argv[++first];
 			klog = argv[++first];
@@ -297,7 +302,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:zSTATUS] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {
@@ -319,6 +324,10 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if ((krestart_flags & RESTART_FROZEN) && !kimage) {
+		fprintf(stderr, "cr-mktree: -F needs -k\n");
+		return 2;
+	}
 	if (kimage) {
 		if (pidns || ns_flags) {
 			fprintf(stderr, "cr-mktree: -k restarts in our namespaces\n");

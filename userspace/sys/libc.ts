@@ -139,7 +139,7 @@ export function rawSyscall(nr: number, ...args: (number | Buffer)[]): number {
  * syscall(2) with typed arguments (koffi type, value), returning the errno
  * name instead of throwing: for probing calls a kernel may not have.
  */
-export function trySyscall(nr: number, args: [string, number][]): { ret: number; errno?: string } {
+export function trySyscall(nr: number, args: [string, number | Buffer][]): { ret: number; errno?: string } {
   const ret = Number(syscallVar(nr, ...args.flat()));
   return ret === -1 ? { ret, errno: errnoName(koffi.errno()) } : { ret };
 }
