@@ -7,7 +7,7 @@
  * set of connections per address family; packets cr itself marks (raw
  * segments it sends to rebuild a connection) pass.
  */
-import { execaSync } from 'execa';
+import { execa, execaSync } from 'execa';
 import { CrError } from '../errors.js';
 import { AF } from './socket.js';
 
@@ -40,6 +40,16 @@ const addrText = (family: number, a: Buffer) =>
 function asSeenOnTheWire(c: LockedConnection): LockedConnection {
   const mapped = c.family === AF.INET6 && c.src.subarray(0, 12).equals(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]));
   return mapped ? { ...c, family: AF.INET, src: c.src.subarray(12), dst: c.dst.subarray(12) } : c;
+}
+
+/** `nft --version`, or null when nft cannot run here. */
+export async function nftVersion(): Promise<string | null> {
+  try {
+    const r = await execa('nft', ['--version'], { reject: false });
+    return r.exitCode === 0 ? String(r.stdout).trim() : null;
+  } catch {
+    return null;
+  }
 }
 
 export class NetworkLock {

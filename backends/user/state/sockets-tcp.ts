@@ -212,11 +212,12 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
 
   s.state = 'established';
   s.peer = addressFrom(family, peerName(dup));
-  const conn = `connected ${at} -> ${shownAddress(family, s.peer)}`;
+  const ends = `${at} -> ${shownAddress(family, s.peer)}`;
+  const conn = `connected ${ends}`;
   const peer = st.byTuple.get(tupleKey(family, s.peer.addr, s.peer.port, local.addr, local.port));
   s.peer_in_image = peer !== undefined && imageSockets(task).has(peer.ino);
   if (!s.peer_in_image && !task.shared.tcpEstablished) {
-    throw new CrError(`${where}: ${kind.replace('socket', 'connection')} ${at} -> ${shownAddress(family, s.peer)} to a peer outside the tree is not saved without --tcp-established`);
+    throw new CrError(`${where}: ${kind.replace('socket', 'connection')} ${ends} to a peer outside the tree is not saved without --tcp-established`);
   }
   if (urgentPending(dup)) throw refuse(`${conn} with urgent data not read yet`);
   s.options = saveLevelOptions(dup, family, tcpOptions(CONNECTED_OPTIONS));
@@ -229,7 +230,12 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
     s.lock = st.lock.table;
   }
   const rfd = tracerDup(f.pid, f.fd);
-  setsockopt(rfd, SOL.TCP, TCP.REPAIR, REPAIR.ON);
+  try {
+    setsockopt(rfd, SOL.TCP, TCP.REPAIR, REPAIR.ON);
+  } catch (err) {
+    close(rfd);
+    throw new CrError(`${where}: cannot put the ${kind.replace('socket', 'connection')} ${ends} into repair mode (${(err as SysError).code}; TCP_REPAIR needs CAP_NET_ADMIN)`);
+  }
   st.repaired.push({ fd: rfd, reuseaddr: s.opts.reuseaddr });
 
   const ti = getsockoptBytes(rfd, SOL.TCP, TCP.INFO, 104);

@@ -173,6 +173,8 @@ export const udpSockets: FdType = {
     const s = payloadOf(file, where);
     checkFamily(s.family, 'udp', where);
     if (s.queue.length && !s.local.port) throw new CrError(`${where}: corrupted image (datagrams queued for an unbound socket)`);
+    // Datagrams are sent again to where the socket is bound, and nowhere else.
+    if (!isWildcard(s.local) && s.queue.some((d) => !d.to.addr.equals(s.local.addr))) throw new CrError(`${where}: corrupted image (a datagram for another address)`);
   },
 
   open(task, file) {
