@@ -21,7 +21,8 @@ interface Identity {
   recognizes(dir: string): boolean;
 }
 
-function lazy(name: BackendName, id: Identity, load: () => Promise<Backend>): Backend {
+/** A backend whose code loads on first use; `optional` names the optional operations it has (the driver tests for them). */
+function lazy(name: BackendName, id: Identity, load: () => Promise<Backend>, optional: { thaw?: boolean } = {}): Backend {
   let loaded: Promise<Backend> | undefined;
   const get = () => (loaded ??= load());
   return {
@@ -32,13 +33,14 @@ function lazy(name: BackendName, id: Identity, load: () => Promise<Backend>): Ba
     restore: async (opts) => (await get()).restore(opts),
     recognizes: async (dir) => id.recognizes(dir),
     describe: async (dir) => (await get()).describe(dir),
+    ...(optional.thaw && { thaw: async (pid: number) => (await get()).thaw!(pid) }),
   };
 }
 
 export const backends: Record<string, Backend> = {
   user: lazy('user', user, async () => (await import('./user/index.js')).userBackend),
   criu: lazy('criu', criu, async () => (await import('./criu/index.js')).criuBackend),
-  kernel: lazy('kernel', kernel, async () => (await import('./kernel/index.js')).kernelBackend),
+  kernel: lazy('kernel', kernel, async () => (await import('./kernel/index.js')).kernelBackend, { thaw: true }),
 };
 
 export function backendNames(): BackendName[] {
