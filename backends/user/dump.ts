@@ -81,7 +81,21 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   log(`seized ${pids.join(' ')} in ${(frozenAt - t0).toFixed(1)} ms`);
 
   const stats = { pagesWritten: 0 };
-  const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set(), tree: pids, shellJob: !!opts.shellJob };
+  const shared: DumpShared = {
+    files: [], pipes: new Set(), shmem: new Set(), tree: pids, shellJob: !!opts.shellJob, tcpEstablished: !!opts.tcpEstablished, done: [],
+  };
+  // Every hook runs even after one failed; the first failure is thrown then.
+  const finish = (killed: boolean) => {
+    let failure: unknown;
+    for (const fn of shared.done.splice(0)) {
+      try {
+        fn(killed);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure) throw failure;
+  };
   try {
     checkSharedTables(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
@@ -97,10 +111,22 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     });
   } catch (err) {
     images.discard();
+    try {
+      finish(false);
+    } catch {
+      /* the dump failed already: its own error says why */
+    }
     releaseTree(tasks);
     throw asCrError(err);
   }
 
+  try {
+    finish(!opts.leaveRunning);
+  } catch (err) {
+    images.discard();
+    releaseTree(tasks);
+    throw asCrError(err);
+  }
   if (opts.leaveRunning) releaseTree(tasks);
   else killTree(tasks);
   const end = performance.now();

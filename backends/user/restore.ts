@@ -128,11 +128,13 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     throw err;
   }
   const { helper, hostPids } = created;
+  let shared: RestoreShared | undefined;
   try {
     // Every task is built before any runs: they may take shared objects from each other.
     const nsPids = new Map([...hostPids].map(([image, host]) => [host, image]));
-    const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids, terminals };
-    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, hostPids.get(t.pid)!, opts.dir, t.states, shared, log), states: t.states }));
+    shared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids, terminals, built: [], done: [] };
+    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, hostPids.get(t.pid)!, opts.dir, t.states, shared!, log), states: t.states }));
+    for (const fn of shared.built) fn();
     for (const { task, states } of tasks) {
       for (const s of states) s.settle(task);
       task.inj.endRestore();
@@ -140,10 +142,18 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     terminals.finish();
     if (inv.foreground) giveForeground(Number(statField(procStat(hostPids.get(inv.tasks[0].pid)!), 5)), log);
+    for (const fn of shared.done.splice(0)) fn(true);
     for (const { task } of tasks) for (const th of task.threads) th.detach();
     terminals.close();
   } catch (err) {
     terminals.close();
+    for (const fn of shared?.done.splice(0) ?? []) {
+      try {
+        fn(false);
+      } catch {
+        /* the restore failed already; this is its tidying up */
+      }
+    }
     for (const pid of hostPids.values()) {
       try {
         kill(pid, SIG.KILL);

@@ -1,7 +1,8 @@
 /** Kernel ABI numbers for x86_64 that cr-lab passes to syscalls or reads from images. */
 
 export const NR = {
-  ioctl: 16, socket: 41, socketpair: 53, rt_sigqueueinfo: 129, clock_gettime: 228, epoll_ctl: 233, timerfd_create: 283,
+  ioctl: 16, socket: 41, connect: 42, sendto: 44, shutdown: 48, bind: 49, listen: 50, getsockname: 51, getpeername: 52, socketpair: 53,
+  setsockopt: 54, getsockopt: 55, accept4: 288, rt_sigqueueinfo: 129, clock_gettime: 228, epoll_ctl: 233, timerfd_create: 283,
   timerfd_settime: 286, timerfd_gettime: 287, signalfd4: 289, eventfd2: 290, epoll_create1: 291, rt_tgsigqueueinfo: 297,
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, madvise: 28, dup2: 33, getitimer: 36, setitimer: 38,

@@ -39,8 +39,9 @@ export function takeFromTask(task: RestoreTask, pid: number, fd: number): number
   return got;
 }
 
-/** A duplicate in cr itself of descriptor `fd` of task `pid` (the same open file). */
+/** A duplicate in cr itself of descriptor `fd` of task `pid` (the same open file; cr's own too). */
 export function tracerDup(pid: number, fd: number): number {
+  if (pid === process.pid) return rawSyscall(NR.fcntl, fd, F_DUPFD_CLOEXEC, 0);
   const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
   try {
     return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
@@ -110,30 +111,36 @@ export interface OpenFileImage {
   signal: number;
 }
 
-/** What files.ts offers a file type that refers to other open files (epoll watches). */
+/**
+ * What files.ts offers, at dump time, a file type whose files refer to
+ * other open files: epoll's watched files, the descriptors in flight in a
+ * unix socket's queue.
+ */
 export interface DumpFiles {
   /** The id of the open file at descriptor `fd` of task `pid` (this task or one dumped before), saved if new. */
   idOf(pid: number, fd: number): number;
+  /** Save an open file that no descriptor table holds (in flight in a socket), given as a descriptor of cr itself; returns its id. */
+  inFlight(fd: number): number;
 }
 
+/** At restore time, what a file type may ask of the task's descriptor table. */
 export interface RestoreFiles {
-  /** A descriptor of open file `id` in this task: its own if it has one, else a temporary the caller closes. */
-  fdOf(id: number): { fd: number; temporary: boolean };
+  /** A descriptor, in this task, of the image's open file `id` (created now if need be); it stays open until every task is built. */
+  open(id: number): number;
+  /** Run `fn` once every descriptor of the task is in place (epoll adds its watches, a socket refills its queue). */
+  later(fn: () => void): void;
 }
 
 export interface FdType {
   readonly type: string;
+  /** Its dump asks the task about the descriptor by number: a file only in flight in a socket cannot be saved. */
+  readonly byNumber?: boolean;
   claims(f: FdProbe, task: DumpTask): boolean;
   /** The type's encoded payload; throws CrError for what it cannot save. */
   dump(task: DumpTask, f: FdProbe, files: DumpFiles): Buffer;
   /** Check a payload while the image is loaded, before any task exists. */
   check(file: OpenFileImage, where: string): void;
   /** Create the open file inside the task; returns its descriptor there, lifted (liftFd). */
-  open(task: RestoreTask, file: OpenFileImage): number;
-  /**
-   * Once every descriptor of the task is in place: link the file to the
-   * other open files it refers to (epoll adds its watches).
-   */
-  connect?(task: RestoreTask, file: OpenFileImage, fd: number, files: RestoreFiles): void;
+  open(task: RestoreTask, file: OpenFileImage, files: RestoreFiles): number;
   describe(file: OpenFileImage): string;
 }

@@ -20,6 +20,13 @@ export interface DumpShared {
   /** Every pid of the tree, and whether it is dumped as a shell job (--shell-job). */
   tree: number[];
   shellJob: boolean;
+  /** Whether TCP connections to peers outside the tree may be saved (--tcp-established). */
+  tcpEstablished: boolean;
+  /**
+   * Run once every task is saved, or the dump failed, just before the tasks
+   * are killed (`killed`) or let go: give back what the dump held or changed.
+   */
+  done: ((killed: boolean) => void)[];
 }
 
 /** Where restore created each shared object, so that others can take it from there. */
@@ -34,6 +41,10 @@ export interface RestoreShared {
   leftovers: Map<number, number[]>;
   /** The ptys cr restore made before the tasks (tty.ts). */
   terminals: Terminals;
+  /** Run once every task is built, before any settles: every task is still seized with its injection open. */
+  built: (() => void)[];
+  /** Run once every task has settled, just before they run (`ok`), or when the restore failed: give back what restore held. */
+  done: ((ok: boolean) => void)[];
 }
 
 export interface DumpTask {
