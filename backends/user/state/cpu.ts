@@ -1,17 +1,29 @@
 /**
- * Threads: registers, FPU state, signal mask, rseq area, robust futex list
- * and clear_child_tid of each one (cpu-TID.img). Restore clones the other
- * threads with their tids from the leader; registers are the last thing
- * put back, after every injected call.
+ * Threads: registers, FPU state, signal mask, rseq area, robust futex list,
+ * clear_child_tid and scheduling of each one (cpu-TID.img). Restore clones
+ * the other threads with their tids from the leader; registers and
+ * scheduling are the last things put back, after every injected call.
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
 import { procStatus } from '../../../userspace/proc/parse.js';
 import { CLONE, NR, PR } from '../../../userspace/sys/constants.js';
-import { getRobustList } from '../../../userspace/sys/libc.js';
+import { getRobustList, rawSyscall } from '../../../userspace/sys/libc.js';
 import { REG_NAMES, type Regs, type Rseq, resumableRegs, Tracee } from '../../../userspace/sys/ptrace.js';
 import { readImage } from '../image.js';
 import { defineState, hex, type RestoreTask } from './module.js';
+
+interface Sched {
+  policy: number;
+  flags: bigint;
+  nice: number;
+  priority: number;
+  runtime: bigint;
+  deadline: bigint;
+  period: bigint;
+  util_min: number;
+  util_max: number;
+}
 
 interface ThreadCpu {
   regs: Regs;
@@ -21,6 +33,7 @@ interface ThreadCpu {
   robust_list: bigint;
   robust_list_len: bigint;
   clear_child_tid: bigint;
+  sched: Sched;
 }
 
 export interface CpuImage {
@@ -29,6 +42,51 @@ export interface CpuImage {
 
 const CLONE_ARGS_SIZE = 88;
 const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
+
+/** struct sched_attr (SCHED_ATTR_SIZE_VER1) */
+const SCHED_ATTR_SIZE = 56;
+const SCHED_FLAG_UTIL_CLAMP = 0x60n;
+/** What a thread's utilization clamps are when nobody set them (SCHED_CAPACITY_SCALE). */
+const UCLAMP_DEFAULT_MAX = 1024;
+const POLICIES = ['other', 'fifo', 'rr', 'batch', 'iso', 'idle', 'deadline'];
+
+/** sched_getattr(2) works from outside on any thread we may see: no injection. */
+function dumpSched(tid: number): Sched {
+  const b = Buffer.alloc(SCHED_ATTR_SIZE);
+  rawSyscall(NR.sched_getattr, tid, b, SCHED_ATTR_SIZE, 0);
+  return {
+    policy: b.readUInt32LE(4), flags: b.readBigUInt64LE(8), nice: b.readInt32LE(16), priority: b.readUInt32LE(20),
+    runtime: b.readBigUInt64LE(24), deadline: b.readBigUInt64LE(32), period: b.readBigUInt64LE(40),
+    util_min: b.readUInt32LE(48), util_max: b.readUInt32LE(52),
+  };
+}
+
+/**
+ * sched_setattr(2) from the restorer: the kernel checks its rights (and the
+ * task's RLIMIT_NICE and RLIMIT_RTPRIO), so a real-time policy or a raised
+ * priority is given back only where the restorer could give it anyway.
+ */
+function restoreSched(pid: number, tid: number, s: Sched): void {
+  const b = Buffer.alloc(SCHED_ATTR_SIZE);
+  // Clamps only where the kernel has them (a util_max of 0) and someone set them.
+  const clamped = s.util_max !== 0 && (s.util_min !== 0 || s.util_max !== UCLAMP_DEFAULT_MAX);
+  b.writeUInt32LE(SCHED_ATTR_SIZE, 0);
+  b.writeUInt32LE(s.policy, 4);
+  b.writeBigUInt64LE(s.flags | (clamped ? SCHED_FLAG_UTIL_CLAMP : 0n), 8);
+  b.writeInt32LE(s.nice, 16);
+  b.writeUInt32LE(s.priority, 20);
+  [s.runtime, s.deadline, s.period].forEach((v, i) => b.writeBigUInt64LE(v, 24 + i * 8));
+  b.writeUInt32LE(s.util_min, 48);
+  b.writeUInt32LE(s.util_max, 52);
+  try {
+    rawSyscall(NR.sched_setattr, tid, b, 0);
+  } catch (err) {
+    throw new CrError(`pid ${pid} thread ${tid}: cannot restore its scheduling (${describeSched(s)}): ${(err as Error).message.replace(/^.*: /, '')}`);
+  }
+}
+
+const describeSched = (s: Sched) =>
+  `${POLICIES[s.policy & 0xff] ?? `policy ${s.policy}`}${s.flags & 1n ? '|reset_on_fork' : ''} ${s.policy === 1 || s.policy === 2 ? `priority ${s.priority}` : `nice ${s.nice}`}`;
 
 /** Per-thread kernel state a thread can only set for itself. */
 function restoreThreadKernelState(thread: Tracee, cpu: ThreadCpu): void {
@@ -88,6 +146,7 @@ export const cpu = defineState<CpuImage>({
         robust_list: robust.head,
         robust_list_len: robust.len,
         clear_child_tid: clearChildTid,
+        sched: dumpSched(t.pid),
       });
     }
   },
@@ -97,6 +156,7 @@ export const cpu = defineState<CpuImage>({
       threads: entry.threads.map((tid) => {
         const cpu = readImage<ThreadCpu>(dir, 'cpu', tid);
         if (!cpu.regs || REG_NAMES.some((r) => typeof cpu.regs[r] !== 'bigint')) throw new CrError(`cpu-${tid}.img: registers missing`);
+        if (!cpu.sched) throw new CrError(`cpu-${tid}.img: scheduling missing`);
         return { tid, cpu };
       }),
     };
@@ -117,11 +177,12 @@ export const cpu = defineState<CpuImage>({
       thread.setRegs(c.regs);
       thread.setXstate(c.xstate);
       thread.setSigmask(c.sigmask);
+      restoreSched(task.pid, thread.pid, c.sched);
     });
   },
 
   describe(state) {
     return state.threads.map(({ tid, cpu: c }) =>
-      `thread ${tid}: rip ${hex(c.regs.rip)}  rsp ${hex(c.regs.rsp)}  fs_base ${hex(c.regs.fs_base)}  xstate ${c.xstate.length} bytes  sigmask ${hex(c.sigmask)}`);
+      `thread ${tid}: rip ${hex(c.regs.rip)}  rsp ${hex(c.regs.rsp)}  fs_base ${hex(c.regs.fs_base)}  xstate ${c.xstate.length} bytes  sigmask ${hex(c.sigmask)}  sched ${describeSched(c.sched)}`);
   },
 });
