@@ -17,4 +17,13 @@ test('each thread keeps its scheduling policy, real-time priority, nice value an
   assert.match(r.restored, /thread 2: fifo\|reset_on_fork priority 10 nice 0, 0 bad checks/);
 });
 
+test('signals pending for any thread are delivered to that thread, once, with their siginfo', async () => {
+  const r = await roundTrip('threadsigs', ['150'], 3);
+  assert.match(r.show, /pending for the thread: signal 12 code -6/);
+  assert.match(r.show, /pending for thread \d+: signal 10 code -6/);
+  assert.match(r.show, /pending for thread \d+: signal 35 code -1/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /thread 3: 0 bad checks, got 35042 35043\n/);
+});
+
 test.run();
