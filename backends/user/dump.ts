@@ -8,7 +8,7 @@
 import os from 'node:os';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { procMaps } from '../../userspace/proc/parse.js';
+import { procSmaps } from '../../userspace/proc/parse.js';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
@@ -30,7 +30,7 @@ function asCrError(err: unknown): Error {
 
 function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, stats: { pagesWritten: number }, log: (l: string) => void): void {
   const [leader] = t.threads;
-  const maps = procMaps(leader.pid);
+  const maps = procSmaps(leader.pid);
   const inj = Injection.begin(leader);
   try {
     const task: DumpTask = { pid: leader.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
@@ -80,7 +80,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   log(`seized ${pids.join(' ')} in ${(frozenAt - t0).toFixed(1)} ms`);
 
   const stats = { pagesWritten: 0 };
-  const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set() };
+  const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set(), mms: new Map() };
   try {
     checkSharedTables(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);

@@ -17,6 +17,8 @@ export interface TaskEntry {
   stopped: boolean;
   /** Shares its parent's fd table (created with CLONE_FILES, not a thread). */
   clone_files: boolean;
+  /** The signal its parent gets when it ends. */
+  exit_signal: number;
 }
 
 export interface Inventory {
@@ -37,7 +39,7 @@ export function readInventory(dir: string): Inventory {
   const seen = new Set<number>();
   for (const [i, t] of inv.tasks.entries()) {
     const threadsOk = t.zombie ? t.threads.length === 0 : t.threads[0] === t.pid;
-    if (t.pid <= 0 || seen.has(t.pid) || (i > 0 && !seen.has(t.ppid)) || !threadsOk || (i === 0 && (t.zombie || t.clone_files)) || (t.zombie && t.clone_files)) {
+    if (t.pid <= 0 || t.exit_signal > 64 || seen.has(t.pid) || (i > 0 && !seen.has(t.ppid)) || !threadsOk || (i === 0 && (t.zombie || t.clone_files)) || (t.zombie && t.clone_files)) {
       throw new CrError(`${file}: corrupted image (bad task tree)`);
     }
     seen.add(t.pid);

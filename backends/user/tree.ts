@@ -1,13 +1,17 @@
 /**
- * The process tree at dump time: every process under the root, each with
- * all its threads seized. Children are read only after all of a process's
- * threads are stopped, so no task can appear behind our back.
+ * The process tree. At dump time: every process under the root, each with
+ * all its threads seized; children are read only after all of a process's
+ * threads are stopped, so no task can appear behind our back. At restore:
+ * cr-mktree makes the root; every other task is forked from its restored
+ * parent (clone3 with its pid, injected), so it inherits its parent's
+ * memory as CRIU's restore does, and takes its session and group.
  */
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
 import { procStat, procStatus, statField } from '../../userspace/proc/parse.js';
-import { pidExists, rawSyscall, type SysError } from '../../userspace/sys/libc.js';
-import { NR } from '../../userspace/sys/constants.js';
+import { kill, pidExists, rawSyscall, type SysError } from '../../userspace/sys/libc.js';
+import { CLONE, NR, PR, SIG } from '../../userspace/sys/constants.js';
+import { Injection } from '../../userspace/sys/inject.js';
 import { Tracee } from '../../userspace/sys/ptrace.js';
 import type { Freezer } from '../../userspace/freezer.js';
 import type { TaskEntry } from './inventory.js';
@@ -52,6 +56,7 @@ function entryOf(pid: number, threads: number[]): TaskEntry {
   return {
     pid, ppid: Number(statField(stat, 4)), pgid: Number(statField(stat, 5)), sid: Number(statField(stat, 6)), comm: stat.comm,
     threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: stat.state === 'T', clone_files: false,
+    exit_signal: Number(statField(stat, 38)),
   };
 }
 
@@ -171,4 +176,91 @@ export function checkSharedTables(tasks: SeizedTask[]): void {
 /** Let every seized thread go, as it was. */
 export function releaseTree(tasks: SeizedTask[]): void {
   for (const t of tasks) for (const th of t.threads) th.detachQuietly();
+}
+
+// ---- restore: the tree forked top-down, each child from its restored parent ----
+
+/** A task forked from its parent, seized, its injection session open in the bootstrap area it inherited. */
+export interface Forked {
+  hostPid: number;
+  tracee: Tracee;
+  inj: Injection;
+}
+
+const PR_SET_DUMPABLE = 4;
+const KSIGACTION_SIZE = 32;
+
+/** The host pid of the child `parentHost` just created and knows as `pid`. */
+function childHostPid(parentHost: number, pid: number): number {
+  const level = (procStatus(parentHost).get('NSpid') ?? '').split(/\s+/).filter(Boolean).length - 1;
+  const children = fs.readFileSync(`/proc/${parentHost}/task/${parentHost}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  for (const c of children) {
+    const chain = (procStatus(c).get('NSpid') ?? String(c)).split(/\s+/).map(Number);
+    if (chain[Math.max(level, 0)] === pid) return c;
+  }
+  throw new CrError(`pid ${pid}: not among its parent's children after creating it`);
+}
+
+/**
+ * Fork `child` from its parent, whose memory is in place: clone3 in the
+ * parent with the child's pid, so the child inherits the parent's address
+ * space (and the pages they shared stay shared), then seize it and give it
+ * its session or process group. `groups` holds the process groups that
+ * exist so far; a group made later is joined by joinGroups().
+ */
+export function forkChild(parent: { pid: number; entry: TaskEntry; inj: Injection }, child: TaskEntry, groups: Set<number>): Forked {
+  const got = parent.inj.clone3(`create pid ${child.pid}`, child.clone_files ? CLONE.FILES : 0, child.exit_signal, [child.pid]);
+  if (got !== child.pid) throw new CrError(`pid ${child.pid} came back as ${got}`);
+  const hostPid = childHostPid(parent.pid, child.pid);
+  const tracee = Tracee.seize(hostPid);
+  const inj = Injection.inherit(tracee, parent.inj.scratch);
+  // Until restore lets it go: a restorer that dies takes the unfinished tree with it.
+  tracee.syscallOk('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, SIG.KILL, 0, 0, 0);
+  if (child.sid === child.pid) tracee.syscallOk('setsid', NR.setsid);
+  else if (child.pgid === child.pid) tracee.syscallOk('setpgid', NR.setpgid, 0, 0);
+  else if (child.pgid !== parent.entry.pgid && groups.has(child.pgid)) tracee.syscallOk(`setpgid ${child.pgid}`, NR.setpgid, 0, child.pgid);
+  groups.add(child.pgid);
+  return { hostPid, tracee, inj };
+}
+
+/**
+ * Tasks whose process group was made after them join it now that every
+ * task exists. A group whose leader is not in the tree is the one the root
+ * was restored into: it is inherited as it is.
+ */
+export function joinGroups(tasks: { entry: TaskEntry; tracee: Tracee }[]): void {
+  const leaders = new Set(tasks.map((t) => t.entry.pid));
+  for (const { entry, tracee } of tasks.slice(1)) {
+    if (leaders.has(entry.pgid) && entry.pgid !== entry.pid && Number(statField(procStat(tracee.pid), 5)) !== entry.pgid) {
+      tracee.syscallOk(`setpgid ${entry.pgid}`, NR.setpgid, 0, entry.pgid);
+    }
+  }
+}
+
+/** Sleep without giving up the thread: ptrace ties the tracees to it. */
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * End a just-forked child the way a zombie ended, with its exit code or by
+ * its signal (and no core): its parent then holds it as a zombie, as at
+ * dump time. The SIGCHLD the parent gets meanwhile is dropped by signals.ts.
+ */
+export function endAsZombie(kid: Forked, status: number): void {
+  const { tracee, inj } = kid;
+  const signo = status & 0x7f;
+  if (signo) {
+    inj.reset();
+    tracee.syscallOk(`rt_sigaction(${signo})`, NR.rt_sigaction, signo, inj.put(Buffer.alloc(KSIGACTION_SIZE)), 0, 8);
+    tracee.syscallOk('prctl(PR_SET_DUMPABLE)', NR.prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+  } else {
+    // Its last call: exit_group(code), made as it is let go.
+    tracee.setRegs({ ...tracee.getRegs(), rip: BigInt(inj.scratch), rax: BigInt(NR.exit_group), rdi: BigInt((status >> 8) & 0xff), orig_rax: BigInt.asUintN(64, -1n) });
+  }
+  tracee.setSigmask(0n);
+  tracee.detach(0);
+  if (signo) kill(kid.hostPid, signo);
+  for (let tries = 0; procStat(kid.hostPid).state !== 'Z'; tries++) {
+    if (tries > 5000) throw new CrError(`pid ${kid.hostPid}: did not end as a zombie`);
+    pause(1);
+  }
 }

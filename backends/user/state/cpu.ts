@@ -40,7 +40,6 @@ export interface CpuImage {
   threads: { tid: number; cpu: ThreadCpu }[];
 }
 
-const CLONE_ARGS_SIZE = 88;
 const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
 
 /** struct sched_attr (SCHED_ATTR_SIZE_VER1) */
@@ -108,15 +107,7 @@ function hostTid(pid: number, tid: number): number {
 /** clone3 a thread with its old tid from the leader; it spins in the bootstrap page until seized. */
 function cloneThread(task: RestoreTask, tid: number): Tracee {
   const { tracee, inj } = task;
-  inj.reset();
-  const tidBuf = Buffer.alloc(4);
-  tidBuf.writeInt32LE(tid, 0);
-  const setTid = inj.put(tidBuf);
-  const args = Buffer.alloc(CLONE_ARGS_SIZE);
-  args.writeBigUInt64LE(BigInt(THREAD_FLAGS), 0);
-  args.writeBigUInt64LE(BigInt(setTid), 64);
-  args.writeBigUInt64LE(1n, 72);
-  const got = Number(tracee.syscallOk(`clone thread ${tid}`, NR.clone3, inj.put(args), CLONE_ARGS_SIZE));
+  const got = inj.clone3(`clone thread ${tid}`, THREAD_FLAGS, 0, [tid]);
   if (got !== tid) throw new CrError(`pid ${task.pid}: thread came back as ${got}, not ${tid}`);
   const thread = Tracee.seize(hostTid(task.pid, tid));
   thread.syscallAddr = tracee.syscallAddr;

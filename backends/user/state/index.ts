@@ -14,3 +14,10 @@ import { processState } from './process.js';
 import { signals } from './signals.js';
 
 export const STATE_MODULES: StateModule[] = [namespaces, ipc, memory, files, signals, processState, cpu];
+
+/**
+ * A task's children are forked from it once the modules before this index
+ * have restored it: they inherit its namespaces and memory, and get their
+ * own files, signals, credentials and threads afterwards.
+ */
+export const FORKED_AFTER = STATE_MODULES.indexOf(memory) + 1;

@@ -5,25 +5,28 @@
  */
 import type { Injection } from '../../../userspace/sys/inject.js';
 import type { Tracee } from '../../../userspace/sys/ptrace.js';
-import type { MapsEntry } from '../../../userspace/proc/parse.js';
+import type { SmapsEntry } from '../../../userspace/proc/parse.js';
 import type { ImageWriter } from '../image.js';
 import type { TaskEntry } from '../inventory.js';
+import type { Vma } from './memory.js';
 
 /** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
 export interface DumpShared {
   files: { id: number; pid: number; fd: number; dev: bigint; ino: bigint }[];
   /** Pipes whose buffered data is already in the image, by inode. */
   pipes: Set<bigint>;
-  /** Shared anonymous memory objects whose pages are already in the image, by inode. */
+  /** Shmem objects (shared anonymous memory, memfd) already in the image, by inode. */
   shmem: Set<bigint>;
+  /** Each process's mappings as saved, by pid: a child's are compared with its parent's. */
+  mms: Map<number, { procPid: number; vmas: Vma[] }>;
 }
 
 /** Where restore created each shared object, so that others can take it from there. */
 export interface RestoreShared {
   files: Map<number, { pid: number; fd: number }>;
   pipes: Map<bigint, { pid: number; rd: number; wr: number }>;
-  /** Shared anonymous memory by inode: the task and address where it was mapped first. */
-  shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
+  /** Shmem objects by inode: the task that created it, and a path that opens it there. */
+  shmem: Map<bigint, { pid: number; path: string }>;
   /** Each task's pid inside its pid namespace, by the pid we see; the same unless restored with --pidns. */
   nsPids: Map<number, number>;
   /** Descriptors to close in a task once every task is built (pipe ends nobody had). */
@@ -38,8 +41,8 @@ export interface DumpTask {
   /** Every thread, the leader first, all stopped. */
   threads: Tracee[];
   inj: Injection;
-  /** The task's mappings, read before the injection added its scratch area. */
-  maps: MapsEntry[];
+  /** The task's mappings with their VmFlags, read before the injection added its scratch area. */
+  maps: SmapsEntry[];
   images: ImageWriter;
   shared: DumpShared;
   stats: { pagesWritten: number };

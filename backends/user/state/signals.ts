@@ -245,7 +245,12 @@ export const signals = defineState<SignalsImage>({
       b.writeBigUInt64LE(img.altstack_size, 16);
       tracee.syscallOk('sigaltstack', NR.sigaltstack, inj.put(b), 0);
     }
-    // Every signal is blocked during the injection, so none is delivered (or ignored) now.
+    // Every signal is blocked during the injection, so none is delivered (or ignored) now;
+    // drop what the task got while being built (a SIGCHLD from a child made a zombie).
+    inj.reset();
+    const everything = inj.put(Buffer.alloc(8, 0xff));
+    const now = inj.alloc(16);
+    while (tracee.syscall(NR.rt_sigtimedwait, everything, 0, now, 8) > 0n);
     const self = task.shared.nsPids.get(task.pid) ?? task.pid;
     queueForThread(task, tracee, self, img.thread_pending);
     for (const info of img.shared_pending) {
