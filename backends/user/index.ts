@@ -61,7 +61,7 @@ export const userBackend: Backend = {
     const tasks = inv.tasks.map((t) => {
       const states = t.zombie ? {} : Object.fromEntries(STATE_MODULES.map((m) => [m.name, m.load(dir, t).describe()]));
       const what = t.zombie ? `zombie, wait status 0x${t.exit_status.toString(16)}`
-        : `${t.threads.length} thread${t.threads.length > 1 ? 's' : ''}${t.stopped ? ', stopped' : ''}`;
+        : `${t.threads.length} thread${t.threads.length > 1 ? 's' : ''}${t.leader_exited ? ', the leader exited' : ''}${t.stopped ? ', stopped' : ''}`;
       lines.push(`task ${t.pid} (${t.comm}) ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}: ${what}`);
       for (const [name, l] of Object.entries(states)) lines.push(`  ${name}:`, ...l.map((x) => `    ${x}`));
       return { ...t, ...states };

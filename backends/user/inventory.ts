@@ -19,6 +19,8 @@ export interface TaskEntry {
   clone_files: boolean;
   /** The signal its parent gets when it ends. */
   exit_signal: number;
+  /** The thread group leader (threads[0]) exited; the other threads run on. */
+  leader_exited: boolean;
 }
 
 export interface Inventory {
@@ -38,7 +40,7 @@ export function readInventory(dir: string): Inventory {
   if (!inv.tasks.length) throw new CrError(`${file}: corrupted image (no tasks)`);
   const seen = new Set<number>();
   for (const [i, t] of inv.tasks.entries()) {
-    const threadsOk = t.zombie ? t.threads.length === 0 : t.threads[0] === t.pid;
+    const threadsOk = t.zombie ? t.threads.length === 0 : t.threads[0] === t.pid && (!t.leader_exited || t.threads.length > 1);
     if (t.pid <= 0 || t.exit_signal > 64 || seen.has(t.pid) || (i > 0 && !seen.has(t.ppid)) || !threadsOk || (i === 0 && (t.zombie || t.clone_files)) || (t.zombie && t.clone_files)) {
       throw new CrError(`${file}: corrupted image (bad task tree)`);
     }

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
 import { procStat, procStatus, statField } from '../../userspace/proc/parse.js';
-import { kill, pidExists, rawSyscall, type SysError } from '../../userspace/sys/libc.js';
+import { kill, pidExists, rawSyscall, type SysError, waitZombie } from '../../userspace/sys/libc.js';
 import { CLONE, NR, PR, SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { Tracee } from '../../userspace/sys/ptrace.js';
@@ -18,7 +18,7 @@ import type { TaskEntry } from './inventory.js';
 
 export interface SeizedTask {
   entry: TaskEntry;
-  /** The leader first; empty for a zombie. */
+  /** The leader first (unless it exited, its threads running on); empty for a zombie. */
   threads: Tracee[];
 }
 
@@ -35,9 +35,10 @@ function seizeThread(pid: number, tid: number, later = false): Tracee {
 
 const listTids = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map(Number);
 
-/** Seize every thread of a process, again until no new thread shows up. */
-function seizeThreads(pid: number, into: Tracee[], preseized: Map<number, Tracee>): void {
+/** Seize every thread of a process (but a leader that exited), again until no new thread shows up. */
+function seizeThreads(pid: number, into: Tracee[], preseized: Map<number, Tracee>, leaderExited: boolean): void {
   const seen = new Set(into.map((t) => t.pid));
+  if (leaderExited) seen.add(pid);
   for (let fresh = listTids(pid).filter((t) => !seen.has(t)); fresh.length; fresh = listTids(pid).filter((t) => !seen.has(t))) {
     // The leader first, so that it is the first entry.
     fresh.sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
@@ -50,14 +51,41 @@ function seizeThreads(pid: number, into: Tracee[], preseized: Map<number, Tracee
   }
 }
 
+/** A zombie leader whose threads run on: the process is alive, the leader's /proc shows nothing but its ids. */
+const leaderExited = (pid: number) => procStat(pid).state === 'Z' && listTids(pid).length > 1;
+
 function entryOf(pid: number, threads: number[]): TaskEntry {
   const stat = procStat(pid);
-  const zombie = stat.state === 'Z';
+  const exited = leaderExited(pid);
+  const zombie = stat.state === 'Z' && !exited;
+  // A live thread tells whether the process is stopped.
+  const state = exited ? procStat(listTids(pid).find((t) => t !== pid)!).state : stat.state;
   return {
     pid, ppid: Number(statField(stat, 4)), pgid: Number(statField(stat, 5)), sid: Number(statField(stat, 6)), comm: stat.comm,
-    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: stat.state === 'T', clone_files: false,
-    exit_signal: Number(statField(stat, 38)),
+    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: state === 'T', clone_files: false,
+    exit_signal: Number(statField(stat, 38)), leader_exited: exited,
   };
+}
+
+/**
+ * A task waiting in vfork() for its child, which shares its memory until
+ * it execs or exits, sleeps where ptrace cannot stop it (kernel_clone
+ * waits for the child killably only): seizing it would hang, and its
+ * registers cannot be read. Refuse it by name before trying.
+ */
+function refuseVforkWait(pid: number): void {
+  for (const tid of listTids(pid)) {
+    let wchan = '';
+    try {
+      wchan = fs.readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (wchan !== 'kernel_clone' || procStat(tid).state !== 'D') continue;
+    const kids = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const child = kids.find((c) => same(pid, c, KCMP_VM));
+    throw new CrError(`pid ${pid}${tid === pid ? '' : ` thread ${tid}`} is waiting in vfork() for its child ${child ?? '?'}, which shares its memory until it execs or exits: ptrace cannot stop a task in that wait, so its registers cannot be saved (not supported)`);
+  }
 }
 
 /**
@@ -101,16 +129,19 @@ export function seizeTree(root: number, preseized = new Map<number, Tracee>()): 
 
   const tasks: SeizedTask[] = [];
   const visit = (pid: number) => {
-    if (procStat(pid).state === 'Z') {
+    const exited = leaderExited(pid);
+    if (procStat(pid).state === 'Z' && !exited) {
       tasks.push({ entry: entryOf(pid, []), threads: [] });
       return;
     }
+    if (exited && pid === root) throw new CrError(`pid ${pid}: its thread group leader has exited while its threads run on: as the root of a dump, not supported (dump its parent)`);
+    refuseVforkWait(pid);
     const threads: Tracee[] = [];
     const task: SeizedTask = { entry: entryOf(pid, []), threads };
     tasks.push(task);
-    seizeThreads(pid, threads, preseized);
+    seizeThreads(pid, threads, preseized, exited);
     // Seized, every task shows as traced: keep the state it had before.
-    task.entry = { ...entryOf(pid, threads.map((t) => t.pid)), stopped: task.entry.stopped };
+    task.entry = { ...entryOf(pid, [...(exited ? [pid] : []), ...threads.map((t) => t.pid)]), stopped: task.entry.stopped };
     const children = threads.flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
     for (const child of children.sort((a, b) => a - b)) visit(child);
   };
@@ -127,14 +158,17 @@ export function seizeTree(root: number, preseized = new Map<number, Tracee>()): 
 }
 
 /** kcmp(2) types of what clone(2) lets two processes share without being threads of one. */
+const KCMP_VM = 1;
 const KCMP_FILES = 2;
 const SHAREABLE = [
-  { type: 1, flag: 'CLONE_VM', what: 'one address space' },
+  { type: KCMP_VM, flag: 'CLONE_VM', what: 'one address space' },
   { type: KCMP_FILES, flag: 'CLONE_FILES', what: 'one fd table' },
   { type: 3, flag: 'CLONE_FS', what: 'one cwd and umask (fs_struct)' },
   { type: 4, flag: 'CLONE_SIGHAND', what: 'one signal handler table' },
 ];
 const same = (a: number, b: number, type: number) => rawSyscall(NR.kcmp, a, b, type, 0, 0) === 0;
+/** The thread we look at a process through: the leader, or a live thread if it exited. */
+const liveTid = (t: TaskEntry) => (t.leader_exited ? t.threads[1] : t.pid);
 
 /**
  * What processes share that only threads normally do. An fd table shared
@@ -145,18 +179,21 @@ const same = (a: number, b: number, type: number) => rawSyscall(NR.kcmp, a, b, t
  */
 export function checkSharedTables(tasks: SeizedTask[]): void {
   const live = tasks.filter((t) => t.threads.length).map((t) => t.entry);
+  const byPid = new Map(live.map((t) => [t.pid, t]));
   for (const [i, t] of live.entries()) {
     if (i === 0) {
       const outside = Number(statField(procStat(t.pid), 4));
-      // A parent we may not compare with (no ptrace rights) cannot have handed us its table.
-      let shared = false;
-      try {
-        shared = outside > 0 && same(outside, t.pid, KCMP_FILES);
-      } catch {
-        /* not ours to inspect */
+      for (const s of [SHAREABLE[1], SHAREABLE[0]]) {
+        // A parent we may not compare with (no ptrace rights) cannot have handed us its table.
+        let shared = false;
+        try {
+          shared = outside > 0 && same(outside, t.pid, s.type);
+        } catch {
+          /* not ours to inspect */
+        }
+        if (shared) throw new CrError(`pid ${t.pid} shares ${s.what} with its parent ${outside}, outside the tree (clone ${s.flag}${s.type === KCMP_VM ? ', a vfork child' : ''}): not supported`);
       }
-      if (shared) throw new CrError(`pid ${t.pid} shares its fd table with its parent ${outside}, outside the tree: not supported`);
-    } else if (same(t.ppid, t.pid, KCMP_FILES)) {
+    } else if (same(liveTid(byPid.get(t.ppid)!), liveTid(t), KCMP_FILES)) {
       t.clone_files = true;
     }
   }
@@ -165,7 +202,7 @@ export function checkSharedTables(tasks: SeizedTask[]): void {
       for (const s of SHAREABLE) {
         // Shared fd tables are fine along parent links: equality is transitive.
         if (s.type === KCMP_FILES && live[j].clone_files) continue;
-        if (same(live[i].pid, live[j].pid, s.type)) {
+        if (same(liveTid(live[i]), liveTid(live[j]), s.type)) {
           throw new CrError(`pids ${live[i].pid} and ${live[j].pid} share ${s.what} (clone ${s.flag} without threads): not supported`);
         }
       }
@@ -237,9 +274,6 @@ export function joinGroups(tasks: { entry: TaskEntry; tracee: Tracee }[]): void 
   }
 }
 
-/** Sleep without giving up the thread: ptrace ties the tracees to it. */
-const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
 /**
  * End a just-forked child the way a zombie ended, with its exit code or by
  * its signal (and no core): its parent then holds it as a zombie, as at
@@ -259,8 +293,5 @@ export function endAsZombie(kid: Forked, status: number): void {
   tracee.setSigmask(0n);
   tracee.detach(0);
   if (signo) kill(kid.hostPid, signo);
-  for (let tries = 0; procStat(kid.hostPid).state !== 'Z'; tries++) {
-    if (tries > 5000) throw new CrError(`pid ${kid.hostPid}: did not end as a zombie`);
-    pause(1);
-  }
+  if (!waitZombie(kid.hostPid, procStat)) throw new CrError(`pid ${kid.hostPid}: did not end as a zombie`);
 }

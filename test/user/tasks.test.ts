@@ -3,9 +3,11 @@
  * signals pending for any thread, zombies of every shape and the pids a
  * tree sees inside pid namespaces of its own.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { roundTrip } from '../lib/harness.js';
+import { alive, cr, roundTrip, sleep, start, tempDir, waitLines } from '../lib/harness.js';
 
 test('each thread keeps its scheduling policy, real-time priority, nice value and SCHED_RESET_ON_FORK', async () => {
   const r = await roundTrip('sched', ['150'], 4);
@@ -24,6 +26,31 @@ test('signals pending for any thread are delivered to that thread, once, with th
   assert.match(r.show, /pending for thread \d+: signal 35 code -1/);
   assert.is(r.restored, r.reference);
   assert.match(r.restored, /thread 3: 0 bad checks, got 35042 35043\n/);
+});
+
+test('zombies of every shape: exited, killed, and a leader that exited while its threads run on', async () => {
+  const r = await roundTrip('zombies', ['150'], 3);
+  assert.match(r.show, /zombie, wait status 0x2a00/);
+  assert.match(r.show, /zombie, wait status 0xf/);
+  assert.match(r.show, /3 threads, the leader exited/);
+  assert.match(r.show, /thread \d+: exited \(the thread group leader; its threads run on\)/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /leader Z, 3 threads, 0 bad checks\n/);
+});
+
+test('a parent waiting in vfork() is refused by name, saying why, and both tasks go on', async () => {
+  const images = tempDir('vforkimg');
+  const run = start('vforker', ['3000'], path.join(tempDir('vfork'), 'out.txt'));
+  await waitLines(run.out, 1);
+  await sleep(200);
+  const [child] = fs.readFileSync(`/proc/${run.pid}/task/${run.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
+  assert.is.not(d.exitCode, 0);
+  assert.match(d.stderr, new RegExp(`^cr: pid ${run.pid} is waiting in vfork\\(\\) for its child ${child}, which shares its memory until it execs or exits: ptrace cannot stop a task in that wait`));
+  assert.ok(alive(run.pid) && alive(child), 'both run on');
+  assert.not.ok(fs.existsSync(path.join(images, 'inventory.img')));
+  assert.is(await run.exited, 0);
+  assert.match(fs.readFileSync(run.out, 'utf8'), /vfork child exited 7\n/);
 });
 
 test.run();

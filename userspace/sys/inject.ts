@@ -18,7 +18,7 @@ const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
 const BOOTSTRAP_CODE = Buffer.from([0x0f, 0x05, 0xeb, 0xfe]);
 
 /** Find a `syscall` instruction in the task's vDSO, which every process has. */
-function findSyscallInsn(tracee: Tracee): number {
+export function findSyscallInsn(tracee: Tracee): number {
   // Read directly: a failure here is an internal error, not the user's.
   const vdso = parseMaps(fs.readFileSync(`/proc/${tracee.pid}/maps`, 'utf8')).find((m) => m.path === '[vdso]');
   if (!vdso) throw new Error(`pid ${tracee.pid} has no vDSO to borrow a syscall instruction from`);

@@ -6,9 +6,10 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { procStatus } from '../../../userspace/proc/parse.js';
+import { procStat, procStatus } from '../../../userspace/proc/parse.js';
 import { CLONE, NR, PR } from '../../../userspace/sys/constants.js';
-import { getRobustList, rawSyscall } from '../../../userspace/sys/libc.js';
+import { getRobustList, rawSyscall, waitZombie } from '../../../userspace/sys/libc.js';
+import { findSyscallInsn } from '../../../userspace/sys/inject.js';
 import { REG_NAMES, type Regs, type Rseq, resumableRegs, Tracee } from '../../../userspace/sys/ptrace.js';
 import { readImage } from '../image.js';
 import { defineState, hex, type RestoreTask } from './module.js';
@@ -37,9 +38,11 @@ interface ThreadCpu {
 }
 
 export interface CpuImage {
-  threads: { tid: number; cpu: ThreadCpu }[];
+  /** The leader first; its cpu is null if it had exited, its threads running on. */
+  threads: { tid: number; cpu: ThreadCpu | null }[];
 }
 
+const ROBUST_LIST_HEAD_SIZE = 24;
 const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
 
 /** struct sched_attr (SCHED_ATTR_SIZE_VER1) */
@@ -144,7 +147,8 @@ export const cpu = defineState<CpuImage>({
 
   load(dir, entry) {
     return {
-      threads: entry.threads.map((tid) => {
+      threads: entry.threads.map((tid, i) => {
+        if (i === 0 && entry.leader_exited) return { tid, cpu: null };
         const cpu = readImage<ThreadCpu>(dir, 'cpu', tid);
         if (!cpu.regs || REG_NAMES.some((r) => typeof cpu.regs[r] !== 'bigint')) throw new CrError(`cpu-${tid}.img: registers missing`);
         if (!cpu.sched) throw new CrError(`cpu-${tid}.img: scheduling missing`);
@@ -158,22 +162,37 @@ export const cpu = defineState<CpuImage>({
     for (const [i, { tid, cpu }] of state.threads.entries()) {
       const thread = i === 0 ? task.tracee : cloneThread(task, tid);
       if (thread !== task.tracee) task.threads.push(thread);
-      restoreThreadKernelState(thread, cpu);
+      if (cpu) restoreThreadKernelState(thread, cpu);
+      else {
+        // An exited leader exits again at the end: on its way out the kernel must touch nothing of the program's.
+        thread.syscallOk('set_tid_address', NR.set_tid_address, 0);
+        thread.syscallOk('set_robust_list', NR.set_robust_list, 0, ROBUST_LIST_HEAD_SIZE);
+      }
     }
   },
 
   finish(task, state) {
     state.threads.forEach(({ cpu: c }, i) => {
       const thread = task.threads[i];
+      if (!c) return;
       thread.setRegs(c.regs);
       thread.setXstate(c.xstate);
       thread.setSigmask(c.sigmask);
       restoreSched(task.pid, thread.pid, c.sched);
     });
+    if (!state.threads[0].cpu) {
+      // An exited leader: its last call, made as it is let go before the
+      // others, with every signal blocked: exit(2) of this thread alone.
+      const leader = task.threads.shift()!;
+      leader.setSigmask(~0n);
+      leader.setRegs({ ...leader.getRegs(), rip: BigInt(findSyscallInsn(leader)), rax: BigInt(NR.exit), rdi: 0n, orig_rax: BigInt.asUintN(64, -1n) });
+      leader.detach(0);
+      if (!waitZombie(leader.pid, procStat)) throw new CrError(`pid ${task.pid}: its leader did not exit again`);
+    }
   },
 
   describe(state) {
-    return state.threads.map(({ tid, cpu: c }) =>
+    return state.threads.map(({ tid, cpu: c }) => !c ? `thread ${tid}: exited (the thread group leader; its threads run on)` :
       `thread ${tid}: rip ${hex(c.regs.rip)}  rsp ${hex(c.regs.rsp)}  fs_base ${hex(c.regs.fs_base)}  xstate ${c.xstate.length} bytes  sigmask ${hex(c.sigmask)}  sched ${describeSched(c.sched)}`);
   },
 });

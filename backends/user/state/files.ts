@@ -80,8 +80,8 @@ export const files = defineState<FilesImage>({
     }
     const fds: Fd[] = [];
     const opened: OpenFileImage[] = [];
-    for (const fd of fs.readdirSync(`/proc/${task.pid}/fd`).map(Number).sort((a, b) => a - b)) {
-      const f = probe(task.pid, fd);
+    for (const fd of fs.readdirSync(`/proc/${task.tracee.pid}/fd`).map(Number).sort((a, b) => a - b)) {
+      const f = probe(task.tracee.pid, fd);
       const cloexec = (f.flags & O.CLOEXEC) !== 0;
       const flags = f.flags & ~O.CLOEXEC;
       let id = knownFile(task, f);

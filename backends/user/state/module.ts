@@ -36,9 +36,13 @@ export interface RestoreShared {
 export interface DumpTask {
   pid: number;
   entry: TaskEntry;
-  /** The thread group leader, whose injection session is open. */
+  /**
+   * The thread group leader, whose injection session is open; if the
+   * leader exited, the first live thread. /proc is read through it: an
+   * exited leader's /proc shows no memory, files or namespaces.
+   */
   tracee: Tracee;
-  /** Every thread, the leader first, all stopped. */
+  /** Every live thread, the leader first, all stopped. */
   threads: Tracee[];
   inj: Injection;
   /** The task's mappings with their VmFlags, read before the injection added its scratch area. */

@@ -82,7 +82,7 @@ const MAX_TIMER_ID = 65536;
 /** /proc/PID/timers: "ID:", "signal: SIGNO/VALUE", "notify: KIND/pid.N or tid.N", "ClockID:" per timer. */
 function dumpPosixTimers(task: DumpTask): PosixTimer[] {
   const { tracee, inj } = task;
-  const text = readProc(task.pid, 'timers');
+  const text = readProc(task.tracee.pid, 'timers');
   return text.split(/^(?=ID:)/m).filter((b) => b.trim()).map((block) => {
     const kv = parseKeyValues(block.endsWith('\n') ? block : `${block}\n`);
     const sig = /^(\d+)\/([0-9a-f]+)$/.exec(kv.get('signal') ?? '');
@@ -209,11 +209,12 @@ export const signals = defineState<SignalsImage>({
       altstack_sp: st.readBigUInt64LE(0),
       altstack_flags: st.readInt32LE(8),
       altstack_size: st.readBigUInt64LE(16),
-      thread_pending: peekPending(tracee, 0),
+      // An exited leader has no queue of its own left: every live thread's is an other thread's.
+      thread_pending: task.entry.leader_exited ? [] : peekPending(tracee, 0),
       shared_pending: peekPending(tracee, PEEKSIGINFO_SHARED),
       itimers,
       posix_timers: dumpPosixTimers(task),
-      other_threads: task.threads.slice(1).map((t) => ({ tid: t.pid, pending: peekPending(t, 0) })).filter((t) => t.pending.length),
+      other_threads: task.threads.slice(task.entry.leader_exited ? 0 : 1).map((t) => ({ tid: t.pid, pending: peekPending(t, 0) })).filter((t) => t.pending.length),
     });
   },
 
