@@ -15,7 +15,7 @@ import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
 import type { DumpShared, DumpTask } from './state/module.js';
-import { checkSharedTables, releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
+import { checkSharedTables, recordPidNamespaces, releaseTree, saveLastPid, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
 
 function asCrError(err: unknown): Error {
@@ -38,6 +38,7 @@ function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, sta
       m.dump(task);
       log(`pid ${task.pid}: ${m.name} saved`);
     }
+    saveLastPid(t.entry, inj);
     inj.end();
   } catch (err) {
     inj.abandon();
@@ -45,10 +46,14 @@ function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, sta
   }
 }
 
-/** Kill a seized tree: the tracer sees each death first, the parents still reap them. */
+/**
+ * Kill a seized tree: the tracer sees each death first, the parents still
+ * reap them. Children first: the init of a pid namespace does not finish
+ * dying before everything in its namespace has been reaped.
+ */
 function killTree(tasks: SeizedTask[]): void {
   for (const t of tasks) if (t.threads.length) kill(t.entry.pid, SIG.KILL);
-  for (const t of tasks) {
+  for (const t of [...tasks].reverse()) {
     // A leader is reported only after its other threads: wait for them first.
     for (const th of [...t.threads].reverse()) {
       th.closeMem();
@@ -83,6 +88,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set(), mms: new Map() };
   try {
     checkSharedTables(tasks);
+    recordPidNamespaces(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
     images.write('inventory', undefined, {
       format_version: FORMAT_VERSION,

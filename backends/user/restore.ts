@@ -20,12 +20,12 @@ import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
 import { kill, pidExists, SysError } from '../../userspace/sys/libc.js';
 import { Tracee } from '../../userspace/sys/ptrace.js';
-import { readInventory, type TaskEntry } from './inventory.js';
+import { ownPid, readInventory, type TaskEntry } from './inventory.js';
 import { FORKED_AFTER, STATE_MODULES } from './state/index.js';
 import { mappedRanges } from './state/memory.js';
 import { cloneFlags } from './state/namespaces.js';
 import type { LoadedState, RestoreShared, RestoreTask } from './state/module.js';
-import { endAsZombie, forkChild, joinGroups } from './tree.js';
+import { endAsZombie, forkChild, joinGroups, restoreLastPids, restorePidnsForChildren, type RestoredTree } from './tree.js';
 
 const MMAP_MIN_ADDR = 0x10000n;
 
@@ -105,20 +105,20 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     // Each task's pid inside its namespace, by the pid we see.
     const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids: new Map([[rootHost, root.pid]]) };
     const built: { entry: TaskEntry; task: RestoreTask; states: LoadedState[] }[] = [];
-    const groups = new Set([root.pgid]);
+    const tree: RestoredTree = { entries: new Map(inv.tasks.map((t) => [t.pid, t])), hostPids };
     // Depth first, as the image lists the tasks: a task's memory, then its children from it.
     const build = (entry: TaskEntry, tracee: Tracee, inj: Injection) => {
       const states = loaded.get(entry.pid)!;
-      const task: RestoreTask = { pid: tracee.pid, dir: opts.dir, tracee, threads: [tracee], inj, shared, fdBase: 0, log };
+      const task: RestoreTask = { pid: tracee.pid, dir: opts.dir, tracee, threads: [tracee], threadIds: [{ image: entry.pid, own: ownPid(entry) }], inj, shared, fdBase: 0, log };
       built.push({ entry, task, states });
       STATE_MODULES.slice(0, FORKED_AFTER).forEach((m, i) => {
         states[i].restore(task);
         log(`pid ${task.pid}: ${m.name} restored`);
       });
       for (const child of inv.tasks.filter((c) => c.ppid === entry.pid && c !== root)) {
-        const kid = forkChild({ pid: task.pid, entry, inj }, child, groups);
+        const kid = forkChild({ pid: task.pid, entry, inj }, child, tree);
         hostPids.set(child.pid, kid.hostPid);
-        shared.nsPids.set(kid.hostPid, child.pid);
+        shared.nsPids.set(kid.hostPid, ownPid(child));
         log(`pid ${kid.hostPid}: forked from ${task.pid}`);
         if (child.zombie) endAsZombie(kid, child.exit_status);
         else build(child, kid.tracee, kid.inj);
@@ -126,7 +126,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     };
     const rootTracee = Tracee.seize(rootHost);
     build(root, rootTracee, Injection.begin(rootTracee, bootstrapAddress(rootHost, imageRanges)));
-    joinGroups(built.map(({ entry, task }) => ({ entry, tracee: task.tracee })));
+    joinGroups(built.map(({ entry, task }) => ({ entry, tracee: task.tracee })), tree);
+    restoreLastPids(built);
     // Every task is built before any runs: they may take shared objects from each other.
     for (const { task, states } of built) {
       STATE_MODULES.slice(FORKED_AFTER).forEach((m, i) => {
@@ -134,6 +135,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
         log(`pid ${task.pid}: ${m.name} restored`);
       });
     }
+    restorePidnsForChildren(built, hostPids);
     for (const { task, states } of built) {
       for (const s of states) s.settle(task);
       task.inj.endRestore();

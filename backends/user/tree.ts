@@ -10,11 +10,12 @@ import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
 import { procStat, procStatus, statField } from '../../userspace/proc/parse.js';
 import { kill, pidExists, rawSyscall, type SysError, waitZombie } from '../../userspace/sys/libc.js';
-import { CLONE, NR, PR, SIG } from '../../userspace/sys/constants.js';
+import { CLONE, NR, O, PR, SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { Tracee } from '../../userspace/sys/ptrace.js';
 import type { Freezer } from '../../userspace/freezer.js';
-import type { TaskEntry } from './inventory.js';
+import type { RestoreTask } from './state/module.js';
+import { ownPid, type TaskEntry } from './inventory.js';
 
 export interface SeizedTask {
   entry: TaskEntry;
@@ -64,6 +65,7 @@ function entryOf(pid: number, threads: number[]): TaskEntry {
     pid, ppid: Number(statField(stat, 4)), pgid: Number(statField(stat, 5)), sid: Number(statField(stat, 6)), comm: stat.comm,
     threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: state === 'T', clone_files: false,
     exit_signal: Number(statField(stat, 38)), leader_exited: exited,
+    nspid: [], new_pidns: false, pidns_init: 0, pidns_of_children: 0, unshared_pidns: false, ns_last_pid: 0,
   };
 }
 
@@ -210,6 +212,115 @@ export function checkSharedTables(tasks: SeizedTask[]): void {
   }
 }
 
+/** A task's pid in every pid namespace from ours inward, as /proc/PID/status NSpid shows it. */
+export const nsChain = (pid: number) => (procStatus(pid).get('NSpid') ?? String(pid)).split(/\s+/).map(Number);
+const nsIno = (pid: number, which: 'pid' | 'pid_for_children') => fs.statSync(`/proc/${pid}/ns/${which}`).ino;
+const NS_GET_PARENT = 0xb702;
+
+/** The pid namespace a namespace file's namespace was created in. */
+function nsParent(path: string): number | undefined {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const parent = rawSyscall(NR.ioctl, fd, NS_GET_PARENT);
+    try {
+      return fs.fstatSync(parent).ino;
+    } finally {
+      fs.closeSync(parent);
+    }
+  } catch {
+    return undefined; // the dumper's own, or one above it
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Record the pid namespaces the tree made for itself: each task's pids in
+ * every nested namespace, which task is the init of a new one, which
+ * enters its parent's namespace for children, and where each task's own
+ * children go. What restore cannot make again the same way is refused.
+ */
+export function recordPidNamespaces(tasks: SeizedTask[]): void {
+  const dumperNs = fs.statSync('/proc/self/ns/pid').ino;
+  const byPid = new Map(tasks.map((t) => [t.entry.pid, t.entry]));
+  const ns = new Map<number, { own: number; children: number }>();
+  for (const { entry } of tasks) {
+    const chain = nsChain(entry.pid);
+    entry.nspid = chain.length > 1 ? chain : [];
+    if (entry.zombie) continue;
+    const tid = liveTid(entry);
+    ns.set(entry.pid, { own: nsIno(tid, 'pid'), children: nsIno(tid, 'pid_for_children') });
+  }
+  const level = (t: TaskEntry) => Math.max(t.nspid.length, 1);
+  const initOf = (id: number) => tasks.find((t) => ns.get(t.entry.pid)?.own === id && ownPid(t.entry) === 1)?.entry;
+  for (const [i, { entry: t }] of tasks.entries()) {
+    const mine = ns.get(t.pid);
+    if (i === 0) {
+      if (mine!.own !== dumperNs) throw new CrError(`pid ${t.pid} lives in a pid namespace of its own (pid ${ownPid(t)} there): as the root of a dump, not supported (dump its parent)`);
+      continue;
+    }
+    const parent = byPid.get(t.ppid)!;
+    const theirs = ns.get(parent.pid)!;
+    const refuse = () => new CrError(`pid ${t.pid} (pid ${ownPid(t)} in its pid namespace): a pid namespace neither its parent's, nor new with it as its init, nor one its parent entered: not supported`);
+    if (!mine) {
+      if (level(t) !== level(parent)) throw new CrError(`pid ${t.pid}: a zombie in another pid namespace than its parent's is not supported`);
+      continue;
+    }
+    if (mine.own === theirs.own) continue;
+    if (ownPid(t) === 1 && level(t) === level(parent) + 1 && nsParent(`/proc/${liveTid(t)}/ns/pid`) === theirs.own) {
+      t.new_pidns = true;
+      continue;
+    }
+    const init = initOf(mine.own);
+    if (mine.own !== theirs.children || !init || tasks.findIndex((x) => x.entry === init) > i) throw refuse();
+    t.pidns_init = init.pid;
+  }
+  for (const { entry: p } of tasks) {
+    const mine = ns.get(p.pid);
+    if (!mine || mine.children === mine.own) continue;
+    const inside = tasks.find((t) => ns.get(t.entry.pid)?.own === mine.children)?.entry;
+    if (inside) p.pidns_of_children = inside.pid;
+    else if (nsParent(`/proc/${liveTid(p)}/ns/pid_for_children`) === mine.own) p.unshared_pidns = true;
+    else throw new CrError(`pid ${p.pid}: its children's pid namespace is neither its own, nor one of the tree's, nor new: not supported`);
+  }
+}
+
+const NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
+
+/** The init of a new pid namespace reads the namespace's last pid: the sysctl is the reader's namespace's. */
+export function saveLastPid(entry: TaskEntry, inj: Injection): void {
+  if (!entry.new_pidns) return;
+  inj.reset();
+  const fd = Number(inj.tracee.syscallOk(`open ${NS_LAST_PID}`, NR.open, inj.putString(NS_LAST_PID), O.RDONLY | O.CLOEXEC, 0));
+  try {
+    const buf = inj.alloc(16);
+    const n = Number(inj.tracee.syscallOk(`read ${NS_LAST_PID}`, NR.read, fd, buf, 15));
+    entry.ns_last_pid = Number(inj.tracee.readMem(buf, n).toString().trim());
+  } finally {
+    inj.tracee.syscall(NR.close, fd);
+  }
+}
+
+/**
+ * Each new pid namespace hands out next the pid it would have: pids given
+ * with set_tid do not move its cursor. Written by its init, before any
+ * task has given up the rights that takes.
+ */
+export function restoreLastPids(tasks: { entry: TaskEntry; task: RestoreTask }[]): void {
+  for (const { entry, task } of tasks) {
+    if (!entry.new_pidns) continue;
+    const { inj } = task;
+    inj.reset();
+    const fd = Number(inj.tracee.syscallOk(`open ${NS_LAST_PID}`, NR.open, inj.putString(NS_LAST_PID), O.WRONLY | O.CLOEXEC, 0));
+    try {
+      const text = String(entry.ns_last_pid);
+      inj.tracee.syscallOk(`write ${NS_LAST_PID}`, NR.write, fd, inj.putString(text), text.length);
+    } finally {
+      inj.tracee.syscall(NR.close, fd);
+    }
+  }
+}
+
 /** Let every seized thread go, as it was. */
 export function releaseTree(tasks: SeizedTask[]): void {
   for (const t of tasks) for (const th of t.threads) th.detachQuietly();
@@ -242,22 +353,57 @@ function childHostPid(parentHost: number, pid: number): number {
  * Fork `child` from its parent, whose memory is in place: clone3 in the
  * parent with the child's pid, so the child inherits the parent's address
  * space (and the pages they shared stay shared), then seize it and give it
- * its session or process group. `groups` holds the process groups that
- * exist so far; a group made later is joined by joinGroups().
+ * its session or process group. `tree` says which tasks exist so far (by
+ * image pid, with the pids we see them as); a group made later is joined
+ * by joinGroups().
  */
-export function forkChild(parent: { pid: number; entry: TaskEntry; inj: Injection }, child: TaskEntry, groups: Set<number>): Forked {
-  const got = parent.inj.clone3(`create pid ${child.pid}`, child.clone_files ? CLONE.FILES : 0, child.exit_signal, [child.pid]);
-  if (got !== child.pid) throw new CrError(`pid ${child.pid} came back as ${got}`);
-  const hostPid = childHostPid(parent.pid, child.pid);
+export function forkChild(parent: { pid: number; entry: TaskEntry; inj: Injection }, child: TaskEntry, tree: RestoredTree): Forked {
+  const { hostPids } = tree;
+  // Into a pid namespace an earlier task is the init of: the parent enters it for this one fork.
+  if (child.pidns_init) enterPidns(parent, hostPids.get(child.pidns_init)!);
+  // Its pid in each namespace, innermost first; with CLONE_NEWPID, that is 1 in the new one.
+  const chain = child.nspid.length ? child.nspid : [child.pid];
+  const flags = (child.clone_files ? CLONE.FILES : 0) | (child.new_pidns ? CLONE.NEWPID : 0);
+  const got = parent.inj.clone3(`create pid ${child.pid}`, flags, child.exit_signal, [...chain].reverse());
+  if (child.pidns_init) enterPidns(parent, parent.pid);
+  // clone3 gives its pid in the parent's namespace.
+  const expected = chain[Math.max(parent.entry.nspid.length, 1) - 1];
+  if (got !== expected) throw new CrError(`pid ${child.pid} came back as ${got}`);
+  const hostPid = childHostPid(parent.pid, got);
   const tracee = Tracee.seize(hostPid);
   const inj = Injection.inherit(tracee, parent.inj.scratch);
   // Until restore lets it go: a restorer that dies takes the unfinished tree with it.
   tracee.syscallOk('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, SIG.KILL, 0, 0, 0);
   if (child.sid === child.pid) tracee.syscallOk('setsid', NR.setsid);
   else if (child.pgid === child.pid) tracee.syscallOk('setpgid', NR.setpgid, 0, 0);
-  else if (child.pgid !== parent.entry.pgid && groups.has(child.pgid)) tracee.syscallOk(`setpgid ${child.pgid}`, NR.setpgid, 0, child.pgid);
-  groups.add(child.pgid);
+  else if (child.pgid !== parent.entry.pgid && hostPids.has(child.pgid)) joinGroup(tracee, child, tree);
   return { hostPid, tracee, inj };
+}
+
+/** Make the children the task forks from now on go into the pid namespace `nsHostPid` lives in (setns, injected). */
+function enterPidns(task: { pid: number; inj: Injection }, nsHostPid: number): void {
+  const { inj } = task;
+  inj.reset();
+  const path = `/proc/${nsHostPid}/ns/pid`;
+  const fd = Number(inj.tracee.syscallOk(`open ${path}`, NR.open, inj.putString(path), O.RDONLY | O.CLOEXEC, 0));
+  try {
+    inj.tracee.syscallOk(`setns ${path}`, NR.setns, fd, CLONE.NEWPID);
+  } finally {
+    inj.tracee.syscall(NR.close, fd);
+  }
+}
+
+/**
+ * Where each task's own children go from now on, as at dump time: the
+ * pid namespace of a task of the tree, or a new one it unshared. After
+ * its threads exist: a task cannot make threads while that differs from
+ * its own namespace.
+ */
+export function restorePidnsForChildren(tasks: { entry: TaskEntry; task: RestoreTask }[], hostPids: Map<number, number>): void {
+  for (const { entry, task } of tasks) {
+    if (entry.pidns_of_children) enterPidns(task, hostPids.get(entry.pidns_of_children)!);
+    else if (entry.unshared_pidns) task.tracee.syscallOk('unshare(CLONE_NEWPID)', NR.unshare, CLONE.NEWPID);
+  }
 }
 
 /**
@@ -265,13 +411,25 @@ export function forkChild(parent: { pid: number; entry: TaskEntry; inj: Injectio
  * task exists. A group whose leader is not in the tree is the one the root
  * was restored into: it is inherited as it is.
  */
-export function joinGroups(tasks: { entry: TaskEntry; tracee: Tracee }[]): void {
-  const leaders = new Set(tasks.map((t) => t.entry.pid));
+export function joinGroups(tasks: { entry: TaskEntry; tracee: Tracee }[], tree: RestoredTree): void {
   for (const { entry, tracee } of tasks.slice(1)) {
-    if (leaders.has(entry.pgid) && entry.pgid !== entry.pid && Number(statField(procStat(tracee.pid), 5)) !== entry.pgid) {
-      tracee.syscallOk(`setpgid ${entry.pgid}`, NR.setpgid, 0, entry.pgid);
-    }
+    const leader = tree.hostPids.get(entry.pgid);
+    if (leader && entry.pgid !== entry.pid && statField(procStat(tracee.pid), 5) !== statField(procStat(leader), 5)) joinGroup(tracee, entry, tree);
   }
+}
+
+/** The tasks restored so far, by image pid: their entries and the pids we see them as. */
+export interface RestoredTree {
+  entries: Map<number, TaskEntry>;
+  hostPids: Map<number, number>;
+}
+
+/** setpgid(0, PGID) in the task, naming the group's leader by its pid in the task's own pid namespace. */
+function joinGroup(tracee: Tracee, t: TaskEntry, tree: RestoredTree): void {
+  const leader = tree.entries.get(t.pgid)!;
+  const pgid = (leader.nspid.length ? leader.nspid : [leader.pid])[Math.max(t.nspid.length, 1) - 1];
+  if (pgid === undefined) throw new CrError(`pid ${t.pid}: its process group leader ${t.pgid} is not in its pid namespace`);
+  tracee.syscallOk(`setpgid ${t.pgid}`, NR.setpgid, 0, pgid);
 }
 
 /**

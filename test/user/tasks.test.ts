@@ -38,6 +38,12 @@ test('zombies of every shape: exited, killed, and a leader that exited while its
   assert.match(r.restored, /leader Z, 3 threads, 0 bad checks\n/);
 });
 
+test('pid namespaces of its own, nested, and unshared: every task sees the same pids inside after restore', async () => {
+  const r = await roundTrip('pidns', ['150'], 3);
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /C: pid 1 ppid 0, 3 pid namespaces deep, 0 bad checks\nE: pid 1 ppid 0, 2 pid namespaces deep, 0 bad checks\nF: pid 2 ppid 0, 2 pid namespaces deep, 0 bad checks\nG: pid 3 ppid 0, 2 pid namespaces deep/);
+});
+
 test('a parent waiting in vfork() is refused by name, saying why, and both tasks go on', async () => {
   const images = tempDir('vforkimg');
   const run = start('vforker', ['3000'], path.join(tempDir('vfork'), 'out.txt'));

@@ -17,6 +17,7 @@ const msghdr = koffi.struct('msghdr', {
 });
 const recvmsgRaw = libc.func('recvmsg', 'long', ['int', koffi.inout(koffi.pointer(msghdr)), 'int']);
 const sendRaw = libc.func('send', 'long', ['int', 'void *', 'size_t', 'int']);
+const sendmsgRaw = libc.func('sendmsg', 'long', ['int', koffi.pointer(msghdr), 'int']);
 const getsockoptRaw = libc.func('getsockopt', 'int', ['int', 'int', 'int', 'void *', 'void *']);
 const setsockoptRaw = libc.func('setsockopt', 'int', ['int', 'int', 'int', 'void *', 'uint32']);
 const waitpidRaw = libc.func('waitpid', 'int', ['int', 'void *', 'int']);
@@ -129,6 +130,18 @@ export function recvmsg(fd: number, buf: Buffer, flags: number): { len: number; 
   const msg = { name: null, namelen: 0, iov: { base: buf, len: buf.length }, iovlen: 1, control: null, controllen: 0, flags: 0 };
   const len = check(`recvmsg(${fd})`, recvmsgRaw(fd, msg, flags));
   return { len, flags: msg.flags };
+}
+
+/** Send one descriptor over a unix socket (SCM_RIGHTS), with one byte of data. */
+export function sendFd(sock: number, fd: number): void {
+  // struct cmsghdr (len, level SOL_SOCKET, type SCM_RIGHTS) and the int, padded: CMSG_SPACE(4)
+  const control = Buffer.alloc(24);
+  control.writeBigUInt64LE(20n, 0);
+  control.writeInt32LE(1, 8);
+  control.writeInt32LE(1, 12);
+  control.writeInt32LE(fd, 16);
+  const msg = { name: null, namelen: 0, iov: { base: Buffer.alloc(1), len: 1 }, iovlen: 1, control, controllen: control.length, flags: 0 };
+  check(`sendmsg(${sock})`, sendmsgRaw(sock, msg, 0));
 }
 
 export function send(fd: number, buf: Buffer, flags: number): number {

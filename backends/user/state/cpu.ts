@@ -6,12 +6,13 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { procStat, procStatus } from '../../../userspace/proc/parse.js';
+import { procStat } from '../../../userspace/proc/parse.js';
 import { CLONE, NR, PR } from '../../../userspace/sys/constants.js';
 import { getRobustList, rawSyscall, waitZombie } from '../../../userspace/sys/libc.js';
 import { findSyscallInsn } from '../../../userspace/sys/inject.js';
 import { REG_NAMES, type Regs, type Rseq, resumableRegs, Tracee } from '../../../userspace/sys/ptrace.js';
 import { readImage } from '../image.js';
+import { nsChain } from '../tree.js';
 import { defineState, hex, type RestoreTask } from './module.js';
 
 interface Sched {
@@ -35,6 +36,7 @@ interface ThreadCpu {
   robust_list_len: bigint;
   clear_child_tid: bigint;
   sched: Sched;
+  nspid: number[];
 }
 
 export interface CpuImage {
@@ -98,21 +100,22 @@ function restoreThreadKernelState(thread: Tracee, cpu: ThreadCpu): void {
   thread.syscallOk('set_tid_address', NR.set_tid_address, cpu.clear_child_tid);
 }
 
-/** The tid we see for thread `tid` (as its own pid namespace numbers it) of process `pid`. */
-function hostTid(pid: number, tid: number): number {
+/** The tid we see for thread `own` (as its own pid namespace numbers it) of process `pid`. */
+function hostTid(pid: number, own: number): number {
   for (const entry of fs.readdirSync(`/proc/${pid}/task`)) {
-    const nspids = procStatus(Number(entry)).get('NSpid')?.split(/\s+/).map(Number) ?? [];
-    if (nspids.at(-1) === tid) return Number(entry);
+    if (nsChain(Number(entry)).at(-1) === own) return Number(entry);
   }
-  throw new CrError(`pid ${pid}: no thread ${tid} after cloning it`);
+  throw new CrError(`pid ${pid}: no thread ${own} after cloning it`);
 }
 
-/** clone3 a thread with its old tid from the leader; it spins in the bootstrap page until seized. */
-function cloneThread(task: RestoreTask, tid: number): Tracee {
+/** clone3 a thread with its old tids from the leader; it spins in the bootstrap page until seized. */
+function cloneThread(task: RestoreTask, tid: number, nspid: number[]): Tracee {
   const { tracee, inj } = task;
-  const got = inj.clone3(`clone thread ${tid}`, THREAD_FLAGS, 0, [tid]);
-  if (got !== tid) throw new CrError(`pid ${task.pid}: thread came back as ${got}, not ${tid}`);
-  const thread = Tracee.seize(hostTid(task.pid, tid));
+  const chain = nspid.length ? nspid : [tid];
+  const own = chain.at(-1)!;
+  const got = inj.clone3(`clone thread ${tid}`, THREAD_FLAGS, 0, [...chain].reverse());
+  if (got !== own) throw new CrError(`pid ${task.pid}: thread came back as ${got}, not ${own}`);
+  const thread = Tracee.seize(hostTid(task.pid, own));
   thread.syscallAddr = tracee.syscallAddr;
   return thread;
 }
@@ -141,6 +144,7 @@ export const cpu = defineState<CpuImage>({
         robust_list_len: robust.len,
         clear_child_tid: clearChildTid,
         sched: dumpSched(t.pid),
+        nspid: ((chain) => (chain.length > 1 ? chain : []))(nsChain(t.pid)),
       });
     }
   },
@@ -160,8 +164,11 @@ export const cpu = defineState<CpuImage>({
   restore(task, state) {
     // The leader comes first, and exists already.
     for (const [i, { tid, cpu }] of state.threads.entries()) {
-      const thread = i === 0 ? task.tracee : cloneThread(task, tid);
-      if (thread !== task.tracee) task.threads.push(thread);
+      const thread = i === 0 ? task.tracee : cloneThread(task, tid, cpu!.nspid);
+      if (thread !== task.tracee) {
+        task.threads.push(thread);
+        task.threadIds.push({ image: tid, own: cpu!.nspid.at(-1) ?? tid });
+      }
       if (cpu) restoreThreadKernelState(thread, cpu);
       else {
         // An exited leader exits again at the end: on its way out the kernel must touch nothing of the program's.
@@ -184,6 +191,7 @@ export const cpu = defineState<CpuImage>({
       // An exited leader: its last call, made as it is let go before the
       // others, with every signal blocked: exit(2) of this thread alone.
       const leader = task.threads.shift()!;
+      task.threadIds.shift();
       leader.setSigmask(~0n);
       leader.setRegs({ ...leader.getRegs(), rip: BigInt(findSyscallInsn(leader)), rax: BigInt(NR.exit), rdi: 0n, orig_rax: BigInt.asUintN(64, -1n) });
       leader.detach(0);

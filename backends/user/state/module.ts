@@ -60,6 +60,8 @@ export interface RestoreTask {
   tracee: Tracee;
   /** Every thread once created (cpu.ts), the leader first; all stay stopped until the end. */
   threads: Tracee[];
+  /** Each thread's tid in the image and in its own pid namespace, as `threads`. */
+  threadIds: { image: number; own: number }[];
   inj: Injection;
   shared: RestoreShared;
   /** Lowest descriptor number the image does not use: temporaries go at or above it. */

@@ -8,7 +8,7 @@
  * the same siginfo, after restore.
  */
 import { CrError } from '../../../userspace/errors.js';
-import { parseKeyValues, procStatus, readProc } from '../../../userspace/proc/parse.js';
+import { parseKeyValues, readProc } from '../../../userspace/proc/parse.js';
 import { NR, PTRACE, SIG } from '../../../userspace/sys/constants.js';
 import { ptrace } from '../../../userspace/sys/libc.js';
 import type { Tracee } from '../../../userspace/sys/ptrace.js';
@@ -173,9 +173,6 @@ function queueForThread(task: RestoreTask, thread: Tracee, tid: number, infos: B
   });
 }
 
-/** A thread's id in its own pid namespace: the last of its NSpid. */
-const ownTid = (t: Tracee) => Number(procStatus(t.pid).get('NSpid')?.split(/\s+/).at(-1));
-
 export const signals = defineState<SignalsImage>({
   name: 'signals',
 
@@ -273,9 +270,9 @@ export const signals = defineState<SignalsImage>({
   settle(task, img) {
     // The other threads exist once cpu.ts has cloned them; they block every signal until the end.
     for (const t of img.other_threads) {
-      const thread = task.threads.find((th) => ownTid(th) === t.tid);
-      if (!thread) throw new CrError(`pid ${task.pid}: no thread ${t.tid} to queue its pending signals for`);
-      queueForThread(task, thread, t.tid, t.pending);
+      const i = task.threadIds.findIndex((ids) => ids.image === t.tid);
+      if (i < 0) throw new CrError(`pid ${task.pid}: no thread ${t.tid} to queue its pending signals for`);
+      queueForThread(task, task.threads[i], task.threadIds[i].own, t.pending);
     }
   },
 
