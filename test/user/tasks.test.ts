@@ -3,6 +3,7 @@
  * signals pending for any thread, zombies of every shape and the pids a
  * tree sees inside pid namespaces of its own.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -57,6 +58,30 @@ test('a parent waiting in vfork() is refused by name, saying why, and both tasks
   assert.not.ok(fs.existsSync(path.join(images, 'inventory.img')));
   assert.is(await run.exited, 0);
   assert.match(fs.readFileSync(run.out, 'utf8'), /vfork child exited 7\n/);
+});
+
+test('what restore could not make the same way is refused by name, and the tasks go on', async () => {
+  // A vfork child on its own: the memory it shares is its parent's, outside the tree.
+  const run = start('vforker', ['3000'], path.join(tempDir('vfchild'), 'out.txt'));
+  await waitLines(run.out, 1);
+  await sleep(200);
+  const [child] = fs.readFileSync(`/proc/${run.pid}/task/${run.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  const d = await cr(['dump', '-t', String(child), '-D', tempDir('vfchildimg')]);
+  assert.match(d.stderr, new RegExp(`^cr: pid ${child} shares one address space with its parent ${run.pid}, outside the tree \\(clone CLONE_VM, a vfork child\\): not supported`));
+  assert.ok(alive(child) && alive(run.pid));
+  assert.is(await run.exited, 0);
+
+  // A root that is the init of a pid namespace of its own.
+  const ns = spawn('unshare', ['--pid', '--fork', 'sleep', '30'], { stdio: 'ignore' });
+  let init = 0;
+  while (!init) {
+    await sleep(20);
+    init = Number(fs.readFileSync(`/proc/${ns.pid}/task/${ns.pid}/children`, 'utf8').trim().split(/\s+/)[0] || 0);
+  }
+  const n = await cr(['dump', '-t', String(init), '-D', tempDir('nsrootimg')]);
+  assert.match(n.stderr, new RegExp(`^cr: pid ${init} lives in a pid namespace of its own \\(pid 1 there\\): as the root of a dump, not supported`));
+  assert.ok(alive(init));
+  ns.kill('SIGKILL');
 });
 
 test.run();

@@ -4,6 +4,7 @@
  */
 import koffi from 'koffi';
 import os from 'node:os';
+import { NR } from './constants.js';
 
 const libc = koffi.load('libc.so.6');
 
@@ -173,6 +174,16 @@ export function getRobustList(tid: number): { head: bigint; len: bigint } {
   const len = Buffer.alloc(8);
   check(`get_robust_list(${tid})`, syscallPtrs(274, tid, head, len));
   return { head: head.readBigUInt64LE(0), len: len.readBigUInt64LE(0) };
+}
+
+/** A duplicate in cr itself of descriptor `fd` of task `pid` (pidfd_getfd, with ptrace rights over it). */
+export function tracerDup(pid: number, fd: number): number {
+  const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
+  try {
+    return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
+  } finally {
+    close(pidfd);
+  }
 }
 
 /** A raw syscall of the caller's own; a Buffer argument is passed as a pointer to its bytes. */

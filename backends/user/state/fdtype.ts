@@ -7,7 +7,7 @@
 import type fs from 'node:fs';
 import { procFdinfo } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
-import { close, rawSyscall, sendFd } from '../../../userspace/sys/libc.js';
+import { close, sendFd, tracerDup } from '../../../userspace/sys/libc.js';
 import { nsChain } from '../tree.js';
 import type { DumpTask, RestoreTask } from './module.js';
 
@@ -55,16 +55,6 @@ export function takeFromTask(task: RestoreTask, pid: number, fd: number): number
   return passThroughUs(task, pid, fd);
 }
 
-/** Descriptor `fd` of task `pid`, in our own process. */
-function takeHere(pid: number, fd: number): number {
-  const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
-  try {
-    return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
-  } finally {
-    close(pidfd);
-  }
-}
-
 /** Hand the task descriptor `fd` of task `pid` over a socket pair it makes, one end of which we take. */
 function passThroughUs(task: RestoreTask, pid: number, fd: number): number {
   const { tracee, inj } = task;
@@ -74,9 +64,9 @@ function passThroughUs(task: RestoreTask, pid: number, fd: number): number {
   const ends = tracee.readMem(sv, 8);
   const [mine, theirs] = [ends.readInt32LE(0), ends.readInt32LE(4)];
   try {
-    const sock = takeHere(task.pid, theirs);
+    const sock = tracerDup(task.pid, theirs);
     try {
-      const file = takeHere(pid, fd);
+      const file = tracerDup(pid, fd);
       try {
         sendFd(sock, file);
       } finally {

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
 import { procStatus } from '../../../userspace/proc/parse.js';
 import { NR } from '../../../userspace/sys/constants.js';
-import { close, getsockopt, rawSyscall, recvmsg, send, setsockopt, SysError } from '../../../userspace/sys/libc.js';
+import { close, getsockopt, rawSyscall, recvmsg, send, setsockopt, SysError, tracerDup } from '../../../userspace/sys/libc.js';
 import { decodeMessage, encodeMessage } from '../image.js';
 import { dupHigh, liftFd, rememberLeftovers, setStatusFlags, takeFromTask, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
 import type { RestoreShared, RestoreTask } from './module.js';
@@ -102,16 +102,6 @@ function unixDiag(ino: number): Diag | null {
     return diag;
   } finally {
     close(nl);
-  }
-}
-
-/** A duplicate in cr itself of descriptor `fd` of task `pid`. */
-function tracerDup(pid: number, fd: number): number {
-  const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
-  try {
-    return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
-  } finally {
-    close(pidfd);
   }
 }
 
