@@ -117,7 +117,6 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       });
       for (const child of inv.tasks.filter((c) => c.ppid === entry.pid && c !== root)) {
         const kid = forkChild({ pid: task.pid, entry, inj }, child, tree);
-        hostPids.set(child.pid, kid.hostPid);
         shared.nsPids.set(kid.hostPid, ownPid(child));
         log(`pid ${kid.hostPid}: forked from ${task.pid}`);
         if (child.zombie) endAsZombie(kid, child.exit_status);

@@ -287,38 +287,25 @@ export function recordPidNamespaces(tasks: SeizedTask[]): void {
 
 const NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
 
-/** The init of a new pid namespace reads the namespace's last pid: the sysctl is the reader's namespace's. */
-export function saveLastPid(entry: TaskEntry, inj: Injection): void {
-  if (!entry.new_pidns) return;
+/** Run `fn` on ns_last_pid opened in the task: the sysctl is the opener's own pid namespace's. */
+function onLastPid(inj: Injection, mode: number, fn: (fd: number) => void): void {
   inj.reset();
-  const fd = Number(inj.tracee.syscallOk(`open ${NS_LAST_PID}`, NR.open, inj.putString(NS_LAST_PID), O.RDONLY | O.CLOEXEC, 0));
+  const fd = Number(inj.tracee.syscallOk(`open ${NS_LAST_PID}`, NR.open, inj.putString(NS_LAST_PID), mode | O.CLOEXEC, 0));
   try {
-    const buf = inj.alloc(16);
-    const n = Number(inj.tracee.syscallOk(`read ${NS_LAST_PID}`, NR.read, fd, buf, 15));
-    entry.ns_last_pid = Number(inj.tracee.readMem(buf, n).toString().trim());
+    fn(fd);
   } finally {
     inj.tracee.syscall(NR.close, fd);
   }
 }
 
-/**
- * Each new pid namespace hands out next the pid it would have: pids given
- * with set_tid do not move its cursor. Written by its init, before any
- * task has given up the rights that takes.
- */
-export function restoreLastPids(tasks: { entry: TaskEntry; task: RestoreTask }[]): void {
-  for (const { entry, task } of tasks) {
-    if (!entry.new_pidns) continue;
-    const { inj } = task;
-    inj.reset();
-    const fd = Number(inj.tracee.syscallOk(`open ${NS_LAST_PID}`, NR.open, inj.putString(NS_LAST_PID), O.WRONLY | O.CLOEXEC, 0));
-    try {
-      const text = String(entry.ns_last_pid);
-      inj.tracee.syscallOk(`write ${NS_LAST_PID}`, NR.write, fd, inj.putString(text), text.length);
-    } finally {
-      inj.tracee.syscall(NR.close, fd);
-    }
-  }
+/** The init of a new pid namespace reads the namespace's last pid. */
+export function saveLastPid(entry: TaskEntry, inj: Injection): void {
+  if (!entry.new_pidns) return;
+  onLastPid(inj, O.RDONLY, (fd) => {
+    const buf = inj.alloc(16);
+    const n = Number(inj.tracee.syscallOk(`read ${NS_LAST_PID}`, NR.read, fd, buf, 15));
+    entry.ns_last_pid = Number(inj.tracee.readMem(buf, n).toString().trim());
+  });
 }
 
 /** Let every seized thread go, as it was. */
@@ -370,6 +357,8 @@ export function forkChild(parent: { pid: number; entry: TaskEntry; inj: Injectio
   const expected = chain[Math.max(parent.entry.nspid.length, 1) - 1];
   if (got !== expected) throw new CrError(`pid ${child.pid} came back as ${got}`);
   const hostPid = childHostPid(parent.pid, got);
+  // Known at once: a restore that fails from here on kills it with the others.
+  hostPids.set(child.pid, hostPid);
   const tracee = Tracee.seize(hostPid);
   const inj = Injection.inherit(tracee, parent.inj.scratch);
   // Until restore lets it go: a restorer that dies takes the unfinished tree with it.
@@ -403,6 +392,21 @@ export function restorePidnsForChildren(tasks: { entry: TaskEntry; task: Restore
   for (const { entry, task } of tasks) {
     if (entry.pidns_of_children) enterPidns(task, hostPids.get(entry.pidns_of_children)!);
     else if (entry.unshared_pidns) task.tracee.syscallOk('unshare(CLONE_NEWPID)', NR.unshare, CLONE.NEWPID);
+  }
+}
+
+/**
+ * Each new pid namespace hands out next the pid it would have: pids given
+ * with set_tid do not move its cursor. Written by its init, before any
+ * task has given up the rights that takes.
+ */
+export function restoreLastPids(tasks: { entry: TaskEntry; task: RestoreTask }[]): void {
+  for (const { entry, task } of tasks) {
+    if (!entry.new_pidns) continue;
+    onLastPid(task.inj, O.WRONLY, (fd) => {
+      const text = String(entry.ns_last_pid);
+      task.tracee.syscallOk(`write ${NS_LAST_PID}`, NR.write, fd, task.inj.putString(text), text.length);
+    });
   }
 }
 
