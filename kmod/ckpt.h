@@ -14,9 +14,11 @@
 #include <linux/list.h>
 #include <linux/mm_types.h>
 #include <linux/path.h>
+#include <linux/refcount.h>
 #include <linux/sched.h>
 #include <linux/signal.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 
 #include "ckpt_image.h"
 
@@ -65,6 +67,7 @@ struct ckpt_ctx {
 	u64 checksum;
 	u64 bytes;
 	bool error_written;
+	bool self;		/* checkpoint: the caller checkpoints itself */
 
 	DECLARE_HASHTABLE(objhash, 8);
 	s32 next_objref;
@@ -88,6 +91,11 @@ struct ckpt_ctx {
 	struct ckpt_hdr_signal *signal;
 	struct ckpt_hdr_sigpending *sigpending;
 	struct ckpt_hdr_rlimits *rlimits;
+	struct ckpt_hdr_process *process;
+	struct file *exe;		/* referenced */
+	struct ckpt_hdr_itimers *itimers;
+	struct list_head *posix_timers_first;	/* first CKPT_HDR_POSIX_TIMER object */
+	unsigned int nr_posix_timers;
 	struct cred *new_cred;		/* committed at the end of restart */
 	struct list_head *pages_first;	/* first CKPT_HDR_PAGES object */
 	u64 nr_pages;
@@ -122,9 +130,69 @@ const char *ckpt_str(struct ckpt_ctx *ctx, void *obj, u32 fixed, u32 str_len);
 const char *ckpt_type_name(u32 type);
 int restore_header(struct ckpt_ctx *ctx);
 
-/* task.c */
+/* The tasks of one checkpoint: the root first, every parent before its children */
+struct ckpt_tree {
+	struct task_struct *tasks[CKPT_TASKS_MAX];
+	u32 nr;
+	u32 frozen;		/* the first frozen tasks hold a freeze, zombies excepted */
+	bool zombie[CKPT_TASKS_MAX];
+};
+
+/*
+ * A restart group: the tasks of one image restarting together (group.c).
+ * The first to arrive reads and checks the image once; then the tasks
+ * rebuild themselves one at a time in tree order.
+ */
+struct ckpt_group {
+	struct list_head list;
+	struct pid *root;	/* with the image, names the group */
+	struct inode *image;
+	refcount_t users;
+	wait_queue_head_t wq;
+	struct ckpt_ctx *ctx;	/* the image and its objects, shared */
+	struct ckpt_pids *pids;	/* the tree, in image order */
+	struct ckpt_obj **parts;	/* each task's TASK object */
+	u32 nr_tasks;
+	u32 done;		/* tasks rebuilt, in tree order */
+	bool ready;		/* image read and checked */
+	int error;
+};
+
+/* A zombie is saved as it is: it cannot freeze, and it only ends again */
+static inline bool ckpt_zombie(struct task_struct *t)
+{
+	return READ_ONCE(t->exit_state) == EXIT_ZOMBIE;
+}
+
+/* syscall.c: system calls replayed by the restarting task, on itself */
+long ckpt_syscall_args(unsigned int nr, const unsigned long *args);
+#define ckpt_syscall(nr, ...) \
+	ckpt_syscall_args(nr, (const unsigned long[6]) { __VA_ARGS__ })
+void __user *ckpt_scratch_map(struct ckpt_ctx *ctx);
+void ckpt_scratch_unmap(void __user *scratch);
+void __user *ckpt_stage(void __user *scratch, size_t off, const void *buf, size_t len);
+
+/* freeze.c: the checkpoint hold on the whole tree */
+#define CKPT_FREEZE_TIMEOUT_MS 5000
+int ckpt_freeze_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+void ckpt_thaw_tree(struct ckpt_tree *tree);
+int ckpt_hold_restarted(struct pid *root);
+long restore_thaw(pid_t root);
+void ckpt_thaw_all_held(void);
+
+/* tree.c: the tree walk, permission checks, the TREE object */
 long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid);
+int checkpoint_may(struct ckpt_ctx *ctx, struct task_struct *t);
+int ckpt_tree_add_children(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g);
+
+/* group.c: the restart group */
 long restore_self(struct ckpt_ctx **ctxp, pid_t root);
+
+/* task.c: the TASK object, each task's parts in their order */
+int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx);
+int restore_commit_task(struct ckpt_ctx *ctx, long *ax);
 
 /* files.c */
 int checkpoint_fs(struct ckpt_ctx *ctx, struct task_struct *t);
@@ -136,10 +204,33 @@ int restore_file_obj(struct ckpt_ctx *ctx);
 void restore_fs(struct ckpt_ctx *ctx);
 int restore_files(struct ckpt_ctx *ctx);
 
-/* memory.c */
+/* A VMA as checkpoint found it, with the mmap lock held */
+struct ckpt_vma_desc {
+	unsigned long start, end, pgoff, flags;
+	u32 kind;
+	bool anon;		/* has anonymous pages (anon_vma) */
+	struct file *file;	/* referenced */
+};
+
+/* mm.c: the mm's bookkeeping (code, data, brk, stack, arguments, auxv, vDSO) */
 int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_mm(struct ckpt_ctx *ctx);
 int restore_mm(struct ckpt_ctx *ctx);
+
+/* vma.c: the mappings */
+int ckpt_collect_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, u64 vvar, u64 vdso_end,
+		      struct ckpt_vma_desc **descs, unsigned int *nr);
+void ckpt_free_vmas(struct ckpt_vma_desc *descs, unsigned int nr);
+int checkpoint_vmas(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs, unsigned int nr);
+int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi);
+struct ckpt_rvma *ckpt_find_vma(struct ckpt_ctx *ctx, u64 addr);
+int restore_vmas(struct ckpt_ctx *ctx);
+
+/* pages.c: page contents */
+int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
+		     struct ckpt_vma_desc *descs, unsigned int nr);
+int restore_prepare_pages(struct ckpt_ctx *ctx);
+int restore_pages(struct ckpt_ctx *ctx);
 
 /* cpu.c */
 int checkpoint_cpu(struct ckpt_ctx *ctx, struct task_struct *t);
@@ -156,6 +247,17 @@ bool ckpt_is_pipe(struct file *file);
 int checkpoint_pipe(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
 int restore_pipe_obj(struct ckpt_ctx *ctx);
 int restore_fifo_data(struct ckpt_ctx *ctx, s32 objref, struct file *fifo);
+
+/* process.c: prctl(2) and sched_setattr(2) state, the executable, a job-control stop */
+int checkpoint_process(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_process(struct ckpt_ctx *ctx);
+int restore_process(struct ckpt_ctx *ctx);
+void restore_process_late(struct ckpt_ctx *ctx);
+
+/* timer.c: interval timers and POSIX timers */
+int checkpoint_timers(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_timers(struct ckpt_ctx *ctx);
+int restore_timers(struct ckpt_ctx *ctx);
 
 /* cred.c */
 int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);

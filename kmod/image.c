@@ -38,6 +38,9 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_RLIMITS] = "RLIMITS",
 	[CKPT_HDR_PIPE] = "PIPE",
 	[CKPT_HDR_ZOMBIE] = "ZOMBIE",
+	[CKPT_HDR_PROCESS] = "PROCESS",
+	[CKPT_HDR_ITIMERS] = "ITIMERS",
+	[CKPT_HDR_POSIX_TIMER] = "POSIX_TIMER",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

@@ -3,6 +3,9 @@
 # make the usual writable places tmpfs, run /cr-lab/cmd chrooted into it with
 # stdout/stderr on virtio-serial ports, send dmesg and the exit status to the
 # host on two more ports, then reset (QEMU runs with -no-reboot, so it exits).
+# From the moment the ports exist, a heartbeat (a byte a second) tells the
+# host's watchdog the guest is alive, and the kernel log streams live on
+# cr.kmsg, so a guest that hangs leaves its last messages behind.
 /bin/busybox --install -s /bin
 export PATH=/bin
 
@@ -31,6 +34,10 @@ OUT=$(port cr.stdout)
 ERR=$(port cr.stderr)
 DMESG=$(port cr.dmesg)
 STATUS=$(port cr.status)
+HEARTBEAT=$(port cr.heartbeat)
+KMSG=$(port cr.kmsg)
+(while :; do echo; sleep 1; done) >"$HEARTBEAT" 2>/dev/null &
+cat /proc/kmsg >"$KMSG" 2>/dev/null &
 
 R=/mnt
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose,ro hostroot $R || die "cannot mount the host root"

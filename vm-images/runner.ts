@@ -4,18 +4,19 @@
  * back on their own virtio-serial ports, its exit status on another, and
  * the kernel log on a fourth, so kernel messages never mix with its output.
  */
-import { accessSync, constants, existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
-import { VmError } from './common.js';
+import { chooseAccel, demoteKvm, PROBE_SEC, PROBE_WORD, qemuPath, QEMU_NAME, type Accel, type ProbeOutcome } from './accel.js';
+import { cacheRoot, VmError } from './common.js';
 import { commandArchive, ensureInitramfs } from './initramfs.js';
 import { ensureKernel, type Kernel } from './kernel.js';
 import type { Progress } from './progress.js';
 
-export const QEMU = 'qemu-system-x86_64';
+export const QEMU = QEMU_NAME;
 
 export interface RunOptions {
   /** The command and its arguments, run with PATH lookup. */
@@ -24,6 +25,12 @@ export interface RunOptions {
   cwd?: string;
   /** Hard limit for boot + command, in seconds; default 600. */
   timeoutSec?: number;
+  /** Kill the VM if the guest has not started (sent its first heartbeat) within this; default 120 s. */
+  bootLimitSec?: number;
+  /** Kill the VM if the running guest sends no heartbeat for this long; default 60 s. */
+  stallLimitSec?: number;
+  /** Kill the VM if the command writes nothing to stdout or stderr for this long; default: no limit. */
+  quietLimitSec?: number;
   /** Extra environment for the command (on top of PATH, HOME=/tmp, LANG, CI...). */
   env?: Record<string, string>;
   /** Guest memory; default 2048 MiB. */
@@ -33,6 +40,8 @@ export interface RunOptions {
   /** Called with each chunk of the command's stdout / stderr as it arrives. */
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
+  /** One-line notices (why KVM is not used); default: stderr. */
+  log?: (line: string) => void;
   /** Aborting kills the VM; runInVm then rejects. */
   signal?: AbortSignal;
   /** A kernel from ensureKernel(); default: ensure the current one. */
@@ -46,18 +55,22 @@ export interface RunResult {
   exitCode: number;
   stdout: string;
   stderr: string;
-  /** The guest's whole kernel log, read after the command ended ('' on timeout). */
+  /** The guest's whole kernel log, read after the command ended (what streamed live, on timeout). */
   dmesg: string;
   timedOut: boolean;
   /** Wall time from starting QEMU until it ended. */
   wallMs: number;
+  /** The accelerator the guest ran under. */
+  accel: Accel;
+  /** Why TCG was chosen, when it was (the one line also given to `log`). */
+  accelReason?: string;
 }
 
-const DEFAULTS = { timeoutSec: 600, memMiB: 2048, cpus: 2 };
+const DEFAULTS = { timeoutSec: 600, bootLimitSec: 120, stallLimitSec: 60, memMiB: 2048, cpus: 2 };
 /** Exit status reported for a timed-out run, as timeout(1) does. */
 export const TIMEOUT_EXIT = 124;
-/** Guest fds 3..6 of QEMU: the four virtio-serial ports, in this order. */
-const PORTS = ['cr.stdout', 'cr.stderr', 'cr.dmesg', 'cr.status'] as const;
+/** Guest fds 3..8 of QEMU: the virtio-serial ports, in this order (init.sh opens them by name). */
+const PORTS = ['cr.stdout', 'cr.stderr', 'cr.dmesg', 'cr.status', 'cr.heartbeat', 'cr.kmsg'] as const;
 
 /** Kernel log lines that mean the guest kernel hit a bug: oopses, BUGs, WARNs, panics. */
 const TROUBLE = /\b(BUG:|WARNING:|Oops|Call Trace:|general protection fault|Kernel panic|kernel BUG)/;
@@ -105,35 +118,8 @@ export function guestEnv(extra: Record<string, string> = {}): Record<string, str
   return { ...env, ...extra };
 }
 
-let accelChoice: Promise<'kvm' | 'tcg'> | undefined;
-
-/**
- * KVM only if /dev/kvm is usable and really runs a guest (a quick boot of our
- * kernel to a panic-reboot); some hosts offer a /dev/kvm a stock guest cannot
- * use. CR_LAB_ACCEL=kvm|tcg overrides.
- */
-export function chooseAccel(kernel: Kernel): Promise<'kvm' | 'tcg'> {
-  const forced = process.env.CR_LAB_ACCEL;
-  if (forced === 'kvm' || forced === 'tcg') return Promise.resolve(forced);
-  accelChoice ??= (async () => {
-    try {
-      accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
-    } catch {
-      return 'tcg';
-    }
-    const probe = await execa(
-      QEMU,
-      ['-accel', 'kvm', '-cpu', 'host', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot',
-        '-kernel', kernel.bzImage, '-append', 'panic=-1 rdinit=/nonexistent'],
-      { reject: false, timeout: 20_000, stdin: 'ignore' },
-    );
-    return probe.exitCode === 0 ? 'kvm' : 'tcg';
-  })();
-  return accelChoice;
-}
-
 /** The QEMU command line (without the program name) for a kernel and an initrd. */
-export function qemuArgs(o: { bzImage: string; initrd: string; accel: 'kvm' | 'tcg'; memMiB: number; cpus: number }): string[] {
+export function qemuArgs(o: { bzImage: string; initrd: string; accel: Accel; memMiB: number; cpus: number }): string[] {
   const args = [
     '-name', 'cr-lab',
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
@@ -167,77 +153,172 @@ function collect(stream: Readable | null | undefined, onChunk?: (chunk: Buffer) 
   });
 }
 
-let qemuChecked: Promise<void> | undefined;
-
-function checkQemu(): Promise<void> {
-  qemuChecked ??= execa('sh', ['-c', `command -v ${QEMU}`], { reject: false }).then((r) => {
-    if (r.exitCode !== 0) throw new VmError(`${QEMU} is missing: apt-get install --no-install-recommends qemu-system-x86`);
-  });
-  return qemuChecked;
+function checkQemu(): void {
+  if (!qemuPath()) throw new VmError(`${QEMU} is missing: apt-get install --no-install-recommends qemu-system-x86`);
 }
 
 const lastLines = (text: string, n = 30): string => text.trimEnd().split('\n').slice(-n).join('\n');
 
+interface Boot {
+  kernel: Kernel;
+  initrd: string;
+  accel: Accel;
+  o: typeof DEFAULTS & RunOptions & { cwd: string };
+}
+
+/** How one boot ended when the watchdog or QEMU ended it before the command reported its status. */
+class BootFailure extends VmError {
+  constructor(
+    readonly why: string,
+    readonly logs: string,
+    /** The last lines QEMU and the guest printed. */
+    readonly tail: string,
+    /** Whether the guest had started (sent a heartbeat). */
+    readonly started: boolean,
+  ) {
+    super(`${why} before the command reported an exit status (logs in ${logs})${tail ? `\nlast output:\n${tail}` : ''}`);
+  }
+}
+
+/** Keep a killed VM's output and kernel log where the error message says. */
+async function keepLogs(parts: Record<string, Buffer>): Promise<string> {
+  const dir = join(cacheRoot(), 'vm-logs', `${new Date().toISOString().replace(/[:.]/g, '')}-${process.pid}`);
+  await mkdir(dir, { recursive: true });
+  for (const [name, data] of Object.entries(parts)) await writeFile(join(dir, name), data);
+  return dir;
+}
+
+/**
+ * One boot of the guest. A watchdog kills it when the guest does not
+ * start (no first heartbeat) in bootLimitSec, stops sending heartbeats for
+ * stallLimitSec, or (with quietLimitSec) its command prints nothing that
+ * long: a hung guest costs a bounded time, never a whole suite's limit.
+ */
+async function boot({ kernel, initrd, accel, o }: Boot): Promise<RunResult> {
+  const args = qemuArgs({ bzImage: kernel.bzImage, initrd, accel, memMiB: o.memMiB, cpus: o.cpus });
+  const started = Date.now();
+  const qemu = execa(QEMU, args, {
+    stdio: ['ignore', 'pipe', 'pipe', ...PORTS.map(() => 'pipe' as const)],
+    buffer: false,
+    reject: false,
+  });
+  let timedOut = false;
+  let stalled: string | undefined;
+  let beats = 0;
+  let lastBeat = started;
+  let lastOutput = started;
+  const stop = (why: string): void => {
+    stalled ??= why;
+    qemu.kill('SIGKILL');
+  };
+  const hardLimit = setTimeout(() => {
+    timedOut = true;
+    qemu.kill('SIGKILL');
+  }, o.timeoutSec * 1000);
+  const watchdog = setInterval(() => {
+    const now = Date.now();
+    if (!beats && now - started > o.bootLimitSec * 1000) stop(`the guest did not start within ${o.bootLimitSec} s`);
+    else if (beats && now - lastBeat > o.stallLimitSec * 1000) stop(`the guest stopped answering (no heartbeat for ${o.stallLimitSec} s)`);
+    else if (o.quietLimitSec && now - lastOutput > o.quietLimitSec * 1000) stop(`the command printed nothing for ${o.quietLimitSec} s`);
+  }, 250);
+  const onAbort = (): void => {
+    qemu.kill('SIGKILL');
+  };
+  o.signal?.addEventListener('abort', onAbort);
+  const output = (pass?: (chunk: Buffer) => void) => (chunk: Buffer) => {
+    lastOutput = Date.now();
+    pass?.(chunk);
+  };
+  // execa's types stop at five stdio entries; fds 3..8 are the port sockets.
+  const ports = (qemu.stdio as readonly unknown[]).slice(3) as Readable[];
+  try {
+    const [console, qemuErr, stdout, stderr, dmesg, status, , kmsg] = await Promise.all([
+      collect(qemu.stdout),
+      collect(qemu.stderr),
+      collect(ports[0], output(o.onStdout)),
+      collect(ports[1], output(o.onStderr)),
+      collect(ports[2]),
+      collect(ports[3]),
+      collect(ports[4], () => {
+        beats++;
+        lastBeat = Date.now();
+      }),
+      collect(ports[5]),
+    ]);
+    const end = await qemu;
+    const wallMs = Date.now() - started;
+    const result = { stdout: stdout.toString(), stderr: stderr.toString(), dmesg: dmesg.toString() || kmsg.toString(), wallMs, accel };
+    if (o.signal?.aborted) throw new VmError('interrupted; the VM was killed');
+    if (timedOut) return { ...result, exitCode: TIMEOUT_EXIT, timedOut: true };
+    const m = /^exit (\d+)$/m.exec(status.toString());
+    if (m && !stalled) return { ...result, exitCode: Number(m[1]), timedOut: false };
+    const why = stalled ?? (end.failed && end.exitCode !== 0 ? `QEMU failed (exit ${end.exitCode ?? end.signal})` : 'the VM stopped');
+    const logs = await keepLogs({ stdout, stderr, console: Buffer.concat([qemuErr, console]), kmsg });
+    const tail = lastLines(`${qemuErr.toString()}${console.toString()}${stalled ? kmsg.toString() : ''}`);
+    throw new BootFailure(why, logs, tail, beats > 0);
+  } finally {
+    clearTimeout(hardLimit);
+    clearInterval(watchdog);
+    o.signal?.removeEventListener('abort', onAbort);
+    qemu.kill('SIGKILL');
+  }
+}
+
+/** The initrd for one command: the kernel unpacks concatenated archives in order, base first. */
+async function writeInitrd(dir: string, base: string, script: string): Promise<string> {
+  const initrd = join(dir, 'initrd.cpio.gz');
+  await writeFile(initrd, Buffer.concat([await readFile(base), commandArchive(script)]));
+  return initrd;
+}
+
+/** A real command under KVM, through the real ports, in PROBE_SEC: the only test a broken KVM fails. */
+async function probeKvm(kernel: Kernel, base: string, dir: string): Promise<ProbeOutcome> {
+  const initrd = await writeInitrd(dir, base, commandScript(['echo', PROBE_WORD], '/', guestEnv()));
+  const o = { ...DEFAULTS, argv: [], cwd: '/', timeoutSec: PROBE_SEC, bootLimitSec: PROBE_SEC };
+  try {
+    const r = await boot({ kernel, initrd, accel: 'kvm', o });
+    if (r.timedOut) return { answered: false, why: `a guest did not answer in ${PROBE_SEC} s` };
+    if (r.exitCode !== 0 || !r.stdout.includes(PROBE_WORD)) return { answered: false, why: `a guest answered wrongly (exit ${r.exitCode})` };
+    return { answered: true };
+  } catch (err) {
+    if (!(err instanceof BootFailure) || !/^QEMU failed/.test(err.why)) return { answered: false, why: `a guest did not answer in ${PROBE_SEC} s` };
+    const first = err.tail.split('\n')[0]!.replace(`${QEMU}: `, '').trim();
+    return { answered: false, why: first ? `QEMU could not run a guest under KVM (${first})` : err.why.replace('QEMU failed', 'QEMU failed under KVM') };
+  }
+}
+
+let announced = false;
+
 /** Boot the kernel, run `argv` in `cwd`, and return its exit status and output. */
 export async function runInVm(opts: RunOptions): Promise<RunResult> {
   const o = { ...DEFAULTS, ...opts, cwd: opts.cwd ?? process.cwd() };
+  const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   if (!existsSync(o.cwd)) throw new VmError(`no such directory: ${o.cwd}`);
   const script = commandScript(o.argv, o.cwd, guestEnv(o.env));
-  await checkQemu();
+  checkQemu();
   const kernel = o.kernel ?? (await ensureKernel({ progress: o.progress }));
-  const [accel, base] = await Promise.all([chooseAccel(kernel), ensureInitramfs()]);
-
+  const base = await ensureInitramfs();
   if (o.signal?.aborted) throw new VmError('interrupted before the VM started');
 
   const tmp = await mkdtemp(join(tmpdir(), 'cr-lab-vm-'));
   try {
-    // The kernel unpacks concatenated archives in order: base, then this run's command.
-    const initrd = join(tmp, 'initrd.cpio.gz');
-    await writeFile(initrd, Buffer.concat([await readFile(base), commandArchive(script)]));
-    const args = qemuArgs({ bzImage: kernel.bzImage, initrd, accel, memMiB: o.memMiB, cpus: o.cpus });
-
-    const started = Date.now();
-    const qemu = execa(QEMU, args, {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
-      buffer: false,
-      reject: false,
-    });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      qemu.kill('SIGKILL');
-    }, o.timeoutSec * 1000);
-    const onAbort = (): void => {
-      qemu.kill('SIGKILL');
+    const key = { kernelHash: kernel.hash, initrd: base };
+    let choice = await chooseAccel({ ...key, probe: () => probeKvm(kernel, base, tmp) });
+    const say = (reason?: string): void => {
+      if (reason && !announced) log(reason);
+      announced ||= !!reason;
     };
-    o.signal?.addEventListener('abort', onAbort);
-    // execa's types stop at five stdio entries; fds 3..6 are the port sockets.
-    const ports = (qemu.stdio as readonly unknown[]).slice(3) as Readable[];
+    say(choice.reason);
+    const initrd = await writeInitrd(tmp, base, script);
     try {
-      const [console, qemuErr, stdout, stderr, dmesg, status] = await Promise.all([
-        collect(qemu.stdout),
-        collect(qemu.stderr),
-        collect(ports[0], o.onStdout),
-        collect(ports[1], o.onStderr),
-        collect(ports[2]),
-        collect(ports[3]),
-      ]);
-      const end = await qemu;
-      const wallMs = Date.now() - started;
-      const result = { stdout: stdout.toString(), stderr: stderr.toString(), dmesg: dmesg.toString(), wallMs };
-      if (o.signal?.aborted) throw new VmError('interrupted; the VM was killed');
-      if (timedOut) return { ...result, exitCode: TIMEOUT_EXIT, timedOut: true };
-      const m = /^exit (\d+)$/m.exec(status.toString());
-      if (!m) {
-        const why = end.failed && end.exitCode !== 0 ? `QEMU failed (exit ${end.exitCode ?? end.signal})` : 'the VM stopped';
-        const log = lastLines(`${qemuErr.toString()}${console.toString()}`);
-        throw new VmError(`${why} before the command reported an exit status${log ? `; last output:\n${log}` : ''}`);
-      }
-      return { ...result, exitCode: Number(m[1]), timedOut: false };
-    } finally {
-      clearTimeout(timer);
-      o.signal?.removeEventListener('abort', onAbort);
-      qemu.kill('SIGKILL');
+      return { ...(await boot({ kernel, initrd, accel: choice.accel, o })), accelReason: choice.reason };
+    } catch (err) {
+      // A KVM guest that never started ran nothing yet: run the command under TCG instead.
+      if (!(err instanceof BootFailure) || err.started || choice.accel !== 'kvm') throw err;
+      choice = await demoteKvm(key, `a guest did not start within ${o.bootLimitSec} s`);
+      announced = false;
+      say(choice.reason);
+      return { ...(await boot({ kernel, initrd, accel: 'tcg', o })), accelReason: choice.reason };
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });

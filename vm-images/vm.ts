@@ -30,6 +30,7 @@ interface CliOptions {
   mem: number;
   cpus: number;
   timeout: number;
+  stall: number;
   env: Record<string, string>;
   dmesg: boolean;
   showCmd: boolean;
@@ -42,6 +43,7 @@ async function main(): Promise<number> {
     .option('--mem <MiB>', 'guest memory in MiB', positiveInt, 2048)
     .option('--cpus <n>', 'guest CPUs', positiveInt, 2)
     .option('--timeout <sec>', 'kill the VM after this many seconds (exit 124)', positiveInt, 600)
+    .option('--stall <sec>', 'kill the VM when the running guest sends no heartbeat for this long', positiveInt, 60)
     .option('--env <K=V>', 'set a variable for the command (repeatable)', envPair, {})
     .option('--dmesg', "print the guest's kernel log to stderr after the command", false)
     .option('--show-cmd', 'print the QEMU command line and exit, without booting', false)
@@ -58,6 +60,7 @@ async function main(): Promise<number> {
     const base = await ensureInitramfs();
     const args = qemuArgs({ bzImage: kernel.bzImage, initrd: `${base}+command.cpio.gz`, accel: 'tcg', memMiB: opts.mem, cpus: opts.cpus });
     process.stdout.write([QEMU, ...args].map(shellWord).join(' ') + '\n');
+    process.stdout.write('# -accel: tcg here; a run uses kvm (with -cpu host) once a probe guest has answered under it\n');
     process.stdout.write('# /cr-lab/cmd in the appended archive:\n');
     process.stdout.write(commandScript(argv, process.cwd(), guestEnv(opts.env)).replace(/^/gm, '#   ').trimEnd() + '\n');
     return 0;
@@ -75,6 +78,7 @@ async function main(): Promise<number> {
     const result = await runInVm({
       argv,
       timeoutSec: opts.timeout,
+      stallLimitSec: opts.stall,
       env: opts.env,
       memMiB: opts.mem,
       cpus: opts.cpus,

@@ -20,13 +20,14 @@ import { execa } from 'execa';
 import koffi from 'koffi';
 import { CrError } from '../../userspace/errors.js';
 import type { Backend, CheckItem, DumpOptions, DumpResult, ExitStatus, ImageDescription, RestoreOptions, RestoreResult } from '../types.js';
-import { describeImage, isCriuImage, readPstree, readStats } from './images.js';
+import { isCriuImage, summary } from './identity.js';
+import { describeImage, readPstree, readStats } from './images.js';
 
 export const CRIU = process.env.CR_CRIU ?? 'criu';
 /** CRIU's log level: 2 = errors and warnings (cheap); CR_CRIU_VERBOSE=4 for debugging. */
 const VERBOSITY = `-v${process.env.CR_CRIU_VERBOSE ?? '2'}`;
 
-const inVm = 'run it inside the project VM (6.12 kernel): npm run vm -- criu check, npm run vm -- node dist/userspace/cli/cr.js …';
+const inVm = 'run it inside the project VM (6.12 kernel): npm run vm -- criu check, npm run vm -- node dist/cr/cr.js …';
 
 /** The first line of a CRIU log that says what went wrong. */
 export function criuError(log: string): string | undefined {
@@ -76,15 +77,16 @@ export function needsShellJob(pid: number, st: ProcStat): boolean {
   return st.session !== pid || st.pgrp !== pid || st.ttyNr !== 0;
 }
 
+/** --file-locks: the other backends save file locks by default; CRIU refuses them without it. */
 export function dumpArgv(opts: DumpOptions, shellJob: boolean): string[] {
-  const argv = ['dump', '-t', String(opts.pid), '-D', opts.dir, '-o', 'dump.log', VERBOSITY];
+  const argv = ['dump', '-t', String(opts.pid), '-D', opts.dir, '-o', 'dump.log', VERBOSITY, '--file-locks'];
   if (shellJob) argv.push('--shell-job');
   if (opts.leaveRunning) argv.push('--leave-running');
   return argv;
 }
 
 export function restoreArgv(opts: RestoreOptions, pidfile: string, shellJob: boolean): string[] {
-  const argv = ['restore', '-D', opts.dir, '-o', 'restore.log', VERBOSITY, '--restore-detached', '--pidfile', pidfile];
+  const argv = ['restore', '-D', opts.dir, '-o', 'restore.log', VERBOSITY, '--restore-detached', '--pidfile', pidfile, '--file-locks'];
   if (!opts.detach) argv.push('--restore-sibling');
   if (shellJob) argv.push('--shell-job');
   return argv;
@@ -155,7 +157,7 @@ async function criuVersion(): Promise<[number, number, number] | undefined> {
 
 export const criuBackend: Backend = {
   name: 'criu',
-  summary: 'CRIU, the reference userspace checkpoint/restore tool, driven through its command line',
+  summary,
 
   async check(): Promise<CheckItem[]> {
     const items: CheckItem[] = [];
@@ -185,7 +187,7 @@ export const criuBackend: Backend = {
     const st = procStat(opts.pid);
     if (!st) throw new CrError(`no process ${opts.pid}`);
     fs.mkdirSync(opts.dir, { recursive: true });
-    const shellJob = needsShellJob(opts.pid, st);
+    const shellJob = !!opts.shellJob || needsShellJob(opts.pid, st);
     const argv = dumpArgv(opts, shellJob);
     opts.log?.(`${CRIU} ${argv.join(' ')}`);
     const t0 = performance.now();
@@ -218,7 +220,7 @@ export const criuBackend: Backend = {
     const tree = readPstree(opts.dir);
     if (!tree.length) throw new CrError(`${opts.dir}: pstree.img lists no process`);
     const rootTask = tree[0];
-    const shellJob = rootTask.sid !== rootTask.pid || rootTask.pgid !== rootTask.pid;
+    const shellJob = !!opts.shellJob || rootTask.sid !== rootTask.pid || rootTask.pgid !== rootTask.pid;
     const pidfile = path.join(opts.dir, 'restore.pid');
     fs.rmSync(pidfile, { force: true });
     const argv = restoreArgv(opts, pidfile, shellJob);

@@ -10,7 +10,7 @@ import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { decodeImage, imagePath, logPath } from './image.js';
-import { checkpoint, CHECKPOINT_KILL, probe } from './sys.js';
+import { checkpoint, CHECKPOINT_KILL, ensureEngine } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
 export function lastLogLine(file: string): string | undefined {
@@ -40,21 +40,13 @@ async function waitGone(pid: number, ms: number): Promise<void> {
   }
 }
 
-/** A one-line reason why this kernel cannot checkpoint, or undefined. */
-export function unsupported(): string | undefined {
-  const p = probe();
-  if (!p.syscalls) return 'this kernel has no checkpoint(2): boot a kernel built with kernel-patches/series';
-  if (!p.engine) return 'no checkpoint engine is loaded: insmod kmod/crengine.ko';
-  return undefined;
-}
-
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   const { pid } = opts;
   if (!Number.isInteger(pid) || pid <= 0) throw new CrError(`bad pid ${pid}`);
   if (!pidExists(pid)) throw new CrError(`no process with pid ${pid}`);
-  const why = unsupported();
+  const why = ensureEngine(log);
   if (why) throw new CrError(why);
 
   fs.mkdirSync(opts.dir, { recursive: true });

@@ -8,18 +8,18 @@ import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { dump } from './dump.js';
+import { recognizes, summary } from './identity.js';
 import { decodeImage, imagePath, TYPE_NAMES } from './image.js';
-import { helperPath, restore } from './restore.js';
-import { NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
+import { engineStatus, helperPath, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
 
 export const kernelBackend: Backend = {
   name: 'kernel',
-  summary: 'in-kernel c/r: checkpoint(2)/restart(2) with a loadable engine (the linux-cr approach)',
+  summary,
 
   async check(): Promise<CheckItem[]> {
     const p = probe();
     const root = process.geteuid?.() === 0;
-    const module = fs.existsSync('/sys/module/crengine');
+    const engine = engineStatus(p);
     return [
       { name: 'kernel', ok: true, required: false, detail: `running ${os.release()}` },
       {
@@ -30,20 +30,19 @@ export const kernelBackend: Backend = {
         name: 'clone_with_pids(2)', ok: p.cloneWithPids, required: true,
         detail: p.cloneWithPids ? `syscall ${NR_CLONE_WITH_PIDS} present` : 'ENOSYS: boot a kernel built with kernel-patches/series',
       },
-      {
-        name: 'engine', ok: p.engine, required: true,
-        detail: p.engine ? `registered${module ? ' (crengine module loaded)' : ''}` : 'no engine registered: insmod kmod/crengine.ko',
-      },
+      { name: 'engine', ok: engine.registered || engine.loadable, required: true, detail: engine.detail },
       { name: 'root', ok: root, required: true, detail: root ? 'running as root' : 'clone_with_pids needs CAP_SYS_ADMIN: run as root' },
       { name: 'cr-mktree', ok: fs.existsSync(helperPath()), required: true, detail: fs.existsSync(helperPath()) ? helperPath() : 'helper not built: npm run build' },
     ];
   },
 
   dump,
-  restore,
+  // Loaded when first called: a dump needs none of it.
+  restore: async (opts) => (await import('./restore.js')).restore(opts),
+  thaw: async (pid) => (await import('./restore.js')).thaw(pid),
 
   async recognizes(dir) {
-    return fs.existsSync(imagePath(dir));
+    return recognizes(dir);
   },
 
   async describe(dir) {

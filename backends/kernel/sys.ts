@@ -4,8 +4,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execaSync } from 'execa';
-import { packageRoot } from '../../userspace/paths.js';
+import os from 'node:os';
+import { nativeBin, packageRoot } from '../../userspace/paths.js';
 import { trySyscall } from '../../userspace/sys/libc.js';
 
 /** x86_64 numbers, after the x32 range (see kernel-patches/0001). */
@@ -59,20 +59,59 @@ export function probe(): Probe {
   };
 }
 
+/** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
+export const helperPath = (): string => nativeBin('cr-mktree');
+
 /** The engine module, built against the VM kernel by vm-images (buildKmod). */
 export const enginePath = path.join(packageRoot, 'kmod', 'crengine.ko');
+const NR_FINIT_MODULE = 313;
+
+/** The kernel release a module was built for: the first word of its vermagic. */
+function moduleRelease(ko: string): string | undefined {
+  const m = /vermagic=([^\0 ]+)/.exec(fs.readFileSync(ko, 'latin1'));
+  return m?.[1];
+}
+
+export interface EngineStatus {
+  /** An engine is registered behind checkpoint(2)/restart(2). */
+  registered: boolean;
+  /** Not registered, but kmod/crengine.ko exists, matches this kernel and we may load it. */
+  loadable: boolean;
+  /** One line: what is there, or why the engine cannot be had. */
+  detail: string;
+}
+
+/** Whether an engine is registered, and if not whether `cr` can load kmod/crengine.ko itself. */
+export function engineStatus(p: Probe = probe()): EngineStatus {
+  if (p.engine) return { registered: true, loadable: false, detail: `registered${fs.existsSync('/sys/module/crengine') ? ' (crengine module loaded)' : ''}` };
+  if (!fs.existsSync(enginePath)) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is not built (npm run vm:build)` };
+  const built = moduleRelease(enginePath);
+  if (built !== os.release()) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is built for ${built ?? 'an unknown kernel'}, not ${os.release()} (npm run vm:build)` };
+  if (process.geteuid?.() !== 0) return { registered: false, loadable: false, detail: `no engine registered; loading ${enginePath} needs root` };
+  return { registered: false, loadable: true, detail: `no engine registered yet: cr loads ${enginePath} (built for ${built}) on first use` };
+}
 
 /**
- * Load the engine if the kernel has the syscalls but nothing is behind
- * them. Returns why the kernel backend cannot run here, or undefined.
+ * Make sure an engine is registered, loading kmod/crengine.ko when it
+ * exists and matches the running kernel (nobody types insmod). Returns why
+ * the kernel backend cannot run here, or undefined.
  */
-export function loadEngine(): string | undefined {
-  let p = probe();
-  if (!p.syscalls) return 'this kernel has no checkpoint(2) (not the cr-lab VM kernel)';
-  if (p.engine) return undefined;
-  if (!fs.existsSync(enginePath)) return `${enginePath} is not built`;
-  const r = execaSync('insmod', [enginePath], { reject: false });
-  if (r.exitCode !== 0) return `insmod ${enginePath} failed: ${String(r.stderr).trim()}`;
-  p = probe();
-  return p.engine ? undefined : 'the engine did not register';
+export function ensureEngine(log: (line: string) => void = () => {}): string | undefined {
+  const p = probe();
+  if (!p.syscalls) return 'this kernel has no checkpoint(2): boot a kernel built with kernel-patches/series (npm run vm)';
+  const st = engineStatus(p);
+  if (st.registered) return undefined;
+  if (!st.loadable) return st.detail;
+  const fd = fs.openSync(enginePath, 'r');
+  let r;
+  try {
+    r = trySyscall(NR_FINIT_MODULE, [['int', fd], ['void *', Buffer.from('\0')], ['int', 0]]);
+  } finally {
+    fs.closeSync(fd);
+  }
+  // EEXIST: another cr loaded it meanwhile.
+  if (r.errno && r.errno !== 'EEXIST') return `loading ${enginePath} failed: ${r.errno}`;
+  if (!probe().engine) return `${enginePath} was loaded but registered no engine`;
+  log(`loaded the c/r engine ${enginePath}`);
+  return undefined;
 }

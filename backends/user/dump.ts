@@ -14,6 +14,7 @@ import { Injection } from '../../userspace/sys/inject.js';
 import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
+import { inForeground } from './state/tty.js';
 import type { DumpShared, DumpTask } from './state/module.js';
 import { checkSharedTables, recordPidNamespaces, releaseTree, saveLastPid, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
@@ -85,7 +86,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   log(`seized ${pids.join(' ')} in ${(frozenAt - t0).toFixed(1)} ms`);
 
   const stats = { pagesWritten: 0 };
-  const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set(), mms: new Map() };
+  const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set(), mms: new Map(), tree: pids, shellJob: !!opts.shellJob };
   try {
     checkSharedTables(tasks);
     recordPidNamespaces(tasks);
@@ -97,6 +98,8 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
       created_ms: BigInt(Date.now()),
       page_size: 4096,
       tasks: tasks.map((t) => t.entry),
+      shell_job: !!opts.shellJob,
+      foreground: !!opts.shellJob && inForeground(opts.pid),
     });
   } catch (err) {
     images.discard();

@@ -14,7 +14,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { nativeBin } from '../../userspace/paths.js';
-import { procMaps, procStat } from '../../userspace/proc/parse.js';
+import { procMaps, procStat, statField } from '../../userspace/proc/parse.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
@@ -25,6 +25,7 @@ import { FORKED_AFTER, STATE_MODULES } from './state/index.js';
 import { mappedRanges } from './state/memory.js';
 import { cloneFlags } from './state/namespaces.js';
 import type { LoadedState, RestoreShared, RestoreTask } from './state/module.js';
+import { giveForeground, prepareTerminals, restorerTerminal, type Terminals } from './state/tty.js';
 import { endAsZombie, forkChild, joinGroups, restoreLastPids, restorePidnsForChildren, type RestoredTree } from './tree.js';
 
 const MMAP_MIN_ADDR = 0x10000n;
@@ -40,9 +41,11 @@ function bootstrapAddress(pid: number, imageRanges: [bigint, bigint][]): number 
   return Number(at);
 }
 
-const HELPER_OPTIONS = (detached: boolean) =>
+const HELPER_OPTIONS = (detached: boolean, handed: number[]) =>
   ({
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached, cleanup: !detached, reject: false, buffer: false,
+    // fd 3 reports; the descriptors handed to every task follow it (execa's
+    // types know integers only at 0-2; at runtime they are the same "share this fd").
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...handed] as unknown as ['inherit', 'inherit', 'inherit', 'pipe'], detached, cleanup: !detached, reject: false, buffer: false,
     // Without rseq, the kernel does not write into the placeholder's TLS
     // while its memory is being replaced.
     env: { GLIBC_TUNABLES: 'glibc.pthread.rseq=0' },
@@ -68,9 +71,13 @@ async function claimPid(pid: number): Promise<void> {
 }
 
 /** cr-mktree makes the root; the helper comes back wrapped: awaiting a ResultPromise itself would wait for its exit. */
-async function createRoot(root: TaskEntry, detach: boolean, pidns: boolean, nsFlags: number): Promise<{ helper: Helper; hostPid: number }> {
-  const args = [...(pidns ? ['-p'] : []), ...(nsFlags ? ['-n', nsFlags.toString(16)] : []), `${root.pid}:${root.ppid}:${root.pgid}:${root.sid}`];
-  const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach));
+async function createRoot(root: TaskEntry, detach: boolean, pidns: boolean, nsFlags: number, terminals: Terminals): Promise<{ helper: Helper; hostPid: number }> {
+  const ctty = root.sid === root.pid && terminals.ctty.has(root.pid) ? `:t${terminals.ctty.get(root.pid)}` : '';
+  const args = [
+    ...(pidns ? ['-p'] : []), ...(nsFlags ? ['-n', nsFlags.toString(16)] : []), ...(terminals.handed.length ? ['-h', String(terminals.handed.length)] : []),
+    `${root.pid}:${root.ppid}:${root.pgid}:${root.sid}${ctty}`,
+  ];
+  const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach, terminals.handed));
   const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
   for await (const line of lines) {
     const m = /^(ready|error) (\d+)(?: (\d+)|: (.*))?$/.exec(line);
@@ -90,6 +97,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   const inv = readInventory(opts.dir);
+  if (inv.shell_job && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job: restore it with --shell-job`);
+  if (inv.shell_job) restorerTerminal(); // fails now if cr restore has no terminal to give it
   // Zombies need no state: they are forked only to end the way they ended.
   const loaded = new Map(inv.tasks.filter((t) => !t.zombie).map((t) => [t.pid, STATE_MODULES.map((m) => m.load(opts.dir, t))]));
   // In a new pid namespace the original pids are free by construction.
@@ -97,19 +106,28 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   // Every task inherits the bootstrap area: it must be free in all their layouts.
   const imageRanges = [...loaded.keys()].flatMap((pid) => mappedRanges(opts.dir, pid));
 
+  // The ptys exist before the tasks: a session leader takes its terminal before it forks.
+  const terminals = prepareTerminals(opts.dir, inv, log);
   // The root goes into fresh namespaces of the kinds it had of its own.
   const root = inv.tasks[0];
-  const { helper, hostPid: rootHost } = await createRoot(root, !!opts.detach, !!opts.pidns, cloneFlags(opts.dir, root.pid));
+  let created: Awaited<ReturnType<typeof createRoot>>;
+  try {
+    created = await createRoot(root, !!opts.detach, !!opts.pidns, cloneFlags(opts.dir, root.pid), terminals);
+  } catch (err) {
+    terminals.close();
+    throw err;
+  }
+  const { helper, hostPid: rootHost } = created;
   const hostPids = new Map([[root.pid, rootHost]]);
   try {
     // Each task's pid inside its namespace, by the pid we see.
-    const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids: new Map([[rootHost, root.pid]]) };
+    const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids: new Map([[rootHost, root.pid]]), terminals };
     const built: { entry: TaskEntry; task: RestoreTask; states: LoadedState[] }[] = [];
-    const tree: RestoredTree = { entries: new Map(inv.tasks.map((t) => [t.pid, t])), hostPids };
+    const tree: RestoredTree = { entries: new Map(inv.tasks.map((t) => [t.pid, t])), hostPids, ctty: terminals.ctty };
     // Depth first, as the image lists the tasks: a task's memory, then its children from it.
     const build = (entry: TaskEntry, tracee: Tracee, inj: Injection) => {
       const states = loaded.get(entry.pid)!;
-      const task: RestoreTask = { pid: tracee.pid, dir: opts.dir, tracee, threads: [tracee], threadIds: [{ image: entry.pid, own: ownPid(entry) }], inj, shared, fdBase: 0, log };
+      const task: RestoreTask = { pid: tracee.pid, dir: opts.dir, tracee, threads: [tracee], threadIds: [{ image: entry.pid, own: ownPid(entry) }], inj, shared, fdBase: 0, handed: [], log };
       built.push({ entry, task, states });
       STATE_MODULES.slice(0, FORKED_AFTER).forEach((m, i) => {
         states[i].restore(task);
@@ -140,8 +158,12 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       task.inj.endRestore();
       for (const s of states) s.finish(task);
     }
+    terminals.finish();
+    if (inv.foreground) giveForeground(Number(statField(procStat(rootHost), 5)), log);
     for (const { task } of built) for (const th of task.threads) th.detach();
+    terminals.close();
   } catch (err) {
+    terminals.close();
     for (const pid of hostPids.values()) {
       try {
         kill(pid, SIG.KILL);

@@ -363,11 +363,27 @@ export function forkChild(parent: { pid: number; entry: TaskEntry; inj: Injectio
   const inj = Injection.inherit(tracee, parent.inj.scratch);
   // Until restore lets it go: a restorer that dies takes the unfinished tree with it.
   tracee.syscallOk('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, SIG.KILL, 0, 0, 0);
-  if (child.sid === child.pid) tracee.syscallOk('setsid', NR.setsid);
-  else if (child.pgid === child.pid) tracee.syscallOk('setpgid', NR.setpgid, 0, 0);
+  if (child.sid === child.pid) {
+    tracee.syscallOk('setsid', NR.setsid);
+    const tty = tree.ctty.get(child.pid);
+    // Before it forks: its whole session shares the terminal.
+    if (tty) takeTerminal(inj, tty);
+  } else if (child.pgid === child.pid) tracee.syscallOk('setpgid', NR.setpgid, 0, 0);
   else if (child.pgid !== parent.entry.pgid && hostPids.has(child.pgid)) joinGroup(tracee, child, tree);
   return { hostPid, tracee, inj };
 }
+
+/** The task, a session leader, makes `tty` its controlling terminal. */
+function takeTerminal(inj: Injection, tty: string): void {
+  inj.reset();
+  const fd = Number(inj.tracee.syscallOk(`open ${tty}`, NR.open, inj.putString(tty), O.RDWR | O.NOCTTY | O.CLOEXEC, 0));
+  try {
+    inj.tracee.syscallOk(`take terminal ${tty}`, NR.ioctl, fd, TIOCSCTTY, 0);
+  } finally {
+    inj.tracee.syscall(NR.close, fd);
+  }
+}
+const TIOCSCTTY = 0x540e;
 
 /** Make the children the task forks from now on go into the pid namespace `nsHostPid` lives in (setns, injected). */
 function enterPidns(task: { pid: number; inj: Injection }, nsHostPid: number): void {
@@ -426,6 +442,8 @@ export function joinGroups(tasks: { entry: TaskEntry; tracee: Tracee }[], tree: 
 export interface RestoredTree {
   entries: Map<number, TaskEntry>;
   hostPids: Map<number, number>;
+  /** The terminal each session leader controls (tty.ts made it), by image pid. */
+  ctty: Map<number, string>;
 }
 
 /** setpgid(0, PGID) in the task, naming the group's leader by its pid in the task's own pid namespace. */

@@ -58,7 +58,14 @@
  *   cow=KiB     private memory a forked child still shares copy-on-write:
  *               a page neither wrote must stay one physical page (pagemap,
  *               as root), the one the child wrote its own
- *   sched=N     SCHED_BATCH with nice value N, and SCHED_RESET_ON_FORK
+ *   sched=N     SCHED_BATCH with nice N, a personality and a timer slack
+ *   prctl=1     a name, a parent-death signal, not dumpable, child
+ *               subreaper, no_new_privs; /proc/self/exe unchanged
+ *   madvise=KiB mappings marked MADV_DONTFORK, MADV_DONTDUMP, MADV_WIPEONFORK
+ *   locks=1     a POSIX, an OFD and a flock lock on one file, each seen
+ *               held (by this pid, with its range) from a child process
+ *   pty=1       a pty pair: termios, window size, packet mode, a byte
+ *               through it
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -75,9 +82,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
@@ -86,6 +95,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -800,6 +810,94 @@ static uint64_t itimer_fold(int final)
 	return mix(0, it.it_interval.tv_sec);
 }
 
+/* sched: SCHED_BATCH with a nice value, a personality and a timer slack */
+static int sched_nice;
+static void sched_setup(long arg)
+{
+	struct sched_param sp = { 0 };
+	sched_nice = (int)arg;
+	if (setpriority(PRIO_PROCESS, 0, sched_nice) || sched_setscheduler(0, SCHED_BATCH, &sp) ||
+	    personality(ADDR_NO_RANDOMIZE) < 0 || prctl(PR_SET_TIMERSLACK, 123456))
+		die("sched");
+}
+static uint64_t sched_fold(int final)
+{
+	(void)final;
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, 0);
+	if (sched_getscheduler(0) != SCHED_BATCH || nice != sched_nice || errno)
+		BAD("sched: policy %d nice %d; expected SCHED_BATCH nice %d", sched_getscheduler(0), nice, sched_nice);
+	if (personality(0xffffffff) != ADDR_NO_RANDOMIZE || prctl(PR_GET_TIMERSLACK) != 123456)
+		BAD("sched: personality %#x timer slack %d", personality(0xffffffff), prctl(PR_GET_TIMERSLACK));
+	return mix(0, (uint64_t)sched_nice);
+}
+
+/* prctl: what prctl(2) sets on a process, and /proc/self/exe */
+static char prctl_exe[PATH_MAX];
+static void prctl_setup(long arg)
+{
+	(void)arg;
+	if (readlink("/proc/self/exe", prctl_exe, sizeof(prctl_exe) - 1) < 0 || prctl(PR_SET_NAME, "wl-prctl") ||
+	    prctl(PR_SET_PDEATHSIG, SIGURG) || prctl(PR_SET_DUMPABLE, 0) || prctl(PR_SET_CHILD_SUBREAPER, 1) ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		die("prctl");
+}
+static uint64_t prctl_fold(int final)
+{
+	(void)final;
+	char name[16] = "", exe[PATH_MAX] = "";
+	int pdeath = 0, subreaper = 0;
+	prctl(PR_GET_NAME, name);
+	prctl(PR_GET_PDEATHSIG, &pdeath);
+	prctl(PR_GET_CHILD_SUBREAPER, &subreaper);
+	if (strcmp(name, "wl-prctl") || pdeath != SIGURG || prctl(PR_GET_DUMPABLE) != 0 || !subreaper ||
+	    prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		BAD("prctl: name %s pdeathsig %d dumpable %d subreaper %d no_new_privs %d", name, pdeath,
+		    prctl(PR_GET_DUMPABLE), subreaper, prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+	if (readlink("/proc/self/exe", exe, sizeof(exe) - 1) < 0 || strcmp(exe, prctl_exe))
+		BAD("prctl: /proc/self/exe is %s, was %s", exe, prctl_exe);
+	return mix(0, (uint64_t)pdeath);
+}
+
+/* madvise: three mappings with madvise(2) flags, as smaps shows them */
+static char *madv_map[3];
+static size_t madv_len;
+static const int madv_advice[3] = { MADV_DONTFORK, MADV_DONTDUMP, MADV_WIPEONFORK };
+static const char *const madv_flag[3] = { " dc", " dd", " wf" };
+static void madvise_setup(long arg)
+{
+	madv_len = (size_t)arg * 1024;
+	for (int i = 0; i < 3; i++) {
+		madv_map[i] = mmap(NULL, madv_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (madv_map[i] == MAP_FAILED || madvise(madv_map[i], madv_len, madv_advice[i]))
+			die("madvise");
+		memset(madv_map[i], 'a' + i, madv_len);
+	}
+}
+static uint64_t madvise_fold(int final)
+{
+	(void)final;
+	char line[512], want[32];
+	uint64_t h = 0;
+	for (int i = 0; i < 3; i++) {
+		FILE *f = fopen("/proc/self/smaps", "r");
+		int in = 0, found = 0;
+		snprintf(want, sizeof(want), "%lx-", (unsigned long)madv_map[i]);
+		while (f && fgets(line, sizeof(line), f)) {
+			if (!strncmp(line, "VmFlags:", 8))
+				found |= in && strstr(line, madv_flag[i]);
+			else if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' '))
+				in = !strncmp(line, want, strlen(want));
+		}
+		if (f)
+			fclose(f);
+		if (!found)
+			BAD("madvise: the mapping at %p lost its%s flag", (void *)madv_map[i], madv_flag[i]);
+		h = mix(h, (uint64_t)madv_map[i][madv_len - 1]);
+	}
+	return h;
+}
+
 /* caps: a root process that gave up CAP_SYS_BOOT and CAP_SYS_TIME */
 #define CAPS_GONE ((1u << CAP_SYS_BOOT) | (1u << CAP_SYS_TIME))
 static struct __user_cap_data_struct caps_want[2];
@@ -947,30 +1045,96 @@ static uint64_t cow_fold(int final)
 	return h;
 }
 
-/* sched: SCHED_BATCH at a nice value, reset on fork */
-struct wl_sched_attr {
-	uint32_t size, policy;
-	uint64_t flags;
-	int32_t nice;
-	uint32_t priority;
-	uint64_t runtime, deadline, period;
-};
-static long sched_nice;
-static void sched_setup(long nice)
+/* locks: POSIX, OFD and flock locks on one file, probed from a child */
+static int lk_fd[3];
+static void locks_setup(long arg)
 {
-	struct wl_sched_attr a = { .size = sizeof(a), .policy = SCHED_BATCH, .flags = 1 /* RESET_ON_FORK */, .nice = nice };
-	sched_nice = nice;
-	if (syscall(SYS_sched_setattr, 0, &a, 0))
-		die("sched_setattr");
+	char path[PATH_MAX];
+	(void)arg;
+	pathf(path, "locked");
+	for (int i = 0; i < 3; i++)
+		if ((lk_fd[i] = open(path, O_RDWR | O_CREAT, 0644)) < 0)
+			die("open locked");
+	struct flock posix = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100 };
+	struct flock ofd = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 100, .l_len = 50 };
+	if (fcntl(lk_fd[0], F_SETLK, &posix) || fcntl(lk_fd[1], F_OFD_SETLK, &ofd) || flock(lk_fd[2], LOCK_SH | LOCK_NB))
+		die("lock");
 }
-static uint64_t sched_fold(int final)
+static uint64_t locks_fold(int final)
 {
 	(void)final;
-	struct wl_sched_attr a = { 0 };
-	if (syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0) || a.policy != SCHED_BATCH || a.flags != 1 || a.nice != sched_nice)
-		BAD("sched: policy %u flags %llx nice %d, expected SCHED_BATCH, reset on fork, nice %ld", a.policy,
-		    (unsigned long long)a.flags, a.nice, sched_nice);
-	return mix(mix(mix(0, a.policy), a.flags), (uint64_t)a.nice);
+	/* A new process, with new open files: what it sees held, by whom. */
+	int p[2];
+	if (pipe(p))
+		die("pipe");
+	pid_t kid = fork();
+	if (kid == 0) {
+		char path[PATH_MAX];
+		pathf(path, "locked");
+		int fd = open(path, O_RDWR);
+		struct flock a = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 1 };
+		struct flock b = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 120, .l_len = 1 };
+		long got[8] = { 0 };
+		if (fd >= 0 && !fcntl(fd, F_GETLK, &a) && !fcntl(fd, F_OFD_GETLK, &b)) {
+			got[0] = a.l_type, got[1] = a.l_pid, got[2] = a.l_start, got[3] = a.l_len;
+			got[4] = b.l_type, got[5] = b.l_pid, got[6] = b.l_start;
+			got[7] = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		}
+		_exit(write(p[1], got, sizeof(got)) == sizeof(got) ? 0 : 1);
+	}
+	close(p[1]);
+	long got[8];
+	if (xread(p[0], got, sizeof(got)) != sizeof(got))
+		die("read lock probe");
+	close(p[0]);
+	waitpid(kid, NULL, 0);
+	if (got[0] != F_WRLCK || got[1] != getpid() || got[2] != 0 || got[3] != 100)
+		BAD("locks: POSIX lock seen as type %ld pid %ld [%ld +%ld], not ours", got[0], got[1], got[2], got[3]);
+	if (got[4] != F_WRLCK || got[5] != -1 || got[6] != 100)
+		BAD("locks: OFD lock seen as type %ld pid %ld at %ld", got[4], got[5], got[6]);
+	if (!got[7])
+		BAD("locks: the shared flock lock is gone");
+	uint64_t h = 0;
+	for (int i = 0; i < 8; i++)
+		h = mix(h, i == 1 ? 1 : (uint64_t)got[i]); /* the pid is checked, not folded */
+	return h;
+}
+
+/* pty: a pseudo-terminal pair with termios, window size and packet mode */
+static int pty_m, pty_s;
+static void pty_setup(long arg)
+{
+	(void)arg;
+	struct winsize ws = { .ws_row = 30, .ws_col = 100 };
+	int one = 1;
+	struct termios t;
+	pty_m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (pty_m < 0 || unlockpt(pty_m) || (pty_s = open(ptsname(pty_m), O_RDWR | O_NOCTTY)) < 0)
+		die("pty");
+	if (tcgetattr(pty_s, &t))
+		die("tcgetattr");
+	t.c_lflag &= ~(ECHO | ICANON);
+	t.c_cc[VINTR] = 7;
+	if (tcsetattr(pty_s, TCSANOW, &t) || ioctl(pty_m, TIOCSWINSZ, &ws) || ioctl(pty_m, TIOCPKT, &one))
+		die("pty state");
+}
+static uint64_t pty_fold(int final)
+{
+	(void)final;
+	struct winsize ws;
+	struct termios t;
+	int pkt = 0;
+	char buf[16];
+	if (ioctl(pty_m, TIOCGWINSZ, &ws) || tcgetattr(pty_s, &t) || ioctl(pty_m, TIOCGPKT, &pkt))
+		die("pty get");
+	/* One byte through the pair: slave to master, a data packet. */
+	xwrite(pty_s, "q", 1);
+	ssize_t n = read(pty_m, buf, sizeof(buf));
+	if (n != 2 || buf[0] != TIOCPKT_DATA || buf[1] != 'q')
+		BAD("pty: a byte through the pair came back as %zd bytes", n);
+	if (ws.ws_row != 30 || ws.ws_col != 100 || (t.c_lflag & (ECHO | ICANON)) || t.c_cc[VINTR] != 7 || !pkt)
+		BAD("pty: %dx%d lflag %o VINTR %d packet %d", ws.ws_col, ws.ws_row, t.c_lflag, t.c_cc[VINTR], pkt);
+	return mix(mix(mix(ws.ws_row, ws.ws_col), t.c_lflag & (ECHO | ICANON)), mix(t.c_cc[VINTR], pkt));
 }
 
 /* threads: each reports before the checkpoint and again after */
@@ -1047,7 +1211,6 @@ static uint64_t threads_fold(int final)
 static struct module modules[] = {
 	{ "mem", mem_setup, mem_fold, 0, 0 },
 	{ "cow", cow_setup, cow_fold, 0, 0 },
-	{ "sched", sched_setup, sched_fold, 0, 0 },
 	{ "shanon", shanon_setup, shanon_fold, 0, 0 },
 	{ "fmap-priv", fmap_priv_setup, fmap_priv_fold, 0, 0 },
 	{ "fmap-shared", fmap_shared_setup, fmap_shared_fold, 0, 0 },
@@ -1066,9 +1229,14 @@ static struct module modules[] = {
 	{ "zombie", zombie_setup, zombie_fold, 0, 0 },
 	{ "ptimer", ptimer_setup, ptimer_fold, 0, 0 },
 	{ "itimer", itimer_setup, itimer_fold, 0, 0 },
+	{ "sched", sched_setup, sched_fold, 0, 0 },
+	{ "prctl", prctl_setup, prctl_fold, 0, 0 },
+	{ "madvise", madvise_setup, madvise_fold, 0, 0 },
 	{ "caps", caps_setup, caps_fold, 0, 0 },
 	{ "sysvshm", sysvshm_setup, sysvshm_fold, 0, 0 },
 	{ "fdtable", fdtable_setup, fdtable_fold, 0, 0 },
+	{ "locks", locks_setup, locks_fold, 0, 0 },
+	{ "pty", pty_setup, pty_fold, 0, 0 },
 	/* threads last: they must see every other module's state built;
 	 * cwd just before, so the others still create files by full path */
 	{ "cwd", cwd_setup, cwd_fold, 0, 0 },

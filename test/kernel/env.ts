@@ -1,29 +1,28 @@
 /**
  * Whether the kernel backend can run here, for the tests in this folder:
  * they run inside the cr-lab VM (a kernel built with kernel-patches/), and
- * skip with a message anywhere else.  Loads kmod/crengine.ko if the
- * syscalls are there but no engine is.
+ * skip with a message anywhere else.  The kernel backend loads
+ * kmod/crengine.ko itself on first use (cr.test.ts shows it).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { execaSync } from 'execa';
+import { sleep } from '../lib/harness.js';
 import path from 'node:path';
-import { loadEngine } from '../../backends/kernel/sys.js';
-import { helperPath } from '../../backends/kernel/restore.js';
+import { helperPath, probe } from '../../backends/kernel/sys.js';
 import { packageRoot } from '../../userspace/paths.js';
 
 export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);
 
-function ensureEngine(): string | undefined {
-  const why = loadEngine();
-  if (why) return why;
+function whyNot(): string | undefined {
+  if (!probe().syscalls) return 'this kernel has no checkpoint(2) (not the cr-lab VM kernel)';
   if (process.geteuid?.() !== 0) return 'not root';
   for (const f of [helperPath(), kprogram('memsum')]) if (!fs.existsSync(f)) return `${f} is not built`;
   return undefined;
 }
 
 /** Why the kernel tests cannot run, or undefined if they can. */
-export const skipReason = ensureEngine();
+export const skipReason = whyNot();
 
 /** Kernel log lines that mean trouble. */
 export function dmesgTrouble(): string[] {
@@ -39,3 +38,13 @@ export function startTo(program: string, args: string[], out: string): { pid: nu
   return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code))) };
 }
 
+
+/** Wait until @file contains @text. */
+export async function waitFor(file: string, text: string, ms = 30000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes(text)) return;
+    await sleep(10);
+  }
+  throw new Error(`${file} never showed ${JSON.stringify(text)}`);
+}

@@ -4,7 +4,6 @@
  */
 import koffi from 'koffi';
 import os from 'node:os';
-import { NR } from './constants.js';
 
 const libc = koffi.load('libc.so.6');
 
@@ -176,16 +175,6 @@ export function getRobustList(tid: number): { head: bigint; len: bigint } {
   return { head: head.readBigUInt64LE(0), len: len.readBigUInt64LE(0) };
 }
 
-/** A duplicate in cr itself of descriptor `fd` of task `pid` (pidfd_getfd, with ptrace rights over it). */
-export function tracerDup(pid: number, fd: number): number {
-  const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
-  try {
-    return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
-  } finally {
-    close(pidfd);
-  }
-}
-
 /** A raw syscall of the caller's own; a Buffer argument is passed as a pointer to its bytes. */
 export function rawSyscall(nr: number, ...args: (number | Buffer)[]): number {
   return check(`syscall(${nr})`, syscallVar(nr, ...args.flatMap((a): unknown[] => (Buffer.isBuffer(a) ? ['void *', a] : ['long', a]))));
@@ -195,7 +184,7 @@ export function rawSyscall(nr: number, ...args: (number | Buffer)[]): number {
  * syscall(2) with typed arguments (koffi type, value), returning the errno
  * name instead of throwing: for probing calls a kernel may not have.
  */
-export function trySyscall(nr: number, args: [string, number][]): { ret: number; errno?: string } {
+export function trySyscall(nr: number, args: [string, number | Buffer][]): { ret: number; errno?: string } {
   const ret = Number(syscallVar(nr, ...args.flat()));
   return ret === -1 ? { ret, errno: errnoName(koffi.errno()) } : { ret };
 }

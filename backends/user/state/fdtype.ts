@@ -5,13 +5,15 @@
  * again inside a task, like CRIU's fdtype_ops or linux-cr's ->checkpoint.
  */
 import type fs from 'node:fs';
+import { CrError } from '../../../userspace/errors.js';
 import { procFdinfo } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
-import { close, sendFd, tracerDup } from '../../../userspace/sys/libc.js';
+import { close, rawSyscall, sendFd } from '../../../userspace/sys/libc.js';
 import { nsChain } from '../tree.js';
 import type { DumpTask, RestoreTask } from './module.js';
 
 const F_DUPFD_CLOEXEC = 1030;
+const F_GETFL = 3;
 const F_SETFL = 4;
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -94,6 +96,16 @@ function passThroughUs(task: RestoreTask, pid: number, fd: number): number {
   }
 }
 
+/** A duplicate in cr itself of descriptor `fd` of task `pid` (the same open file). */
+export function tracerDup(pid: number, fd: number): number {
+  const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
+  try {
+    return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
+  } finally {
+    close(pidfd);
+  }
+}
+
 /**
  * Keep descriptors open in the task until every task is built (others may
  * take them from there); files.ts closes them in settle().
@@ -109,6 +121,24 @@ export function setStatusFlags(task: RestoreTask, fd: number, flags: number): vo
   task.tracee.syscallOk('F_SETFL', NR.fcntl, fd, F_SETFL, flags);
 }
 
+/** The status flags F_SETFL can change; the others are fixed when the file is opened. */
+export const SETFL_MASK = O.APPEND | O.NONBLOCK | O.DIRECT | O.NOATIME | O.ASYNC;
+
+/**
+ * Make a created file's status flags exactly what F_GETFL showed at dump
+ * time: what F_SETFL can change is changed, anything else must already
+ * match (each file type opens with the flags only open(2) takes).
+ */
+export function matchStatusFlags(task: RestoreTask, fd: number, want: number, where: string): void {
+  const get = () => Number(task.tracee.syscallOk('F_GETFL', NR.fcntl, fd, F_GETFL, 0));
+  let got = get();
+  if (got !== want && ((got ^ want) & SETFL_MASK)) {
+    setStatusFlags(task, fd, (got & ~SETFL_MASK) | (want & SETFL_MASK));
+    got = get();
+  }
+  if (got !== want) throw new CrError(`${where}: cannot give it its file status flags 0${want.toString(8)} (it has 0${got.toString(8)})`);
+}
+
 /** What /proc says about one descriptor of a task being dumped. */
 export interface FdProbe {
   pid: number;
@@ -116,9 +146,10 @@ export interface FdProbe {
   /** readlink of /proc/PID/fd/FD: a path, "pipe:[123]", "socket:[45]", "anon_inode:[eventfd]"… */
   target: string;
   stat: fs.BigIntStats;
-  /** /proc/PID/fdinfo/FD as key/value pairs. */
+  /** /proc/PID/fdinfo/FD as key/value pairs, and as text (for its repeated lines: locks, watches). */
   info: Map<string, string>;
-  /** Status flags without O_CLOEXEC (a property of the descriptor, not the file). */
+  infoText: string;
+  /** Status flags as fdinfo shows them, with O_CLOEXEC (a property of the descriptor, not the file). */
   flags: number;
   pos: bigint;
 }
@@ -130,18 +161,36 @@ export interface OpenFileImage {
   flags: number;
   pos: bigint;
   payload: Buffer;
+  /** F_SETOWN_EX and F_SETSIG, for an O_ASYNC file. */
+  owner_type: number;
+  owner_pid: number;
+  signal: number;
+}
+
+/** What files.ts offers a file type that refers to other open files (epoll watches). */
+export interface DumpFiles {
+  /** The id of the open file at descriptor `fd` of task `pid` (this task or one dumped before), saved if new. */
+  idOf(pid: number, fd: number): number;
+}
+
+export interface RestoreFiles {
+  /** A descriptor of open file `id` in this task: its own if it has one, else a temporary the caller closes. */
+  fdOf(id: number): { fd: number; temporary: boolean };
 }
 
 export interface FdType {
   readonly type: string;
-  /** Created after every other descriptor of its task is in place, because it names them by number (epoll). */
-  readonly late?: boolean;
-  claims(f: FdProbe): boolean;
+  claims(f: FdProbe, task: DumpTask): boolean;
   /** The type's encoded payload; throws CrError for what it cannot save. */
-  dump(task: DumpTask, f: FdProbe): Buffer;
+  dump(task: DumpTask, f: FdProbe, files: DumpFiles): Buffer;
   /** Check a payload while the image is loaded, before any task exists. */
   check(file: OpenFileImage, where: string): void;
   /** Create the open file inside the task; returns its descriptor there, lifted (liftFd). */
   open(task: RestoreTask, file: OpenFileImage): number;
+  /**
+   * Once every descriptor of the task is in place: link the file to the
+   * other open files it refers to (epoll adds its watches).
+   */
+  connect?(task: RestoreTask, file: OpenFileImage, fd: number, files: RestoreFiles): void;
   describe(file: OpenFileImage): string;
 }

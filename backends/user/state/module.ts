@@ -9,6 +9,7 @@ import type { SmapsEntry } from '../../../userspace/proc/parse.js';
 import type { ImageWriter } from '../image.js';
 import type { TaskEntry } from '../inventory.js';
 import type { Vma } from './memory.js';
+import type { Terminals } from './tty.js';
 
 /** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
 export interface DumpShared {
@@ -19,6 +20,9 @@ export interface DumpShared {
   shmem: Set<bigint>;
   /** Each process's mappings as saved, by pid: a child's are compared with its parent's. */
   mms: Map<number, { procPid: number; vmas: Vma[] }>;
+  /** Every pid of the tree, and whether it is dumped as a shell job (--shell-job). */
+  tree: number[];
+  shellJob: boolean;
 }
 
 /** Where restore created each shared object, so that others can take it from there. */
@@ -31,6 +35,8 @@ export interface RestoreShared {
   nsPids: Map<number, number>;
   /** Descriptors to close in a task once every task is built (pipe ends nobody had). */
   leftovers: Map<number, number[]>;
+  /** The ptys cr restore made before the tasks (tty.ts). */
+  terminals: Terminals;
 }
 
 export interface DumpTask {
@@ -66,6 +72,8 @@ export interface RestoreTask {
   shared: RestoreShared;
   /** Lowest descriptor number the image does not use: temporaries go at or above it. */
   fdBase: number;
+  /** Where the task keeps the descriptors cr restore handed it (terminals.handed), once files.ts lifted them. */
+  handed: number[];
   log: (line: string) => void;
 }
 

@@ -13,9 +13,9 @@ import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
 import { procStatus } from '../../../userspace/proc/parse.js';
 import { NR } from '../../../userspace/sys/constants.js';
-import { close, getsockopt, rawSyscall, recvmsg, send, setsockopt, SysError, tracerDup } from '../../../userspace/sys/libc.js';
+import { close, getsockopt, rawSyscall, recvmsg, send, setsockopt, SysError } from '../../../userspace/sys/libc.js';
 import { decodeMessage, encodeMessage } from '../image.js';
-import { dupHigh, liftFd, rememberLeftovers, setStatusFlags, takeFromTask, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
+import { dupHigh, liftFd, rememberLeftovers, setStatusFlags, takeFromTask, tracerDup, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
 import type { RestoreShared, RestoreTask } from './module.js';
 
 interface UnixSocketFile {

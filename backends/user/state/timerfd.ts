@@ -8,7 +8,7 @@ import { CrError } from '../../../userspace/errors.js';
 import { procFdinfo } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { decodeMessage, encodeMessage } from '../image.js';
-import { liftFd, setStatusFlags, type FdType, type OpenFileImage } from './fdtype.js';
+import { liftFd, type FdType, type OpenFileImage } from './fdtype.js';
 
 interface TimerfdFile {
   clockid: number;
@@ -82,7 +82,6 @@ export const timerfds: FdType = {
       b.writeBigUInt64LE(t.ticks, 0);
       tracee.syscallOk('TFD_IOC_SET_TICKS', NR.ioctl, fd, TFD_IOC_SET_TICKS, inj.put(b));
     }
-    setStatusFlags(task, fd, file.flags);
     return fd;
   },
 

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * cr-lab engine: the task tree.
+ *
+ * checkpoint_tree() is checkpoint(2): it finds the target and every
+ * process below it, freezes them (freeze.c), checks that the caller may
+ * ptrace-attach to each and that they share nothing the engine cannot
+ * restore, writes the image (the TREE object first, so that userspace can
+ * create the tasks before restart) and thaws (or kills) them.  At restart,
+ * restore_tree() checks the TREE object and finds each task's part.
+ */
+
+#include <linux/pid.h>
+#include <linux/ptrace.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/slab.h>
+#include <linux/ktime.h>
+
+#include "ckpt.h"
+
+static bool ckpt_in_tree(struct ckpt_tree *tree, struct task_struct *t)
+{
+	u32 i;
+
+	for (i = 0; i < tree->nr; i++)
+		if (tree->tasks[i] == t)
+			return true;
+	return false;
+}
+
+/*
+ * Add the children of the tasks in @tree that are not in it yet.  The task
+ * list is walked under RCU; tasklist_lock is not ours.
+ */
+int ckpt_tree_add_children(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
+{
+	struct task_struct *p;
+
+	rcu_read_lock();
+	for_each_process(p) {
+		if (ckpt_in_tree(tree, p) ||
+		    !ckpt_in_tree(tree, rcu_dereference(p->real_parent)))
+			continue;
+		if (tree->nr == CKPT_TASKS_MAX) {
+			rcu_read_unlock();
+			return ckpt_err(ctx, -E2BIG, "more than %d processes in the tree",
+					CKPT_TASKS_MAX);
+		}
+		get_task_struct(p);
+		tree->zombie[tree->nr] = ckpt_zombie(p);
+		tree->tasks[tree->nr++] = p;
+	}
+	rcu_read_unlock();
+	return 0;
+}
+
+static int checkpoint_tree_obj(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
+{
+	struct ckpt_hdr_tree *h;
+	struct ckpt_pids *p;
+	size_t len = sizeof(*h) + tree->nr * sizeof(*p);
+	u32 i;
+	int ret;
+
+	h = kzalloc(len, GFP_KERNEL);
+	if (!h)
+		return -ENOMEM;
+	h->nr_tasks = tree->nr;
+	p = (struct ckpt_pids *)(h + 1);
+	for (i = 0; i < tree->nr; i++) {
+		struct task_struct *t = tree->tasks[i];
+
+		p[i].pid = task_pid_vnr(t);
+		p[i].tgid = task_tgid_vnr(t);
+		if (i) {
+			rcu_read_lock();
+			p[i].ppid = task_tgid_vnr(rcu_dereference(t->real_parent));
+			rcu_read_unlock();
+		}
+		p[i].pgid = task_pgrp_vnr(t);
+		p[i].sid = task_session_vnr(t);
+	}
+	ret = ckpt_write_obj(ctx, h, CKPT_HDR_TREE, len);
+	kfree(h);
+	return ret;
+}
+
+static int checkpoint_image(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
+{
+	u32 i;
+	int ret;
+
+	ret = checkpoint_header(ctx);
+	if (!ret)
+		ret = checkpoint_tree_obj(ctx, tree);
+	for (i = 0; !ret && i < tree->nr; i++)
+		ret = checkpoint_task(ctx, tree->tasks[i]);
+	if (!ret)
+		ret = checkpoint_tail(ctx);
+	return ret;
+}
+
+int checkpoint_may(struct ckpt_ctx *ctx, struct task_struct *t)
+{
+	pid_t pid = task_pid_vnr(t);
+
+	/* only as the root: a task cannot freeze itself, nor be frozen for its own call */
+	if (t == current && !ctx->self)
+		return ckpt_err(ctx, -EINVAL,
+				"pid %d is in the tree it checkpoints: only checkpoint(0, ...) checkpoints the caller",
+				pid);
+	if (t->flags & PF_KTHREAD)
+		return ckpt_err(ctx, -EPERM, "pid %d is a kernel thread", pid);
+	if (!ptrace_may_access(t, PTRACE_MODE_ATTACH_REALCREDS))
+		return ckpt_err(ctx, -EPERM, "no permission to ptrace pid %d", pid);
+	if (ckpt_zombie(t))
+		return 0;
+	if (t->exit_state)
+		return ckpt_err(ctx, -ESRCH, "pid %d is exiting", pid);
+	if (get_nr_threads(t) != 1)
+		return ckpt_err(ctx, -EBUSY,
+				"pid %d has %d threads; only single-threaded processes are supported",
+				pid, get_nr_threads(t));
+	if (t->flags & PF_EXITING)
+		return ckpt_err(ctx, -ESRCH, "pid %d is exiting", pid);
+	return 0;
+}
+
+/* Processes may share what clone(2) lets them share; the engine restores none of it */
+static int checkpoint_may_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
+{
+	u32 i, j;
+
+	for (i = 0; i < tree->nr; i++) {
+		struct task_struct *a = tree->tasks[i];
+		int ret = checkpoint_may(ctx, a);
+
+		if (ret)
+			return ret;
+		for (j = 0; j < i && !tree->zombie[i]; j++) {
+			struct task_struct *b = tree->tasks[j];
+			const char *what = tree->zombie[j] ? NULL :
+					   a->mm == b->mm ? "address space" :
+					   a->files == b->files ? "fd table" :
+					   a->fs == b->fs ? "fs_struct" : NULL;
+
+			if (what)
+				return ckpt_err(ctx, -EOPNOTSUPP,
+						"pids %d and %d share one %s: not supported",
+						task_pid_vnr(b), task_pid_vnr(a), what);
+		}
+	}
+	return 0;
+}
+
+long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
+{
+	struct ckpt_tree *tree;
+	struct task_struct *t;
+	ktime_t t0, t1;
+	u32 i;
+	int ret;
+
+	if (pid < 0)
+		return ckpt_err(ctx, -EINVAL, "bad pid %d", pid);
+	if (!pid || pid == task_pid_vnr(current)) {
+		/* self-checkpoint: the caller, in this call, is as still as a frozen task */
+		ctx->self = true;
+		t = get_task_struct(current);
+		pid = task_pid_vnr(t);
+	} else {
+		struct pid *p = find_get_pid(pid);
+
+		t = get_pid_task(p, PIDTYPE_PID);
+		put_pid(p);
+	}
+	if (!t)
+		return ckpt_err(ctx, -ESRCH, "no process with pid %d", pid);
+	tree = kvzalloc(sizeof(*tree), GFP_KERNEL);
+	if (!tree) {
+		put_task_struct(t);
+		return -ENOMEM;
+	}
+	tree->tasks[tree->nr++] = t;
+	ret = ckpt_zombie(t) ? ckpt_err(ctx, -ESRCH, "pid %d is a zombie", pid) :
+			       checkpoint_may(ctx, t);
+	if (ret)
+		goto out;
+
+	t0 = ktime_get();
+	ret = ckpt_freeze_tree(ctx, tree);
+	t1 = ktime_get();
+	/* frozen: whatever is true now stays true until we thaw */
+	if (!ret)
+		ret = checkpoint_may_tree(ctx, tree);
+	if (!ret)
+		ret = checkpoint_image(ctx, tree);
+	for (i = 0; !ret && (ctx->flags & CHECKPOINT_KILL) && i < tree->nr; i++)
+		send_sig(SIGKILL, tree->tasks[i], 1);
+	ckpt_thaw_tree(tree);
+	ckpt_msg(ctx, "pid %d: %u tasks froze in %lld us, frozen for %lld us\n", pid, tree->nr,
+		 ktime_us_delta(t1, t0), ktime_us_delta(ktime_get(), t1));
+out:
+	for (i = 0; i < tree->nr; i++)
+		put_task_struct(tree->tasks[i]);
+	kvfree(tree);
+	return ret;
+}
+
+/* A zombie's part: never the root, the size it should be, the pid the tree says */
+static bool restore_zombie_ok(struct ckpt_obj *obj, struct ckpt_pids *p, u32 n)
+{
+	struct ckpt_hdr_zombie *z = (struct ckpt_hdr_zombie *)obj->h;
+
+	return n && obj->h->len == sizeof(*z) && z->pid == p[n].pid;
+}
+
+/* The tree: every pid once, the root first, each parent before its children */
+int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
+{
+	struct ckpt_hdr_tree *tree;
+	struct ckpt_obj *obj;
+	struct ckpt_pids *p;
+	u32 i, j, n = 0;
+
+	tree = ckpt_next(ctx, CKPT_HDR_TREE, sizeof(*tree));
+	if (IS_ERR(tree))
+		return PTR_ERR(tree);
+	if (!tree->nr_tasks || tree->nr_tasks > CKPT_TASKS_MAX ||
+	    tree->h.len != sizeof(*tree) + tree->nr_tasks * sizeof(*p))
+		return ckpt_err(ctx, -EINVAL, "bad TREE object (%u tasks)", tree->nr_tasks);
+	p = (struct ckpt_pids *)(tree + 1);
+	for (i = 0; i < tree->nr_tasks; i++) {
+		bool parent = !i && !p[i].ppid;
+
+		if (p[i].pid <= 0 || p[i].tgid != p[i].pid)
+			return ckpt_err(ctx, -EINVAL, "TREE: bad pid %d", p[i].pid);
+		for (j = 0; j < i; j++) {
+			if (p[j].pid == p[i].pid)
+				return ckpt_err(ctx, -EINVAL, "TREE: pid %d twice", p[i].pid);
+			parent |= p[j].pid == p[i].ppid;
+		}
+		if (!parent)
+			return ckpt_err(ctx, -EINVAL,
+					"TREE: pid %d has no parent before it", p[i].pid);
+	}
+	g->parts = kcalloc(tree->nr_tasks, sizeof(*g->parts), GFP_KERNEL);
+	if (!g->parts)
+		return -ENOMEM;
+	obj = ctx->cur;
+	if (obj) {
+		list_for_each_entry_from(obj, &ctx->objs, list) {
+			if (obj->h->type != CKPT_HDR_TASK && obj->h->type != CKPT_HDR_ZOMBIE)
+				continue;
+			if (n == tree->nr_tasks)
+				return ckpt_err(ctx, -EINVAL,
+						"more TASK objects than the tree has tasks");
+			if (obj->h->type == CKPT_HDR_ZOMBIE && !restore_zombie_ok(obj, p, n))
+				return ckpt_err(ctx, -EINVAL,
+						"bad ZOMBIE object for pid %d", p[n].pid);
+			g->parts[n++] = obj;
+		}
+	}
+	if (n != tree->nr_tasks)
+		return ckpt_err(ctx, -EINVAL, "%u TASK objects for a tree of %u tasks",
+				n, tree->nr_tasks);
+	g->pids = p;
+	g->nr_tasks = tree->nr_tasks;
+	return 0;
+}
