@@ -83,6 +83,7 @@ export const features: Feature[] = [
   { group: 'memory', name: 'brk heap', args: ['brk=256'] },
   { group: 'memory', name: 'memfd: contents, seals, shared mapping', args: ['memfd=64'] },
   { group: 'memory', name: 'SysV shared memory segment', args: ['sysvshm=64'] },
+  { group: 'memory', name: 'copy-on-write pages still shared with a forked child', args: ['cow=256'] },
   { group: 'tasks', name: 'process tree (3 processes)', args: ['tree=3'] },
   { group: 'tasks', name: 'threads (2 extra)', args: ['threads=2'] },
   { group: 'tasks', name: 'zombie child with its exit status', args: ['zombie=7'] },

@@ -8,7 +8,7 @@
 import os from 'node:os';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { procMaps } from '../../userspace/proc/parse.js';
+import { procSmaps } from '../../userspace/proc/parse.js';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
@@ -16,7 +16,7 @@ import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
 import { inForeground } from './state/tty.js';
 import type { DumpShared, DumpTask } from './state/module.js';
-import { checkSharedTables, releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
+import { checkSharedTables, recordPidNamespaces, releaseTree, saveLastPid, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
 
 function asCrError(err: unknown): Error {
@@ -31,14 +31,15 @@ function asCrError(err: unknown): Error {
 
 function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, stats: { pagesWritten: number }, log: (l: string) => void): void {
   const [leader] = t.threads;
-  const maps = procMaps(leader.pid);
+  const maps = procSmaps(leader.pid);
   const inj = Injection.begin(leader);
   try {
-    const task: DumpTask = { pid: leader.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
+    const task: DumpTask = { pid: t.entry.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
     for (const m of STATE_MODULES) {
       m.dump(task);
       log(`pid ${task.pid}: ${m.name} saved`);
     }
+    saveLastPid(t.entry, inj);
     inj.end();
   } catch (err) {
     inj.abandon();
@@ -46,10 +47,14 @@ function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, sta
   }
 }
 
-/** Kill a seized tree: the tracer sees each death first, the parents still reap them. */
+/**
+ * Kill a seized tree: the tracer sees each death first, the parents still
+ * reap them. Children first: the init of a pid namespace does not finish
+ * dying before everything in its namespace has been reaped.
+ */
 function killTree(tasks: SeizedTask[]): void {
   for (const t of tasks) if (t.threads.length) kill(t.entry.pid, SIG.KILL);
-  for (const t of tasks) {
+  for (const t of [...tasks].reverse()) {
     // A leader is reported only after its other threads: wait for them first.
     for (const th of [...t.threads].reverse()) {
       th.closeMem();
@@ -82,7 +87,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
 
   const stats = { pagesWritten: 0 };
   const shared: DumpShared = {
-    files: [], pipes: new Set(), shmem: new Set(), tree: pids, shellJob: !!opts.shellJob, tcpEstablished: !!opts.tcpEstablished, done: [],
+    files: [], pipes: new Set(), shmem: new Set(), mms: new Map(), tree: pids, shellJob: !!opts.shellJob, tcpEstablished: !!opts.tcpEstablished, done: [],
   };
   // Every hook runs even after one failed; the first failure is thrown then.
   const finish = (killed: boolean) => {
@@ -98,6 +103,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   };
   try {
     checkSharedTables(tasks);
+    recordPidNamespaces(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
     images.write('inventory', undefined, {
       format_version: FORMAT_VERSION,

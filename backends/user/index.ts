@@ -62,8 +62,9 @@ export const userBackend: Backend = {
     const tasks = inv.tasks.map((t) => {
       const states = t.zombie ? {} : Object.fromEntries(STATE_MODULES.map((m) => [m.name, m.load(dir, t).describe()]));
       const what = t.zombie ? `zombie, wait status 0x${t.exit_status.toString(16)}`
-        : `${t.threads.length} thread${t.threads.length > 1 ? 's' : ''}${t.stopped ? ', stopped' : ''}`;
-      lines.push(`task ${t.pid} (${t.comm}) ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}: ${what}`);
+        : `${t.threads.length} thread${t.threads.length > 1 ? 's' : ''}${t.leader_exited ? ', the leader exited' : ''}${t.stopped ? ', stopped' : ''}`;
+      const ns = t.nspid.length ? ` (pids ${t.nspid.join('/')} in nested pid namespaces${t.new_pidns ? ', the init of a new one' : ''})` : '';
+      lines.push(`task ${t.pid} (${t.comm})${ns} ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}: ${what}`);
       for (const [name, l] of Object.entries(states)) lines.push(`  ${name}:`, ...l.map((x) => `    ${x}`));
       return { ...t, ...states };
     });

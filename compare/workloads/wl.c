@@ -55,6 +55,9 @@
  *               bounding sets
  *   sysvshm=KiB a SysV shared memory segment, attached and filled
  *   fdtable=1   a child process sharing the fd table (CLONE_FILES)
+ *   cow=KiB     private memory a forked child still shares copy-on-write:
+ *               a page neither wrote must stay one physical page (pagemap,
+ *               as root), the one the child wrote its own
  *   sched=N     SCHED_BATCH with nice N, a personality and a timer slack
  *   prctl=1     a name, a parent-death signal, not dumpable, child
  *               subreaper, no_new_privs; /proc/self/exe unchanged
@@ -1133,6 +1136,62 @@ static uint64_t fdtable_fold(int final)
 	return mix(0, same);
 }
 
+/* cow: pages a forked child still shares with its parent, copy-on-write */
+static char *cow_p;
+static size_t cow_n;
+static pid_t cow_pid;
+/* The physical page behind an address of a task (0 unless present, and root). */
+static uint64_t cow_frame(pid_t pid, const void *addr)
+{
+	char path[64];
+	uint64_t e = 0;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0 || pread(fd, &e, 8, (uintptr_t)addr / 4096 * 8) != 8)
+		e = 0;
+	if (fd >= 0)
+		close(fd);
+	return (e >> 63) ? e & ((1ULL << 55) - 1) : 0;
+}
+static void cow_setup(long kib)
+{
+	int sync[2];
+	cow_n = (size_t)(kib < 16 ? 16 : kib) << 10;
+	cow_p = mmap(NULL, cow_n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (cow_p == MAP_FAILED || pipe(sync))
+		die("mmap cow");
+	fill(cow_p, cow_n, 14000 + my_idx);
+	cow_pid = fork();
+	if (cow_pid < 0)
+		die("fork cow");
+	if (cow_pid == 0) {
+		cow_p[0] ^= 0x5a;	/* its own copy of the first page */
+		xwrite(sync[1], "", 1);
+		for (;;)
+			pause();
+	}
+	char c;
+	if (xread(sync[0], &c, 1) != 1)
+		die("cow child");
+	close(sync[0]);
+	close(sync[1]);
+}
+static uint64_t cow_fold(int final)
+{
+	uint64_t mine = cow_frame(getpid(), cow_p + 4096), theirs = cow_frame(cow_pid, cow_p + 4096);
+	if (!mine || mine != theirs)
+		BAD("cow: a page neither process wrote is no longer shared with child %d (frames %llx and %llx)", cow_pid,
+		    (unsigned long long)mine, (unsigned long long)theirs);
+	if (cow_frame(getpid(), cow_p) == cow_frame(cow_pid, cow_p))
+		BAD("cow: the page child %d wrote is shared with it", cow_pid);
+	uint64_t h = check_fill("cow", cow_p, cow_n, 14000 + my_idx);
+	if (final) {
+		kill(cow_pid, SIGKILL);
+		waitpid(cow_pid, NULL, 0);
+	}
+	return h;
+}
+
 /* locks: POSIX, OFD and flock locks on one file, probed from a child */
 static int lk_fd[3];
 static void locks_setup(long arg)
@@ -1298,6 +1357,7 @@ static uint64_t threads_fold(int final)
 
 static struct module modules[] = {
 	{ "mem", mem_setup, mem_fold, 0, 0 },
+	{ "cow", cow_setup, cow_fold, 0, 0 },
 	{ "shanon", shanon_setup, shanon_fold, 0, 0 },
 	{ "fmap-priv", fmap_priv_setup, fmap_priv_fold, 0, 0 },
 	{ "fmap-shared", fmap_shared_setup, fmap_shared_fold, 0, 0 },

@@ -160,5 +160,19 @@ export const wstatus = {
   event: (s: number) => (s >> 16) & 0xff,
 };
 
+/** Sleep without giving up the thread: ptrace ties the tracees to it, and no other code may wait for them meanwhile. */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Wait (synchronously) until a task is a zombie, up to `ms`. */
+export function waitZombie(pid: number, stat: (pid: number) => { state: string }, ms = 5000): boolean {
+  for (let waited = 0; stat(pid).state !== 'Z'; waited++) {
+    if (waited > ms) return false;
+    sleepSync(1);
+  }
+  return true;
+}
+
 export const WALL = 0x40000000;
 export const WNOHANG = 1;

@@ -166,8 +166,9 @@ export const files = defineState<FilesImage>({
       },
       inFlight: (fd) => save(probe(process.pid, fd), true).id,
     };
-    for (const fd of fs.readdirSync(`/proc/${task.pid}/fd`).map(Number).sort((a, b) => a - b)) {
-      const f = probe(task.pid, fd);
+    // Through a live thread: an exited leader's /proc shows no descriptors.
+    for (const fd of fs.readdirSync(`/proc/${task.tracee.pid}/fd`).map(Number).sort((a, b) => a - b)) {
+      const f = probe(task.tracee.pid, fd);
       const { id, fresh } = save(f);
       fds.push({ fd, cloexec: (f.flags & O.CLOEXEC) !== 0, file_id: id });
       const taken = locks.filter((l) => l.file_id === id);
