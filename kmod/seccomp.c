@@ -1,16 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * cr-lab engine: no_new_privs and seccomp filters.
+ * cr-lab engine: seccomp filters.
  *
- * no_new_privs comes back as prctl(PR_SET_NO_NEW_PRIVS) sets it, which
- * anybody may, before the filters: seccomp(2) wants it from a caller
- * without CAP_SYS_ADMIN.  A filtered task is saved with the classic BPF program of each of its
+ * A filtered task is saved with the classic BPF program of each of its
  * filters, first installed first, as PTRACE_SECCOMP_GET_FILTER reads them
  * (kernel patch 0009: seccomp_checkpoint_filter(), which also needs
  * CAP_SYS_ADMIN).  Restart installs them again in the same order with
  * seccomp_restart_filter(), which applies seccomp(2)'s own checks with
  * the restarter's rights: no_new_privs (restored before, with the task's
- * other prctl state) or CAP_SYS_ADMIN, seccomp's program check, the limit
+ * other prctl state: process.c) or CAP_SYS_ADMIN, seccomp's program check, the limit
  * on the total length.  A task never comes back under fewer filters, nor
  * under one its restarter could not have installed.
  *
@@ -87,8 +85,6 @@ int checkpoint_seccomp(struct ckpt_ctx *ctx, struct task_struct *t)
 	h = kzalloc(len, GFP_KERNEL);
 	if (!h)
 		return -ENOMEM;
-	if (task_no_new_privs(t))
-		h->flags |= CKPT_SECCOMP_NO_NEW_PRIVS;
 #ifdef CONFIG_SECCOMP
 	if (t->seccomp.mode == SECCOMP_MODE_STRICT)
 		ret = ckpt_err(ctx, -EOPNOTSUPP, "pid %d: seccomp strict mode is not supported",
@@ -126,8 +122,7 @@ int restore_prepare_seccomp(struct ckpt_ctx *ctx)
 	h = ckpt_next(ctx, CKPT_HDR_SECCOMP, sizeof(*h));
 	if (IS_ERR(h))
 		return PTR_ERR(h);
-	if ((h->flags & ~CKPT_SECCOMP_NO_NEW_PRIVS) ||
-	    h->nr_filters > CKPT_SECCOMP_INSNS_MAX / (1 + CKPT_SECCOMP_PENALTY))
+	if (h->pad || h->nr_filters > CKPT_SECCOMP_INSNS_MAX / (1 + CKPT_SECCOMP_PENALTY))
 		return ckpt_err(ctx, -EINVAL, "bad SECCOMP object");
 	for (i = 0; i < h->nr_filters; i++) {
 		struct ckpt_seccomp_filter *f = (void *)h + off;
@@ -183,12 +178,11 @@ static int restore_seccomp_filters(struct ckpt_ctx *ctx, struct ckpt_hdr_seccomp
 #endif
 
 /*
- * After the point of no return, before the task takes its own
- * credentials: seccomp(2)'s checks see the restarter's rights.
+ * After the point of no return, after no_new_privs (restore_process()),
+ * before the task takes its own credentials: seccomp(2)'s checks see the
+ * restarter's rights.
  */
 int restore_seccomp(struct ckpt_ctx *ctx)
 {
-	if (ctx->seccomp->flags & CKPT_SECCOMP_NO_NEW_PRIVS)
-		task_set_no_new_privs(current);
 	return restore_seccomp_filters(ctx, ctx->seccomp);
 }
