@@ -49,7 +49,7 @@ int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
 {
 	struct ckpt_objref *o;
 
-	if (objref <= 0 || ckpt_obj_file(ctx, objref))
+	if (objref <= 0 || ckpt_obj_find_any(ctx, objref))
 		return -EINVAL;
 	o = kzalloc(sizeof(*o), GFP_KERNEL);
 	if (!o)
@@ -59,6 +59,45 @@ int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
 	o->file = file;
 	hash_add(ctx->objhash, &o->hash, (unsigned long)objref);
 	return 0;
+}
+
+/* Restart: @objref names bookkeeping of a kind, @priv (kfree()d with it), and no file yet */
+int ckpt_obj_add_priv(struct ckpt_ctx *ctx, s32 objref, u32 type, void *priv)
+{
+	struct ckpt_objref *o;
+
+	if (objref <= 0 || ckpt_obj_find_any(ctx, objref))
+		return -EINVAL;
+	o = kzalloc(sizeof(*o), GFP_KERNEL);
+	if (!o)
+		return -ENOMEM;
+	o->objref = objref;
+	o->type = type;
+	o->priv = priv;
+	hash_add(ctx->objhash, &o->hash, (unsigned long)objref);
+	return 0;
+}
+
+/* Restart: the entry of @objref, with a file or not */
+struct ckpt_objref *ckpt_obj_find_any(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o;
+
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
+		if (o->objref == objref && !o->ptr)
+			return o;
+	return NULL;
+}
+
+/* Restart: the entry of @objref, if it was defined */
+struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o;
+
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
+		if (o->objref == objref && o->file)
+			return o;
+	return NULL;
 }
 
 struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
@@ -95,21 +134,6 @@ struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write)
 	return NULL;
 }
 
-/* Restart: the pipe @objref is now @both ends of one file (a FIFO's) */
-void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both)
-{
-	struct ckpt_objref *o;
-
-	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref) {
-		if (o->objref == objref && o->file2) {
-			fput(o->file);
-			fput(o->file2);
-			o->file = get_file(both);
-			o->file2 = get_file(both);
-		}
-	}
-}
-
 static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 {
 	struct ckpt_objref *o;
@@ -122,6 +146,7 @@ static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 			fput(o->file);
 		if (o->file2)
 			fput(o->file2);
+		kfree(o->priv);
 		kfree(o);
 	}
 }
@@ -171,6 +196,10 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	kfree(ctx->fds);
 	ctx->fds = NULL;
 	ctx->nr_fds = 0;
+	kfree(ctx->locks);
+	ctx->locks = NULL;
+	ctx->nr_locks = 0;
+	ctx->ctty = NULL;
 	kvfree(ctx->vmas);
 	ctx->vmas = NULL;
 	ctx->nr_vmas = 0;
