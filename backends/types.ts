@@ -29,6 +29,12 @@ export interface DumpOptions {
    * are collected, so none can fork or exit meanwhile (CRIU's --freeze-cgroup).
    */
   freezeCgroup?: string;
+  /**
+   * The tree runs as a job of an interactive shell: its session and the
+   * terminal it uses belong to the shell, outside the tree (CRIU's
+   * --shell-job). Without it, such a terminal is refused.
+   */
+  shellJob?: boolean;
   /** Progress and diagnostics, one line per call. */
   log?: (line: string) => void;
 }
@@ -59,6 +65,12 @@ export interface RestoreOptions {
   detach?: boolean;
   /** Restore into a fresh pid namespace (where the backend supports it). */
   pidns?: boolean;
+  /**
+   * The image is a shell job: the tree joins the restorer's session, its
+   * terminal is the restorer's, and it becomes that terminal's foreground
+   * job (CRIU's --shell-job).
+   */
+  shellJob?: boolean;
   log?: (line: string) => void;
 }
 

@@ -2,8 +2,8 @@
 /**
  * cr: one command line for every checkpoint/restart backend.
  *
- *   cr dump --backend=user -t PID -D DIR [--leave-running]
- *   cr restore [--backend=user] -D DIR [--detach]
+ *   cr dump --backend=user -t PID -D DIR [--leave-running] [--shell-job]
+ *   cr restore [--backend=user] -D DIR [--detach] [--shell-job]
  *   cr show DIR [--json]
  *   cr check [--backend=user]
  *
@@ -50,10 +50,11 @@ program
   .requiredOption('-D, --images-dir <dir>', 'where to write the image')
   .option('-R, --leave-running', 'keep the tasks running after the dump (default: kill them)')
   .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
+  .option('-j, --shell-job', "the tree is a job of an interactive shell: its terminal is the shell's")
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
     const r = await pickBackend(o.backend).dump({
-      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, log: logTo(o.verbose),
+      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, shellJob: o.shellJob, log: logTo(o.verbose),
     });
     const s = r.stats;
     process.stderr.write(`cr: dumped ${r.pids.join(' ')} into ${o.imagesDir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +
@@ -67,10 +68,11 @@ program
   .requiredOption('-D, --images-dir <dir>', 'the image to restore')
   .option('-d, --detach', 'return once the tree runs instead of waiting for its root task')
   .option('--pidns', 'restore into a new pid namespace')
+  .option('-j, --shell-job', "restore a shell job: it joins our session and takes over our terminal")
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
     const b = await backendFor(o.imagesDir, o.backend);
-    const r = await b.restore({ dir: o.imagesDir, detach: o.detach, pidns: o.pidns, log: logTo(o.verbose) });
+    const r = await b.restore({ dir: o.imagesDir, detach: o.detach, pidns: o.pidns, shellJob: o.shellJob, log: logTo(o.verbose) });
     if (o.detach) {
       process.stdout.write(`${r.pids[0]}\n`);
       return;
