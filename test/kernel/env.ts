@@ -10,7 +10,10 @@ import { execaSync } from 'execa';
 import path from 'node:path';
 import { probe } from '../../backends/kernel/sys.js';
 import { helperPath } from '../../backends/kernel/restore.js';
+import { kernelBackend } from '../../backends/kernel/index.js';
+import type { DumpOptions, ExitStatus } from '../../backends/types.js';
 import { packageRoot } from '../../userspace/paths.js';
+import { sleep, tempDir } from '../lib/harness.js';
 
 export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);
 
@@ -38,3 +41,40 @@ export function startTo(program: string, args: string[], out: string): { pid: nu
   return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code))) };
 }
 
+
+/** Wait until @file holds @text. */
+export async function waitFor(file: string, text: string, ms = 30000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes(text)) return;
+    await sleep(10);
+  }
+  throw new Error(`${file} never showed ${JSON.stringify(text)}`);
+}
+
+export interface KernelRoundTrip {
+  out: string;
+  status: ExitStatus;
+  show: string[];
+  pids: number[];
+}
+
+/**
+ * Run a self-checking program (it prints "ready", waits for SIGUSR1 and
+ * then checks its own state) through a checkpoint that kills it and a
+ * restart; SIGUSR1 goes to the restarted root.
+ */
+export async function kernelRoundTrip(program: string, args: string[], dump: Partial<DumpOptions> = {}): Promise<KernelRoundTrip> {
+  const dir = tempDir('kround');
+  const images = tempDir('kroundimg');
+  const out = `${dir}/out.txt`;
+  const child = startTo(kprogram(program), args, out);
+  await waitFor(out, 'ready');
+  const d = await kernelBackend.dump({ pid: child.pid, dir: images, ...dump });
+  if ((await child.done) !== 'SIGKILL') throw new Error('the checkpoint did not kill the task');
+  const show = (await kernelBackend.describe(images)).lines;
+  const r = await kernelBackend.restore({ dir: images });
+  process.kill(r.pids[0], 'SIGUSR1');
+  const status = await r.wait();
+  return { out: fs.readFileSync(out, 'utf8'), status, show, pids: d.pids };
+}

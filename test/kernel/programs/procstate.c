@@ -12,9 +12,8 @@
  * signal is delivered once; prints "ok ..." or "FAIL ..." lines and exits
  * with the number of failures.
  *
- * MODEs that must be refused: "itimer" (an armed ITIMER_REAL), "memfd"
- * (an open memfd), "sysvshm" (an attached SysV shared memory segment).  They print
- * "ready" and sleep.
+ * MODEs that must be refused: "itimer" (an armed ITIMER_REAL), "sysvshm"
+ * (an attached SysV shared memory segment).  They print "ready" and sleep.
  */
 #define _GNU_SOURCE
 #include <linux/capability.h>
@@ -69,9 +68,6 @@ int main(int argc, char **argv)
 		struct itimerval it = { { 100, 0 }, { 100, 0 } };
 
 		setitimer(ITIMER_REAL, &it, NULL);
-	} else if (!strcmp(argv[1], "memfd")) {
-		if (memfd_create("procstate", 0) < 0)
-			return 100;
 	} else if (!strcmp(argv[1], "sysvshm")) {
 		int id = shmget(IPC_PRIVATE, 65536, IPC_CREAT | 0600);
 
