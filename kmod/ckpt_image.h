@@ -397,7 +397,7 @@ struct ckpt_hdr_tty {
 	__u32 packet;		/* TIOCPKT */
 	__u32 pad;
 	__u16 ws_row, ws_col, ws_xpixel, ws_ypixel;
-	struct ckpt_termios termios;	/* of the terminal (a pty's slave: its master's are not its own) */
+	struct ckpt_termios termios;	/* the terminal's (a pty's slave's) */
 	__u32 pad2;
 };
 

@@ -86,7 +86,8 @@ int restore_eventfd_obj(struct ckpt_ctx *ctx)
 		ret = ckpt_user_call(&count, sizeof(count), ckpt_eventfd_add, file);
 		if (ret != sizeof(count)) {
 			fput(file);
-			return ckpt_err(ctx, ret < 0 ? ret : -EIO, "cannot set an eventfd's counter");
+			return ckpt_err(ctx, ret < 0 ? ret : -EIO,
+					"cannot set an eventfd's counter");
 		}
 	}
 	ret = ckpt_obj_add_file(ctx, e->objref, file);

@@ -433,10 +433,11 @@ int checkpoint_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u6
 			ret = ckpt_err(ctx, hole, "cannot find the data in %pD", file);
 			break;
 		}
-		for (pos = data; !ret && pos < min_t(loff_t, hole, size);) {
+		hole = min_t(loff_t, hole, size);
+		for (pos = data; !ret && pos < hole;) {
 			loff_t at = pos;
-			ssize_t n = kernel_read(f, buf, min_t(loff_t, CKPT_DATA_CHUNK,
-							      min_t(loff_t, hole, size) - pos), &pos);
+			ssize_t n = kernel_read(f, buf, min_t(loff_t, CKPT_DATA_CHUNK, hole - pos),
+						&pos);
 
 			if (n <= 0) {
 				ret = ckpt_err(ctx, n ? n : -EIO, "cannot read %pD", file);
@@ -482,11 +483,12 @@ int restore_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u64 s
 	if (ret)
 		return ckpt_err(ctx, ret, "cannot size %pD to %llu bytes", file, size);
 	while ((d = restore_next_data(ctx, objref, size))) {
-		loff_t pos = d->offset;
+		loff_t pos;
 		ssize_t n;
 
 		if (IS_ERR(d))
 			return PTR_ERR(d);
+		pos = d->offset;
 		n = kernel_write(file, d + 1, d->len, &pos);
 		if (n != d->len)
 			return ckpt_err(ctx, n < 0 ? n : -EIO, "cannot refill %pD", file);
@@ -617,11 +619,13 @@ static int restore_file_owner(struct ckpt_ctx *ctx, struct file *file,
 	if (h->owner) {
 		if (!uid_valid(uid) || !uid_valid(euid) ||
 		    !ckpt_uid_ok(current_cred(), uid) || !ckpt_uid_ok(current_cred(), euid))
-			return ckpt_err(ctx, -EPERM, "FILE %d: F_SETOWN by uid %u is not ours to give",
+			return ckpt_err(ctx, -EPERM,
+					"FILE %d: F_SETOWN by uid %u is not ours to give",
 					h->objref, h->owner_uid);
 		pid = find_get_pid(h->owner);
 		if (!pid)
-			return ckpt_err(ctx, -ESRCH, "FILE %d: F_SETOWN names %d, which is not there",
+			return ckpt_err(ctx, -ESRCH,
+					"FILE %d: F_SETOWN names %d, which is not there",
 					h->objref, h->owner);
 	}
 	ret = file_f_owner_allocate(file);

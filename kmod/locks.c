@@ -65,7 +65,8 @@ static int ckpt_collect_locks(struct ckpt_ctx *ctx, struct file *file, fl_owner_
 		leased |= !owner && lease->c.flc_file == file;
 	spin_unlock(&flctx->flc_lock);
 	if (leased)
-		return ckpt_err(ctx, -EOPNOTSUPP, "%pD: a lease (F_SETLEASE) is not supported", file);
+		return ckpt_err(ctx, -EOPNOTSUPP, "%pD: a lease (F_SETLEASE) is not supported",
+				file);
 	if (n == max)
 		return ckpt_err(ctx, -E2BIG, "%pD: more than %d locks", file, max - 1);
 	return n;
@@ -83,8 +84,8 @@ static int checkpoint_locks(struct ckpt_ctx *ctx, struct file *file, fl_owner_t 
 	n = ckpt_collect_locks(ctx, file, owner, locks, CKPT_LOCKS_MAX);
 	/* a descriptor the restarter provides (objref 0) cannot carry locks of ours */
 	if (n > 0 && !objref)
-		ret = ckpt_err(ctx, -EOPNOTSUPP, "%pD: a lock on the restarter's stdio is not supported",
-			       file);
+		ret = ckpt_err(ctx, -EOPNOTSUPP,
+			       "%pD: a lock on the restarter's stdio is not supported", file);
 	for (i = 0; i < n && !ret; i++) {
 		struct ckpt_hdr_lock l = {
 			.file = objref,
@@ -136,7 +137,8 @@ int checkpoint_posix_locks(struct ckpt_ctx *ctx, struct task_struct *t)
 			s32 objref = ckpt_obj_lookup(ctx, file);
 
 			seen[nr++] = file_inode(file);
-			snprintf(ctx->where, sizeof(ctx->where), "pid %d fd %u", task_pid_vnr(t), fd);
+			snprintf(ctx->where, sizeof(ctx->where), "pid %d fd %u",
+				 task_pid_vnr(t), fd);
 			ret = checkpoint_locks(ctx, file, owner, objref);
 			ctx->where[0] = 0;
 		}
@@ -184,7 +186,8 @@ static int ckpt_take_lock(struct ckpt_ctx *ctx, struct ckpt_hdr_lock *l, struct 
 	if (l->kind == CKPT_LOCK_FLOCK)
 		ret = locks_lock_inode_wait(file_inode(file), fl);
 	else
-		ret = vfs_lock_file(file, l->kind == CKPT_LOCK_OFD ? F_OFD_SETLK : F_SETLK, fl, NULL);
+		ret = vfs_lock_file(file, l->kind == CKPT_LOCK_OFD ? F_OFD_SETLK : F_SETLK, fl,
+				    NULL);
 	locks_free_lock(fl);
 	if (ret)
 		ckpt_err(ctx, ret, "cannot lock %pD again (%s %lld-%lld)", file,

@@ -142,7 +142,8 @@ static int checkpoint_tty(struct ckpt_ctx *ctx, struct tty_struct *tty, u32 kind
 	if (*objref)
 		return 0;
 	if (term->termios.c_line != N_TTY)
-		return ckpt_err(ctx, -EOPNOTSUPP, "terminal %s: line discipline %d is not supported",
+		return ckpt_err(ctx, -EOPNOTSUPP,
+				"terminal %s: line discipline %d is not supported",
 				term->name, term->termios.c_line);
 	if (kind == CKPT_TTY_PTY) {
 		inq = ckpt_tty_inq(tty);
@@ -308,11 +309,11 @@ static struct file *ckpt_open_pty(struct ckpt_ctx *ctx, u32 index)
 			break;
 		}
 		tty = ckpt_file_tty(f);
-		if (tty && tty->index == index)
+		if (tty && tty->index == index) {
 			master = f;
-		else if (tty && tty->index < index)
+		} else if (tty && tty->index < index) {
 			extra[n++] = f;
-		else {
+		} else {
 			fput(f);
 			master = ERR_PTR(ckpt_err(ctx, -EBUSY, "pty %u is taken", index));
 		}
@@ -347,10 +348,12 @@ int restore_tty_obj(struct ckpt_ctx *ctx)
 		/* a shell job's terminal: the one the restarter was started on */
 		struct file *in = fget(0);
 
-		file = in && ckpt_tty_match(in) ?
-			dentry_open(&in->f_path, O_RDWR | O_NOCTTY | O_LARGEFILE, current_cred()) :
-			ERR_PTR(ckpt_err(ctx, -ENOTTY,
-					 "the image is a shell job, but the restarter's stdin is not a terminal"));
+		if (in && ckpt_tty_match(in))
+			file = dentry_open(&in->f_path, O_RDWR | O_NOCTTY | O_LARGEFILE,
+					   current_cred());
+		else
+			file = ERR_PTR(ckpt_err(ctx, -ENOTTY,
+						"shell job: the restarter's stdin is no terminal"));
 		if (in)
 			fput(in);
 	} else {

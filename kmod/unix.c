@@ -132,6 +132,7 @@ bool ckpt_unix_outside(struct ckpt_ctx *ctx, struct file *file)
 
 static void ckpt_sock_addr(struct sock *sk, struct ckpt_sockaddr *a)
 {
+	/* pairs with the release that publishes a bound socket's address */
 	struct unix_address *addr = smp_load_acquire(&unix_sk(sk)->addr);
 
 	if (!addr)
@@ -239,7 +240,8 @@ static int ckpt_sock_queue(struct ckpt_ctx *ctx, struct sock *sk, struct sk_buff
 	}
 	spin_unlock(&sk->sk_receive_queue.lock);
 	if (n == -EOPNOTSUPP)
-		return ckpt_err(ctx, n, "unix socket has descriptors in flight (SCM_RIGHTS): not supported");
+		return ckpt_err(ctx, n,
+				"unix socket has descriptors in flight (SCM_RIGHTS): not supported");
 	if (n < 0)
 		return ckpt_err(ctx, n, "unix socket: more than %d messages queued", CKPT_SKBS_MAX);
 	return n;
@@ -264,7 +266,8 @@ static int checkpoint_sock_skbs(struct ckpt_ctx *ctx, struct sock *sk, s32 objre
 		if (ret)
 			goto next;
 		if (skb->len - off > CKPT_SKB_MAX) {
-			ret = ckpt_err(ctx, -E2BIG, "unix socket: a message of %u bytes is too large",
+			ret = ckpt_err(ctx, -E2BIG,
+				       "unix socket: a message of %u bytes is too large",
 				       skb->len - off);
 			goto next;
 		}
@@ -528,7 +531,8 @@ static int restore_sock_opts(struct ckpt_ctx *ctx, struct socket *sock,
 
 	for (i = 0; !ret && i < ARRAY_SIZE(flags); i++)
 		if (h->flags & flags[i].flag)
-			ret = ckpt_setsockopt(ctx, sock, h->objref, flags[i].opt, &one, sizeof(one));
+			ret = ckpt_setsockopt(ctx, sock, h->objref, flags[i].opt, &one,
+					      sizeof(one));
 	if (!ret && (h->flags & CKPT_SO_SNDBUF)) {
 		v = h->sndbuf / 2;
 		ret = ckpt_setsockopt(ctx, sock, h->objref, v > READ_ONCE(sysctl_wmem_max) ?
@@ -580,6 +584,7 @@ static int ckpt_sock_name(struct socket *sock, const struct ckpt_sockaddr *a)
 	memcpy(addr->name, a->name, a->len);
 	unix_state_lock(sock->sk);
 	old = u->addr;
+	/* readers (getsockname(2), the sender's name on datagrams) load it with acquire */
 	smp_store_release(&u->addr, addr);
 	unix_state_unlock(sock->sk);
 	if (old && refcount_dec_and_test(&old->refcnt))
@@ -786,10 +791,14 @@ static int restore_sock_last(struct ckpt_ctx *ctx, struct socket *sock,
 	cred = prepare_creds();
 	if (!cred)
 		return -ENOMEM;
-	cred->uid = cred->euid = cred->suid = cred->fsuid =
-		make_kuid(current_user_ns(), h->peer_uid);
-	cred->gid = cred->egid = cred->sgid = cred->fsgid =
-		make_kgid(current_user_ns(), h->peer_gid);
+	cred->euid = make_kuid(current_user_ns(), h->peer_uid);
+	cred->egid = make_kgid(current_user_ns(), h->peer_gid);
+	cred->uid = cred->euid;
+	cred->suid = cred->euid;
+	cred->fsuid = cred->euid;
+	cred->gid = cred->egid;
+	cred->sgid = cred->egid;
+	cred->fsgid = cred->egid;
 	if (!uid_valid(cred->euid) || !gid_valid(cred->egid) ||
 	    !ckpt_uid_ok(current_cred(), cred->euid) || !ckpt_gid_ok(current_cred(), cred->egid)) {
 		abort_creds(cred);
@@ -834,13 +843,14 @@ static int restore_sock_done(struct ckpt_ctx *ctx, struct ckpt_rsock *rs)
 
 		if (e) {
 			unix_state_lock(e);
-			WRITE_ONCE(e->sk_shutdown, (h->shutdown & SEND_SHUTDOWN ? RCV_SHUTDOWN : 0) |
+			WRITE_ONCE(e->sk_shutdown,
+				   (h->shutdown & SEND_SHUTDOWN ? RCV_SHUTDOWN : 0) |
 				   (h->shutdown & RCV_SHUTDOWN ? SEND_SHUTDOWN : 0));
 			unix_state_unlock(e);
 			sock_put(e);
 		}
 	}
-	/* a pair: the state of both once both have their bytes (the second's come from the first) */
+	/* a pair: the state of both once both have their bytes (the second's from the first) */
 	if (pair) {
 		if (!peer->done)
 			return 0;
@@ -940,7 +950,8 @@ int restore_socket_obj(struct ckpt_ctx *ctx)
 				return PTR_ERR(peer);
 			ret = rs->sock->ops->socketpair(rs->sock, peer->sock);
 			if (ret)
-				return ckpt_err(ctx, ret, "SOCKET %d: cannot pair it again", h->objref);
+				return ckpt_err(ctx, ret, "SOCKET %d: cannot pair it again",
+						h->objref);
 		}
 		if (!peer->h || peer->h->peer == h->objref)
 			from = peer->sock;

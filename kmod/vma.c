@@ -115,7 +115,8 @@ int checkpoint_vmas(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs, unsigned 
 		v.prot = ckpt_vma_prot(d->flags);
 		v.growsdown = !!(d->flags & VM_GROWSDOWN);
 		if (d->file) {
-			snprintf(ctx->where, sizeof(ctx->where), "mapping %lx-%lx", d->start, d->end);
+			snprintf(ctx->where, sizeof(ctx->where), "mapping %lx-%lx", d->start,
+				 d->end);
 			ret = checkpoint_file_obj(ctx, d->file, &v.objref);
 			ctx->where[0] = 0;
 		}
