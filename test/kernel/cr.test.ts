@@ -136,8 +136,8 @@ t('pipes and a FIFO between a parent and its child keep the bytes in flight', as
   assert.is(await child.done, 'SIGKILL');
   const show = (await kernelBackend.describe(images)).lines.join('\n');
   assert.match(show, /pipe #\d+: 3000 bytes in flight/);
-  assert.match(show, /pipe end of pipe #\d+/);
-  assert.match(show, /fifo .*\/fifo .*of pipe #\d+/);
+  assert.match(show, /pipe end pipe:\[\d+\] of #\d+/);
+  assert.match(show, /fifo \/.*\/fifo of #\d+/);
   assert.match(show, /pipe #\d+: 100 bytes in flight/);
 
   const r = await kernelBackend.restore({ dir: images });

@@ -22,9 +22,10 @@
  *   locks     a POSIX lock, a read lock, an OFD lock and a flock lock, held
  *             by the parent and tested by a child
  *
- * MODEs that must be refused print "ready" and sleep: "inet" (an inet
- * socket), "events" (inotify events not read yet), "packet" (a packet-mode
- * pipe), "lease" (a lease).
+ * MODE "mix" holds one of each kind at once (the fuzz test's seed image),
+ * prints "ready" and sleeps.  MODEs that must be refused print "ready" and
+ * sleep: "inet" (an inet socket), "events" (inotify events not read yet),
+ * "packet" (a packet-mode pipe), "lease" (a lease).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,6 +46,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -441,6 +443,51 @@ static void mode_locks(void)
 	check(WIFEXITED(status) && !WEXITSTATUS(status), "the child ends well");
 }
 
+/* One of each kind, for a seed image: nothing is checked */
+static void mode_mix(void)
+{
+	struct itimerspec its = { { 3, 0 }, { 100, 0 } };
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct flock wr = { F_WRLCK, SEEK_SET, 0, 10, 0 };
+	int sp[2], dg[2], p[2], ep, in, mfd, fd, m, l;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char f[PATH_MAX], name[64];
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	need(eventfd(5, EFD_SEMAPHORE) >= 0 && signalfd(-1, &mask, 0) >= 0);
+	fd = timerfd_create(CLOCK_MONOTONIC, 0);
+	need(fd >= 0 && !timerfd_settime(fd, 0, &its, NULL));
+	need(!socketpair(AF_UNIX, SOCK_STREAM, 0, sp) && write(sp[0], "queued", 6) == 6);
+	need(!socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) && send(dg[1], "msg", 3, 0) == 3);
+	need(!pipe(p) && fcntl(p[1], F_SETPIPE_SZ, 1 << 17) > 0 && write(p[1], "pipe", 4) == 4);
+	ep = epoll_create1(0);
+	ev.data.u64 = 1;
+	need(ep >= 0 && !epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) && !epoll_ctl(ep, EPOLL_CTL_ADD, sp[1], &ev));
+	mfd = memfd_create("mix", MFD_ALLOW_SEALING);
+	need(mfd >= 0 && write(mfd, "memfd", 5) == 5 && !fcntl(mfd, F_ADD_SEALS, F_SEAL_GROW));
+	path(f, "mix-ghost");
+	fd = open(f, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	need(fd >= 0 && write(fd, "ghost", 5) == 5 && !unlink(f) && !fcntl(fd, F_SETLK, &wr));
+	need(!fcntl(fd, F_SETOWN, getpid()) && !flock(mfd, LOCK_SH));
+	path(f, "mix-sock");
+	unlink(f);
+	memcpy(a.sun_path, f, strlen(f) + 1);
+	l = socket(AF_UNIX, SOCK_STREAM, 0);
+	need(l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) && !listen(l, 2));
+	m = posix_openpt(O_RDWR | O_NOCTTY);
+	need(m >= 0 && !grantpt(m) && !unlockpt(m) && !ptsname_r(m, name, sizeof(name)));
+	need(open(name, O_RDWR | O_NOCTTY) >= 0);
+	/* last: nothing is made in the directory after this */
+	in = inotify_init();
+	need(in >= 0 && inotify_add_watch(in, dir, IN_CREATE) > 0);
+	printf("ready\n");
+	for (;;)
+		pause();
+}
+
 static int mode_refused(const char *mode)
 {
 	char f[PATH_MAX];
@@ -489,6 +536,8 @@ int main(int argc, char **argv)
 		mode_flags();
 	else if (!strcmp(argv[1], "locks"))
 		mode_locks();
+	else if (!strcmp(argv[1], "mix"))
+		mode_mix();
 	else
 		return mode_refused(argv[1]);
 	return failures;
