@@ -55,6 +55,15 @@
  *               bounding sets
  *   sysvshm=KiB a SysV shared memory segment, attached and filled
  *   fdtable=1   a child process sharing the fd table (CLONE_FILES)
+ *   listen=N    a unix stream socket bound to a path and listening, with N
+ *               connections pending, each with a byte queued
+ *   epoll=N     an epoll set watching N pipes with data, one of them through
+ *               a descriptor that was closed since
+ *   timerfd=S   a timerfd armed for 1000 s with an interval of S s
+ *   signalfd=1  a signalfd for a blocked real-time signal
+ *   inotify=1   an inotify watch on the process's directory
+ *   locks=1     a POSIX write lock and a flock lock
+ *   pty=1       a pty pair, the slave with its own termios and window size
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -70,7 +79,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
@@ -79,9 +91,13 @@
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -958,6 +974,229 @@ static uint64_t threads_fold(int final)
 	return h;
 }
 
+/* listen: the pending connections are accepted (in order) only after the restore */
+static int ls_fd;
+static long ls_n;
+static char ls_path[PATH_MAX];
+static void listen_setup(long n)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	ls_n = n > 16 ? 16 : n;
+	pathf(ls_path, "sock");
+	if (strlen(ls_path) >= sizeof(a.sun_path))
+		die("socket path too long");
+	strcpy(a.sun_path, ls_path);
+	unlink(ls_path);
+	ls_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (ls_fd < 0 || bind(ls_fd, (struct sockaddr *)&a, sizeof(a)) || listen(ls_fd, 16))
+		die("listen");
+	for (long i = 0; i < ls_n; i++) {
+		int c = socket(AF_UNIX, SOCK_STREAM, 0);
+		unsigned char b = (unsigned char)(i + 0x40 + my_idx);
+		if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)))
+			die("connect");
+		xwrite(c, &b, 1);
+	}
+}
+static uint64_t listen_fold(int final)
+{
+	struct stat st;
+	if (stat(ls_path, &st) || !S_ISSOCK(st.st_mode))
+		BAD("listen: %s is not a socket file", ls_path);
+	uint64_t h = mix(0, (uint64_t)ls_n);
+	if (!final)
+		return h;
+	for (long i = 0; i < ls_n; i++) {
+		int s = accept4(ls_fd, NULL, NULL, SOCK_NONBLOCK);
+		unsigned char b = 0;
+		if (s < 0 || read(s, &b, 1) != 1 || b != (unsigned char)(i + 0x40 + my_idx))
+			BAD("listen: pending connection %ld: %s", i, s < 0 ? strerror(errno) : "wrong byte");
+		close(s);
+	}
+	return h;
+}
+
+/* epoll: level-triggered items report the same events before and after */
+static int ep_fd;
+static long ep_n;
+static uint64_t epoll_ready(void)
+{
+	struct epoll_event ev[64];
+	int n = epoll_wait(ep_fd, ev, 64, 0);
+	uint64_t seen = 0;
+	for (int i = 0; i < n; i++)
+		if (ev[i].events & EPOLLIN)
+			seen |= 1ULL << ev[i].data.u64;
+	return seen;
+}
+static void epoll_setup(long n)
+{
+	ep_n = n < 1 ? 1 : n > 32 ? 32 : n;
+	ep_fd = epoll_create1(0);
+	if (ep_fd < 0)
+		die("epoll_create1");
+	for (long i = 0; i < ep_n; i++) {
+		int p[2];
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)i };
+		if (pipe(p) || epoll_ctl(ep_fd, EPOLL_CTL_ADD, p[0], &ev))
+			die("epoll pipe");
+		xwrite(p[1], "e", 1);
+		/* the first is watched through a descriptor closed since */
+		if (i == 0 && (dup(p[0]) < 0 || close(p[0])))
+			die("dup");
+	}
+}
+static uint64_t epoll_fold(int final)
+{
+	(void)final;
+	uint64_t want = (1ULL << ep_n) - 1, seen = epoll_ready();
+	if (seen != want)
+		BAD("epoll: items 0x%llx ready, expected 0x%llx", (unsigned long long)seen, (unsigned long long)want);
+	return mix(0, seen);
+}
+
+/* timerfd */
+static int tf_fd;
+static long tf_interval;
+static void timerfd_setup(long s)
+{
+	struct itimerspec its = { { s, 0 }, { 1000, 0 } };
+	tf_interval = s;
+	tf_fd = timerfd_create(CLOCK_MONOTONIC, 0);
+	if (tf_fd < 0 || timerfd_settime(tf_fd, 0, &its, NULL))
+		die("timerfd");
+}
+static uint64_t timerfd_fold(int final)
+{
+	(void)final;
+	struct itimerspec g;
+	if (timerfd_gettime(tf_fd, &g) || g.it_interval.tv_sec != tf_interval || g.it_value.tv_sec > 1000 ||
+	    (!g.it_value.tv_sec && !g.it_value.tv_nsec))
+		BAD("timerfd: interval %lld s, %lld s left", (long long)g.it_interval.tv_sec, (long long)g.it_value.tv_sec);
+	return mix(0, (uint64_t)g.it_interval.tv_sec);
+}
+
+/* signalfd: reads a blocked real-time signal */
+#define SFDSIG (SIGRTMIN + 6)
+static int sf_fd;
+static void signalfd_setup(long arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SFDSIG);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+	sf_fd = signalfd(-1, &s, SFD_NONBLOCK);
+	if (sf_fd < 0)
+		die("signalfd");
+}
+static uint64_t signalfd_fold(int final)
+{
+	struct signalfd_siginfo si;
+	if (!final)
+		return mix(0, SFDSIG);
+	kill(getpid(), SFDSIG);
+	if (read(sf_fd, &si, sizeof(si)) != sizeof(si) || (int)si.ssi_signo != SFDSIG)
+		BAD("signalfd: does not read signal %d", SFDSIG);
+	return mix(0, SFDSIG);
+}
+
+/* inotify: the watch keeps its descriptor */
+static int in_fd, in_wd;
+static char in_dir[PATH_MAX];
+static void inotify_setup(long arg)
+{
+	(void)arg;
+	pathf(in_dir, "watched");
+	if (mkdir(in_dir, 0700) && errno != EEXIST)
+		die("mkdir watched");
+	in_fd = inotify_init1(IN_NONBLOCK);
+	in_wd = in_fd < 0 ? -1 : inotify_add_watch(in_fd, in_dir, IN_CREATE);
+	if (in_wd < 0)
+		die("inotify");
+}
+static uint64_t inotify_fold(int final)
+{
+	char buf[4096], f[PATH_MAX];
+	if (!final)
+		return mix(0, (uint64_t)in_wd);
+	snprintf(f, sizeof(f), "%s/new", in_dir);
+	close(open(f, O_CREAT | O_WRONLY, 0600));
+	struct inotify_event *e = (struct inotify_event *)buf;
+	if (read(in_fd, buf, sizeof(buf)) <= 0 || e->wd != in_wd || !(e->mask & IN_CREATE))
+		BAD("inotify: no IN_CREATE event for watch %d", in_wd);
+	return mix(0, (uint64_t)in_wd);
+}
+
+/* locks: seen in fdinfo, which shows the locks on an open file */
+static int lk_posix, lk_flock;
+static int fdinfo_has(int fd, const char *what)
+{
+	char path[64], line[256];
+	int found = 0;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		found |= !!strstr(line, what);
+	if (f)
+		fclose(f);
+	return found;
+}
+static void locks_setup(long arg)
+{
+	(void)arg;
+	char path[PATH_MAX];
+	struct flock wr = { F_WRLCK, SEEK_SET, 0, 100, 0 };
+	pathf(path, "posix-locked");
+	lk_posix = open(path, O_CREAT | O_RDWR, 0600);
+	pathf(path, "flocked");
+	lk_flock = open(path, O_CREAT | O_RDWR, 0600);
+	if (lk_posix < 0 || lk_flock < 0 || fcntl(lk_posix, F_SETLK, &wr) || flock(lk_flock, LOCK_EX))
+		die("locks");
+}
+static uint64_t locks_fold(int final)
+{
+	(void)final;
+	char want[64];
+	snprintf(want, sizeof(want), "POSIX  ADVISORY  WRITE %d ", getpid());
+	int posix = fdinfo_has(lk_posix, want) && fdinfo_has(lk_posix, " 0 99");
+	int fl = fdinfo_has(lk_flock, "FLOCK  ADVISORY  WRITE");
+	if (!posix || !fl)
+		BAD("locks: POSIX lock %s, flock lock %s", posix ? "held" : "lost", fl ? "held" : "lost");
+	return mix(mix(0, posix), fl);
+}
+
+/* pty: a pair in the process, the slave's settings its own */
+static int pt_m, pt_s;
+static char pt_name[64];
+static void pty_setup(long arg)
+{
+	(void)arg;
+	struct winsize ws = { 40, 100, 0, 0 };
+	struct termios t;
+	pt_m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (pt_m < 0 || grantpt(pt_m) || unlockpt(pt_m) || ptsname_r(pt_m, pt_name, sizeof(pt_name)))
+		die("pty");
+	pt_s = open(pt_name, O_RDWR | O_NOCTTY);
+	if (pt_s < 0 || tcgetattr(pt_s, &t))
+		die("pty slave");
+	t.c_lflag &= ~ECHO;
+	if (tcsetattr(pt_s, TCSANOW, &t) || ioctl(pt_s, TIOCSWINSZ, &ws))
+		die("pty settings");
+}
+static uint64_t pty_fold(int final)
+{
+	struct winsize ws;
+	struct termios t;
+	char name[64] = "", buf[8];
+	if (ptsname_r(pt_m, name, sizeof(name)) || strcmp(name, pt_name) || tcgetattr(pt_s, &t) ||
+	    (t.c_lflag & ECHO) || ioctl(pt_s, TIOCGWINSZ, &ws) || ws.ws_row != 40 || ws.ws_col != 100)
+		BAD("pty: %s (was %s) lost its settings", name, pt_name);
+	if (final && (write(pt_m, "x\n", 2) != 2 || read(pt_s, buf, sizeof(buf)) != 2 || buf[0] != 'x'))
+		BAD("pty: a line does not go through");
+	return mix_bytes(0, pt_name, strlen(pt_name));
+}
+
 static struct module modules[] = {
 	{ "mem", mem_setup, mem_fold, 0, 0 },
 	{ "shanon", shanon_setup, shanon_fold, 0, 0 },
@@ -981,6 +1220,13 @@ static struct module modules[] = {
 	{ "caps", caps_setup, caps_fold, 0, 0 },
 	{ "sysvshm", sysvshm_setup, sysvshm_fold, 0, 0 },
 	{ "fdtable", fdtable_setup, fdtable_fold, 0, 0 },
+	{ "listen", listen_setup, listen_fold, 0, 0 },
+	{ "epoll", epoll_setup, epoll_fold, 0, 0 },
+	{ "timerfd", timerfd_setup, timerfd_fold, 0, 0 },
+	{ "signalfd", signalfd_setup, signalfd_fold, 0, 0 },
+	{ "inotify", inotify_setup, inotify_fold, 0, 0 },
+	{ "locks", locks_setup, locks_fold, 0, 0 },
+	{ "pty", pty_setup, pty_fold, 0, 0 },
 	/* threads last: they must see every other module's state built;
 	 * cwd just before, so the others still create files by full path */
 	{ "cwd", cwd_setup, cwd_fold, 0, 0 },
