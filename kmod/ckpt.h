@@ -255,7 +255,8 @@ int restore_files(struct ckpt_ctx *ctx);
 extern const struct ckpt_file_ops ckpt_unlinked_ops;
 char *ckpt_deleted_path(const struct path *p, char *buf);
 int restore_ghost_obj(struct ckpt_ctx *ctx);
-int restore_deleted_cwd(struct ckpt_ctx *ctx, const char *path, u32 mode, struct path *cwd);
+int restore_deleted_cwd(struct ckpt_ctx *ctx, const char *path, u32 mode, u32 uid, u32 gid,
+			struct path *cwd);
 
 /* memfd.c */
 extern const struct ckpt_file_ops ckpt_memfd_ops;

@@ -124,7 +124,8 @@ struct ckpt_hdr_fs {
 	__u32 umask;
 	__u32 path_len;		/* including the NUL */
 	__u32 cwd_deleted;	/* 1: the path names where it was */
-	__u32 cwd_mode;		/* its mode, for a deleted one */
+	__u32 cwd_mode;		/* a deleted one's mode and owner */
+	__u32 cwd_uid, cwd_gid;
 };
 
 enum ckpt_file_kind {

@@ -774,6 +774,8 @@ int checkpoint_fs(struct ckpt_ctx *ctx, struct task_struct *t)
 		path = ckpt_deleted_path(&pwd, buf);
 		h.cwd_deleted = 1;
 		h.cwd_mode = d_inode(pwd.dentry)->i_mode & 07777;
+		h.cwd_uid = from_kuid_munged(current_user_ns(), d_inode(pwd.dentry)->i_uid);
+		h.cwd_gid = from_kgid_munged(current_user_ns(), d_inode(pwd.dentry)->i_gid);
 	} else {
 		path = d_path(&pwd, buf, PATH_MAX);
 	}
@@ -804,7 +806,8 @@ int restore_prepare_fs(struct ckpt_ctx *ctx)
 	    h->cwd_deleted > 1 || (h->cwd_mode & ~07777))
 		return ckpt_err(ctx, -EINVAL, "bad FS object");
 	if (h->cwd_deleted)
-		ret = restore_deleted_cwd(ctx, path, h->cwd_mode, &ctx->cwd);
+		ret = restore_deleted_cwd(ctx, path, h->cwd_mode, h->cwd_uid, h->cwd_gid,
+					  &ctx->cwd);
 	else
 		ret = kern_path(path, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &ctx->cwd);
 	if (ret)

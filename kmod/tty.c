@@ -145,6 +145,12 @@ static int checkpoint_tty(struct ckpt_ctx *ctx, struct tty_struct *tty, u32 kind
 		return ckpt_err(ctx, -EOPNOTSUPP,
 				"terminal %s: line discipline %d is not supported",
 				term->name, term->termios.c_line);
+	if (READ_ONCE(term->flow.stopped))
+		return ckpt_err(ctx, -EOPNOTSUPP, "terminal %s is stopped (^S): not supported",
+				term->name);
+	if (test_bit(TTY_EXCLUSIVE, &term->flags))
+		return ckpt_err(ctx, -EOPNOTSUPP, "terminal %s in TIOCEXCL mode: not supported",
+				term->name);
 	if (kind == CKPT_TTY_PTY) {
 		inq = ckpt_tty_inq(tty);
 		if (!inq)

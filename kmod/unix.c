@@ -187,6 +187,30 @@ static u64 ckpt_timeo_us(long timeo)
 	return timeo == MAX_SCHEDULE_TIMEOUT ? 0 : (u64)timeo * (USEC_PER_SEC / HZ);
 }
 
+/* Options the engine does not carry: refused, not dropped */
+static int ckpt_sock_unsupported(struct ckpt_ctx *ctx, struct sock *sk)
+{
+	static const struct { int flag; const char *opt; } flags[] = {
+		{ SOCK_RCVTSTAMP, "SO_TIMESTAMP" },
+		{ SOCK_RCVTSTAMPNS, "SO_TIMESTAMPNS" },
+		{ SOCK_TIMESTAMPING_RX_SOFTWARE, "SO_TIMESTAMPING" },
+		{ SOCK_RXQ_OVFL, "SO_RXQ_OVFL" },
+		{ SOCK_RCVMARK, "SO_RCVMARK" },
+		{ SOCK_SELECT_ERR_QUEUE, "SO_SELECT_ERR_QUEUE" },
+		{ SOCK_FILTER_LOCKED, "SO_LOCK_FILTER" },
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(flags); i++)
+		if (sock_flag(sk, flags[i].flag))
+			return ckpt_err(ctx, -EOPNOTSUPP, "unix socket option %s: not supported",
+					flags[i].opt);
+	if (rcu_access_pointer(sk->sk_filter))
+		return ckpt_err(ctx, -EOPNOTSUPP,
+				"unix socket with a filter (SO_ATTACH_FILTER): not supported");
+	return 0;
+}
+
 static void checkpoint_sock_opts(struct sock *sk, struct ckpt_hdr_socket *h)
 {
 	struct user_namespace *ns = current_user_ns();
@@ -309,7 +333,9 @@ static int ckpt_write_sock(struct ckpt_ctx *ctx, struct sock *sk, struct sock *q
 		ret = ckpt_err(ctx, -EOPNOTSUPP, "unix socket has out-of-band data: not supported");
 		goto out;
 	}
-	ret = h->flags & CKPT_SO_CLOSED ? 0 : checkpoint_sock_addr(ctx, sk, h, buf, &path);
+	ret = ckpt_sock_unsupported(ctx, sk);
+	if (!ret && !(h->flags & CKPT_SO_CLOSED))
+		ret = checkpoint_sock_addr(ctx, sk, h, buf, &path);
 	if (h->flags & CKPT_SO_CLOSED) {
 		path = "";
 		ckpt_sock_addr(sk, &h->addr);

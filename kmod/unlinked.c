@@ -233,13 +233,16 @@ const struct ckpt_file_ops ckpt_unlinked_ops = {
 };
 
 /* The working directory @path was removed: make it again, enter it, remove it */
-int restore_deleted_cwd(struct ckpt_ctx *ctx, const char *path, u32 mode, struct path *cwd)
+int restore_deleted_cwd(struct ckpt_ctx *ctx, const char *path, u32 mode, u32 uid, u32 gid,
+			struct path *cwd)
 {
 	int ret = ckpt_make_again(ctx, path, S_IFDIR | mode, true, cwd);
 
 	if (ret)
 		return ret;
-	ret = ckpt_unlink(ctx, cwd);
+	ret = ckpt_chown(ctx, cwd, uid, gid);
+	if (!ret)
+		ret = ckpt_unlink(ctx, cwd);
 	if (ret) {
 		path_put(cwd);
 		memset(cwd, 0, sizeof(*cwd));

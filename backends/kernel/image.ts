@@ -167,8 +167,8 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       error = { errno: o.readInt32LE(8), message: cstr(o, 16, len) };
     } else if (type === T.TASK && len >= 32) {
       details.push(`task pid ${o.readInt32LE(8)} comm ${cstr(o, 16, 32)}`);
-    } else if (type === T.FS && len >= 24) {
-      details.push(`cwd ${cstr(o, 24, len)}${o.readUInt32LE(16) ? ` (deleted, mode ${oct(o.readUInt32LE(20))})` : ''} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
+    } else if (type === T.FS && len >= 32) {
+      details.push(`cwd ${cstr(o, 32, len)}${o.readUInt32LE(16) ? ` (deleted, mode ${oct(o.readUInt32LE(20))}, owner ${o.readUInt32LE(24)}:${o.readUInt32LE(28)})` : ''} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
     } else if (type === T.FILE && len >= 64) {
       const kind = FILE_KINDS[o.readUInt32LE(12)] ?? '?';
       const obj = o.readInt32LE(36);
