@@ -224,8 +224,11 @@ struct ckpt_obj_ops {
 int checkpoint_fs(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_file_obj(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
+struct file *ckpt_task_next_file(struct task_struct *t, unsigned int *fd);
 bool ckpt_tree_has_file(struct ckpt_ctx *ctx, bool (*match)(struct file *, const void *),
 			const void *arg);
+int checkpoint_state_obj(struct ckpt_ctx *ctx, const void *key, void *obj, u32 type, u32 len,
+			 struct ckpt_hdr_file *h);
 struct task_struct *ckpt_tree_task(struct ckpt_ctx *ctx, pid_t pid);
 char *ckpt_fdinfo(struct file *file, size_t size);
 const char *ckpt_fdinfo_line(const char *text, const char *key);

@@ -44,14 +44,8 @@ static int checkpoint_eventfd_file(struct ckpt_ctx *ctx, struct file *file,
 	kvfree(info);
 	if (ret)
 		return ckpt_err(ctx, ret, "%pD: cannot read its state", file);
-	ret = ckpt_obj_add(ctx, file->private_data, CKPT_HDR_EVENTFD);
-	if (ret < 0)
-		return ret;
-	e.objref = ret;
 	e.flags = sem ? EFD_SEMAPHORE : 0;
-	h->obj = ret;
-	h->pos = 0;
-	return ckpt_write_obj(ctx, &e, CKPT_HDR_EVENTFD, sizeof(e));
+	return checkpoint_state_obj(ctx, file->private_data, &e, CKPT_HDR_EVENTFD, sizeof(e), h);
 }
 
 static long ckpt_eventfd_add(void *priv, unsigned long uaddr)

@@ -250,6 +250,17 @@ out:
 	return ret;
 }
 
+/* The next open file of @t from descriptor *@fd on (referenced), or NULL */
+struct file *ckpt_task_next_file(struct task_struct *t, unsigned int *fd)
+{
+	struct file *file;
+
+	rcu_read_lock();
+	file = task_lookup_next_fdget_rcu(t, fd);
+	rcu_read_unlock();
+	return file;
+}
+
 /* Whether a file for which @match says yes is open in a task of the tree */
 bool ckpt_tree_has_file(struct ckpt_ctx *ctx, bool (*match)(struct file *, const void *),
 			const void *arg)
@@ -266,9 +277,7 @@ bool ckpt_tree_has_file(struct ckpt_ctx *ctx, bool (*match)(struct file *, const
 		for (fd = 0; !found; fd++) {
 			struct file *file;
 
-			rcu_read_lock();
-			file = task_lookup_next_fdget_rcu(tree->tasks[i], &fd);
-			rcu_read_unlock();
+			file = ckpt_task_next_file(tree->tasks[i], &fd);
 			if (!file)
 				break;
 			found = match(file, arg);
@@ -390,6 +399,23 @@ long ckpt_user_ioctl(struct file *file, unsigned int cmd, void *arg, size_t len)
 	if (!file->f_op->unlocked_ioctl)
 		return -ENOTTY;
 	return ckpt_user_call(arg, len, ckpt_do_ioctl, &io);
+}
+
+/*
+ * Write the state object @obj (@type, @len bytes) of the kernel object @key
+ * once, as the one @h's FILE names.  Every state object starts with its id.
+ */
+int checkpoint_state_obj(struct ckpt_ctx *ctx, const void *key, void *obj, u32 type, u32 len,
+			 struct ckpt_hdr_file *h)
+{
+	s32 objref = ckpt_obj_add(ctx, key, type);
+
+	if (objref < 0)
+		return objref;
+	*(s32 *)(obj + sizeof(struct ckpt_hdr)) = objref;
+	h->obj = objref;
+	h->pos = 0;
+	return ckpt_write_obj(ctx, obj, type, len);
 }
 
 /* One DATA object: @len bytes of @objref's contents at @offset */
@@ -708,9 +734,7 @@ int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t)
 		struct ckpt_hdr_fd h = {};
 		struct file *file;
 
-		rcu_read_lock();
-		file = task_lookup_next_fdget_rcu(t, &fd);
-		rcu_read_unlock();
+		file = ckpt_task_next_file(t, &fd);
 		if (!file)
 			break;
 		if (++n > CKPT_FDS_MAX) {
@@ -802,8 +826,7 @@ int restore_prepare_fs(struct ckpt_ctx *ctx)
 	path = ckpt_str(ctx, h, sizeof(*h), h->path_len);
 	if (!path)
 		return -EINVAL;
-	if (h->h.len != sizeof(*h) + ALIGN(h->path_len, 8) || path[0] != '/' ||
-	    h->cwd_deleted > 1 || (h->cwd_mode & ~07777))
+	if (path[0] != '/' || h->cwd_deleted > 1 || (h->cwd_mode & ~07777))
 		return ckpt_err(ctx, -EINVAL, "bad FS object");
 	if (h->cwd_deleted)
 		ret = restore_deleted_cwd(ctx, path, h->cwd_mode, h->cwd_uid, h->cwd_gid,
@@ -836,8 +859,7 @@ int restore_file_obj(struct ckpt_ctx *ctx)
 	if (!path)
 		return -EINVAL;
 	ops = ckpt_file_ops_kind(h->kind);
-	if (h->h.len != sizeof(*h) + ALIGN(h->path_len, 8) || !ops ||
-	    h->objref <= 0 || h->pos < 0 || (h->f_flags & O_ACCMODE) == O_ACCMODE ||
+	if (!ops || h->objref <= 0 || h->pos < 0 || (h->f_flags & O_ACCMODE) == O_ACCMODE ||
 	    h->owner < 0 || h->owner_type > CKPT_OWNER_PGRP ||
 	    (h->owner && !h->owner_type) || h->signum > _NSIG)
 		return ckpt_err(ctx, -EINVAL, "bad FILE object for %s", path);

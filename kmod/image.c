@@ -343,15 +343,16 @@ void *ckpt_next(struct ckpt_ctx *ctx, u32 type, u32 min_len)
 }
 
 /*
- * The string of @str_len bytes (NUL included) after the @fixed bytes of
- * @obj, or NULL if it does not fit or is not terminated where it says.
+ * The string of @str_len bytes (NUL included) that ends @obj after its
+ * @fixed bytes, or NULL if it does not fill the rest of the object or is
+ * not terminated where it says.
  */
 const char *ckpt_str(struct ckpt_ctx *ctx, void *obj, u32 fixed, u32 str_len)
 {
 	struct ckpt_hdr *h = obj;
 	const char *s = obj + fixed;
 
-	if (!str_len || str_len > PATH_MAX || str_len > h->len - fixed ||
+	if (!str_len || str_len > PATH_MAX || h->len != fixed + ALIGN(str_len, 8) ||
 	    s[str_len - 1] || strlen(s) != str_len - 1) {
 		ckpt_err(ctx, -EINVAL, "%s object: bad string", ckpt_type_name(h->type));
 		return NULL;

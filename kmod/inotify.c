@@ -88,9 +88,7 @@ static char *ckpt_inode_path(struct ckpt_ctx *ctx, struct inode *inode, char *bu
 		for (fd = 0; !path; fd++) {
 			struct file *file;
 
-			rcu_read_lock();
-			file = task_lookup_next_fdget_rcu(t, &fd);
-			rcu_read_unlock();
+			file = ckpt_task_next_file(t, &fd);
 			if (!file)
 				break;
 			path = ckpt_path_in(file->f_path.mnt, inode, buf);
@@ -168,13 +166,7 @@ static int checkpoint_inotify_file(struct ckpt_ctx *ctx, struct file *file,
 	/* restart adds them in the order of their descriptors */
 	sort(watches, in.nr_watches, sizeof(*watches), ckpt_watch_cmp, NULL);
 	if (!ret)
-		ret = ckpt_obj_add(ctx, group, CKPT_HDR_INOTIFY);
-	if (ret >= 0) {
-		in.objref = ret;
-		h->obj = ret;
-		h->pos = 0;
-		ret = ckpt_write_obj(ctx, &in, CKPT_HDR_INOTIFY, sizeof(in));
-	}
+		ret = checkpoint_state_obj(ctx, group, &in, CKPT_HDR_INOTIFY, sizeof(in), h);
 	if (!ret) {
 		buf = __getname();
 		if (!buf)
@@ -224,8 +216,8 @@ static int restore_inotify_watch(struct ckpt_ctx *ctx, struct fsnotify_group *gr
 	path = ckpt_str(ctx, w, sizeof(*w), w->path_len);
 	if (!path)
 		return -EINVAL;
-	if (w->h.len != sizeof(*w) + ALIGN(w->path_len, 8) || w->wd <= last ||
-	    path[0] != '/' || (w->mask & ~ALL_INOTIFY_BITS) || (w->mask & IN_MASK_CREATE))
+	if (w->wd <= last || path[0] != '/' || (w->mask & ~ALL_INOTIFY_BITS) ||
+	    (w->mask & IN_MASK_CREATE))
 		return ckpt_err(ctx, -EINVAL, "bad INOTIFY_WATCH object");
 	ret = kern_path(path, w->mask & IN_DONT_FOLLOW ? 0 : LOOKUP_FOLLOW, &p);
 	if (ret)

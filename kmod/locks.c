@@ -126,9 +126,7 @@ int checkpoint_posix_locks(struct ckpt_ctx *ctx, struct task_struct *t)
 	for (fd = 0; !ret; fd++) {
 		struct file *file;
 
-		rcu_read_lock();
-		file = task_lookup_next_fdget_rcu(t, &fd);
-		rcu_read_unlock();
+		file = ckpt_task_next_file(t, &fd);
 		if (!file)
 			break;
 		for (i = 0; i < nr && seen[i] != file_inode(file); i++)

@@ -44,37 +44,41 @@ s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type)
 	return o->objref;
 }
 
-/* Restart: @objref now names @file; the hash owns the reference */
-int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+/* Restart: a new entry for @objref, which must not be defined yet */
+static struct ckpt_objref *ckpt_obj_new(struct ckpt_ctx *ctx, s32 objref, u32 type)
 {
 	struct ckpt_objref *o;
 
 	if (objref <= 0 || ckpt_obj_find_any(ctx, objref))
-		return -EINVAL;
+		return ERR_PTR(-EINVAL);
 	o = kzalloc(sizeof(*o), GFP_KERNEL);
 	if (!o)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
 	o->objref = objref;
-	o->type = CKPT_HDR_FILE;
-	o->file = file;
+	o->type = type;
 	hash_add(ctx->objhash, &o->hash, (unsigned long)objref);
+	return o;
+}
+
+/* Restart: @objref now names @file; the hash owns the reference */
+int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, CKPT_HDR_FILE);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->file = file;
 	return 0;
 }
 
 /* Restart: @objref names bookkeeping of a kind, @priv (kfree()d with it), and no file yet */
 int ckpt_obj_add_priv(struct ckpt_ctx *ctx, s32 objref, u32 type, void *priv)
 {
-	struct ckpt_objref *o;
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, type);
 
-	if (objref <= 0 || ckpt_obj_find_any(ctx, objref))
-		return -EINVAL;
-	o = kzalloc(sizeof(*o), GFP_KERNEL);
-	if (!o)
-		return -ENOMEM;
-	o->objref = objref;
-	o->type = type;
+	if (IS_ERR(o))
+		return PTR_ERR(o);
 	o->priv = priv;
-	hash_add(ctx->objhash, &o->hash, (unsigned long)objref);
 	return 0;
 }
 
@@ -89,25 +93,19 @@ struct ckpt_objref *ckpt_obj_find_any(struct ckpt_ctx *ctx, s32 objref)
 	return NULL;
 }
 
-/* Restart: the entry of @objref, if it was defined */
+/* Restart: the entry of @objref, if it was defined with a file */
 struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref)
 {
-	struct ckpt_objref *o;
+	struct ckpt_objref *o = ckpt_obj_find_any(ctx, objref);
 
-	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
-		if (o->objref == objref && o->file)
-			return o;
-	return NULL;
+	return o && o->file ? o : NULL;
 }
 
 struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
 {
-	struct ckpt_objref *o;
+	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
 
-	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
-		if (o->objref == objref && o->file)
-			return o->file;
-	return NULL;
+	return o ? o->file : NULL;
 }
 
 /* Restart: @objref names the pipe whose ends are @rd and @wr; the hash owns both */

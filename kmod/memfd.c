@@ -94,9 +94,9 @@ int restore_memfd_obj(struct ckpt_ctx *ctx)
 	name = ckpt_str(ctx, h, sizeof(*h), h->name_len);
 	if (!name)
 		return -EINVAL;
-	if (h->h.len != sizeof(*h) + ALIGN(h->name_len, 8) || h->objref <= 0 ||
-	    (h->seals & ~CKPT_MEMFD_SEALS) || (h->mode & ~07777) || h->size > CKPT_GHOST_SIZE_MAX ||
-	    h->name_len > NAME_MAX - strlen(CKPT_MEMFD_PREFIX) || strchr(name, '/'))
+	if (h->objref <= 0 || (h->seals & ~CKPT_MEMFD_SEALS) || (h->mode & ~07777) ||
+	    h->size > CKPT_GHOST_SIZE_MAX || h->name_len > NAME_MAX - strlen(CKPT_MEMFD_PREFIX) ||
+	    strchr(name, '/'))
 		return ckpt_err(ctx, -EINVAL, "bad MEMFD object");
 	if (ckpt_obj_find_any(ctx, h->objref))
 		return ckpt_err(ctx, -EINVAL, "memfd %d defined twice", h->objref);

@@ -34,13 +34,8 @@ static int checkpoint_signalfd_file(struct ckpt_ctx *ctx, struct file *file,
 	kvfree(info);
 	if (ret)
 		return ckpt_err(ctx, ret, "%pD: cannot read its mask", file);
-	ret = ckpt_obj_add(ctx, file->private_data, CKPT_HDR_SIGNALFD);
-	if (ret < 0)
-		return ret;
-	sfd.objref = ret;
-	h->obj = ret;
-	h->pos = 0;
-	return ckpt_write_obj(ctx, &sfd, CKPT_HDR_SIGNALFD, sizeof(sfd));
+	return checkpoint_state_obj(ctx, file->private_data, &sfd, CKPT_HDR_SIGNALFD, sizeof(sfd),
+				    h);
 }
 
 int restore_signalfd_obj(struct ckpt_ctx *ctx)

@@ -62,13 +62,7 @@ static int checkpoint_timerfd_file(struct ckpt_ctx *ctx, struct file *file,
 	if (t.value_ns && (t.settime_flags & TFD_TIMER_ABSTIME) &&
 	    ckpt_timerfd_realtime(t.clockid))
 		t.expiry_real_ns = ktime_get_real_ns() + t.value_ns;
-	ret = ckpt_obj_add(ctx, file->private_data, CKPT_HDR_TIMERFD);
-	if (ret < 0)
-		return ret;
-	t.objref = ret;
-	h->obj = ret;
-	h->pos = 0;
-	return ckpt_write_obj(ctx, &t, CKPT_HDR_TIMERFD, sizeof(t));
+	return checkpoint_state_obj(ctx, file->private_data, &t, CKPT_HDR_TIMERFD, sizeof(t), h);
 }
 
 int restore_timerfd_obj(struct ckpt_ctx *ctx)

@@ -892,7 +892,7 @@ static int restore_sock_check(struct ckpt_ctx *ctx, struct ckpt_hdr_socket *h,
 {
 	struct ckpt_rsock *l;
 
-	if (h->h.len != sizeof(*h) + ALIGN(h->path_len, 8) || h->objref <= 0 ||
+	if (h->objref <= 0 ||
 	    (h->type != SOCK_STREAM && h->type != SOCK_DGRAM && h->type != SOCK_SEQPACKET) ||
 	    h->state < CKPT_SOCK_UNCONNECTED || h->state > CKPT_SOCK_PENDING ||
 	    (h->shutdown & ~SHUTDOWN_MASK) || h->err < 0 || h->err > MAX_ERRNO ||

@@ -173,8 +173,7 @@ int restore_ghost_obj(struct ckpt_ctx *ctx)
 	path = ckpt_str(ctx, h, sizeof(*h), h->path_len);
 	if (!path)
 		return -EINVAL;
-	if (h->h.len != sizeof(*h) + ALIGN(h->path_len, 8) || h->objref <= 0 ||
-	    path[0] != '/' || (h->mode & ~07777) || h->size > CKPT_GHOST_SIZE_MAX)
+	if (h->objref <= 0 || path[0] != '/' || (h->mode & ~07777) || h->size > CKPT_GHOST_SIZE_MAX)
 		return ckpt_err(ctx, -EINVAL, "bad GHOST object for %s", path);
 	if (ckpt_obj_find_any(ctx, h->objref))
 		return ckpt_err(ctx, -EINVAL, "unlinked file %d defined twice", h->objref);

@@ -66,6 +66,8 @@ t('what the engine cannot save is refused at checkpoint by name, and the task ru
     ['events', /pid \d+ fd \d+: inotify: 1 events not read yet: not supported/],
     ['packet', /pid \d+ fd \d+: .*a packet-mode pipe is not supported/],
     ['lease', /pid \d+ fd \d+: .*a lease \(F_SETLEASE\) is not supported/],
+    ['scm', /pid \d+ fd \d+: unix socket has descriptors in flight \(SCM_RIGHTS\): not supported/],
+    ['timestamp', /pid \d+ fd \d+: unix socket option SO_TIMESTAMP: not supported/],
   ];
   for (const [mode, why] of cases) {
     const out = path.join(tempDir('kfref'), 'out.txt');

@@ -25,7 +25,8 @@
  * MODE "mix" holds one of each kind at once (the fuzz test's seed image),
  * prints "ready" and sleeps.  MODEs that must be refused print "ready" and
  * sleep: "inet" (an inet socket), "events" (inotify events not read yet),
- * "packet" (a packet-mode pipe), "lease" (a lease).
+ * "packet" (a packet-mode pipe), "lease" (a lease), "scm" (a descriptor in
+ * flight on a unix socket), "timestamp" (SO_TIMESTAMP on a unix socket).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,25 +52,13 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
-static int failures;
+#include "kcheck.h"
+
 static char dir[1024];
-
-static void check(int ok, const char *what)
-{
-	printf("%s %s\n", ok ? "ok" : "FAIL", what);
-	failures += !ok;
-}
-
-#define need(x) do { if (!(x)) { perror(#x); exit(100); } } while (0)
 
 static void path(char *buf, const char *name)
 {
 	snprintf(buf, PATH_MAX, "%s/%s", dir, name);
-}
-
-static void on_usr1(int sig)
-{
-	(void)sig;
 }
 
 /* Print "ready" and wait for SIGUSR1, which comes after the restart */
@@ -509,6 +498,23 @@ static int mode_refused(const char *mode)
 		fd = open(f, O_RDONLY);
 		if (fd >= 0 && fcntl(fd, F_SETLEASE, F_RDLCK))
 			fd = -1;
+	} else if (!strcmp(mode, "scm")) {
+		char c[CMSG_SPACE(sizeof(int))] = "";
+		struct iovec io = { "x", 1 };
+		struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = c,
+				    .msg_controllen = sizeof(c) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &(int){ 0 }, sizeof(int));
+		fd = socketpair(AF_UNIX, SOCK_STREAM, 0, p) || sendmsg(p[0], &m, 0) != 1 ? -1 : p[1];
+	} else if (!strcmp(mode, "timestamp")) {
+		int one = 1;
+
+		fd = socketpair(AF_UNIX, SOCK_DGRAM, 0, p) ||
+		     setsockopt(p[1], SOL_SOCKET, SO_TIMESTAMP, &one, sizeof(one)) ? -1 : p[1];
 	} else {
 		return 100;
 	}

@@ -33,20 +33,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-static int failures;
+#include "kcheck.h"
 
-static void check(int ok, const char *what)
-{
-	printf("%s %s\n", ok ? "ok" : "FAIL", what);
-	failures += !ok;
-}
-
-#define need(x) do { if (!(x)) { perror(#x); exit(100); } } while (0)
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-}
 
 static void wait_usr1(sigset_t *old)
 {

@@ -36,23 +36,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures;
+#include "kcheck.h"
+
 static char dir[1024];
 static pid_t child;
 static int sync_fds[2];	/* the child says it is ready */
-
-static void check(int ok, const char *what)
-{
-	printf("%s %s\n", ok ? "ok" : "FAIL", what);
-	failures += !ok;
-}
-
-#define need(x) do { if (!(x)) { perror(#x); exit(100); } } while (0)
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-}
 
 /* The parent prints "ready" once the child is ready; SIGUSR1 goes to both */
 static void wait_restart(void)
