@@ -30,11 +30,17 @@ export interface DumpOptions {
    */
   freezeCgroup?: string;
   /**
-   * The tree runs as a job of an interactive shell: its session and the
-   * terminal it uses belong to the shell, outside the tree (CRIU's
-   * --shell-job). Without it, such a terminal is refused.
+   * The tree is a job of an interactive shell (CRIU's --shell-job): the
+   * terminal it runs on and its session leader are outside the tree.
    */
   shellJob?: boolean;
+  /**
+   * Save TCP connections to peers outside the tree too (CRIU's
+   * --tcp-established): their packets are held back by a network lock from
+   * the dump until the restore, and the restored tree goes on with them.
+   * Without it such a connection is refused.
+   */
+  tcpEstablished?: boolean;
   /** Progress and diagnostics, one line per call. */
   log?: (line: string) => void;
 }
@@ -66,11 +72,16 @@ export interface RestoreOptions {
   /** Restore into a fresh pid namespace (where the backend supports it). */
   pidns?: boolean;
   /**
-   * The image is a shell job: the tree joins the restorer's session, its
-   * terminal is the restorer's, and it becomes that terminal's foreground
-   * job (CRIU's --shell-job).
+   * Restore a shell job: the tree joins the session of the caller, its
+   * terminal descriptors are the caller's terminal, and it becomes the
+   * foreground job if it was one (required for images dumped so).
    */
   shellJob?: boolean;
+  /**
+   * Leave the restored tasks frozen (where the backend supports it): nothing
+   * of the tree runs until `thaw()`, so a harness can attach first.
+   */
+  frozen?: boolean;
   log?: (line: string) => void;
 }
 
@@ -91,6 +102,8 @@ export interface RestoreResult {
   stats: RestoreStats;
   /** Resolves when the restored root task ends; rejects if restored with `detach`. */
   wait(): Promise<ExitStatus>;
+  /** Restored with `frozen`: let the tree run. */
+  thaw?(): Promise<void>;
 }
 
 /** A readable description of an image, for `cr show`. */
@@ -116,4 +129,6 @@ export interface Backend {
   recognizes(dir: string): Promise<boolean>;
   /** Decode an image for display; rejects with a CrError on a bad image. */
   describe(dir: string): Promise<ImageDescription>;
+  /** Let a tree that `restore({ frozen })` left frozen at root `pid` run (where supported). */
+  thaw?(pid: number): Promise<void>;
 }

@@ -52,6 +52,9 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_LOCK] = "LOCK",
 	[CKPT_HDR_TTY] = "TTY",
 	[CKPT_HDR_CTTY] = "CTTY",
+	[CKPT_HDR_PROCESS] = "PROCESS",
+	[CKPT_HDR_ITIMERS] = "ITIMERS",
+	[CKPT_HDR_POSIX_TIMER] = "POSIX_TIMER",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

@@ -14,6 +14,7 @@ import { Injection } from '../../userspace/sys/inject.js';
 import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
+import { inForeground } from './state/tty.js';
 import type { DumpShared, DumpTask } from './state/module.js';
 import { checkSharedTables, releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
@@ -80,7 +81,21 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   log(`seized ${pids.join(' ')} in ${(frozenAt - t0).toFixed(1)} ms`);
 
   const stats = { pagesWritten: 0 };
-  const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set() };
+  const shared: DumpShared = {
+    files: [], pipes: new Set(), shmem: new Set(), tree: pids, shellJob: !!opts.shellJob, tcpEstablished: !!opts.tcpEstablished, done: [],
+  };
+  // Every hook runs even after one failed; the first failure is thrown then.
+  const finish = (killed: boolean) => {
+    let failure: unknown;
+    for (const fn of shared.done.splice(0)) {
+      try {
+        fn(killed);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure) throw failure;
+  };
   try {
     checkSharedTables(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
@@ -91,13 +106,27 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
       created_ms: BigInt(Date.now()),
       page_size: 4096,
       tasks: tasks.map((t) => t.entry),
+      shell_job: !!opts.shellJob,
+      foreground: !!opts.shellJob && inForeground(opts.pid),
     });
+  } catch (err) {
+    images.discard();
+    try {
+      finish(false);
+    } catch {
+      /* the dump failed already: its own error says why */
+    }
+    releaseTree(tasks);
+    throw asCrError(err);
+  }
+
+  try {
+    finish(!opts.leaveRunning);
   } catch (err) {
     images.discard();
     releaseTree(tasks);
     throw asCrError(err);
   }
-
   if (opts.leaveRunning) releaseTree(tasks);
   else killTree(tasks);
   const end = performance.now();

@@ -26,6 +26,9 @@ export interface Inventory {
   created_ms: bigint;
   page_size: number;
   tasks: TaskEntry[];
+  /** Dumped with --shell-job: the terminal it ran on is cr restore's at restore, and whether it was the foreground job there. */
+  shell_job: boolean;
+  foreground: boolean;
 }
 
 export function readInventory(dir: string): Inventory {

@@ -11,17 +11,18 @@ import { execa, type ResultPromise } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { nativeBin } from '../../userspace/paths.js';
-import { procMaps, procStat } from '../../userspace/proc/parse.js';
+import { procMaps, procStat, statField } from '../../userspace/proc/parse.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
 import { kill, pidExists, SysError } from '../../userspace/sys/libc.js';
 import { Tracee } from '../../userspace/sys/ptrace.js';
-import { readInventory, type Inventory } from './inventory.js';
+import { readInventory, type Inventory, type TaskEntry } from './inventory.js';
 import { STATE_MODULES } from './state/index.js';
 import { mappedRanges } from './state/memory.js';
 import { cloneFlags } from './state/namespaces.js';
 import type { LoadedState, RestoreShared, RestoreTask } from './state/module.js';
+import { giveForeground, prepareTerminals, restorerTerminal, type Terminals } from './state/tty.js';
 
 const MMAP_MIN_ADDR = 0x10000n;
 
@@ -36,9 +37,11 @@ function bootstrapAddress(pid: number, imageRanges: [bigint, bigint][]): number 
   return Number(at);
 }
 
-const HELPER_OPTIONS = (detached: boolean) =>
+const HELPER_OPTIONS = (detached: boolean, handed: number[]) =>
   ({
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached, cleanup: !detached, reject: false, buffer: false,
+    // fd 3 reports; the descriptors handed to every task follow it (execa's
+    // types know integers only at 0-2; at runtime they are the same "share this fd").
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...handed] as unknown as ['inherit', 'inherit', 'inherit', 'pipe'], detached, cleanup: !detached, reject: false, buffer: false,
     // Without rseq, the kernel does not write into the placeholder's TLS
     // while its memory is being replaced.
     env: { GLIBC_TUNABLES: 'glibc.pthread.rseq=0' },
@@ -64,9 +67,13 @@ async function claimPid(pid: number): Promise<void> {
 }
 
 /** Returns the helper wrapped: awaiting a ResultPromise itself would wait for its exit. */
-async function createTasks(inv: Inventory, detach: boolean, pidns: boolean, nsFlags: number): Promise<{ helper: Helper; hostPids: Map<number, number> }> {
-  const args = [...(pidns ? ['-p'] : []), ...(nsFlags ? ['-n', nsFlags.toString(16)] : []), ...inv.tasks.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie ? `:z${t.exit_status}` : ''}${t.clone_files ? ':f' : ''}`)];
-  const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach));
+async function createTasks(inv: Inventory, detach: boolean, pidns: boolean, nsFlags: number, terminals: Terminals): Promise<{ helper: Helper; hostPids: Map<number, number> }> {
+  const ctty = (t: TaskEntry) => (t.sid === t.pid && terminals.ctty.has(t.pid) ? `:t${terminals.ctty.get(t.pid)}` : '');
+  const args = [
+    ...(pidns ? ['-p'] : []), ...(nsFlags ? ['-n', nsFlags.toString(16)] : []), ...(terminals.handed.length ? ['-h', String(terminals.handed.length)] : []),
+    ...inv.tasks.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie ? `:z${t.exit_status}` : ''}${t.clone_files ? ':f' : ''}${ctty(t)}`),
+  ];
+  const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach, terminals.handed));
   // Image pid -> pid as we see it: they differ inside a new pid namespace.
   const ready = new Map<number, number>();
   const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
@@ -90,7 +97,7 @@ async function createTasks(inv: Inventory, detach: boolean, pidns: boolean, nsFl
 function rebuild(imagePid: number, pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void): RestoreTask {
   const tracee = Tracee.seize(pid);
   const inj = Injection.begin(tracee, bootstrapAddress(pid, mappedRanges(dir, imagePid)));
-  const task: RestoreTask = { pid, dir, tracee, threads: [tracee], inj, shared, fdBase: 0, log };
+  const task: RestoreTask = { pid, dir, tracee, threads: [tracee], inj, shared, fdBase: 0, handed: [], log };
   STATE_MODULES.forEach((m, i) => {
     states[i].restore(task);
     log(`pid ${pid}: ${m.name} restored`);
@@ -103,25 +110,50 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   const inv = readInventory(opts.dir);
+  if (inv.shell_job && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job: restore it with --shell-job`);
+  if (inv.shell_job) restorerTerminal(); // fails now if cr restore has no terminal to give it
   // Zombies need no state: cr-mktree makes them end the way they ended.
   const loaded = inv.tasks.filter((t) => !t.zombie).map((t) => ({ pid: t.pid, states: STATE_MODULES.map((m) => m.load(opts.dir, t)) }));
   // In a new pid namespace the original pids are free by construction.
   if (!opts.pidns) for (const t of inv.tasks) await claimPid(t.pid);
 
+  // The ptys exist before the tasks: a session leader takes its terminal before it forks.
+  const terminals = prepareTerminals(opts.dir, inv, log);
   // The root goes into fresh namespaces of the kinds it had of its own.
-  const { helper, hostPids } = await createTasks(inv, !!opts.detach, !!opts.pidns, cloneFlags(opts.dir, inv.tasks[0].pid));
+  let created: Awaited<ReturnType<typeof createTasks>>;
+  try {
+    created = await createTasks(inv, !!opts.detach, !!opts.pidns, cloneFlags(opts.dir, inv.tasks[0].pid), terminals);
+  } catch (err) {
+    terminals.close();
+    throw err;
+  }
+  const { helper, hostPids } = created;
+  let shared: RestoreShared | undefined;
   try {
     // Every task is built before any runs: they may take shared objects from each other.
     const nsPids = new Map([...hostPids].map(([image, host]) => [host, image]));
-    const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids };
-    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, hostPids.get(t.pid)!, opts.dir, t.states, shared, log), states: t.states }));
+    shared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids, terminals, built: [], done: [] };
+    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, hostPids.get(t.pid)!, opts.dir, t.states, shared!, log), states: t.states }));
+    for (const fn of shared.built) fn();
     for (const { task, states } of tasks) {
       for (const s of states) s.settle(task);
       task.inj.endRestore();
       for (const s of states) s.finish(task);
     }
+    terminals.finish();
+    if (inv.foreground) giveForeground(Number(statField(procStat(hostPids.get(inv.tasks[0].pid)!), 5)), log);
+    for (const fn of shared.done.splice(0)) fn(true);
     for (const { task } of tasks) for (const th of task.threads) th.detach();
+    terminals.close();
   } catch (err) {
+    terminals.close();
+    for (const fn of shared?.done.splice(0) ?? []) {
+      try {
+        fn(false);
+      } catch {
+        /* the restore failed already; this is its tidying up */
+      }
+    }
     for (const pid of hostPids.values()) {
       try {
         kill(pid, SIG.KILL);

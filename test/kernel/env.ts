@@ -8,8 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { execaSync } from 'execa';
 import path from 'node:path';
-import { probe } from '../../backends/kernel/sys.js';
-import { helperPath } from '../../backends/kernel/restore.js';
+import { helperPath, probe } from '../../backends/kernel/sys.js';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import type { DumpOptions, ExitStatus } from '../../backends/types.js';
 import { packageRoot } from '../../userspace/paths.js';
@@ -41,8 +40,7 @@ export function startTo(program: string, args: string[], out: string): { pid: nu
   return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code))) };
 }
 
-
-/** Wait until @file holds @text. */
+/** Wait until @file contains @text. */
 export async function waitFor(file: string, text: string, ms = 30000): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {

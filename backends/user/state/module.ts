@@ -8,6 +8,7 @@ import type { Tracee } from '../../../userspace/sys/ptrace.js';
 import type { MapsEntry } from '../../../userspace/proc/parse.js';
 import type { ImageWriter } from '../image.js';
 import type { TaskEntry } from '../inventory.js';
+import type { Terminals } from './tty.js';
 
 /** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
 export interface DumpShared {
@@ -16,6 +17,16 @@ export interface DumpShared {
   pipes: Set<bigint>;
   /** Shared anonymous memory objects whose pages are already in the image, by inode. */
   shmem: Set<bigint>;
+  /** Every pid of the tree, and whether it is dumped as a shell job (--shell-job). */
+  tree: number[];
+  shellJob: boolean;
+  /** Whether TCP connections to peers outside the tree may be saved (--tcp-established). */
+  tcpEstablished: boolean;
+  /**
+   * Run once every task is saved, or the dump failed, just before the tasks
+   * are killed (`killed`) or let go: give back what the dump held or changed.
+   */
+  done: ((killed: boolean) => void)[];
 }
 
 /** Where restore created each shared object, so that others can take it from there. */
@@ -28,6 +39,12 @@ export interface RestoreShared {
   nsPids: Map<number, number>;
   /** Descriptors to close in a task once every task is built (pipe ends nobody had). */
   leftovers: Map<number, number[]>;
+  /** The ptys cr restore made before the tasks (tty.ts). */
+  terminals: Terminals;
+  /** Run once every task is built, before any settles: every task is still seized with its injection open. */
+  built: (() => void)[];
+  /** Run once every task has settled, just before they run (`ok`), or when the restore failed: give back what restore held. */
+  done: ((ok: boolean) => void)[];
 }
 
 export interface DumpTask {
@@ -57,6 +74,8 @@ export interface RestoreTask {
   shared: RestoreShared;
   /** Lowest descriptor number the image does not use: temporaries go at or above it. */
   fdBase: number;
+  /** Where the task keeps the descriptors cr restore handed it (terminals.handed), once files.ts lifted them. */
+  handed: number[];
   log: (line: string) => void;
 }
 
