@@ -16,6 +16,8 @@ export const NR_CLONE_WITH_PIDS = 550;
 /** checkpoint(2) flags, from include/uapi/linux/checkpoint.h. */
 export const CHECKPOINT_SUBTREE = 0x1;
 export const CHECKPOINT_KILL = 0x2;
+/** The tree may use its shell's terminal (kernel-patches/0009). */
+export const CHECKPOINT_SHELL_JOB = 0x4;
 /** restart(2) flags. */
 export const RESTART_TASKSELF = 0x1;
 export const RESTART_FROZEN = 0x2;
