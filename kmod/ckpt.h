@@ -45,6 +45,8 @@ struct ckpt_objref {
 	u32 type;		/* CKPT_HDR_* of the object that defines it */
 	struct file *file;	/* restart: the object, one reference held */
 	struct file *file2;	/* restart: a pipe's write end (file: its read end) */
+	void *priv;		/* restart: a kind's own bookkeeping, kfree()d with it */
+	u32 f_flags;		/* restart: a FILE's saved flags */
 };
 
 /* A VMA found in the image, validated before anything is changed */
@@ -55,6 +57,12 @@ struct ckpt_rvma {
 
 struct ckpt_rfd {
 	struct ckpt_hdr_fd *fd;
+	struct file *file;	/* not referenced: owned by the objhash */
+};
+
+/* A POSIX lock to take once the task's descriptors are in place */
+struct ckpt_rlock {
+	struct ckpt_hdr_lock *l;
 	struct file *file;	/* not referenced: owned by the objhash */
 };
 
@@ -72,6 +80,10 @@ struct ckpt_ctx {
 	DECLARE_HASHTABLE(objhash, 8);
 	s32 next_objref;
 
+	/* checkpoint: the tasks, and what is being saved ("pid 81 fd 5"), for errors */
+	struct ckpt_tree *tree;
+	char where[64];
+
 	/* restart: the whole image, read and checked before use */
 	struct list_head objs;
 	struct ckpt_obj *cur;
@@ -83,6 +95,9 @@ struct ckpt_ctx {
 	struct path cwd;
 	struct ckpt_rfd *fds;
 	unsigned int nr_fds;
+	struct ckpt_rlock *locks;
+	unsigned int nr_locks;
+	struct ckpt_hdr_ctty *ctty;
 	struct ckpt_hdr_mm *mm;
 	struct ckpt_rvma *vmas;
 	unsigned int nr_vmas;
@@ -111,7 +126,9 @@ int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file);
 struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref);
 int ckpt_obj_add_pipe(struct ckpt_ctx *ctx, s32 objref, struct file *rd, struct file *wr);
 struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write);
-void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both);
+struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref);
+struct ckpt_objref *ckpt_obj_find_any(struct ckpt_ctx *ctx, s32 objref);
+int ckpt_obj_add_priv(struct ckpt_ctx *ctx, s32 objref, u32 type, void *priv);
 
 /* image.c: log, errors, object I/O */
 __printf(2, 3) void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...);
@@ -119,6 +136,8 @@ __printf(3, 4) int ckpt_err(struct ckpt_ctx *ctx, int err, const char *fmt, ...)
 u64 ckpt_checksum(u64 sum, const void *buf, size_t len);
 int ckpt_write(struct ckpt_ctx *ctx, const void *buf, size_t len);
 int ckpt_write_obj(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len);
+int ckpt_write_obj_buf(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
+		       const void *buf, size_t blen);
 int ckpt_write_obj_str(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
 		       const char *str);
 int ckpt_write_hdr(struct ckpt_ctx *ctx, u32 type, u32 payload);
@@ -195,15 +214,105 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx);
 int restore_commit_task(struct ckpt_ctx *ctx, long *ax);
 
-/* files.c */
+/*
+ * files.c: the fd table, cwd and umask, and what every kind of open file
+ * shares.  Each kind lives in its own file and plugs in with one of these.
+ */
+struct ckpt_file_ops {
+	u32 kind;		/* enum ckpt_file_kind */
+	const char *name;	/* for messages: "eventfd", "unix socket", ... */
+	bool (*match)(struct file *file);
+	/*
+	 * Checkpoint: write what @file's state needs before its FILE object
+	 * (defined once for files that share it) and fill in @h (h->obj).
+	 */
+	int (*checkpoint)(struct ckpt_ctx *ctx, struct file *file,
+			  struct ckpt_hdr_file *h);
+	/* Restart: a new reference to the file the FILE object @h describes */
+	struct file *(*restore)(struct ckpt_ctx *ctx, struct ckpt_hdr_file *h,
+				const char *path);
+};
+
+/* A state object that FILE objects refer to, and how restart reads it */
+struct ckpt_obj_ops {
+	u32 type;		/* CKPT_HDR_* */
+	int (*restore)(struct ckpt_ctx *ctx);
+};
+
 int checkpoint_fs(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_file_obj(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
+struct file *ckpt_task_next_file(struct task_struct *t, unsigned int *fd);
+bool ckpt_tree_has_file(struct ckpt_ctx *ctx, bool (*match)(struct file *, const void *),
+			const void *arg);
+int checkpoint_state_obj(struct ckpt_ctx *ctx, const void *key, void *obj, u32 type, u32 len,
+			 struct ckpt_hdr_file *h);
+struct task_struct *ckpt_tree_task(struct ckpt_ctx *ctx, pid_t pid);
+char *ckpt_fdinfo(struct file *file, size_t size);
+const char *ckpt_fdinfo_line(const char *text, const char *key);
+bool ckpt_anon_is(struct file *file, const char *name);
+struct file *ckpt_take_fd(int fd);
+struct file *restore_state_file(struct ckpt_ctx *ctx, struct ckpt_hdr_file *h,
+				const char *path);
+long ckpt_user_call(void *arg, size_t len, long (*fn)(void *priv, unsigned long uaddr),
+		    void *priv);
+long ckpt_user_ioctl(struct file *file, unsigned int cmd, void *arg, size_t len);
+int checkpoint_data(struct ckpt_ctx *ctx, s32 objref, const void *buf, u32 len, u64 offset);
+int checkpoint_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u64 size);
+struct ckpt_hdr_data *restore_next_data(struct ckpt_ctx *ctx, s32 objref, u64 limit);
+int restore_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u64 size);
+void ckpt_set_status_flags(struct file *file, u32 flags);
+int ckpt_chown(struct ckpt_ctx *ctx, const struct path *path, u32 uid, u32 gid);
+int ckpt_unlink(struct ckpt_ctx *ctx, const struct path *path);
 int restore_prepare_fs(struct ckpt_ctx *ctx);
 int restore_prepare_files(struct ckpt_ctx *ctx);
 int restore_file_obj(struct ckpt_ctx *ctx);
+bool ckpt_is_file_part(u32 type);
+int restore_file_objs(struct ckpt_ctx *ctx);
 void restore_fs(struct ckpt_ctx *ctx);
 int restore_files(struct ckpt_ctx *ctx);
+
+/* unlinked.c: regular files unlinked while open, and a deleted working directory */
+extern const struct ckpt_file_ops ckpt_unlinked_ops;
+char *ckpt_deleted_path(const struct path *p, char *buf);
+int restore_ghost_obj(struct ckpt_ctx *ctx);
+int restore_deleted_cwd(struct ckpt_ctx *ctx, const char *path, u32 mode, u32 uid, u32 gid,
+			struct path *cwd);
+
+/* memfd.c */
+extern const struct ckpt_file_ops ckpt_memfd_ops;
+int restore_memfd_obj(struct ckpt_ctx *ctx);
+
+/* eventfd.c, timerfd.c, signalfd.c, eventpoll.c, inotify.c */
+extern const struct ckpt_file_ops ckpt_eventfd_ops;
+int restore_eventfd_obj(struct ckpt_ctx *ctx);
+extern const struct ckpt_file_ops ckpt_timerfd_ops;
+int restore_timerfd_obj(struct ckpt_ctx *ctx);
+extern const struct ckpt_file_ops ckpt_signalfd_ops;
+int restore_signalfd_obj(struct ckpt_ctx *ctx);
+extern const struct ckpt_file_ops ckpt_epoll_ops;
+int restore_epoll_obj(struct ckpt_ctx *ctx);
+extern const struct ckpt_file_ops ckpt_inotify_ops;
+int restore_inotify_obj(struct ckpt_ctx *ctx);
+
+/* unix.c: unix sockets */
+extern const struct ckpt_file_ops ckpt_unix_ops;
+bool ckpt_unix_outside(struct ckpt_ctx *ctx, struct file *file);
+int restore_socket_obj(struct ckpt_ctx *ctx);
+const char *ckpt_socket_family(struct file *file);
+
+/* locks.c: POSIX, OFD and flock locks */
+int checkpoint_file_locks(struct ckpt_ctx *ctx, struct file *file, s32 objref);
+int checkpoint_posix_locks(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_lock_obj(struct ckpt_ctx *ctx);
+int restore_posix_locks(struct ckpt_ctx *ctx);
+
+/* tty.c: pseudo-terminals, the controlling terminal, a shell job's terminal */
+extern const struct ckpt_file_ops ckpt_tty_ops;
+extern const struct ckpt_file_ops ckpt_ctty_ops;
+int checkpoint_ctty(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_tty_obj(struct ckpt_ctx *ctx);
+int restore_prepare_ctty(struct ckpt_ctx *ctx);
 
 /* A VMA as checkpoint found it, with the mmap lock held */
 struct ckpt_vma_desc {
@@ -243,11 +352,11 @@ int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_signal(struct ckpt_ctx *ctx);
 void restore_signal(struct ckpt_ctx *ctx);
 
-/* pipe.c */
+/* pipe.c: pipes and FIFOs */
+extern const struct ckpt_file_ops ckpt_pipe_ops;
+extern const struct ckpt_file_ops ckpt_fifo_ops;
 bool ckpt_is_pipe(struct file *file);
-int checkpoint_pipe(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
 int restore_pipe_obj(struct ckpt_ctx *ctx);
-int restore_fifo_data(struct ckpt_ctx *ctx, s32 objref, struct file *fifo);
 
 /* process.c: prctl(2) and sched_setattr(2) state, the executable, a job-control stop */
 int checkpoint_process(struct ckpt_ctx *ctx, struct task_struct *t);
@@ -264,6 +373,8 @@ int restore_timers(struct ckpt_ctx *ctx);
 int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_cred(struct ckpt_ctx *ctx);
 void restore_cred(struct ckpt_ctx *ctx);
+bool ckpt_uid_ok(const struct cred *old, kuid_t uid);
+bool ckpt_gid_ok(const struct cred *old, kgid_t gid);
 
 /* seccomp.c */
 int checkpoint_seccomp(struct ckpt_ctx *ctx, struct task_struct *t);

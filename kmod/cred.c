@@ -203,14 +203,14 @@ out:
 }
 
 /* setresuid(2): each new id one of the old ones, or CAP_SETUID */
-static bool ckpt_uid_ok(const struct cred *old, kuid_t uid)
+bool ckpt_uid_ok(const struct cred *old, kuid_t uid)
 {
 	return uid_eq(uid, old->uid) || uid_eq(uid, old->euid) ||
 	       uid_eq(uid, old->suid) ||
 	       ns_capable_setid(old->user_ns, CAP_SETUID);
 }
 
-static bool ckpt_gid_ok(const struct cred *old, kgid_t gid)
+bool ckpt_gid_ok(const struct cred *old, kgid_t gid)
 {
 	return gid_eq(gid, old->gid) || gid_eq(gid, old->egid) ||
 	       gid_eq(gid, old->sgid) ||

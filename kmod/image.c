@@ -38,6 +38,20 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_RLIMITS] = "RLIMITS",
 	[CKPT_HDR_PIPE] = "PIPE",
 	[CKPT_HDR_ZOMBIE] = "ZOMBIE",
+	[CKPT_HDR_DATA] = "DATA",
+	[CKPT_HDR_SOCKET] = "SOCKET",
+	[CKPT_HDR_SKB] = "SKB",
+	[CKPT_HDR_EVENTFD] = "EVENTFD",
+	[CKPT_HDR_TIMERFD] = "TIMERFD",
+	[CKPT_HDR_SIGNALFD] = "SIGNALFD",
+	[CKPT_HDR_EPOLL] = "EPOLL",
+	[CKPT_HDR_INOTIFY] = "INOTIFY",
+	[CKPT_HDR_INOTIFY_WATCH] = "INOTIFY_WATCH",
+	[CKPT_HDR_MEMFD] = "MEMFD",
+	[CKPT_HDR_GHOST] = "GHOST",
+	[CKPT_HDR_LOCK] = "LOCK",
+	[CKPT_HDR_TTY] = "TTY",
+	[CKPT_HDR_CTTY] = "CTTY",
 	[CKPT_HDR_PROCESS] = "PROCESS",
 	[CKPT_HDR_ITIMERS] = "ITIMERS",
 	[CKPT_HDR_POSIX_TIMER] = "POSIX_TIMER",
@@ -55,7 +69,7 @@ const char *ckpt_type_name(u32 type)
 
 static void ckpt_log(struct ckpt_ctx *ctx, const char *fmt, va_list ap)
 {
-	char buf[256];
+	char buf[320];
 	int len;
 
 	len = scnprintf(buf, sizeof(buf), "crengine[%d]: ", task_pid_vnr(current));
@@ -84,11 +98,15 @@ void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...)
 int ckpt_err(struct ckpt_ctx *ctx, int err, const char *fmt, ...)
 {
 	struct ckpt_hdr_error e = {};
-	char msg[200];
+	char msg[240];
 	va_list ap;
+	int len = 0;
 
+	/* checkpoint: say which process and descriptor it is about */
+	if (ctx->where[0])
+		len = scnprintf(msg, sizeof(msg), "%s: ", ctx->where);
 	va_start(ap, fmt);
-	vscnprintf(msg, sizeof(msg), fmt, ap);
+	vscnprintf(msg + len, sizeof(msg) - len, fmt, ap);
 	va_end(ap);
 	ckpt_msg(ctx, "error %d: %s", err, msg);
 
@@ -155,28 +173,34 @@ int ckpt_write_obj(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len)
 	return ckpt_write(ctx, obj, len);
 }
 
-/* Write a fixed part followed by a NUL-terminated string, padded to 8 */
-int ckpt_write_obj_str(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
-		       const char *str)
+/* Write a fixed part followed by @blen bytes of @buf, padded to 8 */
+int ckpt_write_obj_buf(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
+		       const void *buf, size_t blen)
 {
-	size_t slen = strlen(str) + 1;
 	struct ckpt_hdr *h = obj;
 	int ret;
 
 	h->type = type;
-	h->len = len + ALIGN(slen, 8);
+	h->len = len + ALIGN(blen, 8);
 	ctx->nr_objects++;
-	/* write the string in 8-byte pieces so the checksum sees whole words */
+	/* write the rest in 8-byte pieces so the checksum sees whole words */
 	ret = ckpt_write(ctx, obj, len);
-	if (!ret && slen - (slen % 8))
-		ret = ckpt_write(ctx, str, slen - (slen % 8));
-	if (!ret && slen % 8) {
+	if (!ret && blen - (blen % 8))
+		ret = ckpt_write(ctx, buf, blen - (blen % 8));
+	if (!ret && blen % 8) {
 		char last[8] = {};
 
-		memcpy(last, str + slen - (slen % 8), slen % 8);
+		memcpy(last, buf + blen - (blen % 8), blen % 8);
 		ret = ckpt_write(ctx, last, 8);
 	}
 	return ret;
+}
+
+/* Write a fixed part followed by a NUL-terminated string, padded to 8 */
+int ckpt_write_obj_str(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
+		       const char *str)
+{
+	return ckpt_write_obj_buf(ctx, obj, type, len, str, strlen(str) + 1);
 }
 
 int checkpoint_header(struct ckpt_ctx *ctx)
@@ -323,15 +347,16 @@ void *ckpt_next(struct ckpt_ctx *ctx, u32 type, u32 min_len)
 }
 
 /*
- * The string of @str_len bytes (NUL included) after the @fixed bytes of
- * @obj, or NULL if it does not fit or is not terminated where it says.
+ * The string of @str_len bytes (NUL included) that ends @obj after its
+ * @fixed bytes, or NULL if it does not fill the rest of the object or is
+ * not terminated where it says.
  */
 const char *ckpt_str(struct ckpt_ctx *ctx, void *obj, u32 fixed, u32 str_len)
 {
 	struct ckpt_hdr *h = obj;
 	const char *s = obj + fixed;
 
-	if (!str_len || str_len > PATH_MAX || str_len > h->len - fixed ||
+	if (!str_len || str_len > PATH_MAX || h->len != fixed + ALIGN(str_len, 8) ||
 	    s[str_len - 1] || strlen(s) != str_len - 1) {
 		ckpt_err(ctx, -EINVAL, "%s object: bad string", ckpt_type_name(h->type));
 		return NULL;

@@ -44,31 +44,68 @@ s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type)
 	return o->objref;
 }
 
-/* Restart: @objref now names @file; the hash owns the reference */
-int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+/* Restart: a new entry for @objref, which must not be defined yet */
+static struct ckpt_objref *ckpt_obj_new(struct ckpt_ctx *ctx, s32 objref, u32 type)
 {
 	struct ckpt_objref *o;
 
-	if (objref <= 0 || ckpt_obj_file(ctx, objref))
-		return -EINVAL;
+	if (objref <= 0 || ckpt_obj_find_any(ctx, objref))
+		return ERR_PTR(-EINVAL);
 	o = kzalloc(sizeof(*o), GFP_KERNEL);
 	if (!o)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
 	o->objref = objref;
-	o->type = CKPT_HDR_FILE;
-	o->file = file;
+	o->type = type;
 	hash_add(ctx->objhash, &o->hash, (unsigned long)objref);
+	return o;
+}
+
+/* Restart: @objref now names @file; the hash owns the reference */
+int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, CKPT_HDR_FILE);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->file = file;
 	return 0;
 }
 
-struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
+/* Restart: @objref names bookkeeping of a kind, @priv (kfree()d with it), and no file yet */
+int ckpt_obj_add_priv(struct ckpt_ctx *ctx, s32 objref, u32 type, void *priv)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, type);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->priv = priv;
+	return 0;
+}
+
+/* Restart: the entry of @objref, with a file or not */
+struct ckpt_objref *ckpt_obj_find_any(struct ckpt_ctx *ctx, s32 objref)
 {
 	struct ckpt_objref *o;
 
 	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
-		if (o->objref == objref && o->file)
-			return o->file;
+		if (o->objref == objref && !o->ptr)
+			return o;
 	return NULL;
+}
+
+/* Restart: the entry of @objref, if it was defined with a file */
+struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o = ckpt_obj_find_any(ctx, objref);
+
+	return o && o->file ? o : NULL;
+}
+
+struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
+
+	return o ? o->file : NULL;
 }
 
 /* Restart: @objref names the pipe whose ends are @rd and @wr; the hash owns both */
@@ -95,21 +132,6 @@ struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write)
 	return NULL;
 }
 
-/* Restart: the pipe @objref is now @both ends of one file (a FIFO's) */
-void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both)
-{
-	struct ckpt_objref *o;
-
-	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref) {
-		if (o->objref == objref && o->file2) {
-			fput(o->file);
-			fput(o->file2);
-			o->file = get_file(both);
-			o->file2 = get_file(both);
-		}
-	}
-}
-
 static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 {
 	struct ckpt_objref *o;
@@ -122,6 +144,7 @@ static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 			fput(o->file);
 		if (o->file2)
 			fput(o->file2);
+		kfree(o->priv);
 		kfree(o);
 	}
 }
@@ -171,6 +194,10 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	kfree(ctx->fds);
 	ctx->fds = NULL;
 	ctx->nr_fds = 0;
+	kfree(ctx->locks);
+	ctx->locks = NULL;
+	ctx->nr_locks = 0;
+	ctx->ctty = NULL;
 	kvfree(ctx->vmas);
 	ctx->vmas = NULL;
 	ctx->nr_vmas = 0;

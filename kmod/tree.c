@@ -183,6 +183,7 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 		return -ENOMEM;
 	}
 	tree->tasks[tree->nr++] = t;
+	ctx->tree = tree;
 	ret = ckpt_zombie(t) ? ckpt_err(ctx, -ESRCH, "pid %d is a zombie", pid) :
 			       checkpoint_may(ctx, t);
 	if (ret)
@@ -202,6 +203,7 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 	ckpt_msg(ctx, "pid %d: %u tasks froze in %lld us, frozen for %lld us\n", pid, tree->nr,
 		 ktime_us_delta(t1, t0), ktime_us_delta(ktime_get(), t1));
 out:
+	ctx->tree = NULL;
 	for (i = 0; i < tree->nr; i++)
 		put_task_struct(tree->tasks[i]);
 	kvfree(tree);

@@ -115,8 +115,12 @@ int checkpoint_vmas(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs, unsigned 
 		v.kind = d->kind;
 		v.prot = ckpt_vma_prot(d->flags);
 		v.growsdown = !!(d->flags & VM_GROWSDOWN);
-		if (d->file)
+		if (d->file) {
+			snprintf(ctx->where, sizeof(ctx->where), "mapping %lx-%lx", d->start,
+				 d->end);
 			ret = checkpoint_file_obj(ctx, d->file, &v.objref);
+			ctx->where[0] = 0;
+		}
 		if (!ret)
 			ret = ckpt_write_obj(ctx, &v, CKPT_HDR_VMA, sizeof(v));
 	}
@@ -188,8 +192,8 @@ int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi)
 	for (;;) {
 		u32 type = ckpt_peek(ctx);
 
-		if (type == CKPT_HDR_FILE) {
-			ret = restore_file_obj(ctx);
+		if (ckpt_is_file_part(type)) {
+			ret = restore_file_objs(ctx);
 		} else if (type == CKPT_HDR_VMA) {
 			if (ctx->nr_vmas == h->nr_vmas)
 				return ckpt_err(ctx, -EINVAL, "more VMAs than the MM object says");

@@ -10,7 +10,7 @@ import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { decodeImage, imagePath, logPath } from './image.js';
-import { checkpoint, CHECKPOINT_KILL, ensureEngine } from './sys.js';
+import { checkpoint, CHECKPOINT_KILL, CHECKPOINT_SHELL_JOB, ensureEngine } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
 export function lastLogLine(file: string): string | undefined {
@@ -55,7 +55,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const logFd = fs.openSync(logPath(opts.dir), 'w', 0o644);
   let r;
   try {
-    r = checkpoint(pid, imgFd, opts.leaveRunning ? 0 : CHECKPOINT_KILL, logFd);
+    r = checkpoint(pid, imgFd, (opts.leaveRunning ? 0 : CHECKPOINT_KILL) | (opts.shellJob ? CHECKPOINT_SHELL_JOB : 0), logFd);
   } finally {
     fs.closeSync(imgFd);
     fs.closeSync(logFd);

@@ -19,9 +19,22 @@ export const IMAGE_VERSION = 1;
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
   9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE',
-  80: 'PROCESS', 81: 'ITIMERS', 82: 'POSIX_TIMER', 100: 'SECCOMP', 126: 'ERROR', 127: 'TAIL',
+  60: 'DATA', 61: 'SOCKET', 62: 'SKB', 63: 'EVENTFD', 64: 'TIMERFD', 65: 'SIGNALFD', 66: 'EPOLL', 67: 'INOTIFY',
+  68: 'INOTIFY_WATCH', 69: 'MEMFD', 70: 'GHOST', 71: 'LOCK', 72: 'TTY', 73: 'CTTY', 80: 'PROCESS', 81: 'ITIMERS', 82: 'POSIX_TIMER', 100: 'SECCOMP',
+  126: 'ERROR', 127: 'TAIL',
 };
-const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36, PROCESS: 80, ITIMERS: 81, POSIX_TIMER: 82, SECCOMP: 100, ERROR: 126, TAIL: 127 };
+const T = {
+  HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36,
+  DATA: 60, SOCKET: 61, SKB: 62, EVENTFD: 63, TIMERFD: 64, SIGNALFD: 65, EPOLL: 66, INOTIFY: 67, INOTIFY_WATCH: 68, MEMFD: 69, GHOST: 70, LOCK: 71, TTY: 72, CTTY: 73,
+  PROCESS: 80, ITIMERS: 81, POSIX_TIMER: 82, SECCOMP: 100, ERROR: 126, TAIL: 127,
+};
+/** enum ckpt_file_kind (kmod/ckpt_image.h) */
+const FILE_KINDS = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo', 'unix socket', 'eventfd', 'timerfd', 'signalfd', 'epoll', 'inotify', 'memfd', 'unlinked file', 'terminal', '/dev/tty'];
+const SOCK_TYPES: Record<number, string> = { 1: 'stream', 2: 'datagram', 5: 'seqpacket' };
+const SOCK_STATES = ['?', 'unconnected', 'listening', 'connected', 'pending'];
+const SO_FLAGS: [number, string][] = [[0x1, 'passcred'], [0x2, 'passsec'], [0x4, 'passpidfd'], [0x40, 'client closed']];
+const LOCK_KINDS = ['?', 'posix', 'ofd', 'flock'];
+const OWNER_TYPES = ['?', 'tid', 'pid', 'pgrp'];
 const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
 const SCHED_POLICIES = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', '4', 'SCHED_IDLE', 'SCHED_DEADLINE'];
@@ -80,9 +93,21 @@ export interface DecodedImage {
   /** Details of the engine's objects, one human line each (cr show). */
   details: string[];
   pages: number;
+  /** A terminal of the image is its shell's (saved with CHECKPOINT_SHELL_JOB). */
+  shellJob: boolean;
 }
 
 const hex = (n: bigint): string => `0x${n.toString(16)}`;
+const oct = (n: number): string => `0${n.toString(8)}`;
+const secs = (ns: bigint): string => `${(Number(ns) / 1e9).toFixed(3)} s`;
+
+/** A struct ckpt_sockaddr at @at: "" if none, "@name" for an abstract one. */
+function sockaddr(o: Buffer, at: number): string {
+  const len = o.readUInt32LE(at);
+  if (len <= 2) return '';
+  const name = o.subarray(at + 8 + 2, at + 8 + Math.min(len, 112));
+  return name[0] === 0 ? `@${name.subarray(1).toString('latin1').replace(/\0+$/, '')}` : cstr(name, 0, name.length);
+}
 const cstr = (buf: Buffer, start: number, end: number): string => {
   const nul = buf.indexOf(0, start);
   return buf.toString('utf8', start, nul >= 0 && nul < end ? nul : end);
@@ -121,6 +146,8 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
   let tail: DecodedImage['tail'];
   let error: DecodedImage['error'];
   let pages = 0;
+  let shellJob = false;
+  const data = new Map<number, { bytes: number; objects: number }>();
   let off = 0;
   while (off + 8 <= buf.length) {
     const type = buf.readUInt32LE(off);
@@ -161,18 +188,77 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       error = { errno: o.readInt32LE(8), message: cstr(o, 16, len) };
     } else if (type === T.TASK && len >= 32) {
       details.push(`task pid ${o.readInt32LE(8)} comm ${cstr(o, 16, 32)}`);
-    } else if (type === T.FS && len >= 16) {
-      details.push(`cwd ${cstr(o, 16, len)} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
-    } else if (type === T.FILE && len >= 40) {
-      const kind = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo'][o.readUInt32LE(12)] ?? '?';
-      const where = kind === 'pipe end' ? `of pipe #${o.readInt32LE(36)}` : kind === 'fifo' ? `${cstr(o, 40, len)} of pipe #${o.readInt32LE(36)}` : `${cstr(o, 40, len)} `;
-      details.push(`file #${o.readInt32LE(8)} ${kind} ${where} flags 0${o.readUInt32LE(16).toString(8)}${kind === 'pipe end' ? '' : ` pos ${o.readBigInt64LE(24)}`}`);
+    } else if (type === T.FS && len >= 32) {
+      details.push(`cwd ${cstr(o, 32, len)}${o.readUInt32LE(16) ? ` (deleted, mode ${oct(o.readUInt32LE(20))}, owner ${o.readUInt32LE(24)}:${o.readUInt32LE(28)})` : ''} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
+    } else if (type === T.FILE && len >= 64) {
+      const kind = FILE_KINDS[o.readUInt32LE(12)] ?? '?';
+      const obj = o.readInt32LE(36);
+      const path = cstr(o, 64, len);
+      const where = obj ? `${path} of #${obj}` : path;
+      const owner = o.readInt32LE(40) ? ` owner ${OWNER_TYPES[o.readUInt32LE(44)] ?? '?'} ${o.readInt32LE(40)} (uid ${o.readUInt32LE(48)})` : '';
+      const sig = o.readUInt32LE(56) ? ` F_SETSIG ${o.readUInt32LE(56)}` : '';
+      details.push(`file #${o.readInt32LE(8)} ${kind} ${where} flags ${oct(o.readUInt32LE(16))}${obj ? '' : ` pos ${o.readBigInt64LE(24)}`}${owner}${sig}`);
     } else if (type === T.ZOMBIE && len >= 16) {
       const task = tree?.find((t) => t.pid === o.readInt32LE(8));
       if (task) task.zombie = o.readUInt32LE(12);
       details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}`);
-    } else if (type === T.PIPE && len >= 16) {
-      details.push(`pipe #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight`);
+    } else if (type === T.PIPE && len >= 24) {
+      details.push(`${o.readUInt32LE(20) ? 'fifo pipe' : 'pipe'} #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight, size ${o.readUInt32LE(16)}`);
+    } else if (type === T.DATA && len >= 24) {
+      const d = data.get(o.readInt32LE(8)) ?? { bytes: 0, objects: 0 };
+      d.bytes += o.readUInt32LE(12);
+      d.objects += 1;
+      data.set(o.readInt32LE(8), d);
+    } else if (type === T.SOCKET && len >= 360) {
+      const peer = o.readInt32LE(20);
+      const state = SOCK_STATES[o.readUInt32LE(16)] ?? '?';
+      const to = state === 'pending' ? ` to listener #${o.readInt32LE(24)}` : peer ? ` to #${peer}` : state === 'connected' ? (sockaddr(o, 164) ? ` to ${sockaddr(o, 164)} outside the tree` : ' to a closed peer') : '';
+      const addr = sockaddr(o, 44);
+      const bound = o.readUInt32LE(48);
+      const file = cstr(o, 360, len);
+      const name = addr ? ` ${bound === 1 ? 'bound to' : bound === 2 ? 'bound (path gone) as' : 'named'} ${addr}${bound === 1 && file ? ` (${file === addr ? '' : `${file} `}${oct(o.readUInt32LE(284))} ${o.readUInt32LE(288)}:${o.readUInt32LE(292)})` : ''}` : '';
+      const sh = o.readUInt32LE(28);
+      const flags = SO_FLAGS.filter(([b]) => o.readUInt32LE(296) & b).map(([, n]) => n);
+      if (o.readUInt32LE(296) & 0x8) flags.push(`sndbuf ${o.readUInt32LE(300)}`);
+      if (o.readUInt32LE(296) & 0x10) flags.push(`rcvbuf ${o.readUInt32LE(304)}`);
+      if (o.readBigUInt64LE(328)) flags.push(`rcvtimeo ${o.readBigUInt64LE(328)} us`);
+      if (o.readBigUInt64LE(336)) flags.push(`sndtimeo ${o.readBigUInt64LE(336)} us`);
+      if (o.readUInt32LE(296) & 0x20) flags.push(`peercred ${o.readInt32LE(344)}/${o.readUInt32LE(348)}/${o.readUInt32LE(352)}`);
+      details.push(`socket #${o.readInt32LE(8)} ${SOCK_TYPES[o.readUInt32LE(12)] ?? '?'} ${state}${to}${name}${state === 'listening' ? ` backlog ${o.readUInt32LE(32)}` : ''}, ${o.readUInt32LE(40)} queued${sh ? `, shutdown ${sh & 1 ? 'rd' : ''}${sh & 2 ? 'wr' : ''}` : ''}${o.readInt32LE(36) ? `, error ${o.readInt32LE(36)}` : ''}${flags.length ? `, ${flags.join(', ')}` : ''}`);
+    } else if (type === T.SKB && len >= 152) {
+      const from = sockaddr(o, 32);
+      const creds = o.readUInt32LE(24) === 0xffffffff ? '' : ` (pid ${o.readInt32LE(20)} uid ${o.readUInt32LE(24)} gid ${o.readUInt32LE(28)})`;
+      details.push(`  skb to #${o.readInt32LE(8)}: ${o.readUInt32LE(16)} bytes from ${o.readInt32LE(12) ? `#${o.readInt32LE(12)}` : from || 'an unnamed socket'}${creds}`);
+    } else if (type === T.EVENTFD && len >= 24) {
+      details.push(`eventfd #${o.readInt32LE(8)}: count ${o.readBigUInt64LE(16)}${o.readUInt32LE(12) & 1 ? ', semaphore' : ''}`);
+    } else if (type === T.TIMERFD && len >= 56) {
+      const v = o.readBigUInt64LE(32);
+      details.push(`timerfd #${o.readInt32LE(8)}: clock ${o.readInt32LE(12)}${v ? `, next in ${secs(v)}` : ', disarmed'}${o.readBigUInt64LE(40) ? `, every ${secs(o.readBigUInt64LE(40))}` : ''}, ${o.readBigUInt64LE(24)} expirations unread${o.readUInt32LE(16) ? `, settime flags ${o.readUInt32LE(16)}` : ''}`);
+    } else if (type === T.SIGNALFD && len >= 24) {
+      details.push(`signalfd #${o.readInt32LE(8)}: mask ${hex(o.readBigUInt64LE(16))}`);
+    } else if (type === T.EPOLL && len >= 16) {
+      const items: string[] = [];
+      for (let i = 0, p = 16; i < o.readUInt32LE(12) && p + 24 <= len; i++, p += 24) {
+        items.push(`fd ${o.readInt32LE(p)} (file #${o.readInt32LE(p + 4)}) events ${hex(BigInt(o.readUInt32LE(p + 8)))} data ${hex(o.readBigUInt64LE(p + 16))}`);
+      }
+      details.push(`epoll #${o.readInt32LE(8)}: ${items.length ? items.join(', ') : 'no items'}`);
+    } else if (type === T.INOTIFY && len >= 16) {
+      details.push(`inotify #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} watches`);
+    } else if (type === T.INOTIFY_WATCH && len >= 24) {
+      details.push(`  watch ${o.readInt32LE(8)} ${cstr(o, 24, len)} mask ${hex(BigInt(o.readUInt32LE(12)))}`);
+    } else if (type === T.MEMFD && len >= 40) {
+      details.push(`memfd #${o.readInt32LE(8)} "${cstr(o, 40, len)}": ${o.readBigUInt64LE(16)} bytes, seals ${hex(BigInt(o.readUInt32LE(12)))}, mode ${oct(o.readUInt32LE(24))}, owner ${o.readUInt32LE(28)}:${o.readUInt32LE(32)}`);
+    } else if (type === T.GHOST && len >= 40) {
+      details.push(`unlinked file #${o.readInt32LE(8)} ${cstr(o, 40, len)}: ${o.readBigUInt64LE(24)} bytes, mode ${oct(o.readUInt32LE(12))}, owner ${o.readUInt32LE(16)}:${o.readUInt32LE(20)}`);
+    } else if (type === T.LOCK && len >= 40) {
+      const end = o.readBigInt64LE(32);
+      details.push(`lock on file #${o.readInt32LE(8)}: ${LOCK_KINDS[o.readUInt32LE(12)] ?? '?'} ${o.readUInt32LE(16) === 1 ? 'write' : 'read'} ${o.readBigInt64LE(24)}-${end === 0x7fffffffffffffffn ? 'end' : end}`);
+    } else if (type === T.TTY && len >= 88) {
+      const pty = o.readUInt32LE(12) === 1;
+      shellJob ||= !pty;
+      details.push(`${pty ? `pty #${o.readInt32LE(8)} /dev/pts/${o.readUInt32LE(16)}${o.readUInt32LE(20) ? ' (locked)' : ''}${o.readUInt32LE(24) ? ' (packet mode)' : ''}` : `terminal #${o.readInt32LE(8)}: the shell's, the restarter's stdin takes its place`}, ${o.readUInt16LE(32)}x${o.readUInt16LE(34)}, lflag ${oct(o.readUInt32LE(52))}`);
+    } else if (type === T.CTTY && len >= 16) {
+      details.push(`controlling terminal #${o.readInt32LE(8)}${o.readUInt32LE(16) ? `, its session's leader, foreground group ${o.readInt32LE(12)}` : ''}`);
     } else if (type === T.FD && len >= 24) {
       const kind = o.readUInt32LE(16) === 2 ? 'inherited from the restarter' : `file #${o.readInt32LE(12)}`;
       details.push(`fd ${o.readInt32LE(8)}: ${kind}${o.readUInt32LE(20) ? ' (cloexec)' : ''}`);
@@ -232,8 +318,9 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
     }
     off += len;
   }
+  for (const [objref, d] of data) details.push(`data of #${objref}: ${d.bytes} bytes in ${d.objects} objects`);
   if (!header) throw bad('no header');
   if (!tree) throw bad('no task tree');
   if (!headOnly && !tail && !error) throw bad('no trailer (truncated)');
-  return { header, tree, objects, tail, error, details, pages };
+  return { header, tree, objects, tail, error, details, pages, shellJob };
 }

@@ -3,7 +3,8 @@
  * with the original pids, sessions and groups (clone_with_pids(2)) and
  * every task calls restart(ROOT, fd, RESTART_TASKSELF, logfd) on itself;
  * the engine rebuilds them one by one and lets them all return into the
- * checkpointed programs together.  The helper stays the root's parent,
+ * checkpointed programs together.  A shell job (--shell-job) joins our
+ * session, and the helper makes it the foreground job of our terminal.  The helper stays the root's parent,
  * reports "ready PID" per task or "error PID: why" on fd 3, and exits with
  * the root's status.  Restored `frozen` (RESTART_FROZEN), every task stays
  * held frozen by the engine until thaw() (`cr thaw ROOT`), which is
@@ -27,14 +28,15 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const img = imagePath(opts.dir);
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
   if (opts.pidns) throw new CrError('the kernel backend cannot restore into a new pid namespace yet');
-  const { tree } = decodeImage(img);
+  const { tree, shellJob } = decodeImage(img);
   const pid = tree[0].pid;
+  if (shellJob && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job (its terminal was its shell's): restore it with --shell-job`);
   for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
   const why = ensureEngine(log);
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
+  const helper = execa(helperPath(), [...(opts.shellJob ? ['-j'] : []), '-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
   const ready = new Set<number>();

@@ -15,6 +15,8 @@ export const NR_CLONE_WITH_PIDS = 550;
 
 /** checkpoint(2) flags, from include/uapi/linux/checkpoint.h; other bits give EINVAL. */
 export const CHECKPOINT_KILL = 0x1;
+/** The tree may use its shell's terminal (kernel-patches/0014). */
+export const CHECKPOINT_SHELL_JOB = 0x2;
 /** restart(2) flags. */
 export const RESTART_TASKSELF = 0x1;
 export const RESTART_FROZEN = 0x2;

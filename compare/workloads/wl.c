@@ -72,6 +72,11 @@
  *               N bytes queued each way (at most 4096)
  *   unix-listen=N a unix stream listener on a path with N connections not
  *               accepted yet (at most 8) and one accepted with bytes queued
+ *   epoll=N     an epoll set watching N pipes with data, one of them through
+ *               a descriptor that was closed since
+ *   timerfd=S   a timerfd armed for 1000 s with an interval of S s
+ *   signalfd=1  a signalfd for a blocked real-time signal
+ *   inotify=1   an inotify watch on the process's directory
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -87,8 +92,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
@@ -96,12 +103,14 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -1355,6 +1364,118 @@ static uint64_t threads_fold(int final)
 	return h;
 }
 
+/* epoll: level-triggered items report the same events before and after */
+static int ep_fd;
+static long ep_n;
+static uint64_t epoll_ready(void)
+{
+	struct epoll_event ev[64];
+	int n = epoll_wait(ep_fd, ev, 64, 0);
+	uint64_t seen = 0;
+	for (int i = 0; i < n; i++)
+		if (ev[i].events & EPOLLIN)
+			seen |= 1ULL << ev[i].data.u64;
+	return seen;
+}
+static void epoll_setup(long n)
+{
+	ep_n = n < 1 ? 1 : n > 32 ? 32 : n;
+	ep_fd = epoll_create1(0);
+	if (ep_fd < 0)
+		die("epoll_create1");
+	for (long i = 0; i < ep_n; i++) {
+		int p[2];
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)i };
+		if (pipe(p) || epoll_ctl(ep_fd, EPOLL_CTL_ADD, p[0], &ev))
+			die("epoll pipe");
+		xwrite(p[1], "e", 1);
+		/* the first is watched through a descriptor closed since */
+		if (i == 0 && (dup(p[0]) < 0 || close(p[0])))
+			die("dup");
+	}
+}
+static uint64_t epoll_fold(int final)
+{
+	(void)final;
+	uint64_t want = (1ULL << ep_n) - 1, seen = epoll_ready();
+	if (seen != want)
+		BAD("epoll: items 0x%llx ready, expected 0x%llx", (unsigned long long)seen, (unsigned long long)want);
+	return mix(0, seen);
+}
+
+/* timerfd */
+static int tf_fd;
+static long tf_interval;
+static void timerfd_setup(long s)
+{
+	struct itimerspec its = { { s, 0 }, { 1000, 0 } };
+	tf_interval = s;
+	tf_fd = timerfd_create(CLOCK_MONOTONIC, 0);
+	if (tf_fd < 0 || timerfd_settime(tf_fd, 0, &its, NULL))
+		die("timerfd");
+}
+static uint64_t timerfd_fold(int final)
+{
+	(void)final;
+	struct itimerspec g;
+	if (timerfd_gettime(tf_fd, &g) || g.it_interval.tv_sec != tf_interval || g.it_value.tv_sec > 1000 ||
+	    (!g.it_value.tv_sec && !g.it_value.tv_nsec))
+		BAD("timerfd: interval %lld s, %lld s left", (long long)g.it_interval.tv_sec, (long long)g.it_value.tv_sec);
+	return mix(0, (uint64_t)g.it_interval.tv_sec);
+}
+
+/* signalfd: reads a blocked real-time signal */
+#define SFDSIG (SIGRTMIN + 6)
+static int sf_fd;
+static void signalfd_setup(long arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SFDSIG);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+	sf_fd = signalfd(-1, &s, SFD_NONBLOCK);
+	if (sf_fd < 0)
+		die("signalfd");
+}
+static uint64_t signalfd_fold(int final)
+{
+	struct signalfd_siginfo si;
+	if (!final)
+		return mix(0, SFDSIG);
+	kill(getpid(), SFDSIG);
+	if (read(sf_fd, &si, sizeof(si)) != sizeof(si) || (int)si.ssi_signo != SFDSIG)
+		BAD("signalfd: does not read signal %d", SFDSIG);
+	return mix(0, SFDSIG);
+}
+
+/* inotify: the watch keeps its descriptor */
+static int in_fd, in_wd;
+static char in_dir[PATH_MAX];
+static void inotify_setup(long arg)
+{
+	(void)arg;
+	pathf(in_dir, "watched");
+	if (mkdir(in_dir, 0700) && errno != EEXIST)
+		die("mkdir watched");
+	in_fd = inotify_init1(IN_NONBLOCK);
+	in_wd = in_fd < 0 ? -1 : inotify_add_watch(in_fd, in_dir, IN_CREATE);
+	if (in_wd < 0)
+		die("inotify");
+}
+static uint64_t inotify_fold(int final)
+{
+	char buf[4096], f[PATH_MAX];
+	if (!final)
+		return mix(0, (uint64_t)in_wd);
+	snprintf(f, sizeof(f), "%s/new", in_dir);
+	close(open(f, O_CREAT | O_WRONLY, 0600));
+	struct inotify_event *e = (struct inotify_event *)buf;
+	if (read(in_fd, buf, sizeof(buf)) <= 0 || e->wd != in_wd || !(e->mask & IN_CREATE))
+		BAD("inotify: no IN_CREATE event for watch %d", in_wd);
+	return mix(0, (uint64_t)in_wd);
+}
+
 static struct module modules[] = {
 	{ "mem", mem_setup, mem_fold, 0, 0 },
 	{ "cow", cow_setup, cow_fold, 0, 0 },
@@ -1387,6 +1508,10 @@ static struct module modules[] = {
 	{ "tcp-listen", tcp_listen_setup, tcp_listen_fold, 0, 0 },
 	{ "tcp-established", tcp_established_setup, tcp_established_fold, 0, 0 },
 	{ "unix-listen", unix_listen_setup, unix_listen_fold, 0, 0 },
+	{ "epoll", epoll_setup, epoll_fold, 0, 0 },
+	{ "timerfd", timerfd_setup, timerfd_fold, 0, 0 },
+	{ "signalfd", signalfd_setup, signalfd_fold, 0, 0 },
+	{ "inotify", inotify_setup, inotify_fold, 0, 0 },
 	/* threads last: they must see every other module's state built;
 	 * cwd just before, so the others still create files by full path */
 	{ "cwd", cwd_setup, cwd_fold, 0, 0 },

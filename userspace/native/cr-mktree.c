@@ -5,7 +5,7 @@
  * This is the only part of cr-lab's restore path that forks: Node cannot
  * fork itself safely, and a task's pid can only be chosen at clone time.
  *
- *   cr-mktree [-p] [-n CLONE_FLAGS] [-h COUNT] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...
+ *   cr-mktree [-p] [-j] [-n CLONE_FLAGS] [-h COUNT] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...
  *
  * -n gives CLONE_NEW* flags (hex) the root is created with: the restored
  * tree then lives in fresh namespaces of those kinds (UTS, IPC, ...).
@@ -22,6 +22,9 @@
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
  * their original pids inside it.
+ * -j restores a shell job: the root, which joined our session, makes its
+ * process group the foreground job of our terminal (stdin), as a shell
+ * does for a job it starts (CRIU's --shell-job).
  *
  * The first argument is the root (its PPID is ignored); every other task
  * names a parent listed before it. The user backend gives the root alone:
@@ -86,6 +89,8 @@ static int nr_tasks;
 static const char *kimage;
 static unsigned long krestart_flags = RESTART_TASKSELF;
 static int klog_pipe[2] = { -1, -1 };
+/* -j: the root becomes the foreground job of our terminal */
+static int shell_job;
 
 static void report(const char *fmt, ...)
 {
@@ -202,6 +207,20 @@ static void __attribute__((noreturn)) become_task(int idx)
 		report("error %d: cannot join process group %d: %s\n", t->pid, t->pgid, strerror(errno));
 		_exit(125);
 	}
+	if (shell_job && idx == 0 && t->sid != t->pid && isatty(0)) {
+		sigset_t ttou, old;
+
+		/* a background group may take the terminal only with SIGTTOU held */
+		sigemptyset(&ttou);
+		sigaddset(&ttou, SIGTTOU);
+		sigprocmask(SIG_BLOCK, &ttou, &old);
+		if (tcsetpgrp(0, getpgrp()) < 0) {
+			report("error %d: cannot become the terminal's foreground job: %s\n", t->pid,
+			       strerror(errno));
+			_exit(125);
+		}
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
 
 	for (i = idx + 1; i < nr_tasks; i++) {
 		pid_t child;
@@ -311,6 +330,8 @@ int main(int argc, char **argv)
 			pidns = 1;
 		else if (strcmp(argv[first], "-n") == 0 && first + 1 < argc)
 			ns_flags = strtoull(argv[++first], NULL, 16);
+		else if (strcmp(argv[first], "-j") == 0)
+			shell_job = 1;
 		else if (strcmp(argv[first], "-h") == 0 && first + 1 < argc)
 			handed = atoi(argv[++first]);
 		else if (strcmp(argv[first], "-F") == 0)
@@ -323,7 +344,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-h COUNT] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-j] [-n CLONE_FLAGS] [-h COUNT] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {

@@ -92,6 +92,15 @@ const SEED_PROGRAMS: SeedProgram[] = [
     },
   },
   {
+    name: 'kfiles (sockets, a listener, eventfd, timerfd, signalfd, epoll, inotify, memfd, an unlinked file, locks, a pty)',
+    async start(dir) {
+      const out = path.join(dir, 'out.txt');
+      const c = startTo(kprogram('kfiles'), ['mix', dir], out);
+      await waitFor(out, 'ready');
+      return c.pid;
+    },
+  },
+  {
     name: 'confine (no_new_privs, two seccomp filters)',
     async start(dir) {
       const out = path.join(dir, 'out.txt');

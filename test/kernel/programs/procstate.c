@@ -13,9 +13,8 @@
  * with the number of failures.
  *
  * MODEs that must be refused: "cputimer" (a POSIX timer on its parent's
- * CPU clock), "memfd"
- * (an open memfd), "sysvshm" (an attached SysV shared memory segment).  They print
- * "ready" and sleep.
+ * CPU clock), "sysvshm" (an attached SysV shared memory segment).  They
+ * print "ready" and sleep.
  */
 #define _GNU_SOURCE
 #include <linux/capability.h>
@@ -73,9 +72,6 @@ int main(int argc, char **argv)
 		timer_t id;
 
 		if (clock_getcpuclockid(getppid(), &clock) || timer_create(clock, &ev, &id))
-			return 100;
-	} else if (!strcmp(argv[1], "memfd")) {
-		if (memfd_create("procstate", 0) < 0)
 			return 100;
 	} else if (!strcmp(argv[1], "sysvshm")) {
 		int id = shmget(IPC_PRIVATE, 65536, IPC_CREAT | 0600);
