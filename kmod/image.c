@@ -41,6 +41,13 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_PROCESS] = "PROCESS",
 	[CKPT_HDR_ITIMERS] = "ITIMERS",
 	[CKPT_HDR_POSIX_TIMER] = "POSIX_TIMER",
+	[CKPT_HDR_UTS_NS] = "UTS_NS",
+	[CKPT_HDR_IPC_NS] = "IPC_NS",
+	[CKPT_HDR_SHM] = "SHM",
+	[CKPT_HDR_MSG_QUEUE] = "MSG_QUEUE",
+	[CKPT_HDR_MSG] = "MSG",
+	[CKPT_HDR_SEM] = "SEM",
+	[CKPT_HDR_SEM_UNDO] = "SEM_UNDO",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };
@@ -154,28 +161,35 @@ int ckpt_write_obj(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len)
 	return ckpt_write(ctx, obj, len);
 }
 
-/* Write a fixed part followed by a NUL-terminated string, padded to 8 */
-int ckpt_write_obj_str(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
-		       const char *str)
+/* Write a fixed part followed by @size bytes of @data, padded to 8 */
+int ckpt_write_obj_data(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
+			const void *data, size_t size)
 {
-	size_t slen = strlen(str) + 1;
+	size_t whole = size - size % 8;
 	struct ckpt_hdr *h = obj;
 	int ret;
 
 	h->type = type;
-	h->len = len + ALIGN(slen, 8);
+	h->len = len + ALIGN(size, 8);
 	ctx->nr_objects++;
-	/* write the string in 8-byte pieces so the checksum sees whole words */
+	/* in 8-byte pieces, so that the checksum sees whole words */
 	ret = ckpt_write(ctx, obj, len);
-	if (!ret && slen - (slen % 8))
-		ret = ckpt_write(ctx, str, slen - (slen % 8));
-	if (!ret && slen % 8) {
+	if (!ret && whole)
+		ret = ckpt_write(ctx, data, whole);
+	if (!ret && size % 8) {
 		char last[8] = {};
 
-		memcpy(last, str + slen - (slen % 8), slen % 8);
+		memcpy(last, data + whole, size % 8);
 		ret = ckpt_write(ctx, last, 8);
 	}
 	return ret;
+}
+
+/* Write a fixed part followed by a NUL-terminated string, padded to 8 */
+int ckpt_write_obj_str(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
+		       const char *str)
+{
+	return ckpt_write_obj_data(ctx, obj, type, len, str, strlen(str) + 1);
 }
 
 int checkpoint_header(struct ckpt_ctx *ctx)
