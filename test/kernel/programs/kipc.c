@@ -19,7 +19,9 @@
  *    on semaphore 2, leaving the values 3 4 1;
  *  - a message queue and a semaphore set with IPC_PRIVATE keys;
  *  - and, for the fuzz test's seed, a POSIX timer armed for 1000 s.
- * It records every id, prints "ready" and waits for SIGUSR1.  Then it
+ * Objects of each kind created and removed first make the ids ones a fresh
+ * namespace would not hand out.  It records every id, prints "ready" and
+ * waits for SIGUSR1.  Then it
  * checks all of it: names, ids, keys, modes, owners, contents (child 1
  * writes into A and the root sees it), protections, the messages in
  * order, the values; tells child 1 and then child 2 to exit and checks
@@ -202,6 +204,15 @@ int main(void)
 	if (sethostname("kipc-host", 9) || setdomainname("kipc.domain", 11))
 		die("sethostname");
 
+	/* the ids: a removed object leaves a hole and moves the sequence on */
+	for (i = 0; i < 2; i++) {
+		int x = shmget(IPC_PRIVATE, PAGE, IPC_CREAT | 0600), y = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+		int z = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+
+		if (x < 0 || y < 0 || z < 0 || shmctl(x, IPC_RMID, NULL) || msgctl(y, IPC_RMID, NULL) ||
+		    semctl(z, 0, IPC_RMID))
+			die("ids");
+	}
 	a = shmget(KEY_A, SIZE_A, IPC_CREAT | IPC_EXCL | 0640);
 	b = shmget(IPC_PRIVATE, 2 * PAGE, IPC_CREAT | 0600);
 	c = shmget(IPC_PRIVATE, PAGE, IPC_CREAT | 0600);
