@@ -22,6 +22,9 @@
 
 #include "ckpt_image.h"
 
+struct ipc64_perm;
+struct ipc_namespace;
+
 /* Limits on what restart accepts from an image (it is untrusted input) */
 #define CKPT_OBJ_MAX		(512 * 1024)	/* bytes in one object */
 #define CKPT_IMAGE_MAX		BIT_ULL(30)	/* bytes in one image */
@@ -55,6 +58,33 @@ struct ckpt_rvma {
 	struct file *file;	/* not referenced: owned by the objhash */
 };
 
+/* A SysV object of the image, at restart */
+struct ckpt_ipc_obj {
+	int kind;			/* IPC_SHM_IDS, IPC_MSG_IDS, IPC_SEM_IDS */
+	struct ckpt_ipc_perm *perm;	/* in its defining object */
+	struct ckpt_obj *obj;		/* that object: SHM, MSG_QUEUE or SEM */
+	u32 nr;				/* PAGES or MSG objects right after it */
+	u64 size;			/* a segment's bytes, a set's semaphores */
+};
+
+/* A semaphore set of the tree's IPC namespace, at checkpoint */
+struct ckpt_sem_set {
+	s32 id;
+	u32 nsems;
+};
+
+/* The tree's own IPC namespace (ipc.c) */
+struct ckpt_ipc {
+	/* checkpoint */
+	struct ipc_namespace *ns;	/* referenced */
+	struct ckpt_sem_set *sems;	/* for the tasks' SEM_UNDO adjustments */
+	u32 nr_sems;
+	/* restart */
+	struct ckpt_hdr_ipc_ns *limits;
+	struct ckpt_ipc_obj *objs;
+	u32 nr_objs, max_objs;
+};
+
 struct ckpt_rfd {
 	struct ckpt_hdr_fd *fd;
 	struct file *file;	/* not referenced: owned by the objhash */
@@ -83,6 +113,10 @@ struct ckpt_ctx {
 	/* checkpoint: the tasks, and what is being saved ("pid 81 fd 5"), for errors */
 	struct ckpt_tree *tree;
 	char where[64];
+	/* the root's own namespaces: checkpoint, and restart for the whole group */
+	struct ckpt_hdr_uts_ns *uts_ns;	/* restart: its UTS_NS object */
+	struct ckpt_ipc *ipc;		/* NULL if it had no IPC namespace of its own */
+	bool ns_restored;		/* restart: the root rebuilt them */
 
 	/* restart: the whole image, read and checked before use */
 	struct list_head objs;
@@ -112,6 +146,8 @@ struct ckpt_ctx {
 	struct list_head *posix_timers_first;	/* first CKPT_HDR_POSIX_TIMER object */
 	unsigned int nr_posix_timers;
 	struct ckpt_hdr_seccomp *seccomp;
+	struct ckpt_obj *sem_undo_first;	/* first CKPT_HDR_SEM_UNDO object */
+	unsigned int nr_sem_undo;
 	struct cred *new_cred;		/* committed at the end of restart */
 	struct list_head *pages_first;	/* first CKPT_HDR_PAGES object */
 	u64 nr_pages;
@@ -336,7 +372,12 @@ int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi);
 struct ckpt_rvma *ckpt_find_vma(struct ckpt_ctx *ctx, u64 addr);
 int restore_vmas(struct ckpt_ctx *ctx);
 
-/* pages.c: page contents */
+/* pages.c: page contents, written CKPT_PAGES_PER_OBJ to a PAGES object */
+struct ckpt_pagebuf *ckpt_pagebuf_new(void);
+u64 ckpt_pagebuf_free(struct ckpt_pagebuf *pb);
+int ckpt_pagebuf_add(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb, u64 addr,
+		     struct page *page, bool zero_ok);
+int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb);
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
 		     struct ckpt_vma_desc *descs, unsigned int nr);
 int restore_prepare_pages(struct ckpt_ctx *ctx);
@@ -368,6 +409,55 @@ void restore_process_late(struct ckpt_ctx *ctx);
 int checkpoint_timers(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_timers(struct ckpt_ctx *ctx);
 int restore_timers(struct ckpt_ctx *ctx);
+
+/* namespaces.c: the tree's namespaces, the root's own UTS namespace */
+int checkpoint_namespaces(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+int restore_prepare_namespaces(struct ckpt_ctx *ctx);
+int restore_prepare_task_namespaces(struct ckpt_ctx *ctx, u32 idx);
+int restore_namespaces(struct ckpt_ctx *ctx);
+
+/* ipc.c: the root's own IPC namespace, what its SysV objects have in common */
+int checkpoint_ipc_ns(struct ckpt_ctx *ctx, struct ckpt_tree *tree, struct ipc_namespace *ns);
+void ckpt_ipc_free(struct ckpt_ctx *ctx);
+const char *ckpt_ipc_kind(int kind);
+int ckpt_ipc_collect(struct ipc_namespace *ns, int kind, struct ckpt_ipc_perm **out, u32 *nr);
+struct ckpt_ipc_obj *ckpt_ipc_find(struct ckpt_ctx *ctx, int kind, s32 id);
+int restore_prepare_ipc_ns(struct ckpt_ctx *ctx);
+int restore_prepare_ipc_fresh(struct ckpt_ctx *ctx, struct ipc_namespace *ns);
+int restore_prepare_ipc_obj(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *perm,
+			    struct ckpt_obj *obj, u32 nr, u64 size);
+int restore_ipc_create(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *perm,
+		       long (*create)(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, int flags),
+		       struct ckpt_ipc_obj *o);
+int restore_ipc64_perm(struct ckpt_ctx *ctx, struct ipc64_perm *p, struct ckpt_ipc_perm *perm);
+int restore_ipc_creator(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *perm);
+int restore_ipc_ns(struct ckpt_ctx *ctx);
+
+/* shm.c: SysV shm segments and their attachments */
+int ckpt_shm_keep(struct ckpt_ctx *ctx, struct ckpt_tree *tree, struct ckpt_ipc_perm *perm,
+		  u32 *nr);
+int checkpoint_shm_segments(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
+int ckpt_shm_vma_kind(struct ckpt_ctx *ctx, struct vm_area_struct *vma);
+int checkpoint_shm_attachments(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs,
+			       unsigned int nr);
+int restore_prepare_shm_segments(struct ckpt_ctx *ctx, u32 nr, u64 shmmax);
+int restore_shm_segments(struct ckpt_ctx *ctx);
+int restore_prepare_shm_vmas(struct ckpt_ctx *ctx);
+int restore_shm_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r, struct ckpt_rvma *last);
+
+/* msg.c: SysV message queues */
+int checkpoint_msg_queues(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
+int restore_prepare_msg_queues(struct ckpt_ctx *ctx, u32 nr, u32 msgmax);
+int restore_msg_queues(struct ckpt_ctx *ctx);
+
+/* sem.c: SysV semaphore sets, each process's SEM_UNDO adjustments */
+int checkpoint_sem_sets(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
+int checkpoint_sem_undo(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_may_sem_undo(struct ckpt_ctx *ctx, struct task_struct *a, struct task_struct *b);
+int restore_prepare_sem_sets(struct ckpt_ctx *ctx, u32 nr, u32 semmsl);
+int restore_sem_sets(struct ckpt_ctx *ctx);
+int restore_prepare_sem_undo(struct ckpt_ctx *ctx);
+int restore_sem_undo(struct ckpt_ctx *ctx);
 
 /* cred.c */
 int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);

@@ -7,9 +7,14 @@
  * size that is a multiple of 8; variable parts (strings, arrays, page data)
  * follow the fixed part and are padded to 8 bytes.
  *
+ * The namespaces the tree's root had of its own come after the TREE
+ * object, before the tasks:
+ *   [UTS_NS] [IPC_NS (SHM PAGES*)* (MSG_QUEUE MSG*)* SEM*]
+ *
  * Stream of one task:
- *   TASK PROCESS ITIMERS POSIX_TIMER* SIGNAL SIGPENDING CRED SECCOMP RLIMITS FS
- *   CTTY? (state | FILE | FD)* LOCK* MM (state | FILE | VMA)* CPU FPU PAGES*
+ *   TASK PROCESS ITIMERS POSIX_TIMER* SEM_UNDO* SIGNAL SIGPENDING CRED SECCOMP
+ *   RLIMITS FS CTTY? (state | FILE | FD)* LOCK* MM (state | FILE | VMA)* CPU
+ *   FPU PAGES*
  * where "state" is whatever a FILE names with its obj field, written once
  * before the first FILE that needs it: PIPE, SOCKET (with its SKBs), TTY,
  * MEMFD or GHOST (with DATA), EVENTFD, TIMERFD, SIGNALFD, EPOLL, INOTIFY.
@@ -47,6 +52,13 @@
 #define CKPT_HDR_PROCESS	80
 #define CKPT_HDR_ITIMERS	81
 #define CKPT_HDR_POSIX_TIMER	82
+#define CKPT_HDR_UTS_NS		83
+#define CKPT_HDR_IPC_NS		84
+#define CKPT_HDR_SHM		85
+#define CKPT_HDR_MSG_QUEUE	86
+#define CKPT_HDR_MSG		87
+#define CKPT_HDR_SEM		88
+#define CKPT_HDR_SEM_UNDO	89
 
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
@@ -110,6 +122,81 @@ struct ckpt_hdr_posix_timer {
 	__u32 pad;
 	struct ckpt_timer_value v;
 	__s64 overrun;		/* what timer_getoverrun(2) returns */
+};
+
+/* The names of a UTS namespace of the root's own (sethostname(2), setdomainname(2)) */
+struct ckpt_hdr_uts_ns {
+	struct ckpt_hdr h;
+	char nodename[65];	/* NUL-terminated */
+	char domainname[65];
+	__u8 pad[6];
+};
+
+/*
+ * An IPC namespace of the root's own: its limits (the kernel/shm*, msg*,
+ * sem sysctls), and how many objects of each kind follow
+ */
+struct ckpt_hdr_ipc_ns {
+	struct ckpt_hdr h;
+	__u64 shmmax;
+	__u64 shmall;
+	__u32 shmmni;
+	__u32 shm_rmid_forced;
+	__u32 msgmax;
+	__u32 msgmnb;
+	__u32 msgmni;
+	__u32 sem[4];		/* SEMMSL, SEMMNS, SEMOPM, SEMMNI */
+	__u32 nr_shm;
+	__u32 nr_msg;
+	__u32 nr_sem;
+};
+
+/* Key, id, owner, creator and mode of a SysV object; ids in the checkpointer's user namespace */
+struct ckpt_ipc_perm {
+	__s32 key;
+	__s32 id;
+	__u32 uid, gid;
+	__u32 cuid, cgid;
+	__u32 mode;		/* permission bits, SHM_DEST, SHM_LOCKED */
+	__u32 pad;
+};
+
+/* A SysV shm segment; then PAGES objects with its non-zero pages, by byte offset */
+struct ckpt_hdr_shm {
+	struct ckpt_hdr h;
+	struct ckpt_ipc_perm perm;
+	__u64 size;		/* bytes, as shmget(2) was given */
+};
+
+/* A SysV message queue; then nr_msgs MSG objects, in queue order */
+struct ckpt_hdr_msg_queue {
+	struct ckpt_hdr h;
+	struct ckpt_ipc_perm perm;
+	__u64 qbytes;		/* msg_qbytes */
+	__u32 nr_msgs;
+	__u32 pad;
+};
+
+/* One queued message: its type, then its size bytes */
+struct ckpt_hdr_msg {
+	struct ckpt_hdr h;
+	__s64 mtype;
+	__u64 size;
+};
+
+/* A SysV semaphore set: then nsems values (u16) */
+struct ckpt_hdr_sem {
+	struct ckpt_hdr h;
+	struct ckpt_ipc_perm perm;
+	__u32 nsems;
+	__u32 pad;
+};
+
+/* What the task's SEM_UNDO operations on set id will undo: nsems adjustments (s16) */
+struct ckpt_hdr_sem_undo {
+	struct ckpt_hdr h;
+	__s32 id;
+	__u32 nsems;
 };
 
 /* A zombie of the tree, in place of its TASK ... part: it only ends again */
@@ -503,6 +590,7 @@ enum ckpt_vma_kind {
 	CKPT_VMA_SHANON,	/* shared anonymous (shmem) */
 	CKPT_VMA_FILE,		/* private file mapping */
 	CKPT_VMA_SHFILE,	/* shared file mapping: contents live in the file */
+	CKPT_VMA_SYSVSHM,	/* SysV shm attachment: objref is the segment's id, pgoff in it */
 };
 
 struct ckpt_hdr_vma {
@@ -513,7 +601,7 @@ struct ckpt_hdr_vma {
 	__u64 vm_flags;		/* restored: madvise(2) and mlock(2) flags */
 	__u32 kind;		/* enum ckpt_vma_kind */
 	__u32 prot;		/* PROT_* */
-	__s32 objref;		/* the file, 0 for anonymous kinds */
+	__s32 objref;		/* the file, 0 for anonymous kinds; SYSVSHM: the shm id */
 	__u32 growsdown;
 };
 

@@ -33,7 +33,6 @@
 #include <linux/cred.h>
 #include <linux/fs_struct.h>
 #include <linux/ipc_namespace.h>
-#include <linux/nsproxy.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
 #include <linux/sched/user.h>
@@ -52,53 +51,17 @@ static u64 cap_val(kernel_cap_t c)
 	return c.val;
 }
 
-/* The namespaces of @t that are not the checkpointer's, by name, or NULL */
-static const char *ckpt_foreign_ns(struct task_struct *t)
-{
-	struct nsproxy *mine = current->nsproxy, *its;
-	const char *what = NULL;
-
-	if (task_cred_xxx(t, user_ns) != current_user_ns())
-		return "user";
-	if (task_active_pid_ns(t) != task_active_pid_ns(current))
-		return "pid";
-	task_lock(t);
-	its = t->nsproxy;
-	if (!its)
-		what = "every";	/* exiting */
-	else if (its->mnt_ns != mine->mnt_ns)
-		what = "mount";
-	else if (its->net_ns != mine->net_ns)
-		what = "network";
-	else if (its->uts_ns != mine->uts_ns)
-		what = "UTS";
-	else if (its->ipc_ns != mine->ipc_ns)
-		what = "IPC";
-	else if (its->pid_ns_for_children != mine->pid_ns_for_children)
-		what = "child pid";
-	else if (its->cgroup_ns != mine->cgroup_ns)
-		what = "cgroup";
-	else if (its->time_ns != mine->time_ns ||
-		 its->time_ns_for_children != mine->time_ns_for_children)
-		what = "time";
-	task_unlock(t);
-	return what;
-}
-
-/* What bounds @t that a restarted task would not keep: refused by name */
+/*
+ * What bounds @t that a restarted task would not keep: refused by name
+ * (namespaces: namespaces.c)
+ */
 static int checkpoint_confinement(struct ckpt_ctx *ctx, struct task_struct *t)
 {
 	pid_t pid = task_pid_vnr(t);
 	struct path root, mine;
-	const char *ns;
 	u32 secid, my_secid;
 	bool chrooted;
 
-	ns = ckpt_foreign_ns(t);
-	if (ns)
-		return ckpt_err(ctx, -EOPNOTSUPP,
-				"pid %d: a %s namespace other than the checkpointer's is not supported",
-				pid, ns);
 	task_lock(t);
 	if (!t->fs) {
 		task_unlock(t);

@@ -56,6 +56,13 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_ITIMERS] = "ITIMERS",
 	[CKPT_HDR_POSIX_TIMER] = "POSIX_TIMER",
 	[CKPT_HDR_SECCOMP] = "SECCOMP",
+	[CKPT_HDR_UTS_NS] = "UTS_NS",
+	[CKPT_HDR_IPC_NS] = "IPC_NS",
+	[CKPT_HDR_SHM] = "SHM",
+	[CKPT_HDR_MSG_QUEUE] = "MSG_QUEUE",
+	[CKPT_HDR_MSG] = "MSG",
+	[CKPT_HDR_SEM] = "SEM",
+	[CKPT_HDR_SEM_UNDO] = "SEM_UNDO",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

@@ -220,6 +220,8 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->posix_timers_first = NULL;
 	ctx->nr_posix_timers = 0;
 	ctx->seccomp = NULL;
+	ctx->sem_undo_first = NULL;
+	ctx->nr_sem_undo = 0;
 	ctx->pages_first = NULL;
 	ctx->nr_pages = 0;
 }
@@ -235,6 +237,7 @@ void ckpt_ctx_free(struct ckpt_ctx *ctx)
 	}
 	ckpt_obj_free_all(ctx);
 	ckpt_ctx_reset_task(ctx);
+	ckpt_ipc_free(ctx);
 	if (ctx->logfile)
 		fput(ctx->logfile);
 	fput(ctx->file);

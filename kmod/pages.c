@@ -33,7 +33,30 @@ struct ckpt_pagebuf {
 	u64 total;
 };
 
-static int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb)
+struct ckpt_pagebuf *ckpt_pagebuf_new(void)
+{
+	struct ckpt_pagebuf *pb = kzalloc(sizeof(*pb), GFP_KERNEL);
+
+	if (pb)
+		pb->data = vmalloc(CKPT_PAGES_PER_OBJ * PAGE_SIZE);
+	if (pb && !pb->data) {
+		kfree(pb);
+		pb = NULL;
+	}
+	return pb;
+}
+
+/* The number of pages written through @pb */
+u64 ckpt_pagebuf_free(struct ckpt_pagebuf *pb)
+{
+	u64 total = pb->total;
+
+	vfree(pb->data);
+	kfree(pb);
+	return total;
+}
+
+int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb)
 {
 	struct ckpt_hdr_pages h = { .nr = pb->nr };
 	int ret;
@@ -72,22 +95,39 @@ static int ckpt_get_page(struct ckpt_ctx *ctx, struct mm_struct *mm, unsigned lo
 	return ckpt_err(ctx, n < 0 ? n : -EIO, "cannot read the page at %lx", addr);
 }
 
+/*
+ * Add @page at @addr to @pb, unless @zero_ok and it is all zeros (a fresh
+ * mapping reads so); writes a PAGES object when @pb is full.
+ */
+int ckpt_pagebuf_add(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb, u64 addr,
+		     struct page *page, bool zero_ok)
+{
+	void *dst = pb->data + pb->nr * PAGE_SIZE;
+	void *src;
+
+	src = kmap_local_page(page);
+	memcpy(dst, src, PAGE_SIZE);
+	kunmap_local(src);
+	if (zero_ok && !memchr_inv(dst, 0, PAGE_SIZE))
+		return 0;
+	pb->addr[pb->nr++] = addr;
+	return pb->nr == CKPT_PAGES_PER_OBJ ? ckpt_pages_flush(ctx, pb) : 0;
+}
+
 static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
 				struct ckpt_vma_desc *d, struct ckpt_pagebuf *pb)
 {
 	unsigned long addr;
 	int ret;
 
-	if (d->kind == CKPT_VMA_SHFILE)
+	/* SysV shm pages are saved once, with the segment */
+	if (d->kind == CKPT_VMA_SHFILE || d->kind == CKPT_VMA_SYSVSHM)
 		return 0;
 	if ((d->kind == CKPT_VMA_ANON || d->kind == CKPT_VMA_FILE) && !d->anon)
 		return 0;
 
 	for (addr = d->start; addr < d->end; addr += PAGE_SIZE) {
-		void *dst = pb->data + pb->nr * PAGE_SIZE;
 		struct page *page;
-		bool keep;
-		void *src;
 		long n;
 
 		if (fatal_signal_pending(current))
@@ -102,19 +142,11 @@ static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
 			put_page(page);
 			continue;	/* the file or a fresh mapping has it */
 		}
-		src = kmap_local_page(page);
-		memcpy(dst, src, PAGE_SIZE);
-		kunmap_local(src);
+		/* a private file page that reads zeros still differs from the file */
+		ret = ckpt_pagebuf_add(ctx, pb, addr, page, d->kind != CKPT_VMA_FILE);
 		put_page(page);
-		keep = d->kind == CKPT_VMA_FILE || memchr_inv(dst, 0, PAGE_SIZE);
-		if (!keep)
-			continue;
-		pb->addr[pb->nr++] = addr;
-		if (pb->nr == CKPT_PAGES_PER_OBJ) {
-			ret = ckpt_pages_flush(ctx, pb);
-			if (ret)
-				return ret;
-		}
+		if (ret)
+			return ret;
 		cond_resched();
 	}
 	return 0;
@@ -125,26 +157,20 @@ int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_stru
 {
 	struct ckpt_pagebuf *pb;
 	unsigned int i;
+	u64 total;
 	int ret = 0;
 
-	pb = kzalloc(sizeof(*pb), GFP_KERNEL);
-	if (pb)
-		pb->data = vmalloc(CKPT_PAGES_PER_OBJ * PAGE_SIZE);
-	if (!pb || !pb->data) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	pb = ckpt_pagebuf_new();
+	if (!pb)
+		return -ENOMEM;
 	for (i = 0; !ret && i < nr; i++)
 		ret = checkpoint_vma_pages(ctx, mm, &descs[i], pb);
 	if (!ret)
 		ret = ckpt_pages_flush(ctx, pb);
+	total = ckpt_pagebuf_free(pb);
 	if (!ret)
 		ckpt_msg(ctx, "pid %d: %u mappings, %llu pages saved\n",
-			 task_pid_vnr(t), nr, pb->total);
-out:
-	if (pb)
-		vfree(pb->data);
-	kfree(pb);
+			 task_pid_vnr(t), nr, total);
 	return ret;
 }
 
@@ -167,7 +193,8 @@ int restore_prepare_pages(struct ckpt_ctx *ctx)
 		addr = (u64 *)(p + 1);
 		for (i = 0; i < p->nr; i++) {
 			r = ckpt_find_vma(ctx, addr[i]);
-			if (!PAGE_ALIGNED(addr[i]) || !r || r->v->kind == CKPT_VMA_SHFILE)
+			if (!PAGE_ALIGNED(addr[i]) || !r || r->v->kind == CKPT_VMA_SHFILE ||
+			    r->v->kind == CKPT_VMA_SYSVSHM)
 				return ckpt_err(ctx, -EINVAL,
 						"page at %llx is outside the saved mappings",
 						addr[i]);

@@ -54,6 +54,8 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t)
 	if (!ret)
 		ret = checkpoint_timers(ctx, t);	/* ITIMERS, POSIX_TIMERs */
 	if (!ret)
+		ret = checkpoint_sem_undo(ctx, t);
+	if (!ret)
 		ret = checkpoint_signal(ctx, t);	/* SIGNAL, SIGPENDING */
 	if (!ret)
 		ret = checkpoint_cred(ctx, t);
@@ -99,9 +101,13 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 		ret = ckpt_err(ctx, -EINVAL, "TASK object %u is pid %d, the tree says %d",
 			       idx, ctx->task->pid, g->pids[idx].pid);
 	if (!ret)
+		ret = restore_prepare_task_namespaces(ctx, idx);
+	if (!ret)
 		ret = restore_prepare_process(ctx);
 	if (!ret)
 		ret = restore_prepare_timers(ctx);	/* ITIMERS, POSIX_TIMERs */
+	if (!ret)
+		ret = restore_prepare_sem_undo(ctx);
 	if (!ret)
 		ret = restore_prepare_signal(ctx);	/* SIGNAL, SIGPENDING */
 	if (!ret)
@@ -128,7 +134,10 @@ int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 {
 	int ret;
 
-	ret = restore_files(ctx);
+	/* the root, first of all: its own namespaces, which the others use too */
+	ret = restore_namespaces(ctx);
+	if (!ret)
+		ret = restore_files(ctx);
 	if (!ret) {
 		restore_fs(ctx);
 		ret = restore_mm(ctx);
@@ -152,6 +161,8 @@ int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 	/* with the restarter's rights, as seccomp(2) from the restarter would */
 	if (!ret)
 		ret = restore_seccomp(ctx);
+	if (!ret)
+		ret = restore_sem_undo(ctx);
 	if (ret)
 		return ret;
 	/* last: the credentials may take away what the steps above needed */

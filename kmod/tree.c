@@ -94,6 +94,8 @@ static int checkpoint_image(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 	ret = checkpoint_header(ctx);
 	if (!ret)
 		ret = checkpoint_tree_obj(ctx, tree);
+	if (!ret)
+		ret = checkpoint_namespaces(ctx, tree);	/* the root's own, once */
 	for (i = 0; !ret && i < tree->nr; i++)
 		ret = checkpoint_task(ctx, tree->tasks[i]);
 	if (!ret)
@@ -149,6 +151,11 @@ static int checkpoint_may_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 				return ckpt_err(ctx, -EOPNOTSUPP,
 						"pids %d and %d share one %s: not supported",
 						task_pid_vnr(b), task_pid_vnr(a), what);
+			if (!tree->zombie[j]) {
+				ret = checkpoint_may_sem_undo(ctx, a, b);
+				if (ret)
+					return ret;
+			}
 		}
 	}
 	return 0;
@@ -225,6 +232,7 @@ int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
 	struct ckpt_obj *obj;
 	struct ckpt_pids *p;
 	u32 i, j, n = 0;
+	int ret;
 
 	tree = ckpt_next(ctx, CKPT_HDR_TREE, sizeof(*tree));
 	if (IS_ERR(tree))
@@ -247,6 +255,9 @@ int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
 			return ckpt_err(ctx, -EINVAL,
 					"TREE: pid %d has no parent before it", p[i].pid);
 	}
+	ret = restore_prepare_namespaces(ctx);	/* the root's own, before the tasks */
+	if (ret)
+		return ret;
 	g->parts = kcalloc(tree->nr_tasks, sizeof(*g->parts), GFP_KERNEL);
 	if (!g->parts)
 		return -ENOMEM;

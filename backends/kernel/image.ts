@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../userspace/errors.js';
+import { CLONE } from '../../userspace/sys/constants.js';
 import { IMAGE_NAME } from './identity.js';
 
 export const LOG_NAME = 'kernel.log';
@@ -20,14 +21,18 @@ export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
   9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE',
   60: 'DATA', 61: 'SOCKET', 62: 'SKB', 63: 'EVENTFD', 64: 'TIMERFD', 65: 'SIGNALFD', 66: 'EPOLL', 67: 'INOTIFY',
-  68: 'INOTIFY_WATCH', 69: 'MEMFD', 70: 'GHOST', 71: 'LOCK', 72: 'TTY', 73: 'CTTY', 80: 'PROCESS', 81: 'ITIMERS', 82: 'POSIX_TIMER', 100: 'SECCOMP',
+  68: 'INOTIFY_WATCH', 69: 'MEMFD', 70: 'GHOST', 71: 'LOCK', 72: 'TTY', 73: 'CTTY', 80: 'PROCESS', 81: 'ITIMERS', 82: 'POSIX_TIMER',
+  83: 'UTS_NS', 84: 'IPC_NS', 85: 'SHM', 86: 'MSG_QUEUE', 87: 'MSG', 88: 'SEM', 89: 'SEM_UNDO', 100: 'SECCOMP',
   126: 'ERROR', 127: 'TAIL',
 };
 const T = {
   HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36,
   DATA: 60, SOCKET: 61, SKB: 62, EVENTFD: 63, TIMERFD: 64, SIGNALFD: 65, EPOLL: 66, INOTIFY: 67, INOTIFY_WATCH: 68, MEMFD: 69, GHOST: 70, LOCK: 71, TTY: 72, CTTY: 73,
-  PROCESS: 80, ITIMERS: 81, POSIX_TIMER: 82, SECCOMP: 100, ERROR: 126, TAIL: 127,
+  PROCESS: 80, ITIMERS: 81, POSIX_TIMER: 82, UTS_NS: 83, IPC_NS: 84, SHM: 85, MSG_QUEUE: 86, MSG: 87, SEM: 88, SEM_UNDO: 89,
+  SECCOMP: 100, ERROR: 126, TAIL: 127,
 };
+/** CLONE_NEW* flags of the namespaces a root had of its own, by the object that saves them. */
+const NS_CLONE_FLAGS: Record<number, number> = { [T.UTS_NS]: CLONE.NEWUTS, [T.IPC_NS]: CLONE.NEWIPC };
 /** enum ckpt_file_kind (kmod/ckpt_image.h) */
 const FILE_KINDS = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo', 'unix socket', 'eventfd', 'timerfd', 'signalfd', 'epoll', 'inotify', 'memfd', 'unlinked file', 'terminal', '/dev/tty'];
 const SOCK_TYPES: Record<number, string> = { 1: 'stream', 2: 'datagram', 5: 'seqpacket' };
@@ -53,6 +58,12 @@ const timerValue = (o: Buffer, at: number): string => {
   const interval = o.readBigUInt64LE(at + 8);
   return value ? `${ms(value)} left${interval ? `, every ${ms(interval)}` : ''}` : 'disarmed';
 };
+
+/** struct ckpt_ipc_perm (kmod/ckpt_image.h) as cr show prints it. */
+const ipcPerm = (o: Buffer, at: number): string =>
+  `id ${o.readInt32LE(at + 4)} key 0x${(o.readInt32LE(at) >>> 0).toString(16).padStart(8, '0')} mode 0${(o.readUInt32LE(at + 24) & 0o777).toString(8)}` +
+  ` uid ${o.readUInt32LE(at + 8)} gid ${o.readUInt32LE(at + 12)} creator ${o.readUInt32LE(at + 16)}:${o.readUInt32LE(at + 20)}` +
+  `${o.readUInt32LE(at + 24) & 0o1000 ? ' removed' : ''}${o.readUInt32LE(at + 24) & 0o2000 ? ' locked' : ''}`;
 
 /** clockid_t as cr show prints it: a CPU clock is its pid (0: the task itself) and kind. */
 const clockName = (c: number): string =>
@@ -87,6 +98,8 @@ export interface TreeTask {
 export interface DecodedImage {
   header: ImageHeader;
   tree: TreeTask[];
+  /** CLONE_NEW* flags of the namespaces the root had of its own (UTS, IPC): restart makes fresh ones. */
+  cloneFlags: number;
   objects: ImageObject[];
   tail?: { nrObjects: number; checksum: string; checksumOk: boolean };
   error?: { errno: number; message: string };
@@ -148,6 +161,8 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
   let pages = 0;
   let shellJob = false;
   const data = new Map<number, { bytes: number; objects: number }>();
+  let cloneFlags = 0;
+  let shmPages: { id: number; pages: number } | undefined;
   let off = 0;
   while (off + 8 <= buf.length) {
     const type = buf.readUInt32LE(off);
@@ -158,6 +173,10 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       throw bad(`truncated in object ${objects.length} (${TYPE_NAMES[type] ?? type})`);
     }
     const o = buf.subarray(off, off + len);
+    if (shmPages && type !== T.PAGES) {
+      details.push(`    ${shmPages.pages} pages saved of shm ${shmPages.id}`);
+      shmPages = undefined;
+    }
     objects.push({ type, name: TYPE_NAMES[type] ?? `unknown(${type})`, offset: off, len });
     if (objects.length === 1) {
       if (type !== T.HEADER || len < 120 || o.readBigUInt64LE(8) !== MAGIC_HEAD) throw bad('bad magic');
@@ -265,13 +284,15 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
     } else if (type === T.MM && len >= 120) {
       details.push(`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}`);
     } else if (type === T.VMA && len >= 56) {
-      const kinds = ['?', 'anon private', 'anon shared', 'file private', 'file shared'];
+      const kinds = ['?', 'anon private', 'anon shared', 'file private', 'file shared', 'sysv shm'];
       const prot = o.readUInt32LE(44);
       const rwx = `${prot & 1 ? 'r' : '-'}${prot & 2 ? 'w' : '-'}${prot & 4 ? 'x' : '-'}`;
       const ref = o.readInt32LE(48);
       const vmFlags = o.readBigUInt64LE(32);
       const advice = VMA_ADVICE.filter(([bit]) => vmFlags & bit).map(([, name]) => ` ${name}`).join('');
-      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` file #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}${advice}`);
+      const kind = o.readUInt32LE(40);
+      const what = kind === 5 ? ` id ${ref} pgoff ${o.readBigUInt64LE(24)}` : ref ? ` file #${ref} pgoff ${o.readBigUInt64LE(24)}` : '';
+      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[kind] ?? '?'}${what}${o.readUInt32LE(52) ? ' growsdown' : ''}${advice}`);
     } else if (type === T.CPU && len >= 8 + 27 * 8) {
       details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
     } else if (type === T.FPU && len >= 16) {
@@ -314,13 +335,37 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       const nr = o.readUInt32LE(8);
       if (nr) details.push(`seccomp: ${nr} filter${nr === 1 ? '' : 's'}`);
     } else if (type === T.PAGES && len >= 16) {
-      pages += o.readUInt32LE(8);
+      if (shmPages) shmPages.pages += o.readUInt32LE(8);
+      else pages += o.readUInt32LE(8);
+    } else if (type === T.UTS_NS && len >= 144) {
+      details.push(`uts namespace of its own: hostname ${cstr(o, 8, 73)} domainname ${cstr(o, 73, 138)}`);
+    } else if (type === T.IPC_NS && len >= 72) {
+      const sem = [0, 1, 2, 3].map((i) => o.readUInt32LE(44 + i * 4)).join(' ');
+      details.push(`ipc namespace of its own: ${o.readUInt32LE(60)} shm segments, ${o.readUInt32LE(64)} message queues, ${o.readUInt32LE(68)} semaphore sets;` +
+        ` shmmax ${o.readBigUInt64LE(8)} shmall ${o.readBigUInt64LE(16)} shmmni ${o.readUInt32LE(24)} msgmax ${o.readUInt32LE(32)} msgmnb ${o.readUInt32LE(36)} msgmni ${o.readUInt32LE(40)} sem ${sem}`);
+    } else if (type === T.SHM && len >= 48) {
+      details.push(`  shm ${ipcPerm(o, 8)} size ${o.readBigUInt64LE(40)}`);
+    } else if (type === T.MSG_QUEUE && len >= 56) {
+      details.push(`  msg queue ${ipcPerm(o, 8)} qbytes ${o.readBigUInt64LE(40)}, ${o.readUInt32LE(48)} messages`);
+    } else if (type === T.MSG && len >= 24) {
+      details.push(`    message type ${o.readBigInt64LE(8)}, ${o.readBigUInt64LE(16)} bytes`);
+    } else if (type === T.SEM && len >= 48) {
+      const n = o.readUInt32LE(40);
+      const values = Array.from({ length: Math.min(n, (len - 48) / 2) }, (_, i) => o.readUInt16LE(48 + i * 2));
+      details.push(`  sem set ${ipcPerm(o, 8)} values ${values.join(' ')}`);
+    } else if (type === T.SEM_UNDO && len >= 16) {
+      const n = o.readUInt32LE(12);
+      const adj = Array.from({ length: Math.min(n, (len - 16) / 2) }, (_, i) => o.readInt16LE(16 + i * 2));
+      details.push(`sem undo: set ${o.readInt32LE(8)} adjustments ${adj.join(' ')}`);
     }
+    // a segment's pages follow it
+    if (type === T.SHM) shmPages = { id: o.readInt32LE(12), pages: 0 };
+    cloneFlags |= NS_CLONE_FLAGS[type] ?? 0;
     off += len;
   }
   for (const [objref, d] of data) details.push(`data of #${objref}: ${d.bytes} bytes in ${d.objects} objects`);
   if (!header) throw bad('no header');
   if (!tree) throw bad('no task tree');
   if (!headOnly && !tail && !error) throw bad('no trailer (truncated)');
-  return { header, tree, objects, tail, error, details, pages, shellJob };
+  return { header, tree, cloneFlags, objects, tail, error, details, pages, shellJob };
 }

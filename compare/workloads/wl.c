@@ -53,7 +53,9 @@
  *   itimer=1    an armed ITIMER_REAL with an interval
  *   caps=1      capabilities dropped from the effective, permitted and
  *               bounding sets
- *   sysvshm=KiB a SysV shared memory segment, attached and filled
+ *   sysvshm=KiB a SysV shared memory segment, attached and filled, in an
+ *               IPC namespace of its own (a backend saves the objects of
+ *               the tree's own namespace only)
  *   fdtable=1   a child process sharing the fd table (CLONE_FILES)
  *   cow=KiB     private memory a forked child still shares copy-on-write:
  *               a page neither wrote must stay one physical page (pagemap,
@@ -1086,12 +1088,14 @@ static uint64_t caps_fold(int final)
 	return mix(mix(0, d[0].effective), d[0].permitted);
 }
 
-/* sysvshm: a private segment, attached and filled */
+/* sysvshm: a private segment, attached and filled, in an IPC namespace of our own */
 static int shm_id;
 static char *shm_p;
 static size_t shm_n;
 static void sysvshm_setup(long kib)
 {
+	if (unshare(CLONE_NEWIPC))
+		die("unshare(CLONE_NEWIPC)");
 	shm_n = (size_t)(kib < 4 ? 4 : kib) << 10;
 	shm_id = shmget(IPC_PRIVATE, shm_n, IPC_CREAT | 0600);
 	if (shm_id < 0)

@@ -209,10 +209,9 @@ async function refused(argv: string[], why: RegExp): Promise<void> {
 
 t('what confines a task and would not come back is refused at checkpoint, by name', async () => {
   const confine = kprogram('confine');
-  await refused(['unshare', '-n', confine, 'wait'], /a network namespace other than the checkpointer's is not supported/);
-  await refused(['unshare', '-m', confine, 'wait'], /a mount namespace other than the checkpointer's is not supported/);
-  await refused(['unshare', '-U', confine, 'wait'], /a user namespace other than the checkpointer's is not supported/);
-  await refused(['unshare', '-u', confine, 'wait'], /a UTS namespace other than the checkpointer's is not supported/);
+  await refused(['unshare', '-n', confine, 'wait'], /its network namespace is not the checkpointer's: not supported/);
+  await refused(['unshare', '-m', confine, 'wait'], /its mount namespace is not the checkpointer's: not supported/);
+  await refused(['unshare', '-U', confine, 'wait'], /its user namespace is not the checkpointer's: not supported/);
   await refused([confine, 'mseal'], /mapping [0-9a-f]+-[0-9a-f]+ is sealed \(mseal\): not supported/);
   // a chroot: the program alone in a directory of its own
   const root = tempDir('ksndroot');

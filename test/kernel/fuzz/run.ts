@@ -101,6 +101,15 @@ const SEED_PROGRAMS: SeedProgram[] = [
     },
   },
   {
+    name: 'kipc (its own UTS and IPC namespaces: SysV segments, queues, semaphores, SEM_UNDO; POSIX timers)',
+    async start(dir) {
+      const out = path.join(dir, 'out.txt');
+      const c = startTo('unshare', ['-iu', kprogram('kipc')], out);
+      await waitFor(out, 'ready');
+      return c.pid;
+    },
+  },
+  {
     name: 'confine (no_new_privs, two seccomp filters)',
     async start(dir) {
       const out = path.join(dir, 'out.txt');
@@ -193,9 +202,11 @@ const errorIn = (file: string): boolean => {
  * others failed waits out the group's timeout, which is not the fuzzer's
  * business).
  */
-export async function tryImage(file: string, logFile: string, tree: TreeTask[]): Promise<Outcome> {
+export async function tryImage(file: string, logFile: string, tree: TreeTask[], cloneFlags = 0): Promise<Outcome> {
   const args = tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`);
-  const h = execa(helperPath(), ['-k', file, logFile, ...args], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], reject: false, buffer: false });
+  // a root that had UTS/IPC namespaces of its own is made in fresh ones, as cr restore does
+  const ns = cloneFlags ? ['-n', cloneFlags.toString(16)] : [];
+  const h = execa(helperPath(), ['-k', file, logFile, ...ns, ...args], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], reject: false, buffer: false });
   let status = '';
   h.stdio[3]!.on('data', (c: Buffer) => {
     status += c.toString();
@@ -257,15 +268,16 @@ export async function fuzz(seeds: Seed[], count: number, runSeed: number,
       const m = mutate(seeds, all, n, runSeed);
       fs.writeFileSync(file, m.img);
       fs.writeFileSync(logFile, '');
-      let tree: TreeTask[];
+      let image: { tree: TreeTask[]; cloneFlags: number };
       try {
-        tree = decodeImage(file).tree;
-        if (tree.length > 64) throw new Error('too large a tree to create');
+        image = decodeImage(file);
+        if (image.tree.length > 64) throw new Error('too large a tree to create');
       } catch {
         // what userspace cannot read, the kernel must refuse as well: try it with the seed's tree
-        tree = decodeImage(seedFile(seeds, m.seed, dir)).tree;
+        image = decodeImage(seedFile(seeds, m.seed, dir));
       }
-      let o = await tryImage(file, logFile, tree);
+      const { tree, cloneFlags } = image;
+      let o = await tryImage(file, logFile, tree, cloneFlags);
       const changed = !m.img.equals(seeds.find((s) => s.name === m.seed)!.img);
       if (o.kind === 'restarted' && !m.fixed && changed) o = { kind: 'misbehaved', why: 'an image whose checksum no longer matches was restarted' };
       const trouble = dmesgTrouble(kmsg.read().join('\n'));
