@@ -1,7 +1,8 @@
 /**
  * Reading kernel-backend images in TypeScript: the framing and the public
  * objects (include/uapi/linux/checkpoint.h) and, for `cr show`, the
- * engine's own objects (kmod/ckpt_image.h, image version 1).
+ * engine's own objects (kmod/ckpt_image.h, image version 2). Page data is
+ * never read: an image of several GiB costs what its metadata costs.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,13 +15,13 @@ export const logPath = (dir: string): string => path.join(dir, LOG_NAME);
 
 export const MAGIC_HEAD = 0x54504b4358554e4cn;
 export const MAGIC_TAIL = 0x4c494154544b4344n;
-export const IMAGE_VERSION = 1;
+export const IMAGE_VERSION = 2;
 
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
-  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE', 126: 'ERROR', 127: 'TAIL',
+  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE', 120: 'CHAIN', 126: 'ERROR', 127: 'TAIL',
 };
-const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36, ERROR: 126, TAIL: 127 };
+const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36, CHAIN: 120, ERROR: 126, TAIL: 127 };
 const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
 
@@ -46,19 +47,25 @@ export interface TreeTask {
   ppid: number;
   pgid: number;
   sid: number;
-  /** A zombie's wait status (from its ZOMBIE object; full decode only). */
+  /** A zombie's wait status (from its ZOMBIE object). */
   zombie?: number;
 }
 
-export interface DecodedImage {
+export interface KernelImage {
   header: ImageHeader;
   tree: TreeTask[];
+  /** Where the image stands in a chain of checkpoints (pre-dumps), if it does. */
+  chain?: { id: string; parentId?: string; parentPath?: string; tracking: boolean };
   objects: ImageObject[];
-  tail?: { nrObjects: number; checksum: string; checksumOk: boolean };
+  /** checksumOk: whether the trailer's checksum matches (only read with `full`). */
+  tail?: { nrObjects: number; checksum: string; checksumOk?: boolean };
   error?: { errno: number; message: string };
-  /** Details of the engine's objects, one human line each (cr show). */
+  /** Details of the engine's objects, one human line each (cr show; `full` only). */
   details: string[];
+  /** Pages whose data the image holds. */
   pages: number;
+  /** Pages it leaves in its parent (`full` only). */
+  parentPages: number;
 }
 
 const hex = (n: bigint): string => `0x${n.toString(16)}`;
@@ -67,50 +74,85 @@ const cstr = (buf: Buffer, start: number, end: number): string => {
   return buf.toString('utf8', start, nul >= 0 && nul < end ? nul : end);
 };
 
-/** The image's checksum, as kmod/image.c computes it (FNV-style over u64 words). */
-function checksum(buf: Buffer, end: number): bigint {
-  let sum = 0xcbf29ce484222325n;
-  const mask = (1n << 64n) - 1n;
-  for (let off = 0; off + 8 <= end; off += 8) sum = ((sum ^ buf.readBigUInt64LE(off)) * 0x100000001b3n) & mask;
+const MASK64 = (1n << 64n) - 1n;
+
+/** The image's checksum, as kmod/image.c computes it (FNV-style over u64 words), continued over @buf. */
+function checksum(sum: bigint, buf: Buffer): bigint {
+  for (let off = 0; off + 8 <= buf.length; off += 8) sum = ((sum ^ buf.readBigUInt64LE(off)) * 0x100000001b3n) & MASK64;
   return sum;
 }
+const CHECKSUM_SEED = 0xcbf29ce484222325n;
 
-/** Only the framing, header and tree: what restore needs before it starts. */
-export function readHeader(file: string): { header: ImageHeader; tree: TreeTask[] } {
+/** The object types userspace reads even without `full`: the tree, zombies and the chain. */
+const ALWAYS = new Set([T.HEADER, T.TREE, T.CHAIN, T.ZOMBIE, T.TAIL, T.ERROR]);
+/** Bytes of a PAGES object's fixed part: header, pid, nr_runs, nr_pages, data_off. */
+const PAGES_FIXED = 32;
+
+/**
+ * Read an image object by object with positioned reads: never the page
+ * data (PAGES objects are read up to their data_off), and without `full`
+ * only the header, tree, chain, zombies and trailer (each other object
+ * costs one 8-byte read). With `full`, every object's details and the
+ * checksum of the trailer (which covers everything but page data).
+ */
+export function readImage(file: string, full = false): KernelImage {
   const fd = fs.openSync(file, 'r');
   try {
-    const buf = Buffer.alloc(4096);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    return parse(buf.subarray(0, n), file, true);
+    return parse(fd, fs.fstatSync(fd).size, file, full);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-export function decodeImage(file: string): DecodedImage {
-  return parse(fs.readFileSync(file), file, false) as DecodedImage;
+function readAt(fd: number, len: number, pos: number): Buffer {
+  const buf = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const n = fs.readSync(fd, buf, got, len - got, pos + got);
+    if (!n) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
 }
 
-function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
+function parse(fd: number, size: number, file: string, full: boolean): KernelImage {
   const bad = (why: string) => new CrError(`${file}: not a valid kernel-backend image: ${why}`);
   const objects: ImageObject[] = [];
   const details: string[] = [];
   let header: ImageHeader | undefined;
   let tree: TreeTask[] | undefined;
-  let tail: DecodedImage['tail'];
-  let error: DecodedImage['error'];
+  let chain: KernelImage['chain'];
+  let tail: KernelImage['tail'];
+  let error: KernelImage['error'];
   let pages = 0;
+  let parentPages = 0;
+  let sum = CHECKSUM_SEED;
   let off = 0;
-  while (off + 8 <= buf.length) {
-    const type = buf.readUInt32LE(off);
-    const len = buf.readUInt32LE(off + 4);
+  while (off + 8 <= size) {
+    const h = readAt(fd, 8, off);
+    const type = h.readUInt32LE(0);
+    const len = h.readUInt32LE(4);
     if (len < 8 || len % 8) throw bad(`object ${objects.length} at offset ${off} has length ${len}`);
-    if (off + len > buf.length) {
-      if (headOnly && header && tree) break;
-      throw bad(`truncated in object ${objects.length} (${TYPE_NAMES[type] ?? type})`);
+    if (off + len > size) throw bad(`truncated in object ${objects.length} (${TYPE_NAMES[type] ?? type})`);
+    let meta = len;
+    if (type === T.PAGES) {
+      if (len < PAGES_FIXED) throw bad(`object ${objects.length}: short PAGES object`);
+      meta = Number(readAt(fd, 8, off + 24).readBigUInt64LE(0));
+      if (meta < PAGES_FIXED || meta > len || meta % 8) throw bad(`object ${objects.length}: bad PAGES layout`);
     }
-    const o = buf.subarray(off, off + len);
     objects.push({ type, name: TYPE_NAMES[type] ?? `unknown(${type})`, offset: off, len });
+    if (!full && !ALWAYS.has(type) && type !== T.PAGES) {
+      off += len;
+      continue;
+    }
+    const o = readAt(fd, type === T.PAGES && !full ? PAGES_FIXED : meta, off);
+    if (type === T.TAIL && len >= 32) {
+      const want = o.readBigUInt64LE(24);
+      tail = { nrObjects: Number(o.readBigUInt64LE(16)), checksum: hex(want), checksumOk: full ? sum === want : undefined };
+      off += len;
+      break;
+    }
+    if (full) sum = checksum(sum, o);
     if (objects.length === 1) {
       if (type !== T.HEADER || len < 120 || o.readBigUInt64LE(8) !== MAGIC_HEAD) throw bad('bad magic');
       header = {
@@ -130,68 +172,89 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
         const p = 16 + i * 24;
         tree.push({ pid: o.readInt32LE(p), tgid: o.readInt32LE(p + 4), ppid: o.readInt32LE(p + 8), pgid: o.readInt32LE(p + 12), sid: o.readInt32LE(p + 16) });
       }
-      if (headOnly) break;
-    } else if (type === T.TAIL && len >= 32) {
-      const want = o.readBigUInt64LE(24);
-      tail = { nrObjects: Number(o.readBigUInt64LE(16)), checksum: hex(want), checksumOk: checksum(buf, off) === want };
-      off += len;
-      break;
+    } else if (type === T.CHAIN && len >= 32) {
+      const parentId = o.readBigUInt64LE(16);
+      chain = {
+        id: hex(o.readBigUInt64LE(8)),
+        parentId: parentId ? hex(parentId) : undefined,
+        parentPath: o.readUInt32LE(28) ? cstr(o, 32, len) : undefined,
+        tracking: o.readUInt32LE(24) === 1,
+      };
+      details.push(`chain: image ${chain.id}${chain.parentPath ? `, unchanged pages in ${chain.parentPath} (${chain.parentId})` : ''}${chain.tracking ? ', tracks the pages written from here on' : ''}`);
+    } else if (type === T.PAGES) {
+      const nrPages = Number(o.readBigUInt64LE(16));
+      pages += nrPages;
+      if (full) {
+        const nrRuns = o.readUInt32LE(12);
+        let inParent = 0;
+        for (let i = 0, p = PAGES_FIXED; i < nrRuns && p + 16 <= o.length; i++, p += 16) if (o.readUInt32LE(p + 12) & 1) inParent += o.readUInt32LE(p + 8);
+        parentPages += inParent;
+        details.push(`pages of pid ${o.readInt32LE(8)}: ${nrRuns} runs, ${nrPages} pages here (data at offset ${off + meta})${inParent ? `, ${inParent} unchanged since the parent` : ''}`);
+      }
     } else if (type === T.ERROR && len >= 16) {
       error = { errno: o.readInt32LE(8), message: cstr(o, 16, len) };
-    } else if (type === T.TASK && len >= 32) {
-      details.push(`task pid ${o.readInt32LE(8)} comm ${cstr(o, 16, 32)}`);
-    } else if (type === T.FS && len >= 16) {
-      details.push(`cwd ${cstr(o, 16, len)} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
-    } else if (type === T.FILE && len >= 40) {
-      const kind = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo'][o.readUInt32LE(12)] ?? '?';
-      const where = kind === 'pipe end' ? `of pipe #${o.readInt32LE(36)}` : kind === 'fifo' ? `${cstr(o, 40, len)} of pipe #${o.readInt32LE(36)}` : `${cstr(o, 40, len)} `;
-      details.push(`file #${o.readInt32LE(8)} ${kind} ${where} flags 0${o.readUInt32LE(16).toString(8)}${kind === 'pipe end' ? '' : ` pos ${o.readBigInt64LE(24)}`}`);
     } else if (type === T.ZOMBIE && len >= 16) {
       const task = tree?.find((t) => t.pid === o.readInt32LE(8));
       if (task) task.zombie = o.readUInt32LE(12);
       details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}`);
-    } else if (type === T.PIPE && len >= 16) {
-      details.push(`pipe #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight`);
-    } else if (type === T.FD && len >= 24) {
-      const kind = o.readUInt32LE(16) === 2 ? 'inherited from the restarter' : `file #${o.readInt32LE(12)}`;
-      details.push(`fd ${o.readInt32LE(8)}: ${kind}${o.readUInt32LE(20) ? ' (cloexec)' : ''}`);
-    } else if (type === T.MM && len >= 120) {
-      details.push(`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}`);
-    } else if (type === T.VMA && len >= 56) {
-      const kinds = ['?', 'anon private', 'anon shared', 'file private', 'file shared'];
-      const prot = o.readUInt32LE(44);
-      const rwx = `${prot & 1 ? 'r' : '-'}${prot & 2 ? 'w' : '-'}${prot & 4 ? 'x' : '-'}`;
-      const ref = o.readInt32LE(48);
-      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` file #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}`);
-    } else if (type === T.CPU && len >= 8 + 27 * 8) {
-      details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
-    } else if (type === T.FPU && len >= 16) {
-      details.push(`fpu: ${o.readUInt32LE(12)} bytes (${o.readUInt32LE(8) === 0x202 ? 'XSAVE' : 'FXSAVE'} layout)`);
-    } else if (type === T.SIGPENDING && len >= 16) {
-      const sigs: string[] = [];
-      for (let i = 0, p = 16; i < o.readUInt32LE(8) && p + 56 <= len; i++, p += 56) {
-        sigs.push(`${o.readInt32LE(p + 8)}${o.readUInt32LE(p) ? ' (process)' : ''} code ${o.readInt32LE(p + 16)}`);
-      }
-      details.push(`pending signals: ${sigs.length ? sigs.join(', ') : 'none'}`);
-    } else if (type === T.CRED && len >= 88) {
-      const groups = Array.from({ length: Math.min(o.readUInt32LE(84), (len - 88) / 4) }, (_, i) => o.readUInt32LE(88 + i * 4));
-      const ids = (at: number) => [0, 4, 8, 12].map((d) => o.readUInt32LE(at + d)).join('/');
-      details.push(`creds: uid ${ids(8)} gid ${ids(24)} groups [${groups.join(' ')}]`);
-      details.push(`  caps: effective ${hex(o.readBigUInt64LE(56))} permitted ${hex(o.readBigUInt64LE(48))} inheritable ${hex(o.readBigUInt64LE(40))} bounding ${hex(o.readBigUInt64LE(64))} ambient ${hex(o.readBigUInt64LE(72))} securebits ${hex(BigInt(o.readUInt32LE(80)))}`);
-    } else if (type === T.RLIMITS && len >= 16) {
-      const lim = (v: bigint) => (v === RLIM_INFINITY ? '∞' : v.toString());
-      const set: string[] = [];
-      for (let i = 0; i < Math.min(o.readUInt32LE(8), RLIMIT_NAMES.length) && 16 + i * 16 + 16 <= len; i++) {
-        set.push(`${RLIMIT_NAMES[i]} ${lim(o.readBigUInt64LE(16 + i * 16))}/${lim(o.readBigUInt64LE(24 + i * 16))}`);
-      }
-      details.push(`rlimits: ${set.join(', ')}`);
-    } else if (type === T.PAGES && len >= 16) {
-      pages += o.readUInt32LE(8);
+    } else if (full) {
+      const line = describeObject(type, o, len);
+      if (line) details.push(...line);
     }
     off += len;
   }
   if (!header) throw bad('no header');
   if (!tree) throw bad('no task tree');
-  if (!headOnly && !tail && !error) throw bad('no trailer (truncated)');
-  return { header, tree, objects, tail, error, details, pages };
+  if (!tail && !error) throw bad('no trailer (truncated)');
+  return { header, tree, chain, objects, tail, error, details, pages, parentPages };
+}
+
+/** One human line (or two) for the engine's objects, for `cr show`. */
+function describeObject(type: number, o: Buffer, len: number): string[] | undefined {
+  if (type === T.TASK && len >= 32) return [`task pid ${o.readInt32LE(8)} comm ${cstr(o, 16, 32)}`];
+  if (type === T.FS && len >= 16) return [`cwd ${cstr(o, 16, len)} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`];
+  if (type === T.FILE && len >= 40) {
+    const kind = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo'][o.readUInt32LE(12)] ?? '?';
+    const where = kind === 'pipe end' ? `of pipe #${o.readInt32LE(36)}` : kind === 'fifo' ? `${cstr(o, 40, len)} of pipe #${o.readInt32LE(36)}` : `${cstr(o, 40, len)} `;
+    return [`file #${o.readInt32LE(8)} ${kind} ${where} flags 0${o.readUInt32LE(16).toString(8)}${kind === 'pipe end' ? '' : ` pos ${o.readBigInt64LE(24)}`}`];
+  }
+  if (type === T.PIPE && len >= 16) return [`pipe #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight`];
+  if (type === T.FD && len >= 24) {
+    const kind = o.readUInt32LE(16) === 2 ? 'inherited from the restarter' : `file #${o.readInt32LE(12)}`;
+    return [`fd ${o.readInt32LE(8)}: ${kind}${o.readUInt32LE(20) ? ' (cloexec)' : ''}`];
+  }
+  if (type === T.MM && len >= 120) return [`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}`];
+  if (type === T.VMA && len >= 56) {
+    const kinds = ['?', 'anon private', 'anon shared', 'file private', 'file shared'];
+    const prot = o.readUInt32LE(44);
+    const rwx = `${prot & 1 ? 'r' : '-'}${prot & 2 ? 'w' : '-'}${prot & 4 ? 'x' : '-'}`;
+    const ref = o.readInt32LE(48);
+    return [`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` file #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}`];
+  }
+  if (type === T.CPU && len >= 8 + 27 * 8) return [`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`];
+  if (type === T.FPU && len >= 16) return [`fpu: ${o.readUInt32LE(12)} bytes (${o.readUInt32LE(8) === 0x202 ? 'XSAVE' : 'FXSAVE'} layout)`];
+  if (type === T.SIGPENDING && len >= 16) {
+    const sigs: string[] = [];
+    for (let i = 0, p = 16; i < o.readUInt32LE(8) && p + 56 <= len; i++, p += 56) {
+      sigs.push(`${o.readInt32LE(p + 8)}${o.readUInt32LE(p) ? ' (process)' : ''} code ${o.readInt32LE(p + 16)}`);
+    }
+    return [`pending signals: ${sigs.length ? sigs.join(', ') : 'none'}`];
+  }
+  if (type === T.CRED && len >= 88) {
+    const groups = Array.from({ length: Math.min(o.readUInt32LE(84), (len - 88) / 4) }, (_, i) => o.readUInt32LE(88 + i * 4));
+    const ids = (at: number) => [0, 4, 8, 12].map((d) => o.readUInt32LE(at + d)).join('/');
+    return [
+      `creds: uid ${ids(8)} gid ${ids(24)} groups [${groups.join(' ')}]`,
+      `  caps: effective ${hex(o.readBigUInt64LE(56))} permitted ${hex(o.readBigUInt64LE(48))} inheritable ${hex(o.readBigUInt64LE(40))} bounding ${hex(o.readBigUInt64LE(64))} ambient ${hex(o.readBigUInt64LE(72))} securebits ${hex(BigInt(o.readUInt32LE(80)))}`,
+    ];
+  }
+  if (type === T.RLIMITS && len >= 16) {
+    const lim = (v: bigint) => (v === RLIM_INFINITY ? '∞' : v.toString());
+    const set: string[] = [];
+    for (let i = 0; i < Math.min(o.readUInt32LE(8), RLIMIT_NAMES.length) && 16 + i * 16 + 16 <= len; i++) {
+      set.push(`${RLIMIT_NAMES[i]} ${lim(o.readBigUInt64LE(16 + i * 16))}/${lim(o.readBigUInt64LE(24 + i * 16))}`);
+    }
+    return [`rlimits: ${set.join(', ')}`];
+  }
+  return undefined;
 }

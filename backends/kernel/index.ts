@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { dump } from './dump.js';
-import { decodeImage, imagePath, TYPE_NAMES } from './image.js';
+import { dump, preDump } from './dump.js';
+import { imagePath, readImage, TYPE_NAMES } from './image.js';
 import { helperPath, restore } from './restore.js';
 import { engineStatus, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
 
@@ -37,6 +37,7 @@ export const kernelBackend: Backend = {
   },
 
   dump,
+  preDump,
   restore,
 
   async recognizes(dir) {
@@ -45,7 +46,7 @@ export const kernelBackend: Backend = {
 
   async describe(dir) {
     if (!fs.existsSync(imagePath(dir))) throw new CrError(`${dir} holds no kernel-backend image`);
-    const img = decodeImage(imagePath(dir));
+    const img = readImage(imagePath(dir), true);
     const h = img.header;
     const counts = new Map<string, { n: number; bytes: number }>();
     for (const o of img.objects) {
@@ -59,13 +60,13 @@ export const kernelBackend: Backend = {
       ...img.tree.map((t) => `task ${t.pid} tgid ${t.tgid} ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}`),
       `objects: ${[...counts].map(([name, c]) => `${c.n} ${name} (${c.bytes} B)`).join(', ')}`,
       ...img.details,
-      `pages: ${img.pages}`,
+      `pages: ${img.pages}${img.chain?.parentPath ? `, ${img.parentPages} more unchanged in the parent ${img.chain.parentPath}` : ''}`,
       img.error ? `ERROR ${img.error.errno}: ${img.error.message}` : img.tail ? `trailer: ${img.tail.nrObjects} objects, checksum ${img.tail.checksum} ${img.tail.checksumOk ? 'ok' : 'MISMATCH'}` : 'no trailer',
     ];
     return {
       backend: 'kernel',
       lines,
-      data: { header: { ...h, time: h.time.toISOString() }, tree: img.tree, objects: img.objects, types: TYPE_NAMES, tail: img.tail, error: img.error, pages: img.pages, details: img.details },
+      data: { header: { ...h, time: h.time.toISOString() }, tree: img.tree, objects: img.objects, types: TYPE_NAMES, chain: img.chain, tail: img.tail, error: img.error, pages: img.pages, parentPages: img.parentPages, details: img.details },
     };
   },
 };

@@ -5,7 +5,8 @@
  * the engine rebuilds them one by one and lets them all return into the
  * checkpointed programs together.  The helper stays the root's parent,
  * reports "ready PID" per task or "error PID: why" on fd 3, and exits with
- * the root's status.
+ * the root's status.  With `mapPages` (cr-mktree -m: RESTART_MAP) the
+ * engine maps private anonymous memory from the image instead of copying.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,7 +17,7 @@ import { CrError } from '../../userspace/errors.js';
 import { nativeBin } from '../../userspace/paths.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { ensureEngine } from './sys.js';
-import { decodeImage, imagePath, logPath } from './image.js';
+import { imagePath, logPath, readImage } from './image.js';
 
 /** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
 export const helperPath = (): string => nativeBin('cr-mktree');
@@ -28,14 +29,18 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const img = imagePath(opts.dir);
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
   if (opts.pidns) throw new CrError('the kernel backend cannot restore into a new pid namespace yet');
-  const { tree } = decodeImage(img);
+  if (opts.lazyPages) throw new CrError('the kernel backend has no lazy restore of pages: it can map them from the image (--map-pages)');
+  const { tree, chain } = readImage(img);
+  if (chain?.parentPath && !fs.existsSync(chain.parentPath)) {
+    throw new CrError(`${img} takes its unchanged pages from ${chain.parentPath}, which is gone`);
+  }
   const pid = tree[0].pid;
   for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
   const why = ensureEngine(log);
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
+  const helper = execa(helperPath(), [...(opts.mapPages ? ['-m'] : []), '-k', img, logPath(opts.dir), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
   const ready = new Set<number>();

@@ -16,10 +16,14 @@ export const NR_CLONE_WITH_PIDS = 550;
 /** checkpoint(2) flags, from include/uapi/linux/checkpoint.h. */
 export const CHECKPOINT_SUBTREE = 0x1;
 export const CHECKPOINT_KILL = 0x2;
+export const CHECKPOINT_COW = 0x4;
+export const CHECKPOINT_TRACK = 0x8;
+export const CHECKPOINT_INCREMENTAL = 0x10;
 /** restart(2) flags. */
 export const RESTART_TASKSELF = 0x1;
 export const RESTART_FROZEN = 0x2;
 export const RESTART_GHOST = 0x4;
+export const RESTART_MAP = 0x8;
 
 const CLONE_SETTLS = 0x00080000;
 

@@ -1,7 +1,8 @@
 /**
  * restart(2) reads untrusted input.  Feed it a few hundred damaged copies
  * of a good image: truncated, with bytes flipped, with header fields set
- * to boundary values.  As written to disk, every one must be refused with
+ * to boundary values (anywhere but in page data, which is the task's
+ * memory and covered by no checksum).  As written to disk, every one must be refused with
  * an error (the trailer's checksum alone catches most); with the checksum
  * recomputed, so that the damage reaches the engine's parsers, each must
  * either be refused or restart something, and in no case may the kernel
@@ -35,26 +36,36 @@ interface Obj {
   type: number;
   off: number;
   len: number;
+  /** Bytes before the page data (all of them but for PAGES objects). */
+  meta: number;
 }
+
+const PAGES = 11;
 
 function objects(img: Buffer): Obj[] {
   const out: Obj[] = [];
   for (let off = 0; off + 8 <= img.length;) {
+    const type = img.readUInt32LE(off);
     const len = img.readUInt32LE(off + 4);
-    out.push({ type: img.readUInt32LE(off), off, len });
+    const meta = type === PAGES && off + 32 <= img.length ? Math.min(len, Number(img.readBigUInt64LE(off + 24))) : len;
+    out.push({ type, off, len, meta });
     if (len < 8) break;
     off += len;
   }
   return out;
 }
 
+/** The trailer's checksum, as the engine computes it: every byte but page data. */
 function fixChecksum(img: Buffer): void {
   const objs = objects(img);
   const tail = objs.find((o) => o.type === 127 && o.off + 32 <= img.length);
   if (!tail) return;
   let sum = 0xcbf29ce484222325n;
   const mask = (1n << 64n) - 1n;
-  for (let off = 0; off + 8 <= tail.off; off += 8) sum = ((sum ^ img.readBigUInt64LE(off)) * 0x100000001b3n) & mask;
+  for (const o of objs) {
+    if (o.off >= tail.off) break;
+    for (let off = o.off; off + 8 <= o.off + o.meta && off + 8 <= img.length; off += 8) sum = ((sum ^ img.readBigUInt64LE(off)) * 0x100000001b3n) & mask;
+  }
   img.writeBigUInt64LE(sum, tail.off + 24);
 }
 
@@ -62,8 +73,8 @@ const BOUNDARY = [0, 1, 7, 8, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffff8, 40
 
 function mutate(good: Buffer, rand: () => number): { img: Buffer; fixed: boolean; what: string } {
   const pick = <T>(a: T[]): T => a[Math.floor(rand() * a.length)];
-  const objs = objects(good).filter((o) => o.type !== 11); // leave page data alone
-  const o = pick(objs);
+  // page data is the task's memory, not checked: damage the objects around it
+  const o = pick(objects(good));
   const kind = Math.floor(rand() * 4);
   if (kind === 0) {
     const at = Math.floor(rand() * good.length);
@@ -72,16 +83,16 @@ function mutate(good: Buffer, rand: () => number): { img: Buffer; fixed: boolean
   const img = Buffer.from(good);
   let what: string;
   if (kind === 1) {
-    const at = o.off + Math.floor(rand() * o.len);
+    const at = o.off + Math.floor(rand() * o.meta);
     img[at] ^= 1 << Math.floor(rand() * 8);
     what = `bit flip at ${at} (object type ${o.type})`;
   } else if (kind === 2) {
-    const at = o.off + 4 * Math.floor(rand() * (o.len / 4));
+    const at = o.off + 4 * Math.floor(rand() * (o.meta / 4));
     const v = pick(BOUNDARY);
     img.writeUInt32LE(v >>> 0, at);
     what = `u32 ${v} at ${at} (object type ${o.type})`;
   } else {
-    const at = o.off + 8 * Math.floor(rand() * (o.len / 8));
+    const at = o.off + 8 * Math.floor(rand() * (o.meta / 8));
     img.writeBigUInt64LE(pick([0n, 1n, (1n << 47n), (1n << 64n) - 1n, (1n << 63n), 0x7ffffffff000n]), at);
     what = `u64 boundary at ${at} (object type ${o.type})`;
   }

@@ -14,7 +14,9 @@
  * clone_with_pids(2), and each, once its children exist, calls
  * restart(ROOT, fd, RESTART_TASKSELF, logfd), which returns into the
  * checkpointed program when the whole tree is rebuilt; the engine's log is
- * appended to LOGFILE and tells whether it worked.
+ * appended to LOGFILE and tells whether it worked.  -m (with -k): the
+ * engine maps private memory from the image instead of copying it
+ * (RESTART_MAP).
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
  * their original pids inside it.
@@ -55,6 +57,7 @@
 #define NR_restart 549
 #define NR_clone_with_pids 550
 #define RESTART_TASKSELF 0x1
+#define RESTART_MAP 0x8
 
 struct clone_pid_set {
 	uint32_t num_pids;
@@ -72,6 +75,7 @@ static struct task tasks[MAX_TASKS];
 static int nr_tasks;
 /* -k: the image, and the pipe the engine logs into for every task */
 static const char *kimage;
+static unsigned long krestart_flags = RESTART_TASKSELF;
 static int klog_pipe[2] = { -1, -1 };
 
 static void report(const char *fmt, ...)
@@ -204,7 +208,7 @@ static void __attribute__((noreturn)) become_task(int idx)
 		int fd = open(kimage, O_RDONLY | O_CLOEXEC);
 
 		if (fd >= 0)
-			syscall(NR_restart, tasks[0].pid, fd, RESTART_TASKSELF, klog_pipe[1]);
+			syscall(NR_restart, tasks[0].pid, fd, krestart_flags, klog_pipe[1]);
 		/* only reached if restart failed before changing this task */
 		dprintf(klog_pipe[1], "cr-mktree: pid %d: restart: %s\n", t->pid, strerror(errno));
 		_exit(125);
@@ -292,12 +296,13 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[first], "-k") == 0 && first + 2 < argc) {
 			kimage = argv[++first];
 			klog = argv[++first];
-		}
+		} else if (strcmp(argv[first], "-m") == 0)
+			krestart_flags |= RESTART_MAP;
 		else
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:zSTATUS] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-m] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:zSTATUS] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {
