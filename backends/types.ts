@@ -79,6 +79,11 @@ export interface RestoreOptions {
   detach?: boolean;
   /** Restore into a fresh pid namespace (where the backend supports it). */
   pidns?: boolean;
+  /**
+   * Leave the restored tasks frozen (where the backend supports it): nothing
+   * of the tree runs until `thaw()`, so a harness can attach first.
+   */
+  frozen?: boolean;
   log?: (line: string) => void;
 }
 
@@ -99,6 +104,8 @@ export interface RestoreResult {
   stats: RestoreStats;
   /** Resolves when the restored root task ends; rejects if restored with `detach`. */
   wait(): Promise<ExitStatus>;
+  /** Restored with `frozen`: let the tree run. */
+  thaw?(): Promise<void>;
 }
 
 /** A readable description of an image, for `cr show`. */
@@ -130,4 +137,6 @@ export interface Backend {
   recognizes(dir: string): Promise<boolean>;
   /** Decode an image for display; rejects with a CrError on a bad image. */
   describe(dir: string): Promise<ImageDescription>;
+  /** Let a tree that `restore({ frozen })` left frozen at root `pid` run (where supported). */
+  thaw?(pid: number): Promise<void>;
 }

@@ -16,6 +16,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Backend, CheckItem, ExitStatus, RestoreResult } from '../backends/types.js';
 import { descendants, hwmWindow, procState, tryReap } from './sys.js';
+import type { RawResults } from './report.js';
+import { stepLimitSec } from './workloads.js';
 
 export type Mode = 'lib' | 'cli' | 'native';
 export type Stage = 'available' | 'start' | 'dump' | 'gone' | 'restore' | 'finish' | 'check';
@@ -66,7 +68,9 @@ export type HarnessEvent =
   | { t: 'check'; backend: string; ok: boolean; reason?: string; items?: CheckItem[] }
   | { t: 'start'; label: string }
   | { t: 'record'; record: RunRecord }
-  | { t: 'info'; msg: string };
+  | { t: 'info'; msg: string }
+  /** The run's header (machine, bandwidth, start-up times), sent before the first case. */
+  | { t: 'meta'; meta: RawResults['meta'] };
 
 export interface HarnessConfig {
   registry: Record<string, Backend>;
@@ -81,7 +85,7 @@ export interface HarnessConfig {
   scratch: string;
   wlBin: string;
   rusageBin: string;
-  /** argv prefix of the `cr` driver, e.g. ['node', '/…/dist/userspace/cli/cr.js']. */
+  /** argv prefix of the `cr` driver, e.g. ['node', '/…/dist/cr/cr.js']. */
   crCli: string[];
   criuBin: string;
   /** Multiplies every timeout (TCG is slow). */
@@ -191,6 +195,13 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
   fs.mkdirSync(work, { recursive: true });
   fs.mkdirSync(img, { recursive: true });
   const T = (ms: number) => ms * cfg.timeoutScale;
+  const stepMs = T(stepLimitSec(spec) * 1000);
+  /** A library call that does not end within the step's limit fails the run instead of hanging the comparison. */
+  const bounded = async <R>(stage: Stage, p: Promise<R>): Promise<R> => {
+    const r = await withTimeout(p, stepMs);
+    if (r === 'timeout') throw new CaseFailure(stage, `no result within ${Math.round(stepMs / 1000)} s`);
+    return r;
+  };
   const readLog = () => parseWlOutput(fs.readFileSync(log, 'utf8'));
   let pids: number[] = [];
   const reap = (p: number) => void tryReap(p);
@@ -211,7 +222,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       if (o.ready) return o.ready;
       if (o.bad.length) return false;
       return undefined;
-    }, T(30_000 + (spec.size ?? 0) * 200));
+    }, stepMs);
     if (!ready) {
       const o = readLog();
       throw new CaseFailure('start', o.bad.length ? `workload failed before READY (${o.bad[0]})` : 'workload not READY in time');
@@ -227,7 +238,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const hwm = hwmWindow();
       const t0 = performance.now();
       try {
-        const r = await backend.dump({ pid: wlPid, dir: img, leaveRunning: false });
+        const r = await bounded('dump', backend.dump({ pid: wlPid, dir: img, leaveRunning: false }));
         const wallMs = performance.now() - t0;
         const m = hwm();
         rec.dump = { wallMs, totalMs: r.stats.totalMs, freezeMs: r.stats.freezeMs, frozenMs: r.stats.frozenMs, imageBytes: r.stats.imageBytes,
@@ -241,7 +252,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const argv = mode === 'cli'
         ? [...cfg.crCli, 'dump', `--backend=${backendName}`, '-t', String(wlPid), '-D', img]
         : [cfg.criuBin, 'dump', '-t', String(wlPid), '-D', img, '-o', 'dump.log', '-v2'];
-      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: T(600_000) });
+      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
       const u = parseRusage(ru);
       if (r.exitCode !== 0) {
         const why = mode === 'native' ? criuLogError(path.join(img, 'dump.log')) ?? telling(r.all ?? '') : telling(r.all ?? '');
@@ -279,7 +290,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const hwm = hwmWindow();
       const t0 = performance.now();
       try {
-        result = await backend!.restore({ dir: img, detach: false });
+        result = await bounded('restore', backend!.restore({ dir: img, detach: false }));
       } catch (err) {
         throw new CaseFailure('restore', oneLine(err));
       }
@@ -291,7 +302,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const argv = mode === 'cli'
         ? [...cfg.crCli, 'restore', `--backend=${backendName}`, '-D', img, '--detach']
         : [cfg.criuBin, 'restore', '-D', img, '-d', '-o', 'restore.log', '-v2'];
-      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: T(600_000) });
+      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
       const u = parseRusage(ru);
       if (r.exitCode !== 0) {
         const why = mode === 'native' ? criuLogError(path.join(img, 'restore.log')) ?? telling(r.all ?? '') : telling(r.all ?? '');
@@ -317,7 +328,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     } catch (err) {
       throw new CaseFailure('finish', `cannot signal restored root ${rootPid}: ${oneLine(err)}`);
     }
-    const finishMs = T(30_000 + (spec.size ?? 0) * 200);
+    const finishMs = stepMs;
     let status: ExitStatus | undefined;
     if (result) {
       const st = await withTimeout(result.wait().catch(() => undefined), finishMs);

@@ -177,6 +177,7 @@ static int ckpt_group_index(struct ckpt_ctx *ctx, struct ckpt_group *g)
 long restore_self(struct ckpt_ctx **ctxp, pid_t root)
 {
 	struct ckpt_ctx *ctx = *ctxp;
+	unsigned long flags = ctx->flags;
 	struct ckpt_group *g;
 	bool first;
 	long ax = 0;
@@ -257,6 +258,8 @@ long restore_self(struct ckpt_ctx **ctxp, pid_t root)
 
 	/* nobody runs until everybody is rebuilt */
 	ret = ckpt_group_wait(g, READ_ONCE(g->done) == g->nr_tasks);
+	if (!ret && (flags & RESTART_FROZEN))
+		ret = ckpt_hold_restarted(g->root);
 	if (ret)
 		force_sig(SIGKILL);
 leave:

@@ -5,11 +5,9 @@
  * Pending signals are saved with their siginfo, private and process-wide
  * queues alike, and queued again to the restarted task; a signal pending
  * without a queue entry (the kernel could not allocate one) comes back
- * with SI_KERNEL.  Interval and POSIX timers are refused: their expiry
- * would have to be re-armed.
+ * with SI_KERNEL.  Timers are in timer.c.
  */
 
-#include <linux/hrtimer.h>
 #include <linux/sched/signal.h>
 #include <linux/signal.h>
 #include <linux/slab.h>
@@ -55,23 +53,6 @@ static int ckpt_collect_pending(struct ckpt_pending *p, struct sigpending *pendi
 	return 0;
 }
 
-/* Timers would have to be re-armed on restart; refuse them by name */
-static int ckpt_timers_armed(struct ckpt_ctx *ctx, struct task_struct *t)
-{
-	struct signal_struct *sig = t->signal;
-	pid_t pid = task_pid_vnr(t);
-
-	if (hrtimer_is_queued(&sig->real_timer) || sig->it_real_incr)
-		return ckpt_err(ctx, -EOPNOTSUPP, "pid %d: an armed ITIMER_REAL is not supported", pid);
-	if (sig->it[CPUCLOCK_PROF].expires || sig->it[CPUCLOCK_VIRT].expires)
-		return ckpt_err(ctx, -EOPNOTSUPP, "pid %d: an armed ITIMER_PROF or ITIMER_VIRTUAL is not supported",
-				pid);
-	if (!hlist_empty(&sig->posix_timers))
-		return ckpt_err(ctx, -EOPNOTSUPP, "pid %d: POSIX timers (timer_create) are not supported",
-				pid);
-	return 0;
-}
-
 int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t)
 {
 	struct sighand_struct *sighand;
@@ -103,7 +84,6 @@ int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t)
 		ret = ckpt_err(ctx, -ESRCH, "task is exiting");
 		goto out;
 	}
-	ret = ckpt_timers_armed(ctx, t);
 	h->blocked = t->blocked.sig[0];
 	for (i = 0; i < _NSIG; i++) {
 		struct k_sigaction *ka = &sighand->action[i];
@@ -113,8 +93,7 @@ int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t)
 		h->action[i].restorer = (unsigned long)ka->sa.sa_restorer;
 		h->action[i].mask = ka->sa.sa_mask.sig[0];
 	}
-	if (!ret)
-		ret = ckpt_collect_pending(pend, &t->pending, false);
+	ret = ckpt_collect_pending(pend, &t->pending, false);
 	if (!ret)
 		ret = ckpt_collect_pending(pend, &t->signal->shared_pending, true);
 	spin_unlock_irqrestore(&sighand->siglock, flags);

@@ -12,9 +12,11 @@
  */
 
 #include <linux/pid.h>
+#include <linux/ptrace.h>
 #include <linux/rseq.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
+#include <linux/sched/task_stack.h>
 #include <linux/string.h>
 
 #include "ckpt.h"
@@ -47,6 +49,10 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t)
 		return ckpt_write_obj(ctx, &z, CKPT_HDR_ZOMBIE, sizeof(z));
 	}
 	ret = checkpoint_task_obj(ctx, t);
+	if (!ret)
+		ret = checkpoint_process(ctx, t);
+	if (!ret)
+		ret = checkpoint_timers(ctx, t);	/* ITIMERS, POSIX_TIMERs */
 	if (!ret)
 		ret = checkpoint_signal(ctx, t);	/* SIGNAL, SIGPENDING */
 	if (!ret)
@@ -91,6 +97,10 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 	if (!ret && ctx->task->pid != g->pids[idx].pid)
 		ret = ckpt_err(ctx, -EINVAL, "TASK object %u is pid %d, the tree says %d",
 			       idx, ctx->task->pid, g->pids[idx].pid);
+	if (!ret)
+		ret = restore_prepare_process(ctx);
+	if (!ret)
+		ret = restore_prepare_timers(ctx);	/* ITIMERS, POSIX_TIMERs */
 	if (!ret)
 		ret = restore_prepare_signal(ctx);	/* SIGNAL, SIGPENDING */
 	if (!ret)
@@ -137,14 +147,23 @@ int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 #endif
 	if (!ret)
 		ret = restore_cpu(ctx, ax);
+	if (!ret)
+		ret = restore_process(ctx);	/* exe, sched: with the restarter's rights */
 	if (ret)
 		return ret;
 	/* last: the credentials may take away what the steps above needed */
 	restore_cred(ctx);
 	/* the mask first, so that requeued signals stay pending if blocked */
 	restore_signal(ctx);
+	/* after the signals, so that an early expiry is not flushed with them */
+	ret = restore_timers(ctx);
+	if (ret)
+		return ret;
 	task_lock(current);
 	strscpy_pad(current->comm, ctx->task->comm, sizeof(current->comm));
 	task_unlock(current);
+	restore_process_late(ctx);	/* pdeathsig, dumpable: a cred change resets them */
+	/* out of restart(2) now: no system call to restart on the way back */
+	current_pt_regs()->orig_ax = -1;
 	return 0;
 }

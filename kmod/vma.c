@@ -15,6 +15,7 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/slab.h>
+#include <linux/unistd.h>
 
 #include "ckpt.h"
 
@@ -219,6 +220,45 @@ int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi)
 	return 0;
 }
 
+/* What madvise(2) sets on a mapping, replayed on its range at restart */
+static const struct {
+	unsigned long flag;
+	int advice;
+} ckpt_vma_advice[] = {
+	{ VM_DONTCOPY, MADV_DONTFORK },
+	{ VM_DONTDUMP, MADV_DONTDUMP },
+	{ VM_WIPEONFORK, MADV_WIPEONFORK },
+	{ VM_HUGEPAGE, MADV_HUGEPAGE },
+	{ VM_NOHUGEPAGE, MADV_NOHUGEPAGE },
+	{ VM_MERGEABLE, MADV_MERGEABLE },
+	{ VM_SEQ_READ, MADV_SEQUENTIAL },
+	{ VM_RAND_READ, MADV_RANDOM },
+};
+
+static int restore_vma_advice(struct ckpt_ctx *ctx, struct ckpt_hdr_vma *v)
+{
+	unsigned long len = v->end - v->start;
+	unsigned int i;
+	long ret;
+
+	for (i = 0; i < ARRAY_SIZE(ckpt_vma_advice); i++) {
+		/* a flag this kernel lacks is 0 (VM_HUGEPAGE without THP) */
+		if (!ckpt_vma_advice[i].flag || !(v->vm_flags & ckpt_vma_advice[i].flag))
+			continue;
+		ret = ckpt_syscall(__NR_madvise, v->start, len, ckpt_vma_advice[i].advice);
+		if (ret)
+			return ckpt_err(ctx, ret, "madvise(%d) of %llx-%llx",
+					ckpt_vma_advice[i].advice, v->start, v->end);
+	}
+	if (v->vm_flags & VM_LOCKED) {
+		ret = ckpt_syscall(__NR_mlock2, v->start, len,
+				   v->vm_flags & VM_LOCKONFAULT ? MLOCK_ONFAULT : 0);
+		if (ret)
+			return ckpt_err(ctx, ret, "cannot mlock %llx-%llx", v->start, v->end);
+	}
+	return 0;
+}
+
 static int restore_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r)
 {
 	struct ckpt_hdr_vma *v = r->v;
@@ -238,7 +278,7 @@ static int restore_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r)
 		return ckpt_err(ctx, (long)addr, "cannot map %llx-%llx", v->start, v->end);
 	if (addr != v->start)
 		return ckpt_err(ctx, -EINVAL, "mapping %llx landed at %lx", v->start, addr);
-	return 0;
+	return restore_vma_advice(ctx, v);
 }
 
 /* Replace the whole address space of current with the saved VMAs */

@@ -20,13 +20,14 @@ import { execa } from 'execa';
 import koffi from 'koffi';
 import { CrError } from '../../userspace/errors.js';
 import type { Backend, CheckItem, DumpOptions, DumpResult, ExitStatus, ImageDescription, RestoreOptions, RestoreResult } from '../types.js';
-import { describeImage, isCriuImage, readPstree, readStats } from './images.js';
+import { isCriuImage, summary } from './identity.js';
+import { describeImage, readPstree, readStats } from './images.js';
 
 export const CRIU = process.env.CR_CRIU ?? 'criu';
 /** CRIU's log level: 2 = errors and warnings (cheap); CR_CRIU_VERBOSE=4 for debugging. */
 const VERBOSITY = `-v${process.env.CR_CRIU_VERBOSE ?? '2'}`;
 
-const inVm = 'run it inside the project VM (6.12 kernel): npm run vm -- criu check, npm run vm -- node dist/userspace/cli/cr.js …';
+const inVm = 'run it inside the project VM (6.12 kernel): npm run vm -- criu check, npm run vm -- node dist/cr/cr.js …';
 
 /** The first line of a CRIU log that says what went wrong. */
 export function criuError(log: string): string | undefined {
@@ -155,7 +156,7 @@ async function criuVersion(): Promise<[number, number, number] | undefined> {
 
 export const criuBackend: Backend = {
   name: 'criu',
-  summary: 'CRIU, the reference userspace checkpoint/restore tool, driven through its command line',
+  summary,
 
   async check(): Promise<CheckItem[]> {
     const items: CheckItem[] = [];

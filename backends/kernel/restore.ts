@@ -5,8 +5,11 @@
  * the engine rebuilds them one by one and lets them all return into the
  * checkpointed programs together.  The helper stays the root's parent,
  * reports "ready PID" per task or "error PID: why" on fd 3, and exits with
- * the root's status.  With `mapPages` (cr-mktree -m: RESTART_MAP) the
- * engine maps private anonymous memory from the image instead of copying.
+ * the root's status.  Restored `frozen` (RESTART_FROZEN), every task stays
+ * held frozen by the engine until thaw() (`cr thaw ROOT`), which is
+ * restart(ROOT, -1, RESTART_FROZEN, -1).  With `mapPages` (cr-mktree -m:
+ * RESTART_MAP) the engine maps private anonymous memory from the image
+ * instead of copying it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,13 +17,10 @@ import readline from 'node:readline';
 import { execa } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { nativeBin } from '../../userspace/paths.js';
 import { pidExists } from '../../userspace/sys/libc.js';
-import { ensureEngine } from './sys.js';
+import { ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
 import { imagePath, logPath, readImage } from './image.js';
 
-/** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
-export const helperPath = (): string => nativeBin('cr-mktree');
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? (() => {});
@@ -40,7 +40,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), [...(opts.mapPages ? ['-m'] : []), '-k', img, logPath(opts.dir), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
+  const helper = execa(helperPath(), [...(opts.mapPages ? ['-m'] : []), '-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
   const ready = new Set<number>();
@@ -69,10 +69,22 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   return {
     pids: tree.map((t) => t.pid),
     stats: { totalMs: performance.now() - t0 },
+    ...(opts.frozen ? { thaw: async () => thaw(pid) } : {}),
     async wait(): Promise<ExitStatus> {
       if (opts.detach) throw new CrError('the restored process was detached; nobody waits for it');
       const r = await helper;
       return { code: r.signal ? null : (r.exitCode ?? null), signal: (r.signal as NodeJS.Signals | undefined) ?? null };
     },
   };
+}
+
+/** Let the tree that a frozen restore left at root @pid run. */
+export async function thaw(pid: number): Promise<void> {
+  if (!Number.isInteger(pid) || pid <= 0) throw new CrError(`bad pid ${pid}`);
+  const why = ensureEngine();
+  if (why) throw new CrError(why);
+  const r = restart(pid, -1, RESTART_FROZEN, -1);
+  if (r.errno === 'ESRCH') throw new CrError(`no tree restored frozen at pid ${pid}`);
+  if (r.errno === 'EPERM') throw new CrError(`no permission to thaw the tree at pid ${pid}`);
+  if (r.errno) throw new CrError(`thaw of pid ${pid} failed: ${r.errno}`);
 }

@@ -6,11 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { nativeBin } from '../../userspace/paths.js';
-import { imageFile, isUserImage } from './image.js';
-import { readInventory } from './inventory.js';
-import { dump } from './dump.js';
-import { restore } from './restore.js';
-import { STATE_MODULES } from './state/index.js';
+import { recognizes, summary } from './identity.js';
 
 function kernelAtLeast(major: number, minor: number): boolean {
   const [ma, mi] = os.release().split('.').map(Number);
@@ -24,7 +20,7 @@ function fileCheck(name: string, file: string, required: boolean, missing: strin
 
 export const userBackend: Backend = {
   name: 'user',
-  summary: 'userspace c/r through /proc and ptrace (the CRIU approach), written in TypeScript',
+  summary,
 
   async check() {
     const root = process.geteuid?.() === 0;
@@ -46,14 +42,16 @@ export const userBackend: Backend = {
     ];
   },
 
-  dump,
-  restore,
+  // Each loaded when first called: `cr show` needs neither.
+  dump: async (opts) => (await import('./dump.js')).dump(opts),
+  restore: async (opts) => (await import('./restore.js')).restore(opts),
 
   async recognizes(dir) {
-    return isUserImage(imageFile(dir, 'inventory'));
+    return recognizes(dir);
   },
 
   async describe(dir) {
+    const [{ readInventory }, { STATE_MODULES }] = await Promise.all([import('./inventory.js'), import('./state/index.js')]);
     const inv = readInventory(dir);
     const lines = [
       `user-backend image, format ${inv.format_version}, ${inv.arch}, kernel ${inv.kernel_release}, made ${new Date(Number(inv.created_ms)).toISOString()}`,

@@ -55,6 +55,10 @@
  *               bounding sets
  *   sysvshm=KiB a SysV shared memory segment, attached and filled
  *   fdtable=1   a child process sharing the fd table (CLONE_FILES)
+ *   sched=N     SCHED_BATCH with nice N, a personality and a timer slack
+ *   prctl=1     a name, a parent-death signal, not dumpable, child
+ *               subreaper, no_new_privs; /proc/self/exe unchanged
+ *   madvise=KiB mappings marked MADV_DONTFORK, MADV_DONTDUMP, MADV_WIPEONFORK
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -74,6 +78,7 @@
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
@@ -796,6 +801,94 @@ static uint64_t itimer_fold(int final)
 	return mix(0, it.it_interval.tv_sec);
 }
 
+/* sched: SCHED_BATCH with a nice value, a personality and a timer slack */
+static int sched_nice;
+static void sched_setup(long arg)
+{
+	struct sched_param sp = { 0 };
+	sched_nice = (int)arg;
+	if (setpriority(PRIO_PROCESS, 0, sched_nice) || sched_setscheduler(0, SCHED_BATCH, &sp) ||
+	    personality(ADDR_NO_RANDOMIZE) < 0 || prctl(PR_SET_TIMERSLACK, 123456))
+		die("sched");
+}
+static uint64_t sched_fold(int final)
+{
+	(void)final;
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, 0);
+	if (sched_getscheduler(0) != SCHED_BATCH || nice != sched_nice || errno)
+		BAD("sched: policy %d nice %d; expected SCHED_BATCH nice %d", sched_getscheduler(0), nice, sched_nice);
+	if (personality(0xffffffff) != ADDR_NO_RANDOMIZE || prctl(PR_GET_TIMERSLACK) != 123456)
+		BAD("sched: personality %#x timer slack %d", personality(0xffffffff), prctl(PR_GET_TIMERSLACK));
+	return mix(0, (uint64_t)sched_nice);
+}
+
+/* prctl: what prctl(2) sets on a process, and /proc/self/exe */
+static char prctl_exe[PATH_MAX];
+static void prctl_setup(long arg)
+{
+	(void)arg;
+	if (readlink("/proc/self/exe", prctl_exe, sizeof(prctl_exe) - 1) < 0 || prctl(PR_SET_NAME, "wl-prctl") ||
+	    prctl(PR_SET_PDEATHSIG, SIGURG) || prctl(PR_SET_DUMPABLE, 0) || prctl(PR_SET_CHILD_SUBREAPER, 1) ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		die("prctl");
+}
+static uint64_t prctl_fold(int final)
+{
+	(void)final;
+	char name[16] = "", exe[PATH_MAX] = "";
+	int pdeath = 0, subreaper = 0;
+	prctl(PR_GET_NAME, name);
+	prctl(PR_GET_PDEATHSIG, &pdeath);
+	prctl(PR_GET_CHILD_SUBREAPER, &subreaper);
+	if (strcmp(name, "wl-prctl") || pdeath != SIGURG || prctl(PR_GET_DUMPABLE) != 0 || !subreaper ||
+	    prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		BAD("prctl: name %s pdeathsig %d dumpable %d subreaper %d no_new_privs %d", name, pdeath,
+		    prctl(PR_GET_DUMPABLE), subreaper, prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+	if (readlink("/proc/self/exe", exe, sizeof(exe) - 1) < 0 || strcmp(exe, prctl_exe))
+		BAD("prctl: /proc/self/exe is %s, was %s", exe, prctl_exe);
+	return mix(0, (uint64_t)pdeath);
+}
+
+/* madvise: three mappings with madvise(2) flags, as smaps shows them */
+static char *madv_map[3];
+static size_t madv_len;
+static const int madv_advice[3] = { MADV_DONTFORK, MADV_DONTDUMP, MADV_WIPEONFORK };
+static const char *const madv_flag[3] = { " dc", " dd", " wf" };
+static void madvise_setup(long arg)
+{
+	madv_len = (size_t)arg * 1024;
+	for (int i = 0; i < 3; i++) {
+		madv_map[i] = mmap(NULL, madv_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (madv_map[i] == MAP_FAILED || madvise(madv_map[i], madv_len, madv_advice[i]))
+			die("madvise");
+		memset(madv_map[i], 'a' + i, madv_len);
+	}
+}
+static uint64_t madvise_fold(int final)
+{
+	(void)final;
+	char line[512], want[32];
+	uint64_t h = 0;
+	for (int i = 0; i < 3; i++) {
+		FILE *f = fopen("/proc/self/smaps", "r");
+		int in = 0, found = 0;
+		snprintf(want, sizeof(want), "%lx-", (unsigned long)madv_map[i]);
+		while (f && fgets(line, sizeof(line), f)) {
+			if (!strncmp(line, "VmFlags:", 8))
+				found |= in && strstr(line, madv_flag[i]);
+			else if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' '))
+				in = !strncmp(line, want, strlen(want));
+		}
+		if (f)
+			fclose(f);
+		if (!found)
+			BAD("madvise: the mapping at %p lost its%s flag", (void *)madv_map[i], madv_flag[i]);
+		h = mix(h, (uint64_t)madv_map[i][madv_len - 1]);
+	}
+	return h;
+}
+
 /* caps: a root process that gave up CAP_SYS_BOOT and CAP_SYS_TIME */
 #define CAPS_GONE ((1u << CAP_SYS_BOOT) | (1u << CAP_SYS_TIME))
 static struct __user_cap_data_struct caps_want[2];
@@ -978,6 +1071,9 @@ static struct module modules[] = {
 	{ "zombie", zombie_setup, zombie_fold, 0, 0 },
 	{ "ptimer", ptimer_setup, ptimer_fold, 0, 0 },
 	{ "itimer", itimer_setup, itimer_fold, 0, 0 },
+	{ "sched", sched_setup, sched_fold, 0, 0 },
+	{ "prctl", prctl_setup, prctl_fold, 0, 0 },
+	{ "madvise", madvise_setup, madvise_fold, 0, 0 },
 	{ "caps", caps_setup, caps_fold, 0, 0 },
 	{ "sysvshm", sysvshm_setup, sysvshm_fold, 0, 0 },
 	{ "fdtable", fdtable_setup, fdtable_fold, 0, 0 },

@@ -10,7 +10,8 @@ import protobuf from 'protobufjs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { criuBackend, criuError, needsShellJob, restoreArgv } from '../../backends/criu/index.js';
-import { describeImage, isCriuImage, MAGIC, readStats } from '../../backends/criu/images.js';
+import { isCriuImage } from '../../backends/criu/identity.js';
+import { describeImage, MAGIC, readStats } from '../../backends/criu/images.js';
 import { packageRoot } from '../../userspace/paths.js';
 
 const protos = ['inventory', 'pstree', 'core', 'mm', 'pagemap', 'stats'].map((f) => path.join(packageRoot, 'backends', 'criu', 'images', `${f}.proto`));

@@ -4,7 +4,8 @@
  *
  *   cr dump --backend=user -t PID -D DIR [--leave-running] [--cow] [--prev-images-dir DIR0]
  *   cr pre-dump --backend=user -t PID -D DIR [--prev-images-dir DIR0]
- *   cr restore [--backend=user] -D DIR [--detach] [--map-pages | --lazy-pages]
+ *   cr restore [--backend=user] -D DIR [--detach] [--frozen] [--map-pages | --lazy-pages]
+ *   cr thaw [--backend=kernel] PID
  *   cr show DIR [--json]
  *   cr check [--backend=user]
  *
@@ -12,10 +13,12 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames, backends } from '../../backends/index.js';
 import type { Backend, DumpResult } from '../../backends/types.js';
 import { CrError } from '../errors.js';
+import { packageRoot } from '../paths.js';
 
 function pickBackend(name: string): Backend {
   const b = backends[name];
@@ -39,8 +42,11 @@ function parsePid(v: string): number {
 const logTo = (verbose?: boolean) => (verbose ? (line: string) => process.stderr.write(`cr: ${line}\n`) : undefined);
 const backendOption = () => new Option('-b, --backend <name>', 'backend: user, kernel or criu');
 
+const { version } = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+
 const program = new Command('cr')
   .description('checkpoint/restart laboratory: one driver for in-kernel and userspace c/r')
+  .version(version)
   .configureOutput({ outputError: (str, write) => write(`cr: ${str.replace(/^error: /, '')}`) });
 
 const reportDump = (r: DumpResult, dir: string, what: string) => {
@@ -94,21 +100,35 @@ program
   .requiredOption('-D, --images-dir <dir>', 'the image to restore')
   .option('-d, --detach', 'return once the tree runs instead of waiting for its root task')
   .option('--pidns', 'restore into a new pid namespace')
+  .option('--frozen', 'leave the restored tree frozen until `cr thaw ROOT` (kernel backend)')
   .option('--map-pages', 'map private memory copy-on-write from the image instead of copying it (kernel backend; the image must then stay unchanged)')
   .option('--lazy-pages', 'restore memory on demand, each page on first touch (user backend, userfaultfd)')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
     if (o.mapPages && o.lazyPages) throw new CrError('--map-pages and --lazy-pages exclude each other');
     const b = await backendFor(o.imagesDir, o.backend);
+    if (o.frozen && !b.thaw) throw new CrError(`the ${b.name} backend cannot leave a restored tree frozen`);
     const r = await b.restore({
-      dir: o.imagesDir, detach: o.detach, pidns: o.pidns, mapPages: o.mapPages, lazyPages: o.lazyPages, log: logTo(o.verbose),
+      dir: o.imagesDir, detach: o.detach, pidns: o.pidns, frozen: o.frozen, mapPages: o.mapPages, lazyPages: o.lazyPages, log: logTo(o.verbose),
     });
+    if (o.frozen) process.stderr.write(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
     if (o.detach) {
       process.stdout.write(`${r.pids[0]}\n`);
       return;
     }
     const st = await r.wait();
     process.exitCode = st.signal ? 128 + (os.constants.signals[st.signal] ?? 0) : (st.code ?? 1);
+  });
+
+program
+  .command('thaw')
+  .description('let a tree that `cr restore --frozen` left frozen run')
+  .argument('<pid>', 'the root of the restored tree', parsePid)
+  .addOption(backendOption().default('kernel'))
+  .action(async (pid, o) => {
+    const b = pickBackend(o.backend);
+    if (!b.thaw) throw new CrError(`the ${b.name} backend does not restore trees frozen`);
+    await b.thaw(pid);
   });
 
 program

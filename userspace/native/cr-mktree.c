@@ -14,9 +14,10 @@
  * clone_with_pids(2), and each, once its children exist, calls
  * restart(ROOT, fd, RESTART_TASKSELF, logfd), which returns into the
  * checkpointed program when the whole tree is rebuilt; the engine's log is
- * appended to LOGFILE and tells whether it worked.  -m (with -k): the
- * engine maps private memory from the image instead of copying it
- * (RESTART_MAP).
+ * appended to LOGFILE and tells whether it worked.  With -F as well
+ * (RESTART_FROZEN), the restarted tasks stay frozen until `cr thaw`; with
+ * -m (RESTART_MAP), the engine maps private memory from the image instead
+ * of copying it.
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
  * their original pids inside it.
@@ -57,6 +58,7 @@
 #define NR_restart 549
 #define NR_clone_with_pids 550
 #define RESTART_TASKSELF 0x1
+#define RESTART_FROZEN 0x2
 #define RESTART_MAP 0x8
 
 struct clone_pid_set {
@@ -293,6 +295,8 @@ int main(int argc, char **argv)
 			pidns = 1;
 		else if (strcmp(argv[first], "-n") == 0 && first + 1 < argc)
 			ns_flags = strtoull(argv[++first], NULL, 16);
+		else if (strcmp(argv[first], "-F") == 0)
+			krestart_flags |= RESTART_FROZEN;
 		else if (strcmp(argv[first], "-k") == 0 && first + 2 < argc) {
 			kimage = argv[++first];
 			klog = argv[++first];
@@ -302,7 +306,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-m] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:zSTATUS] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-m] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {
@@ -324,6 +328,10 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if ((krestart_flags & RESTART_FROZEN) && !kimage) {
+		fprintf(stderr, "cr-mktree: -F needs -k\n");
+		return 2;
+	}
 	if (kimage) {
 		if (pidns || ns_flags) {
 			fprintf(stderr, "cr-mktree: -k restarts in our namespaces\n");
