@@ -38,6 +38,7 @@
 #include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/hugetlb_inline.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/mm_inline.h>
 #include <linux/mman.h>
@@ -580,6 +581,7 @@ int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_stru
 	pid_t pid = task_pid_vnr(t);
 	bool incremental = ckpt_chain_tracked(ctx, mm);
 	struct ckpt_snap *shared, *priv;
+	ktime_t t0, t1;
 	int ret = -ENOMEM;
 
 	shared = ckpt_snap_alloc(pid, get_mm_counter(mm, MM_SHMEMPAGES));
@@ -589,12 +591,15 @@ int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_stru
 	ret = 0;
 	if (ctx->flags & CHECKPOINT_TRACK)
 		ret = ckpt_chain_track(ctx, mm);
+	t0 = ktime_get();
 	if (!ret)
 		ret = ckpt_take_pages(ctx, mm, incremental, descs, nr, shared, priv);
 	if (ret)
 		goto out;
-	ckpt_msg(ctx, "pid %d: %u mappings, %lu pages saved, %lu unchanged since the parent\n",
-		 pid, nr, shared->nr_pages + priv->nr_pages, ckpt_parent_pages(priv));
+	t1 = ktime_get();
+	ckpt_msg(ctx, "pid %d: %u mappings, %lu pages saved, %lu unchanged since the parent, taken in %lld us\n",
+		 pid, nr, shared->nr_pages + priv->nr_pages, ckpt_parent_pages(priv),
+		 ktime_us_delta(t1, t0));
 	ret = ckpt_write_snap(ctx, shared);
 	if (!ret && (ctx->flags & CHECKPOINT_COW)) {
 		list_add_tail(&priv->list, &ctx->snaps);
@@ -602,6 +607,9 @@ int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_stru
 	} else if (!ret) {
 		ret = ckpt_write_snap(ctx, priv);
 	}
+	if (!ret)
+		ckpt_msg(ctx, "pid %d: pages written in %lld us%s\n", pid,
+			 ktime_us_delta(ktime_get(), t1), priv ? "" : " (the private ones after the thaw)");
 out:
 	ckpt_snap_free(shared);
 	ckpt_snap_free(priv);
@@ -615,8 +623,13 @@ int ckpt_write_snapshots(struct ckpt_ctx *ctx)
 	int ret = 0;
 
 	list_for_each_entry_safe(s, tmp, &ctx->snaps, list) {
+		ktime_t t0 = ktime_get();
+
 		if (!ret)
 			ret = ckpt_write_snap(ctx, s);
+		if (!ret)
+			ckpt_msg(ctx, "pid %d: private pages written in %lld us\n", s->pid,
+				 ktime_us_delta(ktime_get(), t0));
 		list_del(&s->list);
 		ckpt_snap_free(s);
 	}

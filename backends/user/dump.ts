@@ -62,6 +62,8 @@ function killTree(tasks: SeizedTask[]): void {
 }
 
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
+  if (opts.cow) throw new CrError('the user backend has no copy-on-write dump (--cow): it copies the pages while the tasks are stopped');
+  if (opts.prevImagesDir) throw new CrError('the user backend has no incremental dump (--prev-images-dir) yet');
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   const preseized = opts.freezeCgroup ? await seizeFrozen(new Freezer(opts.freezeCgroup)) : undefined;
