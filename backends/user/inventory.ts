@@ -26,6 +26,8 @@ export interface Inventory {
   created_ms: bigint;
   page_size: number;
   tasks: TaskEntry[];
+  /** A pre-dump: a later dump may build on it. */
+  tracks_memory: boolean;
 }
 
 export function readInventory(dir: string): Inventory {

@@ -5,8 +5,9 @@
  * a process made of file pages.
  */
 import fs from 'node:fs';
-import zlib from 'node:zlib';
+import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
+import { dataPages, PAGE_IS } from '../../../userspace/proc/pagemap.js';
 import { type MapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
 import { imageFile, readImage } from '../image.js';
@@ -41,23 +42,29 @@ interface MmLayout {
 interface PageRun {
   vaddr: bigint;
   nr_pages: number;
+  /** Unchanged since the pre-dump the image builds on: the data is in the parent's pages. */
+  in_parent: boolean;
+}
+
+/** Restore: pages of the task and where their data is (this image's pages file, or a parent's). */
+interface PageSource {
+  vaddr: bigint;
+  nr_pages: number;
+  file: string;
+  offset: number;
 }
 
 export interface MmImage {
   layout: MmLayout;
   vmas: Vma[];
   pages: PageRun[];
-  pages_crc32: number;
-  /** Where the pages file is; not part of the image message. */
-  pagesFile: string;
+  /** Where every page's data is, the chain of pre-dumps followed; not part of the image message. */
+  sources: PageSource[];
 }
 
 const PAGE = BigInt(PAGE_SIZE);
 /** Largest run of pages read or written in one go. */
 const CHUNK_PAGES = 4096;
-const PM_PRESENT = 1n << 63n;
-const PM_SWAPPED = 1n << 62n;
-const PM_FILE = 1n << 61n;
 const TASK_SIZE = 0x7ffffffff000n;
 
 /** How a /proc/PID/maps entry is saved and rebuilt; refuses what this backend cannot. */
@@ -126,58 +133,53 @@ function attachSysv(task: RestoreTask, v: Vma, vmas: Vma[]): void {
   task.tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
 }
 
-/** Whether a page's contents must be saved, given its pagemap entry. */
-function mustSave(kind: VmaKind, entry: bigint): boolean {
-  if (!(entry & (PM_PRESENT | PM_SWAPPED))) return false;
-  if (kind === 'FILE_PRIVATE') return !(entry & PM_FILE); // only the private copies
-  return kind === 'ANON_PRIVATE' || kind === 'ANON_SHARED';
-}
+/** Kinds whose pages are saved; after a pre-dump, those whose unchanged pages the parent holds. */
+const SAVED = new Set<VmaKind>(['ANON_PRIVATE', 'ANON_SHARED', 'FILE_PRIVATE']);
+const TRACKED = new Set<VmaKind>(['ANON_PRIVATE', 'FILE_PRIVATE']);
 
-function dumpPages(task: DumpTask, vmas: Vma[]): { runs: PageRun[]; crc: number } {
+/**
+ * Save the pages that hold data of their own: present or swapped, not the
+ * zero page, and of a private file mapping only the task's own copies
+ * (PAGEMAP_SCAN finds them, range by range). With `incremental` (the
+ * task's soft-dirty bits were cleared by the pre-dump this dump builds
+ * on), a page of a private mapping not written since goes as a run in the
+ * parent; shared memory is always saved whole.
+ */
+function dumpPages(task: DumpTask, vmas: Vma[], incremental: boolean): PageRun[] {
   const pagemap = fs.openSync(`/proc/${task.pid}/pagemap`, 'r');
   const out = task.images.openRaw('pages', task.pid);
   const runs: PageRun[] = [];
-  const entries = Buffer.alloc(CHUNK_PAGES * 8);
   const data = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
-  let crc = 0;
   try {
     for (const vma of vmas) {
-      if (vma.kind !== 'ANON_PRIVATE' && vma.kind !== 'ANON_SHARED' && vma.kind !== 'FILE_PRIVATE') continue;
+      if (!SAVED.has(vma.kind)) continue;
       // Shared memory's pages are saved with the first task that maps it.
       if (vma.shmem_id) {
         if (task.shared.shmem.has(vma.shmem_id)) continue;
         task.shared.shmem.add(vma.shmem_id);
       }
+      const tracked = incremental && TRACKED.has(vma.kind);
       const firstRun = runs.length; // runs never span two mappings
-      for (let at = vma.start; at < vma.end; ) {
-        const n = Number((vma.end - at) / PAGE < CHUNK_PAGES ? (vma.end - at) / PAGE : BigInt(CHUNK_PAGES));
-        fs.readSync(pagemap, entries, 0, n * 8, Number((at / PAGE) * 8n));
-        for (let i = 0; i < n; ) {
-          if (!mustSave(vma.kind, entries.readBigUInt64LE(i * 8))) {
-            i++;
-            continue;
-          }
-          let j = i + 1;
-          while (j < n && mustSave(vma.kind, entries.readBigUInt64LE(j * 8))) j++;
-          const vaddr = at + BigInt(i) * PAGE;
-          const bytes = task.tracee.readMem(Number(vaddr), (j - i) * PAGE_SIZE, data.subarray(0, (j - i) * PAGE_SIZE));
-          writeAll(out, bytes);
-          crc = zlib.crc32(bytes, crc);
-          const last = runs.length > firstRun ? runs.at(-1) : undefined;
-          if (last && last.vaddr + BigInt(last.nr_pages) * PAGE === vaddr) last.nr_pages += j - i;
-          else runs.push({ vaddr, nr_pages: j - i });
-          task.stats.pagesWritten += j - i;
-          i = j;
+      for (const r of dataPages(pagemap, vma.start, vma.end, { anonOnly: vma.kind === 'FILE_PRIVATE', written: false })) {
+        const in_parent = tracked && !(r.categories & PAGE_IS.SOFT_DIRTY);
+        const n = Number((r.end - r.start) / PAGE);
+        const last = runs.length > firstRun ? runs.at(-1) : undefined;
+        if (last && last.in_parent === in_parent && last.vaddr + BigInt(last.nr_pages) * PAGE === r.start) last.nr_pages += n;
+        else runs.push({ vaddr: r.start, nr_pages: n, in_parent });
+        if (in_parent) continue;
+        for (let done = 0; done < n; ) {
+          const k = Math.min(CHUNK_PAGES, n - done);
+          writeAll(out, task.tracee.readMem(Number(r.start) + done * PAGE_SIZE, k * PAGE_SIZE, data.subarray(0, k * PAGE_SIZE)));
+          done += k;
         }
-        at += BigInt(n) * PAGE;
+        task.stats.pagesWritten += n;
       }
     }
-    fs.fsyncSync(out);
   } finally {
     fs.closeSync(pagemap);
     fs.closeSync(out);
   }
-  return { runs, crc };
+  return runs;
 }
 
 function writeAll(fd: number, buf: Buffer): void {
@@ -225,38 +227,130 @@ function checkVmas(file: string, vmas: Vma[]): void {
   }
 }
 
-/** The pages file must hold exactly the listed pages, with the recorded checksum. */
-function checkPages(img: MmImage, file: string): void {
-  const saved = new Set<VmaKind>(['ANON_PRIVATE', 'ANON_SHARED', 'FILE_PRIVATE']);
+/** The runs an mm image lists must lie in mappings whose pages are saved, and its pages file hold their data. */
+function checkRuns(vmas: Vma[], runs: PageRun[], file: string, pagesFile: string): void {
   let total = 0;
-  for (const run of img.pages) {
+  for (const run of runs) {
     const end = run.vaddr + BigInt(run.nr_pages) * PAGE;
-    if (run.nr_pages <= 0 || !img.vmas.some((v) => saved.has(v.kind) && v.start <= run.vaddr && end <= v.end)) {
+    if (run.nr_pages <= 0 || !vmas.some((v) => SAVED.has(v.kind) && v.start <= run.vaddr && end <= v.end)) {
       throw new CrError(`${file}: corrupted image (pages at ${hex(run.vaddr)} lie outside any saved mapping)`);
     }
-    total += run.nr_pages * PAGE_SIZE;
+    if (!run.in_parent) total += run.nr_pages * PAGE_SIZE;
   }
   let size: number;
   try {
-    size = fs.statSync(img.pagesFile).size;
+    size = fs.statSync(pagesFile).size;
   } catch {
-    throw new CrError(`${img.pagesFile}: missing pages file`);
+    throw new CrError(`${pagesFile}: missing pages file`);
   }
-  if (size !== total) throw new CrError(`${img.pagesFile}: truncated or corrupted (${size} bytes, expected ${total})`);
-  const fd = fs.openSync(img.pagesFile, 'r');
-  const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
-  let crc = 0;
-  try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) crc = zlib.crc32(buf.subarray(0, n), crc);
-  } finally {
-    fs.closeSync(fd);
+  if (size !== total) throw new CrError(`${pagesFile}: truncated or corrupted (${size} bytes, expected ${total})`);
+}
+
+/** A pre-dump this image builds on (inventory's parent), as a directory. */
+export function parentDir(dir: string): string | undefined {
+  const link = path.join(dir, 'parent');
+  return fs.existsSync(link) ? fs.realpathSync(link) : undefined;
+}
+
+const MAX_CHAIN = 64;
+
+/**
+ * Where the data of every saved page of task `pid` is: this image's pages
+ * file for its own runs, and for a run in the parent, the pre-dumps' pages
+ * up the chain (each checked as this one), newest first.
+ */
+function pageSources(dir: string, pid: number, runs: PageRun[], depth = 0): PageSource[] {
+  const own: PageSource[] = [];
+  const wanted: PageRun[] = [];
+  let offset = 0;
+  for (const run of runs) {
+    if (run.in_parent) {
+      wanted.push(run);
+      continue;
+    }
+    own.push({ vaddr: run.vaddr, nr_pages: run.nr_pages, file: imageFile(dir, 'pages', pid), offset });
+    offset += run.nr_pages * PAGE_SIZE;
   }
-  if (crc !== img.pages_crc32) throw new CrError(`${img.pagesFile}: corrupted (checksum mismatch)`);
+  if (!wanted.length) return own;
+  const parent = parentDir(dir);
+  if (!parent) throw new CrError(`${imageFile(dir, 'mm', pid)}: pages unchanged since a pre-dump, but ${path.join(dir, 'parent')} is gone`);
+  if (depth === MAX_CHAIN) throw new CrError(`${dir}: a chain of more than ${MAX_CHAIN} pre-dumps`);
+  const img = readImage<Omit<MmImage, 'sources'>>(parent, 'mm', pid);
+  checkRuns(img.vmas, img.pages, imageFile(parent, 'mm', pid), imageFile(parent, 'pages', pid));
+  const theirs = pageSources(parent, pid, img.pages, depth + 1).sort((a, b) => (a.vaddr < b.vaddr ? -1 : 1));
+  for (const w of wanted) {
+    let at = w.vaddr;
+    const end = w.vaddr + BigInt(w.nr_pages) * PAGE;
+    for (const t of theirs) {
+      const tEnd = t.vaddr + BigInt(t.nr_pages) * PAGE;
+      if (tEnd <= at || t.vaddr >= end) continue;
+      if (t.vaddr > at) break;
+      const upTo = tEnd < end ? tEnd : end;
+      own.push({ vaddr: at, nr_pages: Number((upTo - at) / PAGE), file: t.file, offset: t.offset + Number(at - t.vaddr) });
+      at = upTo;
+      if (at === end) break;
+    }
+    if (at !== end) throw new CrError(`${imageFile(dir, 'mm', pid)}: the page at ${hex(at)} is in no image of the chain of pre-dumps`);
+  }
+  return own.sort((a, b) => (a.vaddr < b.vaddr ? -1 : 1));
 }
 
 /** The address ranges the image maps, for choosing where restore can work meanwhile. */
 export function mappedRanges(dir: string, pid: number): [bigint, bigint][] {
-  return readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid).vmas.map((v) => [v.start, v.end]);
+  return readImage<Omit<MmImage, 'sources'>>(dir, 'mm', pid).vmas.map((v) => [v.start, v.end]);
+}
+
+/** iovecs per injected preadv: they go in the scratch area, and IOV_MAX is 1024. */
+const IOV_BATCH = 512;
+/** Bytes per injected preadv (a read returns at most 2 GiB). */
+const READ_BATCH = 1 << 30;
+
+const READ_PAGES = READ_BATCH / PAGE_SIZE;
+
+/** A run in pieces that one read can take. */
+function splitRun(r: PageSource): PageSource[] {
+  const out: PageSource[] = [];
+  for (let done = 0; done < r.nr_pages; done += READ_PAGES) {
+    const n = Math.min(READ_PAGES, r.nr_pages - done);
+    out.push({ ...r, vaddr: r.vaddr + BigInt(done) * PAGE, nr_pages: n, offset: r.offset + done * PAGE_SIZE });
+  }
+  return out;
+}
+
+/**
+ * Fill the task's pages from the image: the task itself reads each pages
+ * file straight into its memory, one injected preadv per batch of runs
+ * that follow each other in the file.
+ */
+function fillPages(task: RestoreTask, sources: PageSource[]): void {
+  const { tracee, inj } = task;
+  for (const file of new Set(sources.map((s) => s.file))) {
+    const runs = sources.filter((s) => s.file === file).sort((a, b) => a.offset - b.offset).flatMap(splitRun);
+    inj.reset();
+    const fd = Number(tracee.syscallOk(`open ${file}`, NR.open, inj.putString(file), O.RDONLY | O.CLOEXEC, 0));
+    try {
+      for (let i = 0; i < runs.length; ) {
+        let j = i;
+        let len = 0;
+        while (j < runs.length && j - i < IOV_BATCH && len + runs[j].nr_pages * PAGE_SIZE <= READ_BATCH &&
+          (j === i || runs[j].offset === runs[j - 1].offset + runs[j - 1].nr_pages * PAGE_SIZE)) {
+          len += runs[j].nr_pages * PAGE_SIZE;
+          j++;
+        }
+        const iov = Buffer.alloc(16 * (j - i));
+        runs.slice(i, j).forEach((r, k) => {
+          iov.writeBigUInt64LE(r.vaddr, k * 16);
+          iov.writeBigUInt64LE(BigInt(r.nr_pages * PAGE_SIZE), k * 16 + 8);
+        });
+        inj.reset();
+        const got = Number(tracee.syscallOk(`preadv ${file}`, NR.preadv, fd, inj.put(iov), j - i, runs[i].offset, 0));
+        if (got !== len) throw new CrError(`${file}: truncated (read ${got} of ${len} bytes at ${runs[i].offset})`);
+        i = j;
+      }
+    } finally {
+      tracee.syscall(NR.close, fd);
+    }
+  }
 }
 
 export const memory = defineState<MmImage>({
@@ -266,18 +360,19 @@ export const memory = defineState<MmImage>({
     const vmas = task.maps.map((m) => classify(task.pid, m)).filter((v): v is Vma => v !== null);
     checkSysvAttachments(task.pid, vmas);
     const layout = layoutOf(task);
-    const { runs, crc } = dumpPages(task, vmas);
-    task.images.write('mm', task.pid, { layout, vmas, pages: runs, pages_crc32: crc });
+    // tracked since the pre-dump this dump builds on, if that one has the task
+    const incremental = !!task.prevImagesDir && fs.existsSync(imageFile(task.prevImagesDir, 'mm', task.pid));
+    const runs = dumpPages(task, vmas, incremental);
+    task.images.write('mm', task.pid, { layout, vmas, pages: runs });
   },
 
   load(dir, { pid }) {
     const file = imageFile(dir, 'mm', pid);
-    const img = readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid);
+    const img = readImage<Omit<MmImage, 'sources'>>(dir, 'mm', pid);
     if (!img.layout) throw new CrError(`${file}: corrupted image (no mm layout)`);
-    const full = { ...img, pagesFile: imageFile(dir, 'pages', pid) };
-    checkVmas(file, full.vmas);
-    checkPages(full, file);
-    return full;
+    checkVmas(file, img.vmas);
+    checkRuns(img.vmas, img.pages, file, imageFile(dir, 'pages', pid));
+    return { ...img, sources: pageSources(dir, pid, img.pages) };
   },
 
   restore(task, mm) {
@@ -299,6 +394,7 @@ export const memory = defineState<MmImage>({
       if (want !== got) throw new CrError(`the image's vDSO layout (${want}) does not match this kernel's (${got})`);
     }
 
+    const filled = new Set(mm.vmas.filter((v) => SAVED.has(v.kind) && mm.sources.some((s) => s.vaddr >= v.start && s.vaddr < v.end)));
     for (const v of mm.vmas) {
       if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
       if (v.kind === 'SYSV_SHM') {
@@ -306,9 +402,8 @@ export const memory = defineState<MmImage>({
         continue;
       }
       const shared = v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED';
-      // Pages are written through /proc/PID/mem, which can write private
-      // read-only pages but not shared ones: those get PROT_WRITE for now.
-      const prot = v.kind === 'ANON_SHARED' ? v.prot | PROT.WRITE : v.prot;
+      // The task reads its pages in itself: mappings that receive some are writable until then.
+      const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
       let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | MAP.FIXED_NOREPLACE | (v.growsdown ? MAP.GROWSDOWN : 0);
       let fd = -1;
       let offset = v.pgoff * PAGE;
@@ -333,24 +428,8 @@ export const memory = defineState<MmImage>({
       if (v.shmem_id && !first) task.shared.shmem.set(v.shmem_id, { pid: task.pid, start: v.start, end: v.end, pgoff: v.pgoff });
     }
 
-    const src = fs.openSync(mm.pagesFile, 'r');
-    const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
-    try {
-      for (const run of mm.pages) {
-        for (let done = 0; done < run.nr_pages; ) {
-          const n = Math.min(CHUNK_PAGES, run.nr_pages - done);
-          const len = n * PAGE_SIZE;
-          if (fs.readSync(src, buf, 0, len, null) !== len) throw new CrError(`${mm.pagesFile}: truncated`);
-          tracee.writeMem(Number(run.vaddr) + done * PAGE_SIZE, buf.subarray(0, len));
-          done += n;
-        }
-      }
-    } finally {
-      fs.closeSync(src);
-    }
-    for (const v of mm.vmas) {
-      if (v.kind === 'ANON_SHARED' && !(v.prot & PROT.WRITE)) tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
-    }
+    fillPages(task, mm.sources);
+    for (const v of filled) if (!(v.prot & PROT.WRITE)) tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
 
     // brk, stack, argv/env bounds, auxv and /proc/PID/exe, all at once.
     inj.reset();
@@ -362,9 +441,10 @@ export const memory = defineState<MmImage>({
   },
 
   describe(mm) {
-    const pages = mm.pages.reduce((n, r) => n + r.nr_pages, 0);
+    const count = (inParent: boolean) => mm.pages.reduce((n, r) => n + (r.in_parent === inParent ? r.nr_pages : 0), 0);
+    const parent = count(true);
     return [
-      `exe ${mm.layout.exe}  brk ${hex(mm.layout.start_brk)}-${hex(mm.layout.brk)}  ${pages} pages saved`,
+      `exe ${mm.layout.exe}  brk ${hex(mm.layout.start_brk)}-${hex(mm.layout.brk)}  ${count(false)} pages saved${parent ? `, ${parent} unchanged since the pre-dump` : ''}`,
       ...mm.vmas.map((v) => {
         const prot = `${v.prot & PROT.READ ? 'r' : '-'}${v.prot & PROT.WRITE ? 'w' : '-'}${v.prot & PROT.EXEC ? 'x' : '-'}`;
         return `  ${hex(v.start).padStart(14)}-${hex(v.end).padEnd(14)} ${prot} ${v.kind.padEnd(12)} ${v.path || v.name}`;

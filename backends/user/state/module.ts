@@ -43,6 +43,8 @@ export interface DumpTask {
   images: ImageWriter;
   shared: DumpShared;
   stats: { pagesWritten: number };
+  /** The pre-dump this dump builds on: pages unchanged since are left in it. */
+  prevImagesDir?: string;
   log: (line: string) => void;
 }
 
@@ -57,6 +59,8 @@ export interface RestoreTask {
   shared: RestoreShared;
   /** Lowest descriptor number the image does not use: temporaries go at or above it. */
   fdBase: number;
+  /** Bring private memory in on first touch (userfaultfd) rather than before the task runs. */
+  lazyPages?: boolean;
   log: (line: string) => void;
 }
 

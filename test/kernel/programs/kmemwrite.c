@@ -15,7 +15,7 @@
  * the pages (the first ones) is rewritten each generation.
  *
  * Prints "ready PID" once the region is filled, "gen G ok" after each
- * generation, "done" at the end: after GENERATIONS (0: no limit), or at
+ * generation (then rests a millisecond), "done" at the end: after GENERATIONS (0: no limit), or at
  * the end of the generation during which SIGUSR1 came.
  */
 #define _GNU_SOURCE
@@ -85,6 +85,7 @@ int main(int argc, char **argv)
 		}
 		printf("gen %llu ok\n", (unsigned long long)g);
 		fflush(stdout);
+		usleep(1000);	/* a line per millisecond at most: the output is read as it grows */
 	}
 	printf("done\n");
 	return 0;
