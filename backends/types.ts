@@ -41,6 +41,18 @@ export interface DumpOptions {
    * are collected, so none can fork or exit meanwhile (CRIU's --freeze-cgroup).
    */
   freezeCgroup?: string;
+  /**
+   * The tree is a job of an interactive shell (CRIU's --shell-job): the
+   * terminal it runs on and its session leader are outside the tree.
+   */
+  shellJob?: boolean;
+  /**
+   * Save TCP connections to peers outside the tree too (CRIU's
+   * --tcp-established): their packets are held back by a network lock from
+   * the dump until the restore, and the restored tree goes on with them.
+   * Without it such a connection is refused.
+   */
+  tcpEstablished?: boolean;
   /** Progress and diagnostics, one line per call. */
   log?: (line: string) => void;
 }
@@ -79,6 +91,12 @@ export interface RestoreOptions {
   detach?: boolean;
   /** Restore into a fresh pid namespace (where the backend supports it). */
   pidns?: boolean;
+  /**
+   * Restore a shell job: the tree joins the session of the caller, its
+   * terminal descriptors are the caller's terminal, and it becomes the
+   * foreground job if it was one (required for images dumped so).
+   */
+  shellJob?: boolean;
   /**
    * Leave the restored tasks frozen (where the backend supports it): nothing
    * of the tree runs until `thaw()`, so a harness can attach first.

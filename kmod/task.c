@@ -13,6 +13,7 @@
 
 #include <linux/pid.h>
 #include <linux/ptrace.h>
+#include <linux/sched/task_stack.h>
 #include <linux/rseq.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>

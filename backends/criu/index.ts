@@ -3,8 +3,9 @@
  * as the reference the other two backends are measured against.
  *
  * dump:    criu dump -t PID -D DIR -o dump.log -v2 [--shell-job] [--leave-running]
+ *          [--tcp-established --network-lock nftables]
  * restore: criu restore -D DIR -o restore.log -v2 -d --pidfile F
- *          [--restore-sibling] [--shell-job]
+ *          [--restore-sibling] [--shell-job] [--tcp-established --network-lock nftables]
  *
  * Restore always lets criu exit once the tree runs (-d). Without `detach`
  * it also passes --restore-sibling, so the restored root becomes a child of
@@ -77,11 +78,32 @@ export function needsShellJob(pid: number, st: ProcStat): boolean {
   return st.session !== pid || st.pgrp !== pid || st.ttyNr !== 0;
 }
 
-/** `criu dump`, or with `pre` `criu pre-dump`; after a pre-dump, only the pages written since (--track-mem). */
+/**
+ * CRIU saves established TCP connections only when asked, and locks them
+ * with nftables here (its default, iptables, is not installed); the
+ * restore of such an image must be asked the same.
+ */
+export const CRIU_TCP_ESTABLISHED = ['--tcp-established', '--network-lock', 'nftables'];
+
+/** Whether a CRIU image holds established TCP connections (tcp-stream-*.img). */
+function hasTcpStreams(dir: string): boolean {
+  try {
+    return fs.readdirSync(dir).some((f) => f.startsWith('tcp-stream-'));
+  } catch {
+    return false; // no image there (yet): criu says so itself
+  }
+}
+
+/**
+ * `criu dump`, or with `pre` `criu pre-dump`; after a pre-dump, only the
+ * pages written since (--track-mem). --file-locks: the other backends save
+ * file locks by default; CRIU refuses them without it.
+ */
 export function dumpArgv(opts: DumpOptions, shellJob: boolean, pre = false): string[] {
-  const argv = [pre ? 'pre-dump' : 'dump', '-t', String(opts.pid), '-D', opts.dir, '-o', pre ? 'pre-dump.log' : 'dump.log', VERBOSITY];
+  const argv = [pre ? 'pre-dump' : 'dump', '-t', String(opts.pid), '-D', opts.dir, '-o', pre ? 'pre-dump.log' : 'dump.log', VERBOSITY, '--file-locks'];
   if (shellJob) argv.push('--shell-job');
   if (opts.leaveRunning && !pre) argv.push('--leave-running');
+  if (opts.tcpEstablished) argv.push(...CRIU_TCP_ESTABLISHED);
   // CRIU takes the previous images relative to -D
   if (opts.prevImagesDir) argv.push('--track-mem', '--prev-images-dir', path.relative(opts.dir, opts.prevImagesDir));
   else if (pre) argv.push('--track-mem');
@@ -89,9 +111,10 @@ export function dumpArgv(opts: DumpOptions, shellJob: boolean, pre = false): str
 }
 
 export function restoreArgv(opts: RestoreOptions, pidfile: string, shellJob: boolean): string[] {
-  const argv = ['restore', '-D', opts.dir, '-o', 'restore.log', VERBOSITY, '--restore-detached', '--pidfile', pidfile];
+  const argv = ['restore', '-D', opts.dir, '-o', 'restore.log', VERBOSITY, '--restore-detached', '--pidfile', pidfile, '--file-locks'];
   if (!opts.detach) argv.push('--restore-sibling');
   if (shellJob) argv.push('--shell-job');
+  if (hasTcpStreams(opts.dir)) argv.push(...CRIU_TCP_ESTABLISHED);
   return argv;
 }
 
@@ -165,7 +188,7 @@ async function criuDump(opts: DumpOptions, pre: boolean): Promise<DumpResult> {
   if (!st) throw new CrError(`no process ${opts.pid}`);
   if (opts.prevImagesDir && !isCriuImage(opts.prevImagesDir)) throw new CrError(`${opts.prevImagesDir} holds no CRIU image to build on`);
   fs.mkdirSync(opts.dir, { recursive: true });
-  const shellJob = needsShellJob(opts.pid, st);
+  const shellJob = !!opts.shellJob || needsShellJob(opts.pid, st);
   const argv = dumpArgv(opts, shellJob, pre);
   const logName = pre ? 'pre-dump.log' : 'dump.log';
   opts.log?.(`${CRIU} ${argv.join(' ')}`);
@@ -230,7 +253,7 @@ export const criuBackend: Backend = {
     const tree = readPstree(opts.dir);
     if (!tree.length) throw new CrError(`${opts.dir}: pstree.img lists no process`);
     const rootTask = tree[0];
-    const shellJob = rootTask.sid !== rootTask.pid || rootTask.pgid !== rootTask.pid;
+    const shellJob = !!opts.shellJob || rootTask.sid !== rootTask.pid || rootTask.pgid !== rootTask.pid;
     const pidfile = path.join(opts.dir, 'restore.pid');
     fs.rmSync(pidfile, { force: true });
     const argv = restoreArgv(opts, pidfile, shellJob);

@@ -2,9 +2,9 @@
 /**
  * cr: one command line for every checkpoint/restart backend.
  *
- *   cr dump --backend=user -t PID -D DIR [--leave-running] [--cow] [--prev-images-dir DIR0]
+ *   cr dump --backend=user -t PID -D DIR [--leave-running] [--shell-job] [--tcp-established] [--cow] [--prev-images-dir DIR0]
  *   cr pre-dump --backend=user -t PID -D DIR [--prev-images-dir DIR0]
- *   cr restore [--backend=user] -D DIR [--detach] [--frozen] [--map-pages | --lazy-pages]
+ *   cr restore [--backend=user] -D DIR [--detach] [--frozen] [--shell-job] [--map-pages | --lazy-pages]
  *   cr thaw [--backend=kernel] PID
  *   cr show DIR [--json]
  *   cr check [--backend=user]
@@ -66,11 +66,13 @@ program
   .option('--no-cow', 'keep the tasks frozen until their memory is written')
   .option('--prev-images-dir <dir>', 'a pre-dump of the same tasks: save only the pages written since')
   .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
+  .option('-j, --shell-job', 'the tree is a job of an interactive shell: its terminal and session leader are outside it')
+  .option('--tcp-established', 'save TCP connections to peers outside the tree too (their packets are held back until the restore)')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
     const r = await pickBackend(o.backend).dump({
-      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, cow: o.cow, prevImagesDir: o.prevImagesDir,
-      freezeCgroup: o.freezeCgroup, log: logTo(o.verbose),
+      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, shellJob: o.shellJob, tcpEstablished: o.tcpEstablished,
+      cow: o.cow, prevImagesDir: o.prevImagesDir, log: logTo(o.verbose),
     });
     reportDump(r, o.imagesDir, 'dumped');
   });
@@ -101,6 +103,7 @@ program
   .option('-d, --detach', 'return once the tree runs instead of waiting for its root task')
   .option('--pidns', 'restore into a new pid namespace')
   .option('--frozen', 'leave the restored tree frozen until `cr thaw ROOT` (kernel backend)')
+  .option('-j, --shell-job', 'restore a shell job on the terminal cr restore runs on')
   .option('--map-pages', 'map private memory copy-on-write from the image instead of copying it (kernel backend; the image must then stay unchanged)')
   .option('--lazy-pages', 'restore memory on demand, each page on first touch (user backend, userfaultfd)')
   .option('-v, --verbose', 'log each step to stderr')
@@ -109,7 +112,7 @@ program
     const b = await backendFor(o.imagesDir, o.backend);
     if (o.frozen && !b.thaw) throw new CrError(`the ${b.name} backend cannot leave a restored tree frozen`);
     const r = await b.restore({
-      dir: o.imagesDir, detach: o.detach, pidns: o.pidns, frozen: o.frozen, mapPages: o.mapPages, lazyPages: o.lazyPages, log: logTo(o.verbose),
+      dir: o.imagesDir, detach: o.detach, pidns: o.pidns, frozen: o.frozen, shellJob: o.shellJob, mapPages: o.mapPages, lazyPages: o.lazyPages, log: logTo(o.verbose),
     });
     if (o.frozen) process.stderr.write(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
     if (o.detach) {

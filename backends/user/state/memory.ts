@@ -1,23 +1,33 @@
 /**
- * Memory: every VMA with its protection and backing, the mm layout fields
- * (brk, stack, argv/env, auxv, exe), and the contents of every page that
- * is not simply the backing file's: anonymous pages and the private copies
- * a process made of file pages.
+ * Memory: every VMA with its protection, backing and may-write bit, the mm
+ * layout fields (brk, stack, argv/env, auxv, exe), the contents of every
+ * private page that is not simply the backing file's, and each shmem
+ * object (shared anonymous memory, memfd) once, whole, with the first task
+ * that maps it.
+ *
+ * A child's mappings that it still has from its parent (same range, same
+ * backing) are marked inherited: restore forks the child from its parent
+ * once the parent's memory is in place (tree.ts), so the pages the two
+ * still share are shared again, copy-on-write, and only what differs is
+ * saved: the child's own copies (`pages`) and the pages the parent has and
+ * the child had not (`drop`). Sharing is told by the physical page each
+ * address maps (/proc/PID/pagemap, readable as root), as CRIU does.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
 import { dataPages, PAGE_IS } from '../../../userspace/proc/pagemap.js';
-import { type MapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
+import { type SmapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
+import { fcntl, rawSyscall, SysError } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
 import { defineState, hex, type DumpTask, type RestoreTask } from './module.js';
-import { MFD_ALLOW_SEALING, memfdName } from './memfd.js';
+import { F_GET_SEALS, MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdName, sealMemfd } from './memfd.js';
 import { ownNamespace } from './namespaces.js';
 
 type VmaKind = 'ANON_PRIVATE' | 'ANON_SHARED' | 'FILE_PRIVATE' | 'FILE_SHARED' | 'VDSO' | 'VVAR' | 'SYSV_SHM';
 
-interface Vma {
+export interface Vma {
   start: bigint;
   end: bigint;
   prot: number;
@@ -28,8 +38,13 @@ interface Vma {
   name: string;
   shmem_id: bigint;
   shmid: number;
-  memfd_size: bigint;
+  may_write: boolean;
+  inherited: boolean;
+  advice: string[];
 }
+
+/** At dump time only: the mapped file's device and inode, to tell a replaced file from the parent's. */
+type DumpVma = Vma & { file: string };
 
 interface MmLayout {
   start_code: bigint; end_code: bigint; start_data: bigint; end_data: bigint;
@@ -46,7 +61,7 @@ interface PageRun {
   in_parent: boolean;
 }
 
-/** Restore: pages of the task and where their data is (this image's pages file, or a parent's). */
+/** Restore: private pages of the task and where their data is (this image's pages file, or a parent's). */
 interface PageSource {
   vaddr: bigint;
   nr_pages: number;
@@ -54,46 +69,81 @@ interface PageSource {
   offset: number;
 }
 
+interface ShmemRun {
+  pgoff: bigint;
+  nr_pages: number;
+}
+
+interface ShmemObject {
+  id: bigint;
+  size: bigint;
+  memfd: string;
+  seals: number;
+  runs: ShmemRun[];
+}
+
 export interface MmImage {
   layout: MmLayout;
   vmas: Vma[];
   pages: PageRun[];
-  /** Where every page's data is, the chain of pre-dumps followed; not part of the image message. */
+  drop: PageRun[];
+  shmem: ShmemObject[];
+  shared_pages: bigint;
+  /** Where the pages file is; not part of the image message. */
+  pagesFile: string;
+  /** Where every private page's data is, the chain of pre-dumps followed; not part of the image message. */
   sources: PageSource[];
 }
 
 const PAGE = BigInt(PAGE_SIZE);
 /** Largest run of pages read or written in one go. */
 const CHUNK_PAGES = 4096;
+const PM_PRESENT = 1n << 63n;
+const PM_SWAPPED = 1n << 62n;
+const PM_FILE = 1n << 61n;
+const PM_SOFT_DIRTY = 1n << 55n;
+/** The page frame (present) or swap entry (swapped) of a pagemap entry. */
+const PM_FRAME = (1n << 55n) - 1n;
 const TASK_SIZE = 0x7ffffffff000n;
+const HUGETLBFS_MAGIC = 0x958458f6;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const MADV = { DONTNEED: 4, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16, WIPEONFORK: 18, DONTFORK: 10 } as const;
+/** VmFlags set by madvise(2) that restore sets again (mlock's "lo"/"lf" apart). */
+const ADVICE: Record<string, number> = { dc: MADV.DONTFORK, wf: MADV.WIPEONFORK, dd: MADV.DONTDUMP, hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE };
+const MLOCK_ONFAULT = 1;
+const PRIVATE_KINDS = new Set<VmaKind>(['ANON_PRIVATE', 'FILE_PRIVATE']);
 
-/** How a /proc/PID/maps entry is saved and rebuilt; refuses what this backend cannot. */
-function classify(pid: number, m: MapsEntry): Vma | null {
+const mapFiles = (pid: number, start: bigint, end: bigint) => `/proc/${pid}/map_files/${start.toString(16)}-${end.toString(16)}`;
+
+/** How a /proc/PID/smaps entry is saved and rebuilt; refuses what this backend cannot. */
+function classify(task: DumpTask, m: SmapsEntry): DumpVma | null {
+  const pid = task.pid;
   const prot = (m.read ? PROT.READ : 0) | (m.write ? PROT.WRITE : 0) | (m.exec ? PROT.EXEC : 0);
-  const base = { start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n, shmid: 0, memfd_size: 0n };
+  const base = {
+    start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n, shmid: 0,
+    may_write: m.vmFlags.has('mw'), inherited: false, advice: ['dc', 'wf', 'dd', 'hg', 'nh', 'lo', 'lf'].filter((f) => m.vmFlags.has(f)), file: `${m.dev}:${m.inode}`,
+  };
   const where = `pid ${pid} mapping ${hex(m.start)}-${hex(m.end)}`;
   if (m.path === '[vsyscall]') return null;
-  if (m.path === '[vdso]') return { ...base, kind: 'VDSO', name: m.path };
-  if (m.path === '[vvar]' || m.path === '[vvar_vclock]') return { ...base, kind: 'VVAR', name: m.path };
+  // The kernel's own, with the flags it gives them.
+  if (m.path === '[vdso]') return { ...base, kind: 'VDSO', name: m.path, advice: [] };
+  if (m.path === '[vvar]' || m.path === '[vvar_vclock]') return { ...base, kind: 'VVAR', name: m.path, advice: [] };
+  if (m.vmFlags.has('ht')) throw new CrError(`${where}: hugetlb memory is not supported`);
   if (m.path === '' || m.path.startsWith('[')) {
     return { ...base, kind: m.shared ? 'ANON_SHARED' : 'ANON_PRIVATE', name: m.path, pgoff: 0n };
   }
   // Shared anonymous memory is a deleted file on the internal shmem mount,
   // one object (inode) however many tasks share it after fork.
-  if (m.shared && m.path === '/dev/zero (deleted)') return { ...base, kind: 'ANON_SHARED', shmem_id: m.inode };
+  if (m.shared && m.path === '/dev/zero (deleted)') return { ...base, kind: 'ANON_SHARED', name: m.path, shmem_id: m.inode };
   // A SysV segment (maps inode: its id) is saved and recreated with its namespace (ipc.ts).
   if (m.path.startsWith('/SYSV')) {
     const segment = `SysV shm segment ${m.path.slice(1, 13)} (id ${m.inode})`;
     if (!ownNamespace(pid, 'ipc')) throw new CrError(`${where}: ${segment} of the host's IPC namespace is not supported`);
     return { ...base, kind: 'SYSV_SHM', name: m.path, shmid: Number(m.inode) };
   }
-  // A memfd is shmem too: its pages go with the first mapping; restore
-  // recreates it by name (and memfd.ts reopens it for descriptors).
-  if (m.path.startsWith('/memfd:')) {
-    if (!m.shared) throw new CrError(`${where}: a private mapping of a memfd is not supported`);
-    const size = BigInt(fs.statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`).size);
-    return { ...base, kind: 'ANON_SHARED', name: m.path, shmem_id: m.inode, memfd_size: size };
-  }
+  // A memfd is shmem too, mapped shared or private; memfd.ts reopens the same object for descriptors.
+  if (m.path.startsWith('/memfd:')) return { ...base, kind: m.shared ? 'ANON_SHARED' : 'FILE_PRIVATE', name: m.path, shmem_id: m.inode };
   if (m.path.endsWith(' (deleted)')) throw new CrError(`${where}: the mapped file ${m.path} was deleted`);
   return { ...base, kind: m.shared ? 'FILE_SHARED' : 'FILE_PRIVATE', path: m.path };
 }
@@ -103,16 +153,16 @@ const attachment = (vmas: Vma[], shmid: number, base: bigint) =>
   vmas.filter((o) => o.kind === 'SYSV_SHM' && o.shmid === shmid && o.start - o.pgoff * PAGE === base);
 
 /** One shmat maps a whole segment: refuse attachments that are no longer whole. */
-function checkSysvAttachments(pid: number, vmas: Vma[]): void {
+function checkSysvAttachments(task: DumpTask, vmas: Vma[]): void {
   for (const v of vmas) {
     if (v.kind !== 'SYSV_SHM') continue;
     const base = v.start - v.pgoff * PAGE;
     const pieces = attachment(vmas, v.shmid, base);
     // The segment's size: map_files leads to its shmem file.
-    const size = BigInt(fs.statSync(`/proc/${pid}/map_files/${pieces[0].start.toString(16)}-${pieces[0].end.toString(16)}`).size);
+    const size = BigInt(fs.statSync(mapFiles(task.tracee.pid, pieces[0].start, pieces[0].end)).size);
     const mapped = pieces.reduce((n, o) => n + (o.end - o.start), 0n);
     if (pieces[0].start !== base || mapped !== ((size + PAGE - 1n) / PAGE) * PAGE) {
-      throw new CrError(`pid ${pid} mapping ${hex(v.start)}-${hex(v.end)}: SysV shm id ${v.shmid} attached but partly unmapped is not supported`);
+      throw new CrError(`pid ${task.pid} mapping ${hex(v.start)}-${hex(v.end)}: SysV shm id ${v.shmid} attached but partly unmapped is not supported`);
     }
   }
 }
@@ -133,65 +183,219 @@ function attachSysv(task: RestoreTask, v: Vma, vmas: Vma[]): void {
   task.tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
 }
 
-/** Kinds whose pages are saved; after a pre-dump, those whose unchanged pages the parent holds. */
-const SAVED = new Set<VmaKind>(['ANON_PRIVATE', 'ANON_SHARED', 'FILE_PRIVATE']);
-const TRACKED = new Set<VmaKind>(['ANON_PRIVATE', 'FILE_PRIVATE']);
+/** Whether a private page's contents must be saved, given its pagemap entry. */
+function mustSave(kind: VmaKind, entry: bigint): boolean {
+  if (!(entry & (PM_PRESENT | PM_SWAPPED))) return false;
+  return kind === 'ANON_PRIVATE' || !(entry & PM_FILE); // of a file mapping, only the private copies
+}
+
+/** Whether two pagemap entries are the same physical page (or swap slot); unknown without the frame numbers. */
+function samePage(a: bigint, b: bigint): boolean {
+  const kind = PM_PRESENT | PM_SWAPPED;
+  return (a & kind) === (b & kind) && (a & PM_FRAME) !== 0n && (a & PM_FRAME) === (b & PM_FRAME);
+}
 
 /**
- * Save the pages that hold data of their own: present or swapped, not the
- * zero page, and of a private file mapping only the task's own copies
- * (PAGEMAP_SCAN finds them, range by range). With `incremental` (the
- * task's soft-dirty bits were cleared by the pre-dump this dump builds
- * on), a page of a private mapping not written since goes as a run in the
- * parent; shared memory is always saved whole.
+ * Whether parent mapping `p` backs the same memory as child mapping `v`
+ * where they overlap: the kind, the file (or shmem object, segment), the
+ * offset into it and the may-write bit must agree.
  */
-function dumpPages(task: DumpTask, vmas: Vma[], incremental: boolean): PageRun[] {
-  const pagemap = fs.openSync(`/proc/${task.pid}/pagemap`, 'r');
-  const out = task.images.openRaw('pages', task.pid);
-  const runs: PageRun[] = [];
-  const data = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
-  try {
-    for (const vma of vmas) {
-      if (!SAVED.has(vma.kind)) continue;
-      // Shared memory's pages are saved with the first task that maps it.
-      if (vma.shmem_id) {
-        if (task.shared.shmem.has(vma.shmem_id)) continue;
-        task.shared.shmem.add(vma.shmem_id);
-      }
-      const tracked = incremental && TRACKED.has(vma.kind);
-      const firstRun = runs.length; // runs never span two mappings
-      for (const r of dataPages(pagemap, vma.start, vma.end, { anonOnly: vma.kind === 'FILE_PRIVATE', written: false })) {
-        const in_parent = tracked && !(r.categories & PAGE_IS.SOFT_DIRTY);
-        const n = Number((r.end - r.start) / PAGE);
-        const last = runs.length > firstRun ? runs.at(-1) : undefined;
-        if (last && last.in_parent === in_parent && last.vaddr + BigInt(last.nr_pages) * PAGE === r.start) last.nr_pages += n;
-        else runs.push({ vaddr: r.start, nr_pages: n, in_parent });
-        if (in_parent) continue;
-        for (let done = 0; done < n; ) {
-          const k = Math.min(CHUNK_PAGES, n - done);
-          writeAll(out, task.tracee.readMem(Number(r.start) + done * PAGE_SIZE, k * PAGE_SIZE, data.subarray(0, k * PAGE_SIZE)));
-          done += k;
-        }
-        task.stats.pagesWritten += n;
-      }
-    }
-  } finally {
-    fs.closeSync(pagemap);
-    fs.closeSync(out);
+function compatible(p: Vma, v: Vma): boolean {
+  const linear = (x: Vma) => x.pgoff - x.start / PAGE;
+  return p.kind === v.kind && p.path === v.path && p.name === v.name && p.shmem_id === v.shmem_id && p.shmid === v.shmid &&
+    p.growsdown === v.growsdown && p.may_write === v.may_write && (v.kind === 'ANON_PRIVATE' || linear(p) === linear(v));
+}
+
+/** Whether compatible parent mappings cover all of `v`: a fork left it to the child as it is. */
+function coveredByParent(v: Vma, parent: Vma[]): boolean {
+  let at = v.start;
+  for (const p of parent) {
+    if (p.end <= at || p.start >= v.end) continue;
+    if (p.start > at || !compatible(p, v)) return false;
+    at = p.end;
+    if (at >= v.end) return true;
   }
-  return runs;
+  return false;
+}
+
+/** Mark the mappings a child still has from its parent; the vDSO only if all of it is where the parent's is. */
+function markInherited(vmas: DumpVma[], parent: DumpVma[]): void {
+  for (const v of vmas) {
+    if (v.kind === 'VDSO' || v.kind === 'VVAR') v.inherited = parent.some((p) => p.start === v.start && p.end === v.end && p.name === v.name);
+    else v.inherited = coveredByParent(v, parent) && parent.filter((p) => p.start < v.end && p.end > v.start).every((p) => p.file === v.file);
+  }
+  const special = vmas.filter((v) => v.kind === 'VDSO' || v.kind === 'VVAR');
+  if (special.some((v) => !v.inherited) || special.length !== parent.filter((p) => p.kind === 'VDSO' || p.kind === 'VVAR').length) {
+    for (const v of special) v.inherited = false;
+  }
 }
 
 function writeAll(fd: number, buf: Buffer): void {
   for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done, buf.length - done);
 }
 
+/** Append a run of pages to `runs`, merging it with the last one if they touch. */
+function addRun(runs: PageRun[], from: number, vaddr: bigint, n: number, in_parent = false): void {
+  const last = runs.length > from ? runs.at(-1) : undefined;
+  if (last && last.in_parent === in_parent && last.vaddr + BigInt(last.nr_pages) * PAGE === vaddr) last.nr_pages += n;
+  else runs.push({ vaddr, nr_pages: n, in_parent });
+}
+
+interface SavedPages {
+  pages: PageRun[];
+  drop: PageRun[];
+  shared: bigint;
+}
+
+/** Copy `n` pages at `vaddr` from the task into the pages file. */
+function savePages(task: DumpTask, out: number, data: Buffer, vaddr: bigint, n: number): void {
+  for (let done = 0; done < n; ) {
+    const k = Math.min(CHUNK_PAGES, n - done);
+    writeAll(out, task.tracee.readMem(Number(vaddr) + done * PAGE_SIZE, k * PAGE_SIZE, data.subarray(0, k * PAGE_SIZE)));
+    done += k;
+  }
+  task.stats.pagesWritten += n;
+}
+
+/**
+ * The pages of a private mapping that it does not share with a parent:
+ * those that hold data of their own (present or swapped, not the zero
+ * page, of a file mapping only the task's copies), which PAGEMAP_SCAN
+ * finds range by range. With `incremental`, those not written since the
+ * pre-dump go as runs in the parent.
+ */
+function saveOwnMapping(task: DumpTask, pagemap: number, vma: Vma, incremental: boolean, out: number, data: Buffer, saved: SavedPages): void {
+  const first = saved.pages.length;
+  for (const r of dataPages(pagemap, vma.start, vma.end, { anonOnly: vma.kind === 'FILE_PRIVATE', written: false })) {
+    const n = Number((r.end - r.start) / PAGE);
+    const inParent = incremental && !(r.categories & PAGE_IS.SOFT_DIRTY);
+    addRun(saved.pages, first, r.start, n, inParent);
+    if (!inParent) savePages(task, out, data, r.start, n);
+  }
+}
+
+/**
+ * Save the private pages of every private mapping: all that must be saved,
+ * but in an inherited one only those that are not the very page the
+ * parent maps there; note the parent's pages this task does not have.
+ * With `incremental` (the task's soft-dirty bits were cleared by the
+ * pre-dump this dump builds on), a page not written since goes as a run
+ * in the parent.
+ */
+function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undefined, incremental: boolean, out: number): SavedPages {
+  const pagemap = fs.openSync(`/proc/${task.tracee.pid}/pagemap`, 'r');
+  const parentMap = parentPid === undefined ? -1 : fs.openSync(`/proc/${parentPid}/pagemap`, 'r');
+  const saved: SavedPages = { pages: [], drop: [], shared: 0n };
+  const entries = Buffer.alloc(CHUNK_PAGES * 8);
+  const theirs = Buffer.alloc(CHUNK_PAGES * 8);
+  const data = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+  try {
+    for (const vma of vmas) {
+      if (!PRIVATE_KINDS.has(vma.kind)) continue;
+      const inherited = vma.inherited && parentMap >= 0;
+      if (!inherited) {
+        saveOwnMapping(task, pagemap, vma, incremental, out, data, saved);
+        continue;
+      }
+      // Runs never span two mappings.
+      const firstPage = saved.pages.length;
+      const firstDrop = saved.drop.length;
+      for (let at = vma.start; at < vma.end; ) {
+        const n = Number((vma.end - at) / PAGE < CHUNK_PAGES ? (vma.end - at) / PAGE : BigInt(CHUNK_PAGES));
+        fs.readSync(pagemap, entries, 0, n * 8, Number((at / PAGE) * 8n));
+        fs.readSync(parentMap, theirs, 0, n * 8, Number((at / PAGE) * 8n));
+        const own = (i: number) => {
+          const e = entries.readBigUInt64LE(i * 8);
+          if (!mustSave(vma.kind, e)) return false;
+          if (samePage(e, theirs.readBigUInt64LE(i * 8))) {
+            saved.shared++;
+            return false;
+          }
+          return true;
+        };
+        const clean = (i: number) => incremental && !(entries.readBigUInt64LE(i * 8) & PM_SOFT_DIRTY);
+        for (let i = 0; i < n; ) {
+          if (!mustSave(vma.kind, entries.readBigUInt64LE(i * 8)) && mustSave(vma.kind, theirs.readBigUInt64LE(i * 8))) {
+            addRun(saved.drop, firstDrop, at + BigInt(i) * PAGE, 1);
+          }
+          if (!own(i)) {
+            i++;
+            continue;
+          }
+          let j = i + 1;
+          while (j < n && own(j) && clean(j) === clean(i)) j++;
+          const vaddr = at + BigInt(i) * PAGE;
+          addRun(saved.pages, firstPage, vaddr, j - i, clean(i));
+          if (!clean(i)) savePages(task, out, data, vaddr, j - i);
+          i = j;
+        }
+        at += BigInt(n) * PAGE;
+      }
+    }
+  } finally {
+    fs.closeSync(pagemap);
+    if (parentMap >= 0) fs.closeSync(parentMap);
+  }
+  return saved;
+}
+
+/** lseek(2) with SEEK_DATA/SEEK_HOLE, which Node does not offer; null past the last data. */
+function seek(fd: number, offset: number, whence: number): number | null {
+  try {
+    return rawSyscall(NR.lseek, fd, offset, whence);
+  } catch (err) {
+    if ((err as SysError).code === 'ENXIO') return null;
+    throw err;
+  }
+}
+
+/**
+ * Save every shmem object this task is the first to map: through the
+ * object's own file (map_files), so pages no mapping has touched, or that
+ * are swapped out, are saved as well; only the ranges that hold data.
+ */
+function dumpShmemObjects(task: DumpTask, vmas: Vma[], out: number): ShmemObject[] {
+  const objects: ShmemObject[] = [];
+  const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+  for (const v of vmas) {
+    if (!v.shmem_id || task.shared.shmem.has(v.shmem_id)) continue;
+    task.shared.shmem.add(v.shmem_id);
+    const path = mapFiles(task.tracee.pid, v.start, v.end);
+    if (fs.statfsSync(path).type === HUGETLBFS_MAGIC) throw new CrError(`pid ${task.pid} mapping ${hex(v.start)}-${hex(v.end)}: a hugetlb memfd is not supported`);
+    const fd = fs.openSync(path, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const memfd = v.name.startsWith('/memfd:') ? memfdName(v.name) : '';
+      const obj: ShmemObject = { id: v.shmem_id, size: BigInt(size), memfd, seals: memfd ? fcntl(fd, F_GET_SEALS) : 0, runs: [] };
+      for (let data = seek(fd, 0, SEEK_DATA); data !== null && data < size; data = seek(fd, data, SEEK_DATA)) {
+        const hole = Math.min(seek(fd, data, SEEK_HOLE) ?? size, size);
+        const pages = Math.ceil((hole - data) / PAGE_SIZE);
+        for (let done = 0; done < pages; ) {
+          const n = Math.min(CHUNK_PAGES, pages - done);
+          const chunk = buf.subarray(0, n * PAGE_SIZE).fill(0);
+          fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - data - done * PAGE_SIZE), data + done * PAGE_SIZE);
+          writeAll(out, chunk);
+          task.stats.pagesWritten += n;
+          done += n;
+        }
+        obj.runs.push({ pgoff: BigInt(data / PAGE_SIZE), nr_pages: pages });
+        data = data + pages * PAGE_SIZE;
+      }
+      objects.push(obj);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return objects;
+}
+
 function layoutOf(task: DumpTask): MmLayout {
-  const stat = procStat(task.pid);
+  const pid = task.tracee.pid;
+  const stat = procStat(pid);
   const f = (n: number) => statField(stat, n);
   let exe: string;
   try {
-    exe = fs.readlinkSync(`/proc/${task.pid}/exe`);
+    exe = fs.readlinkSync(`/proc/${pid}/exe`);
   } catch {
     throw new CrError(`pid ${task.pid}: cannot read its executable (a kernel thread?)`);
   }
@@ -202,7 +406,7 @@ function layoutOf(task: DumpTask): MmLayout {
     // stat does not show the current break: ask the task itself.
     brk: task.tracee.syscallOk('brk(0)', NR.brk, 0),
     arg_start: f(48), arg_end: f(49), env_start: f(50), env_end: f(51),
-    auxv: fs.readFileSync(`/proc/${task.pid}/auxv`),
+    auxv: fs.readFileSync(`/proc/${pid}/auxv`),
     exe,
   };
 }
@@ -213,7 +417,7 @@ function prctlMmMap(l: MmLayout, auxvAddr: number, exeFd: number): Buffer {
   [l.start_code, l.end_code, l.start_data, l.end_data, l.start_brk, l.brk, l.start_stack,
     l.arg_start, l.arg_end, l.env_start, l.env_end, BigInt(auxvAddr)].forEach((v, i) => b.writeBigUInt64LE(v, i * 8));
   b.writeUInt32LE(l.auxv.length, 96);
-  b.writeUInt32LE(exeFd, 100);
+  b.writeInt32LE(exeFd, 100);
   return b;
 }
 
@@ -223,30 +427,62 @@ function checkVmas(file: string, vmas: Vma[]): void {
     if (v.start % PAGE || v.end % PAGE || v.start >= v.end || v.start < prevEnd || v.end > TASK_SIZE) {
       throw new CrError(`${file}: corrupted image (bad mapping ${hex(v.start)}-${hex(v.end)})`);
     }
+    if (v.shmem_id && v.kind !== 'ANON_SHARED' && !(v.kind === 'FILE_PRIVATE' && v.name.startsWith('/memfd:'))) {
+      throw new CrError(`${file}: corrupted image (shmem object on a ${v.kind} mapping)`);
+    }
     prevEnd = v.end;
   }
 }
 
-/** The runs an mm image lists must lie in mappings whose pages are saved, and its pages file hold their data. */
-function checkRuns(vmas: Vma[], runs: PageRun[], file: string, pagesFile: string): void {
+/** Inherited mappings must be covered by the parent's, as at dump time; the root inherits nothing. */
+function checkInherited(dir: string, file: string, ppid: number, vmas: Vma[]): void {
+  if (!vmas.some((v) => v.inherited)) return;
+  if (!fs.existsSync(imageFile(dir, 'mm', ppid))) throw new CrError(`${file}: corrupted image (mappings inherited from a parent not in the image)`);
+  const parent = readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(dir, 'mm', ppid).vmas;
+  for (const v of vmas) {
+    const ok = v.kind === 'VDSO' || v.kind === 'VVAR' ? parent.some((p) => p.start === v.start && p.end === v.end && p.name === v.name) : coveredByParent(v, parent);
+    if (v.inherited && !ok) throw new CrError(`${file}: corrupted image (mapping ${hex(v.start)}-${hex(v.end)} is not the parent's to inherit)`);
+  }
+}
+
+const within = (vmas: Vma[], vaddr: bigint, pages: number, ok: (v: Vma) => boolean) =>
+  vmas.some((v) => ok(v) && v.start <= vaddr && vaddr + BigInt(pages) * PAGE <= v.end);
+
+/**
+ * The pages file must hold exactly the listed pages (page data is checked
+ * by its size, not by a checksum: a pass over it would cost what the copy
+ * costs).
+ */
+function checkPages(img: Omit<MmImage, 'sources'>, file: string): void {
   let total = 0;
-  for (const run of runs) {
-    const end = run.vaddr + BigInt(run.nr_pages) * PAGE;
-    if (run.nr_pages <= 0 || !vmas.some((v) => SAVED.has(v.kind) && v.start <= run.vaddr && end <= v.end)) {
+  for (const run of img.pages) {
+    if (run.nr_pages <= 0 || !within(img.vmas, run.vaddr, run.nr_pages, (v) => PRIVATE_KINDS.has(v.kind))) {
       throw new CrError(`${file}: corrupted image (pages at ${hex(run.vaddr)} lie outside any saved mapping)`);
     }
     if (!run.in_parent) total += run.nr_pages * PAGE_SIZE;
   }
+  for (const run of img.drop) {
+    if (run.nr_pages <= 0 || !within(img.vmas, run.vaddr, run.nr_pages, (v) => PRIVATE_KINDS.has(v.kind) && v.inherited)) {
+      throw new CrError(`${file}: corrupted image (pages to drop at ${hex(run.vaddr)} lie outside any inherited mapping)`);
+    }
+  }
+  for (const obj of img.shmem) {
+    const pages = (obj.size + PAGE - 1n) / PAGE;
+    for (const run of obj.runs) {
+      if (run.nr_pages <= 0 || run.pgoff + BigInt(run.nr_pages) > pages) throw new CrError(`${file}: corrupted image (shmem object ${obj.id} pages beyond its size)`);
+      total += run.nr_pages * PAGE_SIZE;
+    }
+  }
   let size: number;
   try {
-    size = fs.statSync(pagesFile).size;
+    size = fs.statSync(img.pagesFile).size;
   } catch {
-    throw new CrError(`${pagesFile}: missing pages file`);
+    throw new CrError(`${img.pagesFile}: missing pages file`);
   }
-  if (size !== total) throw new CrError(`${pagesFile}: truncated or corrupted (${size} bytes, expected ${total})`);
+  if (size !== total) throw new CrError(`${img.pagesFile}: truncated or corrupted (${size} bytes, expected ${total})`);
 }
 
-/** A pre-dump this image builds on (inventory's parent), as a directory. */
+/** A pre-dump this image builds on (DIR/parent), as a directory. */
 export function parentDir(dir: string): string | undefined {
   const link = path.join(dir, 'parent');
   return fs.existsSync(link) ? fs.realpathSync(link) : undefined;
@@ -255,9 +491,9 @@ export function parentDir(dir: string): string | undefined {
 const MAX_CHAIN = 64;
 
 /**
- * Where the data of every saved page of task `pid` is: this image's pages
- * file for its own runs, and for a run in the parent, the pre-dumps' pages
- * up the chain (each checked as this one), newest first.
+ * Where the data of every saved private page of task `pid` is: this
+ * image's pages file for its own runs, and for a run in the parent, the
+ * pre-dumps' pages up the chain (each checked as this one).
  */
 function pageSources(dir: string, pid: number, runs: PageRun[], depth = 0): PageSource[] {
   const own: PageSource[] = [];
@@ -273,10 +509,11 @@ function pageSources(dir: string, pid: number, runs: PageRun[], depth = 0): Page
   }
   if (!wanted.length) return own;
   const parent = parentDir(dir);
-  if (!parent) throw new CrError(`${imageFile(dir, 'mm', pid)}: pages unchanged since a pre-dump, but ${path.join(dir, 'parent')} is gone`);
+  if (!parent) throw new CrError(`${imageFile(dir, 'mm', pid)}: pages unchanged since a pre-dump, but its parent ${path.join(dir, 'parent')} is gone`);
   if (depth === MAX_CHAIN) throw new CrError(`${dir}: a chain of more than ${MAX_CHAIN} pre-dumps`);
-  const img = readImage<Omit<MmImage, 'sources'>>(parent, 'mm', pid);
-  checkRuns(img.vmas, img.pages, imageFile(parent, 'mm', pid), imageFile(parent, 'pages', pid));
+  const file = imageFile(parent, 'mm', pid);
+  const img = { ...readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(parent, 'mm', pid), pagesFile: imageFile(parent, 'pages', pid) };
+  checkPages(img, file);
   const theirs = pageSources(parent, pid, img.pages, depth + 1).sort((a, b) => (a.vaddr < b.vaddr ? -1 : 1));
   for (const w of wanted) {
     let at = w.vaddr;
@@ -292,19 +529,69 @@ function pageSources(dir: string, pid: number, runs: PageRun[], depth = 0): Page
     }
     if (at !== end) throw new CrError(`${imageFile(dir, 'mm', pid)}: the page at ${hex(at)} is in no image of the chain of pre-dumps`);
   }
-  return own.sort((a, b) => (a.vaddr < b.vaddr ? -1 : 1));
+  return own;
 }
 
 /** The address ranges the image maps, for choosing where restore can work meanwhile. */
 export function mappedRanges(dir: string, pid: number): [bigint, bigint][] {
-  return readImage<Omit<MmImage, 'sources'>>(dir, 'mm', pid).vmas.map((v) => [v.start, v.end]);
+  return readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(dir, 'mm', pid).vmas.map((v) => [v.start, v.end]);
 }
 
+/** [start, end) minus every range in `keep`. */
+function subtract(start: bigint, end: bigint, keep: Vma[]): [bigint, bigint][] {
+  const out: [bigint, bigint][] = [];
+  let at = start;
+  for (const k of keep) {
+    if (k.end <= at || k.start >= end) continue;
+    if (k.start > at) out.push([at, k.start]);
+    at = k.end;
+  }
+  if (at < end) out.push([at, end]);
+  return out;
+}
+
+/**
+ * Create a shmem object this task is the first to map, with its size and
+ * contents, and return a descriptor of it in the task: a memfd by its
+ * name, shared anonymous memory as mmap makes it (then kept by its file).
+ * The contents go in through that file, from here, not through any mapping.
+ */
+function createShmem(task: RestoreTask, obj: ShmemObject, pages: number, pagesAt: number): number {
+  const { tracee, inj } = task;
+  inj.reset();
+  let fd: number;
+  if (obj.memfd) {
+    fd = Number(tracee.syscallOk(`memfd_create ${obj.memfd}`, NR.memfd_create, inj.putString(obj.memfd), MFD_ALLOW_SEALING | MFD_CLOEXEC));
+    tracee.syscallOk(`ftruncate memfd ${obj.memfd}`, NR.ftruncate, fd, obj.size);
+  } else {
+    const at = tracee.syscallOk('mmap shared anonymous memory', NR.mmap, 0, obj.size, PROT.READ | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS, -1, 0);
+    fd = Number(tracee.syscallOk('open its file', NR.open, inj.putString(mapFiles(task.pid, at, at + obj.size)), O.RDWR | O.CLOEXEC, 0));
+    tracee.syscallOk('munmap', NR.munmap, at, obj.size);
+  }
+  const ours = fs.openSync(`/proc/${task.pid}/fd/${fd}`, 'r+');
+  const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+  let at = pagesAt;
+  try {
+    for (const run of obj.runs) {
+      for (let done = 0; done < run.nr_pages; ) {
+        const n = Math.min(CHUNK_PAGES, run.nr_pages - done);
+        if (fs.readSync(pages, buf, 0, n * PAGE_SIZE, at) !== n * PAGE_SIZE) throw new CrError(`pid ${task.pid}: pages file truncated`);
+        at += n * PAGE_SIZE;
+        const off = (Number(run.pgoff) + done) * PAGE_SIZE;
+        const len = Math.min(n * PAGE_SIZE, Number(obj.size) - off);
+        for (let w = 0; w < len; ) w += fs.writeSync(ours, buf, w, len - w, off + w);
+        done += n;
+      }
+    }
+  } finally {
+    fs.closeSync(ours);
+  }
+  return fd;
+}
 /** iovecs per injected preadv: they go in the scratch area, and IOV_MAX is 1024. */
 const IOV_BATCH = 512;
 /** Bytes per injected preadv (a read returns at most 2 GiB). */
 const READ_BATCH = 1 << 30;
-
 const READ_PAGES = READ_BATCH / PAGE_SIZE;
 
 /** A run in pieces that one read can take. */
@@ -318,14 +605,14 @@ function splitRun(r: PageSource): PageSource[] {
 }
 
 /**
- * Fill the task's pages from the image: the task itself reads each pages
- * file straight into its memory, one injected preadv per batch of runs
- * that follow each other in the file.
+ * Fill the task's private pages from the image: the task itself reads each
+ * pages file straight into its memory, one injected preadv per batch of
+ * runs that follow each other in the file.
  */
 function fillPages(task: RestoreTask, sources: PageSource[]): void {
   const { tracee, inj } = task;
-  for (const file of new Set(sources.map((s) => s.file))) {
-    const runs = sources.filter((s) => s.file === file).sort((a, b) => a.offset - b.offset).flatMap(splitRun);
+  for (const file of new Set(sources.map((r) => r.file))) {
+    const runs = sources.filter((r) => r.file === file).sort((a, b) => a.offset - b.offset).flatMap(splitRun);
     inj.reset();
     const fd = Number(tracee.syscallOk(`open ${file}`, NR.open, inj.putString(file), O.RDONLY | O.CLOEXEC, 0));
     try {
@@ -357,35 +644,50 @@ export const memory = defineState<MmImage>({
   name: 'memory',
 
   dump(task) {
-    const vmas = task.maps.map((m) => classify(task.pid, m)).filter((v): v is Vma => v !== null);
-    checkSysvAttachments(task.pid, vmas);
+    const vmas = task.maps.map((m) => classify(task, m)).filter((v): v is DumpVma => v !== null);
+    checkSysvAttachments(task, vmas);
     const layout = layoutOf(task);
+    // Tree order: a parent is saved before its children.
+    const parent = task.shared.mms.get(task.entry.ppid);
+    if (parent) markInherited(vmas, parent.vmas as DumpVma[]);
     // tracked since the pre-dump this dump builds on, if that one has the task
     const incremental = !!task.prevImagesDir && fs.existsSync(imageFile(task.prevImagesDir, 'mm', task.pid));
-    const runs = dumpPages(task, vmas, incremental);
-    task.images.write('mm', task.pid, { layout, vmas, pages: runs });
+    const out = task.images.openRaw('pages', task.pid);
+    let saved: SavedPages;
+    let shmem: ShmemObject[];
+    try {
+      saved = dumpPrivatePages(task, vmas, parent?.procPid, incremental, out);
+      shmem = dumpShmemObjects(task, vmas, out);
+    } finally {
+      fs.closeSync(out);
+    }
+    task.images.write('mm', task.pid, { layout, vmas, pages: saved.pages, drop: saved.drop, shmem, shared_pages: saved.shared });
+    task.shared.mms.set(task.pid, { procPid: task.tracee.pid, vmas });
   },
 
-  load(dir, { pid }) {
+  load(dir, { pid, ppid }) {
     const file = imageFile(dir, 'mm', pid);
-    const img = readImage<Omit<MmImage, 'sources'>>(dir, 'mm', pid);
+    const img = readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(dir, 'mm', pid);
     if (!img.layout) throw new CrError(`${file}: corrupted image (no mm layout)`);
-    checkVmas(file, img.vmas);
-    checkRuns(img.vmas, img.pages, file, imageFile(dir, 'pages', pid));
-    return { ...img, sources: pageSources(dir, pid, img.pages) };
+    const full = { ...img, pagesFile: imageFile(dir, 'pages', pid) };
+    checkVmas(file, full.vmas);
+    checkInherited(dir, file, ppid, full.vmas);
+    checkPages(full, file);
+    return { ...full, sources: pageSources(dir, pid, full.pages) };
   },
 
   restore(task, mm) {
     const { tracee, inj } = task;
-    // Clear the placeholder's own address space, all but the injection area.
+    // Clear what the task has, all but the injection area and what it inherited.
+    const keep = mm.vmas.filter((v) => v.inherited);
     for (const m of procMaps(task.pid)) {
       if (m.path === '[vsyscall]' || Number(m.start) === inj.scratch) continue;
-      tracee.syscallOk(`munmap ${hex(m.start)}`, NR.munmap, m.start, m.end - m.start);
+      for (const [s, e] of subtract(m.start, m.end, keep)) tracee.syscallOk(`munmap ${hex(s)}`, NR.munmap, s, e - s);
     }
 
     // The vDSO goes back where the task's code expects it.
     const special = mm.vmas.filter((v) => v.kind === 'VDSO' || v.kind === 'VVAR');
-    if (special.length) {
+    if (special.length && !special[0].inherited) {
       const base = special.reduce((lo, v) => (v.start < lo ? v.start : lo), special[0].start);
       tracee.syscallOk('map vDSO', NR.arch_prctl, ARCH_MAP_VDSO_64, base);
       const placed = procMaps(task.pid).filter((m) => m.path === '[vdso]' || m.path.startsWith('[vvar'));
@@ -394,61 +696,113 @@ export const memory = defineState<MmImage>({
       if (want !== got) throw new CrError(`the image's vDSO layout (${want}) does not match this kernel's (${got})`);
     }
 
-    const filled = new Set(mm.vmas.filter((v) => SAVED.has(v.kind) && mm.sources.some((s) => s.vaddr >= v.start && s.vaddr < v.end)));
-    for (const v of mm.vmas) {
-      if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
-      if (v.kind === 'SYSV_SHM') {
-        attachSysv(task, v, mm.vmas);
-        continue;
+    const pages = fs.openSync(mm.pagesFile, 'r');
+    try {
+      // Shmem objects' bytes follow the private pages, one object after another.
+      const created = new Map<bigint, number>();
+      let objectsAt = mm.pages.reduce((n, r) => n + (r.in_parent ? 0 : r.nr_pages * PAGE_SIZE), 0);
+      const objects = new Map(mm.shmem.map((o) => {
+        const at = objectsAt;
+        objectsAt += o.runs.reduce((n, r) => n + r.nr_pages * PAGE_SIZE, 0);
+        return [o.id, { o, at }];
+      }));
+      // The task reads its private pages in itself: mappings that receive some are writable until then.
+      const filled = new Set(mm.vmas.filter((v) => PRIVATE_KINDS.has(v.kind) && mm.sources.some((r) => r.vaddr >= v.start && r.vaddr < v.end)));
+      const prot = (v: Vma) => (filled.has(v) ? v.prot | PROT.WRITE : v.prot);
+      for (const v of mm.vmas) {
+        if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
+        if (v.inherited) {
+          tracee.syscallOk(`mprotect ${hex(v.start)}`, NR.mprotect, v.start, v.end - v.start, prot(v));
+          continue;
+        }
+        if (v.kind === 'SYSV_SHM') {
+          attachSysv(task, v, mm.vmas);
+          continue;
+        }
+        const shared = v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED';
+        let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | MAP.FIXED_NOREPLACE | (v.growsdown ? MAP.GROWSDOWN : 0);
+        // A shared mapping's file is open for writing only if it was (VM_MAYWRITE).
+        const mode = shared && v.may_write ? O.RDWR : O.RDONLY;
+        let fd = -1;
+        inj.reset();
+        if (v.shmem_id) {
+          let path = task.shared.shmem.get(v.shmem_id)?.path;
+          if (!path && !created.has(v.shmem_id)) {
+            const obj = objects.get(v.shmem_id);
+            if (!obj) throw new CrError(`pid ${task.pid} mapping ${hex(v.start)}-${hex(v.end)}: its shmem object ${v.shmem_id} is in no task of the image`);
+            created.set(v.shmem_id, createShmem(task, obj.o, pages, obj.at));
+          }
+          path ??= `/proc/${task.pid}/fd/${created.get(v.shmem_id)}`;
+          inj.reset();
+          fd = Number(tracee.syscallOk(`open ${path}`, NR.open, inj.putString(path), mode | O.CLOEXEC, 0));
+        } else if (v.kind === 'FILE_PRIVATE' || v.kind === 'FILE_SHARED') {
+          fd = Number(tracee.syscallOk(`open ${v.path}`, NR.open, inj.putString(v.path), mode | O.CLOEXEC, 0));
+        } else {
+          flags |= MAP.ANONYMOUS;
+        }
+        tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path || v.name}`, NR.mmap, v.start, v.end - v.start, prot(v), flags, fd, fd >= 0 ? v.pgoff * PAGE : 0n);
+        if (fd >= 0) tracee.syscall(NR.close, fd);
       }
-      const shared = v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED';
-      // The task reads its pages in itself: mappings that receive some are writable until then.
-      const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
-      let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | MAP.FIXED_NOREPLACE | (v.growsdown ? MAP.GROWSDOWN : 0);
-      let fd = -1;
-      let offset = v.pgoff * PAGE;
-      inj.reset();
-      const first = v.shmem_id ? task.shared.shmem.get(v.shmem_id) : undefined;
-      if (first) {
-        // Another mapping of shared memory already rebuilt: map that same object.
-        const path = `/proc/${first.pid}/map_files/${first.start.toString(16)}-${first.end.toString(16)}`;
-        fd = Number(tracee.syscallOk(`open ${path}`, NR.open, inj.putString(path), O.RDWR | O.CLOEXEC, 0));
-        offset = (v.pgoff - first.pgoff) * PAGE;
-      } else if (v.name.startsWith('/memfd:')) {
-        fd = Number(tracee.syscallOk(`memfd_create ${v.name}`, NR.memfd_create, inj.putString(memfdName(v.name)), MFD_ALLOW_SEALING));
-        tracee.syscallOk(`ftruncate ${v.name}`, NR.ftruncate, fd, v.memfd_size);
-      } else if (v.kind === 'FILE_PRIVATE' || v.kind === 'FILE_SHARED') {
-        const mode = v.kind === 'FILE_SHARED' && v.prot & PROT.WRITE ? O.RDWR : O.RDONLY;
-        fd = Number(tracee.syscallOk(`open ${v.path}`, NR.open, inj.putString(v.path), mode | O.CLOEXEC, 0));
-      } else {
-        flags |= MAP.ANONYMOUS;
+      // Later tasks (and memfd descriptors) open each object through one of this task's mappings.
+      if (created.size) {
+        const live = procMaps(task.pid);
+        for (const [id, fd] of created) {
+          const v = mm.vmas.find((x) => x.shmem_id === id && !x.inherited)!;
+          const m = live.find((x) => x.start <= v.start && v.start < x.end)!;
+          task.shared.shmem.set(id, { pid: task.pid, path: mapFiles(task.pid, m.start, m.end) });
+          tracee.syscall(NR.close, fd);
+        }
       }
-      tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path}`, NR.mmap, v.start, v.end - v.start, prot, flags, fd, offset);
-      if (fd >= 0) tracee.syscall(NR.close, fd);
-      if (v.shmem_id && !first) task.shared.shmem.set(v.shmem_id, { pid: task.pid, start: v.start, end: v.end, pgoff: v.pgoff });
+
+      fillPages(task, mm.sources);
+      for (const v of filled) if (!(v.prot & PROT.WRITE)) tracee.syscallOk(`mprotect ${hex(v.start)}`, NR.mprotect, v.start, v.end - v.start, v.prot);
+    } finally {
+      fs.closeSync(pages);
     }
+    // What the parent has and this task had not: gone again, as after its own munmap or before any write.
+    for (const run of mm.drop) tracee.syscallOk(`madvise ${hex(run.vaddr)}`, NR.madvise, run.vaddr, BigInt(run.nr_pages) * PAGE, MADV.DONTNEED);
 
-    fillPages(task, mm.sources);
-    for (const v of filled) if (!(v.prot & PROT.WRITE)) tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
-
-    // brk, stack, argv/env bounds, auxv and /proc/PID/exe, all at once.
+    // brk, stack, argv/env bounds, auxv and /proc/PID/exe, all at once. A
+    // forked child has its parent's exe already, which the kernel will not
+    // replace while it is mapped: then it stays.
     inj.reset();
-    const exeFd = Number(tracee.syscallOk(`open ${mm.layout.exe}`, NR.open, inj.putString(mm.layout.exe), O.RDONLY | O.CLOEXEC, 0));
+    const sameExe = fs.readlinkSync(`/proc/${task.pid}/exe`) === mm.layout.exe;
+    const exeFd = sameExe ? -1 : Number(tracee.syscallOk(`open ${mm.layout.exe}`, NR.open, inj.putString(mm.layout.exe), O.RDONLY | O.CLOEXEC, 0));
     const auxv = inj.put(mm.layout.auxv);
     const map = inj.put(prctlMmMap(mm.layout, auxv, exeFd));
     tracee.syscallOk('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR.SET_MM_MAP, map, 104, 0);
-    tracee.syscall(NR.close, exeFd);
+    if (exeFd >= 0) tracee.syscall(NR.close, exeFd);
+  },
+
+  settle(task, mm) {
+    // Advice that would change what children inherit waits until every task is forked.
+    const { tracee } = task;
+    for (const v of mm.vmas) {
+      const len = v.end - v.start;
+      for (const a of v.advice) if (ADVICE[a]) tracee.syscallOk(`madvise ${a} ${hex(v.start)}`, NR.madvise, v.start, len, ADVICE[a]);
+      if (v.advice.includes('lo')) tracee.syscallOk(`mlock ${hex(v.start)}`, NR.mlock2, v.start, len, v.advice.includes('lf') ? MLOCK_ONFAULT : 0);
+    }
+    // Seals last, from here: a write seal forbids the writes that put the contents in.
+    for (const obj of mm.shmem) {
+      const at = task.shared.shmem.get(obj.id);
+      if (obj.seals && at?.pid === task.pid) sealMemfd(at.path, obj.seals, `pid ${task.pid} memfd:${obj.memfd}`);
+    }
   },
 
   describe(mm) {
-    const count = (inParent: boolean) => mm.pages.reduce((n, r) => n + (r.in_parent === inParent ? r.nr_pages : 0), 0);
-    const parent = count(true);
+    const pages = mm.pages.reduce((n, r) => n + (r.in_parent ? 0 : r.nr_pages), 0);
+    const unchanged = mm.pages.reduce((n, r) => n + (r.in_parent ? r.nr_pages : 0), 0);
+    const dropped = mm.drop.reduce((n, r) => n + r.nr_pages, 0);
     return [
-      `exe ${mm.layout.exe}  brk ${hex(mm.layout.start_brk)}-${hex(mm.layout.brk)}  ${count(false)} pages saved${parent ? `, ${parent} unchanged since the pre-dump` : ''}`,
+      `exe ${mm.layout.exe}  brk ${hex(mm.layout.start_brk)}-${hex(mm.layout.brk)}  ${pages} pages saved` +
+        (unchanged ? `, ${unchanged} unchanged since the pre-dump` : '') +
+        (mm.vmas.some((v) => v.inherited) ? `, ${mm.shared_pages} shared with the parent, ${dropped} dropped` : ''),
       ...mm.vmas.map((v) => {
         const prot = `${v.prot & PROT.READ ? 'r' : '-'}${v.prot & PROT.WRITE ? 'w' : '-'}${v.prot & PROT.EXEC ? 'x' : '-'}`;
-        return `  ${hex(v.start).padStart(14)}-${hex(v.end).padEnd(14)} ${prot} ${v.kind.padEnd(12)} ${v.path || v.name}`;
+        const notes = [v.inherited ? 'inherited' : '', v.kind === 'FILE_SHARED' || v.kind === 'ANON_SHARED' ? (v.may_write ? '' : 'read-only file') : '', ...v.advice].filter(Boolean);
+        return `  ${hex(v.start).padStart(14)}-${hex(v.end).padEnd(14)} ${prot} ${v.kind.padEnd(12)} ${v.path || v.name}${notes.length ? `  (${notes.join(' ')})` : ''}`;
       }),
+      ...mm.shmem.map((o) => `  shmem object ${o.id}: ${o.memfd ? `memfd:${o.memfd}` : 'shared anonymous memory'} ${o.size} bytes, ${o.runs.reduce((n, r) => n + r.nr_pages, 0)} pages saved${o.seals ? ` seals 0x${o.seals.toString(16)}` : ''}`),
     ];
   },
 });
