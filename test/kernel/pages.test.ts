@@ -17,6 +17,17 @@ import { dmesgTrouble, kprogram, skipReason, startTo } from './env.js';
 const t = skipReason ? test.skip : test;
 if (skipReason) console.log(`kernel page tests skipped: ${skipReason}`);
 
+/** Every program a test started: one a failed test leaves behind must not keep the suite alive. */
+const started = new Set<number>();
+function startProgram(program: string, args: string[], out: string): ReturnType<typeof startTo> {
+  const child = startTo(program, args, out);
+  started.add(child.pid);
+  return child;
+}
+test.after(() => {
+  for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
+});
+
 async function waitFor(file: string, re: RegExp, ms = 60000): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -47,7 +58,7 @@ t('copy-on-write: a program rewriting its memory during the write-out comes back
     const dir = tempDir('kcow');
     const images = tempDir('kcowimg');
     const out = path.join(dir, 'out.txt');
-    const child = startTo(kprogram('kmemwrite'), ['64', '0'], out);
+    const child = startProgram(kprogram('kmemwrite'), ['64', '0'], out);
     await waitFor(out, /gen 2 ok/);
     const d = await kernelBackend.dump({ pid: child.pid, dir: images, cow: true, leaveRunning });
     const log = fs.readFileSync(path.join(images, 'kernel.log'), 'utf8');
@@ -71,7 +82,7 @@ t('pre-dump twice, then dump: the chain of images restores the program, and cr s
   const dir = tempDir('kirun');
   const out = path.join(dir, 'out.txt');
   const [pre1, pre2, final] = [tempDir('kipre1'), tempDir('kipre2'), tempDir('kidump')];
-  const child = startTo(kprogram('memsum'), [dir, '45', '50'], out);
+  const child = startProgram(kprogram('memsum'), [dir, '45', '50'], out);
   await waitFor(out, /iter 5 /);
   const p1 = await kernelBackend.preDump!({ pid: child.pid, dir: pre1 });
   assert.ok(alive(child.pid), 'a pre-dump leaves the task running');
@@ -100,7 +111,7 @@ t('pre-dump twice, then dump: the chain of images restores the program, and cr s
 t('an incremental dump needs its pre-dump: refused without one, and a missing parent fails the restore cleanly', async () => {
   const dir = tempDir('kinone');
   const out = path.join(dir, 'out.txt');
-  const child = startTo(kprogram('kmemwrite'), ['4', '0'], out);
+  const child = startProgram(kprogram('kmemwrite'), ['4', '0'], out);
   await waitFor(out, /ready/);
   const pre = tempDir('kinopre');
   const err = await kernelBackend.dump({ pid: child.pid, dir: tempDir('kinoimg'), prevImagesDir: pre }).catch((e: unknown) => e);
@@ -128,7 +139,7 @@ t('a pre-dump while the program writes 5% of its memory, then the dump: the chai
   const out = path.join(dir, 'out.txt');
   const pre = tempDir('kipwpre');
   const final = tempDir('kipwdump');
-  const child = startTo(kprogram('kmemwrite'), ['64', '0', '5'], out);
+  const child = startProgram(kprogram('kmemwrite'), ['64', '0', '5'], out);
   await waitFor(out, /gen 2 ok/);
   await kernelBackend.preDump!({ pid: child.pid, dir: pre });
   await waitFor(out, twoMore(out));
@@ -143,7 +154,7 @@ t('restore by mapping: memory mapped from the image, written again, checkpointed
   const dir = tempDir('kmap');
   const out = path.join(dir, 'out.txt');
   const images = tempDir('kmapimg');
-  const child = startTo(kprogram('kmemwrite'), ['32', '0'], out);
+  const child = startProgram(kprogram('kmemwrite'), ['32', '0'], out);
   await waitFor(out, /gen 2 ok/);
   await kernelBackend.dump({ pid: child.pid, dir: images });
   assert.is(await child.done, 'SIGKILL');

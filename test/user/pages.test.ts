@@ -27,11 +27,17 @@ async function waitFor(file: string, re: RegExp, ms = 60000): Promise<void> {
 const lastGen = (out: string): number => Number([...fs.readFileSync(out, 'utf8').matchAll(/gen (\d+) ok/g)].at(-1)?.[1] ?? 0);
 const twoMore = (out: string): RegExp => new RegExp(`gen ${lastGen(out) + 2} ok|BAD`);
 
+const started = new Set<number>();
+test.after(() => {
+  for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
+});
+
 /** Start kmemwrite with its output in a file, as a shell's > would. */
 function startWriter(args: string[], out: string): { pid: number } {
   const fd = fs.openSync(out, 'w');
   const child = spawn(kmemwrite, args, { stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
+  started.add(child.pid!);
   return { pid: child.pid! };
 }
 
