@@ -7,17 +7,20 @@
  * size that is a multiple of 8; variable parts (strings, arrays, page data)
  * follow the fixed part and are padded to 8 bytes.
  *
- * The namespaces the tree's root had of its own come after the TREE
- * object, before the tasks:
- *   [UTS_NS] [IPC_NS (SHM PAGES*)* (MSG_QUEUE MSG*)* SEM*]
+ * The stream: HEADER TREE, the namespaces the tree's root had of its own,
+ * [CHAIN], then the part of each task (or a ZOMBIE), then TAIL.  The
+ * namespaces:
+ *   [UTS_NS] [IPC_NS (SHM DATA*)* (MSG_QUEUE MSG*)* SEM*]
  *
- * Stream of one task:
+ * The part of one task:
  *   TASK PROCESS ITIMERS POSIX_TIMER* SEM_UNDO* SIGNAL SIGPENDING CRED SECCOMP
  *   RLIMITS FS CTTY? (state | FILE | FD)* LOCK* MM (state | FILE | VMA)* CPU
- *   FPU PAGES*
+ *   FPU
  * where "state" is whatever a FILE names with its obj field, written once
  * before the first FILE that needs it: PIPE, SOCKET (with its SKBs), TTY,
  * MEMFD or GHOST (with DATA), EVENTFD, TIMERFD, SIGNALFD, EPOLL, INOTIFY.
+ * PAGES objects name their task and may follow its part anywhere before
+ * TAIL: a copy-on-write checkpoint writes them after the tasks run again.
  */
 #ifndef CRENGINE_CKPT_IMAGE_H
 #define CRENGINE_CKPT_IMAGE_H
@@ -32,6 +35,9 @@
 #define CKPT_HDR_ZOMBIE		36
 /* what confines a task (seccomp.c): 100-119 */
 #define CKPT_HDR_SECCOMP	100
+
+/* incremental checkpoints (chain.c): 120-125 */
+#define CKPT_HDR_CHAIN		120
 
 /* Kinds of file and their state: 60-79 */
 #define CKPT_HDR_DATA		60	/* contents of a pipe, memfd or unlinked file */
@@ -620,11 +626,42 @@ struct ckpt_hdr_fpu {
 	__u32 size;
 };
 
-/* Page contents: nr addresses, then nr pages */
+/*
+ * Where the image stands in a chain of checkpoints, right after TREE
+ * (CHECKPOINT_TRACK and CHECKPOINT_INCREMENTAL); then the parent's path.
+ */
+struct ckpt_hdr_chain {
+	struct ckpt_hdr h;
+	__u64 id;		/* this image's, random */
+	__u64 parent_id;	/* the image CKPT_RUN_PARENT pages are in, 0 if none */
+	__u32 tracking;		/* the tasks' written pages are tracked from this image on */
+	__u32 path_len;		/* the parent's path, NUL included; 0 if none */
+};
+
+#define CKPT_CHAIN_MAX		64	/* images in a chain */
+
+/* Pages at consecutive addresses */
+struct ckpt_page_run {
+	__u64 addr;
+	__u32 nr;
+	__u32 flags;		/* CKPT_RUN_* */
+};
+
+#define CKPT_RUN_PARENT		0x1	/* unchanged: the data is in the parent image */
+
+/*
+ * Page contents of one task: nr_runs runs, zeros up to data_off, then the
+ * data of each run without CKPT_RUN_PARENT, in order; h.len counts it
+ * all.  data_off makes the data start page-aligned in the image file, so
+ * that restart can map it.  The trailer's checksum covers the first
+ * data_off bytes, not the data.
+ */
 struct ckpt_hdr_pages {
 	struct ckpt_hdr h;
-	__u32 nr;
-	__u32 pad;
+	__s32 pid;
+	__u32 nr_runs;
+	__u64 nr_pages;		/* pages of data */
+	__u64 data_off;
 };
 
 #endif /* CRENGINE_CKPT_IMAGE_H */

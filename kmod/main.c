@@ -162,6 +162,8 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 	ctx->flags = flags;
 	hash_init(ctx->objhash);
 	INIT_LIST_HEAD(&ctx->objs);
+	INIT_LIST_HEAD(&ctx->snaps);
+	INIT_LIST_HEAD(&ctx->tracked);
 
 	if (logfd >= 0) {
 		ctx->logfile = fget(logfd);
@@ -176,6 +178,7 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 		goto err;
 	if (!(ctx->file->f_mode & (restart ? FMODE_READ : FMODE_WRITE)))
 		goto err;
+	ctx->start_pos = ctx->file->f_pos;
 	return ctx;
 err:
 	if (ctx->logfile)
@@ -223,18 +226,16 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->sem_undo_first = NULL;
 	ctx->nr_sem_undo = 0;
 	ctx->pages_first = NULL;
+	kvfree(ctx->extents.e);
+	memset(&ctx->extents, 0, sizeof(ctx->extents));
 	ctx->nr_pages = 0;
 }
 
 void ckpt_ctx_free(struct ckpt_ctx *ctx)
 {
-	struct ckpt_obj *obj, *tmp;
-
-	list_for_each_entry_safe(obj, tmp, &ctx->objs, list) {
-		list_del(&obj->list);
-		kvfree(obj->h);
-		kfree(obj);
-	}
+	ckpt_free_objs(&ctx->objs);
+	ckpt_drop_snapshots(ctx);
+	ckpt_chain_free(ctx);
 	ckpt_obj_free_all(ctx);
 	ckpt_ctx_reset_task(ctx);
 	ckpt_ipc_free(ctx);
@@ -308,6 +309,8 @@ static void __exit crengine_exit(void)
 {
 	ckpt_unregister_engine(&crengine_ops);
 	ckpt_thaw_all_held();
+	ckpt_chain_exit();
+	ckpt_mapped_exit();
 }
 
 module_init(crengine_init);

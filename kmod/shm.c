@@ -3,9 +3,9 @@
  * cr-lab engine: SysV shared memory segments and their attachments.
  *
  * A segment of the tree's own IPC namespace is saved once, as a SHM
- * object (key, id, owner, creator, mode, size) followed by PAGES objects
- * with its non-zero pages at their byte offsets, read from the memory
- * kernel patch 0013 hands out.  A segment already removed (SHM_DEST) that
+ * object (key, id, owner, creator, mode, size) followed by DATA objects
+ * (named by the segment's id) with its non-zero pages at their byte
+ * offsets, read from the memory kernel patch 0013 hands out.  A segment already removed (SHM_DEST) that
  * no task of the tree still attaches is gone once the others detach, and
  * is not saved.  Each attachment is a VMA of kind SYSVSHM naming the
  * segment by id, split in several where mprotect(2) split it; one that
@@ -94,41 +94,37 @@ int ckpt_shm_keep(struct ckpt_ctx *ctx, struct ckpt_tree *tree, struct ckpt_ipc_
 	return 0;
 }
 
-/* The non-zero pages of @file, in memory or in swap, as PAGES objects by byte offset */
-static int checkpoint_shm_pages(struct ckpt_ctx *ctx, struct file *file, u64 size)
+/* The non-zero pages of @file, in memory or in swap, as DATA objects of @id */
+static int checkpoint_shm_pages(struct ckpt_ctx *ctx, s32 id, struct file *file, u64 size)
 {
 	struct address_space *mapping = file->f_mapping;
-	struct ckpt_pagebuf *pb = ckpt_pagebuf_new();
 	unsigned long index;
 	void *entry;
 	int ret = 0;
 
-	if (!pb)
-		return -ENOMEM;
 	xa_for_each(&mapping->i_pages, index, entry) {
 		struct page *page;
+		void *src;
 
 		if ((u64)index << PAGE_SHIFT >= size)
 			break;
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
-			break;
-		}
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		page = shmem_read_mapping_page(mapping, index);
-		if (IS_ERR(page)) {
-			ret = ckpt_err(ctx, PTR_ERR(page), "cannot read SysV shm page %lu", index);
-			break;
-		}
-		ret = ckpt_pagebuf_add(ctx, pb, (u64)index << PAGE_SHIFT, page, true);
+		if (IS_ERR(page))
+			return ckpt_err(ctx, PTR_ERR(page), "cannot read SysV shm page %lu", index);
+		src = kmap_local_page(page);
+		if (memchr_inv(src, 0, PAGE_SIZE))
+			ret = checkpoint_data(ctx, id, src, min_t(u64, PAGE_SIZE,
+								  size - ((u64)index << PAGE_SHIFT)),
+					      (u64)index << PAGE_SHIFT);
+		kunmap_local(src);
 		put_page(page);
 		if (ret)
-			break;
+			return ret;
 		cond_resched();
 	}
-	if (!ret)
-		ret = ckpt_pages_flush(ctx, pb);
-	ckpt_pagebuf_free(pb);
-	return ret;
+	return 0;
 }
 
 int checkpoint_shm_segments(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr)
@@ -147,7 +143,7 @@ int checkpoint_shm_segments(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u3
 		h.size = i_size_read(file_inode(file));
 		ret = ckpt_write_obj(ctx, &h, CKPT_HDR_SHM, sizeof(h));
 		if (!ret)
-			ret = checkpoint_shm_pages(ctx, file, h.size);
+			ret = checkpoint_shm_pages(ctx, perm[i].id, file, h.size);
 		fput(file);
 	}
 	return ret;
@@ -222,7 +218,7 @@ int checkpoint_shm_attachments(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs
 	return 0;
 }
 
-/* After IPC_NS: @nr segments, each with the PAGES that follow it */
+/* After IPC_NS: @nr segments, each with the DATA that follow it */
 int restore_prepare_shm_segments(struct ckpt_ctx *ctx, u32 nr, u64 shmmax)
 {
 	u32 i;
@@ -230,7 +226,8 @@ int restore_prepare_shm_segments(struct ckpt_ctx *ctx, u32 nr, u64 shmmax)
 	for (i = 0; i < nr; i++) {
 		struct ckpt_obj *obj = ctx->cur;
 		struct ckpt_hdr_shm *h;
-		u32 nr_pages = 0;
+		struct ckpt_hdr_data *d;
+		u32 nr_data = 0;
 		int ret;
 
 		h = ckpt_next(ctx, CKPT_HDR_SHM, sizeof(*h));
@@ -239,24 +236,12 @@ int restore_prepare_shm_segments(struct ckpt_ctx *ctx, u32 nr, u64 shmmax)
 		if (h->h.len != sizeof(*h) || !h->size || h->size > shmmax ||
 		    h->size > MAX_LFS_FILESIZE)
 			return ckpt_err(ctx, -EINVAL, "bad SHM object (id %d)", h->perm.id);
-		while (ckpt_peek(ctx) == CKPT_HDR_PAGES) {
-			struct ckpt_hdr_pages *p = ckpt_next(ctx, CKPT_HDR_PAGES, sizeof(*p));
-			u64 *off = (u64 *)(p + 1);
-			u32 j;
-
-			if (IS_ERR(p))
-				return PTR_ERR(p);
-			if (!p->nr || p->nr > CKPT_PAGES_PER_OBJ ||
-			    p->h.len != sizeof(*p) + p->nr * (sizeof(u64) + PAGE_SIZE))
-				return ckpt_err(ctx, -EINVAL, "bad PAGES object");
-			for (j = 0; j < p->nr; j++)
-				if (!PAGE_ALIGNED(off[j]) || off[j] >= h->size)
-					return ckpt_err(ctx, -EINVAL,
-							"SysV shm %d: page at %llx is beyond its size",
-							h->perm.id, off[j]);
-			nr_pages++;
+		while ((d = restore_next_data(ctx, h->perm.id, h->size))) {
+			if (IS_ERR(d))
+				return PTR_ERR(d);
+			nr_data++;
 		}
-		ret = restore_prepare_ipc_obj(ctx, IPC_SHM_IDS, &h->perm, obj, nr_pages, h->size);
+		ret = restore_prepare_ipc_obj(ctx, IPC_SHM_IDS, &h->perm, obj, nr_data, h->size);
 		if (ret)
 			return ret;
 	}
@@ -268,28 +253,28 @@ static long restore_shmget(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, int fla
 	return ckpt_syscall(__NR_shmget, o->perm->key, o->size, flags);
 }
 
-/* The segment's pages, into the memory behind it */
+/* The segment's contents, into the memory behind it */
 static int restore_shm_pages(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o)
 {
 	struct file *file = shm_checkpoint_file(current->nsproxy->ipc_ns, o->perm->id);
 	struct ckpt_obj *obj = o->obj;
 	int ret = 0;
-	u32 i, j;
+	u32 i;
 
 	if (IS_ERR(file))
 		return ckpt_err(ctx, PTR_ERR(file), "SysV shm %d is gone", o->perm->id);
 	for (i = 0; !ret && i < o->nr; i++) {
-		struct ckpt_hdr_pages *p;
-		u64 *off;
-		void *data;
+		struct ckpt_hdr_data *d;
+		u64 off, done;
 
 		obj = list_next_entry(obj, list);
-		p = (struct ckpt_hdr_pages *)obj->h;
-		off = (u64 *)(p + 1);
-		data = off + p->nr;
-		for (j = 0; j < p->nr; j++) {
+		d = (struct ckpt_hdr_data *)obj->h;
+		/* checked against the segment's size by restore_next_data() */
+		for (off = d->offset, done = 0; done < d->len;) {
 			struct page *page = shmem_read_mapping_page(file->f_mapping,
-								    off[j] >> PAGE_SHIFT);
+								    off >> PAGE_SHIFT);
+			size_t at = offset_in_page(off);
+			size_t n = min_t(u64, PAGE_SIZE - at, d->len - done);
 			void *dst;
 
 			if (IS_ERR(page)) {
@@ -298,10 +283,12 @@ static int restore_shm_pages(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o)
 				break;
 			}
 			dst = kmap_local_page(page);
-			memcpy(dst, data + j * PAGE_SIZE, PAGE_SIZE);
+			memcpy(dst + at, (void *)(d + 1) + done, n);
 			kunmap_local(dst);
 			set_page_dirty(page);
 			put_page(page);
+			off += n;
+			done += n;
 		}
 		cond_resched();
 	}

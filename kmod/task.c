@@ -17,6 +17,7 @@
 #include <linux/rseq.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
+#include <linux/sched/task_stack.h>
 #include <linux/string.h>
 
 #include "ckpt.h"
@@ -96,6 +97,7 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 	int ret;
 
 	ctx->cur = g->parts[idx];
+	ctx->pages_first = g->pages[idx];
 	ret = restore_task_obj(ctx);
 	if (!ret && ctx->task->pid != g->pids[idx].pid)
 		ret = ckpt_err(ctx, -EINVAL, "TASK object %u is pid %d, the tree says %d",
@@ -122,6 +124,9 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 		ret = restore_prepare_files(ctx);
 	if (!ret)
 		ret = restore_prepare_mm(ctx);	/* MM, VMAs, CPU, FPU, pages */
+	/* PAGES objects (restore_tree() found whose they are) may follow a part */
+	while (!ret && ckpt_peek(ctx) == CKPT_HDR_PAGES)
+		ckpt_next(ctx, CKPT_HDR_PAGES, 0);
 	if (!ret && (idx + 1 < g->nr_tasks ? ctx->cur != g->parts[idx + 1] :
 					     ckpt_peek(ctx) != CKPT_HDR_TAIL))
 		ret = ckpt_err(ctx, -EINVAL, "unexpected %s object at the end of pid %d",

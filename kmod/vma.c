@@ -10,6 +10,7 @@
  */
 
 #include <linux/file.h>
+#include <linux/hugetlb_inline.h>
 #include <linux/magic.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
@@ -29,7 +30,7 @@ static int ckpt_vma_kind(struct ckpt_ctx *ctx, struct vm_area_struct *vma)
 {
 	struct file *file = vma->vm_file;
 
-	if (vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP | VM_HUGETLB))
+	if ((vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP)) || is_vm_hugetlb_page(vma))
 		goto unsupported;
 	if (!file && !vma->vm_ops)
 		return CKPT_VMA_ANON;
@@ -85,8 +86,17 @@ int ckpt_collect_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, u64 vvar, u64 
 		d->flags = vma->vm_flags;
 		d->kind = kind;
 		d->anon = !!vma->anon_vma;
-		if (kind == CKPT_VMA_FILE || kind == CKPT_VMA_SHFILE || kind == CKPT_VMA_SYSVSHM)
+		if (kind == CKPT_VMA_FILE && ckpt_mapped_image(vma->vm_file)) {
+			/* restored by mapping an image: anonymous memory, every page saved */
+			d->kind = CKPT_VMA_ANON;
+			d->pgoff = 0;
+			d->image = true;
+		} else if (kind == CKPT_VMA_FILE || kind == CKPT_VMA_SHFILE ||
+			   kind == CKPT_VMA_SYSVSHM) {
 			d->file = get_file(vma->vm_file);
+		} else if (kind == CKPT_VMA_SHANON) {
+			d->shmem = get_file(vma->vm_file);
+		}
 	}
 	return checkpoint_shm_attachments(ctx, *descs, *nr);
 }
@@ -95,9 +105,12 @@ void ckpt_free_vmas(struct ckpt_vma_desc *descs, unsigned int nr)
 {
 	unsigned int i;
 
-	for (i = 0; descs && i < nr; i++)
+	for (i = 0; descs && i < nr; i++) {
 		if (descs[i].file)
 			fput(descs[i].file);
+		if (descs[i].shmem)
+			fput(descs[i].shmem);
+	}
 	kvfree(descs);
 }
 

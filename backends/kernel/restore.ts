@@ -4,16 +4,18 @@
  * every task calls restart(ROOT, fd, RESTART_TASKSELF, logfd) on itself;
  * the engine rebuilds them one by one and lets them all return into the
  * checkpointed programs together.  A shell job (--shell-job) joins our
- * session, and the helper makes it the foreground job of our terminal.  The helper stays the root's parent,
- * reports "ready PID HOSTPID" per task or "error PID: why" on fd 3, and
- * exits with the root's status.  A root that had UTS or IPC namespaces of
+ * session, and the helper makes it the foreground job of our terminal.
+ * The helper stays the root's parent, reports "ready PID HOSTPID" per task
+ * or "error PID: why" on fd 3, and exits with the root's status.  A root that had UTS or IPC namespaces of
  * its own is created in fresh ones of those kinds, where the engine
  * rebuilds them.  With `pidns` the tree gets a pid namespace of its own
  * under the helper's small init, with the original pids inside it and,
  * where they are free, outside it too.  Restored `frozen`
  * (RESTART_FROZEN), every task stays held frozen by the engine until
  * thaw() (`cr thaw ROOT`, with ROOT's pid outside), which is restart(ROOT,
- * -1, RESTART_FROZEN, -1).
+ * -1, RESTART_FROZEN, -1).  With `mapPages` (cr-mktree -m: RESTART_MAP)
+ * the engine maps private anonymous memory from the image instead of
+ * copying it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,7 +25,7 @@ import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
-import { decodeImage, imagePath, logPath } from './image.js';
+import { imagePath, logPath, readImage } from './image.js';
 
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
@@ -32,7 +34,11 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   const img = imagePath(opts.dir);
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
-  const { tree, cloneFlags, shellJob } = decodeImage(img);
+  if (opts.lazyPages) throw new CrError('the kernel backend has no lazy restore of pages: it can map them from the image (--map-pages)');
+  const { tree, chain, cloneFlags, shellJob } = readImage(img);
+  if (chain?.parentPath && !fs.existsSync(chain.parentPath)) {
+    throw new CrError(`${img} takes its unchanged pages from ${chain.parentPath}, which is gone`);
+  }
   const pid = tree[0].pid;
   if (shellJob && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job (its terminal was its shell's): restore it with --shell-job`);
   if (!opts.pidns) for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
@@ -41,7 +47,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
   const args = [
-    ...(opts.shellJob ? ['-j'] : []), '-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...(opts.pidns ? ['-p'] : []), ...(cloneFlags ? ['-n', cloneFlags.toString(16)] : []),
+    ...(opts.shellJob ? ['-j'] : []), ...(opts.mapPages ? ['-m'] : []), '-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...(opts.pidns ? ['-p'] : []), ...(cloneFlags ? ['-n', cloneFlags.toString(16)] : []),
     ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`),
   ];
   const helper = execa(helperPath(), args, {

@@ -17,9 +17,14 @@ export const NR_CLONE_WITH_PIDS = 550;
 export const CHECKPOINT_KILL = 0x1;
 /** The tree may use its shell's terminal (kernel-patches/0014). */
 export const CHECKPOINT_SHELL_JOB = 0x2;
+/** Copy-on-write, page tracking and incremental checkpoints (kernel-patches/0016). */
+export const CHECKPOINT_COW = 0x8;
+export const CHECKPOINT_TRACK = 0x10;
+export const CHECKPOINT_INCREMENTAL = 0x20;
 /** restart(2) flags. */
 export const RESTART_TASKSELF = 0x1;
 export const RESTART_FROZEN = 0x2;
+export const RESTART_MAP = 0x4;
 
 const CLONE_SETTLS = 0x00080000;
 

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { decodeImage, imagePath } from '../../backends/kernel/image.js';
+import { readImage, imagePath } from '../../backends/kernel/image.js';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import { helperPath } from '../../backends/kernel/sys.js';
 import { CrError } from '../../userspace/errors.js';
@@ -73,7 +73,7 @@ t('an image with namespaces of its own is not restarted in the restarter\'s', as
   await kernelBackend.dump({ pid: child.pid, dir: images });
   await child.done;
   // as if cr-mktree had not been given -n: the engine refuses to rename the restarter's host
-  const { tree } = decodeImage(imagePath(images));
+  const { tree } = readImage(imagePath(images));
   const h = await execa(helperPath(), ['-k', imagePath(images), path.join(images, 'again.log'), ...tree.map((p) => `${p.pid}:${p.ppid}:${p.pgid}:${p.sid}`)], {
     reject: false, stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
   });

@@ -15,7 +15,9 @@
  * restart(ROOT, fd, RESTART_TASKSELF, logfd), which returns into the
  * checkpointed program when the whole tree is rebuilt; the engine's log is
  * appended to LOGFILE and tells whether it worked.  With -F as well
- * (RESTART_FROZEN), the restarted tasks stay frozen until `cr thaw`.
+ * (RESTART_FROZEN), the restarted tasks stay frozen until `cr thaw`; with
+ * -m (RESTART_MAP), the engine maps private memory from the image instead
+ * of copying it.
  * -h COUNT: the COUNT descriptors from fd 4 up are the restorer's, for the
  * tasks (pty masters): every task inherits them, cr-mktree itself closes
  * them once the root exists, so that they live only as long as the tree.
@@ -73,6 +75,7 @@
 #define NR_clone_with_pids 550
 #define RESTART_TASKSELF 0x1
 #define RESTART_FROZEN 0x2
+#define RESTART_MAP 0x8
 
 struct clone_pid_set {
 	uint32_t num_pids;
@@ -366,12 +369,13 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[first], "-k") == 0 && first + 2 < argc) {
 			kimage = argv[++first];
 			klog = argv[++first];
-		}
+		} else if (strcmp(argv[first], "-m") == 0)
+			krestart_flags |= RESTART_MAP;
 		else
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-j] [-n CLONE_FLAGS] [-h COUNT] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-j] [-n CLONE_FLAGS] [-h COUNT] [-m] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {

@@ -174,11 +174,25 @@ export function objectsOf(img: Buffer): ImageObj[] {
   return out;
 }
 
-/** The image's checksum, as kmod/image.c computes it. */
+const PAGES = 11;
+
+/**
+ * The bytes of @o that the trailer's checksum covers: all but a PAGES
+ * object's page data (from its data_off on), which is the tasks' memory.
+ */
+export function checkedLen(img: Buffer, o: ImageObj): number {
+  if (o.type !== PAGES || o.len < 32) return o.len;
+  const dataOff = img.readBigUInt64LE(o.offset + 24);
+  return dataOff >= 32n && dataOff <= BigInt(o.len) ? Number(dataOff) : o.len;
+}
+
+/** The image's checksum of everything before @end, as kmod/image.c computes it. */
 export function checksum(img: Buffer, end: number): bigint {
   let sum = 0xcbf29ce484222325n;
   const mask = (1n << 64n) - 1n;
-  for (let off = 0; off + 8 <= end; off += 8) sum = ((sum ^ img.readBigUInt64LE(off)) * 0x100000001b3n) & mask;
+  for (const o of objectsOf(img.subarray(0, end))) {
+    for (let off = o.offset; off + 8 <= o.offset + checkedLen(img, o); off += 8) sum = ((sum ^ img.readBigUInt64LE(off)) * 0x100000001b3n) & mask;
+  }
   return sum;
 }
 

@@ -8,7 +8,7 @@
  * parsers rather than stopping at the checksum; the others must be refused
  * by the checksum alone.
  */
-import { fixTrailer, objectTypes, objectsOf, readField, writeField, TYPE, type Field, type FieldKind, type ImageObj } from './format.js';
+import { checkedLen, fixTrailer, objectTypes, objectsOf, readField, writeField, TYPE, type Field, type FieldKind, type ImageObj } from './format.js';
 
 /** Deterministic PRNG (xorshift32), so that a case can be run again from its number. */
 export class Rand {
@@ -131,8 +131,10 @@ function mutateField(img: Buffer, obj: ImageObj, fields: Field[], r: Rand, objs:
 /** A word of the part after the fixed struct: array entries, strings, page data. */
 function mutatePayload(img: Buffer, obj: ImageObj, r: Rand): string {
   const fixed = objectTypes().get(obj.type)?.size ?? 8;
-  if (obj.len <= fixed) return 'payload: none';
-  const words = Math.floor((obj.len - fixed) / 4);
+  // page data is the tasks' memory, which nothing checks: leave it alone
+  const end = checkedLen(img, obj);
+  if (end <= fixed) return 'payload: none';
+  const words = Math.floor((end - fixed) / 4);
   const at = obj.offset + fixed + 4 * r.int(words);
   const v = img.readUInt32LE(at);
   const value = Number(BigInt.asUintN(32, r.pick(candidates('value', BigInt(v), 32, [], r))));
@@ -214,7 +216,13 @@ export function mutate(seeds: Seed[], all: Target[], n: number, runSeed: number)
       return { img: img.subarray(0, at), fixed: false, what: `truncated at ${at} of ${img.length}`, seed: seed.name };
     }
     const k = 1 + r.int(8);
-    for (let i = 0; i < k; i++) img[r.int(img.length)] ^= 1 << r.int(8);
+    const pageData = objectsOf(img).map((o) => [o.offset + checkedLen(img, o), o.offset + o.len] as const);
+    const inPageData = (at: number) => pageData.some(([from, to]) => at >= from && at < to);
+    for (let i = 0; i < k; i++) {
+      let at = r.int(img.length);
+      while (inPageData(at)) at = r.int(img.length);
+      img[at] ^= 1 << r.int(8);
+    }
     what = `${k} random bits flipped`;
   } else if (target.kind === 'structure') {
     ({ img, what } = restructure(img, target.op, r, seeds));

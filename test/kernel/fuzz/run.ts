@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { kernelBackend } from '../../../backends/kernel/index.js';
-import { decodeImage, type TreeTask } from '../../../backends/kernel/image.js';
+import { readImage, type TreeTask } from '../../../backends/kernel/image.js';
 import { helperPath, NR_RESTART } from '../../../backends/kernel/sys.js';
 import { dmesgTrouble } from '../../../vm-images/runner.js';
 import { sleep, tempDir } from '../../lib/harness.js';
@@ -270,11 +270,11 @@ export async function fuzz(seeds: Seed[], count: number, runSeed: number,
       fs.writeFileSync(logFile, '');
       let image: { tree: TreeTask[]; cloneFlags: number };
       try {
-        image = decodeImage(file);
+        image = readImage(file);
         if (image.tree.length > 64) throw new Error('too large a tree to create');
       } catch {
         // what userspace cannot read, the kernel must refuse as well: try it with the seed's tree
-        image = decodeImage(seedFile(seeds, m.seed, dir));
+        image = readImage(seedFile(seeds, m.seed, dir));
       }
       const { tree, cloneFlags } = image;
       let o = await tryImage(file, logFile, tree, cloneFlags);
@@ -294,7 +294,7 @@ export async function fuzz(seeds: Seed[], count: number, runSeed: number,
   return totals;
 }
 
-/** A seed's image on disk (decodeImage reads files), written once per run. */
+/** A seed's image on disk (readImage reads files), written once per run. */
 function seedFile(seeds: Seed[], name: string, dir: string): string {
   const file = path.join(dir, `seed-${name}.img`);
   if (!fs.existsSync(file)) fs.writeFileSync(file, seeds.find((s) => s.name === name)!.img);
