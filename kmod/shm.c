@@ -5,10 +5,11 @@
  * A segment of the tree's own IPC namespace is saved once, as a SHM
  * object (key, id, owner, creator, mode, size) followed by DATA objects
  * (named by the segment's id) with its non-zero pages at their byte
- * offsets, read from the memory kernel patch 0013 hands out.  A segment already removed (SHM_DEST) that
- * no task of the tree still attaches is gone once the others detach, and
- * is not saved.  Each attachment is a VMA of kind SYSVSHM naming the
- * segment by id, split in several where mprotect(2) split it; one that
+ * offsets, read from the memory kernel patch 0013 hands out.  A segment
+ * already removed (SHM_DEST) that no task of the tree still attaches is
+ * gone once the others detach, and is not saved.  Each attachment is a
+ * VMA of kind SYSVSHM naming the segment by id, split in several where
+ * mprotect(2) split it; one that
  * is no longer whole (partly unmapped) is refused by name, as is a
  * segment on hugetlbfs.
  *
@@ -105,6 +106,7 @@ static int checkpoint_shm_pages(struct ckpt_ctx *ctx, s32 id, struct file *file,
 	xa_for_each(&mapping->i_pages, index, entry) {
 		struct page *page;
 		void *src;
+		u64 pos;
 
 		if ((u64)index << PAGE_SHIFT >= size)
 			break;
@@ -113,11 +115,10 @@ static int checkpoint_shm_pages(struct ckpt_ctx *ctx, s32 id, struct file *file,
 		page = shmem_read_mapping_page(mapping, index);
 		if (IS_ERR(page))
 			return ckpt_err(ctx, PTR_ERR(page), "cannot read SysV shm page %lu", index);
+		pos = (u64)index << PAGE_SHIFT;
 		src = kmap_local_page(page);
 		if (memchr_inv(src, 0, PAGE_SIZE))
-			ret = checkpoint_data(ctx, id, src, min_t(u64, PAGE_SIZE,
-								  size - ((u64)index << PAGE_SHIFT)),
-					      (u64)index << PAGE_SHIFT);
+			ret = checkpoint_data(ctx, id, src, min_t(u64, PAGE_SIZE, size - pos), pos);
 		kunmap_local(src);
 		put_page(page);
 		if (ret)
