@@ -290,7 +290,8 @@ static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt
 			return -EINTR;
 		ret = apply_to_existing_page_range(mm, w->addr, end - w->addr, ckpt_walk_pte, w);
 		if (ret == -EIO)
-			return ckpt_err(ctx, -EIO, "the page at %lx is poisoned or swapped",
+			return ckpt_err(ctx, -EIO,
+					"cannot read the page at %lx: it is poisoned or swapped out",
 					w->addr);
 		if (ret && ret != -ENOSPC)
 			return ret;
