@@ -20,6 +20,13 @@ test('each thread keeps its scheduling policy, real-time priority, nice value an
   assert.match(r.restored, /thread 2: fifo\|reset_on_fork priority 10 nice 0, 0 bad checks/);
 });
 
+test('prctl state comes back: timer slack, child subreaper, not dumpable, parent-death signal, personality', async () => {
+  const r = await roundTrip('prctlstate', ['150'], 4);
+  assert.match(r.show, /personality 0x40000 {2}pdeathsig 23 {2}timer slack 123456 ns {2}dumpable 0 {2}child subreaper/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /: 0 bad checks\n/);
+});
+
 test('signals pending for any thread are delivered to that thread, once, with their siginfo', async () => {
   const r = await roundTrip('threadsigs', ['150'], 3);
   assert.match(r.show, /pending for the thread: signal 12 code -6/);
