@@ -10,11 +10,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import { helperPath } from '../../backends/kernel/sys.js';
 import { sleep, tempDir } from '../lib/harness.js';
+import { test } from '../lib/modes.js';
 import { dmesgTrouble, kprogram, skipReason, startTo } from './env.js';
 
 const t = skipReason ? test.skip : test;

@@ -2,18 +2,18 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { alive, cr, roundTrip, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { crTest, test } from '../lib/modes.js';
 
-test('stream, datagram and seqpacket socket pairs keep their queues in both directions', async () => {
+crTest('stream, datagram and seqpacket socket pairs keep their queues in both directions', async () => {
   const r = await roundTrip('unixpair', ['300'], 3);
   assert.match(r.show, /unix stream socket:\[\d+\] paired with socket:\[\d+\], 50000 bytes queued/);
   assert.match(r.show, /unix stream socket:\[\d+\] paired with socket:\[\d+\], 3000 bytes queued/);
   assert.match(r.show, /unix dgram socket:\[\d+\] paired with socket:\[\d+\], 3 messages queued/);
   assert.match(r.show, /unix seqpacket socket:\[\d+\] paired with socket:\[\d+\], 3 messages queued/);
   assert.is(r.restored, r.reference);
-});
+}, { sample: true });
 
 test('inet sockets and unix sockets on a path are refused, naming them, and the task goes on', async () => {
   const cases: [string, (sock: string) => RegExp][] = [
