@@ -64,6 +64,7 @@ struct ckpt_ctx {
 	struct file *file;	/* the image */
 	struct file *logfile;	/* NULL if logfd was -1 */
 	u64 nr_objects;
+	u64 nr_page_objs;	/* checkpoint: PAGES objects, for the dump-pages fault */
 	u64 checksum;
 	u64 bytes;
 	bool error_written;
@@ -111,6 +112,19 @@ struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref);
 int ckpt_obj_add_pipe(struct ckpt_ctx *ctx, s32 objref, struct file *rd, struct file *wr);
 struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write);
 void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both);
+
+/* fault.c: fault injection (the "fault" module parameter, CR_FAULT) */
+enum ckpt_fault {
+	CKPT_FAULT_NONE,
+	CKPT_FAULT_DUMP_FROZEN,
+	CKPT_FAULT_DUMP_OBJECTS,
+	CKPT_FAULT_DUMP_PAGES,
+	CKPT_FAULT_RESTORE_PREPARE,
+	CKPT_FAULT_RESTORE_MEMBER,
+	CKPT_FAULT_RESTORE_TREE,
+};
+
+int ckpt_fault(struct ckpt_ctx *ctx, enum ckpt_fault stage, u64 n);
 
 /* image.c: log, errors, object I/O */
 __printf(2, 3) void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...);

@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { pidExists } from '../../userspace/sys/libc.js';
+import { pidExists, waitGone } from '../../userspace/sys/libc.js';
 import { decodeImage, imagePath, logPath } from './image.js';
-import { checkpoint, CHECKPOINT_KILL, ensureEngine } from './sys.js';
+import { armEngineFault, checkpoint, CHECKPOINT_KILL, ensureEngine } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
 export function lastLogLine(file: string): string | undefined {
@@ -25,19 +25,6 @@ export function lastLogLine(file: string): string | undefined {
 
 function dirBytes(dir: string): number {
   return fs.readdirSync(dir).reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
-}
-
-async function waitGone(pid: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (/\) [ZX] /.test(stat)) return;
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
@@ -55,7 +42,12 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const logFd = fs.openSync(logPath(opts.dir), 'w', 0o644);
   let r;
   try {
-    r = checkpoint(pid, imgFd, opts.leaveRunning ? 0 : CHECKPOINT_KILL, logFd);
+    const disarm = armEngineFault();
+    try {
+      r = checkpoint(pid, imgFd, opts.leaveRunning ? 0 : CHECKPOINT_KILL, logFd);
+    } finally {
+      disarm();
+    }
   } finally {
     fs.closeSync(imgFd);
     fs.closeSync(logFd);
@@ -70,7 +62,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const { tree } = decodeImage(img);
   const pids = tree.map((t) => t.pid);
   // zombies go when whoever inherits them reaps them
-  if (!opts.leaveRunning) for (const t of tree) if (t.zombie === undefined) await waitGone(t.pid, 2000);
+  if (!opts.leaveRunning) await waitGone(tree.filter((t) => t.zombie === undefined).map((t) => t.pid), 2000);
 
   const num = (re: RegExp): number | undefined => {
     const m = re.exec(logText);

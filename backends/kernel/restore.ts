@@ -15,8 +15,8 @@ import readline from 'node:readline';
 import { execa } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { pidExists } from '../../userspace/sys/libc.js';
-import { ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
+import { pidExists, waitGone } from '../../userspace/sys/libc.js';
+import { armEngineFault, ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
 import { decodeImage, imagePath, logPath } from './image.js';
 
 
@@ -28,12 +28,22 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
   if (opts.pidns) throw new CrError('the kernel backend cannot restore into a new pid namespace yet');
   const { tree } = decodeImage(img);
-  const pid = tree[0].pid;
   for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
   const why = ensureEngine(log);
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
+  const disarm = armEngineFault();
+  try {
+    return await restartTree(opts, img, tree, log, t0);
+  } finally {
+    disarm();
+  }
+}
+
+/** Let cr-mktree create the tree and have each task call restart(2); resolves once all run. */
+async function restartTree(opts: RestoreOptions, img: string, tree: ReturnType<typeof decodeImage>['tree'], log: (l: string) => void, t0: number): Promise<RestoreResult> {
+  const pid = tree[0].pid;
   const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
@@ -44,6 +54,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     if (m?.[1] === 'error') {
       helper.kill('SIGKILL');
       await helper;
+      // The tasks the engine killed, and the ones that gave up, are gone when we say it failed.
+      await waitGone(tree.map((t) => t.pid), 5000);
       throw new CrError(`restart of pid ${pid} failed: ${m[3]}`);
     }
     if (m?.[1] === 'ready') {

@@ -18,6 +18,7 @@ import { inForeground } from './state/tty.js';
 import type { DumpShared, DumpTask } from './state/module.js';
 import { checkSharedTables, releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
+import { injectFault, requestedFault } from '../../userspace/fault.js';
 
 function asCrError(err: unknown): Error {
   if (err instanceof CrError) return err;
@@ -65,6 +66,7 @@ function killTree(tasks: SeizedTask[]): void {
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
+  requestedFault(); // a CR_FAULT that names no stage is refused before anything is touched
   const preseized = opts.freezeCgroup ? await seizeFrozen(new Freezer(opts.freezeCgroup)) : undefined;
   if (preseized) log(`froze ${opts.freezeCgroup}: seized ${preseized.size} threads`);
   const tasks = seizeTree(opts.pid, preseized);
@@ -83,6 +85,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const stats = { pagesWritten: 0 };
   const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set(), tree: pids, shellJob: !!opts.shellJob };
   try {
+    injectFault('dump-frozen');
     checkSharedTables(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
     images.write('inventory', undefined, {

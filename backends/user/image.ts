@@ -12,6 +12,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import protobuf from 'protobufjs';
 import { CrError } from '../../userspace/errors.js';
+import { injectFault } from '../../userspace/fault.js';
 import { packageRoot } from '../../userspace/paths.js';
 import { MAGIC } from './identity.js';
 
@@ -128,6 +129,7 @@ export class ImageWriter {
     const file = imageFile(this.dir, kind, pid);
     this.written.push(file);
     fs.writeFileSync(file, encodeImage(kind, data));
+    injectFault('dump-objects', this.written.length);
   }
 
   /** Open a raw data file (pages) for streaming writes. */

@@ -10,12 +10,13 @@ import readline from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
+import { injectFault, requestedFault } from '../../userspace/fault.js';
 import { nativeBin } from '../../userspace/paths.js';
 import { procMaps, procStat, statField } from '../../userspace/proc/parse.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
-import { kill, pidExists, SysError } from '../../userspace/sys/libc.js';
+import { kill, pidExists, SysError, waitGone } from '../../userspace/sys/libc.js';
 import { Tracee } from '../../userspace/sys/ptrace.js';
 import { readInventory, type Inventory, type TaskEntry } from './inventory.js';
 import { STATE_MODULES } from './state/index.js';
@@ -93,14 +94,19 @@ async function createTasks(inv: Inventory, detach: boolean, pidns: boolean, nsFl
   return { helper, hostPids: ready };
 }
 
-/** Seize a placeholder (image pid `imagePid`, our `pid`) and rebuild it; it stays stopped, its injection session open. */
-function rebuild(imagePid: number, pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void): RestoreTask {
+/**
+ * Seize a placeholder (image pid `imagePid`, our `pid`, task `index` of the
+ * image's tree) and rebuild it; it stays stopped, its injection session open.
+ */
+function rebuild(imagePid: number, index: number, pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void): RestoreTask {
+  injectFault('restore-prepare', index);
   const tracee = Tracee.seize(pid);
   const inj = Injection.begin(tracee, bootstrapAddress(pid, mappedRanges(dir, imagePid)));
   const task: RestoreTask = { pid, dir, tracee, threads: [tracee], inj, shared, fdBase: 0, handed: [], log };
   STATE_MODULES.forEach((m, i) => {
     states[i].restore(task);
     log(`pid ${pid}: ${m.name} restored`);
+    if (!i) injectFault('restore-member', index);
   });
   return task;
 }
@@ -109,11 +115,13 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
+  requestedFault(); // a CR_FAULT that names no stage is refused before anything is touched
   const inv = readInventory(opts.dir);
   if (inv.shell_job && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job: restore it with --shell-job`);
   if (inv.shell_job) restorerTerminal(); // fails now if cr restore has no terminal to give it
   // Zombies need no state: cr-mktree makes them end the way they ended.
-  const loaded = inv.tasks.filter((t) => !t.zombie).map((t) => ({ pid: t.pid, states: STATE_MODULES.map((m) => m.load(opts.dir, t)) }));
+  const loaded = inv.tasks.map((t, index) => ({ t, index })).filter(({ t }) => !t.zombie)
+    .map(({ t, index }) => ({ pid: t.pid, index, states: STATE_MODULES.map((m) => m.load(opts.dir, t)) }));
   // In a new pid namespace the original pids are free by construction.
   if (!opts.pidns) for (const t of inv.tasks) await claimPid(t.pid);
 
@@ -132,7 +140,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     // Every task is built before any runs: they may take shared objects from each other.
     const nsPids = new Map([...hostPids].map(([image, host]) => [host, image]));
     const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids, terminals };
-    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, hostPids.get(t.pid)!, opts.dir, t.states, shared, log), states: t.states }));
+    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, t.index, hostPids.get(t.pid)!, opts.dir, t.states, shared, log), states: t.states }));
     for (const { task, states } of tasks) {
       for (const s of states) s.settle(task);
       task.inj.endRestore();
@@ -140,6 +148,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     terminals.finish();
     if (inv.foreground) giveForeground(Number(statField(procStat(hostPids.get(inv.tasks[0].pid)!), 5)), log);
+    injectFault('restore-tree');
     for (const { task } of tasks) for (const th of task.threads) th.detach();
     terminals.close();
   } catch (err) {
@@ -153,6 +162,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     helper.kill('SIGKILL');
     await helper;
+    await waitGone([...hostPids.values()], 5000);
     throw err instanceof SysError ? new CrError(`restore failed: ${err.message}`, { cause: err }) : err;
   }
 

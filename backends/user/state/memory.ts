@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { CrError } from '../../../userspace/errors.js';
+import { injectFault } from '../../../userspace/fault.js';
 import { type MapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
 import { imageFile, readImage } from '../image.js';
@@ -140,6 +141,7 @@ function dumpPages(task: DumpTask, vmas: Vma[]): { runs: PageRun[]; crc: number 
   const entries = Buffer.alloc(CHUNK_PAGES * 8);
   const data = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
   let crc = 0;
+  let writes = 0;
   try {
     for (const vma of vmas) {
       if (vma.kind !== 'ANON_PRIVATE' && vma.kind !== 'ANON_SHARED' && vma.kind !== 'FILE_PRIVATE') continue;
@@ -162,6 +164,7 @@ function dumpPages(task: DumpTask, vmas: Vma[]): { runs: PageRun[]; crc: number 
           const vaddr = at + BigInt(i) * PAGE;
           const bytes = task.tracee.readMem(Number(vaddr), (j - i) * PAGE_SIZE, data.subarray(0, (j - i) * PAGE_SIZE));
           writeAll(out, bytes);
+          injectFault('dump-pages', ++writes);
           crc = zlib.crc32(bytes, crc);
           const last = runs.length > firstRun ? runs.at(-1) : undefined;
           if (last && last.vaddr + BigInt(last.nr_pages) * PAGE === vaddr) last.nr_pages += j - i;
