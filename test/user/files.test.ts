@@ -39,7 +39,7 @@ crTest('two processes sharing one fd table (CLONE_FILES) share it again after re
 
 crTest('file status flags of every kind of descriptor, exactly as F_GETFL shows them, and a descriptor at nr_open - 1 (or as high as the hard limit goes)', async () => {
   const dir = tempDir('fdflags');
-  const r = await roundTrip('fdflags', [dir, '20'], 30);
+  const r = await roundTrip('fdflags', [dir, '60'], 30);
   const high = /high descriptor: fd (\d+)/.exec(r.reference)![1];
   assert.ok(Number(high) > 1000, `fd ${high}: far above the others`);
   for (const line of [
@@ -57,7 +57,7 @@ crTest('file status flags of every kind of descriptor, exactly as F_GETFL shows 
 
 crTest('files and directories whose names were removed, a removed working directory, with owner, group and mode', async () => {
   const dir = tempDir('removed');
-  const r = await roundTrip('removed', [dir, '20'], 5);
+  const r = await roundTrip('removed', [dir, '50'], 5);
   assert.match(r.show, /a\/b\/file \(removed file, \d+ bytes saved, mode 0604 owner 1234:5678\) pos \d+/);
   assert.match(r.show, /\/d \(removed directory, mode 0750 owner 0:0\)/);
   assert.match(r.show, /cwd \S+\/c \(removed directory, mode 0710/);
