@@ -9,9 +9,9 @@ import os from 'node:os';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { procMaps } from '../../userspace/proc/parse.js';
-import { SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
-import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
+import { SysError } from '../../userspace/sys/libc.js';
+import { killTraced } from '../../userspace/sys/ptrace.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
 import { inForeground } from './state/tty.js';
@@ -44,22 +44,6 @@ function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, sta
   } catch (err) {
     inj.abandon();
     throw err;
-  }
-}
-
-/** Kill a seized tree: the tracer sees each death first, the parents still reap them. */
-function killTree(tasks: SeizedTask[]): void {
-  for (const t of tasks) if (t.threads.length) kill(t.entry.pid, SIG.KILL);
-  for (const t of tasks) {
-    // A leader is reported only after its other threads: wait for them first.
-    for (const th of [...t.threads].reverse()) {
-      th.closeMem();
-      try {
-        waitpid(th.pid, WALL);
-      } catch {
-        /* a thread reaped along with its leader */
-      }
-    }
   }
 }
 
@@ -105,7 +89,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   }
 
   if (opts.leaveRunning) releaseTree(tasks);
-  else killTree(tasks);
+  else killTraced(tasks.map((t) => t.threads));
   const end = performance.now();
   return {
     pids,

@@ -21,20 +21,24 @@ const HEADER_SIZE = 16;
 const KINDS = ['inventory', 'cpu', 'mm', 'files', 'signals', 'process', 'namespaces', 'ipc'] as const;
 export type ImageKind = (typeof KINDS)[number];
 
-const MESSAGE_OF: Record<ImageKind, string> = {
+/** The message each kind of image file holds (a fuzzer walks them: test/user/fuzz). */
+export const MESSAGE_OF: Record<ImageKind, string> = {
   inventory: 'Inventory', cpu: 'Cpu', mm: 'Mm', files: 'Files', signals: 'Signals', process: 'Process', namespaces: 'Namespaces', ipc: 'Ipc',
 };
 
 const SCHEMA_DIR = path.join(packageRoot, 'backends', 'user', 'images');
 let root: protobuf.Root | undefined;
-/** A message type from images/*.proto, by its name in package crlab.user. */
-function messageType(name: string): protobuf.Type {
+/** Every message of images/*.proto. */
+export function imageSchema(): protobuf.Root {
   root ??= new protobuf.Root().loadSync(
     fs.readdirSync(SCHEMA_DIR).filter((f) => f.endsWith('.proto')).map((f) => path.join(SCHEMA_DIR, f)),
     { keepCase: true },
   );
-  return root.lookupType(`crlab.user.${name}`);
+  return root;
 }
+
+/** A message type from images/*.proto, by its name in package crlab.user. */
+export const messageType = (name: string): protobuf.Type => imageSchema().lookupType(`crlab.user.${name}`);
 
 const LONG_TYPES = new Set(['uint64', 'int64', 'sint64', 'fixed64', 'sfixed64']);
 

@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
 import { kill, pidExists, SysError, waitGone } from '../../userspace/sys/libc.js';
-import { Tracee } from '../../userspace/sys/ptrace.js';
+import { killTraced, Tracee } from '../../userspace/sys/ptrace.js';
 import { readInventory, type Inventory, type TaskEntry } from './inventory.js';
 import { STATE_MODULES } from './state/index.js';
 import { mappedRanges } from './state/memory.js';
@@ -98,11 +98,15 @@ async function createTasks(inv: Inventory, detach: boolean, pidns: boolean, nsFl
  * Seize a placeholder (image pid `imagePid`, our `pid`, task `index` of the
  * image's tree) and rebuild it; it stays stopped, its injection session open.
  */
-function rebuild(imagePid: number, index: number, pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void): RestoreTask {
+function rebuild(imagePid: number, index: number, pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void,
+  seized: Tracee[][]): RestoreTask {
   injectFault('restore-prepare', index);
   const tracee = Tracee.seize(pid);
+  // Its threads (cpu.ts adds them as it creates them): a failure kills and reaps them all.
+  const threads = [tracee];
+  seized.push(threads);
   const inj = Injection.begin(tracee, bootstrapAddress(pid, mappedRanges(dir, imagePid)));
-  const task: RestoreTask = { pid, dir, tracee, threads: [tracee], inj, shared, fdBase: 0, handed: [], log };
+  const task: RestoreTask = { pid, dir, tracee, threads, inj, shared, fdBase: 0, handed: [], log };
   STATE_MODULES.forEach((m, i) => {
     states[i].restore(task);
     log(`pid ${pid}: ${m.name} restored`);
@@ -136,11 +140,12 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     throw err;
   }
   const { helper, hostPids } = created;
+  const seized: Tracee[][] = [];
   try {
     // Every task is built before any runs: they may take shared objects from each other.
     const nsPids = new Map([...hostPids].map(([image, host]) => [host, image]));
     const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids, terminals };
-    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, t.index, hostPids.get(t.pid)!, opts.dir, t.states, shared, log), states: t.states }));
+    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, t.index, hostPids.get(t.pid)!, opts.dir, t.states, shared, log, seized), states: t.states }));
     for (const { task, states } of tasks) {
       for (const s of states) s.settle(task);
       task.inj.endRestore();
@@ -153,6 +158,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     terminals.close();
   } catch (err) {
     terminals.close();
+    killTraced(seized);
     for (const pid of hostPids.values()) {
       try {
         kill(pid, SIG.KILL);

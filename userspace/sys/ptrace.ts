@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { NR, NT_X86_XSTATE, PTRACE, SIG, ERESTART, EINTR } from './constants.js';
-import { ptrace, ptraceRegset, SysError, waitpid, WALL, wstatus } from './libc.js';
+import { kill, ptrace, ptraceRegset, SysError, waitpid, WALL, wstatus } from './libc.js';
 
 /** struct user_regs_struct, in order. */
 export const REG_NAMES = [
@@ -263,5 +263,31 @@ export class Tracee {
   closeMem(): void {
     if (this.memFd !== null) fs.closeSync(this.memFd);
     this.memFd = null;
+  }
+}
+
+/**
+ * Kill traced processes, each given as its threads (the leader first), and
+ * take the tracer's notice of every death: until the tracer has waited for
+ * a traced task, its parent cannot reap it, and its pid stays taken.
+ */
+export function killTraced(processes: Tracee[][]): void {
+  for (const threads of processes) {
+    try {
+      if (threads.length) kill(threads[0].pid, SIG.KILL);
+    } catch {
+      /* dead already: its death is still to be taken */
+    }
+  }
+  for (const threads of processes) {
+    // A leader is reported only after its other threads: wait for them first.
+    for (const th of [...threads].reverse()) {
+      th.closeMem();
+      try {
+        waitpid(th.pid, WALL);
+      } catch {
+        /* a thread reaped along with its leader */
+      }
+    }
   }
 }
