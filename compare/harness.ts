@@ -29,6 +29,8 @@ export interface CaseSpec {
   group?: string;
   size: number | null;
   args: string[];
+  /** Wait this long after READY before the dump (the soak varies it; timers and clocks run on meanwhile). */
+  dumpAfterMs?: number;
 }
 
 export interface MemoryUse {
@@ -231,6 +233,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     const expected = ready.sum;
     rec.expected = expected;
     pids = descendants(wlPid);
+    if (spec.dumpAfterMs) await sleep(spec.dumpAfterMs);
 
     // dump, not left running
     if (mode === 'lib') {

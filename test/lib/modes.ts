@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import { test as uvuTest } from 'uvu';
 import { backends } from '../../backends/index.js';
 import type { Backend, BackendName, RestoreResult } from '../../backends/types.js';
-import { running, waitGone } from '../../userspace/sys/libc.js';
+import { pidExists, running, waitGone } from '../../userspace/sys/libc.js';
 import { cr, type CrRun, sleep, tempDir } from './harness.js';
 
 export const MODES = ['once', 'iter', 'snap', 'pre'] as const;
@@ -93,7 +93,16 @@ export interface Target {
   out?: string;
 }
 
+/** A step of a cycle that failed, and why (what the soak counts). */
+export class CycleFailure extends Error {
+  constructor(readonly stage: 'dump' | 'pre-dump' | 'gone' | 'show' | 'restore' | 'run on', message: string) {
+    super(message);
+  }
+}
+
 export interface CycleOptions {
+  /** The mode of this step (default: the test mode, CR_TEST_MODE). */
+  mode?: Mode;
   /**
    * The file whose growth shows that the program ran on after a restore or
    * a snapshot (default: the target's `out`); null for a program that waits
@@ -135,14 +144,23 @@ const sizeOf = (file: string) => (fs.existsSync(file) ? fs.statSync(file).size :
 async function ranOn(file: string | null | undefined, than: number, what: string): Promise<void> {
   if (!file) return;
   for (const deadline = Date.now() + PROGRESS_MS; sizeOf(file) <= than; await sleep(20)) {
-    if (Date.now() > deadline) throw new Error(`${what}: the program wrote nothing more to ${file} in ${PROGRESS_MS / 1000} s`);
+    if (Date.now() > deadline) throw new CycleFailure('run on', `${what}: the program wrote nothing more to ${file} in ${PROGRESS_MS / 1000} s`);
   }
 }
 
 /** Wait until none of `pids` runs (a killed tree's zombies may linger until reaped: those count as gone). */
 async function gone(pids: number[]): Promise<void> {
   await waitGone(pids, 10000);
-  if (pids.some(running)) throw new Error(`pids ${pids.filter(running).join(' ')} still run after the dump`);
+  if (pids.some(running)) throw new CycleFailure('gone', `pids ${pids.filter(running).join(' ')} still run after the dump`);
+}
+
+/**
+ * Wait a while for the zombies of `pids` to be reaped as well: a restore
+ * needs their pids free, and whoever inherited them (init, in the VM) reaps
+ * in its own time. One never reaped makes the restore say so.
+ */
+async function freed(pids: number[]): Promise<void> {
+  for (const deadline = Date.now() + 10000; pids.some(pidExists) && Date.now() < deadline;) await sleep(10);
 }
 
 function kill(pids: number[]): void {
@@ -167,9 +185,10 @@ async function cycle<R>(d: Driver<R>, target: Target, o: CycleOptions, between: 
   const decoded = async (dir: string) => show.push(await d.show(dir));
   const lastRestore = async (dir: string, pids: number[]) => {
     await o.beforeRestore?.(dir, pids);
+    await freed(pids);
     return (await d.restore(dir, true)).result;
   };
-  switch (mode) {
+  switch (o.mode ?? mode) {
     case 'once': {
       const first = await d.dump(target.pid, final, {});
       await gone(first.pids);
@@ -188,8 +207,9 @@ async function cycle<R>(d: Driver<R>, target: Target, o: CycleOptions, between: 
         show.push(await by.show(dir));
         if (round === images.length - 1) return { images: dir, show: show[0], pids: first.pids, dumpLog: first.log, restored: await lastRestore(dir, dumped.pids) };
         const size = watch ? sizeOf(watch) : 0;
+        await freed(dumped.pids);
         const r = await between.restore(dir, false);
-        if (r.root !== target.pid) throw new Error(`round ${round + 1}: restored as pid ${r.root}, not ${target.pid}`);
+        if (r.root !== target.pid) throw new CycleFailure('restore', `round ${round + 1}: restored as pid ${r.root}, not ${target.pid}`);
         await ranOn(watch, size, `iter round ${round + 1}`);
         pid = r.root;
       }
@@ -230,8 +250,8 @@ export interface CrCycleOptions extends CycleOptions {
   detach?: boolean;
 }
 
-const fail = (what: string, r: CrRun): never => {
-  throw new Error(`${what} failed (mode ${mode}, exit ${r.exitCode}):\n${r.all}`);
+const fail = (stage: CycleFailure['stage'], what: string, r: CrRun): never => {
+  throw new CycleFailure(stage, `${what} failed (exit ${r.exitCode}):\n${r.all}`);
 };
 
 /**
@@ -245,23 +265,32 @@ export function checkpointRestart(target: Target, o: CrCycleOptions = {}): Promi
     async dump(pid, dir, { leaveRunning, prev, pre }) {
       const r = await cr([pre ? 'pre-dump' : 'dump', ...backend, '-t', String(pid), '-D', dir, ...(o.dumpArgs ?? []),
         ...(leaveRunning ? ['--leave-running'] : []), ...(prev ? ['--prev-images-dir', prev] : [])]);
-      if (r.exitCode !== 0) fail(`cr ${pre ? 'pre-dump' : 'dump'} of pid ${pid}`, r);
+      if (r.exitCode !== 0) fail(pre ? 'pre-dump' : 'dump', `cr ${pre ? 'pre-dump' : 'dump'} of pid ${pid}`, r);
       const m = /^cr: (?:pre-)?dumped ([\d ]+) into /m.exec(r.stderr);
-      if (!m) throw new Error(`cr dump did not say what it dumped:\n${r.all}`);
+      if (!m) throw new CycleFailure('dump', `cr dump did not say what it dumped:\n${r.all}`);
       return { pids: m[1].trim().split(' ').map(Number), log: r.stderr };
     },
     async restore(dir, final) {
       const detach = !final || o.detach;
       const r = await cr(['restore', ...backend, '-D', dir, ...(o.restoreArgs ?? []), ...(detach ? ['--detach'] : [])]);
-      if (r.exitCode !== 0) fail(`cr restore of ${dir}`, r);
+      if (r.exitCode !== 0) fail('restore', `cr restore of ${dir}`, r);
       return { root: detach ? Number(r.stdout.trim()) : 0, result: r };
     },
     async show(dir) {
       const r = await cr(['show', dir]);
-      if (r.exitCode !== 0) fail(`cr show ${dir}`, r);
+      if (r.exitCode !== 0) fail('show', `cr show ${dir}`, r);
       return r.stdout;
     },
   }, target, o, backendDriver(backends[o.backend ?? 'user']));
+}
+
+/** A backend's failure, as the failure of a step. */
+async function staged<T>(stage: CycleFailure['stage'], p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw new CycleFailure(stage, (err as Error).message ?? String(err));
+  }
 }
 
 /** A backend called in-process, as a cycle's driver. */
@@ -271,16 +300,16 @@ function backendDriver(backend: Backend, detach?: boolean): Driver<RestoreResult
       const lines: string[] = [];
       const dumpOpts = { pid, dir, leaveRunning, log: (l: string) => lines.push(l), ...(prev ? { prevImagesDir: prev } : {}) };
       const preDump = (backend as { preDump?: Backend['dump'] }).preDump;
-      if (pre && !preDump) throw new Error(`the ${backend.name} backend has no pre-dump`);
-      const r = await (pre ? preDump!.call(backend, dumpOpts) : backend.dump(dumpOpts));
+      if (pre && !preDump) throw new CycleFailure('pre-dump', `the ${backend.name} backend has no pre-dump`);
+      const r = await staged(pre ? 'pre-dump' : 'dump', pre ? preDump!.call(backend, dumpOpts) : backend.dump(dumpOpts));
       return { pids: r.pids, log: lines.join('\n') };
     },
     async restore(dir, final) {
-      const r = await backend.restore({ dir, detach: !final || detach });
+      const r = await staged('restore', backend.restore({ dir, detach: !final || detach }));
       return { root: r.pids[0], result: r };
     },
     async show(dir) {
-      return (await backend.describe(dir)).lines.join('\n');
+      return (await staged('show', backend.describe(dir))).lines.join('\n');
     },
   };
 }
