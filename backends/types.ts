@@ -34,6 +34,13 @@ export interface DumpOptions {
    * terminal it runs on and its session leader are outside the tree.
    */
   shellJob?: boolean;
+  /**
+   * Save TCP connections to peers outside the tree too (CRIU's
+   * --tcp-established): their packets are held back by a network lock from
+   * the dump until the restore, and the restored tree goes on with them.
+   * Without it such a connection is refused.
+   */
+  tcpEstablished?: boolean;
   /** Progress and diagnostics, one line per call. */
   log?: (line: string) => void;
 }

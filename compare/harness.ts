@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
+import { CRIU_TCP_ESTABLISHED } from '../backends/criu/index.js';
 import type { Backend, CheckItem, ExitStatus, RestoreResult } from '../backends/types.js';
 import { descendants, hwmWindow, procState, tryReap } from './sys.js';
 import type { RawResults } from './report.js';
@@ -31,6 +32,8 @@ export interface CaseSpec {
   args: string[];
   /** Wait this long after READY before the dump (the soak varies it; timers and clocks run on meanwhile). */
   dumpAfterMs?: number;
+  /** Dump with tcpEstablished (--tcp-established). */
+  tcpEstablished?: boolean;
 }
 
 export interface MemoryUse {
@@ -241,7 +244,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const hwm = hwmWindow();
       const t0 = performance.now();
       try {
-        const r = await bounded('dump', backend.dump({ pid: wlPid, dir: img, leaveRunning: false }));
+        const r = await bounded('dump', backend.dump({ pid: wlPid, dir: img, leaveRunning: false, tcpEstablished: spec.tcpEstablished }));
         const wallMs = performance.now() - t0;
         const m = hwm();
         rec.dump = { wallMs, totalMs: r.stats.totalMs, freezeMs: r.stats.freezeMs, frozenMs: r.stats.frozenMs, imageBytes: r.stats.imageBytes,
@@ -253,8 +256,8 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     } else {
       const ru = path.join(root, 'dump.rusage');
       const argv = mode === 'cli'
-        ? [...cfg.crCli, 'dump', `--backend=${backendName}`, '-t', String(wlPid), '-D', img]
-        : [cfg.criuBin, 'dump', '-t', String(wlPid), '-D', img, '-o', 'dump.log', '-v2'];
+        ? [...cfg.crCli, 'dump', `--backend=${backendName}`, '-t', String(wlPid), '-D', img, ...(spec.tcpEstablished ? ['--tcp-established'] : [])]
+        : [cfg.criuBin, 'dump', '-t', String(wlPid), '-D', img, '-o', 'dump.log', '-v2', ...(spec.tcpEstablished ? CRIU_TCP_ESTABLISHED : [])];
       const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
       const u = parseRusage(ru);
       if (r.exitCode !== 0) {
@@ -304,7 +307,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const ru = path.join(root, 'restore.rusage');
       const argv = mode === 'cli'
         ? [...cfg.crCli, 'restore', `--backend=${backendName}`, '-D', img, '--detach']
-        : [cfg.criuBin, 'restore', '-D', img, '-d', '-o', 'restore.log', '-v2'];
+        : [cfg.criuBin, 'restore', '-D', img, '-d', '-o', 'restore.log', '-v2', ...(spec.tcpEstablished ? CRIU_TCP_ESTABLISHED : [])];
       const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
       const u = parseRusage(ru);
       if (r.exitCode !== 0) {

@@ -70,6 +70,8 @@ export interface Feature {
   name: string;
   group: string;
   args: string[];
+  /** Dump with tcpEstablished (CRIU's --tcp-established), which CRIU asks for any established TCP connection. */
+  tcpEstablished?: boolean;
 }
 
 /** One probe per kind of state; each is a run of wl with that module alone. */
@@ -81,6 +83,7 @@ export const features: Feature[] = [
   { group: 'memory', name: 'brk heap', args: ['brk=256'] },
   { group: 'memory', name: 'memfd: contents, seals, shared mapping', args: ['memfd=64'] },
   { group: 'memory', name: 'SysV shared memory segment', args: ['sysvshm=64'] },
+  { group: 'memory', name: 'copy-on-write pages still shared with a forked child', args: ['cow=256'] },
   { group: 'tasks', name: 'process tree (3 processes)', args: ['tree=3'] },
   { group: 'tasks', name: 'threads (2 extra)', args: ['threads=2'] },
   { group: 'tasks', name: 'zombie child with its exit status', args: ['zombie=7'] },
@@ -93,6 +96,9 @@ export const features: Feature[] = [
   { group: 'files', name: 'eventfd counter', args: ['eventfd=77'] },
   { group: 'files', name: 'file locks: POSIX, OFD, flock (probed from another process)', args: ['locks=1'] },
   { group: 'files', name: 'pty pair: termios, window size, packet mode', args: ['pty=1'] },
+  { group: 'sockets', name: 'TCP listening socket', args: ['tcp-listen=4'] },
+  { group: 'sockets', name: 'TCP established connection with queued data', args: ['tcp-established=4096'], tcpEstablished: true },
+  { group: 'sockets', name: 'unix listening socket with connections not accepted yet', args: ['unix-listen=2'] },
   { group: 'signals', name: 'signal handler, flags and mask', args: ['sigaction=1'] },
   { group: 'signals', name: 'pending queued real-time signal', args: ['sigpending=1'] },
   { group: 'signals', name: 'interval timer (ITIMER_REAL)', args: ['itimer=1'] },

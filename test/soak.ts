@@ -18,6 +18,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { backends } from '../backends/index.js';
 import type { BackendName } from '../backends/types.js';
 import { runCycle, type CaseSpec, type HarnessConfig } from '../compare/harness.js';
+import { featureCase } from '../compare/plan.js';
 import { features, workloads } from '../compare/workloads.js';
 import { crCommand, packageRoot } from '../userspace/paths.js';
 import { buildKmod, ensureKernel } from '../vm-images/kernel.js';
@@ -98,6 +99,14 @@ const USER_PROGRAMS: Program[] = [
   { name: 'caps', argv: (_d, r) => [programBin('caps'), String(between(r, 60, 150))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
   { name: 'container', argv: (_d, r) => [programBin('container'), String(between(r, 300, 900))], reached: lines, steps: [5, 40], answer: stdoutAnswer },
   { name: 'ghosts', argv: (d, r) => [programBin('ghosts'), d, String(between(r, 60, 150))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'unixsk', argv: (_d, r) => [programBin('unixsk'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'tcpsk', argv: (_d, r) => [programBin('tcpsk'), String(between(r, 200, 500))], reached: lines, steps: [3, 8], answer: stdoutAnswer },
+  { name: 'udpsk', argv: (_d, r) => [programBin('udpsk'), String(between(r, 60, 200))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'sched', argv: (_d, r) => [programBin('sched'), String(between(r, 100, 300))], reached: lines, steps: [2, 5], answer: stdoutAnswer },
+  { name: 'threadsigs', argv: (_d, r) => [programBin('threadsigs'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'zombies', argv: (_d, r) => [programBin('zombies'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'pidns', argv: (_d, r) => [programBin('pidns'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'mapshapes', argv: (d, r) => [programBin('mapshapes'), d, String(between(r, 80, 200))], reached: lines, steps: [1, 2], answer: stdoutAnswer, not: SHARED_FILE },
 ];
 
 const KERNEL_PROGRAMS: Program[] = [
@@ -121,6 +130,9 @@ async function waitFor(file: string, text: string): Promise<void> {
     if (Date.now() > deadline) throw new Error(`${file} never showed ${JSON.stringify(text)}`);
   }
 }
+
+/** How long one program's cycle may take (TCG in the VM is slower). */
+const RUN_LIMIT_MS = 10 * 60000 * (process.env.CR_LAB_IN_VM ? 3 : 1);
 
 /** Undisturbed answers, by argv (a size drawn twice is run undisturbed once). */
 const references = new Map<string, string>();
@@ -168,12 +180,26 @@ async function programRun(backend: BackendName, p: Program, r: Rand): Promise<Ru
     } catch (err) {
       return { what, ok: false, stage: 'start', reason: (err as Error).message };
     }
+    // A cycle that hangs is ended by killing the program (restored, it has its pid again): the cycle then fails and returns.
+    let hung = false;
+    const limit = setTimeout(() => {
+      hung = true;
+      try {
+        process.kill(run.pid, 'SIGKILL');
+      } catch {
+        /* gone already */
+      }
+    }, RUN_LIMIT_MS);
     try {
       const watch = p.watch?.(dir) ?? run.out;
       if (backend === 'user') await checkpointRestart(run, { mode, watch });
       else await (await checkpointRestartWith(backends.kernel, run, { mode, watch })).restored.wait();
+      if (hung) throw new Error('killed');
     } catch (err) {
+      if (hung) return { what, ok: false, stage: 'timeout', reason: `no end of the cycle in ${RUN_LIMIT_MS / 60000} min` };
       return { what, ok: false, stage: err instanceof CycleFailure ? err.stage : 'cycle', reason: (err as Error).message.split('\n').filter(Boolean).slice(0, 3).join(' | ') };
+    } finally {
+      clearTimeout(limit);
     }
     const got = p.answer(dir);
     return got === reference ? { what, ok: true } : { what, ok: false, stage: 'check', reason: `its answer differs from an undisturbed run's ${firstDifference(got, reference)}` };
@@ -220,7 +246,7 @@ async function soak(): Promise<number> {
     crCli: [process.execPath, crCommand], criuBin: 'criu', timeoutScale: process.env.CR_LAB_IN_VM ? 3 : 1, emit: () => {},
   };
   say(`soak: ${opts.minutes} min of the ${backend} backend (seed ${seed})`);
-  const probes: CaseSpec[] = features.map((f) => ({ kind: 'feature', workload: f.name, group: f.group, size: null, args: f.args }));
+  const probes = features.map(featureCase);
   const programs = backend === 'user' ? USER_PROGRAMS : KERNEL_PROGRAMS;
   const deadline = Date.now() + opts.minutes * 60000;
   const runs: Run[] = [];

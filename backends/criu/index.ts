@@ -3,8 +3,9 @@
  * as the reference the other two backends are measured against.
  *
  * dump:    criu dump -t PID -D DIR -o dump.log -v2 [--shell-job] [--leave-running]
+ *          [--tcp-established --network-lock nftables]
  * restore: criu restore -D DIR -o restore.log -v2 -d --pidfile F
- *          [--restore-sibling] [--shell-job]
+ *          [--restore-sibling] [--shell-job] [--tcp-established --network-lock nftables]
  *
  * Restore always lets criu exit once the tree runs (-d). Without `detach`
  * it also passes --restore-sibling, so the restored root becomes a child of
@@ -77,11 +78,28 @@ export function needsShellJob(pid: number, st: ProcStat): boolean {
   return st.session !== pid || st.pgrp !== pid || st.ttyNr !== 0;
 }
 
+/**
+ * CRIU saves established TCP connections only when asked, and locks them
+ * with nftables here (its default, iptables, is not installed); the
+ * restore of such an image must be asked the same.
+ */
+export const CRIU_TCP_ESTABLISHED = ['--tcp-established', '--network-lock', 'nftables'];
+
+/** Whether a CRIU image holds established TCP connections (tcp-stream-*.img). */
+function hasTcpStreams(dir: string): boolean {
+  try {
+    return fs.readdirSync(dir).some((f) => f.startsWith('tcp-stream-'));
+  } catch {
+    return false; // no image there (yet): criu says so itself
+  }
+}
+
 /** --file-locks: the other backends save file locks by default; CRIU refuses them without it. */
 export function dumpArgv(opts: DumpOptions, shellJob: boolean): string[] {
   const argv = ['dump', '-t', String(opts.pid), '-D', opts.dir, '-o', 'dump.log', VERBOSITY, '--file-locks'];
   if (shellJob) argv.push('--shell-job');
   if (opts.leaveRunning) argv.push('--leave-running');
+  if (opts.tcpEstablished) argv.push(...CRIU_TCP_ESTABLISHED);
   return argv;
 }
 
@@ -89,6 +107,7 @@ export function restoreArgv(opts: RestoreOptions, pidfile: string, shellJob: boo
   const argv = ['restore', '-D', opts.dir, '-o', 'restore.log', VERBOSITY, '--restore-detached', '--pidfile', pidfile, '--file-locks'];
   if (!opts.detach) argv.push('--restore-sibling');
   if (shellJob) argv.push('--shell-job');
+  if (hasTcpStreams(opts.dir)) argv.push(...CRIU_TCP_ESTABLISHED);
   return argv;
 }
 

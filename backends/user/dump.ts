@@ -8,7 +8,7 @@
 import os from 'node:os';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { procMaps } from '../../userspace/proc/parse.js';
+import { procSmaps } from '../../userspace/proc/parse.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { SysError } from '../../userspace/sys/libc.js';
 import { killTraced } from '../../userspace/sys/ptrace.js';
@@ -16,7 +16,7 @@ import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
 import { inForeground } from './state/tty.js';
 import type { DumpShared, DumpTask } from './state/module.js';
-import { checkSharedTables, releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
+import { checkSharedTables, recordPidNamespaces, releaseTree, saveLastPid, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
 import { injectFault, requestedFault } from '../../userspace/fault.js';
 
@@ -32,14 +32,15 @@ function asCrError(err: unknown): Error {
 
 function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, stats: { pagesWritten: number }, log: (l: string) => void): void {
   const [leader] = t.threads;
-  const maps = procMaps(leader.pid);
+  const maps = procSmaps(leader.pid);
   const inj = Injection.begin(leader);
   try {
-    const task: DumpTask = { pid: leader.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
+    const task: DumpTask = { pid: t.entry.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
     for (const m of STATE_MODULES) {
       m.dump(task);
       log(`pid ${task.pid}: ${m.name} saved`);
     }
+    saveLastPid(t.entry, inj);
     inj.end();
   } catch (err) {
     inj.abandon();
@@ -67,10 +68,25 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   log(`seized ${pids.join(' ')} in ${(frozenAt - t0).toFixed(1)} ms`);
 
   const stats = { pagesWritten: 0 };
-  const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set(), tree: pids, shellJob: !!opts.shellJob };
+  const shared: DumpShared = {
+    files: [], pipes: new Set(), shmem: new Set(), mms: new Map(), tree: pids, shellJob: !!opts.shellJob, tcpEstablished: !!opts.tcpEstablished, done: [],
+  };
+  // Every hook runs even after one failed; the first failure is thrown then.
+  const finish = (killed: boolean) => {
+    let failure: unknown;
+    for (const fn of shared.done.splice(0)) {
+      try {
+        fn(killed);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure) throw failure;
+  };
   try {
     injectFault('dump-frozen');
     checkSharedTables(tasks);
+    recordPidNamespaces(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
     images.write('inventory', undefined, {
       format_version: FORMAT_VERSION,
@@ -84,10 +100,22 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     });
   } catch (err) {
     images.discard();
+    try {
+      finish(false);
+    } catch {
+      /* the dump failed already: its own error says why */
+    }
     releaseTree(tasks);
     throw asCrError(err);
   }
 
+  try {
+    finish(!opts.leaveRunning);
+  } catch (err) {
+    images.discard();
+    releaseTree(tasks);
+    throw asCrError(err);
+  }
   if (opts.leaveRunning) releaseTree(tasks);
   else killTraced(tasks.map((t) => t.threads));
   const end = performance.now();

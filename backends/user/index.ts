@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
+import { nftVersion } from '../../userspace/net/netlock.js';
 import { nativeBin } from '../../userspace/paths.js';
 import { recognizes, summary } from './identity.js';
 
@@ -31,6 +32,7 @@ export const userBackend: Backend = {
       /* no Yama: classic ptrace rules */
     }
     const config = fs.existsSync('/proc/self/map_files');
+    const nft = await nftVersion();
     return [
       { name: 'root', ok: root, required: true, detail: root ? 'running as root' : 'restore chooses pids and sets mm fields: run as root' },
       { name: 'ptrace', ok: yama !== '3', required: true, detail: `Yama ptrace_scope ${yama}${yama === '3' ? ': ptrace is disabled' : ''}` },
@@ -39,6 +41,7 @@ export const userBackend: Backend = {
       fileCheck('/proc/PID/pagemap', '/proc/self/pagemap', true, 'no pagemap: cannot tell which pages to save'),
       fileCheck('ns_last_pid', '/proc/sys/kernel/ns_last_pid', false, 'not needed: pids are chosen with clone3 set_tid'),
       fileCheck('cr-mktree', nativeBin('cr-mktree'), true, 'helper not built: run npm run build'),
+      { name: 'nft', ok: !!nft, required: false, detail: nft ? `${nft}: the network lock for --tcp-established` : 'nft not found: dumps with --tcp-established cannot lock the network (install nftables)' },
     ];
   },
 
@@ -59,8 +62,9 @@ export const userBackend: Backend = {
     const tasks = inv.tasks.map((t) => {
       const states = t.zombie ? {} : Object.fromEntries(STATE_MODULES.map((m) => [m.name, m.load(dir, t).describe()]));
       const what = t.zombie ? `zombie, wait status 0x${t.exit_status.toString(16)}`
-        : `${t.threads.length} thread${t.threads.length > 1 ? 's' : ''}${t.stopped ? ', stopped' : ''}`;
-      lines.push(`task ${t.pid} (${t.comm}) ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}: ${what}`);
+        : `${t.threads.length} thread${t.threads.length > 1 ? 's' : ''}${t.leader_exited ? ', the leader exited' : ''}${t.stopped ? ', stopped' : ''}`;
+      const ns = t.nspid.length ? ` (pids ${t.nspid.join('/')} in nested pid namespaces${t.new_pidns ? ', the init of a new one' : ''})` : '';
+      lines.push(`task ${t.pid} (${t.comm})${ns} ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}: ${what}`);
       for (const [name, l] of Object.entries(states)) lines.push(`  ${name}:`, ...l.map((x) => `    ${x}`));
       return { ...t, ...states };
     });

@@ -23,7 +23,8 @@ crTest('dup-shared offsets and pipe contents survive dump and restore', async ()
 crTest('a sealed memfd mapped shared and an unlinked file come back with contents, seals, offset, and the mapping still writing through', async () => {
   const dir = tempDir('ghosts');
   const r = await roundTrip('ghosts', [dir, '25'], 5);
-  assert.match(r.show, /memfd:ghost-memfd 65536 bytes pos 0 seals 0x6/);
+  assert.match(r.show, /memfd:ghost-memfd saved with the memory that maps it pos 0 seals 0x6/);
+  assert.match(r.show, /shmem object \d+: memfd:ghost-memfd 65536 bytes, \d+ pages saved seals 0x6/);
   assert.match(r.show, /unlinked\.txt \(removed file, 350 bytes saved, mode 0640 owner 0:0\) pos \d+0/);
   assert.match(r.show, /ANON_SHARED +\/memfd:ghost-memfd/);
   assert.is(r.restored, r.reference);

@@ -32,7 +32,7 @@ test('a shell job (--shell-job) comes back on the terminal cr restore runs on, a
   const before = path.join(dir, 'before.txt');
   const after = path.join(dir, 'after.txt');
   fs.writeFileSync(before, '');
-  const term = start('ptyrun', [before, programBin('ttyjob'), '40'], path.join(dir, 'ptyrun.txt'));
+  const term = start('ptyrun', [before, programBin('ttyjob'), '100'], path.join(dir, 'ptyrun.txt'));
   await waitLines(before, 5);
   const [leader] = children(term.pid);
   const [job] = children(leader);
@@ -56,8 +56,8 @@ test('a shell job (--shell-job) comes back on the terminal cr restore runs on, a
   assert.is(r.exitCode, 0, `${r.stdout}${r.stderr}`);
   const answers = (fs.readFileSync(before, 'utf8') + fs.readFileSync(after, 'utf8')).replace(/\r/g, '').trim().split('\n');
   assert.is(answers.pop(), `pid ${job}`);
-  assert.equal(answers, [...Array(40).keys()].map((i) => `answer ${i} to a line: stdin and stdout one terminal, /dev/tty it, the foreground job`));
-  assert.ok(fs.readFileSync(after, 'utf8').includes('answer 39'));
+  assert.equal(answers, [...Array(100).keys()].map((i) => `answer ${i} to a line: stdin and stdout one terminal, /dev/tty it, the foreground job`));
+  assert.ok(fs.readFileSync(after, 'utf8').includes('answer 99'));
 });
 
 test.run();

@@ -2,7 +2,7 @@
 /**
  * cr: one command line for every checkpoint/restart backend.
  *
- *   cr dump --backend=user -t PID -D DIR [--leave-running] [--shell-job]
+ *   cr dump --backend=user -t PID -D DIR [--leave-running] [--shell-job] [--tcp-established]
  *   cr restore [--backend=user] -D DIR [--detach] [--frozen] [--shell-job]
  *   cr thaw [--backend=kernel] PID
  *   cr show DIR [--json]
@@ -57,10 +57,12 @@ program
   .option('-R, --leave-running', 'keep the tasks running after the dump (default: kill them)')
   .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
   .option('-j, --shell-job', 'the tree is a job of an interactive shell: its terminal and session leader are outside it')
+  .option('--tcp-established', 'save TCP connections to peers outside the tree too (their packets are held back until the restore)')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
     const r = await pickBackend(o.backend).dump({
-      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, shellJob: o.shellJob, log: logTo(o.verbose),
+      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, shellJob: o.shellJob, tcpEstablished: o.tcpEstablished,
+      log: logTo(o.verbose),
     });
     const s = r.stats;
     process.stderr.write(`cr: dumped ${r.pids.join(' ')} into ${o.imagesDir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +

@@ -24,7 +24,9 @@
  * their original pids inside it.
  *
  * The first argument is the root (its PPID is ignored); every other task
- * names a parent listed before it. Each task is created with clone3()'s
+ * names a parent listed before it. The user backend gives the root alone:
+ * its restorer forks every other task from its restored parent, so that
+ * it inherits the parent's memory (backends/user/tree.ts). Each task is created with clone3()'s
  * set_tid, takes its session and process group, creates its children,
  * reports "ready PID HOSTPID" on fd 3 (HOSTPID: its pid as the restorer
  * sees it, which differs inside a new pid namespace) and then waits in pause() until the restorer

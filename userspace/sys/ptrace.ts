@@ -279,7 +279,9 @@ export function killTraced(processes: Tracee[][]): void {
       /* dead already: its death is still to be taken */
     }
   }
-  for (const threads of processes) {
+  // Children first (the list goes parents first): the init of a pid
+  // namespace does not finish dying before all in its namespace are reaped.
+  for (const threads of [...processes].reverse()) {
     // A leader is reported only after its other threads: wait for them first.
     for (const th of [...threads].reverse()) {
       th.closeMem();

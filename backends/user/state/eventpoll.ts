@@ -74,6 +74,7 @@ function addWatch(task: RestoreTask, epfd: number, t: EpollTarget, from: number)
 
 export const eventpolls: FdType = {
   type: 'eventpoll',
+  byNumber: true,
 
   claims(f) {
     return f.target === 'anon_inode:[eventpoll]';
@@ -112,16 +113,13 @@ export const eventpolls: FdType = {
     payloadOf(file, where);
   },
 
-  open(task) {
+  open(task, file, files) {
+    // The watches once every descriptor is in place, on the epoll's own final number.
+    files.later(() => {
+      const epfd = task.shared.files.get(file.id)!.fd;
+      for (const t of payloadOf(file, `pid ${task.pid} file ${file.id}`).targets) addWatch(task, epfd, t, files.open(t.file_id));
+    });
     return liftFd(task, Number(task.tracee.syscallOk('epoll_create1', NR.epoll_create1, O.CLOEXEC)));
-  },
-
-  connect(task, file, epfd, files) {
-    for (const t of payloadOf(file, `pid ${task.pid} file ${file.id}`).targets) {
-      const from = files.fdOf(t.file_id);
-      addWatch(task, epfd, t, from.fd);
-      if (from.temporary) task.tracee.syscall(NR.close, from.fd);
-    }
   },
 
   describe(file) {

@@ -6,13 +6,19 @@
  */
 import type fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
+import { procFdinfo } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
+import { SCM, sendmsg, SOL } from '../../../userspace/net/socket.js';
 import { close, rawSyscall } from '../../../userspace/sys/libc.js';
+import { nsChain } from '../tree.js';
 import type { DumpTask, RestoreTask } from './module.js';
 
 const F_DUPFD_CLOEXEC = 1030;
 const F_GETFL = 3;
 const F_SETFL = 4;
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const MSG_CMSG_CLOEXEC = 0x40000000;
 
 /** A new descriptor of the same open file in the task being restored, at a number the image does not use. */
 export function dupHigh(task: RestoreTask, fd: number): number {
@@ -30,17 +36,72 @@ export function liftFd(task: RestoreTask, fd: number): number {
   return lifted;
 }
 
-/** A duplicate, in this task, of descriptor `fd` of task `pid` (the same open file). */
+/**
+ * A duplicate, in this task, of descriptor `fd` of task `pid` (the same
+ * open file). The task takes it itself (pidfd_getfd) from a task it can
+ * see in its pid namespace; from one outside it (a parent above a nested
+ * pid namespace), it comes through us, over a unix socket.
+ */
 export function takeFromTask(task: RestoreTask, pid: number, fd: number): number {
-  // The task names the other by its pid in their shared pid namespace.
-  const pidfd = Number(task.tracee.syscallOk(`pidfd_open ${pid}`, NR.pidfd_open, task.shared.nsPids.get(pid) ?? pid, 0));
-  const got = Number(task.tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
-  task.tracee.syscall(NR.close, pidfd);
-  return got;
+  const { tracee } = task;
+  // The task names the other by its pid in the task's own pid namespace: the other's there, if it has one.
+  const seen = nsChain(pid)[nsChain(task.pid).length - 1];
+  const pidfd = seen === undefined ? -1 : Number(tracee.syscall(NR.pidfd_open, seen, 0));
+  if (pidfd >= 0) {
+    try {
+      // That number may be another task's, in a sibling namespace: the pidfd tells whose it is.
+      if (procFdinfo(task.pid, pidfd).get('Pid') === String(pid)) return Number(tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
+    } finally {
+      tracee.syscall(NR.close, pidfd);
+    }
+  }
+  return passThroughUs(task, pid, fd);
 }
 
-/** A duplicate in cr itself of descriptor `fd` of task `pid` (the same open file). */
+/** Hand the task descriptor `fd` of task `pid` over a socket pair it makes, one end of which we take. */
+function passThroughUs(task: RestoreTask, pid: number, fd: number): number {
+  const { tracee, inj } = task;
+  inj.reset();
+  const sv = inj.alloc(8);
+  tracee.syscallOk('socketpair', NR.socketpair, AF_UNIX, SOCK_DGRAM | O.CLOEXEC, 0, sv);
+  const ends = tracee.readMem(sv, 8);
+  const [mine, theirs] = [ends.readInt32LE(0), ends.readInt32LE(4)];
+  try {
+    const sock = tracerDup(task.pid, theirs);
+    try {
+      const file = tracerDup(pid, fd);
+      try {
+        const rights = Buffer.alloc(4);
+        rights.writeInt32LE(file, 0);
+        sendmsg(sock, Buffer.alloc(1), 0, { control: [{ level: SOL.SOCKET, type: SCM.RIGHTS, data: rights }] });
+      } finally {
+        close(file);
+      }
+    } finally {
+      close(sock);
+    }
+    // struct msghdr for recvmsg: no name, one iovec of one byte, room for one descriptor
+    inj.reset();
+    const control = inj.alloc(24);
+    const iov = Buffer.alloc(16);
+    iov.writeBigUInt64LE(BigInt(inj.alloc(8)), 0);
+    iov.writeBigUInt64LE(1n, 8);
+    const msg = Buffer.alloc(56);
+    msg.writeBigUInt64LE(BigInt(inj.put(iov)), 16);
+    msg.writeBigUInt64LE(1n, 24);
+    msg.writeBigUInt64LE(BigInt(control), 32);
+    msg.writeBigUInt64LE(24n, 40);
+    tracee.syscallOk(`recvmsg pid ${pid} fd ${fd}`, NR.recvmsg, mine, inj.put(msg), MSG_CMSG_CLOEXEC);
+    return tracee.readMem(control + 16, 4).readInt32LE(0);
+  } finally {
+    tracee.syscall(NR.close, mine);
+    tracee.syscall(NR.close, theirs);
+  }
+}
+
+/** A duplicate in cr itself of descriptor `fd` of task `pid` (the same open file; cr's own too). */
 export function tracerDup(pid: number, fd: number): number {
+  if (pid === process.pid) return rawSyscall(NR.fcntl, fd, F_DUPFD_CLOEXEC, 0);
   const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
   try {
     return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
@@ -110,30 +171,36 @@ export interface OpenFileImage {
   signal: number;
 }
 
-/** What files.ts offers a file type that refers to other open files (epoll watches). */
+/**
+ * What files.ts offers, at dump time, a file type whose files refer to
+ * other open files: epoll's watched files, the descriptors in flight in a
+ * unix socket's queue.
+ */
 export interface DumpFiles {
   /** The id of the open file at descriptor `fd` of task `pid` (this task or one dumped before), saved if new. */
   idOf(pid: number, fd: number): number;
+  /** Save an open file that no descriptor table holds (in flight in a socket), given as a descriptor of cr itself; returns its id. */
+  inFlight(fd: number): number;
 }
 
+/** At restore time, what a file type may ask of the task's descriptor table. */
 export interface RestoreFiles {
-  /** A descriptor of open file `id` in this task: its own if it has one, else a temporary the caller closes. */
-  fdOf(id: number): { fd: number; temporary: boolean };
+  /** A descriptor, in this task, of the image's open file `id` (created now if need be); it stays open until every task is built. */
+  open(id: number): number;
+  /** Run `fn` once every descriptor of the task is in place (epoll adds its watches, a socket refills its queue). */
+  later(fn: () => void): void;
 }
 
 export interface FdType {
   readonly type: string;
+  /** Its dump asks the task about the descriptor by number: a file only in flight in a socket cannot be saved. */
+  readonly byNumber?: boolean;
   claims(f: FdProbe, task: DumpTask): boolean;
   /** The type's encoded payload; throws CrError for what it cannot save. */
   dump(task: DumpTask, f: FdProbe, files: DumpFiles): Buffer;
   /** Check a payload while the image is loaded, before any task exists. */
   check(file: OpenFileImage, where: string): void;
   /** Create the open file inside the task; returns its descriptor there, lifted (liftFd). */
-  open(task: RestoreTask, file: OpenFileImage): number;
-  /**
-   * Once every descriptor of the task is in place: link the file to the
-   * other open files it refers to (epoll adds its watches).
-   */
-  connect?(task: RestoreTask, file: OpenFileImage, fd: number, files: RestoreFiles): void;
+  open(task: RestoreTask, file: OpenFileImage, files: RestoreFiles): number;
   describe(file: OpenFileImage): string;
 }

@@ -21,6 +21,9 @@ import { checkLock, describeLock, dumpLocks, takeLock, type FileLock } from './l
 import { memfds } from './memfd.js';
 import { defineState, type DumpTask, type RestoreTask } from './module.js';
 import { pipes } from './pipes.js';
+import { otherSockets } from './sockets.js';
+import { tcpSockets } from './sockets-tcp.js';
+import { udpSockets } from './sockets-udp.js';
 import { signalfds } from './signalfd.js';
 import { unixSockets } from './sockets-unix.js';
 import { inotifys } from './inotify.js';
@@ -41,7 +44,7 @@ export interface FilesImage {
 }
 
 const INHERIT = 'inherit';
-const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets, ttys, inotifys];
+const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets, tcpSockets, udpSockets, otherSockets, ttys, inotifys];
 /** cr restore hands every task its descriptors from here up (see tty.ts). */
 const HANDED_FD = 4;
 const KCMP_FILE = 0;
@@ -84,9 +87,14 @@ function unsupported(f: FdProbe): string {
 /** stdio that belongs to whoever runs the program rather than to the program. */
 const inheritable = (f: FdProbe) => f.fd <= 2 && (f.stat.isCharacterDevice() || f.stat.isFIFO() || f.stat.isSocket()) && !f.target.startsWith('/dev/null');
 
-/** Who gets SIGIO from an O_ASYNC file, and which signal: asked of the task itself. */
+/** Who gets SIGIO from an O_ASYNC file, and which signal: asked of the task itself (or of cr, for a file in flight). */
 function dumpOwner(task: DumpTask, f: FdProbe): Pick<OpenFileImage, 'owner_type' | 'owner_pid' | 'signal'> {
   if (!(f.flags & O.ASYNC)) return { owner_type: 0, owner_pid: 0, signal: 0 };
+  if (f.pid === process.pid) {
+    const b = Buffer.alloc(8);
+    rawSyscall(NR.fcntl, f.fd, F_GETOWN_EX, b);
+    return { owner_type: b.readUInt32LE(0), owner_pid: b.readInt32LE(4), signal: rawSyscall(NR.fcntl, f.fd, F_GETSIG, 0) };
+  }
   task.inj.reset();
   const own = task.inj.alloc(8);
   task.tracee.syscallOk(`fd ${f.fd}: F_GETOWN_EX`, NR.fcntl, f.fd, F_GETOWN_EX, own);
@@ -131,15 +139,17 @@ export const files = defineState<FilesImage>({
     const fds: Fd[] = [];
     const opened: OpenFileImage[] = [];
     const locks: FileLock[] = [];
-    /** The id of the open file behind `f`, saving the file the first time. */
-    const save = (f: FdProbe): { id: number; fresh: boolean } => {
+    /** The id of the open file behind `f`, saving the file the first time; `inFlight` when no descriptor table holds it. */
+    const save = (f: FdProbe, inFlight = false): { id: number; fresh: boolean } => {
       const known = knownFile(task, f);
       if (known !== undefined) return { id: known, fresh: false };
       // An O_PATH descriptor is only a name, whatever it names: it is reopened by it.
       // stdio is the restorer's, unless it is a pipe or a terminal of the tree's (or the shell job's).
       const own = (t: FdType) => t.claims(f, task);
-      const type = f.flags & O.PATH ? regFiles : inheritable(f) && !f.stat.isFIFO() && !own(ttys) ? undefined : FD_TYPES.find(own);
-      if (!type && !inheritable(f)) throw new CrError(unsupported(f));
+      const stdio = !inFlight && inheritable(f);
+      const type = f.flags & O.PATH ? regFiles : stdio && !f.stat.isFIFO() && !own(ttys) ? undefined : FD_TYPES.find(own);
+      if (!type && !stdio) throw new CrError(unsupported(f));
+      if (inFlight && type?.byNumber) throw new CrError(`${unsupported(f)} in flight in a socket`);
       const id = task.shared.files.length + 1;
       task.shared.files.push({ id, pid: f.pid, fd: f.fd, dev: f.stat.dev, ino: f.stat.ino });
       const payload = type ? type.dump(task, f, dumpFiles) : Buffer.alloc(0);
@@ -154,9 +164,11 @@ export const files = defineState<FilesImage>({
         if (id === undefined) throw new CrError(`pid ${pid} fd ${fd}: an open file another task refers to first is not supported`);
         return id;
       },
+      inFlight: (fd) => save(probe(process.pid, fd), true).id,
     };
-    for (const fd of fs.readdirSync(`/proc/${task.pid}/fd`).map(Number).sort((a, b) => a - b)) {
-      const f = probe(task.pid, fd);
+    // Through a live thread: an exited leader's /proc shows no descriptors.
+    for (const fd of fs.readdirSync(`/proc/${task.tracee.pid}/fd`).map(Number).sort((a, b) => a - b)) {
+      const f = probe(task.tracee.pid, fd);
       const { id, fresh } = save(f);
       fds.push({ fd, cloexec: (f.flags & O.CLOEXEC) !== 0, file_id: id });
       const taken = locks.filter((l) => l.file_id === id);
@@ -210,6 +222,31 @@ export const files = defineState<FilesImage>({
       tracee.syscallOk(`dup3 to fd ${d.fd}`, NR.dup3, from, d.fd, d.cloexec ? O.CLOEXEC : 0);
     };
 
+    /** Create open file `file` of the image in the task, with its status flags, owner and its own locks. */
+    const create = (file: OpenFileImage, where: string): number => {
+      const fd = FD_TYPES.find((t) => t.type === file.type)!.open(task, file, restoreFiles);
+      matchStatusFlags(task, fd, file.flags, where);
+      restoreOwner(task, fd, file);
+      // The open file's own locks, before anyone else can take them.
+      for (const l of img.locks) if (l.file_id === file.id && l.kind !== 'posix') takeLock(task, fd, l);
+      return fd;
+    };
+    const later: (() => void)[] = [];
+    const restoreFiles: RestoreFiles = {
+      open(id) {
+        const known = task.shared.files.get(id);
+        if (known?.pid === task.pid) return known.fd;
+        const file = own.get(id);
+        if (!known && !file) throw new CrError(`pid ${task.pid}: open file ${id} is in no task of the image`);
+        // Another task's file, or one of this task's that only a socket holds in flight.
+        const fd = known ? liftFd(task, takeFromTask(task, known.pid, known.fd)) : create(file!, `pid ${task.pid} file ${id}`);
+        rememberLeftovers(task, [fd]);
+        if (!known) task.shared.files.set(id, { pid: task.pid, fd });
+        return fd;
+      },
+      later: (fn) => later.push(fn),
+    };
+
     for (const d of img.fds) {
       const file = own.get(d.file_id);
       if (file?.type === INHERIT) {
@@ -227,30 +264,15 @@ export const files = defineState<FilesImage>({
         tmp = liftFd(task, takeFromTask(task, known.pid, known.fd));
       } else {
         if (!file) throw new CrError(`pid ${task.pid} fd ${d.fd}: its open file ${d.file_id} is in no task of the image`);
-        const where = `pid ${task.pid} fd ${d.fd}`;
-        tmp = FD_TYPES.find((t) => t.type === file.type)!.open(task, file);
-        matchStatusFlags(task, tmp, file.flags, where);
-        restoreOwner(task, tmp, file);
-        // The open file's own locks, before anyone else can take them.
-        for (const l of img.locks) if (l.file_id === file.id && l.kind !== 'posix') takeLock(task, tmp, l);
+        tmp = create(file, `pid ${task.pid} fd ${d.fd}`);
       }
       place(tmp, d);
       if (!task.shared.leftovers.get(task.pid)?.includes(tmp)) tracee.syscall(NR.close, tmp);
       task.shared.files.set(d.file_id, { pid: task.pid, fd: d.fd });
       inj.reset();
     }
-
-    const restoreFiles: RestoreFiles = {
-      fdOf(id) {
-        const at = task.shared.files.get(id);
-        if (!at) throw new CrError(`pid ${task.pid}: open file ${id} is in no task restored so far`);
-        return at.pid === task.pid ? { fd: at.fd, temporary: false } : { fd: liftFd(task, takeFromTask(task, at.pid, at.fd)), temporary: true };
-      },
-    };
-    for (const file of img.files) {
-      const connect = FD_TYPES.find((t) => t.type === file.type)?.connect;
-      if (connect) connect(task, file, task.shared.files.get(file.id)!.fd, restoreFiles);
-    }
+    // Every descriptor is in place: epoll adds its watches, sockets refill their queues.
+    while (later.length) later.shift()!();
   },
 
   settle(task, img) {

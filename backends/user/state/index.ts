@@ -16,3 +16,10 @@ import { signals } from './signals.js';
 import { terminals } from './tty.js';
 
 export const STATE_MODULES: StateModule[] = [namespaces, ipc, memory, files, terminals, signals, processState, cpu];
+
+/**
+ * A task's children are forked from it once the modules before this index
+ * have restored it: they inherit its namespaces and memory, and get their
+ * own files, terminals, signals, credentials and threads afterwards.
+ */
+export const FORKED_AFTER = STATE_MODULES.indexOf(memory) + 1;

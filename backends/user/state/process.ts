@@ -134,30 +134,31 @@ export const processState = defineState<ProcessImage>({
   name: 'process',
 
   dump(task) {
-    const pid = task.pid;
-    if (fs.readlinkSync(`/proc/${pid}/root`) !== '/') throw new CrError(`pid ${pid}: a task in a chroot is not supported`);
+    const pid = task.tracee.pid;
+    if (fs.readlinkSync(`/proc/${pid}/root`) !== '/') throw new CrError(`pid ${task.pid}: a task in a chroot is not supported`);
     const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
     const source = `/proc/${pid}/cwd`;
-    const cwdGhost = cwd.endsWith(DELETED) ? dumpGhost(source, cwd, fs.statSync(source, { bigint: true }), `pid ${pid}: working directory`) : undefined;
+    const cwdGhost = cwd.endsWith(DELETED) ? dumpGhost(source, cwd, fs.statSync(source, { bigint: true }), `pid ${task.pid}: working directory`) : undefined;
     const status = procStatus(pid);
     // Restored without it, a sandboxed task would run free: refuse rather than drop it.
     // (A kernel without CONFIG_SECCOMP has no such line, nor filters.)
-    if ((status.get('Seccomp') ?? '0') !== '0') throw new CrError(`pid ${pid}: a seccomp filter (or strict mode) is not supported`);
+    if ((status.get('Seccomp') ?? '0') !== '0') throw new CrError(`pid ${task.pid}: a seccomp filter (or strict mode) is not supported`);
     for (const th of task.threads.slice(1)) {
       const own = procStatus(th.pid);
       for (const key of ['Uid', 'Gid', 'Groups', 'CapPrm', 'CapEff', 'CapInh', 'CapBnd', 'CapAmb']) {
-        if (own.get(key) !== status.get(key)) throw new CrError(`pid ${pid} thread ${th.pid}: credentials (${key}) differ from the process's: not supported`);
+        if (own.get(key) !== status.get(key)) throw new CrError(`pid ${task.pid} thread ${th.pid}: credentials (${key}) differ from the process's: not supported`);
       }
     }
     task.inj.reset();
     const sig = task.inj.alloc(4);
     task.tracee.syscallOk('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0);
-    task.images.write('process', pid, {
+    task.images.write('process', task.pid, {
       cwd: cwdGhost?.path ?? cwd,
       cwd_ghost: cwdGhost,
       rlimits: dumpRlimits(pid),
       creds: dumpCreds(task, status),
-      comm: procStat(pid).comm,
+      // The process's name is its leader's, even an exited one's.
+      comm: procStat(task.pid).comm,
       umask: parseInt(status.get('Umask') ?? '22', 8),
       personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16),
       pdeathsig: task.tracee.readMem(sig, 4).readUInt32LE(0),

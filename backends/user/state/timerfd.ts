@@ -28,6 +28,7 @@ const seconds = (ns: bigint) => `${ns / NS}.${(ns % NS).toString().padStart(9, '
 
 export const timerfds: FdType = {
   type: 'timerfd',
+  byNumber: true,
 
   claims(f) {
     return f.target === 'anon_inode:[timerfd]';
