@@ -60,6 +60,17 @@ export interface Rseq {
   signature: number;
 }
 
+/** A read or write of /proc/PID/mem, its failure (EIO where nothing can be mapped in) a SysError naming what was tried. */
+function memCall(call: () => number, what: string): number {
+  try {
+    return call();
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).errno;
+    if (errno === undefined) throw err;
+    throw new SysError(what, Math.abs(errno));
+  }
+}
+
 export class Tracee {
   readonly pid: number;
   private memFd: number | null = null;
@@ -179,7 +190,7 @@ export class Tracee {
     const buf = into ?? Buffer.alloc(len);
     let done = 0;
     while (done < len) {
-      const n = fs.readSync(this.mem(), buf, done, len - done, addr + done);
+      const n = memCall(() => fs.readSync(this.mem(), buf, done, len - done, addr + done), `read of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`);
       if (n === 0) throw new SysError(`read of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`, 14);
       done += n;
     }
@@ -190,7 +201,7 @@ export class Tracee {
   writeMem(addr: number, data: Buffer): void {
     let done = 0;
     while (done < data.length) {
-      const n = fs.writeSync(this.mem(), data, done, data.length - done, addr + done);
+      const n = memCall(() => fs.writeSync(this.mem(), data, done, data.length - done, addr + done), `write of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`);
       if (n === 0) throw new SysError(`write of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`, 14);
       done += n;
     }

@@ -229,6 +229,7 @@ export const ipc = defineState<IpcImage | null>({
     // Only the root of a tree with its own IPC namespace has one.
     if (!fs.existsSync(imageFile(dir, 'ipc', pid))) return null;
     const img = readImage<IpcImage>(dir, 'ipc', pid);
+    if ([...img.shm, ...img.msg, ...img.sem].some((o) => !o.perm)) throw new CrError(`${imageFile(dir, 'ipc', pid)}: corrupted image (an IPC object without its permissions)`);
     // Only the namespace's own limits, as numbers: restore writes them into /proc/sys/kernel.
     for (const { name, value } of img.sysctls) {
       if (![...LIMITS, RMID_FORCED].includes(name) || !/^\d+(\s+\d+)*$/.test(value)) throw new CrError(`${imageFile(dir, 'ipc', pid)}: corrupted image (sysctl ${JSON.stringify(name)})`);

@@ -438,6 +438,7 @@ export const tcpSockets: FdType = {
 
   check(file, where) {
     const s = payloadOf(file, where);
+    if (!s.local || !s.peer || !s.opts) throw new CrError(`${where}: corrupted image (tcp socket without its addresses or options)`);
     checkFamily(s.family, 'tcp', where);
     if (!['unconnected', 'listening', 'established'].includes(s.state)) throw new CrError(`${where}: tcp socket in unknown state '${s.state}'`);
     const len = s.family === AF.INET6 ? 16 : 4;

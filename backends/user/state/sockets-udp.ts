@@ -171,6 +171,7 @@ export const udpSockets: FdType = {
 
   check(file, where) {
     const s = payloadOf(file, where);
+    if (!s.local || !s.peer || !s.opts || s.queue.some((d) => !d.from || !d.to)) throw new CrError(`${where}: corrupted image (udp socket or datagram without its addresses or options)`);
     checkFamily(s.family, 'udp', where);
     if (s.queue.length && !s.local.port) throw new CrError(`${where}: corrupted image (datagrams queued for an unbound socket)`);
     // Datagrams are sent again to where the socket is bound, and nowhere else.
