@@ -194,7 +194,9 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     helper.kill('SIGKILL');
     await helper;
     await waitGone([...hostPids.values()], 5000);
-    throw err instanceof SysError ? new CrError(`restore failed: ${err.message}`, { cause: err }) : err;
+    // A failed system call, ours (SysError) or Node's (an fs error): one line saying which.
+    const failedCall = err instanceof SysError || typeof (err as NodeJS.ErrnoException).syscall === 'string';
+    throw failedCall ? new CrError(`restore failed: ${(err as Error).message}`, { cause: err }) : err;
   }
 
   if (opts.detach) {

@@ -385,6 +385,9 @@ function prctlMmMap(l: MmLayout, auxvAddr: number, exeFd: number): Buffer {
   return b;
 }
 
+/** mm->saved_auxv on x86_64, 2 * (AT_VECTOR_SIZE_ARCH + AT_VECTOR_SIZE_BASE + 1) words: the most PR_SET_MM_MAP takes. */
+const SAVED_AUXV_BYTES = 2 * (3 + 22 + 1) * 8;
+
 function checkVmas(file: string, vmas: Vma[]): void {
   let prevEnd = 0n;
   for (const v of vmas) {
@@ -535,6 +538,7 @@ export const memory = defineState<MmImage>({
     const file = imageFile(dir, 'mm', pid);
     const img = readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid);
     if (!img.layout) throw new CrError(`${file}: corrupted image (no mm layout)`);
+    if (img.layout.auxv.length > SAVED_AUXV_BYTES) throw new CrError(`${file}: corrupted image (an auxv of ${img.layout.auxv.length} bytes)`);
     const full = { ...img, pagesFile: imageFile(dir, 'pages', pid) };
     checkVmas(file, full.vmas);
     checkInherited(dir, file, ppid, full.vmas);

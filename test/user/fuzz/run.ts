@@ -55,7 +55,7 @@ interface SeedProgram {
   input?: boolean;
 }
 
-/** Between them: threads, trees, zombies, every kind of memory and descriptor, signals, timers, locks, namespaces, SysV IPC. */
+/** Between them: threads, trees, zombies, every kind of memory and descriptor, sockets, signals, timers, locks, scheduling, namespaces, pid namespaces, SysV IPC, copy-on-write. */
 const SEED_PROGRAMS: SeedProgram[] = [
   { name: 'tree', args: () => ['1000000'], lines: 5 },
   { name: 'memstress', args: (d) => [d, '1000000'], lines: 15, input: true },
@@ -71,6 +71,14 @@ const SEED_PROGRAMS: SeedProgram[] = [
   { name: 'container', args: () => ['1000000'], lines: 10 },
   { name: 'timerfd', args: () => ['1000000'], lines: 2 },
   { name: 'caps', args: () => ['1000000', '1000'], lines: 5 },
+  { name: 'tcpsk', args: () => ['1000000'], lines: 6 },
+  { name: 'udpsk', args: () => ['1000000'], lines: 3 },
+  { name: 'sched', args: () => ['1000000'], lines: 4 },
+  { name: 'threadsigs', args: () => ['1000000'], lines: 3 },
+  { name: 'zombies', args: () => ['1000000'], lines: 3 },
+  { name: 'pidns', args: () => ['1000000'], lines: 3 },
+  { name: 'cow', args: () => ['32', '1000000'], lines: 3 },
+  { name: 'mapshapes', args: (d) => [d, '1000000'], lines: 2 },
 ];
 
 const CASE_TIMEOUT_MS = 60000;
@@ -98,9 +106,9 @@ ro() { mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"; }
 for d in /proc/sys/*; do
   case "\${d##*/}" in kernel|net) ;; *) ro "$d" ;; esac
 done
-# The IPC and UTS limits are the namespace's own (and a different file in each): those stay writable.
+# The IPC and UTS limits and the last pid are the namespace's own (and a different file in each): those stay writable.
 for f in /proc/sys/kernel/*; do
-  case "\${f##*/}" in shmmax|shmall|shmmni|shm_rmid_forced|msgmax|msgmnb|msgmni|sem|shm_next_id|msg_next_id|sem_next_id|auto_msgmni|hostname|domainname) ;; *) ro "$f" ;; esac
+  case "\${f##*/}" in shmmax|shmall|shmmni|shm_rmid_forced|msgmax|msgmnb|msgmni|sem|shm_next_id|msg_next_id|sem_next_id|auto_msgmni|hostname|domainname|ns_last_pid) ;; *) ro "$f" ;; esac
 done
 if [ -e /proc/sysrq-trigger ]; then mount --bind /dev/null /proc/sysrq-trigger; fi
 ip link set lo up 2>/dev/null || true
