@@ -44,31 +44,68 @@ s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type)
 	return o->objref;
 }
 
-/* Restart: @objref now names @file; the hash owns the reference */
-int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+/* Restart: a new entry for @objref, which must not be defined yet */
+static struct ckpt_objref *ckpt_obj_new(struct ckpt_ctx *ctx, s32 objref, u32 type)
 {
 	struct ckpt_objref *o;
 
-	if (objref <= 0 || ckpt_obj_file(ctx, objref))
-		return -EINVAL;
+	if (objref <= 0 || ckpt_obj_find_any(ctx, objref))
+		return ERR_PTR(-EINVAL);
 	o = kzalloc(sizeof(*o), GFP_KERNEL);
 	if (!o)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
 	o->objref = objref;
-	o->type = CKPT_HDR_FILE;
-	o->file = file;
+	o->type = type;
 	hash_add(ctx->objhash, &o->hash, (unsigned long)objref);
+	return o;
+}
+
+/* Restart: @objref now names @file; the hash owns the reference */
+int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, CKPT_HDR_FILE);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->file = file;
 	return 0;
 }
 
-struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
+/* Restart: @objref names bookkeeping of a kind, @priv (kfree()d with it), and no file yet */
+int ckpt_obj_add_priv(struct ckpt_ctx *ctx, s32 objref, u32 type, void *priv)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, type);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->priv = priv;
+	return 0;
+}
+
+/* Restart: the entry of @objref, with a file or not */
+struct ckpt_objref *ckpt_obj_find_any(struct ckpt_ctx *ctx, s32 objref)
 {
 	struct ckpt_objref *o;
 
 	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
-		if (o->objref == objref && o->file)
-			return o->file;
+		if (o->objref == objref && !o->ptr)
+			return o;
 	return NULL;
+}
+
+/* Restart: the entry of @objref, if it was defined with a file */
+struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o = ckpt_obj_find_any(ctx, objref);
+
+	return o && o->file ? o : NULL;
+}
+
+struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
+
+	return o ? o->file : NULL;
 }
 
 /* Restart: @objref names the pipe whose ends are @rd and @wr; the hash owns both */
@@ -95,21 +132,6 @@ struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write)
 	return NULL;
 }
 
-/* Restart: the pipe @objref is now @both ends of one file (a FIFO's) */
-void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both)
-{
-	struct ckpt_objref *o;
-
-	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref) {
-		if (o->objref == objref && o->file2) {
-			fput(o->file);
-			fput(o->file2);
-			o->file = get_file(both);
-			o->file2 = get_file(both);
-		}
-	}
-}
-
 static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 {
 	struct ckpt_objref *o;
@@ -122,6 +144,7 @@ static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 			fput(o->file);
 		if (o->file2)
 			fput(o->file2);
+		kfree(o->priv);
 		kfree(o);
 	}
 }
@@ -139,6 +162,8 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 	ctx->flags = flags;
 	hash_init(ctx->objhash);
 	INIT_LIST_HEAD(&ctx->objs);
+	INIT_LIST_HEAD(&ctx->snaps);
+	INIT_LIST_HEAD(&ctx->tracked);
 
 	if (logfd >= 0) {
 		ctx->logfile = fget(logfd);
@@ -153,6 +178,7 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 		goto err;
 	if (!(ctx->file->f_mode & (restart ? FMODE_READ : FMODE_WRITE)))
 		goto err;
+	ctx->start_pos = ctx->file->f_pos;
 	return ctx;
 err:
 	if (ctx->logfile)
@@ -171,6 +197,10 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	kfree(ctx->fds);
 	ctx->fds = NULL;
 	ctx->nr_fds = 0;
+	kfree(ctx->locks);
+	ctx->locks = NULL;
+	ctx->nr_locks = 0;
+	ctx->ctty = NULL;
 	kvfree(ctx->vmas);
 	ctx->vmas = NULL;
 	ctx->nr_vmas = 0;
@@ -192,21 +222,23 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->itimers = NULL;
 	ctx->posix_timers_first = NULL;
 	ctx->nr_posix_timers = 0;
+	ctx->seccomp = NULL;
+	ctx->sem_undo_first = NULL;
+	ctx->nr_sem_undo = 0;
 	ctx->pages_first = NULL;
+	kvfree(ctx->extents.e);
+	memset(&ctx->extents, 0, sizeof(ctx->extents));
 	ctx->nr_pages = 0;
 }
 
 void ckpt_ctx_free(struct ckpt_ctx *ctx)
 {
-	struct ckpt_obj *obj, *tmp;
-
-	list_for_each_entry_safe(obj, tmp, &ctx->objs, list) {
-		list_del(&obj->list);
-		kvfree(obj->h);
-		kfree(obj);
-	}
+	ckpt_free_objs(&ctx->objs);
+	ckpt_drop_snapshots(ctx);
+	ckpt_chain_free(ctx);
 	ckpt_obj_free_all(ctx);
 	ckpt_ctx_reset_task(ctx);
+	ckpt_ipc_free(ctx);
 	if (ctx->logfile)
 		fput(ctx->logfile);
 	fput(ctx->file);
@@ -245,9 +277,8 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 	ctx = ckpt_ctx_alloc(fd, flags, logfd, true);
 	if (IS_ERR(ctx))
 		return PTR_ERR(ctx);
-	if (flags & RESTART_GHOST)
-		ret = ckpt_err(ctx, -EINVAL, "restart flags %#lx not supported", flags);
-	else if (!(flags & RESTART_TASKSELF))
+	/* restart(2) let through only RESTART_TASKSELF and RESTART_FROZEN */
+	if (!(flags & RESTART_TASKSELF))
 		ret = ckpt_err(ctx, -EINVAL,
 			       "only self restart is supported: each task calls restart(root, fd, RESTART_TASKSELF, logfd)");
 	else
@@ -278,6 +309,8 @@ static void __exit crengine_exit(void)
 {
 	ckpt_unregister_engine(&crengine_ops);
 	ckpt_thaw_all_held();
+	ckpt_chain_exit();
+	ckpt_mapped_exit();
 }
 
 module_init(crengine_init);

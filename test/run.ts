@@ -68,8 +68,9 @@ const program = new Command('run')
   .option('--suites-dir <dir>', 'where the compiled suites are', path.join(packageRoot, 'dist', 'test'))
   .option('--vm-stall <sec>', 'kill a VM suite whose guest shows no sign of life (no heartbeat) for this long', seconds, 60)
   .option('--mode <mode>', 'how the per-feature tests checkpoint and restart: once, iter, snap, pre, or all of them (default: once, then the sample in iter)', modeOption)
+  .option('--debug-kernel', 'run the VM suites on the debug flavour of the kernel (KASAN, UBSAN, lockdep, ...)', false)
   .parse();
-const opts = program.opts<{ suitesDir: string; vmStall: number; mode?: string }>();
+const opts = program.opts<{ suitesDir: string; vmStall: number; mode?: string; debugKernel: boolean }>();
 
 const passes: Pass[] = opts.mode === 'all' ? MODES.map((mode) => ({ mode, sample: false }))
   : opts.mode ? [{ mode: opts.mode as Mode, sample: false }]
@@ -125,7 +126,7 @@ async function hostSuite(name: string, pass: Pass): Promise<Totals> {
 }
 
 async function vmSuite(name: string, pass: Pass): Promise<Totals> {
-  const kernel = await ensureKernel();
+  const kernel = await ensureKernel({ flavour: opts.debugKernel ? 'debug' : 'normal' });
   await buildKmod(kernel);
   const r = await runInVm({
     argv: ['node', uvu, path.join(opts.suitesDir, name), PATTERN],

@@ -50,6 +50,7 @@ export const test = Object.assign(
     skip: (name: string, body?: Body) => {
       if (mode === 'once' && !samplePass) uvuTest.skip(name, body);
     },
+    after: (fn: Body) => uvuTest.after(fn),
     run: () => uvuTest.run(),
   },
 );
