@@ -27,6 +27,7 @@ import { execa } from 'execa';
 import { packageRoot } from '../userspace/paths.js';
 import { buildKmod, ensureKernel } from '../vm-images/kernel.js';
 import { dmesgTrouble, runInVm } from '../vm-images/runner.js';
+import { watchdog } from './lib/watchdog.js';
 
 interface Totals {
   passed: number;
@@ -106,20 +107,11 @@ async function hostSuite(name: string, pass: Pass): Promise<Totals> {
     cwd: packageRoot, env: passEnv(pass), reject: false, all: true, stdout: ['pipe', 'inherit'], stderr: ['pipe', 'inherit'],
   });
   // uvu prints a mark per test: silence this long means a test hangs.
-  let quiet: NodeJS.Timeout | undefined;
-  let hung = false;
-  const arm = () => {
-    clearTimeout(quiet);
-    quiet = setTimeout(() => {
-      hung = true;
-      run.kill('SIGKILL');
-    }, QUIET_SEC * 1000);
-  };
-  arm();
-  run.all?.on('data', arm);
+  const dog = watchdog(QUIET_SEC * 1000, () => run.kill('SIGKILL'));
+  run.all?.on('data', dog.arm);
   const r = await run;
-  clearTimeout(quiet);
-  if (hung) throw new Error(`printed nothing for ${QUIET_SEC} s: killed`);
+  dog.stop();
+  if (dog.fired) throw new Error(`printed nothing for ${QUIET_SEC} s: killed`);
   const why = noSummary(r.all ?? '', r.exitCode, r.signal);
   if (why) throw new Error(why);
   return totalsOf(r.all ?? '', r.exitCode === 0);

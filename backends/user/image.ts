@@ -4,7 +4,8 @@
  * Each kind of state is one protobuf message in its own file
  * (`KIND-PID.img`, schema in images/KIND.proto) behind a 16-byte header:
  * magic "CRLB", format version, payload length, CRC-32 of the payload.
- * Memory pages are raw in `pages-PID.img`, checked by a CRC in the mm image.
+ * Memory pages are raw in `pages-PID.img`, their runs listed in the mm image
+ * (no checksum of their own: restore reads them straight into the task).
  * `inventory.img` is written last, so a directory without it is no image.
  */
 import fs from 'node:fs';

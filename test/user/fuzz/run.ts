@@ -22,6 +22,7 @@ import readline from 'node:readline';
 import { execa } from 'execa';
 import { packageRoot } from '../../../userspace/paths.js';
 import { cr, programBin, start, tempDir, waitLines, writeInput } from '../../lib/harness.js';
+import { watchdog } from '../../lib/watchdog.js';
 
 export interface Outcome {
   kind: 'refused' | 'restored' | 'misbehaved';
@@ -179,20 +180,11 @@ export async function fuzzUser(o: { count: number; seed: number; first?: number;
         'sh', '-c', SANDBOX_SETUP, 'sh', root, programBin('sandbox'), process.execPath, worker, configFile, String(next), String(left), ...(next === first ? ['check'] : [])],
       { reject: false, stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true } });
       let started = { n: -1, what: '' };
-      let quiet: NodeJS.Timeout | undefined;
-      let hung = false;
-      const arm = () => {
-        clearTimeout(quiet);
-        quiet = setTimeout(() => {
-          hung = true;
-          w.kill('SIGKILL');
-        }, CASE_TIMEOUT_MS + 30000);
-      };
-      arm();
+      const dog = watchdog(CASE_TIMEOUT_MS + 30000, () => w.kill('SIGKILL'));
       for await (const line of readline.createInterface({ input: w.stdout! })) {
         const m = /^@fuzz (.*)$/.exec(line);
         if (!m) continue;
-        arm();
+        dog.arm();
         const msg = JSON.parse(m[1]) as { start?: number; case?: number; seed?: string; what?: string } & Outcome;
         if (msg.start !== undefined) started = { n: msg.start, what: msg.what ?? '' };
         // A seed that does not restore as it is: a fault of the backend, not of a mutation.
@@ -202,12 +194,12 @@ export async function fuzzUser(o: { count: number; seed: number; first?: number;
           next = msg.case + 1;
         }
       }
-      clearTimeout(quiet);
+      dog.stop();
       const r = await w;
       if (next >= first + o.count) break;
       if (started.n < next) throw new Error(`the fuzzer's sandbox did not start (${r.signal ?? `exit ${r.exitCode}`}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
       // It died or hung in case `started`: that counts against the case, and a new worker takes the rest.
-      tally(started.n, started.what, { kind: 'misbehaved', why: hung ? `no answer for ${(CASE_TIMEOUT_MS + 30000) / 1000} s` : `the process died (${r.signal ?? `exit ${r.exitCode}`}): ${String(r.stderr).trim().split('\n').slice(-2).join(' | ')}` });
+      tally(started.n, started.what, { kind: 'misbehaved', why: dog.fired ? `no answer for ${(CASE_TIMEOUT_MS + 30000) / 1000} s` : `the process died (${r.signal ?? `exit ${r.exitCode}`}): ${String(r.stderr).trim().split('\n').slice(-2).join(' | ')}` });
       next = started.n + 1;
     }
   } finally {
