@@ -21,6 +21,7 @@ import { execa } from 'execa';
 import { backends, CrError } from '../../../backends/index.js';
 import { readInventory } from '../../../backends/user/inventory.js';
 import { crCommand } from '../../../userspace/paths.js';
+import { running } from '../../../userspace/sys/libc.js';
 import { copyImage, mutate, rng } from './mutate.js';
 import type { Outcome, WorkerConfig } from './run.js';
 
@@ -77,7 +78,8 @@ function treeCheck(dir: string, root: number): Outcome {
       continue;
     }
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (i && ppid !== t.ppid && !ended.includes(t.ppid)) return { kind: 'misbehaved', why: `restored, but pid ${t.pid} has parent ${ppid}, not ${t.ppid}` };
+    // A parent that ended since it was looked at has given its children to init meanwhile.
+    if (i && ppid !== t.ppid && !ended.includes(t.ppid) && running(t.ppid)) return { kind: 'misbehaved', why: `restored, but pid ${t.pid} has parent ${ppid}, not ${t.ppid}` };
   }
   return { kind: 'restored', ...(ended.length ? { why: `pids ${ended.join(' ')} ended at once` } : {}) };
 }
