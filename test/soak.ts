@@ -95,7 +95,8 @@ const USER_PROGRAMS: Program[] = [
   { name: 'unixpair', argv: (_d, r) => [programBin('unixpair'), String(between(r, 300, 900))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
   { name: 'sigpending', argv: (_d, r) => [programBin('sigpending'), String(between(r, 300, 900))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
   { name: 'ptimers', argv: (_d, r) => [programBin('ptimers'), String(between(r, 60, 120))], reached: lines, steps: [2, 10], answer: stdoutAnswer },
-  { name: 'eventfd', argv: (_d, r) => [programBin('eventfd'), String(between(r, 300, 900))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  // Its semaphore counts 10, one read each 30 steps: 300 steps at most.
+  { name: 'eventfd', argv: (_d, r) => [programBin('eventfd'), String(between(r, 100, 300))], reached: lines, steps: [2, 6], answer: stdoutAnswer },
   { name: 'caps', argv: (_d, r) => [programBin('caps'), String(between(r, 60, 150))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
   { name: 'container', argv: (_d, r) => [programBin('container'), String(between(r, 300, 900))], reached: lines, steps: [5, 40], answer: stdoutAnswer },
   { name: 'ghosts', argv: (d, r) => [programBin('ghosts'), d, String(between(r, 60, 150))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
