@@ -5,6 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
+import { CrError } from '../../userspace/errors.js';
+import { requestedFault } from '../../userspace/fault.js';
 import { nativeBin, packageRoot } from '../../userspace/paths.js';
 import { trySyscall } from '../../userspace/sys/libc.js';
 
@@ -129,4 +131,19 @@ export function ensureEngine(log: (line: string) => void = () => {}): string | u
   if (!probe().engine) return `${enginePath} was loaded but registered no engine`;
   log(`loaded the c/r engine ${enginePath}`);
   return undefined;
+}
+
+/** The engine's debug switch for fault injection (kmod/fault.c). */
+const FAULT_PARAM = '/sys/module/crengine/parameters/fault';
+
+/**
+ * Hand CR_FAULT (userspace/fault.ts) to the engine, which then fails at
+ * that stage; returns what clears it again. Nothing happens unless it is set.
+ */
+export function armEngineFault(): () => void {
+  const f = requestedFault();
+  if (!f) return () => {};
+  if (!fs.existsSync(FAULT_PARAM)) throw new CrError(`CR_FAULT=${f.name}: the engine loaded has no fault parameter (${FAULT_PARAM})`);
+  fs.writeFileSync(FAULT_PARAM, f.name);
+  return () => fs.writeFileSync(FAULT_PARAM, '\n');
 }

@@ -180,7 +180,8 @@ export const processState = defineState<ProcessImage>({
 
   load(dir, { pid, stopped }) {
     const img = { ...readImage<ProcessImage>(dir, 'process', pid), stopped };
-    if (img.creds.uids.length !== 4 || img.creds.gids.length !== 4) throw new CrError(`process-${pid}.img: corrupted image (credentials)`);
+    if (!img.creds || img.creds.uids.length !== 4 || img.creds.gids.length !== 4) throw new CrError(`process-${pid}.img: corrupted image (credentials)`);
+    if (img.rlimits.some((r) => RLIMIT_NAMES[r.resource] === undefined)) throw new CrError(`process-${pid}.img: corrupted image (resource limits)`);
     if (img.cwd_ghost) checkGhost(img.cwd_ghost, `process-${pid}.img`);
     else if (!fs.existsSync(img.cwd)) throw new CrError(`pid ${pid}: its working directory ${img.cwd} no longer exists`);
     return img;
