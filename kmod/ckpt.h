@@ -17,6 +17,8 @@
 #include <linux/refcount.h>
 #include <linux/sched.h>
 #include <linux/signal.h>
+#include <linux/timer.h>
+#include <linux/uidgid.h>
 #include <linux/types.h>
 #include <linux/wait.h>
 
@@ -40,9 +42,9 @@ struct ckpt_obj {
 /* One entry of the object hash: a shared kernel object and its image id */
 struct ckpt_objref {
 	struct hlist_node hash;
-	const void *ptr;	/* checkpoint: the kernel object */
+	const void *ptr;	/* the kernel object (at restart: the one rebuilt) */
 	s32 objref;
-	u32 type;		/* CKPT_HDR_* of the object that defines it */
+	u32 type;		/* CKPT_HDR_* of the object that defines it, or CKPT_OBJ_SHARED() */
 	struct file *file;	/* restart: the object, one reference held */
 	struct file *file2;	/* restart: a pipe's write end (file: its read end) */
 };
@@ -58,6 +60,11 @@ struct ckpt_rfd {
 	struct file *file;	/* not referenced: owned by the objhash */
 };
 
+/* The objhash type of a shared kernel object of kind @kind (enum ckpt_share) */
+#define CKPT_OBJ_SHARED(kind)	(0x1000 + (kind))
+
+struct ckpt_tree;
+
 struct ckpt_ctx {
 	bool restart;
 	unsigned long flags;
@@ -70,6 +77,9 @@ struct ckpt_ctx {
 
 	DECLARE_HASHTABLE(objhash, 8);
 	s32 next_objref;
+	u32 defines;		/* BIT(enum ckpt_share): what this task saves or rebuilds */
+	struct ckpt_tree *tree;	/* checkpoint: the tasks */
+	unsigned long *progress;	/* restart: the group's clock of progress */
 
 	/* restart: the whole image, read and checked before use */
 	struct list_head objs;
@@ -78,6 +88,7 @@ struct ckpt_ctx {
 	/* restart: the parsed state of the restarting task */
 	struct ckpt_hdr_header *hdr;
 	struct ckpt_hdr_task *task;
+	struct ckpt_hdr_thread *thread;
 	struct ckpt_hdr_fs *fs;
 	struct path cwd;
 	struct ckpt_rfd *fds;
@@ -87,6 +98,7 @@ struct ckpt_ctx {
 	unsigned int nr_vmas;
 	struct ckpt_hdr_cpu *cpu;
 	struct ckpt_hdr_fpu *fpu;
+	struct ckpt_hdr_sighand *sighand;
 	struct ckpt_hdr_signal *signal;
 	struct ckpt_hdr_sigpending *sigpending;
 	struct ckpt_hdr_rlimits *rlimits;
@@ -102,6 +114,12 @@ s32 ckpt_obj_lookup(struct ckpt_ctx *ctx, const void *ptr);
 s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type);
 int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file);
 struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref);
+int ckpt_obj_add_shmem(struct ckpt_ctx *ctx, s32 objref, struct file *file);
+struct file *ckpt_obj_shmem(struct ckpt_ctx *ctx, s32 objref);
+bool ckpt_obj_taken(struct ckpt_ctx *ctx, s32 objref);
+int ckpt_obj_add_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type, const void *ptr);
+const void *ckpt_obj_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type);
+bool ckpt_obj_kobj_known(struct ckpt_ctx *ctx, u32 type, const void *ptr);
 int ckpt_obj_add_pipe(struct ckpt_ctx *ctx, s32 objref, struct file *rd, struct file *wr);
 struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write);
 void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both);
@@ -123,31 +141,49 @@ u32 ckpt_peek(struct ckpt_ctx *ctx);
 const char *ckpt_str(struct ckpt_ctx *ctx, void *obj, u32 fixed, u32 str_len);
 const char *ckpt_type_name(u32 type);
 int restore_header(struct ckpt_ctx *ctx);
+void ckpt_progress(struct ckpt_ctx *ctx);
 
-/* The tasks of one checkpoint: the root first, every parent before its children */
+/*
+ * The tasks of one checkpoint, every thread of every process: the root
+ * first, every parent before its children, each thread group's leader
+ * before its threads (once frozen and checked, tree.c)
+ */
 struct ckpt_tree {
 	struct task_struct *tasks[CKPT_TASKS_MAX];
 	u32 nr;
-	u32 frozen;		/* the first frozen tasks hold a freeze, zombies excepted */
-	bool zombie[CKPT_TASKS_MAX];
+	bool zombie[CKPT_TASKS_MAX];	/* a zombie process, or a leader that exited */
+	u16 holds[CKPT_TASKS_MAX];	/* checkpoint holds it is frozen with */
+	s32 share[CKPT_TASKS_MAX][CKPT_SHARE_NR];	/* ids of what it uses */
+	u8 first[CKPT_TASKS_MAX];	/* BIT(enum ckpt_share): it uses it first */
+	u64 clone_flags[CKPT_TASKS_MAX];	/* how userspace creates it */
+	pid_t vfork_child[CKPT_TASKS_MAX];	/* the child it waits for in vfork(2) */
+	/* while the image is written (freeze.c) */
+	struct timer_list watchdog;
+	struct task_struct *checkpointer;
+	struct task_struct *killed;	/* a held task with a fatal signal */
 };
 
 /*
  * A restart group: the tasks of one image restarting together (group.c).
- * The first to arrive reads and checks the image once; then the tasks
- * rebuild themselves one at a time in tree order.
+ * The first to arrive reads and checks the image once; once every task
+ * has arrived, they rebuild themselves one at a time in tree order.
  */
 struct ckpt_group {
 	struct list_head list;
 	struct pid *root;	/* with the image, names the group */
 	struct inode *image;
+	kuid_t euid;		/* of the task that started it: every member's */
 	refcount_t users;
 	wait_queue_head_t wq;
 	struct ckpt_ctx *ctx;	/* the image and its objects, shared */
 	struct ckpt_pids *pids;	/* the tree, in image order */
-	struct ckpt_obj **parts;	/* each task's TASK object */
+	struct ckpt_obj **parts;	/* each task's TASK (or ZOMBIE) object */
+	bool *joined;		/* which tasks have called restart */
 	u32 nr_tasks;
+	u32 nr_live;		/* tasks that restart (not zombies) */
+	u32 nr_joined;
 	u32 done;		/* tasks rebuilt, in tree order */
+	unsigned long progress;	/* jiffies when a member last got on */
 	bool ready;		/* image read and checked */
 	int error;
 };
@@ -162,20 +198,36 @@ static inline bool ckpt_zombie(struct task_struct *t)
 #define CKPT_FREEZE_TIMEOUT_MS 5000
 int ckpt_freeze_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
 void ckpt_thaw_tree(struct ckpt_tree *tree);
+void ckpt_watchdog_start(struct ckpt_tree *tree);
+int ckpt_watchdog_stop(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+bool ckpt_should_stop(struct ckpt_ctx *ctx);
 
 /* tree.c: the tree walk, permission checks, the TREE object */
 long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid);
 int checkpoint_may(struct ckpt_ctx *ctx, struct task_struct *t);
-int ckpt_tree_add_children(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+bool ckpt_in_tree(struct ckpt_tree *tree, struct task_struct *t);
+int ckpt_tree_grow(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
 int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g);
+
+/* share.c: what tasks share, and with whom */
+const char *ckpt_share_name(int kind);
+int ckpt_share_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+int ckpt_share_leaks(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+int restore_prepare_share(struct ckpt_ctx *ctx);
+int restore_share_done(struct ckpt_ctx *ctx);
 
 /* group.c: the restart group */
 long restore_self(struct ckpt_ctx **ctxp, pid_t root);
 
 /* task.c: the TASK object, each task's parts in their order */
-int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_task(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32 i);
 int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx);
 int restore_commit_task(struct ckpt_ctx *ctx, long *ax);
+
+/* thread.c: what is a thread's own */
+int checkpoint_thread(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_thread(struct ckpt_ctx *ctx);
+void restore_thread(struct ckpt_ctx *ctx);
 
 /* files.c */
 int checkpoint_fs(struct ckpt_ctx *ctx, struct task_struct *t);
@@ -183,6 +235,7 @@ int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_file_obj(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
 int restore_prepare_fs(struct ckpt_ctx *ctx);
 int restore_prepare_files(struct ckpt_ctx *ctx);
+bool ckpt_fd_inherited(struct file *file, unsigned int fd);
 int restore_file_obj(struct ckpt_ctx *ctx);
 void restore_fs(struct ckpt_ctx *ctx);
 int restore_files(struct ckpt_ctx *ctx);
@@ -209,7 +262,17 @@ int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi);
 struct ckpt_rvma *ckpt_find_vma(struct ckpt_ctx *ctx, u64 addr);
 int restore_vmas(struct ckpt_ctx *ctx);
 
+/* shmem.c: shared anonymous memory */
+int checkpoint_shmem(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
+int restore_shmem_obj(struct ckpt_ctx *ctx);
+
 /* pages.c: page contents */
+struct ckpt_pagebuf;
+struct ckpt_pagebuf *ckpt_pagebuf_new(void);
+int ckpt_pagebuf_add(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb, u64 addr,
+		     struct page *page, bool zero_ok);
+int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb);
+u64 ckpt_pagebuf_free(struct ckpt_pagebuf *pb);
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
 		     struct ckpt_vma_desc *descs, unsigned int nr);
 int restore_prepare_pages(struct ckpt_ctx *ctx);
@@ -221,7 +284,8 @@ int restore_prepare_cpu(struct ckpt_ctx *ctx);
 int restore_cpu(struct ckpt_ctx *ctx, long *ax);
 
 /* signal.c */
-int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_sighand(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t, bool group);
 int restore_prepare_signal(struct ckpt_ctx *ctx);
 void restore_signal(struct ckpt_ctx *ctx);
 

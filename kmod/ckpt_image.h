@@ -7,9 +7,12 @@
  * size that is a multiple of 8; variable parts (strings, arrays, page data)
  * follow the fixed part and are padded to 8 bytes.
  *
- * Stream of one task:
- *   TASK SIGNAL SIGPENDING CRED RLIMITS FS (PIPE | FILE | FD)* MM (FILE | VMA)*
- *   CPU FPU PAGES*
+ * Stream of one task (a thread; a process is its threads, the leader first):
+ *   TASK THREAD [SIGHAND] SIGNAL SIGPENDING CRED [RLIMITS] [FS] [(PIPE | FILE | FD)*]
+ *   [MM (FILE | SHMEM PAGES* | VMA)* PAGES*] CPU FPU
+ * The parts in brackets describe an object the task shares with others
+ * (sighand, signal_struct, fs_struct, fd table, mm): they appear with the
+ * first task that uses the object, and later tasks name it by its id.
  */
 #ifndef CRENGINE_CKPT_IMAGE_H
 #define CRENGINE_CKPT_IMAGE_H
@@ -22,25 +25,67 @@
 #define CKPT_HDR_RLIMITS	34
 #define CKPT_HDR_PIPE		35
 #define CKPT_HDR_ZOMBIE		36
+/* 40-59: threads and shared objects */
+#define CKPT_HDR_THREAD		40
+#define CKPT_HDR_SIGHAND	41
+#define CKPT_HDR_SHMEM		42
+
+/* The kernel objects a task may share with others, each named by an id */
+enum ckpt_share {
+	CKPT_SHARE_MM,		/* the address space */
+	CKPT_SHARE_FILES,	/* the fd table */
+	CKPT_SHARE_FS,		/* cwd and umask */
+	CKPT_SHARE_SIGHAND,	/* signal handlers */
+	CKPT_SHARE_SIGNAL,	/* the thread group: rlimits, process-wide signals */
+	CKPT_SHARE_NR
+};
+
+/* TASK flags */
+#define CKPT_TASK_VFORK_WAIT	0x1	/* waits in vfork(2) for the child vfork_child */
 
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
-	__s32 pid;
+	__s32 pid;		/* its tid */
+	__s32 tgid;
 	__u32 exit_signal;
+	__u32 flags;		/* CKPT_TASK_* */
 	char comm[16];
+	/*
+	 * How userspace creates the task from its creator (the leader of its
+	 * thread group for a thread, of its parent process otherwise): the
+	 * CLONE_* flags that make it share what it shares with the creator.
+	 */
+	__u64 clone_flags;
+	__s32 share[CKPT_SHARE_NR];	/* enum ckpt_share: ids of what it uses */
+	__s32 vfork_child;	/* CKPT_TASK_VFORK_WAIT: the child's pid */
+	__u32 pad[2];
+};
+
+/* What is a thread's own: its registration with the C library and rseq */
+struct ckpt_hdr_thread {
+	struct ckpt_hdr h;
+	__u64 set_child_tid;	/* as set by clone(2) */
+	__u64 clear_child_tid;	/* set_tid_address(2) */
+	__u64 robust_list;	/* set_robust_list(2), 0 if none */
+	__u64 robust_list_len;
 	__u64 rseq;		/* rseq(2) registration, 0 if none */
 	__u32 rseq_len;
 	__u32 rseq_sig;
 };
 
-/* A zombie of the tree, in place of its TASK ... part: it only ends again */
+/*
+ * A zombie of the tree, in place of its TASK ... part: it only ends again.
+ * A thread-group leader that exited while its threads run on is one too;
+ * its threads follow it.
+ */
 struct ckpt_hdr_zombie {
 	struct ckpt_hdr h;
 	__s32 pid;
 	__u32 exit_code;	/* its wait status */
+	__u64 clone_flags;	/* a leader's: as for a TASK, for its threads to share */
 };
 
-/* blocked mask and handlers of signals 1.._NSIG */
+/* The handlers of signals 1.._NSIG, shared by the tasks of a sighand_struct */
 struct ckpt_sigaction {
 	__u64 handler;
 	__u64 flags;
@@ -48,15 +93,30 @@ struct ckpt_sigaction {
 	__u64 mask;
 };
 
-struct ckpt_hdr_signal {
+struct ckpt_hdr_sighand {
 	struct ckpt_hdr h;
-	__u64 blocked;
 	struct ckpt_sigaction action[64];
 };
 
 /*
- * Signals queued to the task, private and process-wide, oldest first;
- * followed by nr entries.  info is the kernel_siginfo as the kernel keeps it.
+ * A thread's own signal state: its blocked mask (the one it will have
+ * back in user mode: not the temporary mask of sigsuspend(2), ppoll(2)
+ * or sigtimedwait(2), which the restarted call sets again) and its
+ * alternate signal stack.
+ */
+struct ckpt_hdr_signal {
+	struct ckpt_hdr h;
+	__u64 blocked;
+	__u64 sas_ss_sp;
+	__u64 sas_ss_size;
+	__u32 sas_ss_flags;
+	__u32 pad;
+};
+
+/*
+ * Signals queued to the thread, oldest first, and (with the first thread
+ * of its group) to the process; followed by nr entries.  info is the
+ * kernel_siginfo as the kernel keeps it.
  */
 struct ckpt_sigqueue {
 	__u32 shared;		/* queued to the process, not the thread */
@@ -164,7 +224,7 @@ struct ckpt_hdr_mm {
 
 enum ckpt_vma_kind {
 	CKPT_VMA_ANON = 1,	/* private anonymous (heap, stack, malloc) */
-	CKPT_VMA_SHANON,	/* shared anonymous (shmem) */
+	CKPT_VMA_SHANON,	/* shared anonymous: a mapping of the SHMEM object objref */
 	CKPT_VMA_FILE,		/* private file mapping */
 	CKPT_VMA_SHFILE,	/* shared file mapping: contents live in the file */
 };
@@ -177,8 +237,20 @@ struct ckpt_hdr_vma {
 	__u64 vm_flags;		/* informational */
 	__u32 kind;		/* enum ckpt_vma_kind */
 	__u32 prot;		/* PROT_* */
-	__s32 objref;		/* the file, 0 for anonymous kinds */
+	__s32 objref;		/* the file or SHMEM object, 0 for private anonymous */
 	__u32 growsdown;
+};
+
+/*
+ * Shared anonymous memory (MAP_SHARED | MAP_ANONYMOUS, kept across fork),
+ * defined once and mapped by every VMA that names it; the PAGES objects
+ * that follow hold its non-zero pages, at byte offsets in the object.
+ */
+struct ckpt_hdr_shmem {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 pad;
+	__u64 size;		/* bytes */
 };
 
 /* General registers, in the layout of struct user_regs_struct */

@@ -118,6 +118,12 @@ out:
 	return ret;
 }
 
+/* stdio on a pipe or of a kind not saved is the caller's plumbing: the restarter's is used */
+bool ckpt_fd_inherited(struct file *file, unsigned int fd)
+{
+	return fd <= 2 && (!ckpt_file_kind(file) || ckpt_is_pipe(file));
+}
+
 int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t)
 {
 	unsigned int fd, n = 0;
@@ -144,12 +150,11 @@ int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t)
 		task_unlock(t);
 		h.fd = fd;
 
-		/* stdio on a pipe is the caller's plumbing: the restarter's is used */
-		if (ckpt_file_kind(file) && !(fd <= 2 && ckpt_is_pipe(file))) {
+		if (ckpt_fd_inherited(file, fd)) {
+			h.kind = CKPT_FD_INHERIT;
+		} else if (ckpt_file_kind(file)) {
 			h.kind = CKPT_FD_FILE;
 			ret = checkpoint_file_obj(ctx, file, &h.objref);
-		} else if (fd <= 2) {
-			h.kind = CKPT_FD_INHERIT;
 		} else {
 			ret = ckpt_err(ctx, -EOPNOTSUPP, "fd %u: %pD (mode %o) is not supported",
 				       fd, file, file_inode(file)->i_mode);

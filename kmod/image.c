@@ -38,6 +38,9 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_RLIMITS] = "RLIMITS",
 	[CKPT_HDR_PIPE] = "PIPE",
 	[CKPT_HDR_ZOMBIE] = "ZOMBIE",
+	[CKPT_HDR_THREAD] = "THREAD",
+	[CKPT_HDR_SIGHAND] = "SIGHAND",
+	[CKPT_HDR_SHMEM] = "SHMEM",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };
@@ -109,11 +112,20 @@ u64 ckpt_checksum(u64 sum, const void *buf, size_t len)
 
 #define CKPT_CHECKSUM_SEED 0xcbf29ce484222325ULL
 
+/* Restart: a member of the group got on (the group's timeout counts idle time) */
+void ckpt_progress(struct ckpt_ctx *ctx)
+{
+	if (ctx->progress)
+		WRITE_ONCE(*ctx->progress, jiffies);
+}
+
 /* Write @len bytes (a multiple of 8) of the stream */
 int ckpt_write(struct ckpt_ctx *ctx, const void *buf, size_t len)
 {
 	ssize_t n;
 
+	if (ctx->tree && READ_ONCE(ctx->tree->killed))
+		return -EINTR;	/* a held task was killed: the checkpoint ends */
 	ctx->checksum = ckpt_checksum(ctx->checksum, buf, len);
 	while (len) {
 		n = kernel_write(ctx->file, buf, len, &ctx->file->f_pos);
@@ -207,9 +219,12 @@ static int ckpt_read(struct ckpt_ctx *ctx, void *buf, size_t len)
 	ssize_t n;
 
 	while (len) {
-		if (fatal_signal_pending(current))
+		/* a signal to the task reading the image ends the whole restart */
+		if (signal_pending(current))
 			return -EINTR;
 		n = kernel_read(ctx->file, buf, len, &ctx->file->f_pos);
+		if (n == -ERESTARTSYS)
+			return -EINTR;
 		if (n < 0)
 			return n;
 		if (!n)
@@ -283,6 +298,7 @@ int ckpt_read_image(struct ckpt_ctx *ctx)
 		}
 		if (h.type == CKPT_HDR_ERROR)
 			return ckpt_err(ctx, -EINVAL, "image holds an ERROR object: its checkpoint failed");
+		ckpt_progress(ctx);
 		sum = ckpt_checksum(sum, obj->h, h.len);
 		ctx->nr_objects++;
 	}

@@ -44,31 +44,106 @@ s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type)
 	return o->objref;
 }
 
-/* Restart: @objref now names @file; the hash owns the reference */
-int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
-{
-	struct ckpt_objref *o;
-
-	if (objref <= 0 || ckpt_obj_file(ctx, objref))
-		return -EINVAL;
-	o = kzalloc(sizeof(*o), GFP_KERNEL);
-	if (!o)
-		return -ENOMEM;
-	o->objref = objref;
-	o->type = CKPT_HDR_FILE;
-	o->file = file;
-	hash_add(ctx->objhash, &o->hash, (unsigned long)objref);
-	return 0;
-}
-
-struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
+static struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref)
 {
 	struct ckpt_objref *o;
 
 	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
-		if (o->objref == objref && o->file)
-			return o->file;
+		if (o->objref == objref)
+			return o;
 	return NULL;
+}
+
+/* Restart: a new entry for @objref, which no object of any type may have yet */
+static struct ckpt_objref *ckpt_obj_new(struct ckpt_ctx *ctx, s32 objref, u32 type)
+{
+	struct ckpt_objref *o;
+
+	if (objref <= 0 || ckpt_obj_find(ctx, objref))
+		return ERR_PTR(-EINVAL);
+	o = kzalloc(sizeof(*o), GFP_KERNEL);
+	if (!o)
+		return ERR_PTR(-ENOMEM);
+	o->objref = objref;
+	o->type = type;
+	hash_add(ctx->objhash, &o->hash, (unsigned long)objref);
+	return o;
+}
+
+/* Restart: @objref now names @file; the hash owns the reference */
+int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, CKPT_HDR_FILE);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->file = file;
+	return 0;
+}
+
+/*
+ * Restart: @objref names the kernel object @ptr (an mm, fd table, ...) of
+ * kind @type, which a task of the group rebuilt.  No reference is held:
+ * the tasks that use it live until the group is done, or all fail.
+ */
+int ckpt_obj_add_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type, const void *ptr)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, type);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->ptr = ptr;
+	return 0;
+}
+
+const void *ckpt_obj_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type)
+{
+	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
+
+	return o && o->type == type ? o->ptr : NULL;
+}
+
+/* Restart: whether some id of kind @type names @ptr */
+bool ckpt_obj_kobj_known(struct ckpt_ctx *ctx, u32 type, const void *ptr)
+{
+	struct ckpt_objref *o;
+	int bkt;
+
+	hash_for_each(ctx->objhash, bkt, o, hash)
+		if (o->type == type && o->ptr == ptr)
+			return true;
+	return false;
+}
+
+struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
+
+	return o && o->type == CKPT_HDR_FILE ? o->file : NULL;
+}
+
+/* Restart: @objref names the shared anonymous memory object @file; the hash owns it */
+int ckpt_obj_add_shmem(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, CKPT_HDR_SHMEM);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->file = file;
+	return 0;
+}
+
+struct file *ckpt_obj_shmem(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
+
+	return o && o->type == CKPT_HDR_SHMEM ? o->file : NULL;
+}
+
+/* Restart: whether an object of any kind has the id @objref */
+bool ckpt_obj_taken(struct ckpt_ctx *ctx, s32 objref)
+{
+	return ckpt_obj_find(ctx, objref);
 }
 
 /* Restart: @objref names the pipe whose ends are @rd and @wr; the hash owns both */
@@ -178,10 +253,12 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 		abort_creds(ctx->new_cred);
 	ctx->new_cred = NULL;
 	ctx->task = NULL;
+	ctx->thread = NULL;
 	ctx->fs = NULL;
 	ctx->mm = NULL;
 	ctx->cpu = NULL;
 	ctx->fpu = NULL;
+	ctx->sighand = NULL;
 	ctx->signal = NULL;
 	ctx->sigpending = NULL;
 	ctx->rlimits = NULL;

@@ -82,8 +82,6 @@ int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t)
 	if (!ret)
 		ret = checkpoint_vmas(ctx, descs, nr);
 	if (!ret)
-		ret = checkpoint_cpu(ctx, t);
-	if (!ret)
 		ret = checkpoint_pages(ctx, t, mm, descs, nr);
 out:
 	ckpt_free_vmas(descs, nr);
@@ -126,8 +124,6 @@ int restore_prepare_mm(struct ckpt_ctx *ctx)
 	}
 	ctx->mm = h;
 	ret = restore_prepare_vmas(ctx, vdso_lo, vdso_hi);
-	if (!ret)
-		ret = restore_prepare_cpu(ctx);
 	if (!ret)
 		ret = restore_prepare_pages(ctx);
 	return ret;

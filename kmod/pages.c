@@ -4,11 +4,12 @@
  *
  * Saved are the pages that hold state the file does not: the anonymous
  * pages of private mappings (heap, stack, malloc arenas, the written-to
- * parts of a library's data) and every page of shared anonymous memory.
- * Shared file mappings carry no pages: their contents are in the file.
- * All-zero anonymous pages are skipped, since a fresh mapping reads as
- * zeros.  Pages go out CKPT_PAGES_PER_OBJ to a PAGES object, addresses
- * first; restart writes them back once the VMAs are mapped.
+ * parts of a library's data).  Shared anonymous memory has its pages
+ * saved once, with its SHMEM object (shmem.c); shared file mappings carry
+ * none: their contents are in the file.  All-zero anonymous pages are
+ * skipped, since a fresh mapping reads as zeros.  Pages go out
+ * CKPT_PAGES_PER_OBJ to a PAGES object, addresses first; restart writes
+ * them back once the VMAs are mapped.
  */
 
 #include <linux/highmem.h>
@@ -27,7 +28,30 @@ struct ckpt_pagebuf {
 	u64 total;
 };
 
-static int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb)
+struct ckpt_pagebuf *ckpt_pagebuf_new(void)
+{
+	struct ckpt_pagebuf *pb = kzalloc(sizeof(*pb), GFP_KERNEL);
+
+	if (pb)
+		pb->data = vmalloc(CKPT_PAGES_PER_OBJ * PAGE_SIZE);
+	if (pb && !pb->data) {
+		kfree(pb);
+		pb = NULL;
+	}
+	return pb;
+}
+
+/* The number of pages written through @pb */
+u64 ckpt_pagebuf_free(struct ckpt_pagebuf *pb)
+{
+	u64 total = pb->total;
+
+	vfree(pb->data);
+	kfree(pb);
+	return total;
+}
+
+int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb)
 {
 	struct ckpt_hdr_pages h = { .nr = pb->nr };
 	int ret;
@@ -47,25 +71,40 @@ static int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb)
 	return ret;
 }
 
+/*
+ * Add @page at @addr to @pb, unless @zero_ok and it is all zeros (a fresh
+ * mapping reads so); writes a PAGES object when @pb is full.
+ */
+int ckpt_pagebuf_add(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb, u64 addr,
+		     struct page *page, bool zero_ok)
+{
+	void *dst = pb->data + pb->nr * PAGE_SIZE;
+	void *src;
+
+	src = kmap_local_page(page);
+	memcpy(dst, src, PAGE_SIZE);
+	kunmap_local(src);
+	if (zero_ok && !memchr_inv(dst, 0, PAGE_SIZE))
+		return 0;
+	pb->addr[pb->nr++] = addr;
+	return pb->nr == CKPT_PAGES_PER_OBJ ? ckpt_pages_flush(ctx, pb) : 0;
+}
+
 static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
 				struct ckpt_vma_desc *d, struct ckpt_pagebuf *pb)
 {
 	unsigned long addr;
 	int ret;
 
-	if (d->kind == CKPT_VMA_SHFILE)
-		return 0;
-	if ((d->kind == CKPT_VMA_ANON || d->kind == CKPT_VMA_FILE) && !d->anon)
+	/* shared memory is saved with its SHMEM object, or lives in its file */
+	if (d->kind == CKPT_VMA_SHFILE || d->kind == CKPT_VMA_SHANON || !d->anon)
 		return 0;
 
 	for (addr = d->start; addr < d->end; addr += PAGE_SIZE) {
-		void *dst = pb->data + pb->nr * PAGE_SIZE;
 		struct page *page;
-		bool keep;
-		void *src;
 		long n;
 
-		if (fatal_signal_pending(current))
+		if (ckpt_should_stop(ctx))
 			return -EINTR;
 		if (mmap_read_lock_killable(mm))
 			return -EINTR;
@@ -73,24 +112,15 @@ static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
 		mmap_read_unlock(mm);
 		if (n != 1)
 			continue;	/* nothing there */
-		if (is_zero_page(page) ||
-		    (d->kind != CKPT_VMA_SHANON && !PageAnon(page))) {
+		if (is_zero_page(page) || !PageAnon(page)) {
 			put_page(page);
 			continue;	/* the file or a fresh mapping has it */
 		}
-		src = kmap_local_page(page);
-		memcpy(dst, src, PAGE_SIZE);
-		kunmap_local(src);
+		/* a private file page that reads zeros still differs from the file */
+		ret = ckpt_pagebuf_add(ctx, pb, addr, page, d->kind == CKPT_VMA_ANON);
 		put_page(page);
-		keep = d->kind == CKPT_VMA_FILE || memchr_inv(dst, 0, PAGE_SIZE);
-		if (!keep)
-			continue;
-		pb->addr[pb->nr++] = addr;
-		if (pb->nr == CKPT_PAGES_PER_OBJ) {
-			ret = ckpt_pages_flush(ctx, pb);
-			if (ret)
-				return ret;
-		}
+		if (ret)
+			return ret;
 		cond_resched();
 	}
 	return 0;
@@ -101,26 +131,20 @@ int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_stru
 {
 	struct ckpt_pagebuf *pb;
 	unsigned int i;
+	u64 total;
 	int ret = 0;
 
-	pb = kzalloc(sizeof(*pb), GFP_KERNEL);
-	if (pb)
-		pb->data = vmalloc(CKPT_PAGES_PER_OBJ * PAGE_SIZE);
-	if (!pb || !pb->data) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	pb = ckpt_pagebuf_new();
+	if (!pb)
+		return -ENOMEM;
 	for (i = 0; !ret && i < nr; i++)
 		ret = checkpoint_vma_pages(ctx, mm, &descs[i], pb);
 	if (!ret)
 		ret = ckpt_pages_flush(ctx, pb);
+	total = ckpt_pagebuf_free(pb);
 	if (!ret)
 		ckpt_msg(ctx, "pid %d: %u mappings, %llu pages saved\n",
-			 task_pid_vnr(t), nr, pb->total);
-out:
-	if (pb)
-		vfree(pb->data);
-	kfree(pb);
+			 task_pid_vnr(t), nr, total);
 	return ret;
 }
 
@@ -143,7 +167,8 @@ int restore_prepare_pages(struct ckpt_ctx *ctx)
 		addr = (u64 *)(p + 1);
 		for (i = 0; i < p->nr; i++) {
 			r = ckpt_find_vma(ctx, addr[i]);
-			if (!PAGE_ALIGNED(addr[i]) || !r || r->v->kind == CKPT_VMA_SHFILE)
+			if (!PAGE_ALIGNED(addr[i]) || !r ||
+			    (r->v->kind != CKPT_VMA_ANON && r->v->kind != CKPT_VMA_FILE))
 				return ckpt_err(ctx, -EINVAL,
 						"page at %llx is outside the saved mappings",
 						addr[i]);
@@ -174,6 +199,7 @@ int restore_pages(struct ckpt_ctx *ctx)
 			if (n != PAGE_SIZE)
 				return ckpt_err(ctx, -EFAULT, "cannot fill page %llx", addr[i]);
 		}
+		ckpt_progress(ctx);
 		cond_resched();
 	}
 	return 0;

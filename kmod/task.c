@@ -3,8 +3,10 @@
  * cr-lab engine: one task, and the order of its parts.
  *
  * checkpoint_task() writes a task's part of the image: a ZOMBIE object
- * for a zombie, else the TASK object (pid, comm, rseq) and then every
- * kind of state in the order restart reads it.  At restart,
+ * for a zombie, else the TASK object (tid, thread group, comm, the ids of
+ * what it shares and how userspace is to create it) and then every kind
+ * of state in the order restart reads it; an object the task shares is
+ * written only with the first task that uses it (share.c).  At restart,
  * restore_prepare_task() reads and checks that part and opens its files
  * without changing anything of the restarting task, and
  * restore_commit_task() is the point of no return that makes the task
@@ -12,53 +14,64 @@
  */
 
 #include <linux/pid.h>
-#include <linux/rseq.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
 #include <linux/string.h>
 
 #include "ckpt.h"
 
-static int checkpoint_task_obj(struct ckpt_ctx *ctx, struct task_struct *t)
+static int checkpoint_task_obj(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32 i)
 {
+	struct task_struct *t = tree->tasks[i];
 	struct ckpt_hdr_task h = {};
 
 	h.pid = task_pid_vnr(t);
+	h.tgid = task_tgid_vnr(t);
 	h.exit_signal = t->exit_signal;
 	get_task_comm(h.comm, t);
-#ifdef CONFIG_RSEQ
-	h.rseq = (unsigned long)t->rseq;
-	h.rseq_len = t->rseq_len;
-	h.rseq_sig = t->rseq_sig;
-#endif
+	h.clone_flags = tree->clone_flags[i];
+	memcpy(h.share, tree->share[i], sizeof(h.share));
+	if (tree->vfork_child[i]) {
+		h.flags |= CKPT_TASK_VFORK_WAIT;
+		h.vfork_child = tree->vfork_child[i];
+	}
 	return ckpt_write_obj(ctx, &h, CKPT_HDR_TASK, sizeof(h));
 }
 
-int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t)
+int checkpoint_task(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32 i)
 {
+	struct task_struct *t = tree->tasks[i];
 	int ret;
 
-	if (ckpt_zombie(t)) {
+	if (tree->zombie[i]) {
 		struct ckpt_hdr_zombie z = {
 			.pid = task_pid_vnr(t),
 			.exit_code = READ_ONCE(t->exit_code),
+			.clone_flags = tree->clone_flags[i],
 		};
 
 		return ckpt_write_obj(ctx, &z, CKPT_HDR_ZOMBIE, sizeof(z));
 	}
-	ret = checkpoint_task_obj(ctx, t);
+	ctx->defines = tree->first[i];
+	ret = checkpoint_task_obj(ctx, tree, i);
 	if (!ret)
-		ret = checkpoint_signal(ctx, t);	/* SIGNAL, SIGPENDING */
+		ret = checkpoint_thread(ctx, t);
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGHAND)))
+		ret = checkpoint_sighand(ctx, t);
+	if (!ret)	/* SIGNAL, SIGPENDING */
+		ret = checkpoint_signal(ctx, t, ctx->defines & BIT(CKPT_SHARE_SIGNAL));
 	if (!ret)
 		ret = checkpoint_cred(ctx, t);
-	if (!ret)
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
 		ret = checkpoint_rlimits(ctx, t);
-	if (!ret)
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FS)))
 		ret = checkpoint_fs(ctx, t);
-	if (!ret)
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FILES)))
 		ret = checkpoint_files(ctx, t);
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_MM)))
+		ret = checkpoint_mm(ctx, t);	/* MM, VMAs, SHMEM, pages */
 	if (!ret)
-		ret = checkpoint_mm(ctx, t);	/* MM, VMAs, CPU, FPU, pages */
+		ret = checkpoint_cpu(ctx, t);	/* CPU, FPU */
 	return ret;
 }
 
@@ -69,13 +82,10 @@ static int restore_task_obj(struct ckpt_ctx *ctx)
 	h = ckpt_next(ctx, CKPT_HDR_TASK, sizeof(*h));
 	if (IS_ERR(h))
 		return PTR_ERR(h);
-	if (h->h.len != sizeof(*h) || !memchr(h->comm, 0, sizeof(h->comm)))
+	if (h->h.len != sizeof(*h) || !memchr(h->comm, 0, sizeof(h->comm)) ||
+	    (h->flags & ~CKPT_TASK_VFORK_WAIT) ||
+	    !(h->flags & CKPT_TASK_VFORK_WAIT) != !h->vfork_child || h->vfork_child < 0)
 		return ckpt_err(ctx, -EINVAL, "bad TASK object");
-	if (h->rseq && (h->rseq >= TASK_SIZE_MAX || !IS_ALIGNED(h->rseq, 32) ||
-			h->rseq_len < 32 || h->rseq_len > PAGE_SIZE))
-		return ckpt_err(ctx, -EINVAL, "bad rseq registration in TASK object");
-	if (h->rseq && !IS_ENABLED(CONFIG_RSEQ))
-		ckpt_msg(ctx, "note: the task used rseq(2), which this kernel lacks\n");
 	ctx->task = h;
 	return 0;
 }
@@ -87,21 +97,29 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 
 	ctx->cur = g->parts[idx];
 	ret = restore_task_obj(ctx);
-	if (!ret && ctx->task->pid != g->pids[idx].pid)
-		ret = ckpt_err(ctx, -EINVAL, "TASK object %u is pid %d, the tree says %d",
-			       idx, ctx->task->pid, g->pids[idx].pid);
+	if (!ret && (ctx->task->pid != g->pids[idx].pid || ctx->task->tgid != g->pids[idx].tgid))
+		ret = ckpt_err(ctx, -EINVAL,
+			       "TASK object %u is pid %d of %d, the tree says %d of %d",
+			       idx, ctx->task->pid, ctx->task->tgid, g->pids[idx].pid,
+			       g->pids[idx].tgid);
 	if (!ret)
-		ret = restore_prepare_signal(ctx);	/* SIGNAL, SIGPENDING */
+		ret = restore_prepare_share(ctx);
+	if (!ret)
+		ret = restore_prepare_thread(ctx);
+	if (!ret)	/* SIGHAND, SIGNAL, SIGPENDING */
+		ret = restore_prepare_signal(ctx);
 	if (!ret)
 		ret = restore_prepare_cred(ctx);
-	if (!ret)
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
 		ret = restore_prepare_rlimits(ctx);
-	if (!ret)
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FS)))
 		ret = restore_prepare_fs(ctx);
-	if (!ret)
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FILES)))
 		ret = restore_prepare_files(ctx);
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_MM)))
+		ret = restore_prepare_mm(ctx);	/* MM, VMAs, SHMEM, pages */
 	if (!ret)
-		ret = restore_prepare_mm(ctx);	/* MM, VMAs, CPU, FPU, pages */
+		ret = restore_prepare_cpu(ctx);	/* CPU, FPU */
 	if (!ret && (idx + 1 < g->nr_tasks ? ctx->cur != g->parts[idx + 1] :
 					     ckpt_peek(ctx) != CKPT_HDR_TAIL))
 		ret = ckpt_err(ctx, -EINVAL, "unexpected %s object at the end of pid %d",
@@ -112,27 +130,23 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 /* Point of no return: on failure the task is killed, never returned to */
 int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 {
-	int ret;
+	int ret = 0;
 
-	ret = restore_files(ctx);
-	if (!ret) {
+	if (ctx->defines & BIT(CKPT_SHARE_FILES))
+		ret = restore_files(ctx);
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FS)))
 		restore_fs(ctx);
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_MM)))
 		ret = restore_mm(ctx);
-	}
 	/* after the address space: the limits bind the restarted task only */
-	if (!ret)
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
 		restore_rlimits(ctx);
-#ifdef CONFIG_RSEQ
-	/* the restarter's own registration points into memory that is gone */
 	if (!ret) {
-		current->rseq = (struct rseq __user *)(unsigned long)ctx->task->rseq;
-		current->rseq_len = ctx->task->rseq_len;
-		current->rseq_sig = ctx->task->rseq_sig;
-		rseq_set_notify_resume(current);
-	}
-#endif
-	if (!ret)
+		restore_thread(ctx);
 		ret = restore_cpu(ctx, ax);
+	}
+	if (!ret)
+		ret = restore_share_done(ctx);
 	if (ret)
 		return ret;
 	/* last: the credentials may take away what the steps above needed */

@@ -3,7 +3,8 @@
  * cr-lab engine: the mappings (VMAs).
  *
  * Every VMA is saved with its range, protection, kind and (for file
- * mappings) the file it maps, defined once through the object hash.
+ * mappings) the file it maps, or (for shared anonymous memory) the SHMEM
+ * object it maps, each defined once through the object hash.
  * Restart unmaps everything the restarting task had and maps each VMA at
  * its address with vm_mmap(), so the usual permission and accounting
  * checks apply, with the caller's credentials.
@@ -82,7 +83,7 @@ int ckpt_collect_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, u64 vvar, u64 
 		d->flags = vma->vm_flags;
 		d->kind = kind;
 		d->anon = !!vma->anon_vma;
-		if (kind == CKPT_VMA_FILE || kind == CKPT_VMA_SHFILE)
+		if (vma->vm_file)
 			d->file = get_file(vma->vm_file);
 	}
 	return 0;
@@ -114,7 +115,9 @@ int checkpoint_vmas(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs, unsigned 
 		v.kind = d->kind;
 		v.prot = ckpt_vma_prot(d->flags);
 		v.growsdown = !!(d->flags & VM_GROWSDOWN);
-		if (d->file)
+		if (d->kind == CKPT_VMA_SHANON)
+			ret = checkpoint_shmem(ctx, d->file, &v.objref);
+		else if (d->file)
 			ret = checkpoint_file_obj(ctx, d->file, &v.objref);
 		if (!ret)
 			ret = ckpt_write_obj(ctx, &v, CKPT_HDR_VMA, sizeof(v));
@@ -165,6 +168,15 @@ static int restore_prepare_vma(struct ckpt_ctx *ctx, u64 prev_end, u64 vdso_lo,
 					v->start, v->objref);
 		if (v->pgoff > (ULONG_MAX >> PAGE_SHIFT) - npages)
 			return ckpt_err(ctx, -EINVAL, "VMA %llx: bad offset", v->start);
+	} else if (v->kind == CKPT_VMA_SHANON) {
+		r->file = ckpt_obj_shmem(ctx, v->objref);
+		if (!r->file)
+			return ckpt_err(ctx, -EINVAL, "VMA %llx: bad shared memory id %d",
+					v->start, v->objref);
+		if (v->pgoff > (i_size_read(file_inode(r->file)) >> PAGE_SHIFT) ||
+		    npages > (i_size_read(file_inode(r->file)) >> PAGE_SHIFT) - v->pgoff)
+			return ckpt_err(ctx, -EINVAL,
+					"VMA %llx: beyond its shared memory", v->start);
 	} else if (v->objref) {
 		return ckpt_err(ctx, -EINVAL, "VMA %llx: anonymous with a file", v->start);
 	}
@@ -189,6 +201,8 @@ int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi)
 
 		if (type == CKPT_HDR_FILE) {
 			ret = restore_file_obj(ctx);
+		} else if (type == CKPT_HDR_SHMEM) {
+			ret = restore_shmem_obj(ctx);
 		} else if (type == CKPT_HDR_VMA) {
 			if (ctx->nr_vmas == h->nr_vmas)
 				return ckpt_err(ctx, -EINVAL, "more VMAs than the MM object says");
@@ -216,10 +230,11 @@ static int restore_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r)
 		flags |= MAP_SHARED;
 	else
 		flags |= MAP_PRIVATE;
-	if (v->kind == CKPT_VMA_ANON || v->kind == CKPT_VMA_SHANON)
+	if (v->kind == CKPT_VMA_ANON)
 		flags |= MAP_ANONYMOUS;
 	if (v->growsdown)
 		flags |= MAP_GROWSDOWN;
+	/* shared anonymous memory: the object the image's SHMEM made, at its offset */
 	addr = vm_mmap(r->file, v->start, v->end - v->start, v->prot, flags,
 		       r->file ? v->pgoff << PAGE_SHIFT : 0);
 	if (IS_ERR_VALUE(addr))

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
-import { decodeImage, imagePath, logPath } from './image.js';
+import { imagePath, logPath, readHeader } from './image.js';
 import { checkpoint, CHECKPOINT_KILL, ensureEngine } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
@@ -67,10 +67,10 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     const detail = lastLogLine(logPath(opts.dir));
     throw new CrError(`checkpoint of pid ${pid} failed: ${r.errno}${detail ? `: ${detail}` : ''}`);
   }
-  const { tree } = decodeImage(img);
-  const pids = tree.map((t) => t.pid);
-  // zombies go when whoever inherits them reaps them
-  if (!opts.leaveRunning) for (const t of tree) if (t.zombie === undefined) await waitGone(t.pid, 2000);
+  // only the tree: the processes (their threads are in it too); zombies go when whoever inherits them reaps them
+  const { tree } = readHeader(img);
+  const pids = tree.filter((t) => t.tgid === t.pid).map((t) => t.pid);
+  if (!opts.leaveRunning) for (const pid of pids) await waitGone(pid, 2000);
 
   const num = (re: RegExp): number | undefined => {
     const m = re.exec(logText);

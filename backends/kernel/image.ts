@@ -18,9 +18,15 @@ export const IMAGE_VERSION = 1;
 
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
-  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE', 126: 'ERROR', 127: 'TAIL',
+  9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE',
+  40: 'THREAD', 41: 'SIGHAND', 42: 'SHMEM', 126: 'ERROR', 127: 'TAIL',
 };
-const T = { HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36, ERROR: 126, TAIL: 127 };
+const T = {
+  HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGNAL: 12, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36,
+  THREAD: 40, SIGHAND: 41, SHMEM: 42, ERROR: 126, TAIL: 127,
+};
+/** enum ckpt_share: what a TASK object names by id. */
+const SHARE_NAMES = ['mm', 'files', 'fs', 'sighand', 'signal'];
 const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
 
@@ -48,6 +54,8 @@ export interface TreeTask {
   sid: number;
   /** A zombie's wait status (from its ZOMBIE object; full decode only). */
   zombie?: number;
+  /** The CLONE_* flags userspace creates it with, from its creator (TASK or ZOMBIE; full decode only). */
+  cloneFlags?: bigint;
 }
 
 export interface DecodedImage {
@@ -75,11 +83,14 @@ function checksum(buf: Buffer, end: number): bigint {
   return sum;
 }
 
+/** The most a header and a TREE object take: CKPT_TASKS_MAX (1024) tasks of 24 bytes. */
+const HEAD_MAX = 64 << 10;
+
 /** Only the framing, header and tree: what restore needs before it starts. */
 export function readHeader(file: string): { header: ImageHeader; tree: TreeTask[] } {
   const fd = fs.openSync(file, 'r');
   try {
-    const buf = Buffer.alloc(4096);
+    const buf = Buffer.alloc(HEAD_MAX);
     const n = fs.readSync(fd, buf, 0, buf.length, 0);
     return parse(buf.subarray(0, n), file, true);
   } finally {
@@ -138,17 +149,37 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       break;
     } else if (type === T.ERROR && len >= 16) {
       error = { errno: o.readInt32LE(8), message: cstr(o, 16, len) };
-    } else if (type === T.TASK && len >= 32) {
-      details.push(`task pid ${o.readInt32LE(8)} comm ${cstr(o, 16, 32)}`);
+    } else if (type === T.TASK && len >= 80) {
+      const pid = o.readInt32LE(8);
+      const tgid = o.readInt32LE(12);
+      const task = tree?.find((t) => t.pid === pid);
+      if (task) task.cloneFlags = o.readBigUInt64LE(40);
+      const shares = SHARE_NAMES.map((n, i) => `${n} #${o.readInt32LE(48 + i * 4)}`).join(' ');
+      const vfork = o.readUInt32LE(20) & 1 ? `, in vfork for pid ${o.readInt32LE(68)}` : '';
+      details.push(`task pid ${pid}${tgid === pid ? '' : ` (thread of ${tgid})`} comm ${cstr(o, 24, 40)}, clone flags ${hex(o.readBigUInt64LE(40))}, uses ${shares}${vfork}`);
+    } else if (type === T.THREAD && len >= 56) {
+      details.push(`  thread: clear_child_tid ${hex(o.readBigUInt64LE(16))} robust_list ${hex(o.readBigUInt64LE(24))} rseq ${hex(o.readBigUInt64LE(40))}`);
+    } else if (type === T.SIGHAND && len >= 8 + 64 * 32) {
+      const handled: number[] = [];
+      for (let i = 0; i < 64; i++) if (o.readBigUInt64LE(8 + i * 32) > 1n) handled.push(i + 1);
+      details.push(`  signal handlers for: ${handled.length ? handled.join(' ') : 'none'}`);
+    } else if (type === T.SIGNAL && len >= 40) {
+      const alt = o.readBigUInt64LE(24) ? `, altstack ${hex(o.readBigUInt64LE(16))}+${o.readBigUInt64LE(24)}` : '';
+      details.push(`  blocked ${hex(o.readBigUInt64LE(8))}${alt}`);
+    } else if (type === T.SHMEM && len >= 24) {
+      details.push(`  shmem #${o.readInt32LE(8)}: ${o.readBigUInt64LE(16)} bytes of shared anonymous memory`);
     } else if (type === T.FS && len >= 16) {
       details.push(`cwd ${cstr(o, 16, len)} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
     } else if (type === T.FILE && len >= 40) {
       const kind = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo'][o.readUInt32LE(12)] ?? '?';
       const where = kind === 'pipe end' ? `of pipe #${o.readInt32LE(36)}` : kind === 'fifo' ? `${cstr(o, 40, len)} of pipe #${o.readInt32LE(36)}` : `${cstr(o, 40, len)} `;
       details.push(`file #${o.readInt32LE(8)} ${kind} ${where} flags 0${o.readUInt32LE(16).toString(8)}${kind === 'pipe end' ? '' : ` pos ${o.readBigInt64LE(24)}`}`);
-    } else if (type === T.ZOMBIE && len >= 16) {
+    } else if (type === T.ZOMBIE && len >= 24) {
       const task = tree?.find((t) => t.pid === o.readInt32LE(8));
-      if (task) task.zombie = o.readUInt32LE(12);
+      if (task) {
+        task.zombie = o.readUInt32LE(12);
+        task.cloneFlags = o.readBigUInt64LE(16);
+      }
       details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}`);
     } else if (type === T.PIPE && len >= 16) {
       details.push(`pipe #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight`);
@@ -162,7 +193,8 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       const prot = o.readUInt32LE(44);
       const rwx = `${prot & 1 ? 'r' : '-'}${prot & 2 ? 'w' : '-'}${prot & 4 ? 'x' : '-'}`;
       const ref = o.readInt32LE(48);
-      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` file #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}`);
+      const what = o.readUInt32LE(40) === 2 ? 'shmem' : 'file';
+      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` ${what} #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}`);
     } else if (type === T.CPU && len >= 8 + 27 * 8) {
       details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
     } else if (type === T.FPU && len >= 16) {

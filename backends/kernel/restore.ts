@@ -16,10 +16,18 @@ import { CrError } from '../../userspace/errors.js';
 import { nativeBin } from '../../userspace/paths.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { ensureEngine } from './sys.js';
-import { decodeImage, imagePath, logPath } from './image.js';
+import { decodeImage, imagePath, logPath, type TreeTask } from './image.js';
 
 /** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
 export const helperPath = (): string => nativeBin('cr-mktree');
+
+/** A task for cr-mktree: where it goes, what it shares with its creator (threads too), whether it is a zombie. */
+function mktreeArg(t: TreeTask): string {
+  const thread = t.tgid === t.pid ? '' : `:t${t.tgid}`;
+  const flags = t.cloneFlags ? `:c${t.cloneFlags.toString(16)}` : '';
+  const zombie = t.zombie === undefined ? '' : `:z${t.zombie}`;
+  return `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${thread}${flags}${zombie}`;
+}
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? (() => {});
@@ -35,7 +43,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
+  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...tree.map(mktreeArg)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
   const ready = new Set<number>();
@@ -62,7 +70,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     helper.stdio[3]?.destroy();
   }
   return {
-    pids: tree.map((t) => t.pid),
+    pids: tree.filter((t) => t.tgid === t.pid).map((t) => t.pid),
     stats: { totalMs: performance.now() - t0 },
     async wait(): Promise<ExitStatus> {
       if (opts.detach) throw new CrError('the restored process was detached; nobody waits for it');

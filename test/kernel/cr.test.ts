@@ -97,10 +97,11 @@ t('bad input gives a one-line CrError', async () => {
   assert.match((noDir as Error).message, /does not exist/);
   // fd 3 is a socket pair: not a kind of file the engine saves
   const sock = execa('sleep', ['30'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], reject: false });
-  await sleep(100);
+  // until it runs sleep: before its exec the child shares node's address space
+  while (fs.readFileSync(`/proc/${sock.pid}/comm`, 'utf8').trim() !== 'sleep') await sleep(10);
   const unsup = await kernelBackend.dump({ pid: sock.pid!, dir: tempDir('ksock') }).catch((e: unknown) => e);
   assert.instance(unsup, CrError);
-  assert.match((unsup as Error).message, /fd 3/);
+  assert.match((unsup as Error).message, /fd 3/, (unsup as Error).message);
   assert.ok(alive(sock.pid!), 'a failed checkpoint leaves the task running');
   sock.kill('SIGKILL');
   await sock;
@@ -200,6 +201,65 @@ t('what the engine cannot restore is refused at checkpoint, naming it, and the t
     process.kill(child.pid!, 'SIGKILL');
     await child.done;
   }
+  assert.equal(dmesgTrouble(), []);
+});
+
+const tasksOf = (pid: number): number[] => fs.readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
+/** A program's "ok"/"FAIL" lines, in an order that does not depend on how its threads ran. */
+const verdicts = (out: string): string[] => out.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).sort();
+
+/** kthreads MODE, undisturbed or through dump (killing it) and restore; SIGUSR1 once it is ready. */
+async function kthreadsRun(mode: string, roundTrip: boolean): Promise<{ out: string; status: unknown; tasks: number[][]; show: string }> {
+  const dir = tempDir('kth');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo(kprogram('kthreads'), [mode], out);
+  await waitFor(out, 'ready');
+  const before = tasksOf(child.pid);
+  if (!roundTrip) {
+    process.kill(child.pid, 'SIGUSR1');
+    const status = await child.done;
+    return { out: fs.readFileSync(out, 'utf8'), status, tasks: [before], show: '' };
+  }
+  const images = tempDir('kthimg');
+  const d = await kernelBackend.dump({ pid: child.pid, dir: images }).catch((e: unknown) => {
+    process.kill(child.pid, 'SIGKILL');
+    throw e;
+  });
+  assert.equal(d.pids, [child.pid], 'threads are not processes of their own');
+  assert.is(await child.done, 'SIGKILL');
+  const show = (await kernelBackend.describe(images)).lines.join('\n');
+  const r = await kernelBackend.restore({ dir: images });
+  assert.equal(r.pids, [child.pid]);
+  const after = tasksOf(child.pid);
+  process.kill(child.pid, 'SIGUSR1');
+  const st = await r.wait();
+  await sleep(50);
+  return { out: fs.readFileSync(out, 'utf8'), status: st.signal ?? st.code, tasks: [before, after], show };
+}
+
+t('threads: each comes back with its tid, TLS, mask, FPU mode, pending signals, altstack, rseq, robust list and clear_child_tid', async () => {
+  const ref = await kthreadsRun('threads', false);
+  assert.is(ref.status, 0, ref.out);
+  const run = await kthreadsRun('threads', true);
+  assert.equal(run.tasks[1], run.tasks[0], 'the same tids');
+  assert.is(run.tasks[0].length, 5);
+  assert.match(run.show, /5 TASK .*1 SIGHAND .*1 MM /);
+  assert.match(run.show, /\(thread of \d+\)/);
+  assert.not.match(run.out, /FAIL/, run.out);
+  assert.equal(verdicts(run.out), verdicts(ref.out));
+  assert.is(run.status, 0, run.out);
+  assert.equal(dmesgTrouble(), []);
+});
+
+t('a thread-group leader that exited while its threads run on comes back a zombie', async () => {
+  const ref = await kthreadsRun('zombie-leader', false);
+  assert.is(ref.status, 3, ref.out);
+  const run = await kthreadsRun('zombie-leader', true);
+  assert.equal(run.tasks[1], run.tasks[0]);
+  assert.match(run.show, /zombie pid \d+/);
+  assert.not.match(run.out, /FAIL/, run.out);
+  assert.equal(verdicts(run.out), verdicts(ref.out));
+  assert.is(run.status, 3, run.out);
   assert.equal(dmesgTrouble(), []);
 });
 
