@@ -9,6 +9,8 @@
 #define CRENGINE_CKPT_H
 
 #include <linux/bits.h>
+#include <linux/completion.h>
+#include <linux/mutex.h>
 #include <linux/checkpoint.h>
 #include <linux/hashtable.h>
 #include <linux/list.h>
@@ -53,6 +55,11 @@ struct ckpt_objref {
 struct ckpt_rvma {
 	struct ckpt_hdr_vma *v;
 	struct file *file;	/* not referenced: owned by the objhash */
+	bool kept;		/* the fork copy had it already */
+};
+
+struct ckpt_range {
+	u64 start, end;
 };
 
 struct ckpt_rfd {
@@ -80,6 +87,7 @@ struct ckpt_ctx {
 	u32 defines;		/* BIT(enum ckpt_share): what this task saves or rebuilds */
 	struct ckpt_tree *tree;	/* checkpoint: the tasks */
 	unsigned long *progress;	/* restart: the group's clock of progress */
+	unsigned long stub;	/* restart: where the stub is, in every mm of the tree */
 
 	/* restart: the whole image, read and checked before use */
 	struct list_head objs;
@@ -155,7 +163,8 @@ struct ckpt_tree {
 	u16 holds[CKPT_TASKS_MAX];	/* checkpoint holds it is frozen with */
 	s32 share[CKPT_TASKS_MAX][CKPT_SHARE_NR];	/* ids of what it uses */
 	u8 first[CKPT_TASKS_MAX];	/* BIT(enum ckpt_share): it uses it first */
-	u64 clone_flags[CKPT_TASKS_MAX];	/* how userspace creates it */
+	u64 clone_flags[CKPT_TASKS_MAX];	/* how restart clones it from its creator */
+	s32 cow_parent[CKPT_TASKS_MAX];	/* whose mm its own is a fork(2) copy of, or -1 */
 	pid_t vfork_child[CKPT_TASKS_MAX];	/* the child it waits for in vfork(2) */
 	/* while the image is written (freeze.c) */
 	struct timer_list watchdog;
@@ -163,28 +172,56 @@ struct ckpt_tree {
 	struct task_struct *killed;	/* a held task with a fatal signal */
 };
 
+/* A task of a restart group (group.c) */
+enum ckpt_member_state {
+	CKPT_MEMBER_NONE,	/* not cloned yet */
+	CKPT_MEMBER_CREATED,	/* cloned by its creator; it has not called restart yet */
+	CKPT_MEMBER_IN,		/* in the group, not rebuilt */
+	CKPT_MEMBER_SPAWNING,	/* half rebuilt: cloning the tasks it creates */
+	CKPT_MEMBER_DONE,	/* rebuilt; waits for the others */
+	CKPT_MEMBER_ENDED,	/* gone from the group */
+};
+
+enum ckpt_member_step {
+	CKPT_STEP_NONE,
+	CKPT_STEP_PGRP,		/* taking its session and process group */
+};
+
+struct ckpt_member {
+	struct pid *pid;	/* its task, once it came in */
+	struct pid *creator;	/* the task that cloned it */
+	u8 state;		/* enum ckpt_member_state */
+	u8 step;		/* enum ckpt_member_step */
+	bool issued;		/* the stub made a step's system call */
+	bool in_call;		/* it is inside restart(2) */
+	bool rebuilt;		/* it was changed: a failure kills it */
+	bool last;		/* its last stub call (a zombie's end) */
+	u32 next;		/* spawning: the next task to look at */
+	pid_t cloning;		/* spawning: the pid the stub is cloning */
+	s32 forked_mm;		/* the id of the mm it is a fork(2) copy of, 0 if none */
+	struct completion *vfork;	/* a vfork(2) wait again for its child, */
+	struct task_struct *vfork_task;	/* this one (referenced) */
+};
+
 /*
  * A restart group: the tasks of one image restarting together (group.c).
- * The first to arrive reads and checks the image once; once every task
- * has arrived, they rebuild themselves one at a time in tree order.
+ * The root reads and checks the image once; the tasks rebuild themselves
+ * one at a time in tree order, each cloned by its creator (spawn.c).
  */
 struct ckpt_group {
 	struct list_head list;
-	struct pid *root;	/* with the image, names the group */
-	struct inode *image;
-	kuid_t euid;		/* of the task that started it: every member's */
-	refcount_t users;
+	struct pid *root;	/* names the group */
+	kuid_t euid;		/* of the root */
+	refcount_t users;	/* each member from its cloning until it is done; each call */
 	wait_queue_head_t wq;
+	struct mutex lock;	/* the members' states */
 	struct ckpt_ctx *ctx;	/* the image and its objects, shared */
 	struct ckpt_pids *pids;	/* the tree, in image order */
 	struct ckpt_obj **parts;	/* each task's TASK (or ZOMBIE) object */
-	bool *joined;		/* which tasks have called restart */
+	struct ckpt_member *members;
 	u32 nr_tasks;
-	u32 nr_live;		/* tasks that restart (not zombies) */
-	u32 nr_joined;
 	u32 done;		/* tasks rebuilt, in tree order */
 	unsigned long progress;	/* jiffies when a member last got on */
-	bool ready;		/* image read and checked */
 	int error;
 };
 
@@ -218,15 +255,36 @@ int restore_share_done(struct ckpt_ctx *ctx);
 
 /* group.c: the restart group */
 long restore_self(struct ckpt_ctx **ctxp, pid_t root);
+long restore_continue(pid_t root);
+bool ckpt_group_first_live(struct ckpt_group *g, u32 idx);
+void ckpt_groups_exit(void);
+
+/* spawn.c: cloning the tree's tasks from their rebuilt creators, through the stub */
+int ckpt_stub_map(struct ckpt_ctx *ctx);
+bool ckpt_stub_mapped(struct ckpt_ctx *ctx);
+void ckpt_stub_unmap(struct ckpt_ctx *ctx);
+bool ckpt_stub_overlaps(struct ckpt_ctx *ctx, u64 start, u64 end);
+#define CKPT_STUB_SIZE	(2 * PAGE_SIZE)	/* code, then data */
+long ckpt_stub_call(struct ckpt_ctx *ctx, pid_t root, long nr, long a0, long a1, long a2,
+		    long a3, long a4);
+long ckpt_stub_result(void);
+long ckpt_stub_clone(struct ckpt_ctx *ctx, pid_t root, u64 flags, pid_t pid);
+bool ckpt_spawn_creates(struct ckpt_group *g, u32 idx, u32 j);
+u64 ckpt_spawn_flags(struct ckpt_group *g, u32 idx, u32 j);
+s32 ckpt_spawn_share(struct ckpt_group *g, u32 idx, int kind);
 
 /* task.c: the TASK object, each task's parts in their order */
 int checkpoint_task(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32 i);
 int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx);
-int restore_commit_task(struct ckpt_ctx *ctx, long *ax);
+int restore_rebuild_task(struct ckpt_ctx *ctx, s32 forked_mm);
+int restore_finish_task(struct ckpt_ctx *ctx, struct ckpt_member *m, long *ax);
+int restore_vfork_wait(struct completion **vfork, struct task_struct **child);
+void restore_vfork_abort(struct completion **vfork, struct task_struct **child);
 
 /* thread.c: what is a thread's own */
 int checkpoint_thread(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_thread(struct ckpt_ctx *ctx);
+void restore_thread_clear(void);
 void restore_thread(struct ckpt_ctx *ctx);
 
 /* files.c */
@@ -245,22 +303,27 @@ struct ckpt_vma_desc {
 	unsigned long start, end, pgoff, flags;
 	u32 kind;
 	bool anon;		/* has anonymous pages (anon_vma) */
+	bool from_parent;	/* the parent's still, as fork(2) copied it */
 	struct file *file;	/* referenced */
 };
 
 /* mm.c: the mm's bookkeeping (code, data, brk, stack, arguments, auxv, vDSO) */
-int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *parent,
+		  s32 parent_id);
 int restore_prepare_mm(struct ckpt_ctx *ctx);
-int restore_mm(struct ckpt_ctx *ctx);
+int restore_mm(struct ckpt_ctx *ctx, s32 forked_mm);
 
 /* vma.c: the mappings */
 int ckpt_collect_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, u64 vvar, u64 vdso_end,
+		      struct ckpt_vma_desc *parent, unsigned int nr_parent,
 		      struct ckpt_vma_desc **descs, unsigned int *nr);
+u32 ckpt_vma_prot(unsigned long flags);
 void ckpt_free_vmas(struct ckpt_vma_desc *descs, unsigned int nr);
 int checkpoint_vmas(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs, unsigned int nr);
 int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi);
 struct ckpt_rvma *ckpt_find_vma(struct ckpt_ctx *ctx, u64 addr);
 int restore_vmas(struct ckpt_ctx *ctx);
+int restore_vmas_forked(struct ckpt_ctx *ctx, bool *vdso_kept);
 
 /* shmem.c: shared anonymous memory */
 int checkpoint_shmem(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
@@ -274,7 +337,7 @@ int ckpt_pagebuf_add(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb, u64 addr,
 int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb);
 u64 ckpt_pagebuf_free(struct ckpt_pagebuf *pb);
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
-		     struct ckpt_vma_desc *descs, unsigned int nr);
+		     struct ckpt_vma_desc *descs, unsigned int nr, struct mm_struct *parent);
 int restore_prepare_pages(struct ckpt_ctx *ctx);
 int restore_pages(struct ckpt_ctx *ctx);
 

@@ -9,7 +9,7 @@
  *
  * Stream of one task (a thread; a process is its threads, the leader first):
  *   TASK THREAD [SIGHAND] SIGNAL SIGPENDING CRED [RLIMITS] [FS] [(PIPE | FILE | FD)*]
- *   [MM (FILE | SHMEM PAGES* | VMA)* PAGES*] CPU FPU
+ *   [MM (FILE | SHMEM PAGES* | VMA)* PAGES* DROP?] CPU FPU
  * The parts in brackets describe an object the task shares with others
  * (sighand, signal_struct, fs_struct, fd table, mm): they appear with the
  * first task that uses the object, and later tasks name it by its id.
@@ -29,6 +29,7 @@
 #define CKPT_HDR_THREAD		40
 #define CKPT_HDR_SIGHAND	41
 #define CKPT_HDR_SHMEM		42
+#define CKPT_HDR_DROP		43
 
 /* The kernel objects a task may share with others, each named by an id */
 enum ckpt_share {
@@ -47,15 +48,9 @@ struct ckpt_hdr_task {
 	struct ckpt_hdr h;
 	__s32 pid;		/* its tid */
 	__s32 tgid;
-	__u32 exit_signal;
+	__u32 exit_signal;	/* what its parent gets when it ends */
 	__u32 flags;		/* CKPT_TASK_* */
 	char comm[16];
-	/*
-	 * How userspace creates the task from its creator (the leader of its
-	 * thread group for a thread, of its parent process otherwise): the
-	 * CLONE_* flags that make it share what it shares with the creator.
-	 */
-	__u64 clone_flags;
 	__s32 share[CKPT_SHARE_NR];	/* enum ckpt_share: ids of what it uses */
 	__s32 vfork_child;	/* CKPT_TASK_VFORK_WAIT: the child's pid */
 	__u32 pad[2];
@@ -82,7 +77,7 @@ struct ckpt_hdr_zombie {
 	struct ckpt_hdr h;
 	__s32 pid;
 	__u32 exit_code;	/* its wait status */
-	__u64 clone_flags;	/* a leader's: as for a TASK, for its threads to share */
+	char comm[16];
 };
 
 /* The handlers of signals 1.._NSIG, shared by the tasks of a sighand_struct */
@@ -219,6 +214,8 @@ struct ckpt_hdr_mm {
 	__u64 vvar;		/* start of the vDSO data pages */
 	__u32 nr_vmas;
 	__u32 nr_auxv;		/* words used in saved_auxv */
+	__s32 parent_mm;	/* the mm its from_parent VMAs come from, 0 if none */
+	__u32 pad;
 	__u64 saved_auxv[CKPT_AUXV_WORDS];
 };
 
@@ -239,6 +236,25 @@ struct ckpt_hdr_vma {
 	__u32 prot;		/* PROT_* */
 	__s32 objref;		/* the file or SHMEM object, 0 for private anonymous */
 	__u32 growsdown;
+	/*
+	 * The same mapping as the parent process's, kept from the copy that
+	 * fork(2) makes at restart: only the pages where the two differ are
+	 * in the image (PAGES, and DROP for those the child does not have).
+	 */
+	__u32 from_parent;
+	__u32 pad;
+};
+
+/* Page ranges of from_parent VMAs to drop from the fork's copy (they read as zeros, or the file) */
+struct ckpt_drop_range {
+	__u64 start;
+	__u64 end;
+};
+
+struct ckpt_hdr_drop {
+	struct ckpt_hdr h;
+	__u32 nr;
+	__u32 pad;
 };
 
 /*

@@ -41,6 +41,7 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_THREAD] = "THREAD",
 	[CKPT_HDR_SIGHAND] = "SIGHAND",
 	[CKPT_HDR_SHMEM] = "SHMEM",
+	[CKPT_HDR_DROP] = "DROP",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

@@ -308,6 +308,9 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 	struct ckpt_ctx *ctx;
 	long ret;
 
+	/* no image: a task the restart cloned, coming back from its stub (spawn.c) */
+	if (fd == -1 && logfd == -1 && flags == RESTART_TASKSELF)
+		return restore_continue(pid);
 	ctx = ckpt_ctx_alloc(fd, flags, logfd, true);
 	if (IS_ERR(ctx))
 		return PTR_ERR(ctx);
@@ -315,7 +318,7 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 		ret = ckpt_err(ctx, -EINVAL, "restart flags %#lx not supported", flags);
 	else if (!(flags & RESTART_TASKSELF))
 		ret = ckpt_err(ctx, -EINVAL,
-			       "only self restart is supported: each task calls restart(root, fd, RESTART_TASKSELF, logfd)");
+			       "only self restart is supported: the root calls restart(root, fd, RESTART_TASKSELF, logfd)");
 	else
 		ret = restore_self(&ctx, pid);	/* may keep ctx for the tree */
 	if (ctx)
@@ -343,6 +346,7 @@ static int __init crengine_init(void)
 static void __exit crengine_exit(void)
 {
 	ckpt_unregister_engine(&crengine_ops);
+	ckpt_groups_exit();
 }
 
 module_init(crengine_init);

@@ -75,6 +75,16 @@ int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb)
  * Add @page at @addr to @pb, unless @zero_ok and it is all zeros (a fresh
  * mapping reads so); writes a PAGES object when @pb is full.
  */
+/* Whether @page reads all zeros */
+static bool ckpt_page_zero(struct page *page)
+{
+	void *p = kmap_local_page(page);
+	bool zero = !memchr_inv(p, 0, PAGE_SIZE);
+
+	kunmap_local(p);
+	return zero;
+}
+
 int ckpt_pagebuf_add(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb, u64 addr,
 		     struct page *page, bool zero_ok)
 {
@@ -90,74 +100,197 @@ int ckpt_pagebuf_add(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb, u64 addr,
 	return pb->nr == CKPT_PAGES_PER_OBJ ? ckpt_pages_flush(ctx, pb) : 0;
 }
 
-static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
-				struct ckpt_vma_desc *d, struct ckpt_pagebuf *pb)
+/* Ranges a child drops from the parent's copy, written out 256 to a DROP object */
+#define CKPT_DROPS_PER_OBJ	256
+
+struct ckpt_dropbuf {
+	struct ckpt_hdr_drop h;
+	struct ckpt_drop_range r[CKPT_DROPS_PER_OBJ];
+};
+
+static int ckpt_drops_flush(struct ckpt_ctx *ctx, struct ckpt_dropbuf *db)
 {
-	unsigned long addr;
 	int ret;
 
-	/* shared memory is saved with its SHMEM object, or lives in its file */
-	if (d->kind == CKPT_VMA_SHFILE || d->kind == CKPT_VMA_SHANON || !d->anon)
+	if (!db->h.nr)
 		return 0;
+	ret = ckpt_write_obj(ctx, db, CKPT_HDR_DROP, sizeof(db->h) + db->h.nr * sizeof(db->r[0]));
+	db->h.nr = 0;
+	return ret;
+}
 
-	for (addr = d->start; addr < d->end; addr += PAGE_SIZE) {
-		struct page *page;
-		long n;
+static int ckpt_drop(struct ckpt_ctx *ctx, struct ckpt_dropbuf *db, u64 addr)
+{
+	struct ckpt_drop_range *last = db->h.nr ? &db->r[db->h.nr - 1] : NULL;
 
-		if (ckpt_should_stop(ctx))
-			return -EINTR;
-		if (mmap_read_lock_killable(mm))
-			return -EINTR;
-		n = get_user_pages_remote(mm, addr, 1, FOLL_FORCE, &page, NULL);
-		mmap_read_unlock(mm);
-		if (n != 1)
-			continue;	/* nothing there */
-		if (is_zero_page(page) || !PageAnon(page)) {
-			put_page(page);
-			continue;	/* the file or a fresh mapping has it */
-		}
-		/* a private file page that reads zeros still differs from the file */
-		ret = ckpt_pagebuf_add(ctx, pb, addr, page, d->kind == CKPT_VMA_ANON);
-		put_page(page);
+	if (last && last->end == addr) {
+		last->end += PAGE_SIZE;
+		return 0;
+	}
+	if (db->h.nr == CKPT_DROPS_PER_OBJ) {
+		int ret = ckpt_drops_flush(ctx, db);
+
 		if (ret)
 			return ret;
-		cond_resched();
 	}
+	db->r[db->h.nr].start = addr;
+	db->r[db->h.nr++].end = addr + PAGE_SIZE;
 	return 0;
 }
 
-int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
-		     struct ckpt_vma_desc *descs, unsigned int nr)
+/*
+ * The anonymous page of @mm at @addr, referenced, or NULL if what is
+ * there is the zero page or the file's page (or no VMA: -EFAULT); an
+ * error from the page reading fails the checkpoint, never reads as zeros.
+ */
+static struct page *ckpt_anon_page(struct mm_struct *mm, unsigned long addr)
 {
+	struct page *page;
+	long n;
+
+	if (mmap_read_lock_killable(mm))
+		return ERR_PTR(-EINTR);
+	n = get_user_pages_remote(mm, addr, 1, FOLL_FORCE, &page, NULL);
+	mmap_read_unlock(mm);
+	if (n == -EFAULT || !n)
+		return NULL;
+	if (n < 0)
+		return ERR_PTR(n);
+	if (is_zero_page(page) || !PageAnon(page)) {
+		put_page(page);
+		return NULL;
+	}
+	return page;
+}
+
+/*
+ * The pages of one VMA: its anonymous pages; for one fork(2) kept from
+ * the parent (@parent), only those that are not the parent's very page,
+ * and (in @db) where the parent has one of its own and the child none.
+ */
+static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
+				struct ckpt_vma_desc *d, struct ckpt_pagebuf *pb,
+				struct mm_struct *parent, struct ckpt_dropbuf *db)
+{
+	unsigned long addr;
+	int ret = 0;
+
+	/* shared memory is saved with its SHMEM object, or lives in its file */
+	if (d->kind == CKPT_VMA_SHFILE || d->kind == CKPT_VMA_SHANON)
+		return 0;
+	if (!d->from_parent)
+		parent = NULL;
+	if (!d->anon && !parent)
+		return 0;
+
+	for (addr = d->start; !ret && addr < d->end; addr += PAGE_SIZE) {
+		struct page *page, *theirs = NULL;
+
+		if (ckpt_should_stop(ctx))
+			return -EINTR;
+		page = ckpt_anon_page(mm, addr);
+		if (parent && !IS_ERR(page))
+			theirs = ckpt_anon_page(parent, addr);
+		if (IS_ERR(page) || IS_ERR(theirs)) {
+			ret = ckpt_err(ctx, PTR_ERR(IS_ERR(page) ? page : theirs),
+				       "cannot read the page at %lx", addr);
+		} else if (page && page == theirs) {
+			;	/* still shared with the parent: the fork copy has it */
+		} else if (page && d->kind == CKPT_VMA_ANON && ckpt_page_zero(page)) {
+			/* a fresh mapping reads zeros; the copy of the parent's must be dropped */
+			if (theirs)
+				ret = ckpt_drop(ctx, db, addr);
+		} else if (page) {
+			/* a private file page that reads zeros still differs from the file */
+			ret = ckpt_pagebuf_add(ctx, pb, addr, page, false);
+		} else if (theirs) {
+			ret = ckpt_drop(ctx, db, addr);
+		}
+		if (!IS_ERR_OR_NULL(page))
+			put_page(page);
+		if (!IS_ERR_OR_NULL(theirs))
+			put_page(theirs);
+		cond_resched();
+	}
+	return ret;
+}
+
+int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
+		     struct ckpt_vma_desc *descs, unsigned int nr, struct mm_struct *parent)
+{
+	struct ckpt_dropbuf *db;
 	struct ckpt_pagebuf *pb;
 	unsigned int i;
 	u64 total;
 	int ret = 0;
 
 	pb = ckpt_pagebuf_new();
-	if (!pb)
+	db = kzalloc(sizeof(*db), GFP_KERNEL);
+	if (!pb || !db) {
+		kfree(db);
+		if (pb)
+			ckpt_pagebuf_free(pb);
 		return -ENOMEM;
+	}
 	for (i = 0; !ret && i < nr; i++)
-		ret = checkpoint_vma_pages(ctx, mm, &descs[i], pb);
+		ret = checkpoint_vma_pages(ctx, mm, &descs[i], pb, parent, db);
 	if (!ret)
 		ret = ckpt_pages_flush(ctx, pb);
-	total = ckpt_pagebuf_free(pb);
 	if (!ret)
-		ckpt_msg(ctx, "pid %d: %u mappings, %llu pages saved\n",
-			 task_pid_vnr(t), nr, total);
+		ret = ckpt_drops_flush(ctx, db);
+	total = ckpt_pagebuf_free(pb);
+	kfree(db);
+	if (!ret)
+		ckpt_msg(ctx, "pid %d: %u mappings, %llu pages saved%s\n", task_pid_vnr(t), nr,
+			 total, parent ? " (the rest shared with its parent)" : "");
 	return ret;
 }
 
+static int restore_prepare_drop(struct ckpt_ctx *ctx)
+{
+	struct ckpt_drop_range *r;
+	struct ckpt_hdr_drop *h;
+	u32 i;
+
+	h = ckpt_next(ctx, CKPT_HDR_DROP, sizeof(*h));
+	if (IS_ERR(h))
+		return PTR_ERR(h);
+	if (!h->nr || h->nr > CKPT_DROPS_PER_OBJ || h->h.len != sizeof(*h) + h->nr * sizeof(*r))
+		return ckpt_err(ctx, -EINVAL, "bad DROP object");
+	r = (struct ckpt_drop_range *)(h + 1);
+	for (i = 0; i < h->nr; i++) {
+		struct ckpt_rvma *v = ckpt_find_vma(ctx, r[i].start);
+
+		if (!PAGE_ALIGNED(r[i].start) || !PAGE_ALIGNED(r[i].end) ||
+		    r[i].start >= r[i].end || !v || !v->v->from_parent || r[i].end > v->v->end)
+			return ckpt_err(ctx, -EINVAL,
+					"DROP range %llx-%llx is not in a mapping kept from the parent",
+					r[i].start, r[i].end);
+	}
+	return 0;
+}
+
+/* The PAGES (and DROP) objects after the VMAs */
 int restore_prepare_pages(struct ckpt_ctx *ctx)
 {
 	struct ckpt_obj *first = ctx->cur;
+	u32 nr_objs = 0;
+	int ret;
 
-	while (ckpt_peek(ctx) == CKPT_HDR_PAGES) {
+	for (;; nr_objs++) {
 		struct ckpt_hdr_pages *p;
 		struct ckpt_rvma *r;
 		u64 *addr;
 		u32 i;
 
+		if (ckpt_peek(ctx) == CKPT_HDR_DROP) {
+			ret = restore_prepare_drop(ctx);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (ckpt_peek(ctx) != CKPT_HDR_PAGES)
+			break;
 		p = ckpt_next(ctx, CKPT_HDR_PAGES, sizeof(*p));
 		if (IS_ERR(p))
 			return PTR_ERR(p);
@@ -175,8 +308,30 @@ int restore_prepare_pages(struct ckpt_ctx *ctx)
 		}
 		ctx->nr_pages += p->nr;
 	}
-	ctx->pages_first = ctx->nr_pages ? &first->list : NULL;
+	ctx->pages_first = nr_objs ? &first->list : NULL;
 	return 0;
+}
+
+/* Drop pages of a VMA kept from the fork copy: they read as zeros (or the file) again */
+static int restore_drop(struct ckpt_ctx *ctx, struct ckpt_hdr_drop *h)
+{
+	struct ckpt_drop_range *r = (struct ckpt_drop_range *)(h + 1);
+	struct mm_struct *mm = current->mm;
+	int ret = 0;
+	u32 i;
+
+	mmap_read_lock(mm);
+	for (i = 0; !ret && i < h->nr; i++) {
+		struct vm_area_struct *vma = find_vma(mm, r[i].start);
+		struct ckpt_rvma *v = ckpt_find_vma(ctx, r[i].start);
+
+		if (!vma || vma->vm_start > r[i].start || vma->vm_end < r[i].end || !v || !v->kept)
+			ret = -EINVAL;
+		else
+			zap_page_range_single(vma, r[i].start, r[i].end - r[i].start, NULL);
+	}
+	mmap_read_unlock(mm);
+	return ret ? ckpt_err(ctx, ret, "cannot drop pages at %llx", r[i - 1].start) : 0;
 }
 
 int restore_pages(struct ckpt_ctx *ctx)
@@ -190,6 +345,13 @@ int restore_pages(struct ckpt_ctx *ctx)
 		void *data = addr + p->nr;
 		u32 i;
 
+		if (p->h.type == CKPT_HDR_DROP) {
+			int ret = restore_drop(ctx, (struct ckpt_hdr_drop *)p);
+
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (p->h.type != CKPT_HDR_PAGES)
 			break;
 		for (i = 0; i < p->nr; i++) {

@@ -98,6 +98,31 @@ static const u64 ckpt_share_flag[CKPT_SHARE_NR] = {
 };
 
 /*
+ * The task whose mm @tree's task @i has a fork(2) copy of: the first live
+ * task of its parent process, if that uses another mm (not CLONE_VM); -1
+ * for the root, or a task made some other way.
+ */
+static int ckpt_cow_parent(struct ckpt_tree *tree, u32 i)
+{
+	struct task_struct *t = tree->tasks[i];
+	pid_t ppid;
+	u32 j;
+
+	if (!i || task_tgid_vnr(t) == task_tgid_vnr(tree->tasks[0]))
+		return -1;
+	rcu_read_lock();
+	ppid = task_tgid_vnr(rcu_dereference(t->real_parent));
+	rcu_read_unlock();
+	for (j = 0; j < i; j++) {
+		if (tree->zombie[j] || task_tgid_vnr(tree->tasks[j]) != ppid)
+			continue;
+		/* CLONE_VM: one mm, nothing to copy */
+		return tree->share[j][CKPT_SHARE_MM] == tree->share[i][CKPT_SHARE_MM] ? -1 : j;
+	}
+	return -1;
+}
+
+/*
  * Give every object a task of @tree uses an id, note which task uses it
  * first, and how each task is to be cloned from its creator.  A zombie
  * leader uses what its first live thread uses: userspace creates the
@@ -136,6 +161,8 @@ int ckpt_share_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 	for (i = 0; i < tree->nr; i++) {
 		struct task_struct *t = tree->tasks[i];
 		int c = ckpt_creator(tree, i);
+
+		tree->cow_parent[i] = tree->zombie[i] ? -1 : ckpt_cow_parent(tree, i);
 
 		if (tree->zombie[i] && thread_group_empty(t))
 			continue;	/* a zombie process shares nothing any more */
@@ -213,18 +240,18 @@ struct ckpt_fileref {
 	struct hlist_node hash;
 	struct file *file;
 	long refs;
-	bool saved;		/* the image has it (not only as the restarter's stdio) */
-	pid_t pid;		/* a task that holds it where the image has it */
-	int fd;			/* there, or -1 for a mapping */
+	bool saved_fd;		/* an fd the image has (not the restarter's stdio) holds it */
+	pid_t pid;		/* a task whose fd @fd is that */
+	int fd;
 };
 
 struct ckpt_filerefs {
 	DECLARE_HASHTABLE(hash, 8);
 };
 
+/* One reference from fd @fd (or, if -1, from a mapping) of @pid */
 static int ckpt_fileref_add(struct ckpt_filerefs *refs, struct file *file, pid_t pid, int fd)
 {
-	bool saved = fd < 0 || !ckpt_fd_inherited(file, fd);
 	struct ckpt_fileref *r;
 
 	hash_for_each_possible(refs->hash, r, hash, (unsigned long)file)
@@ -237,8 +264,8 @@ static int ckpt_fileref_add(struct ckpt_filerefs *refs, struct file *file, pid_t
 	hash_add(refs->hash, &r->hash, (unsigned long)file);
 found:
 	r->refs++;
-	if (saved && !r->saved) {
-		r->saved = true;
+	if (fd >= 0 && !r->saved_fd && !ckpt_fd_inherited(file, fd)) {
+		r->saved_fd = true;
 		r->pid = pid;
 		r->fd = fd;
 	}
@@ -289,6 +316,31 @@ static int ckpt_count_filerefs(struct ckpt_filerefs *refs, struct task_struct *t
 	return ret;
 }
 
+/* A task outside @tree with @file in its fd table, or 0 */
+static pid_t ckpt_file_outside(struct ckpt_tree *tree, struct file *file)
+{
+	struct task_struct *p, *t;
+	pid_t found = 0;
+
+	rcu_read_lock();
+	for_each_process_thread(p, t) {
+		struct file *f;
+		unsigned int fd;
+
+		if (ckpt_in_tree(tree, t))
+			continue;
+		for (fd = 0; !found && (f = task_lookup_next_fdget_rcu(t, &fd)); fd++) {
+			if (f == file)
+				found = task_pid_vnr(t);
+			fput(f);
+		}
+		if (found)
+			break;
+	}
+	rcu_read_unlock();
+	return found;
+}
+
 /* Every open file (and pipe) the tree holds must be held by the tree alone */
 static int ckpt_file_leaks(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 {
@@ -318,19 +370,22 @@ static int ckpt_file_leaks(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 
 		if (ret)
 			break;
-		/* stdio of a kind the engine does not save is the restarter's, not ours */
-		if (!r->saved)
+		/*
+		 * Only an open file description matters: stdio the engine does
+		 * not save is the restarter's, and a file that is only mapped
+		 * (fork shares the struct file of a mapping) is reopened by path.
+		 */
+		if (!r->saved_fd)
 			continue;
 		if (file_count(r->file) > r->refs) {
-			if (r->fd >= 0)
+			pid_t other = ckpt_file_outside(tree, r->file);
+
+			if (other) {
 				ret = ckpt_err(ctx, -EBUSY,
-					       "pid %d fd %d: %pD is also open outside the tree",
-					       r->pid, r->fd, r->file);
-			else
-				ret = ckpt_err(ctx, -EBUSY,
-					       "pid %d: mapped %pD is also open outside the tree",
-					       r->pid, r->file);
-			break;
+					       "pid %d fd %d: %pD is also open in pid %d, outside the tree",
+					       r->pid, r->fd, r->file, other);
+				break;
+			}
 		}
 		if (!ckpt_pipe_like(r->file))
 			continue;

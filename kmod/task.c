@@ -4,17 +4,21 @@
  *
  * checkpoint_task() writes a task's part of the image: a ZOMBIE object
  * for a zombie, else the TASK object (tid, thread group, comm, the ids of
- * what it shares and how userspace is to create it) and then every kind
+ * what it shares, whether it waits in vfork(2)) and then every kind
  * of state in the order restart reads it; an object the task shares is
  * written only with the first task that uses it (share.c).  At restart,
  * restore_prepare_task() reads and checks that part and opens its files
  * without changing anything of the restarting task, and
- * restore_commit_task() is the point of no return that makes the task
- * what the image says.
+ * restore_rebuild_task() and restore_finish_task() make the task
+ * what the image says, in two halves around the cloning of the tasks it
+ * creates (spawn.c).
  */
 
+#include <linux/completion.h>
 #include <linux/pid.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
 #include <linux/sched/task.h>
 #include <linux/string.h>
 
@@ -29,7 +33,6 @@ static int checkpoint_task_obj(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32
 	h.tgid = task_tgid_vnr(t);
 	h.exit_signal = t->exit_signal;
 	get_task_comm(h.comm, t);
-	h.clone_flags = tree->clone_flags[i];
 	memcpy(h.share, tree->share[i], sizeof(h.share));
 	if (tree->vfork_child[i]) {
 		h.flags |= CKPT_TASK_VFORK_WAIT;
@@ -47,9 +50,9 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32 i)
 		struct ckpt_hdr_zombie z = {
 			.pid = task_pid_vnr(t),
 			.exit_code = READ_ONCE(t->exit_code),
-			.clone_flags = tree->clone_flags[i],
 		};
 
+		get_task_comm(z.comm, t);
 		return ckpt_write_obj(ctx, &z, CKPT_HDR_ZOMBIE, sizeof(z));
 	}
 	ctx->defines = tree->first[i];
@@ -68,8 +71,13 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32 i)
 		ret = checkpoint_fs(ctx, t);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FILES)))
 		ret = checkpoint_files(ctx, t);
-	if (!ret && (ctx->defines & BIT(CKPT_SHARE_MM)))
-		ret = checkpoint_mm(ctx, t);	/* MM, VMAs, SHMEM, pages */
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_MM))) {
+		int p = tree->cow_parent[i];
+
+		/* MM, VMAs, SHMEM, pages; only how it differs from its parent's, if forked */
+		ret = checkpoint_mm(ctx, t, p >= 0 ? tree->tasks[p]->mm : NULL,
+				    p >= 0 ? tree->share[p][CKPT_SHARE_MM] : 0);
+	}
 	if (!ret)
 		ret = checkpoint_cpu(ctx, t);	/* CPU, FPU */
 	return ret;
@@ -127,8 +135,74 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 	return ret;
 }
 
-/* Point of no return: on failure the task is killed, never returned to */
-int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
+/*
+ * A task that was in vfork(2): its child (cloned by then, and rebuilt
+ * after it) will wake it when it execs or exits, as the kernel's own
+ * vfork does; vfork(2) returns the child's pid.
+ */
+static int restore_vfork(struct ckpt_ctx *ctx, struct ckpt_member *m, long *ax)
+{
+	struct task_struct *child;
+
+	child = get_pid_task(find_vpid(ctx->task->vfork_child), PIDTYPE_PID);
+	if (!child || !same_thread_group(rcu_access_pointer(child->real_parent), current)) {
+		if (child)
+			put_task_struct(child);
+		return ckpt_err(ctx, -EINVAL, "pid %d: vfork child %d is not its child",
+				ctx->task->pid, ctx->task->vfork_child);
+	}
+	m->vfork = kmalloc(sizeof(*m->vfork), GFP_KERNEL);
+	if (!m->vfork) {
+		put_task_struct(child);
+		return -ENOMEM;
+	}
+	init_completion(m->vfork);
+	task_lock(child);
+	child->vfork_done = m->vfork;
+	task_unlock(child);
+	m->vfork_task = child;
+	*ax = ctx->task->vfork_child;
+	return 0;
+}
+
+/* Undo restore_vfork(): the child must not complete what is freed */
+void restore_vfork_abort(struct completion **vfork, struct task_struct **child)
+{
+	if (!*vfork)
+		return;
+	task_lock(*child);
+	if ((*child)->vfork_done == *vfork)
+		(*child)->vfork_done = NULL;
+	task_unlock(*child);
+	put_task_struct(*child);
+	kfree(*vfork);
+	*vfork = NULL;
+	*child = NULL;
+}
+
+/* Once the tree runs: the vfork(2) wait, killable and freezable as the kernel's */
+int restore_vfork_wait(struct completion **vfork, struct task_struct **child)
+{
+	if (!*vfork)
+		return 0;
+	if (wait_for_completion_state(*vfork, TASK_KILLABLE | TASK_FREEZABLE)) {
+		restore_vfork_abort(vfork, child);
+		return -EINTR;
+	}
+	put_task_struct(*child);
+	kfree(*vfork);
+	*vfork = NULL;
+	*child = NULL;
+	return 0;
+}
+
+/*
+ * Point of no return (on failure the task is killed, never returned to),
+ * first half: what the tasks it clones next inherit from it, the fd table,
+ * cwd and address space (a fork(2) copy of @forked_mm's, if not 0), with
+ * the stub mapped.
+ */
+int restore_rebuild_task(struct ckpt_ctx *ctx, s32 forked_mm)
 {
 	int ret = 0;
 
@@ -137,19 +211,33 @@ int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FS)))
 		restore_fs(ctx);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_MM)))
-		ret = restore_mm(ctx);
-	/* after the address space: the limits bind the restarted task only */
-	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
+		ret = restore_mm(ctx, forked_mm);
+	if (!ret && !ckpt_stub_mapped(ctx))
+		ret = ckpt_stub_map(ctx);
+	return ret;
+}
+
+/*
+ * Second half, once the tasks it creates are cloned (they start with the
+ * restarter's credentials and limits): everything else, the credentials
+ * last, since they may take away what the steps before needed.  A task
+ * that waited in vfork(2) waits again (restore_vfork_wait()).
+ */
+int restore_finish_task(struct ckpt_ctx *ctx, struct ckpt_member *m, long *ax)
+{
+	int ret;
+
+	/* the limits bind the restarted task only */
+	if (ctx->defines & BIT(CKPT_SHARE_SIGNAL))
 		restore_rlimits(ctx);
-	if (!ret) {
-		restore_thread(ctx);
-		ret = restore_cpu(ctx, ax);
-	}
+	restore_thread(ctx);
+	ret = restore_cpu(ctx, ax);
+	if (!ret && (ctx->task->flags & CKPT_TASK_VFORK_WAIT))
+		ret = restore_vfork(ctx, m, ax);
 	if (!ret)
 		ret = restore_share_done(ctx);
 	if (ret)
 		return ret;
-	/* last: the credentials may take away what the steps above needed */
 	restore_cred(ctx);
 	/* the mask first, so that requeued signals stay pending if blocked */
 	restore_signal(ctx);

@@ -76,6 +76,24 @@ int restore_prepare_thread(struct ckpt_ctx *ctx)
 	return 0;
 }
 
+/*
+ * While the stub runs in a rebuilt task, it has no registration of the
+ * restarter's: the kernel would write rseq updates into what is now the
+ * program's memory, and the robust list and clear_child_tid point there.
+ */
+void restore_thread_clear(void)
+{
+	current->clear_child_tid = NULL;
+#ifdef CONFIG_FUTEX
+	current->robust_list = NULL;
+#endif
+#ifdef CONFIG_RSEQ
+	current->rseq = NULL;
+	current->rseq_len = 0;
+	current->rseq_sig = 0;
+#endif
+}
+
 /* What set_tid_address(2), set_robust_list(2) and rseq(2) would set */
 void restore_thread(struct ckpt_ctx *ctx)
 {

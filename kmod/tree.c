@@ -375,7 +375,6 @@ int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
 			if (obj->h->type == CKPT_HDR_ZOMBIE && !restore_zombie_ok(obj, tree, n))
 				return ckpt_err(ctx, -EINVAL,
 						"bad ZOMBIE object for pid %d", p[n].pid);
-			g->nr_live += obj->h->type == CKPT_HDR_TASK;
 			g->parts[n++] = obj;
 		}
 	}

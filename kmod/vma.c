@@ -15,10 +15,11 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/slab.h>
+#include <asm/vdso.h>
 
 #include "ckpt.h"
 
-static u32 ckpt_vma_prot(unsigned long flags)
+u32 ckpt_vma_prot(unsigned long flags)
 {
 	return (flags & VM_READ ? PROT_READ : 0) |
 	       (flags & VM_WRITE ? PROT_WRITE : 0) |
@@ -50,10 +51,41 @@ unsupported:
 }
 
 /*
- * Describe every VMA of @mm but [vvar] and [vdso] (@vvar to @vdso_end);
- * the caller holds the mmap lock.  *@descs is for ckpt_free_vmas().
+ * Whether @d is a mapping fork(2) copied from the parent's @parent (still
+ * the same range, protection, file and offset) and will copy again.
+ */
+static bool ckpt_vma_from_parent(struct ckpt_vma_desc *d, struct ckpt_vma_desc *parent,
+				 unsigned int nr_parent)
+{
+	const unsigned long same = VM_READ | VM_WRITE | VM_EXEC | VM_MAYSHARE | VM_GROWSDOWN;
+	unsigned int lo = 0, hi = nr_parent;
+
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+		struct ckpt_vma_desc *p = &parent[mid];
+
+		if (d->start < p->start) {
+			hi = mid;
+		} else if (d->start > p->start) {
+			lo = mid + 1;
+		} else {
+			return p->end == d->end && p->kind == d->kind && p->file == d->file &&
+			       (p->kind == CKPT_VMA_ANON || p->pgoff == d->pgoff) &&
+			       !((p->flags ^ d->flags) & same) &&
+			       !((p->flags | d->flags) & (VM_DONTCOPY | VM_WIPEONFORK));
+		}
+	}
+	return false;
+}
+
+/*
+ * Describe every VMA of @mm but [vvar] and [vdso] (@vvar to @vdso_end),
+ * marking those still the same as in @parent (the @nr_parent VMAs of the
+ * mm @mm was forked from, if any); the caller holds the mmap lock.
+ * *@descs is for ckpt_free_vmas().
  */
 int ckpt_collect_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, u64 vvar, u64 vdso_end,
+		      struct ckpt_vma_desc *parent, unsigned int nr_parent,
 		      struct ckpt_vma_desc **descs, unsigned int *nr)
 {
 	unsigned int max = mm->map_count;
@@ -85,6 +117,7 @@ int ckpt_collect_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, u64 vvar, u64 
 		d->anon = !!vma->anon_vma;
 		if (vma->vm_file)
 			d->file = get_file(vma->vm_file);
+		d->from_parent = ckpt_vma_from_parent(d, parent, nr_parent);
 	}
 	return 0;
 }
@@ -115,6 +148,7 @@ int checkpoint_vmas(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs, unsigned 
 		v.kind = d->kind;
 		v.prot = ckpt_vma_prot(d->flags);
 		v.growsdown = !!(d->flags & VM_GROWSDOWN);
+		v.from_parent = d->from_parent;
 		if (d->kind == CKPT_VMA_SHANON)
 			ret = checkpoint_shmem(ctx, d->file, &v.objref);
 		else if (d->file)
@@ -158,6 +192,7 @@ static int restore_prepare_vma(struct ckpt_ctx *ctx, u64 prev_end, u64 vdso_lo,
 	    v->end > TASK_SIZE_MAX || v->start < prev_end ||
 	    v->kind < CKPT_VMA_ANON || v->kind > CKPT_VMA_SHFILE ||
 	    (v->prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) || v->growsdown > 1 ||
+	    v->from_parent > !!ctx->mm->parent_mm || ckpt_stub_overlaps(ctx, v->start, v->end) ||
 	    (vdso_hi && v->start < vdso_hi && v->end > vdso_lo))
 		return ckpt_err(ctx, -EINVAL, "bad VMA object %llx-%llx", v->start, v->end);
 	npages = (v->end - v->start) >> PAGE_SHIFT;
@@ -244,17 +279,101 @@ static int restore_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r)
 	return 0;
 }
 
-/* Replace the whole address space of current with the saved VMAs */
+/* Replace the whole address space of current with the saved VMAs; the stub stays */
 int restore_vmas(struct ckpt_ctx *ctx)
 {
 	unsigned int i;
 	int ret;
 
-	ret = vm_munmap(0, TASK_SIZE);
+	if (ckpt_stub_mapped(ctx)) {
+		ret = vm_munmap(0, ctx->stub);
+		if (!ret)
+			ret = vm_munmap(ctx->stub + CKPT_STUB_SIZE,
+					TASK_SIZE - ctx->stub - CKPT_STUB_SIZE);
+	} else {
+		ret = vm_munmap(0, TASK_SIZE);
+	}
 	if (ret)
 		return ckpt_err(ctx, ret, "cannot empty the address space");
 	for (i = 0; i < ctx->nr_vmas; i++) {
 		ret = restore_vma(ctx, &ctx->vmas[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Whether @vma of the fork copy is the image's @r, to keep */
+static bool restore_vma_same(struct vm_area_struct *vma, struct ckpt_rvma *r)
+{
+	struct ckpt_hdr_vma *v = r->v;
+	bool shared = v->kind == CKPT_VMA_SHANON || v->kind == CKPT_VMA_SHFILE;
+
+	return v->from_parent && vma->vm_start == v->start && vma->vm_end == v->end &&
+	       vma->vm_file == r->file && (!r->file || vma->vm_pgoff == v->pgoff) &&
+	       (v->kind != CKPT_VMA_ANON || vma_is_anonymous(vma)) &&
+	       ckpt_vma_prot(vma->vm_flags) == v->prot &&
+	       !!(vma->vm_flags & VM_MAYSHARE) == shared &&
+	       !!(vma->vm_flags & VM_GROWSDOWN) == v->growsdown;
+}
+
+/*
+ * current is a fork(2) copy of its parent's rebuilt mm: keep the VMAs the
+ * image marks as the parent's (and the vDSO, if it is where the image has
+ * it: *@vdso_kept), unmap the rest but the stub, and map what is missing.
+ */
+int restore_vmas_forked(struct ckpt_ctx *ctx, bool *vdso_kept)
+{
+	const struct vdso_image *image = current->mm->context.vdso_image;
+	struct mm_struct *mm = current->mm;
+	unsigned long vdso = (unsigned long)mm->context.vdso;
+	u64 vdso_lo = 0, vdso_hi = 0;
+	struct ckpt_range *drop;
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+	unsigned int n = 0, i;
+	int ret = 0;
+
+	*vdso_kept = vdso && image && vdso == ctx->mm->vdso;
+	if (*vdso_kept) {
+		vdso_lo = vdso + image->sym_vvar_start;
+		vdso_hi = vdso + image->size;
+	}
+	drop = kvcalloc(max_t(int, mm->map_count, 1), sizeof(*drop), GFP_KERNEL);
+	if (!drop)
+		return -ENOMEM;
+	mmap_read_lock(mm);
+	vma_iter_init(&vmi, mm, 0);
+	for_each_vma(vmi, vma) {
+		struct ckpt_rvma *r = ckpt_find_vma(ctx, vma->vm_start);
+
+		if (ckpt_stub_overlaps(ctx, vma->vm_start, vma->vm_end) ||
+		    (vma->vm_start >= vdso_lo && vma->vm_end <= vdso_hi))
+			continue;
+		if (r && restore_vma_same(vma, r)) {
+			r->kept = true;
+			continue;
+		}
+		if (n < mm->map_count) {
+			drop[n].start = vma->vm_start;
+			drop[n++].end = vma->vm_end;
+		}
+	}
+	mmap_read_unlock(mm);
+	for (i = 0; !ret && i < n; i++)
+		ret = vm_munmap(drop[i].start, drop[i].end - drop[i].start);
+	kvfree(drop);
+	if (ret)
+		return ckpt_err(ctx, ret, "cannot unmap what the fork copy has more");
+	for (i = 0; i < ctx->nr_vmas; i++) {
+		struct ckpt_rvma *r = &ctx->vmas[i];
+
+		if (r->kept)
+			continue;
+		if (r->v->from_parent)
+			return ckpt_err(ctx, -EINVAL, "VMA %llx is not in the parent's copy",
+					r->v->start);
+		ret = restore_vma(ctx, r);
 		if (ret)
 			return ret;
 	}

@@ -19,11 +19,11 @@ export const IMAGE_VERSION = 1;
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
   9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE',
-  40: 'THREAD', 41: 'SIGHAND', 42: 'SHMEM', 126: 'ERROR', 127: 'TAIL',
+  40: 'THREAD', 41: 'SIGHAND', 42: 'SHMEM', 43: 'DROP', 126: 'ERROR', 127: 'TAIL',
 };
 const T = {
   HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGNAL: 12, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36,
-  THREAD: 40, SIGHAND: 41, SHMEM: 42, ERROR: 126, TAIL: 127,
+  THREAD: 40, SIGHAND: 41, SHMEM: 42, DROP: 43, ERROR: 126, TAIL: 127,
 };
 /** enum ckpt_share: what a TASK object names by id. */
 const SHARE_NAMES = ['mm', 'files', 'fs', 'sighand', 'signal'];
@@ -54,8 +54,6 @@ export interface TreeTask {
   sid: number;
   /** A zombie's wait status (from its ZOMBIE object; full decode only). */
   zombie?: number;
-  /** The CLONE_* flags userspace creates it with, from its creator (TASK or ZOMBIE; full decode only). */
-  cloneFlags?: bigint;
 }
 
 export interface DecodedImage {
@@ -75,12 +73,24 @@ const cstr = (buf: Buffer, start: number, end: number): string => {
   return buf.toString('utf8', start, nul >= 0 && nul < end ? nul : end);
 };
 
-/** The image's checksum, as kmod/image.c computes it (FNV-style over u64 words). */
+/**
+ * The image's checksum, as kmod/image.c computes it (FNV-style over u64
+ * words), in two 32-bit halves: BigInt arithmetic takes minutes on a large
+ * image. The prime is 2^40 + 435, so x * prime = (x << 40) + x * 435.
+ */
 function checksum(buf: Buffer, end: number): bigint {
-  let sum = 0xcbf29ce484222325n;
-  const mask = (1n << 64n) - 1n;
-  for (let off = 0; off + 8 <= end; off += 8) sum = ((sum ^ buf.readBigUInt64LE(off)) * 0x100000001b3n) & mask;
-  return sum;
+  const TWO32 = 0x100000000;
+  let hi = 0xcbf29ce4;
+  let lo = 0x84222325;
+  for (let off = 0; off + 8 <= end; off += 8) {
+    lo = (lo ^ buf.readUInt32LE(off)) >>> 0;
+    hi = (hi ^ buf.readUInt32LE(off + 4)) >>> 0;
+    const low = lo * 435;
+    const carry = Math.floor(low / TWO32);
+    hi = (hi * 435 + carry + (lo % 0x1000000) * 256) % TWO32;
+    lo = low % TWO32;
+  }
+  return (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 /** The most a header and a TREE object take: CKPT_TASKS_MAX (1024) tasks of 24 bytes. */
@@ -149,14 +159,12 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       break;
     } else if (type === T.ERROR && len >= 16) {
       error = { errno: o.readInt32LE(8), message: cstr(o, 16, len) };
-    } else if (type === T.TASK && len >= 80) {
+    } else if (type === T.TASK && len >= 72) {
       const pid = o.readInt32LE(8);
       const tgid = o.readInt32LE(12);
-      const task = tree?.find((t) => t.pid === pid);
-      if (task) task.cloneFlags = o.readBigUInt64LE(40);
-      const shares = SHARE_NAMES.map((n, i) => `${n} #${o.readInt32LE(48 + i * 4)}`).join(' ');
-      const vfork = o.readUInt32LE(20) & 1 ? `, in vfork for pid ${o.readInt32LE(68)}` : '';
-      details.push(`task pid ${pid}${tgid === pid ? '' : ` (thread of ${tgid})`} comm ${cstr(o, 24, 40)}, clone flags ${hex(o.readBigUInt64LE(40))}, uses ${shares}${vfork}`);
+      const shares = SHARE_NAMES.map((n, i) => `${n} #${o.readInt32LE(40 + i * 4)}`).join(' ');
+      const vfork = o.readUInt32LE(20) & 1 ? `, in vfork for pid ${o.readInt32LE(60)}` : '';
+      details.push(`task pid ${pid}${tgid === pid ? '' : ` (thread of ${tgid})`} comm ${cstr(o, 24, 40)}, uses ${shares}${vfork}`);
     } else if (type === T.THREAD && len >= 56) {
       details.push(`  thread: clear_child_tid ${hex(o.readBigUInt64LE(16))} robust_list ${hex(o.readBigUInt64LE(24))} rseq ${hex(o.readBigUInt64LE(40))}`);
     } else if (type === T.SIGHAND && len >= 8 + 64 * 32) {
@@ -174,27 +182,26 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       const kind = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo'][o.readUInt32LE(12)] ?? '?';
       const where = kind === 'pipe end' ? `of pipe #${o.readInt32LE(36)}` : kind === 'fifo' ? `${cstr(o, 40, len)} of pipe #${o.readInt32LE(36)}` : `${cstr(o, 40, len)} `;
       details.push(`file #${o.readInt32LE(8)} ${kind} ${where} flags 0${o.readUInt32LE(16).toString(8)}${kind === 'pipe end' ? '' : ` pos ${o.readBigInt64LE(24)}`}`);
-    } else if (type === T.ZOMBIE && len >= 24) {
+    } else if (type === T.ZOMBIE && len >= 32) {
       const task = tree?.find((t) => t.pid === o.readInt32LE(8));
-      if (task) {
-        task.zombie = o.readUInt32LE(12);
-        task.cloneFlags = o.readBigUInt64LE(16);
-      }
-      details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}`);
+      if (task) task.zombie = o.readUInt32LE(12);
+      details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)} (${cstr(o, 16, 32)})`);
     } else if (type === T.PIPE && len >= 16) {
       details.push(`pipe #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight`);
     } else if (type === T.FD && len >= 24) {
       const kind = o.readUInt32LE(16) === 2 ? 'inherited from the restarter' : `file #${o.readInt32LE(12)}`;
       details.push(`fd ${o.readInt32LE(8)}: ${kind}${o.readUInt32LE(20) ? ' (cloexec)' : ''}`);
-    } else if (type === T.MM && len >= 120) {
-      details.push(`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}`);
+    } else if (type === T.MM && len >= 128) {
+      const parent = o.readInt32LE(120) ? `, a fork copy of mm #${o.readInt32LE(120)}` : '';
+      details.push(`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}${parent}`);
     } else if (type === T.VMA && len >= 56) {
       const kinds = ['?', 'anon private', 'anon shared', 'file private', 'file shared'];
       const prot = o.readUInt32LE(44);
       const rwx = `${prot & 1 ? 'r' : '-'}${prot & 2 ? 'w' : '-'}${prot & 4 ? 'x' : '-'}`;
       const ref = o.readInt32LE(48);
       const what = o.readUInt32LE(40) === 2 ? 'shmem' : 'file';
-      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` ${what} #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}`);
+      const fromParent = len >= 64 && o.readUInt32LE(56) ? ' (the parent\'s, kept from the fork)' : '';
+      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` ${what} #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}${fromParent}`);
     } else if (type === T.CPU && len >= 8 + 27 * 8) {
       details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
     } else if (type === T.FPU && len >= 16) {
@@ -219,6 +226,10 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       details.push(`rlimits: ${set.join(', ')}`);
     } else if (type === T.PAGES && len >= 16) {
       pages += o.readUInt32LE(8);
+    } else if (type === T.DROP && len >= 16) {
+      let n = 0;
+      for (let i = 0, p = 16; i < o.readUInt32LE(8) && p + 16 <= len; i++, p += 16) n += Number((o.readBigUInt64LE(p + 8) - o.readBigUInt64LE(p)) / 4096n);
+      details.push(`  ${n} pages of the parent's copy dropped`);
     }
     off += len;
   }

@@ -21,12 +21,9 @@ import { decodeImage, imagePath, logPath, type TreeTask } from './image.js';
 /** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
 export const helperPath = (): string => nativeBin('cr-mktree');
 
-/** A task for cr-mktree: where it goes, what it shares with its creator (threads too), whether it is a zombie. */
+/** A task for cr-mktree -k: the root it creates, or one the engine clones (it waits for them all). */
 function mktreeArg(t: TreeTask): string {
-  const thread = t.tgid === t.pid ? '' : `:t${t.tgid}`;
-  const flags = t.cloneFlags ? `:c${t.cloneFlags.toString(16)}` : '';
-  const zombie = t.zombie === undefined ? '' : `:z${t.zombie}`;
-  return `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${thread}${flags}${zombie}`;
+  return `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`;
 }
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {

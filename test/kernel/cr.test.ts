@@ -263,6 +263,58 @@ t('a thread-group leader that exited while its threads run on comes back a zombi
   assert.equal(dmesgTrouble(), []);
 });
 
+/** kshare, undisturbed or through dump and restore; SIGUSR1 to its child a once it is ready. */
+async function kshareRun(roundTrip: boolean): Promise<{ out: string; status: unknown; show: string; imageBytes: number }> {
+  const dir = tempDir('ksh');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo(kprogram('kshare'), [], out);
+  await waitFor(out, 'ready');
+  const a = Number(/ready (\d+)/.exec(fs.readFileSync(out, 'utf8'))![1]);
+  if (!roundTrip) {
+    process.kill(a, 'SIGUSR1');
+    const status = await child.done;
+    return { out: fs.readFileSync(out, 'utf8'), status, show: '', imageBytes: 0 };
+  }
+  const images = tempDir('kshimg');
+  const d = await kernelBackend.dump({ pid: child.pid, dir: images }).catch((e: unknown) => {
+    process.kill(child.pid, 'SIGKILL');
+    throw e;
+  });
+  assert.is(d.pids.length, 7, 'the parent, a, four sharing clones and the vfork child');
+  assert.is(await child.done, 'SIGKILL');
+  const show = (await kernelBackend.describe(images)).lines.join('\n');
+  const r = await kernelBackend.restore({ dir: images });
+  assert.equal(r.pids, d.pids);
+  process.kill(a, 'SIGUSR1');
+  const st = await r.wait();
+  return { out: fs.readFileSync(out, 'utf8'), status: st.signal ?? st.code, show, imageBytes: d.stats.imageBytes };
+}
+
+t('what processes share (mm, vfork, fd table, fs, handlers, shared memory) is shared again; a fork\'s pages stay shared', async () => {
+  const ref = await kshareRun(false);
+  assert.is(ref.status, 0, ref.out);
+  const run = await kshareRun(true);
+  assert.match(run.show, /in vfork for pid \d+/);
+  assert.match(run.show, /a fork copy of mm #\d+/);
+  assert.match(run.show, /pages of the parent's copy dropped/);
+  assert.match(run.show, /shmem #\d+: 4096 bytes of shared anonymous memory/);
+  assert.match(run.show, /1 SHMEM /, 'the shared page is saved once');
+  // the parent's 64 MiB are in the image once, not once more for the child that shares them
+  assert.ok(run.imageBytes < 80 << 20, `image of ${run.imageBytes} bytes`);
+  assert.not.match(run.out, /FAIL/, run.out);
+  assert.equal(verdicts(run.out), verdicts(ref.out));
+  assert.is(run.status, 0, run.out);
+  assert.equal(dmesgTrouble(), []);
+});
+
+t('10,000 checkpoints of a task busy changing its registers, FS base and memory each see one moment, and leave it as it was', async () => {
+  const r = await execa(kprogram('kfreeze'), ['10000'], { reject: false });
+  console.log(`  ${r.stdout.split('\n').filter((l) => l.startsWith('kfreeze:')).join('; ')}`);
+  assert.not.match(r.stdout, /FAIL/, `${r.stdout}\n${r.stderr}`);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.equal(dmesgTrouble(), []);
+});
+
 t('clone_with_pids: chosen pid, EBUSY when taken, EINVAL for too many levels, EPERM unprivileged', async () => {
   const r = await execa(kprogram('clonepids'), { reject: false });
   assert.is(r.exitCode, 0, r.stdout);

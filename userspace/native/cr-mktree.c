@@ -5,16 +5,17 @@
  * This is the only part of cr-lab's restore path that forks: Node cannot
  * fork itself safely, and a task's pid can only be chosen at clone time.
  *
- *   cr-mktree [-p] [-n CLONE_FLAGS] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:tTGID][:cFLAGS][:zSTATUS|:f] ...
+ *   cr-mktree [-p] [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS|:f] ...
  *
  * -n gives CLONE_NEW* flags (hex) the root is created with: the restored
  * tree then lives in fresh namespaces of those kinds (UTS, IPC, ...).
  * -k IMAGE LOGFILE restarts from an in-kernel checkpoint image instead (the
- * kernel backend): the tasks are created the same way but with
- * clone_with_pids(2), and each, once its children exist, calls
- * restart(ROOT, fd, RESTART_TASKSELF, logfd), which returns into the
- * checkpointed program when the whole tree is rebuilt; the engine's log is
- * appended to LOGFILE and tells whether it worked.
+ * kernel backend): the root is created with clone_with_pids(2), takes its
+ * session and group, and calls restart(ROOT, fd, RESTART_TASKSELF, logfd);
+ * the engine clones every other task of the tree (threads too) from its
+ * rebuilt creator, and restart returns into the checkpointed programs when
+ * the whole tree is rebuilt. The other tasks listed only say what to wait
+ * for. The engine's log is appended to LOGFILE and tells whether it worked.
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
  * their original pids inside it.
@@ -43,7 +44,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -64,15 +64,10 @@ struct clone_pid_set {
 };
 
 struct task {
-	pid_t pid, ppid, pgid, sid, tgid;
+	pid_t pid, ppid, pgid, sid;
 	int zombie, status;
-	uint64_t clone_flags;
+	int clone_files;
 };
-
-/* What a process may share with its creator, and what a thread must */
-#define SHARE_FLAGS (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_SYSVSEM)
-#define THREAD_FLAGS (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM)
-#define STACK_SIZE (256 << 10)
 
 static struct task tasks[MAX_TASKS];
 static int nr_tasks;
@@ -117,70 +112,9 @@ static pid_t clone_with_pids(pid_t pid, uint64_t flags)
 	return syscall(NR_clone_with_pids, SIGCHLD | flags, 0, NULL, NULL, &set);
 }
 
-/*
- * -k: clone_with_pids(2) onto a stack of its own, for a task that shares
- * our memory (CLONE_VM): the child runs @fn(@arg), which never returns.
- * A thread gets no exit signal; a process sharing our memory, SIGCHLD.
- */
-static pid_t clone_on_stack(pid_t pid, uint64_t flags, void (*fn)(int), int arg)
-{
-	struct clone_pid_set set = { 1, 0, (uintptr_t)&pid };
-	uintptr_t *sp;
-	char *stack;
-	long ret;
-
-	stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
-		     -1, 0);
-	if (stack == MAP_FAILED)
-		return -1;
-	if (!(flags & CLONE_THREAD))
-		flags |= SIGCHLD;
-	sp = (uintptr_t *)(stack + STACK_SIZE);
-	*--sp = (uintptr_t)arg;
-	*--sp = (uintptr_t)fn;
-	{
-		register long r10 __asm__("r10") = 0;
-		register long r8 __asm__("r8") = (long)&set;
-
-		/* the child returns from the syscall on the new stack: pop fn and arg, call it */
-		__asm__ volatile("syscall\n\t"
-				 "test %%rax, %%rax\n\t"
-				 "jnz 1f\n\t"
-				 "pop %%rax\n\t"
-				 "pop %%rdi\n\t"
-				 "xor %%ebp, %%ebp\n\t"
-				 "and $-16, %%rsp\n\t"
-				 "call *%%rax\n\t"
-				 "ud2\n"
-				 "1:"
-				 : "=a"(ret)
-				 : "0"((long)NR_clone_with_pids), "D"(flags), "S"(sp), "d"(0L),
-				   "r"(r10), "r"(r8)
-				 : "rcx", "r11", "memory");
-	}
-	if (ret < 0) {
-		munmap(stack, STACK_SIZE);
-		errno = -ret;
-		return -1;
-	}
-	return ret;
-}
-
 static pid_t create_task(pid_t pid, uint64_t flags)
 {
 	return kimage ? clone_with_pids(pid, flags) : clone_with_pid(pid, flags);
-}
-
-/* A task of the tree could not be made: none of the others may wait for it */
-static void __attribute__((noreturn)) abort_tree(void)
-{
-	pid_t self = getpid();
-	int i;
-
-	for (i = 0; i < nr_tasks; i++)
-		if (tasks[i].pid != self && tasks[i].tgid != self)
-			kill(tasks[i].pid, SIGKILL);
-	_exit(125);
 }
 
 /* Our pid in the pid namespace of the /proc we see: the restorer's. */
@@ -233,37 +167,11 @@ static void __attribute__((noreturn)) become_zombie(int status)
 	_exit(WEXITSTATUS(status));
 }
 
-static void __attribute__((noreturn)) become_task(int idx);
-
-/* -k: call restart(2) as task @idx; returns only if it failed before changing the task */
-static void restart_self(int idx)
-{
-	int fd = open(kimage, O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0)
-		syscall(NR_restart, tasks[0].pid, fd, RESTART_TASKSELF, klog_pipe[1]);
-	dprintf(klog_pipe[1], "cr-mktree: pid %d: restart: %s\n", tasks[idx].pid, strerror(errno));
-}
-
-/* -k: a thread: it restarts (its leader made it), or ends alone */
-static void __attribute__((noreturn)) become_thread(int idx)
-{
-	restart_self(idx);
-	syscall(SYS_exit, 125);
-	__builtin_unreachable();
-}
-
-static void create_failed(pid_t pid)
-{
-	report("error %d: %s\n", pid, errno == EEXIST || errno == EBUSY ? "pid is taken" : strerror(errno));
-	abort_tree();
-}
-
-/* Runs in task @idx: take its session and group, create its children and threads, wait. */
+/* Runs in task @idx: take its session and group, create its children, wait. */
 static void __attribute__((noreturn)) become_task(int idx)
 {
 	struct task *t = &tasks[idx];
-	int i, threads = 0;
+	int i;
 
 	if (t->sid == t->pid)
 		setsid();
@@ -271,41 +179,36 @@ static void __attribute__((noreturn)) become_task(int idx)
 		setpgid(0, 0);
 	else if (in_tree_before(t->pgid, idx) && getpgid(0) != t->pgid && setpgid(0, t->pgid) < 0) {
 		report("error %d: cannot join process group %d: %s\n", t->pid, t->pgid, strerror(errno));
-		abort_tree();
+		_exit(125);
 	}
 
-	for (i = idx + 1; i < nr_tasks; i++) {
-		uint64_t flags = tasks[i].clone_flags & SHARE_FLAGS;
+	/* -k: the engine clones them from the rebuilt task */
+	for (i = idx + 1; i < nr_tasks && !kimage; i++) {
 		pid_t child;
 
-		if (tasks[i].ppid != t->pid || tasks[i].tgid != tasks[i].pid)
+		if (tasks[i].ppid != t->pid)
 			continue;
-		child = flags & CLONE_VM ? clone_on_stack(tasks[i].pid, flags, become_task, i) :
-					   create_task(tasks[i].pid, flags);
-		if (child < 0)
-			create_failed(tasks[i].pid);
+		child = create_task(tasks[i].pid, tasks[i].clone_files ? CLONE_FILES : 0);
+		if (child < 0) {
+			report("error %d: %s\n", tasks[i].pid,
+			       errno == EEXIST || errno == EBUSY ? "pid is taken" : strerror(errno));
+			_exit(125);
+		}
 		if (child == 0)
 			become_task(i);
-	}
-	for (i = idx + 1; i < nr_tasks; i++) {
-		uint64_t flags = (tasks[i].clone_flags & SHARE_FLAGS) | THREAD_FLAGS;
-
-		if (tasks[i].tgid != t->pid || tasks[i].pid == t->pid)
-			continue;
-		if (clone_on_stack(tasks[i].pid, flags, become_thread, i) < 0)
-			create_failed(tasks[i].pid);
-		threads++;
 	}
 	/* -k: the parent reports every task once the engine has restarted them all */
 	if (!kimage)
 		report("ready %d %d\n", t->pid, host_pid());
-	/* a leader that exited before its threads: it ends alone, they run on */
-	if (t->zombie && threads)
-		syscall(SYS_exit, WEXITSTATUS(t->status));
-	if (t->zombie)
+	if (t->zombie && !kimage)
 		become_zombie(t->status);	/* nothing to restore: it only ends again */
 	if (kimage) {
-		restart_self(idx);
+		int fd = open(kimage, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0)
+			syscall(NR_restart, tasks[0].pid, fd, RESTART_TASKSELF, klog_pipe[1]);
+		/* only reached if restart failed before changing this task */
+		dprintf(klog_pipe[1], "cr-mktree: pid %d: restart: %s\n", t->pid, strerror(errno));
 		_exit(125);
 	}
 	for (;;)
@@ -396,7 +299,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:tTGID][:cFLAGS][:zSTATUS|:f] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:zSTATUS] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {
@@ -408,29 +311,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cr-mktree: bad task '%s'\n", argv[i]);
 			return 2;
 		}
-		t->tgid = t->pid;
-		while (*rest) {
-			unsigned long long flags;
-
-			len = 0;
-			if (sscanf(rest, ":z%d%n", &t->status, &len) == 1 && len)
-				t->zombie = 1;
-			else if (sscanf(rest, ":t%d%n", &t->tgid, &len) == 1 && len && kimage)
-				;
-			else if (sscanf(rest, ":c%llx%n", &flags, &len) == 1 && len)
-				t->clone_flags = flags;
-			else if (!strncmp(rest, ":f", 2) && (rest[2] == ':' || !rest[2]))
-				t->clone_flags |= CLONE_FILES, len = 2;
-			else
-				len = 0;
-			if (!len) {
-				fprintf(stderr, "cr-mktree: bad task '%s'\n", argv[i]);
-				return 2;
-			}
-			rest += len;
-		}
-		if (t->tgid != t->pid && (i == first || !in_tree_before(t->tgid, nr_tasks - 1))) {
-			fprintf(stderr, "cr-mktree: thread %d before its process %d\n", t->pid, t->tgid);
+		if (sscanf(rest, ":z%d", &t->status) == 1)
+			t->zombie = 1;
+		else if (!strcmp(rest, ":f"))
+			t->clone_files = 1;
+		else if (*rest) {
+			fprintf(stderr, "cr-mktree: bad task '%s'\n", argv[i]);
 			return 2;
 		}
 	}
