@@ -2,19 +2,45 @@
  * cr-lab as a library: `import { backends } from 'cr-lab'` gives every
  * backend behind the same interface, so a harness can call dump/restore
  * in-process without paying Node's start-up for each operation.
+ *
+ * A backend's code is imported when one of its operations is first
+ * called: `cr dump --backend=kernel` never loads the protobuf schemas of
+ * the user backend nor the CRIU driver. Recognizing an image directory
+ * needs only each backend's small identity module.
  */
 import type { Backend, BackendName } from './types.js';
-import { userBackend } from './user/index.js';
-import { criuBackend } from './criu/index.js';
-import { kernelBackend } from './kernel/index.js';
+import * as criu from './criu/identity.js';
+import * as kernel from './kernel/identity.js';
+import * as user from './user/identity.js';
 
 export type * from './types.js';
 export { CrError } from '../userspace/errors.js';
 
+interface Identity {
+  summary: string;
+  recognizes(dir: string): boolean;
+}
+
+/** A backend whose code loads on first use; `optional` names the optional operations it has (the driver tests for them). */
+function lazy(name: BackendName, id: Identity, load: () => Promise<Backend>, optional: { thaw?: boolean } = {}): Backend {
+  let loaded: Promise<Backend> | undefined;
+  const get = () => (loaded ??= load());
+  return {
+    name,
+    summary: id.summary,
+    check: async () => (await get()).check(),
+    dump: async (opts) => (await get()).dump(opts),
+    restore: async (opts) => (await get()).restore(opts),
+    recognizes: async (dir) => id.recognizes(dir),
+    describe: async (dir) => (await get()).describe(dir),
+    ...(optional.thaw && { thaw: async (pid: number) => (await get()).thaw!(pid) }),
+  };
+}
+
 export const backends: Record<string, Backend> = {
-  user: userBackend,
-  criu: criuBackend,
-  kernel: kernelBackend,
+  user: lazy('user', user, async () => (await import('./user/index.js')).userBackend),
+  criu: lazy('criu', criu, async () => (await import('./criu/index.js')).criuBackend),
+  kernel: lazy('kernel', kernel, async () => (await import('./kernel/index.js')).kernelBackend, { thaw: true }),
 };
 
 export function backendNames(): BackendName[] {

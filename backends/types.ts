@@ -29,6 +29,18 @@ export interface DumpOptions {
    * are collected, so none can fork or exit meanwhile (CRIU's --freeze-cgroup).
    */
   freezeCgroup?: string;
+  /**
+   * The tree is a job of an interactive shell (CRIU's --shell-job): the
+   * terminal it runs on and its session leader are outside the tree.
+   */
+  shellJob?: boolean;
+  /**
+   * Save TCP connections to peers outside the tree too (CRIU's
+   * --tcp-established): their packets are held back by a network lock from
+   * the dump until the restore, and the restored tree goes on with them.
+   * Without it such a connection is refused.
+   */
+  tcpEstablished?: boolean;
   /** Progress and diagnostics, one line per call. */
   log?: (line: string) => void;
 }
@@ -59,6 +71,17 @@ export interface RestoreOptions {
   detach?: boolean;
   /** Restore into a fresh pid namespace (where the backend supports it). */
   pidns?: boolean;
+  /**
+   * Restore a shell job: the tree joins the session of the caller, its
+   * terminal descriptors are the caller's terminal, and it becomes the
+   * foreground job if it was one (required for images dumped so).
+   */
+  shellJob?: boolean;
+  /**
+   * Leave the restored tasks frozen (where the backend supports it): nothing
+   * of the tree runs until `thaw()`, so a harness can attach first.
+   */
+  frozen?: boolean;
   log?: (line: string) => void;
 }
 
@@ -79,6 +102,8 @@ export interface RestoreResult {
   stats: RestoreStats;
   /** Resolves when the restored root task ends; rejects if restored with `detach`. */
   wait(): Promise<ExitStatus>;
+  /** Restored with `frozen`: let the tree run. */
+  thaw?(): Promise<void>;
 }
 
 /** A readable description of an image, for `cr show`. */
@@ -104,4 +129,6 @@ export interface Backend {
   recognizes(dir: string): Promise<boolean>;
   /** Decode an image for display; rejects with a CrError on a bad image. */
   describe(dir: string): Promise<ImageDescription>;
+  /** Let a tree that `restore({ frozen })` left frozen at root `pid` run (where supported). */
+  thaw?(pid: number): Promise<void>;
 }

@@ -14,8 +14,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
+import { CRIU_TCP_ESTABLISHED } from '../backends/criu/index.js';
 import type { Backend, CheckItem, ExitStatus, RestoreResult } from '../backends/types.js';
 import { descendants, hwmWindow, procState, tryReap } from './sys.js';
+import type { RawResults } from './report.js';
+import { stepLimitSec } from './workloads.js';
 
 export type Mode = 'lib' | 'cli' | 'native';
 export type Stage = 'available' | 'start' | 'dump' | 'gone' | 'restore' | 'finish' | 'check';
@@ -27,6 +30,8 @@ export interface CaseSpec {
   group?: string;
   size: number | null;
   args: string[];
+  /** Dump with tcpEstablished (--tcp-established). */
+  tcpEstablished?: boolean;
 }
 
 export interface MemoryUse {
@@ -66,7 +71,9 @@ export type HarnessEvent =
   | { t: 'check'; backend: string; ok: boolean; reason?: string; items?: CheckItem[] }
   | { t: 'start'; label: string }
   | { t: 'record'; record: RunRecord }
-  | { t: 'info'; msg: string };
+  | { t: 'info'; msg: string }
+  /** The run's header (machine, bandwidth, start-up times), sent before the first case. */
+  | { t: 'meta'; meta: RawResults['meta'] };
 
 export interface HarnessConfig {
   registry: Record<string, Backend>;
@@ -81,7 +88,7 @@ export interface HarnessConfig {
   scratch: string;
   wlBin: string;
   rusageBin: string;
-  /** argv prefix of the `cr` driver, e.g. ['node', '/…/dist/userspace/cli/cr.js']. */
+  /** argv prefix of the `cr` driver, e.g. ['node', '/…/dist/cr/cr.js']. */
   crCli: string[];
   criuBin: string;
   /** Multiplies every timeout (TCG is slow). */
@@ -191,6 +198,13 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
   fs.mkdirSync(work, { recursive: true });
   fs.mkdirSync(img, { recursive: true });
   const T = (ms: number) => ms * cfg.timeoutScale;
+  const stepMs = T(stepLimitSec(spec) * 1000);
+  /** A library call that does not end within the step's limit fails the run instead of hanging the comparison. */
+  const bounded = async <R>(stage: Stage, p: Promise<R>): Promise<R> => {
+    const r = await withTimeout(p, stepMs);
+    if (r === 'timeout') throw new CaseFailure(stage, `no result within ${Math.round(stepMs / 1000)} s`);
+    return r;
+  };
   const readLog = () => parseWlOutput(fs.readFileSync(log, 'utf8'));
   let pids: number[] = [];
   const reap = (p: number) => void tryReap(p);
@@ -211,7 +225,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       if (o.ready) return o.ready;
       if (o.bad.length) return false;
       return undefined;
-    }, T(30_000 + (spec.size ?? 0) * 200));
+    }, stepMs);
     if (!ready) {
       const o = readLog();
       throw new CaseFailure('start', o.bad.length ? `workload failed before READY (${o.bad[0]})` : 'workload not READY in time');
@@ -227,7 +241,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const hwm = hwmWindow();
       const t0 = performance.now();
       try {
-        const r = await backend.dump({ pid: wlPid, dir: img, leaveRunning: false });
+        const r = await bounded('dump', backend.dump({ pid: wlPid, dir: img, leaveRunning: false, tcpEstablished: spec.tcpEstablished }));
         const wallMs = performance.now() - t0;
         const m = hwm();
         rec.dump = { wallMs, totalMs: r.stats.totalMs, freezeMs: r.stats.freezeMs, frozenMs: r.stats.frozenMs, imageBytes: r.stats.imageBytes,
@@ -239,9 +253,9 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     } else {
       const ru = path.join(root, 'dump.rusage');
       const argv = mode === 'cli'
-        ? [...cfg.crCli, 'dump', `--backend=${backendName}`, '-t', String(wlPid), '-D', img]
-        : [cfg.criuBin, 'dump', '-t', String(wlPid), '-D', img, '-o', 'dump.log', '-v2'];
-      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: T(600_000) });
+        ? [...cfg.crCli, 'dump', `--backend=${backendName}`, '-t', String(wlPid), '-D', img, ...(spec.tcpEstablished ? ['--tcp-established'] : [])]
+        : [cfg.criuBin, 'dump', '-t', String(wlPid), '-D', img, '-o', 'dump.log', '-v2', ...(spec.tcpEstablished ? CRIU_TCP_ESTABLISHED : [])];
+      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
       const u = parseRusage(ru);
       if (r.exitCode !== 0) {
         const why = mode === 'native' ? criuLogError(path.join(img, 'dump.log')) ?? telling(r.all ?? '') : telling(r.all ?? '');
@@ -279,7 +293,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const hwm = hwmWindow();
       const t0 = performance.now();
       try {
-        result = await backend!.restore({ dir: img, detach: false });
+        result = await bounded('restore', backend!.restore({ dir: img, detach: false }));
       } catch (err) {
         throw new CaseFailure('restore', oneLine(err));
       }
@@ -290,8 +304,8 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const ru = path.join(root, 'restore.rusage');
       const argv = mode === 'cli'
         ? [...cfg.crCli, 'restore', `--backend=${backendName}`, '-D', img, '--detach']
-        : [cfg.criuBin, 'restore', '-D', img, '-d', '-o', 'restore.log', '-v2'];
-      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: T(600_000) });
+        : [cfg.criuBin, 'restore', '-D', img, '-d', '-o', 'restore.log', '-v2', ...(spec.tcpEstablished ? CRIU_TCP_ESTABLISHED : [])];
+      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
       const u = parseRusage(ru);
       if (r.exitCode !== 0) {
         const why = mode === 'native' ? criuLogError(path.join(img, 'restore.log')) ?? telling(r.all ?? '') : telling(r.all ?? '');
@@ -317,7 +331,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     } catch (err) {
       throw new CaseFailure('finish', `cannot signal restored root ${rootPid}: ${oneLine(err)}`);
     }
-    const finishMs = T(30_000 + (spec.size ?? 0) * 200);
+    const finishMs = stepMs;
     let status: ExitStatus | undefined;
     if (result) {
       const st = await withTimeout(result.wait().catch(() => undefined), finishMs);

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { ensureEngine } from '../backends/kernel/sys.js';
 import type { Backend } from '../backends/types.js';
-import { packageRoot } from '../userspace/paths.js';
+import { crCommand, packageRoot } from '../userspace/paths.js';
 import { runAll, type HarnessConfig, type HarnessEvent } from './harness.js';
 import type { Plan } from './plan.js';
 import type { Bandwidth, RawResults } from './report.js';
@@ -45,13 +45,14 @@ async function measureBandwidth(dir: string, mib: number): Promise<Bandwidth | u
   }
 }
 
-async function nodeStartMs(): Promise<number | undefined> {
-  const f = path.join(os.tmpdir(), `cr-compare-node.${process.pid}`);
+/** Best wall time of a command that does next to nothing (its start-up), over three runs; undefined if it fails. */
+async function startupMs(argv: string[]): Promise<number | undefined> {
+  const f = path.join(os.tmpdir(), `cr-compare-start.${process.pid}`);
   const times: number[] = [];
-  for (let i = 0; i < 2; i++) {
-    await execa(bin('rusage'), [f, process.execPath, '-e', '0'], { reject: false });
-    const m = fs.readFileSync(f, 'utf8').match(/wall_us=(\d+)/);
-    if (m) times.push(Number(m[1]) / 1000);
+  for (let i = 0; i < 3; i++) {
+    const r = await execa(bin('rusage'), [f, ...argv], { reject: false });
+    const m = fs.existsSync(f) ? fs.readFileSync(f, 'utf8').match(/wall_us=(\d+)/) : null;
+    if (m && r.exitCode === 0) times.push(Number(m[1]) / 1000);
   }
   fs.rmSync(f, { force: true });
   return times.length ? Math.min(...times) : undefined;
@@ -70,8 +71,12 @@ export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEven
   }
   emit({ t: 'info', msg: 'measuring memory and tmpfs bandwidth' });
   const bandwidth = await measureBandwidth(scratch, plan.quick ? 64 : 256);
-  emit({ t: 'info', msg: 'timing node start-up' });
-  const nodeStart = await nodeStartMs();
+  emit({ t: 'info', msg: 'timing node, cr and criu start-up' });
+  const startup = {
+    nodeStartMs: await startupMs([process.execPath, '-e', '0']),
+    crVersionMs: await startupMs([process.execPath, crCommand, '--version']),
+    criuVersionMs: await startupMs([process.env.CR_CRIU ?? 'criu', '--version']),
+  };
   const cfg: HarnessConfig = {
     registry: reg,
     backends: plan.backends,
@@ -82,26 +87,24 @@ export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEven
     scratch,
     wlBin: bin('wl'),
     rusageBin: bin('rusage'),
-    crCli: [process.execPath, path.join(packageRoot, 'dist', 'userspace', 'cli', 'cr.js')],
+    crCli: [process.execPath, crCommand],
     criuBin: process.env.CR_CRIU ?? 'criu',
     timeoutScale: Number(process.env.CR_COMPARE_TIMEOUT_SCALE ?? 1),
     emit,
   };
-  const { records, checks } = await runAll(cfg, plan.cases);
-  return {
-    meta: {
-      startedAt,
-      finishedAt: new Date().toISOString(),
-      kernel: os.release(),
-      where: process.env.CR_COMPARE_WHERE ?? `${os.hostname()} (${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 1048576)} MiB)`,
-      options: { ...plan, cases: undefined, workloads: [...new Set(plan.cases.map((c) => (c.kind === 'feature' ? 'features' : c.workload)))] },
-      bandwidth,
-      nodeStartMs: nodeStart,
-      notes,
-    },
-    checks,
-    records,
+  const meta: RawResults['meta'] = {
+    startedAt,
+    kernel: os.release(),
+    where: process.env.CR_COMPARE_WHERE ?? `${os.hostname()} (${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 1048576)} MiB)`,
+    options: { ...plan, cases: undefined, workloads: [...new Set(plan.cases.map((c) => (c.kind === 'feature' ? 'features' : c.workload)))] },
+    bandwidth,
+    ...startup,
+    notes,
   };
+  // Sent before the runs: a run cut short still has what it needs for a report.
+  emit({ t: 'meta', meta });
+  const { records, checks } = await runAll(cfg, plan.cases);
+  return { meta: { ...meta, finishedAt: new Date().toISOString() }, checks, records };
 }
 
 // entry point

@@ -56,7 +56,9 @@ export function makePlan(o: CompareOptions): Plan {
       cases.push({ kind: 'bench', workload: w.name, size, args: w.args(size) });
     }
   }
-  if (names.includes('features')) for (const f of features) cases.push({ kind: 'feature', workload: f.name, group: f.group, size: null, args: f.args });
+  if (names.includes('features')) {
+    for (const f of features) cases.push({ kind: 'feature', workload: f.name, group: f.group, size: null, args: f.args, ...(f.tcpEstablished ? { tcpEstablished: true } : {}) });
+  }
   const modes = (list(o.modes) ?? ALL_MODES) as Mode[];
   for (const m of modes) if (!ALL_MODES.includes(m)) throw new Error(`unknown mode '${m}' (have: ${ALL_MODES.join(', ')})`);
   return {

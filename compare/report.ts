@@ -6,7 +6,7 @@
  */
 import type { CheckItem } from '../backends/types.js';
 import type { Mode, RunRecord } from './harness.js';
-import { fmt, fmtSummary, ratio, summarize, type Summary } from './stats.js';
+import { fmt, fmtSummary, leastSquares, ratio, summarize, type Summary } from './stats.js';
 import { features, workloads } from './workloads.js';
 
 export interface Bandwidth {
@@ -26,6 +26,11 @@ export interface RawResults {
     bandwidth?: Bandwidth;
     /** Wall time of `node -e 0`, the floor under every `cr` command. */
     nodeStartMs?: number;
+    /** Wall time of `cr --version` and `criu --version`: each command's start-up. */
+    crVersionMs?: number;
+    criuVersionMs?: number;
+    /** Why the run ended before every case was run (time limit, a crash), if it did. */
+    cutShort?: string;
     /** The VM's accelerator ('kvm', 'tcg'), and why TCG when it was; absent on the host. */
     accel?: string;
     accelReason?: string;
@@ -157,19 +162,46 @@ export function ratioTable(rows: Row[]): string[] {
   return out;
 }
 
+/**
+ * How each time grows with the size of a workload: the least-squares slope
+ * of the median over the sizes (ms per MiB, per process, per thread…),
+ * where a backend passed at two sizes or more.
+ */
+export function slopeTable(rows: Row[]): string[] {
+  const out: string[] = [];
+  const keys = [...new Set(rows.filter((r) => r.size !== null).map((r) => JSON.stringify([r.workload, r.backend, r.mode])))];
+  const lines: string[] = [];
+  for (const k of keys) {
+    const [w, b, mode] = JSON.parse(k) as [string, string, Mode];
+    const rs = rows.filter((r) => r.workload === w && r.backend === b && r.mode === mode && r.size !== null);
+    const fit = (pick: (r: Row) => Summary | undefined) =>
+      leastSquares(rs.filter((r) => pick(r)).map((r): [number, number] => [r.size!, pick(r)!.median]));
+    const fits = [fit((r) => r.dumpMs), fit((r) => r.frozenMs), fit((r) => r.restoreMs)];
+    if (fits.every((f) => !f)) continue;
+    const unit = workloads.find((x) => x.name === w)?.unit ?? 'unit';
+    const cellOf = (f?: { slope: number; intercept: number }) => (f ? `${fmt(f.slope)} (+${fmt(Math.max(0, f.intercept))})` : '–');
+    lines.push(`| ${w} | ms per ${unit.replace(/s$/, '')} | ${b} | ${MODE_TEXT[mode]} | ${fits.map(cellOf).join(' | ')} | ${rs.map((r) => r.size).join(', ')} |`);
+  }
+  if (!lines.length) return out;
+  out.push('| workload | slope | backend | invoked as | dump | frozen (downtime) | restore | sizes |', '|---|---|---|---|---:|---:|---:|---|', ...lines);
+  return out;
+}
+
 /** Image bytes per second of dump (and restore) time, against tmpfs write (read) bandwidth. */
 export function throughputTable(rows: Row[], bw?: Bandwidth): string[] {
   const out: string[] = [];
   const mem = rows.filter((r) => r.workload === 'mem' && r.imageMiB && (r.dumpMs || r.restoreMs));
   if (!mem.length) return out;
-  out.push('| MiB | backend | invoked as | dump MB/s | of tmpfs write | frozen-time MB/s | of tmpfs write | restore MB/s | of tmpfs read |');
-  out.push('|---:|---|---|---:|---:|---:|---:|---:|---:|');
+  out.push('| MiB | backend | invoked as | dump MB/s | of tmpfs write | of memcpy | frozen-time MB/s | of tmpfs write | of memcpy | restore MB/s | of tmpfs read | of memcpy |');
+  out.push('|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of mem) {
     const bytes = r.imageMiB!.median * MiB;
     const rate = (ms?: Summary) => (ms ? bytes / 1e6 / (ms.median / 1000) : undefined);
     const pct = (x?: number, limit?: number) => (x === undefined || !limit ? '–' : `${fmt((100 * x) / limit)} %`);
     const d = rate(r.dumpMs), f = rate(r.frozenMs), s = rate(r.restoreMs);
-    out.push(`| ${r.size} | ${r.backend} | ${MODE_TEXT[r.mode]} | ${fmt(d)} | ${pct(d, bw?.tmpfsWriteMBps)} | ${fmt(f)} | ${pct(f, bw?.tmpfsWriteMBps)} | ${fmt(s)} | ${pct(s, bw?.tmpfsReadMBps)} |`);
+    const mc = bw?.memcpyMBps;
+    out.push(`| ${r.size} | ${r.backend} | ${MODE_TEXT[r.mode]} | ${fmt(d)} | ${pct(d, bw?.tmpfsWriteMBps)} | ${pct(d, mc)} | ${fmt(f)} | ${pct(f, bw?.tmpfsWriteMBps)} | ${pct(f, mc)} | ` +
+      `${fmt(s)} | ${pct(s, bw?.tmpfsReadMBps)} | ${pct(s, mc)} |`);
   }
   return out;
 }
@@ -184,6 +216,32 @@ export function failureList(records: RunRecord[]): string[] {
   return [...counts].map(([k, n]) => `- ${k}${n > 1 ? ` (×${n})` : ''}`);
 }
 
+/**
+ * A command's own cost: `cr --version` and `criu --version` against
+ * `node -e 0`, and what the `cr` command adds to a dump and a restore over
+ * the same library call (the smallest mem case, medians).
+ */
+export function startupLines(m: RawResults['meta'], rows: Row[]): string[] {
+  const out: string[] = [];
+  const node = m.nodeStartMs;
+  const times = (x?: number) => (x !== undefined && node ? ` (${fmt(x / node)}× \`node -e 0\`)` : '');
+  if (node !== undefined) out.push(`- \`node -e 0\` takes ${fmt(node)} ms here: the floor under every \`cr\` command`);
+  if (m.crVersionMs !== undefined) out.push(`- start-up: \`cr --version\` ${fmt(m.crVersionMs)} ms${times(m.crVersionMs)}` +
+    `${m.criuVersionMs !== undefined ? `, \`criu --version\` ${fmt(m.criuVersionMs)} ms` : ''}`);
+  const mem = rows.filter((r) => r.workload === 'mem' && r.size !== null);
+  const smallest = Math.min(...mem.map((r) => r.size!));
+  for (const b of [...new Set(mem.map((r) => r.backend))]) {
+    const lib = mem.find((r) => r.backend === b && r.size === smallest && r.mode === 'lib');
+    const cli = mem.find((r) => r.backend === b && r.size === smallest && r.mode === 'cli');
+    if (!lib || !cli) continue;
+    const over = (a?: Summary, c?: Summary) => (a && c ? c.median - a.median : undefined);
+    const d = over(lib.dumpMs, cli.dumpMs), r = over(lib.restoreMs, cli.restoreMs);
+    if (d === undefined && r === undefined) continue;
+    out.push(`- the \`cr\` command's own overhead, ${b} backend (mem ${smallest} MiB, command minus library call): dump ${fmt(d)} ms${times(d)}, restore ${fmt(r)} ms${times(r)}`);
+  }
+  return out;
+}
+
 export function renderReport(raw: RawResults, plots: { file: string; title: string }[] = []): string {
   const m = raw.meta;
   const L: string[] = [];
@@ -196,7 +254,8 @@ export function renderReport(raw: RawResults, plots: { file: string; title: stri
     L.push(`- physical limit, same boot: memcpy ${fmt(m.bandwidth.memcpyMBps)} MB/s, write(2) to tmpfs ${fmt(m.bandwidth.tmpfsWriteMBps)} MB/s, ` +
       `read(2) from tmpfs ${fmt(m.bandwidth.tmpfsReadMBps)} MB/s (${m.bandwidth.mib} MiB buffer, best of 3)`);
   }
-  if (m.nodeStartMs !== undefined) L.push(`- \`node -e 0\` takes ${fmt(m.nodeStartMs)} ms here: the floor under every \`cr\` command`);
+  if (m.cutShort) L.push(`- ⚠️ **cut short**: ${m.cutShort}. What follows is every run that finished.`);
+  L.push(...startupLines(m, rowsOf(raw.records)));
   for (const n of m.notes ?? []) L.push(`- ${n}`);
   L.push('');
   L.push('## Backends', '');
@@ -227,8 +286,10 @@ export function renderReport(raw: RawResults, plots: { file: string; title: stri
     }
     const rt = ratioTable(rows);
     if (rt.length) L.push('## Ratios against CRIU', '', 'Median over median, same workload, size and way of invoking; below 1 is faster than CRIU.', '', ...rt, '');
+    const st = slopeTable(rows);
+    if (st.length) L.push('## Growth with size', '', 'Least-squares slope of the median time over the sizes run (its intercept in brackets): what one more MiB, process or thread costs.', '', ...st, '');
     const tt = throughputTable(rows, m.bandwidth);
-    if (tt.length) L.push('## Throughput (mem workload)', '', 'Image bytes over the median time, against what the VM can write to (read from) tmpfs.', '', ...tt, '');
+    if (tt.length) L.push('## Throughput (mem workload)', '', 'Image bytes over the median time, against what the VM can write to (read from) tmpfs and copy in memory (memcpy), measured in the same boot.', '', ...tt, '');
   }
   const fl = failureList(raw.records);
   L.push('## Failures', '', ...(fl.length ? fl : ['none']), '');

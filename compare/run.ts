@@ -11,11 +11,12 @@ import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { execa } from 'execa';
 import { packageRoot } from '../userspace/paths.js';
-import type { HarnessEvent } from './harness.js';
+import type { HarnessEvent, RunRecord } from './harness.js';
 import { inside, PREFIX, RESULT_PREFIX } from './inside.js';
 import { makePlan, type Plan } from './plan.js';
 import { makePlots } from './plots.js';
 import { renderReport, rowsOf, type RawResults } from './report.js';
+import { largestMem, stepLimitSec } from './workloads.js';
 
 const positive = (v: string) => {
   const n = Number(v);
@@ -36,7 +37,7 @@ const program = new Command('compare')
   .option('-o, --out <dir>', 'results directory (default compare/results/<timestamp>)')
   .option('--host', 'run on this machine instead of the VM (CRIU 3.17 cannot run on kernels ≥ 6.13)')
   .option('--timeout <sec>', 'limit for the whole VM run', positive)
-  .option('--mem <MiB>', 'VM memory', positive, 2048)
+  .option('--mem <MiB>', 'VM memory (default: 2048, or enough for the largest mem case, its image and its restore)', positive)
   .option('--from <raw.json>', 'only re-render report.md and the plots from an earlier raw.json (into --out, default its folder)');
 
 function progressSink(): { onEvent(ev: HarnessEvent): void; stop(): void } {
@@ -69,42 +70,69 @@ function progressSink(): { onEvent(ev: HarnessEvent): void; stop(): void } {
   };
 }
 
+/** What the VM has sent so far: enough for a report if the run is cut short. */
+interface Streamed {
+  meta?: RawResults['meta'];
+  checks: RawResults['checks'];
+  records: RunRecord[];
+}
+
 async function runInsideVm(plan: Plan, o: { timeout?: number; mem: number }, sink: ReturnType<typeof progressSink>): Promise<RawResults> {
   const { runInVm } = await import('../vm-images/runner.js');
   let pending = '';
   let result: RawResults | undefined;
+  const streamed: Streamed = { checks: {}, records: [] };
   const stdoutTail: string[] = [];
   const onLine = (line: string) => {
     if (line.startsWith(RESULT_PREFIX)) result = JSON.parse(line.slice(RESULT_PREFIX.length)) as RawResults;
-    else if (line.startsWith(PREFIX)) sink.onEvent(JSON.parse(line.slice(PREFIX.length)) as HarnessEvent);
-    else if (line.trim()) stdoutTail.push(line), stdoutTail.splice(0, stdoutTail.length - 20);
+    else if (line.startsWith(PREFIX)) {
+      const ev = JSON.parse(line.slice(PREFIX.length)) as HarnessEvent;
+      if (ev.t === 'meta') streamed.meta = ev.meta;
+      else if (ev.t === 'check') streamed.checks[ev.backend] = { ok: ev.ok, reason: ev.reason, items: ev.items };
+      else if (ev.t === 'record') streamed.records.push(ev.record);
+      sink.onEvent(ev);
+    } else if (line.trim()) stdoutTail.push(line), stdoutTail.splice(0, stdoutTail.length - 20);
   };
-  const nCases = plan.cases.length * plan.backends.length * plan.modes.length * plan.reps;
-  const timeoutSec = o.timeout ?? Math.max(900, 60 + nCases * 20);
-  process.stderr.write(`compare: booting the VM (limit ${timeoutSec} s)\n`);
-  const r = await runInVm({
-    argv: ['node', path.join(packageRoot, 'dist', 'compare', 'inside.js'), JSON.stringify(plan), '/tmp/cr-compare'],
-    cwd: packageRoot,
-    timeoutSec,
-    memMiB: o.mem,
-    env: { CR_COMPARE_WHERE: `QEMU VM (${o.mem} MiB), host ${os.hostname()}` },
-    onStdout: (chunk) => {
-      pending += chunk.toString('utf8');
-      let i;
-      while ((i = pending.indexOf('\n')) >= 0) {
-        onLine(pending.slice(0, i));
-        pending = pending.slice(i + 1);
-      }
-    },
-    onStderr: (chunk) => process.stderr.write(chunk),
-  });
-  if (pending) onLine(pending);
-  if (result) Object.assign(result.meta, { accel: r.accel, accelReason: r.accelReason });
-  if (!result) {
-    throw new Error(`the VM run ended (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}) without results; last output:\n${[...stdoutTail, r.stderr.split('\n').slice(-10).join('\n')].join('\n')}`);
+  // Every case may take its steps' limits (they grow with its size); the watchdog catches a hung guest sooner.
+  const budgetSec = plan.cases.reduce((sum, c) => sum + 4 * stepLimitSec(c) * plan.backends.length * plan.modes.length * (c.kind === 'feature' ? plan.featureReps : plan.reps), 300);
+  const timeoutSec = o.timeout ?? budgetSec;
+  process.stderr.write(`compare: booting the VM (${o.mem} MiB, limit ${timeoutSec} s)\n`);
+  const onStdout = (chunk: Buffer) => {
+    pending += chunk.toString('utf8');
+    let i;
+    while ((i = pending.indexOf('\n')) >= 0) {
+      onLine(pending.slice(0, i));
+      pending = pending.slice(i + 1);
+    }
+  };
+  let cutShort: string | undefined;
+  let r: Awaited<ReturnType<typeof runInVm>> | undefined;
+  try {
+    r = await runInVm({
+      argv: ['node', path.join(packageRoot, 'dist', 'compare', 'inside.js'), JSON.stringify(plan), '/tmp/cr-compare'],
+      cwd: packageRoot,
+      timeoutSec,
+      memMiB: o.mem,
+      env: { CR_COMPARE_WHERE: `QEMU VM (${o.mem} MiB), host ${os.hostname()}` },
+      onStdout,
+      onStderr: (chunk) => process.stderr.write(chunk),
+    });
+    if (pending) onLine(pending);
+    if (!result) cutShort = `the VM run ended (exit ${r.exitCode}${r.timedOut ? `, killed at its ${timeoutSec} s limit` : ''}) before the last case; last output: ${[...stdoutTail, ...r.stderr.split('\n').slice(-5)].filter(Boolean).slice(-3).join(' / ')}`;
+  } catch (err) {
+    if (!streamed.meta) throw err;
+    cutShort = `the VM failed: ${(err as Error).message.split('\n')[0]}`;
   }
-  if (r.dmesg && /\b(BUG:|Oops|general protection fault|Kernel panic)/.test(r.dmesg)) result.meta.notes = [...(result.meta.notes ?? []), 'the guest kernel logged trouble (BUG/Oops) during the run; see dmesg.txt'];
-  (result as RawResults & { dmesg?: string }).dmesg = r.dmesg;
+  if (!result) {
+    if (!streamed.meta) throw new Error(`${cutShort}; no case had run`);
+    result = { meta: { ...streamed.meta, cutShort }, checks: streamed.checks, records: streamed.records };
+    process.stderr.write(`compare: ${cutShort}\ncompare: reporting the ${streamed.records.length} runs it finished\n`);
+  }
+  if (r) {
+    Object.assign(result.meta, { accel: r.accel, accelReason: r.accelReason });
+    if (r.dmesg && /\b(BUG:|Oops|general protection fault|Kernel panic)/.test(r.dmesg)) result.meta.notes = [...(result.meta.notes ?? []), 'the guest kernel logged trouble (BUG/Oops) during the run; see dmesg.txt'];
+    (result as RawResults & { dmesg?: string }).dmesg = r.dmesg;
+  }
   return result;
 }
 
@@ -142,7 +170,7 @@ async function main(): Promise<number> {
   try {
     raw = o.host
       ? await inside(plan, path.join(os.tmpdir(), `cr-compare-${process.pid}`), (ev) => sink.onEvent(ev))
-      : await runInsideVm(plan, { timeout: o.timeout, mem: o.mem }, sink);
+      : await runInsideVm(plan, { timeout: o.timeout, mem: o.mem ?? Math.max(2048, 3 * largestMem(plan.cases) + 1536) }, sink);
   } finally {
     sink.stop();
   }
@@ -154,7 +182,7 @@ async function main(): Promise<number> {
   process.stdout.write(`${matrix}\n`);
   const failed = raw.records.filter((r) => !r.ok).length;
   process.stdout.write(`compare: ${raw.records.length - failed}/${raw.records.length} runs passed; report in ${path.relative(process.cwd(), out) || out}/report.md\n`);
-  return 0;
+  return raw.meta.cutShort ? 1 : 0;
 }
 
 main().then(

@@ -40,3 +40,15 @@ export function fmtSummary(s: Summary | undefined, scale = 1): string {
   if (s.n === 1 || fmt(s.min * scale) === fmt(s.max * scale)) return fmt(s.median * scale);
   return `${fmt(s.median * scale)} (${fmt(s.min * scale)}–${fmt(s.max * scale)})`;
 }
+
+/** Least-squares line y = slope·x + intercept through (x, y) points; undefined with fewer than two distinct x. */
+export function leastSquares(points: [number, number][]): { slope: number; intercept: number } | undefined {
+  if (new Set(points.map(([x]) => x)).size < 2) return undefined;
+  const n = points.length;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
+  const sxy = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0);
+  const slope = sxy / sxx;
+  return { slope, intercept: my - slope * mx };
+}

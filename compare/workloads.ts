@@ -14,6 +14,8 @@ export interface Workload {
   sizes: number[];
   quickSizes: number[];
   about: string;
+  /** Seconds a step of one run (start, dump, restore, finish) may take per unit of size, under TCG, on top of a base. */
+  secPerUnit: number;
 }
 
 export const workloads: Workload[] = [
@@ -21,25 +23,28 @@ export const workloads: Workload[] = [
     name: 'mem',
     unit: 'MiB',
     args: (n) => [`mem=${n}`],
-    sizes: [16, 64, 256],
+    sizes: [64, 256, 1024],
     quickSizes: [8, 32],
     about: 'one process, N MiB of private anonymous memory filled with a known pattern',
+    secPerUnit: 0.5,
   },
   {
     name: 'tree',
     unit: 'processes',
     args: (n) => [`tree=${n}`],
-    sizes: [1, 4, 16],
+    sizes: [1, 4, 16, 64],
     quickSizes: [2, 8],
     about: 'N processes in a binary tree, each checking its pid, parent and a pattern',
+    secPerUnit: 3,
   },
   {
     name: 'threads',
     unit: 'threads',
     args: (n) => [`threads=${n}`],
-    sizes: [1, 8, 32],
+    sizes: [1, 8, 64],
     quickSizes: [4],
     about: 'one process with N extra threads, each checking its tid, TLS and stack',
+    secPerUnit: 1,
   },
   {
     name: 'files',
@@ -48,6 +53,7 @@ export const workloads: Workload[] = [
     sizes: [16, 128, 512],
     quickSizes: [32],
     about: 'about N descriptors: N/2 regular files (content, offset, flags), N/4 pipes with data in flight',
+    secPerUnit: 0.2,
   },
   {
     name: 'mix',
@@ -56,6 +62,7 @@ export const workloads: Workload[] = [
     sizes: [3],
     quickSizes: [3],
     about: 'N processes, each with 4 MiB, 2 threads, 16 descriptors, an eventfd and a socket pair',
+    secPerUnit: 5,
   },
 ];
 
@@ -63,6 +70,8 @@ export interface Feature {
   name: string;
   group: string;
   args: string[];
+  /** Dump with tcpEstablished (CRIU's --tcp-established), which CRIU asks for any established TCP connection. */
+  tcpEstablished?: boolean;
 }
 
 /** One probe per kind of state; each is a run of wl with that module alone. */
@@ -74,6 +83,7 @@ export const features: Feature[] = [
   { group: 'memory', name: 'brk heap', args: ['brk=256'] },
   { group: 'memory', name: 'memfd: contents, seals, shared mapping', args: ['memfd=64'] },
   { group: 'memory', name: 'SysV shared memory segment', args: ['sysvshm=64'] },
+  { group: 'memory', name: 'copy-on-write pages still shared with a forked child', args: ['cow=256'] },
   { group: 'tasks', name: 'process tree (3 processes)', args: ['tree=3'] },
   { group: 'tasks', name: 'threads (2 extra)', args: ['threads=2'] },
   { group: 'tasks', name: 'zombie child with its exit status', args: ['zombie=7'] },
@@ -84,6 +94,11 @@ export const features: Feature[] = [
   { group: 'files', name: 'FIFO with data in flight', args: ['fifo=100'] },
   { group: 'files', name: 'unix socket pair with queued data', args: ['socketpair=300'] },
   { group: 'files', name: 'eventfd counter', args: ['eventfd=77'] },
+  { group: 'files', name: 'file locks: POSIX, OFD, flock (probed from another process)', args: ['locks=1'] },
+  { group: 'files', name: 'pty pair: termios, window size, packet mode', args: ['pty=1'] },
+  { group: 'sockets', name: 'TCP listening socket', args: ['tcp-listen=4'] },
+  { group: 'sockets', name: 'TCP established connection with queued data', args: ['tcp-established=4096'], tcpEstablished: true },
+  { group: 'sockets', name: 'unix listening socket with connections not accepted yet', args: ['unix-listen=2'] },
   { group: 'signals', name: 'signal handler, flags and mask', args: ['sigaction=1'] },
   { group: 'signals', name: 'pending queued real-time signal', args: ['sigpending=1'] },
   { group: 'signals', name: 'interval timer (ITIMER_REAL)', args: ['itimer=1'] },
@@ -92,6 +107,25 @@ export const features: Feature[] = [
   { group: 'process', name: 'resource limits', args: ['rlimit=1'] },
   { group: 'process', name: 'umask', args: ['umask=1'] },
   { group: 'process', name: 'capabilities (effective, permitted, bounding)', args: ['caps=1'] },
+  { group: 'process', name: 'scheduling policy, nice, personality, timer slack', args: ['sched=5'] },
+  { group: 'process', name: 'prctl: name, pdeathsig, dumpable, subreaper, no_new_privs, /proc/self/exe', args: ['prctl=1'] },
+  { group: 'memory', name: 'madvise flags (DONTFORK, DONTDUMP, WIPEONFORK)', args: ['madvise=64'] },
 ];
 
 export const workloadByName = (name: string) => workloads.find((w) => w.name === name);
+
+/** The base limit of one step of a run, before the size adds to it. */
+const STEP_BASE_SEC = 120;
+
+/**
+ * How long one step of a case may take (start, dump, restore or finish),
+ * growing with the case's size: a 1 GiB dump under TCG must not hit the
+ * limit a 8 MiB one has, and a stuck small case must not wait as long.
+ */
+export function stepLimitSec(c: { workload: string; size: number | null }): number {
+  return STEP_BASE_SEC + (workloadByName(c.workload)?.secPerUnit ?? 0) * (c.size ?? 0);
+}
+
+/** The largest mem size in a list of cases, in MiB (0 without mem cases). */
+export const largestMem = (cases: { workload: string; size: number | null }[]): number =>
+  Math.max(0, ...cases.filter((c) => c.workload === 'mem').map((c) => c.size ?? 0));

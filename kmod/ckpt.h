@@ -81,6 +81,7 @@ struct ckpt_ctx {
 	u64 checksum;
 	u64 bytes;
 	bool error_written;
+	bool self;		/* checkpoint: the caller checkpoints itself */
 
 	DECLARE_HASHTABLE(objhash, 8);
 	s32 next_objref;
@@ -110,6 +111,11 @@ struct ckpt_ctx {
 	struct ckpt_hdr_signal *signal;
 	struct ckpt_hdr_sigpending *sigpending;
 	struct ckpt_hdr_rlimits *rlimits;
+	struct ckpt_hdr_process *process;
+	struct file *exe;		/* referenced */
+	struct ckpt_hdr_itimers *itimers;
+	struct list_head *posix_timers_first;	/* first CKPT_HDR_POSIX_TIMER object */
+	unsigned int nr_posix_timers;
 	struct cred *new_cred;		/* committed at the end of restart */
 	struct list_head *pages_first;	/* first CKPT_HDR_PAGES object */
 	u64 nr_pages;
@@ -231,6 +237,14 @@ static inline bool ckpt_zombie(struct task_struct *t)
 	return READ_ONCE(t->exit_state) == EXIT_ZOMBIE;
 }
 
+/* syscall.c: system calls replayed by the restarting task, on itself */
+long ckpt_syscall_args(unsigned int nr, const unsigned long *args);
+#define ckpt_syscall(nr, ...) \
+	ckpt_syscall_args(nr, (const unsigned long[6]) { __VA_ARGS__ })
+void __user *ckpt_scratch_map(struct ckpt_ctx *ctx);
+void ckpt_scratch_unmap(void __user *scratch);
+void __user *ckpt_stage(void __user *scratch, size_t off, const void *buf, size_t len);
+
 /* freeze.c: the checkpoint hold on the whole tree */
 #define CKPT_FREEZE_TIMEOUT_MS 5000
 int ckpt_freeze_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
@@ -238,6 +252,9 @@ void ckpt_thaw_tree(struct ckpt_tree *tree);
 void ckpt_watchdog_start(struct ckpt_tree *tree);
 int ckpt_watchdog_stop(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
 bool ckpt_should_stop(struct ckpt_ctx *ctx);
+int ckpt_hold_restarted(struct pid *root);
+long restore_thaw(pid_t root);
+void ckpt_thaw_all_held(void);
 
 /* tree.c: the tree walk, permission checks, the TREE object */
 long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid);
@@ -247,6 +264,7 @@ int ckpt_tree_grow(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
 int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g);
 
 /* share.c: what tasks share, and with whom */
+extern const u64 ckpt_share_flag[CKPT_SHARE_NR];
 const char *ckpt_share_name(int kind);
 int ckpt_share_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
 int ckpt_share_leaks(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
@@ -338,6 +356,7 @@ int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb);
 u64 ckpt_pagebuf_free(struct ckpt_pagebuf *pb);
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
 		     struct ckpt_vma_desc *descs, unsigned int nr, struct mm_struct *parent);
+struct ckpt_hdr_pages *restore_next_pages(struct ckpt_ctx *ctx);
 int restore_prepare_pages(struct ckpt_ctx *ctx);
 int restore_pages(struct ckpt_ctx *ctx);
 
@@ -357,6 +376,17 @@ bool ckpt_is_pipe(struct file *file);
 int checkpoint_pipe(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
 int restore_pipe_obj(struct ckpt_ctx *ctx);
 int restore_fifo_data(struct ckpt_ctx *ctx, s32 objref, struct file *fifo);
+
+/* process.c: prctl(2) and sched_setattr(2) state, the executable, a job-control stop */
+int checkpoint_process(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_process(struct ckpt_ctx *ctx);
+int restore_process(struct ckpt_ctx *ctx);
+void restore_process_late(struct ckpt_ctx *ctx);
+
+/* timer.c: interval timers and POSIX timers */
+int checkpoint_timers(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_timers(struct ckpt_ctx *ctx);
+int restore_timers(struct ckpt_ctx *ctx);
 
 /* cred.c */
 int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);

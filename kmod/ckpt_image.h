@@ -8,10 +8,11 @@
  * follow the fixed part and are padded to 8 bytes.
  *
  * Stream of one task (a thread; a process is its threads, the leader first):
- *   TASK THREAD [SIGHAND] SIGNAL SIGPENDING CRED [RLIMITS] [FS] [(PIPE | FILE | FD)*]
- *   [MM (FILE | SHMEM PAGES* | VMA)* PAGES* DROP?] CPU FPU
+ *   TASK THREAD PROCESS [ITIMERS POSIX_TIMER*] [SIGHAND] SIGNAL SIGPENDING CRED
+ *   [RLIMITS] [FS] [(PIPE | FILE | FD)*] [MM (FILE | SHMEM PAGES* | VMA)* PAGES* DROP?]
+ *   CPU FPU
  * The parts in brackets describe an object the task shares with others
- * (sighand, signal_struct, fs_struct, fd table, mm): they appear with the
+ * (signal_struct, sighand, fs_struct, fd table, mm): they appear with the
  * first task that uses the object, and later tasks name it by its id.
  */
 #ifndef CRENGINE_CKPT_IMAGE_H
@@ -44,6 +45,11 @@ enum ckpt_share {
 /* TASK flags */
 #define CKPT_TASK_VFORK_WAIT	0x1	/* waits in vfork(2) for the child vfork_child */
 
+/* Process-level state, timers, SysV IPC and namespaces: 80-99 */
+#define CKPT_HDR_PROCESS	80
+#define CKPT_HDR_ITIMERS	81
+#define CKPT_HDR_POSIX_TIMER	82
+
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
 	__s32 pid;		/* its tid */
@@ -66,6 +72,60 @@ struct ckpt_hdr_thread {
 	__u64 rseq;		/* rseq(2) registration, 0 if none */
 	__u32 rseq_len;
 	__u32 rseq_sig;
+};
+
+enum ckpt_process_flags {
+	CKPT_PROC_SUBREAPER	= 1 << 0,	/* PR_SET_CHILD_SUBREAPER */
+	CKPT_PROC_NO_NEW_PRIVS	= 1 << 1,	/* PR_SET_NO_NEW_PRIVS */
+	CKPT_PROC_STOPPED	= 1 << 2,	/* in a job-control stop */
+	CKPT_PROC_RESET_ON_FORK	= 1 << 3,	/* SCHED_RESET_ON_FORK */
+};
+
+/*
+ * What prctl(2), personality(2) and sched_setattr(2) set, the executable
+ * and a job-control stop; then the path of /proc/self/exe, NUL-terminated
+ */
+struct ckpt_hdr_process {
+	struct ckpt_hdr h;
+	__u32 personality;
+	__u32 pdeath_signal;
+	__u32 dumpable;		/* SUID_DUMP_* */
+	__u32 flags;		/* enum ckpt_process_flags */
+	__u64 timer_slack_ns;
+	__u64 default_timer_slack_ns;
+	__u32 policy;		/* SCHED_* */
+	__u32 rt_priority;
+	__s32 nice;
+	__u32 stop_signal;	/* CKPT_PROC_STOPPED: the signal that stopped it */
+	__u32 stop_code;	/* its wait status code, 0 once the parent waited for it */
+	__u32 exe_len;		/* including the NUL; 0 if no executable */
+	__u64 dl_runtime, dl_deadline, dl_period;	/* SCHED_DEADLINE */
+};
+
+/* One interval timer (setitimer(2)) or POSIX timer value: what is left and the period */
+struct ckpt_timer_value {
+	__u64 value_ns;		/* 0: disarmed */
+	__u64 interval_ns;
+};
+
+/* ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF */
+struct ckpt_hdr_itimers {
+	struct ckpt_hdr h;
+	struct ckpt_timer_value it[3];
+};
+
+/* One POSIX timer (timer_create(2)), recreated with its id */
+struct ckpt_hdr_posix_timer {
+	struct ckpt_hdr h;
+	__s32 id;
+	__s32 clock;		/* CLOCK_* */
+	__u32 notify;		/* SIGEV_* as given to timer_create */
+	__u32 signo;
+	__u64 sigval;		/* sigev_value */
+	__s32 tid;		/* SIGEV_THREAD_ID: the thread, 0 otherwise */
+	__u32 pad;
+	struct ckpt_timer_value v;
+	__s64 overrun;		/* what timer_getoverrun(2) returns */
 };
 
 /*
@@ -231,7 +291,7 @@ struct ckpt_hdr_vma {
 	__u64 start;
 	__u64 end;
 	__u64 pgoff;
-	__u64 vm_flags;		/* informational */
+	__u64 vm_flags;		/* restored: madvise(2) and mlock(2) flags */
 	__u32 kind;		/* enum ckpt_vma_kind */
 	__u32 prot;		/* PROT_* */
 	__s32 objref;		/* the file or SHMEM object, 0 for private anonymous */

@@ -8,6 +8,9 @@
  * is also what restart feeds back, so the kernel's own checks of a
  * user-supplied XSAVE image apply.
  *
+ * A task that checkpoints itself is saved in checkpoint(2), which it
+ * returns from with 0 when restarted.
+ *
  * A task may have been frozen inside a system call.  At restart it returns
  * from restart(2) straight into the checkpointed code, so such a call is
  * restarted the way signal delivery restarts an interrupted call.
@@ -31,8 +34,7 @@
 			  X86_EFLAGS_ZF | X86_EFLAGS_SF | X86_EFLAGS_DF | \
 			  X86_EFLAGS_OF | X86_EFLAGS_AC | X86_EFLAGS_ID)
 
-static const struct user_regset *ckpt_fpu_regset(struct task_struct *t,
-						 unsigned int note)
+static const struct user_regset *ckpt_regset(struct task_struct *t, unsigned int note)
 {
 	const struct user_regset_view *view = task_user_regset_view(t);
 	unsigned int i;
@@ -52,7 +54,7 @@ static int checkpoint_fpu(struct ckpt_ctx *ctx, struct task_struct *t)
 	int ret = -EOPNOTSUPP;
 
 	for (i = 0; i < ARRAY_SIZE(notes); i++) {
-		const struct user_regset *rs = ckpt_fpu_regset(t, notes[i]);
+		const struct user_regset *rs = ckpt_regset(t, notes[i]);
 
 		if (!rs)
 			continue;
@@ -74,6 +76,23 @@ static int checkpoint_fpu(struct ckpt_ctx *ctx, struct task_struct *t)
 			ret = -EIO;
 	}
 	return ckpt_err(ctx, ret, "cannot read the FPU state");
+}
+
+/* current's FS/GS base, which only the general regset reads from the CPU */
+static int checkpoint_own_bases(struct ckpt_hdr_cpu *h)
+{
+	const struct user_regset *rs = ckpt_regset(current, NT_PRSTATUS);
+	struct user_regs_struct regs;
+	int ret;
+
+	if (!rs)
+		return -EOPNOTSUPP;
+	ret = regset_get(current, rs, sizeof(regs), &regs);
+	if (ret != sizeof(regs))
+		return ret < 0 ? ret : -EIO;
+	h->fs_base = regs.fs_base;
+	h->gs_base = regs.gs_base;
+	return 0;
 }
 
 int checkpoint_cpu(struct ckpt_ctx *ctx, struct task_struct *t)
@@ -111,6 +130,15 @@ int checkpoint_cpu(struct ckpt_ctx *ctx, struct task_struct *t)
 	h.es = t->thread.es;
 	h.fs = t->thread.fsindex;
 	h.gs = t->thread.gsindex;
+	if (t == current) {
+		/* a self-checkpoint: the bases are in the CPU; restarted, it returns 0 */
+		int ret = checkpoint_own_bases(&h);
+
+		if (ret)
+			return ckpt_err(ctx, ret, "cannot read the FS/GS base");
+		h.ax = 0;
+		h.orig_ax = -1;
+	}
 	return ckpt_write_obj(ctx, &h, CKPT_HDR_CPU, sizeof(h)) ?:
 	       checkpoint_fpu(ctx, t);
 }
@@ -135,7 +163,7 @@ int restore_prepare_cpu(struct ckpt_ctx *ctx)
 		return PTR_ERR(f);
 	if (f->note != NT_X86_XSTATE && f->note != NT_PRFPREG)
 		return ckpt_err(ctx, -EINVAL, "bad FPU object");
-	rs = ckpt_fpu_regset(current, f->note);
+	rs = ckpt_regset(current, f->note);
 	if (!rs || rs->n * rs->size != f->size ||
 	    f->h.len != sizeof(*f) + ALIGN(f->size, 8))
 		return ckpt_err(ctx, -EINVAL, "the FPU state of the image (%u bytes) does not fit this CPU",
@@ -183,7 +211,7 @@ int restore_cpu(struct ckpt_ctx *ctx, long *ax)
 	 * fpregs_lock(), and mark the registers stale so the new state is
 	 * loaded on the way back to user mode.
 	 */
-	rs = ckpt_fpu_regset(current, f->note);
+	rs = ckpt_regset(current, f->note);
 	if (!rs)
 		return -EINVAL;
 	fpregs_lock();
@@ -215,6 +243,6 @@ int restore_cpu(struct ckpt_ctx *ctx, long *ax)
 	/* in vfork(2), it returns the child's pid (restore_vfork()) */
 	if (!(ctx->task->flags & CKPT_TASK_VFORK_WAIT))
 		*ax = restore_syscall(c, regs);
-	regs->orig_ax = -1;
+	/* regs->orig_ax still says restart(2): replays check it; task.c clears it */
 	return 0;
 }

@@ -14,11 +14,21 @@
  * fatal signal to any held task ends the checkpoint (a watchdog notices it
  * while the image is written, and interrupts a checkpointer blocked on a
  * full pipe), and thawing lets the task die.
+ * A task that checkpoints itself is not frozen: it is in checkpoint(2).
+ *
+ * restart(2) with RESTART_FROZEN leaves each restarted task held frozen
+ * the same way, on its way back to user mode, until restart(ROOT, -1,
+ * RESTART_FROZEN, -1) thaws the tree restarted at ROOT (`cr thaw`).
  */
 
 #include <linux/delay.h>
 #include <linux/freezer.h>
+#include <linux/mutex.h>
+#include <linux/pid.h>
+#include <linux/ptrace.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/slab.h>
 #include <linux/timer.h>
 #include <linux/wait.h>
 
@@ -110,12 +120,12 @@ int ckpt_freeze_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 	for (;;) {
 		u32 before = tree->nr;
 
-		/* ask them all first, so that they freeze in parallel */
+		/* ask them all first, so that they freeze in parallel; not the caller itself */
 		for (i = frozen; i < tree->nr; i++)
-			if (!tree->zombie[i])
+			if (!tree->zombie[i] && tree->tasks[i] != current)
 				ckpt_hold(tree, i);
 		for (; frozen < tree->nr; frozen++) {
-			if (tree->zombie[frozen])
+			if (tree->zombie[frozen] || tree->tasks[frozen] == current)
 				continue;
 			ret = ckpt_wait_frozen(ctx, tree, frozen);
 			if (ret)
@@ -191,4 +201,78 @@ int ckpt_watchdog_stop(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 bool ckpt_should_stop(struct ckpt_ctx *ctx)
 {
 	return fatal_signal_pending(current) || (ctx->tree && READ_ONCE(ctx->tree->killed));
+}
+
+/* A task that a RESTART_FROZEN restart left held, until its tree is thawed */
+struct ckpt_held {
+	struct list_head list;
+	struct pid *root;	/* the root of its restarted tree */
+	struct task_struct *task;
+};
+
+static LIST_HEAD(ckpt_held_tasks);
+static DEFINE_MUTEX(ckpt_held_lock);
+
+/* current, restarted under @root: it freezes before it runs a user instruction */
+int ckpt_hold_restarted(struct pid *root)
+{
+	struct ckpt_held *h = kzalloc(sizeof(*h), GFP_KERNEL);
+
+	if (!h)
+		return -ENOMEM;
+	h->root = get_pid(root);
+	h->task = get_task_struct(current);
+	mutex_lock(&ckpt_held_lock);
+	list_add_tail(&h->list, &ckpt_held_tasks);
+	mutex_unlock(&ckpt_held_lock);
+	ckpt_freeze_task(current);
+	return 0;
+}
+
+static void ckpt_release(struct ckpt_held *h)
+{
+	list_del(&h->list);
+	ckpt_thaw_task(h->task);
+	put_task_struct(h->task);
+	put_pid(h->root);
+	kfree(h);
+}
+
+/* Thaw the tree restarted frozen at @root_nr: the caller may ptrace each task */
+long restore_thaw(pid_t root_nr)
+{
+	struct pid *root = find_get_pid(root_nr);
+	struct ckpt_held *h, *tmp;
+	long ret = -ESRCH;
+
+	if (!root)
+		return -ESRCH;
+	mutex_lock(&ckpt_held_lock);
+	list_for_each_entry(h, &ckpt_held_tasks, list) {
+		if (h->root != root)
+			continue;
+		if (!ptrace_may_access(h->task, PTRACE_MODE_ATTACH_REALCREDS)) {
+			ret = -EPERM;
+			goto out;
+		}
+		ret = 0;
+	}
+	list_for_each_entry_safe(h, tmp, &ckpt_held_tasks, list)
+		if (!ret && h->root == root)
+			ckpt_release(h);
+out:
+	mutex_unlock(&ckpt_held_lock);
+	put_pid(root);
+	return ret;
+}
+
+/* Module unload: nobody would be left to thaw them */
+void ckpt_thaw_all_held(void)
+{
+	struct ckpt_held *h, *tmp;
+
+	mutex_lock(&ckpt_held_lock);
+	list_for_each_entry_safe(h, tmp, &ckpt_held_tasks, list)
+		ckpt_release(h);
+	mutex_unlock(&ckpt_held_lock);
 }

@@ -27,7 +27,9 @@
 
 #include <linux/cred.h>
 #include <linux/delay.h>
+#include <linux/fdtable.h>
 #include <linux/fs.h>
+#include <linux/fs_struct.h>
 #include <linux/moduleparam.h>
 #include <linux/mutex.h>
 #include <linux/pid.h>
@@ -611,7 +613,8 @@ static long ckpt_member_run(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx,
 		if (ret)
 			return ret;
 		ckpt_stub_unmap(ctx);
-		return 0;
+		/* RESTART_FROZEN: held frozen before its first instruction, until `cr thaw` */
+		return ctx->flags & RESTART_FROZEN ? ckpt_hold_restarted(g->root) : 0;
 	}
 	return -EINVAL;
 }
@@ -663,6 +666,12 @@ long restore_self(struct ckpt_ctx **ctxp, pid_t root)
 
 	if (current->flags & PF_KTHREAD || !current->mm)
 		return -EINVAL;
+	/* what the root rebuilds in place must be its own alone */
+	if (!thread_group_empty(current) || atomic_read(&current->mm->mm_users) != 1 ||
+	    current->fs->users != 1 || refcount_read(&current->sighand->count) != 1 ||
+	    atomic_read(&current->files->count) != 1)
+		return ckpt_err(ctx, -EBUSY,
+				"the restarting task must be single-threaded and share nothing");
 	g = ckpt_group_start(ctxp, root);
 	if (IS_ERR(g))
 		return PTR_ERR(g);

@@ -42,6 +42,9 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_SIGHAND] = "SIGHAND",
 	[CKPT_HDR_SHMEM] = "SHMEM",
 	[CKPT_HDR_DROP] = "DROP",
+	[CKPT_HDR_PROCESS] = "PROCESS",
+	[CKPT_HDR_ITIMERS] = "ITIMERS",
+	[CKPT_HDR_POSIX_TIMER] = "POSIX_TIMER",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

@@ -262,6 +262,13 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->signal = NULL;
 	ctx->sigpending = NULL;
 	ctx->rlimits = NULL;
+	if (ctx->exe)
+		fput(ctx->exe);
+	ctx->exe = NULL;
+	ctx->process = NULL;
+	ctx->itimers = NULL;
+	ctx->posix_timers_first = NULL;
+	ctx->nr_posix_timers = 0;
 	ctx->pages_first = NULL;
 	ctx->nr_pages = 0;
 }
@@ -294,7 +301,8 @@ static long crengine_checkpoint(pid_t pid, int fd, unsigned long flags,
 		return PTR_ERR(ctx);
 	ret = checkpoint_tree(ctx, pid);
 	if (!ret) {
-		ret = atomic_inc_return(&ckpt_id) & INT_MAX;
+		/* never 0: a task restarted from its own checkpoint returns 0 from it */
+		ret = (atomic_inc_return(&ckpt_id) & INT_MAX) ?: 1;
 		ckpt_msg(ctx, "checkpoint %ld of pid %d done: %llu objects, %llu bytes\n",
 			 ret, pid, ctx->nr_objects + 1, ctx->bytes);
 	}
@@ -311,10 +319,13 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 	/* no image: a task the restart cloned, coming back from its stub (spawn.c) */
 	if (fd == -1 && logfd == -1 && flags == RESTART_TASKSELF)
 		return restore_continue(pid);
+	/* no image: thaw the tree a RESTART_FROZEN restart left at @pid */
+	if (flags == RESTART_FROZEN && fd == -1)
+		return restore_thaw(pid);
 	ctx = ckpt_ctx_alloc(fd, flags, logfd, true);
 	if (IS_ERR(ctx))
 		return PTR_ERR(ctx);
-	if (flags & (RESTART_FROZEN | RESTART_GHOST))
+	if (flags & RESTART_GHOST)
 		ret = ckpt_err(ctx, -EINVAL, "restart flags %#lx not supported", flags);
 	else if (!(flags & RESTART_TASKSELF))
 		ret = ckpt_err(ctx, -EINVAL,
@@ -347,6 +358,7 @@ static void __exit crengine_exit(void)
 {
 	ckpt_unregister_engine(&crengine_ops);
 	ckpt_groups_exit();
+	ckpt_thaw_all_held();
 }
 
 module_init(crengine_init);

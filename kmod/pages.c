@@ -246,6 +246,19 @@ int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_stru
 	return ret;
 }
 
+/* The next PAGES object, its count and length checked; an ERR_PTR if none */
+struct ckpt_hdr_pages *restore_next_pages(struct ckpt_ctx *ctx)
+{
+	struct ckpt_hdr_pages *p = ckpt_next(ctx, CKPT_HDR_PAGES, sizeof(*p));
+
+	if (IS_ERR(p))
+		return p;
+	if (!p->nr || p->nr > CKPT_PAGES_PER_OBJ ||
+	    p->h.len != sizeof(*p) + p->nr * (sizeof(u64) + PAGE_SIZE))
+		return ERR_PTR(ckpt_err(ctx, -EINVAL, "bad PAGES object"));
+	return p;
+}
+
 static int restore_prepare_drop(struct ckpt_ctx *ctx)
 {
 	struct ckpt_drop_range *r;
@@ -291,12 +304,9 @@ int restore_prepare_pages(struct ckpt_ctx *ctx)
 		}
 		if (ckpt_peek(ctx) != CKPT_HDR_PAGES)
 			break;
-		p = ckpt_next(ctx, CKPT_HDR_PAGES, sizeof(*p));
+		p = restore_next_pages(ctx);
 		if (IS_ERR(p))
 			return PTR_ERR(p);
-		if (!p->nr || p->nr > CKPT_PAGES_PER_OBJ ||
-		    p->h.len != sizeof(*p) + p->nr * (sizeof(u64) + PAGE_SIZE))
-			return ckpt_err(ctx, -EINVAL, "bad PAGES object");
 		addr = (u64 *)(p + 1);
 		for (i = 0; i < p->nr; i++) {
 			r = ckpt_find_vma(ctx, addr[i]);

@@ -89,7 +89,8 @@ static int ckpt_creator(struct ckpt_tree *tree, u32 i)
 	return ckpt_tree_find(tree, i, ppid);
 }
 
-static const u64 ckpt_share_flag[CKPT_SHARE_NR] = {
+/* The clone(2) flag that shares each kind with the creator */
+const u64 ckpt_share_flag[CKPT_SHARE_NR] = {
 	[CKPT_SHARE_MM] = CLONE_VM,
 	[CKPT_SHARE_FILES] = CLONE_FILES,
 	[CKPT_SHARE_FS] = CLONE_FS,

@@ -85,12 +85,9 @@ static int restore_shmem_pages(struct ckpt_ctx *ctx, struct file *file, u64 size
 		void *data;
 		u32 i;
 
-		p = ckpt_next(ctx, CKPT_HDR_PAGES, sizeof(*p));
+		p = restore_next_pages(ctx);
 		if (IS_ERR(p))
 			return PTR_ERR(p);
-		if (!p->nr || p->nr > CKPT_PAGES_PER_OBJ ||
-		    p->h.len != sizeof(*p) + p->nr * (sizeof(u64) + PAGE_SIZE))
-			return ckpt_err(ctx, -EINVAL, "bad PAGES object");
 		off = (u64 *)(p + 1);
 		data = off + p->nr;
 		for (i = 0; i < p->nr; i++) {

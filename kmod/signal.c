@@ -8,11 +8,9 @@
  * queue with the thread and the process-wide queue with the first thread
  * of its group, and queued again the same way; a signal pending without
  * a queue entry (the kernel could not allocate one) comes back with
- * SI_KERNEL.  Interval and POSIX timers are refused: their expiry would
- * have to be re-armed.
+ * SI_KERNEL.  Timers are in timer.c.
  */
 
-#include <linux/hrtimer.h>
 #include <linux/sched/signal.h>
 #include <linux/signal.h>
 #include <linux/slab.h>
@@ -55,26 +53,6 @@ static int ckpt_collect_pending(struct ckpt_pending *p, struct sigpending *pendi
 		p->q[p->h.nr].shared = shared;
 		memcpy(p->q[p->h.nr++].info, &info, sizeof(info));
 	}
-	return 0;
-}
-
-/* Timers would have to be re-armed on restart; refuse them by name */
-static int ckpt_timers_armed(struct ckpt_ctx *ctx, struct task_struct *t)
-{
-	struct signal_struct *sig = t->signal;
-	pid_t pid = task_pid_vnr(t);
-
-	if (hrtimer_is_queued(&sig->real_timer) || sig->it_real_incr)
-		return ckpt_err(ctx, -EOPNOTSUPP,
-				"pid %d: an armed ITIMER_REAL is not supported", pid);
-	if (sig->it[CPUCLOCK_PROF].expires || sig->it[CPUCLOCK_VIRT].expires)
-		return ckpt_err(ctx, -EOPNOTSUPP,
-				"pid %d: an armed ITIMER_PROF or ITIMER_VIRTUAL is not supported",
-				pid);
-	if (!hlist_empty(&sig->posix_timers))
-		return ckpt_err(ctx, -EOPNOTSUPP,
-				"pid %d: POSIX timers (timer_create) are not supported",
-				pid);
 	return 0;
 }
 
@@ -164,14 +142,11 @@ int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t, bool group)
 		kvfree(pend);
 		return ckpt_err(ctx, -ESRCH, "pid %d is exiting", task_pid_vnr(t));
 	}
-	if (group)
-		ret = ckpt_timers_armed(ctx, t);
 	h.blocked = ckpt_user_blocked(t);
 	h.sas_ss_sp = t->sas_ss_sp;
 	h.sas_ss_size = t->sas_ss_size;
 	h.sas_ss_flags = t->sas_ss_flags;
-	if (!ret)
-		ret = ckpt_collect_pending(pend, &t->pending, false);
+	ret = ckpt_collect_pending(pend, &t->pending, false);
 	if (!ret && group)
 		ret = ckpt_collect_pending(pend, &t->signal->shared_pending, true);
 	spin_unlock_irqrestore(&sighand->siglock, flags);

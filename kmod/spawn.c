@@ -270,14 +270,6 @@ bool ckpt_spawn_creates(struct ckpt_group *g, u32 idx, u32 j)
 	return p[j].ppid == p[idx].tgid && ckpt_group_first_live(g, idx);
 }
 
-static const u64 ckpt_share_flag[CKPT_SHARE_NR] = {
-	[CKPT_SHARE_MM] = CLONE_VM,
-	[CKPT_SHARE_FILES] = CLONE_FILES,
-	[CKPT_SHARE_FS] = CLONE_FS,
-	[CKPT_SHARE_SIGHAND] = CLONE_SIGHAND,
-	[CKPT_SHARE_SIGNAL] = CLONE_THREAD,
-};
-
 /*
  * The clone(2) flags that make task @j share with its creator @idx what
  * the image says they share, and its exit signal.  The engine checks

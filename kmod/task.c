@@ -16,10 +16,12 @@
 
 #include <linux/completion.h>
 #include <linux/pid.h>
+#include <linux/ptrace.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
-#include <linux/slab.h>
 #include <linux/sched/task.h>
+#include <linux/sched/task_stack.h>
+#include <linux/slab.h>
 #include <linux/string.h>
 
 #include "ckpt.h"
@@ -59,6 +61,10 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32 i)
 	ret = checkpoint_task_obj(ctx, tree, i);
 	if (!ret)
 		ret = checkpoint_thread(ctx, t);
+	if (!ret)
+		ret = checkpoint_process(ctx, t);
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
+		ret = checkpoint_timers(ctx, t);	/* ITIMERS, POSIX_TIMERs */
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGHAND)))
 		ret = checkpoint_sighand(ctx, t);
 	if (!ret)	/* SIGNAL, SIGPENDING */
@@ -114,6 +120,10 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 		ret = restore_prepare_share(ctx);
 	if (!ret)
 		ret = restore_prepare_thread(ctx);
+	if (!ret)
+		ret = restore_prepare_process(ctx);
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
+		ret = restore_prepare_timers(ctx);	/* ITIMERS, POSIX_TIMERs */
 	if (!ret)	/* SIGHAND, SIGNAL, SIGPENDING */
 		ret = restore_prepare_signal(ctx);
 	if (!ret)
@@ -235,14 +245,25 @@ int restore_finish_task(struct ckpt_ctx *ctx, struct ckpt_member *m, long *ax)
 	if (!ret && (ctx->task->flags & CKPT_TASK_VFORK_WAIT))
 		ret = restore_vfork(ctx, m, ax);
 	if (!ret)
+		ret = restore_process(ctx);	/* exe, sched: with the restarter's rights */
+	if (!ret)
 		ret = restore_share_done(ctx);
 	if (ret)
 		return ret;
 	restore_cred(ctx);
 	/* the mask first, so that requeued signals stay pending if blocked */
 	restore_signal(ctx);
+	/* after the signals, so that an early expiry is not flushed with them */
+	if (ctx->defines & BIT(CKPT_SHARE_SIGNAL)) {
+		ret = restore_timers(ctx);
+		if (ret)
+			return ret;
+	}
 	task_lock(current);
 	strscpy_pad(current->comm, ctx->task->comm, sizeof(current->comm));
 	task_unlock(current);
+	restore_process_late(ctx);	/* pdeathsig, dumpable: a cred change resets them */
+	/* out of restart(2) now: no system call to restart on the way back */
+	current_pt_regs()->orig_ax = -1;
 	return 0;
 }

@@ -11,12 +11,12 @@
  * latter), its robust futex list and its rseq area.  What the threads of
  * a process share is saved once (share.c).
  *
- * Userspace recreates each thread with its tid (clone_with_pids(2) with
- * CLONE_THREAD and the flags its TASK object gives) before the thread
- * group's leader calls restart(2); then every thread calls restart(2) and
- * rebuilds itself in its turn.  A leader that had exited while its threads
- * ran on is a ZOMBIE of the tree: userspace makes its threads, then ends
- * it with its exit status, and it stays a zombie until the last thread ends.
+ * At restart the engine clones each thread with its tid from its rebuilt
+ * leader (clone_with_pids(2) with CLONE_THREAD and the flags its TASK
+ * object gives, spawn.c); the thread then rebuilds itself in its turn.  A
+ * leader that had exited while its threads ran on is a ZOMBIE of the
+ * tree: it clones its threads, then ends with its exit status, and stays
+ * a zombie until the last thread ends.
  */
 
 #include <uapi/linux/futex.h>

@@ -191,8 +191,11 @@ int checkpoint_may(struct ckpt_ctx *ctx, struct task_struct *t)
 {
 	pid_t pid = task_pid_vnr(t);
 
-	if (t == current)
-		return ckpt_err(ctx, -EINVAL, "a task cannot checkpoint itself");
+	/* only as the root: a task cannot freeze itself, nor be frozen for its own call */
+	if (t == current && !ctx->self)
+		return ckpt_err(ctx, -EINVAL,
+				"pid %d is in the tree it checkpoints: only checkpoint(0, ...) checkpoints the caller",
+				pid);
 	if (t->flags & PF_KTHREAD)
 		return ckpt_err(ctx, -EPERM, "pid %d is a kernel thread", pid);
 	if (!ptrace_may_access(t, PTRACE_MODE_ATTACH_REALCREDS))
@@ -233,9 +236,14 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 	u32 i;
 	int ret;
 
-	if (pid <= 0)
+	if (pid < 0)
 		return ckpt_err(ctx, -EINVAL, "bad pid %d", pid);
-	{
+	if (!pid || pid == task_pid_vnr(current)) {
+		/* self-checkpoint: the caller, in this call, is as still as a frozen task */
+		ctx->self = true;
+		t = get_task_struct(current->group_leader);
+		pid = task_pid_vnr(t);
+	} else {
 		struct pid *p = find_get_pid(pid);
 
 		t = get_pid_task(p, PIDTYPE_PID);

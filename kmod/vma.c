@@ -14,7 +14,10 @@
 #include <linux/magic.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
+#include <linux/pagemap.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/unistd.h>
 #include <asm/vdso.h>
 
 #include "ckpt.h"
@@ -57,7 +60,10 @@ unsupported:
 static bool ckpt_vma_from_parent(struct ckpt_vma_desc *d, struct ckpt_vma_desc *parent,
 				 unsigned int nr_parent)
 {
-	const unsigned long same = VM_READ | VM_WRITE | VM_EXEC | VM_MAYSHARE | VM_GROWSDOWN;
+	/* and the madvise(2) flags, which the fork copy keeps (not mlock(2)'s) */
+	const unsigned long same = VM_READ | VM_WRITE | VM_EXEC | VM_MAYSHARE | VM_GROWSDOWN |
+				   VM_SEQ_READ | VM_RAND_READ | VM_HUGEPAGE | VM_NOHUGEPAGE |
+				   VM_MERGEABLE | VM_DONTDUMP;
 	unsigned int lo = 0, hi = nr_parent;
 
 	while (lo < hi) {
@@ -256,6 +262,45 @@ int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi)
 	return 0;
 }
 
+/* What madvise(2) sets on a mapping, replayed on its range at restart */
+static const struct {
+	unsigned long flag;
+	int advice;
+} ckpt_vma_advice[] = {
+	{ VM_DONTCOPY, MADV_DONTFORK },
+	{ VM_DONTDUMP, MADV_DONTDUMP },
+	{ VM_WIPEONFORK, MADV_WIPEONFORK },
+	{ VM_HUGEPAGE, MADV_HUGEPAGE },
+	{ VM_NOHUGEPAGE, MADV_NOHUGEPAGE },
+	{ VM_MERGEABLE, MADV_MERGEABLE },
+	{ VM_SEQ_READ, MADV_SEQUENTIAL },
+	{ VM_RAND_READ, MADV_RANDOM },
+};
+
+static int restore_vma_advice(struct ckpt_ctx *ctx, struct ckpt_hdr_vma *v)
+{
+	unsigned long len = v->end - v->start;
+	unsigned int i;
+	long ret;
+
+	for (i = 0; i < ARRAY_SIZE(ckpt_vma_advice); i++) {
+		/* a flag this kernel lacks is 0 (VM_HUGEPAGE without THP) */
+		if (!ckpt_vma_advice[i].flag || !(v->vm_flags & ckpt_vma_advice[i].flag))
+			continue;
+		ret = ckpt_syscall(__NR_madvise, v->start, len, ckpt_vma_advice[i].advice);
+		if (ret)
+			return ckpt_err(ctx, ret, "madvise(%d) of %llx-%llx",
+					ckpt_vma_advice[i].advice, v->start, v->end);
+	}
+	if (v->vm_flags & VM_LOCKED) {
+		ret = ckpt_syscall(__NR_mlock2, v->start, len,
+				   v->vm_flags & VM_LOCKONFAULT ? MLOCK_ONFAULT : 0);
+		if (ret)
+			return ckpt_err(ctx, ret, "cannot mlock %llx-%llx", v->start, v->end);
+	}
+	return 0;
+}
+
 static int restore_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r)
 {
 	struct ckpt_hdr_vma *v = r->v;
@@ -276,7 +321,7 @@ static int restore_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r)
 		return ckpt_err(ctx, (long)addr, "cannot map %llx-%llx", v->start, v->end);
 	if (addr != v->start)
 		return ckpt_err(ctx, -EINVAL, "mapping %llx landed at %lx", v->start, addr);
-	return 0;
+	return restore_vma_advice(ctx, v);
 }
 
 /* Replace the whole address space of current with the saved VMAs; the stub stays */
@@ -303,79 +348,95 @@ int restore_vmas(struct ckpt_ctx *ctx)
 	return 0;
 }
 
-/* Whether @vma of the fork copy is the image's @r, to keep */
-static bool restore_vma_same(struct vm_area_struct *vma, struct ckpt_rvma *r)
+/*
+ * Whether the fork copy maps @r as the image has it, to keep.  Its VMA may
+ * be larger: the parent's rebuilt mappings merge where they can (a RELRO
+ * segment with the read-only data next to it, say).
+ */
+static bool restore_vma_same(struct mm_struct *mm, struct ckpt_rvma *r)
 {
 	struct ckpt_hdr_vma *v = r->v;
 	bool shared = v->kind == CKPT_VMA_SHANON || v->kind == CKPT_VMA_SHFILE;
+	struct vm_area_struct *vma = find_vma(mm, v->start);
 
-	return v->from_parent && vma->vm_start == v->start && vma->vm_end == v->end &&
-	       vma->vm_file == r->file && (!r->file || vma->vm_pgoff == v->pgoff) &&
+	if (!vma || vma->vm_start > v->start || vma->vm_end < v->end)
+		return false;
+	return vma->vm_file == r->file &&
+	       (!r->file || linear_page_index(vma, v->start) == v->pgoff) &&
 	       (v->kind != CKPT_VMA_ANON || vma_is_anonymous(vma)) &&
 	       ckpt_vma_prot(vma->vm_flags) == v->prot &&
 	       !!(vma->vm_flags & VM_MAYSHARE) == shared &&
 	       !!(vma->vm_flags & VM_GROWSDOWN) == v->growsdown;
 }
 
+static int ckpt_range_cmp(const void *a, const void *b)
+{
+	const struct ckpt_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
 /*
  * current is a fork(2) copy of its parent's rebuilt mm: keep the VMAs the
  * image marks as the parent's (and the vDSO, if it is where the image has
- * it: *@vdso_kept), unmap the rest but the stub, and map what is missing.
+ * it: *@vdso_kept), unmap what lies between them but the stub, and map
+ * what is missing.
  */
 int restore_vmas_forked(struct ckpt_ctx *ctx, bool *vdso_kept)
 {
 	const struct vdso_image *image = current->mm->context.vdso_image;
 	struct mm_struct *mm = current->mm;
 	unsigned long vdso = (unsigned long)mm->context.vdso;
-	u64 vdso_lo = 0, vdso_hi = 0;
-	struct ckpt_range *drop;
-	struct vm_area_struct *vma;
-	struct vma_iterator vmi;
+	struct ckpt_range *keep;
 	unsigned int n = 0, i;
+	u64 end = 0;
 	int ret = 0;
 
+	keep = kvcalloc(ctx->nr_vmas + 2, sizeof(*keep), GFP_KERNEL);
+	if (!keep)
+		return -ENOMEM;
 	*vdso_kept = vdso && image && vdso == ctx->mm->vdso;
 	if (*vdso_kept) {
-		vdso_lo = vdso + image->sym_vvar_start;
-		vdso_hi = vdso + image->size;
+		keep[n].start = vdso + image->sym_vvar_start;
+		keep[n++].end = vdso + image->size;
 	}
-	drop = kvcalloc(max_t(int, mm->map_count, 1), sizeof(*drop), GFP_KERNEL);
-	if (!drop)
-		return -ENOMEM;
+	if (ctx->stub) {
+		keep[n].start = ctx->stub;
+		keep[n++].end = ctx->stub + CKPT_STUB_SIZE;
+	}
 	mmap_read_lock(mm);
-	vma_iter_init(&vmi, mm, 0);
-	for_each_vma(vmi, vma) {
-		struct ckpt_rvma *r = ckpt_find_vma(ctx, vma->vm_start);
-
-		if (ckpt_stub_overlaps(ctx, vma->vm_start, vma->vm_end) ||
-		    (vma->vm_start >= vdso_lo && vma->vm_end <= vdso_hi))
-			continue;
-		if (r && restore_vma_same(vma, r)) {
-			r->kept = true;
-			continue;
-		}
-		if (n < mm->map_count) {
-			drop[n].start = vma->vm_start;
-			drop[n++].end = vma->vm_end;
-		}
-	}
-	mmap_read_unlock(mm);
-	for (i = 0; !ret && i < n; i++)
-		ret = vm_munmap(drop[i].start, drop[i].end - drop[i].start);
-	kvfree(drop);
-	if (ret)
-		return ckpt_err(ctx, ret, "cannot unmap what the fork copy has more");
 	for (i = 0; i < ctx->nr_vmas; i++) {
 		struct ckpt_rvma *r = &ctx->vmas[i];
 
-		if (r->kept)
+		if (!r->v->from_parent)
 			continue;
-		if (r->v->from_parent)
-			return ckpt_err(ctx, -EINVAL, "VMA %llx is not in the parent's copy",
-					r->v->start);
-		ret = restore_vma(ctx, r);
-		if (ret)
-			return ret;
+		if (!restore_vma_same(mm, r)) {
+			ret = ckpt_err(ctx, -EINVAL, "VMA %llx is not in the parent's copy",
+				       r->v->start);
+			break;
+		}
+		r->kept = true;
+		keep[n].start = r->v->start;
+		keep[n++].end = r->v->end;
 	}
-	return 0;
+	mmap_read_unlock(mm);
+	sort(keep, n, sizeof(*keep), ckpt_range_cmp, NULL);
+	for (i = 0; !ret && i <= n; i++) {
+		u64 next = i < n ? keep[i].start : TASK_SIZE;
+
+		if (next > end)
+			ret = vm_munmap(end, next - end);
+		if (ret)
+			ret = ckpt_err(ctx, ret, "cannot unmap what the fork copy has more");
+		else if (i < n)
+			end = max(end, keep[i].end);
+	}
+	kvfree(keep);
+	for (i = 0; !ret && i < ctx->nr_vmas; i++) {
+		struct ckpt_rvma *r = &ctx->vmas[i];
+
+		/* a kept VMA is not locked: fork(2) does not copy mlock(2) */
+		ret = r->kept ? restore_vma_advice(ctx, r->v) : restore_vma(ctx, r);
+	}
+	return ret;
 }

@@ -11,11 +11,14 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // What each package is for: build-essential and libc6-dev build the static
 // helpers and test programs; util-linux gives setpriv and mount for the
-// tests; the rest build and boot the VM kernel (vm-images/) and run CRIU in it.
+// tests; nftables gives nft, the user backend's network lock for TCP
+// connections dumped with --tcp-established; the rest build and boot the VM
+// kernel (vm-images/) and run CRIU in it (ccache lets kernels of different
+// patch series share their objects).
 const PACKAGES = [
   'build-essential', 'libc6-dev', 'util-linux', 'xz-utils',
   'linux-source-6.12', 'bc', 'flex', 'bison', 'libelf-dev', 'patch', 'kmod',
-  'qemu-system-x86', 'busybox-static', 'criu',
+  'qemu-system-x86', 'busybox-static', 'criu', 'nftables', 'ccache',
 ];
 
 function installed(pkg) {

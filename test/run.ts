@@ -123,8 +123,9 @@ try {
     try {
       t = vm ? await vmSuite(name) : await hostSuite(name);
     } catch (err) {
-      // One line: the reason; a VmError's further lines (the guest's last output) are in its log directory.
-      process.stdout.write(`\n✘ suite ${name} failed: ${String((err as Error).message ?? err).split('\n')[0]}\n`);
+      // The reason on one line; what explains it (a build's last output, the guest's) indented below.
+      const [reason, ...details] = String((err as Error).message ?? err).trimEnd().split('\n');
+      process.stdout.write(`\n✘ suite ${name} failed: ${reason}\n${details.slice(-20).map((l) => `    ${l}\n`).join('')}`);
       t = { passed: 0, failed: 1, skipped: 0 };
     }
     totals.passed += t.passed;

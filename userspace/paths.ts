@@ -6,3 +6,6 @@ import { fileURLToPath } from 'node:url';
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export const nativeBin = (name: string) => path.join(packageRoot, 'userspace', 'native', 'bin', name);
+
+/** The `cr` command as built (the bundle of userspace/cli/cr.ts, scripts/bundle.mjs). */
+export const crCommand = path.join(packageRoot, 'dist', 'cr', 'cr.js');

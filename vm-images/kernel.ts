@@ -156,6 +156,22 @@ function buildEnv(pins: Pins): Record<string, string> {
   };
 }
 
+/**
+ * ccache, when installed, for the compile steps: kernel trees of different
+ * patch series (every helper branch, the debug flavour) share most of
+ * their objects. ccache hands back the bytes gcc would write, so the build
+ * stays reproducible; paths are rewritten relative to the tree so that
+ * trees in different directories hit the same entries.
+ */
+async function ccacheArgs(tree: string): Promise<{ args: string[]; env: Record<string, string> }> {
+  const r = await execa('sh', ['-c', 'command -v ccache'], { reject: false });
+  if (r.exitCode !== 0) return { args: [], env: {} };
+  return {
+    args: ['CC=ccache gcc'],
+    env: { CCACHE_DIR: join(cacheRoot(), 'ccache'), CCACHE_BASEDIR: tree, CCACHE_NOHASHDIR: '1', CCACHE_MAXSIZE: '5G' },
+  };
+}
+
 /** Parse `CONFIG_X=v` and `# CONFIG_X is not set` lines (the latter as `n`). */
 function parseConfig(text: string): Map<string, string> {
   const options = new Map<string, string>();
@@ -258,9 +274,11 @@ export async function buildKernelInto(dest: string, inputs: KernelInputs, progre
   let steps = 0;
   progress.phase('kernel build', estimatedSteps());
   try {
-    await step('make bzImage modules', 'make', [`-j${availableParallelism()}`, 'bzImage', 'modules'], {
+    const cc = await ccacheArgs(tree);
+    if (cc.args.length) progress.log(`compiling through ccache (${cc.env.CCACHE_DIR})`);
+    await step('make bzImage modules', 'make', [`-j${availableParallelism()}`, ...cc.args, 'bzImage', 'modules'], {
       cwd: tree,
-      env,
+      env: { ...env, ...cc.env },
       onLine: (line) => {
         if (KBUILD_STEP.test(line)) {
           steps++;

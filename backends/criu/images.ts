@@ -10,11 +10,12 @@ import path from 'node:path';
 import protobuf from 'protobufjs';
 import { CrError } from '../../userspace/errors.js';
 import { packageRoot } from '../../userspace/paths.js';
+import { INVENTORY_MAGIC, isCriuImage } from './identity.js';
 
 export const MAGIC = {
   IMG_COMMON: 0x54564319,
   IMG_SERVICE: 0x55105940,
-  INVENTORY: 0x58313116,
+  INVENTORY: INVENTORY_MAGIC,
   PSTREE: 0x50273030,
   CORE: 0x55053847,
   MM: 0x57492820,
@@ -81,18 +82,6 @@ export interface PstreeEntry {
 
 export function readPstree(dir: string): PstreeEntry[] {
   return readImage(path.join(dir, 'pstree.img'), MAGIC.PSTREE, ['pstree_entry']) as PstreeEntry[];
-}
-
-export function isCriuImage(dir: string): boolean {
-  try {
-    const fd = fs.openSync(path.join(dir, 'inventory.img'), 'r');
-    const b = Buffer.alloc(8);
-    const n = fs.readSync(fd, b, 0, 8, 0);
-    fs.closeSync(fd);
-    return n >= 4 && (b.readUInt32LE(0) === MAGIC.INVENTORY || (n === 8 && b.readUInt32LE(4) === MAGIC.INVENTORY));
-  } catch {
-    return false;
-  }
 }
 
 export interface DumpStatsEntry {

@@ -3,8 +3,9 @@
  * as the reference the other two backends are measured against.
  *
  * dump:    criu dump -t PID -D DIR -o dump.log -v2 [--shell-job] [--leave-running]
+ *          [--tcp-established --network-lock nftables]
  * restore: criu restore -D DIR -o restore.log -v2 -d --pidfile F
- *          [--restore-sibling] [--shell-job]
+ *          [--restore-sibling] [--shell-job] [--tcp-established --network-lock nftables]
  *
  * Restore always lets criu exit once the tree runs (-d). Without `detach`
  * it also passes --restore-sibling, so the restored root becomes a child of
@@ -20,13 +21,14 @@ import { execa } from 'execa';
 import koffi from 'koffi';
 import { CrError } from '../../userspace/errors.js';
 import type { Backend, CheckItem, DumpOptions, DumpResult, ExitStatus, ImageDescription, RestoreOptions, RestoreResult } from '../types.js';
-import { describeImage, isCriuImage, readPstree, readStats } from './images.js';
+import { isCriuImage, summary } from './identity.js';
+import { describeImage, readPstree, readStats } from './images.js';
 
 export const CRIU = process.env.CR_CRIU ?? 'criu';
 /** CRIU's log level: 2 = errors and warnings (cheap); CR_CRIU_VERBOSE=4 for debugging. */
 const VERBOSITY = `-v${process.env.CR_CRIU_VERBOSE ?? '2'}`;
 
-const inVm = 'run it inside the project VM (6.12 kernel): npm run vm -- criu check, npm run vm -- node dist/userspace/cli/cr.js …';
+const inVm = 'run it inside the project VM (6.12 kernel): npm run vm -- criu check, npm run vm -- node dist/cr/cr.js …';
 
 /** The first line of a CRIU log that says what went wrong. */
 export function criuError(log: string): string | undefined {
@@ -76,17 +78,36 @@ export function needsShellJob(pid: number, st: ProcStat): boolean {
   return st.session !== pid || st.pgrp !== pid || st.ttyNr !== 0;
 }
 
+/**
+ * CRIU saves established TCP connections only when asked, and locks them
+ * with nftables here (its default, iptables, is not installed); the
+ * restore of such an image must be asked the same.
+ */
+export const CRIU_TCP_ESTABLISHED = ['--tcp-established', '--network-lock', 'nftables'];
+
+/** Whether a CRIU image holds established TCP connections (tcp-stream-*.img). */
+function hasTcpStreams(dir: string): boolean {
+  try {
+    return fs.readdirSync(dir).some((f) => f.startsWith('tcp-stream-'));
+  } catch {
+    return false; // no image there (yet): criu says so itself
+  }
+}
+
+/** --file-locks: the other backends save file locks by default; CRIU refuses them without it. */
 export function dumpArgv(opts: DumpOptions, shellJob: boolean): string[] {
-  const argv = ['dump', '-t', String(opts.pid), '-D', opts.dir, '-o', 'dump.log', VERBOSITY];
+  const argv = ['dump', '-t', String(opts.pid), '-D', opts.dir, '-o', 'dump.log', VERBOSITY, '--file-locks'];
   if (shellJob) argv.push('--shell-job');
   if (opts.leaveRunning) argv.push('--leave-running');
+  if (opts.tcpEstablished) argv.push(...CRIU_TCP_ESTABLISHED);
   return argv;
 }
 
 export function restoreArgv(opts: RestoreOptions, pidfile: string, shellJob: boolean): string[] {
-  const argv = ['restore', '-D', opts.dir, '-o', 'restore.log', VERBOSITY, '--restore-detached', '--pidfile', pidfile];
+  const argv = ['restore', '-D', opts.dir, '-o', 'restore.log', VERBOSITY, '--restore-detached', '--pidfile', pidfile, '--file-locks'];
   if (!opts.detach) argv.push('--restore-sibling');
   if (shellJob) argv.push('--shell-job');
+  if (hasTcpStreams(opts.dir)) argv.push(...CRIU_TCP_ESTABLISHED);
   return argv;
 }
 
@@ -155,7 +176,7 @@ async function criuVersion(): Promise<[number, number, number] | undefined> {
 
 export const criuBackend: Backend = {
   name: 'criu',
-  summary: 'CRIU, the reference userspace checkpoint/restore tool, driven through its command line',
+  summary,
 
   async check(): Promise<CheckItem[]> {
     const items: CheckItem[] = [];
@@ -185,7 +206,7 @@ export const criuBackend: Backend = {
     const st = procStat(opts.pid);
     if (!st) throw new CrError(`no process ${opts.pid}`);
     fs.mkdirSync(opts.dir, { recursive: true });
-    const shellJob = needsShellJob(opts.pid, st);
+    const shellJob = !!opts.shellJob || needsShellJob(opts.pid, st);
     const argv = dumpArgv(opts, shellJob);
     opts.log?.(`${CRIU} ${argv.join(' ')}`);
     const t0 = performance.now();
@@ -218,7 +239,7 @@ export const criuBackend: Backend = {
     const tree = readPstree(opts.dir);
     if (!tree.length) throw new CrError(`${opts.dir}: pstree.img lists no process`);
     const rootTask = tree[0];
-    const shellJob = rootTask.sid !== rootTask.pid || rootTask.pgid !== rootTask.pid;
+    const shellJob = !!opts.shellJob || rootTask.sid !== rootTask.pid || rootTask.pgid !== rootTask.pid;
     const pidfile = path.join(opts.dir, 'restore.pid');
     fs.rmSync(pidfile, { force: true });
     const argv = restoreArgv(opts, pidfile, shellJob);

@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../userspace/errors.js';
+import { IMAGE_NAME } from './identity.js';
 
-export const IMAGE_NAME = 'kernel.img';
 export const LOG_NAME = 'kernel.log';
 export const imagePath = (dir: string): string => path.join(dir, IMAGE_NAME);
 export const logPath = (dir: string): string => path.join(dir, LOG_NAME);
@@ -19,16 +19,36 @@ export const IMAGE_VERSION = 1;
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
   9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE',
-  40: 'THREAD', 41: 'SIGHAND', 42: 'SHMEM', 43: 'DROP', 126: 'ERROR', 127: 'TAIL',
+  40: 'THREAD', 41: 'SIGHAND', 42: 'SHMEM', 43: 'DROP', 80: 'PROCESS', 81: 'ITIMERS', 82: 'POSIX_TIMER', 126: 'ERROR', 127: 'TAIL',
 };
 const T = {
   HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGNAL: 12, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36,
-  THREAD: 40, SIGHAND: 41, SHMEM: 42, DROP: 43, ERROR: 126, TAIL: 127,
+  THREAD: 40, SIGHAND: 41, SHMEM: 42, DROP: 43, PROCESS: 80, ITIMERS: 81, POSIX_TIMER: 82, ERROR: 126, TAIL: 127,
 };
 /** enum ckpt_share: what a TASK object names by id. */
 const SHARE_NAMES = ['mm', 'files', 'fs', 'sighand', 'signal'];
 const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
+const SCHED_POLICIES = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', '4', 'SCHED_IDLE', 'SCHED_DEADLINE'];
+const CLOCKS = ['CLOCK_REALTIME', 'CLOCK_MONOTONIC', 'CLOCK_PROCESS_CPUTIME_ID', 'CLOCK_THREAD_CPUTIME_ID', '4', '5', '6', 'CLOCK_BOOTTIME', '8', '9', '10', 'CLOCK_TAI'];
+const CPU_CLOCKS = ['PROF', 'VIRT', 'SCHED'];
+/** madvise(2)/mlock(2) flags of a VMA that restart replays (kmod/vma.c), by vm_flags bit. */
+const VMA_ADVICE: [bigint, string][] = [
+  [0x2000n, 'locked'], [0x8000n, 'seq'], [0x10000n, 'rand'], [0x20000n, 'dontfork'], [0x2000000n, 'wipeonfork'],
+  [0x4000000n, 'dontdump'], [0x20000000n, 'hugepage'], [0x40000000n, 'nohugepage'], [0x80000000n, 'mergeable'],
+];
+
+/** A timer value in ns as cr show prints it: what is left, and the period. */
+const timerValue = (o: Buffer, at: number): string => {
+  const ms = (v: bigint) => `${(Number(v) / 1e6).toFixed(3)} ms`;
+  const value = o.readBigUInt64LE(at);
+  const interval = o.readBigUInt64LE(at + 8);
+  return value ? `${ms(value)} left${interval ? `, every ${ms(interval)}` : ''}` : 'disarmed';
+};
+
+/** clockid_t as cr show prints it: a CPU clock is its pid (0: the task itself) and kind. */
+const clockName = (c: number): string =>
+  c >= 0 ? (CLOCKS[c] ?? `clock ${c}`) : `${c & 4 ? 'thread' : 'process'} ${CPU_CLOCKS[c & 3] ?? '?'} CPU clock${~(c >> 3) ? ` of pid ${~(c >> 3)}` : ''}`;
 
 export interface ImageObject {
   type: number;
@@ -201,7 +221,9 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
       const ref = o.readInt32LE(48);
       const what = o.readUInt32LE(40) === 2 ? 'shmem' : 'file';
       const fromParent = len >= 64 && o.readUInt32LE(56) ? ' (the parent\'s, kept from the fork)' : '';
-      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` ${what} #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}${fromParent}`);
+      const vmFlags = o.readBigUInt64LE(32);
+      const advice = VMA_ADVICE.filter(([bit]) => vmFlags & bit).map(([, name]) => ` ${name}`).join('');
+      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` ${what} #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}${advice}${fromParent}`);
     } else if (type === T.CPU && len >= 8 + 27 * 8) {
       details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
     } else if (type === T.FPU && len >= 16) {
@@ -224,6 +246,22 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
         set.push(`${RLIMIT_NAMES[i]} ${lim(o.readBigUInt64LE(16 + i * 16))}/${lim(o.readBigUInt64LE(24 + i * 16))}`);
       }
       details.push(`rlimits: ${set.join(', ')}`);
+    } else if (type === T.PROCESS && len >= 88) {
+      const flags = o.readUInt32LE(20);
+      const policy = o.readUInt32LE(40);
+      const exe = o.readUInt32LE(60) ? cstr(o, 88, len) : '(none)';
+      details.push(`process: exe ${exe}, personality ${hex(BigInt(o.readUInt32LE(8)))}, pdeathsig ${o.readUInt32LE(12)}, dumpable ${o.readUInt32LE(16)}` +
+        `${flags & 1 ? ', child subreaper' : ''}${flags & 2 ? ', no_new_privs' : ''}` +
+        `${flags & 4 ? `, stopped by signal ${o.readUInt32LE(52)}${o.readUInt32LE(56) ? ' (not waited for)' : ''}` : ''}`);
+      details.push(`  sched: ${SCHED_POLICIES[policy] ?? `policy ${policy}`}${flags & 8 ? '|SCHED_RESET_ON_FORK' : ''} priority ${o.readUInt32LE(44)} nice ${o.readInt32LE(48)}` +
+        `${policy === 6 ? ` runtime ${o.readBigUInt64LE(64)} deadline ${o.readBigUInt64LE(72)} period ${o.readBigUInt64LE(80)} ns` : ''}, timer slack ${o.readBigUInt64LE(24)} ns (default ${o.readBigUInt64LE(32)})`);
+    } else if (type === T.ITIMERS && len >= 56) {
+      details.push(`itimers: real ${timerValue(o, 8)}, virtual ${timerValue(o, 24)}, prof ${timerValue(o, 40)}`);
+    } else if (type === T.POSIX_TIMER && len >= 64) {
+      const notify = o.readUInt32LE(16);
+      const how = ['SIGEV_SIGNAL', 'SIGEV_NONE'][notify & ~4] ?? `notify ${notify}`;
+      details.push(`posix timer ${o.readInt32LE(8)}: ${clockName(o.readInt32LE(12))}, ${how}${notify & 4 ? ` to tid ${o.readInt32LE(32)}` : ''}` +
+        `${notify & ~4 ? '' : ` signal ${o.readUInt32LE(20)} value ${o.readBigUInt64LE(24)}`}, ${timerValue(o, 40)}, overrun ${o.readBigInt64LE(56)}`);
     } else if (type === T.PAGES && len >= 16) {
       pages += o.readUInt32LE(8);
     } else if (type === T.DROP && len >= 16) {

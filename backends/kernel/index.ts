@@ -8,13 +8,13 @@ import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { dump } from './dump.js';
+import { recognizes, summary } from './identity.js';
 import { decodeImage, imagePath, TYPE_NAMES } from './image.js';
-import { helperPath, restore } from './restore.js';
-import { engineStatus, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
+import { engineStatus, helperPath, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
 
 export const kernelBackend: Backend = {
   name: 'kernel',
-  summary: 'in-kernel c/r: checkpoint(2)/restart(2) with a loadable engine (the linux-cr approach)',
+  summary,
 
   async check(): Promise<CheckItem[]> {
     const p = probe();
@@ -37,10 +37,12 @@ export const kernelBackend: Backend = {
   },
 
   dump,
-  restore,
+  // Loaded when first called: a dump needs none of it.
+  restore: async (opts) => (await import('./restore.js')).restore(opts),
+  thaw: async (pid) => (await import('./restore.js')).thaw(pid),
 
   async recognizes(dir) {
-    return fs.existsSync(imagePath(dir));
+    return recognizes(dir);
   },
 
   async describe(dir) {

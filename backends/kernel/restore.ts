@@ -1,11 +1,14 @@
 /**
- * Restart through restart(2), linux-cr style: a helper creates the tree
- * with the original pids, sessions and groups (clone_with_pids(2)) and
- * every task calls restart(ROOT, fd, RESTART_TASKSELF, logfd) on itself;
- * the engine rebuilds them one by one and lets them all return into the
- * checkpointed programs together.  The helper stays the root's parent,
+ * Restart through restart(2), linux-cr style: a helper creates the root
+ * with its original pid, session and group (clone_with_pids(2)) and it
+ * calls restart(ROOT, fd, RESTART_TASKSELF, logfd); the engine rebuilds it,
+ * clones every other task (threads too) from its rebuilt creator with its
+ * original pid, and lets them all return into the checkpointed programs
+ * together.  The helper stays the root's parent,
  * reports "ready PID" per task or "error PID: why" on fd 3, and exits with
- * the root's status.
+ * the root's status.  Restored `frozen` (RESTART_FROZEN), every task stays
+ * held frozen by the engine until thaw() (`cr thaw ROOT`), which is
+ * restart(ROOT, -1, RESTART_FROZEN, -1).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,13 +16,9 @@ import readline from 'node:readline';
 import { execa } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { nativeBin } from '../../userspace/paths.js';
 import { pidExists } from '../../userspace/sys/libc.js';
-import { ensureEngine } from './sys.js';
+import { ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
 import { decodeImage, imagePath, logPath, type TreeTask } from './image.js';
-
-/** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
-export const helperPath = (): string => nativeBin('cr-mktree');
 
 /** A task for cr-mktree -k: the root it creates, or one the engine clones (it waits for them all). */
 function mktreeArg(t: TreeTask): string {
@@ -40,7 +39,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...tree.map(mktreeArg)], {
+  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...tree.map(mktreeArg)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
   const ready = new Set<number>();
@@ -69,10 +68,22 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   return {
     pids: tree.filter((t) => t.tgid === t.pid).map((t) => t.pid),
     stats: { totalMs: performance.now() - t0 },
+    ...(opts.frozen ? { thaw: async () => thaw(pid) } : {}),
     async wait(): Promise<ExitStatus> {
       if (opts.detach) throw new CrError('the restored process was detached; nobody waits for it');
       const r = await helper;
       return { code: r.signal ? null : (r.exitCode ?? null), signal: (r.signal as NodeJS.Signals | undefined) ?? null };
     },
   };
+}
+
+/** Let the tree that a frozen restore left at root @pid run. */
+export async function thaw(pid: number): Promise<void> {
+  if (!Number.isInteger(pid) || pid <= 0) throw new CrError(`bad pid ${pid}`);
+  const why = ensureEngine();
+  if (why) throw new CrError(why);
+  const r = restart(pid, -1, RESTART_FROZEN, -1);
+  if (r.errno === 'ESRCH') throw new CrError(`no tree restored frozen at pid ${pid}`);
+  if (r.errno === 'EPERM') throw new CrError(`no permission to thaw the tree at pid ${pid}`);
+  if (r.errno) throw new CrError(`thaw of pid ${pid} failed: ${r.errno}`);
 }

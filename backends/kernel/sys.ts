@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
-import { packageRoot } from '../../userspace/paths.js';
+import { nativeBin, packageRoot } from '../../userspace/paths.js';
 import { trySyscall } from '../../userspace/sys/libc.js';
 
 /** x86_64 numbers, after the x32 range (see kernel-patches/0001). */
@@ -58,6 +58,9 @@ export function probe(): Probe {
     cloneWithPids: clone.errno === 'EINVAL',
   };
 }
+
+/** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
+export const helperPath = (): string => nativeBin('cr-mktree');
 
 /** The engine module, built against the VM kernel by vm-images (buildKmod). */
 export const enginePath = path.join(packageRoot, 'kmod', 'crengine.ko');

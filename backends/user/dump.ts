@@ -8,14 +8,15 @@
 import os from 'node:os';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { procMaps } from '../../userspace/proc/parse.js';
+import { procSmaps } from '../../userspace/proc/parse.js';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { STATE_MODULES } from './state/index.js';
+import { inForeground } from './state/tty.js';
 import type { DumpShared, DumpTask } from './state/module.js';
-import { checkSharedTables, releaseTree, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
+import { checkSharedTables, recordPidNamespaces, releaseTree, saveLastPid, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
 
 function asCrError(err: unknown): Error {
@@ -30,14 +31,15 @@ function asCrError(err: unknown): Error {
 
 function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, stats: { pagesWritten: number }, log: (l: string) => void): void {
   const [leader] = t.threads;
-  const maps = procMaps(leader.pid);
+  const maps = procSmaps(leader.pid);
   const inj = Injection.begin(leader);
   try {
-    const task: DumpTask = { pid: leader.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
+    const task: DumpTask = { pid: t.entry.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
     for (const m of STATE_MODULES) {
       m.dump(task);
       log(`pid ${task.pid}: ${m.name} saved`);
     }
+    saveLastPid(t.entry, inj);
     inj.end();
   } catch (err) {
     inj.abandon();
@@ -45,10 +47,14 @@ function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, sta
   }
 }
 
-/** Kill a seized tree: the tracer sees each death first, the parents still reap them. */
+/**
+ * Kill a seized tree: the tracer sees each death first, the parents still
+ * reap them. Children first: the init of a pid namespace does not finish
+ * dying before everything in its namespace has been reaped.
+ */
 function killTree(tasks: SeizedTask[]): void {
   for (const t of tasks) if (t.threads.length) kill(t.entry.pid, SIG.KILL);
-  for (const t of tasks) {
+  for (const t of [...tasks].reverse()) {
     // A leader is reported only after its other threads: wait for them first.
     for (const th of [...t.threads].reverse()) {
       th.closeMem();
@@ -80,9 +86,24 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   log(`seized ${pids.join(' ')} in ${(frozenAt - t0).toFixed(1)} ms`);
 
   const stats = { pagesWritten: 0 };
-  const shared: DumpShared = { files: [], pipes: new Set(), shmem: new Set() };
+  const shared: DumpShared = {
+    files: [], pipes: new Set(), shmem: new Set(), mms: new Map(), tree: pids, shellJob: !!opts.shellJob, tcpEstablished: !!opts.tcpEstablished, done: [],
+  };
+  // Every hook runs even after one failed; the first failure is thrown then.
+  const finish = (killed: boolean) => {
+    let failure: unknown;
+    for (const fn of shared.done.splice(0)) {
+      try {
+        fn(killed);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure) throw failure;
+  };
   try {
     checkSharedTables(tasks);
+    recordPidNamespaces(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
     images.write('inventory', undefined, {
       format_version: FORMAT_VERSION,
@@ -91,13 +112,27 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
       created_ms: BigInt(Date.now()),
       page_size: 4096,
       tasks: tasks.map((t) => t.entry),
+      shell_job: !!opts.shellJob,
+      foreground: !!opts.shellJob && inForeground(opts.pid),
     });
+  } catch (err) {
+    images.discard();
+    try {
+      finish(false);
+    } catch {
+      /* the dump failed already: its own error says why */
+    }
+    releaseTree(tasks);
+    throw asCrError(err);
+  }
+
+  try {
+    finish(!opts.leaveRunning);
   } catch (err) {
     images.discard();
     releaseTree(tasks);
     throw asCrError(err);
   }
-
   if (opts.leaveRunning) releaseTree(tasks);
   else killTree(tasks);
   const end = performance.now();

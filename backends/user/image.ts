@@ -13,9 +13,9 @@ import zlib from 'node:zlib';
 import protobuf from 'protobufjs';
 import { CrError } from '../../userspace/errors.js';
 import { packageRoot } from '../../userspace/paths.js';
+import { MAGIC } from './identity.js';
 
 export const FORMAT_VERSION = 1;
-const MAGIC = 0x424c5243; // "CRLB" little-endian
 const HEADER_SIZE = 16;
 const KINDS = ['inventory', 'cpu', 'mm', 'files', 'signals', 'process', 'namespaces', 'ipc'] as const;
 export type ImageKind = (typeof KINDS)[number];
@@ -93,21 +93,6 @@ export function decodeMessage<T>(name: string, bytes: Buffer, where: string): T 
     return toPlain(type, type.decode(bytes)) as T;
   } catch (err) {
     throw new CrError(`${where}: corrupted image (${(err as Error).message})`);
-  }
-}
-
-/** Whether a file starts with this backend's magic (CRIU's inventory.img does not). */
-export function isUserImage(file: string): boolean {
-  try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const head = Buffer.alloc(4);
-      return fs.readSync(fd, head, 0, 4, 0) === 4 && head.readUInt32LE(0) === MAGIC;
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return false;
   }
 }
 

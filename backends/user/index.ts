@@ -5,12 +5,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
+import { nftVersion } from '../../userspace/net/netlock.js';
 import { nativeBin } from '../../userspace/paths.js';
-import { imageFile, isUserImage } from './image.js';
-import { readInventory } from './inventory.js';
-import { dump } from './dump.js';
-import { restore } from './restore.js';
-import { STATE_MODULES } from './state/index.js';
+import { recognizes, summary } from './identity.js';
 
 function kernelAtLeast(major: number, minor: number): boolean {
   const [ma, mi] = os.release().split('.').map(Number);
@@ -24,7 +21,7 @@ function fileCheck(name: string, file: string, required: boolean, missing: strin
 
 export const userBackend: Backend = {
   name: 'user',
-  summary: 'userspace c/r through /proc and ptrace (the CRIU approach), written in TypeScript',
+  summary,
 
   async check() {
     const root = process.geteuid?.() === 0;
@@ -35,6 +32,7 @@ export const userBackend: Backend = {
       /* no Yama: classic ptrace rules */
     }
     const config = fs.existsSync('/proc/self/map_files');
+    const nft = await nftVersion();
     return [
       { name: 'root', ok: root, required: true, detail: root ? 'running as root' : 'restore chooses pids and sets mm fields: run as root' },
       { name: 'ptrace', ok: yama !== '3', required: true, detail: `Yama ptrace_scope ${yama}${yama === '3' ? ': ptrace is disabled' : ''}` },
@@ -43,17 +41,20 @@ export const userBackend: Backend = {
       fileCheck('/proc/PID/pagemap', '/proc/self/pagemap', true, 'no pagemap: cannot tell which pages to save'),
       fileCheck('ns_last_pid', '/proc/sys/kernel/ns_last_pid', false, 'not needed: pids are chosen with clone3 set_tid'),
       fileCheck('cr-mktree', nativeBin('cr-mktree'), true, 'helper not built: run npm run build'),
+      { name: 'nft', ok: !!nft, required: false, detail: nft ? `${nft}: the network lock for --tcp-established` : 'nft not found: dumps with --tcp-established cannot lock the network (install nftables)' },
     ];
   },
 
-  dump,
-  restore,
+  // Each loaded when first called: `cr show` needs neither.
+  dump: async (opts) => (await import('./dump.js')).dump(opts),
+  restore: async (opts) => (await import('./restore.js')).restore(opts),
 
   async recognizes(dir) {
-    return isUserImage(imageFile(dir, 'inventory'));
+    return recognizes(dir);
   },
 
   async describe(dir) {
+    const [{ readInventory }, { STATE_MODULES }] = await Promise.all([import('./inventory.js'), import('./state/index.js')]);
     const inv = readInventory(dir);
     const lines = [
       `user-backend image, format ${inv.format_version}, ${inv.arch}, kernel ${inv.kernel_release}, made ${new Date(Number(inv.created_ms)).toISOString()}`,
@@ -61,8 +62,9 @@ export const userBackend: Backend = {
     const tasks = inv.tasks.map((t) => {
       const states = t.zombie ? {} : Object.fromEntries(STATE_MODULES.map((m) => [m.name, m.load(dir, t).describe()]));
       const what = t.zombie ? `zombie, wait status 0x${t.exit_status.toString(16)}`
-        : `${t.threads.length} thread${t.threads.length > 1 ? 's' : ''}${t.stopped ? ', stopped' : ''}`;
-      lines.push(`task ${t.pid} (${t.comm}) ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}: ${what}`);
+        : `${t.threads.length} thread${t.threads.length > 1 ? 's' : ''}${t.leader_exited ? ', the leader exited' : ''}${t.stopped ? ', stopped' : ''}`;
+      const ns = t.nspid.length ? ` (pids ${t.nspid.join('/')} in nested pid namespaces${t.new_pidns ? ', the init of a new one' : ''})` : '';
+      lines.push(`task ${t.pid} (${t.comm})${ns} ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}: ${what}`);
       for (const [name, l] of Object.entries(states)) lines.push(`  ${name}:`, ...l.map((x) => `    ${x}`));
       return { ...t, ...states };
     });

@@ -1,9 +1,12 @@
 /**
  * Restart from a user-backend image. Every image is read and checked before
- * anything runs; then cr-mktree creates placeholder tasks with the original
- * pids, and each is seized and rebuilt by injected system calls, one state
- * module after another, before it is let go as the checkpointed program.
- * If anything fails, every placeholder is killed: no half-restored task runs.
+ * anything runs; then cr-mktree creates the root as a placeholder task with
+ * its original pid, which is seized and rebuilt by injected system calls,
+ * one state module after another. Each child is forked from its parent as
+ * soon as the parent's memory is in place (tree.ts), so it inherits it, and
+ * rebuilt the same way; every task is built before any is let go as the
+ * checkpointed program. If anything fails, every task made so far is
+ * killed: no half-restored task runs.
  */
 import fs from 'node:fs';
 import readline from 'node:readline';
@@ -11,17 +14,19 @@ import { execa, type ResultPromise } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { nativeBin } from '../../userspace/paths.js';
-import { procMaps, procStat } from '../../userspace/proc/parse.js';
+import { procMaps, procStat, statField } from '../../userspace/proc/parse.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
 import { kill, pidExists, SysError } from '../../userspace/sys/libc.js';
 import { Tracee } from '../../userspace/sys/ptrace.js';
-import { readInventory, type Inventory } from './inventory.js';
-import { STATE_MODULES } from './state/index.js';
+import { ownPid, readInventory, type TaskEntry } from './inventory.js';
+import { FORKED_AFTER, STATE_MODULES } from './state/index.js';
 import { mappedRanges } from './state/memory.js';
 import { cloneFlags } from './state/namespaces.js';
 import type { LoadedState, RestoreShared, RestoreTask } from './state/module.js';
+import { giveForeground, prepareTerminals, restorerTerminal, type Terminals } from './state/tty.js';
+import { endAsZombie, forkChild, joinGroups, restoreLastPids, restorePidnsForChildren, type RestoredTree } from './tree.js';
 
 const MMAP_MIN_ADDR = 0x10000n;
 
@@ -36,9 +41,11 @@ function bootstrapAddress(pid: number, imageRanges: [bigint, bigint][]): number 
   return Number(at);
 }
 
-const HELPER_OPTIONS = (detached: boolean) =>
+const HELPER_OPTIONS = (detached: boolean, handed: number[]) =>
   ({
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached, cleanup: !detached, reject: false, buffer: false,
+    // fd 3 reports; the descriptors handed to every task follow it (execa's
+    // types know integers only at 0-2; at runtime they are the same "share this fd").
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...handed] as unknown as ['inherit', 'inherit', 'inherit', 'pipe'], detached, cleanup: !detached, reject: false, buffer: false,
     // Without rseq, the kernel does not write into the placeholder's TLS
     // while its memory is being replaced.
     env: { GLIBC_TUNABLES: 'glibc.pthread.rseq=0' },
@@ -63,12 +70,14 @@ async function claimPid(pid: number): Promise<void> {
   }
 }
 
-/** Returns the helper wrapped: awaiting a ResultPromise itself would wait for its exit. */
-async function createTasks(inv: Inventory, detach: boolean, pidns: boolean, nsFlags: number): Promise<{ helper: Helper; hostPids: Map<number, number> }> {
-  const args = [...(pidns ? ['-p'] : []), ...(nsFlags ? ['-n', nsFlags.toString(16)] : []), ...inv.tasks.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie ? `:z${t.exit_status}` : ''}${t.clone_files ? ':f' : ''}`)];
-  const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach));
-  // Image pid -> pid as we see it: they differ inside a new pid namespace.
-  const ready = new Map<number, number>();
+/** cr-mktree makes the root; the helper comes back wrapped: awaiting a ResultPromise itself would wait for its exit. */
+async function createRoot(root: TaskEntry, detach: boolean, pidns: boolean, nsFlags: number, terminals: Terminals): Promise<{ helper: Helper; hostPid: number }> {
+  const ctty = root.sid === root.pid && terminals.ctty.has(root.pid) ? `:t${terminals.ctty.get(root.pid)}` : '';
+  const args = [
+    ...(pidns ? ['-p'] : []), ...(nsFlags ? ['-n', nsFlags.toString(16)] : []), ...(terminals.handed.length ? ['-h', String(terminals.handed.length)] : []),
+    `${root.pid}:${root.ppid}:${root.pgid}:${root.sid}${ctty}`,
+  ];
+  const helper = execa(nativeBin('cr-mktree'), args, HELPER_OPTIONS(detach, terminals.handed));
   const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
   for await (const line of lines) {
     const m = /^(ready|error) (\d+)(?: (\d+)|: (.*))?$/.exec(line);
@@ -76,26 +85,11 @@ async function createTasks(inv: Inventory, detach: boolean, pidns: boolean, nsFl
       helper.kill('SIGKILL');
       throw new CrError(`cannot create pid ${m[2]}: ${m[4]}`);
     }
-    if (m) ready.set(Number(m[2]), Number(m[3]));
-    if (ready.size === inv.tasks.length) break;
+    // Its pid as we see it: it differs inside a new pid namespace.
+    if (m) return { helper, hostPid: Number(m[3]) };
   }
-  if (ready.size !== inv.tasks.length) {
-    const r = await helper;
-    throw new CrError(`cr-mktree failed to create the tasks (${r.signal ?? `exit ${r.exitCode}`})`);
-  }
-  return { helper, hostPids: ready };
-}
-
-/** Seize a placeholder (image pid `imagePid`, our `pid`) and rebuild it; it stays stopped, its injection session open. */
-function rebuild(imagePid: number, pid: number, dir: string, states: LoadedState[], shared: RestoreShared, log: (l: string) => void): RestoreTask {
-  const tracee = Tracee.seize(pid);
-  const inj = Injection.begin(tracee, bootstrapAddress(pid, mappedRanges(dir, imagePid)));
-  const task: RestoreTask = { pid, dir, tracee, threads: [tracee], inj, shared, fdBase: 0, log };
-  STATE_MODULES.forEach((m, i) => {
-    states[i].restore(task);
-    log(`pid ${pid}: ${m.name} restored`);
-  });
-  return task;
+  const r = await helper;
+  throw new CrError(`cr-mktree failed to create the root task (${r.signal ?? `exit ${r.exitCode}`})`);
 }
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
@@ -103,25 +97,84 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   const inv = readInventory(opts.dir);
-  // Zombies need no state: cr-mktree makes them end the way they ended.
-  const loaded = inv.tasks.filter((t) => !t.zombie).map((t) => ({ pid: t.pid, states: STATE_MODULES.map((m) => m.load(opts.dir, t)) }));
+  if (inv.shell_job && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job: restore it with --shell-job`);
+  if (inv.shell_job) restorerTerminal(); // fails now if cr restore has no terminal to give it
+  // Zombies need no state: they are forked only to end the way they ended.
+  const loaded = new Map(inv.tasks.filter((t) => !t.zombie).map((t) => [t.pid, STATE_MODULES.map((m) => m.load(opts.dir, t))]));
   // In a new pid namespace the original pids are free by construction.
   if (!opts.pidns) for (const t of inv.tasks) await claimPid(t.pid);
+  // Every task inherits the bootstrap area: it must be free in all their layouts.
+  const imageRanges = [...loaded.keys()].flatMap((pid) => mappedRanges(opts.dir, pid));
 
+  // The ptys exist before the tasks: a session leader takes its terminal before it forks.
+  const terminals = prepareTerminals(opts.dir, inv, log);
   // The root goes into fresh namespaces of the kinds it had of its own.
-  const { helper, hostPids } = await createTasks(inv, !!opts.detach, !!opts.pidns, cloneFlags(opts.dir, inv.tasks[0].pid));
+  const root = inv.tasks[0];
+  let created: Awaited<ReturnType<typeof createRoot>>;
   try {
+    created = await createRoot(root, !!opts.detach, !!opts.pidns, cloneFlags(opts.dir, root.pid), terminals);
+  } catch (err) {
+    terminals.close();
+    throw err;
+  }
+  const { helper, hostPid: rootHost } = created;
+  const hostPids = new Map([[root.pid, rootHost]]);
+  // nsPids: each task's pid inside its namespace, by the pid we see.
+  const shared: RestoreShared = {
+    files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids: new Map([[rootHost, root.pid]]), terminals, built: [], done: [],
+  };
+  try {
+    const built: { entry: TaskEntry; task: RestoreTask; states: LoadedState[] }[] = [];
+    const tree: RestoredTree = { entries: new Map(inv.tasks.map((t) => [t.pid, t])), hostPids, ctty: terminals.ctty };
+    // Depth first, as the image lists the tasks: a task's memory, then its children from it.
+    const build = (entry: TaskEntry, tracee: Tracee, inj: Injection) => {
+      const states = loaded.get(entry.pid)!;
+      const task: RestoreTask = { pid: tracee.pid, dir: opts.dir, tracee, threads: [tracee], threadIds: [{ image: entry.pid, own: ownPid(entry) }], inj, shared, fdBase: 0, handed: [], log };
+      built.push({ entry, task, states });
+      STATE_MODULES.slice(0, FORKED_AFTER).forEach((m, i) => {
+        states[i].restore(task);
+        log(`pid ${task.pid}: ${m.name} restored`);
+      });
+      for (const child of inv.tasks.filter((c) => c.ppid === entry.pid && c !== root)) {
+        const kid = forkChild({ pid: task.pid, entry, inj }, child, tree);
+        shared.nsPids.set(kid.hostPid, ownPid(child));
+        log(`pid ${kid.hostPid}: forked from ${task.pid}`);
+        if (child.zombie) endAsZombie(kid, child.exit_status);
+        else build(child, kid.tracee, kid.inj);
+      }
+    };
+    const rootTracee = Tracee.seize(rootHost);
+    build(root, rootTracee, Injection.begin(rootTracee, bootstrapAddress(rootHost, imageRanges)));
+    joinGroups(built.map(({ entry, task }) => ({ entry, tracee: task.tracee })), tree);
+    restoreLastPids(built);
     // Every task is built before any runs: they may take shared objects from each other.
-    const nsPids = new Map([...hostPids].map(([image, host]) => [host, image]));
-    const shared: RestoreShared = { files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids };
-    const tasks = loaded.map((t) => ({ task: rebuild(t.pid, hostPids.get(t.pid)!, opts.dir, t.states, shared, log), states: t.states }));
-    for (const { task, states } of tasks) {
+    for (const { task, states } of built) {
+      STATE_MODULES.slice(FORKED_AFTER).forEach((m, i) => {
+        states[FORKED_AFTER + i].restore(task);
+        log(`pid ${task.pid}: ${m.name} restored`);
+      });
+    }
+    restorePidnsForChildren(built, hostPids);
+    for (const fn of shared.built) fn();
+    for (const { task, states } of built) {
       for (const s of states) s.settle(task);
       task.inj.endRestore();
       for (const s of states) s.finish(task);
     }
-    for (const { task } of tasks) for (const th of task.threads) th.detach();
+    terminals.finish();
+    if (inv.foreground) giveForeground(Number(statField(procStat(rootHost), 5)), log);
+    for (const fn of shared.done.splice(0)) fn(true);
+    for (const { task } of built) for (const th of task.threads) th.detach();
+    terminals.close();
   } catch (err) {
+    terminals.close();
+    for (const fn of shared.done.splice(0)) {
+      try {
+        fn(false);
+      } catch {
+        /* the restore failed already; this is its tidying up */
+      }
+    }
     for (const pid of hostPids.values()) {
       try {
         kill(pid, SIG.KILL);

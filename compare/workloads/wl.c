@@ -55,6 +55,23 @@
  *               bounding sets
  *   sysvshm=KiB a SysV shared memory segment, attached and filled
  *   fdtable=1   a child process sharing the fd table (CLONE_FILES)
+ *   cow=KiB     private memory a forked child still shares copy-on-write:
+ *               a page neither wrote must stay one physical page (pagemap,
+ *               as root), the one the child wrote its own
+ *   sched=N     SCHED_BATCH with nice N, a personality and a timer slack
+ *   prctl=1     a name, a parent-death signal, not dumpable, child
+ *               subreaper, no_new_privs; /proc/self/exe unchanged
+ *   madvise=KiB mappings marked MADV_DONTFORK, MADV_DONTDUMP, MADV_WIPEONFORK
+ *   locks=1     a POSIX, an OFD and a flock lock on one file, each seen
+ *               held (by this pid, with its range) from a child process
+ *   pty=1       a pty pair: termios, window size, packet mode, a byte
+ *               through it
+ *   tcp-listen=N a TCP listener on 127.0.0.1 (SO_REUSEADDR, backlog N);
+ *               afterwards it must take a new connection
+ *   tcp-established=N a TCP connection over loopback to this process,
+ *               N bytes queued each way (at most 4096)
+ *   unix-listen=N a unix stream listener on a path with N connections not
+ *               accepted yet (at most 8) and one accepted with bytes queued
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -71,17 +88,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -507,6 +529,145 @@ static uint64_t socketpair_fold(int final)
 	return fold_queue("socketpair", sp[1], sp_n, 9000 + my_idx, final);
 }
 
+/* sockets: the address and options of one, and a new connection through a listener */
+static int sock_int(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+	getsockopt(fd, level, name, &v, &len);
+	return v;
+}
+static unsigned port_of(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	if (getsockname(fd, (void *)&a, &len))
+		return 0;
+	return ntohs(a.sin_port);
+}
+static struct sockaddr_in loopback(unsigned port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	return a;
+}
+/* Connect to the listener `l` at `addr` and accept: one byte each way must go through. */
+static void try_connection(const char *what, int l, const void *addr, socklen_t len, int family)
+{
+	int c = socket(family, SOCK_STREAM, 0), a = -1;
+	char x = 'x', y = 0;
+	if (c < 0 || connect(c, addr, len) || (a = accept(l, NULL, NULL)) < 0 || write(c, &x, 1) != 1 || read(a, &y, 1) != 1 || y != x ||
+	    write(a, &x, 1) != 1 || read(c, &y, 1) != 1)
+		BAD("%s: no new connection through the listener (%s)", what, strerror(errno));
+	close(c);
+	close(a);
+}
+
+/* tcp-listen */
+static int tl_fd;
+static unsigned tl_port;
+static void tcp_listen_setup(long backlog)
+{
+	struct sockaddr_in a = loopback(0);
+	int one = 1;
+	tl_fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (tl_fd < 0 || setsockopt(tl_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) || bind(tl_fd, (void *)&a, sizeof(a)) ||
+	    listen(tl_fd, backlog))
+		die("tcp listen");
+	tl_port = port_of(tl_fd);
+}
+static uint64_t tcp_listen_fold(int final)
+{
+	int reuse = sock_int(tl_fd, SOL_SOCKET, SO_REUSEADDR), listening = sock_int(tl_fd, SOL_SOCKET, SO_ACCEPTCONN);
+	if (port_of(tl_fd) != tl_port || reuse != 1 || listening != 1)
+		BAD("tcp-listen: port %u (was %u), SO_REUSEADDR %d, listening %d", port_of(tl_fd), tl_port, reuse, listening);
+	if (final) {
+		struct sockaddr_in a = loopback(tl_port);
+		try_connection("tcp-listen", tl_fd, &a, sizeof(a), AF_INET);
+	}
+	return mix(mix(mix(0, port_of(tl_fd) == tl_port), reuse), listening);
+}
+
+/* tcp-established: both ends in this process, bytes queued each way */
+static int te_c, te_a;
+static size_t te_n;
+static void tcp_established_setup(long n)
+{
+	struct sockaddr_in a = loopback(0);
+	socklen_t len = sizeof(a);
+	unsigned char buf[4096];
+	int l = socket(AF_INET, SOCK_STREAM, 0), avail = 0;
+	te_n = n > 4096 ? 4096 : n;
+	if (l < 0 || bind(l, (void *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (void *)&a, &len))
+		die("tcp established listener");
+	te_c = socket(AF_INET, SOCK_STREAM, 0);
+	if (te_c < 0 || connect(te_c, (void *)&a, sizeof(a)) || (te_a = accept(l, NULL, NULL)) < 0)
+		die("tcp established connect");
+	close(l);
+	fill(buf, sizeof(buf), 12000 + my_idx);
+	xwrite(te_c, buf, te_n);
+	fill(buf, sizeof(buf), 12100 + my_idx);
+	xwrite(te_a, buf, te_n);
+	/* loopback delivers at once; make sure before anyone looks */
+	for (int i = 0; i < 1000 && (ioctl(te_a, FIONREAD, &avail) || avail != (int)te_n); i++)
+		usleep(1000);
+}
+static uint64_t tcp_established_fold(int final)
+{
+	uint64_t h = fold_queue("tcp-established (accepted end)", te_a, te_n, 12000 + my_idx, final);
+	h = mix(h, fold_queue("tcp-established (connecting end)", te_c, te_n, 12100 + my_idx, final));
+	if (final) {
+		char x = 'y', y = 0;
+		if (write(te_c, &x, 1) != 1 || read(te_a, &y, 1) != 1 || y != x || write(te_a, &x, 1) != 1 || read(te_c, &y, 1) != 1)
+			BAD("tcp-established: the connection no longer carries bytes (%s)", strerror(errno));
+	}
+	return h;
+}
+
+/* unix-listen: connections not accepted yet keep their order */
+static int ux_l, ux_a, ux_ac, ux_c[8], ux_nc;
+static char ux_path[PATH_MAX];
+static void unix_listen_setup(long n)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	unsigned char buf[4096];
+	ux_nc = n > 8 ? 8 : n;
+	pathf(ux_path, "listen.sock");
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", ux_path);
+	ux_l = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (ux_l < 0 || bind(ux_l, (void *)&a, sizeof(a)) || listen(ux_l, 8))
+		die("unix listen");
+	ux_ac = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (ux_ac < 0 || connect(ux_ac, (void *)&a, sizeof(a)) || (ux_a = accept(ux_l, NULL, NULL)) < 0)
+		die("unix accept");
+	fill(buf, sizeof(buf), 13000 + my_idx);
+	xwrite(ux_ac, buf, 100);
+	for (int i = 0; i < ux_nc; i++)
+		if ((ux_c[i] = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 || connect(ux_c[i], (void *)&a, sizeof(a)))
+			die("unix connect");
+}
+static uint64_t unix_listen_fold(int final)
+{
+	struct sockaddr_un a;
+	socklen_t len = sizeof(a);
+	int named = !getsockname(ux_l, (void *)&a, &len) && !strcmp(a.sun_path, ux_path);
+	if (!named)
+		BAD("unix-listen: the listener is no longer bound to %s", ux_path);
+	uint64_t h = mix(fold_queue("unix-listen (accepted)", ux_a, 100, 13000 + my_idx, final), named);
+	if (final) {
+		for (int i = 0; i < ux_nc; i++) {
+			unsigned char k = i, got = 0xff;
+			int s = -1;
+			if (write(ux_c[i], &k, 1) != 1 || (s = accept(ux_l, NULL, NULL)) < 0 || read(s, &got, 1) != 1 || got != k)
+				BAD("unix-listen: connection %d not accepted in its turn (got %d: %s)", i, got, strerror(errno));
+			close(s);
+		}
+		struct sockaddr_un to = { .sun_family = AF_UNIX };
+		snprintf(to.sun_path, sizeof(to.sun_path), "%s", ux_path);
+		try_connection("unix-listen", ux_l, &to, sizeof(to), AF_UNIX);
+	}
+	return mix(h, ux_nc);
+}
+
 /* unlinked */
 static int ul_fd;
 static size_t ul_n;
@@ -796,6 +957,94 @@ static uint64_t itimer_fold(int final)
 	return mix(0, it.it_interval.tv_sec);
 }
 
+/* sched: SCHED_BATCH with a nice value, a personality and a timer slack */
+static int sched_nice;
+static void sched_setup(long arg)
+{
+	struct sched_param sp = { 0 };
+	sched_nice = (int)arg;
+	if (setpriority(PRIO_PROCESS, 0, sched_nice) || sched_setscheduler(0, SCHED_BATCH, &sp) ||
+	    personality(ADDR_NO_RANDOMIZE) < 0 || prctl(PR_SET_TIMERSLACK, 123456))
+		die("sched");
+}
+static uint64_t sched_fold(int final)
+{
+	(void)final;
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, 0);
+	if (sched_getscheduler(0) != SCHED_BATCH || nice != sched_nice || errno)
+		BAD("sched: policy %d nice %d; expected SCHED_BATCH nice %d", sched_getscheduler(0), nice, sched_nice);
+	if (personality(0xffffffff) != ADDR_NO_RANDOMIZE || prctl(PR_GET_TIMERSLACK) != 123456)
+		BAD("sched: personality %#x timer slack %d", personality(0xffffffff), prctl(PR_GET_TIMERSLACK));
+	return mix(0, (uint64_t)sched_nice);
+}
+
+/* prctl: what prctl(2) sets on a process, and /proc/self/exe */
+static char prctl_exe[PATH_MAX];
+static void prctl_setup(long arg)
+{
+	(void)arg;
+	if (readlink("/proc/self/exe", prctl_exe, sizeof(prctl_exe) - 1) < 0 || prctl(PR_SET_NAME, "wl-prctl") ||
+	    prctl(PR_SET_PDEATHSIG, SIGURG) || prctl(PR_SET_DUMPABLE, 0) || prctl(PR_SET_CHILD_SUBREAPER, 1) ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		die("prctl");
+}
+static uint64_t prctl_fold(int final)
+{
+	(void)final;
+	char name[16] = "", exe[PATH_MAX] = "";
+	int pdeath = 0, subreaper = 0;
+	prctl(PR_GET_NAME, name);
+	prctl(PR_GET_PDEATHSIG, &pdeath);
+	prctl(PR_GET_CHILD_SUBREAPER, &subreaper);
+	if (strcmp(name, "wl-prctl") || pdeath != SIGURG || prctl(PR_GET_DUMPABLE) != 0 || !subreaper ||
+	    prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		BAD("prctl: name %s pdeathsig %d dumpable %d subreaper %d no_new_privs %d", name, pdeath,
+		    prctl(PR_GET_DUMPABLE), subreaper, prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+	if (readlink("/proc/self/exe", exe, sizeof(exe) - 1) < 0 || strcmp(exe, prctl_exe))
+		BAD("prctl: /proc/self/exe is %s, was %s", exe, prctl_exe);
+	return mix(0, (uint64_t)pdeath);
+}
+
+/* madvise: three mappings with madvise(2) flags, as smaps shows them */
+static char *madv_map[3];
+static size_t madv_len;
+static const int madv_advice[3] = { MADV_DONTFORK, MADV_DONTDUMP, MADV_WIPEONFORK };
+static const char *const madv_flag[3] = { " dc", " dd", " wf" };
+static void madvise_setup(long arg)
+{
+	madv_len = (size_t)arg * 1024;
+	for (int i = 0; i < 3; i++) {
+		madv_map[i] = mmap(NULL, madv_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (madv_map[i] == MAP_FAILED || madvise(madv_map[i], madv_len, madv_advice[i]))
+			die("madvise");
+		memset(madv_map[i], 'a' + i, madv_len);
+	}
+}
+static uint64_t madvise_fold(int final)
+{
+	(void)final;
+	char line[512], want[32];
+	uint64_t h = 0;
+	for (int i = 0; i < 3; i++) {
+		FILE *f = fopen("/proc/self/smaps", "r");
+		int in = 0, found = 0;
+		snprintf(want, sizeof(want), "%lx-", (unsigned long)madv_map[i]);
+		while (f && fgets(line, sizeof(line), f)) {
+			if (!strncmp(line, "VmFlags:", 8))
+				found |= in && strstr(line, madv_flag[i]);
+			else if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' '))
+				in = !strncmp(line, want, strlen(want));
+		}
+		if (f)
+			fclose(f);
+		if (!found)
+			BAD("madvise: the mapping at %p lost its%s flag", (void *)madv_map[i], madv_flag[i]);
+		h = mix(h, (uint64_t)madv_map[i][madv_len - 1]);
+	}
+	return h;
+}
+
 /* caps: a root process that gave up CAP_SYS_BOOT and CAP_SYS_TIME */
 #define CAPS_GONE ((1u << CAP_SYS_BOOT) | (1u << CAP_SYS_TIME))
 static struct __user_cap_data_struct caps_want[2];
@@ -887,6 +1136,154 @@ static uint64_t fdtable_fold(int final)
 	return mix(0, same);
 }
 
+/* cow: pages a forked child still shares with its parent, copy-on-write */
+static char *cow_p;
+static size_t cow_n;
+static pid_t cow_pid;
+/* The physical page behind an address of a task (0 unless present, and root). */
+static uint64_t cow_frame(pid_t pid, const void *addr)
+{
+	char path[64];
+	uint64_t e = 0;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0 || pread(fd, &e, 8, (uintptr_t)addr / 4096 * 8) != 8)
+		e = 0;
+	if (fd >= 0)
+		close(fd);
+	return (e >> 63) ? e & ((1ULL << 55) - 1) : 0;
+}
+static void cow_setup(long kib)
+{
+	int sync[2];
+	cow_n = (size_t)(kib < 16 ? 16 : kib) << 10;
+	cow_p = mmap(NULL, cow_n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (cow_p == MAP_FAILED || pipe(sync))
+		die("mmap cow");
+	fill(cow_p, cow_n, 14000 + my_idx);
+	cow_pid = fork();
+	if (cow_pid < 0)
+		die("fork cow");
+	if (cow_pid == 0) {
+		cow_p[0] ^= 0x5a;	/* its own copy of the first page */
+		xwrite(sync[1], "", 1);
+		for (;;)
+			pause();
+	}
+	char c;
+	if (xread(sync[0], &c, 1) != 1)
+		die("cow child");
+	close(sync[0]);
+	close(sync[1]);
+}
+static uint64_t cow_fold(int final)
+{
+	uint64_t mine = cow_frame(getpid(), cow_p + 4096), theirs = cow_frame(cow_pid, cow_p + 4096);
+	if (!mine || mine != theirs)
+		BAD("cow: a page neither process wrote is no longer shared with child %d (frames %llx and %llx)", cow_pid,
+		    (unsigned long long)mine, (unsigned long long)theirs);
+	if (cow_frame(getpid(), cow_p) == cow_frame(cow_pid, cow_p))
+		BAD("cow: the page child %d wrote is shared with it", cow_pid);
+	uint64_t h = check_fill("cow", cow_p, cow_n, 14000 + my_idx);
+	if (final) {
+		kill(cow_pid, SIGKILL);
+		waitpid(cow_pid, NULL, 0);
+	}
+	return h;
+}
+
+/* locks: POSIX, OFD and flock locks on one file, probed from a child */
+static int lk_fd[3];
+static void locks_setup(long arg)
+{
+	char path[PATH_MAX];
+	(void)arg;
+	pathf(path, "locked");
+	for (int i = 0; i < 3; i++)
+		if ((lk_fd[i] = open(path, O_RDWR | O_CREAT, 0644)) < 0)
+			die("open locked");
+	struct flock posix = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100 };
+	struct flock ofd = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 100, .l_len = 50 };
+	if (fcntl(lk_fd[0], F_SETLK, &posix) || fcntl(lk_fd[1], F_OFD_SETLK, &ofd) || flock(lk_fd[2], LOCK_SH | LOCK_NB))
+		die("lock");
+}
+static uint64_t locks_fold(int final)
+{
+	(void)final;
+	/* A new process, with new open files: what it sees held, by whom. */
+	int p[2];
+	if (pipe(p))
+		die("pipe");
+	pid_t kid = fork();
+	if (kid == 0) {
+		char path[PATH_MAX];
+		pathf(path, "locked");
+		int fd = open(path, O_RDWR);
+		struct flock a = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 1 };
+		struct flock b = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 120, .l_len = 1 };
+		long got[8] = { 0 };
+		if (fd >= 0 && !fcntl(fd, F_GETLK, &a) && !fcntl(fd, F_OFD_GETLK, &b)) {
+			got[0] = a.l_type, got[1] = a.l_pid, got[2] = a.l_start, got[3] = a.l_len;
+			got[4] = b.l_type, got[5] = b.l_pid, got[6] = b.l_start;
+			got[7] = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		}
+		_exit(write(p[1], got, sizeof(got)) == sizeof(got) ? 0 : 1);
+	}
+	close(p[1]);
+	long got[8];
+	if (xread(p[0], got, sizeof(got)) != sizeof(got))
+		die("read lock probe");
+	close(p[0]);
+	waitpid(kid, NULL, 0);
+	if (got[0] != F_WRLCK || got[1] != getpid() || got[2] != 0 || got[3] != 100)
+		BAD("locks: POSIX lock seen as type %ld pid %ld [%ld +%ld], not ours", got[0], got[1], got[2], got[3]);
+	if (got[4] != F_WRLCK || got[5] != -1 || got[6] != 100)
+		BAD("locks: OFD lock seen as type %ld pid %ld at %ld", got[4], got[5], got[6]);
+	if (!got[7])
+		BAD("locks: the shared flock lock is gone");
+	uint64_t h = 0;
+	for (int i = 0; i < 8; i++)
+		h = mix(h, i == 1 ? 1 : (uint64_t)got[i]); /* the pid is checked, not folded */
+	return h;
+}
+
+/* pty: a pseudo-terminal pair with termios, window size and packet mode */
+static int pty_m, pty_s;
+static void pty_setup(long arg)
+{
+	(void)arg;
+	struct winsize ws = { .ws_row = 30, .ws_col = 100 };
+	int one = 1;
+	struct termios t;
+	pty_m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (pty_m < 0 || unlockpt(pty_m) || (pty_s = open(ptsname(pty_m), O_RDWR | O_NOCTTY)) < 0)
+		die("pty");
+	if (tcgetattr(pty_s, &t))
+		die("tcgetattr");
+	t.c_lflag &= ~(ECHO | ICANON);
+	t.c_cc[VINTR] = 7;
+	if (tcsetattr(pty_s, TCSANOW, &t) || ioctl(pty_m, TIOCSWINSZ, &ws) || ioctl(pty_m, TIOCPKT, &one))
+		die("pty state");
+}
+static uint64_t pty_fold(int final)
+{
+	(void)final;
+	struct winsize ws;
+	struct termios t;
+	int pkt = 0;
+	char buf[16];
+	if (ioctl(pty_m, TIOCGWINSZ, &ws) || tcgetattr(pty_s, &t) || ioctl(pty_m, TIOCGPKT, &pkt))
+		die("pty get");
+	/* One byte through the pair: slave to master, a data packet. */
+	xwrite(pty_s, "q", 1);
+	ssize_t n = read(pty_m, buf, sizeof(buf));
+	if (n != 2 || buf[0] != TIOCPKT_DATA || buf[1] != 'q')
+		BAD("pty: a byte through the pair came back as %zd bytes", n);
+	if (ws.ws_row != 30 || ws.ws_col != 100 || (t.c_lflag & (ECHO | ICANON)) || t.c_cc[VINTR] != 7 || !pkt)
+		BAD("pty: %dx%d lflag %o VINTR %d packet %d", ws.ws_col, ws.ws_row, t.c_lflag, t.c_cc[VINTR], pkt);
+	return mix(mix(mix(ws.ws_row, ws.ws_col), t.c_lflag & (ECHO | ICANON)), mix(t.c_cc[VINTR], pkt));
+}
+
 /* threads: each reports before the checkpoint and again after */
 struct thr {
 	pthread_t t;
@@ -960,6 +1357,7 @@ static uint64_t threads_fold(int final)
 
 static struct module modules[] = {
 	{ "mem", mem_setup, mem_fold, 0, 0 },
+	{ "cow", cow_setup, cow_fold, 0, 0 },
 	{ "shanon", shanon_setup, shanon_fold, 0, 0 },
 	{ "fmap-priv", fmap_priv_setup, fmap_priv_fold, 0, 0 },
 	{ "fmap-shared", fmap_shared_setup, fmap_shared_fold, 0, 0 },
@@ -978,9 +1376,17 @@ static struct module modules[] = {
 	{ "zombie", zombie_setup, zombie_fold, 0, 0 },
 	{ "ptimer", ptimer_setup, ptimer_fold, 0, 0 },
 	{ "itimer", itimer_setup, itimer_fold, 0, 0 },
+	{ "sched", sched_setup, sched_fold, 0, 0 },
+	{ "prctl", prctl_setup, prctl_fold, 0, 0 },
+	{ "madvise", madvise_setup, madvise_fold, 0, 0 },
 	{ "caps", caps_setup, caps_fold, 0, 0 },
 	{ "sysvshm", sysvshm_setup, sysvshm_fold, 0, 0 },
 	{ "fdtable", fdtable_setup, fdtable_fold, 0, 0 },
+	{ "locks", locks_setup, locks_fold, 0, 0 },
+	{ "pty", pty_setup, pty_fold, 0, 0 },
+	{ "tcp-listen", tcp_listen_setup, tcp_listen_fold, 0, 0 },
+	{ "tcp-established", tcp_established_setup, tcp_established_fold, 0, 0 },
+	{ "unix-listen", unix_listen_setup, unix_listen_fold, 0, 0 },
 	/* threads last: they must see every other module's state built;
 	 * cwd just before, so the others still create files by full path */
 	{ "cwd", cwd_setup, cwd_fold, 0, 0 },

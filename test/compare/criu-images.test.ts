@@ -9,8 +9,9 @@ import path from 'node:path';
 import protobuf from 'protobufjs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { criuBackend, criuError, needsShellJob, restoreArgv } from '../../backends/criu/index.js';
-import { describeImage, isCriuImage, MAGIC, readStats } from '../../backends/criu/images.js';
+import { criuBackend, criuError, dumpArgv, needsShellJob, restoreArgv } from '../../backends/criu/index.js';
+import { isCriuImage } from '../../backends/criu/identity.js';
+import { describeImage, MAGIC, readStats } from '../../backends/criu/images.js';
 import { packageRoot } from '../../userspace/paths.js';
 
 const protos = ['inventory', 'pstree', 'core', 'mm', 'pagemap', 'stats'].map((f) => path.join(packageRoot, 'backends', 'criu', 'images', `${f}.proto`));
@@ -100,6 +101,7 @@ test('flags: --shell-job only when the session or group is outside the tree; sib
   const a = restoreArgv({ dir: '/d' }, '/d/pid', false);
   assert.ok(a.includes('--restore-sibling') && a.includes('--restore-detached'));
   assert.not.ok(restoreArgv({ dir: '/d', detach: true }, '/d/pid', false).includes('--restore-sibling'));
+  assert.ok(a.includes('--file-locks') && dumpArgv({ pid: 10, dir: '/d' }, false).includes('--file-locks'), 'locks are dumped, as by the other backends');
 });
 
 test('criu error lines: the cause, not the generic helper exit', () => {

@@ -4,8 +4,9 @@ import * as assert from 'uvu/assert';
 import type { RunRecord } from '../../compare/harness.js';
 import { makePlan, parseSizes } from '../../compare/plan.js';
 import { makePlots } from '../../compare/plots.js';
-import { cell, featureMatrix, ratioTable, renderReport, rowsOf, throughputTable, type RawResults } from '../../compare/report.js';
-import { fmt, fmtSummary, median, ratio, summarize } from '../../compare/stats.js';
+import { cell, featureMatrix, ratioTable, renderReport, rowsOf, slopeTable, startupLines, throughputTable, type RawResults } from '../../compare/report.js';
+import { stepLimitSec } from '../../compare/workloads.js';
+import { fmt, fmtSummary, leastSquares, median, ratio, summarize } from '../../compare/stats.js';
 
 test('median, min, max over finite values only', () => {
   assert.is(median([3, 1, 2]), 2);
@@ -55,6 +56,36 @@ test('cells: ✅ only when every run passed, ❌ with stage and reason otherwise
   assert.is(cell(raw.records.filter((r) => r.backend === 'criu' && r.kind === 'bench')), '✅ 3/3');
   assert.match(cell(raw.records.filter((r) => r.backend === 'user' && r.kind === 'bench')), /^❌ 2\/3 — check: checksum/);
   assert.is(cell([]), '❌ not run');
+});
+
+test('slopes: least squares over the sizes, per backend and way of invoking', () => {
+  assert.equal(leastSquares([[1, 3], [2, 5], [3, 7]]), { slope: 2, intercept: 1 });
+  assert.is(leastSquares([[4, 1], [4, 2]]), undefined, 'one size is no slope');
+  const at = (size: number, backend: string, dump: number) => ({ ...rec(backend, 'lib', true, dump), size, dump: { wallMs: dump, frozenMs: dump / 2, imageBytes: size * 1048576 }, restore: { wallMs: 2 * dump } });
+  const rows = rowsOf([at(64, 'user', 100), at(256, 'user', 292), at(1024, 'user', 1060), at(64, 'criu', 50)]);
+  const t = slopeTable(rows);
+  assert.ok(t.some((l) => /^\| mem \| ms per MiB \| user \| library call \| 1\.00 \(\+36\.0\) \| 0\.500 \(\+18\.0\) \| 2\.00 \(\+72\.0\) \| 64, 256, 1024 \|$/.test(l)), t.join('\n'));
+  assert.not.ok(t.some((l) => l.includes('| criu |')), 'criu ran one size only');
+});
+
+test('start-up: cr and criu against node -e 0, and the cr command\'s overhead over the library call', () => {
+  const lib = { ...rec('kernel', 'lib', true, 100), size: 8 };
+  const cli = { ...rec('kernel', 'cli', true, 400), size: 8 };
+  const lines = startupLines({ ...raw.meta, nodeStartMs: 200, crVersionMs: 280, criuVersionMs: 30 }, rowsOf([lib, cli]));
+  assert.ok(lines.includes('- start-up: `cr --version` 280 ms (1.40× `node -e 0`), `criu --version` 30.0 ms'), lines.join('\n'));
+  assert.ok(lines.some((l) => l.startsWith("- the `cr` command's own overhead, kernel backend (mem 8 MiB, command minus library call): dump 300 ms (1.50× `node -e 0`)")), lines.join('\n'));
+});
+
+test('a run cut short says so, and reports what it finished', () => {
+  const md = renderReport({ ...raw, meta: { ...raw.meta, cutShort: 'the VM run ended (exit 124, killed at its 900 s limit) before the last case' } });
+  assert.match(md, /⚠️ \*\*cut short\*\*: the VM run ended \(exit 124, killed at its 900 s limit\) before the last case\. What follows is every run that finished\./);
+  assert.match(md, /## Feature matrix/);
+});
+
+test('each step of a case may take longer the larger the case', () => {
+  assert.ok(stepLimitSec({ workload: 'mem', size: 1024 }) > stepLimitSec({ workload: 'mem', size: 64 }));
+  assert.ok(stepLimitSec({ workload: 'mem', size: 1024 }) >= 600, 'a 1 GiB step under TCG gets minutes');
+  assert.is(stepLimitSec({ workload: 'unlinked open file', size: null }), stepLimitSec({ workload: 'mem', size: 0 }));
 });
 
 test('the report says which accelerator ran it, and how to read its times', () => {

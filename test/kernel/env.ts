@@ -7,9 +7,9 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { execaSync } from 'execa';
+import { sleep } from '../lib/harness.js';
 import path from 'node:path';
-import { probe } from '../../backends/kernel/sys.js';
-import { helperPath } from '../../backends/kernel/restore.js';
+import { helperPath, probe } from '../../backends/kernel/sys.js';
 import { packageRoot } from '../../userspace/paths.js';
 
 export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);
@@ -38,3 +38,13 @@ export function startTo(program: string, args: string[], out: string): { pid: nu
   return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code))) };
 }
 
+
+/** Wait until @file contains @text. */
+export async function waitFor(file: string, text: string, ms = 30000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes(text)) return;
+    await sleep(10);
+  }
+  throw new Error(`${file} never showed ${JSON.stringify(text)}`);
+}

@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
-import { helperPath } from '../../backends/kernel/restore.js';
+import { helperPath } from '../../backends/kernel/sys.js';
 import { sleep, tempDir } from '../lib/harness.js';
 import { dmesgTrouble, kprogram, skipReason, startTo } from './env.js';
 

@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { packageRoot } from '../../userspace/paths.js';
+import { crCommand, packageRoot } from '../../userspace/paths.js';
 
 export const programBin = (name: string) => path.join(packageRoot, 'test', 'programs', 'bin', name);
-export const crBin = path.join(packageRoot, 'dist', 'userspace', 'cli', 'cr.js');
+export const crBin = crCommand;
 
 /** A fresh scratch directory under the system temp dir. */
 export function tempDir(prefix: string): string {

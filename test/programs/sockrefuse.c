@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * sockrefuse: holds at fd 3 a socket the user backend cannot save yet — a
- * listening TCP socket, a unix socket listening on a path, or one
- * connected to a path — and goes on computing.
+ * sockrefuse: holds at fd 3 a socket the user backend does not save — a
+ * unix stream socket connected to a listener outside the tree, a netlink,
+ * packet or raw socket, a TCP listener with a connection it has not
+ * accepted, a UDP socket with a corked datagram half written — and goes
+ * on computing.
  *
- *   sockrefuse inet|listen|connect PATH STEPS
+ *   sockrefuse connect|netlink|packet|raw|backlog|udpcork PATH STEPS
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,16 +27,30 @@ static int open_socket(const char *mode, const char *path)
 {
 	struct sockaddr_un un = { .sun_family = AF_UNIX };
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(strcmp(mode, "inet") ? AF_UNIX : AF_INET, SOCK_STREAM, 0);
+	socklen_t len = sizeof(in);
+	int fd, one = 1;
 
+	if (!strcmp(mode, "netlink"))
+		return socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+	if (!strcmp(mode, "packet"))
+		return socket(AF_PACKET, SOCK_DGRAM, htons(0x0800));
+	if (!strcmp(mode, "raw"))
+		return socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	if (!strcmp(mode, "backlog")) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (bind(fd, (void *)&in, sizeof(in)) < 0 || listen(fd, 1) < 0 || getsockname(fd, (void *)&in, &len) < 0 ||
+		    connect(socket(AF_INET, SOCK_STREAM, 0), (void *)&in, sizeof(in)) < 0)
+			return -1;
+		return fd;
+	}
+	if (!strcmp(mode, "udpcork")) {
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		setsockopt(fd, IPPROTO_UDP, UDP_CORK, &one, sizeof(one));
+		return connect(fd, (void *)&in, sizeof(in)) < 0 || send(fd, "half", 4, 0) != 4 ? -1 : fd;
+	}
 	strncpy(un.sun_path, path, sizeof(un.sun_path) - 1);
-	if (fd < 0)
-		return -1;
-	if (!strcmp(mode, "inet"))
-		return bind(fd, (void *)&in, sizeof(in)) < 0 || listen(fd, 1) < 0 ? -1 : fd;
-	if (!strcmp(mode, "listen"))
-		return bind(fd, (void *)&un, sizeof(un)) < 0 || listen(fd, 1) < 0 ? -1 : fd;
-	return connect(fd, (void *)&un, sizeof(un)) < 0 ? -1 : fd;
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	return fd < 0 || connect(fd, (void *)&un, sizeof(un)) < 0 ? -1 : fd;
 }
 
 int main(int argc, char **argv)
@@ -42,7 +60,7 @@ int main(int argc, char **argv)
 
 	close_range(3, ~0U, 0);
 	if (argc != 4) {
-		fprintf(stderr, "usage: sockrefuse inet|listen|connect PATH STEPS\n");
+		fprintf(stderr, "usage: sockrefuse connect|netlink|packet|raw|backlog|udpcork PATH STEPS\n");
 		return 2;
 	}
 	steps = atol(argv[3]);

@@ -129,7 +129,8 @@ test('an unsupported object is refused at dump time, naming it, and the task goe
   // Node hands a child's extra stdio 'pipe' over as a socket at fd 3.
   const child = spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
   await new Promise((r) => child.once('spawn', r));
-  oneLineError(await cr(['dump', '-t', String(child.pid), '-D', tempDir('unsup')]), new RegExp(`pid ${child.pid} fd 3: socket is not supported`));
+  oneLineError(await cr(['dump', '-t', String(child.pid), '-D', tempDir('unsup')]),
+    new RegExp(`pid ${child.pid} fd 3: unix stream socket connected to an unnamed socket outside the image is not supported`));
   assert.ok(alive(child.pid!));
   child.kill('SIGKILL');
 });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { procStat } from '../../userspace/proc/parse.js';
-import { alive, cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
+import { alive, cr, roundTrip, sleep, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
 
 const STEPS = '600';
 
@@ -104,6 +104,17 @@ test('a task stopped by a signal comes back stopped, and goes on when continued'
   process.kill(run.pid, 'SIGCONT');
   while (!fs.readFileSync(run.out, 'utf8').includes('\npid ')) await sleep(50);
   assert.is(withoutPid(fs.readFileSync(run.out, 'utf8')).body, withoutPid(ref).body);
+});
+
+test('split and moved shared memory, 1 GiB mappings, may-write bits of shared files, a memfd\'s flags and private mapping', async () => {
+  const dir = tempDir('shapes');
+  const r = await roundTrip('mapshapes', [dir, '120'], 2);
+  assert.match(r.show, /shmem object \d+: shared anonymous memory 1073741824 bytes, 16 pages saved/, 'only the pages that hold data');
+  assert.match(r.show, /FILE_SHARED +\S+\/ro\.txt {2}\(read-only file\)/);
+  assert.match(r.show, /FILE_PRIVATE +\/memfd:shapes \(deleted\)/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /end: 0 bad\nread-write file: mprotect writable 1\nread-only file: mprotect writable -13\n/);
+  assert.match(r.restored, /memfd flags 106002, reopened 100000\n/);
 });
 
 test.run();

@@ -2,8 +2,9 @@
 /**
  * cr: one command line for every checkpoint/restart backend.
  *
- *   cr dump --backend=user -t PID -D DIR [--leave-running]
- *   cr restore [--backend=user] -D DIR [--detach]
+ *   cr dump --backend=user -t PID -D DIR [--leave-running] [--shell-job] [--tcp-established]
+ *   cr restore [--backend=user] -D DIR [--detach] [--frozen] [--shell-job]
+ *   cr thaw [--backend=kernel] PID
  *   cr show DIR [--json]
  *   cr check [--backend=user]
  *
@@ -11,10 +12,12 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames, backends } from '../../backends/index.js';
 import type { Backend } from '../../backends/types.js';
 import { CrError } from '../errors.js';
+import { packageRoot } from '../paths.js';
 
 function pickBackend(name: string): Backend {
   const b = backends[name];
@@ -38,8 +41,11 @@ function parsePid(v: string): number {
 const logTo = (verbose?: boolean) => (verbose ? (line: string) => process.stderr.write(`cr: ${line}\n`) : undefined);
 const backendOption = () => new Option('-b, --backend <name>', 'backend: user, kernel or criu');
 
+const { version } = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+
 const program = new Command('cr')
   .description('checkpoint/restart laboratory: one driver for in-kernel and userspace c/r')
+  .version(version)
   .configureOutput({ outputError: (str, write) => write(`cr: ${str.replace(/^error: /, '')}`) });
 
 program
@@ -50,10 +56,13 @@ program
   .requiredOption('-D, --images-dir <dir>', 'where to write the image')
   .option('-R, --leave-running', 'keep the tasks running after the dump (default: kill them)')
   .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
+  .option('-j, --shell-job', 'the tree is a job of an interactive shell: its terminal and session leader are outside it')
+  .option('--tcp-established', 'save TCP connections to peers outside the tree too (their packets are held back until the restore)')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
     const r = await pickBackend(o.backend).dump({
-      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, log: logTo(o.verbose),
+      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, shellJob: o.shellJob, tcpEstablished: o.tcpEstablished,
+      log: logTo(o.verbose),
     });
     const s = r.stats;
     process.stderr.write(`cr: dumped ${r.pids.join(' ')} into ${o.imagesDir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +
@@ -67,16 +76,31 @@ program
   .requiredOption('-D, --images-dir <dir>', 'the image to restore')
   .option('-d, --detach', 'return once the tree runs instead of waiting for its root task')
   .option('--pidns', 'restore into a new pid namespace')
+  .option('--frozen', 'leave the restored tree frozen until `cr thaw ROOT` (kernel backend)')
+  .option('-j, --shell-job', 'restore a shell job on the terminal cr restore runs on')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
     const b = await backendFor(o.imagesDir, o.backend);
-    const r = await b.restore({ dir: o.imagesDir, detach: o.detach, pidns: o.pidns, log: logTo(o.verbose) });
+    if (o.frozen && !b.thaw) throw new CrError(`the ${b.name} backend cannot leave a restored tree frozen`);
+    const r = await b.restore({ dir: o.imagesDir, detach: o.detach, pidns: o.pidns, frozen: o.frozen, shellJob: o.shellJob, log: logTo(o.verbose) });
+    if (o.frozen) process.stderr.write(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
     if (o.detach) {
       process.stdout.write(`${r.pids[0]}\n`);
       return;
     }
     const st = await r.wait();
     process.exitCode = st.signal ? 128 + (os.constants.signals[st.signal] ?? 0) : (st.code ?? 1);
+  });
+
+program
+  .command('thaw')
+  .description('let a tree that `cr restore --frozen` left frozen run')
+  .argument('<pid>', 'the root of the restored tree', parsePid)
+  .addOption(backendOption().default('kernel'))
+  .action(async (pid, o) => {
+    const b = pickBackend(o.backend);
+    if (!b.thaw) throw new CrError(`the ${b.name} backend does not restore trees frozen`);
+    await b.thaw(pid);
   });
 
 program

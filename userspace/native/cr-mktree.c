@@ -5,7 +5,7 @@
  * This is the only part of cr-lab's restore path that forks: Node cannot
  * fork itself safely, and a task's pid can only be chosen at clone time.
  *
- *   cr-mktree [-p] [-n CLONE_FLAGS] PID:PPID:PGID:SID[:zSTATUS|:f] ...
+ *   cr-mktree [-p] [-n CLONE_FLAGS] [-h COUNT] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...
  *
  * -n gives CLONE_NEW* flags (hex) the root is created with: the restored
  * tree then lives in fresh namespaces of those kinds (UTS, IPC, ...).
@@ -16,19 +16,28 @@
  * rebuilt creator, and restart returns into the checkpointed programs when
  * the whole tree is rebuilt. The other tasks listed only say what to wait
  * for. The engine's log is appended to LOGFILE and tells whether it worked.
+ * With -F as well (RESTART_FROZEN), the restarted tasks stay frozen until
+ * `cr thaw`.
+ * -h COUNT: the COUNT descriptors from fd 4 up are the restorer's, for the
+ * tasks (pty masters): every task inherits them, cr-mktree itself closes
+ * them once the root exists, so that they live only as long as the tree.
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
  * their original pids inside it.
  *
  * The first argument is the root (its PPID is ignored); every other task
- * names a parent listed before it. Each task is created with clone3()'s
+ * names a parent listed before it. The user backend gives the root alone:
+ * its restorer forks every other task from its restored parent, so that
+ * it inherits the parent's memory (backends/user/tree.ts). Each task is created with clone3()'s
  * set_tid, takes its session and process group, creates its children,
  * reports "ready PID HOSTPID" on fd 3 (HOSTPID: its pid as the restorer
  * sees it, which differs inside a new pid namespace) and then waits in pause() until the restorer
  * (which seizes it with ptrace) replaces its whole state. A task given
  * zSTATUS is a zombie: it ends with that wait status once its place in
  * the tree is taken. A task marked f is created with CLONE_FILES: it shares
- * its parent's fd table, as it did when it was dumped. A task that cannot be created reports "error PID: ..."
+ * its parent's fd table, as it did when it was dumped. A session leader
+ * given tTTY makes TTY its controlling terminal before it creates its
+ * children, who then share it. A task that cannot be created reports "error PID: ..."
  * and the tree exits.
  *
  * cr-mktree itself stays the parent of the root and, when the root ends,
@@ -44,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -51,11 +61,13 @@
 #include <unistd.h>
 
 #define STATUS_FD 3
+#define HANDED_FD 4
 #define MAX_TASKS 4096
 /* kernel-patches/: x86_64 numbers after the x32 range, and the flag we use */
 #define NR_restart 549
 #define NR_clone_with_pids 550
 #define RESTART_TASKSELF 0x1
+#define RESTART_FROZEN 0x2
 
 struct clone_pid_set {
 	uint32_t num_pids;
@@ -67,12 +79,14 @@ struct task {
 	pid_t pid, ppid, pgid, sid;
 	int zombie, status;
 	int clone_files;
+	const char *tty;
 };
 
 static struct task tasks[MAX_TASKS];
 static int nr_tasks;
 /* -k: the image, and the pipe the engine logs into for every task */
 static const char *kimage;
+static unsigned long krestart_flags = RESTART_TASKSELF;
 static int klog_pipe[2] = { -1, -1 };
 
 static void report(const char *fmt, ...)
@@ -173,9 +187,18 @@ static void __attribute__((noreturn)) become_task(int idx)
 	struct task *t = &tasks[idx];
 	int i;
 
-	if (t->sid == t->pid)
+	if (t->sid == t->pid) {
 		setsid();
-	else if (t->pgid == t->pid)
+		if (t->tty) {
+			int fd = open(t->tty, O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+			if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0) {
+				report("error %d: cannot take terminal %s: %s\n", t->pid, t->tty, strerror(errno));
+				_exit(125);
+			}
+			close(fd);
+		}
+	} else if (t->pgid == t->pid)
 		setpgid(0, 0);
 	else if (in_tree_before(t->pgid, idx) && getpgid(0) != t->pgid && setpgid(0, t->pgid) < 0) {
 		report("error %d: cannot join process group %d: %s\n", t->pid, t->pgid, strerror(errno));
@@ -206,7 +229,7 @@ static void __attribute__((noreturn)) become_task(int idx)
 		int fd = open(kimage, O_RDONLY | O_CLOEXEC);
 
 		if (fd >= 0)
-			syscall(NR_restart, tasks[0].pid, fd, RESTART_TASKSELF, klog_pipe[1]);
+			syscall(NR_restart, tasks[0].pid, fd, krestart_flags, klog_pipe[1]);
 		/* only reached if restart failed before changing this task */
 		dprintf(klog_pipe[1], "cr-mktree: pid %d: restart: %s\n", t->pid, strerror(errno));
 		_exit(125);
@@ -283,7 +306,7 @@ int main(int argc, char **argv)
 {
 	const char *klog = NULL;
 	uint64_t ns_flags = 0;
-	int i, first = 1, pidns = 0, status;
+	int i, first = 1, pidns = 0, handed = 0, status;
 	pid_t root;
 
 	for (; first < argc && argv[first][0] == '-'; first++) {
@@ -291,6 +314,10 @@ int main(int argc, char **argv)
 			pidns = 1;
 		else if (strcmp(argv[first], "-n") == 0 && first + 1 < argc)
 			ns_flags = strtoull(argv[++first], NULL, 16);
+		else if (strcmp(argv[first], "-h") == 0 && first + 1 < argc)
+			handed = atoi(argv[++first]);
+		else if (strcmp(argv[first], "-F") == 0)
+			krestart_flags |= RESTART_FROZEN;
 		else if (strcmp(argv[first], "-k") == 0 && first + 2 < argc) {
 			kimage = argv[++first];
 			klog = argv[++first];
@@ -299,7 +326,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-k IMAGE LOGFILE] PID:PPID:PGID:SID[:zSTATUS] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-n CLONE_FLAGS] [-h COUNT] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {
@@ -311,16 +338,25 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cr-mktree: bad task '%s'\n", argv[i]);
 			return 2;
 		}
-		if (sscanf(rest, ":z%d", &t->status) == 1)
+		if (!strncmp(rest, ":t", 2))
+			t->tty = rest + 2;
+		else if (sscanf(rest, ":z%d", &t->status) == 1)
 			t->zombie = 1;
 		else if (!strcmp(rest, ":f"))
 			t->clone_files = 1;
-		else if (*rest) {
+		else if (!strncmp(rest, ":f:t", 4)) {
+			t->clone_files = 1;
+			t->tty = rest + 4;
+		} else if (*rest) {
 			fprintf(stderr, "cr-mktree: bad task '%s'\n", argv[i]);
 			return 2;
 		}
 	}
 
+	if ((krestart_flags & RESTART_FROZEN) && !kimage) {
+		fprintf(stderr, "cr-mktree: -F needs -k\n");
+		return 2;
+	}
 	if (kimage) {
 		if (pidns || ns_flags) {
 			fprintf(stderr, "cr-mktree: -k restarts in our namespaces\n");
@@ -343,6 +379,8 @@ int main(int argc, char **argv)
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			ns_flags = 0;
 		} else {
+			if (handed)
+				close_range(HANDED_FD, HANDED_FD + handed - 1, 0);
 			close(STATUS_FD);
 			quiet_stdio();
 			status = wait_for(init);
@@ -365,6 +403,8 @@ int main(int argc, char **argv)
 		close(klog_pipe[1]);
 		kernel_wait_restarted(klog);
 	}
+	if (handed)
+		close_range(HANDED_FD, HANDED_FD + handed - 1, 0);
 	close(STATUS_FD);
 	/*
 	 * Only the restored tasks may hold on to our caller's stdio: a caller

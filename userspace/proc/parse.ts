@@ -65,6 +65,31 @@ export function parseMaps(text: string): MapsEntry[] {
   return run('maps', mapsLexer, rep_sc(mapsLine), text);
 }
 
+// ---- /proc/PID/smaps --------------------------------------------------------
+
+/** A mapping as smaps shows it: its maps line and its VmFlags ("rd", "mw", "dc"…). */
+export interface SmapsEntry extends MapsEntry {
+  vmFlags: Set<string>;
+}
+
+enum SM { Mapping, Field, VmFlags }
+const smapsLexer = buildLexer<SM>([
+  [true, /^[0-9a-f]+-[0-9a-f]+ [^\n]*\n/g, SM.Mapping],
+  [true, /^VmFlags:[^\n]*\n/g, SM.VmFlags],
+  [true, /^[A-Z][A-Za-z_]*:[^\n]*\n/g, SM.Field],
+]);
+const smapsEntry = apply(
+  seq(tok(SM.Mapping), rep_sc(tok(SM.Field)), tok(SM.VmFlags)),
+  ([mapping, , flags]): SmapsEntry => ({
+    ...parseMaps(mapping.text)[0],
+    vmFlags: new Set(flags.text.slice('VmFlags:'.length).trim().split(/\s+/).filter(Boolean)),
+  }),
+);
+
+export function parseSmaps(text: string): SmapsEntry[] {
+  return run('smaps', smapsLexer, rep_sc(smapsEntry), text);
+}
+
 // ---- /proc/PID/stat ---------------------------------------------------------
 
 export interface Stat {
@@ -157,6 +182,7 @@ export function readProc(pid: number, file: string): string {
 }
 
 export const procMaps = (pid: number) => parseMaps(readProc(pid, 'maps'));
+export const procSmaps = (pid: number) => parseSmaps(readProc(pid, 'smaps'));
 export const procStat = (pid: number) => parseStat(readProc(pid, 'stat'));
 export const procStatus = (pid: number) => parseKeyValues(readProc(pid, 'status'));
 export const procLimits = (pid: number) => parseLimits(readProc(pid, 'limits'));

@@ -1,14 +1,16 @@
 /** Kernel ABI numbers for x86_64 that cr-lab passes to syscalls or reads from images. */
 
 export const NR = {
-  ioctl: 16, socket: 41, socketpair: 53, rt_sigqueueinfo: 129, clock_gettime: 228, epoll_ctl: 233, timerfd_create: 283,
+  ioctl: 16, socket: 41, connect: 42, sendto: 44, shutdown: 48, bind: 49, listen: 50, getsockname: 51, getpeername: 52, socketpair: 53,
+  setsockopt: 54, getsockopt: 55, accept4: 288, rt_sigqueueinfo: 129, clock_gettime: 228, epoll_ctl: 233, timerfd_create: 283,
   timerfd_settime: 286, timerfd_gettime: 287, signalfd4: 289, eventfd2: 290, epoll_create1: 291, rt_tgsigqueueinfo: 297,
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, madvise: 28, dup2: 33, getitimer: 36, setitimer: 38,
-  getpid: 39, fcntl: 72, chdir: 80, fchdir: 81, umask: 95, setgroups: 116, setresuid: 117,
+  getpid: 39, fcntl: 72, flock: 73, inotify_add_watch: 254, inotify_rm_watch: 255, inotify_init1: 294, open_by_handle_at: 304, chdir: 80, fchdir: 81, umask: 95, setgroups: 116, setresuid: 117,
   setresgid: 119, sigaltstack: 131, personality: 135, prctl: 157, arch_prctl: 158,
   restart_syscall: 219, close_range: 436, clone3: 435, openat: 257, dup3: 292, kcmp: 312, rseq: 334, set_tid_address: 218, set_robust_list: 273, get_robust_list: 274, pidfd_open: 434, pidfd_getfd: 438, pipe2: 293,
   capset: 126, memfd_create: 319, timer_create: 222, timer_settime: 223, timer_gettime: 224, timer_delete: 226, ftruncate: 77, uname: 63, sethostname: 170, setdomainname: 171, setns: 308,
+  recvmsg: 47, sched_setattr: 314, sched_getattr: 315, mlock2: 325, exit: 60, exit_group: 231, kill: 62, setsid: 112, setpgid: 109, unshare: 272, rt_sigtimedwait: 128,
   shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgsnd: 69, msgrcv: 70, msgctl: 71,
 } as const;
 
@@ -31,10 +33,10 @@ export const MAP = {
 export const O = {
   RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400,
   TRUNC: 0o1000, APPEND: 0o2000, NONBLOCK: 0o4000, DIRECTORY: 0o200000, CLOEXEC: 0o2000000,
-  PATH: 0o10000000,
+  PATH: 0o10000000, ASYNC: 0o20000, DIRECT: 0o40000, LARGEFILE: 0o100000, NOATIME: 0o1000000, DSYNC: 0o10000, SYNC: 0o4010000,
 } as const;
 
-export const CLONE = { VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800, THREAD: 0x10000, SYSVSEM: 0x40000, NEWUTS: 0x04000000, NEWIPC: 0x08000000 } as const;
+export const CLONE = { VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800, THREAD: 0x10000, SYSVSEM: 0x40000, NEWUTS: 0x04000000, NEWIPC: 0x08000000, NEWPID: 0x20000000 } as const;
 
 /** SysV IPC: flags and commands of shmget/shmat/msgrcv/semctl and the *ctl calls (64-bit layouts). */
 export const IPC = { PRIVATE: 0, CREAT: 0o1000, EXCL: 0o2000, NOWAIT: 0o4000, RMID: 0, SET: 1, STAT: 2 } as const;

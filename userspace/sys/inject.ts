@@ -12,12 +12,13 @@ import { MAP, NR, PAGE_SIZE, PROT } from './constants.js';
 import { type Regs, Tracee, resumableRegs } from './ptrace.js';
 
 export const SCRATCH_SIZE = 4 * PAGE_SIZE;
+const CLONE_ARGS_SIZE = 88;
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
 /** syscall; jmp . — a thread cloned here spins harmlessly until it is seized. */
 const BOOTSTRAP_CODE = Buffer.from([0x0f, 0x05, 0xeb, 0xfe]);
 
 /** Find a `syscall` instruction in the task's vDSO, which every process has. */
-function findSyscallInsn(tracee: Tracee): number {
+export function findSyscallInsn(tracee: Tracee): number {
   // Read directly: a failure here is an internal error, not the user's.
   const vdso = parseMaps(fs.readFileSync(`/proc/${tracee.pid}/maps`, 'utf8')).find((m) => m.path === '[vdso]');
   if (!vdso) throw new Error(`pid ${tracee.pid} has no vDSO to borrow a syscall instruction from`);
@@ -67,6 +68,19 @@ export class Injection {
     return inj;
   }
 
+  /**
+   * Open a session in a task forked from one whose session put a bootstrap
+   * area at `at`: the child has its own copy of that area, and of the
+   * parent's blocked mask, and starts spinning there.
+   */
+  static inherit(tracee: Tracee, at: number): Injection {
+    const inj = new Injection(tracee);
+    inj.scratch = at;
+    tracee.syscallAddr = at;
+    inj.used = 16;
+    return inj;
+  }
+
   /** Copy bytes into the scratch area; returns their address in the task. */
   put(data: Buffer): number {
     const aligned = (this.used + 7) & ~7;
@@ -88,6 +102,25 @@ export class Injection {
   /** Forget everything put into the scratch area (the next call reuses it). */
   reset(): void {
     this.used = this.tracee.syscallAddr === this.scratch ? 16 : 0;
+  }
+
+  /**
+   * clone3(2) in the task, with the pid (or tid) it gets in each pid
+   * namespace from the innermost out; the new task starts where the call
+   * returns, spinning in the bootstrap area until it is seized.
+   */
+  clone3(what: string, flags: number, exitSignal: number, setTid: number[]): number {
+    this.reset();
+    const tids = Buffer.alloc(4 * setTid.length);
+    setTid.forEach((t, i) => tids.writeInt32LE(t, i * 4));
+    const tidsAt = this.put(tids);
+    // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup
+    const args = Buffer.alloc(CLONE_ARGS_SIZE);
+    args.writeBigUInt64LE(BigInt(flags), 0);
+    args.writeBigUInt64LE(BigInt(exitSignal), 32);
+    args.writeBigUInt64LE(BigInt(tidsAt), 64);
+    args.writeBigUInt64LE(BigInt(setTid.length), 72);
+    return Number(this.tracee.syscallOk(what, NR.clone3, this.put(args), CLONE_ARGS_SIZE));
   }
 
   /**

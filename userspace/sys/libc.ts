@@ -12,13 +12,6 @@ const ptraceBuf = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'void 
 const iovec = koffi.struct('iovec', { base: 'void *', len: 'size_t' });
 const ptraceBufs = libc.func('ptrace', 'long', ['int', 'int', 'void *', 'void *']);
 const ptraceIov = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', koffi.inout(koffi.pointer(iovec))]);
-const msghdr = koffi.struct('msghdr', {
-  name: 'void *', namelen: 'uint32', iov: koffi.pointer(iovec), iovlen: 'size_t', control: 'void *', controllen: 'size_t', flags: 'int',
-});
-const recvmsgRaw = libc.func('recvmsg', 'long', ['int', koffi.inout(koffi.pointer(msghdr)), 'int']);
-const sendRaw = libc.func('send', 'long', ['int', 'void *', 'size_t', 'int']);
-const getsockoptRaw = libc.func('getsockopt', 'int', ['int', 'int', 'int', 'void *', 'void *']);
-const setsockoptRaw = libc.func('setsockopt', 'int', ['int', 'int', 'int', 'void *', 'uint32']);
 const waitpidRaw = libc.func('waitpid', 'int', ['int', 'void *', 'int']);
 const prlimitRaw = libc.func('prlimit', 'int', ['int', 'int', 'void *', 'void *']);
 const killRaw = libc.func('kill', 'int', ['int', 'int']);
@@ -49,7 +42,8 @@ export class SysError extends Error {
   }
 }
 
-function check(call: string, ret: number | bigint): number {
+/** A libc call's result, or a SysError with its errno when it returned -1. */
+export function check(call: string, ret: number | bigint): number {
   if (Number(ret) === -1) throw new SysError(call, koffi.errno());
   return Number(ret);
 }
@@ -124,32 +118,6 @@ export function fcntl(fd: number, cmd: number, arg = 0): number {
   return check(`fcntl(${fd}, ${cmd})`, fcntlRaw(fd, cmd, arg));
 }
 
-/** recvmsg(2) into `buf` without room for ancillary data: returns the length and msg_flags. */
-export function recvmsg(fd: number, buf: Buffer, flags: number): { len: number; flags: number } {
-  const msg = { name: null, namelen: 0, iov: { base: buf, len: buf.length }, iovlen: 1, control: null, controllen: 0, flags: 0 };
-  const len = check(`recvmsg(${fd})`, recvmsgRaw(fd, msg, flags));
-  return { len, flags: msg.flags };
-}
-
-export function send(fd: number, buf: Buffer, flags: number): number {
-  return check(`send(${fd})`, sendRaw(fd, buf, buf.length, flags));
-}
-
-/** An int-valued socket option. */
-export function getsockopt(fd: number, level: number, name: number): number {
-  const val = Buffer.alloc(4);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(4, 0);
-  check(`getsockopt(${fd}, ${level}, ${name})`, getsockoptRaw(fd, level, name, val, len));
-  return val.readInt32LE(0);
-}
-
-export function setsockopt(fd: number, level: number, name: number, value: number): void {
-  const val = Buffer.alloc(4);
-  val.writeInt32LE(value, 0);
-  check(`setsockopt(${fd}, ${level}, ${name})`, setsockoptRaw(fd, level, name, val, 4));
-}
-
 export function close(fd: number): void {
   check(`close(${fd})`, closeRaw(fd));
 }
@@ -191,6 +159,20 @@ export const wstatus = {
   /** The PTRACE_EVENT_* in a ptrace stop status, 0 if none. */
   event: (s: number) => (s >> 16) & 0xff,
 };
+
+/** Sleep without giving up the thread: ptrace ties the tracees to it, and no other code may wait for them meanwhile. */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Wait (synchronously) until a task is a zombie, up to `ms`. */
+export function waitZombie(pid: number, stat: (pid: number) => { state: string }, ms = 5000): boolean {
+  for (let waited = 0; stat(pid).state !== 'Z'; waited++) {
+    if (waited > ms) return false;
+    sleepSync(1);
+  }
+  return true;
+}
 
 export const WALL = 0x40000000;
 export const WNOHANG = 1;

@@ -5,7 +5,7 @@
 import { CrError } from '../../../userspace/errors.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { decodeMessage, encodeMessage } from '../image.js';
-import { liftFd, setStatusFlags, type FdType, type OpenFileImage } from './fdtype.js';
+import { liftFd, type FdType, type OpenFileImage } from './fdtype.js';
 
 interface EventfdFile {
   count: bigint;
@@ -43,7 +43,6 @@ export const eventfds: FdType = {
       b.writeBigUInt64LE(e.count, 0);
       tracee.syscallOk('write eventfd', NR.write, fd, inj.put(b), 8);
     }
-    setStatusFlags(task, fd, file.flags);
     return fd;
   },
 

@@ -5,11 +5,20 @@
  * again inside a task, like CRIU's fdtype_ops or linux-cr's ->checkpoint.
  */
 import type fs from 'node:fs';
-import { NR } from '../../../userspace/sys/constants.js';
+import { CrError } from '../../../userspace/errors.js';
+import { procFdinfo } from '../../../userspace/proc/parse.js';
+import { NR, O } from '../../../userspace/sys/constants.js';
+import { SCM, sendmsg, SOL } from '../../../userspace/net/socket.js';
+import { close, rawSyscall } from '../../../userspace/sys/libc.js';
+import { nsChain } from '../tree.js';
 import type { DumpTask, RestoreTask } from './module.js';
 
 const F_DUPFD_CLOEXEC = 1030;
+const F_GETFL = 3;
 const F_SETFL = 4;
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const MSG_CMSG_CLOEXEC = 0x40000000;
 
 /** A new descriptor of the same open file in the task being restored, at a number the image does not use. */
 export function dupHigh(task: RestoreTask, fd: number): number {
@@ -27,13 +36,78 @@ export function liftFd(task: RestoreTask, fd: number): number {
   return lifted;
 }
 
-/** A duplicate, in this task, of descriptor `fd` of task `pid` (the same open file). */
+/**
+ * A duplicate, in this task, of descriptor `fd` of task `pid` (the same
+ * open file). The task takes it itself (pidfd_getfd) from a task it can
+ * see in its pid namespace; from one outside it (a parent above a nested
+ * pid namespace), it comes through us, over a unix socket.
+ */
 export function takeFromTask(task: RestoreTask, pid: number, fd: number): number {
-  // The task names the other by its pid in their shared pid namespace.
-  const pidfd = Number(task.tracee.syscallOk(`pidfd_open ${pid}`, NR.pidfd_open, task.shared.nsPids.get(pid) ?? pid, 0));
-  const got = Number(task.tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
-  task.tracee.syscall(NR.close, pidfd);
-  return got;
+  const { tracee } = task;
+  // The task names the other by its pid in the task's own pid namespace: the other's there, if it has one.
+  const seen = nsChain(pid)[nsChain(task.pid).length - 1];
+  const pidfd = seen === undefined ? -1 : Number(tracee.syscall(NR.pidfd_open, seen, 0));
+  if (pidfd >= 0) {
+    try {
+      // That number may be another task's, in a sibling namespace: the pidfd tells whose it is.
+      if (procFdinfo(task.pid, pidfd).get('Pid') === String(pid)) return Number(tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
+    } finally {
+      tracee.syscall(NR.close, pidfd);
+    }
+  }
+  return passThroughUs(task, pid, fd);
+}
+
+/** Hand the task descriptor `fd` of task `pid` over a socket pair it makes, one end of which we take. */
+function passThroughUs(task: RestoreTask, pid: number, fd: number): number {
+  const { tracee, inj } = task;
+  inj.reset();
+  const sv = inj.alloc(8);
+  tracee.syscallOk('socketpair', NR.socketpair, AF_UNIX, SOCK_DGRAM | O.CLOEXEC, 0, sv);
+  const ends = tracee.readMem(sv, 8);
+  const [mine, theirs] = [ends.readInt32LE(0), ends.readInt32LE(4)];
+  try {
+    const sock = tracerDup(task.pid, theirs);
+    try {
+      const file = tracerDup(pid, fd);
+      try {
+        const rights = Buffer.alloc(4);
+        rights.writeInt32LE(file, 0);
+        sendmsg(sock, Buffer.alloc(1), 0, { control: [{ level: SOL.SOCKET, type: SCM.RIGHTS, data: rights }] });
+      } finally {
+        close(file);
+      }
+    } finally {
+      close(sock);
+    }
+    // struct msghdr for recvmsg: no name, one iovec of one byte, room for one descriptor
+    inj.reset();
+    const control = inj.alloc(24);
+    const iov = Buffer.alloc(16);
+    iov.writeBigUInt64LE(BigInt(inj.alloc(8)), 0);
+    iov.writeBigUInt64LE(1n, 8);
+    const msg = Buffer.alloc(56);
+    msg.writeBigUInt64LE(BigInt(inj.put(iov)), 16);
+    msg.writeBigUInt64LE(1n, 24);
+    msg.writeBigUInt64LE(BigInt(control), 32);
+    msg.writeBigUInt64LE(24n, 40);
+    tracee.syscallOk(`recvmsg pid ${pid} fd ${fd}`, NR.recvmsg, mine, inj.put(msg), MSG_CMSG_CLOEXEC);
+    return tracee.readMem(control + 16, 4).readInt32LE(0);
+  } finally {
+    tracee.syscall(NR.close, mine);
+    tracee.syscall(NR.close, theirs);
+  }
+}
+
+/** A duplicate in cr itself of descriptor `fd` of task `pid` (the same open file; cr's own too). */
+export function tracerDup(pid: number, fd: number): number {
+  if (pid === process.pid) return rawSyscall(NR.fcntl, fd, F_DUPFD_CLOEXEC, 0);
+  const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
+  try {
+    return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
+  } finally {
+    close(pidfd);
+  }
 }
 
 /**
@@ -51,6 +125,24 @@ export function setStatusFlags(task: RestoreTask, fd: number, flags: number): vo
   task.tracee.syscallOk('F_SETFL', NR.fcntl, fd, F_SETFL, flags);
 }
 
+/** The status flags F_SETFL can change; the others are fixed when the file is opened. */
+export const SETFL_MASK = O.APPEND | O.NONBLOCK | O.DIRECT | O.NOATIME | O.ASYNC;
+
+/**
+ * Make a created file's status flags exactly what F_GETFL showed at dump
+ * time: what F_SETFL can change is changed, anything else must already
+ * match (each file type opens with the flags only open(2) takes).
+ */
+export function matchStatusFlags(task: RestoreTask, fd: number, want: number, where: string): void {
+  const get = () => Number(task.tracee.syscallOk('F_GETFL', NR.fcntl, fd, F_GETFL, 0));
+  let got = get();
+  if (got !== want && ((got ^ want) & SETFL_MASK)) {
+    setStatusFlags(task, fd, (got & ~SETFL_MASK) | (want & SETFL_MASK));
+    got = get();
+  }
+  if (got !== want) throw new CrError(`${where}: cannot give it its file status flags 0${want.toString(8)} (it has 0${got.toString(8)})`);
+}
+
 /** What /proc says about one descriptor of a task being dumped. */
 export interface FdProbe {
   pid: number;
@@ -58,9 +150,10 @@ export interface FdProbe {
   /** readlink of /proc/PID/fd/FD: a path, "pipe:[123]", "socket:[45]", "anon_inode:[eventfd]"… */
   target: string;
   stat: fs.BigIntStats;
-  /** /proc/PID/fdinfo/FD as key/value pairs. */
+  /** /proc/PID/fdinfo/FD as key/value pairs, and as text (for its repeated lines: locks, watches). */
   info: Map<string, string>;
-  /** Status flags without O_CLOEXEC (a property of the descriptor, not the file). */
+  infoText: string;
+  /** Status flags as fdinfo shows them, with O_CLOEXEC (a property of the descriptor, not the file). */
   flags: number;
   pos: bigint;
 }
@@ -72,18 +165,42 @@ export interface OpenFileImage {
   flags: number;
   pos: bigint;
   payload: Buffer;
+  /** F_SETOWN_EX and F_SETSIG, for an O_ASYNC file. */
+  owner_type: number;
+  owner_pid: number;
+  signal: number;
+}
+
+/**
+ * What files.ts offers, at dump time, a file type whose files refer to
+ * other open files: epoll's watched files, the descriptors in flight in a
+ * unix socket's queue.
+ */
+export interface DumpFiles {
+  /** The id of the open file at descriptor `fd` of task `pid` (this task or one dumped before), saved if new. */
+  idOf(pid: number, fd: number): number;
+  /** Save an open file that no descriptor table holds (in flight in a socket), given as a descriptor of cr itself; returns its id. */
+  inFlight(fd: number): number;
+}
+
+/** At restore time, what a file type may ask of the task's descriptor table. */
+export interface RestoreFiles {
+  /** A descriptor, in this task, of the image's open file `id` (created now if need be); it stays open until every task is built. */
+  open(id: number): number;
+  /** Run `fn` once every descriptor of the task is in place (epoll adds its watches, a socket refills its queue). */
+  later(fn: () => void): void;
 }
 
 export interface FdType {
   readonly type: string;
-  /** Created after every other descriptor of its task is in place, because it names them by number (epoll). */
-  readonly late?: boolean;
-  claims(f: FdProbe): boolean;
+  /** Its dump asks the task about the descriptor by number: a file only in flight in a socket cannot be saved. */
+  readonly byNumber?: boolean;
+  claims(f: FdProbe, task: DumpTask): boolean;
   /** The type's encoded payload; throws CrError for what it cannot save. */
-  dump(task: DumpTask, f: FdProbe): Buffer;
+  dump(task: DumpTask, f: FdProbe, files: DumpFiles): Buffer;
   /** Check a payload while the image is loaded, before any task exists. */
   check(file: OpenFileImage, where: string): void;
   /** Create the open file inside the task; returns its descriptor there, lifted (liftFd). */
-  open(task: RestoreTask, file: OpenFileImage): number;
+  open(task: RestoreTask, file: OpenFileImage, files: RestoreFiles): number;
   describe(file: OpenFileImage): string;
 }

@@ -9,20 +9,26 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { procFdinfo } from '../../../userspace/proc/parse.js';
+import { readProc } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
 import { eventfds } from './eventfd.js';
 import { eventpolls } from './eventpoll.js';
-import { liftFd, takeFromTask, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
+import { liftFd, matchStatusFlags, rememberLeftovers, takeFromTask, type DumpFiles, type FdProbe, type FdType, type OpenFileImage, type RestoreFiles } from './fdtype.js';
 import { regFiles } from './files-reg.js';
+import { checkLock, describeLock, dumpLocks, takeLock, type FileLock } from './locks.js';
 import { memfds } from './memfd.js';
-import { defineState, type DumpTask } from './module.js';
+import { defineState, type DumpTask, type RestoreTask } from './module.js';
 import { pipes } from './pipes.js';
+import { otherSockets } from './sockets.js';
+import { tcpSockets } from './sockets-tcp.js';
+import { udpSockets } from './sockets-udp.js';
 import { signalfds } from './signalfd.js';
 import { unixSockets } from './sockets-unix.js';
+import { inotifys } from './inotify.js';
 import { timerfds } from './timerfd.js';
+import { ttys } from './tty.js';
 
 interface Fd {
   fd: number;
@@ -34,21 +40,33 @@ export interface FilesImage {
   fds: Fd[];
   files: OpenFileImage[];
   parent_table: boolean;
+  locks: FileLock[];
 }
 
 const INHERIT = 'inherit';
-const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets];
+const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalfds, eventpolls, unixSockets, tcpSockets, udpSockets, otherSockets, ttys, inotifys];
+/** cr restore hands every task its descriptors from here up (see tty.ts). */
+const HANDED_FD = 4;
 const KCMP_FILE = 0;
 const RLIMIT_NOFILE = 7;
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
+const F_SETSIG = 10;
+const F_GETSIG = 11;
+const F_SETOWN_EX = 15;
+const F_GETOWN_EX = 16;
 
 function probe(pid: number, fd: number): FdProbe {
   const link = `/proc/${pid}/fd/${fd}`;
   try {
-    const info = procFdinfo(pid, fd);
+    const infoText = readProc(pid, `fdinfo/${fd}`);
+    // "key: value" lines; the repeated lines of locks, watches and marks stay in the text.
+    const info = new Map(infoText.split('\n').flatMap((l) => {
+      const m = /^([\w-]+):\s*(.*)$/.exec(l);
+      return m ? [[m[1], m[2]] as const] : [];
+    }));
     const flags = parseInt(info.get('flags') ?? '0', 8);
-    return { pid, fd, target: fs.readlinkSync(link), stat: fs.statSync(link, { bigint: true }), info, flags, pos: BigInt(info.get('pos') ?? '0') };
+    return { pid, fd, target: fs.readlinkSync(link), stat: fs.statSync(link, { bigint: true }), info, infoText, flags, pos: BigInt(info.get('pos') ?? '0') };
   } catch (err) {
     throw new CrError(`pid ${pid} fd ${fd}: cannot inspect (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
@@ -69,39 +87,100 @@ function unsupported(f: FdProbe): string {
 /** stdio that belongs to whoever runs the program rather than to the program. */
 const inheritable = (f: FdProbe) => f.fd <= 2 && (f.stat.isCharacterDevice() || f.stat.isFIFO() || f.stat.isSocket()) && !f.target.startsWith('/dev/null');
 
+/** Who gets SIGIO from an O_ASYNC file, and which signal: asked of the task itself (or of cr, for a file in flight). */
+function dumpOwner(task: DumpTask, f: FdProbe): Pick<OpenFileImage, 'owner_type' | 'owner_pid' | 'signal'> {
+  if (!(f.flags & O.ASYNC)) return { owner_type: 0, owner_pid: 0, signal: 0 };
+  if (f.pid === process.pid) {
+    const b = Buffer.alloc(8);
+    rawSyscall(NR.fcntl, f.fd, F_GETOWN_EX, b);
+    return { owner_type: b.readUInt32LE(0), owner_pid: b.readInt32LE(4), signal: rawSyscall(NR.fcntl, f.fd, F_GETSIG, 0) };
+  }
+  task.inj.reset();
+  const own = task.inj.alloc(8);
+  task.tracee.syscallOk(`fd ${f.fd}: F_GETOWN_EX`, NR.fcntl, f.fd, F_GETOWN_EX, own);
+  const b = task.tracee.readMem(own, 8);
+  const signal = Number(task.tracee.syscallOk(`fd ${f.fd}: F_GETSIG`, NR.fcntl, f.fd, F_GETSIG, 0));
+  return { owner_type: b.readUInt32LE(0), owner_pid: b.readInt32LE(4), signal };
+}
+
+function restoreOwner(task: RestoreTask, fd: number, file: OpenFileImage): void {
+  if (!(file.flags & O.ASYNC)) return;
+  task.inj.reset();
+  const own = Buffer.alloc(8);
+  own.writeUInt32LE(file.owner_type, 0);
+  own.writeInt32LE(file.owner_pid, 4);
+  if (file.owner_pid) task.tracee.syscallOk(`F_SETOWN_EX ${file.owner_pid}`, NR.fcntl, fd, F_SETOWN_EX, task.inj.put(own));
+  if (file.signal) task.tracee.syscallOk('F_SETSIG', NR.fcntl, fd, F_SETSIG, file.signal);
+}
+
+/**
+ * The lowest descriptor number from which `room` numbers are free in the
+ * image: restore creates its temporaries there, so even a table whose
+ * highest descriptor is at nr_open - 1 leaves them room.
+ */
+function temporaryBase(fds: number[], room: number): number {
+  let base = 3;
+  for (const fd of [...fds].sort((a, b) => a - b)) {
+    if (fd >= base + room) break;
+    if (fd >= base) base = fd + 1;
+  }
+  return base;
+}
+
 export const files = defineState<FilesImage>({
   name: 'files',
 
   dump(task) {
     // The parent's image holds a table shared with it, and restore shares it again.
     if (task.entry.clone_files) {
-      task.images.write('files', task.pid, { fds: [], files: [], parent_table: true });
+      task.images.write('files', task.pid, { fds: [], files: [], parent_table: true, locks: [] });
       return;
     }
     const fds: Fd[] = [];
     const opened: OpenFileImage[] = [];
-    for (const fd of fs.readdirSync(`/proc/${task.pid}/fd`).map(Number).sort((a, b) => a - b)) {
-      const f = probe(task.pid, fd);
-      const cloexec = (f.flags & O.CLOEXEC) !== 0;
-      const flags = f.flags & ~O.CLOEXEC;
-      let id = knownFile(task, f);
-      if (id === undefined) {
-        const type = inheritable(f) && !f.stat.isFIFO() ? undefined : FD_TYPES.find((t) => t.claims(f));
-        if (!type && !inheritable(f)) throw new CrError(unsupported(f));
-        id = task.shared.files.length + 1;
-        task.shared.files.push({ id, pid: f.pid, fd, dev: f.stat.dev, ino: f.stat.ino });
-        const payload = type ? type.dump(task, f) : Buffer.alloc(0);
-        opened.push({ id, type: type?.type ?? INHERIT, flags, pos: f.pos, payload });
-      }
-      fds.push({ fd, cloexec, file_id: id });
+    const locks: FileLock[] = [];
+    /** The id of the open file behind `f`, saving the file the first time; `inFlight` when no descriptor table holds it. */
+    const save = (f: FdProbe, inFlight = false): { id: number; fresh: boolean } => {
+      const known = knownFile(task, f);
+      if (known !== undefined) return { id: known, fresh: false };
+      // An O_PATH descriptor is only a name, whatever it names: it is reopened by it.
+      // stdio is the restorer's, unless it is a pipe or a terminal of the tree's (or the shell job's).
+      const own = (t: FdType) => t.claims(f, task);
+      const stdio = !inFlight && inheritable(f);
+      const type = f.flags & O.PATH ? regFiles : stdio && !f.stat.isFIFO() && !own(ttys) ? undefined : FD_TYPES.find(own);
+      if (!type && !stdio) throw new CrError(unsupported(f));
+      if (inFlight && type?.byNumber) throw new CrError(`${unsupported(f)} in flight in a socket`);
+      const id = task.shared.files.length + 1;
+      task.shared.files.push({ id, pid: f.pid, fd: f.fd, dev: f.stat.dev, ino: f.stat.ino });
+      const payload = type ? type.dump(task, f, dumpFiles) : Buffer.alloc(0);
+      const owner = type ? dumpOwner(task, f) : { owner_type: 0, owner_pid: 0, signal: 0 };
+      opened.push({ id, type: type?.type ?? INHERIT, flags: f.flags & ~O.CLOEXEC, pos: f.pos, payload, ...owner });
+      return { id, fresh: true };
+    };
+    const dumpFiles: DumpFiles = {
+      idOf(pid, fd) {
+        const f = probe(pid, fd);
+        const id = pid === task.pid ? save(f).id : knownFile(task, f);
+        if (id === undefined) throw new CrError(`pid ${pid} fd ${fd}: an open file another task refers to first is not supported`);
+        return id;
+      },
+      inFlight: (fd) => save(probe(process.pid, fd), true).id,
+    };
+    // Through a live thread: an exited leader's /proc shows no descriptors.
+    for (const fd of fs.readdirSync(`/proc/${task.tracee.pid}/fd`).map(Number).sort((a, b) => a - b)) {
+      const f = probe(task.tracee.pid, fd);
+      const { id, fresh } = save(f);
+      fds.push({ fd, cloexec: (f.flags & O.CLOEXEC) !== 0, file_id: id });
+      const taken = locks.filter((l) => l.file_id === id);
+      locks.push(...dumpLocks(f, id, fresh).filter((l) => !taken.some((t) => t.kind === l.kind && t.start === l.start && t.end === l.end)));
     }
-    task.images.write('files', task.pid, { fds, files: opened });
+    task.images.write('files', task.pid, { fds, files: opened, locks });
   },
 
   load(dir, { pid, clone_files }) {
     const img = readImage<FilesImage>(dir, 'files', pid);
     const where = imageFile(dir, 'files', pid);
-    if (img.parent_table !== clone_files || (img.parent_table && (img.fds.length || img.files.length))) {
+    if (img.parent_table !== clone_files || (img.parent_table && (img.fds.length || img.files.length || img.locks.length))) {
       throw new CrError(`${where}: corrupted image (fd table shared with the parent or not)`);
     }
     for (const file of img.files) {
@@ -109,6 +188,10 @@ export const files = defineState<FilesImage>({
       const type = FD_TYPES.find((t) => t.type === file.type);
       if (!type) throw new CrError(`${where}: unknown file type '${file.type}'`);
       type.check(file, `pid ${pid} file ${file.id}`);
+    }
+    for (const l of img.locks) {
+      checkLock(l, where);
+      if (!img.fds.some((d) => d.fd === l.fd && d.file_id === l.file_id)) throw new CrError(`${where}: corrupted image (lock on fd ${l.fd}, which is not its file's)`);
     }
     return img;
   },
@@ -119,19 +202,52 @@ export const files = defineState<FilesImage>({
     const own = new Map(img.files.map((f) => [f.id, f]));
     // The placeholder holds cr-mktree's descriptors: keep only stdio the image inherits.
     const inherited = new Set(img.fds.filter((d) => own.get(d.file_id)?.type === INHERIT).map((d) => d.fd));
-    tracee.syscallOk('close_range', NR.close_range, 3, 0xffffffff, 0);
-    for (let fd = 0; fd <= 2; fd++) if (!inherited.has(fd)) tracee.syscall(NR.close, fd);
-    // Open files are created above every descriptor the image uses (liftFd), then placed.
-    task.fdBase = Math.max(3, ...img.fds.map((d) => d.fd + 1));
+    // Open files are created at numbers the image does not use (liftFd), then placed.
+    const room = 3 * img.files.length + 64;
+    task.fdBase = temporaryBase(img.fds.map((d) => d.fd), room);
     const limit = prlimit(task.pid, RLIMIT_NOFILE);
-    const room = BigInt(task.fdBase + 64);
-    if (limit.cur < room) prlimit(task.pid, RLIMIT_NOFILE, { cur: room, max: limit.max > room ? limit.max : room });
+    const needed = BigInt(Math.max(task.fdBase + room, ...img.fds.map((d) => d.fd + 1)));
+    if (limit.cur < needed) prlimit(task.pid, RLIMIT_NOFILE, { cur: needed, max: limit.max > needed ? limit.max : needed });
+    // What cr restore handed every task goes out of the way; of cr-mktree's descriptors, only stdio the image inherits stays.
+    task.handed = task.shared.terminals.handed.map((_, k) => liftFd(task, HANDED_FD + k));
+    rememberLeftovers(task, task.handed);
+    let from = 3;
+    for (const keep of [...task.handed].sort((a, b) => a - b)) {
+      if (keep > from) tracee.syscallOk('close_range', NR.close_range, from, keep - 1, 0);
+      from = keep + 1;
+    }
+    tracee.syscallOk('close_range', NR.close_range, from, 0xffffffff, 0);
+    for (let fd = 0; fd <= 2; fd++) if (!inherited.has(fd)) tracee.syscall(NR.close, fd);
     const place = (from: number, d: Fd) => {
       tracee.syscallOk(`dup3 to fd ${d.fd}`, NR.dup3, from, d.fd, d.cloexec ? O.CLOEXEC : 0);
     };
 
-    const late = (d: Fd) => FD_TYPES.find((t) => t.type === own.get(d.file_id)?.type)?.late === true;
-    for (const d of [...img.fds.filter((d) => !late(d)), ...img.fds.filter(late)]) {
+    /** Create open file `file` of the image in the task, with its status flags, owner and its own locks. */
+    const create = (file: OpenFileImage, where: string): number => {
+      const fd = FD_TYPES.find((t) => t.type === file.type)!.open(task, file, restoreFiles);
+      matchStatusFlags(task, fd, file.flags, where);
+      restoreOwner(task, fd, file);
+      // The open file's own locks, before anyone else can take them.
+      for (const l of img.locks) if (l.file_id === file.id && l.kind !== 'posix') takeLock(task, fd, l);
+      return fd;
+    };
+    const later: (() => void)[] = [];
+    const restoreFiles: RestoreFiles = {
+      open(id) {
+        const known = task.shared.files.get(id);
+        if (known?.pid === task.pid) return known.fd;
+        const file = own.get(id);
+        if (!known && !file) throw new CrError(`pid ${task.pid}: open file ${id} is in no task of the image`);
+        // Another task's file, or one of this task's that only a socket holds in flight.
+        const fd = known ? liftFd(task, takeFromTask(task, known.pid, known.fd)) : create(file!, `pid ${task.pid} file ${id}`);
+        rememberLeftovers(task, [fd]);
+        if (!known) task.shared.files.set(id, { pid: task.pid, fd });
+        return fd;
+      },
+      later: (fn) => later.push(fn),
+    };
+
+    for (const d of img.fds) {
       const file = own.get(d.file_id);
       if (file?.type === INHERIT) {
         if (d.cloexec) tracee.syscallOk('fcntl', NR.fcntl, d.fd, F_SETFD, FD_CLOEXEC);
@@ -148,27 +264,34 @@ export const files = defineState<FilesImage>({
         tmp = liftFd(task, takeFromTask(task, known.pid, known.fd));
       } else {
         if (!file) throw new CrError(`pid ${task.pid} fd ${d.fd}: its open file ${d.file_id} is in no task of the image`);
-        tmp = FD_TYPES.find((t) => t.type === file.type)!.open(task, file);
+        tmp = create(file, `pid ${task.pid} fd ${d.fd}`);
       }
       place(tmp, d);
       if (!task.shared.leftovers.get(task.pid)?.includes(tmp)) tracee.syscall(NR.close, tmp);
       task.shared.files.set(d.file_id, { pid: task.pid, fd: d.fd });
       inj.reset();
     }
+    // Every descriptor is in place: epoll adds its watches, sockets refill their queues.
+    while (later.length) later.shift()!();
   },
 
-  settle(task) {
+  settle(task, img) {
     for (const fd of task.shared.leftovers.get(task.pid) ?? []) task.tracee.syscall(NR.close, fd);
+    // Only now is no descriptor of the task closed any more: closing one would drop them.
+    for (const l of img.locks) if (l.kind === 'posix') takeLock(task, l.fd, l);
   },
 
   describe(img) {
     if (img.parent_table) return ['  fd table: shared with the parent (CLONE_FILES)'];
     const byId = new Map(img.files.map((f) => [f.id, f]));
-    return img.fds.map((d) => {
-      const f = byId.get(d.file_id);
-      const what = !f ? `shares open file ${d.file_id}` : f.type === INHERIT ? 'inherited from cr restore'
-        : `${FD_TYPES.find((t) => t.type === f.type)?.describe(f)} flags 0${f.flags.toString(8)}`;
-      return `  fd ${d.fd}: ${what}${d.cloexec ? ' cloexec' : ''}`;
-    });
+    return [
+      ...img.fds.map((d) => {
+        const f = byId.get(d.file_id);
+        const what = !f ? `shares open file ${d.file_id}` : f.type === INHERIT ? 'inherited from cr restore'
+          : `${FD_TYPES.find((t) => t.type === f.type)?.describe(f)} flags 0${f.flags.toString(8)}${f.flags & O.ASYNC ? ` owner ${f.owner_pid}${f.signal ? ` signal ${f.signal}` : ''}` : ''}`;
+        return `  fd ${d.fd}: ${what}${d.cloexec ? ' cloexec' : ''}`;
+      }),
+      ...img.locks.map((l) => `  ${describeLock(l)}`),
+    ];
   },
 });

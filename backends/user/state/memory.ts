@@ -1,22 +1,32 @@
 /**
- * Memory: every VMA with its protection and backing, the mm layout fields
- * (brk, stack, argv/env, auxv, exe), and the contents of every page that
- * is not simply the backing file's: anonymous pages and the private copies
- * a process made of file pages.
+ * Memory: every VMA with its protection, backing and may-write bit, the mm
+ * layout fields (brk, stack, argv/env, auxv, exe), the contents of every
+ * private page that is not simply the backing file's, and each shmem
+ * object (shared anonymous memory, memfd) once, whole, with the first task
+ * that maps it.
+ *
+ * A child's mappings that it still has from its parent (same range, same
+ * backing) are marked inherited: restore forks the child from its parent
+ * once the parent's memory is in place (tree.ts), so the pages the two
+ * still share are shared again, copy-on-write, and only what differs is
+ * saved: the child's own copies (`pages`) and the pages the parent has and
+ * the child had not (`drop`). Sharing is told by the physical page each
+ * address maps (/proc/PID/pagemap, readable as root), as CRIU does.
  */
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { CrError } from '../../../userspace/errors.js';
-import { type MapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
+import { type SmapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
+import { fcntl, rawSyscall, SysError } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
 import { defineState, hex, type DumpTask, type RestoreTask } from './module.js';
-import { MFD_ALLOW_SEALING, memfdName } from './memfd.js';
+import { F_GET_SEALS, MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdName, sealMemfd } from './memfd.js';
 import { ownNamespace } from './namespaces.js';
 
 type VmaKind = 'ANON_PRIVATE' | 'ANON_SHARED' | 'FILE_PRIVATE' | 'FILE_SHARED' | 'VDSO' | 'VVAR' | 'SYSV_SHM';
 
-interface Vma {
+export interface Vma {
   start: bigint;
   end: bigint;
   prot: number;
@@ -27,8 +37,13 @@ interface Vma {
   name: string;
   shmem_id: bigint;
   shmid: number;
-  memfd_size: bigint;
+  may_write: boolean;
+  inherited: boolean;
+  advice: string[];
 }
+
+/** At dump time only: the mapped file's device and inode, to tell a replaced file from the parent's. */
+type DumpVma = Vma & { file: string };
 
 interface MmLayout {
   start_code: bigint; end_code: bigint; start_data: bigint; end_data: bigint;
@@ -43,11 +58,27 @@ interface PageRun {
   nr_pages: number;
 }
 
+interface ShmemRun {
+  pgoff: bigint;
+  nr_pages: number;
+}
+
+interface ShmemObject {
+  id: bigint;
+  size: bigint;
+  memfd: string;
+  seals: number;
+  runs: ShmemRun[];
+}
+
 export interface MmImage {
   layout: MmLayout;
   vmas: Vma[];
   pages: PageRun[];
   pages_crc32: number;
+  drop: PageRun[];
+  shmem: ShmemObject[];
+  shared_pages: bigint;
   /** Where the pages file is; not part of the image message. */
   pagesFile: string;
 }
@@ -58,35 +89,48 @@ const CHUNK_PAGES = 4096;
 const PM_PRESENT = 1n << 63n;
 const PM_SWAPPED = 1n << 62n;
 const PM_FILE = 1n << 61n;
+/** The page frame (present) or swap entry (swapped) of a pagemap entry. */
+const PM_FRAME = (1n << 55n) - 1n;
 const TASK_SIZE = 0x7ffffffff000n;
+const HUGETLBFS_MAGIC = 0x958458f6;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const MADV = { DONTNEED: 4, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16, WIPEONFORK: 18, DONTFORK: 10 } as const;
+/** VmFlags set by madvise(2) that restore sets again (mlock's "lo"/"lf" apart). */
+const ADVICE: Record<string, number> = { dc: MADV.DONTFORK, wf: MADV.WIPEONFORK, dd: MADV.DONTDUMP, hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE };
+const MLOCK_ONFAULT = 1;
+const PRIVATE_KINDS = new Set<VmaKind>(['ANON_PRIVATE', 'FILE_PRIVATE']);
 
-/** How a /proc/PID/maps entry is saved and rebuilt; refuses what this backend cannot. */
-function classify(pid: number, m: MapsEntry): Vma | null {
+const mapFiles = (pid: number, start: bigint, end: bigint) => `/proc/${pid}/map_files/${start.toString(16)}-${end.toString(16)}`;
+
+/** How a /proc/PID/smaps entry is saved and rebuilt; refuses what this backend cannot. */
+function classify(task: DumpTask, m: SmapsEntry): DumpVma | null {
+  const pid = task.pid;
   const prot = (m.read ? PROT.READ : 0) | (m.write ? PROT.WRITE : 0) | (m.exec ? PROT.EXEC : 0);
-  const base = { start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n, shmid: 0, memfd_size: 0n };
+  const base = {
+    start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n, shmid: 0,
+    may_write: m.vmFlags.has('mw'), inherited: false, advice: ['dc', 'wf', 'dd', 'hg', 'nh', 'lo', 'lf'].filter((f) => m.vmFlags.has(f)), file: `${m.dev}:${m.inode}`,
+  };
   const where = `pid ${pid} mapping ${hex(m.start)}-${hex(m.end)}`;
   if (m.path === '[vsyscall]') return null;
-  if (m.path === '[vdso]') return { ...base, kind: 'VDSO', name: m.path };
-  if (m.path === '[vvar]' || m.path === '[vvar_vclock]') return { ...base, kind: 'VVAR', name: m.path };
+  // The kernel's own, with the flags it gives them.
+  if (m.path === '[vdso]') return { ...base, kind: 'VDSO', name: m.path, advice: [] };
+  if (m.path === '[vvar]' || m.path === '[vvar_vclock]') return { ...base, kind: 'VVAR', name: m.path, advice: [] };
+  if (m.vmFlags.has('ht')) throw new CrError(`${where}: hugetlb memory is not supported`);
   if (m.path === '' || m.path.startsWith('[')) {
     return { ...base, kind: m.shared ? 'ANON_SHARED' : 'ANON_PRIVATE', name: m.path, pgoff: 0n };
   }
   // Shared anonymous memory is a deleted file on the internal shmem mount,
   // one object (inode) however many tasks share it after fork.
-  if (m.shared && m.path === '/dev/zero (deleted)') return { ...base, kind: 'ANON_SHARED', shmem_id: m.inode };
+  if (m.shared && m.path === '/dev/zero (deleted)') return { ...base, kind: 'ANON_SHARED', name: m.path, shmem_id: m.inode };
   // A SysV segment (maps inode: its id) is saved and recreated with its namespace (ipc.ts).
   if (m.path.startsWith('/SYSV')) {
     const segment = `SysV shm segment ${m.path.slice(1, 13)} (id ${m.inode})`;
     if (!ownNamespace(pid, 'ipc')) throw new CrError(`${where}: ${segment} of the host's IPC namespace is not supported`);
     return { ...base, kind: 'SYSV_SHM', name: m.path, shmid: Number(m.inode) };
   }
-  // A memfd is shmem too: its pages go with the first mapping; restore
-  // recreates it by name (and memfd.ts reopens it for descriptors).
-  if (m.path.startsWith('/memfd:')) {
-    if (!m.shared) throw new CrError(`${where}: a private mapping of a memfd is not supported`);
-    const size = BigInt(fs.statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`).size);
-    return { ...base, kind: 'ANON_SHARED', name: m.path, shmem_id: m.inode, memfd_size: size };
-  }
+  // A memfd is shmem too, mapped shared or private; memfd.ts reopens the same object for descriptors.
+  if (m.path.startsWith('/memfd:')) return { ...base, kind: m.shared ? 'ANON_SHARED' : 'FILE_PRIVATE', name: m.path, shmem_id: m.inode };
   if (m.path.endsWith(' (deleted)')) throw new CrError(`${where}: the mapped file ${m.path} was deleted`);
   return { ...base, kind: m.shared ? 'FILE_SHARED' : 'FILE_PRIVATE', path: m.path };
 }
@@ -96,16 +140,16 @@ const attachment = (vmas: Vma[], shmid: number, base: bigint) =>
   vmas.filter((o) => o.kind === 'SYSV_SHM' && o.shmid === shmid && o.start - o.pgoff * PAGE === base);
 
 /** One shmat maps a whole segment: refuse attachments that are no longer whole. */
-function checkSysvAttachments(pid: number, vmas: Vma[]): void {
+function checkSysvAttachments(task: DumpTask, vmas: Vma[]): void {
   for (const v of vmas) {
     if (v.kind !== 'SYSV_SHM') continue;
     const base = v.start - v.pgoff * PAGE;
     const pieces = attachment(vmas, v.shmid, base);
     // The segment's size: map_files leads to its shmem file.
-    const size = BigInt(fs.statSync(`/proc/${pid}/map_files/${pieces[0].start.toString(16)}-${pieces[0].end.toString(16)}`).size);
+    const size = BigInt(fs.statSync(mapFiles(task.tracee.pid, pieces[0].start, pieces[0].end)).size);
     const mapped = pieces.reduce((n, o) => n + (o.end - o.start), 0n);
     if (pieces[0].start !== base || mapped !== ((size + PAGE - 1n) / PAGE) * PAGE) {
-      throw new CrError(`pid ${pid} mapping ${hex(v.start)}-${hex(v.end)}: SysV shm id ${v.shmid} attached but partly unmapped is not supported`);
+      throw new CrError(`pid ${task.pid} mapping ${hex(v.start)}-${hex(v.end)}: SysV shm id ${v.shmid} attached but partly unmapped is not supported`);
     }
   }
 }
@@ -126,70 +170,189 @@ function attachSysv(task: RestoreTask, v: Vma, vmas: Vma[]): void {
   task.tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
 }
 
-/** Whether a page's contents must be saved, given its pagemap entry. */
+/** Whether a private page's contents must be saved, given its pagemap entry. */
 function mustSave(kind: VmaKind, entry: bigint): boolean {
   if (!(entry & (PM_PRESENT | PM_SWAPPED))) return false;
-  if (kind === 'FILE_PRIVATE') return !(entry & PM_FILE); // only the private copies
-  return kind === 'ANON_PRIVATE' || kind === 'ANON_SHARED';
+  return kind === 'ANON_PRIVATE' || !(entry & PM_FILE); // of a file mapping, only the private copies
 }
 
-function dumpPages(task: DumpTask, vmas: Vma[]): { runs: PageRun[]; crc: number } {
-  const pagemap = fs.openSync(`/proc/${task.pid}/pagemap`, 'r');
-  const out = task.images.openRaw('pages', task.pid);
-  const runs: PageRun[] = [];
-  const entries = Buffer.alloc(CHUNK_PAGES * 8);
-  const data = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
-  let crc = 0;
-  try {
-    for (const vma of vmas) {
-      if (vma.kind !== 'ANON_PRIVATE' && vma.kind !== 'ANON_SHARED' && vma.kind !== 'FILE_PRIVATE') continue;
-      // Shared memory's pages are saved with the first task that maps it.
-      if (vma.shmem_id) {
-        if (task.shared.shmem.has(vma.shmem_id)) continue;
-        task.shared.shmem.add(vma.shmem_id);
-      }
-      const firstRun = runs.length; // runs never span two mappings
-      for (let at = vma.start; at < vma.end; ) {
-        const n = Number((vma.end - at) / PAGE < CHUNK_PAGES ? (vma.end - at) / PAGE : BigInt(CHUNK_PAGES));
-        fs.readSync(pagemap, entries, 0, n * 8, Number((at / PAGE) * 8n));
-        for (let i = 0; i < n; ) {
-          if (!mustSave(vma.kind, entries.readBigUInt64LE(i * 8))) {
-            i++;
-            continue;
-          }
-          let j = i + 1;
-          while (j < n && mustSave(vma.kind, entries.readBigUInt64LE(j * 8))) j++;
-          const vaddr = at + BigInt(i) * PAGE;
-          const bytes = task.tracee.readMem(Number(vaddr), (j - i) * PAGE_SIZE, data.subarray(0, (j - i) * PAGE_SIZE));
-          writeAll(out, bytes);
-          crc = zlib.crc32(bytes, crc);
-          const last = runs.length > firstRun ? runs.at(-1) : undefined;
-          if (last && last.vaddr + BigInt(last.nr_pages) * PAGE === vaddr) last.nr_pages += j - i;
-          else runs.push({ vaddr, nr_pages: j - i });
-          task.stats.pagesWritten += j - i;
-          i = j;
-        }
-        at += BigInt(n) * PAGE;
-      }
-    }
-    fs.fsyncSync(out);
-  } finally {
-    fs.closeSync(pagemap);
-    fs.closeSync(out);
+/** Whether two pagemap entries are the same physical page (or swap slot); unknown without the frame numbers. */
+function samePage(a: bigint, b: bigint): boolean {
+  const kind = PM_PRESENT | PM_SWAPPED;
+  return (a & kind) === (b & kind) && (a & PM_FRAME) !== 0n && (a & PM_FRAME) === (b & PM_FRAME);
+}
+
+/**
+ * Whether parent mapping `p` backs the same memory as child mapping `v`
+ * where they overlap: the kind, the file (or shmem object, segment), the
+ * offset into it and the may-write bit must agree.
+ */
+function compatible(p: Vma, v: Vma): boolean {
+  const linear = (x: Vma) => x.pgoff - x.start / PAGE;
+  return p.kind === v.kind && p.path === v.path && p.name === v.name && p.shmem_id === v.shmem_id && p.shmid === v.shmid &&
+    p.growsdown === v.growsdown && p.may_write === v.may_write && (v.kind === 'ANON_PRIVATE' || linear(p) === linear(v));
+}
+
+/** Whether compatible parent mappings cover all of `v`: a fork left it to the child as it is. */
+function coveredByParent(v: Vma, parent: Vma[]): boolean {
+  let at = v.start;
+  for (const p of parent) {
+    if (p.end <= at || p.start >= v.end) continue;
+    if (p.start > at || !compatible(p, v)) return false;
+    at = p.end;
+    if (at >= v.end) return true;
   }
-  return { runs, crc };
+  return false;
+}
+
+/** Mark the mappings a child still has from its parent; the vDSO only if all of it is where the parent's is. */
+function markInherited(vmas: DumpVma[], parent: DumpVma[]): void {
+  for (const v of vmas) {
+    if (v.kind === 'VDSO' || v.kind === 'VVAR') v.inherited = parent.some((p) => p.start === v.start && p.end === v.end && p.name === v.name);
+    else v.inherited = coveredByParent(v, parent) && parent.filter((p) => p.start < v.end && p.end > v.start).every((p) => p.file === v.file);
+  }
+  const special = vmas.filter((v) => v.kind === 'VDSO' || v.kind === 'VVAR');
+  if (special.some((v) => !v.inherited) || special.length !== parent.filter((p) => p.kind === 'VDSO' || p.kind === 'VVAR').length) {
+    for (const v of special) v.inherited = false;
+  }
 }
 
 function writeAll(fd: number, buf: Buffer): void {
   for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done, buf.length - done);
 }
 
+/** Append a run of pages to `runs`, merging it with the last one if they touch. */
+function addRun(runs: PageRun[], from: number, vaddr: bigint, n: number): void {
+  const last = runs.length > from ? runs.at(-1) : undefined;
+  if (last && last.vaddr + BigInt(last.nr_pages) * PAGE === vaddr) last.nr_pages += n;
+  else runs.push({ vaddr, nr_pages: n });
+}
+
+interface SavedPages {
+  pages: PageRun[];
+  drop: PageRun[];
+  shared: bigint;
+  crc: number;
+}
+
+/**
+ * Save the private pages of every private mapping: all that must be saved,
+ * but in an inherited one only those that are not the very page the
+ * parent maps there; note the parent's pages this task does not have.
+ */
+function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undefined, out: number): SavedPages {
+  const pagemap = fs.openSync(`/proc/${task.tracee.pid}/pagemap`, 'r');
+  const parentMap = parentPid === undefined ? -1 : fs.openSync(`/proc/${parentPid}/pagemap`, 'r');
+  const saved: SavedPages = { pages: [], drop: [], shared: 0n, crc: 0 };
+  const entries = Buffer.alloc(CHUNK_PAGES * 8);
+  const theirs = Buffer.alloc(CHUNK_PAGES * 8);
+  const data = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+  try {
+    for (const vma of vmas) {
+      if (!PRIVATE_KINDS.has(vma.kind)) continue;
+      // Runs never span two mappings.
+      const firstPage = saved.pages.length;
+      const firstDrop = saved.drop.length;
+      const inherited = vma.inherited && parentMap >= 0;
+      for (let at = vma.start; at < vma.end; ) {
+        const n = Number((vma.end - at) / PAGE < CHUNK_PAGES ? (vma.end - at) / PAGE : BigInt(CHUNK_PAGES));
+        fs.readSync(pagemap, entries, 0, n * 8, Number((at / PAGE) * 8n));
+        if (inherited) fs.readSync(parentMap, theirs, 0, n * 8, Number((at / PAGE) * 8n));
+        const own = (i: number) => {
+          const e = entries.readBigUInt64LE(i * 8);
+          if (!mustSave(vma.kind, e)) return false;
+          if (inherited && samePage(e, theirs.readBigUInt64LE(i * 8))) {
+            saved.shared++;
+            return false;
+          }
+          return true;
+        };
+        for (let i = 0; i < n; ) {
+          if (inherited && !mustSave(vma.kind, entries.readBigUInt64LE(i * 8)) && mustSave(vma.kind, theirs.readBigUInt64LE(i * 8))) {
+            addRun(saved.drop, firstDrop, at + BigInt(i) * PAGE, 1);
+          }
+          if (!own(i)) {
+            i++;
+            continue;
+          }
+          let j = i + 1;
+          while (j < n && own(j)) j++;
+          const vaddr = at + BigInt(i) * PAGE;
+          const bytes = task.tracee.readMem(Number(vaddr), (j - i) * PAGE_SIZE, data.subarray(0, (j - i) * PAGE_SIZE));
+          writeAll(out, bytes);
+          saved.crc = zlib.crc32(bytes, saved.crc);
+          addRun(saved.pages, firstPage, vaddr, j - i);
+          task.stats.pagesWritten += j - i;
+          i = j;
+        }
+        at += BigInt(n) * PAGE;
+      }
+    }
+  } finally {
+    fs.closeSync(pagemap);
+    if (parentMap >= 0) fs.closeSync(parentMap);
+  }
+  return saved;
+}
+
+/** lseek(2) with SEEK_DATA/SEEK_HOLE, which Node does not offer; null past the last data. */
+function seek(fd: number, offset: number, whence: number): number | null {
+  try {
+    return rawSyscall(NR.lseek, fd, offset, whence);
+  } catch (err) {
+    if ((err as SysError).code === 'ENXIO') return null;
+    throw err;
+  }
+}
+
+/**
+ * Save every shmem object this task is the first to map: through the
+ * object's own file (map_files), so pages no mapping has touched, or that
+ * are swapped out, are saved as well; only the ranges that hold data.
+ */
+function dumpShmemObjects(task: DumpTask, vmas: Vma[], out: number, saved: { crc: number }): ShmemObject[] {
+  const objects: ShmemObject[] = [];
+  const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+  for (const v of vmas) {
+    if (!v.shmem_id || task.shared.shmem.has(v.shmem_id)) continue;
+    task.shared.shmem.add(v.shmem_id);
+    const path = mapFiles(task.tracee.pid, v.start, v.end);
+    if (fs.statfsSync(path).type === HUGETLBFS_MAGIC) throw new CrError(`pid ${task.pid} mapping ${hex(v.start)}-${hex(v.end)}: a hugetlb memfd is not supported`);
+    const fd = fs.openSync(path, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const memfd = v.name.startsWith('/memfd:') ? memfdName(v.name) : '';
+      const obj: ShmemObject = { id: v.shmem_id, size: BigInt(size), memfd, seals: memfd ? fcntl(fd, F_GET_SEALS) : 0, runs: [] };
+      for (let data = seek(fd, 0, SEEK_DATA); data !== null && data < size; data = seek(fd, data, SEEK_DATA)) {
+        const hole = Math.min(seek(fd, data, SEEK_HOLE) ?? size, size);
+        const pages = Math.ceil((hole - data) / PAGE_SIZE);
+        for (let done = 0; done < pages; ) {
+          const n = Math.min(CHUNK_PAGES, pages - done);
+          const chunk = buf.subarray(0, n * PAGE_SIZE).fill(0);
+          fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - data - done * PAGE_SIZE), data + done * PAGE_SIZE);
+          writeAll(out, chunk);
+          saved.crc = zlib.crc32(chunk, saved.crc);
+          task.stats.pagesWritten += n;
+          done += n;
+        }
+        obj.runs.push({ pgoff: BigInt(data / PAGE_SIZE), nr_pages: pages });
+        data = data + pages * PAGE_SIZE;
+      }
+      objects.push(obj);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return objects;
+}
+
 function layoutOf(task: DumpTask): MmLayout {
-  const stat = procStat(task.pid);
+  const pid = task.tracee.pid;
+  const stat = procStat(pid);
   const f = (n: number) => statField(stat, n);
   let exe: string;
   try {
-    exe = fs.readlinkSync(`/proc/${task.pid}/exe`);
+    exe = fs.readlinkSync(`/proc/${pid}/exe`);
   } catch {
     throw new CrError(`pid ${task.pid}: cannot read its executable (a kernel thread?)`);
   }
@@ -200,7 +363,7 @@ function layoutOf(task: DumpTask): MmLayout {
     // stat does not show the current break: ask the task itself.
     brk: task.tracee.syscallOk('brk(0)', NR.brk, 0),
     arg_start: f(48), arg_end: f(49), env_start: f(50), env_end: f(51),
-    auxv: fs.readFileSync(`/proc/${task.pid}/auxv`),
+    auxv: fs.readFileSync(`/proc/${pid}/auxv`),
     exe,
   };
 }
@@ -211,7 +374,7 @@ function prctlMmMap(l: MmLayout, auxvAddr: number, exeFd: number): Buffer {
   [l.start_code, l.end_code, l.start_data, l.end_data, l.start_brk, l.brk, l.start_stack,
     l.arg_start, l.arg_end, l.env_start, l.env_end, BigInt(auxvAddr)].forEach((v, i) => b.writeBigUInt64LE(v, i * 8));
   b.writeUInt32LE(l.auxv.length, 96);
-  b.writeUInt32LE(exeFd, 100);
+  b.writeInt32LE(exeFd, 100);
   return b;
 }
 
@@ -221,20 +384,47 @@ function checkVmas(file: string, vmas: Vma[]): void {
     if (v.start % PAGE || v.end % PAGE || v.start >= v.end || v.start < prevEnd || v.end > TASK_SIZE) {
       throw new CrError(`${file}: corrupted image (bad mapping ${hex(v.start)}-${hex(v.end)})`);
     }
+    if (v.shmem_id && v.kind !== 'ANON_SHARED' && !(v.kind === 'FILE_PRIVATE' && v.name.startsWith('/memfd:'))) {
+      throw new CrError(`${file}: corrupted image (shmem object on a ${v.kind} mapping)`);
+    }
     prevEnd = v.end;
   }
 }
 
+/** Inherited mappings must be covered by the parent's, as at dump time; the root inherits nothing. */
+function checkInherited(dir: string, file: string, ppid: number, vmas: Vma[]): void {
+  if (!vmas.some((v) => v.inherited)) return;
+  if (!fs.existsSync(imageFile(dir, 'mm', ppid))) throw new CrError(`${file}: corrupted image (mappings inherited from a parent not in the image)`);
+  const parent = readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', ppid).vmas;
+  for (const v of vmas) {
+    const ok = v.kind === 'VDSO' || v.kind === 'VVAR' ? parent.some((p) => p.start === v.start && p.end === v.end && p.name === v.name) : coveredByParent(v, parent);
+    if (v.inherited && !ok) throw new CrError(`${file}: corrupted image (mapping ${hex(v.start)}-${hex(v.end)} is not the parent's to inherit)`);
+  }
+}
+
+const within = (vmas: Vma[], vaddr: bigint, pages: number, ok: (v: Vma) => boolean) =>
+  vmas.some((v) => ok(v) && v.start <= vaddr && vaddr + BigInt(pages) * PAGE <= v.end);
+
 /** The pages file must hold exactly the listed pages, with the recorded checksum. */
 function checkPages(img: MmImage, file: string): void {
-  const saved = new Set<VmaKind>(['ANON_PRIVATE', 'ANON_SHARED', 'FILE_PRIVATE']);
   let total = 0;
   for (const run of img.pages) {
-    const end = run.vaddr + BigInt(run.nr_pages) * PAGE;
-    if (run.nr_pages <= 0 || !img.vmas.some((v) => saved.has(v.kind) && v.start <= run.vaddr && end <= v.end)) {
+    if (run.nr_pages <= 0 || !within(img.vmas, run.vaddr, run.nr_pages, (v) => PRIVATE_KINDS.has(v.kind))) {
       throw new CrError(`${file}: corrupted image (pages at ${hex(run.vaddr)} lie outside any saved mapping)`);
     }
     total += run.nr_pages * PAGE_SIZE;
+  }
+  for (const run of img.drop) {
+    if (run.nr_pages <= 0 || !within(img.vmas, run.vaddr, run.nr_pages, (v) => PRIVATE_KINDS.has(v.kind) && v.inherited)) {
+      throw new CrError(`${file}: corrupted image (pages to drop at ${hex(run.vaddr)} lie outside any inherited mapping)`);
+    }
+  }
+  for (const obj of img.shmem) {
+    const pages = (obj.size + PAGE - 1n) / PAGE;
+    for (const run of obj.runs) {
+      if (run.nr_pages <= 0 || run.pgoff + BigInt(run.nr_pages) > pages) throw new CrError(`${file}: corrupted image (shmem object ${obj.id} pages beyond its size)`);
+      total += run.nr_pages * PAGE_SIZE;
+    }
   }
   let size: number;
   try {
@@ -259,38 +449,104 @@ export function mappedRanges(dir: string, pid: number): [bigint, bigint][] {
   return readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid).vmas.map((v) => [v.start, v.end]);
 }
 
+/** [start, end) minus every range in `keep`. */
+function subtract(start: bigint, end: bigint, keep: Vma[]): [bigint, bigint][] {
+  const out: [bigint, bigint][] = [];
+  let at = start;
+  for (const k of keep) {
+    if (k.end <= at || k.start >= end) continue;
+    if (k.start > at) out.push([at, k.start]);
+    at = k.end;
+  }
+  if (at < end) out.push([at, end]);
+  return out;
+}
+
+/**
+ * Create a shmem object this task is the first to map, with its size and
+ * contents, and return a descriptor of it in the task: a memfd by its
+ * name, shared anonymous memory as mmap makes it (then kept by its file).
+ * The contents go in through that file, from here, not through any mapping.
+ */
+function createShmem(task: RestoreTask, obj: ShmemObject, pages: number, pagesAt: number): number {
+  const { tracee, inj } = task;
+  inj.reset();
+  let fd: number;
+  if (obj.memfd) {
+    fd = Number(tracee.syscallOk(`memfd_create ${obj.memfd}`, NR.memfd_create, inj.putString(obj.memfd), MFD_ALLOW_SEALING | MFD_CLOEXEC));
+    tracee.syscallOk(`ftruncate memfd ${obj.memfd}`, NR.ftruncate, fd, obj.size);
+  } else {
+    const at = tracee.syscallOk('mmap shared anonymous memory', NR.mmap, 0, obj.size, PROT.READ | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS, -1, 0);
+    fd = Number(tracee.syscallOk('open its file', NR.open, inj.putString(mapFiles(task.pid, at, at + obj.size)), O.RDWR | O.CLOEXEC, 0));
+    tracee.syscallOk('munmap', NR.munmap, at, obj.size);
+  }
+  const ours = fs.openSync(`/proc/${task.pid}/fd/${fd}`, 'r+');
+  const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+  let at = pagesAt;
+  try {
+    for (const run of obj.runs) {
+      for (let done = 0; done < run.nr_pages; ) {
+        const n = Math.min(CHUNK_PAGES, run.nr_pages - done);
+        if (fs.readSync(pages, buf, 0, n * PAGE_SIZE, at) !== n * PAGE_SIZE) throw new CrError(`pid ${task.pid}: pages file truncated`);
+        at += n * PAGE_SIZE;
+        const off = (Number(run.pgoff) + done) * PAGE_SIZE;
+        const len = Math.min(n * PAGE_SIZE, Number(obj.size) - off);
+        for (let w = 0; w < len; ) w += fs.writeSync(ours, buf, w, len - w, off + w);
+        done += n;
+      }
+    }
+  } finally {
+    fs.closeSync(ours);
+  }
+  return fd;
+}
 export const memory = defineState<MmImage>({
   name: 'memory',
 
   dump(task) {
-    const vmas = task.maps.map((m) => classify(task.pid, m)).filter((v): v is Vma => v !== null);
-    checkSysvAttachments(task.pid, vmas);
+    const vmas = task.maps.map((m) => classify(task, m)).filter((v): v is DumpVma => v !== null);
+    checkSysvAttachments(task, vmas);
     const layout = layoutOf(task);
-    const { runs, crc } = dumpPages(task, vmas);
-    task.images.write('mm', task.pid, { layout, vmas, pages: runs, pages_crc32: crc });
+    // Tree order: a parent is saved before its children.
+    const parent = task.shared.mms.get(task.entry.ppid);
+    if (parent) markInherited(vmas, parent.vmas as DumpVma[]);
+    const out = task.images.openRaw('pages', task.pid);
+    let saved: SavedPages;
+    let shmem: ShmemObject[];
+    try {
+      saved = dumpPrivatePages(task, vmas, parent?.procPid, out);
+      shmem = dumpShmemObjects(task, vmas, out, saved);
+      fs.fsyncSync(out);
+    } finally {
+      fs.closeSync(out);
+    }
+    task.images.write('mm', task.pid, { layout, vmas, pages: saved.pages, drop: saved.drop, shmem, pages_crc32: saved.crc, shared_pages: saved.shared });
+    task.shared.mms.set(task.pid, { procPid: task.tracee.pid, vmas });
   },
 
-  load(dir, { pid }) {
+  load(dir, { pid, ppid }) {
     const file = imageFile(dir, 'mm', pid);
     const img = readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid);
     if (!img.layout) throw new CrError(`${file}: corrupted image (no mm layout)`);
     const full = { ...img, pagesFile: imageFile(dir, 'pages', pid) };
     checkVmas(file, full.vmas);
+    checkInherited(dir, file, ppid, full.vmas);
     checkPages(full, file);
     return full;
   },
 
   restore(task, mm) {
     const { tracee, inj } = task;
-    // Clear the placeholder's own address space, all but the injection area.
+    // Clear what the task has, all but the injection area and what it inherited.
+    const keep = mm.vmas.filter((v) => v.inherited);
     for (const m of procMaps(task.pid)) {
       if (m.path === '[vsyscall]' || Number(m.start) === inj.scratch) continue;
-      tracee.syscallOk(`munmap ${hex(m.start)}`, NR.munmap, m.start, m.end - m.start);
+      for (const [s, e] of subtract(m.start, m.end, keep)) tracee.syscallOk(`munmap ${hex(s)}`, NR.munmap, s, e - s);
     }
 
     // The vDSO goes back where the task's code expects it.
     const special = mm.vmas.filter((v) => v.kind === 'VDSO' || v.kind === 'VVAR');
-    if (special.length) {
+    if (special.length && !special[0].inherited) {
       const base = special.reduce((lo, v) => (v.start < lo ? v.start : lo), special[0].start);
       tracee.syscallOk('map vDSO', NR.arch_prctl, ARCH_MAP_VDSO_64, base);
       const placed = procMaps(task.pid).filter((m) => m.path === '[vdso]' || m.path.startsWith('[vvar'));
@@ -299,76 +555,118 @@ export const memory = defineState<MmImage>({
       if (want !== got) throw new CrError(`the image's vDSO layout (${want}) does not match this kernel's (${got})`);
     }
 
-    for (const v of mm.vmas) {
-      if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
-      if (v.kind === 'SYSV_SHM') {
-        attachSysv(task, v, mm.vmas);
-        continue;
-      }
-      const shared = v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED';
-      // Pages are written through /proc/PID/mem, which can write private
-      // read-only pages but not shared ones: those get PROT_WRITE for now.
-      const prot = v.kind === 'ANON_SHARED' ? v.prot | PROT.WRITE : v.prot;
-      let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | MAP.FIXED_NOREPLACE | (v.growsdown ? MAP.GROWSDOWN : 0);
-      let fd = -1;
-      let offset = v.pgoff * PAGE;
-      inj.reset();
-      const first = v.shmem_id ? task.shared.shmem.get(v.shmem_id) : undefined;
-      if (first) {
-        // Another mapping of shared memory already rebuilt: map that same object.
-        const path = `/proc/${first.pid}/map_files/${first.start.toString(16)}-${first.end.toString(16)}`;
-        fd = Number(tracee.syscallOk(`open ${path}`, NR.open, inj.putString(path), O.RDWR | O.CLOEXEC, 0));
-        offset = (v.pgoff - first.pgoff) * PAGE;
-      } else if (v.name.startsWith('/memfd:')) {
-        fd = Number(tracee.syscallOk(`memfd_create ${v.name}`, NR.memfd_create, inj.putString(memfdName(v.name)), MFD_ALLOW_SEALING));
-        tracee.syscallOk(`ftruncate ${v.name}`, NR.ftruncate, fd, v.memfd_size);
-      } else if (v.kind === 'FILE_PRIVATE' || v.kind === 'FILE_SHARED') {
-        const mode = v.kind === 'FILE_SHARED' && v.prot & PROT.WRITE ? O.RDWR : O.RDONLY;
-        fd = Number(tracee.syscallOk(`open ${v.path}`, NR.open, inj.putString(v.path), mode | O.CLOEXEC, 0));
-      } else {
-        flags |= MAP.ANONYMOUS;
-      }
-      tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path}`, NR.mmap, v.start, v.end - v.start, prot, flags, fd, offset);
-      if (fd >= 0) tracee.syscall(NR.close, fd);
-      if (v.shmem_id && !first) task.shared.shmem.set(v.shmem_id, { pid: task.pid, start: v.start, end: v.end, pgoff: v.pgoff });
-    }
-
-    const src = fs.openSync(mm.pagesFile, 'r');
-    const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+    const pages = fs.openSync(mm.pagesFile, 'r');
     try {
+      // Shmem objects' bytes follow the private pages, one object after another.
+      const created = new Map<bigint, number>();
+      let objectsAt = mm.pages.reduce((n, r) => n + r.nr_pages * PAGE_SIZE, 0);
+      const objects = new Map(mm.shmem.map((o) => {
+        const at = objectsAt;
+        objectsAt += o.runs.reduce((n, r) => n + r.nr_pages * PAGE_SIZE, 0);
+        return [o.id, { o, at }];
+      }));
+      for (const v of mm.vmas) {
+        if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
+        if (v.inherited) {
+          tracee.syscallOk(`mprotect ${hex(v.start)}`, NR.mprotect, v.start, v.end - v.start, v.prot);
+          continue;
+        }
+        if (v.kind === 'SYSV_SHM') {
+          attachSysv(task, v, mm.vmas);
+          continue;
+        }
+        const shared = v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED';
+        let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | MAP.FIXED_NOREPLACE | (v.growsdown ? MAP.GROWSDOWN : 0);
+        // A shared mapping's file is open for writing only if it was (VM_MAYWRITE).
+        const mode = shared && v.may_write ? O.RDWR : O.RDONLY;
+        let fd = -1;
+        inj.reset();
+        if (v.shmem_id) {
+          let path = task.shared.shmem.get(v.shmem_id)?.path;
+          if (!path && !created.has(v.shmem_id)) {
+            const obj = objects.get(v.shmem_id);
+            if (!obj) throw new CrError(`pid ${task.pid} mapping ${hex(v.start)}-${hex(v.end)}: its shmem object ${v.shmem_id} is in no task of the image`);
+            created.set(v.shmem_id, createShmem(task, obj.o, pages, obj.at));
+          }
+          path ??= `/proc/${task.pid}/fd/${created.get(v.shmem_id)}`;
+          inj.reset();
+          fd = Number(tracee.syscallOk(`open ${path}`, NR.open, inj.putString(path), mode | O.CLOEXEC, 0));
+        } else if (v.kind === 'FILE_PRIVATE' || v.kind === 'FILE_SHARED') {
+          fd = Number(tracee.syscallOk(`open ${v.path}`, NR.open, inj.putString(v.path), mode | O.CLOEXEC, 0));
+        } else {
+          flags |= MAP.ANONYMOUS;
+        }
+        tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path || v.name}`, NR.mmap, v.start, v.end - v.start, v.prot, flags, fd, fd >= 0 ? v.pgoff * PAGE : 0n);
+        if (fd >= 0) tracee.syscall(NR.close, fd);
+      }
+      // Later tasks (and memfd descriptors) open each object through one of this task's mappings.
+      if (created.size) {
+        const live = procMaps(task.pid);
+        for (const [id, fd] of created) {
+          const v = mm.vmas.find((x) => x.shmem_id === id && !x.inherited)!;
+          const m = live.find((x) => x.start <= v.start && v.start < x.end)!;
+          task.shared.shmem.set(id, { pid: task.pid, path: mapFiles(task.pid, m.start, m.end) });
+          tracee.syscall(NR.close, fd);
+        }
+      }
+
+      const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
+      let at = 0;
       for (const run of mm.pages) {
         for (let done = 0; done < run.nr_pages; ) {
           const n = Math.min(CHUNK_PAGES, run.nr_pages - done);
           const len = n * PAGE_SIZE;
-          if (fs.readSync(src, buf, 0, len, null) !== len) throw new CrError(`${mm.pagesFile}: truncated`);
+          if (fs.readSync(pages, buf, 0, len, at) !== len) throw new CrError(`${mm.pagesFile}: truncated`);
           tracee.writeMem(Number(run.vaddr) + done * PAGE_SIZE, buf.subarray(0, len));
+          at += len;
           done += n;
         }
       }
     } finally {
-      fs.closeSync(src);
+      fs.closeSync(pages);
     }
-    for (const v of mm.vmas) {
-      if (v.kind === 'ANON_SHARED' && !(v.prot & PROT.WRITE)) tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
-    }
+    // What the parent has and this task had not: gone again, as after its own munmap or before any write.
+    for (const run of mm.drop) tracee.syscallOk(`madvise ${hex(run.vaddr)}`, NR.madvise, run.vaddr, BigInt(run.nr_pages) * PAGE, MADV.DONTNEED);
 
-    // brk, stack, argv/env bounds, auxv and /proc/PID/exe, all at once.
+    // brk, stack, argv/env bounds, auxv and /proc/PID/exe, all at once. A
+    // forked child has its parent's exe already, which the kernel will not
+    // replace while it is mapped: then it stays.
     inj.reset();
-    const exeFd = Number(tracee.syscallOk(`open ${mm.layout.exe}`, NR.open, inj.putString(mm.layout.exe), O.RDONLY | O.CLOEXEC, 0));
+    const sameExe = fs.readlinkSync(`/proc/${task.pid}/exe`) === mm.layout.exe;
+    const exeFd = sameExe ? -1 : Number(tracee.syscallOk(`open ${mm.layout.exe}`, NR.open, inj.putString(mm.layout.exe), O.RDONLY | O.CLOEXEC, 0));
     const auxv = inj.put(mm.layout.auxv);
     const map = inj.put(prctlMmMap(mm.layout, auxv, exeFd));
     tracee.syscallOk('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR.SET_MM_MAP, map, 104, 0);
-    tracee.syscall(NR.close, exeFd);
+    if (exeFd >= 0) tracee.syscall(NR.close, exeFd);
+  },
+
+  settle(task, mm) {
+    // Advice that would change what children inherit waits until every task is forked.
+    const { tracee } = task;
+    for (const v of mm.vmas) {
+      const len = v.end - v.start;
+      for (const a of v.advice) if (ADVICE[a]) tracee.syscallOk(`madvise ${a} ${hex(v.start)}`, NR.madvise, v.start, len, ADVICE[a]);
+      if (v.advice.includes('lo')) tracee.syscallOk(`mlock ${hex(v.start)}`, NR.mlock2, v.start, len, v.advice.includes('lf') ? MLOCK_ONFAULT : 0);
+    }
+    // Seals last, from here: a write seal forbids the writes that put the contents in.
+    for (const obj of mm.shmem) {
+      const at = task.shared.shmem.get(obj.id);
+      if (obj.seals && at?.pid === task.pid) sealMemfd(at.path, obj.seals, `pid ${task.pid} memfd:${obj.memfd}`);
+    }
   },
 
   describe(mm) {
     const pages = mm.pages.reduce((n, r) => n + r.nr_pages, 0);
+    const dropped = mm.drop.reduce((n, r) => n + r.nr_pages, 0);
     return [
-      `exe ${mm.layout.exe}  brk ${hex(mm.layout.start_brk)}-${hex(mm.layout.brk)}  ${pages} pages saved`,
+      `exe ${mm.layout.exe}  brk ${hex(mm.layout.start_brk)}-${hex(mm.layout.brk)}  ${pages} pages saved` +
+        (mm.vmas.some((v) => v.inherited) ? `, ${mm.shared_pages} shared with the parent, ${dropped} dropped` : ''),
       ...mm.vmas.map((v) => {
         const prot = `${v.prot & PROT.READ ? 'r' : '-'}${v.prot & PROT.WRITE ? 'w' : '-'}${v.prot & PROT.EXEC ? 'x' : '-'}`;
-        return `  ${hex(v.start).padStart(14)}-${hex(v.end).padEnd(14)} ${prot} ${v.kind.padEnd(12)} ${v.path || v.name}`;
+        const notes = [v.inherited ? 'inherited' : '', v.kind === 'FILE_SHARED' || v.kind === 'ANON_SHARED' ? (v.may_write ? '' : 'read-only file') : '', ...v.advice].filter(Boolean);
+        return `  ${hex(v.start).padStart(14)}-${hex(v.end).padEnd(14)} ${prot} ${v.kind.padEnd(12)} ${v.path || v.name}${notes.length ? `  (${notes.join(' ')})` : ''}`;
       }),
+      ...mm.shmem.map((o) => `  shmem object ${o.id}: ${o.memfd ? `memfd:${o.memfd}` : 'shared anonymous memory'} ${o.size} bytes, ${o.runs.reduce((n, r) => n + r.nr_pages, 0)} pages saved${o.seals ? ` seals 0x${o.seals.toString(16)}` : ''}`),
     ];
   },
 });

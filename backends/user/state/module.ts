@@ -5,41 +5,65 @@
  */
 import type { Injection } from '../../../userspace/sys/inject.js';
 import type { Tracee } from '../../../userspace/sys/ptrace.js';
-import type { MapsEntry } from '../../../userspace/proc/parse.js';
+import type { SmapsEntry } from '../../../userspace/proc/parse.js';
 import type { ImageWriter } from '../image.js';
 import type { TaskEntry } from '../inventory.js';
+import type { Vma } from './memory.js';
+import type { Terminals } from './tty.js';
 
 /** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
 export interface DumpShared {
   files: { id: number; pid: number; fd: number; dev: bigint; ino: bigint }[];
   /** Pipes whose buffered data is already in the image, by inode. */
   pipes: Set<bigint>;
-  /** Shared anonymous memory objects whose pages are already in the image, by inode. */
+  /** Shmem objects (shared anonymous memory, memfd) already in the image, by inode. */
   shmem: Set<bigint>;
+  /** Each process's mappings as saved, by pid: a child's are compared with its parent's. */
+  mms: Map<number, { procPid: number; vmas: Vma[] }>;
+  /** Every pid of the tree, and whether it is dumped as a shell job (--shell-job). */
+  tree: number[];
+  shellJob: boolean;
+  /** Whether TCP connections to peers outside the tree may be saved (--tcp-established). */
+  tcpEstablished: boolean;
+  /**
+   * Run once every task is saved, or the dump failed, just before the tasks
+   * are killed (`killed`) or let go: give back what the dump held or changed.
+   */
+  done: ((killed: boolean) => void)[];
 }
 
 /** Where restore created each shared object, so that others can take it from there. */
 export interface RestoreShared {
   files: Map<number, { pid: number; fd: number }>;
   pipes: Map<bigint, { pid: number; rd: number; wr: number }>;
-  /** Shared anonymous memory by inode: the task and address where it was mapped first. */
-  shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
+  /** Shmem objects by inode: the task that created it, and a path that opens it there. */
+  shmem: Map<bigint, { pid: number; path: string }>;
   /** Each task's pid inside its pid namespace, by the pid we see; the same unless restored with --pidns. */
   nsPids: Map<number, number>;
   /** Descriptors to close in a task once every task is built (pipe ends nobody had). */
   leftovers: Map<number, number[]>;
+  /** The ptys cr restore made before the tasks (tty.ts). */
+  terminals: Terminals;
+  /** Run once every task is built, before any settles: every task is still seized with its injection open. */
+  built: (() => void)[];
+  /** Run once every task has settled, just before they run (`ok`), or when the restore failed: give back what restore held. */
+  done: ((ok: boolean) => void)[];
 }
 
 export interface DumpTask {
   pid: number;
   entry: TaskEntry;
-  /** The thread group leader, whose injection session is open. */
+  /**
+   * The thread group leader, whose injection session is open; if the
+   * leader exited, the first live thread. /proc is read through it: an
+   * exited leader's /proc shows no memory, files or namespaces.
+   */
   tracee: Tracee;
-  /** Every thread, the leader first, all stopped. */
+  /** Every live thread, the leader first, all stopped. */
   threads: Tracee[];
   inj: Injection;
-  /** The task's mappings, read before the injection added its scratch area. */
-  maps: MapsEntry[];
+  /** The task's mappings with their VmFlags, read before the injection added its scratch area. */
+  maps: SmapsEntry[];
   images: ImageWriter;
   shared: DumpShared;
   stats: { pagesWritten: number };
@@ -53,10 +77,14 @@ export interface RestoreTask {
   tracee: Tracee;
   /** Every thread once created (cpu.ts), the leader first; all stay stopped until the end. */
   threads: Tracee[];
+  /** Each thread's tid in the image and in its own pid namespace, as `threads`. */
+  threadIds: { image: number; own: number }[];
   inj: Injection;
   shared: RestoreShared;
   /** Lowest descriptor number the image does not use: temporaries go at or above it. */
   fdBase: number;
+  /** Where the task keeps the descriptors cr restore handed it (terminals.handed), once files.ts lifted them. */
+  handed: number[];
   log: (line: string) => void;
 }
 

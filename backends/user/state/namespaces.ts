@@ -81,7 +81,7 @@ export const namespaces = defineState<NamespacesImage | null>({
     if (!isTreeRoot(task)) {
       const root = roots.get(task.shared)!;
       for (const kind of NS_KINDS) {
-        if (nsInode(task.pid, kind) !== nsInode(root, kind)) throw new CrError(`pid ${task.pid}: its ${kind} namespace is not its tree root's (pid ${root}): not supported`);
+        if (nsInode(task.tracee.pid, kind) !== nsInode(root, kind)) throw new CrError(`pid ${task.pid}: its ${kind} namespace is not its tree root's (pid ${root}): not supported`);
       }
       return;
     }

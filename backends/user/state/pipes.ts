@@ -9,7 +9,7 @@ import { CrError } from '../../../userspace/errors.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { close, fcntl, pipe2, tee } from '../../../userspace/sys/libc.js';
 import { decodeMessage, encodeMessage } from '../image.js';
-import { dupHigh, liftFd, rememberLeftovers, setStatusFlags, takeFromTask, type FdType, type OpenFileImage } from './fdtype.js';
+import { dupHigh, liftFd, rememberLeftovers, takeFromTask, type FdType, type OpenFileImage } from './fdtype.js';
 import type { RestoreTask } from './module.js';
 
 interface PipeFile {
@@ -23,6 +23,7 @@ interface PipeFile {
 const F_SETPIPE_SZ = 1031;
 const F_GETPIPE_SZ = 1032;
 const SPLICE_F_NONBLOCK = 2;
+type PipeEnds = { pid: number; rd: number; wr: number };
 const payloadOf = (file: OpenFileImage, where: string) => decodeMessage<PipeFile>('PipeFile', file.payload, where);
 
 /** The bytes buffered in a task's pipe, left where they are. */
@@ -48,8 +49,8 @@ function peekPipe(pid: number, fd: number): { data: Buffer; size: number } {
   }
 }
 
-/** Create the pipe inside the task (both ends, lifted), with its size and its data. */
-function createPipe(task: RestoreTask, p: PipeFile): { rd: number; wr: number } {
+/** Create the pipe inside the task: both ends, lifted, kept until every task is built. */
+function createPipe(task: RestoreTask, p: PipeFile): PipeEnds {
   const { tracee, inj } = task;
   let rd: number;
   let wr: number;
@@ -66,17 +67,20 @@ function createPipe(task: RestoreTask, p: PipeFile): { rd: number; wr: number } 
     wr = liftFd(task, b.readInt32LE(4));
     rememberLeftovers(task, [rd, wr]);
   }
-  if (p.pipe_size) tracee.syscallOk('F_SETPIPE_SZ', NR.fcntl, wr, F_SETPIPE_SZ, p.pipe_size);
-  if (p.data.length) {
-    const w = fs.openSync(`/proc/${task.pid}/fd/${wr}`, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-    try {
-      for (let done = 0; done < p.data.length; ) done += fs.writeSync(w, p.data, done, p.data.length - done);
-    } finally {
-      fs.closeSync(w);
-    }
+  const ends = { pid: task.pid, rd, wr };
+  task.shared.pipes.set(p.pipe_id, ends);
+  return ends;
+}
+
+/** Give the pipe its size and its bytes in flight (from cr, through the write end). */
+function fillPipe(ends: PipeEnds, p: PipeFile): void {
+  const w = fs.openSync(`/proc/${ends.pid}/fd/${ends.wr}`, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  try {
+    if (p.pipe_size) fcntl(w, F_SETPIPE_SZ, p.pipe_size);
+    for (let done = 0; done < p.data.length; ) done += fs.writeSync(w, p.data, done, p.data.length - done);
+  } finally {
+    fs.closeSync(w);
   }
-  task.shared.pipes.set(p.pipe_id, { pid: task.pid, rd, wr });
-  return { rd, wr };
 }
 
 export const pipes: FdType = {
@@ -103,23 +107,19 @@ export const pipes: FdType = {
 
   open(task, file) {
     const p = payloadOf(file, `pid ${task.pid} file ${file.id}`);
-    const known = task.shared.pipes.get(p.pipe_id);
-    const readEnd = (file.flags & O.ACCMODE) === O.RDONLY;
-    let fd: number;
-    if (p.fifo_path) {
-      // Each end of a FIFO is its own open of the path, once the FIFO exists.
-      if (!known) createPipe(task, p);
+    const known = task.shared.pipes.get(p.pipe_id) ?? createPipe(task, p);
+    // The end saved first holds the bytes; restore may meet the other end first.
+    if (p.has_data) fillPipe(known, p);
+    const end = (file.flags & O.ACCMODE) === O.RDONLY ? known.rd : known.wr;
+    // pipe2(2) makes one open file per end, without O_LARGEFILE; any other
+    // open file of the pipe was opened by name (a FIFO, or /proc/PID/fd/N).
+    const path = p.fifo_path || (file.flags & O.LARGEFILE ? `/proc/${known.pid}/fd/${end}` : '');
+    if (path) {
+      // Never blocking on the other end; files.ts gives it its own flags.
       task.inj.reset();
-      fd = liftFd(task, Number(task.tracee.syscallOk(`open ${p.fifo_path}`, NR.open, task.inj.putString(p.fifo_path), (file.flags | O.NONBLOCK) & ~O.CREAT, 0)));
-    } else if (known?.pid === task.pid || !known) {
-      const ends = known ?? createPipe(task, p);
-      // Another descriptor of this end would share its flags: make a new one.
-      fd = dupHigh(task, readEnd ? ends.rd : ends.wr);
-    } else {
-      fd = liftFd(task, takeFromTask(task, known.pid, readEnd ? known.rd : known.wr));
+      return liftFd(task, Number(task.tracee.syscallOk(`open ${path}`, NR.open, task.inj.putString(path), (file.flags | O.NONBLOCK) & ~O.CREAT, 0)));
     }
-    setStatusFlags(task, fd, file.flags);
-    return fd;
+    return known.pid === task.pid ? dupHigh(task, end) : liftFd(task, takeFromTask(task, known.pid, end));
   },
 
   describe(file) {

@@ -11,6 +11,7 @@ import { procLimits, procStat, procStatus } from '../../../userspace/proc/parse.
 import { NR, PR, RLIMIT_NAMES, SECBIT_KEEP_CAPS, SIG } from '../../../userspace/sys/constants.js';
 import { kill, prlimit } from '../../../userspace/sys/libc.js';
 import { readImage } from '../image.js';
+import { checkGhost, chdirGhost, DELETED, describeGhost, dumpGhost, type Ghost } from './ghosts.js';
 import { defineState, type DumpTask, type RestoreTask } from './module.js';
 
 interface Rlimit {
@@ -21,6 +22,8 @@ interface Rlimit {
 
 export interface ProcessImage {
   cwd: string;
+  /** Set when the working directory was removed. */
+  cwd_ghost?: Ghost;
   rlimits: Rlimit[];
   creds: Creds;
   comm: string;
@@ -131,28 +134,31 @@ export const processState = defineState<ProcessImage>({
   name: 'process',
 
   dump(task) {
-    const pid = task.pid;
-    if (fs.readlinkSync(`/proc/${pid}/root`) !== '/') throw new CrError(`pid ${pid}: a task in a chroot is not supported`);
+    const pid = task.tracee.pid;
+    if (fs.readlinkSync(`/proc/${pid}/root`) !== '/') throw new CrError(`pid ${task.pid}: a task in a chroot is not supported`);
     const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
-    if (cwd.endsWith(' (deleted)')) throw new CrError(`pid ${pid}: its working directory ${cwd} was deleted`);
+    const source = `/proc/${pid}/cwd`;
+    const cwdGhost = cwd.endsWith(DELETED) ? dumpGhost(source, cwd, fs.statSync(source, { bigint: true }), `pid ${task.pid}: working directory`) : undefined;
     const status = procStatus(pid);
     // Restored without it, a sandboxed task would run free: refuse rather than drop it.
     // (A kernel without CONFIG_SECCOMP has no such line, nor filters.)
-    if ((status.get('Seccomp') ?? '0') !== '0') throw new CrError(`pid ${pid}: a seccomp filter (or strict mode) is not supported`);
+    if ((status.get('Seccomp') ?? '0') !== '0') throw new CrError(`pid ${task.pid}: a seccomp filter (or strict mode) is not supported`);
     for (const th of task.threads.slice(1)) {
       const own = procStatus(th.pid);
       for (const key of ['Uid', 'Gid', 'Groups', 'CapPrm', 'CapEff', 'CapInh', 'CapBnd', 'CapAmb']) {
-        if (own.get(key) !== status.get(key)) throw new CrError(`pid ${pid} thread ${th.pid}: credentials (${key}) differ from the process's: not supported`);
+        if (own.get(key) !== status.get(key)) throw new CrError(`pid ${task.pid} thread ${th.pid}: credentials (${key}) differ from the process's: not supported`);
       }
     }
     task.inj.reset();
     const sig = task.inj.alloc(4);
     task.tracee.syscallOk('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0);
-    task.images.write('process', pid, {
-      cwd,
+    task.images.write('process', task.pid, {
+      cwd: cwdGhost?.path ?? cwd,
+      cwd_ghost: cwdGhost,
       rlimits: dumpRlimits(pid),
       creds: dumpCreds(task, status),
-      comm: procStat(pid).comm,
+      // The process's name is its leader's, even an exited one's.
+      comm: procStat(task.pid).comm,
       umask: parseInt(status.get('Umask') ?? '22', 8),
       personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16),
       pdeathsig: task.tracee.readMem(sig, 4).readUInt32LE(0),
@@ -162,14 +168,19 @@ export const processState = defineState<ProcessImage>({
   load(dir, { pid, stopped }) {
     const img = { ...readImage<ProcessImage>(dir, 'process', pid), stopped };
     if (img.creds.uids.length !== 4 || img.creds.gids.length !== 4) throw new CrError(`process-${pid}.img: corrupted image (credentials)`);
-    if (!fs.existsSync(img.cwd)) throw new CrError(`pid ${pid}: its working directory ${img.cwd} no longer exists`);
+    if (img.cwd_ghost) checkGhost(img.cwd_ghost, `process-${pid}.img`);
+    else if (!fs.existsSync(img.cwd)) throw new CrError(`pid ${pid}: its working directory ${img.cwd} no longer exists`);
     return img;
   },
 
   restore(task, img) {
     const { tracee, inj } = task;
-    inj.reset();
-    tracee.syscallOk(`chdir ${img.cwd}`, NR.chdir, inj.putString(img.cwd));
+    if (img.cwd_ghost) {
+      chdirGhost(task, img.cwd_ghost);
+    } else {
+      inj.reset();
+      tracee.syscallOk(`chdir ${img.cwd}`, NR.chdir, inj.putString(img.cwd));
+    }
     inj.reset();
     tracee.syscallOk('set name', NR.prctl, PR.SET_NAME, inj.putString(img.comm.slice(0, 15)), 0, 0, 0);
     tracee.syscall(NR.umask, img.umask);
@@ -194,7 +205,7 @@ export const processState = defineState<ProcessImage>({
   describe(img) {
     const c = img.creds;
     return [
-      `cwd ${img.cwd}  comm ${img.comm}  uids ${c.uids.join('/')}  gids ${c.gids.join('/')}  umask 0${img.umask.toString(8)}`,
+      `cwd ${img.cwd_ghost ? describeGhost(img.cwd_ghost) : img.cwd}  comm ${img.comm}  uids ${c.uids.join('/')}  gids ${c.gids.join('/')}  umask 0${img.umask.toString(8)}`,
       `caps: effective 0x${c.cap_effective.toString(16)} permitted 0x${c.cap_permitted.toString(16)} bounding 0x${c.cap_bounding.toString(16)}${c.cap_ambient ? ` ambient 0x${c.cap_ambient.toString(16)}` : ''}${c.no_new_privs ? ' no_new_privs' : ''}`,
     ];
   },

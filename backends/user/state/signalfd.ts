@@ -2,7 +2,7 @@
 import { CrError } from '../../../userspace/errors.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { decodeMessage, encodeMessage } from '../image.js';
-import { liftFd, setStatusFlags, type FdType, type OpenFileImage } from './fdtype.js';
+import { liftFd, type FdType, type OpenFileImage } from './fdtype.js';
 import { hex } from './module.js';
 
 interface SignalfdFile {
@@ -34,7 +34,6 @@ export const signalfds: FdType = {
     const mask = Buffer.alloc(8);
     mask.writeBigUInt64LE(s.sigmask, 0);
     const fd = liftFd(task, Number(task.tracee.syscallOk('signalfd4', NR.signalfd4, -1, task.inj.put(mask), 8, O.CLOEXEC)));
-    setStatusFlags(task, fd, file.flags);
     return fd;
   },
 

@@ -1,14 +1,14 @@
 /**
  * Signal dispositions (the blocked mask is per thread: cpu.ts), the alternate stack,
  * pending signals with their siginfo, interval timers and POSIX timers.
- * Pending signals are read with PTRACE_PEEKSIGINFO, the thread's queue and
+ * Pending signals are read with PTRACE_PEEKSIGINFO, each thread's queue and
  * the process-shared one apart, and queued again by the task to itself
- * (rt_tgsigqueueinfo / rt_sigqueueinfo: to itself any si_code is allowed),
- * so each is delivered once, with the same siginfo, after restore.
+ * (rt_tgsigqueueinfo / rt_sigqueueinfo: within its own thread group any
+ * si_code is allowed), so each is delivered once, to the same thread, with
+ * the same siginfo, after restore.
  */
-import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { parseKeyValues, procStatus, readProc, statusMask } from '../../../userspace/proc/parse.js';
+import { parseKeyValues, readProc } from '../../../userspace/proc/parse.js';
 import { NR, PTRACE, SIG } from '../../../userspace/sys/constants.js';
 import { ptrace } from '../../../userspace/sys/libc.js';
 import type { Tracee } from '../../../userspace/sys/ptrace.js';
@@ -40,6 +40,11 @@ interface PosixTimer {
   value_ns: bigint;
 }
 
+interface ThreadPending {
+  tid: number;
+  pending: Buffer[];
+}
+
 export interface SignalsImage {
   actions: SigAction[];
   altstack_sp: bigint;
@@ -49,6 +54,7 @@ export interface SignalsImage {
   shared_pending: Buffer[];
   itimers: Itimer[];
   posix_timers: PosixTimer[];
+  other_threads: ThreadPending[];
 }
 
 const NSIG = 64;
@@ -76,7 +82,7 @@ const MAX_TIMER_ID = 65536;
 /** /proc/PID/timers: "ID:", "signal: SIGNO/VALUE", "notify: KIND/pid.N or tid.N", "ClockID:" per timer. */
 function dumpPosixTimers(task: DumpTask): PosixTimer[] {
   const { tracee, inj } = task;
-  const text = readProc(task.pid, 'timers');
+  const text = readProc(task.tracee.pid, 'timers');
   return text.split(/^(?=ID:)/m).filter((b) => b.trim()).map((block) => {
     const kv = parseKeyValues(block.endsWith('\n') ? block : `${block}\n`);
     const sig = /^(\d+)\/([0-9a-f]+)$/.exec(kv.get('signal') ?? '');
@@ -153,6 +159,20 @@ function peekPending(tracee: Tracee, flags: number): Buffer[] {
 
 const signoOf = (info: Buffer) => info.readInt32LE(0);
 
+/**
+ * Queue signals for one thread (by its id in the task's pid namespace): by
+ * the thread itself, the only one the kernel lets queue a tgkill()'s siginfo.
+ */
+function queueForThread(task: RestoreTask, thread: Tracee, tid: number, infos: Buffer[]): void {
+  const tgid = task.shared.nsPids.get(task.pid) ?? task.pid;
+  task.inj.withThread(thread, () => {
+    for (const info of infos) {
+      task.inj.reset();
+      thread.syscallOk(`rt_tgsigqueueinfo(${tid}, ${signoOf(info)})`, NR.rt_tgsigqueueinfo, tgid, tid, signoOf(info), task.inj.put(info));
+    }
+  });
+}
+
 export const signals = defineState<SignalsImage>({
   name: 'signals',
 
@@ -172,10 +192,6 @@ export const signals = defineState<SignalsImage>({
     const ss = inj.alloc(STACK_T_SIZE);
     tracee.syscallOk('sigaltstack', NR.sigaltstack, 0, ss);
     const st = tracee.readMem(ss, STACK_T_SIZE);
-    // Other threads' own queues would have to be refilled by each of them: not yet.
-    for (const tid of fs.readdirSync(`/proc/${task.pid}/task`).map(Number).filter((t) => t !== task.pid)) {
-      if (statusMask(procStatus(tid), 'SigPnd')) throw new CrError(`pid ${task.pid} thread ${tid}: signals pending for one thread other than the first are not supported`);
-    }
     const itimers: Itimer[] = [];
     ITIMERS.forEach((_, which) => {
       inj.reset();
@@ -190,16 +206,18 @@ export const signals = defineState<SignalsImage>({
       altstack_sp: st.readBigUInt64LE(0),
       altstack_flags: st.readInt32LE(8),
       altstack_size: st.readBigUInt64LE(16),
-      thread_pending: peekPending(tracee, 0),
+      // An exited leader has no queue of its own left: every live thread's is an other thread's.
+      thread_pending: task.entry.leader_exited ? [] : peekPending(tracee, 0),
       shared_pending: peekPending(tracee, PEEKSIGINFO_SHARED),
       itimers,
       posix_timers: dumpPosixTimers(task),
+      other_threads: task.threads.slice(task.entry.leader_exited ? 0 : 1).map((t) => ({ tid: t.pid, pending: peekPending(t, 0) })).filter((t) => t.pending.length),
     });
   },
 
   load(dir, { pid }) {
     const img = readImage<SignalsImage>(dir, 'signals', pid);
-    for (const info of [...img.thread_pending, ...img.shared_pending]) {
+    for (const info of [...img.thread_pending, ...img.shared_pending, ...img.other_threads.flatMap((t) => t.pending)]) {
       if (info.length !== SIGINFO_SIZE || signoOf(info) < 1 || signoOf(info) > NSIG) throw new CrError(`signals-${pid}.img: bad pending signal`);
     }
     if (img.itimers.some((t) => !ITIMERS[t.which])) throw new CrError(`signals-${pid}.img: bad interval timer`);
@@ -225,14 +243,17 @@ export const signals = defineState<SignalsImage>({
       b.writeBigUInt64LE(img.altstack_size, 16);
       tracee.syscallOk('sigaltstack', NR.sigaltstack, inj.put(b), 0);
     }
-    // Every signal is blocked during the injection, so none is delivered (or ignored) now.
-    for (const info of img.thread_pending) {
-      inj.reset();
-      tracee.syscallOk(`rt_tgsigqueueinfo(${signoOf(info)})`, NR.rt_tgsigqueueinfo, task.pid, task.pid, signoOf(info), inj.put(info));
-    }
+    // Every signal is blocked during the injection, so none is delivered (or ignored) now;
+    // drop what the task got while being built (a SIGCHLD from a child made a zombie).
+    inj.reset();
+    const everything = inj.put(Buffer.alloc(8, 0xff));
+    const now = inj.alloc(16);
+    while (tracee.syscall(NR.rt_sigtimedwait, everything, 0, now, 8) > 0n);
+    const self = task.shared.nsPids.get(task.pid) ?? task.pid;
+    queueForThread(task, tracee, self, img.thread_pending);
     for (const info of img.shared_pending) {
       inj.reset();
-      tracee.syscallOk(`rt_sigqueueinfo(${signoOf(info)})`, NR.rt_sigqueueinfo, task.pid, signoOf(info), inj.put(info));
+      tracee.syscallOk(`rt_sigqueueinfo(${signoOf(info)})`, NR.rt_sigqueueinfo, self, signoOf(info), inj.put(info));
     }
     for (const t of img.itimers) {
       inj.reset();
@@ -246,12 +267,22 @@ export const signals = defineState<SignalsImage>({
     restorePosixTimers(task, img.posix_timers);
   },
 
+  settle(task, img) {
+    // The other threads exist once cpu.ts has cloned them; they block every signal until the end.
+    for (const t of img.other_threads) {
+      const i = task.threadIds.findIndex((ids) => ids.image === t.tid);
+      if (i < 0) throw new CrError(`pid ${task.pid}: no thread ${t.tid} to queue its pending signals for`);
+      queueForThread(task, task.threads[i], task.threadIds[i].own, t.pending);
+    }
+  },
+
   describe(img) {
     return [
       img.altstack_flags & SS_DISABLE ? 'no alternate stack' : `altstack ${hex(img.altstack_sp)}+${img.altstack_size}`,
       ...img.actions.map((a) => `  signal ${a.signo}: handler ${hex(a.handler)} flags ${hex(a.flags)} mask ${hex(a.mask)}`),
       ...[...img.thread_pending.map((i) => ['thread', i] as const), ...img.shared_pending.map((i) => ['process', i] as const)].map(
         ([queue, i]) => `  pending for the ${queue}: signal ${signoOf(i)} code ${i.readInt32LE(8)}`),
+      ...img.other_threads.flatMap((t) => t.pending.map((i) => `  pending for thread ${t.tid}: signal ${signoOf(i)} code ${i.readInt32LE(8)}`)),
       ...img.itimers.map((t) => `  itimer ${ITIMERS[t.which]}: ${t.value_us} us left, every ${t.interval_us} us`),
       ...img.posix_timers.map((t) => `  posix timer ${t.id}: clock ${t.clock} notify ${t.notify}${t.notify & SIGEV.none ? '' : ` signal ${t.signo}`}${t.tid ? ` tid ${t.tid}` : ''} ${t.value_ns ? `${t.value_ns} ns left` : 'disarmed'}, every ${t.interval_ns} ns`),
     ];

@@ -1,227 +1,570 @@
 /**
- * Unix socket pairs. sock_diag (NETLINK_SOCK_DIAG) tells an end's peer,
- * name, state and shutdown; both ends must be in the image and unnamed,
- * which is what socketpair(2) makes. What is queued for an end is read at
- * dump time with MSG_PEEK from a duplicate in cr (pidfd_getfd), stepping
- * with SO_PEEK_OFF, so the task loses nothing. Restore creates the pair in
- * the task of the first end it meets, keeps both ends there until every
- * task is built (others take theirs with pidfd_getfd), and writes each
- * end's queue through its peer.
- * Sockets of other families are claimed here too, only to be refused by name.
+ * Unix sockets of every type: stream, datagram and seqpacket; unnamed,
+ * bound to a path or to an abstract name, listening with connections not
+ * yet accepted, connected (socketpair, or connect and accept), shut down,
+ * with whatever is queued for them to read — datagram boundaries, the
+ * writers' credentials and descriptors in flight (SCM_RIGHTS) — and their
+ * options.
+ *
+ * Dump asks sock_diag for every unix socket of the namespace (peers,
+ * names, socket files, accept queues: the UNIX_DIAG "icons"), and reads
+ * each queue with MSG_PEEK from a duplicate in cr, stepping with
+ * SO_PEEK_OFF and with SO_PASSCRED on so that each writer's bytes come
+ * apart, so the task loses nothing. A descriptor in flight arrives in cr
+ * and is saved as one more open file of the task's image.
+ *
+ * Restore makes each socket the way it was made, in the task that first
+ * needs it (others take it with pidfd_getfd): socketpair for unnamed
+ * pairs; for a connection with a name, connect to the listener (the
+ * image's own, or a short-lived one on the same name) and accept, so both
+ * ends read back the names they had. The queues are written back through
+ * the peer (or a socket bound to the datagram's sender name) from cr.
+ * Once every task is built, connections still in an accept queue are
+ * made again in order, datagram sockets are connected by name, and the
+ * options and shutdowns are set last, so none of them gets in the way.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
-import { procStatus } from '../../../userspace/proc/parse.js';
-import { NR } from '../../../userspace/sys/constants.js';
-import { close, getsockopt, rawSyscall, recvmsg, send, setsockopt, SysError } from '../../../userspace/sys/libc.js';
+import { NR, O } from '../../../userspace/sys/constants.js';
+import { close, fcntl, SysError } from '../../../userspace/sys/libc.js';
+import { findUnixSocket, listUnixSockets, type UnixDiag } from '../../../userspace/net/diag.js';
+import {
+  AF, bind, connect, decodeUcred, encodeUcred, MSG, recvmsg, SCM, sendmsg, setsockopt, shutdown, SOCK, sockName, socket, SOL, unixAddress,
+  type Cmsg,
+} from '../../../userspace/net/socket.js';
 import { decodeMessage, encodeMessage } from '../image.js';
-import { dupHigh, liftFd, rememberLeftovers, setStatusFlags, takeFromTask, type FdProbe, type FdType, type OpenFileImage } from './fdtype.js';
-import type { RestoreShared, RestoreTask } from './module.js';
+import { dupHigh, liftFd, rememberLeftovers, takeFromTask, tracerDup, type DumpFiles, type FdProbe, type FdType, type OpenFileImage, type RestoreFiles } from './fdtype.js';
+import type { DumpShared, DumpTask, RestoreShared, RestoreTask } from './module.js';
+import { applyOptions, describeOptions, imageSockets, saveOptions, SO, socketKind, withDup, type SocketOptions } from './sockets.js';
+
+interface UnixAddress {
+  name: Buffer;
+  path: string;
+  file_present: boolean;
+  mode: number;
+  uid: number;
+  gid: number;
+  listener: bigint;
+}
+
+interface UnixMessage {
+  data: Buffer;
+  fds: number[];
+  pid: number;
+  uid: number;
+  gid: number;
+  from: Buffer;
+}
+
+const ROLES = ['unconnected', 'listening', 'paired', 'pending', 'orphaned', 'connected'] as const;
+type Role = (typeof ROLES)[number];
 
 interface UnixSocketFile {
   ino: bigint;
+  type: number;
+  role: Role;
+  addr: UnixAddress;
   peer_ino: bigint;
-  type: number;
-  queue: Buffer[];
-  peek_off: number;
-}
-
-interface Diag {
-  type: number;
-  state: number;
-  /** sun_path, "@…" for an abstract name; "" when unnamed. */
-  name: string;
-  peer: number;
+  peer_addr: UnixAddress;
+  accepted: boolean;
+  backlog: number;
+  pending: bigint[];
   shutdown: number;
+  queue: UnixMessage[];
+  opts: SocketOptions;
 }
 
-const AF_UNIX = 1;
-const AF_NETLINK = 16;
-const FAMILY_NAMES: Record<number, string> = { 2: 'inet', 10: 'inet6', 16: 'netlink', 17: 'packet', 40: 'vsock' };
-const TYPE_NAMES: Record<number, string> = { 1: 'stream', 2: 'dgram', 5: 'seqpacket' };
-const SOCK_STREAM = 1;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SO_SNDBUF = 7;
-const SO_RCVBUF = 8;
-const SO_DOMAIN = 39;
-const SO_PEEK_OFF = 42;
-const MSG_PEEK = 2;
-const MSG_CTRUNC = 8;
-const MSG_TRUNC = 0x20;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
+const TYPE_NAMES: Record<number, string> = { [SOCK.STREAM]: 'stream', [SOCK.DGRAM]: 'dgram', [SOCK.SEQPACKET]: 'seqpacket' };
 const TCP_LISTEN = 10;
-const NETLINK_SOCK_DIAG = 4;
-const SOCK_DIAG_BY_FAMILY = 20;
-const NLM_F_REQUEST = 1;
-const NLMSG_ERROR = 2;
-const UDIAG_SHOW_NAME = 1;
-const UDIAG_SHOW_PEER = 4;
-const UNIX_DIAG_NAME = 0;
-const UNIX_DIAG_PEER = 2;
-const UNIX_DIAG_SHUTDOWN = 6;
+const SHUTDOWN_MASK = 3;
+const RCV_SHUTDOWN = 1;
+/** Room for a message's ancillary data: SCM_MAX_FD descriptors and credentials. */
+const CONTROL_SIZE = 4096;
+const F_GETFL = 3;
+const F_SETFL = 4;
 
 const payloadOf = (file: OpenFileImage, where: string) => decodeMessage<UnixSocketFile>('UnixSocketFile', file.payload, where);
-const refuse = (f: FdProbe, what: string) => new CrError(`pid ${f.pid} fd ${f.fd}: socket is not supported (${what})`);
+const noAddress = (): UnixAddress => ({ name: Buffer.alloc(0), path: '', file_present: false, mode: 0, uid: 0, gid: 0, listener: 0n });
+const isPath = (name: Buffer) => name.length > 0 && name[0] !== 0;
+/** A name as people read it: the path, or "@name" for an abstract one. */
+const shown = (name: Buffer) => (!name.length ? 'no name' : isPath(name) ? name.toString() : `@${name.subarray(1).toString()}`);
+/** sun_path of a path name ends at its NUL; an abstract name is all its bytes. */
+const nameOf = (d: { name: Buffer }) => (isPath(d.name) ? d.name.subarray(0, d.name.indexOf(0) < 0 ? d.name.length : d.name.indexOf(0)) : d.name);
 
-/** What sock_diag says about the unix socket with this inode; null if there is none (another family). */
-function unixDiag(ino: number): Diag | null {
-  const nl = rawSyscall(NR.socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  try {
-    // nlmsghdr, then unix_diag_req: family, protocol, pad, states, ino, show, cookie (none: ~0).
-    const req = Buffer.alloc(40);
-    req.writeUInt32LE(req.length, 0);
-    req.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
-    req.writeUInt16LE(NLM_F_REQUEST, 6);
-    req.writeUInt8(AF_UNIX, 16);
-    req.writeUInt32LE(0xffffffff, 20);
-    req.writeUInt32LE(ino, 24);
-    req.writeUInt32LE(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER, 28);
-    req.writeUInt32LE(0xffffffff, 32);
-    req.writeUInt32LE(0xffffffff, 36);
-    fs.writeSync(nl, req);
-    const resp = Buffer.alloc(8192);
-    const len = fs.readSync(nl, resp);
-    if (resp.readUInt16LE(4) === NLMSG_ERROR) {
-      const errno = -resp.readInt32LE(16);
-      if (errno === 2) return null; // ENOENT: not a unix socket
-      throw new SysError(`sock_diag of socket:[${ino}]`, errno);
-    }
-    const diag: Diag = { type: resp.readUInt8(17), state: resp.readUInt8(18), name: '', peer: 0, shutdown: 0 };
-    // struct unix_diag_msg is 16 bytes; its attributes follow, each 4-aligned.
-    for (let at = 32; at + 4 <= Math.min(len, resp.readUInt32LE(0)); at += (resp.readUInt16LE(at) + 3) & ~3) {
-      const attrLen = resp.readUInt16LE(at);
-      const body = resp.subarray(at + 4, at + attrLen);
-      const type = resp.readUInt16LE(at + 2);
-      if (type === UNIX_DIAG_NAME) diag.name = body[0] === 0 ? `@${body.subarray(1).toString()}` : body.toString().replace(/\0.*$/s, '');
-      if (type === UNIX_DIAG_PEER) diag.peer = body.readUInt32LE(0);
-      if (type === UNIX_DIAG_SHUTDOWN) diag.shutdown = body.readUInt8(0);
-    }
-    return diag;
-  } finally {
-    close(nl);
-  }
+// ---------------------------------------------------------------- dump
+
+interface DumpState {
+  diag: Map<number, UnixDiag>;
+  /** Socket inodes the image holds (imageSockets), in flight ones added as their queues are saved. */
+  held: Set<number>;
+  /** Descriptors in flight that cr received, open until the dump ends so that later descriptors of those files are known. */
+  received: number[];
 }
 
-/** A duplicate in cr itself of descriptor `fd` of task `pid`. */
-function tracerDup(pid: number, fd: number): number {
-  const pidfd = rawSyscall(NR.pidfd_open, pid, 0);
-  try {
-    return rawSyscall(NR.pidfd_getfd, pidfd, fd, 0);
-  } finally {
-    close(pidfd);
+const dumps = new WeakMap<DumpShared, DumpState>();
+
+function dumpState(task: DumpTask): DumpState {
+  let st = dumps.get(task.shared);
+  if (!st) {
+    const state: DumpState = { diag: listUnixSockets(), held: imageSockets(task), received: [] };
+    task.shared.done.push(() => state.received.forEach(close));
+    dumps.set(task.shared, state);
+    st = state;
   }
+  return st;
 }
 
-const ourTask = (pid: number) => {
+const diagOf = (st: DumpState, ino: number) => st.diag.get(ino) ?? findUnixSocket(ino);
+
+/** The kernel's dev_t (MAJOR << 20 | MINOR), as sock_diag gives it, in stat(2)'s encoding. */
+const statDev = (kdev: number) => BigInt(((kdev & 0xff) | ((kdev >>> 20) << 8) | ((kdev & 0xfff00) << 12)) >>> 0);
+
+/** A socket's name and, for a path, its socket file; the image's listener on that name, if any. */
+function addressOf(st: DumpState, task: DumpTask, d: UnixDiag, refuse: (what: string) => Error): UnixAddress {
+  const a = noAddress();
+  a.name = Buffer.from(nameOf(d));
+  if (!a.name.length) return a;
+  const listener = [...st.diag.values()].find((l) => l.state === TCP_LISTEN && st.held.has(l.ino) && nameOf(l).equals(a.name) &&
+    (!isPath(a.name) || l.vfs?.ino === d.vfs?.ino));
+  a.listener = BigInt(listener?.ino ?? 0);
+  if (!isPath(a.name)) return a;
+  const name = a.name.toString();
+  a.path = path.isAbsolute(name) ? name : path.join(fs.readlinkSync(`/proc/${task.pid}/cwd`), name);
+  let stat: fs.BigIntStats | undefined;
   try {
-    return procStatus(pid).get('TracerPid') === String(process.pid);
+    stat = fs.lstatSync(a.path, { bigint: true });
   } catch {
-    return false; // gone
+    /* unlinked */
   }
-};
-
-/** The tasks of the image being dumped: the tree around `pid` that this cr has seized. */
-function imageTasks(pid: number): number[] {
-  let root = pid;
-  for (let up = Number(procStatus(root).get('PPid')); up > 0 && ourTask(up); up = Number(procStatus(up).get('PPid'))) root = up;
-  const tasks: number[] = [];
-  const visit = (p: number) => {
-    tasks.push(p);
-    for (const tid of fs.readdirSync(`/proc/${p}/task`)) {
-      const children = fs.readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-      children.filter(ourTask).forEach(visit);
-    }
-  };
-  visit(root);
-  return tasks;
+  a.file_present = !!(stat?.isSocket() && d.vfs && stat.ino === BigInt(d.vfs.ino) && stat.dev === statDev(d.vfs.dev));
+  if (a.file_present) {
+    a.mode = Number(stat!.mode & 0o7777n);
+    a.uid = Number(stat!.uid);
+    a.gid = Number(stat!.gid);
+  } else if (!path.isAbsolute(name)) {
+    throw refuse(`bound to the relative name ${name}, which is not in its working directory`);
+  }
+  return a;
 }
 
-function inImage(pid: number, ino: number): boolean {
-  const link = `socket:[${ino}]`;
-  return imageTasks(pid).some((p) => fs.readdirSync(`/proc/${p}/fd`).some((fd) => {
-    try {
-      return fs.readlinkSync(`/proc/${p}/fd/${fd}`) === link;
-    } catch {
-      return false; // closed meanwhile
-    }
-  }));
+/**
+ * Of a connected pair with a name, the end that was accepted (it carries the
+ * listener's name): the only named one, else the one whose name something
+ * listens on, else the younger (accept makes its socket after the client's).
+ */
+function accepted(st: DumpState, me: UnixDiag, other: UnixDiag): boolean {
+  if (!me.name.length || !other.name.length) return me.name.length > 0;
+  const listened = (x: UnixDiag) => [...st.diag.values()].some((l) => l.state === TCP_LISTEN && nameOf(l).equals(nameOf(x)));
+  if (listened(me) !== listened(other)) return listened(me);
+  return me.ino > other.ino;
 }
 
-/** Everything queued for the socket `fd` (a duplicate in cr), left in place. */
-function peekQueue(f: FdProbe, fd: number, stream: boolean): Buffer[] {
-  const savedOff = getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF);
-  // With a peek offset each MSG_PEEK moves on past what it returned: the whole queue, record by record.
-  setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
+/** Everything queued for the socket (a duplicate in cr), left in place; descriptors in flight are saved as open files. */
+function peekQueue(st: DumpState, files: DumpFiles, fd: number, s: UnixSocketFile, refuse: (what: string) => Error): UnixMessage[] {
+  const stream = s.type === SOCK.STREAM;
+  // With a peek offset each MSG_PEEK moves on past what it returned: the
+  // whole queue, record by record; SO_PASSCRED keeps writers apart.
+  setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, 0);
+  setsockopt(fd, SOL.SOCKET, SO.PASSCRED, 1);
   try {
-    const buf = Buffer.alloc(Math.max(getsockopt(fd, SOL_SOCKET, SO_RCVBUF), getsockopt(fd, SOL_SOCKET, SO_SNDBUF)));
-    const queue: Buffer[] = [];
+    const buf = Buffer.alloc(Math.max(s.opts.rcvbuf, s.opts.sndbuf, 1 << 16) * 2);
+    const queue: UnixMessage[] = [];
     for (;;) {
-      let got: { len: number; flags: number };
+      let got;
       try {
-        got = recvmsg(fd, buf, MSG_PEEK | MSG_DONTWAIT);
+        got = recvmsg(fd, buf, MSG.PEEK | MSG.DONTWAIT | MSG.CMSG_CLOEXEC, CONTROL_SIZE);
       } catch (err) {
         if ((err as SysError).code === 'EAGAIN') break;
         throw err;
       }
-      if (got.flags & MSG_CTRUNC) throw refuse(f, 'unix socket with descriptors or credentials in flight');
-      if (got.flags & MSG_TRUNC) throw refuse(f, `unix socket with a message over ${buf.length} bytes queued`);
-      // An empty record would be peeked again and again.
-      if (!got.len && !stream) throw refuse(f, 'unix socket with an empty message queued');
-      if (!got.len) break;
-      queue.push(Buffer.from(buf.subarray(0, got.len)));
+      if (got.flags & MSG.CTRUNC) throw refuse('with more descriptors in flight in one message than cr can take');
+      if (got.flags & MSG.TRUNC) throw refuse(`with a message over ${buf.length} bytes queued`);
+      const fds: number[] = [];
+      const m: UnixMessage = { data: Buffer.from(buf.subarray(0, got.len)), fds: [], pid: 0, uid: 0, gid: 0, from: Buffer.alloc(0) };
+      for (const c of got.control) {
+        if (c.level === SOL.SOCKET && c.type === SCM.RIGHTS) for (let i = 0; i + 4 <= c.data.length; i += 4) fds.push(c.data.readInt32LE(i));
+        if (c.level === SOL.SOCKET && c.type === SCM.CREDENTIALS) Object.assign(m, decodeUcred(c.data));
+      }
+      st.received.push(...fds);
+      // An end of file (stream), or the end of a seqpacket or datagram queue whose writer is gone.
+      if (!got.len && !fds.length && (stream || s.shutdown & RCV_SHUTDOWN)) break;
+      for (const f of fds) {
+        const stat = fs.fstatSync(f);
+        if (stat.isSocket()) st.held.add(stat.ino);
+        m.fds.push(files.inFlight(f));
+      }
+      if (got.name.length > 2) m.from = Buffer.from(nameOf({ name: got.name.subarray(2) }));
+      queue.push(m);
     }
-    return stream && queue.length ? [Buffer.concat(queue)] : queue;
+    return queue;
   } finally {
-    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, savedOff);
+    setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, s.opts.peek_off);
+    setsockopt(fd, SOL.SOCKET, SO.PASSCRED, s.opts.passcred ? 1 : 0);
   }
 }
 
-interface Pair {
+function dumpSocket(task: DumpTask, f: FdProbe, files: DumpFiles, dup: number): UnixSocketFile {
+  const st = dumpState(task);
+  const where = f.pid === task.pid ? `pid ${f.pid} fd ${f.fd}` : `pid ${task.pid}: a socket in flight`;
+  const ino = Number(f.stat.ino);
+  const d = diagOf(st, ino);
+  if (!d) throw new CrError(`${where}: sock_diag does not know unix socket:[${ino}]`);
+  const kind = `unix ${TYPE_NAMES[d.type] ?? `type ${d.type}`} socket`;
+  const refuse = (what: string) => new CrError(`${where}: ${kind} ${what} is not supported`);
+  if (!TYPE_NAMES[d.type]) throw refuse('');
+  const opts = saveOptions(dup, where);
+  const s: UnixSocketFile = {
+    ino: BigInt(ino), type: d.type, role: 'unconnected', addr: addressOf(st, task, d, refuse), peer_ino: 0n, peer_addr: noAddress(),
+    accepted: false, backlog: 0, pending: [], shutdown: d.shutdown, queue: [], opts,
+  };
+  const name = shown(s.addr.name);
+  if (d.state === TCP_LISTEN) {
+    s.role = 'listening';
+    s.backlog = d.wqueue;
+    for (const c of d.icons) {
+      if (!c || !st.held.has(c)) throw refuse(`listening on ${name} with a connection from outside the image not yet accepted`);
+      if (diagOf(st, c)?.wqueue) throw refuse(`listening on ${name} with a connection not yet accepted that already sent data`);
+    }
+    s.pending = d.icons.map(BigInt);
+    return s;
+  }
+  if (d.peer) {
+    const p = diagOf(st, d.peer);
+    if (!p) throw refuse('connected to a socket that vanished');
+    const pname = shown(nameOf(p));
+    s.peer_ino = BigInt(d.peer);
+    s.peer_addr = addressOf(st, task, p, (what) => refuse(`connected to a socket ${what}`));
+    if (!st.held.has(d.peer)) {
+      if (d.type !== SOCK.DGRAM) throw refuse(p.name.length ? `connected to ${pname}, a socket outside the image` : 'connected to an unnamed socket outside the image');
+      if (!p.name.length) throw refuse('connected to an unnamed socket outside the image');
+      s.role = 'connected';
+    } else if (d.type === SOCK.DGRAM) {
+      // Datagram sockets connected to each other, one of them unnamed, are a
+      // socketpair; the rest connect by name (after their queues are written back).
+      s.role = p.peer === ino && (!d.name.length || !p.name.length) ? 'paired' : 'connected';
+      if (s.role === 'connected' && !p.name.length) throw refuse('connected to an unnamed socket that is not its pair');
+    } else {
+      s.role = 'paired';
+      s.accepted = accepted(st, d, p);
+    }
+  } else if (d.peer === 0) {
+    // A peer without an inode: a connection waiting in an accept queue, or one whose peer was closed.
+    const listener = [...st.diag.values()].find((l) => l.state === TCP_LISTEN && l.icons.includes(ino));
+    if (listener) {
+      if (!st.held.has(listener.ino)) throw refuse(`connected to ${shown(nameOf(listener))}, not yet accepted by a listener outside the image`);
+      if (d.wqueue) throw refuse(`connected to ${shown(nameOf(listener))}, not yet accepted, with data sent`);
+      s.role = 'pending';
+      s.peer_ino = BigInt(listener.ino);
+      s.peer_addr = addressOf(st, task, listener, refuse);
+    } else if (d.type === SOCK.DGRAM || d.shutdown === SHUTDOWN_MASK) {
+      s.role = 'orphaned';
+    } else {
+      throw refuse(`bound to ${name}, connected to a socket that is gone`);
+    }
+  }
+  s.queue = peekQueue(st, files, dup, s, refuse);
+  return s;
+}
+
+// ---------------------------------------------------------------- restore
+
+interface Place {
   pid: number;
-  /** Both ends in the task that created the pair, by inode. */
-  ends: Map<bigint, number>;
+  fd: number;
 }
 
-/** Pairs created so far in each restore, keyed by its shared table (so that table needs no field of ours). */
-const created = new WeakMap<RestoreShared, Map<bigint, Pair>>();
-
-function createPair(task: RestoreTask, s: UnixSocketFile): Pair {
-  const { tracee, inj } = task;
-  inj.reset();
-  const sv = inj.alloc(8);
-  tracee.syscallOk(`socketpair(AF_UNIX, ${TYPE_NAMES[s.type]})`, NR.socketpair, AF_UNIX, s.type | SOCK_CLOEXEC, 0, sv);
-  const b = tracee.readMem(sv, 8);
-  const ends = [liftFd(task, b.readInt32LE(0)), liftFd(task, b.readInt32LE(4))];
-  rememberLeftovers(task, ends);
-  return { pid: task.pid, ends: new Map([[s.ino, ends[0]], [s.peer_ino, ends[1]]]) };
+interface RestoreState {
+  /** Where each socket is, by inode: open in that task (a leftover) until every task is built. */
+  made: Map<bigint, Place>;
+  /** The other end of an orphaned stream socket, until its queue is written. */
+  phantoms: Map<bigint, Place>;
+  /** Each socket's image, by inode, in the order they were opened. */
+  images: Map<bigint, UnixSocketFile>;
+  /** Sockets bound to a name so far, by the name in hex. */
+  names: Map<string, bigint>;
+  tasks: Map<number, RestoreTask>;
 }
 
-/** Write an end's queue through its peer (from cr, never blocking), and set its peek offset. */
-function refill(pair: Pair, s: UnixSocketFile, where: string): void {
-  if (s.queue.length) {
-    const peer = tracerDup(pair.pid, pair.ends.get(s.peer_ino)!);
+const restores = new WeakMap<RestoreShared, RestoreState>();
+
+function restoreState(task: RestoreTask): RestoreState {
+  let st = restores.get(task.shared);
+  if (!st) {
+    const state: RestoreState = { made: new Map(), phantoms: new Map(), images: new Map(), names: new Map(), tasks: new Map() };
+    task.shared.built.push(() => finishAll(state));
+    restores.set(task.shared, state);
+    st = state;
+  }
+  st.tasks.set(task.pid, task);
+  return st;
+}
+
+/** A system call injected into the task, its buffer arguments copied into the scratch area. */
+function inject(task: RestoreTask, what: string, nr: number, ...args: (number | Buffer)[]): number {
+  task.inj.reset();
+  const values = args.map((a) => (Buffer.isBuffer(a) ? task.inj.put(a) : a));
+  return Number(task.tracee.syscallOk(what, nr, ...values));
+}
+
+const newSocket = (task: RestoreTask, type: number) => liftFd(task, inject(task, `socket(AF_UNIX, ${TYPE_NAMES[type]})`, NR.socket, AF.UNIX, type | SOCK.CLOEXEC, 0));
+
+/** The address to connect to a name by: the absolute path of a path name. */
+const target = (a: UnixAddress) => unixAddress(isPath(a.name) ? Buffer.from(a.path) : a.name);
+
+/** Remove a socket file that no socket is bound to any more; anything else at the path is in the way. */
+function clearStale(file: string, where: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(file);
+  } catch {
+    return;
+  }
+  if (!stat.isSocket()) throw new CrError(`${where}: cannot bind the socket to ${file}: another file is there`);
+  const probe = socket(AF.UNIX, SOCK.DGRAM);
+  try {
+    connect(probe, unixAddress(Buffer.from(file)));
+  } catch (err) {
+    if ((err as SysError).code === 'ECONNREFUSED') {
+      fs.unlinkSync(file);
+      return;
+    }
+    if ((err as SysError).code !== 'EPROTOTYPE') throw err;
+  } finally {
+    close(probe);
+  }
+  throw new CrError(`${where}: cannot bind the socket to ${file}: a socket bound to it is alive`);
+}
+
+/** Bind a socket of the task to its name, with its socket file as it was (or unlinked, if it was). */
+function bindName(task: RestoreTask, fd: number, a: UnixAddress, where: string): void {
+  if (!isPath(a.name)) {
+    inject(task, `bind ${shown(a.name)}`, NR.bind, fd, unixAddress(a.name), 2 + a.name.length);
+    return;
+  }
+  const created: string[] = [];
+  for (let dir = path.dirname(a.path); !fs.existsSync(dir); dir = path.dirname(dir)) created.unshift(dir);
+  for (const dir of created) fs.mkdirSync(dir);
+  clearStale(a.path, where);
+  const name = a.name.toString();
+  // A relative name is bound from the directory it was bound in (the task's cwd is set later).
+  if (!path.isAbsolute(name)) inject(task, 'chdir', NR.chdir, Buffer.from(`${a.path.slice(0, a.path.length - name.length)}\0`));
+  const addr = unixAddress(a.name);
+  inject(task, `bind ${a.path}`, NR.bind, fd, addr, addr.length);
+  if (a.file_present) {
+    fs.lchownSync(a.path, a.uid, a.gid);
+    fs.chmodSync(a.path, a.mode);
+  } else {
+    fs.unlinkSync(a.path);
+    for (const dir of created.reverse()) fs.rmdirSync(dir);
+  }
+}
+
+/** Take a socket made in some task into this one (the same open file), lifted. */
+function takeHere(task: RestoreTask, at: Place): number {
+  return at.pid === task.pid ? dupHigh(task, at.fd) : liftFd(task, takeFromTask(task, at.pid, at.fd));
+}
+
+/**
+ * A connected pair with a name, made the way it was: the client connects
+ * to a listener on the accepted end's name — the image's own listener if it
+ * is already there, else one made for the occasion — and the listener
+ * accepts. Returns [client, accepted].
+ */
+function connectThroughName(task: RestoreTask, st: RestoreState, type: number, client: UnixAddress, server: UnixAddress, where: string): [number, number] {
+  const cfd = newSocket(task, type);
+  if (client.name.length) bindName(task, cfd, client, where);
+  const real = server.listener ? st.made.get(server.listener) : undefined;
+  let lfd: number;
+  if (real) {
+    lfd = takeHere(task, real);
+  } else {
+    lfd = newSocket(task, type);
+    bindName(task, lfd, { ...server, file_present: true }, where);
+    inject(task, 'listen', NR.listen, lfd, 1);
+  }
+  const addr = target(server);
+  inject(task, `connect ${shown(server.name)}`, NR.connect, cfd, addr, addr.length);
+  const sfd = liftFd(task, inject(task, 'accept4', NR.accept4, lfd, 0, 0, SOCK.CLOEXEC));
+  task.tracee.syscall(NR.close, lfd);
+  // A listener made for the occasion leaves the socket file as the image had it.
+  if (!real && isPath(server.name)) {
+    if (server.file_present) {
+      fs.lchownSync(server.path, server.uid, server.gid);
+      fs.chmodSync(server.path, server.mode);
+    } else {
+      fs.unlinkSync(server.path);
+    }
+  }
+  return [cfd, sfd];
+}
+
+/** Make a socket (and, for a pair, its peer) in this task, each a leftover until every task is built. */
+function create(task: RestoreTask, st: RestoreState, s: UnixSocketFile, where: string): void {
+  const keep = (ino: bigint, fd: number, into = st.made) => {
+    rememberLeftovers(task, [fd]);
+    into.set(ino, { pid: task.pid, fd });
+  };
+  const bound = (ino: bigint, fd: number, a: UnixAddress) => {
+    if (!a.name.length) return;
+    bindName(task, fd, a, where);
+    st.names.set(a.name.toString('hex'), ino);
+  };
+  const pair = (): [number, number] => {
+    task.inj.reset();
+    const sv = task.inj.alloc(8);
+    task.tracee.syscallOk(`socketpair(AF_UNIX, ${TYPE_NAMES[s.type]})`, NR.socketpair, AF.UNIX, s.type | SOCK.CLOEXEC, 0, sv);
+    const b = task.tracee.readMem(sv, 8);
+    return [liftFd(task, b.readInt32LE(0)), liftFd(task, b.readInt32LE(4))];
+  };
+  const named = s.addr.name.length > 0 || s.peer_addr.name.length > 0;
+  if (s.role === 'paired' && (s.type === SOCK.DGRAM || !named)) {
+    const [mine, peer] = pair();
+    bound(s.ino, mine, s.addr);
+    bound(s.peer_ino, peer, s.peer_addr);
+    keep(s.ino, mine);
+    keep(s.peer_ino, peer);
+  } else if (s.role === 'paired') {
+    const [client, server] = s.accepted ? [s.peer_addr, s.addr] : [s.addr, s.peer_addr];
+    const [cfd, sfd] = connectThroughName(task, st, s.type, client, server, where);
+    if (client.name.length) st.names.set(client.name.toString('hex'), s.accepted ? s.peer_ino : s.ino);
+    keep(s.accepted ? s.peer_ino : s.ino, cfd);
+    keep(s.accepted ? s.ino : s.peer_ino, sfd);
+  } else if (s.role === 'orphaned' && (s.type !== SOCK.DGRAM || !s.addr.name.length)) {
+    // Made with a peer that is closed once the queue is written through it.
+    const [phantom, mine] = s.addr.name.length ? connectThroughName(task, st, s.type, noAddress(), s.addr, where) : pair().reverse();
+    keep(s.ino, mine);
+    keep(s.ino, phantom, st.phantoms);
+  } else {
+    const fd = newSocket(task, s.type);
+    bound(s.ino, fd, s.addr);
+    if (s.role === 'listening') inject(task, 'listen', NR.listen, fd, s.backlog);
+    keep(s.ino, fd);
+  }
+}
+
+/** Close a leftover of another task's (or this one's) now, and forget it. */
+function closeLeftover(st: RestoreState, shared: RestoreShared, at: Place): void {
+  st.tasks.get(at.pid)!.tracee.syscall(NR.close, at.fd);
+  const list = shared.leftovers.get(at.pid)!;
+  list.splice(list.indexOf(at.fd), 1);
+}
+
+/**
+ * The socket a message is written back from, as a duplicate in cr: the
+ * peer, or for a datagram the socket bound to its sender's name (one made
+ * for the occasion when the image's own is not there yet), or any unnamed one.
+ */
+function senderFor(st: RestoreState, s: UnixSocketFile, m: UnixMessage, where: string): { fd: number; to?: Buffer; after?: () => void } {
+  const peer = st.phantoms.get(s.ino) ?? (s.role === 'paired' ? st.made.get(s.peer_ino) : undefined);
+  if (peer && (s.type !== SOCK.DGRAM || !m.from.length || m.from.equals(s.peer_addr.name))) return { fd: tracerDup(peer.pid, peer.fd) };
+  const to = target(s.addr);
+  const known = m.from.length ? st.names.get(m.from.toString('hex')) : undefined;
+  if (known !== undefined) {
+    const at = st.made.get(known)!;
+    return { fd: tracerDup(at.pid, at.fd), to };
+  }
+  const fd = socket(AF.UNIX, SOCK.DGRAM);
+  if (!m.from.length) return { fd, to };
+  const file = isPath(m.from) ? m.from.toString() : '';
+  try {
+    if (file) clearStale(file, where);
+    bind(fd, unixAddress(m.from));
+  } catch (err) {
+    close(fd);
+    if (err instanceof CrError) throw err;
+    throw new CrError(`${where}: cannot write back a datagram from ${shown(m.from)}: ${(err as SysError).code}`);
+  }
+  return { fd, to, after: () => file && fs.rmSync(file, { force: true }) };
+}
+
+/** Write the socket's queue back, message by message, from cr; then let its phantom peer go. */
+function refill(task: RestoreTask, st: RestoreState, s: UnixSocketFile, files: RestoreFiles, where: string): void {
+  const total = s.queue.reduce((n, m) => n + m.data.length + 1024, 0);
+  for (const m of s.queue) {
+    const sender = senderFor(st, s, m, where);
+    const rights = m.fds.map((id) => tracerDup(task.pid, files.open(id)));
     try {
-      for (const data of s.queue) {
-        // A stream may take its bytes in several writes; a datagram or record always goes whole.
-        for (let done = 0; done < data.length; ) done += send(peer, data.subarray(done), MSG_DONTWAIT | MSG_NOSIGNAL);
+      // The sender's own sizes are set once every socket is built; until then it must hold the whole queue.
+      setsockopt(sender.fd, SOL.SOCKET, SO.SNDBUFFORCE, total);
+      const control = (pid: number): Cmsg[] => [
+        { level: SOL.SOCKET, type: SCM.CREDENTIALS, data: encodeUcred({ pid, uid: m.uid, gid: m.gid }) },
+        ...(rights.length ? [{ level: SOL.SOCKET, type: SCM.RIGHTS, data: Buffer.from(new Int32Array(rights).buffer) }] : []),
+      ];
+      for (let done = 0, first = true; first || done < m.data.length; first = false) {
+        const chunk = m.data.subarray(done);
+        const flags = MSG.DONTWAIT | MSG.NOSIGNAL;
+        try {
+          done += sendmsg(sender.fd, chunk, flags, { name: sender.to, control: first ? control(m.pid || task.pid) : [] });
+        } catch (err) {
+          // A writer that no longer exists cannot be named: the message comes from the task that reads it.
+          if ((err as SysError).code !== 'ESRCH' || !first) throw err;
+          done += sendmsg(sender.fd, chunk, flags, { name: sender.to, control: control(task.pid) });
+        }
       }
     } catch (err) {
-      if ((err as SysError).code === 'EAGAIN') throw new CrError(`${where}: the socket's queue does not take its ${s.queue.length} saved entries back`);
+      if ((err as SysError).code === 'EAGAIN') throw new CrError(`${where}: the socket's queue does not take its ${s.queue.length} saved messages back`);
       throw err;
     } finally {
-      close(peer);
+      rights.forEach(close);
+      close(sender.fd);
+      sender.after?.();
     }
   }
-  if (s.peek_off >= 0) {
-    const own = tracerDup(pair.pid, pair.ends.get(s.ino)!);
-    try {
-      setsockopt(own, SOL_SOCKET, SO_PEEK_OFF, s.peek_off);
-    } finally {
-      close(own);
+  const phantom = st.phantoms.get(s.ino);
+  if (phantom) {
+    closeLeftover(st, task.shared, phantom);
+    st.phantoms.delete(s.ino);
+  }
+}
+
+/** Once every task is built: queued connections, datagram connections, then options and shutdowns. */
+function finishAll(st: RestoreState): void {
+  const at = (ino: bigint) => st.made.get(ino)!;
+  for (const s of st.images.values()) {
+    const where = `unix socket:[${s.ino}]`;
+    if (s.role === 'listening') {
+      for (const c of s.pending) {
+        const client = at(c);
+        const task = st.tasks.get(client.pid)!;
+        const addr = target(s.addr);
+        // The client connects itself, with its own credentials, never blocking.
+        withDup(client.pid, client.fd, (dup) => {
+          const flags = fcntl(dup, F_GETFL);
+          fcntl(dup, F_SETFL, flags | O.NONBLOCK);
+          try {
+            inject(task, `${where}: connect ${shown(s.addr.name)}`, NR.connect, client.fd, addr, addr.length);
+          } finally {
+            fcntl(dup, F_SETFL, flags);
+          }
+        });
+      }
     }
+    if (s.role === 'connected') {
+      withDup(at(s.ino).pid, at(s.ino).fd, (dup) => {
+        try {
+          connect(dup, target(s.peer_addr));
+        } catch (err) {
+          throw new CrError(`${where}: cannot connect to ${shown(s.peer_addr.name)} again: ${(err as SysError).code}`);
+        }
+      });
+    }
+    if (s.role === 'orphaned' && !st.phantoms.has(s.ino) && s.type === SOCK.DGRAM && s.addr.name.length) {
+      // Connected to a socket that is closed right away, as its peer was.
+      const phantom = socket(AF.UNIX, SOCK.DGRAM);
+      try {
+        bind(phantom, unixAddress(Buffer.alloc(0))); // autobind
+        withDup(at(s.ino).pid, at(s.ino).fd, (dup) => connect(dup, sockName(phantom)));
+      } finally {
+        close(phantom);
+      }
+    }
+  }
+  for (const s of st.images.values()) {
+    withDup(at(s.ino).pid, at(s.ino).fd, (dup) => {
+      applyOptions(dup, s.opts);
+      if (s.shutdown) shutdown(dup, s.shutdown === SHUTDOWN_MASK ? 2 : s.shutdown === RCV_SHUTDOWN ? 0 : 1);
+    });
   }
 }
 
@@ -229,36 +572,13 @@ export const unixSockets: FdType = {
   type: 'unix',
 
   claims(f) {
-    return f.stat.isSocket();
+    return socketKind(f)?.family === AF.UNIX;
   },
 
-  dump(_task, f) {
-    const ino = Number(f.stat.ino);
-    const diag = unixDiag(ino);
-    if (!diag) {
-      const dup = tracerDup(f.pid, f.fd);
-      let family: number;
-      try {
-        family = getsockopt(dup, SOL_SOCKET, SO_DOMAIN);
-      } finally {
-        close(dup);
-      }
-      throw new CrError(`pid ${f.pid} fd ${f.fd}: ${FAMILY_NAMES[family] ?? `address family ${family}`} socket is not supported`);
-    }
-    const kind = `unix ${TYPE_NAMES[diag.type] ?? `type ${diag.type}`} socket`;
-    if (!TYPE_NAMES[diag.type]) throw refuse(f, kind);
-    if (diag.state === TCP_LISTEN) throw refuse(f, `${kind} listening on ${diag.name || 'an autobound name'}`);
-    if (diag.name) throw refuse(f, `${kind} bound to ${diag.name}`);
-    if (!diag.peer) throw refuse(f, `${kind} with no peer`);
-    const peer = unixDiag(diag.peer);
-    if (peer?.name) throw refuse(f, `${kind} connected to ${peer.name}`);
-    if (diag.shutdown) throw refuse(f, `${kind} shut down`);
-    if (!inImage(f.pid, diag.peer)) throw refuse(f, `${kind} whose peer is outside the image`);
+  dump(task, f, files) {
     const dup = tracerDup(f.pid, f.fd);
     try {
-      const peekOff = getsockopt(dup, SOL_SOCKET, SO_PEEK_OFF);
-      const queue = peekQueue(f, dup, diag.type === SOCK_STREAM);
-      return encodeMessage('UnixSocketFile', { ino: f.stat.ino, peer_ino: BigInt(diag.peer), type: diag.type, queue, peek_off: peekOff });
+      return encodeMessage('UnixSocketFile', dumpSocket(task, f, files, dup));
     } finally {
       close(dup);
     }
@@ -267,26 +587,42 @@ export const unixSockets: FdType = {
   check(file, where) {
     const s = payloadOf(file, where);
     if (!TYPE_NAMES[s.type]) throw new CrError(`${where}: unix socket of unknown type ${s.type}`);
+    if (!ROLES.includes(s.role)) throw new CrError(`${where}: unix socket of unknown role '${s.role}'`);
+    for (const a of [s.addr, s.peer_addr]) {
+      if (isPath(a.name) && !path.isAbsolute(a.path)) throw new CrError(`${where}: corrupted image (socket file ${a.path} is not an absolute path)`);
+    }
   },
 
-  open(task, file) {
+  open(task, file, files) {
     const where = `pid ${task.pid} file ${file.id}`;
     const s = payloadOf(file, where);
-    const pairs = created.get(task.shared) ?? new Map<bigint, Pair>();
-    created.set(task.shared, pairs);
-    const key = s.ino < s.peer_ino ? s.ino : s.peer_ino;
-    const pair = pairs.get(key) ?? createPair(task, s);
-    pairs.set(key, pair);
-    refill(pair, s, where);
-    const end = pair.ends.get(s.ino)!;
-    const fd = pair.pid === task.pid ? dupHigh(task, end) : liftFd(task, takeFromTask(task, pair.pid, end));
-    setStatusFlags(task, fd, file.flags);
+    const st = restoreState(task);
+    st.images.set(s.ino, s);
+    if (!st.made.has(s.ino)) create(task, st, s, where);
+    const fd = takeHere(task, st.made.get(s.ino)!);
+    if (s.queue.length) files.later(() => refill(task, st, s, files, where));
+    else if (st.phantoms.has(s.ino)) {
+      closeLeftover(st, task.shared, st.phantoms.get(s.ino)!);
+      st.phantoms.delete(s.ino);
+    }
     return fd;
   },
 
   describe(file) {
     const s = payloadOf(file, `file ${file.id}`);
-    const queued = s.type === SOCK_STREAM ? `${s.queue[0]?.length ?? 0} bytes` : `${s.queue.length} messages`;
-    return `unix ${TYPE_NAMES[s.type]} socket:[${s.ino}] paired with socket:[${s.peer_ino}], ${queued} queued`;
+    const name = s.addr.name.length ? ` ${isPath(s.addr.name) ? '' : 'abstract '}${shown(s.addr.name)}${isPath(s.addr.name) && !s.addr.file_present ? ' (unlinked)' : ''}` : '';
+    const how: Record<Role, string> = {
+      unconnected: 'unconnected',
+      listening: `listening (backlog ${s.backlog}, ${s.pending.length} not accepted yet)`,
+      paired: `${s.accepted ? 'accepted, ' : ''}paired with socket:[${s.peer_ino}]`,
+      pending: `connected to ${shown(s.peer_addr.name)}, not accepted yet`,
+      orphaned: 'connected to a closed socket',
+      connected: `connected to ${shown(s.peer_addr.name)}`,
+    };
+    const bytes = s.queue.reduce((n, m) => n + m.data.length, 0);
+    const fds = s.queue.reduce((n, m) => n + m.fds.length, 0);
+    const queued = s.type === SOCK.STREAM ? `${bytes} bytes queued` : `${s.queue.length} messages queued`;
+    const shut = s.shutdown ? `, shut down ${['', 'for reading', 'for writing', 'both ways'][s.shutdown]}` : '';
+    return `unix ${TYPE_NAMES[s.type]} socket:[${s.ino}]${name} ${how[s.role]}, ${queued}${fds ? ` (${fds} descriptors in flight)` : ''}${shut}; ${describeOptions(s.opts)}`;
   },
 };

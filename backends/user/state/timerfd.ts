@@ -8,7 +8,7 @@ import { CrError } from '../../../userspace/errors.js';
 import { procFdinfo } from '../../../userspace/proc/parse.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { decodeMessage, encodeMessage } from '../image.js';
-import { liftFd, setStatusFlags, type FdType, type OpenFileImage } from './fdtype.js';
+import { liftFd, type FdType, type OpenFileImage } from './fdtype.js';
 
 interface TimerfdFile {
   clockid: number;
@@ -28,6 +28,7 @@ const seconds = (ns: bigint) => `${ns / NS}.${(ns % NS).toString().padStart(9, '
 
 export const timerfds: FdType = {
   type: 'timerfd',
+  byNumber: true,
 
   claims(f) {
     return f.target === 'anon_inode:[timerfd]';
@@ -82,7 +83,6 @@ export const timerfds: FdType = {
       b.writeBigUInt64LE(t.ticks, 0);
       tracee.syscallOk('TFD_IOC_SET_TICKS', NR.ioctl, fd, TFD_IOC_SET_TICKS, inj.put(b));
     }
-    setStatusFlags(task, fd, file.flags);
     return fd;
   },
 

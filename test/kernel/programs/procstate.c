@@ -12,7 +12,8 @@
  * signal is delivered once; prints "ok ..." or "FAIL ..." lines and exits
  * with the number of failures.
  *
- * MODEs that must be refused: "itimer" (an armed ITIMER_REAL), "memfd"
+ * MODEs that must be refused: "cputimer" (a POSIX timer on its parent's
+ * CPU clock), "memfd"
  * (an open memfd), "sysvshm" (an attached SysV shared memory segment).  They print
  * "ready" and sleep.
  */
@@ -28,6 +29,7 @@
 #include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PENDSIG (SIGRTMIN + 2)
@@ -65,10 +67,13 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc < 2)
 		return 100;
-	if (!strcmp(argv[1], "itimer")) {
-		struct itimerval it = { { 100, 0 }, { 100, 0 } };
+	if (!strcmp(argv[1], "cputimer")) {
+		struct sigevent ev = { .sigev_notify = SIGEV_NONE };
+		clockid_t clock;
+		timer_t id;
 
-		setitimer(ITIMER_REAL, &it, NULL);
+		if (clock_getcpuclockid(getppid(), &clock) || timer_create(clock, &ev, &id))
+			return 100;
 	} else if (!strcmp(argv[1], "memfd")) {
 		if (memfd_create("procstate", 0) < 0)
 			return 100;

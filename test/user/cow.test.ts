@@ -1,0 +1,43 @@
+/**
+ * Copy-on-write sharing between a parent and its forked children survives
+ * dump and restore: the tree's memory does not grow, a page a child has not
+ * written is still its parent's very page, and a write still separates them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+
+const childrenOf = (pid: number) => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+/** Proportional set size of the tree, in kB: shared pages count once across it. */
+const treePss = (pid: number) => [pid, ...childrenOf(pid)].reduce((kb, p) => kb + Number(/^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'))![1]), 0);
+
+test('a forked tree keeps its copy-on-write sharing: same memory, same physical pages, separated by a write', async () => {
+  const ref = await undisturbed('cow', ['32', '250'], tempDir('cowref'));
+  const images = tempDir('cowimg');
+  const run = start('cow', ['32', '250'], path.join(tempDir('cow'), 'out.txt'));
+  await waitLines(run.out, 3);
+  const before = treePss(run.pid);
+  assert.ok(before < 40 * 1024, `32 MiB shared by four processes is counted once (${before} kB)`);
+
+  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  await run.exited;
+  const show = (await cr(['show', images])).stdout;
+  assert.match(show, /\d+ pages saved, 8[12]\d\d shared with the parent, 1 dropped/, 'a child saves only what differs');
+  const pages = fs.readdirSync(images).filter((f) => f.startsWith('pages-')).reduce((n, f) => n + fs.statSync(path.join(images, f)).size, 0);
+  assert.ok(pages < 34 << 20, `the shared pages are saved once (${pages} bytes of pages)`);
+
+  const r = await cr(['restore', '-D', images, '--detach']);
+  assert.is(r.exitCode, 0, r.all);
+  const after = treePss(run.pid);
+  assert.ok(after < before + 4096, `the restored tree takes what it took (${after} kB, was ${before} kB)`);
+  while (!fs.readFileSync(run.out, 'utf8').includes('\npid ')) await sleep(50);
+  const got = withoutPid(fs.readFileSync(run.out, 'utf8'));
+  assert.is(got.body, withoutPid(ref).body, 'every child saw its parent\'s pages at every step, and its own after a write');
+  assert.match(got.body, /child 2: .* not shared at 0 steps, shared after its write 0\n/);
+  assert.is(got.pid, run.pid);
+});
+
+test.run();
