@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { execa, execaSync } from 'execa';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
@@ -251,6 +251,48 @@ t('a thread-group leader that exited while its threads run on comes back a zombi
   assert.not.match(run.out, /FAIL/, run.out);
   assert.equal(verdicts(run.out), verdicts(ref.out));
   assert.is(run.status, 3, run.out);
+  assert.equal(dmesgTrouble(), []);
+});
+
+/** test/kernel/programs/pythreads.py, undisturbed or through dump and restore; SIGUSR1 once it is ready. */
+async function pythreadsRun(roundTrip: boolean): Promise<{ out: string; status: unknown; tasks: number[][]; show: string }> {
+  const dir = tempDir('pyth');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo('python3', [path.join(kprogram(''), '..', 'pythreads.py')], out);
+  await waitFor(out, 'ready');
+  const before = tasksOf(child.pid);
+  if (!roundTrip) {
+    process.kill(child.pid, 'SIGUSR1');
+    const status = await child.done;
+    return { out: fs.readFileSync(out, 'utf8'), status, tasks: [before], show: '' };
+  }
+  const images = tempDir('pythimg');
+  const d = await kernelBackend.dump({ pid: child.pid, dir: images }).catch((e: unknown) => {
+    process.kill(child.pid, 'SIGKILL');
+    throw e;
+  });
+  assert.equal(d.pids, [child.pid]);
+  assert.is(await child.done, 'SIGKILL');
+  const show = (await kernelBackend.describe(images)).lines.join('\n');
+  const r = await kernelBackend.restore({ dir: images });
+  const after = tasksOf(child.pid);
+  process.kill(child.pid, 'SIGUSR1');
+  const st = await r.wait();
+  return { out: fs.readFileSync(out, 'utf8'), status: st.signal ?? st.code, tasks: [before, after], show };
+}
+
+const python = execaSync('python3', ['-c', ''], { reject: false }).exitCode === 0;
+
+(python ? t : test.skip)('a multithreaded python3 program, checkpointed while its threads hash, finishes as an undisturbed run does', async () => {
+  const ref = await pythreadsRun(false);
+  assert.is(ref.status, 0, ref.out);
+  const run = await pythreadsRun(true);
+  assert.ok(run.tasks[0].length >= 5, `${run.tasks[0].length} threads`);
+  assert.equal(run.tasks[1], run.tasks[0], 'the same tids');
+  assert.match(run.show, /\(thread of \d+\)/);
+  assert.is(run.out, ref.out);
+  assert.is(verdicts(run.out).length, 4, run.out);
+  assert.is(run.status, 0, run.out);
   assert.equal(dmesgTrouble(), []);
 });
 
