@@ -26,19 +26,48 @@
 
 #include "ckpt_image.h"
 
+struct ipc64_perm;
+struct ipc_namespace;
+
 /* Limits on what restart accepts from an image (it is untrusted input) */
-#define CKPT_OBJ_MAX		(512 * 1024)	/* bytes in one object */
-#define CKPT_IMAGE_MAX		BIT_ULL(30)	/* bytes in one image */
+#define CKPT_OBJ_MAX		(512 * 1024)	/* bytes in one object, page data aside */
+#define CKPT_META_MAX		BIT_ULL(28)	/* bytes of objects held at restart */
 #define CKPT_OBJECTS_MAX	BIT(22)
 #define CKPT_FDS_MAX		4096
 #define CKPT_VMAS_MAX		65530
-#define CKPT_PAGES_PER_OBJ	64
 #define CKPT_TASKS_MAX		1024
+/* One PAGES object: its runs fit CKPT_OBJ_MAX, its length 32 bits */
+#define CKPT_RUNS_PER_OBJ	((CKPT_OBJ_MAX - PAGE_SIZE - sizeof(struct ckpt_hdr_pages)) / \
+				 sizeof(struct ckpt_page_run))
+#define CKPT_PAGES_PER_OBJ	((U32_MAX - CKPT_OBJ_MAX) / PAGE_SIZE)
 
 struct ckpt_obj {
 	struct list_head list;
-	struct ckpt_hdr *h;	/* header and payload, h->len bytes */
+	struct ckpt_hdr *h;	/* header and payload, h->len bytes (PAGES: data_off) */
 	u64 index;		/* position in the stream */
+	loff_t data_pos;	/* PAGES: where its page data is in the image file */
+	struct ckpt_obj *next_pages;	/* PAGES: the task's next PAGES object */
+};
+
+/* Restart: pages of the restarting task and where their data is */
+struct ckpt_extent {
+	u64 addr;
+	u64 nr;			/* pages */
+	struct file *file;	/* the image holding the data; NULL: in the parent */
+	loff_t pos;
+};
+
+struct ckpt_extents {
+	struct ckpt_extent *e;
+	unsigned int nr, max;
+};
+
+/* Restart: an image of the chain the restarted one takes unchanged pages from */
+struct ckpt_parent {
+	struct file *file;
+	struct list_head objs;	/* its PAGES objects, without their data */
+	u64 id, parent_id;
+	char *parent_path;
 };
 
 /* One entry of the object hash: a shared kernel object and its image id */
@@ -49,6 +78,8 @@ struct ckpt_objref {
 	u32 type;		/* CKPT_HDR_* of the object that defines it, or CKPT_OBJ_SHARED() */
 	struct file *file;	/* restart: the object, one reference held */
 	struct file *file2;	/* restart: a pipe's write end (file: its read end) */
+	void *priv;		/* restart: a kind's own bookkeeping, kfree()d with it */
+	u32 f_flags;		/* restart: a FILE's saved flags */
 };
 
 /* A VMA found in the image, validated before anything is changed */
@@ -62,6 +93,33 @@ struct ckpt_range {
 	u64 start, end;
 };
 
+/* A SysV object of the image, at restart */
+struct ckpt_ipc_obj {
+	int kind;			/* IPC_SHM_IDS, IPC_MSG_IDS, IPC_SEM_IDS */
+	struct ckpt_ipc_perm *perm;	/* in its defining object */
+	struct ckpt_obj *obj;		/* that object: SHM, MSG_QUEUE or SEM */
+	u32 nr;				/* DATA or MSG objects right after it */
+	u64 size;			/* a segment's bytes, a set's semaphores */
+};
+
+/* A semaphore set of the tree's IPC namespace, at checkpoint */
+struct ckpt_sem_set {
+	s32 id;
+	u32 nsems;
+};
+
+/* The tree's own IPC namespace (ipc.c) */
+struct ckpt_ipc {
+	/* checkpoint */
+	struct ipc_namespace *ns;	/* referenced */
+	struct ckpt_sem_set *sems;	/* for the tasks' SEM_UNDO adjustments */
+	u32 nr_sems;
+	/* restart */
+	struct ckpt_hdr_ipc_ns *limits;
+	struct ckpt_ipc_obj *objs;
+	u32 nr_objs, max_objs;
+};
+
 struct ckpt_rfd {
 	struct ckpt_hdr_fd *fd;
 	struct file *file;	/* not referenced: owned by the objhash */
@@ -72,6 +130,12 @@ struct ckpt_rfd {
 
 struct ckpt_tree;
 
+/* A POSIX lock to take once the task's descriptors are in place */
+struct ckpt_rlock {
+	struct ckpt_hdr_lock *l;
+	struct file *file;	/* not referenced: owned by the objhash */
+};
+
 struct ckpt_ctx {
 	bool restart;
 	unsigned long flags;
@@ -80,19 +144,37 @@ struct ckpt_ctx {
 	u64 nr_objects;
 	u64 checksum;
 	u64 bytes;
+	loff_t start_pos;	/* of the image in its file */
 	bool error_written;
 	bool self;		/* checkpoint: the caller checkpoints itself */
+
+	/* checkpoint: pages to write once the tasks run again (CHECKPOINT_COW) */
+	struct list_head snaps;
+	/* TRACK, INCREMENTAL: this image's id; its parent's id and path */
+	u64 chain_id, parent_id;
+	char *parent_path;
+	struct list_head tracked;	/* mms whose written pages this checkpoint tracks */
 
 	DECLARE_HASHTABLE(objhash, 8);
 	s32 next_objref;
 	u32 defines;		/* BIT(enum ckpt_share): what this task saves or rebuilds */
-	struct ckpt_tree *tree;	/* checkpoint: the tasks */
 	unsigned long *progress;	/* restart: the group's clock of progress */
 	unsigned long stub;	/* restart: where the stub is, in every mm of the tree */
 
-	/* restart: the whole image, read and checked before use */
+	/* checkpoint: the tasks, and what is being saved ("pid 81 fd 5"), for errors */
+	struct ckpt_tree *tree;
+	char where[64];
+	/* the root's own namespaces: checkpoint, and restart for the whole group */
+	struct ckpt_hdr_uts_ns *uts_ns;	/* restart: its UTS_NS object */
+	struct ckpt_ipc *ipc;		/* NULL if it had no IPC namespace of its own */
+	bool ns_restored;		/* restart: the root rebuilt them */
+
+	/* restart: the whole image but page data, read and checked before use */
 	struct list_head objs;
 	struct ckpt_obj *cur;
+	u64 meta_bytes;
+	struct ckpt_parent *parents;	/* its chain, the parent first */
+	unsigned int nr_parents;
 
 	/* restart: the parsed state of the restarting task */
 	struct ckpt_hdr_header *hdr;
@@ -102,6 +184,9 @@ struct ckpt_ctx {
 	struct path cwd;
 	struct ckpt_rfd *fds;
 	unsigned int nr_fds;
+	struct ckpt_rlock *locks;
+	unsigned int nr_locks;
+	struct ckpt_hdr_ctty *ctty;
 	struct ckpt_hdr_mm *mm;
 	struct ckpt_rvma *vmas;
 	unsigned int nr_vmas;
@@ -116,8 +201,14 @@ struct ckpt_ctx {
 	struct ckpt_hdr_itimers *itimers;
 	struct list_head *posix_timers_first;	/* first CKPT_HDR_POSIX_TIMER object */
 	unsigned int nr_posix_timers;
+	struct ckpt_hdr_seccomp *seccomp;
+	struct ckpt_obj *sem_undo_first;	/* first CKPT_HDR_SEM_UNDO object */
+	unsigned int nr_sem_undo;
 	struct cred *new_cred;		/* committed at the end of restart */
-	struct list_head *pages_first;	/* first CKPT_HDR_PAGES object */
+	struct ckpt_obj *pages_first;	/* its first PAGES object */
+	struct ckpt_obj *drops_first;	/* its first DROP object, if nr_drops */
+	unsigned int nr_drops;
+	struct ckpt_extents extents;	/* its pages */
 	u64 nr_pages;
 };
 
@@ -136,7 +227,9 @@ const void *ckpt_obj_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type);
 bool ckpt_obj_kobj_known(struct ckpt_ctx *ctx, u32 type, const void *ptr);
 int ckpt_obj_add_pipe(struct ckpt_ctx *ctx, s32 objref, struct file *rd, struct file *wr);
 struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write);
-void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both);
+struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref);
+struct ckpt_objref *ckpt_obj_find_any(struct ckpt_ctx *ctx, s32 objref);
+int ckpt_obj_add_priv(struct ckpt_ctx *ctx, s32 objref, u32 type, void *priv);
 
 /* image.c: log, errors, object I/O */
 __printf(2, 3) void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...);
@@ -144,16 +237,21 @@ __printf(3, 4) int ckpt_err(struct ckpt_ctx *ctx, int err, const char *fmt, ...)
 u64 ckpt_checksum(u64 sum, const void *buf, size_t len);
 int ckpt_write(struct ckpt_ctx *ctx, const void *buf, size_t len);
 int ckpt_write_obj(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len);
+int ckpt_write_obj_buf(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
+		       const void *buf, size_t blen);
 int ckpt_write_obj_str(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
 		       const char *str);
 int ckpt_write_hdr(struct ckpt_ctx *ctx, u32 type, u32 payload);
 int checkpoint_header(struct ckpt_ctx *ctx);
 int checkpoint_tail(struct ckpt_ctx *ctx);
 int ckpt_read_image(struct ckpt_ctx *ctx);
+int ckpt_read_parent(struct ckpt_ctx *ctx, struct ckpt_parent *p);
+void ckpt_free_objs(struct list_head *objs);
 void *ckpt_next(struct ckpt_ctx *ctx, u32 type, u32 min_len);
 u32 ckpt_peek(struct ckpt_ctx *ctx);
 const char *ckpt_str(struct ckpt_ctx *ctx, void *obj, u32 fixed, u32 str_len);
 const char *ckpt_type_name(u32 type);
+int ckpt_check_header(struct ckpt_ctx *ctx, struct ckpt_hdr_header *h);
 int restore_header(struct ckpt_ctx *ctx);
 void ckpt_progress(struct ckpt_ctx *ctx);
 
@@ -224,6 +322,7 @@ struct ckpt_group {
 	struct ckpt_ctx *ctx;	/* the image and its objects, shared */
 	struct ckpt_pids *pids;	/* the tree, in image order */
 	struct ckpt_obj **parts;	/* each task's TASK (or ZOMBIE) object */
+	struct ckpt_obj **pages;	/* each task's first PAGES object */
 	struct ckpt_member *members;
 	u32 nr_tasks;
 	u32 done;		/* tasks rebuilt, in tree order */
@@ -305,16 +404,106 @@ int restore_prepare_thread(struct ckpt_ctx *ctx);
 void restore_thread_clear(void);
 void restore_thread(struct ckpt_ctx *ctx);
 
-/* files.c */
+/*
+ * files.c: the fd table, cwd and umask, and what every kind of open file
+ * shares.  Each kind lives in its own file and plugs in with one of these.
+ */
+struct ckpt_file_ops {
+	u32 kind;		/* enum ckpt_file_kind */
+	const char *name;	/* for messages: "eventfd", "unix socket", ... */
+	bool (*match)(struct file *file);
+	/*
+	 * Checkpoint: write what @file's state needs before its FILE object
+	 * (defined once for files that share it) and fill in @h (h->obj).
+	 */
+	int (*checkpoint)(struct ckpt_ctx *ctx, struct file *file,
+			  struct ckpt_hdr_file *h);
+	/* Restart: a new reference to the file the FILE object @h describes */
+	struct file *(*restore)(struct ckpt_ctx *ctx, struct ckpt_hdr_file *h,
+				const char *path);
+};
+
+/* A state object that FILE objects refer to, and how restart reads it */
+struct ckpt_obj_ops {
+	u32 type;		/* CKPT_HDR_* */
+	int (*restore)(struct ckpt_ctx *ctx);
+};
+
 int checkpoint_fs(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_file_obj(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
+struct file *ckpt_task_next_file(struct task_struct *t, unsigned int *fd);
+bool ckpt_tree_has_file(struct ckpt_ctx *ctx, bool (*match)(struct file *, const void *),
+			const void *arg);
+int checkpoint_state_obj(struct ckpt_ctx *ctx, const void *key, void *obj, u32 type, u32 len,
+			 struct ckpt_hdr_file *h);
+struct task_struct *ckpt_tree_task(struct ckpt_ctx *ctx, pid_t pid);
+char *ckpt_fdinfo(struct file *file, size_t size);
+const char *ckpt_fdinfo_line(const char *text, const char *key);
+bool ckpt_anon_is(struct file *file, const char *name);
+struct file *ckpt_take_fd(int fd);
+struct file *restore_state_file(struct ckpt_ctx *ctx, struct ckpt_hdr_file *h,
+				const char *path);
+long ckpt_user_call(void *arg, size_t len, long (*fn)(void *priv, unsigned long uaddr),
+		    void *priv);
+long ckpt_user_ioctl(struct file *file, unsigned int cmd, void *arg, size_t len);
+int checkpoint_data(struct ckpt_ctx *ctx, s32 objref, const void *buf, u32 len, u64 offset);
+int checkpoint_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u64 size);
+struct ckpt_hdr_data *restore_next_data(struct ckpt_ctx *ctx, s32 objref, u64 limit);
+int restore_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u64 size);
+void ckpt_set_status_flags(struct file *file, u32 flags);
+int ckpt_chown(struct ckpt_ctx *ctx, const struct path *path, u32 uid, u32 gid);
+int ckpt_unlink(struct ckpt_ctx *ctx, const struct path *path);
 int restore_prepare_fs(struct ckpt_ctx *ctx);
 int restore_prepare_files(struct ckpt_ctx *ctx);
-bool ckpt_fd_inherited(struct file *file, unsigned int fd);
+bool ckpt_fd_inherited(struct ckpt_ctx *ctx, struct file *file, unsigned int fd);
 int restore_file_obj(struct ckpt_ctx *ctx);
+bool ckpt_is_file_part(u32 type);
+int restore_file_objs(struct ckpt_ctx *ctx);
 void restore_fs(struct ckpt_ctx *ctx);
 int restore_files(struct ckpt_ctx *ctx);
+
+/* unlinked.c: regular files unlinked while open, and a deleted working directory */
+extern const struct ckpt_file_ops ckpt_unlinked_ops;
+char *ckpt_deleted_path(const struct path *p, char *buf);
+int restore_ghost_obj(struct ckpt_ctx *ctx);
+int restore_deleted_cwd(struct ckpt_ctx *ctx, const char *path, u32 mode, u32 uid, u32 gid,
+			struct path *cwd);
+
+/* memfd.c */
+extern const struct ckpt_file_ops ckpt_memfd_ops;
+int restore_memfd_obj(struct ckpt_ctx *ctx);
+
+/* eventfd.c, timerfd.c, signalfd.c, eventpoll.c, inotify.c */
+extern const struct ckpt_file_ops ckpt_eventfd_ops;
+int restore_eventfd_obj(struct ckpt_ctx *ctx);
+extern const struct ckpt_file_ops ckpt_timerfd_ops;
+int restore_timerfd_obj(struct ckpt_ctx *ctx);
+extern const struct ckpt_file_ops ckpt_signalfd_ops;
+int restore_signalfd_obj(struct ckpt_ctx *ctx);
+extern const struct ckpt_file_ops ckpt_epoll_ops;
+int restore_epoll_obj(struct ckpt_ctx *ctx);
+extern const struct ckpt_file_ops ckpt_inotify_ops;
+int restore_inotify_obj(struct ckpt_ctx *ctx);
+
+/* unix.c: unix sockets */
+extern const struct ckpt_file_ops ckpt_unix_ops;
+bool ckpt_unix_outside(struct ckpt_ctx *ctx, struct file *file);
+int restore_socket_obj(struct ckpt_ctx *ctx);
+const char *ckpt_socket_family(struct file *file);
+
+/* locks.c: POSIX, OFD and flock locks */
+int checkpoint_file_locks(struct ckpt_ctx *ctx, struct file *file, s32 objref);
+int checkpoint_posix_locks(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_lock_obj(struct ckpt_ctx *ctx);
+int restore_posix_locks(struct ckpt_ctx *ctx);
+
+/* tty.c: pseudo-terminals, the controlling terminal, a shell job's terminal */
+extern const struct ckpt_file_ops ckpt_tty_ops;
+extern const struct ckpt_file_ops ckpt_ctty_ops;
+int checkpoint_ctty(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_tty_obj(struct ckpt_ctx *ctx);
+int restore_prepare_ctty(struct ckpt_ctx *ctx);
 
 /* A VMA as checkpoint found it, with the mmap lock held */
 struct ckpt_vma_desc {
@@ -322,6 +511,7 @@ struct ckpt_vma_desc {
 	u32 kind;
 	bool anon;		/* has anonymous pages (anon_vma) */
 	bool from_parent;	/* the parent's still, as fork(2) copied it */
+	bool image;		/* memory restart mapped from an image: saved as ANON */
 	struct file *file;	/* referenced */
 };
 
@@ -348,17 +538,29 @@ int checkpoint_shmem(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
 int restore_shmem_obj(struct ckpt_ctx *ctx);
 
 /* pages.c: page contents */
-struct ckpt_pagebuf;
-struct ckpt_pagebuf *ckpt_pagebuf_new(void);
-int ckpt_pagebuf_add(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb, u64 addr,
-		     struct page *page, bool zero_ok);
-int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb);
-u64 ckpt_pagebuf_free(struct ckpt_pagebuf *pb);
+struct ckpt_snap;
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
 		     struct ckpt_vma_desc *descs, unsigned int nr, struct mm_struct *parent);
-struct ckpt_hdr_pages *restore_next_pages(struct ckpt_ctx *ctx);
+int ckpt_write_snapshots(struct ckpt_ctx *ctx);
+void ckpt_drop_snapshots(struct ckpt_ctx *ctx);
+bool ckpt_mapped_image(struct file *file);
+void ckpt_mapped_exit(void);
+int restore_check_pages(struct ckpt_ctx *ctx, struct ckpt_obj *obj);
+int ckpt_add_extents(struct ckpt_ctx *ctx, struct ckpt_extents *x, struct ckpt_obj *obj,
+		     struct file *file);
 int restore_prepare_pages(struct ckpt_ctx *ctx);
 int restore_pages(struct ckpt_ctx *ctx);
+
+/* chain.c: tracked and incremental checkpoints, and their chains at restart */
+int checkpoint_chain(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+bool ckpt_chain_tracked(struct ckpt_ctx *ctx, struct mm_struct *mm);
+int ckpt_chain_track(struct ckpt_ctx *ctx, struct mm_struct *mm);
+void ckpt_chain_done(struct ckpt_ctx *ctx, bool ok);
+void ckpt_chain_exit(void);
+int restore_chain(struct ckpt_ctx *ctx);
+int restore_chain_resolve(struct ckpt_ctx *ctx, pid_t pid, struct ckpt_extents *x);
+void ckpt_sort_extents(struct ckpt_extents *x);
+void ckpt_chain_free(struct ckpt_ctx *ctx);
 
 /* cpu.c */
 int checkpoint_cpu(struct ckpt_ctx *ctx, struct task_struct *t);
@@ -371,11 +573,11 @@ int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t, bool group);
 int restore_prepare_signal(struct ckpt_ctx *ctx);
 void restore_signal(struct ckpt_ctx *ctx);
 
-/* pipe.c */
+/* pipe.c: pipes and FIFOs */
+extern const struct ckpt_file_ops ckpt_pipe_ops;
+extern const struct ckpt_file_ops ckpt_fifo_ops;
 bool ckpt_is_pipe(struct file *file);
-int checkpoint_pipe(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
 int restore_pipe_obj(struct ckpt_ctx *ctx);
-int restore_fifo_data(struct ckpt_ctx *ctx, s32 objref, struct file *fifo);
 
 /* process.c: prctl(2) and sched_setattr(2) state, the executable, a job-control stop */
 int checkpoint_process(struct ckpt_ctx *ctx, struct task_struct *t);
@@ -388,10 +590,66 @@ int checkpoint_timers(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_timers(struct ckpt_ctx *ctx);
 int restore_timers(struct ckpt_ctx *ctx);
 
+/* namespaces.c: the tree's namespaces, the root's own UTS namespace */
+int checkpoint_namespaces(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+int restore_prepare_namespaces(struct ckpt_ctx *ctx);
+int restore_prepare_task_namespaces(struct ckpt_ctx *ctx, u32 idx);
+int restore_namespaces(struct ckpt_ctx *ctx);
+
+/* ipc.c: the root's own IPC namespace, what its SysV objects have in common */
+int checkpoint_ipc_ns(struct ckpt_ctx *ctx, struct ckpt_tree *tree, struct ipc_namespace *ns);
+void ckpt_ipc_free(struct ckpt_ctx *ctx);
+const char *ckpt_ipc_kind(int kind);
+int ckpt_ipc_collect(struct ipc_namespace *ns, int kind, struct ckpt_ipc_perm **out, u32 *nr);
+struct ckpt_ipc_obj *ckpt_ipc_find(struct ckpt_ctx *ctx, int kind, s32 id);
+int restore_prepare_ipc_ns(struct ckpt_ctx *ctx);
+int restore_prepare_ipc_fresh(struct ckpt_ctx *ctx, struct ipc_namespace *ns);
+int restore_prepare_ipc_obj(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *perm,
+			    struct ckpt_obj *obj, u32 nr, u64 size);
+int restore_ipc_create(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *perm,
+		       long (*create)(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, int flags),
+		       struct ckpt_ipc_obj *o);
+int restore_ipc64_perm(struct ckpt_ctx *ctx, struct ipc64_perm *p, struct ckpt_ipc_perm *perm);
+int restore_ipc_creator(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *perm);
+int restore_ipc_ns(struct ckpt_ctx *ctx);
+
+/* shm.c: SysV shm segments and their attachments */
+int ckpt_shm_keep(struct ckpt_ctx *ctx, struct ckpt_tree *tree, struct ckpt_ipc_perm *perm,
+		  u32 *nr);
+int checkpoint_shm_segments(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
+int ckpt_shm_vma_kind(struct ckpt_ctx *ctx, struct vm_area_struct *vma);
+int checkpoint_shm_attachments(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs,
+			       unsigned int nr);
+int restore_prepare_shm_segments(struct ckpt_ctx *ctx, u32 nr, u64 shmmax);
+int restore_shm_segments(struct ckpt_ctx *ctx);
+int restore_prepare_shm_vmas(struct ckpt_ctx *ctx);
+int restore_shm_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r, struct ckpt_rvma *last);
+
+/* msg.c: SysV message queues */
+int checkpoint_msg_queues(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
+int restore_prepare_msg_queues(struct ckpt_ctx *ctx, u32 nr, u32 msgmax);
+int restore_msg_queues(struct ckpt_ctx *ctx);
+
+/* sem.c: SysV semaphore sets, each process's SEM_UNDO adjustments */
+int checkpoint_sem_sets(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
+int checkpoint_sem_undo(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_may_sem_undo(struct ckpt_ctx *ctx, struct task_struct *a, struct task_struct *b);
+int restore_prepare_sem_sets(struct ckpt_ctx *ctx, u32 nr, u32 semmsl);
+int restore_sem_sets(struct ckpt_ctx *ctx);
+int restore_prepare_sem_undo(struct ckpt_ctx *ctx);
+int restore_sem_undo(struct ckpt_ctx *ctx);
+
 /* cred.c */
 int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_cred(struct ckpt_ctx *ctx);
 void restore_cred(struct ckpt_ctx *ctx);
+bool ckpt_uid_ok(const struct cred *old, kuid_t uid);
+bool ckpt_gid_ok(const struct cred *old, kgid_t gid);
+
+/* seccomp.c */
+int checkpoint_seccomp(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_seccomp(struct ckpt_ctx *ctx);
+int restore_seccomp(struct ckpt_ctx *ctx);
 
 /* rlimit.c */
 int checkpoint_rlimits(struct ckpt_ctx *ctx, struct task_struct *t);

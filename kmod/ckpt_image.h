@@ -7,13 +7,24 @@
  * size that is a multiple of 8; variable parts (strings, arrays, page data)
  * follow the fixed part and are padded to 8 bytes.
  *
- * Stream of one task (a thread; a process is its threads, the leader first):
- *   TASK THREAD PROCESS [ITIMERS POSIX_TIMER*] [SIGHAND] SIGNAL SIGPENDING CRED
- *   [RLIMITS] [FS] [(PIPE | FILE | FD)*] [MM (FILE | SHMEM PAGES* | VMA)* PAGES* DROP?]
- *   CPU FPU
+ * The stream: HEADER TREE, the namespaces the tree's root had of its own,
+ * [CHAIN], then the part of each task (or a ZOMBIE), then TAIL.  The
+ * namespaces:
+ *   [UTS_NS] [IPC_NS (SHM DATA*)* (MSG_QUEUE MSG*)* SEM*]
+ *
+ * The part of one task (a thread; a process is its threads, the leader
+ * first):
+ *   TASK THREAD PROCESS [ITIMERS POSIX_TIMER* SEM_UNDO*] [SIGHAND] SIGNAL
+ *   SIGPENDING CRED SECCOMP [RLIMITS] [FS] [CTTY?] [(state | FILE | FD)* LOCK*]
+ *   [MM (state | FILE | SHMEM DATA* | VMA)* DROP*] CPU FPU
  * The parts in brackets describe an object the task shares with others
  * (signal_struct, sighand, fs_struct, fd table, mm): they appear with the
  * first task that uses the object, and later tasks name it by its id.
+ * "state" is whatever a FILE names with its obj field, written once
+ * before the first FILE that needs it: PIPE, SOCKET (with its SKBs), TTY,
+ * MEMFD or GHOST (with DATA), EVENTFD, TIMERFD, SIGNALFD, EPOLL, INOTIFY.
+ * PAGES objects name their task and may follow its part anywhere before
+ * TAIL: a copy-on-write checkpoint writes them after the tasks run again.
  */
 #ifndef CRENGINE_CKPT_IMAGE_H
 #define CRENGINE_CKPT_IMAGE_H
@@ -45,10 +56,38 @@ enum ckpt_share {
 /* TASK flags */
 #define CKPT_TASK_VFORK_WAIT	0x1	/* waits in vfork(2) for the child vfork_child */
 
+/* what confines a task (seccomp.c): 100-119 */
+#define CKPT_HDR_SECCOMP	100
+
+/* incremental checkpoints (chain.c): 120-125 */
+#define CKPT_HDR_CHAIN		120
+
+/* Kinds of file and their state: 60-79 */
+#define CKPT_HDR_DATA		60	/* contents of a pipe, memfd or unlinked file */
+#define CKPT_HDR_SOCKET		61	/* a unix socket */
+#define CKPT_HDR_SKB		62	/* a message or bytes queued to a unix socket */
+#define CKPT_HDR_EVENTFD	63
+#define CKPT_HDR_TIMERFD	64
+#define CKPT_HDR_SIGNALFD	65
+#define CKPT_HDR_EPOLL		66	/* an epoll file and its interest list */
+#define CKPT_HDR_INOTIFY	67	/* an inotify file; its watches follow */
+#define CKPT_HDR_INOTIFY_WATCH	68
+#define CKPT_HDR_MEMFD		69
+#define CKPT_HDR_GHOST		70	/* a regular file unlinked while open */
+#define CKPT_HDR_LOCK		71	/* a POSIX, OFD or flock lock */
+#define CKPT_HDR_TTY		72	/* a pseudo-terminal pair, or the restarter's terminal */
+#define CKPT_HDR_CTTY		73	/* a session leader's controlling terminal */
 /* Process-level state, timers, SysV IPC and namespaces: 80-99 */
 #define CKPT_HDR_PROCESS	80
 #define CKPT_HDR_ITIMERS	81
 #define CKPT_HDR_POSIX_TIMER	82
+#define CKPT_HDR_UTS_NS		83
+#define CKPT_HDR_IPC_NS		84
+#define CKPT_HDR_SHM		85
+#define CKPT_HDR_MSG_QUEUE	86
+#define CKPT_HDR_MSG		87
+#define CKPT_HDR_SEM		88
+#define CKPT_HDR_SEM_UNDO	89
 
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
@@ -128,6 +167,81 @@ struct ckpt_hdr_posix_timer {
 	__s64 overrun;		/* what timer_getoverrun(2) returns */
 };
 
+/* The names of a UTS namespace of the root's own (sethostname(2), setdomainname(2)) */
+struct ckpt_hdr_uts_ns {
+	struct ckpt_hdr h;
+	char nodename[65];	/* NUL-terminated */
+	char domainname[65];
+	__u8 pad[6];
+};
+
+/*
+ * An IPC namespace of the root's own: its limits (the kernel/shm*, msg*,
+ * sem sysctls), and how many objects of each kind follow
+ */
+struct ckpt_hdr_ipc_ns {
+	struct ckpt_hdr h;
+	__u64 shmmax;
+	__u64 shmall;
+	__u32 shmmni;
+	__u32 shm_rmid_forced;
+	__u32 msgmax;
+	__u32 msgmnb;
+	__u32 msgmni;
+	__u32 sem[4];		/* SEMMSL, SEMMNS, SEMOPM, SEMMNI */
+	__u32 nr_shm;
+	__u32 nr_msg;
+	__u32 nr_sem;
+};
+
+/* Key, id, owner, creator and mode of a SysV object; ids in the checkpointer's user namespace */
+struct ckpt_ipc_perm {
+	__s32 key;
+	__s32 id;
+	__u32 uid, gid;
+	__u32 cuid, cgid;
+	__u32 mode;		/* permission bits, SHM_DEST, SHM_LOCKED */
+	__u32 pad;
+};
+
+/* A SysV shm segment; then PAGES objects with its non-zero pages, by byte offset */
+struct ckpt_hdr_shm {
+	struct ckpt_hdr h;
+	struct ckpt_ipc_perm perm;
+	__u64 size;		/* bytes, as shmget(2) was given */
+};
+
+/* A SysV message queue; then nr_msgs MSG objects, in queue order */
+struct ckpt_hdr_msg_queue {
+	struct ckpt_hdr h;
+	struct ckpt_ipc_perm perm;
+	__u64 qbytes;		/* msg_qbytes */
+	__u32 nr_msgs;
+	__u32 pad;
+};
+
+/* One queued message: its type, then its size bytes */
+struct ckpt_hdr_msg {
+	struct ckpt_hdr h;
+	__s64 mtype;
+	__u64 size;
+};
+
+/* A SysV semaphore set: then nsems values (u16) */
+struct ckpt_hdr_sem {
+	struct ckpt_hdr h;
+	struct ckpt_ipc_perm perm;
+	__u32 nsems;
+	__u32 pad;
+};
+
+/* What the task's SEM_UNDO operations on set id will undo: nsems adjustments (s16) */
+struct ckpt_hdr_sem_undo {
+	struct ckpt_hdr h;
+	__s32 id;
+	__u32 nsems;
+};
+
 /*
  * A zombie of the tree, in place of its TASK ... part: it only ends again.
  * A thread-group leader that exited while its threads run on is one too;
@@ -198,6 +312,19 @@ struct ckpt_hdr_cred {
 	__u32 ngroups;		/* at most CKPT_NGROUPS_MAX */
 };
 
+/* A task's seccomp filters, first installed first; then the filters */
+struct ckpt_hdr_seccomp {
+	struct ckpt_hdr h;
+	__u32 nr_filters;
+	__u32 pad;
+};
+
+/* One filter: its flags (SECCOMP_FILTER_FLAG_LOG), then len struct sock_filter */
+struct ckpt_seccomp_filter {
+	__u32 flags;
+	__u32 len;
+};
+
 /* Resource limits, RLIM_NLIMITS of them */
 struct ckpt_rlimit {
 	__u64 cur;
@@ -211,43 +338,84 @@ struct ckpt_hdr_rlimits {
 	struct ckpt_rlimit rlim[16];
 };
 
-/* cwd and umask; followed by the cwd path, NUL-terminated */
+/*
+ * cwd and umask; followed by the cwd path, NUL-terminated.  A working
+ * directory that was removed is made again at its path and removed again.
+ */
 struct ckpt_hdr_fs {
 	struct ckpt_hdr h;
 	__u32 umask;
 	__u32 path_len;		/* including the NUL */
+	__u32 cwd_deleted;	/* 1: the path names where it was */
+	__u32 cwd_mode;		/* a deleted one's mode and owner */
+	__u32 cwd_uid, cwd_gid;
 };
 
 enum ckpt_file_kind {
 	CKPT_FILE_REG = 1,	/* regular file, reopened by path */
 	CKPT_FILE_DIR,		/* directory, reopened by path */
-	CKPT_FILE_CHR,		/* /dev/{null,zero,random,urandom} */
+	CKPT_FILE_CHR,		/* /dev/{null,zero,full,random,urandom} */
 	CKPT_FILE_PIPE,		/* an end of the pipe a PIPE object defines */
 	CKPT_FILE_FIFO,		/* a named pipe, reopened by path; its PIPE holds the data */
+	CKPT_FILE_SOCKET,	/* the file of the unix socket a SOCKET object defines */
+	CKPT_FILE_EVENTFD,	/* EVENTFD object */
+	CKPT_FILE_TIMERFD,	/* TIMERFD object */
+	CKPT_FILE_SIGNALFD,	/* SIGNALFD object */
+	CKPT_FILE_EPOLL,	/* EPOLL object */
+	CKPT_FILE_INOTIFY,	/* INOTIFY object */
+	CKPT_FILE_MEMFD,	/* an open file of the memfd a MEMFD object defines */
+	CKPT_FILE_GHOST,	/* an open file of the unlinked file a GHOST object defines */
+	CKPT_FILE_TTY,		/* a side of the terminal a TTY object defines */
+	CKPT_FILE_CTTY,		/* /dev/tty: the task's controlling terminal */
+	CKPT_FILE_KINDS
 };
 
 /*
  * A pipe or the pipe of a FIFO, before the first FILE that is one of its
- * ends; then its data (and, for a FIFO, nothing else: the FILE has the path)
+ * ends; then nr_bytes of data in DATA objects.
  */
 struct ckpt_hdr_pipe {
 	struct ckpt_hdr h;
 	__s32 objref;
-	__u32 nr_bytes;		/* in flight, at most CKPT_PIPE_DATA_MAX */
+	__u32 nr_bytes;		/* in flight, at most size */
+	__u32 size;		/* F_GETPIPE_SZ */
+	__u32 fifo;		/* 1: a FIFO's; its FILE has the path */
 };
 
-#define CKPT_PIPE_DATA_MAX	65536	/* what a pipe of the default size holds */
+/* Contents of the object @objref (a pipe, memfd or unlinked file), in pieces */
+struct ckpt_hdr_data {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 len;		/* bytes that follow, at most CKPT_DATA_CHUNK */
+	__u64 offset;		/* where they go in a file; in a pipe, the next bytes */
+};
+
+#define CKPT_DATA_CHUNK		(256 * 1024)
+#define CKPT_PIPE_SIZE_MAX	(64 << 20)
+
+/* F_SETOWN's target, as fcntl(F_SETOWN_EX) names it */
+enum ckpt_owner_type {
+	CKPT_OWNER_TID = 1,	/* F_OWNER_TID */
+	CKPT_OWNER_PID,		/* F_OWNER_PID: the process */
+	CKPT_OWNER_PGRP,	/* F_OWNER_PGRP */
+};
 
 /* An open file, defined once and referenced by objref; then its path */
 struct ckpt_hdr_file {
 	struct ckpt_hdr h;
 	__s32 objref;
 	__u32 kind;		/* enum ckpt_file_kind */
-	__u32 f_flags;
+	__u32 f_flags;		/* open flags and status flags (O_NONBLOCK, O_APPEND, ...) */
 	__u32 rdev;		/* CKPT_FILE_CHR: the device number */
 	__s64 pos;
 	__u32 path_len;		/* including the NUL */
-	__s32 pipe;		/* CKPT_FILE_PIPE, _FIFO: the PIPE object's id */
+	__s32 obj;		/* the object that holds its state (PIPE, SOCKET, ...), or 0 */
+	__s32 owner;		/* F_SETOWN: who gets SIGIO/SIGURG (a pid or a pgid), or 0 */
+	__u32 owner_type;	/* enum ckpt_owner_type */
+	__u32 owner_uid;	/* ... and the uid and euid that set it */
+	__u32 owner_euid;
+	__u32 signum;		/* F_SETSIG */
+	__u32 pad;
 };
 
 enum ckpt_fd_kind {
@@ -261,6 +429,209 @@ struct ckpt_hdr_fd {
 	__s32 objref;
 	__u32 kind;		/* enum ckpt_fd_kind */
 	__u32 cloexec;
+};
+
+/*
+ * A unix socket: its own state, and how it is connected.  Queued data
+ * follows as SKB objects, oldest first.  A listening socket's pending
+ * connections are the SOCKETs after it whose listener is its objref.
+ */
+enum ckpt_sock_state {
+	CKPT_SOCK_UNCONNECTED = 1,	/* socket(2), maybe bound */
+	CKPT_SOCK_LISTEN,
+	CKPT_SOCK_CONNECTED,		/* to peer, or to a peer that was closed (peer 0) */
+	CKPT_SOCK_PENDING,		/* connected to listener, not accepted yet */
+};
+
+struct ckpt_sockaddr {
+	__u32 len;		/* of name, 0: none; sizeof(sa_family_t) + path */
+	__u32 bound;		/* 1: bound to it by bind(2), not inherited by accept(2) */
+	__u8 name[112];		/* struct sockaddr_un, sun_path[0] 0 for abstract */
+};
+
+struct ckpt_hdr_socket {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 type;		/* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+	__u32 state;		/* enum ckpt_sock_state */
+	__s32 peer;		/* the peer's SOCKET objref; 0 if none or closed */
+	__s32 listener;		/* CKPT_SOCK_PENDING: the listening SOCKET */
+	__u32 shutdown;		/* SEND_SHUTDOWN | RCV_SHUTDOWN */
+	__u32 backlog;		/* listen(2) backlog */
+	__s32 err;		/* pending socket error (SO_ERROR), positive */
+	__u32 nr_skbs;		/* SKB objects that follow */
+	struct ckpt_sockaddr addr;
+	struct ckpt_sockaddr peer_addr;	/* a datagram peer outside the tree, by name */
+	__u32 bound_mode;	/* the socket file's mode and owner, if bound to a path */
+	__u32 bound_uid, bound_gid;
+	__u32 flags;		/* CKPT_SO_* */
+	__u32 sndbuf, rcvbuf;	/* sk_sndbuf and sk_rcvbuf, if set by the program */
+	__s32 peek_off;
+	__s32 rcvlowat;
+	__u32 priority;
+	__u32 mark;
+	__u32 pad;
+	__u64 rcvtimeo_us;	/* 0: none */
+	__u64 sndtimeo_us;
+	__s32 peer_pid;		/* SO_PEERCRED */
+	__u32 peer_uid, peer_gid;
+	__u32 path_len;		/* then the socket file's path, "" if not bound to one */
+};
+
+#define CKPT_SO_PASSCRED	0x1
+#define CKPT_SO_PASSSEC		0x2
+#define CKPT_SO_PASSPIDFD	0x4
+#define CKPT_SO_SNDBUF		0x8	/* sndbuf was set */
+#define CKPT_SO_RCVBUF		0x10
+#define CKPT_SO_PEERCRED	0x20	/* peer_* are valid */
+#define CKPT_SO_CLOSED		0x40	/* a pending connection whose client was closed */
+
+/* One skb of a socket's receive queue (its unread part); then its bytes */
+struct ckpt_hdr_skb {
+	struct ckpt_hdr h;
+	__s32 sock;		/* the receiving SOCKET */
+	__s32 sender;		/* the sending SOCKET if saved, else 0 */
+	__u32 len;
+	__s32 pid;		/* SCM_CREDENTIALS of the sender */
+	__u32 uid, gid;
+	struct ckpt_sockaddr from;	/* the sender's address, as recvfrom(2) gives it */
+};
+
+#define CKPT_SKB_MAX		(256 * 1024)
+
+struct ckpt_hdr_eventfd {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 flags;		/* EFD_SEMAPHORE */
+	__u64 count;
+};
+
+struct ckpt_hdr_timerfd {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__s32 clockid;
+	__u32 settime_flags;	/* TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET */
+	__u32 pad;
+	__u64 ticks;		/* expirations not read yet */
+	__u64 value_ns;		/* time to the next expiry (relative), 0: disarmed */
+	__u64 interval_ns;
+	__s64 expiry_real_ns;	/* ABSTIME on CLOCK_REALTIME: when it expires */
+};
+
+struct ckpt_hdr_signalfd {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 pad;
+	__u64 sigmask;		/* signals it reads */
+};
+
+/* One item of an epoll interest list: the file and descriptor it was added as */
+struct ckpt_epoll_item {
+	__s32 tfd;
+	__s32 file;		/* FILE objref */
+	__u32 events;
+	__u32 pad;
+	__u64 data;
+};
+
+struct ckpt_hdr_epoll {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 nr_items;		/* then nr_items struct ckpt_epoll_item */
+};
+
+#define CKPT_EPOLL_ITEMS_MAX	8192
+
+struct ckpt_hdr_inotify {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 nr_watches;	/* INOTIFY_WATCH objects that follow */
+};
+
+/* A watch; then the path of what it watches */
+struct ckpt_hdr_inotify_watch {
+	struct ckpt_hdr h;
+	__s32 wd;
+	__u32 mask;		/* as inotify_add_watch(2) took it */
+	__u32 path_len;
+	__u32 pad;
+};
+
+#define CKPT_INOTIFY_WATCHES_MAX 8192
+
+/* A memfd: then its name, then DATA */
+struct ckpt_hdr_memfd {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 seals;		/* F_SEAL_* */
+	__u64 size;
+	__u32 mode;		/* permission bits (MFD_NOEXEC_SEAL clears x) */
+	__u32 uid, gid;
+	__u32 name_len;		/* including the NUL, the name without "memfd:" */
+};
+
+/* A regular file that was unlinked while open: then its old path, then DATA */
+struct ckpt_hdr_ghost {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 mode;
+	__u32 uid, gid;
+	__u64 size;
+	__u32 path_len;
+	__u32 pad;
+};
+
+#define CKPT_GHOST_SIZE_MAX	(256 << 20)
+
+enum ckpt_lock_kind {
+	CKPT_LOCK_POSIX = 1,	/* fcntl(F_SETLK), owned by the process */
+	CKPT_LOCK_OFD,		/* fcntl(F_OFD_SETLK), owned by the open file */
+	CKPT_LOCK_FLOCK,	/* flock(2), owned by the open file */
+};
+
+struct ckpt_hdr_lock {
+	struct ckpt_hdr h;
+	__s32 file;		/* FILE objref */
+	__u32 kind;		/* enum ckpt_lock_kind */
+	__u32 type;		/* F_RDLCK, F_WRLCK */
+	__u32 pad;
+	__s64 start;
+	__s64 end;		/* inclusive; OFFSET_MAX: to the end */
+};
+
+/* struct termios2's fields */
+struct ckpt_termios {
+	__u32 c_iflag, c_oflag, c_cflag, c_lflag;
+	__u8 c_line;
+	__u8 c_cc[19];
+	__u32 c_ispeed, c_ospeed;
+};
+
+enum ckpt_tty_kind {
+	CKPT_TTY_PTY = 1,	/* a pseudo-terminal pair, both ends in the tree */
+	CKPT_TTY_INHERIT,	/* the shell's terminal: the restarter's, with these settings */
+};
+
+struct ckpt_hdr_tty {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 kind;		/* enum ckpt_tty_kind */
+	__u32 index;		/* /dev/pts/<index> */
+	__u32 locked;		/* TIOCSPTLCK */
+	__u32 packet;		/* TIOCPKT */
+	__u32 pad;
+	__u16 ws_row, ws_col, ws_xpixel, ws_ypixel;
+	struct ckpt_termios termios;	/* the terminal's (a pty's slave's) */
+	__u32 pad2;
+};
+
+/* A task's controlling terminal; for a session leader, its foreground process group */
+struct ckpt_hdr_ctty {
+	struct ckpt_hdr h;
+	__s32 tty;		/* TTY objref */
+	__s32 pgrp;
+	__u32 leader;		/* 1: the task leads the session the terminal controls */
+	__u32 pad;
 };
 
 #define CKPT_AUXV_WORDS 64
@@ -284,6 +655,7 @@ enum ckpt_vma_kind {
 	CKPT_VMA_SHANON,	/* shared anonymous: a mapping of the SHMEM object objref */
 	CKPT_VMA_FILE,		/* private file mapping */
 	CKPT_VMA_SHFILE,	/* shared file mapping: contents live in the file */
+	CKPT_VMA_SYSVSHM,	/* SysV shm attachment: objref is the segment's id, pgoff in it */
 };
 
 struct ckpt_hdr_vma {
@@ -294,7 +666,7 @@ struct ckpt_hdr_vma {
 	__u64 vm_flags;		/* restored: madvise(2) and mlock(2) flags */
 	__u32 kind;		/* enum ckpt_vma_kind */
 	__u32 prot;		/* PROT_* */
-	__s32 objref;		/* the file or SHMEM object, 0 for private anonymous */
+	__s32 objref;		/* FILE or SHMEM object, 0 for private anonymous; SYSVSHM: shm id */
 	__u32 growsdown;
 	/*
 	 * The same mapping as the parent process's, kept from the copy that
@@ -319,8 +691,8 @@ struct ckpt_hdr_drop {
 
 /*
  * Shared anonymous memory (MAP_SHARED | MAP_ANONYMOUS, kept across fork),
- * defined once and mapped by every VMA that names it; the PAGES objects
- * that follow hold its non-zero pages, at byte offsets in the object.
+ * defined once and mapped by every VMA that names it; the DATA objects
+ * that follow hold its contents, holes left out.
  */
 struct ckpt_hdr_shmem {
 	struct ckpt_hdr h;
@@ -344,11 +716,42 @@ struct ckpt_hdr_fpu {
 	__u32 size;
 };
 
-/* Page contents: nr addresses, then nr pages */
+/*
+ * Where the image stands in a chain of checkpoints, right after TREE
+ * (CHECKPOINT_TRACK and CHECKPOINT_INCREMENTAL); then the parent's path.
+ */
+struct ckpt_hdr_chain {
+	struct ckpt_hdr h;
+	__u64 id;		/* this image's, random */
+	__u64 parent_id;	/* the image CKPT_RUN_PARENT pages are in, 0 if none */
+	__u32 tracking;		/* the tasks' written pages are tracked from this image on */
+	__u32 path_len;		/* the parent's path, NUL included; 0 if none */
+};
+
+#define CKPT_CHAIN_MAX		64	/* images in a chain */
+
+/* Pages at consecutive addresses */
+struct ckpt_page_run {
+	__u64 addr;
+	__u32 nr;
+	__u32 flags;		/* CKPT_RUN_* */
+};
+
+#define CKPT_RUN_PARENT		0x1	/* unchanged: the data is in the parent image */
+
+/*
+ * Page contents of one task: nr_runs runs, zeros up to data_off, then the
+ * data of each run without CKPT_RUN_PARENT, in order; h.len counts it
+ * all.  data_off makes the data start page-aligned in the image file, so
+ * that restart can map it.  The trailer's checksum covers the first
+ * data_off bytes, not the data.
+ */
 struct ckpt_hdr_pages {
 	struct ckpt_hdr h;
-	__u32 nr;
-	__u32 pad;
+	__s32 pid;
+	__u32 nr_runs;
+	__u64 nr_pages;		/* pages of data */
+	__u64 data_off;
 };
 
 #endif /* CRENGINE_CKPT_IMAGE_H */

@@ -215,6 +215,7 @@ static void ckpt_group_free(struct ckpt_group *g)
 		put_pid(g->members[i].pid);
 	ckpt_ctx_free(g->ctx);
 	kfree(g->parts);
+	kfree(g->pages);
 	kvfree(g->members);
 	put_pid(g->root);
 	kfree(g);
@@ -360,6 +361,8 @@ static int ckpt_group_read(struct ckpt_ctx *ctx, struct ckpt_group *g)
 		ret = restore_header(ctx);
 	if (!ret)
 		ret = restore_tree(ctx, g);
+	if (!ret)
+		ret = restore_chain(ctx);
 	if (ret)
 		return ret;
 	g->members = kvcalloc(g->nr_tasks, sizeof(*g->members), GFP_KERNEL);

@@ -44,22 +44,12 @@ s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type)
 	return o->objref;
 }
 
-static struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref)
-{
-	struct ckpt_objref *o;
-
-	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
-		if (o->objref == objref)
-			return o;
-	return NULL;
-}
-
-/* Restart: a new entry for @objref, which no object of any type may have yet */
+/* Restart: a new entry for @objref, which must not be defined yet */
 static struct ckpt_objref *ckpt_obj_new(struct ckpt_ctx *ctx, s32 objref, u32 type)
 {
 	struct ckpt_objref *o;
 
-	if (objref <= 0 || ckpt_obj_find(ctx, objref))
+	if (objref <= 0 || ckpt_obj_find_any(ctx, objref))
 		return ERR_PTR(-EINVAL);
 	o = kzalloc(sizeof(*o), GFP_KERNEL);
 	if (!o)
@@ -81,6 +71,48 @@ int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
 	return 0;
 }
 
+/* Restart: @objref names bookkeeping of a kind, @priv (kfree()d with it), and no file yet */
+int ckpt_obj_add_priv(struct ckpt_ctx *ctx, s32 objref, u32 type, void *priv)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, type);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->priv = priv;
+	return 0;
+}
+
+/* Restart: the entry of @objref, with a file or not */
+struct ckpt_objref *ckpt_obj_find_any(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o;
+
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
+		if (o->objref == objref && !o->ptr)
+			return o;
+	return NULL;
+}
+
+/* Restart: the entry of @objref, if it was defined with a file */
+struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o = ckpt_obj_find_any(ctx, objref);
+
+	return o && o->file ? o : NULL;
+}
+
+/* Restart: the entry of @objref if it names a rebuilt kernel object (ckpt_obj_add_kobj()) */
+static struct ckpt_objref *ckpt_obj_find_kobj(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o;
+
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
+		if (o->objref == objref && o->ptr && o->type >= CKPT_OBJ_SHARED(0) &&
+		    o->type < CKPT_OBJ_SHARED(CKPT_SHARE_NR))
+			return o;
+	return NULL;
+}
+
 /*
  * Restart: @objref names the kernel object @ptr (an mm, fd table, ...) of
  * kind @type, which a task of the group rebuilt.  No reference is held:
@@ -88,8 +120,11 @@ int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file)
  */
 int ckpt_obj_add_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type, const void *ptr)
 {
-	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, type);
+	struct ckpt_objref *o;
 
+	if (ckpt_obj_find_kobj(ctx, objref))
+		return -EINVAL;
+	o = ckpt_obj_new(ctx, objref, type);
 	if (IS_ERR(o))
 		return PTR_ERR(o);
 	o->ptr = ptr;
@@ -98,7 +133,7 @@ int ckpt_obj_add_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type, const void *pt
 
 const void *ckpt_obj_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type)
 {
-	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
+	struct ckpt_objref *o = ckpt_obj_find_kobj(ctx, objref);
 
 	return o && o->type == type ? o->ptr : NULL;
 }
@@ -119,7 +154,7 @@ struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
 {
 	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
 
-	return o && o->type == CKPT_HDR_FILE ? o->file : NULL;
+	return o ? o->file : NULL;
 }
 
 /* Restart: @objref names the shared anonymous memory object @file; the hash owns it */
@@ -143,7 +178,7 @@ struct file *ckpt_obj_shmem(struct ckpt_ctx *ctx, s32 objref)
 /* Restart: whether an object of any kind has the id @objref */
 bool ckpt_obj_taken(struct ckpt_ctx *ctx, s32 objref)
 {
-	return ckpt_obj_find(ctx, objref);
+	return ckpt_obj_find_any(ctx, objref) || ckpt_obj_find_kobj(ctx, objref);
 }
 
 /* Restart: @objref names the pipe whose ends are @rd and @wr; the hash owns both */
@@ -170,21 +205,6 @@ struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write)
 	return NULL;
 }
 
-/* Restart: the pipe @objref is now @both ends of one file (a FIFO's) */
-void ckpt_obj_pipe_replace(struct ckpt_ctx *ctx, s32 objref, struct file *both)
-{
-	struct ckpt_objref *o;
-
-	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref) {
-		if (o->objref == objref && o->file2) {
-			fput(o->file);
-			fput(o->file2);
-			o->file = get_file(both);
-			o->file2 = get_file(both);
-		}
-	}
-}
-
 static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 {
 	struct ckpt_objref *o;
@@ -197,6 +217,7 @@ static void ckpt_obj_free_all(struct ckpt_ctx *ctx)
 			fput(o->file);
 		if (o->file2)
 			fput(o->file2);
+		kfree(o->priv);
 		kfree(o);
 	}
 }
@@ -214,6 +235,8 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 	ctx->flags = flags;
 	hash_init(ctx->objhash);
 	INIT_LIST_HEAD(&ctx->objs);
+	INIT_LIST_HEAD(&ctx->snaps);
+	INIT_LIST_HEAD(&ctx->tracked);
 
 	if (logfd >= 0) {
 		ctx->logfile = fget(logfd);
@@ -228,6 +251,7 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 		goto err;
 	if (!(ctx->file->f_mode & (restart ? FMODE_READ : FMODE_WRITE)))
 		goto err;
+	ctx->start_pos = ctx->file->f_pos;
 	return ctx;
 err:
 	if (ctx->logfile)
@@ -246,6 +270,10 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	kfree(ctx->fds);
 	ctx->fds = NULL;
 	ctx->nr_fds = 0;
+	kfree(ctx->locks);
+	ctx->locks = NULL;
+	ctx->nr_locks = 0;
+	ctx->ctty = NULL;
 	kvfree(ctx->vmas);
 	ctx->vmas = NULL;
 	ctx->nr_vmas = 0;
@@ -269,21 +297,25 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->itimers = NULL;
 	ctx->posix_timers_first = NULL;
 	ctx->nr_posix_timers = 0;
+	ctx->seccomp = NULL;
+	ctx->sem_undo_first = NULL;
+	ctx->nr_sem_undo = 0;
 	ctx->pages_first = NULL;
+	ctx->drops_first = NULL;
+	ctx->nr_drops = 0;
+	kvfree(ctx->extents.e);
+	memset(&ctx->extents, 0, sizeof(ctx->extents));
 	ctx->nr_pages = 0;
 }
 
 void ckpt_ctx_free(struct ckpt_ctx *ctx)
 {
-	struct ckpt_obj *obj, *tmp;
-
-	list_for_each_entry_safe(obj, tmp, &ctx->objs, list) {
-		list_del(&obj->list);
-		kvfree(obj->h);
-		kfree(obj);
-	}
+	ckpt_free_objs(&ctx->objs);
+	ckpt_drop_snapshots(ctx);
+	ckpt_chain_free(ctx);
 	ckpt_obj_free_all(ctx);
 	ckpt_ctx_reset_task(ctx);
+	ckpt_ipc_free(ctx);
 	if (ctx->logfile)
 		fput(ctx->logfile);
 	fput(ctx->file);
@@ -325,9 +357,8 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 	ctx = ckpt_ctx_alloc(fd, flags, logfd, true);
 	if (IS_ERR(ctx))
 		return PTR_ERR(ctx);
-	if (flags & RESTART_GHOST)
-		ret = ckpt_err(ctx, -EINVAL, "restart flags %#lx not supported", flags);
-	else if (!(flags & RESTART_TASKSELF))
+	/* restart(2) let through only RESTART_TASKSELF and RESTART_FROZEN */
+	if (!(flags & RESTART_TASKSELF))
 		ret = ckpt_err(ctx, -EINVAL,
 			       "only self restart is supported: the root calls restart(root, fd, RESTART_TASKSELF, logfd)");
 	else
@@ -359,6 +390,8 @@ static void __exit crengine_exit(void)
 	ckpt_unregister_engine(&crengine_ops);
 	ckpt_groups_exit();
 	ckpt_thaw_all_held();
+	ckpt_chain_exit();
+	ckpt_mapped_exit();
 }
 
 module_init(crengine_init);

@@ -4,100 +4,524 @@
  *
  * Saved are the pages that hold state the file does not: the anonymous
  * pages of private mappings (heap, stack, malloc arenas, the written-to
- * parts of a library's data).  Shared anonymous memory has its pages
+ * parts of a library's data).  Shared anonymous memory has its contents
  * saved once, with its SHMEM object (shmem.c); shared file mappings carry
- * none: their contents are in the file.  All-zero anonymous pages are
- * skipped, since a fresh mapping reads as zeros.  Pages go out
- * CKPT_PAGES_PER_OBJ to a PAGES object, addresses first; restart writes
- * them back once the VMAs are mapped.
+ * no pages: their contents are in the file; SysV shm attachments neither:
+ * a segment's pages are saved once, with it (shm.c).  A child that fork(2)
+ * made saves, in the mappings still its parent's, only the pages that are
+ * not the parent's very page, and DROP ranges where the parent has a page
+ * of its own and the child none: restart forks it from its rebuilt parent,
+ * so the pages the two shared copy-on-write stay shared.
+ *
+ * Checkpoint walks the page tables of the frozen task (nothing is faulted
+ * in: empty entries and the zero page are holes), takes a reference on
+ * every page to save and writes them from those references, many pages
+ * per write, straight from the pages into the image.  Shared anonymous
+ * Three flags change the walk:
+ *
+ * CHECKPOINT_COW write-protects the private pages and marks them shared
+ * as fork() does, so the tasks can run again before the pages are
+ * written: their next write to such a page copies it, and the reference
+ * keeps what was there.  A page pinned for DMA cannot be shared that way
+ * and is copied while the tasks are frozen.
+ *
+ * CHECKPOINT_TRACK clears the soft-dirty bits (and write-protects the
+ * pages, so that the next write sets them again): the pages written from
+ * now on are the ones a later CHECKPOINT_INCREMENTAL saves.  The others
+ * are saved as runs that say "in the parent image" (chain.c).
+ *
+ * The data of each PAGES object starts page-aligned in the image file.
+ * Restart reads it from the file when its task is rebuilt (it is never
+ * held whole in memory), straight into the new address space, or maps it
+ * copy-on-write from the image (RESTART_MAP).  Memory restored by mapping
+ * is a private mapping of the image file; checkpointed again, it is saved
+ * as the anonymous memory it was, every page of it.
  */
 
+#include <linux/bvec.h>
+#include <linux/file.h>
 #include <linux/highmem.h>
+#include <linux/hugetlb_inline.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
+#include <linux/mm_inline.h>
+#include <linux/mman.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
 #include <linux/sched/signal.h>
+#include <linux/shmem_fs.h>
 #include <linux/slab.h>
-#include <linux/string.h>
-#include <linux/vmalloc.h>
+#include <linux/swapops.h>
+#include <linux/uio.h>
+#include <asm/tlbflush.h>
 
 #include "ckpt.h"
 
-struct ckpt_pagebuf {
-	unsigned int nr;
-	u64 addr[CKPT_PAGES_PER_OBJ];
-	void *data;		/* CKPT_PAGES_PER_OBJ pages */
-	u64 total;
+/*
+ * The walk relies on every anonymous page being mapped by a PTE: with
+ * transparent huge pages a PMD could map one, which apply_to_existing_page_range()
+ * does not handle.
+ */
+#if IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE)
+#error "crengine's page walk needs a kernel without CONFIG_TRANSPARENT_HUGEPAGE"
+#endif
+
+#define CKPT_WRITE_BATCH	256	/* pages per write to the image */
+#define CKPT_COPY_MAX		16	/* pages to copy before the thaw, per walk step */
+#define CKPT_MAP_MIN		64	/* pages: shorter runs are copied, not mapped */
+#define CKPT_BOUNCE_SIZE	(256 * 1024)
+
+/* The pages of one task to save, taken while it is frozen */
+struct ckpt_snap {
+	struct list_head list;	/* ctx->snaps: written after the thaw */
+	pid_t pid;
+	struct ckpt_page_run *runs;
+	unsigned int nr_runs, max_runs;
+	bool new_run;		/* the next page starts a run (a new VMA) */
+	struct page **pages;	/* a reference each: the data of the runs, in order */
+	unsigned long nr_pages, max_pages;
 };
 
-struct ckpt_pagebuf *ckpt_pagebuf_new(void)
+static struct ckpt_snap *ckpt_snap_alloc(pid_t pid, unsigned long pages)
 {
-	struct ckpt_pagebuf *pb = kzalloc(sizeof(*pb), GFP_KERNEL);
+	struct ckpt_snap *s = kzalloc(sizeof(*s), GFP_KERNEL);
 
-	if (pb)
-		pb->data = vmalloc(CKPT_PAGES_PER_OBJ * PAGE_SIZE);
-	if (pb && !pb->data) {
-		kfree(pb);
-		pb = NULL;
+	if (!s)
+		return NULL;
+	s->pid = pid;
+	s->max_runs = 64;
+	s->max_pages = max(pages, 64UL);
+	s->runs = kvmalloc_array(s->max_runs, sizeof(*s->runs), GFP_KERNEL);
+	s->pages = kvmalloc_array(s->max_pages, sizeof(*s->pages), GFP_KERNEL);
+	if (!s->runs || !s->pages) {
+		kvfree(s->runs);
+		kvfree(s->pages);
+		kfree(s);
+		return NULL;
 	}
-	return pb;
+	return s;
 }
 
-/* The number of pages written through @pb */
-u64 ckpt_pagebuf_free(struct ckpt_pagebuf *pb)
+static void ckpt_snap_free(struct ckpt_snap *s)
 {
-	u64 total = pb->total;
+	unsigned long i;
 
-	vfree(pb->data);
-	kfree(pb);
-	return total;
+	if (!s)
+		return;
+	for (i = 0; i < s->nr_pages; i++)
+		if (s->pages[i])
+			put_page(s->pages[i]);
+	kvfree(s->runs);
+	kvfree(s->pages);
+	kfree(s);
 }
 
-int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb)
+/* Room for at least @pages more pages and one more run */
+static int ckpt_snap_grow(struct ckpt_snap *s, unsigned long pages)
 {
-	struct ckpt_hdr_pages h = { .nr = pb->nr };
+	if (s->nr_runs == s->max_runs) {
+		void *p = kvrealloc(s->runs, 2 * s->max_runs * sizeof(*s->runs), GFP_KERNEL);
+
+		if (!p)
+			return -ENOMEM;
+		s->runs = p;
+		s->max_runs *= 2;
+	}
+	if (s->max_pages - s->nr_pages < pages) {
+		unsigned long max = max(2 * s->max_pages, s->nr_pages + pages);
+		void *p = kvrealloc(s->pages, max * sizeof(*s->pages), GFP_KERNEL);
+
+		if (!p)
+			return -ENOMEM;
+		s->pages = p;
+		s->max_pages = max;
+	}
+	return 0;
+}
+
+/* Append the page at @addr to the runs; @page is its data (none for a PARENT run) */
+static void ckpt_snap_add(struct ckpt_snap *s, unsigned long addr, u32 flags, struct page *page)
+{
+	struct ckpt_page_run *r = s->nr_runs ? &s->runs[s->nr_runs - 1] : NULL;
+
+	if (!s->new_run && r && r->flags == flags && r->nr < U32_MAX &&
+	    r->addr + ((u64)r->nr << PAGE_SHIFT) == addr) {
+		r->nr++;
+	} else {
+		r = &s->runs[s->nr_runs++];
+		r->addr = addr;
+		r->nr = 1;
+		r->flags = flags;
+		s->new_run = false;
+	}
+	if (!(flags & CKPT_RUN_PARENT))
+		s->pages[s->nr_pages++] = page;
+}
+
+static bool ckpt_snap_full(struct ckpt_snap *s)
+{
+	return s->nr_runs == s->max_runs || s->nr_pages == s->max_pages;
+}
+
+/* The page tables of one VMA, walked under the mmap lock */
+struct ckpt_walk {
+	struct vm_area_struct *vma;
+	struct ckpt_snap *snap;
+	bool cow;		/* write-protect and share what is saved */
+	bool track;		/* clear soft-dirty bits */
+	bool all_written;	/* not tracked (or a new VMA): every page is saved */
+	bool modified;		/* a PTE changed: flush the TLBs */
+	unsigned long addr;	/* the first address not yet looked at */
+	struct {
+		unsigned long page;	/* in snap->pages */
+		unsigned long addr;
+	} copy[CKPT_COPY_MAX];	/* pages to look up or copy before the thaw */
+	unsigned int nr_copy;
+};
+
+static void ckpt_walk_copy_later(struct ckpt_walk *w, unsigned long page, unsigned long addr)
+{
+	w->copy[w->nr_copy].page = page;
+	w->copy[w->nr_copy].addr = addr;
+	w->nr_copy++;
+}
+
+/*
+ * One present or swapped PTE, with its page table lock held: nothing may
+ * sleep.  Returns -ENOSPC, having changed nothing, when the snapshot or
+ * the copy list is full; the caller makes room and walks on from w->addr.
+ */
+static int ckpt_walk_pte(pte_t *ptep, unsigned long addr, void *data)
+{
+	struct ckpt_walk *w = data;
+	pte_t pte = ptep_get(ptep);
+	struct folio *folio;
+	struct page *page;
+
+	w->addr = addr;
+	if (ckpt_snap_full(w->snap) || w->nr_copy == CKPT_COPY_MAX)
+		return -ENOSPC;
+	w->addr = addr + PAGE_SIZE;
+	if (!pte_present(pte)) {
+		swp_entry_t entry = pte_to_swp_entry(pte);
+
+		if (is_pte_marker(pte) && !is_poisoned_swp_entry(entry))
+			return 0;	/* no page (a userfaultfd marker) */
+		if (!is_migration_entry(entry)) {
+			w->addr = addr;	/* poisoned, or swap this engine cannot read */
+			return -EIO;
+		}
+		/* being migrated: the page is looked up once the move is done */
+		if (!w->all_written && !pte_swp_soft_dirty(pte)) {
+			ckpt_snap_add(w->snap, addr, CKPT_RUN_PARENT, NULL);
+			return 0;
+		}
+		ckpt_walk_copy_later(w, w->snap->nr_pages, addr);
+		ckpt_snap_add(w->snap, addr, 0, NULL);
+		return 0;
+	}
+	if (pte_special(pte))
+		return 0;	/* the zero page: a hole */
+	page = pte_page(pte);
+	folio = page_folio(page);
+	if (!folio_test_anon(folio))
+		return 0;	/* a file page under a private mapping: the file has it */
+	if (!w->all_written && !pte_soft_dirty(pte)) {
+		ckpt_snap_add(w->snap, addr, CKPT_RUN_PARENT, NULL);
+		return 0;
+	}
+	folio_get(folio);
+	ckpt_snap_add(w->snap, addr, 0, page);
+	if (w->cow || w->track) {
+		pte_t old = ptep_modify_prot_start(w->vma, addr, ptep);
+		pte_t new = pte_wrprotect(old);
+
+		if (w->track)
+			new = pte_clear_soft_dirty(new);
+		/* as fork's copy_present_pte(): a pinned page cannot become shared */
+		if (w->cow && PageAnonExclusive(page) &&
+		    folio_try_share_anon_rmap_pte(folio, page)) {
+			new = old;
+			ckpt_walk_copy_later(w, w->snap->nr_pages - 1, addr);
+		}
+		ptep_modify_prot_commit(w->vma, addr, ptep, old, new);
+		w->modified = true;
+	}
+	return 0;
+}
+
+/* The pages of the copy list: looked up (migrating ones), and copied for COW */
+static int ckpt_walk_copy(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_walk *w)
+{
+	struct ckpt_snap *s = w->snap;
+	unsigned int i;
+
+	for (i = 0; i < w->nr_copy; i++) {
+		struct page **slot = &s->pages[w->copy[i].page];
+		unsigned long addr = w->copy[i].addr;
+		struct page *copy;
+
+		if (!*slot) {
+			if (get_user_pages_remote(mm, addr, 1, FOLL_FORCE, slot, NULL) != 1) {
+				*slot = NULL;
+				return ckpt_err(ctx, -EIO, "cannot read the page at %lx", addr);
+			}
+		}
+		if (!w->cow)
+			continue;
+		copy = alloc_page(GFP_KERNEL_ACCOUNT);
+		if (!copy)
+			return -ENOMEM;
+		copy_highpage(copy, *slot);
+		put_page(*slot);
+		*slot = copy;
+	}
+	w->nr_copy = 0;
+	return 0;
+}
+
+static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_walk *w)
+{
+	unsigned long end = w->vma->vm_end;
 	int ret;
 
-	if (!pb->nr)
-		return 0;
-	ret = ckpt_write_hdr(ctx, CKPT_HDR_PAGES, sizeof(h) - sizeof(h.h) +
-			     pb->nr * (sizeof(u64) + PAGE_SIZE));
-	if (!ret)
-		ret = ckpt_write(ctx, &h.nr, sizeof(h) - sizeof(h.h));
-	if (!ret)
-		ret = ckpt_write(ctx, pb->addr, pb->nr * sizeof(u64));
-	if (!ret)
-		ret = ckpt_write(ctx, pb->data, pb->nr * PAGE_SIZE);
-	pb->total += pb->nr;
-	pb->nr = 0;
+	w->addr = w->vma->vm_start;
+	w->snap->new_run = true;
+	while (w->addr < end) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		ret = apply_to_existing_page_range(mm, w->addr, end - w->addr, ckpt_walk_pte, w);
+		if (ret == -EIO)
+			return ckpt_err(ctx, -EIO,
+					"cannot read the page at %lx: it is poisoned or swapped out",
+					w->addr);
+		if (ret && ret != -ENOSPC)
+			return ret;
+		if (!ret)
+			w->addr = end;
+		ret = ckpt_walk_copy(ctx, mm, w);
+		if (!ret)
+			ret = ckpt_snap_grow(w->snap, PTRS_PER_PTE);
+		if (ret)
+			return ret;
+		cond_resched();
+	}
+	return 0;
+}
+
+/* Memory restart mapped from an image: every page, as the task sees it */
+static int ckpt_image_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
+			    struct ckpt_vma_desc *d, struct ckpt_snap *s)
+{
+	unsigned long addr = d->start;
+
+	s->new_run = true;
+	while (addr < d->end) {
+		unsigned long n = min_t(unsigned long, CKPT_WRITE_BATCH,
+					(d->end - addr) >> PAGE_SHIFT);
+		struct page **pages;
+		long got, i;
+		int ret = ckpt_snap_grow(s, n);
+
+		if (ret)
+			return ret;
+		pages = s->pages + s->nr_pages;
+		got = get_user_pages_remote(mm, addr, n, FOLL_FORCE, pages, NULL);
+		if (got <= 0)
+			return ckpt_err(ctx, got ? got : -EIO, "cannot read the page at %lx", addr);
+		for (i = 0; i < got; i++) {
+			struct page *page = pages[i];
+
+			if (ctx->flags & CHECKPOINT_COW) {
+				/* copied now: its anonymous copies are not write-protected */
+				struct page *copy = alloc_page(GFP_KERNEL_ACCOUNT);
+
+				if (!copy) {
+					for (; i < got; i++)
+						put_page(pages[i]);
+					return -ENOMEM;
+				}
+				copy_highpage(copy, page);
+				put_page(page);
+				page = copy;
+			}
+			ckpt_snap_add(s, addr + (i << PAGE_SHIFT), 0, page);
+		}
+		addr += got << PAGE_SHIFT;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 0;
+}
+
+static void ckpt_flush_tlb_cpu(void *unused)
+{
+	__flush_tlb_all();
+}
+
+/*
+ * Take the pages of every VMA of the frozen @mm into @priv.  @incremental:
+ * @mm is tracked since the parent image, so unchanged pages go as PARENT
+ * runs.
+ */
+static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incremental,
+			   struct ckpt_vma_desc *descs, unsigned int nr, struct ckpt_snap *priv)
+{
+	bool track = ctx->flags & CHECKPOINT_TRACK;
+	struct ckpt_walk w = {
+		.snap = priv,
+		.cow = ctx->flags & CHECKPOINT_COW,
+		.track = track,
+	};
+	unsigned int i;
+	int ret = 0;
+
+	/* clearing VM_SOFTDIRTY needs the lock for writing */
+	ret = track ? mmap_write_lock_killable(mm) : mmap_read_lock_killable(mm);
+	if (ret)
+		return -EINTR;
+	inc_tlb_flush_pending(mm);
+	for (i = 0; !ret && i < nr; i++) {
+		struct ckpt_vma_desc *d = &descs[i];
+		struct vm_area_struct *vma = find_vma(mm, d->start);
+
+		if (!vma || vma->vm_start != d->start || vma->vm_end != d->end) {
+			ret = ckpt_err(ctx, -EAGAIN, "address space changed at %lx", d->start);
+			break;
+		}
+		if (d->image) {
+			ret = ckpt_image_pages(ctx, mm, d, priv);
+		} else if (d->kind != CKPT_VMA_SHANON && d->kind != CKPT_VMA_SHFILE &&
+			   d->kind != CKPT_VMA_SYSVSHM && d->anon) {
+			w.vma = vma;
+			w.all_written = !incremental || (vma->vm_flags & VM_SOFTDIRTY);
+			if (track)
+				vm_flags_clear(vma, VM_SOFTDIRTY);
+			ret = ckpt_walk_vma(ctx, mm, &w);
+		}
+	}
+	if (w.modified)
+		on_each_cpu(ckpt_flush_tlb_cpu, NULL, 1);
+	dec_tlb_flush_pending(mm);
+	if (track)
+		mmap_write_unlock(mm);
+	else
+		mmap_read_unlock(mm);
+	return ret;
+}
+
+static int ckpt_write_zeros(struct ckpt_ctx *ctx, size_t len)
+{
+	return len ? ckpt_write(ctx, page_address(ZERO_PAGE(0)), len) : 0;
+}
+
+/* Write @nr pages of data from their references, dropping each once written */
+static int ckpt_write_pages(struct ckpt_ctx *ctx, struct page **pages, unsigned long nr)
+{
+	struct bio_vec *bv;
+	unsigned long i = 0;
+	int ret = 0;
+
+	bv = kmalloc_array(CKPT_WRITE_BATCH, sizeof(*bv), GFP_KERNEL);
+	if (!bv)
+		return -ENOMEM;
+	while (!ret && i < nr) {
+		unsigned int n = min_t(unsigned long, CKPT_WRITE_BATCH, nr - i), j;
+		struct iov_iter iter;
+
+		for (j = 0; j < n; j++)
+			bvec_set_page(&bv[j], pages[i + j], PAGE_SIZE, 0);
+		iov_iter_bvec(&iter, ITER_SOURCE, bv, n, n << PAGE_SHIFT);
+		while (iov_iter_count(&iter)) {
+			ssize_t w = vfs_iter_write(ctx->file, &iter, &ctx->file->f_pos, 0);
+
+			if (w <= 0) {
+				ret = w ? w : -EIO;
+				break;
+			}
+			ctx->bytes += w;
+		}
+		for (j = 0; j < n; j++) {
+			put_page(pages[i + j]);
+			pages[i + j] = NULL;
+		}
+		i += n;
+		if (fatal_signal_pending(current))
+			ret = -EINTR;
+		cond_resched();
+	}
+	kfree(bv);
 	return ret;
 }
 
 /*
- * Add @page at @addr to @pb, unless @zero_ok and it is all zeros (a fresh
- * mapping reads so); writes a PAGES object when @pb is full.
+ * Write the snapshot as PAGES objects, the data from the page references
+ * (each dropped once written: a copy-on-write task stops copying it).
  */
-/* Whether @page reads all zeros */
-static bool ckpt_page_zero(struct page *page)
+static int ckpt_write_snap(struct ckpt_ctx *ctx, struct ckpt_snap *s)
 {
-	void *p = kmap_local_page(page);
-	bool zero = !memchr_inv(p, 0, PAGE_SIZE);
+	struct ckpt_page_run *runs;
+	unsigned int ri = 0;	/* the next run */
+	u32 done = 0;		/* pages of it in earlier objects */
+	unsigned long pi = 0;	/* the next page of s->pages */
+	int ret = 0;
 
-	kunmap_local(p);
-	return zero;
+	runs = kvmalloc_array(min_t(unsigned int, max(s->nr_runs, 1U), CKPT_RUNS_PER_OBJ),
+			      sizeof(*runs), GFP_KERNEL);
+	if (!runs)
+		return -ENOMEM;
+	while (!ret && ri < s->nr_runs) {
+		struct ckpt_hdr_pages h = { .pid = s->pid };
+		size_t meta;
+		u64 at;
+
+		while (ri < s->nr_runs && h.nr_runs < CKPT_RUNS_PER_OBJ &&
+		       h.nr_pages < CKPT_PAGES_PER_OBJ) {
+			struct ckpt_page_run *r = &runs[h.nr_runs++];
+			u32 n = s->runs[ri].nr - done;
+
+			*r = s->runs[ri];
+			r->addr += (u64)done << PAGE_SHIFT;
+			if (!(r->flags & CKPT_RUN_PARENT))
+				n = min_t(u64, n, CKPT_PAGES_PER_OBJ - h.nr_pages);
+			r->nr = n;
+			if (!(r->flags & CKPT_RUN_PARENT))
+				h.nr_pages += n;
+			done += n;
+			if (done == s->runs[ri].nr) {
+				ri++;
+				done = 0;
+			}
+		}
+		meta = sizeof(h) + h.nr_runs * sizeof(*runs);
+		at = ctx->start_pos + ctx->bytes;
+		h.data_off = ALIGN(at + meta, PAGE_SIZE) - at;
+		h.h.type = CKPT_HDR_PAGES;
+		h.h.len = h.data_off + (h.nr_pages << PAGE_SHIFT);
+		ctx->nr_objects++;
+		ret = ckpt_write(ctx, &h, sizeof(h));
+		if (!ret)
+			ret = ckpt_write(ctx, runs, h.nr_runs * sizeof(*runs));
+		if (!ret)
+			ret = ckpt_write_zeros(ctx, h.data_off - meta);
+		if (!ret)
+			ret = ckpt_write_pages(ctx, s->pages + pi, h.nr_pages);
+		pi += h.nr_pages;
+	}
+	kvfree(runs);
+	return ret;
 }
 
-int ckpt_pagebuf_add(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb, u64 addr,
-		     struct page *page, bool zero_ok)
+static unsigned long ckpt_parent_pages(struct ckpt_snap *s)
 {
-	void *dst = pb->data + pb->nr * PAGE_SIZE;
-	void *src;
+	unsigned long n = 0;
+	unsigned int i;
 
-	src = kmap_local_page(page);
-	memcpy(dst, src, PAGE_SIZE);
-	kunmap_local(src);
-	if (zero_ok && !memchr_inv(dst, 0, PAGE_SIZE))
-		return 0;
-	pb->addr[pb->nr++] = addr;
-	return pb->nr == CKPT_PAGES_PER_OBJ ? ckpt_pages_flush(ctx, pb) : 0;
+	for (i = 0; i < s->nr_runs; i++)
+		if (s->runs[i].flags & CKPT_RUN_PARENT)
+			n += s->runs[i].nr;
+	return n;
 }
 
 /* Ranges a child drops from the parent's copy, written out 256 to a DROP object */
@@ -140,8 +564,8 @@ static int ckpt_drop(struct ckpt_ctx *ctx, struct ckpt_dropbuf *db, u64 addr)
 
 /*
  * The anonymous page of @mm at @addr, referenced, or NULL if what is
- * there is the zero page or the file's page (or no VMA: -EFAULT); an
- * error from the page reading fails the checkpoint, never reads as zeros.
+ * there is the zero page or the file's page (or nothing); an error from
+ * the page reading fails the checkpoint, never reads as zeros.
  */
 static struct page *ckpt_anon_page(struct mm_struct *mm, unsigned long addr)
 {
@@ -163,102 +587,335 @@ static struct page *ckpt_anon_page(struct mm_struct *mm, unsigned long addr)
 	return page;
 }
 
-/*
- * The pages of one VMA: its anonymous pages; for one fork(2) kept from
- * the parent (@parent), only those that are not the parent's very page,
- * and (in @db) where the parent has one of its own and the child none.
- */
-static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
-				struct ckpt_vma_desc *d, struct ckpt_pagebuf *pb,
-				struct mm_struct *parent, struct ckpt_dropbuf *db)
+static struct ckpt_vma_desc *ckpt_desc_at(struct ckpt_vma_desc *descs, unsigned int nr,
+					  unsigned long addr)
 {
-	unsigned long addr;
-	int ret = 0;
+	unsigned int lo = 0, hi = nr;
 
-	/* shared memory is saved with its SHMEM object, or lives in its file */
-	if (d->kind == CKPT_VMA_SHFILE || d->kind == CKPT_VMA_SHANON)
-		return 0;
-	if (!d->from_parent)
-		parent = NULL;
-	if (!d->anon && !parent)
-		return 0;
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
 
-	for (addr = d->start; !ret && addr < d->end; addr += PAGE_SIZE) {
-		struct page *page, *theirs = NULL;
-
-		if (ckpt_should_stop(ctx))
-			return -EINTR;
-		page = ckpt_anon_page(mm, addr);
-		if (parent && !IS_ERR(page))
-			theirs = ckpt_anon_page(parent, addr);
-		if (IS_ERR(page) || IS_ERR(theirs)) {
-			ret = ckpt_err(ctx, PTR_ERR(IS_ERR(page) ? page : theirs),
-				       "cannot read the page at %lx", addr);
-		} else if (page && page == theirs) {
-			;	/* still shared with the parent: the fork copy has it */
-		} else if (page && d->kind == CKPT_VMA_ANON && ckpt_page_zero(page)) {
-			/* a fresh mapping reads zeros; the copy of the parent's must be dropped */
-			if (theirs)
-				ret = ckpt_drop(ctx, db, addr);
-		} else if (page) {
-			/* a private file page that reads zeros still differs from the file */
-			ret = ckpt_pagebuf_add(ctx, pb, addr, page, false);
-		} else if (theirs) {
-			ret = ckpt_drop(ctx, db, addr);
-		}
-		if (!IS_ERR_OR_NULL(page))
-			put_page(page);
-		if (!IS_ERR_OR_NULL(theirs))
-			put_page(theirs);
-		cond_resched();
+		if (addr < descs[mid].start)
+			hi = mid;
+		else if (addr >= descs[mid].end)
+			lo = mid + 1;
+		else
+			return &descs[mid];
 	}
-	return ret;
+	return NULL;
 }
 
+/* Whether the runs of @s have a page at @addr */
+static bool ckpt_snap_has(struct ckpt_snap *s, unsigned long addr)
+{
+	unsigned int lo = 0, hi = s->nr_runs;
+
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+		struct ckpt_page_run *r = &s->runs[mid];
+
+		if (addr < r->addr)
+			hi = mid;
+		else if (addr >= r->addr + ((u64)r->nr << PAGE_SHIFT))
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* Of a page of @s in a mapping still the parent's: whether it is the parent's very page */
+static int ckpt_parents_page(struct ckpt_ctx *ctx, struct mm_struct *parent,
+			     struct ckpt_vma_desc *descs, unsigned int nr, unsigned long addr,
+			     struct page *page)
+{
+	struct ckpt_vma_desc *d = ckpt_desc_at(descs, nr, addr);
+	struct page *theirs;
+
+	if (!d || !d->from_parent)
+		return 0;
+	theirs = ckpt_anon_page(parent, addr);
+	if (IS_ERR(theirs))
+		return ckpt_err(ctx, PTR_ERR(theirs), "cannot read the parent's page at %lx", addr);
+	if (theirs)
+		put_page(theirs);
+	return theirs == page;
+}
+
+/*
+ * A fork(2) child's pages @*sp, as how they differ from @parent's: a page
+ * that is the parent's very page stays out (the fork copy at restart has
+ * it), and a page the parent has and the child not is a DROP range.
+ */
+static int ckpt_fork_diff(struct ckpt_ctx *ctx, struct ckpt_snap **sp, struct mm_struct *parent,
+			  struct ckpt_vma_desc *descs, unsigned int nr)
+{
+	struct ckpt_snap *s = *sp, *out;
+	struct ckpt_dropbuf *db;
+	unsigned long pi = 0, addr;
+	unsigned int ri, i;
+	int ret = 0;
+
+	out = ckpt_snap_alloc(s->pid, s->nr_pages);
+	db = kzalloc(sizeof(*db), GFP_KERNEL);
+	if (!out || !db) {
+		ckpt_snap_free(out);
+		kfree(db);
+		return -ENOMEM;
+	}
+	for (ri = 0; !ret && ri < s->nr_runs; ri++) {
+		struct ckpt_page_run *r = &s->runs[ri];
+		u32 k;
+
+		out->new_run = true;
+		for (k = 0; !ret && k < r->nr; k++, pi++) {
+			struct page *page = s->pages[pi];
+
+			addr = r->addr + ((unsigned long)k << PAGE_SHIFT);
+			ret = ckpt_parents_page(ctx, parent, descs, nr, addr, page);
+			if (ret > 0) {
+				ret = 0;
+				out->new_run = true;
+				continue;	/* s keeps the reference, and drops it */
+			}
+			if (!ret)
+				ret = ckpt_snap_grow(out, 1);
+			if (!ret) {
+				ckpt_snap_add(out, addr, 0, page);
+				s->pages[pi] = NULL;
+			}
+		}
+	}
+	for (i = 0; !ret && i < nr; i++) {
+		if (!descs[i].from_parent)
+			continue;
+		for (addr = descs[i].start; !ret && addr < descs[i].end; addr += PAGE_SIZE) {
+			struct page *theirs;
+
+			if (ckpt_should_stop(ctx)) {
+				ret = -EINTR;
+				break;
+			}
+			if (ckpt_snap_has(s, addr))
+				continue;
+			theirs = ckpt_anon_page(parent, addr);
+			if (IS_ERR(theirs)) {
+				ret = ckpt_err(ctx, PTR_ERR(theirs),
+					       "cannot read the parent's page at %lx", addr);
+			} else if (theirs) {
+				put_page(theirs);
+				ret = ckpt_drop(ctx, db, addr);
+			}
+			cond_resched();
+		}
+	}
+	if (!ret)
+		ret = ckpt_drops_flush(ctx, db);
+	kfree(db);
+	if (ret) {
+		ckpt_snap_free(out);
+		return ret;
+	}
+	ckpt_snap_free(s);
+	*sp = out;
+	return 0;
+}
+
+/*
+ * The pages of frozen task @t (a fork(2) child of @parent's, if not NULL),
+ * written now, or with CHECKPOINT_COW after the thaw (ckpt_write_snapshots()).
+ */
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
 		     struct ckpt_vma_desc *descs, unsigned int nr, struct mm_struct *parent)
 {
-	struct ckpt_dropbuf *db;
-	struct ckpt_pagebuf *pb;
-	unsigned int i;
-	u64 total;
-	int ret = 0;
+	pid_t pid = task_pid_vnr(t);
+	bool incremental = ckpt_chain_tracked(ctx, mm);
+	struct ckpt_snap *priv;
+	ktime_t t0, t1;
+	int ret = -ENOMEM;
 
-	pb = ckpt_pagebuf_new();
-	db = kzalloc(sizeof(*db), GFP_KERNEL);
-	if (!pb || !db) {
-		kfree(db);
-		if (pb)
-			ckpt_pagebuf_free(pb);
-		return -ENOMEM;
+	priv = ckpt_snap_alloc(pid, get_mm_counter(mm, MM_ANONPAGES));
+	if (!priv)
+		goto out;
+	ret = 0;
+	if (ctx->flags & CHECKPOINT_TRACK)
+		ret = ckpt_chain_track(ctx, mm);
+	t0 = ktime_get();
+	if (!ret)
+		ret = ckpt_take_pages(ctx, mm, incremental, descs, nr, priv);
+	if (!ret && parent)
+		ret = ckpt_fork_diff(ctx, &priv, parent, descs, nr);
+	if (ret)
+		goto out;
+	t1 = ktime_get();
+	ckpt_msg(ctx,
+		 "pid %d: %u mappings, %lu pages saved%s, %lu unchanged since the parent, taken in %lld us\n",
+		 pid, nr, priv->nr_pages, parent ? " (the rest shared with its parent)" : "",
+		 ckpt_parent_pages(priv), ktime_us_delta(t1, t0));
+	if (ctx->flags & CHECKPOINT_COW) {
+		list_add_tail(&priv->list, &ctx->snaps);
+		priv = NULL;
+	} else {
+		ret = ckpt_write_snap(ctx, priv);
 	}
-	for (i = 0; !ret && i < nr; i++)
-		ret = checkpoint_vma_pages(ctx, mm, &descs[i], pb, parent, db);
 	if (!ret)
-		ret = ckpt_pages_flush(ctx, pb);
-	if (!ret)
-		ret = ckpt_drops_flush(ctx, db);
-	total = ckpt_pagebuf_free(pb);
-	kfree(db);
-	if (!ret)
-		ckpt_msg(ctx, "pid %d: %u mappings, %llu pages saved%s\n", task_pid_vnr(t), nr,
-			 total, parent ? " (the rest shared with its parent)" : "");
+		ckpt_msg(ctx, "pid %d: pages written in %lld us%s\n", pid,
+			 ktime_us_delta(ktime_get(), t1), priv ? "" : " (after the thaw)");
+out:
+	ckpt_snap_free(priv);
 	return ret;
 }
 
-/* The next PAGES object, its count and length checked; an ERR_PTR if none */
-struct ckpt_hdr_pages *restore_next_pages(struct ckpt_ctx *ctx)
+/* CHECKPOINT_COW, once the tasks run again: the private pages of every task */
+int ckpt_write_snapshots(struct ckpt_ctx *ctx)
 {
-	struct ckpt_hdr_pages *p = ckpt_next(ctx, CKPT_HDR_PAGES, sizeof(*p));
+	struct ckpt_snap *s, *tmp;
+	int ret = 0;
 
-	if (IS_ERR(p))
-		return p;
-	if (!p->nr || p->nr > CKPT_PAGES_PER_OBJ ||
-	    p->h.len != sizeof(*p) + p->nr * (sizeof(u64) + PAGE_SIZE))
-		return ERR_PTR(ckpt_err(ctx, -EINVAL, "bad PAGES object"));
-	return p;
+	list_for_each_entry_safe(s, tmp, &ctx->snaps, list) {
+		ktime_t t0 = ktime_get();
+
+		if (!ret)
+			ret = ckpt_write_snap(ctx, s);
+		if (!ret)
+			ckpt_msg(ctx, "pid %d: private pages written in %lld us\n", s->pid,
+				 ktime_us_delta(ktime_get(), t0));
+		list_del(&s->list);
+		ckpt_snap_free(s);
+	}
+	return ret;
 }
 
+/* A checkpoint that failed before its pages were written */
+void ckpt_drop_snapshots(struct ckpt_ctx *ctx)
+{
+	struct ckpt_snap *s, *tmp;
+
+	list_for_each_entry_safe(s, tmp, &ctx->snaps, list) {
+		list_del(&s->list);
+		ckpt_snap_free(s);
+	}
+}
+
+/* Images restart mapped memory from, as long as anything maps them */
+struct ckpt_mapped {
+	struct list_head list;
+	struct inode *inode;	/* referenced */
+};
+
+static LIST_HEAD(ckpt_mapped_images);
+static DEFINE_MUTEX(ckpt_mapped_lock);
+
+static void ckpt_mapped_prune(bool all)
+{
+	struct ckpt_mapped *m, *tmp;
+
+	lockdep_assert_held(&ckpt_mapped_lock);
+	list_for_each_entry_safe(m, tmp, &ckpt_mapped_images, list) {
+		if (!all && mapping_mapped(m->inode->i_mapping))
+			continue;
+		list_del(&m->list);
+		iput(m->inode);
+		kfree(m);
+	}
+}
+
+static void ckpt_mapped_add(struct inode *inode)
+{
+	struct ckpt_mapped *m;
+
+	mutex_lock(&ckpt_mapped_lock);
+	ckpt_mapped_prune(false);
+	list_for_each_entry(m, &ckpt_mapped_images, list)
+		if (m->inode == inode)
+			goto out;
+	m = kmalloc(sizeof(*m), GFP_KERNEL);
+	if (m) {
+		ihold(inode);
+		m->inode = inode;
+		list_add(&m->list, &ckpt_mapped_images);
+	}
+out:
+	mutex_unlock(&ckpt_mapped_lock);
+}
+
+/* Whether a private mapping of @file is memory that restart mapped from an image */
+bool ckpt_mapped_image(struct file *file)
+{
+	struct ckpt_mapped *m;
+	bool found = false;
+
+	mutex_lock(&ckpt_mapped_lock);
+	list_for_each_entry(m, &ckpt_mapped_images, list)
+		found |= m->inode == file_inode(file);
+	mutex_unlock(&ckpt_mapped_lock);
+	return found;
+}
+
+void ckpt_mapped_exit(void)
+{
+	mutex_lock(&ckpt_mapped_lock);
+	ckpt_mapped_prune(true);
+	mutex_unlock(&ckpt_mapped_lock);
+}
+
+/* Restart: the pages of the restarting task, and where their data is */
+int ckpt_add_extents(struct ckpt_ctx *ctx, struct ckpt_extents *x, struct ckpt_obj *obj,
+		     struct file *file)
+{
+	struct ckpt_hdr_pages *p = (void *)obj->h;
+	struct ckpt_page_run *runs = (void *)(p + 1);
+	loff_t pos = obj->data_pos;
+	u32 i;
+
+	if (x->max - x->nr < p->nr_runs) {
+		unsigned int max = x->nr + max(p->nr_runs, x->max);
+		void *e = kvrealloc(x->e, max * sizeof(*x->e), GFP_KERNEL_ACCOUNT);
+
+		if (!e)
+			return -ENOMEM;
+		x->e = e;
+		x->max = max;
+	}
+	for (i = 0; i < p->nr_runs; i++) {
+		struct ckpt_extent *e = &x->e[x->nr++];
+
+		e->addr = runs[i].addr;
+		e->nr = runs[i].nr;
+		e->file = runs[i].flags & CKPT_RUN_PARENT ? NULL : file;
+		e->pos = e->file ? pos : 0;
+		if (e->file)
+			pos += (loff_t)e->nr << PAGE_SHIFT;
+	}
+	return 0;
+}
+
+/* A PAGES object as read: its runs add up, lie in user space, say nothing unknown */
+int restore_check_pages(struct ckpt_ctx *ctx, struct ckpt_obj *obj)
+{
+	struct ckpt_hdr_pages *p = (void *)obj->h;
+	struct ckpt_page_run *runs = (void *)(p + 1);
+	u64 data = 0;
+	u32 i;
+
+	for (i = 0; i < p->nr_runs; i++) {
+		u64 len = (u64)runs[i].nr << PAGE_SHIFT;
+
+		if (!runs[i].nr || (runs[i].flags & ~CKPT_RUN_PARENT) ||
+		    !PAGE_ALIGNED(runs[i].addr) || runs[i].addr >= TASK_SIZE_MAX ||
+		    len > TASK_SIZE_MAX - runs[i].addr)
+			return ckpt_err(ctx, -EINVAL, "PAGES object %llu: bad run at %llx",
+					obj->index, runs[i].addr);
+		if (!(runs[i].flags & CKPT_RUN_PARENT))
+			data += runs[i].nr;
+	}
+	if (data != p->nr_pages)
+		return ckpt_err(ctx, -EINVAL, "PAGES object %llu: runs of %llu pages, data of %llu",
+				obj->index, data, p->nr_pages);
+	return 0;
+}
+
+/* A DROP object after the VMAs: ranges in mappings kept from the parent's fork copy */
 static int restore_prepare_drop(struct ckpt_ctx *ctx)
 {
 	struct ckpt_drop_range *r;
@@ -283,42 +940,118 @@ static int restore_prepare_drop(struct ckpt_ctx *ctx)
 	return 0;
 }
 
-/* The PAGES (and DROP) objects after the VMAs */
+/*
+ * The restarting task's DROP and PAGES objects: every page in a saved
+ * mapping that has page data, once, and in an image of the chain (changes
+ * nothing)
+ */
 int restore_prepare_pages(struct ckpt_ctx *ctx)
 {
-	struct ckpt_obj *first = ctx->cur;
-	u32 nr_objs = 0;
+	struct ckpt_extents *x = &ctx->extents;
+	struct ckpt_obj *obj;
+	u64 prev_end = 0;
+	unsigned int i;
 	int ret;
 
-	for (;; nr_objs++) {
-		struct ckpt_hdr_pages *p;
-		struct ckpt_rvma *r;
-		u64 *addr;
-		u32 i;
-
-		if (ckpt_peek(ctx) == CKPT_HDR_DROP) {
-			ret = restore_prepare_drop(ctx);
-			if (ret)
-				return ret;
-			continue;
-		}
-		if (ckpt_peek(ctx) != CKPT_HDR_PAGES)
-			break;
-		p = restore_next_pages(ctx);
-		if (IS_ERR(p))
-			return PTR_ERR(p);
-		addr = (u64 *)(p + 1);
-		for (i = 0; i < p->nr; i++) {
-			r = ckpt_find_vma(ctx, addr[i]);
-			if (!PAGE_ALIGNED(addr[i]) || !r ||
-			    (r->v->kind != CKPT_VMA_ANON && r->v->kind != CKPT_VMA_FILE))
-				return ckpt_err(ctx, -EINVAL,
-						"page at %llx is outside the saved mappings",
-						addr[i]);
-		}
-		ctx->nr_pages += p->nr;
+	ctx->drops_first = ctx->cur;
+	for (ctx->nr_drops = 0; ckpt_peek(ctx) == CKPT_HDR_DROP; ctx->nr_drops++) {
+		ret = restore_prepare_drop(ctx);
+		if (ret)
+			return ret;
 	}
-	ctx->pages_first = nr_objs ? &first->list : NULL;
+
+	for (obj = ctx->pages_first; obj; obj = obj->next_pages) {
+		ret = ckpt_add_extents(ctx, x, obj, ctx->file);
+		if (ret)
+			return ret;
+	}
+	ckpt_sort_extents(x);
+	ret = restore_chain_resolve(ctx, ctx->task->pid, x);
+	if (ret)
+		return ret;
+	for (i = 0; i < x->nr; i++) {
+		struct ckpt_extent *e = &x->e[i];
+		u64 end = e->addr + (e->nr << PAGE_SHIFT);
+		struct ckpt_rvma *r = ckpt_find_vma(ctx, e->addr);
+
+		if (e->addr < prev_end || !r || r->v->kind == CKPT_VMA_SHFILE ||
+		    r->v->kind == CKPT_VMA_SHANON || r->v->kind == CKPT_VMA_SYSVSHM ||
+		    end > r->v->end)
+			return ckpt_err(ctx, -EINVAL,
+					"pages at %llx-%llx are outside the saved mappings",
+					e->addr, end);
+		prev_end = end;
+		ctx->nr_pages += e->nr;
+	}
+	return 0;
+}
+
+static bool restore_can_map(struct ckpt_ctx *ctx, struct ckpt_rvma *r, struct ckpt_extent *e)
+{
+	return (ctx->flags & RESTART_MAP) && r->v->kind == CKPT_VMA_ANON && !r->v->growsdown &&
+	       e->nr >= CKPT_MAP_MIN && PAGE_ALIGNED(e->pos) && e->file->f_op->mmap;
+}
+
+/* Into memory the task may not write: through a bounce buffer */
+static int restore_extent_bounce(struct ckpt_ctx *ctx, struct ckpt_rvma *r,
+				 struct ckpt_extent *e)
+{
+	u64 addr = e->addr, end = e->addr + (e->nr << PAGE_SHIFT);
+	loff_t pos = e->pos;
+	void *buf;
+	int ret = 0;
+
+	buf = kvmalloc(CKPT_BOUNCE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	while (!ret && addr < end) {
+		size_t n = min_t(u64, CKPT_BOUNCE_SIZE, end - addr);
+		ssize_t got = kernel_read(e->file, buf, n, &pos);
+
+		if (got != n) {
+			ret = ckpt_err(ctx, got < 0 ? got : -EIO,
+				       "image ends in the data of the pages at %llx", addr);
+			break;
+		}
+		got = access_process_vm(current, addr, buf, n, FOLL_FORCE | FOLL_WRITE);
+		if (got != n)
+			ret = ckpt_err(ctx, got < 0 ? got : -EFAULT,
+				       "cannot fill the pages at %llx", addr);
+		addr += n;
+	}
+	kvfree(buf);
+	return ret;
+}
+
+#define CKPT_READ_CHUNK		(64 << 20)
+
+/* Read the data of @e straight into the restarted task's memory */
+static int restore_extent_copy(struct ckpt_ctx *ctx, struct ckpt_rvma *r, struct ckpt_extent *e)
+{
+	u64 addr = e->addr, end = e->addr + (e->nr << PAGE_SHIFT);
+	loff_t pos = e->pos;
+
+	if (!(r->v->prot & PROT_WRITE))
+		return restore_extent_bounce(ctx, r, e);
+	while (addr < end) {
+		size_t n = min_t(u64, CKPT_READ_CHUNK, end - addr);
+		struct iov_iter iter;
+		int ret = import_ubuf(ITER_DEST, u64_to_user_ptr(addr), n, &iter);
+
+		while (!ret && iov_iter_count(&iter)) {
+			ssize_t got = vfs_iter_read(e->file, &iter, &pos, 0);
+
+			if (got <= 0)
+				ret = got ? got : -EIO;
+		}
+		if (ret)
+			return ckpt_err(ctx, ret, "cannot fill the pages at %llx from the image",
+					addr);
+		addr += n;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
 	return 0;
 }
 
@@ -344,35 +1077,46 @@ static int restore_drop(struct ckpt_ctx *ctx, struct ckpt_hdr_drop *h)
 	return ret ? ckpt_err(ctx, ret, "cannot drop pages at %llx", r[i - 1].start) : 0;
 }
 
+/* Fill (or map) the restarted task's pages, and drop what it had not; its VMAs are mapped */
 int restore_pages(struct ckpt_ctx *ctx)
 {
-	struct list_head *pos = ctx->pages_first;
+	struct ckpt_extents *x = &ctx->extents;
+	struct ckpt_obj *drop = ctx->drops_first;
+	unsigned long mapped = 0;
+	unsigned int i;
 
-	for (; pos && pos != &ctx->objs; pos = pos->next) {
-		struct ckpt_obj *obj = list_entry(pos, struct ckpt_obj, list);
-		struct ckpt_hdr_pages *p = (void *)obj->h;
-		u64 *addr = (u64 *)(p + 1);
-		void *data = addr + p->nr;
-		u32 i;
+	for (i = 0; i < ctx->nr_drops; i++, drop = list_next_entry(drop, list)) {
+		int ret = restore_drop(ctx, (struct ckpt_hdr_drop *)drop->h);
 
-		if (p->h.type == CKPT_HDR_DROP) {
-			int ret = restore_drop(ctx, (struct ckpt_hdr_drop *)p);
-
-			if (ret)
-				return ret;
-			continue;
-		}
-		if (p->h.type != CKPT_HDR_PAGES)
-			break;
-		for (i = 0; i < p->nr; i++) {
-			int n = access_process_vm(current, addr[i], data + i * PAGE_SIZE,
-						  PAGE_SIZE, FOLL_FORCE | FOLL_WRITE);
-
-			if (n != PAGE_SIZE)
-				return ckpt_err(ctx, -EFAULT, "cannot fill page %llx", addr[i]);
-		}
-		ckpt_progress(ctx);
-		cond_resched();
+		if (ret)
+			return ret;
 	}
+
+	for (i = 0; i < x->nr; i++) {
+		struct ckpt_extent *e = &x->e[i];
+		struct ckpt_rvma *r = ckpt_find_vma(ctx, e->addr);
+		int ret;
+
+		if (restore_can_map(ctx, r, e)) {
+			unsigned long addr = vm_mmap(e->file, e->addr, e->nr << PAGE_SHIFT,
+						     r->v->prot, MAP_PRIVATE | MAP_FIXED, e->pos);
+
+			if (addr == e->addr) {
+				ckpt_mapped_add(file_inode(e->file));
+				mapped += e->nr;
+				continue;
+			}
+			/* refused before anything was unmapped (a noexec mount): copy */
+			if (addr != -EPERM && addr != -EACCES)
+				return ckpt_err(ctx, IS_ERR_VALUE(addr) ? (long)addr : -EINVAL,
+						"cannot map the pages at %llx from the image",
+						e->addr);
+		}
+		ret = restore_extent_copy(ctx, r, e);
+		if (ret)
+			return ret;
+	}
+	ckpt_msg(ctx, "pid %d: %llu pages restored, %lu of them mapped from the image\n",
+		 task_pid_vnr(current), ctx->nr_pages, mapped);
 	return 0;
 }

@@ -247,6 +247,7 @@ struct ckpt_fileref {
 };
 
 struct ckpt_filerefs {
+	struct ckpt_ctx *ctx;
 	DECLARE_HASHTABLE(hash, 8);
 };
 
@@ -265,7 +266,7 @@ static int ckpt_fileref_add(struct ckpt_filerefs *refs, struct file *file, pid_t
 	hash_add(refs->hash, &r->hash, (unsigned long)file);
 found:
 	r->refs++;
-	if (fd >= 0 && !r->saved_fd && !ckpt_fd_inherited(file, fd)) {
+	if (fd >= 0 && !r->saved_fd && !ckpt_fd_inherited(refs->ctx, file, fd)) {
 		r->saved_fd = true;
 		r->pid = pid;
 		r->fd = fd;
@@ -355,6 +356,7 @@ static int ckpt_file_leaks(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 	if (!refs)
 		return -ENOMEM;
 	hash_init(refs->hash);
+	refs->ctx = ctx;
 	for (i = 0; !ret && i < tree->nr; i++) {
 		struct task_struct *t = tree->tasks[i];
 
@@ -378,7 +380,8 @@ static int ckpt_file_leaks(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 		 */
 		if (!r->saved_fd)
 			continue;
-		if (file_count(r->file) > r->refs) {
+		/* a terminal shared with the shell is tty.c's to judge (CHECKPOINT_SHELL_JOB) */
+		if (file_count(r->file) > r->refs && !S_ISCHR(file_inode(r->file)->i_mode)) {
 			pid_t other = ckpt_file_outside(tree, r->file);
 
 			if (other) {

@@ -5,19 +5,17 @@
  * A MAP_SHARED | MAP_ANONYMOUS mapping is backed by an unlinked shmem file
  * that fork(2) keeps: parent and child map the same pages, and a write by
  * one is seen by the other.  The engine saves that memory once, as a
- * SHMEM object (its size, then PAGES objects holding its non-zero pages at
- * byte offsets in it), the first time a VMA of the tree maps it; every
+ * SHMEM object (its size, then DATA objects holding what it has, holes
+ * left out), the first time a VMA of the tree maps it; every
  * VMA that maps it names it by id.  Restart makes one new shmem object of
  * the same kind (what mmap(2) makes for a shared anonymous mapping), fills
  * it, and maps it into every task that had it, so it is shared again.
  */
 
 #include <linux/file.h>
-#include <linux/highmem.h>
+#include <linux/fs.h>
 #include <linux/mm.h>
-#include <linux/pagemap.h>
 #include <linux/shmem_fs.h>
-#include <linux/xarray.h>
 
 #include "ckpt.h"
 
@@ -25,11 +23,7 @@
 int checkpoint_shmem(struct ckpt_ctx *ctx, struct file *file, s32 *objref)
 {
 	struct inode *inode = file_inode(file);
-	struct address_space *mapping = file->f_mapping;
 	struct ckpt_hdr_shmem h = {};
-	struct ckpt_pagebuf *pb;
-	unsigned long index = 0;
-	void *entry;
 	int ret;
 
 	*objref = ckpt_obj_lookup(ctx, inode);
@@ -42,78 +36,11 @@ int checkpoint_shmem(struct ckpt_ctx *ctx, struct file *file, s32 *objref)
 	h.objref = ret;
 	h.size = i_size_read(inode);
 	ret = ckpt_write_obj(ctx, &h, CKPT_HDR_SHMEM, sizeof(h));
-	if (ret)
-		return ret;
-	pb = ckpt_pagebuf_new();
-	if (!pb)
-		return -ENOMEM;
 	/* what is in memory or in swap; a hole reads as zeros */
-	xa_for_each(&mapping->i_pages, index, entry) {
-		struct page *page;
-
-		if ((u64)index << PAGE_SHIFT >= h.size)
-			break;
-		if (ckpt_should_stop(ctx)) {
-			ret = -EINTR;
-			break;
-		}
-		page = shmem_read_mapping_page(mapping, index);
-		if (IS_ERR(page)) {
-			ret = ckpt_err(ctx, PTR_ERR(page), "cannot read shared memory page %lu",
-				       index);
-			break;
-		}
-		ret = ckpt_pagebuf_add(ctx, pb, (u64)index << PAGE_SHIFT, page, true);
-		put_page(page);
-		if (ret)
-			break;
-		cond_resched();
-	}
-	if (!ret)
-		ret = ckpt_pages_flush(ctx, pb);
-	ckpt_pagebuf_free(pb);
-	return ret;
+	return ret ?: checkpoint_file_data(ctx, h.objref, file, h.size);
 }
 
-static int restore_shmem_pages(struct ckpt_ctx *ctx, struct file *file, u64 size)
-{
-	struct address_space *mapping = file->f_mapping;
-
-	while (ckpt_peek(ctx) == CKPT_HDR_PAGES) {
-		struct ckpt_hdr_pages *p;
-		u64 *off;
-		void *data;
-		u32 i;
-
-		p = restore_next_pages(ctx);
-		if (IS_ERR(p))
-			return PTR_ERR(p);
-		off = (u64 *)(p + 1);
-		data = off + p->nr;
-		for (i = 0; i < p->nr; i++) {
-			struct page *page;
-			void *dst;
-
-			if (!PAGE_ALIGNED(off[i]) || off[i] >= size)
-				return ckpt_err(ctx, -EINVAL,
-						"shared memory page at %llx is beyond its size",
-						off[i]);
-			page = shmem_read_mapping_page(mapping, off[i] >> PAGE_SHIFT);
-			if (IS_ERR(page))
-				return ckpt_err(ctx, PTR_ERR(page), "cannot fill shared memory");
-			dst = kmap_local_page(page);
-			memcpy(dst, data + i * PAGE_SIZE, PAGE_SIZE);
-			kunmap_local(dst);
-			set_page_dirty(page);
-			put_page(page);
-		}
-		ckpt_progress(ctx);
-		cond_resched();
-	}
-	return 0;
-}
-
-/* A SHMEM object and its pages: a new shared anonymous memory object, filled */
+/* A SHMEM object and its data: a new shared anonymous memory object, filled */
 int restore_shmem_obj(struct ckpt_ctx *ctx)
 {
 	struct ckpt_hdr_shmem *h;
@@ -138,5 +65,5 @@ int restore_shmem_obj(struct ckpt_ctx *ctx)
 		fput(file);
 		return ret;
 	}
-	return restore_shmem_pages(ctx, file, h->size);
+	return restore_file_data(ctx, h->objref, file, h->size);
 }

@@ -65,12 +65,16 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32 i)
 		ret = checkpoint_process(ctx, t);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
 		ret = checkpoint_timers(ctx, t);	/* ITIMERS, POSIX_TIMERs */
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
+		ret = checkpoint_sem_undo(ctx, t);	/* the thread group's (CLONE_SYSVSEM) */
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGHAND)))
 		ret = checkpoint_sighand(ctx, t);
 	if (!ret)	/* SIGNAL, SIGPENDING */
 		ret = checkpoint_signal(ctx, t, ctx->defines & BIT(CKPT_SHARE_SIGNAL));
 	if (!ret)
 		ret = checkpoint_cred(ctx, t);
+	if (!ret)
+		ret = checkpoint_seccomp(ctx, t);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
 		ret = checkpoint_rlimits(ctx, t);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FS)))
@@ -110,6 +114,7 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 	int ret;
 
 	ctx->cur = g->parts[idx];
+	ctx->pages_first = g->pages[idx];
 	ret = restore_task_obj(ctx);
 	if (!ret && (ctx->task->pid != g->pids[idx].pid || ctx->task->tgid != g->pids[idx].tgid))
 		ret = ckpt_err(ctx, -EINVAL,
@@ -121,13 +126,19 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 	if (!ret)
 		ret = restore_prepare_thread(ctx);
 	if (!ret)
+		ret = restore_prepare_task_namespaces(ctx, idx);
+	if (!ret)
 		ret = restore_prepare_process(ctx);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
 		ret = restore_prepare_timers(ctx);	/* ITIMERS, POSIX_TIMERs */
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
+		ret = restore_prepare_sem_undo(ctx);
 	if (!ret)	/* SIGHAND, SIGNAL, SIGPENDING */
 		ret = restore_prepare_signal(ctx);
 	if (!ret)
 		ret = restore_prepare_cred(ctx);
+	if (!ret)
+		ret = restore_prepare_seccomp(ctx);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
 		ret = restore_prepare_rlimits(ctx);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FS)))
@@ -135,9 +146,15 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FILES)))
 		ret = restore_prepare_files(ctx);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_MM)))
-		ret = restore_prepare_mm(ctx);	/* MM, VMAs, SHMEM, pages */
+		ret = restore_prepare_mm(ctx);	/* MM, VMAs, SHMEM, DROPs, pages */
+	/* PAGES objects (restore_tree() found whose they are) come after the VMAs */
+	while (!ret && ckpt_peek(ctx) == CKPT_HDR_PAGES)
+		ckpt_next(ctx, CKPT_HDR_PAGES, 0);
 	if (!ret)
 		ret = restore_prepare_cpu(ctx);	/* CPU, FPU */
+	/* or, written after the thaw (CHECKPOINT_COW), after the part */
+	while (!ret && ckpt_peek(ctx) == CKPT_HDR_PAGES)
+		ckpt_next(ctx, CKPT_HDR_PAGES, 0);
 	if (!ret && (idx + 1 < g->nr_tasks ? ctx->cur != g->parts[idx + 1] :
 					     ckpt_peek(ctx) != CKPT_HDR_TAIL))
 		ret = ckpt_err(ctx, -EINVAL, "unexpected %s object at the end of pid %d",
@@ -214,9 +231,11 @@ int restore_vfork_wait(struct completion **vfork, struct task_struct **child)
  */
 int restore_rebuild_task(struct ckpt_ctx *ctx, s32 forked_mm)
 {
-	int ret = 0;
+	int ret;
 
-	if (ctx->defines & BIT(CKPT_SHARE_FILES))
+	/* the root, first of all: its own namespaces, which the others use too */
+	ret = restore_namespaces(ctx);
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FILES)))
 		ret = restore_files(ctx);
 	if (!ret && (ctx->defines & BIT(CKPT_SHARE_FS)))
 		restore_fs(ctx);
@@ -246,6 +265,11 @@ int restore_finish_task(struct ckpt_ctx *ctx, struct ckpt_member *m, long *ax)
 		ret = restore_vfork(ctx, m, ax);
 	if (!ret)
 		ret = restore_process(ctx);	/* exe, sched: with the restarter's rights */
+	/* with the restarter's rights, as seccomp(2) from the restarter would */
+	if (!ret)
+		ret = restore_seccomp(ctx);
+	if (!ret && (ctx->defines & BIT(CKPT_SHARE_SIGNAL)))
+		ret = restore_sem_undo(ctx);
 	if (!ret)
 		ret = restore_share_done(ctx);
 	if (ret)

@@ -3,14 +3,20 @@
  * hold (nobody else can thaw it), writes DIR/kernel.img, and with
  * CHECKPOINT_KILL kills it before thawing, so the task never runs past the
  * image.  Errors come back as an errno and as lines in DIR/kernel.log.
+ *
+ * A pre-dump is a checkpoint with CHECKPOINT_TRACK that leaves the tasks
+ * running (copy-on-write: they are frozen only while everything but their
+ * pages is saved); a dump with `prevImagesDir` adds CHECKPOINT_INCREMENTAL,
+ * and the engine saves only the pages written since the last pre-dump,
+ * naming that image as the parent the others are in.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
-import { imagePath, logPath, readHeader } from './image.js';
-import { checkpoint, CHECKPOINT_KILL, ensureEngine } from './sys.js';
+import { imagePath, logPath, readImage } from './image.js';
+import { checkpoint, CHECKPOINT_COW, CHECKPOINT_INCREMENTAL, CHECKPOINT_KILL, CHECKPOINT_SHELL_JOB, CHECKPOINT_TRACK, ensureEngine } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
 export function lastLogLine(file: string): string | undefined {
@@ -40,22 +46,44 @@ async function waitGone(pid: number, ms: number): Promise<void> {
   }
 }
 
-export async function dump(opts: DumpOptions): Promise<DumpResult> {
+/** checkpoint(2) flags for a dump (or, with `track`, a pre-dump). */
+function flagsFor(opts: DumpOptions, track: boolean): number {
+  const leaveRunning = track || opts.leaveRunning;
+  // copy-on-write is the default where the tasks run on anyway
+  const cow = opts.cow ?? !!leaveRunning;
+  return (leaveRunning ? 0 : CHECKPOINT_KILL) | (cow ? CHECKPOINT_COW : 0) |
+    (track ? CHECKPOINT_TRACK : 0) | (opts.prevImagesDir ? CHECKPOINT_INCREMENTAL : 0) |
+    (opts.shellJob ? CHECKPOINT_SHELL_JOB : 0);
+}
+
+/** The pre-dump named by --prev-images-dir, checked before anything happens. */
+function parentImage(dir: string): string {
+  const img = imagePath(dir);
+  if (!fs.existsSync(img)) throw new CrError(`${dir} holds no kernel-backend image to build on`);
+  const { chain } = readImage(img);
+  if (!chain?.tracking) throw new CrError(`${img} is not a pre-dump: it tracks no pages (cr pre-dump)`);
+  return fs.realpathSync(img);
+}
+
+export async function checkpointTree(opts: DumpOptions, track: boolean): Promise<DumpResult> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   const { pid } = opts;
   if (!Number.isInteger(pid) || pid <= 0) throw new CrError(`bad pid ${pid}`);
   if (!pidExists(pid)) throw new CrError(`no process with pid ${pid}`);
+  const parent = opts.prevImagesDir ? parentImage(opts.prevImagesDir) : undefined;
   const why = ensureEngine(log);
   if (why) throw new CrError(why);
 
   fs.mkdirSync(opts.dir, { recursive: true });
   const img = imagePath(opts.dir);
-  const imgFd = fs.openSync(img, 'w', 0o600);
+  // a new file, never the old one rewritten: a tree restored by mapping may still map it
+  fs.rmSync(img, { force: true });
+  const imgFd = fs.openSync(img, 'wx', 0o600);
   const logFd = fs.openSync(logPath(opts.dir), 'w', 0o644);
   let r;
   try {
-    r = checkpoint(pid, imgFd, opts.leaveRunning ? 0 : CHECKPOINT_KILL, logFd);
+    r = checkpoint(pid, imgFd, flagsFor(opts, track), logFd);
   } finally {
     fs.closeSync(imgFd);
     fs.closeSync(logFd);
@@ -67,17 +95,20 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     const detail = lastLogLine(logPath(opts.dir));
     throw new CrError(`checkpoint of pid ${pid} failed: ${r.errno}${detail ? `: ${detail}` : ''}`);
   }
-  // only the tree: the processes (their threads are in it too); zombies go when whoever inherits them reaps them
-  const { tree } = readHeader(img);
+  const { tree, chain } = readImage(img);
+  if (parent && chain?.parentPath !== parent) {
+    log(`note: the engine's last pre-dump of these tasks is ${chain?.parentPath}, not ${parent}: the image builds on that one`);
+  }
+  // only the processes (their threads are in the tree too); zombies go when whoever inherits them reaps them
   const pids = tree.filter((t) => t.tgid === t.pid).map((t) => t.pid);
-  if (!opts.leaveRunning) for (const pid of pids) await waitGone(pid, 2000);
+  if (!track && !opts.leaveRunning) for (const t of tree) if (t.zombie === undefined && t.tgid === t.pid) await waitGone(t.pid, 2000);
 
-  const num = (re: RegExp): number | undefined => {
-    const m = re.exec(logText);
-    return m ? Number(m[1]) : undefined;
+  const sum = (re: RegExp): number | undefined => {
+    const all = [...logText.matchAll(re)];
+    return all.length ? all.reduce((n, m) => n + Number(m[1]), 0) : undefined;
   };
-  const freezeUs = num(/froze in (\d+) us/);
-  const frozenUs = num(/frozen for (\d+) us/);
+  const freezeUs = sum(/froze in (\d+) us/g);
+  const frozenUs = sum(/frozen for (\d+) us/g);
   return {
     pids,
     stats: {
@@ -85,7 +116,10 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
       frozenMs: frozenUs === undefined ? undefined : frozenUs / 1000,
       totalMs: performance.now() - t0,
       imageBytes: dirBytes(opts.dir),
-      pagesWritten: num(/(\d+) pages saved/),
+      pagesWritten: sum(/(\d+) pages saved/g),
     },
   };
 }
+
+export const dump = (opts: DumpOptions): Promise<DumpResult> => checkpointTree(opts, false);
+export const preDump = (opts: DumpOptions): Promise<DumpResult> => checkpointTree({ ...opts, leaveRunning: true }, true);

@@ -4,11 +4,19 @@
  * calls restart(ROOT, fd, RESTART_TASKSELF, logfd); the engine rebuilds it,
  * clones every other task (threads too) from its rebuilt creator with its
  * original pid, and lets them all return into the checkpointed programs
- * together.  The helper stays the root's parent,
- * reports "ready PID" per task or "error PID: why" on fd 3, and exits with
- * the root's status.  Restored `frozen` (RESTART_FROZEN), every task stays
- * held frozen by the engine until thaw() (`cr thaw ROOT`), which is
- * restart(ROOT, -1, RESTART_FROZEN, -1).
+ * together.  A shell job (--shell-job) joins our session, and the helper
+ * makes it the foreground job of our terminal.  The helper stays the
+ * root's parent, reports "ready PID HOSTPID" per task or "error PID: why"
+ * on fd 3, and exits with the root's status.  A root that had UTS or IPC
+ * namespaces of its own is created in fresh ones of those kinds, where the
+ * engine rebuilds them.  With `pidns` the tree gets a pid namespace of its
+ * own under the helper's small init, with the original pids inside it and,
+ * for the root where it is free, outside it too.  Restored `frozen`
+ * (RESTART_FROZEN), every task stays held frozen by the engine until
+ * thaw() (`cr thaw ROOT`, with ROOT's pid outside), which is restart(ROOT,
+ * -1, RESTART_FROZEN, -1).  With `mapPages` (cr-mktree -m: RESTART_MAP)
+ * the engine maps private anonymous memory from the image instead of
+ * copying it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,7 +26,7 @@ import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
-import { decodeImage, imagePath, logPath, type TreeTask } from './image.js';
+import { imagePath, logPath, readImage, type TreeTask } from './image.js';
 
 /** A task for cr-mktree -k: the root it creates, or one the engine clones (it waits for them all). */
 function mktreeArg(t: TreeTask): string {
@@ -31,29 +39,38 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   const img = imagePath(opts.dir);
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
-  if (opts.pidns) throw new CrError('the kernel backend cannot restore into a new pid namespace yet');
-  const { tree } = decodeImage(img);
+  if (opts.lazyPages) throw new CrError('the kernel backend has no lazy restore of pages: it can map them from the image (--map-pages)');
+  const { tree, chain, cloneFlags, shellJob } = readImage(img);
+  if (chain?.parentPath && !fs.existsSync(chain.parentPath)) {
+    throw new CrError(`${img} takes its unchanged pages from ${chain.parentPath}, which is gone`);
+  }
   const pid = tree[0].pid;
-  for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
+  if (shellJob && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job (its terminal was its shell's): restore it with --shell-job`);
+  if (!opts.pidns) for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
   const why = ensureEngine(log);
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), ['-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...tree.map(mktreeArg)], {
+  const args = [
+    ...(opts.shellJob ? ['-j'] : []), ...(opts.mapPages ? ['-m'] : []), '-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...(opts.pidns ? ['-p'] : []), ...(cloneFlags ? ['-n', cloneFlags.toString(16)] : []),
+    ...tree.map(mktreeArg),
+  ];
+  const helper = execa(helperPath(), args, {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
-  const ready = new Set<number>();
+  // each task's pid as we see it: the same but in a pid namespace of its own
+  const ready = new Map<number, number>();
   const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
   for await (const line of lines) {
-    const m = /^(ready|error) (-?\d+)(?: \d+|: (.*))?$/.exec(line);
+    const m = /^(ready|error) (-?\d+)(?: (\d+)|: (.*))?$/.exec(line);
     if (m?.[1] === 'error') {
       helper.kill('SIGKILL');
       await helper;
-      throw new CrError(`restart of pid ${pid} failed: ${m[3]}`);
+      throw new CrError(`restart of pid ${pid} failed: ${m[4]}`);
     }
     if (m?.[1] === 'ready') {
-      ready.add(Number(m[2]));
-      log(`pid ${m[2]} restarted`);
+      ready.set(Number(m[2]), Number(m[3] ?? m[2]));
+      log(`pid ${m[2]} restarted${m[3] && m[3] !== m[2] ? ` (pid ${m[3]} outside its pid namespace)` : ''}`);
       if (ready.size === tree.length) break;
     }
   }
@@ -68,7 +85,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   return {
     pids: tree.filter((t) => t.tgid === t.pid).map((t) => t.pid),
     stats: { totalMs: performance.now() - t0 },
-    ...(opts.frozen ? { thaw: async () => thaw(pid) } : {}),
+    ...(opts.frozen ? { thaw: async () => thaw(ready.get(pid) ?? pid) } : {}),
     async wait(): Promise<ExitStatus> {
       if (opts.detach) throw new CrError('the restored process was detached; nobody waits for it');
       const r = await helper;

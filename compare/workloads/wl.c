@@ -30,6 +30,8 @@
  *   tree=N      N processes in a binary-heap shape (process i's parent is
  *               (i-1)/2); every process builds all other modules
  *   mem=MiB     private anonymous memory, every word a known pattern
+ *   dirty=P     with mem, one process: SIGUSR2 rewrites P% of it with another
+ *               pattern and prints DIRTIED <checksum>, the new one to expect
  *   threads=N   N extra threads, each with a stack buffer, TLS and its tid
  *   regfile=N   N regular files with content, offsets and flags
  *   pipe=N      N pipes with data in flight
@@ -53,7 +55,9 @@
  *   itimer=1    an armed ITIMER_REAL with an interval
  *   caps=1      capabilities dropped from the effective, permitted and
  *               bounding sets
- *   sysvshm=KiB a SysV shared memory segment, attached and filled
+ *   sysvshm=KiB a SysV shared memory segment, attached and filled, in an
+ *               IPC namespace of its own (a backend saves the objects of
+ *               the tree's own namespace only)
  *   fdtable=1   a child process sharing the fd table (CLONE_FILES)
  *   cow=KiB     private memory a forked child still shares copy-on-write:
  *               a page neither wrote must stay one physical page (pagemap,
@@ -72,6 +76,11 @@
  *               N bytes queued each way (at most 4096)
  *   unix-listen=N a unix stream listener on a path with N connections not
  *               accepted yet (at most 8) and one accepted with bytes queued
+ *   epoll=N     an epoll set watching N pipes with data, one of them through
+ *               a descriptor that was closed since
+ *   timerfd=S   a timerfd armed for 1000 s with an interval of S s
+ *   signalfd=1  a signalfd for a blocked real-time signal
+ *   inotify=1   an inotify watch on the process's directory
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -87,8 +96,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
@@ -96,12 +107,14 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -183,20 +196,25 @@ static void fill(void *p, size_t n, uint64_t seed)
 		w[i] = pat(seed, i);
 }
 
-/* Checks a filled region; returns its hash and reports the first bad word. */
-static uint64_t check_fill(const char *what, const void *p, size_t n, uint64_t seed)
+/* Checks bytes @from to @to of a filled region; returns their hash and reports the first bad word. */
+static uint64_t check_fill_part(const char *what, const void *p, size_t from, size_t to, uint64_t seed)
 {
 	const uint64_t *w = p;
 	size_t first_bad = (size_t)-1, nbad = 0;
-	for (size_t i = 0; i < n / 8; i++)
+	for (size_t i = from / 8; i < to / 8; i++)
 		if (w[i] != pat(seed, i)) {
 			if (first_bad == (size_t)-1)
 				first_bad = i;
 			nbad++;
 		}
 	if (nbad)
-		BAD("%s: %zu of %zu words differ, first at byte %zu", what, nbad, n / 8, first_bad * 8);
-	return mix_bytes(0, p, n);
+		BAD("%s: %zu of %zu words differ, first at byte %zu", what, nbad, (to - from) / 8, first_bad * 8);
+	return mix_bytes(0, (const char *)p + from, to - from);
+}
+
+static uint64_t check_fill(const char *what, const void *p, size_t n, uint64_t seed)
+{
+	return check_fill_part(what, p, 0, n, seed);
 }
 
 static void xwrite(int fd, const void *p, size_t n)
@@ -269,9 +287,9 @@ struct module {
 	int on;
 };
 
-/* mem */
+/* mem; with dirty=P, SIGUSR2 rewrites its first P% with another pattern */
 static uint64_t *mem_p;
-static size_t mem_n;
+static size_t mem_n, mem_dirty_n;
 static void mem_setup(long mib)
 {
 	mem_n = (size_t)mib << 20;
@@ -283,7 +301,32 @@ static void mem_setup(long mib)
 static uint64_t mem_fold(int final)
 {
 	(void)final;
-	return check_fill("mem", mem_p, mem_n, 1000 + my_idx);
+	if (!mem_dirty_n)
+		return check_fill("mem", mem_p, mem_n, 1000 + my_idx);
+	return mix(check_fill("mem (rewritten)", mem_p, mem_dirty_n, 1500 + my_idx),
+		   check_fill_part("mem", mem_p, mem_dirty_n, mem_n, 1000 + my_idx));
+}
+
+/* dirty */
+static long dirty_percent;
+static volatile sig_atomic_t got_usr2;
+static void on_dirty(int sig) { (void)sig; got_usr2 = 1; }
+static void dirty_setup(long percent)
+{
+	struct sigaction sa = { .sa_handler = on_dirty };
+
+	dirty_percent = percent;
+	sigaction(SIGUSR2, &sa, NULL);
+}
+static void dirty_mem(void)
+{
+	mem_dirty_n = (mem_n / 100 * dirty_percent) & ~(size_t)4095;
+	fill(mem_p, mem_dirty_n, 1500 + my_idx);
+}
+static uint64_t dirty_fold(int final)
+{
+	(void)final;
+	return 0;
 }
 
 /* shanon */
@@ -1077,12 +1120,14 @@ static uint64_t caps_fold(int final)
 	return mix(mix(0, d[0].effective), d[0].permitted);
 }
 
-/* sysvshm: a private segment, attached and filled */
+/* sysvshm: a private segment, attached and filled, in an IPC namespace of our own */
 static int shm_id;
 static char *shm_p;
 static size_t shm_n;
 static void sysvshm_setup(long kib)
 {
+	if (unshare(CLONE_NEWIPC))
+		die("unshare(CLONE_NEWIPC)");
 	shm_n = (size_t)(kib < 4 ? 4 : kib) << 10;
 	shm_id = shmget(IPC_PRIVATE, shm_n, IPC_CREAT | 0600);
 	if (shm_id < 0)
@@ -1355,9 +1400,122 @@ static uint64_t threads_fold(int final)
 	return h;
 }
 
+/* epoll: level-triggered items report the same events before and after */
+static int ep_fd;
+static long ep_n;
+static uint64_t epoll_ready(void)
+{
+	struct epoll_event ev[64];
+	int n = epoll_wait(ep_fd, ev, 64, 0);
+	uint64_t seen = 0;
+	for (int i = 0; i < n; i++)
+		if (ev[i].events & EPOLLIN)
+			seen |= 1ULL << ev[i].data.u64;
+	return seen;
+}
+static void epoll_setup(long n)
+{
+	ep_n = n < 1 ? 1 : n > 32 ? 32 : n;
+	ep_fd = epoll_create1(0);
+	if (ep_fd < 0)
+		die("epoll_create1");
+	for (long i = 0; i < ep_n; i++) {
+		int p[2];
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)i };
+		if (pipe(p) || epoll_ctl(ep_fd, EPOLL_CTL_ADD, p[0], &ev))
+			die("epoll pipe");
+		xwrite(p[1], "e", 1);
+		/* the first is watched through a descriptor closed since */
+		if (i == 0 && (dup(p[0]) < 0 || close(p[0])))
+			die("dup");
+	}
+}
+static uint64_t epoll_fold(int final)
+{
+	(void)final;
+	uint64_t want = (1ULL << ep_n) - 1, seen = epoll_ready();
+	if (seen != want)
+		BAD("epoll: items 0x%llx ready, expected 0x%llx", (unsigned long long)seen, (unsigned long long)want);
+	return mix(0, seen);
+}
+
+/* timerfd */
+static int tf_fd;
+static long tf_interval;
+static void timerfd_setup(long s)
+{
+	struct itimerspec its = { { s, 0 }, { 1000, 0 } };
+	tf_interval = s;
+	tf_fd = timerfd_create(CLOCK_MONOTONIC, 0);
+	if (tf_fd < 0 || timerfd_settime(tf_fd, 0, &its, NULL))
+		die("timerfd");
+}
+static uint64_t timerfd_fold(int final)
+{
+	(void)final;
+	struct itimerspec g;
+	if (timerfd_gettime(tf_fd, &g) || g.it_interval.tv_sec != tf_interval || g.it_value.tv_sec > 1000 ||
+	    (!g.it_value.tv_sec && !g.it_value.tv_nsec))
+		BAD("timerfd: interval %lld s, %lld s left", (long long)g.it_interval.tv_sec, (long long)g.it_value.tv_sec);
+	return mix(0, (uint64_t)g.it_interval.tv_sec);
+}
+
+/* signalfd: reads a blocked real-time signal */
+#define SFDSIG (SIGRTMIN + 6)
+static int sf_fd;
+static void signalfd_setup(long arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SFDSIG);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+	sf_fd = signalfd(-1, &s, SFD_NONBLOCK);
+	if (sf_fd < 0)
+		die("signalfd");
+}
+static uint64_t signalfd_fold(int final)
+{
+	struct signalfd_siginfo si;
+	if (!final)
+		return mix(0, SFDSIG);
+	kill(getpid(), SFDSIG);
+	if (read(sf_fd, &si, sizeof(si)) != sizeof(si) || (int)si.ssi_signo != SFDSIG)
+		BAD("signalfd: does not read signal %d", SFDSIG);
+	return mix(0, SFDSIG);
+}
+
+/* inotify: the watch keeps its descriptor */
+static int in_fd, in_wd;
+static char in_dir[PATH_MAX];
+static void inotify_setup(long arg)
+{
+	(void)arg;
+	pathf(in_dir, "watched");
+	if (mkdir(in_dir, 0700) && errno != EEXIST)
+		die("mkdir watched");
+	in_fd = inotify_init1(IN_NONBLOCK);
+	in_wd = in_fd < 0 ? -1 : inotify_add_watch(in_fd, in_dir, IN_CREATE);
+	if (in_wd < 0)
+		die("inotify");
+}
+static uint64_t inotify_fold(int final)
+{
+	char buf[4096], f[PATH_MAX];
+	if (!final)
+		return mix(0, (uint64_t)in_wd);
+	snprintf(f, sizeof(f), "%s/new", in_dir);
+	close(open(f, O_CREAT | O_WRONLY, 0600));
+	struct inotify_event *e = (struct inotify_event *)buf;
+	if (read(in_fd, buf, sizeof(buf)) <= 0 || e->wd != in_wd || !(e->mask & IN_CREATE))
+		BAD("inotify: no IN_CREATE event for watch %d", in_wd);
+	return mix(0, (uint64_t)in_wd);
+}
+
 static struct module modules[] = {
 	{ "mem", mem_setup, mem_fold, 0, 0 },
 	{ "cow", cow_setup, cow_fold, 0, 0 },
+	{ "dirty", dirty_setup, dirty_fold, 0, 0 },
 	{ "shanon", shanon_setup, shanon_fold, 0, 0 },
 	{ "fmap-priv", fmap_priv_setup, fmap_priv_fold, 0, 0 },
 	{ "fmap-shared", fmap_shared_setup, fmap_shared_fold, 0, 0 },
@@ -1387,6 +1545,10 @@ static struct module modules[] = {
 	{ "tcp-listen", tcp_listen_setup, tcp_listen_fold, 0, 0 },
 	{ "tcp-established", tcp_established_setup, tcp_established_fold, 0, 0 },
 	{ "unix-listen", unix_listen_setup, unix_listen_fold, 0, 0 },
+	{ "epoll", epoll_setup, epoll_fold, 0, 0 },
+	{ "timerfd", timerfd_setup, timerfd_fold, 0, 0 },
+	{ "signalfd", signalfd_setup, signalfd_fold, 0, 0 },
+	{ "inotify", inotify_setup, inotify_fold, 0, 0 },
 	/* threads last: they must see every other module's state built;
 	 * cwd just before, so the others still create files by full path */
 	{ "cwd", cwd_setup, cwd_fold, 0, 0 },
@@ -1588,8 +1750,14 @@ int main(int argc, char **argv)
 	sigset_t now;
 	sigprocmask(SIG_BLOCK, NULL, &now);
 	sigdelset(&now, SIGUSR1);
-	while (!got_usr1)
+	while (!got_usr1) {
 		sigsuspend(&now);
+		if (got_usr2 && dirty_percent && !my_idx && ntree == 1) {
+			got_usr2 = 0;
+			dirty_mem();
+			say("DIRTIED %016llx", (unsigned long long)mix(0, fold_all(0, pid0, ppid0)));
+		}
+	}
 
 	char go[64] = { 0 };
 	for (int left = ntree - 1; left > 0; left -= 64)

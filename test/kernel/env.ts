@@ -7,10 +7,12 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { execaSync } from 'execa';
-import { sleep } from '../lib/harness.js';
 import path from 'node:path';
 import { helperPath, probe } from '../../backends/kernel/sys.js';
+import { kernelBackend } from '../../backends/kernel/index.js';
+import type { DumpOptions, ExitStatus } from '../../backends/types.js';
 import { packageRoot } from '../../userspace/paths.js';
+import { sleep, tempDir } from '../lib/harness.js';
 
 export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);
 
@@ -38,7 +40,6 @@ export function startTo(program: string, args: string[], out: string): { pid: nu
   return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code))) };
 }
 
-
 /** Wait until @file contains @text. */
 export async function waitFor(file: string, text: string, ms = 30000): Promise<void> {
   const until = Date.now() + ms;
@@ -47,4 +48,31 @@ export async function waitFor(file: string, text: string, ms = 30000): Promise<v
     await sleep(10);
   }
   throw new Error(`${file} never showed ${JSON.stringify(text)}`);
+}
+
+export interface KernelRoundTrip {
+  out: string;
+  status: ExitStatus;
+  show: string[];
+  pids: number[];
+}
+
+/**
+ * Run a self-checking program (it prints "ready", waits for SIGUSR1 and
+ * then checks its own state) through a checkpoint that kills it and a
+ * restart; SIGUSR1 goes to the restarted root.
+ */
+export async function kernelRoundTrip(program: string, args: string[], dump: Partial<DumpOptions> = {}): Promise<KernelRoundTrip> {
+  const dir = tempDir('kround');
+  const images = tempDir('kroundimg');
+  const out = `${dir}/out.txt`;
+  const child = startTo(kprogram(program), args, out);
+  await waitFor(out, 'ready');
+  const d = await kernelBackend.dump({ pid: child.pid, dir: images, ...dump });
+  if ((await child.done) !== 'SIGKILL') throw new Error('the checkpoint did not kill the task');
+  const show = (await kernelBackend.describe(images)).lines;
+  const r = await kernelBackend.restore({ dir: images });
+  process.kill(r.pids[0], 'SIGUSR1');
+  const status = await r.wait();
+  return { out: fs.readFileSync(out, 'utf8'), status, show, pids: d.pids };
 }
