@@ -191,6 +191,7 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
   let shellJob = false;
   let cloneFlags = 0;
   const data = new Map<number, { bytes: number; objects: number }>();
+  let shm: { bytes: number; objects: number } | undefined;
   let sum = CHECKSUM_SEED;
   let off = 0;
   while (off + 8 <= size) {
@@ -211,6 +212,10 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
       continue;
     }
     const o = readAt(fd, type === T.PAGES && !full ? PAGES_FIXED : meta, off);
+    if (shm && type !== T.DATA) {
+      details.push(`    ${shm.objects} pages saved (${shm.bytes} bytes)`);
+      shm = undefined;
+    }
     if (type === T.TAIL && len >= 32) {
       const want = o.readBigUInt64LE(24);
       tail = { nrObjects: Number(o.readBigUInt64LE(16)), checksum: hex(want), checksumOk: full ? sum === want : undefined };
@@ -262,6 +267,10 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
       const task = tree?.find((t) => t.pid === o.readInt32LE(8));
       if (task) task.zombie = o.readUInt32LE(12);
       details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}${len >= 32 ? ` (${cstr(o, 16, 32)})` : ''}`);
+    } else if (type === T.DATA && shm && len >= 24) {
+      // a SysV segment's contents follow it
+      shm.bytes += o.readUInt32LE(12);
+      shm.objects += 1;
     } else if (type === T.TTY && len >= 16) {
       // a terminal that is not a pty of the tree is its shell's
       shellJob ||= o.readUInt32LE(12) !== 1;
@@ -269,6 +278,7 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
     } else if (full) {
       describeObject(type, o, len, details, data);
     }
+    if (type === T.SHM && full && len >= 48) shm = { bytes: 0, objects: 0 };
     cloneFlags |= NS_CLONE_FLAGS[type] ?? 0;
     off += len;
   }
