@@ -187,6 +187,8 @@ struct ckpt_ctx {
 	struct ckpt_rlock *locks;
 	unsigned int nr_locks;
 	struct ckpt_hdr_ctty *ctty;
+	struct file *fg_tty;	/* a session leader's terminal, referenced, and its */
+	pid_t fg_pgrp;		/* foreground group, set once the tree is rebuilt */
 	struct ckpt_hdr_mm *mm;
 	struct ckpt_rvma *vmas;
 	unsigned int nr_vmas;
@@ -302,6 +304,9 @@ struct ckpt_member {
 	bool last;		/* its last stub call (a zombie's end) */
 	u32 next;		/* spawning: the next task to look at */
 	pid_t cloning;		/* spawning: the pid the stub is cloning */
+	bool inner_only;	/* spawning: its pid is taken outside, clone it inside only */
+	struct file *fg_tty;	/* done: the terminal to give fg_pgrp, referenced */
+	pid_t fg_pgrp;
 	s32 forked_mm;		/* the id of the mm it is a fork(2) copy of, 0 if none */
 	struct completion *vfork;	/* a vfork(2) wait again for its child, */
 	struct task_struct *vfork_task;	/* this one (referenced) */
@@ -326,6 +331,7 @@ struct ckpt_group {
 	struct ckpt_member *members;
 	u32 nr_tasks;
 	u32 done;		/* tasks rebuilt, in tree order */
+	bool outer_pids;	/* in a pid namespace of its own: the same pid outside too */
 	unsigned long progress;	/* jiffies when a member last got on */
 	int error;
 };
@@ -385,7 +391,7 @@ bool ckpt_stub_overlaps(struct ckpt_ctx *ctx, u64 start, u64 end);
 long ckpt_stub_call(struct ckpt_ctx *ctx, pid_t root, long nr, long a0, long a1, long a2,
 		    long a3, long a4);
 long ckpt_stub_result(void);
-long ckpt_stub_clone(struct ckpt_ctx *ctx, pid_t root, u64 flags, pid_t pid);
+long ckpt_stub_clone(struct ckpt_ctx *ctx, pid_t root, u64 flags, pid_t pid, bool outer);
 bool ckpt_spawn_creates(struct ckpt_group *g, u32 idx, u32 j);
 u64 ckpt_spawn_flags(struct ckpt_group *g, u32 idx, u32 j);
 s32 ckpt_spawn_share(struct ckpt_group *g, u32 idx, int kind);
@@ -504,6 +510,7 @@ extern const struct ckpt_file_ops ckpt_ctty_ops;
 int checkpoint_ctty(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_tty_obj(struct ckpt_ctx *ctx);
 int restore_prepare_ctty(struct ckpt_ctx *ctx);
+int restore_tty_foreground(struct ckpt_ctx *ctx, struct file *tty, pid_t pgrp);
 
 /* A VMA as checkpoint found it, with the mmap lock held */
 struct ckpt_vma_desc {

@@ -28,6 +28,7 @@
 #include <linux/cred.h>
 #include <linux/delay.h>
 #include <linux/fdtable.h>
+#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/fs_struct.h>
 #include <linux/moduleparam.h>
@@ -211,8 +212,11 @@ static void ckpt_group_free(struct ckpt_group *g)
 {
 	u32 i;
 
-	for (i = 0; g->members && i < g->nr_tasks; i++)
+	for (i = 0; g->members && i < g->nr_tasks; i++) {
 		put_pid(g->members[i].pid);
+		if (g->members[i].fg_tty)
+			fput(g->members[i].fg_tty);
+	}
 	ckpt_ctx_free(g->ctx);
 	kfree(g->parts);
 	kfree(g->pages);
@@ -373,6 +377,10 @@ static int ckpt_group_read(struct ckpt_ctx *ctx, struct ckpt_group *g)
 				g->pids[0].pid, task_pid_vnr(current));
 	g->members[0].pid = get_task_pid(current, PIDTYPE_PID);
 	g->members[0].state = CKPT_MEMBER_IN;
+	/* a root that cr-mktree -p gave its pid in both namespaces: its tree too */
+	g->outer_pids = g->members[0].pid->level &&
+			g->members[0].pid->numbers[g->members[0].pid->level - 1].nr ==
+			g->pids[0].pid;
 	/* the root may be a leader that exited: its threads start */
 	g->done = ckpt_next_live(g, 0);
 	return 0;
@@ -506,6 +514,13 @@ static long ckpt_member_spawn(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 id
 		long got = ckpt_stub_result();
 		struct ckpt_member *c = &g->members[m->next - 1];
 
+		/* as cr-mktree: the pid outside the tree's pid namespace only where it is free */
+		if (got == -EBUSY && g->outer_pids && !m->inner_only) {
+			m->inner_only = true;
+			return ckpt_stub_clone(ctx, root, ckpt_spawn_flags(g, idx, m->next - 1),
+					       m->cloning, false);
+		}
+		m->inner_only = false;
 		if (got != m->cloning) {
 			ckpt_member_end(g, m->next - 1);
 			return ckpt_err(ctx, got < 0 ? got : -EINVAL, "cannot create pid %d (%ld)",
@@ -534,7 +549,7 @@ static long ckpt_member_spawn(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 id
 	refcount_inc(&g->users);
 	mutex_unlock(&g->lock);
 	m->cloning = g->pids[j].pid;
-	return ckpt_stub_clone(ctx, root, flags, g->pids[j].pid);
+	return ckpt_stub_clone(ctx, root, flags, g->pids[j].pid, g->outer_pids);
 }
 
 /*
@@ -605,6 +620,9 @@ static long ckpt_member_run(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx,
 		if (ret)
 			return ret;
 		ckpt_msg(ctx, "restarted pid %d (%s)\n", ctx->task->pid, ctx->task->comm);
+		m->fg_tty = ctx->fg_tty;
+		m->fg_pgrp = ctx->fg_pgrp;
+		ctx->fg_tty = NULL;
 		ckpt_ctx_reset_task(ctx);
 		m->state = CKPT_MEMBER_DONE;
 		WRITE_ONCE(g->done, ckpt_next_live(g, idx + 1));
@@ -613,6 +631,11 @@ static long ckpt_member_run(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx,
 	case CKPT_MEMBER_DONE:
 		/* nobody runs until everybody is rebuilt */
 		ret = ckpt_group_wait(ctx, g, ckpt_group_done, idx, false);
+		if (!ret && m->fg_tty)
+			ret = restore_tty_foreground(ctx, m->fg_tty, m->fg_pgrp);
+		if (m->fg_tty)
+			fput(m->fg_tty);
+		m->fg_tty = NULL;
 		if (ret)
 			return ret;
 		ckpt_stub_unmap(ctx);

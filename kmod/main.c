@@ -274,6 +274,9 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->locks = NULL;
 	ctx->nr_locks = 0;
 	ctx->ctty = NULL;
+	if (ctx->fg_tty)
+		fput(ctx->fg_tty);
+	ctx->fg_tty = NULL;
 	kvfree(ctx->vmas);
 	ctx->vmas = NULL;
 	ctx->nr_vmas = 0;
@@ -349,7 +352,7 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 	long ret;
 
 	/* no image: a task the restart cloned, coming back from its stub (spawn.c) */
-	if (fd == -1 && logfd == -1 && flags == RESTART_TASKSELF)
+	if (pid > 0 && fd == -1 && logfd == -1 && flags == RESTART_TASKSELF)
 		return restore_continue(pid);
 	/* no image: thaw the tree a RESTART_FROZEN restart left at @pid */
 	if (flags == RESTART_FROZEN && fd == -1)

@@ -58,7 +58,7 @@ static const u8 ckpt_stub_code[] = {
 /* What clone_with_pids(2) reads: one pid, for the innermost pid namespace */
 struct ckpt_stub_data {
 	struct clone_pid_set set;
-	s32 pid;
+	s32 pid[2];		/* innermost first */
 };
 
 static int ckpt_range_cmp(const void *a, const void *b)
@@ -226,12 +226,13 @@ long ckpt_stub_result(void)
 }
 
 /* Return to the stub to clone task @pid with @flags (CLONE_* and the exit signal) */
-long ckpt_stub_clone(struct ckpt_ctx *ctx, pid_t root, u64 flags, pid_t pid)
+long ckpt_stub_clone(struct ckpt_ctx *ctx, pid_t root, u64 flags, pid_t pid, bool outer)
 {
 	unsigned long data = ctx->stub + PAGE_SIZE;
 	struct ckpt_stub_data d = {
-		.set = { .num_pids = 1, .pids = data + offsetof(struct ckpt_stub_data, pid) },
-		.pid = pid,
+		.set = { .num_pids = outer ? 2 : 1,
+			 .pids = data + offsetof(struct ckpt_stub_data, pid) },
+		.pid = { pid, pid },
 	};
 
 	if (copy_to_user((void __user *)data, &d, sizeof(d)))

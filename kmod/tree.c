@@ -182,6 +182,9 @@ static int checkpoint_image(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 		ret = checkpoint_tree_obj(ctx, tree);
 	if (!ret)
 		ret = checkpoint_namespaces(ctx, tree);	/* the root's own, once */
+	/* after the namespaces' checks, which name what is wrong more precisely */
+	if (!ret)
+		ret = ckpt_share_leaks(ctx, tree);
 	if (!ret)
 		ret = checkpoint_chain(ctx, tree);
 	for (i = 0; !ret && i < tree->nr; i++)
@@ -218,8 +221,8 @@ int checkpoint_may(struct ckpt_ctx *ctx, struct task_struct *t)
 }
 
 /*
- * Once frozen: every task may be checkpointed, what they share can be
- * shared again, and nothing is shared with a task outside the tree.
+ * Once frozen: every task may be checkpointed and what they share can be
+ * shared again (that nothing is shared outside the tree: checkpoint_image())
  */
 static int checkpoint_may_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 {
@@ -239,8 +242,6 @@ static int checkpoint_may_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 		ckpt_tree_vforks(tree);
 	if (!ret)
 		ret = ckpt_share_tree(ctx, tree);
-	if (!ret)
-		ret = ckpt_share_leaks(ctx, tree);
 	return ret;
 }
 

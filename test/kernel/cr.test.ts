@@ -192,11 +192,14 @@ const tasksOf = (pid: number): number[] => fs.readdirSync(`/proc/${pid}/task`).m
 /** A program's "ok"/"FAIL" lines, in an order that does not depend on how its threads ran. */
 const verdicts = (out: string): string[] => out.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).sort();
 
-/** kthreads MODE, undisturbed or through dump (killing it) and restore; SIGUSR1 once it is ready. */
-async function kthreadsRun(mode: string, roundTrip: boolean): Promise<{ out: string; status: unknown; tasks: number[][]; show: string }> {
+/**
+ * A multithreaded @program with @args, undisturbed or through dump (killing
+ * it) and restore; SIGUSR1 once it printed "ready".
+ */
+async function threadsRun(program: string, args: string[], roundTrip: boolean): Promise<{ out: string; status: unknown; tasks: number[][]; show: string }> {
   const dir = tempDir('kth');
   const out = path.join(dir, 'out.txt');
-  const child = startTo(kprogram('kthreads'), [mode], out);
+  const child = startTo(program, args, out);
   await waitFor(out, 'ready');
   const before = tasksOf(child.pid);
   if (!roundTrip) {
@@ -220,6 +223,8 @@ async function kthreadsRun(mode: string, roundTrip: boolean): Promise<{ out: str
   await sleep(50);
   return { out: fs.readFileSync(out, 'utf8'), status: st.signal ?? st.code, tasks: [before, after], show };
 }
+
+const kthreadsRun = (mode: string, roundTrip: boolean) => threadsRun(kprogram('kthreads'), [mode], roundTrip);
 
 t('threads: each comes back with its tid, TLS, mask, FPU mode, pending signals, altstack, rseq, robust list and clear_child_tid', async () => {
   const ref = await kthreadsRun('threads', false);
@@ -247,32 +252,8 @@ t('a thread-group leader that exited while its threads run on comes back a zombi
   assert.equal(dmesgTrouble(), []);
 });
 
-/** test/kernel/programs/pythreads.py, undisturbed or through dump and restore; SIGUSR1 once it is ready. */
-async function pythreadsRun(roundTrip: boolean): Promise<{ out: string; status: unknown; tasks: number[][]; show: string }> {
-  const dir = tempDir('pyth');
-  const out = path.join(dir, 'out.txt');
-  const child = startTo('python3', [path.join(kprogram(''), '..', 'pythreads.py')], out);
-  await waitFor(out, 'ready');
-  const before = tasksOf(child.pid);
-  if (!roundTrip) {
-    process.kill(child.pid, 'SIGUSR1');
-    const status = await child.done;
-    return { out: fs.readFileSync(out, 'utf8'), status, tasks: [before], show: '' };
-  }
-  const images = tempDir('pythimg');
-  const d = await kernelBackend.dump({ pid: child.pid, dir: images }).catch((e: unknown) => {
-    process.kill(child.pid, 'SIGKILL');
-    throw e;
-  });
-  assert.equal(d.pids, [child.pid]);
-  assert.is(await child.done, 'SIGKILL');
-  const show = (await kernelBackend.describe(images)).lines.join('\n');
-  const r = await kernelBackend.restore({ dir: images });
-  const after = tasksOf(child.pid);
-  process.kill(child.pid, 'SIGUSR1');
-  const st = await r.wait();
-  return { out: fs.readFileSync(out, 'utf8'), status: st.signal ?? st.code, tasks: [before, after], show };
-}
+/** test/kernel/programs/pythreads.py: four threads hashing */
+const pythreadsRun = (roundTrip: boolean) => threadsRun('python3', [path.join(kprogram(''), '..', 'pythreads.py')], roundTrip);
 
 const python = execaSync('python3', ['-c', ''], { reject: false }).exitCode === 0;
 
