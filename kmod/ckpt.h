@@ -332,6 +332,7 @@ struct ckpt_group {
 	u32 nr_tasks;
 	u32 done;		/* tasks rebuilt, in tree order */
 	bool outer_pids;	/* in a pid namespace of its own: the same pid outside too */
+	atomic_t fg_pending;	/* terminals whose foreground group is still to be set */
 	unsigned long progress;	/* jiffies when a member last got on */
 	int error;
 };

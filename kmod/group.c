@@ -113,6 +113,12 @@ static bool ckpt_group_done(struct ckpt_group *g, u32 idx)
 	return READ_ONCE(g->done) == g->nr_tasks;
 }
 
+/* Every terminal has its foreground group: nobody's first write finds it in the background */
+static bool ckpt_group_foreground(struct ckpt_group *g, u32 idx)
+{
+	return !atomic_read(&g->fg_pending);
+}
+
 /*
  * Wait for @cond or a failure of the group.  Before it is rebuilt, the
  * root gives up on any signal (EINTR for all); every other wait ends only
@@ -622,6 +628,8 @@ static long ckpt_member_run(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx,
 		ckpt_msg(ctx, "restarted pid %d (%s)\n", ctx->task->pid, ctx->task->comm);
 		m->fg_tty = ctx->fg_tty;
 		m->fg_pgrp = ctx->fg_pgrp;
+		if (m->fg_tty)
+			atomic_inc(&g->fg_pending);
 		ctx->fg_tty = NULL;
 		ckpt_ctx_reset_task(ctx);
 		m->state = CKPT_MEMBER_DONE;
@@ -631,11 +639,15 @@ static long ckpt_member_run(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx,
 	case CKPT_MEMBER_DONE:
 		/* nobody runs until everybody is rebuilt */
 		ret = ckpt_group_wait(ctx, g, ckpt_group_done, idx, false);
-		if (!ret && m->fg_tty)
+		if (!ret && m->fg_tty) {
 			ret = restore_tty_foreground(ctx, m->fg_tty, m->fg_pgrp);
-		if (m->fg_tty)
 			fput(m->fg_tty);
-		m->fg_tty = NULL;
+			m->fg_tty = NULL;
+			atomic_dec(&g->fg_pending);
+			ckpt_group_progress(g);
+		}
+		if (!ret)
+			ret = ckpt_group_wait(ctx, g, ckpt_group_foreground, idx, false);
 		if (ret)
 			return ret;
 		ckpt_stub_unmap(ctx);
