@@ -123,6 +123,8 @@ export function ensureEngine(log: (line: string) => void = () => {}): string | u
     fs.closeSync(fd);
   }
   // EEXIST: another cr loaded it meanwhile.
+  // ENOENT: a symbol it needs is not exported by this kernel (it was built for another series)
+  if (r.errno === 'ENOENT') return `${enginePath} does not fit the running kernel (a symbol it needs is missing): rebuild it for this kernel (npm run vm:build)`;
   if (r.errno && r.errno !== 'EEXIST') return `loading ${enginePath} failed: ${r.errno}`;
   if (!probe().engine) return `${enginePath} was loaded but registered no engine`;
   log(`loaded the c/r engine ${enginePath}`);
