@@ -9,6 +9,8 @@
 #define CRENGINE_CKPT_H
 
 #include <linux/bits.h>
+#include <linux/completion.h>
+#include <linux/mutex.h>
 #include <linux/checkpoint.h>
 #include <linux/hashtable.h>
 #include <linux/list.h>
@@ -17,6 +19,8 @@
 #include <linux/refcount.h>
 #include <linux/sched.h>
 #include <linux/signal.h>
+#include <linux/timer.h>
+#include <linux/uidgid.h>
 #include <linux/types.h>
 #include <linux/wait.h>
 
@@ -69,9 +73,9 @@ struct ckpt_parent {
 /* One entry of the object hash: a shared kernel object and its image id */
 struct ckpt_objref {
 	struct hlist_node hash;
-	const void *ptr;	/* checkpoint: the kernel object */
+	const void *ptr;	/* the kernel object (at restart: the one rebuilt) */
 	s32 objref;
-	u32 type;		/* CKPT_HDR_* of the object that defines it */
+	u32 type;		/* CKPT_HDR_* of the object that defines it, or CKPT_OBJ_SHARED() */
 	struct file *file;	/* restart: the object, one reference held */
 	struct file *file2;	/* restart: a pipe's write end (file: its read end) */
 	void *priv;		/* restart: a kind's own bookkeeping, kfree()d with it */
@@ -82,6 +86,11 @@ struct ckpt_objref {
 struct ckpt_rvma {
 	struct ckpt_hdr_vma *v;
 	struct file *file;	/* not referenced: owned by the objhash */
+	bool kept;		/* the fork copy had it already */
+};
+
+struct ckpt_range {
+	u64 start, end;
 };
 
 /* A SysV object of the image, at restart */
@@ -116,6 +125,11 @@ struct ckpt_rfd {
 	struct file *file;	/* not referenced: owned by the objhash */
 };
 
+/* The objhash type of a shared kernel object of kind @kind (enum ckpt_share) */
+#define CKPT_OBJ_SHARED(kind)	(0x1000 + (kind))
+
+struct ckpt_tree;
+
 /* A POSIX lock to take once the task's descriptors are in place */
 struct ckpt_rlock {
 	struct ckpt_hdr_lock *l;
@@ -144,6 +158,9 @@ struct ckpt_ctx {
 
 	DECLARE_HASHTABLE(objhash, 8);
 	s32 next_objref;
+	u32 defines;		/* BIT(enum ckpt_share): what this task saves or rebuilds */
+	unsigned long *progress;	/* restart: the group's clock of progress */
+	unsigned long stub;	/* restart: where the stub is, in every mm of the tree */
 
 	/* checkpoint: the tasks, and what is being saved ("pid 81 fd 5"), for errors */
 	struct ckpt_tree *tree;
@@ -163,6 +180,7 @@ struct ckpt_ctx {
 	/* restart: the parsed state of the restarting task */
 	struct ckpt_hdr_header *hdr;
 	struct ckpt_hdr_task *task;
+	struct ckpt_hdr_thread *thread;
 	struct ckpt_hdr_fs *fs;
 	struct path cwd;
 	struct ckpt_rfd *fds;
@@ -170,11 +188,14 @@ struct ckpt_ctx {
 	struct ckpt_rlock *locks;
 	unsigned int nr_locks;
 	struct ckpt_hdr_ctty *ctty;
+	struct file *fg_tty;	/* a session leader's terminal, referenced, and its */
+	pid_t fg_pgrp;		/* foreground group, set once the tree is rebuilt */
 	struct ckpt_hdr_mm *mm;
 	struct ckpt_rvma *vmas;
 	unsigned int nr_vmas;
 	struct ckpt_hdr_cpu *cpu;
 	struct ckpt_hdr_fpu *fpu;
+	struct ckpt_hdr_sighand *sighand;
 	struct ckpt_hdr_signal *signal;
 	struct ckpt_hdr_sigpending *sigpending;
 	struct ckpt_hdr_rlimits *rlimits;
@@ -188,6 +209,8 @@ struct ckpt_ctx {
 	unsigned int nr_sem_undo;
 	struct cred *new_cred;		/* committed at the end of restart */
 	struct ckpt_obj *pages_first;	/* its first PAGES object */
+	struct ckpt_obj *drops_first;	/* its first DROP object, if nr_drops */
+	unsigned int nr_drops;
 	struct ckpt_extents extents;	/* its pages */
 	u64 nr_pages;
 };
@@ -199,6 +222,12 @@ s32 ckpt_obj_lookup(struct ckpt_ctx *ctx, const void *ptr);
 s32 ckpt_obj_add(struct ckpt_ctx *ctx, const void *ptr, u32 type);
 int ckpt_obj_add_file(struct ckpt_ctx *ctx, s32 objref, struct file *file);
 struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref);
+int ckpt_obj_add_shmem(struct ckpt_ctx *ctx, s32 objref, struct file *file);
+struct file *ckpt_obj_shmem(struct ckpt_ctx *ctx, s32 objref);
+bool ckpt_obj_taken(struct ckpt_ctx *ctx, s32 objref);
+int ckpt_obj_add_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type, const void *ptr);
+const void *ckpt_obj_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type);
+bool ckpt_obj_kobj_known(struct ckpt_ctx *ctx, u32 type, const void *ptr);
 int ckpt_obj_add_pipe(struct ckpt_ctx *ctx, s32 objref, struct file *rd, struct file *wr);
 struct file *ckpt_obj_pipe_end(struct ckpt_ctx *ctx, s32 objref, bool write);
 struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref);
@@ -241,33 +270,85 @@ const char *ckpt_str(struct ckpt_ctx *ctx, void *obj, u32 fixed, u32 str_len);
 const char *ckpt_type_name(u32 type);
 int ckpt_check_header(struct ckpt_ctx *ctx, struct ckpt_hdr_header *h);
 int restore_header(struct ckpt_ctx *ctx);
+void ckpt_progress(struct ckpt_ctx *ctx);
 
-/* The tasks of one checkpoint: the root first, every parent before its children */
+/*
+ * The tasks of one checkpoint, every thread of every process: the root
+ * first, every parent before its children, each thread group's leader
+ * before its threads (once frozen and checked, tree.c)
+ */
 struct ckpt_tree {
 	struct task_struct *tasks[CKPT_TASKS_MAX];
 	u32 nr;
-	u32 frozen;		/* the first frozen tasks hold a freeze, zombies excepted */
-	bool zombie[CKPT_TASKS_MAX];
+	bool zombie[CKPT_TASKS_MAX];	/* a zombie process, or a leader that exited */
+	u16 holds[CKPT_TASKS_MAX];	/* checkpoint holds it is frozen with */
+	s32 share[CKPT_TASKS_MAX][CKPT_SHARE_NR];	/* ids of what it uses */
+	u8 first[CKPT_TASKS_MAX];	/* BIT(enum ckpt_share): it uses it first */
+	u64 clone_flags[CKPT_TASKS_MAX];	/* how restart clones it from its creator */
+	s32 cow_parent[CKPT_TASKS_MAX];	/* whose mm its own is a fork(2) copy of, or -1 */
+	pid_t vfork_child[CKPT_TASKS_MAX];	/* the child it waits for in vfork(2) */
+	/* while the image is written (freeze.c) */
+	struct timer_list watchdog;
+	struct task_struct *checkpointer;
+	struct task_struct *killed;	/* a held task with a fatal signal */
+};
+
+/* A task of a restart group (group.c) */
+enum ckpt_member_state {
+	CKPT_MEMBER_NONE,	/* not cloned yet */
+	CKPT_MEMBER_CREATED,	/* cloned by its creator; it has not called restart yet */
+	CKPT_MEMBER_IN,		/* in the group, not rebuilt */
+	CKPT_MEMBER_SPAWNING,	/* half rebuilt: cloning the tasks it creates */
+	CKPT_MEMBER_DONE,	/* rebuilt; waits for the others */
+	CKPT_MEMBER_ENDED,	/* gone from the group */
+};
+
+enum ckpt_member_step {
+	CKPT_STEP_NONE,
+	CKPT_STEP_PGRP,		/* taking its session and process group */
+};
+
+struct ckpt_member {
+	struct pid *pid;	/* its task, once it came in */
+	struct pid *creator;	/* the task that cloned it */
+	u8 state;		/* enum ckpt_member_state */
+	u8 step;		/* enum ckpt_member_step */
+	bool issued;		/* the stub made a step's system call */
+	bool in_call;		/* it is inside restart(2) */
+	bool rebuilt;		/* it was changed: a failure kills it */
+	bool last;		/* its last stub call (a zombie's end) */
+	u32 next;		/* spawning: the next task to look at */
+	pid_t cloning;		/* spawning: the pid the stub is cloning */
+	bool inner_only;	/* spawning: its pid is taken outside, clone it inside only */
+	struct file *fg_tty;	/* done: the terminal to give fg_pgrp, referenced */
+	pid_t fg_pgrp;
+	s32 forked_mm;		/* the id of the mm it is a fork(2) copy of, 0 if none */
+	struct completion *vfork;	/* a vfork(2) wait again for its child, */
+	struct task_struct *vfork_task;	/* this one (referenced) */
 };
 
 /*
  * A restart group: the tasks of one image restarting together (group.c).
- * The first to arrive reads and checks the image once; then the tasks
- * rebuild themselves one at a time in tree order.
+ * The root reads and checks the image once; the tasks rebuild themselves
+ * one at a time in tree order, each cloned by its creator (spawn.c).
  */
 struct ckpt_group {
 	struct list_head list;
-	struct pid *root;	/* with the image, names the group */
-	struct inode *image;
-	refcount_t users;
+	struct pid *root;	/* names the group */
+	kuid_t euid;		/* of the root */
+	refcount_t users;	/* each member from its cloning until it is done; each call */
 	wait_queue_head_t wq;
+	struct mutex lock;	/* the members' states */
 	struct ckpt_ctx *ctx;	/* the image and its objects, shared */
 	struct ckpt_pids *pids;	/* the tree, in image order */
-	struct ckpt_obj **parts;	/* each task's TASK object */
+	struct ckpt_obj **parts;	/* each task's TASK (or ZOMBIE) object */
 	struct ckpt_obj **pages;	/* each task's first PAGES object */
+	struct ckpt_member *members;
 	u32 nr_tasks;
 	u32 done;		/* tasks rebuilt, in tree order */
-	bool ready;		/* image read and checked */
+	bool outer_pids;	/* in a pid namespace of its own: the same pid outside too */
+	atomic_t fg_pending;	/* terminals whose foreground group is still to be set */
+	unsigned long progress;	/* jiffies when a member last got on */
 	int error;
 };
 
@@ -289,6 +370,9 @@ void __user *ckpt_stage(void __user *scratch, size_t off, const void *buf, size_
 #define CKPT_FREEZE_TIMEOUT_MS 5000
 int ckpt_freeze_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
 void ckpt_thaw_tree(struct ckpt_tree *tree);
+void ckpt_watchdog_start(struct ckpt_tree *tree);
+int ckpt_watchdog_stop(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+bool ckpt_should_stop(struct ckpt_ctx *ctx);
 int ckpt_hold_restarted(struct pid *root);
 long restore_thaw(pid_t root);
 void ckpt_thaw_all_held(void);
@@ -296,16 +380,51 @@ void ckpt_thaw_all_held(void);
 /* tree.c: the tree walk, permission checks, the TREE object */
 long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid);
 int checkpoint_may(struct ckpt_ctx *ctx, struct task_struct *t);
-int ckpt_tree_add_children(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+bool ckpt_in_tree(struct ckpt_tree *tree, struct task_struct *t);
+int ckpt_tree_grow(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
 int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g);
+
+/* share.c: what tasks share, and with whom */
+extern const u64 ckpt_share_flag[CKPT_SHARE_NR];
+const char *ckpt_share_name(int kind);
+int ckpt_share_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+int ckpt_share_leaks(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+int restore_prepare_share(struct ckpt_ctx *ctx);
+int restore_share_done(struct ckpt_ctx *ctx);
 
 /* group.c: the restart group */
 long restore_self(struct ckpt_ctx **ctxp, pid_t root);
+long restore_continue(pid_t root);
+bool ckpt_group_first_live(struct ckpt_group *g, u32 idx);
+void ckpt_groups_exit(void);
+
+/* spawn.c: cloning the tree's tasks from their rebuilt creators, through the stub */
+int ckpt_stub_map(struct ckpt_ctx *ctx);
+bool ckpt_stub_mapped(struct ckpt_ctx *ctx);
+void ckpt_stub_unmap(struct ckpt_ctx *ctx);
+bool ckpt_stub_overlaps(struct ckpt_ctx *ctx, u64 start, u64 end);
+#define CKPT_STUB_SIZE	(2 * PAGE_SIZE)	/* code, then data */
+long ckpt_stub_call(struct ckpt_ctx *ctx, pid_t root, long nr, long a0, long a1, long a2,
+		    long a3, long a4);
+long ckpt_stub_result(void);
+long ckpt_stub_clone(struct ckpt_ctx *ctx, pid_t root, u64 flags, pid_t pid, bool outer);
+bool ckpt_spawn_creates(struct ckpt_group *g, u32 idx, u32 j);
+u64 ckpt_spawn_flags(struct ckpt_group *g, u32 idx, u32 j);
+s32 ckpt_spawn_share(struct ckpt_group *g, u32 idx, int kind);
 
 /* task.c: the TASK object, each task's parts in their order */
-int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_task(struct ckpt_ctx *ctx, struct ckpt_tree *tree, u32 i);
 int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx);
-int restore_commit_task(struct ckpt_ctx *ctx, long *ax);
+int restore_rebuild_task(struct ckpt_ctx *ctx, s32 forked_mm);
+int restore_finish_task(struct ckpt_ctx *ctx, struct ckpt_member *m, long *ax);
+int restore_vfork_wait(struct completion **vfork, struct task_struct **child);
+void restore_vfork_abort(struct completion **vfork, struct task_struct **child);
+
+/* thread.c: what is a thread's own */
+int checkpoint_thread(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_thread(struct ckpt_ctx *ctx);
+void restore_thread_clear(void);
+void restore_thread(struct ckpt_ctx *ctx);
 
 /*
  * files.c: the fd table, cwd and umask, and what every kind of open file
@@ -359,6 +478,7 @@ int ckpt_chown(struct ckpt_ctx *ctx, const struct path *path, u32 uid, u32 gid);
 int ckpt_unlink(struct ckpt_ctx *ctx, const struct path *path);
 int restore_prepare_fs(struct ckpt_ctx *ctx);
 int restore_prepare_files(struct ckpt_ctx *ctx);
+bool ckpt_fd_inherited(struct ckpt_ctx *ctx, struct file *file, unsigned int fd);
 int restore_file_obj(struct ckpt_ctx *ctx);
 bool ckpt_is_file_part(u32 type);
 int restore_file_objs(struct ckpt_ctx *ctx);
@@ -406,35 +526,44 @@ extern const struct ckpt_file_ops ckpt_ctty_ops;
 int checkpoint_ctty(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_tty_obj(struct ckpt_ctx *ctx);
 int restore_prepare_ctty(struct ckpt_ctx *ctx);
+int restore_tty_foreground(struct ckpt_ctx *ctx, struct file *tty, pid_t pgrp);
 
 /* A VMA as checkpoint found it, with the mmap lock held */
 struct ckpt_vma_desc {
 	unsigned long start, end, pgoff, flags;
 	u32 kind;
 	bool anon;		/* has anonymous pages (anon_vma) */
+	bool from_parent;	/* the parent's still, as fork(2) copied it */
 	bool image;		/* memory restart mapped from an image: saved as ANON */
 	struct file *file;	/* referenced */
-	struct file *shmem;	/* CKPT_VMA_SHANON: its shmem file, referenced */
 };
 
 /* mm.c: the mm's bookkeeping (code, data, brk, stack, arguments, auxv, vDSO) */
-int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *parent,
+		  s32 parent_id);
 int restore_prepare_mm(struct ckpt_ctx *ctx);
-int restore_mm(struct ckpt_ctx *ctx);
+int restore_mm(struct ckpt_ctx *ctx, s32 forked_mm);
 
 /* vma.c: the mappings */
 int ckpt_collect_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, u64 vvar, u64 vdso_end,
+		      struct ckpt_vma_desc *parent, unsigned int nr_parent,
 		      struct ckpt_vma_desc **descs, unsigned int *nr);
+u32 ckpt_vma_prot(unsigned long flags);
 void ckpt_free_vmas(struct ckpt_vma_desc *descs, unsigned int nr);
 int checkpoint_vmas(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs, unsigned int nr);
 int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi);
 struct ckpt_rvma *ckpt_find_vma(struct ckpt_ctx *ctx, u64 addr);
 int restore_vmas(struct ckpt_ctx *ctx);
+int restore_vmas_forked(struct ckpt_ctx *ctx, bool *vdso_kept);
+
+/* shmem.c: shared anonymous memory */
+int checkpoint_shmem(struct ckpt_ctx *ctx, struct file *file, s32 *objref);
+int restore_shmem_obj(struct ckpt_ctx *ctx);
 
 /* pages.c: page contents */
 struct ckpt_snap;
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
-		     struct ckpt_vma_desc *descs, unsigned int nr);
+		     struct ckpt_vma_desc *descs, unsigned int nr, struct mm_struct *parent);
 int ckpt_write_snapshots(struct ckpt_ctx *ctx);
 void ckpt_drop_snapshots(struct ckpt_ctx *ctx);
 bool ckpt_mapped_image(struct file *file);
@@ -462,7 +591,8 @@ int restore_prepare_cpu(struct ckpt_ctx *ctx);
 int restore_cpu(struct ckpt_ctx *ctx, long *ax);
 
 /* signal.c */
-int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_sighand(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_signal(struct ckpt_ctx *ctx, struct task_struct *t, bool group);
 int restore_prepare_signal(struct ckpt_ctx *ctx);
 void restore_signal(struct ckpt_ctx *ctx);
 

@@ -12,11 +12,15 @@
  * namespaces:
  *   [UTS_NS] [IPC_NS (SHM DATA*)* (MSG_QUEUE MSG*)* SEM*]
  *
- * The part of one task:
- *   TASK PROCESS ITIMERS POSIX_TIMER* SEM_UNDO* SIGNAL SIGPENDING CRED SECCOMP
- *   RLIMITS FS CTTY? (state | FILE | FD)* LOCK* MM (state | FILE | VMA)* CPU
- *   FPU
- * where "state" is whatever a FILE names with its obj field, written once
+ * The part of one task (a thread; a process is its threads, the leader
+ * first):
+ *   TASK THREAD PROCESS [ITIMERS POSIX_TIMER* SEM_UNDO*] [SIGHAND] SIGNAL
+ *   SIGPENDING CRED SECCOMP [RLIMITS] [FS] [CTTY?] [(state | FILE | FD)* LOCK*]
+ *   [MM (state | FILE | SHMEM DATA* | VMA)* DROP*] CPU FPU
+ * The parts in brackets describe an object the task shares with others
+ * (signal_struct, sighand, fs_struct, fd table, mm): they appear with the
+ * first task that uses the object, and later tasks name it by its id.
+ * "state" is whatever a FILE names with its obj field, written once
  * before the first FILE that needs it: PIPE, SOCKET (with its SKBs), TTY,
  * MEMFD or GHOST (with DATA), EVENTFD, TIMERFD, SIGNALFD, EPOLL, INOTIFY.
  * PAGES objects name their task and may follow its part anywhere before
@@ -33,6 +37,25 @@
 #define CKPT_HDR_RLIMITS	34
 #define CKPT_HDR_PIPE		35
 #define CKPT_HDR_ZOMBIE		36
+/* 40-59: threads and shared objects */
+#define CKPT_HDR_THREAD		40
+#define CKPT_HDR_SIGHAND	41
+#define CKPT_HDR_SHMEM		42
+#define CKPT_HDR_DROP		43
+
+/* The kernel objects a task may share with others, each named by an id */
+enum ckpt_share {
+	CKPT_SHARE_MM,		/* the address space */
+	CKPT_SHARE_FILES,	/* the fd table */
+	CKPT_SHARE_FS,		/* cwd and umask */
+	CKPT_SHARE_SIGHAND,	/* signal handlers */
+	CKPT_SHARE_SIGNAL,	/* the thread group: rlimits, process-wide signals */
+	CKPT_SHARE_NR
+};
+
+/* TASK flags */
+#define CKPT_TASK_VFORK_WAIT	0x1	/* waits in vfork(2) for the child vfork_child */
+
 /* what confines a task (seccomp.c): 100-119 */
 #define CKPT_HDR_SECCOMP	100
 
@@ -68,9 +91,23 @@
 
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
-	__s32 pid;
-	__u32 exit_signal;
+	__s32 pid;		/* its tid */
+	__s32 tgid;
+	__u32 exit_signal;	/* what its parent gets when it ends */
+	__u32 flags;		/* CKPT_TASK_* */
 	char comm[16];
+	__s32 share[CKPT_SHARE_NR];	/* enum ckpt_share: ids of what it uses */
+	__s32 vfork_child;	/* CKPT_TASK_VFORK_WAIT: the child's pid */
+	__u32 pad[2];
+};
+
+/* What is a thread's own: its registration with the C library and rseq */
+struct ckpt_hdr_thread {
+	struct ckpt_hdr h;
+	__u64 set_child_tid;	/* as set by clone(2) */
+	__u64 clear_child_tid;	/* set_tid_address(2) */
+	__u64 robust_list;	/* set_robust_list(2), 0 if none */
+	__u64 robust_list_len;
 	__u64 rseq;		/* rseq(2) registration, 0 if none */
 	__u32 rseq_len;
 	__u32 rseq_sig;
@@ -205,14 +242,19 @@ struct ckpt_hdr_sem_undo {
 	__u32 nsems;
 };
 
-/* A zombie of the tree, in place of its TASK ... part: it only ends again */
+/*
+ * A zombie of the tree, in place of its TASK ... part: it only ends again.
+ * A thread-group leader that exited while its threads run on is one too;
+ * its threads follow it.
+ */
 struct ckpt_hdr_zombie {
 	struct ckpt_hdr h;
 	__s32 pid;
 	__u32 exit_code;	/* its wait status */
+	char comm[16];
 };
 
-/* blocked mask and handlers of signals 1.._NSIG */
+/* The handlers of signals 1.._NSIG, shared by the tasks of a sighand_struct */
 struct ckpt_sigaction {
 	__u64 handler;
 	__u64 flags;
@@ -220,15 +262,30 @@ struct ckpt_sigaction {
 	__u64 mask;
 };
 
-struct ckpt_hdr_signal {
+struct ckpt_hdr_sighand {
 	struct ckpt_hdr h;
-	__u64 blocked;
 	struct ckpt_sigaction action[64];
 };
 
 /*
- * Signals queued to the task, private and process-wide, oldest first;
- * followed by nr entries.  info is the kernel_siginfo as the kernel keeps it.
+ * A thread's own signal state: its blocked mask (the one it will have
+ * back in user mode: not the temporary mask of sigsuspend(2), ppoll(2)
+ * or sigtimedwait(2), which the restarted call sets again) and its
+ * alternate signal stack.
+ */
+struct ckpt_hdr_signal {
+	struct ckpt_hdr h;
+	__u64 blocked;
+	__u64 sas_ss_sp;
+	__u64 sas_ss_size;
+	__u32 sas_ss_flags;
+	__u32 pad;
+};
+
+/*
+ * Signals queued to the thread, oldest first, and (with the first thread
+ * of its group) to the process; followed by nr entries.  info is the
+ * kernel_siginfo as the kernel keeps it.
  */
 struct ckpt_sigqueue {
 	__u32 shared;		/* queued to the process, not the thread */
@@ -588,12 +645,14 @@ struct ckpt_hdr_mm {
 	__u64 vvar;		/* start of the vDSO data pages */
 	__u32 nr_vmas;
 	__u32 nr_auxv;		/* words used in saved_auxv */
+	__s32 parent_mm;	/* the mm its from_parent VMAs come from, 0 if none */
+	__u32 pad;
 	__u64 saved_auxv[CKPT_AUXV_WORDS];
 };
 
 enum ckpt_vma_kind {
 	CKPT_VMA_ANON = 1,	/* private anonymous (heap, stack, malloc) */
-	CKPT_VMA_SHANON,	/* shared anonymous (shmem) */
+	CKPT_VMA_SHANON,	/* shared anonymous: a mapping of the SHMEM object objref */
 	CKPT_VMA_FILE,		/* private file mapping */
 	CKPT_VMA_SHFILE,	/* shared file mapping: contents live in the file */
 	CKPT_VMA_SYSVSHM,	/* SysV shm attachment: objref is the segment's id, pgoff in it */
@@ -607,8 +666,39 @@ struct ckpt_hdr_vma {
 	__u64 vm_flags;		/* restored: madvise(2) and mlock(2) flags */
 	__u32 kind;		/* enum ckpt_vma_kind */
 	__u32 prot;		/* PROT_* */
-	__s32 objref;		/* the file, 0 for anonymous kinds; SYSVSHM: the shm id */
+	__s32 objref;		/* FILE or SHMEM object, 0 for private anonymous; SYSVSHM: shm id */
 	__u32 growsdown;
+	/*
+	 * The same mapping as the parent process's, kept from the copy that
+	 * fork(2) makes at restart: only the pages where the two differ are
+	 * in the image (PAGES, and DROP for those the child does not have).
+	 */
+	__u32 from_parent;
+	__u32 pad;
+};
+
+/* Page ranges of from_parent VMAs to drop from the fork's copy (they read as zeros, or the file) */
+struct ckpt_drop_range {
+	__u64 start;
+	__u64 end;
+};
+
+struct ckpt_hdr_drop {
+	struct ckpt_hdr h;
+	__u32 nr;
+	__u32 pad;
+};
+
+/*
+ * Shared anonymous memory (MAP_SHARED | MAP_ANONYMOUS, kept across fork),
+ * defined once and mapped by every VMA that names it; the DATA objects
+ * that follow hold its contents, holes left out.
+ */
+struct ckpt_hdr_shmem {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 pad;
+	__u64 size;		/* bytes */
 };
 
 /* General registers, in the layout of struct user_regs_struct */

@@ -245,7 +245,9 @@ int restore_cpu(struct ckpt_ctx *ctx, long *ax)
 	regs->flags = (c->flags & CKPT_USER_EFLAGS) | X86_EFLAGS_IF | X86_EFLAGS_FIXED;
 	regs->cs = __USER_CS;
 	regs->ss = __USER_DS;
-	*ax = restore_syscall(c, regs);
+	/* in vfork(2), it returns the child's pid (restore_vfork()) */
+	if (!(ctx->task->flags & CKPT_TASK_VFORK_WAIT))
+		*ax = restore_syscall(c, regs);
 	/* regs->orig_ax still says restart(2): replays check it; task.c clears it */
 	return 0;
 }

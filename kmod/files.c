@@ -719,9 +719,9 @@ out:
 }
 
 /* Descriptors 0-2 on the caller's plumbing: the restarter's are used */
-static bool ckpt_inherit_stdio(struct ckpt_ctx *ctx, struct file *file)
+bool ckpt_fd_inherited(struct ckpt_ctx *ctx, struct file *file, unsigned int fd)
 {
-	return ckpt_is_pipe(file) || ckpt_unix_outside(ctx, file);
+	return fd <= 2 && (ckpt_is_pipe(file) || ckpt_unix_outside(ctx, file));
 }
 
 int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t)
@@ -750,7 +750,7 @@ int checkpoint_files(struct ckpt_ctx *ctx, struct task_struct *t)
 		h.fd = fd;
 
 		snprintf(ctx->where, sizeof(ctx->where), "pid %d fd %u", task_pid_vnr(t), fd);
-		if (fd <= 2 && ckpt_inherit_stdio(ctx, file)) {
+		if (ckpt_fd_inherited(ctx, file, fd)) {
 			h.kind = CKPT_FD_INHERIT;
 		} else {
 			h.kind = CKPT_FD_FILE;

@@ -41,6 +41,10 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_RLIMITS] = "RLIMITS",
 	[CKPT_HDR_PIPE] = "PIPE",
 	[CKPT_HDR_ZOMBIE] = "ZOMBIE",
+	[CKPT_HDR_THREAD] = "THREAD",
+	[CKPT_HDR_SIGHAND] = "SIGHAND",
+	[CKPT_HDR_SHMEM] = "SHMEM",
+	[CKPT_HDR_DROP] = "DROP",
 	[CKPT_HDR_DATA] = "DATA",
 	[CKPT_HDR_SOCKET] = "SOCKET",
 	[CKPT_HDR_SKB] = "SKB",
@@ -142,11 +146,20 @@ u64 ckpt_checksum(u64 sum, const void *buf, size_t len)
 
 #define CKPT_CHECKSUM_SEED 0xcbf29ce484222325ULL
 
+/* Restart: a member of the group got on (the group's timeout counts idle time) */
+void ckpt_progress(struct ckpt_ctx *ctx)
+{
+	if (ctx->progress)
+		WRITE_ONCE(*ctx->progress, jiffies);
+}
+
 /* Write @len bytes (a multiple of 8) of the stream */
 int ckpt_write(struct ckpt_ctx *ctx, const void *buf, size_t len)
 {
 	ssize_t n;
 
+	if (ctx->tree && READ_ONCE(ctx->tree->killed))
+		return -EINTR;	/* a held task was killed: the checkpoint ends */
 	ctx->checksum = ckpt_checksum(ctx->checksum, buf, len);
 	while (len) {
 		n = kernel_write(ctx->file, buf, len, &ctx->file->f_pos);
@@ -257,9 +270,12 @@ static int ckpt_read(struct file *file, void *buf, size_t len, loff_t *pos)
 	ssize_t n;
 
 	while (len) {
-		if (fatal_signal_pending(current))
+		/* a signal to the task reading the image ends the whole restart */
+		if (signal_pending(current))
 			return -EINTR;
 		n = kernel_read(file, buf, len, pos);
+		if (n == -ERESTARTSYS)
+			return -EINTR;
 		if (n < 0)
 			return n;
 		if (!n)
@@ -396,6 +412,7 @@ static int ckpt_read_stream(struct ckpt_ctx *ctx, struct file *file, struct list
 		if (h->type == CKPT_HDR_ERROR)
 			return ckpt_err(ctx, -EINVAL,
 					"image holds an ERROR object: its checkpoint failed");
+		ckpt_progress(ctx);
 		sum = ckpt_checksum(sum, obj->h, meta);
 		if (parent && !ckpt_keep_in_parent(h->type)) {
 			list_del(&obj->list);

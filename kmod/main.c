@@ -101,11 +101,84 @@ struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref)
 	return o && o->file ? o : NULL;
 }
 
+/* Restart: the entry of @objref if it names a rebuilt kernel object (ckpt_obj_add_kobj()) */
+static struct ckpt_objref *ckpt_obj_find_kobj(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o;
+
+	hash_for_each_possible(ctx->objhash, o, hash, (unsigned long)objref)
+		if (o->objref == objref && o->ptr && o->type >= CKPT_OBJ_SHARED(0) &&
+		    o->type < CKPT_OBJ_SHARED(CKPT_SHARE_NR))
+			return o;
+	return NULL;
+}
+
+/*
+ * Restart: @objref names the kernel object @ptr (an mm, fd table, ...) of
+ * kind @type, which a task of the group rebuilt.  No reference is held:
+ * the tasks that use it live until the group is done, or all fail.
+ */
+int ckpt_obj_add_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type, const void *ptr)
+{
+	struct ckpt_objref *o;
+
+	if (ckpt_obj_find_kobj(ctx, objref))
+		return -EINVAL;
+	o = ckpt_obj_new(ctx, objref, type);
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->ptr = ptr;
+	return 0;
+}
+
+const void *ckpt_obj_kobj(struct ckpt_ctx *ctx, s32 objref, u32 type)
+{
+	struct ckpt_objref *o = ckpt_obj_find_kobj(ctx, objref);
+
+	return o && o->type == type ? o->ptr : NULL;
+}
+
+/* Restart: whether some id of kind @type names @ptr */
+bool ckpt_obj_kobj_known(struct ckpt_ctx *ctx, u32 type, const void *ptr)
+{
+	struct ckpt_objref *o;
+	int bkt;
+
+	hash_for_each(ctx->objhash, bkt, o, hash)
+		if (o->type == type && o->ptr == ptr)
+			return true;
+	return false;
+}
+
 struct file *ckpt_obj_file(struct ckpt_ctx *ctx, s32 objref)
 {
 	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
 
 	return o ? o->file : NULL;
+}
+
+/* Restart: @objref names the shared anonymous memory object @file; the hash owns it */
+int ckpt_obj_add_shmem(struct ckpt_ctx *ctx, s32 objref, struct file *file)
+{
+	struct ckpt_objref *o = ckpt_obj_new(ctx, objref, CKPT_HDR_SHMEM);
+
+	if (IS_ERR(o))
+		return PTR_ERR(o);
+	o->file = file;
+	return 0;
+}
+
+struct file *ckpt_obj_shmem(struct ckpt_ctx *ctx, s32 objref)
+{
+	struct ckpt_objref *o = ckpt_obj_find(ctx, objref);
+
+	return o && o->type == CKPT_HDR_SHMEM ? o->file : NULL;
+}
+
+/* Restart: whether an object of any kind has the id @objref */
+bool ckpt_obj_taken(struct ckpt_ctx *ctx, s32 objref)
+{
+	return ckpt_obj_find_any(ctx, objref) || ckpt_obj_find_kobj(ctx, objref);
 }
 
 /* Restart: @objref names the pipe whose ends are @rd and @wr; the hash owns both */
@@ -201,6 +274,9 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->locks = NULL;
 	ctx->nr_locks = 0;
 	ctx->ctty = NULL;
+	if (ctx->fg_tty)
+		fput(ctx->fg_tty);
+	ctx->fg_tty = NULL;
 	kvfree(ctx->vmas);
 	ctx->vmas = NULL;
 	ctx->nr_vmas = 0;
@@ -208,10 +284,12 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 		abort_creds(ctx->new_cred);
 	ctx->new_cred = NULL;
 	ctx->task = NULL;
+	ctx->thread = NULL;
 	ctx->fs = NULL;
 	ctx->mm = NULL;
 	ctx->cpu = NULL;
 	ctx->fpu = NULL;
+	ctx->sighand = NULL;
 	ctx->signal = NULL;
 	ctx->sigpending = NULL;
 	ctx->rlimits = NULL;
@@ -226,6 +304,8 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->sem_undo_first = NULL;
 	ctx->nr_sem_undo = 0;
 	ctx->pages_first = NULL;
+	ctx->drops_first = NULL;
+	ctx->nr_drops = 0;
 	kvfree(ctx->extents.e);
 	memset(&ctx->extents, 0, sizeof(ctx->extents));
 	ctx->nr_pages = 0;
@@ -271,6 +351,9 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 	struct ckpt_ctx *ctx;
 	long ret;
 
+	/* no image: a task the restart cloned, coming back from its stub (spawn.c) */
+	if (pid > 0 && fd == -1 && logfd == -1 && flags == RESTART_TASKSELF)
+		return restore_continue(pid);
 	/* no image: thaw the tree a RESTART_FROZEN restart left at @pid */
 	if (flags == RESTART_FROZEN && fd == -1)
 		return restore_thaw(pid);
@@ -280,7 +363,7 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 	/* restart(2) let through only RESTART_TASKSELF and RESTART_FROZEN */
 	if (!(flags & RESTART_TASKSELF))
 		ret = ckpt_err(ctx, -EINVAL,
-			       "only self restart is supported: each task calls restart(root, fd, RESTART_TASKSELF, logfd)");
+			       "only self restart is supported: the root calls restart(root, fd, RESTART_TASKSELF, logfd)");
 	else
 		ret = restore_self(&ctx, pid);	/* may keep ctx for the tree */
 	if (ctx)
@@ -308,6 +391,7 @@ static int __init crengine_init(void)
 static void __exit crengine_exit(void)
 {
 	ckpt_unregister_engine(&crengine_ops);
+	ckpt_groups_exit();
 	ckpt_thaw_all_held();
 	ckpt_chain_exit();
 	ckpt_mapped_exit();

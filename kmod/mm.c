@@ -16,6 +16,11 @@
  * pair, as prctl forces it: /proc/PID/auxv and core dumps read it up to
  * that pair.  Refused at checkpoint: sealed mappings (mseal) and memory
  * protection keys, which the engine does not restore.
+ * A child that fork(2) made saves only how it differs from its parent
+ * (the VMAs still the parent's, the pages where they differ): restart
+ * forks it from its rebuilt parent and changes just that, so the pages the
+ * two shared copy-on-write are shared again and the tree's memory does not
+ * grow.
  */
 
 #include <linux/auxvec.h>
@@ -90,48 +95,69 @@ static int checkpoint_mm_refused(struct ckpt_ctx *ctx, struct mm_struct *mm)
 	return 0;
 }
 
-int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t)
+/* The VMAs of @mm, but [vvar] and [vdso]; @h gets the bookkeeping */
+static int ckpt_mm_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_hdr_mm *h,
+			struct ckpt_vma_desc *parent, unsigned int nr_parent,
+			struct ckpt_vma_desc **descs, unsigned int *nr)
 {
-	struct ckpt_vma_desc *descs = NULL;
-	struct ckpt_hdr_mm *h;
 	unsigned long vdso_end = 0;
-	struct mm_struct *mm;
-	unsigned int nr = 0;
 	int ret;
 
-	mm = get_task_mm(t);
-	if (!mm)
-		return ckpt_err(ctx, -EINVAL, "task has no address space");
-	h = kzalloc(sizeof(*h), GFP_KERNEL);
-	if (!h) {
-		mmput(mm);
-		return -ENOMEM;
-	}
-	if (mmap_read_lock_killable(mm)) {
-		kfree(h);
-		mmput(mm);
+	if (mmap_read_lock_killable(mm))
 		return -EINTR;
-	}
 	checkpoint_mm_obj(ctx, mm, h);
 	if (h->vdso && mm->context.vdso_image)
 		vdso_end = h->vdso + mm->context.vdso_image->size;
 	ret = checkpoint_mm_refused(ctx, mm);
 	if (!ret)
-		ret = ckpt_collect_vmas(ctx, mm, h->vvar, vdso_end, &descs, &nr);
+		ret = ckpt_collect_vmas(ctx, mm, h->vvar, vdso_end, parent, nr_parent, descs, nr);
 	mmap_read_unlock(mm);
+	return ret;
+}
+
+/*
+ * The address space of @t.  If @parent (its parent process's mm, id
+ * @parent_id) is not NULL, @t was forked from it: the mappings that are
+ * still the parent's are marked, and only the pages where the two differ
+ * are saved, so that restart, forking @t from its rebuilt parent, keeps
+ * the rest shared copy-on-write.
+ */
+int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *parent,
+		  s32 parent_id)
+{
+	struct ckpt_vma_desc *descs = NULL, *pdescs = NULL;
+	unsigned int nr = 0, pnr = 0;
+	struct ckpt_hdr_mm *h, *ph;
+	struct mm_struct *mm;
+	int ret;
+
+	/* a chain of images keeps each task's pages of its own */
+	if (ctx->flags & (CHECKPOINT_TRACK | CHECKPOINT_INCREMENTAL))
+		parent = NULL;
+	mm = get_task_mm(t);
+	if (!mm)
+		return ckpt_err(ctx, -EINVAL, "task has no address space");
+	h = kzalloc(sizeof(*h), GFP_KERNEL);
+	ph = kzalloc(sizeof(*ph), GFP_KERNEL);
+	ret = h && ph ? 0 : -ENOMEM;
+	if (!ret && parent)
+		ret = ckpt_mm_vmas(ctx, parent, ph, NULL, 0, &pdescs, &pnr);
+	if (!ret)
+		ret = ckpt_mm_vmas(ctx, mm, h, pdescs, pnr, &descs, &nr);
 	if (ret)
 		goto out;
 
 	h->nr_vmas = nr;
+	h->parent_mm = parent ? parent_id : 0;
 	ret = ckpt_write_obj(ctx, h, CKPT_HDR_MM, sizeof(*h));
 	if (!ret)
 		ret = checkpoint_vmas(ctx, descs, nr);
 	if (!ret)
-		ret = checkpoint_cpu(ctx, t);
-	if (!ret)
-		ret = checkpoint_pages(ctx, t, mm, descs, nr);
+		ret = checkpoint_pages(ctx, t, mm, descs, nr, parent);
 out:
 	ckpt_free_vmas(descs, nr);
+	ckpt_free_vmas(pdescs, pnr);
+	kfree(ph);
 	kfree(h);
 	mmput(mm);
 	return ret;
@@ -173,7 +199,7 @@ int restore_prepare_mm(struct ckpt_ctx *ctx)
 	h = ckpt_next(ctx, CKPT_HDR_MM, sizeof(*h));
 	if (IS_ERR(h))
 		return PTR_ERR(h);
-	if (h->h.len != sizeof(*h) || h->nr_vmas > CKPT_VMAS_MAX)
+	if (h->h.len != sizeof(*h) || h->nr_vmas > CKPT_VMAS_MAX || h->parent_mm < 0)
 		return ckpt_err(ctx, -EINVAL, "bad MM object");
 	/* as PR_SET_MM_MAP: no more than the kernel's own vector */
 	if (h->nr_auxv > ARRAY_SIZE(current->mm->saved_auxv))
@@ -196,34 +222,53 @@ int restore_prepare_mm(struct ckpt_ctx *ctx)
 	ctx->mm = h;
 	ret = restore_prepare_vmas(ctx, vdso_lo, vdso_hi);
 	if (!ret)
-		ret = restore_prepare_cpu(ctx);
-	if (!ret)
 		ret = restore_prepare_pages(ctx);
 	return ret;
 }
 
-int restore_mm(struct ckpt_ctx *ctx)
+/* The vDSO where the image has it, unless the fork copy @kept it there */
+static int restore_vdso(struct ckpt_ctx *ctx, bool kept)
 {
 	struct ckpt_hdr_mm *h = ctx->mm;
 	struct mm_struct *mm = current->mm;
 	/* the restarter's, checked at prepare time; unmapping keeps it */
 	const struct vdso_image *image = mm->context.vdso_image;
-	unsigned long auxv[ARRAY_SIZE(mm->saved_auxv)] = {};
-	unsigned int nr_auxv;
 	int ret;
 
-	ret = restore_vmas(ctx);
+	if (!h->vdso || kept)
+		return 0;
+	ret = map_vdso_once(image, h->vvar);
 	if (ret)
-		return ret;
-	if (h->vdso) {
-		ret = map_vdso_once(image, h->vvar);
-		if (ret)
-			return ckpt_err(ctx, ret, "cannot map the vDSO at %llx", h->vvar);
-		if ((unsigned long)mm->context.vdso != h->vdso)
-			return ckpt_err(ctx, -EINVAL, "the vDSO landed at %lx",
-					(unsigned long)mm->context.vdso);
-	}
-	ret = restore_pages(ctx);
+		return ckpt_err(ctx, ret, "cannot map the vDSO at %llx", h->vvar);
+	if ((unsigned long)mm->context.vdso != h->vdso)
+		return ckpt_err(ctx, -EINVAL, "the vDSO landed at %lx",
+				(unsigned long)mm->context.vdso);
+	return 0;
+}
+
+/*
+ * Rebuild current's address space: in place, or, for a task forked from
+ * the rebuilt mm @forked_mm the image's copies from, by keeping what is
+ * still the parent's and changing the rest.
+ */
+int restore_mm(struct ckpt_ctx *ctx, s32 forked_mm)
+{
+	struct ckpt_hdr_mm *h = ctx->mm;
+	struct mm_struct *mm = current->mm;
+	unsigned long auxv[ARRAY_SIZE(mm->saved_auxv)] = {};
+	unsigned int nr_auxv;
+	bool vdso_kept = false;
+	int ret;
+
+	if (h->parent_mm && h->parent_mm != forked_mm)
+		return ckpt_err(ctx, -EINVAL,
+				"pid %d: its memory is a copy of mm %d's, and it was not forked from it",
+				ctx->task->pid, h->parent_mm);
+	ret = h->parent_mm ? restore_vmas_forked(ctx, &vdso_kept) : restore_vmas(ctx);
+	if (!ret)
+		ret = restore_vdso(ctx, vdso_kept);
+	if (!ret)
+		ret = restore_pages(ctx);
 	if (ret)
 		return ret;
 

@@ -146,10 +146,16 @@ int checkpoint_namespaces(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 {
 	struct task_struct *root = tree->tasks[0];
 	struct nsproxy mine, rootns, pns, ns;
-	struct pid_namespace *tree_pid_ns = task_active_pid_ns(root);
+	struct pid_namespace *tree_pid_ns;
 	int own_uts, own_ipc, ret;
 	u32 i;
 
+	/* a root that is a leader gone before its threads: its first thread's */
+	for (i = 0; i + 1 < tree->nr && tree->zombie[i]; i++)
+		if (!same_thread_group(tree->tasks[i + 1], root))
+			break;
+	root = tree->tasks[i];
+	tree_pid_ns = task_active_pid_ns(root);
 	ckpt_task_nsproxy(current, &mine);
 	if (!ckpt_task_nsproxy(root, &rootns))
 		return ckpt_err(ctx, -ESRCH, "pid %d is exiting", task_pid_vnr(root));
@@ -215,6 +221,9 @@ int restore_prepare_task_namespaces(struct ckpt_ctx *ctx, u32 idx)
 	struct nsproxy ns, pns;
 	pid_t pid = task_pid_vnr(current);
 
+	/* a thread, cloned from its leader, has the leader's */
+	if (!thread_group_leader(current))
+		return 0;
 	ckpt_task_nsproxy(current, &ns);
 	if (ckpt_parent_nsproxy(current, &pns))
 		return ckpt_err(ctx, -EAGAIN, "the parent of pid %d is exiting", pid);

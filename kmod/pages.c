@@ -4,24 +4,26 @@
  *
  * Saved are the pages that hold state the file does not: the anonymous
  * pages of private mappings (heap, stack, malloc arenas, the written-to
- * parts of a library's data) and the pages of shared anonymous memory.
- * Shared file mappings carry no pages: their contents are in the file;
- * SysV shm attachments neither: a segment's pages are saved once, with it
- * (shm.c).
+ * parts of a library's data).  Shared anonymous memory has its contents
+ * saved once, with its SHMEM object (shmem.c); shared file mappings carry
+ * no pages: their contents are in the file; SysV shm attachments neither:
+ * a segment's pages are saved once, with it (shm.c).  A child that fork(2)
+ * made saves, in the mappings still its parent's, only the pages that are
+ * not the parent's very page, and DROP ranges where the parent has a page
+ * of its own and the child none: restart forks it from its rebuilt parent,
+ * so the pages the two shared copy-on-write stay shared.
  *
  * Checkpoint walks the page tables of the frozen task (nothing is faulted
  * in: empty entries and the zero page are holes), takes a reference on
  * every page to save and writes them from those references, many pages
  * per write, straight from the pages into the image.  Shared anonymous
- * memory is read from its shmem file (a page another process wrote but
- * this one never touched is in there too).  Three flags change the walk:
+ * Three flags change the walk:
  *
  * CHECKPOINT_COW write-protects the private pages and marks them shared
  * as fork() does, so the tasks can run again before the pages are
  * written: their next write to such a page copies it, and the reference
  * keeps what was there.  A page pinned for DMA cannot be shared that way
- * and is copied while the tasks are frozen, as are shared anonymous pages
- * (they are written before the thaw).
+ * and is copied while the tasks are frozen.
  *
  * CHECKPOINT_TRACK clears the soft-dirty bits (and write-protects the
  * pages, so that the next write sets them again): the pages written from
@@ -307,54 +309,6 @@ static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt
 	return 0;
 }
 
-/* Shared anonymous memory: every page its shmem file holds over the VMA */
-static int ckpt_shmem_pages(struct ckpt_ctx *ctx, struct ckpt_vma_desc *d, struct ckpt_snap *s)
-{
-	struct address_space *mapping = d->shmem->f_mapping;
-	loff_t base = (loff_t)d->pgoff << PAGE_SHIFT, end = base + (d->end - d->start);
-	struct file *f;
-	loff_t pos = base;
-	int ret = 0;
-
-	/* our own open file: seeking must not move anybody's offset */
-	f = dentry_open(&d->shmem->f_path, O_RDONLY | O_LARGEFILE, current_cred());
-	if (IS_ERR(f))
-		return ckpt_err(ctx, PTR_ERR(f), "cannot read shared memory %lx-%lx",
-				d->start, d->end);
-	s->new_run = true;
-	while (!ret && pos < end) {
-		loff_t data = vfs_llseek(f, pos, SEEK_DATA), hole;
-
-		if (data == -ENXIO || data >= end)
-			break;
-		if (data < 0) {
-			ret = data;
-			break;
-		}
-		hole = min(vfs_llseek(f, data, SEEK_HOLE), end);
-		for (pos = data; !ret && pos < hole; pos += PAGE_SIZE) {
-			struct page *page;
-
-			ret = ckpt_snap_grow(s, 1);
-			if (ret)
-				break;
-			page = shmem_read_mapping_page_gfp(mapping, pos >> PAGE_SHIFT,
-							   mapping_gfp_mask(mapping));
-			if (IS_ERR(page)) {
-				ret = ckpt_err(ctx, PTR_ERR(page), "cannot read the page at %llx",
-					       d->start + pos - base);
-				break;
-			}
-			ckpt_snap_add(s, d->start + pos - base, 0, page);
-		}
-		if (fatal_signal_pending(current))
-			ret = -EINTR;
-		cond_resched();
-	}
-	fput(f);
-	return ret;
-}
-
 /* Memory restart mapped from an image: every page, as the task sees it */
 static int ckpt_image_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
 			    struct ckpt_vma_desc *d, struct ckpt_snap *s)
@@ -407,13 +361,12 @@ static void ckpt_flush_tlb_cpu(void *unused)
 }
 
 /*
- * Take the pages of every VMA of the frozen @mm into @shared (shared
- * anonymous memory) and @priv (the rest).  @incremental: @mm is tracked
- * since the parent image, so unchanged pages go as PARENT runs.
+ * Take the pages of every VMA of the frozen @mm into @priv.  @incremental:
+ * @mm is tracked since the parent image, so unchanged pages go as PARENT
+ * runs.
  */
 static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incremental,
-			   struct ckpt_vma_desc *descs, unsigned int nr,
-			   struct ckpt_snap *shared, struct ckpt_snap *priv)
+			   struct ckpt_vma_desc *descs, unsigned int nr, struct ckpt_snap *priv)
 {
 	bool track = ctx->flags & CHECKPOINT_TRACK;
 	struct ckpt_walk w = {
@@ -455,10 +408,6 @@ static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incr
 		mmap_write_unlock(mm);
 	else
 		mmap_read_unlock(mm);
-	/* not under the mmap lock: seeking a shmem file takes its inode lock */
-	for (i = 0; !ret && i < nr; i++)
-		if (descs[i].kind == CKPT_VMA_SHANON && !descs[i].image)
-			ret = ckpt_shmem_pages(ctx, &descs[i], shared);
 	return ret;
 }
 
@@ -575,47 +524,244 @@ static unsigned long ckpt_parent_pages(struct ckpt_snap *s)
 	return n;
 }
 
+/* Ranges a child drops from the parent's copy, written out 256 to a DROP object */
+#define CKPT_DROPS_PER_OBJ	256
+
+struct ckpt_dropbuf {
+	struct ckpt_hdr_drop h;
+	struct ckpt_drop_range r[CKPT_DROPS_PER_OBJ];
+};
+
+static int ckpt_drops_flush(struct ckpt_ctx *ctx, struct ckpt_dropbuf *db)
+{
+	int ret;
+
+	if (!db->h.nr)
+		return 0;
+	ret = ckpt_write_obj(ctx, db, CKPT_HDR_DROP, sizeof(db->h) + db->h.nr * sizeof(db->r[0]));
+	db->h.nr = 0;
+	return ret;
+}
+
+static int ckpt_drop(struct ckpt_ctx *ctx, struct ckpt_dropbuf *db, u64 addr)
+{
+	struct ckpt_drop_range *last = db->h.nr ? &db->r[db->h.nr - 1] : NULL;
+
+	if (last && last->end == addr) {
+		last->end += PAGE_SIZE;
+		return 0;
+	}
+	if (db->h.nr == CKPT_DROPS_PER_OBJ) {
+		int ret = ckpt_drops_flush(ctx, db);
+
+		if (ret)
+			return ret;
+	}
+	db->r[db->h.nr].start = addr;
+	db->r[db->h.nr++].end = addr + PAGE_SIZE;
+	return 0;
+}
+
 /*
- * The pages of frozen task @t: shared anonymous memory is written now;
- * the rest too, or with CHECKPOINT_COW after the thaw (ckpt_write_snapshots()).
+ * The anonymous page of @mm at @addr, referenced, or NULL if what is
+ * there is the zero page or the file's page (or nothing); an error from
+ * the page reading fails the checkpoint, never reads as zeros.
+ */
+static struct page *ckpt_anon_page(struct mm_struct *mm, unsigned long addr)
+{
+	struct page *page;
+	long n;
+
+	if (mmap_read_lock_killable(mm))
+		return ERR_PTR(-EINTR);
+	n = get_user_pages_remote(mm, addr, 1, FOLL_FORCE, &page, NULL);
+	mmap_read_unlock(mm);
+	if (n == -EFAULT || !n)
+		return NULL;
+	if (n < 0)
+		return ERR_PTR(n);
+	if (is_zero_page(page) || !PageAnon(page)) {
+		put_page(page);
+		return NULL;
+	}
+	return page;
+}
+
+static struct ckpt_vma_desc *ckpt_desc_at(struct ckpt_vma_desc *descs, unsigned int nr,
+					  unsigned long addr)
+{
+	unsigned int lo = 0, hi = nr;
+
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+
+		if (addr < descs[mid].start)
+			hi = mid;
+		else if (addr >= descs[mid].end)
+			lo = mid + 1;
+		else
+			return &descs[mid];
+	}
+	return NULL;
+}
+
+/* Whether the runs of @s have a page at @addr */
+static bool ckpt_snap_has(struct ckpt_snap *s, unsigned long addr)
+{
+	unsigned int lo = 0, hi = s->nr_runs;
+
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+		struct ckpt_page_run *r = &s->runs[mid];
+
+		if (addr < r->addr)
+			hi = mid;
+		else if (addr >= r->addr + ((u64)r->nr << PAGE_SHIFT))
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* Of a page of @s in a mapping still the parent's: whether it is the parent's very page */
+static int ckpt_parents_page(struct ckpt_ctx *ctx, struct mm_struct *parent,
+			     struct ckpt_vma_desc *descs, unsigned int nr, unsigned long addr,
+			     struct page *page)
+{
+	struct ckpt_vma_desc *d = ckpt_desc_at(descs, nr, addr);
+	struct page *theirs;
+
+	if (!d || !d->from_parent)
+		return 0;
+	theirs = ckpt_anon_page(parent, addr);
+	if (IS_ERR(theirs))
+		return ckpt_err(ctx, PTR_ERR(theirs), "cannot read the parent's page at %lx", addr);
+	if (theirs)
+		put_page(theirs);
+	return theirs == page;
+}
+
+/*
+ * A fork(2) child's pages @*sp, as how they differ from @parent's: a page
+ * that is the parent's very page stays out (the fork copy at restart has
+ * it), and a page the parent has and the child not is a DROP range.
+ */
+static int ckpt_fork_diff(struct ckpt_ctx *ctx, struct ckpt_snap **sp, struct mm_struct *parent,
+			  struct ckpt_vma_desc *descs, unsigned int nr)
+{
+	struct ckpt_snap *s = *sp, *out;
+	struct ckpt_dropbuf *db;
+	unsigned long pi = 0, addr;
+	unsigned int ri, i;
+	int ret = 0;
+
+	out = ckpt_snap_alloc(s->pid, s->nr_pages);
+	db = kzalloc(sizeof(*db), GFP_KERNEL);
+	if (!out || !db) {
+		ckpt_snap_free(out);
+		kfree(db);
+		return -ENOMEM;
+	}
+	for (ri = 0; !ret && ri < s->nr_runs; ri++) {
+		struct ckpt_page_run *r = &s->runs[ri];
+		u32 k;
+
+		out->new_run = true;
+		for (k = 0; !ret && k < r->nr; k++, pi++) {
+			struct page *page = s->pages[pi];
+
+			addr = r->addr + ((unsigned long)k << PAGE_SHIFT);
+			ret = ckpt_parents_page(ctx, parent, descs, nr, addr, page);
+			if (ret > 0) {
+				ret = 0;
+				out->new_run = true;
+				continue;	/* s keeps the reference, and drops it */
+			}
+			if (!ret)
+				ret = ckpt_snap_grow(out, 1);
+			if (!ret) {
+				ckpt_snap_add(out, addr, 0, page);
+				s->pages[pi] = NULL;
+			}
+		}
+	}
+	for (i = 0; !ret && i < nr; i++) {
+		if (!descs[i].from_parent)
+			continue;
+		for (addr = descs[i].start; !ret && addr < descs[i].end; addr += PAGE_SIZE) {
+			struct page *theirs;
+
+			if (ckpt_should_stop(ctx)) {
+				ret = -EINTR;
+				break;
+			}
+			if (ckpt_snap_has(s, addr))
+				continue;
+			theirs = ckpt_anon_page(parent, addr);
+			if (IS_ERR(theirs)) {
+				ret = ckpt_err(ctx, PTR_ERR(theirs),
+					       "cannot read the parent's page at %lx", addr);
+			} else if (theirs) {
+				put_page(theirs);
+				ret = ckpt_drop(ctx, db, addr);
+			}
+			cond_resched();
+		}
+	}
+	if (!ret)
+		ret = ckpt_drops_flush(ctx, db);
+	kfree(db);
+	if (ret) {
+		ckpt_snap_free(out);
+		return ret;
+	}
+	ckpt_snap_free(s);
+	*sp = out;
+	return 0;
+}
+
+/*
+ * The pages of frozen task @t (a fork(2) child of @parent's, if not NULL),
+ * written now, or with CHECKPOINT_COW after the thaw (ckpt_write_snapshots()).
  */
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
-		     struct ckpt_vma_desc *descs, unsigned int nr)
+		     struct ckpt_vma_desc *descs, unsigned int nr, struct mm_struct *parent)
 {
 	pid_t pid = task_pid_vnr(t);
 	bool incremental = ckpt_chain_tracked(ctx, mm);
-	struct ckpt_snap *shared, *priv;
+	struct ckpt_snap *priv;
 	ktime_t t0, t1;
 	int ret = -ENOMEM;
 
-	shared = ckpt_snap_alloc(pid, get_mm_counter(mm, MM_SHMEMPAGES));
 	priv = ckpt_snap_alloc(pid, get_mm_counter(mm, MM_ANONPAGES));
-	if (!shared || !priv)
+	if (!priv)
 		goto out;
 	ret = 0;
 	if (ctx->flags & CHECKPOINT_TRACK)
 		ret = ckpt_chain_track(ctx, mm);
 	t0 = ktime_get();
 	if (!ret)
-		ret = ckpt_take_pages(ctx, mm, incremental, descs, nr, shared, priv);
+		ret = ckpt_take_pages(ctx, mm, incremental, descs, nr, priv);
+	if (!ret && parent)
+		ret = ckpt_fork_diff(ctx, &priv, parent, descs, nr);
 	if (ret)
 		goto out;
 	t1 = ktime_get();
-	ckpt_msg(ctx, "pid %d: %u mappings, %lu pages saved, %lu unchanged since the parent, taken in %lld us\n",
-		 pid, nr, shared->nr_pages + priv->nr_pages, ckpt_parent_pages(priv),
-		 ktime_us_delta(t1, t0));
-	ret = ckpt_write_snap(ctx, shared);
-	if (!ret && (ctx->flags & CHECKPOINT_COW)) {
+	ckpt_msg(ctx,
+		 "pid %d: %u mappings, %lu pages saved%s, %lu unchanged since the parent, taken in %lld us\n",
+		 pid, nr, priv->nr_pages, parent ? " (the rest shared with its parent)" : "",
+		 ckpt_parent_pages(priv), ktime_us_delta(t1, t0));
+	if (ctx->flags & CHECKPOINT_COW) {
 		list_add_tail(&priv->list, &ctx->snaps);
 		priv = NULL;
-	} else if (!ret) {
+	} else {
 		ret = ckpt_write_snap(ctx, priv);
 	}
 	if (!ret)
 		ckpt_msg(ctx, "pid %d: pages written in %lld us%s\n", pid,
-			 ktime_us_delta(ktime_get(), t1), priv ? "" : " (the private ones after the thaw)");
+			 ktime_us_delta(ktime_get(), t1), priv ? "" : " (after the thaw)");
 out:
-	ckpt_snap_free(shared);
 	ckpt_snap_free(priv);
 	return ret;
 }
@@ -769,9 +915,35 @@ int restore_check_pages(struct ckpt_ctx *ctx, struct ckpt_obj *obj)
 	return 0;
 }
 
+/* A DROP object after the VMAs: ranges in mappings kept from the parent's fork copy */
+static int restore_prepare_drop(struct ckpt_ctx *ctx)
+{
+	struct ckpt_drop_range *r;
+	struct ckpt_hdr_drop *h;
+	u32 i;
+
+	h = ckpt_next(ctx, CKPT_HDR_DROP, sizeof(*h));
+	if (IS_ERR(h))
+		return PTR_ERR(h);
+	if (!h->nr || h->nr > CKPT_DROPS_PER_OBJ || h->h.len != sizeof(*h) + h->nr * sizeof(*r))
+		return ckpt_err(ctx, -EINVAL, "bad DROP object");
+	r = (struct ckpt_drop_range *)(h + 1);
+	for (i = 0; i < h->nr; i++) {
+		struct ckpt_rvma *v = ckpt_find_vma(ctx, r[i].start);
+
+		if (!PAGE_ALIGNED(r[i].start) || !PAGE_ALIGNED(r[i].end) ||
+		    r[i].start >= r[i].end || !v || !v->v->from_parent || r[i].end > v->v->end)
+			return ckpt_err(ctx, -EINVAL,
+					"DROP range %llx-%llx is not in a mapping kept from the parent",
+					r[i].start, r[i].end);
+	}
+	return 0;
+}
+
 /*
- * The restarting task's PAGES objects: every page in a saved mapping that
- * has page data, once, and in an image of the chain (changes nothing)
+ * The restarting task's DROP and PAGES objects: every page in a saved
+ * mapping that has page data, once, and in an image of the chain (changes
+ * nothing)
  */
 int restore_prepare_pages(struct ckpt_ctx *ctx)
 {
@@ -780,6 +952,13 @@ int restore_prepare_pages(struct ckpt_ctx *ctx)
 	u64 prev_end = 0;
 	unsigned int i;
 	int ret;
+
+	ctx->drops_first = ctx->cur;
+	for (ctx->nr_drops = 0; ckpt_peek(ctx) == CKPT_HDR_DROP; ctx->nr_drops++) {
+		ret = restore_prepare_drop(ctx);
+		if (ret)
+			return ret;
+	}
 
 	for (obj = ctx->pages_first; obj; obj = obj->next_pages) {
 		ret = ckpt_add_extents(ctx, x, obj, ctx->file);
@@ -796,7 +975,8 @@ int restore_prepare_pages(struct ckpt_ctx *ctx)
 		struct ckpt_rvma *r = ckpt_find_vma(ctx, e->addr);
 
 		if (e->addr < prev_end || !r || r->v->kind == CKPT_VMA_SHFILE ||
-		    r->v->kind == CKPT_VMA_SYSVSHM || end > r->v->end)
+		    r->v->kind == CKPT_VMA_SHANON || r->v->kind == CKPT_VMA_SYSVSHM ||
+		    end > r->v->end)
 			return ckpt_err(ctx, -EINVAL,
 					"pages at %llx-%llx are outside the saved mappings",
 					e->addr, end);
@@ -833,23 +1013,7 @@ static int restore_extent_bounce(struct ckpt_ctx *ctx, struct ckpt_rvma *r,
 				       "image ends in the data of the pages at %llx", addr);
 			break;
 		}
-		if (r->v->kind == CKPT_VMA_SHANON) {
-			/* shared: write it into the memory's own file */
-			struct vm_area_struct *vma;
-			struct file *shm;
-			loff_t off;
-
-			mmap_read_lock(current->mm);
-			vma = find_vma(current->mm, addr);
-			shm = vma && vma->vm_file ? get_file(vma->vm_file) : NULL;
-			off = shm ? addr - vma->vm_start + vma->vm_pgoff * PAGE_SIZE : 0;
-			mmap_read_unlock(current->mm);
-			got = shm ? kernel_write(shm, buf, n, &off) : -EFAULT;
-			if (shm)
-				fput(shm);
-		} else {
-			got = access_process_vm(current, addr, buf, n, FOLL_FORCE | FOLL_WRITE);
-		}
+		got = access_process_vm(current, addr, buf, n, FOLL_FORCE | FOLL_WRITE);
 		if (got != n)
 			ret = ckpt_err(ctx, got < 0 ? got : -EFAULT,
 				       "cannot fill the pages at %llx", addr);
@@ -891,12 +1055,42 @@ static int restore_extent_copy(struct ckpt_ctx *ctx, struct ckpt_rvma *r, struct
 	return 0;
 }
 
-/* Fill (or map) the restarted task's pages; its VMAs are mapped */
+/* Drop pages of a VMA kept from the fork copy: they read as zeros (or the file) again */
+static int restore_drop(struct ckpt_ctx *ctx, struct ckpt_hdr_drop *h)
+{
+	struct ckpt_drop_range *r = (struct ckpt_drop_range *)(h + 1);
+	struct mm_struct *mm = current->mm;
+	int ret = 0;
+	u32 i;
+
+	mmap_read_lock(mm);
+	for (i = 0; !ret && i < h->nr; i++) {
+		struct vm_area_struct *vma = find_vma(mm, r[i].start);
+		struct ckpt_rvma *v = ckpt_find_vma(ctx, r[i].start);
+
+		if (!vma || vma->vm_start > r[i].start || vma->vm_end < r[i].end || !v || !v->kept)
+			ret = -EINVAL;
+		else
+			zap_page_range_single(vma, r[i].start, r[i].end - r[i].start, NULL);
+	}
+	mmap_read_unlock(mm);
+	return ret ? ckpt_err(ctx, ret, "cannot drop pages at %llx", r[i - 1].start) : 0;
+}
+
+/* Fill (or map) the restarted task's pages, and drop what it had not; its VMAs are mapped */
 int restore_pages(struct ckpt_ctx *ctx)
 {
 	struct ckpt_extents *x = &ctx->extents;
+	struct ckpt_obj *drop = ctx->drops_first;
 	unsigned long mapped = 0;
 	unsigned int i;
+
+	for (i = 0; i < ctx->nr_drops; i++, drop = list_next_entry(drop, list)) {
+		int ret = restore_drop(ctx, (struct ckpt_hdr_drop *)drop->h);
+
+		if (ret)
+			return ret;
+	}
 
 	for (i = 0; i < x->nr; i++) {
 		struct ckpt_extent *e = &x->e[i];

@@ -152,7 +152,8 @@ int restore_prepare_process(struct ckpt_ctx *ctx)
 	      (h->stop_code && h->stop_code != h->stop_signal))))
 		return ckpt_err(ctx, -EINVAL, "bad PROCESS object");
 	ctx->process = h;
-	if (!h->exe_len)
+	/* the executable is the mm's: set by the task that rebuilds it */
+	if (!h->exe_len || !(ctx->defines & BIT(CKPT_SHARE_MM)))
 		return 0;
 	path = ckpt_str(ctx, h, sizeof(*h), h->exe_len);
 	if (!path)
@@ -291,11 +292,12 @@ void restore_process_late(struct ckpt_ctx *ctx)
 	 * Stopped, and counted as such: the task takes part in a group stop
 	 * that is already complete, so its parent is not told again, and a
 	 * stop it had not waited for yet is still there for it to wait for.
+	 * Each stopped thread of the group counts once in the stop.
 	 */
 	spin_lock_irq(&current->sighand->siglock);
 	signal_set_stop_flags(sig, SIGNAL_STOP_STOPPED);
 	sig->group_exit_code = h->stop_code;
-	sig->group_stop_count = 1;
+	sig->group_stop_count++;
 	current->jobctl |= JOBCTL_STOP_PENDING | JOBCTL_STOP_CONSUME | h->stop_signal;
 	set_tsk_thread_flag(current, TIF_SIGPENDING);
 	spin_unlock_irq(&current->sighand->siglock);

@@ -24,7 +24,6 @@
 #include <linux/fs.h>
 #include <linux/kdev_t.h>
 #include <linux/major.h>
-#include <linux/delay.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/tty.h>
@@ -34,7 +33,6 @@
 #include "ckpt.h"
 
 #define CKPT_PTYS_MAX		4096
-#define CKPT_PGRP_WAIT_MS	5000
 
 /* Restart: a TTY object's pty or terminal */
 struct ckpt_rtty {
@@ -486,7 +484,7 @@ int restore_prepare_ctty(struct ckpt_ctx *ctx)
 	struct ckpt_rtty *rt;
 	struct tty_struct *ctty;
 	struct file *file;
-	int waited, ret;
+	int ret;
 
 	c = ckpt_next(ctx, CKPT_HDR_CTTY, sizeof(*c));
 	if (IS_ERR(c))
@@ -509,20 +507,25 @@ int restore_prepare_ctty(struct ckpt_ctx *ctx)
 	ret = ctty == rt->tty ? 0 :
 		ckpt_err(ctx, -EBUSY, "%s did not become the controlling terminal", rt->slave);
 	tty_kref_put(ctty);
-	/* its foreground group's leader may not have made the group yet */
-	for (waited = 0; !ret && c->pgrp; waited += 20) {
-		int pgrp = c->pgrp;
-
-		ret = ckpt_user_ioctl(file, TIOCSPGRP, &pgrp, sizeof(pgrp));
-		if (ret != -ESRCH || waited >= CKPT_PGRP_WAIT_MS || fatal_signal_pending(current))
-			break;
-		ret = 0;
-		msleep(20);
+	/* its foreground group is made later in the restart: set once all tasks are */
+	if (!ret && c->pgrp) {
+		ctx->fg_tty = file;
+		ctx->fg_pgrp = c->pgrp;
+		return 0;
 	}
-	if (ret)
-		ckpt_err(ctx, ret, "%s: cannot make %d its foreground group", rt->slave, c->pgrp);
 	fput(file);
 	return ret;
+}
+
+/* Once the whole tree is rebuilt: the foreground group of a session leader's terminal */
+int restore_tty_foreground(struct ckpt_ctx *ctx, struct file *tty, pid_t pgrp)
+{
+	int arg = pgrp;
+	long ret = ckpt_user_ioctl(tty, TIOCSPGRP, &arg, sizeof(arg));
+
+	if (ret)
+		return ckpt_err(ctx, ret, "%pD: cannot make %d its foreground group", tty, pgrp);
+	return 0;
 }
 
 const struct ckpt_file_ops ckpt_tty_ops = {

@@ -91,9 +91,9 @@ export async function checkpointTree(opts: DumpOptions, track: boolean): Promise
   if (parent && chain?.parentPath !== parent) {
     log(`note: the engine's last pre-dump of these tasks is ${chain?.parentPath}, not ${parent}: the image builds on that one`);
   }
-  const pids = tree.map((t) => t.pid);
-  // zombies go when whoever inherits them reaps them
-  if (!track && !opts.leaveRunning) await waitGone(tree.filter((t) => t.zombie === undefined).map((t) => t.pid), 2000);
+  // only the processes (their threads are in the tree too); zombies go when whoever inherits them reaps them
+  const pids = tree.filter((t) => t.tgid === t.pid).map((t) => t.pid);
+  if (!track && !opts.leaveRunning) await waitGone(tree.filter((t) => t.zombie === undefined && t.tgid === t.pid).map((t) => t.pid), 2000);
 
   const sum = (re: RegExp): number | undefined => {
     const all = [...logText.matchAll(re)];

@@ -21,19 +21,22 @@ export const IMAGE_VERSION = 2;
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
   9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE',
-  60: 'DATA', 61: 'SOCKET', 62: 'SKB', 63: 'EVENTFD', 64: 'TIMERFD', 65: 'SIGNALFD', 66: 'EPOLL', 67: 'INOTIFY',
+  40: 'THREAD', 41: 'SIGHAND', 42: 'SHMEM', 43: 'DROP', 60: 'DATA', 61: 'SOCKET', 62: 'SKB', 63: 'EVENTFD', 64: 'TIMERFD', 65: 'SIGNALFD', 66: 'EPOLL', 67: 'INOTIFY',
   68: 'INOTIFY_WATCH', 69: 'MEMFD', 70: 'GHOST', 71: 'LOCK', 72: 'TTY', 73: 'CTTY', 80: 'PROCESS', 81: 'ITIMERS', 82: 'POSIX_TIMER',
   83: 'UTS_NS', 84: 'IPC_NS', 85: 'SHM', 86: 'MSG_QUEUE', 87: 'MSG', 88: 'SEM', 89: 'SEM_UNDO', 100: 'SECCOMP', 120: 'CHAIN',
   126: 'ERROR', 127: 'TAIL',
 };
 const T = {
-  HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36,
+  HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGNAL: 12, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36,
+  THREAD: 40, SIGHAND: 41, SHMEM: 42, DROP: 43,
   DATA: 60, SOCKET: 61, SKB: 62, EVENTFD: 63, TIMERFD: 64, SIGNALFD: 65, EPOLL: 66, INOTIFY: 67, INOTIFY_WATCH: 68, MEMFD: 69, GHOST: 70, LOCK: 71, TTY: 72, CTTY: 73,
   PROCESS: 80, ITIMERS: 81, POSIX_TIMER: 82, UTS_NS: 83, IPC_NS: 84, SHM: 85, MSG_QUEUE: 86, MSG: 87, SEM: 88, SEM_UNDO: 89,
   SECCOMP: 100, CHAIN: 120, ERROR: 126, TAIL: 127,
 };
 /** CLONE_NEW* flags of the namespaces a root had of its own, by the object that saves them. */
 const NS_CLONE_FLAGS: Record<number, number> = { [T.UTS_NS]: CLONE.NEWUTS, [T.IPC_NS]: CLONE.NEWIPC };
+/** enum ckpt_share: what a TASK object names by id. */
+const SHARE_NAMES = ['mm', 'files', 'fs', 'sighand', 'signal'];
 /** enum ckpt_file_kind (kmod/ckpt_image.h) */
 const FILE_KINDS = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo', 'unix socket', 'eventfd', 'timerfd', 'signalfd', 'epoll', 'inotify', 'memfd', 'unlinked file', 'terminal', '/dev/tty'];
 const SOCK_TYPES: Record<number, string> = { 1: 'stream', 2: 'datagram', 5: 'seqpacket' };
@@ -263,7 +266,7 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
     } else if (type === T.ZOMBIE && len >= 16) {
       const task = tree?.find((t) => t.pid === o.readInt32LE(8));
       if (task) task.zombie = o.readUInt32LE(12);
-      details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}`);
+      details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}${len >= 32 ? ` (${cstr(o, 16, 32)})` : ''}`);
     } else if (type === T.DATA && shm && len >= 24) {
       // a SysV segment's contents follow it
       shm.bytes += o.readUInt32LE(12);
@@ -288,8 +291,27 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
 
 /** The human lines of one of the engine's objects, for `cr show`; DATA objects are counted in @data. */
 function describeObject(type: number, o: Buffer, len: number, details: string[], data: Map<number, { bytes: number; objects: number }>): void {
-  if (type === T.TASK && len >= 32) {
-    details.push(`task pid ${o.readInt32LE(8)} comm ${cstr(o, 16, 32)}`);
+  if (type === T.TASK && len >= 72) {
+    const pid = o.readInt32LE(8);
+    const tgid = o.readInt32LE(12);
+    const shares = SHARE_NAMES.map((n, i) => `${n} #${o.readInt32LE(40 + i * 4)}`).join(' ');
+    const vfork = o.readUInt32LE(20) & 1 ? `, in vfork for pid ${o.readInt32LE(60)}` : '';
+    details.push(`task pid ${pid}${tgid === pid ? '' : ` (thread of ${tgid})`} comm ${cstr(o, 24, 40)}, uses ${shares}${vfork}`);
+  } else if (type === T.THREAD && len >= 56) {
+    details.push(`  thread: clear_child_tid ${hex(o.readBigUInt64LE(16))} robust_list ${hex(o.readBigUInt64LE(24))} rseq ${hex(o.readBigUInt64LE(40))}`);
+  } else if (type === T.SIGHAND && len >= 8 + 64 * 32) {
+    const handled: number[] = [];
+    for (let i = 0; i < 64; i++) if (o.readBigUInt64LE(8 + i * 32) > 1n) handled.push(i + 1);
+    details.push(`  signal handlers for: ${handled.length ? handled.join(' ') : 'none'}`);
+  } else if (type === T.SIGNAL && len >= 40) {
+    const alt = o.readBigUInt64LE(24) ? `, altstack ${hex(o.readBigUInt64LE(16))}+${o.readBigUInt64LE(24)}` : '';
+    details.push(`  blocked ${hex(o.readBigUInt64LE(8))}${alt}`);
+  } else if (type === T.SHMEM && len >= 24) {
+    details.push(`  shmem #${o.readInt32LE(8)}: ${o.readBigUInt64LE(16)} bytes of shared anonymous memory`);
+  } else if (type === T.DROP && len >= 16) {
+    let n = 0;
+    for (let i = 0, p = 16; i < o.readUInt32LE(8) && p + 16 <= len; i++, p += 16) n += Number((o.readBigUInt64LE(p + 8) - o.readBigUInt64LE(p)) / 4096n);
+    details.push(`  ${n} pages of the parent's copy dropped`);
   } else if (type === T.FS && len >= 32) {
     details.push(`cwd ${cstr(o, 32, len)}${o.readUInt32LE(16) ? ` (deleted, mode ${oct(o.readUInt32LE(20))}, owner ${o.readUInt32LE(24)}:${o.readUInt32LE(28)})` : ''} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
   } else if (type === T.FILE && len >= 64) {
@@ -359,8 +381,9 @@ function describeObject(type: number, o: Buffer, len: number, details: string[],
   } else if (type === T.FD && len >= 24) {
     const kind = o.readUInt32LE(16) === 2 ? 'inherited from the restarter' : `file #${o.readInt32LE(12)}`;
     details.push(`fd ${o.readInt32LE(8)}: ${kind}${o.readUInt32LE(20) ? ' (cloexec)' : ''}`);
-  } else if (type === T.MM && len >= 120) {
-    details.push(`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}`);
+  } else if (type === T.MM && len >= 128) {
+    const parent = o.readInt32LE(120) ? `, a fork copy of mm #${o.readInt32LE(120)}` : '';
+    details.push(`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}${parent}`);
   } else if (type === T.VMA && len >= 56) {
     const kinds = ['?', 'anon private', 'anon shared', 'file private', 'file shared', 'sysv shm'];
     const prot = o.readUInt32LE(44);
@@ -369,8 +392,9 @@ function describeObject(type: number, o: Buffer, len: number, details: string[],
     const vmFlags = o.readBigUInt64LE(32);
     const advice = VMA_ADVICE.filter(([bit]) => vmFlags & bit).map(([, name]) => ` ${name}`).join('');
     const kind = o.readUInt32LE(40);
-    const what = kind === 5 ? ` id ${ref} pgoff ${o.readBigUInt64LE(24)}` : ref ? ` file #${ref} pgoff ${o.readBigUInt64LE(24)}` : '';
-    details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[kind] ?? '?'}${what}${o.readUInt32LE(52) ? ' growsdown' : ''}${advice}`);
+    const what = kind === 5 ? ` id ${ref} pgoff ${o.readBigUInt64LE(24)}` : ref ? ` ${kind === 2 ? 'shmem' : 'file'} #${ref} pgoff ${o.readBigUInt64LE(24)}` : '';
+    const fromParent = len >= 64 && o.readUInt32LE(56) ? ' (the parent\'s, kept from the fork)' : '';
+    details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[kind] ?? '?'}${what}${o.readUInt32LE(52) ? ' growsdown' : ''}${advice}${fromParent}`);
   } else if (type === T.CPU && len >= 8 + 27 * 8) {
     details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
   } else if (type === T.FPU && len >= 16) {

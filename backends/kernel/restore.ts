@@ -1,16 +1,17 @@
 /**
- * Restart through restart(2), linux-cr style: a helper creates the tree
- * with the original pids, sessions and groups (clone_with_pids(2)) and
- * every task calls restart(ROOT, fd, RESTART_TASKSELF, logfd) on itself;
- * the engine rebuilds them one by one and lets them all return into the
- * checkpointed programs together.  A shell job (--shell-job) joins our
- * session, and the helper makes it the foreground job of our terminal.
- * The helper stays the root's parent, reports "ready PID HOSTPID" per task
- * or "error PID: why" on fd 3, and exits with the root's status.  A root that had UTS or IPC namespaces of
- * its own is created in fresh ones of those kinds, where the engine
- * rebuilds them.  With `pidns` the tree gets a pid namespace of its own
- * under the helper's small init, with the original pids inside it and,
- * where they are free, outside it too.  Restored `frozen`
+ * Restart through restart(2), linux-cr style: a helper creates the root
+ * with its original pid, session and group (clone_with_pids(2)) and it
+ * calls restart(ROOT, fd, RESTART_TASKSELF, logfd); the engine rebuilds it,
+ * clones every other task (threads too) from its rebuilt creator with its
+ * original pid, and lets them all return into the checkpointed programs
+ * together.  A shell job (--shell-job) joins our session, and the helper
+ * makes it the foreground job of our terminal.  The helper stays the
+ * root's parent, reports "ready PID HOSTPID" per task or "error PID: why"
+ * on fd 3, and exits with the root's status.  A root that had UTS or IPC
+ * namespaces of its own is created in fresh ones of those kinds, where the
+ * engine rebuilds them.  With `pidns` the tree gets a pid namespace of its
+ * own under the helper's small init, with the original pids inside it and,
+ * for the root where it is free, outside it too.  Restored `frozen`
  * (RESTART_FROZEN), every task stays held frozen by the engine until
  * thaw() (`cr thaw ROOT`, with ROOT's pid outside), which is restart(ROOT,
  * -1, RESTART_FROZEN, -1).  With `mapPages` (cr-mktree -m: RESTART_MAP)
@@ -25,8 +26,12 @@ import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists, waitGone } from '../../userspace/sys/libc.js';
 import { armEngineFault, ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
-import { imagePath, logPath, readImage } from './image.js';
+import { imagePath, logPath, readImage, type TreeTask } from './image.js';
 
+/** A task for cr-mktree -k: the root it creates, or one the engine clones (it waits for them all). */
+function mktreeArg(t: TreeTask): string {
+  return `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`;
+}
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? (() => {});
@@ -59,7 +64,7 @@ async function restartTree(opts: RestoreOptions, img: string, { tree, cloneFlags
   const pid = tree[0].pid;
   const args = [
     ...(opts.shellJob ? ['-j'] : []), ...(opts.mapPages ? ['-m'] : []), '-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...(opts.pidns ? ['-p'] : []), ...(cloneFlags ? ['-n', cloneFlags.toString(16)] : []),
-    ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`),
+    ...tree.map(mktreeArg),
   ];
   const helper = execa(helperPath(), args, {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
@@ -91,7 +96,7 @@ async function restartTree(opts: RestoreOptions, img: string, { tree, cloneFlags
     helper.stdio[3]?.destroy();
   }
   return {
-    pids: tree.map((t) => t.pid),
+    pids: tree.filter((t) => t.tgid === t.pid).map((t) => t.pid),
     stats: { totalMs: performance.now() - t0 },
     ...(opts.frozen ? { thaw: async () => thaw(ready.get(pid) ?? pid) } : {}),
     async wait(): Promise<ExitStatus> {

@@ -10,24 +10,24 @@
  * -n gives CLONE_NEW* flags (hex) the root is created with: the restored
  * tree then lives in fresh namespaces of those kinds (UTS, IPC, ...).
  * -k IMAGE LOGFILE restarts from an in-kernel checkpoint image instead (the
- * kernel backend): the tasks are created the same way but with
- * clone_with_pids(2), and each, once its children exist, calls
- * restart(ROOT, fd, RESTART_TASKSELF, logfd), which returns into the
- * checkpointed program when the whole tree is rebuilt; the engine's log is
- * appended to LOGFILE and tells whether it worked.  With -F as well
- * (RESTART_FROZEN), the restarted tasks stay frozen until `cr thaw`; with
- * -m (RESTART_MAP), the engine maps private memory from the image instead
- * of copying it.
+ * kernel backend): the root is created with clone_with_pids(2), takes its
+ * session and group, and calls restart(ROOT, fd, RESTART_TASKSELF, logfd);
+ * the engine clones every other task of the tree (threads too) from its
+ * rebuilt creator, and restart returns into the checkpointed programs when
+ * the whole tree is rebuilt. The other tasks listed only say what to wait
+ * for. The engine's log is appended to LOGFILE and tells whether it worked.
+ * With -F as well (RESTART_FROZEN), the restarted tasks stay frozen until
+ * `cr thaw`; with -m (RESTART_MAP), the engine maps private memory from
+ * the image instead of copying it.
  * -h COUNT: the COUNT descriptors from fd 4 up are the restorer's, for the
  * tasks (pty masters): every task inherits them, cr-mktree itself closes
  * them once the root exists, so that they live only as long as the tree.
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
- * their original pids inside it.  With -k they get them outside it too,
- * where those are free (clone_with_pids(2) sets a pid per level), and -n's
- * namespaces are the root's, not the init's: the engine rebuilds them in
- * the root.
- * their original pids inside it.
+ * their original pids inside it.  With -k the root gets its pid outside it
+ * too, where that is free (clone_with_pids(2) sets a pid per level), and
+ * -n's namespaces are the root's, not the init's: the engine rebuilds them
+ * in the root.
  * -j restores a shell job: the root, which joined our session, makes its
  * process group the foreground job of our terminal (stdin), as a shell
  * does for a job it starts (CRIU's --shell-job).
@@ -241,7 +241,8 @@ static void __attribute__((noreturn)) become_task(int idx)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	}
 
-	for (i = idx + 1; i < nr_tasks; i++) {
+	/* -k: the engine clones them from the rebuilt task */
+	for (i = idx + 1; i < nr_tasks && !kimage; i++) {
 		pid_t child;
 
 		if (tasks[i].ppid != t->pid)
@@ -258,7 +259,7 @@ static void __attribute__((noreturn)) become_task(int idx)
 	/* -k: the parent reports every task once the engine has restarted them all */
 	if (!kimage)
 		report("ready %d %d\n", t->pid, host_pid());
-	if (t->zombie)
+	if (t->zombie && !kimage)
 		become_zombie(t->status);	/* nothing to restore: it only ends again */
 	if (kimage) {
 		int fd = open(kimage, O_RDONLY | O_CLOEXEC);

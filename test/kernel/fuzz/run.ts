@@ -110,6 +110,15 @@ const SEED_PROGRAMS: SeedProgram[] = [
     },
   },
   {
+    name: 'kthreads (threads: tids, TLS, masks, altstacks, rseq, robust lists)',
+    async start(dir) {
+      const out = path.join(dir, 'out.txt');
+      const c = startTo(kprogram('kthreads'), ['threads'], out);
+      await waitFor(out, 'ready');
+      return c.pid;
+    },
+  },
+  {
     name: 'confine (no_new_privs, two seccomp filters)',
     async start(dir) {
       const out = path.join(dir, 'out.txt');
