@@ -250,6 +250,15 @@ long restore_self(struct ckpt_ctx **ctxp, pid_t root)
 	}
 	ckpt_msg(ctx, "restarted pid %d (%s)\n", ctx->task->pid, ctx->task->comm);
 	ckpt_ctx_reset_task(ctx);
+	/* the last one rebuilt lets the tree's TCP connections go live */
+	if (ckpt_next_live(g, idx + 1) == g->nr_tasks) {
+		ret = restore_inet_live(ctx);
+		if (ret) {
+			ckpt_group_fail(g, ret);
+			force_sig(SIGKILL);
+			goto leave;
+		}
+	}
 	WRITE_ONCE(g->done, ckpt_next_live(g, idx + 1));
 	wake_up_all(&g->wq);
 

@@ -55,6 +55,8 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_PROCESS] = "PROCESS",
 	[CKPT_HDR_ITIMERS] = "ITIMERS",
 	[CKPT_HDR_POSIX_TIMER] = "POSIX_TIMER",
+	[CKPT_HDR_INET] = "INET",
+	[CKPT_HDR_DGRAM] = "DGRAM",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

@@ -160,8 +160,10 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 		return ERR_PTR(-ENOMEM);
 	ctx->restart = restart;
 	ctx->flags = flags;
+	ctx->cred = get_current_cred();
 	hash_init(ctx->objhash);
 	INIT_LIST_HEAD(&ctx->objs);
+	INIT_LIST_HEAD(&ctx->tcp_repair);
 
 	if (logfd >= 0) {
 		ctx->logfile = fget(logfd);
@@ -182,6 +184,7 @@ err:
 		fput(ctx->logfile);
 	if (ctx->file)
 		fput(ctx->file);
+	put_cred(ctx->cred);
 	kfree(ctx);
 	return ERR_PTR(ret);
 }
@@ -237,6 +240,7 @@ void ckpt_ctx_free(struct ckpt_ctx *ctx)
 	if (ctx->logfile)
 		fput(ctx->logfile);
 	fput(ctx->file);
+	put_cred(ctx->cred);
 	kfree(ctx);
 }
 

@@ -197,6 +197,8 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 		ret = checkpoint_may_tree(ctx, tree);
 	if (!ret)
 		ret = checkpoint_image(ctx, tree);
+	/* killed, its TCP connections die in repair mode, silently */
+	checkpoint_inet_done(ctx, !ret && (ctx->flags & CHECKPOINT_KILL));
 	for (i = 0; !ret && (ctx->flags & CHECKPOINT_KILL) && i < tree->nr; i++)
 		send_sig(SIGKILL, tree->tasks[i], 1);
 	ckpt_thaw_tree(tree);

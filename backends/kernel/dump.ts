@@ -3,6 +3,8 @@
  * hold (nobody else can thaw it), writes DIR/kernel.img, and with
  * CHECKPOINT_KILL kills it before thawing, so the task never runs past the
  * image.  Errors come back as an errno and as lines in DIR/kernel.log.
+ * With --tcp-established the tree's TCP connections to peers outside it
+ * are held back by the network lock (inet.ts) from before the call.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +12,8 @@ import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { decodeImage, imagePath, logPath } from './image.js';
-import { checkpoint, CHECKPOINT_KILL, CHECKPOINT_SHELL_JOB, ensureEngine } from './sys.js';
+import { HeldConnections, netlockPath } from './inet.js';
+import { checkpoint, CHECKPOINT_KILL, CHECKPOINT_SHELL_JOB, CHECKPOINT_TCP_ESTABLISHED, ensureEngine } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
 export function lastLogLine(file: string): string | undefined {
@@ -51,23 +54,33 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
 
   fs.mkdirSync(opts.dir, { recursive: true });
   const img = imagePath(opts.dir);
-  const imgFd = fs.openSync(img, 'w', 0o600);
-  const logFd = fs.openSync(logPath(opts.dir), 'w', 0o644);
+  fs.rmSync(netlockPath(opts.dir), { force: true });
+  const held = opts.tcpEstablished ? HeldConnections.take(pid) : undefined;
+  const flags = (opts.leaveRunning ? 0 : CHECKPOINT_KILL) | (opts.shellJob ? CHECKPOINT_SHELL_JOB : 0) | (opts.tcpEstablished ? CHECKPOINT_TCP_ESTABLISHED : 0);
   let r;
   try {
-    r = checkpoint(pid, imgFd, (opts.leaveRunning ? 0 : CHECKPOINT_KILL) | (opts.shellJob ? CHECKPOINT_SHELL_JOB : 0), logFd);
-  } finally {
-    fs.closeSync(imgFd);
-    fs.closeSync(logFd);
+    const imgFd = fs.openSync(img, 'w', 0o600);
+    const logFd = fs.openSync(logPath(opts.dir), 'w', 0o644);
+    try {
+      r = checkpoint(pid, imgFd, flags, logFd);
+    } finally {
+      fs.closeSync(imgFd);
+      fs.closeSync(logFd);
+    }
+  } catch (err) {
+    held?.release();
+    throw err;
   }
   const logText = fs.readFileSync(logPath(opts.dir), 'utf8');
   for (const line of logText.trim().split('\n').filter(Boolean)) log(line);
+  if (r.errno || opts.leaveRunning) held?.release();
   if (r.errno) {
     fs.rmSync(img, { force: true });
     const detail = lastLogLine(logPath(opts.dir));
     throw new CrError(`checkpoint of pid ${pid} failed: ${r.errno}${detail ? `: ${detail}` : ''}`);
   }
-  const { tree } = decodeImage(img);
+  const { tree, sockets } = decodeImage(img);
+  if (held && !opts.leaveRunning) held.keep(opts.dir, sockets, log);
   const pids = tree.map((t) => t.pid);
   // zombies go when whoever inherits them reaps them
   if (!opts.leaveRunning) for (const t of tree) if (t.zombie === undefined) await waitGone(t.pid, 2000);

@@ -18,6 +18,8 @@ export const CHECKPOINT_SUBTREE = 0x1;
 export const CHECKPOINT_KILL = 0x2;
 /** The tree may use its shell's terminal (kernel-patches/0009). */
 export const CHECKPOINT_SHELL_JOB = 0x4;
+/** Save TCP connections to peers outside the tree, whose packets cr holds back (kernel-patches/0011). */
+export const CHECKPOINT_TCP_ESTABLISHED = 0x8;
 /** restart(2) flags. */
 export const RESTART_TASKSELF = 0x1;
 export const RESTART_FROZEN = 0x2;
