@@ -8,7 +8,10 @@
  * reports "ready PID" per task or "error PID: why" on fd 3, and exits with
  * the root's status.  Restored `frozen` (RESTART_FROZEN), every task stays
  * held frozen by the engine until thaw() (`cr thaw ROOT`), which is
- * restart(ROOT, -1, RESTART_FROZEN, -1).
+ * restart(ROOT, -1, RESTART_FROZEN, -1).  The network lock of a dump with
+ * --tcp-established is released once every task is back (its connections
+ * are live by then, and their peers' retransmissions get through); after a
+ * failed restart it stays, for another try.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,7 +22,7 @@ import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
 import { decodeImage, imagePath, logPath } from './image.js';
-
+import { releaseNetlock } from './inet.js';
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? (() => {});
@@ -58,6 +61,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     const r = await helper;
     throw new CrError(`cr-mktree failed (${r.signal ?? `exit ${r.exitCode}`})`);
   }
+  releaseNetlock(opts.dir, log);
   if (opts.detach) {
     helper.unref();
     helper.stdio[3]?.destroy();
