@@ -62,7 +62,7 @@ t('datagram sockets keep their messages and their senders\' names', async () => 
 
 t('what the engine cannot save is refused at checkpoint by name, and the task runs on', async () => {
   const cases: [string, RegExp][] = [
-    ['inet', /pid \d+ fd \d+: inet socket: not supported/],
+    ['raw', /pid \d+ fd \d+: inet raw socket: not supported/],
     ['events', /pid \d+ fd \d+: inotify: 1 events not read yet: not supported/],
     ['packet', /pid \d+ fd \d+: .*a packet-mode pipe is not supported/],
     ['lease', /pid \d+ fd \d+: .*a lease \(F_SETLEASE\) is not supported/],

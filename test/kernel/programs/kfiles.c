@@ -24,7 +24,7 @@
  *
  * MODE "mix" holds one of each kind at once (the fuzz test's seed image),
  * prints "ready" and sleeps.  MODEs that must be refused print "ready" and
- * sleep: "inet" (an inet socket), "events" (inotify events not read yet),
+ * sleep: "raw" (a raw inet socket), "events" (inotify events not read yet),
  * "packet" (a packet-mode pipe), "lease" (a lease), "scm" (a descriptor in
  * flight on a unix socket), "timestamp" (SO_TIMESTAMP on a unix socket).
  */
@@ -482,8 +482,8 @@ static int mode_refused(const char *mode)
 	char f[PATH_MAX];
 	int fd = -1, p[2];
 
-	if (!strcmp(mode, "inet")) {
-		fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (!strcmp(mode, "raw")) {
+		fd = socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
 	} else if (!strcmp(mode, "events")) {
 		fd = inotify_init();
 		if (fd >= 0 && inotify_add_watch(fd, dir, IN_CREATE) > 0) {

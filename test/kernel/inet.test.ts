@@ -1,0 +1,129 @@
+/**
+ * The kernel backend on TCP and UDP sockets: each test runs a program that
+ * builds its sockets, is checkpointed (and killed), restarted, and then
+ * checks its own sockets (test/kernel/programs/kinet.c).  A connection to
+ * a peer outside the tree is saved with --tcp-established, its packets
+ * held back by the network lock until the restart, and refused by name
+ * without it.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { kernelBackend } from '../../backends/kernel/index.js';
+import { netlockPath } from '../../backends/kernel/inet.js';
+import { CrError } from '../../userspace/errors.js';
+import { alive, tempDir } from '../lib/harness.js';
+import { dmesgTrouble, kernelRoundTrip, kprogram, skipReason, startTo, waitFor } from './env.js';
+
+const t = skipReason ? test.skip : test;
+
+async function selfCheck(mode: string, show: RegExp[]): Promise<void> {
+  const r = await kernelRoundTrip('kinet', [mode]);
+  assert.not.match(r.out, /FAIL/, r.out);
+  assert.match(r.out, /^ok /m, r.out);
+  assert.equal(r.status, { code: 0, signal: null }, r.out);
+  const lines = r.show.join('\n');
+  for (const re of show) assert.match(lines, re, lines);
+  assert.equal(dmesgTrouble(), []);
+}
+
+t('TCP listeners (IPv4 and IPv6) and a bound socket keep their ports and accept again', async () => {
+  await selfCheck('listen', [
+    /inet #\d+: tcp socket listening on 127\.0\.0\.1:\d+ \(backlog 7\); reuseaddr/, /options: TCP_NODELAY=1/,
+    /inet #\d+: tcp6 socket listening on \[::1\]:\d+ \(backlog 3\)/, /options: IPV6_V6ONLY=1/, /inet #\d+: tcp socket bound to 127\.0\.0\.1:\d+$/m,
+  ]);
+});
+
+t('established connections between two tasks of the tree keep their bytes in flight both ways', async () => {
+  await selfCheck('established', [
+    /inet #\d+: tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(peer #\d+ in the image\): \d+ bytes to send \(\d+ never sent\), 0 to read/,
+    /inet #\d+: tcp6 connection \[::1\]:\d+ -> \[::1\]:\d+ \(peer #\d+ in the image\): 0 bytes to send \(0 never sent\), 9 to read/,
+    /options: .*SO_KEEPALIVE=1|options: .*TCP_KEEPIDLE=33/,
+  ]);
+});
+
+t('UDP sockets keep their queued datagrams, senders and connections', async () => {
+  await selfCheck('udp', [
+    /inet #\d+: udp socket bound to 127\.0\.0\.1:\d+, 3 datagrams queued; rcvbuf 131072/, /datagram to #\d+ from 127\.0\.0\.1:\d+ to 127\.0\.0\.1: 5 bytes/,
+    /inet #\d+: udp socket bound to 127\.0\.0\.1:\d+, connected to 127\.0\.0\.1:\d+, 0 datagrams queued/, /inet #\d+: udp6 socket bound to \[::1\]:\d+, 2 datagrams queued/,
+  ]);
+});
+
+/** A peer outside the tree: answers "ping-before" and "ping-after", and records what it got. */
+async function outsidePeer(): Promise<{ port: number; got: () => string; conn: () => net.Socket | undefined; closed: Promise<void>; close: () => void }> {
+  let got = '';
+  let sock: net.Socket | undefined;
+  let closed!: () => void;
+  const done = new Promise<void>((resolve) => (closed = resolve));
+  const server = net.createServer((s) => {
+    sock = s;
+    s.on('data', (d) => {
+      got += d.toString();
+      if (got === 'ping-before\n') s.write('pong-before\n');
+      if (got.endsWith('ping-after\n')) s.write('pong-after\n');
+    });
+    s.on('end', () => {
+      s.end();
+      closed();
+    });
+    s.on('error', () => closed());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, got: () => got, conn: () => sock, closed: done, close: () => server.close() };
+}
+
+t('with --tcp-established a connection to a peer outside the tree survives, its packets held back meanwhile', async () => {
+  const peer = await outsidePeer();
+  try {
+    const dir = tempDir('kinetout');
+    const images = tempDir('kinetoutimg');
+    const out = `${dir}/out.txt`;
+    const child = startTo(kprogram('kinet'), ['outside', String(peer.port)], out);
+    await waitFor(out, 'ready');
+    await kernelBackend.dump({ pid: child.pid, dir: images, tcpEstablished: true });
+    assert.is(await child.done, 'SIGKILL');
+    assert.ok(fs.existsSync(netlockPath(images)), 'the image names its network lock');
+    const show = (await kernelBackend.describe(images)).lines.join('\n');
+    assert.match(show, /inet #\d+: tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(to a peer outside the tree\): 0 bytes to send \(0 never sent\), 12 to read/, show);
+    assert.match(show, /network lock crlab_lock_\S+: its connections' packets are held back until the restore/, show);
+    // the peer knows nothing of it: what it sends now waits for the restarted task
+    peer.conn()!.write('while-down\n');
+    const r = await kernelBackend.restore({ dir: images });
+    process.kill(r.pids[0], 'SIGUSR1');
+    const status = await r.wait();
+    const text = fs.readFileSync(out, 'utf8');
+    assert.not.match(text, /FAIL/, text);
+    assert.equal(status, { code: 0, signal: null }, text);
+    await peer.closed;
+    assert.is(peer.got(), 'ping-before\nping-after\n');
+    assert.equal(dmesgTrouble(), []);
+  } finally {
+    peer.close();
+  }
+});
+
+t('without --tcp-established a connection to a peer outside the tree is refused by name, and the task runs on', async () => {
+  const peer = await outsidePeer();
+  try {
+    const out = `${tempDir('kinetref')}/out.txt`;
+    const child = startTo(kprogram('kinet'), ['outside', String(peer.port)], out);
+    await waitFor(out, 'ready');
+    const images = tempDir('kinetrefimg');
+    const err = await kernelBackend.dump({ pid: child.pid, dir: images }).catch((e: unknown) => e);
+    assert.instance(err, CrError);
+    assert.match((err as Error).message, /pid \d+ fd \d+: tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ to a peer outside the tree is not saved without --tcp-established/);
+    assert.ok(alive(child.pid), 'a refused checkpoint leaves the task running');
+    assert.not.ok(fs.existsSync(netlockPath(images)), 'and holds no network lock');
+    // the connection still works: the task goes on as if nothing happened
+    peer.conn()!.write('while-down\n');
+    process.kill(child.pid, 'SIGUSR1');
+    assert.is(await child.done, 0);
+    assert.is(peer.got(), 'ping-before\nping-after\n');
+    assert.equal(dmesgTrouble(), []);
+  } finally {
+    peer.close();
+  }
+});
+
+test.run();
