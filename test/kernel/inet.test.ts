@@ -8,12 +8,13 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import { netlockPath } from '../../backends/kernel/inet.js';
 import { CrError } from '../../userspace/errors.js';
-import { alive, tempDir } from '../lib/harness.js';
+import { alive, cr, sleep, tempDir } from '../lib/harness.js';
 import { dmesgTrouble, kernelRoundTrip, kprogram, skipReason, startTo, waitFor } from './env.js';
 
 const t = skipReason ? test.skip : test;
@@ -37,9 +38,10 @@ t('TCP listeners (IPv4 and IPv6) and a bound socket keep their ports and accept 
 
 t('established connections between two tasks of the tree keep their bytes in flight both ways', async () => {
   await selfCheck('established', [
-    /inet #\d+: tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(peer #\d+ in the image\): \d+ bytes to send \(\d+ never sent\), 0 to read/,
+    /inet #\d+: tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(peer #\d+ in the image\): \d{6} bytes to send \(\d+ never sent\), 3000 to read/,
+    /inet #\d+: tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(peer #\d+ in the image\): 0 bytes to send \(0 never sent\), \d+ to read; .*rcvbuf 16384/,
     /inet #\d+: tcp6 connection \[::1\]:\d+ -> \[::1\]:\d+ \(peer #\d+ in the image\): 0 bytes to send \(0 never sent\), 9 to read/,
-    /options: .*SO_KEEPALIVE=1|options: .*TCP_KEEPIDLE=33/,
+    /options: .*TCP_NODELAY=1 TCP_KEEPIDLE=33 .*SO_KEEPALIVE=1/,
   ]);
 });
 
@@ -123,6 +125,58 @@ t('without --tcp-established a connection to a peer outside the tree is refused 
     assert.equal(dmesgTrouble(), []);
   } finally {
     peer.close();
+  }
+});
+
+/** GET @file from 127.0.0.1:@port over HTTP/1.0: the whole reply. */
+function httpGet(port: number, file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1', () => c.write(`GET /${file} HTTP/1.0\r\n\r\n`));
+    const parts: Buffer[] = [];
+    c.on('data', (x) => parts.push(x));
+    c.on('end', () => resolve(Buffer.concat(parts).toString()));
+    c.on('error', reject);
+  });
+}
+
+t('python3 -m http.server, dumped between requests through cr, comes back serving on its port', async () => {
+  const dir = tempDir('khttp');
+  const www = path.join(dir, 'www');
+  fs.mkdirSync(www);
+  fs.writeFileSync(path.join(www, 'small.txt'), 'hello\n');
+  const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const out = path.join(dir, 'out.txt');
+  const server = startTo(python, ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', www], out);
+  let restored = 0;
+  try {
+    let port = 0;
+    for (let i = 0; i < 600 && !port; i++) {
+      await sleep(50);
+      port = Number(/ port (\d+) /.exec(fs.readFileSync(out, 'utf8'))?.[1] ?? 0);
+    }
+    assert.ok(port, 'the server listens');
+    assert.match(await httpGet(port, 'small.txt'), /^HTTP\/1\.0 200 OK\r\n[\s\S]*\r\n\r\nhello\n$/);
+    // its request thread is gone once the reply is out
+    for (let i = 0; i < 200 && fs.readdirSync(`/proc/${server.pid}/task`).length > 1; i++) await sleep(20);
+    const images = path.join(dir, 'img');
+    const d = await cr(['dump', '--backend=kernel', '-t', String(server.pid), '-D', images]);
+    assert.is(d.exitCode, 0, d.all);
+    assert.is(await server.done, 'SIGKILL');
+    const show = await cr(['show', images]);
+    assert.match(show.stdout, new RegExp(`inet #\\d+: tcp socket listening on 127\\.0\\.0\\.1:${port} \\(backlog \\d+\\)`), show.all);
+    const r = await cr(['restore', '--backend=kernel', '-D', images, '--detach']);
+    assert.is(r.exitCode, 0, r.all);
+    restored = Number(r.stdout.trim());
+    assert.is(restored, server.pid);
+    assert.match(await httpGet(port, 'small.txt'), /^HTTP\/1\.0 200 OK\r\n[\s\S]*\r\n\r\nhello\n$/);
+    assert.match(await httpGet(port, 'missing.txt'), /^HTTP\/1\.0 404 /);
+    assert.equal(dmesgTrouble(), []);
+  } finally {
+    try {
+      process.kill(restored || server.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 });
 
