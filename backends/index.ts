@@ -8,7 +8,7 @@
  * the user backend nor the CRIU driver. Recognizing an image directory
  * needs only each backend's small identity module.
  */
-import type { Backend, BackendName } from './types.js';
+import type { Backend, BackendName, DumpOptions } from './types.js';
 import * as criu from './criu/identity.js';
 import * as kernel from './kernel/identity.js';
 import * as user from './user/identity.js';
@@ -22,7 +22,7 @@ interface Identity {
 }
 
 /** A backend whose code loads on first use; `optional` names the optional operations it has (the driver tests for them). */
-function lazy(name: BackendName, id: Identity, load: () => Promise<Backend>, optional: { thaw?: boolean } = {}): Backend {
+function lazy(name: BackendName, id: Identity, load: () => Promise<Backend>, optional: { thaw?: boolean; preDump?: boolean } = {}): Backend {
   let loaded: Promise<Backend> | undefined;
   const get = () => (loaded ??= load());
   return {
@@ -34,13 +34,14 @@ function lazy(name: BackendName, id: Identity, load: () => Promise<Backend>, opt
     recognizes: async (dir) => id.recognizes(dir),
     describe: async (dir) => (await get()).describe(dir),
     ...(optional.thaw && { thaw: async (pid: number) => (await get()).thaw!(pid) }),
+    ...(optional.preDump && { preDump: async (opts: DumpOptions) => (await get()).preDump!(opts) }),
   };
 }
 
 export const backends: Record<string, Backend> = {
-  user: lazy('user', user, async () => (await import('./user/index.js')).userBackend),
-  criu: lazy('criu', criu, async () => (await import('./criu/index.js')).criuBackend),
-  kernel: lazy('kernel', kernel, async () => (await import('./kernel/index.js')).kernelBackend, { thaw: true }),
+  user: lazy('user', user, async () => (await import('./user/index.js')).userBackend, { preDump: true }),
+  criu: lazy('criu', criu, async () => (await import('./criu/index.js')).criuBackend, { preDump: true }),
+  kernel: lazy('kernel', kernel, async () => (await import('./kernel/index.js')).kernelBackend, { thaw: true, preDump: true }),
 };
 
 export function backendNames(): BackendName[] {

@@ -25,6 +25,18 @@ export interface DumpOptions {
   /** Keep the tasks running after a successful dump (default: kill them). */
   leaveRunning?: boolean;
   /**
+   * Copy-on-write: the tasks run again once everything but their memory is
+   * saved, and their pages are written from a snapshot (the kernel backend;
+   * its default with `leaveRunning` and for pre-dumps). With a dump that
+   * kills the tasks, what they do during the write-out is not in the image.
+   */
+  cow?: boolean;
+  /**
+   * An earlier pre-dump of the same tasks (`preDump`): save only the pages
+   * written since, the image refers to that one for the rest.
+   */
+  prevImagesDir?: string;
+  /**
    * A cgroup directory holding the whole tree: it is frozen while the tasks
    * are collected, so none can fork or exit meanwhile (CRIU's --freeze-cgroup).
    */
@@ -67,6 +79,14 @@ export interface DumpResult {
 
 export interface RestoreOptions {
   dir: string;
+  /**
+   * Map private anonymous memory copy-on-write from the image file instead
+   * of copying it (kernel backend). The image must then stay as it is while
+   * the tree runs; MADV_DONTNEED on such memory reads back the image's data.
+   */
+  mapPages?: boolean;
+  /** Restore memory on demand, page by page on first touch, with userfaultfd (user backend). */
+  lazyPages?: boolean;
   /** Return once the tree runs; nobody waits for the root task. */
   detach?: boolean;
   /** Restore into a fresh pid namespace (where the backend supports it). */
@@ -123,6 +143,12 @@ export interface Backend {
   check(): Promise<CheckItem[]>;
   /** Checkpoint a process tree. On failure the tasks are left running as before. */
   dump(opts: DumpOptions): Promise<DumpResult>;
+  /**
+   * Save the tree's memory while it keeps running, and track the pages it
+   * writes from then on, for a later `dump` (or pre-dump) with
+   * `prevImagesDir` naming this one. Absent where the backend has none.
+   */
+  preDump?(opts: DumpOptions): Promise<DumpResult>;
   /** Restart a tree from an image. On failure no restored task is left running. */
   restore(opts: RestoreOptions): Promise<RestoreResult>;
   /** Whether `dir` holds an image written by this backend. */

@@ -99,6 +99,8 @@ export interface HarnessConfig {
 /** The line protocol of wl (see compare/workloads/wl.c). */
 export interface WlOutput {
   ready?: { pid: number; sum: string };
+  /** After SIGUSR2 with dirty=P: the checksum of the memory as rewritten. */
+  dirtied?: string;
   done?: string;
   bad: string[];
 }
@@ -108,11 +110,38 @@ export function parseWlOutput(text: string): WlOutput {
   for (const line of text.split('\n')) {
     let m;
     if ((m = line.match(/^READY (\d+) ([0-9a-f]{16})/))) out.ready = { pid: Number(m[1]), sum: m[2] };
+    else if ((m = line.match(/^DIRTIED ([0-9a-f]{16})/))) out.dirtied = m[1];
     else if ((m = line.match(/^DONE ([0-9a-f]{16})/))) out.done = m[1];
     else if (line.startsWith('BAD ')) out.bad.push(line.slice(4));
   }
   return out;
 }
+
+/**
+ * A backend as measured: its registry name and, after `+`, how it is run.
+ * `cow`: the dump lets the tasks run before their pages are written
+ * (--cow); `map`: restore maps memory from the image (--map-pages);
+ * `lazy`: restore brings pages in on first touch (--lazy-pages); `pre`:
+ * a pre-dump, then the workload rewrites DIRTY_PERCENT of its memory, then
+ * the measured dump saves only that (--prev-images-dir).
+ */
+export interface Variant {
+  base: string;
+  cow: boolean;
+  map: boolean;
+  lazy: boolean;
+  pre: boolean;
+}
+
+export const DIRTY_PERCENT = 5;
+
+export function variantOf(name: string): Variant {
+  const [base, ...opts] = name.split('+');
+  return { base, cow: opts.includes('cow'), map: opts.includes('map'), lazy: opts.includes('lazy'), pre: opts.includes('pre') };
+}
+
+const variantDumpFlags = (v: Variant, prev: string) => [...(v.cow ? ['--cow'] : []), ...(v.pre ? ['--prev-images-dir', prev] : [])];
+const variantRestoreFlags = (v: Variant) => [...(v.map ? ['--map-pages'] : []), ...(v.lazy ? ['--lazy-pages'] : [])];
 
 export function oneLine(err: unknown): string {
   const msg = err instanceof Error ? (err.name === 'CrError' ? err.message : `${err.name}: ${err.message}`) : String(err);
@@ -188,11 +217,13 @@ async function cleanupTree(pids: number[], reap: (pid: number) => void): Promise
 /** One dump + restore + check of one workload through one backend in one mode. */
 export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: string, mode: Mode, rep: number): Promise<RunRecord> {
   const rec: RunRecord = { kind: spec.kind, workload: spec.workload, group: spec.group, size: spec.size, backend: backendName, mode, rep, ok: false };
-  const backend = cfg.registry[backendName];
+  const variant = variantOf(backendName);
+  const backend = cfg.registry[variant.base];
   const id = `${spec.workload}-${spec.size ?? 0}-${backendName}-${mode}-${rep}`.replace(/[^A-Za-z0-9_.-]+/g, '_');
   const root = path.join(cfg.scratch, id);
   const work = path.join(root, 'work');
   const img = path.join(root, 'img');
+  const preImg = path.join(root, 'pre');
   const log = path.join(root, 'out.log');
   fs.rmSync(root, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
@@ -216,7 +247,8 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     // child subreaper and reaps it by pid, and an in-process ptrace dumper
     // may wait for it without stealing an exit that Node is waiting for.
     const logFd = fs.openSync(log, 'a');
-    const launcher = spawn(cfg.wlBin, ['--detach', work, ...spec.args], { stdio: ['ignore', logFd, logFd] });
+    const args = variant.pre ? [...spec.args, `dirty=${DIRTY_PERCENT}`] : spec.args;
+    const launcher = spawn(cfg.wlBin, ['--detach', work, ...args], { stdio: ['ignore', logFd, logFd] });
     fs.closeSync(logFd);
     launcher.once('error', () => {});
     await new Promise((r) => launcher.once('exit', r));
@@ -231,9 +263,28 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       throw new CaseFailure('start', o.bad.length ? `workload failed before READY (${o.bad[0]})` : 'workload not READY in time');
     }
     const wlPid = ready.pid;
-    const expected = ready.sum;
-    rec.expected = expected;
+    let expected = ready.sum;
     pids = descendants(wlPid);
+
+    // a pre-dump, then DIRTY_PERCENT of the memory rewritten: the dump saves only that
+    if (variant.pre) {
+      try {
+        if (mode === 'lib') {
+          if (!backend?.preDump) throw new Error(`the ${variant.base} backend has no pre-dump`);
+          await bounded('dump', backend.preDump({ pid: wlPid, dir: preImg }));
+        } else {
+          const r = await execa(cfg.crCli[0], [...cfg.crCli.slice(1), 'pre-dump', `--backend=${variant.base}`, '-t', String(wlPid), '-D', preImg], { reject: false, all: true, timeout: stepMs });
+          if (r.exitCode !== 0) throw new Error(`cr pre-dump exited ${r.exitCode}: ${telling(r.all ?? '')}`);
+        }
+      } catch (err) {
+        throw new CaseFailure('dump', `pre-dump: ${oneLine(err)}`);
+      }
+      process.kill(wlPid, 'SIGUSR2');
+      const dirtied = await until(() => readLog().dirtied, stepMs);
+      if (!dirtied) throw new CaseFailure('dump', 'the workload did not rewrite its memory after the pre-dump');
+      expected = dirtied;
+    }
+    rec.expected = expected;
 
     // dump, not left running
     if (mode === 'lib') {
@@ -241,7 +292,9 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const hwm = hwmWindow();
       const t0 = performance.now();
       try {
-        const r = await bounded('dump', backend.dump({ pid: wlPid, dir: img, leaveRunning: false, tcpEstablished: spec.tcpEstablished }));
+        const r = await bounded('dump', backend.dump({
+          pid: wlPid, dir: img, leaveRunning: false, tcpEstablished: spec.tcpEstablished, cow: variant.cow || undefined, prevImagesDir: variant.pre ? preImg : undefined,
+        }));
         const wallMs = performance.now() - t0;
         const m = hwm();
         rec.dump = { wallMs, totalMs: r.stats.totalMs, freezeMs: r.stats.freezeMs, frozenMs: r.stats.frozenMs, imageBytes: r.stats.imageBytes,
@@ -253,7 +306,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     } else {
       const ru = path.join(root, 'dump.rusage');
       const argv = mode === 'cli'
-        ? [...cfg.crCli, 'dump', `--backend=${backendName}`, '-t', String(wlPid), '-D', img, ...(spec.tcpEstablished ? ['--tcp-established'] : [])]
+        ? [...cfg.crCli, 'dump', `--backend=${variant.base}`, '-t', String(wlPid), '-D', img, ...(spec.tcpEstablished ? ['--tcp-established'] : []), ...variantDumpFlags(variant, preImg)]
         : [cfg.criuBin, 'dump', '-t', String(wlPid), '-D', img, '-o', 'dump.log', '-v2', ...(spec.tcpEstablished ? CRIU_TCP_ESTABLISHED : [])];
       const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
       const u = parseRusage(ru);
@@ -262,7 +315,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
         throw new CaseFailure('dump', `${mode === 'native' ? 'criu' : 'cr'} dump exited ${r.exitCode}: ${why}`);
       }
       rec.dump = { wallMs: u?.wallMs ?? NaN, imageBytes: dirBytes(img), memory: { peakKiB: u?.maxrssKiB, source: 'wait4-maxrss' } };
-      if (mode === 'native' || backendName === 'criu') Object.assign(rec.dump, await criuStats(img, 'dump'));
+      if (mode === 'native' || variant.base === 'criu') Object.assign(rec.dump, await criuStats(img, 'dump'));
       else {
         // `cr dump` reports "(frozen N ms)" when the backend measured it
         const fr = (r.all ?? '').match(/\(frozen (\d+(?:\.\d+)?) ms\)/);
@@ -293,7 +346,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       const hwm = hwmWindow();
       const t0 = performance.now();
       try {
-        result = await bounded('restore', backend!.restore({ dir: img, detach: false }));
+        result = await bounded('restore', backend!.restore({ dir: img, detach: false, mapPages: variant.map || undefined, lazyPages: variant.lazy || undefined }));
       } catch (err) {
         throw new CaseFailure('restore', oneLine(err));
       }
@@ -303,7 +356,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     } else {
       const ru = path.join(root, 'restore.rusage');
       const argv = mode === 'cli'
-        ? [...cfg.crCli, 'restore', `--backend=${backendName}`, '-D', img, '--detach']
+        ? [...cfg.crCli, 'restore', `--backend=${variant.base}`, '-D', img, '--detach', ...variantRestoreFlags(variant)]
         : [cfg.criuBin, 'restore', '-D', img, '-d', '-o', 'restore.log', '-v2', ...(spec.tcpEstablished ? CRIU_TCP_ESTABLISHED : [])];
       const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
       const u = parseRusage(ru);
@@ -312,7 +365,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
         throw new CaseFailure('restore', `${mode === 'native' ? 'criu' : 'cr'} restore exited ${r.exitCode}: ${why}`);
       }
       rec.restore = { wallMs: u?.wallMs ?? NaN, memory: { peakKiB: u?.maxrssKiB, source: 'wait4-maxrss' } };
-      if (mode === 'native' || backendName === 'criu') {
+      if (mode === 'native' || variant.base === 'criu') {
         const s = await criuStats(img, 'restore');
         if (s.restoreMs !== undefined) rec.restore.totalMs = s.restoreMs;
       }
@@ -413,7 +466,7 @@ export function modesFor(cfg: HarnessConfig, backend: string, kind: CaseSpec['ki
 export async function runAll(cfg: HarnessConfig, cases: CaseSpec[]): Promise<{ records: RunRecord[]; checks: Record<string, { ok: boolean; reason?: string; items?: CheckItem[] }> }> {
   const checks: Record<string, { ok: boolean; reason?: string; items?: CheckItem[] }> = {};
   for (const b of cfg.backends) {
-    const backend = cfg.registry[b];
+    const backend = cfg.registry[variantOf(b).base];
     if (!backend) {
       checks[b] = { ok: false, reason: 'backend not available' };
     } else {

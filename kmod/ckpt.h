@@ -22,19 +22,48 @@
 
 #include "ckpt_image.h"
 
+struct ipc64_perm;
+struct ipc_namespace;
+
 /* Limits on what restart accepts from an image (it is untrusted input) */
-#define CKPT_OBJ_MAX		(512 * 1024)	/* bytes in one object */
-#define CKPT_IMAGE_MAX		BIT_ULL(30)	/* bytes in one image */
+#define CKPT_OBJ_MAX		(512 * 1024)	/* bytes in one object, page data aside */
+#define CKPT_META_MAX		BIT_ULL(28)	/* bytes of objects held at restart */
 #define CKPT_OBJECTS_MAX	BIT(22)
 #define CKPT_FDS_MAX		4096
 #define CKPT_VMAS_MAX		65530
-#define CKPT_PAGES_PER_OBJ	64
 #define CKPT_TASKS_MAX		1024
+/* One PAGES object: its runs fit CKPT_OBJ_MAX, its length 32 bits */
+#define CKPT_RUNS_PER_OBJ	((CKPT_OBJ_MAX - PAGE_SIZE - sizeof(struct ckpt_hdr_pages)) / \
+				 sizeof(struct ckpt_page_run))
+#define CKPT_PAGES_PER_OBJ	((U32_MAX - CKPT_OBJ_MAX) / PAGE_SIZE)
 
 struct ckpt_obj {
 	struct list_head list;
-	struct ckpt_hdr *h;	/* header and payload, h->len bytes */
+	struct ckpt_hdr *h;	/* header and payload, h->len bytes (PAGES: data_off) */
 	u64 index;		/* position in the stream */
+	loff_t data_pos;	/* PAGES: where its page data is in the image file */
+	struct ckpt_obj *next_pages;	/* PAGES: the task's next PAGES object */
+};
+
+/* Restart: pages of the restarting task and where their data is */
+struct ckpt_extent {
+	u64 addr;
+	u64 nr;			/* pages */
+	struct file *file;	/* the image holding the data; NULL: in the parent */
+	loff_t pos;
+};
+
+struct ckpt_extents {
+	struct ckpt_extent *e;
+	unsigned int nr, max;
+};
+
+/* Restart: an image of the chain the restarted one takes unchanged pages from */
+struct ckpt_parent {
+	struct file *file;
+	struct list_head objs;	/* its PAGES objects, without their data */
+	u64 id, parent_id;
+	char *parent_path;
 };
 
 /* One entry of the object hash: a shared kernel object and its image id */
@@ -53,6 +82,33 @@ struct ckpt_objref {
 struct ckpt_rvma {
 	struct ckpt_hdr_vma *v;
 	struct file *file;	/* not referenced: owned by the objhash */
+};
+
+/* A SysV object of the image, at restart */
+struct ckpt_ipc_obj {
+	int kind;			/* IPC_SHM_IDS, IPC_MSG_IDS, IPC_SEM_IDS */
+	struct ckpt_ipc_perm *perm;	/* in its defining object */
+	struct ckpt_obj *obj;		/* that object: SHM, MSG_QUEUE or SEM */
+	u32 nr;				/* DATA or MSG objects right after it */
+	u64 size;			/* a segment's bytes, a set's semaphores */
+};
+
+/* A semaphore set of the tree's IPC namespace, at checkpoint */
+struct ckpt_sem_set {
+	s32 id;
+	u32 nsems;
+};
+
+/* The tree's own IPC namespace (ipc.c) */
+struct ckpt_ipc {
+	/* checkpoint */
+	struct ipc_namespace *ns;	/* referenced */
+	struct ckpt_sem_set *sems;	/* for the tasks' SEM_UNDO adjustments */
+	u32 nr_sems;
+	/* restart */
+	struct ckpt_hdr_ipc_ns *limits;
+	struct ckpt_ipc_obj *objs;
+	u32 nr_objs, max_objs;
 };
 
 struct ckpt_rfd {
@@ -74,6 +130,7 @@ struct ckpt_ctx {
 	u64 nr_objects;
 	u64 checksum;
 	u64 bytes;
+	loff_t start_pos;	/* of the image in its file */
 	bool error_written;
 	bool self;		/* checkpoint: the caller checkpoints itself */
 	const struct cred *cred;	/* the caller's, referenced */
@@ -81,16 +138,30 @@ struct ckpt_ctx {
 	/* TCP connections in repair mode, let go at the end of the call (inet.c) */
 	struct list_head tcp_repair;
 
+	/* checkpoint: pages to write once the tasks run again (CHECKPOINT_COW) */
+	struct list_head snaps;
+	/* TRACK, INCREMENTAL: this image's id; its parent's id and path */
+	u64 chain_id, parent_id;
+	char *parent_path;
+	struct list_head tracked;	/* mms whose written pages this checkpoint tracks */
+
 	DECLARE_HASHTABLE(objhash, 8);
 	s32 next_objref;
 
 	/* checkpoint: the tasks, and what is being saved ("pid 81 fd 5"), for errors */
 	struct ckpt_tree *tree;
 	char where[64];
+	/* the root's own namespaces: checkpoint, and restart for the whole group */
+	struct ckpt_hdr_uts_ns *uts_ns;	/* restart: its UTS_NS object */
+	struct ckpt_ipc *ipc;		/* NULL if it had no IPC namespace of its own */
+	bool ns_restored;		/* restart: the root rebuilt them */
 
-	/* restart: the whole image, read and checked before use */
+	/* restart: the whole image but page data, read and checked before use */
 	struct list_head objs;
 	struct ckpt_obj *cur;
+	u64 meta_bytes;
+	struct ckpt_parent *parents;	/* its chain, the parent first */
+	unsigned int nr_parents;
 
 	/* restart: the parsed state of the restarting task */
 	struct ckpt_hdr_header *hdr;
@@ -115,8 +186,12 @@ struct ckpt_ctx {
 	struct ckpt_hdr_itimers *itimers;
 	struct list_head *posix_timers_first;	/* first CKPT_HDR_POSIX_TIMER object */
 	unsigned int nr_posix_timers;
+	struct ckpt_hdr_seccomp *seccomp;
+	struct ckpt_obj *sem_undo_first;	/* first CKPT_HDR_SEM_UNDO object */
+	unsigned int nr_sem_undo;
 	struct cred *new_cred;		/* committed at the end of restart */
-	struct list_head *pages_first;	/* first CKPT_HDR_PAGES object */
+	struct ckpt_obj *pages_first;	/* its first PAGES object */
+	struct ckpt_extents extents;	/* its pages */
 	u64 nr_pages;
 };
 
@@ -147,10 +222,13 @@ int ckpt_write_hdr(struct ckpt_ctx *ctx, u32 type, u32 payload);
 int checkpoint_header(struct ckpt_ctx *ctx);
 int checkpoint_tail(struct ckpt_ctx *ctx);
 int ckpt_read_image(struct ckpt_ctx *ctx);
+int ckpt_read_parent(struct ckpt_ctx *ctx, struct ckpt_parent *p);
+void ckpt_free_objs(struct list_head *objs);
 void *ckpt_next(struct ckpt_ctx *ctx, u32 type, u32 min_len);
 u32 ckpt_peek(struct ckpt_ctx *ctx);
 const char *ckpt_str(struct ckpt_ctx *ctx, void *obj, u32 fixed, u32 str_len);
 const char *ckpt_type_name(u32 type);
+int ckpt_check_header(struct ckpt_ctx *ctx, struct ckpt_hdr_header *h);
 int restore_header(struct ckpt_ctx *ctx);
 
 /* The tasks of one checkpoint: the root first, every parent before its children */
@@ -175,6 +253,7 @@ struct ckpt_group {
 	struct ckpt_ctx *ctx;	/* the image and its objects, shared */
 	struct ckpt_pids *pids;	/* the tree, in image order */
 	struct ckpt_obj **parts;	/* each task's TASK object */
+	struct ckpt_obj **pages;	/* each task's first PAGES object */
 	u32 nr_tasks;
 	u32 done;		/* tasks rebuilt, in tree order */
 	bool ready;		/* image read and checked */
@@ -334,7 +413,9 @@ struct ckpt_vma_desc {
 	unsigned long start, end, pgoff, flags;
 	u32 kind;
 	bool anon;		/* has anonymous pages (anon_vma) */
+	bool image;		/* memory restart mapped from an image: saved as ANON */
 	struct file *file;	/* referenced */
+	struct file *shmem;	/* CKPT_VMA_SHANON: its shmem file, referenced */
 };
 
 /* mm.c: the mm's bookkeeping (code, data, brk, stack, arguments, auxv, vDSO) */
@@ -352,10 +433,29 @@ struct ckpt_rvma *ckpt_find_vma(struct ckpt_ctx *ctx, u64 addr);
 int restore_vmas(struct ckpt_ctx *ctx);
 
 /* pages.c: page contents */
+struct ckpt_snap;
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
 		     struct ckpt_vma_desc *descs, unsigned int nr);
+int ckpt_write_snapshots(struct ckpt_ctx *ctx);
+void ckpt_drop_snapshots(struct ckpt_ctx *ctx);
+bool ckpt_mapped_image(struct file *file);
+void ckpt_mapped_exit(void);
+int restore_check_pages(struct ckpt_ctx *ctx, struct ckpt_obj *obj);
+int ckpt_add_extents(struct ckpt_ctx *ctx, struct ckpt_extents *x, struct ckpt_obj *obj,
+		     struct file *file);
 int restore_prepare_pages(struct ckpt_ctx *ctx);
 int restore_pages(struct ckpt_ctx *ctx);
+
+/* chain.c: tracked and incremental checkpoints, and their chains at restart */
+int checkpoint_chain(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+bool ckpt_chain_tracked(struct ckpt_ctx *ctx, struct mm_struct *mm);
+int ckpt_chain_track(struct ckpt_ctx *ctx, struct mm_struct *mm);
+void ckpt_chain_done(struct ckpt_ctx *ctx, bool ok);
+void ckpt_chain_exit(void);
+int restore_chain(struct ckpt_ctx *ctx);
+int restore_chain_resolve(struct ckpt_ctx *ctx, pid_t pid, struct ckpt_extents *x);
+void ckpt_sort_extents(struct ckpt_extents *x);
+void ckpt_chain_free(struct ckpt_ctx *ctx);
 
 /* cpu.c */
 int checkpoint_cpu(struct ckpt_ctx *ctx, struct task_struct *t);
@@ -384,12 +484,66 @@ int checkpoint_timers(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_timers(struct ckpt_ctx *ctx);
 int restore_timers(struct ckpt_ctx *ctx);
 
+/* namespaces.c: the tree's namespaces, the root's own UTS namespace */
+int checkpoint_namespaces(struct ckpt_ctx *ctx, struct ckpt_tree *tree);
+int restore_prepare_namespaces(struct ckpt_ctx *ctx);
+int restore_prepare_task_namespaces(struct ckpt_ctx *ctx, u32 idx);
+int restore_namespaces(struct ckpt_ctx *ctx);
+
+/* ipc.c: the root's own IPC namespace, what its SysV objects have in common */
+int checkpoint_ipc_ns(struct ckpt_ctx *ctx, struct ckpt_tree *tree, struct ipc_namespace *ns);
+void ckpt_ipc_free(struct ckpt_ctx *ctx);
+const char *ckpt_ipc_kind(int kind);
+int ckpt_ipc_collect(struct ipc_namespace *ns, int kind, struct ckpt_ipc_perm **out, u32 *nr);
+struct ckpt_ipc_obj *ckpt_ipc_find(struct ckpt_ctx *ctx, int kind, s32 id);
+int restore_prepare_ipc_ns(struct ckpt_ctx *ctx);
+int restore_prepare_ipc_fresh(struct ckpt_ctx *ctx, struct ipc_namespace *ns);
+int restore_prepare_ipc_obj(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *perm,
+			    struct ckpt_obj *obj, u32 nr, u64 size);
+int restore_ipc_create(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *perm,
+		       long (*create)(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, int flags),
+		       struct ckpt_ipc_obj *o);
+int restore_ipc64_perm(struct ckpt_ctx *ctx, struct ipc64_perm *p, struct ckpt_ipc_perm *perm);
+int restore_ipc_creator(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *perm);
+int restore_ipc_ns(struct ckpt_ctx *ctx);
+
+/* shm.c: SysV shm segments and their attachments */
+int ckpt_shm_keep(struct ckpt_ctx *ctx, struct ckpt_tree *tree, struct ckpt_ipc_perm *perm,
+		  u32 *nr);
+int checkpoint_shm_segments(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
+int ckpt_shm_vma_kind(struct ckpt_ctx *ctx, struct vm_area_struct *vma);
+int checkpoint_shm_attachments(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs,
+			       unsigned int nr);
+int restore_prepare_shm_segments(struct ckpt_ctx *ctx, u32 nr, u64 shmmax);
+int restore_shm_segments(struct ckpt_ctx *ctx);
+int restore_prepare_shm_vmas(struct ckpt_ctx *ctx);
+int restore_shm_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r, struct ckpt_rvma *last);
+
+/* msg.c: SysV message queues */
+int checkpoint_msg_queues(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
+int restore_prepare_msg_queues(struct ckpt_ctx *ctx, u32 nr, u32 msgmax);
+int restore_msg_queues(struct ckpt_ctx *ctx);
+
+/* sem.c: SysV semaphore sets, each process's SEM_UNDO adjustments */
+int checkpoint_sem_sets(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
+int checkpoint_sem_undo(struct ckpt_ctx *ctx, struct task_struct *t);
+int checkpoint_may_sem_undo(struct ckpt_ctx *ctx, struct task_struct *a, struct task_struct *b);
+int restore_prepare_sem_sets(struct ckpt_ctx *ctx, u32 nr, u32 semmsl);
+int restore_sem_sets(struct ckpt_ctx *ctx);
+int restore_prepare_sem_undo(struct ckpt_ctx *ctx);
+int restore_sem_undo(struct ckpt_ctx *ctx);
+
 /* cred.c */
 int checkpoint_cred(struct ckpt_ctx *ctx, struct task_struct *t);
 int restore_prepare_cred(struct ckpt_ctx *ctx);
 void restore_cred(struct ckpt_ctx *ctx);
 bool ckpt_uid_ok(const struct cred *old, kuid_t uid);
 bool ckpt_gid_ok(const struct cred *old, kgid_t gid);
+
+/* seccomp.c */
+int checkpoint_seccomp(struct ckpt_ctx *ctx, struct task_struct *t);
+int restore_prepare_seccomp(struct ckpt_ctx *ctx);
+int restore_seccomp(struct ckpt_ctx *ctx);
 
 /* rlimit.c */
 int checkpoint_rlimits(struct ckpt_ctx *ctx, struct task_struct *t);

@@ -7,14 +7,22 @@
  * size that is a multiple of 8; variable parts (strings, arrays, page data)
  * follow the fixed part and are padded to 8 bytes.
  *
- * Stream of one task:
- *   TASK PROCESS ITIMERS POSIX_TIMER* SIGNAL SIGPENDING CRED RLIMITS FS
- *   CTTY? (state | FILE | FD)* LOCK* MM (state | FILE | VMA)* CPU FPU PAGES*
+ * The stream: HEADER TREE, the namespaces the tree's root had of its own,
+ * [CHAIN], then the part of each task (or a ZOMBIE), then TAIL.  The
+ * namespaces:
+ *   [UTS_NS] [IPC_NS (SHM DATA*)* (MSG_QUEUE MSG*)* SEM*]
+ *
+ * The part of one task:
+ *   TASK PROCESS ITIMERS POSIX_TIMER* SEM_UNDO* SIGNAL SIGPENDING CRED SECCOMP
+ *   RLIMITS FS CTTY? (state | FILE | FD)* LOCK* MM (state | FILE | VMA)* CPU
+ *   FPU
  * where "state" is whatever a FILE names with its obj field, written once
  * before the first FILE that needs it: PIPE, SOCKET (with its SKBs), TTY,
  * MEMFD or GHOST (with DATA), EVENTFD, TIMERFD, SIGNALFD, EPOLL, INOTIFY,
  * INET (a TCP connection with its queues as DATA, a UDP socket with its
  * DGRAMs; the two ends of a connection inside the tree back to back).
+ * PAGES objects name their task and may follow its part anywhere before
+ * TAIL: a copy-on-write checkpoint writes them after the tasks run again.
  */
 #ifndef CRENGINE_CKPT_IMAGE_H
 #define CRENGINE_CKPT_IMAGE_H
@@ -27,6 +35,11 @@
 #define CKPT_HDR_RLIMITS	34
 #define CKPT_HDR_PIPE		35
 #define CKPT_HDR_ZOMBIE		36
+/* what confines a task (seccomp.c): 100-119 */
+#define CKPT_HDR_SECCOMP	100
+
+/* incremental checkpoints (chain.c): 120-125 */
+#define CKPT_HDR_CHAIN		120
 
 /* Kinds of file and their state: 60-79 */
 #define CKPT_HDR_DATA		60	/* contents of a pipe, memfd or unlinked file */
@@ -47,6 +60,13 @@
 #define CKPT_HDR_PROCESS	80
 #define CKPT_HDR_ITIMERS	81
 #define CKPT_HDR_POSIX_TIMER	82
+#define CKPT_HDR_UTS_NS		83
+#define CKPT_HDR_IPC_NS		84
+#define CKPT_HDR_SHM		85
+#define CKPT_HDR_MSG_QUEUE	86
+#define CKPT_HDR_MSG		87
+#define CKPT_HDR_SEM		88
+#define CKPT_HDR_SEM_UNDO	89
 
 /* Inet sockets: 140-159 */
 #define CKPT_HDR_INET		140	/* a TCP or UDP socket, IPv4 or IPv6 */
@@ -116,6 +136,81 @@ struct ckpt_hdr_posix_timer {
 	__s64 overrun;		/* what timer_getoverrun(2) returns */
 };
 
+/* The names of a UTS namespace of the root's own (sethostname(2), setdomainname(2)) */
+struct ckpt_hdr_uts_ns {
+	struct ckpt_hdr h;
+	char nodename[65];	/* NUL-terminated */
+	char domainname[65];
+	__u8 pad[6];
+};
+
+/*
+ * An IPC namespace of the root's own: its limits (the kernel/shm*, msg*,
+ * sem sysctls), and how many objects of each kind follow
+ */
+struct ckpt_hdr_ipc_ns {
+	struct ckpt_hdr h;
+	__u64 shmmax;
+	__u64 shmall;
+	__u32 shmmni;
+	__u32 shm_rmid_forced;
+	__u32 msgmax;
+	__u32 msgmnb;
+	__u32 msgmni;
+	__u32 sem[4];		/* SEMMSL, SEMMNS, SEMOPM, SEMMNI */
+	__u32 nr_shm;
+	__u32 nr_msg;
+	__u32 nr_sem;
+};
+
+/* Key, id, owner, creator and mode of a SysV object; ids in the checkpointer's user namespace */
+struct ckpt_ipc_perm {
+	__s32 key;
+	__s32 id;
+	__u32 uid, gid;
+	__u32 cuid, cgid;
+	__u32 mode;		/* permission bits, SHM_DEST, SHM_LOCKED */
+	__u32 pad;
+};
+
+/* A SysV shm segment; then PAGES objects with its non-zero pages, by byte offset */
+struct ckpt_hdr_shm {
+	struct ckpt_hdr h;
+	struct ckpt_ipc_perm perm;
+	__u64 size;		/* bytes, as shmget(2) was given */
+};
+
+/* A SysV message queue; then nr_msgs MSG objects, in queue order */
+struct ckpt_hdr_msg_queue {
+	struct ckpt_hdr h;
+	struct ckpt_ipc_perm perm;
+	__u64 qbytes;		/* msg_qbytes */
+	__u32 nr_msgs;
+	__u32 pad;
+};
+
+/* One queued message: its type, then its size bytes */
+struct ckpt_hdr_msg {
+	struct ckpt_hdr h;
+	__s64 mtype;
+	__u64 size;
+};
+
+/* A SysV semaphore set: then nsems values (u16) */
+struct ckpt_hdr_sem {
+	struct ckpt_hdr h;
+	struct ckpt_ipc_perm perm;
+	__u32 nsems;
+	__u32 pad;
+};
+
+/* What the task's SEM_UNDO operations on set id will undo: nsems adjustments (s16) */
+struct ckpt_hdr_sem_undo {
+	struct ckpt_hdr h;
+	__s32 id;
+	__u32 nsems;
+};
+
 /* A zombie of the tree, in place of its TASK ... part: it only ends again */
 struct ckpt_hdr_zombie {
 	struct ckpt_hdr h;
@@ -164,6 +259,19 @@ struct ckpt_hdr_cred {
 	__u64 cap_bset, cap_ambient;
 	__u32 securebits;
 	__u32 ngroups;		/* at most CKPT_NGROUPS_MAX */
+};
+
+/* A task's seccomp filters, first installed first; then the filters */
+struct ckpt_hdr_seccomp {
+	struct ckpt_hdr h;
+	__u32 nr_filters;
+	__u32 pad;
+};
+
+/* One filter: its flags (SECCOMP_FILTER_FLAG_LOG), then len struct sock_filter */
+struct ckpt_seccomp_filter {
+	__u32 flags;
+	__u32 len;
 };
 
 /* Resource limits, RLIM_NLIMITS of them */
@@ -495,6 +603,7 @@ enum ckpt_vma_kind {
 	CKPT_VMA_SHANON,	/* shared anonymous (shmem) */
 	CKPT_VMA_FILE,		/* private file mapping */
 	CKPT_VMA_SHFILE,	/* shared file mapping: contents live in the file */
+	CKPT_VMA_SYSVSHM,	/* SysV shm attachment: objref is the segment's id, pgoff in it */
 };
 
 struct ckpt_hdr_vma {
@@ -505,7 +614,7 @@ struct ckpt_hdr_vma {
 	__u64 vm_flags;		/* restored: madvise(2) and mlock(2) flags */
 	__u32 kind;		/* enum ckpt_vma_kind */
 	__u32 prot;		/* PROT_* */
-	__s32 objref;		/* the file, 0 for anonymous kinds */
+	__s32 objref;		/* the file, 0 for anonymous kinds; SYSVSHM: the shm id */
 	__u32 growsdown;
 };
 
@@ -524,11 +633,42 @@ struct ckpt_hdr_fpu {
 	__u32 size;
 };
 
-/* Page contents: nr addresses, then nr pages */
+/*
+ * Where the image stands in a chain of checkpoints, right after TREE
+ * (CHECKPOINT_TRACK and CHECKPOINT_INCREMENTAL); then the parent's path.
+ */
+struct ckpt_hdr_chain {
+	struct ckpt_hdr h;
+	__u64 id;		/* this image's, random */
+	__u64 parent_id;	/* the image CKPT_RUN_PARENT pages are in, 0 if none */
+	__u32 tracking;		/* the tasks' written pages are tracked from this image on */
+	__u32 path_len;		/* the parent's path, NUL included; 0 if none */
+};
+
+#define CKPT_CHAIN_MAX		64	/* images in a chain */
+
+/* Pages at consecutive addresses */
+struct ckpt_page_run {
+	__u64 addr;
+	__u32 nr;
+	__u32 flags;		/* CKPT_RUN_* */
+};
+
+#define CKPT_RUN_PARENT		0x1	/* unchanged: the data is in the parent image */
+
+/*
+ * Page contents of one task: nr_runs runs, zeros up to data_off, then the
+ * data of each run without CKPT_RUN_PARENT, in order; h.len counts it
+ * all.  data_off makes the data start page-aligned in the image file, so
+ * that restart can map it.  The trailer's checksum covers the first
+ * data_off bytes, not the data.
+ */
 struct ckpt_hdr_pages {
 	struct ckpt_hdr h;
-	__u32 nr;
-	__u32 pad;
+	__s32 pid;
+	__u32 nr_runs;
+	__u64 nr_pages;		/* pages of data */
+	__u64 data_off;
 };
 
 /*

@@ -23,7 +23,6 @@
 #include <linux/sched/task_stack.h>
 #include <linux/slab.h>
 #include <asm/fpu/api.h>
-#include <asm/prctl.h>
 #include <asm/proto.h>
 #include <asm/ptrace.h>
 #include <asm/segment.h>
@@ -178,8 +177,16 @@ static long restore_syscall(struct ckpt_hdr_cpu *c, struct pt_regs *regs)
 	if ((long)c->orig_ax < 0)
 		return c->ax;		/* frozen in user mode */
 
+	/*
+	 * Frozen in a freezable sleep, before the call set its result: ax
+	 * still holds what the entry code puts there (-ENOSYS), as ours does
+	 * while restart(2) runs.
+	 */
+	if (c->ax == regs->ax) {
+		regs->ip -= 2;		/* the syscall instruction, again */
+		return c->orig_ax;
+	}
 	switch ((long)c->ax) {
-	case -ENOSYS:			/* frozen in a freezable sleep */
 	case -ERESTARTNOHAND:
 	case -ERESTARTSYS:
 	case -ERESTARTNOINTR:
@@ -199,9 +206,7 @@ int restore_cpu(struct ckpt_ctx *ctx, long *ax)
 	const struct user_regset *rs;
 	int ret;
 
-	ret = do_arch_prctl_64(current, ARCH_SET_FS, c->fs_base);
-	if (!ret)
-		ret = do_arch_prctl_64(current, ARCH_SET_GS, c->gs_base);
+	ret = x86_set_current_fsgsbase(c->fs_base, c->gs_base);
 	if (ret)
 		return ckpt_err(ctx, ret, "cannot set the FS/GS base");
 

@@ -3,7 +3,7 @@
  * cr-lab engine: eventfds, with their counter and semaphore mode.
  *
  * The counter is read from the eventfd's fdinfo, which does not consume
- * it; restart makes a new eventfd with do_eventfd() (kernel patch 0009)
+ * it; restart makes a new eventfd with do_eventfd() (kernel patch 0012)
  * and adds the counter with a write, as a program would.
  */
 

@@ -6,7 +6,7 @@
  * with, which may since have been closed or moved: the item stays as long
  * as the file lives.  Checkpoint reads the items (descriptor, events,
  * data) from the epoll file's fdinfo and finds the file behind each with
- * get_epoll_tfile_raw_ptr() (exported by kernel patch 0009, which kcmp(2)
+ * get_epoll_tfile_raw_ptr() (exported by kernel patch 0012, which kcmp(2)
  * uses the same way); the files are saved first, so restart has them.
  * Restart makes a new epoll file with do_epoll_create() and adds each item
  * with do_epoll_ctl_file() for its file and its old descriptor number, so

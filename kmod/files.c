@@ -998,7 +998,8 @@ int restore_files(struct ckpt_ctx *ctx)
 
 		if (!r->file)
 			continue;
-		ret = replace_fd(r->fd->fd, r->file, r->fd->cloexec ? O_CLOEXEC : 0);
+		/* as a file received from elsewhere: the LSMs have their say */
+		ret = receive_fd_replace(r->fd->fd, r->file, r->fd->cloexec ? O_CLOEXEC : 0);
 		if (ret < 0)
 			return ckpt_err(ctx, ret, "cannot install fd %d", r->fd->fd);
 		ret = restore_fasync(ctx, r);

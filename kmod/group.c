@@ -148,6 +148,7 @@ static void ckpt_group_leave(struct ckpt_group *g)
 	mutex_unlock(&ckpt_groups_lock);
 	ckpt_ctx_free(g->ctx);
 	kfree(g->parts);
+	kfree(g->pages);
 	put_pid(g->root);
 	kfree(g);
 }
@@ -204,6 +205,8 @@ long restore_self(struct ckpt_ctx **ctxp, pid_t root)
 			ret = restore_header(ctx);
 		if (!ret)
 			ret = restore_tree(ctx, g);
+		if (!ret)
+			ret = restore_chain(ctx);
 		if (ret)
 			ckpt_group_fail(g, ret);
 		WRITE_ONCE(g->ready, true);

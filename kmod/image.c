@@ -4,9 +4,12 @@
  * (restart), the header and trailer, and errors, which go to the log file
  * and, during a checkpoint, into the image as an ERROR object.
  *
- * Restart reads the whole image into memory and checks its framing and
- * checksum before anything of the restarting task is changed: the image is
- * untrusted, and a task half rebuilt from a bad one could not go back.
+ * Restart reads the whole image into memory, page data aside, and checks
+ * its framing and checksum before anything of the restarting task is
+ * changed: the image is untrusted, and a task half rebuilt from a bad one
+ * could not go back.  Page data is read from the file when its task is
+ * rebuilt (pages.c); the checksum does not cover it, any more than it
+ * covers the files that file mappings map.
  */
 
 #include <linux/fs.h>
@@ -55,6 +58,15 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_PROCESS] = "PROCESS",
 	[CKPT_HDR_ITIMERS] = "ITIMERS",
 	[CKPT_HDR_POSIX_TIMER] = "POSIX_TIMER",
+	[CKPT_HDR_SECCOMP] = "SECCOMP",
+	[CKPT_HDR_UTS_NS] = "UTS_NS",
+	[CKPT_HDR_IPC_NS] = "IPC_NS",
+	[CKPT_HDR_SHM] = "SHM",
+	[CKPT_HDR_MSG_QUEUE] = "MSG_QUEUE",
+	[CKPT_HDR_MSG] = "MSG",
+	[CKPT_HDR_SEM] = "SEM",
+	[CKPT_HDR_SEM_UNDO] = "SEM_UNDO",
+	[CKPT_HDR_CHAIN] = "CHAIN",
 	[CKPT_HDR_INET] = "INET",
 	[CKPT_HDR_DGRAM] = "DGRAM",
 	[CKPT_HDR_ERROR] = "ERROR",
@@ -230,93 +242,188 @@ int checkpoint_tail(struct ckpt_ctx *ctx)
 	return ckpt_write_obj(ctx, &t, CKPT_HDR_TAIL, sizeof(t));
 }
 
-/* Read exactly @len bytes; a short stream is a truncated image */
-static int ckpt_read(struct ckpt_ctx *ctx, void *buf, size_t len)
+/* Read exactly @len bytes at *@pos; a short stream is a truncated image */
+static int ckpt_read(struct file *file, void *buf, size_t len, loff_t *pos)
 {
 	ssize_t n;
 
 	while (len) {
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		n = kernel_read(ctx->file, buf, len, &ctx->file->f_pos);
+		n = kernel_read(file, buf, len, pos);
 		if (n < 0)
 			return n;
 		if (!n)
 			return -ENODATA;
 		buf += n;
 		len -= n;
-		ctx->bytes += n;
 	}
 	return 0;
 }
 
 /*
- * Read the whole image into ctx->objs, checking each object's framing and,
- * at the end, the trailer's magic, object count and checksum.
+ * How much of an object restart holds: all of it, but of a PAGES object
+ * only what comes before its data.  @p is the start of the object.
  */
-int ckpt_read_image(struct ckpt_ctx *ctx)
+static int ckpt_obj_meta_len(struct ckpt_ctx *ctx, struct ckpt_hdr_pages *p, u64 index,
+			     u32 *meta)
+{
+	struct ckpt_hdr *h = &p->h;
+	u64 data;
+
+	*meta = h->len;
+	if (h->type != CKPT_HDR_PAGES && h->len > CKPT_OBJ_MAX)
+		return ckpt_err(ctx, -EINVAL, "object %llu (type %u): bad length %u",
+				index, h->type, h->len);
+	if (h->type != CKPT_HDR_PAGES)
+		return 0;
+	data = h->len - p->data_off;
+	if (h->len < sizeof(*p) || p->data_off < sizeof(*p) || p->data_off % 8 ||
+	    p->data_off > CKPT_OBJ_MAX || p->data_off > h->len ||
+	    p->nr_runs > (p->data_off - sizeof(*p)) / sizeof(struct ckpt_page_run) ||
+	    data % PAGE_SIZE || data >> PAGE_SHIFT != p->nr_pages)
+		return ckpt_err(ctx, -EINVAL, "object %llu (PAGES): bad layout", index);
+	*meta = p->data_off;
+	return 0;
+}
+
+/* Of a parent image, restart needs its header, its place in the chain and its pages */
+static bool ckpt_keep_in_parent(u32 type)
+{
+	return type == CKPT_HDR_HEADER || type == CKPT_HDR_CHAIN || type == CKPT_HDR_PAGES;
+}
+
+/*
+ * Read the image in @file into @objs: every object but the page data of
+ * PAGES objects (its place in the file is noted instead), checking each
+ * object's framing and, at the end, the trailer's magic, object count
+ * and checksum (which covers everything but page data).  Of a @parent,
+ * only what ckpt_keep_in_parent() says is held.
+ */
+static int ckpt_read_stream(struct ckpt_ctx *ctx, struct file *file, struct list_head *objs,
+			    bool parent, u64 *nr_objects)
 {
 	u64 sum = CKPT_CHECKSUM_SEED;
-	struct ckpt_hdr h;
+	loff_t pos = file->f_pos;
+	struct ckpt_hdr_pages first;
 	int ret;
 
-	for (;;) {
+	if (!S_ISREG(file_inode(file)->i_mode))
+		return ckpt_err(ctx, -EINVAL, "the image must be a regular file");
+	for (*nr_objects = 0;; (*nr_objects)++) {
+		struct ckpt_hdr *h = &first.h;
 		struct ckpt_obj *obj;
+		size_t got;
+		u32 meta;
 
-		ret = ckpt_read(ctx, &h, sizeof(h));
+		/* the header, and the fixed part of a PAGES object if it is one */
+		memset(&first, 0, sizeof(first));
+		ret = ckpt_read(file, h, sizeof(*h), &pos);
+		got = sizeof(*h);
+		if (!ret && h->type == CKPT_HDR_PAGES && h->len >= sizeof(first)) {
+			ret = ckpt_read(file, h + 1, sizeof(first) - sizeof(*h), &pos);
+			got = sizeof(first);
+		}
 		if (ret == -ENODATA)
 			return ckpt_err(ctx, -EINVAL,
-					"image truncated after %llu objects (%llu bytes)",
-					ctx->nr_objects, ctx->bytes);
+					"image truncated after %llu objects (%lld bytes)",
+					*nr_objects, pos);
 		if (ret)
 			return ckpt_err(ctx, ret, "reading the image failed");
-		if (h.len < sizeof(h) || h.len % 8 || h.len > CKPT_OBJ_MAX)
+		if (h->len < sizeof(*h) || h->len % 8)
 			return ckpt_err(ctx, -EINVAL, "object %llu (type %u): bad length %u",
-					ctx->nr_objects, h.type, h.len);
-		if (!strcmp(ckpt_type_name(h.type), "unknown"))
+					*nr_objects, h->type, h->len);
+		if (!strcmp(ckpt_type_name(h->type), "unknown"))
 			return ckpt_err(ctx, -EINVAL, "object %llu: unknown type %u",
-					ctx->nr_objects, h.type);
-		if (ctx->bytes + h.len > CKPT_IMAGE_MAX ||
-		    ctx->nr_objects >= CKPT_OBJECTS_MAX)
-			return ckpt_err(ctx, -EFBIG, "image too large");
+					*nr_objects, h->type);
+		ret = ckpt_obj_meta_len(ctx, &first, *nr_objects, &meta);
+		if (ret)
+			return ret;
+		if (*nr_objects >= CKPT_OBJECTS_MAX || ctx->meta_bytes + meta > CKPT_META_MAX)
+			return ckpt_err(ctx, -EFBIG,
+					"image too large: over %llu MiB of objects besides page data",
+					CKPT_META_MAX >> 20);
 
 		obj = kzalloc(sizeof(*obj), GFP_KERNEL_ACCOUNT);
 		if (!obj)
 			return -ENOMEM;
-		obj->h = kvmalloc(h.len, GFP_KERNEL_ACCOUNT);
+		obj->h = kvmalloc(max_t(size_t, meta, sizeof(first)), GFP_KERNEL_ACCOUNT);
 		if (!obj->h) {
 			kfree(obj);
 			return -ENOMEM;
 		}
-		obj->index = ctx->nr_objects;
-		list_add_tail(&obj->list, &ctx->objs);
-		*obj->h = h;
-		ret = ckpt_read(ctx, obj->h + 1, h.len - sizeof(h));
+		obj->index = *nr_objects;
+		list_add_tail(&obj->list, objs);
+		ctx->meta_bytes += meta;
+		memcpy(obj->h, &first, got);
+		ret = meta > got ? ckpt_read(file, (void *)obj->h + got, meta - got, &pos) : 0;
 		if (ret == -ENODATA)
 			return ckpt_err(ctx, -EINVAL, "image truncated in object %llu (%s)",
-					ctx->nr_objects, ckpt_type_name(h.type));
+					*nr_objects, ckpt_type_name(h->type));
 		if (ret)
 			return ckpt_err(ctx, ret, "reading the image failed");
+		if (h->type == CKPT_HDR_PAGES) {
+			obj->data_pos = pos;
+			pos += h->len - meta;	/* the data stays in the file */
+			ret = restore_check_pages(ctx, obj);
+			if (ret)
+				return ret;
+		}
 
-		if (h.type == CKPT_HDR_TAIL) {
+		if (h->type == CKPT_HDR_TAIL) {
 			struct ckpt_hdr_tail *t = (void *)obj->h;
 
-			if (h.len != sizeof(*t) || t->magic != CKPT_MAGIC_TAIL)
+			if (h->len != sizeof(*t) || t->magic != CKPT_MAGIC_TAIL)
 				return ckpt_err(ctx, -EINVAL, "bad trailer");
-			if (t->nr_objects != ctx->nr_objects)
-				return ckpt_err(ctx, -EINVAL, "trailer counts %llu objects, image has %llu",
-						t->nr_objects, ctx->nr_objects);
+			if (t->nr_objects != *nr_objects)
+				return ckpt_err(ctx, -EINVAL,
+						"trailer counts %llu objects, image has %llu",
+						t->nr_objects, *nr_objects);
 			if (t->checksum != sum)
-				return ckpt_err(ctx, -EINVAL, "image checksum mismatch: it was changed or damaged");
+				return ckpt_err(ctx, -EINVAL,
+						"image checksum mismatch: it was changed or damaged");
 			break;
 		}
-		if (h.type == CKPT_HDR_ERROR)
-			return ckpt_err(ctx, -EINVAL, "image holds an ERROR object: its checkpoint failed");
-		sum = ckpt_checksum(sum, obj->h, h.len);
-		ctx->nr_objects++;
+		if (h->type == CKPT_HDR_ERROR)
+			return ckpt_err(ctx, -EINVAL,
+					"image holds an ERROR object: its checkpoint failed");
+		sum = ckpt_checksum(sum, obj->h, meta);
+		if (parent && !ckpt_keep_in_parent(h->type)) {
+			list_del(&obj->list);
+			ctx->meta_bytes -= meta;
+			kvfree(obj->h);
+			kfree(obj);
+		}
 	}
-	ctx->cur = list_first_entry_or_null(&ctx->objs, struct ckpt_obj, list);
 	return 0;
+}
+
+/* The image restart was given, every object but the page data */
+int ckpt_read_image(struct ckpt_ctx *ctx)
+{
+	int ret = ckpt_read_stream(ctx, ctx->file, &ctx->objs, false, &ctx->nr_objects);
+
+	ctx->cur = list_first_entry_or_null(&ctx->objs, struct ckpt_obj, list);
+	return ret;
+}
+
+/* A parent image of the chain: what is needed of it to find its pages */
+int ckpt_read_parent(struct ckpt_ctx *ctx, struct ckpt_parent *p)
+{
+	u64 nr;
+
+	return ckpt_read_stream(ctx, p->file, &p->objs, true, &nr);
+}
+
+void ckpt_free_objs(struct list_head *objs)
+{
+	struct ckpt_obj *obj, *tmp;
+
+	list_for_each_entry_safe(obj, tmp, objs, list) {
+		list_del(&obj->list);
+		kvfree(obj->h);
+		kfree(obj);
+	}
 }
 
 u32 ckpt_peek(struct ckpt_ctx *ctx)
@@ -365,13 +472,9 @@ const char *ckpt_str(struct ckpt_ctx *ctx, void *obj, u32 fixed, u32 str_len)
 	return s;
 }
 
-int restore_header(struct ckpt_ctx *ctx)
+/* The header of an image this engine can restart from */
+int ckpt_check_header(struct ckpt_ctx *ctx, struct ckpt_hdr_header *h)
 {
-	struct ckpt_hdr_header *h;
-
-	h = ckpt_next(ctx, CKPT_HDR_HEADER, sizeof(*h));
-	if (IS_ERR(h))
-		return PTR_ERR(h);
 	if (h->magic != CKPT_MAGIC_HEAD)
 		return ckpt_err(ctx, -EINVAL, "not a checkpoint image (bad magic)");
 	if (h->version != CKPT_IMAGE_VERSION)
@@ -379,8 +482,24 @@ int restore_header(struct ckpt_ctx *ctx)
 				h->version, CKPT_IMAGE_VERSION);
 	if (h->arch != CKPT_ARCH_X86_64 || h->page_size != PAGE_SIZE)
 		return ckpt_err(ctx, -EINVAL, "image is for another architecture");
-	if (!memchr(h->release, 0, sizeof(h->release)))
+	if (h->flags & ~CHECKPOINT_FLAGS_MASK)
+		return ckpt_err(ctx, -EINVAL, "image flags %#llx are not checkpoint(2) flags", h->flags);
+	if (!memchr(h->release, 0, sizeof(h->release)) || memchr_inv(h->pad, 0, sizeof(h->pad)))
 		return ckpt_err(ctx, -EINVAL, "bad kernel release in header");
+	return 0;
+}
+
+int restore_header(struct ckpt_ctx *ctx)
+{
+	struct ckpt_hdr_header *h;
+	int ret;
+
+	h = ckpt_next(ctx, CKPT_HDR_HEADER, sizeof(*h));
+	if (IS_ERR(h))
+		return PTR_ERR(h);
+	ret = ckpt_check_header(ctx, h);
+	if (ret)
+		return ret;
 	if (strcmp(h->release, utsname()->release))
 		ckpt_msg(ctx, "note: image written by kernel %s, restarting on %s\n",
 			 h->release, utsname()->release);

@@ -7,7 +7,7 @@
  * the inode by a path from one of the tree's mounts (its root, working
  * directories and open files' mounts) that still leads to it.  Restart
  * makes a new inotify file with do_inotify_init() and adds each watch with
- * inotify_update_watch() (kernel patch 0009) after the same permission
+ * inotify_update_watch() (kernel patch 0012) after the same permission
  * check inotify_add_watch(2) makes, with the idr cursor set so that the
  * watch gets its old descriptor.  Events queued and not read yet are
  * refused: they cannot be made again.

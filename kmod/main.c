@@ -163,6 +163,8 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 	ctx->cred = get_current_cred();
 	hash_init(ctx->objhash);
 	INIT_LIST_HEAD(&ctx->objs);
+	INIT_LIST_HEAD(&ctx->snaps);
+	INIT_LIST_HEAD(&ctx->tracked);
 	INIT_LIST_HEAD(&ctx->tcp_repair);
 
 	if (logfd >= 0) {
@@ -178,6 +180,7 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 		goto err;
 	if (!(ctx->file->f_mode & (restart ? FMODE_READ : FMODE_WRITE)))
 		goto err;
+	ctx->start_pos = ctx->file->f_pos;
 	return ctx;
 err:
 	if (ctx->logfile)
@@ -222,21 +225,23 @@ void ckpt_ctx_reset_task(struct ckpt_ctx *ctx)
 	ctx->itimers = NULL;
 	ctx->posix_timers_first = NULL;
 	ctx->nr_posix_timers = 0;
+	ctx->seccomp = NULL;
+	ctx->sem_undo_first = NULL;
+	ctx->nr_sem_undo = 0;
 	ctx->pages_first = NULL;
+	kvfree(ctx->extents.e);
+	memset(&ctx->extents, 0, sizeof(ctx->extents));
 	ctx->nr_pages = 0;
 }
 
 void ckpt_ctx_free(struct ckpt_ctx *ctx)
 {
-	struct ckpt_obj *obj, *tmp;
-
-	list_for_each_entry_safe(obj, tmp, &ctx->objs, list) {
-		list_del(&obj->list);
-		kvfree(obj->h);
-		kfree(obj);
-	}
+	ckpt_free_objs(&ctx->objs);
+	ckpt_drop_snapshots(ctx);
+	ckpt_chain_free(ctx);
 	ckpt_obj_free_all(ctx);
 	ckpt_ctx_reset_task(ctx);
+	ckpt_ipc_free(ctx);
 	if (ctx->logfile)
 		fput(ctx->logfile);
 	fput(ctx->file);
@@ -276,9 +281,8 @@ static long crengine_restart(pid_t pid, int fd, unsigned long flags,
 	ctx = ckpt_ctx_alloc(fd, flags, logfd, true);
 	if (IS_ERR(ctx))
 		return PTR_ERR(ctx);
-	if (flags & RESTART_GHOST)
-		ret = ckpt_err(ctx, -EINVAL, "restart flags %#lx not supported", flags);
-	else if (!(flags & RESTART_TASKSELF))
+	/* restart(2) let through only RESTART_TASKSELF and RESTART_FROZEN */
+	if (!(flags & RESTART_TASKSELF))
 		ret = ckpt_err(ctx, -EINVAL,
 			       "only self restart is supported: each task calls restart(root, fd, RESTART_TASKSELF, logfd)");
 	else
@@ -309,6 +313,8 @@ static void __exit crengine_exit(void)
 {
 	ckpt_unregister_engine(&crengine_ops);
 	ckpt_thaw_all_held();
+	ckpt_chain_exit();
+	ckpt_mapped_exit();
 }
 
 module_init(crengine_init);

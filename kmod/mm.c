@@ -6,29 +6,48 @@
  * data, brk, stack, argument and environment ranges), the saved auxv and
  * where the vDSO is; the mappings themselves are VMA objects (vma.c), their
  * contents PAGES objects (pages.c).  The vDSO is not saved; it is mapped
- * again at its old address with arch_prctl(ARCH_MAP_VDSO_64)'s code.
+ * again at its old address with map_vdso_once() (kernel patch 0006).
  *
  * Restart empties the restarting task's address space, maps the saved
- * VMAs, writes the saved pages and sets the mm's bookkeeping.
+ * VMAs, writes the saved pages and sets the mm's bookkeeping.  The layout
+ * is checked as prctl(PR_SET_MM_MAP) checks it (validate_prctl_map_addr():
+ * every address in [mmap_min_addr, TASK_SIZE), each range in order, brk
+ * and data within RLIMIT_DATA), and the auxv always ends with its AT_NULL
+ * pair, as prctl forces it: /proc/PID/auxv and core dumps read it up to
+ * that pair.  Refused at checkpoint: sealed mappings (mseal) and memory
+ * protection keys, which the engine does not restore.
  */
 
+#include <linux/auxvec.h>
 #include <linux/mm.h>
+#include <linux/pkeys.h>
+#include <linux/resource.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/security.h>
 #include <linux/slab.h>
 #include <linux/string.h>
-#include <asm/prctl.h>
-#include <asm/proto.h>
 #include <asm/vdso.h>
 
 #include "ckpt.h"
+
+/* The words of @auxv up to and including its AT_NULL pair */
+static unsigned int ckpt_auxv_words(const unsigned long *auxv, unsigned int max)
+{
+	unsigned int n;
+
+	for (n = 0; n + 2 <= max; n += 2)
+		if (auxv[n] == AT_NULL)
+			return n + 2;
+	return max;
+}
 
 static void checkpoint_mm_obj(struct ckpt_ctx *ctx, struct mm_struct *mm,
 			      struct ckpt_hdr_mm *h)
 {
 	const struct vdso_image *image = mm->context.vdso_image;
-	unsigned int nr_auxv = min_t(unsigned int, CKPT_AUXV_WORDS,
-				     ARRAY_SIZE(mm->saved_auxv));
 
+	BUILD_BUG_ON(ARRAY_SIZE(mm->saved_auxv) > CKPT_AUXV_WORDS);
 	h->start_code = mm->start_code;
 	h->end_code = mm->end_code;
 	h->start_data = mm->start_data;
@@ -36,15 +55,39 @@ static void checkpoint_mm_obj(struct ckpt_ctx *ctx, struct mm_struct *mm,
 	h->start_brk = mm->start_brk;
 	h->brk = mm->brk;
 	h->start_stack = mm->start_stack;
+	spin_lock(&mm->arg_lock);
 	h->arg_start = mm->arg_start;
 	h->arg_end = mm->arg_end;
 	h->env_start = mm->env_start;
 	h->env_end = mm->env_end;
+	spin_unlock(&mm->arg_lock);
 	h->vdso = (unsigned long)mm->context.vdso;
 	if (h->vdso && image)
 		h->vvar = h->vdso + image->sym_vvar_start;
-	h->nr_auxv = nr_auxv;
-	memcpy(h->saved_auxv, mm->saved_auxv, nr_auxv * sizeof(u64));
+	h->nr_auxv = ckpt_auxv_words(mm->saved_auxv, ARRAY_SIZE(mm->saved_auxv));
+	memcpy(h->saved_auxv, mm->saved_auxv, h->nr_auxv * sizeof(u64));
+}
+
+/* What confines the address space that restart would not give back */
+static int checkpoint_mm_refused(struct ckpt_ctx *ctx, struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+
+#ifdef CONFIG_ARCH_HAS_PKEYS
+	/* pkey 0 is every mm's; pkey_alloc() or an execute-only mapping adds others */
+	if (arch_pkeys_enabled() &&
+	    (mm_pkey_allocation_map(mm) != 1 || mm->context.execute_only_pkey != -1))
+		return ckpt_err(ctx, -EOPNOTSUPP,
+				"memory protection keys (pkey_alloc) are not supported");
+#endif
+	vma_iter_init(&vmi, mm, 0);
+	for_each_vma(vmi, vma)
+		if (vma->vm_flags & VM_SEALED)
+			return ckpt_err(ctx, -EOPNOTSUPP,
+					"mapping %lx-%lx is sealed (mseal): not supported",
+					vma->vm_start, vma->vm_end);
+	return 0;
 }
 
 int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t)
@@ -72,7 +115,9 @@ int checkpoint_mm(struct ckpt_ctx *ctx, struct task_struct *t)
 	checkpoint_mm_obj(ctx, mm, h);
 	if (h->vdso && mm->context.vdso_image)
 		vdso_end = h->vdso + mm->context.vdso_image->size;
-	ret = ckpt_collect_vmas(ctx, mm, h->vvar, vdso_end, &descs, &nr);
+	ret = checkpoint_mm_refused(ctx, mm);
+	if (!ret)
+		ret = ckpt_collect_vmas(ctx, mm, h->vvar, vdso_end, &descs, &nr);
 	mmap_read_unlock(mm);
 	if (ret)
 		goto out;
@@ -92,9 +137,30 @@ out:
 	return ret;
 }
 
-static bool ckpt_addr_ok(u64 addr)
+/* validate_prctl_map_addr(): what prctl(PR_SET_MM_MAP) accepts as a layout */
+static int ckpt_mm_layout_ok(struct ckpt_ctx *ctx, struct ckpt_hdr_mm *h)
 {
-	return addr <= TASK_SIZE_MAX;
+	const u64 addrs[] = {
+		h->start_code, h->end_code, h->start_data, h->end_data,
+		h->start_brk, h->brk, h->start_stack, h->arg_start, h->arg_end,
+		h->env_start, h->env_end,
+	};
+	/* the limit the task will have, once its RLIMITS are restored */
+	u64 data_limit = ctx->rlimits ? ctx->rlimits->rlim[RLIMIT_DATA].cur : rlimit(RLIMIT_DATA);
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(addrs); i++)
+		if (addrs[i] >= TASK_SIZE || addrs[i] < mmap_min_addr)
+			return ckpt_err(ctx, -EINVAL, "MM object: address %#llx outside the user range",
+					addrs[i]);
+	if (h->start_code >= h->end_code || h->start_data > h->end_data ||
+	    h->start_brk > h->brk || h->arg_start > h->arg_end || h->env_start > h->env_end)
+		return ckpt_err(ctx, -EINVAL, "MM object: a range ends before it starts");
+	/* check_data_rlimit() */
+	if (data_limit < RLIM_INFINITY &&
+	    (h->brk - h->start_brk) + (h->end_data - h->start_data) > data_limit)
+		return ckpt_err(ctx, -EINVAL, "MM object: brk and data beyond RLIMIT_DATA");
+	return 0;
 }
 
 int restore_prepare_mm(struct ckpt_ctx *ctx)
@@ -107,22 +173,25 @@ int restore_prepare_mm(struct ckpt_ctx *ctx)
 	h = ckpt_next(ctx, CKPT_HDR_MM, sizeof(*h));
 	if (IS_ERR(h))
 		return PTR_ERR(h);
-	if (h->h.len != sizeof(*h) || h->nr_vmas > CKPT_VMAS_MAX ||
-	    h->nr_auxv > min_t(size_t, CKPT_AUXV_WORDS, ARRAY_SIZE(current->mm->saved_auxv)) ||
-	    !ckpt_addr_ok(h->start_code) || !ckpt_addr_ok(h->end_code) ||
-	    !ckpt_addr_ok(h->start_data) || !ckpt_addr_ok(h->end_data) ||
-	    !ckpt_addr_ok(h->start_stack) || h->start_brk > h->brk ||
-	    !ckpt_addr_ok(h->brk) || h->arg_start > h->arg_end ||
-	    !ckpt_addr_ok(h->arg_end) || h->env_start > h->env_end ||
-	    !ckpt_addr_ok(h->env_end))
+	if (h->h.len != sizeof(*h) || h->nr_vmas > CKPT_VMAS_MAX)
 		return ckpt_err(ctx, -EINVAL, "bad MM object");
+	/* as PR_SET_MM_MAP: no more than the kernel's own vector */
+	if (h->nr_auxv > ARRAY_SIZE(current->mm->saved_auxv))
+		return ckpt_err(ctx, -EINVAL, "MM object: an auxv of %u words; this kernel keeps %zu",
+				h->nr_auxv, ARRAY_SIZE(current->mm->saved_auxv));
+	ret = ckpt_mm_layout_ok(ctx, h);
+	if (ret)
+		return ret;
 	if (h->vdso) {
-		if (!image || !PAGE_ALIGNED(h->vdso) || !ckpt_addr_ok(h->vdso + image->size) ||
+		if (!image || !PAGE_ALIGNED(h->vdso) || h->vdso >= TASK_SIZE ||
+		    h->vdso + image->size > TASK_SIZE ||
 		    h->vvar != h->vdso + image->sym_vvar_start)
 			return ckpt_err(ctx, -EINVAL,
 					"the vDSO of the image does not fit this kernel");
 		vdso_lo = h->vvar;
 		vdso_hi = h->vdso + image->size;
+	} else if (h->vvar) {
+		return ckpt_err(ctx, -EINVAL, "MM object: vvar without a vDSO");
 	}
 	ctx->mm = h;
 	ret = restore_prepare_vmas(ctx, vdso_lo, vdso_hi);
@@ -137,15 +206,18 @@ int restore_mm(struct ckpt_ctx *ctx)
 {
 	struct ckpt_hdr_mm *h = ctx->mm;
 	struct mm_struct *mm = current->mm;
+	/* the restarter's, checked at prepare time; unmapping keeps it */
+	const struct vdso_image *image = mm->context.vdso_image;
+	unsigned long auxv[ARRAY_SIZE(mm->saved_auxv)] = {};
+	unsigned int nr_auxv;
 	int ret;
 
 	ret = restore_vmas(ctx);
 	if (ret)
 		return ret;
 	if (h->vdso) {
-		/* returns the size of the vDSO on success */
-		ret = do_arch_prctl_64(current, ARCH_MAP_VDSO_64, h->vvar);
-		if (ret < 0)
+		ret = map_vdso_once(image, h->vvar);
+		if (ret)
 			return ckpt_err(ctx, ret, "cannot map the vDSO at %llx", h->vvar);
 		if ((unsigned long)mm->context.vdso != h->vdso)
 			return ckpt_err(ctx, -EINVAL, "the vDSO landed at %lx",
@@ -155,7 +227,11 @@ int restore_mm(struct ckpt_ctx *ctx)
 	if (ret)
 		return ret;
 
-	mmap_write_lock(mm);
+	/* as prctl_set_mm_map(): the last pair is AT_NULL whatever the image says */
+	nr_auxv = min_t(unsigned int, h->nr_auxv, ARRAY_SIZE(auxv) - 2);
+	memcpy(auxv, h->saved_auxv, nr_auxv * sizeof(u64));
+	mmap_read_lock(mm);
+	spin_lock(&mm->arg_lock);
 	mm->start_code = h->start_code;
 	mm->end_code = h->end_code;
 	mm->start_data = h->start_data;
@@ -167,8 +243,9 @@ int restore_mm(struct ckpt_ctx *ctx)
 	mm->arg_end = h->arg_end;
 	mm->env_start = h->env_start;
 	mm->env_end = h->env_end;
-	memset(mm->saved_auxv, 0, sizeof(mm->saved_auxv));
-	memcpy(mm->saved_auxv, h->saved_auxv, h->nr_auxv * sizeof(u64));
-	mmap_write_unlock(mm);
+	spin_unlock(&mm->arg_lock);
+	/* lockless for readers, as in prctl: one copy of a whole vector */
+	memcpy(mm->saved_auxv, auxv, sizeof(auxv));
+	mmap_read_unlock(mm);
 	return 0;
 }

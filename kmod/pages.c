@@ -4,177 +4,925 @@
  *
  * Saved are the pages that hold state the file does not: the anonymous
  * pages of private mappings (heap, stack, malloc arenas, the written-to
- * parts of a library's data) and every page of shared anonymous memory.
- * Shared file mappings carry no pages: their contents are in the file.
- * All-zero anonymous pages are skipped, since a fresh mapping reads as
- * zeros.  Pages go out CKPT_PAGES_PER_OBJ to a PAGES object, addresses
- * first; restart writes them back once the VMAs are mapped.
+ * parts of a library's data) and the pages of shared anonymous memory.
+ * Shared file mappings carry no pages: their contents are in the file;
+ * SysV shm attachments neither: a segment's pages are saved once, with it
+ * (shm.c).
+ *
+ * Checkpoint walks the page tables of the frozen task (nothing is faulted
+ * in: empty entries and the zero page are holes), takes a reference on
+ * every page to save and writes them from those references, many pages
+ * per write, straight from the pages into the image.  Shared anonymous
+ * memory is read from its shmem file (a page another process wrote but
+ * this one never touched is in there too).  Three flags change the walk:
+ *
+ * CHECKPOINT_COW write-protects the private pages and marks them shared
+ * as fork() does, so the tasks can run again before the pages are
+ * written: their next write to such a page copies it, and the reference
+ * keeps what was there.  A page pinned for DMA cannot be shared that way
+ * and is copied while the tasks are frozen, as are shared anonymous pages
+ * (they are written before the thaw).
+ *
+ * CHECKPOINT_TRACK clears the soft-dirty bits (and write-protects the
+ * pages, so that the next write sets them again): the pages written from
+ * now on are the ones a later CHECKPOINT_INCREMENTAL saves.  The others
+ * are saved as runs that say "in the parent image" (chain.c).
+ *
+ * The data of each PAGES object starts page-aligned in the image file.
+ * Restart reads it from the file when its task is rebuilt (it is never
+ * held whole in memory), straight into the new address space, or maps it
+ * copy-on-write from the image (RESTART_MAP).  Memory restored by mapping
+ * is a private mapping of the image file; checkpointed again, it is saved
+ * as the anonymous memory it was, every page of it.
  */
 
+#include <linux/bvec.h>
+#include <linux/file.h>
 #include <linux/highmem.h>
+#include <linux/hugetlb_inline.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
+#include <linux/mm_inline.h>
+#include <linux/mman.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
 #include <linux/sched/signal.h>
+#include <linux/shmem_fs.h>
 #include <linux/slab.h>
-#include <linux/string.h>
-#include <linux/vmalloc.h>
+#include <linux/swapops.h>
+#include <linux/uio.h>
+#include <asm/tlbflush.h>
 
 #include "ckpt.h"
 
-struct ckpt_pagebuf {
-	unsigned int nr;
-	u64 addr[CKPT_PAGES_PER_OBJ];
-	void *data;		/* CKPT_PAGES_PER_OBJ pages */
-	u64 total;
+/*
+ * The walk relies on every anonymous page being mapped by a PTE: with
+ * transparent huge pages a PMD could map one, which apply_to_existing_page_range()
+ * does not handle.
+ */
+#if IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE)
+#error "crengine's page walk needs a kernel without CONFIG_TRANSPARENT_HUGEPAGE"
+#endif
+
+#define CKPT_WRITE_BATCH	256	/* pages per write to the image */
+#define CKPT_COPY_MAX		16	/* pages to copy before the thaw, per walk step */
+#define CKPT_MAP_MIN		64	/* pages: shorter runs are copied, not mapped */
+#define CKPT_BOUNCE_SIZE	(256 * 1024)
+
+/* The pages of one task to save, taken while it is frozen */
+struct ckpt_snap {
+	struct list_head list;	/* ctx->snaps: written after the thaw */
+	pid_t pid;
+	struct ckpt_page_run *runs;
+	unsigned int nr_runs, max_runs;
+	bool new_run;		/* the next page starts a run (a new VMA) */
+	struct page **pages;	/* a reference each: the data of the runs, in order */
+	unsigned long nr_pages, max_pages;
 };
 
-static int ckpt_pages_flush(struct ckpt_ctx *ctx, struct ckpt_pagebuf *pb)
+static struct ckpt_snap *ckpt_snap_alloc(pid_t pid, unsigned long pages)
 {
-	struct ckpt_hdr_pages h = { .nr = pb->nr };
-	int ret;
+	struct ckpt_snap *s = kzalloc(sizeof(*s), GFP_KERNEL);
 
-	if (!pb->nr)
-		return 0;
-	ret = ckpt_write_hdr(ctx, CKPT_HDR_PAGES, sizeof(h) - sizeof(h.h) +
-			     pb->nr * (sizeof(u64) + PAGE_SIZE));
-	if (!ret)
-		ret = ckpt_write(ctx, &h.nr, sizeof(h) - sizeof(h.h));
-	if (!ret)
-		ret = ckpt_write(ctx, pb->addr, pb->nr * sizeof(u64));
-	if (!ret)
-		ret = ckpt_write(ctx, pb->data, pb->nr * PAGE_SIZE);
-	pb->total += pb->nr;
-	pb->nr = 0;
-	return ret;
+	if (!s)
+		return NULL;
+	s->pid = pid;
+	s->max_runs = 64;
+	s->max_pages = max(pages, 64UL);
+	s->runs = kvmalloc_array(s->max_runs, sizeof(*s->runs), GFP_KERNEL);
+	s->pages = kvmalloc_array(s->max_pages, sizeof(*s->pages), GFP_KERNEL);
+	if (!s->runs || !s->pages) {
+		kvfree(s->runs);
+		kvfree(s->pages);
+		kfree(s);
+		return NULL;
+	}
+	return s;
 }
 
-static int checkpoint_vma_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
-				struct ckpt_vma_desc *d, struct ckpt_pagebuf *pb)
+static void ckpt_snap_free(struct ckpt_snap *s)
 {
-	unsigned long addr;
+	unsigned long i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->nr_pages; i++)
+		if (s->pages[i])
+			put_page(s->pages[i]);
+	kvfree(s->runs);
+	kvfree(s->pages);
+	kfree(s);
+}
+
+/* Room for at least @pages more pages and one more run */
+static int ckpt_snap_grow(struct ckpt_snap *s, unsigned long pages)
+{
+	if (s->nr_runs == s->max_runs) {
+		void *p = kvrealloc(s->runs, 2 * s->max_runs * sizeof(*s->runs), GFP_KERNEL);
+
+		if (!p)
+			return -ENOMEM;
+		s->runs = p;
+		s->max_runs *= 2;
+	}
+	if (s->max_pages - s->nr_pages < pages) {
+		unsigned long max = max(2 * s->max_pages, s->nr_pages + pages);
+		void *p = kvrealloc(s->pages, max * sizeof(*s->pages), GFP_KERNEL);
+
+		if (!p)
+			return -ENOMEM;
+		s->pages = p;
+		s->max_pages = max;
+	}
+	return 0;
+}
+
+/* Append the page at @addr to the runs; @page is its data (none for a PARENT run) */
+static void ckpt_snap_add(struct ckpt_snap *s, unsigned long addr, u32 flags, struct page *page)
+{
+	struct ckpt_page_run *r = s->nr_runs ? &s->runs[s->nr_runs - 1] : NULL;
+
+	if (!s->new_run && r && r->flags == flags && r->nr < U32_MAX &&
+	    r->addr + ((u64)r->nr << PAGE_SHIFT) == addr) {
+		r->nr++;
+	} else {
+		r = &s->runs[s->nr_runs++];
+		r->addr = addr;
+		r->nr = 1;
+		r->flags = flags;
+		s->new_run = false;
+	}
+	if (!(flags & CKPT_RUN_PARENT))
+		s->pages[s->nr_pages++] = page;
+}
+
+static bool ckpt_snap_full(struct ckpt_snap *s)
+{
+	return s->nr_runs == s->max_runs || s->nr_pages == s->max_pages;
+}
+
+/* The page tables of one VMA, walked under the mmap lock */
+struct ckpt_walk {
+	struct vm_area_struct *vma;
+	struct ckpt_snap *snap;
+	bool cow;		/* write-protect and share what is saved */
+	bool track;		/* clear soft-dirty bits */
+	bool all_written;	/* not tracked (or a new VMA): every page is saved */
+	bool modified;		/* a PTE changed: flush the TLBs */
+	unsigned long addr;	/* the first address not yet looked at */
+	struct {
+		unsigned long page;	/* in snap->pages */
+		unsigned long addr;
+	} copy[CKPT_COPY_MAX];	/* pages to look up or copy before the thaw */
+	unsigned int nr_copy;
+};
+
+static void ckpt_walk_copy_later(struct ckpt_walk *w, unsigned long page, unsigned long addr)
+{
+	w->copy[w->nr_copy].page = page;
+	w->copy[w->nr_copy].addr = addr;
+	w->nr_copy++;
+}
+
+/*
+ * One present or swapped PTE, with its page table lock held: nothing may
+ * sleep.  Returns -ENOSPC, having changed nothing, when the snapshot or
+ * the copy list is full; the caller makes room and walks on from w->addr.
+ */
+static int ckpt_walk_pte(pte_t *ptep, unsigned long addr, void *data)
+{
+	struct ckpt_walk *w = data;
+	pte_t pte = ptep_get(ptep);
+	struct folio *folio;
+	struct page *page;
+
+	w->addr = addr;
+	if (ckpt_snap_full(w->snap) || w->nr_copy == CKPT_COPY_MAX)
+		return -ENOSPC;
+	w->addr = addr + PAGE_SIZE;
+	if (!pte_present(pte)) {
+		swp_entry_t entry = pte_to_swp_entry(pte);
+
+		if (is_pte_marker(pte) && !is_poisoned_swp_entry(entry))
+			return 0;	/* no page (a userfaultfd marker) */
+		if (!is_migration_entry(entry)) {
+			w->addr = addr;	/* poisoned, or swap this engine cannot read */
+			return -EIO;
+		}
+		/* being migrated: the page is looked up once the move is done */
+		if (!w->all_written && !pte_swp_soft_dirty(pte)) {
+			ckpt_snap_add(w->snap, addr, CKPT_RUN_PARENT, NULL);
+			return 0;
+		}
+		ckpt_walk_copy_later(w, w->snap->nr_pages, addr);
+		ckpt_snap_add(w->snap, addr, 0, NULL);
+		return 0;
+	}
+	if (pte_special(pte))
+		return 0;	/* the zero page: a hole */
+	page = pte_page(pte);
+	folio = page_folio(page);
+	if (!folio_test_anon(folio))
+		return 0;	/* a file page under a private mapping: the file has it */
+	if (!w->all_written && !pte_soft_dirty(pte)) {
+		ckpt_snap_add(w->snap, addr, CKPT_RUN_PARENT, NULL);
+		return 0;
+	}
+	folio_get(folio);
+	ckpt_snap_add(w->snap, addr, 0, page);
+	if (w->cow || w->track) {
+		pte_t old = ptep_modify_prot_start(w->vma, addr, ptep);
+		pte_t new = pte_wrprotect(old);
+
+		if (w->track)
+			new = pte_clear_soft_dirty(new);
+		/* as fork's copy_present_pte(): a pinned page cannot become shared */
+		if (w->cow && PageAnonExclusive(page) &&
+		    folio_try_share_anon_rmap_pte(folio, page)) {
+			new = old;
+			ckpt_walk_copy_later(w, w->snap->nr_pages - 1, addr);
+		}
+		ptep_modify_prot_commit(w->vma, addr, ptep, old, new);
+		w->modified = true;
+	}
+	return 0;
+}
+
+/* The pages of the copy list: looked up (migrating ones), and copied for COW */
+static int ckpt_walk_copy(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_walk *w)
+{
+	struct ckpt_snap *s = w->snap;
+	unsigned int i;
+
+	for (i = 0; i < w->nr_copy; i++) {
+		struct page **slot = &s->pages[w->copy[i].page];
+		unsigned long addr = w->copy[i].addr;
+		struct page *copy;
+
+		if (!*slot) {
+			if (get_user_pages_remote(mm, addr, 1, FOLL_FORCE, slot, NULL) != 1) {
+				*slot = NULL;
+				return ckpt_err(ctx, -EIO, "cannot read the page at %lx", addr);
+			}
+		}
+		if (!w->cow)
+			continue;
+		copy = alloc_page(GFP_KERNEL_ACCOUNT);
+		if (!copy)
+			return -ENOMEM;
+		copy_highpage(copy, *slot);
+		put_page(*slot);
+		*slot = copy;
+	}
+	w->nr_copy = 0;
+	return 0;
+}
+
+static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_walk *w)
+{
+	unsigned long end = w->vma->vm_end;
 	int ret;
 
-	if (d->kind == CKPT_VMA_SHFILE)
-		return 0;
-	if ((d->kind == CKPT_VMA_ANON || d->kind == CKPT_VMA_FILE) && !d->anon)
-		return 0;
-
-	for (addr = d->start; addr < d->end; addr += PAGE_SIZE) {
-		void *dst = pb->data + pb->nr * PAGE_SIZE;
-		struct page *page;
-		bool keep;
-		void *src;
-		long n;
-
+	w->addr = w->vma->vm_start;
+	w->snap->new_run = true;
+	while (w->addr < end) {
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		if (mmap_read_lock_killable(mm))
-			return -EINTR;
-		n = get_user_pages_remote(mm, addr, 1, FOLL_FORCE, &page, NULL);
-		mmap_read_unlock(mm);
-		if (n != 1)
-			continue;	/* nothing there */
-		if (is_zero_page(page) ||
-		    (d->kind != CKPT_VMA_SHANON && !PageAnon(page))) {
-			put_page(page);
-			continue;	/* the file or a fresh mapping has it */
-		}
-		src = kmap_local_page(page);
-		memcpy(dst, src, PAGE_SIZE);
-		kunmap_local(src);
-		put_page(page);
-		keep = d->kind == CKPT_VMA_FILE || memchr_inv(dst, 0, PAGE_SIZE);
-		if (!keep)
-			continue;
-		pb->addr[pb->nr++] = addr;
-		if (pb->nr == CKPT_PAGES_PER_OBJ) {
-			ret = ckpt_pages_flush(ctx, pb);
-			if (ret)
-				return ret;
-		}
+		ret = apply_to_existing_page_range(mm, w->addr, end - w->addr, ckpt_walk_pte, w);
+		if (ret == -EIO)
+			return ckpt_err(ctx, -EIO,
+					"cannot read the page at %lx: it is poisoned or swapped out",
+					w->addr);
+		if (ret && ret != -ENOSPC)
+			return ret;
+		if (!ret)
+			w->addr = end;
+		ret = ckpt_walk_copy(ctx, mm, w);
+		if (!ret)
+			ret = ckpt_snap_grow(w->snap, PTRS_PER_PTE);
+		if (ret)
+			return ret;
 		cond_resched();
 	}
 	return 0;
 }
 
-int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
-		     struct ckpt_vma_desc *descs, unsigned int nr)
+/* Shared anonymous memory: every page its shmem file holds over the VMA */
+static int ckpt_shmem_pages(struct ckpt_ctx *ctx, struct ckpt_vma_desc *d, struct ckpt_snap *s)
 {
-	struct ckpt_pagebuf *pb;
+	struct address_space *mapping = d->shmem->f_mapping;
+	loff_t base = (loff_t)d->pgoff << PAGE_SHIFT, end = base + (d->end - d->start);
+	struct file *f;
+	loff_t pos = base;
+	int ret = 0;
+
+	/* our own open file: seeking must not move anybody's offset */
+	f = dentry_open(&d->shmem->f_path, O_RDONLY | O_LARGEFILE, current_cred());
+	if (IS_ERR(f))
+		return ckpt_err(ctx, PTR_ERR(f), "cannot read shared memory %lx-%lx",
+				d->start, d->end);
+	s->new_run = true;
+	while (!ret && pos < end) {
+		loff_t data = vfs_llseek(f, pos, SEEK_DATA), hole;
+
+		if (data == -ENXIO || data >= end)
+			break;
+		if (data < 0) {
+			ret = data;
+			break;
+		}
+		hole = min(vfs_llseek(f, data, SEEK_HOLE), end);
+		for (pos = data; !ret && pos < hole; pos += PAGE_SIZE) {
+			struct page *page;
+
+			ret = ckpt_snap_grow(s, 1);
+			if (ret)
+				break;
+			page = shmem_read_mapping_page_gfp(mapping, pos >> PAGE_SHIFT,
+							   mapping_gfp_mask(mapping));
+			if (IS_ERR(page)) {
+				ret = ckpt_err(ctx, PTR_ERR(page), "cannot read the page at %llx",
+					       d->start + pos - base);
+				break;
+			}
+			ckpt_snap_add(s, d->start + pos - base, 0, page);
+		}
+		if (fatal_signal_pending(current))
+			ret = -EINTR;
+		cond_resched();
+	}
+	fput(f);
+	return ret;
+}
+
+/* Memory restart mapped from an image: every page, as the task sees it */
+static int ckpt_image_pages(struct ckpt_ctx *ctx, struct mm_struct *mm,
+			    struct ckpt_vma_desc *d, struct ckpt_snap *s)
+{
+	unsigned long addr = d->start;
+
+	s->new_run = true;
+	while (addr < d->end) {
+		unsigned long n = min_t(unsigned long, CKPT_WRITE_BATCH,
+					(d->end - addr) >> PAGE_SHIFT);
+		struct page **pages;
+		long got, i;
+		int ret = ckpt_snap_grow(s, n);
+
+		if (ret)
+			return ret;
+		pages = s->pages + s->nr_pages;
+		got = get_user_pages_remote(mm, addr, n, FOLL_FORCE, pages, NULL);
+		if (got <= 0)
+			return ckpt_err(ctx, got ? got : -EIO, "cannot read the page at %lx", addr);
+		for (i = 0; i < got; i++) {
+			struct page *page = pages[i];
+
+			if (ctx->flags & CHECKPOINT_COW) {
+				/* copied now: its anonymous copies are not write-protected */
+				struct page *copy = alloc_page(GFP_KERNEL_ACCOUNT);
+
+				if (!copy) {
+					for (; i < got; i++)
+						put_page(pages[i]);
+					return -ENOMEM;
+				}
+				copy_highpage(copy, page);
+				put_page(page);
+				page = copy;
+			}
+			ckpt_snap_add(s, addr + (i << PAGE_SHIFT), 0, page);
+		}
+		addr += got << PAGE_SHIFT;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 0;
+}
+
+static void ckpt_flush_tlb_cpu(void *unused)
+{
+	__flush_tlb_all();
+}
+
+/*
+ * Take the pages of every VMA of the frozen @mm into @shared (shared
+ * anonymous memory) and @priv (the rest).  @incremental: @mm is tracked
+ * since the parent image, so unchanged pages go as PARENT runs.
+ */
+static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incremental,
+			   struct ckpt_vma_desc *descs, unsigned int nr,
+			   struct ckpt_snap *shared, struct ckpt_snap *priv)
+{
+	bool track = ctx->flags & CHECKPOINT_TRACK;
+	struct ckpt_walk w = {
+		.snap = priv,
+		.cow = ctx->flags & CHECKPOINT_COW,
+		.track = track,
+	};
 	unsigned int i;
 	int ret = 0;
 
-	pb = kzalloc(sizeof(*pb), GFP_KERNEL);
-	if (pb)
-		pb->data = vmalloc(CKPT_PAGES_PER_OBJ * PAGE_SIZE);
-	if (!pb || !pb->data) {
-		ret = -ENOMEM;
-		goto out;
+	/* clearing VM_SOFTDIRTY needs the lock for writing */
+	ret = track ? mmap_write_lock_killable(mm) : mmap_read_lock_killable(mm);
+	if (ret)
+		return -EINTR;
+	inc_tlb_flush_pending(mm);
+	for (i = 0; !ret && i < nr; i++) {
+		struct ckpt_vma_desc *d = &descs[i];
+		struct vm_area_struct *vma = find_vma(mm, d->start);
+
+		if (!vma || vma->vm_start != d->start || vma->vm_end != d->end) {
+			ret = ckpt_err(ctx, -EAGAIN, "address space changed at %lx", d->start);
+			break;
+		}
+		if (d->image) {
+			ret = ckpt_image_pages(ctx, mm, d, priv);
+		} else if (d->kind != CKPT_VMA_SHANON && d->kind != CKPT_VMA_SHFILE &&
+			   d->kind != CKPT_VMA_SYSVSHM && d->anon) {
+			w.vma = vma;
+			w.all_written = !incremental || (vma->vm_flags & VM_SOFTDIRTY);
+			if (track)
+				vm_flags_clear(vma, VM_SOFTDIRTY);
+			ret = ckpt_walk_vma(ctx, mm, &w);
+		}
 	}
+	if (w.modified)
+		on_each_cpu(ckpt_flush_tlb_cpu, NULL, 1);
+	dec_tlb_flush_pending(mm);
+	if (track)
+		mmap_write_unlock(mm);
+	else
+		mmap_read_unlock(mm);
+	/* not under the mmap lock: seeking a shmem file takes its inode lock */
 	for (i = 0; !ret && i < nr; i++)
-		ret = checkpoint_vma_pages(ctx, mm, &descs[i], pb);
-	if (!ret)
-		ret = ckpt_pages_flush(ctx, pb);
-	if (!ret)
-		ckpt_msg(ctx, "pid %d: %u mappings, %llu pages saved\n",
-			 task_pid_vnr(t), nr, pb->total);
-out:
-	if (pb)
-		vfree(pb->data);
-	kfree(pb);
+		if (descs[i].kind == CKPT_VMA_SHANON && !descs[i].image)
+			ret = ckpt_shmem_pages(ctx, &descs[i], shared);
 	return ret;
 }
 
-int restore_prepare_pages(struct ckpt_ctx *ctx)
+static int ckpt_write_zeros(struct ckpt_ctx *ctx, size_t len)
 {
-	struct ckpt_obj *first = ctx->cur;
+	return len ? ckpt_write(ctx, page_address(ZERO_PAGE(0)), len) : 0;
+}
 
-	while (ckpt_peek(ctx) == CKPT_HDR_PAGES) {
-		struct ckpt_hdr_pages *p;
-		struct ckpt_rvma *r;
-		u64 *addr;
-		u32 i;
+/* Write @nr pages of data from their references, dropping each once written */
+static int ckpt_write_pages(struct ckpt_ctx *ctx, struct page **pages, unsigned long nr)
+{
+	struct bio_vec *bv;
+	unsigned long i = 0;
+	int ret = 0;
 
-		p = ckpt_next(ctx, CKPT_HDR_PAGES, sizeof(*p));
-		if (IS_ERR(p))
-			return PTR_ERR(p);
-		if (!p->nr || p->nr > CKPT_PAGES_PER_OBJ ||
-		    p->h.len != sizeof(*p) + p->nr * (sizeof(u64) + PAGE_SIZE))
-			return ckpt_err(ctx, -EINVAL, "bad PAGES object");
-		addr = (u64 *)(p + 1);
-		for (i = 0; i < p->nr; i++) {
-			r = ckpt_find_vma(ctx, addr[i]);
-			if (!PAGE_ALIGNED(addr[i]) || !r || r->v->kind == CKPT_VMA_SHFILE)
-				return ckpt_err(ctx, -EINVAL,
-						"page at %llx is outside the saved mappings",
-						addr[i]);
+	bv = kmalloc_array(CKPT_WRITE_BATCH, sizeof(*bv), GFP_KERNEL);
+	if (!bv)
+		return -ENOMEM;
+	while (!ret && i < nr) {
+		unsigned int n = min_t(unsigned long, CKPT_WRITE_BATCH, nr - i), j;
+		struct iov_iter iter;
+
+		for (j = 0; j < n; j++)
+			bvec_set_page(&bv[j], pages[i + j], PAGE_SIZE, 0);
+		iov_iter_bvec(&iter, ITER_SOURCE, bv, n, n << PAGE_SHIFT);
+		while (iov_iter_count(&iter)) {
+			ssize_t w = vfs_iter_write(ctx->file, &iter, &ctx->file->f_pos, 0);
+
+			if (w <= 0) {
+				ret = w ? w : -EIO;
+				break;
+			}
+			ctx->bytes += w;
 		}
-		ctx->nr_pages += p->nr;
+		for (j = 0; j < n; j++) {
+			put_page(pages[i + j]);
+			pages[i + j] = NULL;
+		}
+		i += n;
+		if (fatal_signal_pending(current))
+			ret = -EINTR;
+		cond_resched();
 	}
-	ctx->pages_first = ctx->nr_pages ? &first->list : NULL;
+	kfree(bv);
+	return ret;
+}
+
+/*
+ * Write the snapshot as PAGES objects, the data from the page references
+ * (each dropped once written: a copy-on-write task stops copying it).
+ */
+static int ckpt_write_snap(struct ckpt_ctx *ctx, struct ckpt_snap *s)
+{
+	struct ckpt_page_run *runs;
+	unsigned int ri = 0;	/* the next run */
+	u32 done = 0;		/* pages of it in earlier objects */
+	unsigned long pi = 0;	/* the next page of s->pages */
+	int ret = 0;
+
+	runs = kvmalloc_array(min_t(unsigned int, max(s->nr_runs, 1U), CKPT_RUNS_PER_OBJ),
+			      sizeof(*runs), GFP_KERNEL);
+	if (!runs)
+		return -ENOMEM;
+	while (!ret && ri < s->nr_runs) {
+		struct ckpt_hdr_pages h = { .pid = s->pid };
+		size_t meta;
+		u64 at;
+
+		while (ri < s->nr_runs && h.nr_runs < CKPT_RUNS_PER_OBJ &&
+		       h.nr_pages < CKPT_PAGES_PER_OBJ) {
+			struct ckpt_page_run *r = &runs[h.nr_runs++];
+			u32 n = s->runs[ri].nr - done;
+
+			*r = s->runs[ri];
+			r->addr += (u64)done << PAGE_SHIFT;
+			if (!(r->flags & CKPT_RUN_PARENT))
+				n = min_t(u64, n, CKPT_PAGES_PER_OBJ - h.nr_pages);
+			r->nr = n;
+			if (!(r->flags & CKPT_RUN_PARENT))
+				h.nr_pages += n;
+			done += n;
+			if (done == s->runs[ri].nr) {
+				ri++;
+				done = 0;
+			}
+		}
+		meta = sizeof(h) + h.nr_runs * sizeof(*runs);
+		at = ctx->start_pos + ctx->bytes;
+		h.data_off = ALIGN(at + meta, PAGE_SIZE) - at;
+		h.h.type = CKPT_HDR_PAGES;
+		h.h.len = h.data_off + (h.nr_pages << PAGE_SHIFT);
+		ctx->nr_objects++;
+		ret = ckpt_write(ctx, &h, sizeof(h));
+		if (!ret)
+			ret = ckpt_write(ctx, runs, h.nr_runs * sizeof(*runs));
+		if (!ret)
+			ret = ckpt_write_zeros(ctx, h.data_off - meta);
+		if (!ret)
+			ret = ckpt_write_pages(ctx, s->pages + pi, h.nr_pages);
+		pi += h.nr_pages;
+	}
+	kvfree(runs);
+	return ret;
+}
+
+static unsigned long ckpt_parent_pages(struct ckpt_snap *s)
+{
+	unsigned long n = 0;
+	unsigned int i;
+
+	for (i = 0; i < s->nr_runs; i++)
+		if (s->runs[i].flags & CKPT_RUN_PARENT)
+			n += s->runs[i].nr;
+	return n;
+}
+
+/*
+ * The pages of frozen task @t: shared anonymous memory is written now;
+ * the rest too, or with CHECKPOINT_COW after the thaw (ckpt_write_snapshots()).
+ */
+int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
+		     struct ckpt_vma_desc *descs, unsigned int nr)
+{
+	pid_t pid = task_pid_vnr(t);
+	bool incremental = ckpt_chain_tracked(ctx, mm);
+	struct ckpt_snap *shared, *priv;
+	ktime_t t0, t1;
+	int ret = -ENOMEM;
+
+	shared = ckpt_snap_alloc(pid, get_mm_counter(mm, MM_SHMEMPAGES));
+	priv = ckpt_snap_alloc(pid, get_mm_counter(mm, MM_ANONPAGES));
+	if (!shared || !priv)
+		goto out;
+	ret = 0;
+	if (ctx->flags & CHECKPOINT_TRACK)
+		ret = ckpt_chain_track(ctx, mm);
+	t0 = ktime_get();
+	if (!ret)
+		ret = ckpt_take_pages(ctx, mm, incremental, descs, nr, shared, priv);
+	if (ret)
+		goto out;
+	t1 = ktime_get();
+	ckpt_msg(ctx, "pid %d: %u mappings, %lu pages saved, %lu unchanged since the parent, taken in %lld us\n",
+		 pid, nr, shared->nr_pages + priv->nr_pages, ckpt_parent_pages(priv),
+		 ktime_us_delta(t1, t0));
+	ret = ckpt_write_snap(ctx, shared);
+	if (!ret && (ctx->flags & CHECKPOINT_COW)) {
+		list_add_tail(&priv->list, &ctx->snaps);
+		priv = NULL;
+	} else if (!ret) {
+		ret = ckpt_write_snap(ctx, priv);
+	}
+	if (!ret)
+		ckpt_msg(ctx, "pid %d: pages written in %lld us%s\n", pid,
+			 ktime_us_delta(ktime_get(), t1), priv ? "" : " (the private ones after the thaw)");
+out:
+	ckpt_snap_free(shared);
+	ckpt_snap_free(priv);
+	return ret;
+}
+
+/* CHECKPOINT_COW, once the tasks run again: the private pages of every task */
+int ckpt_write_snapshots(struct ckpt_ctx *ctx)
+{
+	struct ckpt_snap *s, *tmp;
+	int ret = 0;
+
+	list_for_each_entry_safe(s, tmp, &ctx->snaps, list) {
+		ktime_t t0 = ktime_get();
+
+		if (!ret)
+			ret = ckpt_write_snap(ctx, s);
+		if (!ret)
+			ckpt_msg(ctx, "pid %d: private pages written in %lld us\n", s->pid,
+				 ktime_us_delta(ktime_get(), t0));
+		list_del(&s->list);
+		ckpt_snap_free(s);
+	}
+	return ret;
+}
+
+/* A checkpoint that failed before its pages were written */
+void ckpt_drop_snapshots(struct ckpt_ctx *ctx)
+{
+	struct ckpt_snap *s, *tmp;
+
+	list_for_each_entry_safe(s, tmp, &ctx->snaps, list) {
+		list_del(&s->list);
+		ckpt_snap_free(s);
+	}
+}
+
+/* Images restart mapped memory from, as long as anything maps them */
+struct ckpt_mapped {
+	struct list_head list;
+	struct inode *inode;	/* referenced */
+};
+
+static LIST_HEAD(ckpt_mapped_images);
+static DEFINE_MUTEX(ckpt_mapped_lock);
+
+static void ckpt_mapped_prune(bool all)
+{
+	struct ckpt_mapped *m, *tmp;
+
+	lockdep_assert_held(&ckpt_mapped_lock);
+	list_for_each_entry_safe(m, tmp, &ckpt_mapped_images, list) {
+		if (!all && mapping_mapped(m->inode->i_mapping))
+			continue;
+		list_del(&m->list);
+		iput(m->inode);
+		kfree(m);
+	}
+}
+
+static void ckpt_mapped_add(struct inode *inode)
+{
+	struct ckpt_mapped *m;
+
+	mutex_lock(&ckpt_mapped_lock);
+	ckpt_mapped_prune(false);
+	list_for_each_entry(m, &ckpt_mapped_images, list)
+		if (m->inode == inode)
+			goto out;
+	m = kmalloc(sizeof(*m), GFP_KERNEL);
+	if (m) {
+		ihold(inode);
+		m->inode = inode;
+		list_add(&m->list, &ckpt_mapped_images);
+	}
+out:
+	mutex_unlock(&ckpt_mapped_lock);
+}
+
+/* Whether a private mapping of @file is memory that restart mapped from an image */
+bool ckpt_mapped_image(struct file *file)
+{
+	struct ckpt_mapped *m;
+	bool found = false;
+
+	mutex_lock(&ckpt_mapped_lock);
+	list_for_each_entry(m, &ckpt_mapped_images, list)
+		found |= m->inode == file_inode(file);
+	mutex_unlock(&ckpt_mapped_lock);
+	return found;
+}
+
+void ckpt_mapped_exit(void)
+{
+	mutex_lock(&ckpt_mapped_lock);
+	ckpt_mapped_prune(true);
+	mutex_unlock(&ckpt_mapped_lock);
+}
+
+/* Restart: the pages of the restarting task, and where their data is */
+int ckpt_add_extents(struct ckpt_ctx *ctx, struct ckpt_extents *x, struct ckpt_obj *obj,
+		     struct file *file)
+{
+	struct ckpt_hdr_pages *p = (void *)obj->h;
+	struct ckpt_page_run *runs = (void *)(p + 1);
+	loff_t pos = obj->data_pos;
+	u32 i;
+
+	if (x->max - x->nr < p->nr_runs) {
+		unsigned int max = x->nr + max(p->nr_runs, x->max);
+		void *e = kvrealloc(x->e, max * sizeof(*x->e), GFP_KERNEL_ACCOUNT);
+
+		if (!e)
+			return -ENOMEM;
+		x->e = e;
+		x->max = max;
+	}
+	for (i = 0; i < p->nr_runs; i++) {
+		struct ckpt_extent *e = &x->e[x->nr++];
+
+		e->addr = runs[i].addr;
+		e->nr = runs[i].nr;
+		e->file = runs[i].flags & CKPT_RUN_PARENT ? NULL : file;
+		e->pos = e->file ? pos : 0;
+		if (e->file)
+			pos += (loff_t)e->nr << PAGE_SHIFT;
+	}
 	return 0;
 }
 
-int restore_pages(struct ckpt_ctx *ctx)
+/* A PAGES object as read: its runs add up, lie in user space, say nothing unknown */
+int restore_check_pages(struct ckpt_ctx *ctx, struct ckpt_obj *obj)
 {
-	struct list_head *pos = ctx->pages_first;
+	struct ckpt_hdr_pages *p = (void *)obj->h;
+	struct ckpt_page_run *runs = (void *)(p + 1);
+	u64 data = 0;
+	u32 i;
 
-	for (; pos && pos != &ctx->objs; pos = pos->next) {
-		struct ckpt_obj *obj = list_entry(pos, struct ckpt_obj, list);
-		struct ckpt_hdr_pages *p = (void *)obj->h;
-		u64 *addr = (u64 *)(p + 1);
-		void *data = addr + p->nr;
-		u32 i;
+	for (i = 0; i < p->nr_runs; i++) {
+		u64 len = (u64)runs[i].nr << PAGE_SHIFT;
 
-		if (p->h.type != CKPT_HDR_PAGES)
+		if (!runs[i].nr || (runs[i].flags & ~CKPT_RUN_PARENT) ||
+		    !PAGE_ALIGNED(runs[i].addr) || runs[i].addr >= TASK_SIZE_MAX ||
+		    len > TASK_SIZE_MAX - runs[i].addr)
+			return ckpt_err(ctx, -EINVAL, "PAGES object %llu: bad run at %llx",
+					obj->index, runs[i].addr);
+		if (!(runs[i].flags & CKPT_RUN_PARENT))
+			data += runs[i].nr;
+	}
+	if (data != p->nr_pages)
+		return ckpt_err(ctx, -EINVAL, "PAGES object %llu: runs of %llu pages, data of %llu",
+				obj->index, data, p->nr_pages);
+	return 0;
+}
+
+/*
+ * The restarting task's PAGES objects: every page in a saved mapping that
+ * has page data, once, and in an image of the chain (changes nothing)
+ */
+int restore_prepare_pages(struct ckpt_ctx *ctx)
+{
+	struct ckpt_extents *x = &ctx->extents;
+	struct ckpt_obj *obj;
+	u64 prev_end = 0;
+	unsigned int i;
+	int ret;
+
+	for (obj = ctx->pages_first; obj; obj = obj->next_pages) {
+		ret = ckpt_add_extents(ctx, x, obj, ctx->file);
+		if (ret)
+			return ret;
+	}
+	ckpt_sort_extents(x);
+	ret = restore_chain_resolve(ctx, ctx->task->pid, x);
+	if (ret)
+		return ret;
+	for (i = 0; i < x->nr; i++) {
+		struct ckpt_extent *e = &x->e[i];
+		u64 end = e->addr + (e->nr << PAGE_SHIFT);
+		struct ckpt_rvma *r = ckpt_find_vma(ctx, e->addr);
+
+		if (e->addr < prev_end || !r || r->v->kind == CKPT_VMA_SHFILE ||
+		    r->v->kind == CKPT_VMA_SYSVSHM || end > r->v->end)
+			return ckpt_err(ctx, -EINVAL,
+					"pages at %llx-%llx are outside the saved mappings",
+					e->addr, end);
+		prev_end = end;
+		ctx->nr_pages += e->nr;
+	}
+	return 0;
+}
+
+static bool restore_can_map(struct ckpt_ctx *ctx, struct ckpt_rvma *r, struct ckpt_extent *e)
+{
+	return (ctx->flags & RESTART_MAP) && r->v->kind == CKPT_VMA_ANON && !r->v->growsdown &&
+	       e->nr >= CKPT_MAP_MIN && PAGE_ALIGNED(e->pos) && e->file->f_op->mmap;
+}
+
+/* Into memory the task may not write: through a bounce buffer */
+static int restore_extent_bounce(struct ckpt_ctx *ctx, struct ckpt_rvma *r,
+				 struct ckpt_extent *e)
+{
+	u64 addr = e->addr, end = e->addr + (e->nr << PAGE_SHIFT);
+	loff_t pos = e->pos;
+	void *buf;
+	int ret = 0;
+
+	buf = kvmalloc(CKPT_BOUNCE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	while (!ret && addr < end) {
+		size_t n = min_t(u64, CKPT_BOUNCE_SIZE, end - addr);
+		ssize_t got = kernel_read(e->file, buf, n, &pos);
+
+		if (got != n) {
+			ret = ckpt_err(ctx, got < 0 ? got : -EIO,
+				       "image ends in the data of the pages at %llx", addr);
 			break;
-		for (i = 0; i < p->nr; i++) {
-			int n = access_process_vm(current, addr[i], data + i * PAGE_SIZE,
-						  PAGE_SIZE, FOLL_FORCE | FOLL_WRITE);
-
-			if (n != PAGE_SIZE)
-				return ckpt_err(ctx, -EFAULT, "cannot fill page %llx", addr[i]);
 		}
+		if (r->v->kind == CKPT_VMA_SHANON) {
+			/* shared: write it into the memory's own file */
+			struct vm_area_struct *vma;
+			struct file *shm;
+			loff_t off;
+
+			mmap_read_lock(current->mm);
+			vma = find_vma(current->mm, addr);
+			shm = vma && vma->vm_file ? get_file(vma->vm_file) : NULL;
+			off = shm ? addr - vma->vm_start + vma->vm_pgoff * PAGE_SIZE : 0;
+			mmap_read_unlock(current->mm);
+			got = shm ? kernel_write(shm, buf, n, &off) : -EFAULT;
+			if (shm)
+				fput(shm);
+		} else {
+			got = access_process_vm(current, addr, buf, n, FOLL_FORCE | FOLL_WRITE);
+		}
+		if (got != n)
+			ret = ckpt_err(ctx, got < 0 ? got : -EFAULT,
+				       "cannot fill the pages at %llx", addr);
+		addr += n;
+	}
+	kvfree(buf);
+	return ret;
+}
+
+#define CKPT_READ_CHUNK		(64 << 20)
+
+/* Read the data of @e straight into the restarted task's memory */
+static int restore_extent_copy(struct ckpt_ctx *ctx, struct ckpt_rvma *r, struct ckpt_extent *e)
+{
+	u64 addr = e->addr, end = e->addr + (e->nr << PAGE_SHIFT);
+	loff_t pos = e->pos;
+
+	if (!(r->v->prot & PROT_WRITE))
+		return restore_extent_bounce(ctx, r, e);
+	while (addr < end) {
+		size_t n = min_t(u64, CKPT_READ_CHUNK, end - addr);
+		struct iov_iter iter;
+		int ret = import_ubuf(ITER_DEST, u64_to_user_ptr(addr), n, &iter);
+
+		while (!ret && iov_iter_count(&iter)) {
+			ssize_t got = vfs_iter_read(e->file, &iter, &pos, 0);
+
+			if (got <= 0)
+				ret = got ? got : -EIO;
+		}
+		if (ret)
+			return ckpt_err(ctx, ret, "cannot fill the pages at %llx from the image",
+					addr);
+		addr += n;
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		cond_resched();
 	}
+	return 0;
+}
+
+/* Fill (or map) the restarted task's pages; its VMAs are mapped */
+int restore_pages(struct ckpt_ctx *ctx)
+{
+	struct ckpt_extents *x = &ctx->extents;
+	unsigned long mapped = 0;
+	unsigned int i;
+
+	for (i = 0; i < x->nr; i++) {
+		struct ckpt_extent *e = &x->e[i];
+		struct ckpt_rvma *r = ckpt_find_vma(ctx, e->addr);
+		int ret;
+
+		if (restore_can_map(ctx, r, e)) {
+			unsigned long addr = vm_mmap(e->file, e->addr, e->nr << PAGE_SHIFT,
+						     r->v->prot, MAP_PRIVATE | MAP_FIXED, e->pos);
+
+			if (addr == e->addr) {
+				ckpt_mapped_add(file_inode(e->file));
+				mapped += e->nr;
+				continue;
+			}
+			/* refused before anything was unmapped (a noexec mount): copy */
+			if (addr != -EPERM && addr != -EACCES)
+				return ckpt_err(ctx, IS_ERR_VALUE(addr) ? (long)addr : -EINVAL,
+						"cannot map the pages at %llx from the image",
+						e->addr);
+		}
+		ret = restore_extent_copy(ctx, r, e);
+		if (ret)
+			return ret;
+	}
+	ckpt_msg(ctx, "pid %d: %llu pages restored, %lu of them mapped from the image\n",
+		 task_pid_vnr(current), ctx->nr_pages, mapped);
 	return 0;
 }

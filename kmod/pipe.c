@@ -8,7 +8,7 @@
  * copies the pipe buffers' pages without consuming them, so a checkpoint
  * that leaves the tasks running changes nothing.  Restart makes a new pipe
  * (create_pipe_files(), kernel patch 0007), gives it its size
- * (pipe_fcntl(), patch 0009) and writes the data back, then hands its ends
+ * (pipe_fcntl(), patch 0012) and writes the data back, then hands its ends
  * to every FILE that names it, in any task of the tree.
  *
  * A FIFO is a file reopened by path whose pipe is saved the same way: the

@@ -92,6 +92,13 @@ int checkpoint_process(struct ckpt_ctx *ctx, struct task_struct *t)
 	if (!mm)
 		return ckpt_err(ctx, -EINVAL, "pid %d has no address space", pid);
 	h.dumpable = get_dumpable(mm);
+	/* PR_SET_DUMPABLE sets 0 or 1: what suid_dumpable=2 gave, restart could not */
+	if (h.dumpable > SUID_DUMP_USER) {
+		mmput(mm);
+		return ckpt_err(ctx, -EOPNOTSUPP,
+				"pid %d: dumpable %u (from suid_dumpable) cannot be restored by prctl(PR_SET_DUMPABLE)",
+				pid, h.dumpable);
+	}
 	buf = __getname();
 	if (!buf) {
 		mmput(mm);
@@ -137,7 +144,7 @@ int restore_prepare_process(struct ckpt_ctx *ctx)
 	if (IS_ERR(h))
 		return PTR_ERR(h);
 	if (h->h.len != sizeof(*h) + ALIGN(h->exe_len, 8) ||
-	    !valid_signal(h->pdeath_signal) || h->dumpable > SUID_DUMP_ROOT ||
+	    !valid_signal(h->pdeath_signal) || h->dumpable > SUID_DUMP_USER ||
 	    (h->flags & ~CKPT_PROC_FLAGS) || !ckpt_sched_ok(h) ||
 	    h->nice < MIN_NICE || h->nice > MAX_NICE || h->personality == 0xffffffff ||
 	    ((h->flags & CKPT_PROC_STOPPED) &&

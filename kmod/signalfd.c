@@ -3,7 +3,7 @@
  * cr-lab engine: signalfds, with the set of signals they read.
  *
  * The mask is read from the signalfd's fdinfo; restart makes a new one
- * with do_signalfd4() (kernel patch 0009).  The signals themselves are
+ * with do_signalfd4() (kernel patch 0012).  The signals themselves are
  * the task's pending signals (signal.c).
  */
 

@@ -17,6 +17,7 @@
 #include <linux/rseq.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
+#include <linux/sched/task_stack.h>
 #include <linux/string.h>
 
 #include "ckpt.h"
@@ -54,9 +55,13 @@ int checkpoint_task(struct ckpt_ctx *ctx, struct task_struct *t)
 	if (!ret)
 		ret = checkpoint_timers(ctx, t);	/* ITIMERS, POSIX_TIMERs */
 	if (!ret)
+		ret = checkpoint_sem_undo(ctx, t);
+	if (!ret)
 		ret = checkpoint_signal(ctx, t);	/* SIGNAL, SIGPENDING */
 	if (!ret)
 		ret = checkpoint_cred(ctx, t);
+	if (!ret)
+		ret = checkpoint_seccomp(ctx, t);
 	if (!ret)
 		ret = checkpoint_rlimits(ctx, t);
 	if (!ret)
@@ -92,18 +97,25 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 	int ret;
 
 	ctx->cur = g->parts[idx];
+	ctx->pages_first = g->pages[idx];
 	ret = restore_task_obj(ctx);
 	if (!ret && ctx->task->pid != g->pids[idx].pid)
 		ret = ckpt_err(ctx, -EINVAL, "TASK object %u is pid %d, the tree says %d",
 			       idx, ctx->task->pid, g->pids[idx].pid);
 	if (!ret)
+		ret = restore_prepare_task_namespaces(ctx, idx);
+	if (!ret)
 		ret = restore_prepare_process(ctx);
 	if (!ret)
 		ret = restore_prepare_timers(ctx);	/* ITIMERS, POSIX_TIMERs */
 	if (!ret)
+		ret = restore_prepare_sem_undo(ctx);
+	if (!ret)
 		ret = restore_prepare_signal(ctx);	/* SIGNAL, SIGPENDING */
 	if (!ret)
 		ret = restore_prepare_cred(ctx);
+	if (!ret)
+		ret = restore_prepare_seccomp(ctx);
 	if (!ret)
 		ret = restore_prepare_rlimits(ctx);
 	if (!ret)
@@ -112,6 +124,9 @@ int restore_prepare_task(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx)
 		ret = restore_prepare_files(ctx);
 	if (!ret)
 		ret = restore_prepare_mm(ctx);	/* MM, VMAs, CPU, FPU, pages */
+	/* PAGES objects (restore_tree() found whose they are) may follow a part */
+	while (!ret && ckpt_peek(ctx) == CKPT_HDR_PAGES)
+		ckpt_next(ctx, CKPT_HDR_PAGES, 0);
 	if (!ret && (idx + 1 < g->nr_tasks ? ctx->cur != g->parts[idx + 1] :
 					     ckpt_peek(ctx) != CKPT_HDR_TAIL))
 		ret = ckpt_err(ctx, -EINVAL, "unexpected %s object at the end of pid %d",
@@ -124,7 +139,10 @@ int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 {
 	int ret;
 
-	ret = restore_files(ctx);
+	/* the root, first of all: its own namespaces, which the others use too */
+	ret = restore_namespaces(ctx);
+	if (!ret)
+		ret = restore_files(ctx);
 	if (!ret) {
 		restore_fs(ctx);
 		ret = restore_mm(ctx);
@@ -145,6 +163,11 @@ int restore_commit_task(struct ckpt_ctx *ctx, long *ax)
 		ret = restore_cpu(ctx, ax);
 	if (!ret)
 		ret = restore_process(ctx);	/* exe, sched: with the restarter's rights */
+	/* with the restarter's rights, as seccomp(2) from the restarter would */
+	if (!ret)
+		ret = restore_seccomp(ctx);
+	if (!ret)
+		ret = restore_sem_undo(ctx);
 	if (ret)
 		return ret;
 	/* last: the credentials may take away what the steps above needed */

@@ -5,7 +5,7 @@
  *
  * The state is read from the timerfd's fdinfo.  Restart makes a new one
  * with do_timerfd_create(), arms it with do_timerfd_settime() (kernel
- * patch 0009) and gives back the expirations with TFD_IOC_SET_TICKS.  A
+ * patch 0012) and gives back the expirations with TFD_IOC_SET_TICKS.  A
  * relative timer runs on from the time it had left; an absolute timer on
  * CLOCK_REALTIME keeps its expiry in wall-clock time, as it would have
  * had the program never stopped.  A periodic timer that expired and was

@@ -94,11 +94,21 @@ static int checkpoint_image(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 	ret = checkpoint_header(ctx);
 	if (!ret)
 		ret = checkpoint_tree_obj(ctx, tree);
+	if (!ret)
+		ret = checkpoint_namespaces(ctx, tree);	/* the root's own, once */
+	if (!ret)
+		ret = checkpoint_chain(ctx, tree);
 	for (i = 0; !ret && i < tree->nr; i++)
 		ret = checkpoint_task(ctx, tree->tasks[i]);
-	if (!ret)
-		ret = checkpoint_tail(ctx);
 	return ret;
+}
+
+static void checkpoint_kill(struct ckpt_tree *tree)
+{
+	u32 i;
+
+	for (i = 0; i < tree->nr; i++)
+		send_sig(SIGKILL, tree->tasks[i], 1);
 }
 
 int checkpoint_may(struct ckpt_ctx *ctx, struct task_struct *t)
@@ -149,6 +159,11 @@ static int checkpoint_may_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 				return ckpt_err(ctx, -EOPNOTSUPP,
 						"pids %d and %d share one %s: not supported",
 						task_pid_vnr(b), task_pid_vnr(a), what);
+			if (!tree->zombie[j]) {
+				ret = checkpoint_may_sem_undo(ctx, a, b);
+				if (ret)
+					return ret;
+			}
 		}
 	}
 	return 0;
@@ -156,9 +171,11 @@ static int checkpoint_may_tree(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 
 long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 {
+	bool cow = ctx->flags & CHECKPOINT_COW;
+	bool kill = ctx->flags & CHECKPOINT_KILL;
 	struct ckpt_tree *tree;
 	struct task_struct *t;
-	ktime_t t0, t1;
+	ktime_t t0, t1, t2;
 	u32 i;
 	int ret;
 
@@ -197,13 +214,28 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 		ret = checkpoint_may_tree(ctx, tree);
 	if (!ret)
 		ret = checkpoint_image(ctx, tree);
-	/* killed, its TCP connections die in repair mode, silently */
-	checkpoint_inet_done(ctx, !ret && (ctx->flags & CHECKPOINT_KILL));
-	for (i = 0; !ret && (ctx->flags & CHECKPOINT_KILL) && i < tree->nr; i++)
-		send_sig(SIGKILL, tree->tasks[i], 1);
+	if (!ret && !cow)
+		ret = checkpoint_tail(ctx);
+	if (!ret && !cow && kill)
+		checkpoint_kill(tree);
+	/* not to be killed now: its TCP connections leave repair mode before it runs */
+	if (ret || !kill)
+		checkpoint_inet_done(ctx, false);
+	t2 = ktime_get();
 	ckpt_thaw_tree(tree);
-	ckpt_msg(ctx, "pid %d: %u tasks froze in %lld us, frozen for %lld us\n", pid, tree->nr,
-		 ktime_us_delta(t1, t0), ktime_us_delta(ktime_get(), t1));
+	/* copy-on-write: the tasks run again before their pages are written */
+	if (!ret && cow)
+		ret = ckpt_write_snapshots(ctx);
+	if (!ret && cow)
+		ret = checkpoint_tail(ctx);
+	if (!ret && cow && kill)
+		checkpoint_kill(tree);
+	/* killed, its TCP connections die in repair mode, silently; else they leave it */
+	checkpoint_inet_done(ctx, !ret && kill);
+	ckpt_chain_done(ctx, !ret);
+	ckpt_msg(ctx, "pid %d: %u tasks froze in %lld us, frozen for %lld us, done in %lld us\n",
+		 pid, tree->nr, ktime_us_delta(t1, t0), ktime_us_delta(t2, t1),
+		 ktime_us_delta(ktime_get(), t1));
 out:
 	ctx->tree = NULL;
 	for (i = 0; i < tree->nr; i++)
@@ -220,13 +252,30 @@ static bool restore_zombie_ok(struct ckpt_obj *obj, struct ckpt_pids *p, u32 n)
 	return n && obj->h->len == sizeof(*z) && z->pid == p[n].pid;
 }
 
-/* The tree: every pid once, the root first, each parent before its children */
+/* Which of the first @n parts a PAGES object belongs to: a live task's (@n if none) */
+static u32 restore_pages_owner(struct ckpt_obj *obj, struct ckpt_pids *p,
+			       struct ckpt_obj **parts, u32 n)
+{
+	s32 pid = ((struct ckpt_hdr_pages *)obj->h)->pid;
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		if (p[i].pid == pid && parts[i]->h->type == CKPT_HDR_TASK)
+			return i;
+	return n;
+}
+
+/*
+ * The tree: every pid once, the root first, each parent before its
+ * children; each task's part, and its PAGES objects after it.
+ */
 int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
 {
+	struct ckpt_obj **last, *obj;
 	struct ckpt_hdr_tree *tree;
-	struct ckpt_obj *obj;
 	struct ckpt_pids *p;
 	u32 i, j, n = 0;
+	int ret;
 
 	tree = ckpt_next(ctx, CKPT_HDR_TREE, sizeof(*tree));
 	if (IS_ERR(tree))
@@ -249,23 +298,50 @@ int restore_tree(struct ckpt_ctx *ctx, struct ckpt_group *g)
 			return ckpt_err(ctx, -EINVAL,
 					"TREE: pid %d has no parent before it", p[i].pid);
 	}
+	ret = restore_prepare_namespaces(ctx);	/* the root's own, before the tasks */
+	if (ret)
+		return ret;
 	g->parts = kcalloc(tree->nr_tasks, sizeof(*g->parts), GFP_KERNEL);
-	if (!g->parts)
+	g->pages = kcalloc(tree->nr_tasks, sizeof(*g->pages), GFP_KERNEL);
+	last = kcalloc(tree->nr_tasks, sizeof(*last), GFP_KERNEL);
+	if (!g->parts || !g->pages || !last) {
+		kfree(last);
 		return -ENOMEM;
+	}
 	obj = ctx->cur;
 	if (obj) {
 		list_for_each_entry_from(obj, &ctx->objs, list) {
+			if (obj->h->type == CKPT_HDR_PAGES) {
+				i = restore_pages_owner(obj, p, g->parts, n);
+				if (i == n) {
+					kfree(last);
+					return ckpt_err(ctx, -EINVAL,
+							"PAGES object %llu: its task is not before it",
+							obj->index);
+				}
+				if (last[i])
+					last[i]->next_pages = obj;
+				else
+					g->pages[i] = obj;
+				last[i] = obj;
+				continue;
+			}
 			if (obj->h->type != CKPT_HDR_TASK && obj->h->type != CKPT_HDR_ZOMBIE)
 				continue;
-			if (n == tree->nr_tasks)
+			if (n == tree->nr_tasks) {
+				kfree(last);
 				return ckpt_err(ctx, -EINVAL,
 						"more TASK objects than the tree has tasks");
-			if (obj->h->type == CKPT_HDR_ZOMBIE && !restore_zombie_ok(obj, p, n))
+			}
+			if (obj->h->type == CKPT_HDR_ZOMBIE && !restore_zombie_ok(obj, p, n)) {
+				kfree(last);
 				return ckpt_err(ctx, -EINVAL,
 						"bad ZOMBIE object for pid %d", p[n].pid);
+			}
 			g->parts[n++] = obj;
 		}
 	}
+	kfree(last);
 	if (n != tree->nr_tasks)
 		return ckpt_err(ctx, -EINVAL, "%u TASK objects for a tree of %u tasks",
 				n, tree->nr_tasks);

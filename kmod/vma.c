@@ -10,6 +10,7 @@
  */
 
 #include <linux/file.h>
+#include <linux/hugetlb_inline.h>
 #include <linux/magic.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
@@ -29,14 +30,16 @@ static int ckpt_vma_kind(struct ckpt_ctx *ctx, struct vm_area_struct *vma)
 {
 	struct file *file = vma->vm_file;
 
-	if (vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP))
+	if ((vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP)) || is_vm_hugetlb_page(vma))
 		goto unsupported;
+	if (!file && !vma->vm_ops)
+		return CKPT_VMA_ANON;
 	if (!file)
-		return vma->vm_ops ? -EOPNOTSUPP : CKPT_VMA_ANON;
+		goto unsupported;
 	if (IS_PRIVATE(file_inode(file))) {
-		/* SysV shm: its own file wraps the shmem one, and the segment is not ours */
+		/* SysV shm: its own file wraps the shmem one */
 		if (file->f_op != file_inode(file)->i_fop)
-			goto unsupported;
+			return ckpt_shm_vma_kind(ctx, vma);
 		if ((vma->vm_flags & VM_MAYSHARE) &&
 		    file_inode(file)->i_sb->s_magic == TMPFS_MAGIC)
 			return CKPT_VMA_SHANON;
@@ -46,7 +49,8 @@ static int ckpt_vma_kind(struct ckpt_ctx *ctx, struct vm_area_struct *vma)
 		goto unsupported;
 	return vma->vm_flags & VM_MAYSHARE ? CKPT_VMA_SHFILE : CKPT_VMA_FILE;
 unsupported:
-	return -EOPNOTSUPP;
+	return ckpt_err(ctx, -EOPNOTSUPP, "mapping %lx-%lx (%pD) is not supported",
+			vma->vm_start, vma->vm_end, vma->vm_file);
 }
 
 /*
@@ -72,8 +76,7 @@ int ckpt_collect_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, u64 vvar, u64 
 			continue;	/* [vvar] and [vdso] */
 		kind = ckpt_vma_kind(ctx, vma);
 		if (kind < 0)
-			return ckpt_err(ctx, kind, "mapping %lx-%lx (%pD) is not supported",
-					vma->vm_start, vma->vm_end, vma->vm_file);
+			return kind;
 		if (*nr == max)
 			return ckpt_err(ctx, -EAGAIN, "address space changed");
 		d = &(*descs)[(*nr)++];
@@ -83,19 +86,31 @@ int ckpt_collect_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, u64 vvar, u64 
 		d->flags = vma->vm_flags;
 		d->kind = kind;
 		d->anon = !!vma->anon_vma;
-		if (kind == CKPT_VMA_FILE || kind == CKPT_VMA_SHFILE)
+		if (kind == CKPT_VMA_FILE && ckpt_mapped_image(vma->vm_file)) {
+			/* restored by mapping an image: anonymous memory, every page saved */
+			d->kind = CKPT_VMA_ANON;
+			d->pgoff = 0;
+			d->image = true;
+		} else if (kind == CKPT_VMA_FILE || kind == CKPT_VMA_SHFILE ||
+			   kind == CKPT_VMA_SYSVSHM) {
 			d->file = get_file(vma->vm_file);
+		} else if (kind == CKPT_VMA_SHANON) {
+			d->shmem = get_file(vma->vm_file);
+		}
 	}
-	return 0;
+	return checkpoint_shm_attachments(ctx, *descs, *nr);
 }
 
 void ckpt_free_vmas(struct ckpt_vma_desc *descs, unsigned int nr)
 {
 	unsigned int i;
 
-	for (i = 0; descs && i < nr; i++)
+	for (i = 0; descs && i < nr; i++) {
 		if (descs[i].file)
 			fput(descs[i].file);
+		if (descs[i].shmem)
+			fput(descs[i].shmem);
+	}
 	kvfree(descs);
 }
 
@@ -115,7 +130,9 @@ int checkpoint_vmas(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs, unsigned 
 		v.kind = d->kind;
 		v.prot = ckpt_vma_prot(d->flags);
 		v.growsdown = !!(d->flags & VM_GROWSDOWN);
-		if (d->file) {
+		if (d->kind == CKPT_VMA_SYSVSHM) {
+			v.objref = file_inode(d->file)->i_ino;	/* the segment's id */
+		} else if (d->file) {
 			snprintf(ctx->where, sizeof(ctx->where), "mapping %lx-%lx", d->start,
 				 d->end);
 			ret = checkpoint_file_obj(ctx, d->file, &v.objref);
@@ -158,7 +175,7 @@ static int restore_prepare_vma(struct ckpt_ctx *ctx, u64 prev_end, u64 vdso_lo,
 	if (v->h.len != sizeof(*v) || v->start >= v->end ||
 	    !PAGE_ALIGNED(v->start) || !PAGE_ALIGNED(v->end) ||
 	    v->end > TASK_SIZE_MAX || v->start < prev_end ||
-	    v->kind < CKPT_VMA_ANON || v->kind > CKPT_VMA_SHFILE ||
+	    v->kind < CKPT_VMA_ANON || v->kind > CKPT_VMA_SYSVSHM ||
 	    (v->prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) || v->growsdown > 1 ||
 	    (vdso_hi && v->start < vdso_hi && v->end > vdso_lo))
 		return ckpt_err(ctx, -EINVAL, "bad VMA object %llx-%llx", v->start, v->end);
@@ -170,7 +187,7 @@ static int restore_prepare_vma(struct ckpt_ctx *ctx, u64 prev_end, u64 vdso_lo,
 					v->start, v->objref);
 		if (v->pgoff > (ULONG_MAX >> PAGE_SHIFT) - npages)
 			return ckpt_err(ctx, -EINVAL, "VMA %llx: bad offset", v->start);
-	} else if (v->objref) {
+	} else if (v->objref && v->kind != CKPT_VMA_SYSVSHM) {
 		return ckpt_err(ctx, -EINVAL, "VMA %llx: anonymous with a file", v->start);
 	}
 	r->v = v;
@@ -209,7 +226,7 @@ int restore_prepare_vmas(struct ckpt_ctx *ctx, u64 vdso_lo, u64 vdso_hi)
 	if (ctx->nr_vmas != h->nr_vmas)
 		return ckpt_err(ctx, -EINVAL, "MM object says %u VMAs, image has %u",
 				h->nr_vmas, ctx->nr_vmas);
-	return 0;
+	return restore_prepare_shm_vmas(ctx);
 }
 
 /* What madvise(2) sets on a mapping, replayed on its range at restart */
@@ -255,7 +272,12 @@ static int restore_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r)
 {
 	struct ckpt_hdr_vma *v = r->v;
 	unsigned long flags = MAP_FIXED_NOREPLACE, addr;
+	int ret;
 
+	if (v->kind == CKPT_VMA_SYSVSHM) {
+		ret = restore_shm_vma(ctx, r, &ctx->vmas[ctx->nr_vmas - 1]);
+		return ret ? ret : restore_vma_advice(ctx, v);
+	}
 	if (v->kind == CKPT_VMA_SHANON || v->kind == CKPT_VMA_SHFILE)
 		flags |= MAP_SHARED;
 	else

@@ -44,8 +44,9 @@ const program = new Command('run')
   .argument('[suites...]', 'suites to run (default: all)')
   .option('--suites-dir <dir>', 'where the compiled suites are', path.join(packageRoot, 'dist', 'test'))
   .option('--vm-stall <sec>', 'kill a VM suite whose guest shows no sign of life (no heartbeat) for this long', seconds, 60)
+  .option('--debug-kernel', 'run the VM suites on the debug flavour of the kernel (KASAN, UBSAN, lockdep, ...)', false)
   .parse();
-const opts = program.opts<{ suitesDir: string; vmStall: number }>();
+const opts = program.opts<{ suitesDir: string; vmStall: number; debugKernel: boolean }>();
 
 function suites(only: string[]): string[] {
   return fs.readdirSync(opts.suitesDir, { withFileTypes: true })
@@ -94,7 +95,7 @@ async function hostSuite(name: string): Promise<Totals> {
 }
 
 async function vmSuite(name: string): Promise<Totals> {
-  const kernel = await ensureKernel();
+  const kernel = await ensureKernel({ flavour: opts.debugKernel ? 'debug' : 'normal' });
   await buildKmod(kernel);
   const r = await runInVm({
     argv: ['node', uvu, path.join(opts.suitesDir, name), PATTERN],

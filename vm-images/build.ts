@@ -1,4 +1,7 @@
-/** `npm run vm:build`: make sure the cached guest kernel, the initramfs and kmod/ (if present) are built; print where. */
+/**
+ * `npm run vm:build [-- --debug-kernel]`: make sure the cached guest kernel
+ * (of that flavour), the initramfs and kmod/ (if present) are built; print where.
+ */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { runMain } from './common.js';
@@ -8,9 +11,9 @@ import { buildKmod, ensureKernel, type Manifest } from './kernel.js';
 runMain(async () => {
   const started = Date.now();
   const say = (line: string): boolean => process.stdout.write(`${line}\n`);
-  const kernel = await ensureKernel();
+  const kernel = await ensureKernel({ flavour: process.argv.includes('--debug-kernel') ? 'debug' : 'normal' });
   const manifest = JSON.parse(readFileSync(join(dirname(kernel.bzImage), 'manifest.json'), 'utf8')) as Manifest;
-  say(`kernel     ${kernel.bzImage}`);
+  say(`kernel     ${kernel.bzImage} (${kernel.flavour})`);
   say(`  inputs   ${kernel.hash}`);
   say(`  sha256   ${manifest.bzImageSha256} (${manifest.bzImageBytes} bytes, built in ${manifest.buildSeconds} s)`);
   say(`build tree ${kernel.buildDir}`);

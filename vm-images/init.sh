@@ -1,6 +1,6 @@
 #!/bin/busybox sh
 # cr-lab guest /init (busybox, PID 1): mount the host root read-only over 9p,
-# make the usual writable places tmpfs, run /cr-lab/cmd chrooted into it with
+# make the usual writable places tmpfs, run /cr-lab/cmd with it as its root with
 # stdout/stderr on virtio-serial ports, send dmesg and the exit status to the
 # host on two more ports, then reset (QEMU runs with -no-reboot, so it exits).
 # From the moment the ports exist, a heartbeat (a byte a second) tells the
@@ -62,7 +62,11 @@ ip link set lo up
 mkdir -p $R/run/cr-lab
 mkdir -p $R/run/cr-lab/host && mount --bind /h $R/run/cr-lab/host
 cp /cr-lab/cmd $R/run/cr-lab/cmd
-env -i chroot $R /bin/sh /run/cr-lab/cmd <$R/dev/null >"$OUT" 2>"$ERR"
+# The command gets a mount namespace of its own whose root is the host root,
+# moved onto / as switch_root does: a task chrooted away from its namespace's
+# root may not create user namespaces (unshare -U), and the tests do.
+env -i unshare -m --propagation private /bin/busybox sh -c "cd $R && mount --move . / && exec chroot . /bin/sh /run/cr-lab/cmd" \
+	<$R/dev/null >"$OUT" 2>"$ERR"
 rc=$?
 
 dmesg >"$DMESG"

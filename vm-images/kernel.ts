@@ -1,11 +1,14 @@
 /**
- * The guest kernel: pinned Debian source + kernel-patches/series + a config
- * fragment on tinyconfig, built reproducibly and cached by the hash of those
- * inputs, plus the out-of-tree kmod/ built against the cached tree.
+ * The guest kernel: pinned Debian source + kernel-patches/series + config
+ * fragments on tinyconfig, built reproducibly and cached by the hash of those
+ * inputs, plus the out-of-tree kmod/ built against the cached tree.  Two
+ * flavours: `normal` (vm-images/kernel.config) and `debug` (the same plus
+ * vm-images/kernel-debug.config: KASAN, UBSAN, lockdep, ...), each its own
+ * cache entry and its own build of kmod/.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -29,6 +32,20 @@ interface Pins {
   buildVersion: string;
 }
 
+/** Which kernel: the normal one, or the same with the debugging options of kernel-debug.config. */
+export type Flavour = 'normal' | 'debug';
+
+/** The config fragments of each flavour, merged onto tinyconfig in this order. */
+const FRAGMENTS: Record<Flavour, string[]> = {
+  normal: ['kernel.config'],
+  debug: ['kernel.config', 'kernel-debug.config'],
+};
+
+interface Fragment {
+  name: string;
+  text: string;
+}
+
 interface Patch {
   name: string;
   path: string;
@@ -37,8 +54,9 @@ interface Patch {
 
 /** Everything a kernel build depends on; its hash names the cache entry. */
 export interface KernelInputs {
+  flavour: Flavour;
   pins: Pins;
-  fragment: string;
+  fragments: Fragment[];
   patches: Patch[];
   hash: string;
 }
@@ -50,14 +68,17 @@ export interface Kernel {
   buildDir: string;
   /** sha256 of the inputs: names the cache entry. */
   hash: string;
+  flavour: Flavour;
 }
 
 export interface Manifest {
   inputHash: string;
+  flavour: Flavour;
   package: string;
   version: string;
   recipe: number;
   fragmentSha256: string;
+  fragments: { name: string; sha256: string }[];
   patches: { name: string; sha256: string }[];
   bzImageSha256: string;
   bzImageBytes: number;
@@ -69,26 +90,30 @@ export interface Manifest {
 
 export interface EnsureKernelOptions {
   progress?: Progress;
+  /** Default `normal`. */
+  flavour?: Flavour;
 }
 
 const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
 export const kernelCacheDir = (): string => join(cacheRoot(), 'kernel');
 
-/** Read the pins, the fragment and the patch series, and hash them. */
-export function readKernelInputs(): KernelInputs {
+/** Read the pins, the flavour's fragments and the patch series, and hash them. */
+export function readKernelInputs(flavour: Flavour = 'normal'): KernelInputs {
   const pins = JSON.parse(readFileSync(join(vmImagesDir, 'kernel.json'), 'utf8')) as Pins;
-  const fragment = readFileSync(join(vmImagesDir, 'kernel.config'), 'utf8');
+  const fragments = FRAGMENTS[flavour].map((name) => ({ name, text: readFileSync(join(vmImagesDir, name), 'utf8') }));
   const patches = readSeries();
+  const common = { recipe: KERNEL_RECIPE_VERSION, pins };
+  const series = patches.map((p) => [p.name, p.sha256]);
+  // The normal flavour hashes what it always has, so its cache entries stay valid.
   const hash = sha256(
-    JSON.stringify({
-      recipe: KERNEL_RECIPE_VERSION,
-      pins,
-      fragment: sha256(fragment),
-      patches: patches.map((p) => [p.name, p.sha256]),
-    }),
+    JSON.stringify(
+      flavour === 'normal'
+        ? { ...common, fragment: sha256(fragments[0]!.text), patches: series }
+        : { ...common, flavour, fragments: fragments.map((f) => [f.name, sha256(f.text)]), patches: series },
+    ),
   );
-  return { pins, fragment, patches, hash };
+  return { flavour, pins, fragments, patches, hash };
 }
 
 /** kernel-patches/series: one patch file name a line, `#` comments; absent means no patches. */
@@ -184,14 +209,14 @@ function parseConfig(text: string): Map<string, string> {
   return options;
 }
 
-/** Kconfig drops options whose dependencies are missing without a word: name each one. */
-function verifyConfig(fragment: string, config: string): void {
+/** Kconfig drops options whose dependencies are missing without a word: name each one (a later fragment wins). */
+function verifyConfig(fragments: Fragment[], config: string): void {
   const got = parseConfig(config);
-  const wrong = [...parseConfig(fragment)]
+  const wrong = [...parseConfig(fragments.map((f) => f.text).join('\n'))]
     .filter(([name, want]) => (got.get(name) ?? 'n') !== want)
     .map(([name, want]) => `${name}=${want} (got ${got.get(name) ?? 'n'})`);
   if (wrong.length > 0) {
-    throw new VmError(`vm-images/kernel.config options lost after olddefconfig: ${wrong.join(', ')}`);
+    throw new VmError(`${fragments.map((f) => `vm-images/${f.name}`).join(' + ')} options lost after olddefconfig: ${wrong.join(', ')}`);
   }
 }
 
@@ -261,14 +286,17 @@ export async function buildKernelInto(dest: string, inputs: KernelInputs, progre
   }
 
   const env = buildEnv(pins);
-  progress.log('configuring: tinyconfig + vm-images/kernel.config');
-  const fragment = join(dest, 'kernel.config');
-  await writeFile(fragment, inputs.fragment);
+  progress.log(`configuring: tinyconfig + ${inputs.fragments.map((f) => `vm-images/${f.name}`).join(' + ')}`);
+  const fragments: string[] = [];
+  for (const f of inputs.fragments) {
+    fragments.push(join(dest, f.name));
+    await writeFile(join(dest, f.name), f.text);
+  }
   await step('make tinyconfig', 'make', ['tinyconfig'], { cwd: tree, env });
-  await step('merge_config.sh', 'scripts/kconfig/merge_config.sh', ['-m', '.config', fragment], { cwd: tree, env });
+  await step('merge_config.sh', 'scripts/kconfig/merge_config.sh', ['-m', '.config', ...fragments], { cwd: tree, env });
   await step('make olddefconfig', 'make', ['olddefconfig'], { cwd: tree, env });
   const config = await readFile(join(tree, '.config'), 'utf8');
-  verifyConfig(inputs.fragment, config);
+  verifyConfig(inputs.fragments, config);
 
   // `modules` also writes Module.symvers, which out-of-tree modules link against.
   let steps = 0;
@@ -296,10 +324,12 @@ export async function buildKernelInto(dest: string, inputs: KernelInputs, progre
   const finished = new Date();
   const manifest: Manifest = {
     inputHash: inputs.hash,
+    flavour: inputs.flavour,
     package: pins.package,
     version: pins.version,
     recipe: KERNEL_RECIPE_VERSION,
-    fragmentSha256: sha256(inputs.fragment),
+    fragmentSha256: sha256(inputs.fragments[0]!.text),
+    fragments: inputs.fragments.map((f) => ({ name: f.name, sha256: sha256(f.text) })),
     patches: inputs.patches.map((p) => ({ name: p.name, sha256: p.sha256 })),
     bzImageSha256: sha256(image),
     bzImageBytes: image.length,
@@ -374,10 +404,10 @@ async function removeStale(dir: string): Promise<void> {
 /** The cached kernel for the current inputs, building it first if needed. */
 export async function ensureKernel(opts: EnsureKernelOptions = {}): Promise<Kernel> {
   const progress = opts.progress ?? createProgress();
-  const inputs = readKernelInputs();
+  const inputs = readKernelInputs(opts.flavour);
   const root = kernelCacheDir();
   const entry = join(root, inputs.hash);
-  const result: Kernel = { bzImage: join(entry, 'bzImage'), buildDir: join(entry, 'linux'), hash: inputs.hash };
+  const result: Kernel = { bzImage: join(entry, 'bzImage'), buildDir: join(entry, 'linux'), hash: inputs.hash, flavour: inputs.flavour };
   if (existsSync(join(entry, 'manifest.json'))) return result;
 
   await mkdir(root, { recursive: true });
@@ -388,7 +418,7 @@ export async function ensureKernel(opts: EnsureKernelOptions = {}): Promise<Kern
     const tmp = join(root, `.tmp-${inputs.hash.slice(0, 16)}-${process.pid}`);
     await rm(tmp, { recursive: true, force: true });
     try {
-      progress.log(`building kernel ${inputs.hash.slice(0, 12)} in ${tmp}`);
+      progress.log(`building the ${inputs.flavour} kernel ${inputs.hash.slice(0, 12)} in ${tmp}`);
       const manifest = await buildKernelInto(tmp, inputs, progress);
       await rename(tmp, entry);
       progress.log(`kernel ready in ${manifest.buildSeconds} s: ${result.bzImage}`);
@@ -399,17 +429,36 @@ export async function ensureKernel(opts: EnsureKernelOptions = {}): Promise<Kern
   });
 }
 
+/** Where kmod/ is built for a flavour: in place for the normal kernel, kmod/debug/ for the debug one. */
+export const kmodDir = (flavour: Flavour): string => join(repoRoot, 'kmod', ...(flavour === 'normal' ? [] : [flavour]));
+
+/**
+ * kmod/debug/: the sources of kmod/ as symbolic links, so that Kbuild (which
+ * builds an external module where its sources are) builds them a second time,
+ * for the debug kernel, without touching the normal build.
+ */
+async function linkSources(src: string, dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  const sources = readdirSync(src).filter((name) => /\.[ch]$/.test(name) || name === 'Makefile' || name === 'Kbuild');
+  for (const name of readdirSync(dest)) {
+    if (/\.[ch]$|^Makefile$|^Kbuild$/.test(name) && !sources.includes(name)) await rm(join(dest, name), { force: true });
+  }
+  for (const name of sources) if (!existsSync(join(dest, name))) await symlink(join('..', name), join(dest, name));
+}
+
 /**
  * Build kmod/ (if it has a Makefile or Kbuild) against the kernel's tree.
  * Kbuild rebuilds only what changed; returns the .ko paths, or [] without kmod/.
  */
 export async function buildKmod(kernel: Kernel): Promise<string[]> {
-  const dir = join(repoRoot, 'kmod');
-  if (!existsSync(join(dir, 'Makefile')) && !existsSync(join(dir, 'Kbuild'))) return [];
-  await step('building kmod/', 'make', [`-j${availableParallelism()}`, '-C', kernel.buildDir, `M=${dir}`, 'modules'], {
+  const src = kmodDir('normal');
+  if (!existsSync(join(src, 'Makefile')) && !existsSync(join(src, 'Kbuild'))) return [];
+  const dir = kmodDir(kernel.flavour);
+  if (dir !== src) await linkSources(src, dir);
+  await step(`building ${dir === src ? 'kmod/' : `kmod/ for the ${kernel.flavour} kernel`}`, 'make', [`-j${availableParallelism()}`, '-C', kernel.buildDir, `M=${dir}`, 'modules'], {
     cwd: dir,
   });
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+  return readdirSync(dir)
     .filter((name) => name.endsWith('.ko'))
     .sort()
     .map((name) => join(dir, name));

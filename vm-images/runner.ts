@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { chooseAccel, demoteKvm, PROBE_SEC, PROBE_WORD, qemuPath, QEMU_NAME, type Accel, type ProbeOutcome } from './accel.js';
 import { cacheRoot, VmError } from './common.js';
 import { commandArchive, ensureInitramfs } from './initramfs.js';
-import { ensureKernel, type Kernel } from './kernel.js';
+import { ensureKernel, type Flavour, type Kernel } from './kernel.js';
 import type { Progress } from './progress.js';
 
 export const QEMU = QEMU_NAME;
@@ -44,8 +44,10 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Aborting kills the VM; runInVm then rejects. */
   signal?: AbortSignal;
-  /** A kernel from ensureKernel(); default: ensure the current one. */
+  /** A kernel from ensureKernel(); default: ensure the current one of `flavour`. */
   kernel?: Kernel;
+  /** Which kernel when `kernel` is not given: `normal` (default) or `debug` (KASAN, UBSAN, lockdep...). */
+  flavour?: Flavour;
   /** Build progress, if the kernel must be built first. */
   progress?: Progress;
 }
@@ -73,7 +75,7 @@ export const TIMEOUT_EXIT = 124;
 const PORTS = ['cr.stdout', 'cr.stderr', 'cr.dmesg', 'cr.status', 'cr.heartbeat', 'cr.kmsg'] as const;
 
 /** Kernel log lines that mean the guest kernel hit a bug: oopses, BUGs, WARNs, panics. */
-const TROUBLE = /\b(BUG:|WARNING:|Oops|Call Trace:|general protection fault|Kernel panic|kernel BUG)/;
+const TROUBLE = /\b(BUG:|WARNING:|Oops|Call Trace:|general protection fault|Kernel panic|kernel BUG|UBSAN:|INFO: task .* blocked|detected stalls?)/;
 
 /** The lines of a guest's dmesg that report kernel trouble; [] when it is clean. */
 export const dmesgTrouble = (dmesg: string): string[] => dmesg.split('\n').filter((line) => TROUBLE.test(line));
@@ -294,9 +296,11 @@ export async function runInVm(opts: RunOptions): Promise<RunResult> {
   const o = { ...DEFAULTS, ...opts, cwd: opts.cwd ?? process.cwd() };
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   if (!existsSync(o.cwd)) throw new VmError(`no such directory: ${o.cwd}`);
-  const script = commandScript(o.argv, o.cwd, guestEnv(o.env));
+  if (o.argv.length === 0) throw new VmError('no command given');
   checkQemu();
-  const kernel = o.kernel ?? (await ensureKernel({ progress: o.progress }));
+  const kernel = o.kernel ?? (await ensureKernel({ progress: o.progress, flavour: o.flavour }));
+  // Which kernel runs, for code inside that needs its tree (the selftests) or its flavour.
+  const script = commandScript(o.argv, o.cwd, guestEnv({ CR_LAB_KERNEL_BUILD: kernel.buildDir, CR_LAB_KERNEL_FLAVOUR: kernel.flavour, ...o.env }));
   const base = await ensureInitramfs();
   if (o.signal?.aborted) throw new VmError('interrupted before the VM started');
 

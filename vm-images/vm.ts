@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { runMain } from './common.js';
 import { ensureInitramfs } from './initramfs.js';
-import { kernelCacheDir, readKernelInputs } from './kernel.js';
+import { buildKmod, ensureKernel, kernelCacheDir, readKernelInputs } from './kernel.js';
 import { commandScript, guestEnv, qemuArgs, QEMU, runInVm, TIMEOUT_EXIT } from './runner.js';
 
 const positiveInt = (value: string): number => {
@@ -34,6 +34,7 @@ interface CliOptions {
   env: Record<string, string>;
   dmesg: boolean;
   showCmd: boolean;
+  debugKernel: boolean;
 }
 
 async function main(): Promise<number> {
@@ -47,16 +48,18 @@ async function main(): Promise<number> {
     .option('--env <K=V>', 'set a variable for the command (repeatable)', envPair, {})
     .option('--dmesg', "print the guest's kernel log to stderr after the command", false)
     .option('--show-cmd', 'print the QEMU command line and exit, without booting', false)
+    .option('--debug-kernel', 'boot the debug flavour of the kernel (KASAN, UBSAN, lockdep, ...), with kmod/ built for it', false)
     .argument('<cmd...>', 'command to run inside')
     .passThroughOptions()
     .showHelpAfterError();
   program.parse();
   const opts = program.opts<CliOptions>();
   const argv = program.args;
+  const flavour = opts.debugKernel ? 'debug' : 'normal';
 
   if (opts.showCmd) {
     // A dry run: no build, no boot. fds 3-6 are the runner's port sockets.
-    const kernel = { bzImage: join(kernelCacheDir(), readKernelInputs().hash, 'bzImage') };
+    const kernel = { bzImage: join(kernelCacheDir(), readKernelInputs(flavour).hash, 'bzImage') };
     const base = await ensureInitramfs();
     const args = qemuArgs({ bzImage: kernel.bzImage, initrd: `${base}+command.cpio.gz`, accel: 'tcg', memMiB: opts.mem, cpus: opts.cpus });
     process.stdout.write([QEMU, ...args].map(shellWord).join(' ') + '\n');
@@ -75,8 +78,14 @@ async function main(): Promise<number> {
     });
   }
   try {
+    // The engine module the kernel backend loads inside must match the kernel booted.
+    const kernel = await ensureKernel({ flavour });
+    await buildKmod(kernel).catch((err: Error) =>
+      process.stderr.write(`vm: kmod/ did not build for this kernel, so the kernel backend has no engine: ${err.message.split('\n')[0]}\n`),
+    );
     const result = await runInVm({
       argv,
+      kernel,
       timeoutSec: opts.timeout,
       stallLimitSec: opts.stall,
       env: opts.env,

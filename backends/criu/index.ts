@@ -94,12 +94,19 @@ function hasTcpStreams(dir: string): boolean {
   }
 }
 
-/** --file-locks: the other backends save file locks by default; CRIU refuses them without it. */
-export function dumpArgv(opts: DumpOptions, shellJob: boolean): string[] {
-  const argv = ['dump', '-t', String(opts.pid), '-D', opts.dir, '-o', 'dump.log', VERBOSITY, '--file-locks'];
+/**
+ * `criu dump`, or with `pre` `criu pre-dump`; after a pre-dump, only the
+ * pages written since (--track-mem). --file-locks: the other backends save
+ * file locks by default; CRIU refuses them without it.
+ */
+export function dumpArgv(opts: DumpOptions, shellJob: boolean, pre = false): string[] {
+  const argv = [pre ? 'pre-dump' : 'dump', '-t', String(opts.pid), '-D', opts.dir, '-o', pre ? 'pre-dump.log' : 'dump.log', VERBOSITY, '--file-locks'];
   if (shellJob) argv.push('--shell-job');
-  if (opts.leaveRunning) argv.push('--leave-running');
+  if (opts.leaveRunning && !pre) argv.push('--leave-running');
   if (opts.tcpEstablished) argv.push(...CRIU_TCP_ESTABLISHED);
+  // CRIU takes the previous images relative to -D
+  if (opts.prevImagesDir) argv.push('--track-mem', '--prev-images-dir', path.relative(opts.dir, opts.prevImagesDir));
+  else if (pre) argv.push('--track-mem');
   return argv;
 }
 
@@ -174,6 +181,41 @@ async function criuVersion(): Promise<[number, number, number] | undefined> {
 }
 
 
+/** `criu dump` (or pre-dump): the tree stays running after a pre-dump. */
+async function criuDump(opts: DumpOptions, pre: boolean): Promise<DumpResult> {
+  if (opts.cow) throw new CrError('CRIU has no copy-on-write dump (--cow): its pages are copied while the tasks are frozen');
+  const st = procStat(opts.pid);
+  if (!st) throw new CrError(`no process ${opts.pid}`);
+  if (opts.prevImagesDir && !isCriuImage(opts.prevImagesDir)) throw new CrError(`${opts.prevImagesDir} holds no CRIU image to build on`);
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const shellJob = !!opts.shellJob || needsShellJob(opts.pid, st);
+  const argv = dumpArgv(opts, shellJob, pre);
+  const logName = pre ? 'pre-dump.log' : 'dump.log';
+  opts.log?.(`${CRIU} ${argv.join(' ')}`);
+  const t0 = performance.now();
+  const r = await execa(CRIU, argv, { reject: false, stdin: 'ignore' });
+  const totalMs = performance.now() - t0;
+  if (r.exitCode !== 0) throw failure(`criu ${argv[0]}`, opts.dir, logName, r);
+  let pids: number[] = [];
+  try {
+    pids = readPstree(opts.dir).map((e) => e.pid);
+  } catch (err) {
+    opts.log?.(`cannot read pstree.img: ${(err as Error).message}`);
+  }
+  const s = await readStats(opts.dir, 'dump').catch(() => undefined);
+  opts.log?.(`dumped ${pids.join(' ')} in ${totalMs.toFixed(0)} ms`);
+  return {
+    pids,
+    stats: {
+      totalMs,
+      freezeMs: s?.freezing_time !== undefined ? s.freezing_time / 1000 : undefined,
+      frozenMs: s?.frozen_time !== undefined ? s.frozen_time / 1000 : undefined,
+      imageBytes: dirBytes(opts.dir),
+      pagesWritten: s?.pages_written,
+    },
+  };
+}
+
 export const criuBackend: Backend = {
   name: 'criu',
   summary,
@@ -202,36 +244,8 @@ export const criuBackend: Backend = {
     return items;
   },
 
-  async dump(opts: DumpOptions): Promise<DumpResult> {
-    const st = procStat(opts.pid);
-    if (!st) throw new CrError(`no process ${opts.pid}`);
-    fs.mkdirSync(opts.dir, { recursive: true });
-    const shellJob = !!opts.shellJob || needsShellJob(opts.pid, st);
-    const argv = dumpArgv(opts, shellJob);
-    opts.log?.(`${CRIU} ${argv.join(' ')}`);
-    const t0 = performance.now();
-    const r = await execa(CRIU, argv, { reject: false, stdin: 'ignore' });
-    const totalMs = performance.now() - t0;
-    if (r.exitCode !== 0) throw failure('criu dump', opts.dir, 'dump.log', r);
-    let pids: number[] = [];
-    try {
-      pids = readPstree(opts.dir).map((e) => e.pid);
-    } catch (err) {
-      opts.log?.(`cannot read pstree.img: ${(err as Error).message}`);
-    }
-    const s = await readStats(opts.dir, 'dump').catch(() => undefined);
-    opts.log?.(`dumped ${pids.join(' ')} in ${totalMs.toFixed(0)} ms`);
-    return {
-      pids,
-      stats: {
-        totalMs,
-        freezeMs: s?.freezing_time !== undefined ? s.freezing_time / 1000 : undefined,
-        frozenMs: s?.frozen_time !== undefined ? s.frozen_time / 1000 : undefined,
-        imageBytes: dirBytes(opts.dir),
-        pagesWritten: s?.pages_written,
-      },
-    };
-  },
+  dump: (opts) => criuDump(opts, false),
+  preDump: (opts) => criuDump(opts, true),
 
   async restore(opts: RestoreOptions): Promise<RestoreResult> {
     if (!isCriuImage(opts.dir)) throw new CrError(`${opts.dir} holds no CRIU image (no inventory.img)`);

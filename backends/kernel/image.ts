@@ -1,13 +1,15 @@
 /**
  * Reading kernel-backend images in TypeScript: the framing and the public
  * objects (include/uapi/linux/checkpoint.h) and, for `cr show`, the
- * engine's own objects (kmod/ckpt_image.h, image version 1).
+ * engine's own objects (kmod/ckpt_image.h, image version 2). Page data is
+ * never read: an image of several GiB costs what its metadata costs.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../userspace/errors.js';
 import { AF, formatEndpoint } from '../../userspace/net/socket.js';
 import { IMAGE_NAME } from './identity.js';
+import { CLONE } from '../../userspace/sys/constants.js';
 
 export const LOG_NAME = 'kernel.log';
 export const imagePath = (dir: string): string => path.join(dir, IMAGE_NAME);
@@ -15,20 +17,24 @@ export const logPath = (dir: string): string => path.join(dir, LOG_NAME);
 
 export const MAGIC_HEAD = 0x54504b4358554e4cn;
 export const MAGIC_TAIL = 0x4c494154544b4344n;
-export const IMAGE_VERSION = 1;
+export const IMAGE_VERSION = 2;
 
 export const TYPE_NAMES: Record<number, string> = {
   1: 'HEADER', 2: 'TREE', 3: 'TASK', 4: 'FS', 5: 'FILE', 6: 'FD', 7: 'MM', 8: 'VMA',
   9: 'CPU', 10: 'FPU', 11: 'PAGES', 12: 'SIGNAL', 32: 'SIGPENDING', 33: 'CRED', 34: 'RLIMITS', 35: 'PIPE', 36: 'ZOMBIE',
   60: 'DATA', 61: 'SOCKET', 62: 'SKB', 63: 'EVENTFD', 64: 'TIMERFD', 65: 'SIGNALFD', 66: 'EPOLL', 67: 'INOTIFY',
   68: 'INOTIFY_WATCH', 69: 'MEMFD', 70: 'GHOST', 71: 'LOCK', 72: 'TTY', 73: 'CTTY', 80: 'PROCESS', 81: 'ITIMERS', 82: 'POSIX_TIMER',
+  83: 'UTS_NS', 84: 'IPC_NS', 85: 'SHM', 86: 'MSG_QUEUE', 87: 'MSG', 88: 'SEM', 89: 'SEM_UNDO', 100: 'SECCOMP', 120: 'CHAIN',
   140: 'INET', 141: 'DGRAM', 126: 'ERROR', 127: 'TAIL',
 };
 const T = {
   HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36,
   DATA: 60, SOCKET: 61, SKB: 62, EVENTFD: 63, TIMERFD: 64, SIGNALFD: 65, EPOLL: 66, INOTIFY: 67, INOTIFY_WATCH: 68, MEMFD: 69, GHOST: 70, LOCK: 71, TTY: 72, CTTY: 73,
-  PROCESS: 80, ITIMERS: 81, POSIX_TIMER: 82, INET: 140, DGRAM: 141, ERROR: 126, TAIL: 127,
+  PROCESS: 80, ITIMERS: 81, POSIX_TIMER: 82, UTS_NS: 83, IPC_NS: 84, SHM: 85, MSG_QUEUE: 86, MSG: 87, SEM: 88, SEM_UNDO: 89,
+  SECCOMP: 100, CHAIN: 120, INET: 140, DGRAM: 141, ERROR: 126, TAIL: 127,
 };
+/** CLONE_NEW* flags of the namespaces a root had of its own, by the object that saves them. */
+const NS_CLONE_FLAGS: Record<number, number> = { [T.UTS_NS]: CLONE.NEWUTS, [T.IPC_NS]: CLONE.NEWIPC };
 /** enum ckpt_file_kind (kmod/ckpt_image.h) */
 const FILE_KINDS = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo', 'unix socket', 'eventfd', 'timerfd', 'signalfd', 'epoll', 'inotify', 'memfd', 'unlinked file', 'terminal', '/dev/tty', 'inet socket'];
 const SOCK_TYPES: Record<number, string> = { 1: 'stream', 2: 'datagram', 5: 'seqpacket' };
@@ -89,6 +95,12 @@ const timerValue = (o: Buffer, at: number): string => {
   return value ? `${ms(value)} left${interval ? `, every ${ms(interval)}` : ''}` : 'disarmed';
 };
 
+/** struct ckpt_ipc_perm (kmod/ckpt_image.h) as cr show prints it. */
+const ipcPerm = (o: Buffer, at: number): string =>
+  `id ${o.readInt32LE(at + 4)} key 0x${(o.readInt32LE(at) >>> 0).toString(16).padStart(8, '0')} mode 0${(o.readUInt32LE(at + 24) & 0o777).toString(8)}` +
+  ` uid ${o.readUInt32LE(at + 8)} gid ${o.readUInt32LE(at + 12)} creator ${o.readUInt32LE(at + 16)}:${o.readUInt32LE(at + 20)}` +
+  `${o.readUInt32LE(at + 24) & 0o1000 ? ' removed' : ''}${o.readUInt32LE(at + 24) & 0o2000 ? ' locked' : ''}`;
+
 /** clockid_t as cr show prints it: a CPU clock is its pid (0: the task itself) and kind. */
 const clockName = (c: number): string =>
   c >= 0 ? (CLOCKS[c] ?? `clock ${c}`) : `${c & 4 ? 'thread' : 'process'} ${CPU_CLOCKS[c & 3] ?? '?'} CPU clock${~(c >> 3) ? ` of pid ${~(c >> 3)}` : ''}`;
@@ -115,21 +127,29 @@ export interface TreeTask {
   ppid: number;
   pgid: number;
   sid: number;
-  /** A zombie's wait status (from its ZOMBIE object; full decode only). */
+  /** A zombie's wait status (from its ZOMBIE object). */
   zombie?: number;
 }
 
-export interface DecodedImage {
+export interface KernelImage {
   header: ImageHeader;
   tree: TreeTask[];
-  objects: ImageObject[];
-  tail?: { nrObjects: number; checksum: string; checksumOk: boolean };
-  error?: { errno: number; message: string };
-  /** Details of the engine's objects, one human line each (cr show). */
-  details: string[];
-  pages: number;
+  /** CLONE_NEW* flags of the namespaces the root had of its own (UTS, IPC): restart makes fresh ones. */
+  cloneFlags: number;
   /** A terminal of the image is its shell's (saved with CHECKPOINT_SHELL_JOB). */
   shellJob: boolean;
+  /** Where the image stands in a chain of checkpoints (pre-dumps), if it does. */
+  chain?: { id: string; parentId?: string; parentPath?: string; tracking: boolean };
+  objects: ImageObject[];
+  /** checksumOk: whether the trailer's checksum matches (only read with `full`). */
+  tail?: { nrObjects: number; checksum: string; checksumOk?: boolean };
+  error?: { errno: number; message: string };
+  /** Details of the engine's objects, one human line each (cr show; `full` only). */
+  details: string[];
+  /** Pages whose data the image holds. */
+  pages: number;
+  /** Pages it leaves in its parent (`full` only). */
+  parentPages: number;
   /** Its TCP and UDP sockets. */
   sockets: ImageSocket[];
 }
@@ -222,53 +242,92 @@ const cstr = (buf: Buffer, start: number, end: number): string => {
   return buf.toString('utf8', start, nul >= 0 && nul < end ? nul : end);
 };
 
-/** The image's checksum, as kmod/image.c computes it (FNV-style over u64 words). */
-function checksum(buf: Buffer, end: number): bigint {
-  let sum = 0xcbf29ce484222325n;
-  const mask = (1n << 64n) - 1n;
-  for (let off = 0; off + 8 <= end; off += 8) sum = ((sum ^ buf.readBigUInt64LE(off)) * 0x100000001b3n) & mask;
+const MASK64 = (1n << 64n) - 1n;
+
+/** The image's checksum, as kmod/image.c computes it (FNV-style over u64 words), continued over @buf. */
+function checksum(sum: bigint, buf: Buffer): bigint {
+  for (let off = 0; off + 8 <= buf.length; off += 8) sum = ((sum ^ buf.readBigUInt64LE(off)) * 0x100000001b3n) & MASK64;
   return sum;
 }
+const CHECKSUM_SEED = 0xcbf29ce484222325n;
 
-/** Only the framing, header and tree: what restore needs before it starts. */
-export function readHeader(file: string): { header: ImageHeader; tree: TreeTask[] } {
+/**
+ * The object types userspace reads even without `full`: the tree, zombies, the chain, terminals, namespaces
+ * and inet sockets (whose connections to the outside the dump holds back).
+ */
+const ALWAYS = new Set([T.HEADER, T.TREE, T.CHAIN, T.ZOMBIE, T.TTY, T.UTS_NS, T.IPC_NS, T.INET, T.TAIL, T.ERROR]);
+/** Bytes of a PAGES object's fixed part: header, pid, nr_runs, nr_pages, data_off. */
+const PAGES_FIXED = 32;
+
+/**
+ * Read an image object by object with positioned reads: never the page
+ * data (PAGES objects are read up to their data_off), and without `full`
+ * only the header, tree, chain, zombies and trailer (each other object
+ * costs one 8-byte read). With `full`, every object's details and the
+ * checksum of the trailer (which covers everything but page data).
+ */
+export function readImage(file: string, full = false): KernelImage {
   const fd = fs.openSync(file, 'r');
   try {
-    const buf = Buffer.alloc(4096);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    return parse(buf.subarray(0, n), file, true);
+    return parse(fd, fs.fstatSync(fd).size, file, full);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-export function decodeImage(file: string): DecodedImage {
-  return parse(fs.readFileSync(file), file, false) as DecodedImage;
+function readAt(fd: number, len: number, pos: number): Buffer {
+  const buf = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const n = fs.readSync(fd, buf, got, len - got, pos + got);
+    if (!n) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
 }
 
-function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
+function parse(fd: number, size: number, file: string, full: boolean): KernelImage {
   const bad = (why: string) => new CrError(`${file}: not a valid kernel-backend image: ${why}`);
   const objects: ImageObject[] = [];
   const details: string[] = [];
   let header: ImageHeader | undefined;
   let tree: TreeTask[] | undefined;
-  let tail: DecodedImage['tail'];
-  let error: DecodedImage['error'];
+  let chain: KernelImage['chain'];
+  let tail: KernelImage['tail'];
+  let error: KernelImage['error'];
   let pages = 0;
+  let parentPages = 0;
   let shellJob = false;
+  let cloneFlags = 0;
   const sockets: ImageSocket[] = [];
   const data = new Map<number, { bytes: number; objects: number }>();
+  let sum = CHECKSUM_SEED;
   let off = 0;
-  while (off + 8 <= buf.length) {
-    const type = buf.readUInt32LE(off);
-    const len = buf.readUInt32LE(off + 4);
+  while (off + 8 <= size) {
+    const h = readAt(fd, 8, off);
+    const type = h.readUInt32LE(0);
+    const len = h.readUInt32LE(4);
     if (len < 8 || len % 8) throw bad(`object ${objects.length} at offset ${off} has length ${len}`);
-    if (off + len > buf.length) {
-      if (headOnly && header && tree) break;
-      throw bad(`truncated in object ${objects.length} (${TYPE_NAMES[type] ?? type})`);
+    if (off + len > size) throw bad(`truncated in object ${objects.length} (${TYPE_NAMES[type] ?? type})`);
+    let meta = len;
+    if (type === T.PAGES) {
+      if (len < PAGES_FIXED) throw bad(`object ${objects.length}: short PAGES object`);
+      meta = Number(readAt(fd, 8, off + 24).readBigUInt64LE(0));
+      if (meta < PAGES_FIXED || meta > len || meta % 8) throw bad(`object ${objects.length}: bad PAGES layout`);
     }
-    const o = buf.subarray(off, off + len);
     objects.push({ type, name: TYPE_NAMES[type] ?? `unknown(${type})`, offset: off, len });
+    if (!full && !ALWAYS.has(type) && type !== T.PAGES) {
+      off += len;
+      continue;
+    }
+    const o = readAt(fd, type === T.PAGES && !full ? PAGES_FIXED : meta, off);
+    if (type === T.TAIL && len >= 32) {
+      const want = o.readBigUInt64LE(24);
+      tail = { nrObjects: Number(o.readBigUInt64LE(16)), checksum: hex(want), checksumOk: full ? sum === want : undefined };
+      off += len;
+      break;
+    }
+    if (full) sum = checksum(sum, o);
     if (objects.length === 1) {
       if (type !== T.HEADER || len < 120 || o.readBigUInt64LE(8) !== MAGIC_HEAD) throw bad('bad magic');
       header = {
@@ -288,155 +347,202 @@ function parse(buf: Buffer, file: string, headOnly: boolean): DecodedImage {
         const p = 16 + i * 24;
         tree.push({ pid: o.readInt32LE(p), tgid: o.readInt32LE(p + 4), ppid: o.readInt32LE(p + 8), pgid: o.readInt32LE(p + 12), sid: o.readInt32LE(p + 16) });
       }
-      if (headOnly) break;
-    } else if (type === T.TAIL && len >= 32) {
-      const want = o.readBigUInt64LE(24);
-      tail = { nrObjects: Number(o.readBigUInt64LE(16)), checksum: hex(want), checksumOk: checksum(buf, off) === want };
-      off += len;
-      break;
+    } else if (type === T.CHAIN && len >= 32) {
+      const parentId = o.readBigUInt64LE(16);
+      chain = {
+        id: hex(o.readBigUInt64LE(8)),
+        parentId: parentId ? hex(parentId) : undefined,
+        parentPath: o.readUInt32LE(28) ? cstr(o, 32, len) : undefined,
+        tracking: o.readUInt32LE(24) === 1,
+      };
+      details.push(`chain: image ${chain.id}${chain.parentPath ? `, unchanged pages in ${chain.parentPath} (${chain.parentId})` : ''}${chain.tracking ? ', tracks the pages written from here on' : ''}`);
+    } else if (type === T.PAGES) {
+      const nrPages = Number(o.readBigUInt64LE(16));
+      pages += nrPages;
+      if (full) {
+        const nrRuns = o.readUInt32LE(12);
+        let inParent = 0;
+        for (let i = 0, p = PAGES_FIXED; i < nrRuns && p + 16 <= o.length; i++, p += 16) if (o.readUInt32LE(p + 12) & 1) inParent += o.readUInt32LE(p + 8);
+        parentPages += inParent;
+        details.push(`pages of pid ${o.readInt32LE(8)}: ${nrRuns} runs, ${nrPages} pages here (data at offset ${off + meta})${inParent ? `, ${inParent} unchanged since the parent` : ''}`);
+      }
     } else if (type === T.ERROR && len >= 16) {
       error = { errno: o.readInt32LE(8), message: cstr(o, 16, len) };
-    } else if (type === T.TASK && len >= 32) {
-      details.push(`task pid ${o.readInt32LE(8)} comm ${cstr(o, 16, 32)}`);
-    } else if (type === T.FS && len >= 32) {
-      details.push(`cwd ${cstr(o, 32, len)}${o.readUInt32LE(16) ? ` (deleted, mode ${oct(o.readUInt32LE(20))}, owner ${o.readUInt32LE(24)}:${o.readUInt32LE(28)})` : ''} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
-    } else if (type === T.FILE && len >= 64) {
-      const kind = FILE_KINDS[o.readUInt32LE(12)] ?? '?';
-      const obj = o.readInt32LE(36);
-      const path = cstr(o, 64, len);
-      const where = obj ? `${path} of #${obj}` : path;
-      const owner = o.readInt32LE(40) ? ` owner ${OWNER_TYPES[o.readUInt32LE(44)] ?? '?'} ${o.readInt32LE(40)} (uid ${o.readUInt32LE(48)})` : '';
-      const sig = o.readUInt32LE(56) ? ` F_SETSIG ${o.readUInt32LE(56)}` : '';
-      details.push(`file #${o.readInt32LE(8)} ${kind} ${where} flags ${oct(o.readUInt32LE(16))}${obj ? '' : ` pos ${o.readBigInt64LE(24)}`}${owner}${sig}`);
     } else if (type === T.ZOMBIE && len >= 16) {
       const task = tree?.find((t) => t.pid === o.readInt32LE(8));
       if (task) task.zombie = o.readUInt32LE(12);
       details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}`);
-    } else if (type === T.PIPE && len >= 24) {
-      details.push(`${o.readUInt32LE(20) ? 'fifo pipe' : 'pipe'} #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight, size ${o.readUInt32LE(16)}`);
-    } else if (type === T.DATA && len >= 24) {
-      const d = data.get(o.readInt32LE(8)) ?? { bytes: 0, objects: 0 };
-      d.bytes += o.readUInt32LE(12);
-      d.objects += 1;
-      data.set(o.readInt32LE(8), d);
-    } else if (type === T.SOCKET && len >= 360) {
-      const peer = o.readInt32LE(20);
-      const state = SOCK_STATES[o.readUInt32LE(16)] ?? '?';
-      const to = state === 'pending' ? ` to listener #${o.readInt32LE(24)}` : peer ? ` to #${peer}` : state === 'connected' ? (sockaddr(o, 164) ? ` to ${sockaddr(o, 164)} outside the tree` : ' to a closed peer') : '';
-      const addr = sockaddr(o, 44);
-      const bound = o.readUInt32LE(48);
-      const file = cstr(o, 360, len);
-      const name = addr ? ` ${bound === 1 ? 'bound to' : bound === 2 ? 'bound (path gone) as' : 'named'} ${addr}${bound === 1 && file ? ` (${file === addr ? '' : `${file} `}${oct(o.readUInt32LE(284))} ${o.readUInt32LE(288)}:${o.readUInt32LE(292)})` : ''}` : '';
-      const sh = o.readUInt32LE(28);
-      const flags = SO_FLAGS.filter(([b]) => o.readUInt32LE(296) & b).map(([, n]) => n);
-      if (o.readUInt32LE(296) & 0x8) flags.push(`sndbuf ${o.readUInt32LE(300)}`);
-      if (o.readUInt32LE(296) & 0x10) flags.push(`rcvbuf ${o.readUInt32LE(304)}`);
-      if (o.readBigUInt64LE(328)) flags.push(`rcvtimeo ${o.readBigUInt64LE(328)} us`);
-      if (o.readBigUInt64LE(336)) flags.push(`sndtimeo ${o.readBigUInt64LE(336)} us`);
-      if (o.readUInt32LE(296) & 0x20) flags.push(`peercred ${o.readInt32LE(344)}/${o.readUInt32LE(348)}/${o.readUInt32LE(352)}`);
-      details.push(`socket #${o.readInt32LE(8)} ${SOCK_TYPES[o.readUInt32LE(12)] ?? '?'} ${state}${to}${name}${state === 'listening' ? ` backlog ${o.readUInt32LE(32)}` : ''}, ${o.readUInt32LE(40)} queued${sh ? `, shutdown ${sh & 1 ? 'rd' : ''}${sh & 2 ? 'wr' : ''}` : ''}${o.readInt32LE(36) ? `, error ${o.readInt32LE(36)}` : ''}${flags.length ? `, ${flags.join(', ')}` : ''}`);
+    } else if (type === T.TTY && len >= 16) {
+      // a terminal that is not a pty of the tree is its shell's
+      shellJob ||= o.readUInt32LE(12) !== 1;
+      if (full) describeObject(type, o, len, details, data);
     } else if (type === T.INET && len >= INET_HDR) {
       const s = inetSocket(o, len);
       sockets.push(s.socket);
-      details.push(...s.lines);
-    } else if (type === T.DGRAM && len >= 104) {
-      const family = o.readUInt32LE(16);
-      const from = inetAddr(o, 24, family);
-      const to = { family, addr: Buffer.from(o.subarray(56, family === AF.INET6 ? 72 : 60)), port: 0 };
-      details.push(`  datagram to #${o.readInt32LE(8)} from ${formatEndpoint(from)} to ${formatEndpoint(to).replace(/:0$/, '')}: ${o.readUInt32LE(12)} bytes`);
-    } else if (type === T.SKB && len >= 152) {
-      const from = sockaddr(o, 32);
-      const creds = o.readUInt32LE(24) === 0xffffffff ? '' : ` (pid ${o.readInt32LE(20)} uid ${o.readUInt32LE(24)} gid ${o.readUInt32LE(28)})`;
-      details.push(`  skb to #${o.readInt32LE(8)}: ${o.readUInt32LE(16)} bytes from ${o.readInt32LE(12) ? `#${o.readInt32LE(12)}` : from || 'an unnamed socket'}${creds}`);
-    } else if (type === T.EVENTFD && len >= 24) {
-      details.push(`eventfd #${o.readInt32LE(8)}: count ${o.readBigUInt64LE(16)}${o.readUInt32LE(12) & 1 ? ', semaphore' : ''}`);
-    } else if (type === T.TIMERFD && len >= 56) {
-      const v = o.readBigUInt64LE(32);
-      details.push(`timerfd #${o.readInt32LE(8)}: clock ${o.readInt32LE(12)}${v ? `, next in ${secs(v)}` : ', disarmed'}${o.readBigUInt64LE(40) ? `, every ${secs(o.readBigUInt64LE(40))}` : ''}, ${o.readBigUInt64LE(24)} expirations unread${o.readUInt32LE(16) ? `, settime flags ${o.readUInt32LE(16)}` : ''}`);
-    } else if (type === T.SIGNALFD && len >= 24) {
-      details.push(`signalfd #${o.readInt32LE(8)}: mask ${hex(o.readBigUInt64LE(16))}`);
-    } else if (type === T.EPOLL && len >= 16) {
-      const items: string[] = [];
-      for (let i = 0, p = 16; i < o.readUInt32LE(12) && p + 24 <= len; i++, p += 24) {
-        items.push(`fd ${o.readInt32LE(p)} (file #${o.readInt32LE(p + 4)}) events ${hex(BigInt(o.readUInt32LE(p + 8)))} data ${hex(o.readBigUInt64LE(p + 16))}`);
-      }
-      details.push(`epoll #${o.readInt32LE(8)}: ${items.length ? items.join(', ') : 'no items'}`);
-    } else if (type === T.INOTIFY && len >= 16) {
-      details.push(`inotify #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} watches`);
-    } else if (type === T.INOTIFY_WATCH && len >= 24) {
-      details.push(`  watch ${o.readInt32LE(8)} ${cstr(o, 24, len)} mask ${hex(BigInt(o.readUInt32LE(12)))}`);
-    } else if (type === T.MEMFD && len >= 40) {
-      details.push(`memfd #${o.readInt32LE(8)} "${cstr(o, 40, len)}": ${o.readBigUInt64LE(16)} bytes, seals ${hex(BigInt(o.readUInt32LE(12)))}, mode ${oct(o.readUInt32LE(24))}, owner ${o.readUInt32LE(28)}:${o.readUInt32LE(32)}`);
-    } else if (type === T.GHOST && len >= 40) {
-      details.push(`unlinked file #${o.readInt32LE(8)} ${cstr(o, 40, len)}: ${o.readBigUInt64LE(24)} bytes, mode ${oct(o.readUInt32LE(12))}, owner ${o.readUInt32LE(16)}:${o.readUInt32LE(20)}`);
-    } else if (type === T.LOCK && len >= 40) {
-      const end = o.readBigInt64LE(32);
-      details.push(`lock on file #${o.readInt32LE(8)}: ${LOCK_KINDS[o.readUInt32LE(12)] ?? '?'} ${o.readUInt32LE(16) === 1 ? 'write' : 'read'} ${o.readBigInt64LE(24)}-${end === 0x7fffffffffffffffn ? 'end' : end}`);
-    } else if (type === T.TTY && len >= 88) {
-      const pty = o.readUInt32LE(12) === 1;
-      shellJob ||= !pty;
-      details.push(`${pty ? `pty #${o.readInt32LE(8)} /dev/pts/${o.readUInt32LE(16)}${o.readUInt32LE(20) ? ' (locked)' : ''}${o.readUInt32LE(24) ? ' (packet mode)' : ''}` : `terminal #${o.readInt32LE(8)}: the shell's, the restarter's stdin takes its place`}, ${o.readUInt16LE(32)}x${o.readUInt16LE(34)}, lflag ${oct(o.readUInt32LE(52))}`);
-    } else if (type === T.CTTY && len >= 16) {
-      details.push(`controlling terminal #${o.readInt32LE(8)}${o.readUInt32LE(16) ? `, its session's leader, foreground group ${o.readInt32LE(12)}` : ''}`);
-    } else if (type === T.FD && len >= 24) {
-      const kind = o.readUInt32LE(16) === 2 ? 'inherited from the restarter' : `file #${o.readInt32LE(12)}`;
-      details.push(`fd ${o.readInt32LE(8)}: ${kind}${o.readUInt32LE(20) ? ' (cloexec)' : ''}`);
-    } else if (type === T.MM && len >= 120) {
-      details.push(`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}`);
-    } else if (type === T.VMA && len >= 56) {
-      const kinds = ['?', 'anon private', 'anon shared', 'file private', 'file shared'];
-      const prot = o.readUInt32LE(44);
-      const rwx = `${prot & 1 ? 'r' : '-'}${prot & 2 ? 'w' : '-'}${prot & 4 ? 'x' : '-'}`;
-      const ref = o.readInt32LE(48);
-      const vmFlags = o.readBigUInt64LE(32);
-      const advice = VMA_ADVICE.filter(([bit]) => vmFlags & bit).map(([, name]) => ` ${name}`).join('');
-      details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[o.readUInt32LE(40)] ?? '?'}${ref ? ` file #${ref} pgoff ${o.readBigUInt64LE(24)}` : ''}${o.readUInt32LE(52) ? ' growsdown' : ''}${advice}`);
-    } else if (type === T.CPU && len >= 8 + 27 * 8) {
-      details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
-    } else if (type === T.FPU && len >= 16) {
-      details.push(`fpu: ${o.readUInt32LE(12)} bytes (${o.readUInt32LE(8) === 0x202 ? 'XSAVE' : 'FXSAVE'} layout)`);
-    } else if (type === T.SIGPENDING && len >= 16) {
-      const sigs: string[] = [];
-      for (let i = 0, p = 16; i < o.readUInt32LE(8) && p + 56 <= len; i++, p += 56) {
-        sigs.push(`${o.readInt32LE(p + 8)}${o.readUInt32LE(p) ? ' (process)' : ''} code ${o.readInt32LE(p + 16)}`);
-      }
-      details.push(`pending signals: ${sigs.length ? sigs.join(', ') : 'none'}`);
-    } else if (type === T.CRED && len >= 88) {
-      const groups = Array.from({ length: Math.min(o.readUInt32LE(84), (len - 88) / 4) }, (_, i) => o.readUInt32LE(88 + i * 4));
-      const ids = (at: number) => [0, 4, 8, 12].map((d) => o.readUInt32LE(at + d)).join('/');
-      details.push(`creds: uid ${ids(8)} gid ${ids(24)} groups [${groups.join(' ')}]`);
-      details.push(`  caps: effective ${hex(o.readBigUInt64LE(56))} permitted ${hex(o.readBigUInt64LE(48))} inheritable ${hex(o.readBigUInt64LE(40))} bounding ${hex(o.readBigUInt64LE(64))} ambient ${hex(o.readBigUInt64LE(72))} securebits ${hex(BigInt(o.readUInt32LE(80)))}`);
-    } else if (type === T.RLIMITS && len >= 16) {
-      const lim = (v: bigint) => (v === RLIM_INFINITY ? '∞' : v.toString());
-      const set: string[] = [];
-      for (let i = 0; i < Math.min(o.readUInt32LE(8), RLIMIT_NAMES.length) && 16 + i * 16 + 16 <= len; i++) {
-        set.push(`${RLIMIT_NAMES[i]} ${lim(o.readBigUInt64LE(16 + i * 16))}/${lim(o.readBigUInt64LE(24 + i * 16))}`);
-      }
-      details.push(`rlimits: ${set.join(', ')}`);
-    } else if (type === T.PROCESS && len >= 88) {
-      const flags = o.readUInt32LE(20);
-      const policy = o.readUInt32LE(40);
-      const exe = o.readUInt32LE(60) ? cstr(o, 88, len) : '(none)';
-      details.push(`process: exe ${exe}, personality ${hex(BigInt(o.readUInt32LE(8)))}, pdeathsig ${o.readUInt32LE(12)}, dumpable ${o.readUInt32LE(16)}` +
-        `${flags & 1 ? ', child subreaper' : ''}${flags & 2 ? ', no_new_privs' : ''}` +
-        `${flags & 4 ? `, stopped by signal ${o.readUInt32LE(52)}${o.readUInt32LE(56) ? ' (not waited for)' : ''}` : ''}`);
-      details.push(`  sched: ${SCHED_POLICIES[policy] ?? `policy ${policy}`}${flags & 8 ? '|SCHED_RESET_ON_FORK' : ''} priority ${o.readUInt32LE(44)} nice ${o.readInt32LE(48)}` +
-        `${policy === 6 ? ` runtime ${o.readBigUInt64LE(64)} deadline ${o.readBigUInt64LE(72)} period ${o.readBigUInt64LE(80)} ns` : ''}, timer slack ${o.readBigUInt64LE(24)} ns (default ${o.readBigUInt64LE(32)})`);
-    } else if (type === T.ITIMERS && len >= 56) {
-      details.push(`itimers: real ${timerValue(o, 8)}, virtual ${timerValue(o, 24)}, prof ${timerValue(o, 40)}`);
-    } else if (type === T.POSIX_TIMER && len >= 64) {
-      const notify = o.readUInt32LE(16);
-      const how = ['SIGEV_SIGNAL', 'SIGEV_NONE'][notify & ~4] ?? `notify ${notify}`;
-      details.push(`posix timer ${o.readInt32LE(8)}: ${clockName(o.readInt32LE(12))}, ${how}${notify & 4 ? ` to tid ${o.readInt32LE(32)}` : ''}` +
-        `${notify & ~4 ? '' : ` signal ${o.readUInt32LE(20)} value ${o.readBigUInt64LE(24)}`}, ${timerValue(o, 40)}, overrun ${o.readBigInt64LE(56)}`);
-    } else if (type === T.PAGES && len >= 16) {
-      pages += o.readUInt32LE(8);
+      if (full) details.push(...s.lines);
+    } else if (full) {
+      describeObject(type, o, len, details, data);
     }
+    cloneFlags |= NS_CLONE_FLAGS[type] ?? 0;
     off += len;
   }
   for (const [objref, d] of data) details.push(`data of #${objref}: ${d.bytes} bytes in ${d.objects} objects`);
   if (!header) throw bad('no header');
   if (!tree) throw bad('no task tree');
-  if (!headOnly && !tail && !error) throw bad('no trailer (truncated)');
-  return { header, tree, objects, tail, error, details, pages, shellJob, sockets };
+  if (!tail && !error) throw bad('no trailer (truncated)');
+  return { header, tree, cloneFlags, shellJob, chain, objects, tail, error, details, pages, parentPages, sockets };
+}
+
+/** The human lines of one of the engine's objects, for `cr show`; DATA objects are counted in @data. */
+function describeObject(type: number, o: Buffer, len: number, details: string[], data: Map<number, { bytes: number; objects: number }>): void {
+  if (type === T.TASK && len >= 32) {
+    details.push(`task pid ${o.readInt32LE(8)} comm ${cstr(o, 16, 32)}`);
+  } else if (type === T.FS && len >= 32) {
+    details.push(`cwd ${cstr(o, 32, len)}${o.readUInt32LE(16) ? ` (deleted, mode ${oct(o.readUInt32LE(20))}, owner ${o.readUInt32LE(24)}:${o.readUInt32LE(28)})` : ''} umask ${o.readUInt32LE(8).toString(8).padStart(4, '0')}`);
+  } else if (type === T.FILE && len >= 64) {
+    const kind = FILE_KINDS[o.readUInt32LE(12)] ?? '?';
+    const obj = o.readInt32LE(36);
+    const path = cstr(o, 64, len);
+    const where = obj ? `${path} of #${obj}` : path;
+    const owner = o.readInt32LE(40) ? ` owner ${OWNER_TYPES[o.readUInt32LE(44)] ?? '?'} ${o.readInt32LE(40)} (uid ${o.readUInt32LE(48)})` : '';
+    const sig = o.readUInt32LE(56) ? ` F_SETSIG ${o.readUInt32LE(56)}` : '';
+    details.push(`file #${o.readInt32LE(8)} ${kind} ${where} flags ${oct(o.readUInt32LE(16))}${obj ? '' : ` pos ${o.readBigInt64LE(24)}`}${owner}${sig}`);
+  } else if (type === T.PIPE && len >= 24) {
+    details.push(`${o.readUInt32LE(20) ? 'fifo pipe' : 'pipe'} #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} bytes in flight, size ${o.readUInt32LE(16)}`);
+  } else if (type === T.DATA && len >= 24) {
+    const d = data.get(o.readInt32LE(8)) ?? { bytes: 0, objects: 0 };
+    d.bytes += o.readUInt32LE(12);
+    d.objects += 1;
+    data.set(o.readInt32LE(8), d);
+  } else if (type === T.SOCKET && len >= 360) {
+    const peer = o.readInt32LE(20);
+    const state = SOCK_STATES[o.readUInt32LE(16)] ?? '?';
+    const to = state === 'pending' ? ` to listener #${o.readInt32LE(24)}` : peer ? ` to #${peer}` : state === 'connected' ? (sockaddr(o, 164) ? ` to ${sockaddr(o, 164)} outside the tree` : ' to a closed peer') : '';
+    const addr = sockaddr(o, 44);
+    const bound = o.readUInt32LE(48);
+    const file = cstr(o, 360, len);
+    const name = addr ? ` ${bound === 1 ? 'bound to' : bound === 2 ? 'bound (path gone) as' : 'named'} ${addr}${bound === 1 && file ? ` (${file === addr ? '' : `${file} `}${oct(o.readUInt32LE(284))} ${o.readUInt32LE(288)}:${o.readUInt32LE(292)})` : ''}` : '';
+    const sh = o.readUInt32LE(28);
+    const flags = SO_FLAGS.filter(([b]) => o.readUInt32LE(296) & b).map(([, n]) => n);
+    if (o.readUInt32LE(296) & 0x8) flags.push(`sndbuf ${o.readUInt32LE(300)}`);
+    if (o.readUInt32LE(296) & 0x10) flags.push(`rcvbuf ${o.readUInt32LE(304)}`);
+    if (o.readBigUInt64LE(328)) flags.push(`rcvtimeo ${o.readBigUInt64LE(328)} us`);
+    if (o.readBigUInt64LE(336)) flags.push(`sndtimeo ${o.readBigUInt64LE(336)} us`);
+    if (o.readUInt32LE(296) & 0x20) flags.push(`peercred ${o.readInt32LE(344)}/${o.readUInt32LE(348)}/${o.readUInt32LE(352)}`);
+    details.push(`socket #${o.readInt32LE(8)} ${SOCK_TYPES[o.readUInt32LE(12)] ?? '?'} ${state}${to}${name}${state === 'listening' ? ` backlog ${o.readUInt32LE(32)}` : ''}, ${o.readUInt32LE(40)} queued${sh ? `, shutdown ${sh & 1 ? 'rd' : ''}${sh & 2 ? 'wr' : ''}` : ''}${o.readInt32LE(36) ? `, error ${o.readInt32LE(36)}` : ''}${flags.length ? `, ${flags.join(', ')}` : ''}`);
+  } else if (type === T.DGRAM && len >= 104) {
+    const family = o.readUInt32LE(16);
+    const from = inetAddr(o, 24, family);
+    const to = { family, addr: Buffer.from(o.subarray(56, family === AF.INET6 ? 72 : 60)), port: 0 };
+    details.push(`  datagram to #${o.readInt32LE(8)} from ${formatEndpoint(from)} to ${formatEndpoint(to).replace(/:0$/, '')}: ${o.readUInt32LE(12)} bytes`);
+  } else if (type === T.SKB && len >= 152) {
+    const from = sockaddr(o, 32);
+    const creds = o.readUInt32LE(24) === 0xffffffff ? '' : ` (pid ${o.readInt32LE(20)} uid ${o.readUInt32LE(24)} gid ${o.readUInt32LE(28)})`;
+    details.push(`  skb to #${o.readInt32LE(8)}: ${o.readUInt32LE(16)} bytes from ${o.readInt32LE(12) ? `#${o.readInt32LE(12)}` : from || 'an unnamed socket'}${creds}`);
+  } else if (type === T.EVENTFD && len >= 24) {
+    details.push(`eventfd #${o.readInt32LE(8)}: count ${o.readBigUInt64LE(16)}${o.readUInt32LE(12) & 1 ? ', semaphore' : ''}`);
+  } else if (type === T.TIMERFD && len >= 56) {
+    const v = o.readBigUInt64LE(32);
+    details.push(`timerfd #${o.readInt32LE(8)}: clock ${o.readInt32LE(12)}${v ? `, next in ${secs(v)}` : ', disarmed'}${o.readBigUInt64LE(40) ? `, every ${secs(o.readBigUInt64LE(40))}` : ''}, ${o.readBigUInt64LE(24)} expirations unread${o.readUInt32LE(16) ? `, settime flags ${o.readUInt32LE(16)}` : ''}`);
+  } else if (type === T.SIGNALFD && len >= 24) {
+    details.push(`signalfd #${o.readInt32LE(8)}: mask ${hex(o.readBigUInt64LE(16))}`);
+  } else if (type === T.EPOLL && len >= 16) {
+    const items: string[] = [];
+    for (let i = 0, p = 16; i < o.readUInt32LE(12) && p + 24 <= len; i++, p += 24) {
+      items.push(`fd ${o.readInt32LE(p)} (file #${o.readInt32LE(p + 4)}) events ${hex(BigInt(o.readUInt32LE(p + 8)))} data ${hex(o.readBigUInt64LE(p + 16))}`);
+    }
+    details.push(`epoll #${o.readInt32LE(8)}: ${items.length ? items.join(', ') : 'no items'}`);
+  } else if (type === T.INOTIFY && len >= 16) {
+    details.push(`inotify #${o.readInt32LE(8)}: ${o.readUInt32LE(12)} watches`);
+  } else if (type === T.INOTIFY_WATCH && len >= 24) {
+    details.push(`  watch ${o.readInt32LE(8)} ${cstr(o, 24, len)} mask ${hex(BigInt(o.readUInt32LE(12)))}`);
+  } else if (type === T.MEMFD && len >= 40) {
+    details.push(`memfd #${o.readInt32LE(8)} "${cstr(o, 40, len)}": ${o.readBigUInt64LE(16)} bytes, seals ${hex(BigInt(o.readUInt32LE(12)))}, mode ${oct(o.readUInt32LE(24))}, owner ${o.readUInt32LE(28)}:${o.readUInt32LE(32)}`);
+  } else if (type === T.GHOST && len >= 40) {
+    details.push(`unlinked file #${o.readInt32LE(8)} ${cstr(o, 40, len)}: ${o.readBigUInt64LE(24)} bytes, mode ${oct(o.readUInt32LE(12))}, owner ${o.readUInt32LE(16)}:${o.readUInt32LE(20)}`);
+  } else if (type === T.LOCK && len >= 40) {
+    const end = o.readBigInt64LE(32);
+    details.push(`lock on file #${o.readInt32LE(8)}: ${LOCK_KINDS[o.readUInt32LE(12)] ?? '?'} ${o.readUInt32LE(16) === 1 ? 'write' : 'read'} ${o.readBigInt64LE(24)}-${end === 0x7fffffffffffffffn ? 'end' : end}`);
+  } else if (type === T.TTY && len >= 88) {
+    const pty = o.readUInt32LE(12) === 1;
+    details.push(`${pty ? `pty #${o.readInt32LE(8)} /dev/pts/${o.readUInt32LE(16)}${o.readUInt32LE(20) ? ' (locked)' : ''}${o.readUInt32LE(24) ? ' (packet mode)' : ''}` : `terminal #${o.readInt32LE(8)}: the shell's, the restarter's stdin takes its place`}, ${o.readUInt16LE(32)}x${o.readUInt16LE(34)}, lflag ${oct(o.readUInt32LE(52))}`);
+  } else if (type === T.CTTY && len >= 16) {
+    details.push(`controlling terminal #${o.readInt32LE(8)}${o.readUInt32LE(16) ? `, its session's leader, foreground group ${o.readInt32LE(12)}` : ''}`);
+  } else if (type === T.FD && len >= 24) {
+    const kind = o.readUInt32LE(16) === 2 ? 'inherited from the restarter' : `file #${o.readInt32LE(12)}`;
+    details.push(`fd ${o.readInt32LE(8)}: ${kind}${o.readUInt32LE(20) ? ' (cloexec)' : ''}`);
+  } else if (type === T.MM && len >= 120) {
+    details.push(`mm: ${o.readUInt32LE(112)} mappings, brk ${hex(o.readBigUInt64LE(40))}-${hex(o.readBigUInt64LE(48))}, vdso ${hex(o.readBigUInt64LE(96))}`);
+  } else if (type === T.VMA && len >= 56) {
+    const kinds = ['?', 'anon private', 'anon shared', 'file private', 'file shared', 'sysv shm'];
+    const prot = o.readUInt32LE(44);
+    const rwx = `${prot & 1 ? 'r' : '-'}${prot & 2 ? 'w' : '-'}${prot & 4 ? 'x' : '-'}`;
+    const ref = o.readInt32LE(48);
+    const vmFlags = o.readBigUInt64LE(32);
+    const advice = VMA_ADVICE.filter(([bit]) => vmFlags & bit).map(([, name]) => ` ${name}`).join('');
+    const kind = o.readUInt32LE(40);
+    const what = kind === 5 ? ` id ${ref} pgoff ${o.readBigUInt64LE(24)}` : ref ? ` file #${ref} pgoff ${o.readBigUInt64LE(24)}` : '';
+    details.push(`  vma ${hex(o.readBigUInt64LE(8))}-${hex(o.readBigUInt64LE(16))} ${rwx} ${kinds[kind] ?? '?'}${what}${o.readUInt32LE(52) ? ' growsdown' : ''}${advice}`);
+  } else if (type === T.CPU && len >= 8 + 27 * 8) {
+    details.push(`cpu: ip ${hex(o.readBigUInt64LE(8 + 16 * 8))} sp ${hex(o.readBigUInt64LE(8 + 19 * 8))} orig_ax ${o.readBigInt64LE(8 + 15 * 8)} fs_base ${hex(o.readBigUInt64LE(8 + 21 * 8))}`);
+  } else if (type === T.FPU && len >= 16) {
+    details.push(`fpu: ${o.readUInt32LE(12)} bytes (${o.readUInt32LE(8) === 0x202 ? 'XSAVE' : 'FXSAVE'} layout)`);
+  } else if (type === T.SIGPENDING && len >= 16) {
+    const sigs: string[] = [];
+    for (let i = 0, p = 16; i < o.readUInt32LE(8) && p + 56 <= len; i++, p += 56) {
+      sigs.push(`${o.readInt32LE(p + 8)}${o.readUInt32LE(p) ? ' (process)' : ''} code ${o.readInt32LE(p + 16)}`);
+    }
+    details.push(`pending signals: ${sigs.length ? sigs.join(', ') : 'none'}`);
+  } else if (type === T.CRED && len >= 88) {
+    const groups = Array.from({ length: Math.min(o.readUInt32LE(84), (len - 88) / 4) }, (_, i) => o.readUInt32LE(88 + i * 4));
+    const ids = (at: number) => [0, 4, 8, 12].map((d) => o.readUInt32LE(at + d)).join('/');
+    details.push(`creds: uid ${ids(8)} gid ${ids(24)} groups [${groups.join(' ')}]`);
+    details.push(`  caps: effective ${hex(o.readBigUInt64LE(56))} permitted ${hex(o.readBigUInt64LE(48))} inheritable ${hex(o.readBigUInt64LE(40))} bounding ${hex(o.readBigUInt64LE(64))} ambient ${hex(o.readBigUInt64LE(72))} securebits ${hex(BigInt(o.readUInt32LE(80)))}`);
+  } else if (type === T.RLIMITS && len >= 16) {
+    const lim = (v: bigint) => (v === RLIM_INFINITY ? '∞' : v.toString());
+    const set: string[] = [];
+    for (let i = 0; i < Math.min(o.readUInt32LE(8), RLIMIT_NAMES.length) && 16 + i * 16 + 16 <= len; i++) {
+      set.push(`${RLIMIT_NAMES[i]} ${lim(o.readBigUInt64LE(16 + i * 16))}/${lim(o.readBigUInt64LE(24 + i * 16))}`);
+    }
+    details.push(`rlimits: ${set.join(', ')}`);
+  } else if (type === T.PROCESS && len >= 88) {
+    const flags = o.readUInt32LE(20);
+    const policy = o.readUInt32LE(40);
+    const exe = o.readUInt32LE(60) ? cstr(o, 88, len) : '(none)';
+    details.push(`process: exe ${exe}, personality ${hex(BigInt(o.readUInt32LE(8)))}, pdeathsig ${o.readUInt32LE(12)}, dumpable ${o.readUInt32LE(16)}` +
+      `${flags & 1 ? ', child subreaper' : ''}${flags & 2 ? ', no_new_privs' : ''}` +
+      `${flags & 4 ? `, stopped by signal ${o.readUInt32LE(52)}${o.readUInt32LE(56) ? ' (not waited for)' : ''}` : ''}`);
+    details.push(`  sched: ${SCHED_POLICIES[policy] ?? `policy ${policy}`}${flags & 8 ? '|SCHED_RESET_ON_FORK' : ''} priority ${o.readUInt32LE(44)} nice ${o.readInt32LE(48)}` +
+      `${policy === 6 ? ` runtime ${o.readBigUInt64LE(64)} deadline ${o.readBigUInt64LE(72)} period ${o.readBigUInt64LE(80)} ns` : ''}, timer slack ${o.readBigUInt64LE(24)} ns (default ${o.readBigUInt64LE(32)})`);
+  } else if (type === T.ITIMERS && len >= 56) {
+    details.push(`itimers: real ${timerValue(o, 8)}, virtual ${timerValue(o, 24)}, prof ${timerValue(o, 40)}`);
+  } else if (type === T.POSIX_TIMER && len >= 64) {
+    const notify = o.readUInt32LE(16);
+    const how = ['SIGEV_SIGNAL', 'SIGEV_NONE'][notify & ~4] ?? `notify ${notify}`;
+    details.push(`posix timer ${o.readInt32LE(8)}: ${clockName(o.readInt32LE(12))}, ${how}${notify & 4 ? ` to tid ${o.readInt32LE(32)}` : ''}` +
+      `${notify & ~4 ? '' : ` signal ${o.readUInt32LE(20)} value ${o.readBigUInt64LE(24)}`}, ${timerValue(o, 40)}, overrun ${o.readBigInt64LE(56)}`);
+  } else if (type === T.SECCOMP && len >= 16) {
+    const nr = o.readUInt32LE(8);
+    if (nr) details.push(`seccomp: ${nr} filter${nr === 1 ? '' : 's'}`);
+  } else if (type === T.UTS_NS && len >= 144) {
+    details.push(`uts namespace of its own: hostname ${cstr(o, 8, 73)} domainname ${cstr(o, 73, 138)}`);
+  } else if (type === T.IPC_NS && len >= 72) {
+    const sem = [0, 1, 2, 3].map((i) => o.readUInt32LE(44 + i * 4)).join(' ');
+    details.push(`ipc namespace of its own: ${o.readUInt32LE(60)} shm segments, ${o.readUInt32LE(64)} message queues, ${o.readUInt32LE(68)} semaphore sets;` +
+      ` shmmax ${o.readBigUInt64LE(8)} shmall ${o.readBigUInt64LE(16)} shmmni ${o.readUInt32LE(24)} msgmax ${o.readUInt32LE(32)} msgmnb ${o.readUInt32LE(36)} msgmni ${o.readUInt32LE(40)} sem ${sem}`);
+  } else if (type === T.SHM && len >= 48) {
+    details.push(`  shm ${ipcPerm(o, 8)} size ${o.readBigUInt64LE(40)}`);
+  } else if (type === T.MSG_QUEUE && len >= 56) {
+    details.push(`  msg queue ${ipcPerm(o, 8)} qbytes ${o.readBigUInt64LE(40)}, ${o.readUInt32LE(48)} messages`);
+  } else if (type === T.MSG && len >= 24) {
+    details.push(`    message type ${o.readBigInt64LE(8)}, ${o.readBigUInt64LE(16)} bytes`);
+  } else if (type === T.SEM && len >= 48) {
+    const n = o.readUInt32LE(40);
+    const values = Array.from({ length: Math.min(n, (len - 48) / 2) }, (_, i) => o.readUInt16LE(48 + i * 2));
+    details.push(`  sem set ${ipcPerm(o, 8)} values ${values.join(' ')}`);
+  } else if (type === T.SEM_UNDO && len >= 16) {
+    const n = o.readUInt32LE(12);
+    const adj = Array.from({ length: Math.min(n, (len - 16) / 2) }, (_, i) => o.readInt16LE(16 + i * 2));
+    details.push(`sem undo: set ${o.readInt32LE(8)} adjustments ${adj.join(' ')}`);
+  }
 }

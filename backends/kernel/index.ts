@@ -8,9 +8,9 @@ import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { nftVersion } from '../../userspace/net/netlock.js';
-import { dump } from './dump.js';
+import { dump, preDump } from './dump.js';
 import { recognizes, summary } from './identity.js';
-import { decodeImage, imagePath, TYPE_NAMES } from './image.js';
+import { imagePath, readImage, TYPE_NAMES } from './image.js';
 import { imageNetlock } from './inet.js';
 import { engineStatus, helperPath, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
 
@@ -41,6 +41,7 @@ export const kernelBackend: Backend = {
   },
 
   dump,
+  preDump,
   // Loaded when first called: a dump needs none of it.
   restore: async (opts) => (await import('./restore.js')).restore(opts),
   thaw: async (pid) => (await import('./restore.js')).thaw(pid),
@@ -51,7 +52,7 @@ export const kernelBackend: Backend = {
 
   async describe(dir) {
     if (!fs.existsSync(imagePath(dir))) throw new CrError(`${dir} holds no kernel-backend image`);
-    const img = decodeImage(imagePath(dir));
+    const img = readImage(imagePath(dir), true);
     const h = img.header;
     const counts = new Map<string, { n: number; bytes: number }>();
     for (const o of img.objects) {
@@ -67,13 +68,13 @@ export const kernelBackend: Backend = {
       `objects: ${[...counts].map(([name, c]) => `${c.n} ${name} (${c.bytes} B)`).join(', ')}`,
       ...img.details,
       ...(lock ? [`network lock ${lock}: its connections' packets are held back until the restore`] : []),
-      `pages: ${img.pages}`,
+      `pages: ${img.pages}${img.chain?.parentPath ? `, ${img.parentPages} more unchanged in the parent ${img.chain.parentPath}` : ''}`,
       img.error ? `ERROR ${img.error.errno}: ${img.error.message}` : img.tail ? `trailer: ${img.tail.nrObjects} objects, checksum ${img.tail.checksum} ${img.tail.checksumOk ? 'ok' : 'MISMATCH'}` : 'no trailer',
     ];
     return {
       backend: 'kernel',
       lines,
-      data: { header: { ...h, time: h.time.toISOString() }, tree: img.tree, objects: img.objects, types: TYPE_NAMES, tail: img.tail, error: img.error, pages: img.pages, details: img.details },
+      data: { header: { ...h, time: h.time.toISOString() }, tree: img.tree, objects: img.objects, types: TYPE_NAMES, chain: img.chain, tail: img.tail, error: img.error, pages: img.pages, parentPages: img.parentPages, details: img.details },
     };
   },
 };

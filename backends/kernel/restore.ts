@@ -4,14 +4,21 @@
  * every task calls restart(ROOT, fd, RESTART_TASKSELF, logfd) on itself;
  * the engine rebuilds them one by one and lets them all return into the
  * checkpointed programs together.  A shell job (--shell-job) joins our
- * session, and the helper makes it the foreground job of our terminal.  The helper stays the root's parent,
- * reports "ready PID" per task or "error PID: why" on fd 3, and exits with
- * the root's status.  Restored `frozen` (RESTART_FROZEN), every task stays
- * held frozen by the engine until thaw() (`cr thaw ROOT`), which is
- * restart(ROOT, -1, RESTART_FROZEN, -1).  The network lock of a dump with
- * --tcp-established is released once every task is back (its connections
- * are live by then, and their peers' retransmissions get through); after a
- * failed restart it stays, for another try.
+ * session, and the helper makes it the foreground job of our terminal.
+ * The helper stays the root's parent, reports "ready PID HOSTPID" per task
+ * or "error PID: why" on fd 3, and exits with the root's status.  A root that had UTS or IPC namespaces of
+ * its own is created in fresh ones of those kinds, where the engine
+ * rebuilds them.  With `pidns` the tree gets a pid namespace of its own
+ * under the helper's small init, with the original pids inside it and,
+ * where they are free, outside it too.  Restored `frozen`
+ * (RESTART_FROZEN), every task stays held frozen by the engine until
+ * thaw() (`cr thaw ROOT`, with ROOT's pid outside), which is restart(ROOT,
+ * -1, RESTART_FROZEN, -1).  With `mapPages` (cr-mktree -m: RESTART_MAP)
+ * the engine maps private anonymous memory from the image instead of
+ * copying it.  The network lock of a dump with --tcp-established is
+ * released once every task is back (its connections are live by then, and
+ * their peers' retransmissions get through); after a failed restart it
+ * stays, for another try.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,7 +28,7 @@ import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists } from '../../userspace/sys/libc.js';
 import { ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
-import { decodeImage, imagePath, logPath } from './image.js';
+import { imagePath, logPath, readImage } from './image.js';
 import { releaseNetlock } from './inet.js';
 
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
@@ -30,30 +37,38 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   const img = imagePath(opts.dir);
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
-  if (opts.pidns) throw new CrError('the kernel backend cannot restore into a new pid namespace yet');
-  const { tree, shellJob } = decodeImage(img);
+  if (opts.lazyPages) throw new CrError('the kernel backend has no lazy restore of pages: it can map them from the image (--map-pages)');
+  const { tree, chain, cloneFlags, shellJob } = readImage(img);
+  if (chain?.parentPath && !fs.existsSync(chain.parentPath)) {
+    throw new CrError(`${img} takes its unchanged pages from ${chain.parentPath}, which is gone`);
+  }
   const pid = tree[0].pid;
   if (shellJob && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job (its terminal was its shell's): restore it with --shell-job`);
-  for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
+  if (!opts.pidns) for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
   const why = ensureEngine(log);
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
-  const helper = execa(helperPath(), [...(opts.shellJob ? ['-j'] : []), '-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`)], {
+  const args = [
+    ...(opts.shellJob ? ['-j'] : []), ...(opts.mapPages ? ['-m'] : []), '-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...(opts.pidns ? ['-p'] : []), ...(cloneFlags ? ['-n', cloneFlags.toString(16)] : []),
+    ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`),
+  ];
+  const helper = execa(helperPath(), args, {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: !!opts.detach, cleanup: !opts.detach, reject: false, buffer: false,
   });
-  const ready = new Set<number>();
+  // each task's pid as we see it: the same but in a pid namespace of its own
+  const ready = new Map<number, number>();
   const lines = readline.createInterface({ input: helper.stdio[3] as NodeJS.ReadableStream });
   for await (const line of lines) {
-    const m = /^(ready|error) (-?\d+)(?: \d+|: (.*))?$/.exec(line);
+    const m = /^(ready|error) (-?\d+)(?: (\d+)|: (.*))?$/.exec(line);
     if (m?.[1] === 'error') {
       helper.kill('SIGKILL');
       await helper;
-      throw new CrError(`restart of pid ${pid} failed: ${m[3]}`);
+      throw new CrError(`restart of pid ${pid} failed: ${m[4]}`);
     }
     if (m?.[1] === 'ready') {
-      ready.add(Number(m[2]));
-      log(`pid ${m[2]} restarted`);
+      ready.set(Number(m[2]), Number(m[3] ?? m[2]));
+      log(`pid ${m[2]} restarted${m[3] && m[3] !== m[2] ? ` (pid ${m[3]} outside its pid namespace)` : ''}`);
       if (ready.size === tree.length) break;
     }
   }
@@ -69,7 +84,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   return {
     pids: tree.map((t) => t.pid),
     stats: { totalMs: performance.now() - t0 },
-    ...(opts.frozen ? { thaw: async () => thaw(pid) } : {}),
+    ...(opts.frozen ? { thaw: async () => thaw(ready.get(pid) ?? pid) } : {}),
     async wait(): Promise<ExitStatus> {
       if (opts.detach) throw new CrError('the restored process was detached; nobody waits for it');
       const r = await helper;

@@ -13,17 +13,20 @@ export const NR_CHECKPOINT = 548;
 export const NR_RESTART = 549;
 export const NR_CLONE_WITH_PIDS = 550;
 
-/** checkpoint(2) flags, from include/uapi/linux/checkpoint.h. */
-export const CHECKPOINT_SUBTREE = 0x1;
-export const CHECKPOINT_KILL = 0x2;
-/** The tree may use its shell's terminal (kernel-patches/0009). */
-export const CHECKPOINT_SHELL_JOB = 0x4;
-/** Save TCP connections to peers outside the tree, whose packets cr holds back (kernel-patches/0011). */
-export const CHECKPOINT_TCP_ESTABLISHED = 0x8;
+/** checkpoint(2) flags, from include/uapi/linux/checkpoint.h; other bits give EINVAL. */
+export const CHECKPOINT_KILL = 0x1;
+/** The tree may use its shell's terminal (kernel-patches/0014). */
+export const CHECKPOINT_SHELL_JOB = 0x2;
+/** Save TCP connections to peers outside the tree, whose packets cr holds back (kernel-patches/0015). */
+export const CHECKPOINT_TCP_ESTABLISHED = 0x4;
+/** Copy-on-write, page tracking and incremental checkpoints (kernel-patches/0016). */
+export const CHECKPOINT_COW = 0x8;
+export const CHECKPOINT_TRACK = 0x10;
+export const CHECKPOINT_INCREMENTAL = 0x20;
 /** restart(2) flags. */
 export const RESTART_TASKSELF = 0x1;
 export const RESTART_FROZEN = 0x2;
-export const RESTART_GHOST = 0x4;
+export const RESTART_MAP = 0x4;
 
 const CLONE_SETTLS = 0x00080000;
 
@@ -66,8 +69,14 @@ export function probe(): Probe {
 /** cr-mktree's -k mode creates the tasks with clone_with_pids(2) and has each call restart(2). */
 export const helperPath = (): string => nativeBin('cr-mktree');
 
-/** The engine module, built against the VM kernel by vm-images (buildKmod). */
-export const enginePath = path.join(packageRoot, 'kmod', 'crengine.ko');
+/**
+ * The engine module, built against the VM kernel by vm-images (buildKmod):
+ * kmod/crengine.ko for the normal kernel, kmod/debug/crengine.ko for the
+ * debug one; the one whose vermagic names the running kernel is loaded.
+ */
+const engineBuilds = [path.join(packageRoot, 'kmod', 'crengine.ko'), path.join(packageRoot, 'kmod', 'debug', 'crengine.ko')];
+export const engineBuild = (): string =>
+  engineBuilds.find((ko) => fs.existsSync(ko) && moduleRelease(ko) === os.release()) ?? engineBuilds[os.release().endsWith('-debug') ? 1 : 0]!;
 const NR_FINIT_MODULE = 313;
 
 /** The kernel release a module was built for: the first word of its vermagic. */
@@ -88,9 +97,10 @@ export interface EngineStatus {
 /** Whether an engine is registered, and if not whether `cr` can load kmod/crengine.ko itself. */
 export function engineStatus(p: Probe = probe()): EngineStatus {
   if (p.engine) return { registered: true, loadable: false, detail: `registered${fs.existsSync('/sys/module/crengine') ? ' (crengine module loaded)' : ''}` };
-  if (!fs.existsSync(enginePath)) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is not built (npm run vm:build)` };
+  const enginePath = engineBuild();
+  if (!fs.existsSync(enginePath)) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is not built (npm run vm:build${os.release().endsWith('-debug') ? ' -- --debug-kernel' : ''})` };
   const built = moduleRelease(enginePath);
-  if (built !== os.release()) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is built for ${built ?? 'an unknown kernel'}, not ${os.release()} (npm run vm:build)` };
+  if (built !== os.release()) return { registered: false, loadable: false, detail: `no engine registered, and ${enginePath} is built for ${built ?? 'an unknown kernel'}, not ${os.release()} (npm run vm:build${os.release().endsWith('-debug') ? ' -- --debug-kernel' : ''})` };
   if (process.geteuid?.() !== 0) return { registered: false, loadable: false, detail: `no engine registered; loading ${enginePath} needs root` };
   return { registered: false, loadable: true, detail: `no engine registered yet: cr loads ${enginePath} (built for ${built}) on first use` };
 }
@@ -106,6 +116,7 @@ export function ensureEngine(log: (line: string) => void = () => {}): string | u
   const st = engineStatus(p);
   if (st.registered) return undefined;
   if (!st.loadable) return st.detail;
+  const enginePath = engineBuild();
   const fd = fs.openSync(enginePath, 'r');
   let r;
   try {

@@ -5,14 +5,19 @@
  * the tree or let it go. On any failure every task is given back exactly
  * as it was and the partial image is removed.
  */
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
+import { clearSoftDirty } from '../../userspace/proc/pagemap.js';
 import { procSmaps } from '../../userspace/proc/parse.js';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
+import { recognizes } from './identity.js';
+import { readInventory } from './inventory.js';
 import { STATE_MODULES } from './state/index.js';
 import { inForeground } from './state/tty.js';
 import type { DumpShared, DumpTask } from './state/module.js';
@@ -29,12 +34,12 @@ function asCrError(err: unknown): Error {
   return err as Error;
 }
 
-function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, stats: { pagesWritten: number }, log: (l: string) => void): void {
+function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, stats: { pagesWritten: number }, prevImagesDir: string | undefined, log: (l: string) => void): void {
   const [leader] = t.threads;
   const maps = procSmaps(leader.pid);
   const inj = Injection.begin(leader);
   try {
-    const task: DumpTask = { pid: t.entry.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, log };
+    const task: DumpTask = { pid: t.entry.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, prevImagesDir, log };
     for (const m of STATE_MODULES) {
       m.dump(task);
       log(`pid ${task.pid}: ${m.name} saved`);
@@ -67,7 +72,24 @@ function killTree(tasks: SeizedTask[]): void {
   }
 }
 
-export async function dump(opts: DumpOptions): Promise<DumpResult> {
+/** The pre-dump named by --prev-images-dir, checked before any task is seized. */
+function checkParent(dir: string): void {
+  if (!recognizes(dir)) throw new CrError(`${dir} holds no user-backend image to build on`);
+  if (!readInventory(dir).tracks_memory) throw new CrError(`${dir} is not a pre-dump: it tracks no pages (cr pre-dump)`);
+}
+
+export const dump = (opts: DumpOptions): Promise<DumpResult> => dumpTree(opts, false);
+
+/**
+ * A pre-dump: everything saved as by a dump, the tasks left running, and
+ * their soft-dirty bits cleared before they run again, so that the pages
+ * they write from now on are the ones a dump naming this image saves.
+ */
+export const preDump = (opts: DumpOptions): Promise<DumpResult> => dumpTree({ ...opts, leaveRunning: true }, true);
+
+async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> {
+  if (opts.cow) throw new CrError('the user backend has no copy-on-write dump (--cow): it copies the pages while the tasks are stopped');
+  if (opts.prevImagesDir) checkParent(opts.prevImagesDir);
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   const preseized = opts.freezeCgroup ? await seizeFrozen(new Freezer(opts.freezeCgroup)) : undefined;
@@ -104,7 +126,10 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
   try {
     checkSharedTables(tasks);
     recordPidNamespaces(tasks);
-    for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, log);
+    for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, opts.prevImagesDir, log);
+    if (opts.prevImagesDir) images.link('parent', path.relative(fs.realpathSync(opts.dir), fs.realpathSync(opts.prevImagesDir)));
+    // still stopped: nothing is written between the copy and the clearing
+    if (track) for (const t of tasks) if (t.threads.length) clearSoftDirty(t.threads[0].pid);
     images.write('inventory', undefined, {
       format_version: FORMAT_VERSION,
       arch: process.arch,
@@ -114,6 +139,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
       tasks: tasks.map((t) => t.entry),
       shell_job: !!opts.shellJob,
       foreground: !!opts.shellJob && inForeground(opts.pid),
+      tracks_memory: track,
     });
   } catch (err) {
     images.discard();

@@ -137,6 +137,14 @@ export class ImageWriter {
     return fs.openSync(file, 'w');
   }
 
+  /** A symlink in the image directory (DIR/parent: the pre-dump it builds on). */
+  link(name: string, target: string): void {
+    const file = path.join(this.dir, name);
+    fs.rmSync(file, { force: true });
+    fs.symlinkSync(target, file);
+    this.written.push(file);
+  }
+
   /** Remove everything this writer wrote. */
   discard(): void {
     for (const file of this.written) fs.rmSync(file, { force: true });

@@ -39,6 +39,8 @@ export const userBackend: Backend = {
       { name: 'clone3 set_tid', ok: kernelAtLeast(5, 5), required: true, detail: `kernel ${os.release()} (needs 5.5 or later)` },
       { name: 'CONFIG_CHECKPOINT_RESTORE', ok: config, required: true, detail: config ? 'PR_SET_MM_MAP, ARCH_MAP_VDSO, map_files present' : 'kernel built without CONFIG_CHECKPOINT_RESTORE' },
       fileCheck('/proc/PID/pagemap', '/proc/self/pagemap', true, 'no pagemap: cannot tell which pages to save'),
+      { name: 'PAGEMAP_SCAN', ok: kernelAtLeast(6, 7), required: true, detail: `kernel ${os.release()} (finds the pages to save in ranges; needs 6.7 or later)` },
+      fileCheck('cr-lazy', nativeBin('cr-lazy'), false, 'helper not built (npm run build): no --lazy-pages'),
       fileCheck('ns_last_pid', '/proc/sys/kernel/ns_last_pid', false, 'not needed: pids are chosen with clone3 set_tid'),
       fileCheck('cr-mktree', nativeBin('cr-mktree'), true, 'helper not built: run npm run build'),
       { name: 'nft', ok: !!nft, required: false, detail: nft ? `${nft}: the network lock for --tcp-established` : 'nft not found: dumps with --tcp-established cannot lock the network (install nftables)' },
@@ -47,6 +49,7 @@ export const userBackend: Backend = {
 
   // Each loaded when first called: `cr show` needs neither.
   dump: async (opts) => (await import('./dump.js')).dump(opts),
+  preDump: async (opts) => (await import('./dump.js')).preDump(opts),
   restore: async (opts) => (await import('./restore.js')).restore(opts),
 
   async recognizes(dir) {

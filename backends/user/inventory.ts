@@ -48,6 +48,8 @@ export interface Inventory {
   /** Dumped with --shell-job: the terminal it ran on is cr restore's at restore, and whether it was the foreground job there. */
   shell_job: boolean;
   foreground: boolean;
+  /** A pre-dump: a later dump may build on it. */
+  tracks_memory: boolean;
 }
 
 export function readInventory(dir: string): Inventory {

@@ -30,6 +30,8 @@
  *   tree=N      N processes in a binary-heap shape (process i's parent is
  *               (i-1)/2); every process builds all other modules
  *   mem=MiB     private anonymous memory, every word a known pattern
+ *   dirty=P     with mem, one process: SIGUSR2 rewrites P% of it with another
+ *               pattern and prints DIRTIED <checksum>, the new one to expect
  *   threads=N   N extra threads, each with a stack buffer, TLS and its tid
  *   regfile=N   N regular files with content, offsets and flags
  *   pipe=N      N pipes with data in flight
@@ -53,7 +55,9 @@
  *   itimer=1    an armed ITIMER_REAL with an interval
  *   caps=1      capabilities dropped from the effective, permitted and
  *               bounding sets
- *   sysvshm=KiB a SysV shared memory segment, attached and filled
+ *   sysvshm=KiB a SysV shared memory segment, attached and filled, in an
+ *               IPC namespace of its own (a backend saves the objects of
+ *               the tree's own namespace only)
  *   fdtable=1   a child process sharing the fd table (CLONE_FILES)
  *   cow=KiB     private memory a forked child still shares copy-on-write:
  *               a page neither wrote must stay one physical page (pagemap,
@@ -195,20 +199,25 @@ static void fill(void *p, size_t n, uint64_t seed)
 		w[i] = pat(seed, i);
 }
 
-/* Checks a filled region; returns its hash and reports the first bad word. */
-static uint64_t check_fill(const char *what, const void *p, size_t n, uint64_t seed)
+/* Checks bytes @from to @to of a filled region; returns their hash and reports the first bad word. */
+static uint64_t check_fill_part(const char *what, const void *p, size_t from, size_t to, uint64_t seed)
 {
 	const uint64_t *w = p;
 	size_t first_bad = (size_t)-1, nbad = 0;
-	for (size_t i = 0; i < n / 8; i++)
+	for (size_t i = from / 8; i < to / 8; i++)
 		if (w[i] != pat(seed, i)) {
 			if (first_bad == (size_t)-1)
 				first_bad = i;
 			nbad++;
 		}
 	if (nbad)
-		BAD("%s: %zu of %zu words differ, first at byte %zu", what, nbad, n / 8, first_bad * 8);
-	return mix_bytes(0, p, n);
+		BAD("%s: %zu of %zu words differ, first at byte %zu", what, nbad, (to - from) / 8, first_bad * 8);
+	return mix_bytes(0, (const char *)p + from, to - from);
+}
+
+static uint64_t check_fill(const char *what, const void *p, size_t n, uint64_t seed)
+{
+	return check_fill_part(what, p, 0, n, seed);
 }
 
 static void xwrite(int fd, const void *p, size_t n)
@@ -281,9 +290,9 @@ struct module {
 	int on;
 };
 
-/* mem */
+/* mem; with dirty=P, SIGUSR2 rewrites its first P% with another pattern */
 static uint64_t *mem_p;
-static size_t mem_n;
+static size_t mem_n, mem_dirty_n;
 static void mem_setup(long mib)
 {
 	mem_n = (size_t)mib << 20;
@@ -295,7 +304,32 @@ static void mem_setup(long mib)
 static uint64_t mem_fold(int final)
 {
 	(void)final;
-	return check_fill("mem", mem_p, mem_n, 1000 + my_idx);
+	if (!mem_dirty_n)
+		return check_fill("mem", mem_p, mem_n, 1000 + my_idx);
+	return mix(check_fill("mem (rewritten)", mem_p, mem_dirty_n, 1500 + my_idx),
+		   check_fill_part("mem", mem_p, mem_dirty_n, mem_n, 1000 + my_idx));
+}
+
+/* dirty */
+static long dirty_percent;
+static volatile sig_atomic_t got_usr2;
+static void on_dirty(int sig) { (void)sig; got_usr2 = 1; }
+static void dirty_setup(long percent)
+{
+	struct sigaction sa = { .sa_handler = on_dirty };
+
+	dirty_percent = percent;
+	sigaction(SIGUSR2, &sa, NULL);
+}
+static void dirty_mem(void)
+{
+	mem_dirty_n = (mem_n / 100 * dirty_percent) & ~(size_t)4095;
+	fill(mem_p, mem_dirty_n, 1500 + my_idx);
+}
+static uint64_t dirty_fold(int final)
+{
+	(void)final;
+	return 0;
 }
 
 /* shanon */
@@ -1145,12 +1179,14 @@ static uint64_t caps_fold(int final)
 	return mix(mix(0, d[0].effective), d[0].permitted);
 }
 
-/* sysvshm: a private segment, attached and filled */
+/* sysvshm: a private segment, attached and filled, in an IPC namespace of our own */
 static int shm_id;
 static char *shm_p;
 static size_t shm_n;
 static void sysvshm_setup(long kib)
 {
+	if (unshare(CLONE_NEWIPC))
+		die("unshare(CLONE_NEWIPC)");
 	shm_n = (size_t)(kib < 4 ? 4 : kib) << 10;
 	shm_id = shmget(IPC_PRIVATE, shm_n, IPC_CREAT | 0600);
 	if (shm_id < 0)
@@ -1538,6 +1574,7 @@ static uint64_t inotify_fold(int final)
 static struct module modules[] = {
 	{ "mem", mem_setup, mem_fold, 0, 0 },
 	{ "cow", cow_setup, cow_fold, 0, 0 },
+	{ "dirty", dirty_setup, dirty_fold, 0, 0 },
 	{ "shanon", shanon_setup, shanon_fold, 0, 0 },
 	{ "fmap-priv", fmap_priv_setup, fmap_priv_fold, 0, 0 },
 	{ "fmap-shared", fmap_shared_setup, fmap_shared_fold, 0, 0 },
@@ -1773,8 +1810,14 @@ int main(int argc, char **argv)
 	sigset_t now;
 	sigprocmask(SIG_BLOCK, NULL, &now);
 	sigdelset(&now, SIGUSR1);
-	while (!got_usr1)
+	while (!got_usr1) {
 		sigsuspend(&now);
+		if (got_usr2 && dirty_percent && !my_idx && ntree == 1) {
+			got_usr2 = 0;
+			dirty_mem();
+			say("DIRTIED %016llx", (unsigned long long)mix(0, fold_all(0, pid0, ppid0)));
+		}
+	}
 
 	char go[64] = { 0 };
 	for (int left = ntree - 1; left > 0; left -= 64)

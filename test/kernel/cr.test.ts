@@ -167,7 +167,13 @@ t('restart gives the task its own uid back, not the restarter\'s root', async ()
 });
 
 t('what the engine cannot restore is refused at checkpoint, naming it, and the task runs on', async () => {
-  for (const [mode, why] of [['cputimer', /POSIX timer 0 on the CPU clock of pid \d+ is not supported/], ['sysvshm', /SYSV/]] as const) {
+  const refusals = [
+    ['cputimer', /POSIX timer 0 on the CPU clock of pid \d+ is not supported/],
+    ['sysvshm', /mapping [0-9a-f]+-[0-9a-f]+: SysV shm segment \d+ of the checkpointer's IPC namespace is not supported/],
+    ['semundo', /pid \d+: SEM_UNDO adjustments on SysV semaphore set \d+ of the checkpointer's IPC namespace are not supported/],
+    ['netns', /pid \d+: its network namespace is not the checkpointer's: not supported/],
+  ] as const;
+  for (const [mode, why] of refusals) {
     const out = path.join(tempDir('kref'), 'out.txt');
     const child = startTo(kprogram('procstate'), [mode], out);
     await waitFor(out, 'ready');

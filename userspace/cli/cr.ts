@@ -2,8 +2,9 @@
 /**
  * cr: one command line for every checkpoint/restart backend.
  *
- *   cr dump --backend=user -t PID -D DIR [--leave-running] [--shell-job] [--tcp-established]
- *   cr restore [--backend=user] -D DIR [--detach] [--frozen] [--shell-job]
+ *   cr dump --backend=user -t PID -D DIR [--leave-running] [--shell-job] [--tcp-established] [--cow] [--prev-images-dir DIR0]
+ *   cr pre-dump --backend=user -t PID -D DIR [--prev-images-dir DIR0]
+ *   cr restore [--backend=user] -D DIR [--detach] [--frozen] [--shell-job] [--map-pages | --lazy-pages]
  *   cr thaw [--backend=kernel] PID
  *   cr show DIR [--json]
  *   cr check [--backend=user]
@@ -15,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames, backends } from '../../backends/index.js';
-import type { Backend } from '../../backends/types.js';
+import type { Backend, DumpResult } from '../../backends/types.js';
 import { CrError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 
@@ -48,6 +49,12 @@ const program = new Command('cr')
   .version(version)
   .configureOutput({ outputError: (str, write) => write(`cr: ${str.replace(/^error: /, '')}`) });
 
+const reportDump = (r: DumpResult, dir: string, what: string) => {
+  const s = r.stats;
+  process.stderr.write(`cr: ${what} ${r.pids.join(' ')} into ${dir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +
+    (s.frozenMs !== undefined ? ` (frozen ${s.frozenMs.toFixed(0)} ms)` : '') + '\n');
+};
+
 program
   .command('dump')
   .description('checkpoint a process and its descendants into an image directory')
@@ -55,6 +62,9 @@ program
   .requiredOption('-t, --tree <pid>', 'root of the process tree to checkpoint', parsePid)
   .requiredOption('-D, --images-dir <dir>', 'where to write the image')
   .option('-R, --leave-running', 'keep the tasks running after the dump (default: kill them)')
+  .option('--cow', 'copy-on-write: let the tasks run again before their memory is written (kernel backend; the default with --leave-running)')
+  .option('--no-cow', 'keep the tasks frozen until their memory is written')
+  .option('--prev-images-dir <dir>', 'a pre-dump of the same tasks: save only the pages written since')
   .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
   .option('-j, --shell-job', 'the tree is a job of an interactive shell: its terminal and session leader are outside it')
   .option('--tcp-established', 'save TCP connections to peers outside the tree too (their packets are held back until the restore)')
@@ -62,11 +72,27 @@ program
   .action(async (o) => {
     const r = await pickBackend(o.backend).dump({
       pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, shellJob: o.shellJob, tcpEstablished: o.tcpEstablished,
-      log: logTo(o.verbose),
+      cow: o.cow, prevImagesDir: o.prevImagesDir, log: logTo(o.verbose),
     });
-    const s = r.stats;
-    process.stderr.write(`cr: dumped ${r.pids.join(' ')} into ${o.imagesDir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +
-      (s.frozenMs !== undefined ? ` (frozen ${s.frozenMs.toFixed(0)} ms)` : '') + '\n');
+    reportDump(r, o.imagesDir, 'dumped');
+  });
+
+program
+  .command('pre-dump')
+  .description("save a tree's memory while it keeps running; a later dump --prev-images-dir saves only what changed")
+  .addOption(backendOption().default('user'))
+  .requiredOption('-t, --tree <pid>', 'root of the process tree', parsePid)
+  .requiredOption('-D, --images-dir <dir>', 'where to write the pre-dump')
+  .option('--prev-images-dir <dir>', 'an earlier pre-dump: save only the pages written since')
+  .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
+  .option('-v, --verbose', 'log each step to stderr')
+  .action(async (o) => {
+    const b = pickBackend(o.backend);
+    if (!b.preDump) throw new CrError(`the ${b.name} backend has no pre-dump`);
+    const r = await b.preDump({
+      pid: o.tree, dir: o.imagesDir, prevImagesDir: o.prevImagesDir, freezeCgroup: o.freezeCgroup, log: logTo(o.verbose),
+    });
+    reportDump(r, o.imagesDir, 'pre-dumped');
   });
 
 program
@@ -78,11 +104,16 @@ program
   .option('--pidns', 'restore into a new pid namespace')
   .option('--frozen', 'leave the restored tree frozen until `cr thaw ROOT` (kernel backend)')
   .option('-j, --shell-job', 'restore a shell job on the terminal cr restore runs on')
+  .option('--map-pages', 'map private memory copy-on-write from the image instead of copying it (kernel backend; the image must then stay unchanged)')
+  .option('--lazy-pages', 'restore memory on demand, each page on first touch (user backend, userfaultfd)')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
+    if (o.mapPages && o.lazyPages) throw new CrError('--map-pages and --lazy-pages exclude each other');
     const b = await backendFor(o.imagesDir, o.backend);
     if (o.frozen && !b.thaw) throw new CrError(`the ${b.name} backend cannot leave a restored tree frozen`);
-    const r = await b.restore({ dir: o.imagesDir, detach: o.detach, pidns: o.pidns, frozen: o.frozen, shellJob: o.shellJob, log: logTo(o.verbose) });
+    const r = await b.restore({
+      dir: o.imagesDir, detach: o.detach, pidns: o.pidns, frozen: o.frozen, shellJob: o.shellJob, mapPages: o.mapPages, lazyPages: o.lazyPages, log: logTo(o.verbose),
+    });
     if (o.frozen) process.stderr.write(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
     if (o.detach) {
       process.stdout.write(`${r.pids[0]}\n`);

@@ -15,12 +15,18 @@
  * restart(ROOT, fd, RESTART_TASKSELF, logfd), which returns into the
  * checkpointed program when the whole tree is rebuilt; the engine's log is
  * appended to LOGFILE and tells whether it worked.  With -F as well
- * (RESTART_FROZEN), the restarted tasks stay frozen until `cr thaw`.
+ * (RESTART_FROZEN), the restarted tasks stay frozen until `cr thaw`; with
+ * -m (RESTART_MAP), the engine maps private memory from the image instead
+ * of copying it.
  * -h COUNT: the COUNT descriptors from fd 4 up are the restorer's, for the
  * tasks (pty masters): every task inherits them, cr-mktree itself closes
  * them once the root exists, so that they live only as long as the tree.
  * -p puts the tree in a new pid namespace, under a small init (pid 1
  * there) that reaps orphans and ends with the root's status; the tasks get
+ * their original pids inside it.  With -k they get them outside it too,
+ * where those are free (clone_with_pids(2) sets a pid per level), and -n's
+ * namespaces are the root's, not the init's: the engine rebuilds them in
+ * the root.
  * their original pids inside it.
  * -j restores a shell job: the root, which joined our session, makes its
  * process group the foreground job of our terminal (stdin), as a shell
@@ -69,6 +75,7 @@
 #define NR_clone_with_pids 550
 #define RESTART_TASKSELF 0x1
 #define RESTART_FROZEN 0x2
+#define RESTART_MAP 0x8
 
 struct clone_pid_set {
 	uint32_t num_pids;
@@ -87,6 +94,9 @@ static struct task tasks[MAX_TASKS];
 static int nr_tasks;
 /* -k: the image, and the pipe the engine logs into for every task */
 static const char *kimage;
+/* -k -p: we are the init of the tree's pid namespace; each task's pid outside it */
+static int kpidns;
+static pid_t khostpid[MAX_TASKS];
 static unsigned long krestart_flags = RESTART_TASKSELF;
 static int klog_pipe[2] = { -1, -1 };
 /* -j: the root becomes the foreground job of our terminal */
@@ -121,12 +131,21 @@ static pid_t clone_with_pid(pid_t pid, uint64_t flags)
 	return syscall(SYS_clone3, &args, sizeof(args));
 }
 
-/* -k: the same with clone_with_pids(2), the kernel backend's own call */
+/*
+ * -k: the same with clone_with_pids(2), the kernel backend's own call; in
+ * our pid namespace, with the same pid in the one outside it if that is free
+ */
 static pid_t clone_with_pids(pid_t pid, uint64_t flags)
 {
-	struct clone_pid_set set = { pid ? 1 : 0, 0, (uintptr_t)&pid };	/* 0: any pid */
+	pid_t pids[2] = { pid, pid };	/* innermost first */
+	struct clone_pid_set set = { pid ? 1 + kpidns : 0, 0, (uintptr_t)pids };	/* 0: any pid */
+	pid_t child = syscall(NR_clone_with_pids, SIGCHLD | flags, 0, NULL, NULL, &set);
 
-	return syscall(NR_clone_with_pids, SIGCHLD | flags, 0, NULL, NULL, &set);
+	if (child < 0 && errno == EBUSY && set.num_pids == 2) {
+		set.num_pids = 1;
+		child = syscall(NR_clone_with_pids, SIGCHLD | flags, 0, NULL, NULL, &set);
+	}
+	return child;
 }
 
 static pid_t create_task(pid_t pid, uint64_t flags)
@@ -244,6 +263,9 @@ static void __attribute__((noreturn)) become_task(int idx)
 	if (kimage) {
 		int fd = open(kimage, O_RDONLY | O_CLOEXEC);
 
+		if (kpidns)
+			dprintf(klog_pipe[1], "cr-mktree: pid %d is pid %d outside\n", t->pid, host_pid());
+
 		if (fd >= 0)
 			syscall(NR_restart, tasks[0].pid, fd, krestart_flags, klog_pipe[1]);
 		/* only reached if restart failed before changing this task */
@@ -295,7 +317,15 @@ static void kernel_wait_restarted(const char *logpath)
 		len += n;
 		buf[len] = 0;
 		for (; (nl = strchr(line, '\n')); line = nl + 1) {
+			pid_t pid, outside;
+
 			*nl = 0;
+			if (sscanf(line, "cr-mktree: pid %d is pid %d outside", &pid, &outside) == 2) {
+				for (i = 0; i < nr_tasks; i++)
+					if (tasks[i].pid == pid)
+						khostpid[i] = outside;
+				continue;
+			}
 			if (strstr(line, "restarted pid "))
 				restarted++;
 			else if (!error[0] && strstr(line, "error"))
@@ -311,7 +341,7 @@ static void kernel_wait_restarted(const char *logpath)
 		live += !tasks[i].zombie;
 	if (restarted == live) {
 		for (i = 0; i < nr_tasks; i++)
-			report("ready %d %d\n", tasks[i].pid, tasks[i].pid);
+			report("ready %d %d\n", tasks[i].pid, khostpid[i] ? khostpid[i] : tasks[i].pid);
 		return;
 	}
 	report("error %d: %s\n", tasks[0].pid, error[0] ? error : last[0] ? last : "restart failed");
@@ -339,12 +369,13 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[first], "-k") == 0 && first + 2 < argc) {
 			kimage = argv[++first];
 			klog = argv[++first];
-		}
+		} else if (strcmp(argv[first], "-m") == 0)
+			krestart_flags |= RESTART_MAP;
 		else
 			break;
 	}
 	if (argc - first < 1 || argc - first > MAX_TASKS) {
-		fprintf(stderr, "usage: cr-mktree [-p] [-j] [-n CLONE_FLAGS] [-h COUNT] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...\n");
+		fprintf(stderr, "usage: cr-mktree [-p] [-j] [-n CLONE_FLAGS] [-h COUNT] [-m] [-k IMAGE LOGFILE [-F]] PID:PPID:PGID:SID[:zSTATUS|:f][:tTTY] ...\n");
 		return 2;
 	}
 	for (i = first; i < argc; i++) {
@@ -376,10 +407,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (kimage) {
-		if (pidns || ns_flags) {
-			fprintf(stderr, "cr-mktree: -k restarts in our namespaces\n");
-			return 2;
-		}
 		if (pipe(klog_pipe) < 0) {
 			report("error %d: pipe: %s\n", tasks[0].pid, strerror(errno));
 			return 125;
@@ -387,7 +414,8 @@ int main(int argc, char **argv)
 	}
 
 	if (pidns) {
-		pid_t init = clone_with_pid(0, ns_flags | CLONE_NEWPID);
+		/* -k: the root gets the other namespaces, to be rebuilt there */
+		pid_t init = clone_with_pid(0, (kimage ? 0 : ns_flags) | CLONE_NEWPID);
 
 		if (init < 0) {
 			report("error %d: cannot create a pid namespace: %s\n", tasks[0].pid, strerror(errno));
@@ -395,11 +423,19 @@ int main(int argc, char **argv)
 		}
 		if (init == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			ns_flags = 0;
+			if (kimage)
+				kpidns = 1;
+			else
+				ns_flags = 0;
 		} else {
 			if (handed)
 				close_range(HANDED_FD, HANDED_FD + handed - 1, 0);
 			close(STATUS_FD);
+			/* the init reads the engine's log until every task has its end closed */
+			if (kimage) {
+				close(klog_pipe[0]);
+				close(klog_pipe[1]);
+			}
 			quiet_stdio();
 			status = wait_for(init);
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 125;

@@ -176,3 +176,38 @@ export function waitZombie(pid: number, stat: (pid: number) => { state: string }
 
 export const WALL = 0x40000000;
 export const WNOHANG = 1;
+
+/** PAGEMAP_SCAN's argument (include/uapi/linux/fs.h), its vec pointing at an array of page_region. */
+const pmScanArg = koffi.struct('pm_scan_arg', {
+  size: 'uint64', flags: 'uint64', start: 'uint64', end: 'uint64', walk_end: 'uint64', vec: 'void *', vec_len: 'uint64',
+  max_pages: 'uint64', category_inverted: 'uint64', category_mask: 'uint64', category_anyof_mask: 'uint64', return_mask: 'uint64',
+});
+const ioctlScan = libc.func('ioctl', 'int', ['int', 'unsigned long', koffi.inout(koffi.pointer(pmScanArg))]);
+const PAGEMAP_SCAN = 0xc0606610;
+
+export interface PagemapScan {
+  start: bigint;
+  end: bigint;
+  /** PAGE_IS_* categories that match where they are 0 instead of 1. */
+  inverted: number;
+  /** Pages where any of these (after `inverted`) is not set are skipped. */
+  mask: number;
+  /** Pages need one of these (after `inverted`), if any are given. */
+  anyOf: number;
+  /** Categories reported for each region. */
+  returned: number;
+}
+
+/**
+ * ioctl(PAGEMAP_SCAN) on an open /proc/PID/pagemap: fills `vec` with
+ * (start, end, categories) triples of u64; returns how many, and where the
+ * walk stopped (before `end` when `vec` was full).
+ */
+export function pagemapScan(fd: number, q: PagemapScan, vec: Buffer): { regions: number; walkEnd: bigint } {
+  const arg = {
+    size: 96, flags: 0, start: q.start, end: q.end, walk_end: 0n, vec, vec_len: Math.floor(vec.length / 24), max_pages: 0,
+    category_inverted: q.inverted, category_mask: q.mask, category_anyof_mask: q.anyOf, return_mask: q.returned,
+  };
+  const n = check(`ioctl(PAGEMAP_SCAN) on fd ${fd}`, ioctlScan(fd, PAGEMAP_SCAN, arg));
+  return { regions: n, walkEnd: BigInt(arg.walk_end) };
+}

@@ -14,8 +14,9 @@
  * address maps (/proc/PID/pagemap, readable as root), as CRIU does.
  */
 import fs from 'node:fs';
-import zlib from 'node:zlib';
+import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
+import { dataPages, PAGE_IS } from '../../../userspace/proc/pagemap.js';
 import { type SmapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
 import { fcntl, rawSyscall, SysError } from '../../../userspace/sys/libc.js';
@@ -56,6 +57,16 @@ interface MmLayout {
 interface PageRun {
   vaddr: bigint;
   nr_pages: number;
+  /** Unchanged since the pre-dump the image builds on: the data is in the parent's pages. */
+  in_parent: boolean;
+}
+
+/** Restore: private pages of the task and where their data is (this image's pages file, or a parent's). */
+interface PageSource {
+  vaddr: bigint;
+  nr_pages: number;
+  file: string;
+  offset: number;
 }
 
 interface ShmemRun {
@@ -75,12 +86,13 @@ export interface MmImage {
   layout: MmLayout;
   vmas: Vma[];
   pages: PageRun[];
-  pages_crc32: number;
   drop: PageRun[];
   shmem: ShmemObject[];
   shared_pages: bigint;
   /** Where the pages file is; not part of the image message. */
   pagesFile: string;
+  /** Where every private page's data is, the chain of pre-dumps followed; not part of the image message. */
+  sources: PageSource[];
 }
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -89,6 +101,7 @@ const CHUNK_PAGES = 4096;
 const PM_PRESENT = 1n << 63n;
 const PM_SWAPPED = 1n << 62n;
 const PM_FILE = 1n << 61n;
+const PM_SOFT_DIRTY = 1n << 55n;
 /** The page frame (present) or swap entry (swapped) of a pagemap entry. */
 const PM_FRAME = (1n << 55n) - 1n;
 const TASK_SIZE = 0x7ffffffff000n;
@@ -222,53 +235,87 @@ function writeAll(fd: number, buf: Buffer): void {
 }
 
 /** Append a run of pages to `runs`, merging it with the last one if they touch. */
-function addRun(runs: PageRun[], from: number, vaddr: bigint, n: number): void {
+function addRun(runs: PageRun[], from: number, vaddr: bigint, n: number, in_parent = false): void {
   const last = runs.length > from ? runs.at(-1) : undefined;
-  if (last && last.vaddr + BigInt(last.nr_pages) * PAGE === vaddr) last.nr_pages += n;
-  else runs.push({ vaddr, nr_pages: n });
+  if (last && last.in_parent === in_parent && last.vaddr + BigInt(last.nr_pages) * PAGE === vaddr) last.nr_pages += n;
+  else runs.push({ vaddr, nr_pages: n, in_parent });
 }
 
 interface SavedPages {
   pages: PageRun[];
   drop: PageRun[];
   shared: bigint;
-  crc: number;
+}
+
+/** Copy `n` pages at `vaddr` from the task into the pages file. */
+function savePages(task: DumpTask, out: number, data: Buffer, vaddr: bigint, n: number): void {
+  for (let done = 0; done < n; ) {
+    const k = Math.min(CHUNK_PAGES, n - done);
+    writeAll(out, task.tracee.readMem(Number(vaddr) + done * PAGE_SIZE, k * PAGE_SIZE, data.subarray(0, k * PAGE_SIZE)));
+    done += k;
+  }
+  task.stats.pagesWritten += n;
+}
+
+/**
+ * The pages of a private mapping that it does not share with a parent:
+ * those that hold data of their own (present or swapped, not the zero
+ * page, of a file mapping only the task's copies), which PAGEMAP_SCAN
+ * finds range by range. With `incremental`, those not written since the
+ * pre-dump go as runs in the parent.
+ */
+function saveOwnMapping(task: DumpTask, pagemap: number, vma: Vma, incremental: boolean, out: number, data: Buffer, saved: SavedPages): void {
+  const first = saved.pages.length;
+  for (const r of dataPages(pagemap, vma.start, vma.end, { anonOnly: vma.kind === 'FILE_PRIVATE', written: false })) {
+    const n = Number((r.end - r.start) / PAGE);
+    const inParent = incremental && !(r.categories & PAGE_IS.SOFT_DIRTY);
+    addRun(saved.pages, first, r.start, n, inParent);
+    if (!inParent) savePages(task, out, data, r.start, n);
+  }
 }
 
 /**
  * Save the private pages of every private mapping: all that must be saved,
  * but in an inherited one only those that are not the very page the
  * parent maps there; note the parent's pages this task does not have.
+ * With `incremental` (the task's soft-dirty bits were cleared by the
+ * pre-dump this dump builds on), a page not written since goes as a run
+ * in the parent.
  */
-function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undefined, out: number): SavedPages {
+function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undefined, incremental: boolean, out: number): SavedPages {
   const pagemap = fs.openSync(`/proc/${task.tracee.pid}/pagemap`, 'r');
   const parentMap = parentPid === undefined ? -1 : fs.openSync(`/proc/${parentPid}/pagemap`, 'r');
-  const saved: SavedPages = { pages: [], drop: [], shared: 0n, crc: 0 };
+  const saved: SavedPages = { pages: [], drop: [], shared: 0n };
   const entries = Buffer.alloc(CHUNK_PAGES * 8);
   const theirs = Buffer.alloc(CHUNK_PAGES * 8);
   const data = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
   try {
     for (const vma of vmas) {
       if (!PRIVATE_KINDS.has(vma.kind)) continue;
+      const inherited = vma.inherited && parentMap >= 0;
+      if (!inherited) {
+        saveOwnMapping(task, pagemap, vma, incremental, out, data, saved);
+        continue;
+      }
       // Runs never span two mappings.
       const firstPage = saved.pages.length;
       const firstDrop = saved.drop.length;
-      const inherited = vma.inherited && parentMap >= 0;
       for (let at = vma.start; at < vma.end; ) {
         const n = Number((vma.end - at) / PAGE < CHUNK_PAGES ? (vma.end - at) / PAGE : BigInt(CHUNK_PAGES));
         fs.readSync(pagemap, entries, 0, n * 8, Number((at / PAGE) * 8n));
-        if (inherited) fs.readSync(parentMap, theirs, 0, n * 8, Number((at / PAGE) * 8n));
+        fs.readSync(parentMap, theirs, 0, n * 8, Number((at / PAGE) * 8n));
         const own = (i: number) => {
           const e = entries.readBigUInt64LE(i * 8);
           if (!mustSave(vma.kind, e)) return false;
-          if (inherited && samePage(e, theirs.readBigUInt64LE(i * 8))) {
+          if (samePage(e, theirs.readBigUInt64LE(i * 8))) {
             saved.shared++;
             return false;
           }
           return true;
         };
+        const clean = (i: number) => incremental && !(entries.readBigUInt64LE(i * 8) & PM_SOFT_DIRTY);
         for (let i = 0; i < n; ) {
-          if (inherited && !mustSave(vma.kind, entries.readBigUInt64LE(i * 8)) && mustSave(vma.kind, theirs.readBigUInt64LE(i * 8))) {
+          if (!mustSave(vma.kind, entries.readBigUInt64LE(i * 8)) && mustSave(vma.kind, theirs.readBigUInt64LE(i * 8))) {
             addRun(saved.drop, firstDrop, at + BigInt(i) * PAGE, 1);
           }
           if (!own(i)) {
@@ -276,13 +323,10 @@ function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undef
             continue;
           }
           let j = i + 1;
-          while (j < n && own(j)) j++;
+          while (j < n && own(j) && clean(j) === clean(i)) j++;
           const vaddr = at + BigInt(i) * PAGE;
-          const bytes = task.tracee.readMem(Number(vaddr), (j - i) * PAGE_SIZE, data.subarray(0, (j - i) * PAGE_SIZE));
-          writeAll(out, bytes);
-          saved.crc = zlib.crc32(bytes, saved.crc);
-          addRun(saved.pages, firstPage, vaddr, j - i);
-          task.stats.pagesWritten += j - i;
+          addRun(saved.pages, firstPage, vaddr, j - i, clean(i));
+          if (!clean(i)) savePages(task, out, data, vaddr, j - i);
           i = j;
         }
         at += BigInt(n) * PAGE;
@@ -310,7 +354,7 @@ function seek(fd: number, offset: number, whence: number): number | null {
  * object's own file (map_files), so pages no mapping has touched, or that
  * are swapped out, are saved as well; only the ranges that hold data.
  */
-function dumpShmemObjects(task: DumpTask, vmas: Vma[], out: number, saved: { crc: number }): ShmemObject[] {
+function dumpShmemObjects(task: DumpTask, vmas: Vma[], out: number): ShmemObject[] {
   const objects: ShmemObject[] = [];
   const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
   for (const v of vmas) {
@@ -331,7 +375,6 @@ function dumpShmemObjects(task: DumpTask, vmas: Vma[], out: number, saved: { crc
           const chunk = buf.subarray(0, n * PAGE_SIZE).fill(0);
           fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - data - done * PAGE_SIZE), data + done * PAGE_SIZE);
           writeAll(out, chunk);
-          saved.crc = zlib.crc32(chunk, saved.crc);
           task.stats.pagesWritten += n;
           done += n;
         }
@@ -395,7 +438,7 @@ function checkVmas(file: string, vmas: Vma[]): void {
 function checkInherited(dir: string, file: string, ppid: number, vmas: Vma[]): void {
   if (!vmas.some((v) => v.inherited)) return;
   if (!fs.existsSync(imageFile(dir, 'mm', ppid))) throw new CrError(`${file}: corrupted image (mappings inherited from a parent not in the image)`);
-  const parent = readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', ppid).vmas;
+  const parent = readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(dir, 'mm', ppid).vmas;
   for (const v of vmas) {
     const ok = v.kind === 'VDSO' || v.kind === 'VVAR' ? parent.some((p) => p.start === v.start && p.end === v.end && p.name === v.name) : coveredByParent(v, parent);
     if (v.inherited && !ok) throw new CrError(`${file}: corrupted image (mapping ${hex(v.start)}-${hex(v.end)} is not the parent's to inherit)`);
@@ -405,14 +448,18 @@ function checkInherited(dir: string, file: string, ppid: number, vmas: Vma[]): v
 const within = (vmas: Vma[], vaddr: bigint, pages: number, ok: (v: Vma) => boolean) =>
   vmas.some((v) => ok(v) && v.start <= vaddr && vaddr + BigInt(pages) * PAGE <= v.end);
 
-/** The pages file must hold exactly the listed pages, with the recorded checksum. */
-function checkPages(img: MmImage, file: string): void {
+/**
+ * The pages file must hold exactly the listed pages (page data is checked
+ * by its size, not by a checksum: a pass over it would cost what the copy
+ * costs).
+ */
+function checkPages(img: Omit<MmImage, 'sources'>, file: string): void {
   let total = 0;
   for (const run of img.pages) {
     if (run.nr_pages <= 0 || !within(img.vmas, run.vaddr, run.nr_pages, (v) => PRIVATE_KINDS.has(v.kind))) {
       throw new CrError(`${file}: corrupted image (pages at ${hex(run.vaddr)} lie outside any saved mapping)`);
     }
-    total += run.nr_pages * PAGE_SIZE;
+    if (!run.in_parent) total += run.nr_pages * PAGE_SIZE;
   }
   for (const run of img.drop) {
     if (run.nr_pages <= 0 || !within(img.vmas, run.vaddr, run.nr_pages, (v) => PRIVATE_KINDS.has(v.kind) && v.inherited)) {
@@ -433,20 +480,61 @@ function checkPages(img: MmImage, file: string): void {
     throw new CrError(`${img.pagesFile}: missing pages file`);
   }
   if (size !== total) throw new CrError(`${img.pagesFile}: truncated or corrupted (${size} bytes, expected ${total})`);
-  const fd = fs.openSync(img.pagesFile, 'r');
-  const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
-  let crc = 0;
-  try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) crc = zlib.crc32(buf.subarray(0, n), crc);
-  } finally {
-    fs.closeSync(fd);
+}
+
+/** A pre-dump this image builds on (DIR/parent), as a directory. */
+export function parentDir(dir: string): string | undefined {
+  const link = path.join(dir, 'parent');
+  return fs.existsSync(link) ? fs.realpathSync(link) : undefined;
+}
+
+const MAX_CHAIN = 64;
+
+/**
+ * Where the data of every saved private page of task `pid` is: this
+ * image's pages file for its own runs, and for a run in the parent, the
+ * pre-dumps' pages up the chain (each checked as this one).
+ */
+function pageSources(dir: string, pid: number, runs: PageRun[], depth = 0): PageSource[] {
+  const own: PageSource[] = [];
+  const wanted: PageRun[] = [];
+  let offset = 0;
+  for (const run of runs) {
+    if (run.in_parent) {
+      wanted.push(run);
+      continue;
+    }
+    own.push({ vaddr: run.vaddr, nr_pages: run.nr_pages, file: imageFile(dir, 'pages', pid), offset });
+    offset += run.nr_pages * PAGE_SIZE;
   }
-  if (crc !== img.pages_crc32) throw new CrError(`${img.pagesFile}: corrupted (checksum mismatch)`);
+  if (!wanted.length) return own;
+  const parent = parentDir(dir);
+  if (!parent) throw new CrError(`${imageFile(dir, 'mm', pid)}: pages unchanged since a pre-dump, but its parent ${path.join(dir, 'parent')} is gone`);
+  if (depth === MAX_CHAIN) throw new CrError(`${dir}: a chain of more than ${MAX_CHAIN} pre-dumps`);
+  const file = imageFile(parent, 'mm', pid);
+  const img = { ...readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(parent, 'mm', pid), pagesFile: imageFile(parent, 'pages', pid) };
+  checkPages(img, file);
+  const theirs = pageSources(parent, pid, img.pages, depth + 1).sort((a, b) => (a.vaddr < b.vaddr ? -1 : 1));
+  for (const w of wanted) {
+    let at = w.vaddr;
+    const end = w.vaddr + BigInt(w.nr_pages) * PAGE;
+    for (const t of theirs) {
+      const tEnd = t.vaddr + BigInt(t.nr_pages) * PAGE;
+      if (tEnd <= at || t.vaddr >= end) continue;
+      if (t.vaddr > at) break;
+      const upTo = tEnd < end ? tEnd : end;
+      own.push({ vaddr: at, nr_pages: Number((upTo - at) / PAGE), file: t.file, offset: t.offset + Number(at - t.vaddr) });
+      at = upTo;
+      if (at === end) break;
+    }
+    if (at !== end) throw new CrError(`${imageFile(dir, 'mm', pid)}: the page at ${hex(at)} is in no image of the chain of pre-dumps`);
+  }
+  return own;
 }
 
 /** The address ranges the image maps, for choosing where restore can work meanwhile. */
 export function mappedRanges(dir: string, pid: number): [bigint, bigint][] {
-  return readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid).vmas.map((v) => [v.start, v.end]);
+  return readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(dir, 'mm', pid).vmas.map((v) => [v.start, v.end]);
 }
 
 /** [start, end) minus every range in `keep`. */
@@ -500,6 +588,58 @@ function createShmem(task: RestoreTask, obj: ShmemObject, pages: number, pagesAt
   }
   return fd;
 }
+/** iovecs per injected preadv: they go in the scratch area, and IOV_MAX is 1024. */
+const IOV_BATCH = 512;
+/** Bytes per injected preadv (a read returns at most 2 GiB). */
+const READ_BATCH = 1 << 30;
+const READ_PAGES = READ_BATCH / PAGE_SIZE;
+
+/** A run in pieces that one read can take. */
+function splitRun(r: PageSource): PageSource[] {
+  const out: PageSource[] = [];
+  for (let done = 0; done < r.nr_pages; done += READ_PAGES) {
+    const n = Math.min(READ_PAGES, r.nr_pages - done);
+    out.push({ ...r, vaddr: r.vaddr + BigInt(done) * PAGE, nr_pages: n, offset: r.offset + done * PAGE_SIZE });
+  }
+  return out;
+}
+
+/**
+ * Fill the task's private pages from the image: the task itself reads each
+ * pages file straight into its memory, one injected preadv per batch of
+ * runs that follow each other in the file.
+ */
+function fillPages(task: RestoreTask, sources: PageSource[]): void {
+  const { tracee, inj } = task;
+  for (const file of new Set(sources.map((r) => r.file))) {
+    const runs = sources.filter((r) => r.file === file).sort((a, b) => a.offset - b.offset).flatMap(splitRun);
+    inj.reset();
+    const fd = Number(tracee.syscallOk(`open ${file}`, NR.open, inj.putString(file), O.RDONLY | O.CLOEXEC, 0));
+    try {
+      for (let i = 0; i < runs.length; ) {
+        let j = i;
+        let len = 0;
+        while (j < runs.length && j - i < IOV_BATCH && len + runs[j].nr_pages * PAGE_SIZE <= READ_BATCH &&
+          (j === i || runs[j].offset === runs[j - 1].offset + runs[j - 1].nr_pages * PAGE_SIZE)) {
+          len += runs[j].nr_pages * PAGE_SIZE;
+          j++;
+        }
+        const iov = Buffer.alloc(16 * (j - i));
+        runs.slice(i, j).forEach((r, k) => {
+          iov.writeBigUInt64LE(r.vaddr, k * 16);
+          iov.writeBigUInt64LE(BigInt(r.nr_pages * PAGE_SIZE), k * 16 + 8);
+        });
+        inj.reset();
+        const got = Number(tracee.syscallOk(`preadv ${file}`, NR.preadv, fd, inj.put(iov), j - i, runs[i].offset, 0));
+        if (got !== len) throw new CrError(`${file}: truncated (read ${got} of ${len} bytes at ${runs[i].offset})`);
+        i = j;
+      }
+    } finally {
+      tracee.syscall(NR.close, fd);
+    }
+  }
+}
+
 export const memory = defineState<MmImage>({
   name: 'memory',
 
@@ -510,29 +650,30 @@ export const memory = defineState<MmImage>({
     // Tree order: a parent is saved before its children.
     const parent = task.shared.mms.get(task.entry.ppid);
     if (parent) markInherited(vmas, parent.vmas as DumpVma[]);
+    // tracked since the pre-dump this dump builds on, if that one has the task
+    const incremental = !!task.prevImagesDir && fs.existsSync(imageFile(task.prevImagesDir, 'mm', task.pid));
     const out = task.images.openRaw('pages', task.pid);
     let saved: SavedPages;
     let shmem: ShmemObject[];
     try {
-      saved = dumpPrivatePages(task, vmas, parent?.procPid, out);
-      shmem = dumpShmemObjects(task, vmas, out, saved);
-      fs.fsyncSync(out);
+      saved = dumpPrivatePages(task, vmas, parent?.procPid, incremental, out);
+      shmem = dumpShmemObjects(task, vmas, out);
     } finally {
       fs.closeSync(out);
     }
-    task.images.write('mm', task.pid, { layout, vmas, pages: saved.pages, drop: saved.drop, shmem, pages_crc32: saved.crc, shared_pages: saved.shared });
+    task.images.write('mm', task.pid, { layout, vmas, pages: saved.pages, drop: saved.drop, shmem, shared_pages: saved.shared });
     task.shared.mms.set(task.pid, { procPid: task.tracee.pid, vmas });
   },
 
   load(dir, { pid, ppid }) {
     const file = imageFile(dir, 'mm', pid);
-    const img = readImage<Omit<MmImage, 'pagesFile'>>(dir, 'mm', pid);
+    const img = readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(dir, 'mm', pid);
     if (!img.layout) throw new CrError(`${file}: corrupted image (no mm layout)`);
     const full = { ...img, pagesFile: imageFile(dir, 'pages', pid) };
     checkVmas(file, full.vmas);
     checkInherited(dir, file, ppid, full.vmas);
     checkPages(full, file);
-    return full;
+    return { ...full, sources: pageSources(dir, pid, full.pages) };
   },
 
   restore(task, mm) {
@@ -559,16 +700,19 @@ export const memory = defineState<MmImage>({
     try {
       // Shmem objects' bytes follow the private pages, one object after another.
       const created = new Map<bigint, number>();
-      let objectsAt = mm.pages.reduce((n, r) => n + r.nr_pages * PAGE_SIZE, 0);
+      let objectsAt = mm.pages.reduce((n, r) => n + (r.in_parent ? 0 : r.nr_pages * PAGE_SIZE), 0);
       const objects = new Map(mm.shmem.map((o) => {
         const at = objectsAt;
         objectsAt += o.runs.reduce((n, r) => n + r.nr_pages * PAGE_SIZE, 0);
         return [o.id, { o, at }];
       }));
+      // The task reads its private pages in itself: mappings that receive some are writable until then.
+      const filled = new Set(mm.vmas.filter((v) => PRIVATE_KINDS.has(v.kind) && mm.sources.some((r) => r.vaddr >= v.start && r.vaddr < v.end)));
+      const prot = (v: Vma) => (filled.has(v) ? v.prot | PROT.WRITE : v.prot);
       for (const v of mm.vmas) {
         if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
         if (v.inherited) {
-          tracee.syscallOk(`mprotect ${hex(v.start)}`, NR.mprotect, v.start, v.end - v.start, v.prot);
+          tracee.syscallOk(`mprotect ${hex(v.start)}`, NR.mprotect, v.start, v.end - v.start, prot(v));
           continue;
         }
         if (v.kind === 'SYSV_SHM') {
@@ -596,7 +740,7 @@ export const memory = defineState<MmImage>({
         } else {
           flags |= MAP.ANONYMOUS;
         }
-        tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path || v.name}`, NR.mmap, v.start, v.end - v.start, v.prot, flags, fd, fd >= 0 ? v.pgoff * PAGE : 0n);
+        tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path || v.name}`, NR.mmap, v.start, v.end - v.start, prot(v), flags, fd, fd >= 0 ? v.pgoff * PAGE : 0n);
         if (fd >= 0) tracee.syscall(NR.close, fd);
       }
       // Later tasks (and memfd descriptors) open each object through one of this task's mappings.
@@ -610,18 +754,8 @@ export const memory = defineState<MmImage>({
         }
       }
 
-      const buf = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
-      let at = 0;
-      for (const run of mm.pages) {
-        for (let done = 0; done < run.nr_pages; ) {
-          const n = Math.min(CHUNK_PAGES, run.nr_pages - done);
-          const len = n * PAGE_SIZE;
-          if (fs.readSync(pages, buf, 0, len, at) !== len) throw new CrError(`${mm.pagesFile}: truncated`);
-          tracee.writeMem(Number(run.vaddr) + done * PAGE_SIZE, buf.subarray(0, len));
-          at += len;
-          done += n;
-        }
-      }
+      fillPages(task, mm.sources);
+      for (const v of filled) if (!(v.prot & PROT.WRITE)) tracee.syscallOk(`mprotect ${hex(v.start)}`, NR.mprotect, v.start, v.end - v.start, v.prot);
     } finally {
       fs.closeSync(pages);
     }
@@ -656,10 +790,12 @@ export const memory = defineState<MmImage>({
   },
 
   describe(mm) {
-    const pages = mm.pages.reduce((n, r) => n + r.nr_pages, 0);
+    const pages = mm.pages.reduce((n, r) => n + (r.in_parent ? 0 : r.nr_pages), 0);
+    const unchanged = mm.pages.reduce((n, r) => n + (r.in_parent ? r.nr_pages : 0), 0);
     const dropped = mm.drop.reduce((n, r) => n + r.nr_pages, 0);
     return [
       `exe ${mm.layout.exe}  brk ${hex(mm.layout.start_brk)}-${hex(mm.layout.brk)}  ${pages} pages saved` +
+        (unchanged ? `, ${unchanged} unchanged since the pre-dump` : '') +
         (mm.vmas.some((v) => v.inherited) ? `, ${mm.shared_pages} shared with the parent, ${dropped} dropped` : ''),
       ...mm.vmas.map((v) => {
         const prot = `${v.prot & PROT.READ ? 'r' : '-'}${v.prot & PROT.WRITE ? 'w' : '-'}${v.prot & PROT.EXEC ? 'x' : '-'}`;

@@ -67,6 +67,8 @@ export interface DumpTask {
   images: ImageWriter;
   shared: DumpShared;
   stats: { pagesWritten: number };
+  /** The pre-dump this dump builds on: pages unchanged since are left in it. */
+  prevImagesDir?: string;
   log: (line: string) => void;
 }
 
@@ -85,6 +87,8 @@ export interface RestoreTask {
   fdBase: number;
   /** Where the task keeps the descriptors cr restore handed it (terminals.handed), once files.ts lifted them. */
   handed: number[];
+  /** Bring private memory in on first touch (userfaultfd) rather than before the task runs. */
+  lazyPages?: boolean;
   log: (line: string) => void;
 }
 

@@ -13,7 +13,9 @@
  * with the number of failures.
  *
  * MODEs that must be refused: "cputimer" (a POSIX timer on its parent's
- * CPU clock), "sysvshm" (an attached SysV shared memory segment).  They
+ * CPU clock), "memfd" (an open memfd), "sysvshm" (an attached SysV shared
+ * memory segment of the checkpointer's IPC namespace), "semundo" (SEM_UNDO
+ * adjustments there), "netns" (a network namespace of its own).  They
  * print "ready" and sleep.
  */
 #define _GNU_SOURCE
@@ -24,7 +26,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/resource.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -79,6 +83,19 @@ int main(int argc, char **argv)
 		if (id < 0 || shmat(id, NULL, 0) == (void *)-1)
 			return 100;
 		shmctl(id, IPC_RMID, NULL);	/* gone once detached */
+	} else if (!strcmp(argv[1], "semundo")) {
+		int id = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+		struct sembuf up = { 0, 1, SEM_UNDO };
+
+		if (id < 0 || semop(id, &up, 1))
+			return 100;
+		semctl(id, 0, IPC_RMID);	/* its undo goes with it */
+		id = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+		if (id < 0 || semop(id, &up, 1))
+			return 100;
+	} else if (!strcmp(argv[1], "netns")) {
+		if (unshare(CLONE_NEWNET))
+			return 100;
 	}
 	if (strcmp(argv[1], "state")) {
 		printf("ready\n");

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kmemwrite: keep rewriting a large private anonymous region, generation
+ * after generation, checking every page before writing it.
+ *
+ *   kmemwrite MIB GENERATIONS [DIRTY_PERCENT]
+ *
+ * Page p of generation g holds g and p in its first two words and a mix of
+ * both in its last.  Before writing generation g into page p the program
+ * checks that the page holds generation g-1: memory that was saved at one
+ * moment shows exactly one boundary (pages before p at g, the others at
+ * g-1).  A checkpoint whose pages were saved over a time, while the
+ * program ran on, would give pages of later generations, and the restored
+ * program says "BAD" and exits 1.  With DIRTY_PERCENT only that share of
+ * the pages (the first ones) is rewritten each generation.
+ *
+ * Prints "ready PID" once the region is filled, "gen G ok" after each
+ * generation (then rests a millisecond), "done" at the end: after GENERATIONS (0: no limit), or at
+ * the end of the generation during which SIGUSR1 came.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define WORDS (4096 / 8)
+
+static volatile sig_atomic_t stop;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static uint64_t tail_of(uint64_t gen, uint64_t page)
+{
+	return (gen * 0x9e3779b97f4a7c15ULL) ^ (page * 0xbf58476d1ce4e5b9ULL);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t pages, rewrite, gens, g, p;
+	volatile uint64_t *mem;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: kmemwrite MIB GENERATIONS [DIRTY_PERCENT]\n");
+		return 2;
+	}
+	pages = strtoull(argv[1], NULL, 0) * 256;
+	gens = strtoull(argv[2], NULL, 0);
+	rewrite = argc > 3 ? pages * strtoull(argv[3], NULL, 0) / 100 : pages;
+	mem = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	for (p = 0; p < pages; p++) {
+		mem[p * WORDS] = 0;
+		mem[p * WORDS + 1] = p;
+		mem[p * WORDS + WORDS - 1] = tail_of(0, p);
+	}
+	signal(SIGUSR1, on_usr1);
+	printf("ready %d\n", getpid());
+	fflush(stdout);
+	for (g = 1; !stop && (!gens || g <= gens); g++) {
+		for (p = 0; p < pages; p++) {
+			volatile uint64_t *w = mem + p * WORDS;
+			uint64_t want = p < rewrite ? g - 1 : 0;
+
+			if (w[0] != want || w[1] != p || w[WORDS - 1] != tail_of(want, p)) {
+				printf("BAD page %llu in generation %llu: holds %llu, expected %llu\n",
+				       (unsigned long long)p, (unsigned long long)g,
+				       (unsigned long long)w[0], (unsigned long long)want);
+				fflush(stdout);
+				return 1;
+			}
+			if (p < rewrite) {
+				w[0] = g;
+				w[WORDS - 1] = tail_of(g, p);
+			}
+		}
+		printf("gen %llu ok\n", (unsigned long long)g);
+		fflush(stdout);
+		usleep(1000);	/* a line per millisecond at most: the output is read as it grows */
+	}
+	printf("done\n");
+	return 0;
+}

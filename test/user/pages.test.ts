@@ -1,0 +1,139 @@
+/**
+ * The user backend's page paths: pre-dumps and the dumps that build on
+ * them (a chain of images, soft-dirty tracking), and lazy restore of
+ * memory through userfaultfd.  Each program checks its own memory after
+ * the restore; nothing here is timed.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { packageRoot } from '../../userspace/paths.js';
+import { alive, cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
+
+/** kmemwrite (test/kernel/programs): rewrites its memory generation by generation, checking each page first. */
+const kmemwrite = path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', 'kmemwrite');
+
+async function waitFor(file: string, re: RegExp, ms = 60000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (re.test(fs.readFileSync(file, 'utf8'))) return;
+    await sleep(10);
+  }
+  throw new Error(`${file} never showed ${re}: ${fs.readFileSync(file, 'utf8').slice(-300)}`);
+}
+
+const lastGen = (out: string): number => Number([...fs.readFileSync(out, 'utf8').matchAll(/gen (\d+) ok/g)].at(-1)?.[1] ?? 0);
+const twoMore = (out: string): RegExp => new RegExp(`gen ${lastGen(out) + 2} ok|BAD`);
+
+const started = new Set<number>();
+test.after(() => {
+  for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
+});
+
+/** Start kmemwrite with its output in a file, as a shell's > would. */
+function startWriter(args: string[], out: string): { pid: number } {
+  const fd = fs.openSync(out, 'w');
+  const child = spawn(kmemwrite, args, { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  started.add(child.pid!);
+  return { pid: child.pid! };
+}
+
+/** Restore, let kmemwrite run two more generations and stop, and check what it says about its memory. */
+async function restoreAndCheck(images: string, out: string, extra: string[] = []): Promise<void> {
+  const r = await cr(['restore', '-D', images, '--detach', ...extra]);
+  assert.is(r.exitCode, 0, r.all);
+  const pid = Number(r.stdout.trim());
+  await waitFor(out, twoMore(out));
+  if (alive(pid)) process.kill(pid, 'SIGUSR1');
+  await waitFor(out, /done\n$|BAD/);
+  const text = fs.readFileSync(out, 'utf8');
+  assert.not.match(text, /BAD/, text.slice(-400));
+}
+
+test('pre-dump twice, then dump: the chain restores memstress exactly, and cr show tells it', async () => {
+  const refDir = tempDir('pref');
+  writeInput(refDir);
+  const ref = await undisturbed('memstress', [refDir, '3000'], refDir);
+  const dir = tempDir('prun');
+  writeInput(dir);
+  const [pre1, pre2, final] = [tempDir('ppre1'), tempDir('ppre2'), tempDir('pdump')];
+  const run = start('memstress', [dir, '3000'], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 10);
+  const p1 = await cr(['pre-dump', '-t', String(run.pid), '-D', pre1]);
+  assert.is(p1.exitCode, 0, p1.all);
+  assert.match(p1.stderr, /cr: pre-dumped \d+ into/);
+  assert.ok(alive(run.pid), 'a pre-dump leaves the task running');
+  const p2 = await cr(['pre-dump', '-t', String(run.pid), '-D', pre2, '--prev-images-dir', pre1]);
+  assert.is(p2.exitCode, 0, p2.all);
+  const d = await cr(['dump', '-t', String(run.pid), '-D', final, '--prev-images-dir', pre2]);
+  assert.is(d.exitCode, 0, d.all);
+  await run.exited;
+  assert.ok(fs.statSync(path.join(final, `pages-${run.pid}.img`)).size < fs.statSync(path.join(pre1, `pages-${run.pid}.img`)).size,
+    'the dump saved fewer pages than the first pre-dump');
+
+  const show = await cr(['show', final]);
+  assert.is(show.exitCode, 0, show.all);
+  assert.match(show.stdout, /unchanged since the pre-dump/);
+  assert.match(show.stdout, new RegExp(`parent ${fs.realpathSync(pre2)}`));
+
+  const r = await cr(['restore', '-D', final]);
+  assert.is(r.exitCode, 0, r.all);
+  assert.is(withoutPid(fs.readFileSync(run.out, 'utf8')).body, withoutPid(ref).body);
+});
+
+test('a pre-dump while the program rewrites 5% of its memory, then the dump: the chain holds the moment of the dump', async () => {
+  const dir = tempDir('pw');
+  const out = path.join(dir, 'out.txt');
+  const [pre, final] = [tempDir('pwpre'), tempDir('pwdump')];
+  const w = startWriter(['32', '0', '5'], out);
+  await waitFor(out, /gen 2 ok/);
+  const p = await cr(['pre-dump', '-t', String(w.pid), '-D', pre]);
+  assert.is(p.exitCode, 0, p.all);
+  await waitFor(out, twoMore(out));
+  const d = await cr(['dump', '-t', String(w.pid), '-D', final, '--prev-images-dir', pre]);
+  assert.is(d.exitCode, 0, d.all);
+  assert.ok(fs.statSync(path.join(final, `pages-${w.pid}.img`)).size < (32 << 20) / 4, 'only what was rewritten is saved');
+  await restoreAndCheck(final, out);
+});
+
+test('a dump naming no pre-dump, or a pre-dump that is gone, is refused by name; the task runs on', async () => {
+  const dir = tempDir('pn');
+  const out = path.join(dir, 'out.txt');
+  const w = startWriter(['4', '0'], out);
+  await waitFor(out, /ready/);
+  const plain = tempDir('pnplain');
+  const d0 = await cr(['dump', '-t', String(w.pid), '-D', plain, '--leave-running']);
+  assert.is(d0.exitCode, 0, d0.all);
+  const d1 = await cr(['dump', '-t', String(w.pid), '-D', tempDir('pnx'), '--prev-images-dir', plain]);
+  assert.is(d1.exitCode, 1);
+  assert.match(d1.stderr, /is not a pre-dump/);
+  const cow = await cr(['dump', '-t', String(w.pid), '-D', tempDir('pny'), '--cow']);
+  assert.match(cow.stderr, /no copy-on-write dump/);
+  assert.ok(alive(w.pid));
+
+  const pre = tempDir('pnpre');
+  const final = tempDir('pnfinal');
+  assert.is((await cr(['pre-dump', '-t', String(w.pid), '-D', pre])).exitCode, 0);
+  assert.is((await cr(['dump', '-t', String(w.pid), '-D', final, '--prev-images-dir', pre])).exitCode, 0);
+  fs.rmSync(pre, { recursive: true });
+  const r = await cr(['restore', '-D', final]);
+  assert.is(r.exitCode, 1);
+  assert.match(r.stderr, /parent.* is gone/);
+  assert.not.ok(alive(w.pid));
+});
+
+test('lazy restore: memory comes in on first touch (userfaultfd) and in the background, as it was', async () => {
+  const dir = tempDir('lz');
+  const out = path.join(dir, 'out.txt');
+  const images = tempDir('lzimg');
+  const w = startWriter(['32', '0'], out);
+  await waitFor(out, /gen 2 ok/);
+  const d = await cr(['dump', '-t', String(w.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  await restoreAndCheck(images, out, ['--lazy-pages']);
+});
+
+test.run();
