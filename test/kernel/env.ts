@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { execaSync } from 'execa';
 import path from 'node:path';
+import * as assert from 'uvu/assert';
 import { helperPath, probe } from '../../backends/kernel/sys.js';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import type { DumpOptions, ExitStatus } from '../../backends/types.js';
@@ -75,4 +76,19 @@ export async function kernelRoundTrip(program: string, args: string[], dump: Par
   process.kill(r.pids[0], 'SIGUSR1');
   const status = await r.wait();
   return { out: fs.readFileSync(out, 'utf8'), status, show, pids: d.pids };
+}
+
+/**
+ * kernelRoundTrip() of a self-checking program whose checks must all pass,
+ * with lines `cr show` must print of its image.
+ */
+export async function selfCheck(program: string, args: string[], show: RegExp[], dump: Partial<DumpOptions> = {}): Promise<KernelRoundTrip> {
+  const r = await kernelRoundTrip(program, args, dump);
+  assert.not.match(r.out, /FAIL/, r.out);
+  assert.match(r.out, /^ok /m, r.out);
+  assert.equal(r.status, { code: 0, signal: null }, r.out);
+  const lines = r.show.join('\n');
+  for (const re of show) assert.match(lines, re, lines);
+  assert.equal(dmesgTrouble(), []);
+  return r;
 }

@@ -15,29 +15,19 @@ import { kernelBackend } from '../../backends/kernel/index.js';
 import { netlockPath } from '../../backends/kernel/inet.js';
 import { CrError } from '../../userspace/errors.js';
 import { alive, cr, sleep, tempDir } from '../lib/harness.js';
-import { dmesgTrouble, kernelRoundTrip, kprogram, skipReason, startTo, waitFor } from './env.js';
+import { dmesgTrouble, kprogram, selfCheck, skipReason, startTo, waitFor } from './env.js';
 
 const t = skipReason ? test.skip : test;
 
-async function selfCheck(mode: string, show: RegExp[]): Promise<void> {
-  const r = await kernelRoundTrip('kinet', [mode]);
-  assert.not.match(r.out, /FAIL/, r.out);
-  assert.match(r.out, /^ok /m, r.out);
-  assert.equal(r.status, { code: 0, signal: null }, r.out);
-  const lines = r.show.join('\n');
-  for (const re of show) assert.match(lines, re, lines);
-  assert.equal(dmesgTrouble(), []);
-}
-
 t('TCP listeners (IPv4 and IPv6) and a bound socket keep their ports and accept again', async () => {
-  await selfCheck('listen', [
+  await selfCheck('kinet', ['listen'], [
     /inet #\d+: tcp socket listening on 127\.0\.0\.1:\d+ \(backlog 7\); reuseaddr/, /options: TCP_NODELAY=1/,
     /inet #\d+: tcp6 socket listening on \[::1\]:\d+ \(backlog 3\)/, /options: IPV6_V6ONLY=1/, /inet #\d+: tcp socket bound to 127\.0\.0\.1:\d+$/m,
   ]);
 });
 
 t('established connections between two tasks of the tree keep their bytes in flight both ways', async () => {
-  await selfCheck('established', [
+  await selfCheck('kinet', ['established'], [
     /inet #\d+: tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(peer #\d+ in the image\): \d{6} bytes to send \(\d+ never sent\), 3000 to read/,
     /inet #\d+: tcp connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(peer #\d+ in the image\): 0 bytes to send \(0 never sent\), \d+ to read; .*rcvbuf 16384/,
     /inet #\d+: tcp6 connection \[::1\]:\d+ -> \[::1\]:\d+ \(peer #\d+ in the image\): 0 bytes to send \(0 never sent\), 9 to read/,
@@ -46,7 +36,7 @@ t('established connections between two tasks of the tree keep their bytes in fli
 });
 
 t('UDP sockets keep their queued datagrams, senders and connections', async () => {
-  await selfCheck('udp', [
+  await selfCheck('kinet', ['udp'], [
     /inet #\d+: udp socket bound to 127\.0\.0\.1:\d+, 3 datagrams queued; rcvbuf 131072/, /datagram to #\d+ from 127\.0\.0\.1:\d+ to 127\.0\.0\.1: 5 bytes/,
     /inet #\d+: udp socket bound to 127\.0\.0\.1:\d+, connected to 127\.0\.0\.1:\d+, 0 datagrams queued/, /inet #\d+: udp6 socket bound to \[::1\]:\d+, 2 datagrams queued/,
   ]);

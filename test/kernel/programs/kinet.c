@@ -52,32 +52,6 @@
 static pid_t child;
 static int sync_fds[2];	/* the child says it is ready */
 
-/* The parent prints "ready" once its child (if any) is; SIGUSR1 goes to both */
-static void wait_restart(void)
-{
-	sigset_t block, old;
-	char c = 'r';
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	signal(SIGUSR1, on_usr1);
-	if (child > 0) {
-		need(read(sync_fds[0], &c, 1) == 1);
-		printf("ready\n");
-		fflush(stdout);
-	} else if (child < 0) {
-		printf("ready\n");
-		fflush(stdout);
-	} else {
-		need(write(sync_fds[1], &c, 1) == 1);
-	}
-	sigdelset(&old, SIGUSR1);
-	sigsuspend(&old);
-	if (child > 0)
-		kill(child, SIGUSR1);
-}
-
 /* The parent's verdict includes its child's */
 static int finish(void)
 {
@@ -272,7 +246,7 @@ static int mode_listen(void)
 	pb = port_of(b);
 
 	child = -1;
-	wait_restart();
+	wait_restart(child, sync_fds);
 
 	check(port_of(l4) == p4 && port_of(l6) == p6, "the listeners keep their ports");
 	check(intopt(l4, SOL_SOCKET, SO_ACCEPTCONN) == 1 && intopt(l6, SOL_SOCKET, SO_ACCEPTCONN) == 1,
@@ -332,7 +306,7 @@ static int mode_established(void)
 		setint(c6, IPPROTO_TCP, TCP_KEEPIDLE, 33);
 		setint(c6, IPPROTO_TCP, TCP_NODELAY, 1);
 		wait_queued(c6, 9);
-		wait_restart();
+		wait_restart(child, sync_fds);
 
 		check(intopt(c6, SOL_SOCKET, SO_KEEPALIVE) == 1 &&
 		      intopt(c6, IPPROTO_TCP, TCP_KEEPIDLE) == 33 &&
@@ -365,7 +339,7 @@ static int mode_established(void)
 	need(write_all(a6, "parent-v6", 9) == 0);
 	wait_queued(a4, BACK);
 	wait_queued(a6, 8);
-	wait_restart();
+	wait_restart(child, sync_fds);
 
 	memset(buf, 0, BACK);
 	check(read_all(a4, buf, BACK) == 0 && matches(buf, BACK, 7),
@@ -458,7 +432,7 @@ static int mode_udp(void)
 	wait_queued(r6, 3);
 
 	child = -1;
-	wait_restart();
+	wait_restart(child, sync_fds);
 
 	check(port_of(r) == rp && port_of(r6) == r6p && port_of(s1) == p1 && port_of(s3) == p3,
 	      "the sockets keep their ports");
@@ -490,7 +464,7 @@ static int mode_outside(int port)
 	wait_queued(c, 12);
 
 	child = -1;
-	wait_restart();
+	wait_restart(child, sync_fds);
 
 	check(read_all(c, buf, 23) == 0 && !memcmp(buf, "pong-before\nwhile-down\n", 23),
 	      "what the peer sent before and during the checkpoint arrives in order");
