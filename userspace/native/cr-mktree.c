@@ -75,7 +75,7 @@
 #define NR_clone_with_pids 550
 #define RESTART_TASKSELF 0x1
 #define RESTART_FROZEN 0x2
-#define RESTART_MAP 0x8
+#define RESTART_MAP 0x4
 
 struct clone_pid_set {
 	uint32_t num_pids;

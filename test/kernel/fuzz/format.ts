@@ -101,7 +101,7 @@ function parseStructs(src: string, consts: Map<string, number>): Map<string, CTy
           for (let i = 0; i < count; i++) {
             const base = v[2] === undefined ? v[1]! : `${v[1]}[${i}]`;
             const at = offset + i * size;
-            if (inner) for (const f of inner.fields) fields.push({ ...f, name: `${base}.${f.name}`, offset: at + f.offset, kind: kindOf(`${base}.${f.name}`) });
+            if (inner) for (const f of inner.fields) fields.push({ ...f, name: `${base}.${f.name}`, offset: at + f.offset, kind: f.kind === 'text' ? 'text' : kindOf(`${base}.${f.name}`) });
             else fields.push({ name: base, offset: at, size, signed: prim!.signed, kind: kindOf(base) });
           }
         }
