@@ -13,6 +13,7 @@ import { helperPath, probe } from '../../backends/kernel/sys.js';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import type { DumpOptions, ExitStatus } from '../../backends/types.js';
 import { packageRoot } from '../../userspace/paths.js';
+import { dmesgTrouble as kernelTrouble } from '../../vm-images/runner.js';
 import { sleep, tempDir } from '../lib/harness.js';
 
 export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);
@@ -29,8 +30,7 @@ export const skipReason = whyNot();
 
 /** Kernel log lines that mean trouble. */
 export function dmesgTrouble(): string[] {
-  const r = execaSync('dmesg', [], { reject: false });
-  return String(r.stdout).split('\n').filter((l) => /BUG|Oops|WARNING|general protection|RIP:|Call Trace/.test(l));
+  return kernelTrouble(String(execaSync('dmesg', [], { reject: false }).stdout));
 }
 
 /** Start a program with stdout and stderr on a regular file, as a shell's > would. */
