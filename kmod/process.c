@@ -166,16 +166,55 @@ int restore_prepare_process(struct ckpt_ctx *ctx)
 	return 0;
 }
 
-/* /proc/self/exe: prctl(PR_SET_MM_EXE_FILE) on a descriptor lent for the call */
+/*
+ * /proc/self/exe: prctl(PR_SET_MM, PR_SET_MM_MAP) with the layout the task
+ * has now and the executable on a descriptor lent for the call.  That form
+ * needs CAP_CHECKPOINT_RESTORE in the caller's user namespace, as restart
+ * does; PR_SET_MM_EXE_FILE would need CAP_SYS_RESOURCE in the initial one.
+ */
 static int restore_exe(struct ckpt_ctx *ctx)
 {
-	int fd = get_unused_fd_flags(O_CLOEXEC);
+	struct mm_struct *mm = current->mm;
+	struct prctl_mm_map map = {
+		.start_code = mm->start_code,
+		.end_code = mm->end_code,
+		.start_data = mm->start_data,
+		.end_data = mm->end_data,
+		.start_brk = mm->start_brk,
+		.brk = mm->brk,
+		.start_stack = mm->start_stack,
+		.arg_start = mm->arg_start,
+		.arg_end = mm->arg_end,
+		.env_start = mm->env_start,
+		.env_end = mm->env_end,
+	};
+	void __user *scratch, *umap;
+	struct file *exe;
+	bool same;
 	long ret;
+	int fd;
 
+	/* the restarter ran the same program: nothing to change (a mapped old exe is EBUSY) */
+	rcu_read_lock();
+	exe = rcu_dereference(mm->exe_file);
+	same = exe && path_equal(&exe->f_path, &ctx->exe->f_path);
+	rcu_read_unlock();
+	if (same)
+		return 0;
+	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0)
 		return ckpt_err(ctx, fd, "no descriptor free for the executable");
 	fd_install(fd, get_file(ctx->exe));
-	ret = ckpt_syscall(__NR_prctl, PR_SET_MM, PR_SET_MM_EXE_FILE, fd, 0, 0);
+	map.exe_fd = fd;
+	scratch = ckpt_scratch_map(ctx);
+	if (IS_ERR(scratch)) {
+		close_fd(fd);
+		return PTR_ERR(scratch);
+	}
+	umap = ckpt_stage(scratch, 0, &map, sizeof(map));
+	ret = umap ? ckpt_syscall(__NR_prctl, PR_SET_MM, PR_SET_MM_MAP, (unsigned long)umap,
+				  sizeof(map), 0) : -EFAULT;
+	ckpt_scratch_unmap(scratch);
 	close_fd(fd);
 	if (ret)
 		return ckpt_err(ctx, ret, "cannot make %pD the executable", ctx->exe);

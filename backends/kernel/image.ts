@@ -301,6 +301,7 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
   let cloneFlags = 0;
   const sockets: ImageSocket[] = [];
   const data = new Map<number, { bytes: number; objects: number }>();
+  let shm: { bytes: number; objects: number } | undefined;
   let sum = CHECKSUM_SEED;
   let off = 0;
   while (off + 8 <= size) {
@@ -321,6 +322,10 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
       continue;
     }
     const o = readAt(fd, type === T.PAGES && !full ? PAGES_FIXED : meta, off);
+    if (shm && type !== T.DATA) {
+      details.push(`    ${shm.objects} pages saved (${shm.bytes} bytes)`);
+      shm = undefined;
+    }
     if (type === T.TAIL && len >= 32) {
       const want = o.readBigUInt64LE(24);
       tail = { nrObjects: Number(o.readBigUInt64LE(16)), checksum: hex(want), checksumOk: full ? sum === want : undefined };
@@ -372,6 +377,10 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
       const task = tree?.find((t) => t.pid === o.readInt32LE(8));
       if (task) task.zombie = o.readUInt32LE(12);
       details.push(`zombie pid ${o.readInt32LE(8)}, wait status 0x${o.readUInt32LE(12).toString(16)}`);
+    } else if (type === T.DATA && shm && len >= 24) {
+      // a SysV segment's contents follow it
+      shm.bytes += o.readUInt32LE(12);
+      shm.objects += 1;
     } else if (type === T.TTY && len >= 16) {
       // a terminal that is not a pty of the tree is its shell's
       shellJob ||= o.readUInt32LE(12) !== 1;
@@ -383,6 +392,7 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
     } else if (full) {
       describeObject(type, o, len, details, data);
     }
+    if (type === T.SHM && full && len >= 48) shm = { bytes: 0, objects: 0 };
     cloneFlags |= NS_CLONE_FLAGS[type] ?? 0;
     off += len;
   }

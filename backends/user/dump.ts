@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { clearSoftDirty } from '../../userspace/proc/pagemap.js';
+import { clearSoftDirty, tracksWrittenPages } from '../../userspace/proc/pagemap.js';
 import { procSmaps } from '../../userspace/proc/parse.js';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
@@ -89,6 +89,9 @@ export const preDump = (opts: DumpOptions): Promise<DumpResult> => dumpTree({ ..
 
 async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> {
   if (opts.cow) throw new CrError('the user backend has no copy-on-write dump (--cow): it copies the pages while the tasks are stopped');
+  if ((track || opts.prevImagesDir) && !tracksWrittenPages()) {
+    throw new CrError(`kernel ${os.release()} does not track the pages a task writes (no CONFIG_MEM_SOFT_DIRTY): ${track ? 'pre-dumps' : 'dumps with --prev-images-dir'} are not available`);
+  }
   if (opts.prevImagesDir) checkParent(opts.prevImagesDir);
   const log = opts.log ?? (() => {});
   const t0 = performance.now();

@@ -7,6 +7,7 @@ import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { nftVersion } from '../../userspace/net/netlock.js';
 import { nativeBin } from '../../userspace/paths.js';
+import { tracksWrittenPages } from '../../userspace/proc/pagemap.js';
 import { recognizes, summary } from './identity.js';
 
 function kernelAtLeast(major: number, minor: number): boolean {
@@ -40,6 +41,7 @@ export const userBackend: Backend = {
       { name: 'CONFIG_CHECKPOINT_RESTORE', ok: config, required: true, detail: config ? 'PR_SET_MM_MAP, ARCH_MAP_VDSO, map_files present' : 'kernel built without CONFIG_CHECKPOINT_RESTORE' },
       fileCheck('/proc/PID/pagemap', '/proc/self/pagemap', true, 'no pagemap: cannot tell which pages to save'),
       { name: 'PAGEMAP_SCAN', ok: kernelAtLeast(6, 7), required: true, detail: `kernel ${os.release()} (finds the pages to save in ranges; needs 6.7 or later)` },
+      { name: 'soft-dirty', ok: tracksWrittenPages(), required: false, detail: tracksWrittenPages() ? 'the kernel tracks written pages: pre-dumps and --prev-images-dir' : 'kernel built without CONFIG_MEM_SOFT_DIRTY: no pre-dumps' },
       fileCheck('cr-lazy', nativeBin('cr-lazy'), false, 'helper not built (npm run build): no --lazy-pages'),
       fileCheck('ns_last_pid', '/proc/sys/kernel/ns_last_pid', false, 'not needed: pids are chosen with clone3 set_tid'),
       fileCheck('cr-mktree', nativeBin('cr-mktree'), true, 'helper not built: run npm run build'),
@@ -57,10 +59,12 @@ export const userBackend: Backend = {
   },
 
   async describe(dir) {
-    const [{ readInventory }, { STATE_MODULES }] = await Promise.all([import('./inventory.js'), import('./state/index.js')]);
+    const [{ readInventory }, { STATE_MODULES }, { parentDir }] = await Promise.all([import('./inventory.js'), import('./state/index.js'), import('./state/memory.js')]);
     const inv = readInventory(dir);
+    const parent = parentDir(dir);
     const lines = [
       `user-backend image, format ${inv.format_version}, ${inv.arch}, kernel ${inv.kernel_release}, made ${new Date(Number(inv.created_ms)).toISOString()}`,
+      ...(parent ? [`builds on a pre-dump: parent ${parent}`] : []),
     ];
     const tasks = inv.tasks.map((t) => {
       const states = t.zombie ? {} : Object.fromEntries(STATE_MODULES.map((m) => [m.name, m.load(dir, t).describe()]));

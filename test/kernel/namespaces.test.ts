@@ -30,7 +30,7 @@ t('SysV segments, queues and semaphores with SEM_UNDO, and the host name, come b
   const images = tempDir('kipcimg');
   const out = path.join(dir, 'out.txt');
   const child = startTo('unshare', ['-iu', kprogram('kipc')], out);
-  await waitFor(out, 'ready\n');
+  await waitFor(out, '\nready\n');
   const ids = /^ids (.*)$/m.exec(fs.readFileSync(out, 'utf8'))![1].split(' ').map(Number);
   const [a, b, c, q, , s] = ids;
 

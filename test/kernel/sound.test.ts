@@ -162,7 +162,8 @@ t('an mm layout that prctl(PR_SET_MM_MAP) would refuse is refused, naming what i
     ['nr_auxv', 65n, /an auxv of 65 words/],
   ];
   for (const [field, value, why] of cases) {
-    assert.match(await restoreError(imageDir(editField(img, 'MM', field, value))), why, field);
+    const err = await restoreError(imageDir(editField(img, 'MM', field, value)));
+    assert.match(err, why, `${field}: ${err}`);
   }
   // RLIMIT_DATA (2) smaller than brk and data: check_data_rlimit()
   assert.match(await restoreError(imageDir(editField(img, 'RLIMITS', 'rlim[2].cur', 1n))), /beyond RLIMIT_DATA/);

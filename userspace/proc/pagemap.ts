@@ -44,6 +44,40 @@ export function dataPages(pagemapFd: number, start: bigint, end: bigint, opts: {
   return out;
 }
 
+const PM_PRESENT = 1n << 63n;
+const PM_SOFT_DIRTY = 1n << 55n;
+let tracking: boolean | undefined;
+
+/**
+ * Whether this kernel tracks the pages a task writes (CONFIG_MEM_SOFT_DIRTY).
+ * Without it every soft-dirty bit reads 0, and a page written since a
+ * pre-dump would pass for one that was not.  A page faulted in is born
+ * soft-dirty: among the present pages of our own stack and heap, some have
+ * the bit unless the kernel has no such bit.
+ */
+export function tracksWrittenPages(): boolean {
+  if (tracking !== undefined) return tracking;
+  const maps = fs.readFileSync('/proc/self/maps', 'utf8');
+  const fd = fs.openSync('/proc/self/pagemap', 'r');
+  const entries = Buffer.alloc(64 * 8);
+  let present = 0;
+  let dirty = 0;
+  try {
+    for (const m of maps.matchAll(/^([0-9a-f]+)-[0-9a-f]+ rw.p .*\[(?:stack|heap)\]$/gm)) {
+      const n = fs.readSync(fd, entries, 0, entries.length, Number((BigInt(`0x${m[1]}`) / 4096n) * 8n));
+      for (let i = 0; i + 8 <= n; i += 8) {
+        const e = entries.readBigUInt64LE(i);
+        if (e & PM_PRESENT) present++;
+        if (e & PM_PRESENT && e & PM_SOFT_DIRTY) dirty++;
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  tracking = present === 0 || dirty > 0;
+  return tracking;
+}
+
 /** Start tracking the pages a task writes: clear its soft-dirty bits (and write-protect its pages). */
 export function clearSoftDirty(pid: number): void {
   fs.writeFileSync(`/proc/${pid}/clear_refs`, '4');

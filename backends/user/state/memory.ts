@@ -258,19 +258,60 @@ function savePages(task: DumpTask, out: number, data: Buffer, vaddr: bigint, n: 
 }
 
 /**
+ * The addresses whose pages the pre-dump chain holds for a task, as sorted
+ * [start, end) ranges: every run of its parent's mm image, its own and
+ * those it leaves in its own parent. A page the tasks did not write since
+ * the pre-dump but that the chain does not hold (one that came in without a
+ * write, e.g. a huge page made from small ones) must be saved again.
+ */
+type Coverage = [bigint, bigint][];
+
+function chainCoverage(prevImagesDir: string, pid: number): Coverage {
+  const runs = readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(prevImagesDir, 'mm', pid).pages;
+  const ranges = runs.map((r): [bigint, bigint] => [r.vaddr, r.vaddr + BigInt(r.nr_pages) * PAGE]).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const merged: Coverage = [];
+  for (const r of ranges) {
+    const last = merged.at(-1);
+    if (last && r[0] <= last[1]) last[1] = r[1] > last[1] ? r[1] : last[1];
+    else merged.push([r[0], r[1]]);
+  }
+  return merged;
+}
+
+/** Split the @n pages at @start into pieces [vaddr, pages, held by the chain]. */
+function byCoverage(cover: Coverage, start: bigint, n: number): [bigint, number, boolean][] {
+  const end = start + BigInt(n) * PAGE;
+  const out: [bigint, number, boolean][] = [];
+  let at = start;
+  for (const [from, to] of cover) {
+    if (to <= at) continue;
+    if (from >= end) break;
+    if (from > at) out.push([at, Number((from - at) / PAGE), false]);
+    const upTo = to < end ? to : end;
+    const from2 = from > at ? from : at;
+    out.push([from2, Number((upTo - from2) / PAGE), true]);
+    at = upTo;
+  }
+  if (at < end) out.push([at, Number((end - at) / PAGE), false]);
+  return out;
+}
+
+/**
  * The pages of a private mapping that it does not share with a parent:
  * those that hold data of their own (present or swapped, not the zero
  * page, of a file mapping only the task's copies), which PAGEMAP_SCAN
- * finds range by range. With `incremental`, those not written since the
- * pre-dump go as runs in the parent.
+ * finds range by range. With `chain`, those not written since the
+ * pre-dump that the chain holds go as runs in the parent.
  */
-function saveOwnMapping(task: DumpTask, pagemap: number, vma: Vma, incremental: boolean, out: number, data: Buffer, saved: SavedPages): void {
+function saveOwnMapping(task: DumpTask, pagemap: number, vma: Vma, chain: Coverage | undefined, out: number, data: Buffer, saved: SavedPages): void {
   const first = saved.pages.length;
   for (const r of dataPages(pagemap, vma.start, vma.end, { anonOnly: vma.kind === 'FILE_PRIVATE', written: false })) {
     const n = Number((r.end - r.start) / PAGE);
-    const inParent = incremental && !(r.categories & PAGE_IS.SOFT_DIRTY);
-    addRun(saved.pages, first, r.start, n, inParent);
-    if (!inParent) savePages(task, out, data, r.start, n);
+    const clean = chain && !(r.categories & PAGE_IS.SOFT_DIRTY);
+    for (const [vaddr, k, inParent] of clean ? byCoverage(chain, r.start, n) : [[r.start, n, false] as const]) {
+      addRun(saved.pages, first, vaddr, k, inParent);
+      if (!inParent) savePages(task, out, data, vaddr, k);
+    }
   }
 }
 
@@ -278,11 +319,11 @@ function saveOwnMapping(task: DumpTask, pagemap: number, vma: Vma, incremental: 
  * Save the private pages of every private mapping: all that must be saved,
  * but in an inherited one only those that are not the very page the
  * parent maps there; note the parent's pages this task does not have.
- * With `incremental` (the task's soft-dirty bits were cleared by the
- * pre-dump this dump builds on), a page not written since goes as a run
- * in the parent.
+ * With `chain` (the task's soft-dirty bits were cleared by the pre-dump
+ * this dump builds on, and the chain holds these pages), a page not
+ * written since goes as a run in the parent.
  */
-function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undefined, incremental: boolean, out: number): SavedPages {
+function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undefined, chain: Coverage | undefined, out: number): SavedPages {
   const pagemap = fs.openSync(`/proc/${task.tracee.pid}/pagemap`, 'r');
   const parentMap = parentPid === undefined ? -1 : fs.openSync(`/proc/${parentPid}/pagemap`, 'r');
   const saved: SavedPages = { pages: [], drop: [], shared: 0n };
@@ -294,7 +335,7 @@ function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undef
       if (!PRIVATE_KINDS.has(vma.kind)) continue;
       const inherited = vma.inherited && parentMap >= 0;
       if (!inherited) {
-        saveOwnMapping(task, pagemap, vma, incremental, out, data, saved);
+        saveOwnMapping(task, pagemap, vma, chain, out, data, saved);
         continue;
       }
       // Runs never span two mappings.
@@ -313,7 +354,8 @@ function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undef
           }
           return true;
         };
-        const clean = (i: number) => incremental && !(entries.readBigUInt64LE(i * 8) & PM_SOFT_DIRTY);
+        const clean = (i: number) => !!chain && !(entries.readBigUInt64LE(i * 8) & PM_SOFT_DIRTY) &&
+          byCoverage(chain, at + BigInt(i) * PAGE, 1)[0]![2];
         for (let i = 0; i < n; ) {
           if (!mustSave(vma.kind, entries.readBigUInt64LE(i * 8)) && mustSave(vma.kind, theirs.readBigUInt64LE(i * 8))) {
             addRun(saved.drop, firstDrop, at + BigInt(i) * PAGE, 1);
@@ -651,12 +693,12 @@ export const memory = defineState<MmImage>({
     const parent = task.shared.mms.get(task.entry.ppid);
     if (parent) markInherited(vmas, parent.vmas as DumpVma[]);
     // tracked since the pre-dump this dump builds on, if that one has the task
-    const incremental = !!task.prevImagesDir && fs.existsSync(imageFile(task.prevImagesDir, 'mm', task.pid));
+    const chain = task.prevImagesDir && fs.existsSync(imageFile(task.prevImagesDir, 'mm', task.pid)) ? chainCoverage(task.prevImagesDir, task.pid) : undefined;
     const out = task.images.openRaw('pages', task.pid);
     let saved: SavedPages;
     let shmem: ShmemObject[];
     try {
-      saved = dumpPrivatePages(task, vmas, parent?.procPid, incremental, out);
+      saved = dumpPrivatePages(task, vmas, parent?.procPid, chain, out);
       shmem = dumpShmemObjects(task, vmas, out);
     } finally {
       fs.closeSync(out);

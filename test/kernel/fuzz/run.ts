@@ -123,7 +123,7 @@ const SEED_PROGRAMS: SeedProgram[] = [
     async start(dir) {
       const out = path.join(dir, 'out.txt');
       const c = startTo('unshare', ['-iu', kprogram('kipc')], out);
-      await waitFor(out, 'ready');
+      await waitFor(out, '\nready\n');	// not "child N ready": all its objects exist
       return c.pid;
     },
   },
