@@ -567,26 +567,7 @@ static struct sock *ckpt_tcp_peer(struct sock *sk)
 	return peer;
 }
 
-/* Copy the bytes of @sk's receive queue from copied_seq on */
-static int ckpt_tcp_copy_recvq(struct sock *sk, char *buf, u32 len)
-{
-	u32 seq = tcp_sk(sk)->copied_seq, done = 0;
-	struct sk_buff *skb;
-
-	skb_queue_walk(&sk->sk_receive_queue, skb) {
-		u32 off = seq - TCP_SKB_CB(skb)->seq, n;
-
-		if (before(seq, TCP_SKB_CB(skb)->seq) || off > skb->len)
-			return -EAGAIN;
-		n = min(skb->len - off, len - done);
-		if (n && skb_copy_bits(skb, off, buf + done, n))
-			return -EFAULT;
-		done += n;
-		seq += n;
-	}
-	return done == len ? 0 : -EAGAIN;
-}
-
+/* Copy what @skb holds from *@seq on to @buf + *@done, at most up to @len */
 static int ckpt_tcp_copy_skb(struct sk_buff *skb, u32 *seq, char *buf, u32 len, u32 *done)
 {
 	u32 off = *seq - TCP_SKB_CB(skb)->seq, n;
@@ -599,6 +580,21 @@ static int ckpt_tcp_copy_skb(struct sk_buff *skb, u32 *seq, char *buf, u32 len, 
 	*done += n;
 	*seq += n;
 	return 0;
+}
+
+/* Copy the bytes of @sk's receive queue from copied_seq on */
+static int ckpt_tcp_copy_recvq(struct sock *sk, char *buf, u32 len)
+{
+	u32 seq = tcp_sk(sk)->copied_seq, done = 0;
+	struct sk_buff *skb;
+	int ret;
+
+	skb_queue_walk(&sk->sk_receive_queue, skb) {
+		ret = ckpt_tcp_copy_skb(skb, &seq, buf, len, &done);
+		if (ret)
+			return ret;
+	}
+	return done == len ? 0 : -EAGAIN;
 }
 
 /* Copy the bytes of @sk's send queue from snd_una on: sent, then not sent yet */
