@@ -102,6 +102,7 @@ export const features: Feature[] = [
   { group: 'files', name: 'inotify watch', args: ['inotify=1'] },
   { group: 'sockets', name: 'TCP listening socket', args: ['tcp-listen=4'] },
   { group: 'sockets', name: 'TCP established connection with queued data', args: ['tcp-established=4096'], tcpEstablished: true },
+  { group: 'sockets', name: 'UDP socket with queued datagrams', args: ['udp=8'] },
   { group: 'sockets', name: 'unix listening socket with connections not accepted yet', args: ['unix-listen=2'] },
   { group: 'signals', name: 'signal handler, flags and mask', args: ['sigaction=1'] },
   { group: 'signals', name: 'pending queued real-time signal', args: ['sigpending=1'] },

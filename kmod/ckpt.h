@@ -148,6 +148,10 @@ struct ckpt_ctx {
 	loff_t start_pos;	/* of the image in its file */
 	bool error_written;
 	bool self;		/* checkpoint: the caller checkpoints itself */
+	const struct cred *cred;	/* the caller's, referenced */
+
+	/* TCP connections in repair mode, let go at the end of the call (inet.c) */
+	struct list_head tcp_repair;
 
 	/* checkpoint: pages to write once the tasks run again (CHECKPOINT_COW) */
 	struct list_head snaps;
@@ -508,11 +512,23 @@ int restore_epoll_obj(struct ckpt_ctx *ctx);
 extern const struct ckpt_file_ops ckpt_inotify_ops;
 int restore_inotify_obj(struct ckpt_ctx *ctx);
 
-/* unix.c: unix sockets */
+struct sock;
+struct socket;
+
+/* unix.c: unix sockets, and what every socket shares */
 extern const struct ckpt_file_ops ckpt_unix_ops;
 bool ckpt_unix_outside(struct ckpt_ctx *ctx, struct file *file);
 int restore_socket_obj(struct ckpt_ctx *ctx);
 const char *ckpt_socket_family(struct file *file);
+struct socket *ckpt_sock_of(struct file *file);
+bool ckpt_sock_in_tree(struct ckpt_ctx *ctx, struct sock *sk);
+
+/* inet.c: TCP and UDP sockets over IPv4 and IPv6 */
+extern const struct ckpt_file_ops ckpt_inet_ops;
+const char *ckpt_inet_kind(struct sock *sk);
+void checkpoint_inet_done(struct ckpt_ctx *ctx, bool killed);
+int restore_inet_obj(struct ckpt_ctx *ctx);
+int restore_inet_live(struct ckpt_ctx *ctx);
 
 /* locks.c: POSIX, OFD and flock locks */
 int checkpoint_file_locks(struct ckpt_ctx *ctx, struct file *file, s32 objref);

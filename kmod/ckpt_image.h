@@ -22,7 +22,9 @@
  * first task that uses the object, and later tasks name it by its id.
  * "state" is whatever a FILE names with its obj field, written once
  * before the first FILE that needs it: PIPE, SOCKET (with its SKBs), TTY,
- * MEMFD or GHOST (with DATA), EVENTFD, TIMERFD, SIGNALFD, EPOLL, INOTIFY.
+ * MEMFD or GHOST (with DATA), EVENTFD, TIMERFD, SIGNALFD, EPOLL, INOTIFY,
+ * INET (a TCP connection with its queues as DATA, a UDP socket with its
+ * DGRAMs; the two ends of a connection inside the tree back to back).
  * PAGES objects name their task and may follow its part anywhere before
  * TAIL: a copy-on-write checkpoint writes them after the tasks run again.
  */
@@ -88,6 +90,10 @@ enum ckpt_share {
 #define CKPT_HDR_MSG		87
 #define CKPT_HDR_SEM		88
 #define CKPT_HDR_SEM_UNDO	89
+
+/* Inet sockets: 140-159 */
+#define CKPT_HDR_INET		140	/* a TCP or UDP socket, IPv4 or IPv6 */
+#define CKPT_HDR_DGRAM		141	/* a datagram queued to a UDP socket */
 
 struct ckpt_hdr_task {
 	struct ckpt_hdr h;
@@ -367,6 +373,7 @@ enum ckpt_file_kind {
 	CKPT_FILE_GHOST,	/* an open file of the unlinked file a GHOST object defines */
 	CKPT_FILE_TTY,		/* a side of the terminal a TTY object defines */
 	CKPT_FILE_CTTY,		/* /dev/tty: the task's controlling terminal */
+	CKPT_FILE_INET,		/* the file of the TCP or UDP socket an INET object defines */
 	CKPT_FILE_KINDS
 };
 
@@ -753,5 +760,115 @@ struct ckpt_hdr_pages {
 	__u64 nr_pages;		/* pages of data */
 	__u64 data_off;
 };
+
+/*
+ * An inet socket: TCP or UDP over IPv4 or IPv6.  Its options follow as
+ * nr_opts struct ckpt_sockopt, each as getsockopt(2) gave it; then, for an
+ * established TCP connection, its receive queue and its send queue (from
+ * its first byte not acknowledged) as DATA objects, the receive queue's
+ * bytes at offsets 0..recv_len, the send queue's after them; for a UDP
+ * socket, nr_dgrams DGRAM objects, oldest first.
+ */
+enum ckpt_inet_state {
+	CKPT_INET_UNCONNECTED = 1,	/* bound or not; TCP: maybe its connection ended */
+	CKPT_INET_LISTEN,		/* TCP */
+	CKPT_INET_CONNECTED,		/* UDP: connect(2)ed to remote */
+	CKPT_INET_ESTABLISHED,		/* TCP: a connection, rebuilt in repair mode */
+};
+
+struct ckpt_inet_addr {
+	__u8 addr[16];		/* network order; IPv4 in the first 4 bytes */
+	__u16 port;		/* host order */
+	__u16 pad;
+	__u32 scope_id;		/* IPv6 link-local */
+	__u32 pad2[2];
+};
+
+/* One option: @len bytes of @val at (@level, @name), as getsockopt(2) gives them */
+struct ckpt_sockopt {
+	__u32 level;
+	__u32 name;
+	__u32 len;
+	__u32 pad;
+	__u8 val[16];
+};
+
+#define CKPT_INET_OPTS_MAX	96
+
+/* What TCP repair mode reads of an established connection */
+struct ckpt_tcp_conn {
+	__u32 snd_una;		/* the send queue's first byte */
+	__u32 snd_nxt;		/* after the last byte sent */
+	__u32 write_seq;	/* after the send queue's last byte */
+	__u32 rcv_nxt;		/* after the receive queue's last byte */
+	__u32 recv_len;		/* bytes in the receive queue */
+	__u32 send_len;		/* bytes in the send queue: write_seq - snd_una */
+	__u32 mss_clamp;	/* the MSS the handshake agreed on */
+	__u32 user_mss;		/* TCP_MAXSEG as set by the program, 0 if not */
+	__u32 options;		/* CKPT_TCPOPT_* the handshake agreed on */
+	__u32 snd_wscale;
+	__u32 rcv_wscale;
+	__u32 tsval;		/* TCP_TIMESTAMP: the connection's timestamp clock */
+	__u32 snd_wl1;		/* TCP_REPAIR_WINDOW */
+	__u32 snd_wnd;
+	__u32 max_window;
+	__u32 rcv_wnd;
+	__u32 rcv_wup;
+	__u32 pad;
+};
+
+#define CKPT_TCPOPT_SACK	0x1
+#define CKPT_TCPOPT_WSCALE	0x2
+#define CKPT_TCPOPT_TIMESTAMP	0x4
+
+struct ckpt_hdr_inet {
+	struct ckpt_hdr h;
+	__s32 objref;
+	__u32 family;		/* AF_INET, AF_INET6 */
+	__u32 type;		/* SOCK_STREAM: TCP, SOCK_DGRAM: UDP */
+	__u32 state;		/* enum ckpt_inet_state */
+	__u32 flags;		/* CKPT_INET_* */
+	__s32 peer;		/* ESTABLISHED: its peer's INET object, 0 if outside the tree */
+	__u32 backlog;		/* LISTEN: listen(2)'s, as the kernel clamped it */
+	__u32 shutdown;		/* RCV_SHUTDOWN | SEND_SHUTDOWN */
+	__s32 err;		/* pending error (SO_ERROR), positive */
+	__u32 sndbuf, rcvbuf;	/* sk_sndbuf, sk_rcvbuf */
+	__u32 drops;		/* sk_drops (SO_RXQ_OVFL) */
+	__u32 nr_dgrams;	/* UDP: DGRAM objects that follow */
+	__u32 nr_opts;		/* struct ckpt_sockopt that follow */
+	struct ckpt_inet_addr local;	/* getsockname(2) */
+	struct ckpt_inet_addr remote;	/* getpeername(2) */
+	struct ckpt_tcp_conn tcp;	/* ESTABLISHED */
+};
+
+#define CKPT_INET_BOUND_ADDR	0x1	/* bind(2) gave it its address (SOCK_BINDADDR_LOCK) */
+#define CKPT_INET_BOUND_PORT	0x2	/* ... and its port (SOCK_BINDPORT_LOCK) */
+#define CKPT_INET_SNDBUF	0x4	/* SO_SNDBUF set by the program */
+#define CKPT_INET_RCVBUF	0x8	/* SO_RCVBUF set by the program */
+#define CKPT_INET_REUSEADDR	0x10	/* SO_REUSEADDR */
+#define CKPT_INET_OUTSIDE	0x20	/* ESTABLISHED to a peer outside the tree */
+#define CKPT_INET_FLAGS		0x3f
+
+/* One datagram queued to a UDP socket; then its payload */
+struct ckpt_hdr_dgram {
+	struct ckpt_hdr h;
+	__s32 sock;		/* the INET object it is queued to */
+	__u32 len;		/* payload bytes */
+	__u32 family;		/* of the packet: an IPv6 socket receives IPv4 ones too */
+	__u32 ifindex;		/* where it came in (IP_PKTINFO, IPV6_PKTINFO) */
+	struct ckpt_inet_addr from;	/* its sender */
+	__u8 to[16];		/* its destination address */
+	__u8 spec_dst[4];	/* IPv4: IP_PKTINFO's ipi_spec_dst */
+	__u32 flowlabel;	/* IPv6 */
+	__u8 tos;		/* TOS or traffic class */
+	__u8 ttl;		/* TTL or hop limit */
+	__u16 pad;
+	__u32 mark;		/* SO_RCVMARK */
+	__u32 dropcount;	/* SO_RXQ_OVFL */
+	__u32 pad2;
+	__s64 tstamp;		/* arrival, ns of CLOCK_REALTIME (SO_TIMESTAMP); 0 if none */
+};
+
+#define CKPT_DGRAM_MAX		65535
 
 #endif /* CRENGINE_CKPT_IMAGE_H */

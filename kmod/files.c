@@ -167,7 +167,7 @@ static const struct ckpt_file_ops ckpt_chr_ops = {
 /* Every kind of file the engine saves; the first that matches a file is its kind */
 static const struct ckpt_file_ops *const ckpt_file_kinds[] = {
 	&ckpt_reg_ops, &ckpt_dir_ops, &ckpt_chr_ops, &ckpt_unlinked_ops, &ckpt_memfd_ops,
-	&ckpt_pipe_ops, &ckpt_fifo_ops, &ckpt_unix_ops, &ckpt_eventfd_ops,
+	&ckpt_pipe_ops, &ckpt_fifo_ops, &ckpt_unix_ops, &ckpt_inet_ops, &ckpt_eventfd_ops,
 	&ckpt_timerfd_ops, &ckpt_signalfd_ops, &ckpt_epoll_ops, &ckpt_inotify_ops,
 	&ckpt_tty_ops, &ckpt_ctty_ops,
 };
@@ -176,6 +176,7 @@ static const struct ckpt_file_ops *const ckpt_file_kinds[] = {
 static const struct ckpt_obj_ops ckpt_state_objs[] = {
 	{ CKPT_HDR_PIPE, restore_pipe_obj },
 	{ CKPT_HDR_SOCKET, restore_socket_obj },
+	{ CKPT_HDR_INET, restore_inet_obj },
 	{ CKPT_HDR_TTY, restore_tty_obj },
 	{ CKPT_HDR_MEMFD, restore_memfd_obj },
 	{ CKPT_HDR_GHOST, restore_ghost_obj },

@@ -635,6 +635,12 @@ static long ckpt_member_run(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx,
 		ctx->fg_tty = NULL;
 		ckpt_ctx_reset_task(ctx);
 		m->state = CKPT_MEMBER_DONE;
+		/* the last one rebuilt lets the tree's TCP connections go live */
+		if (ckpt_next_live(g, idx + 1) == g->nr_tasks) {
+			ret = restore_inet_live(ctx);
+			if (ret)
+				return ret;
+		}
 		WRITE_ONCE(g->done, ckpt_next_live(g, idx + 1));
 		ckpt_group_progress(g);
 		fallthrough;

@@ -71,6 +71,8 @@ static const char * const ckpt_type_names[] = {
 	[CKPT_HDR_SEM] = "SEM",
 	[CKPT_HDR_SEM_UNDO] = "SEM_UNDO",
 	[CKPT_HDR_CHAIN] = "CHAIN",
+	[CKPT_HDR_INET] = "INET",
+	[CKPT_HDR_DGRAM] = "DGRAM",
 	[CKPT_HDR_ERROR] = "ERROR",
 	[CKPT_HDR_TAIL] = "TAIL",
 };

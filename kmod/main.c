@@ -233,10 +233,12 @@ static struct ckpt_ctx *ckpt_ctx_alloc(int fd, unsigned long flags, int logfd,
 		return ERR_PTR(-ENOMEM);
 	ctx->restart = restart;
 	ctx->flags = flags;
+	ctx->cred = get_current_cred();
 	hash_init(ctx->objhash);
 	INIT_LIST_HEAD(&ctx->objs);
 	INIT_LIST_HEAD(&ctx->snaps);
 	INIT_LIST_HEAD(&ctx->tracked);
+	INIT_LIST_HEAD(&ctx->tcp_repair);
 
 	if (logfd >= 0) {
 		ctx->logfile = fget(logfd);
@@ -258,6 +260,7 @@ err:
 		fput(ctx->logfile);
 	if (ctx->file)
 		fput(ctx->file);
+	put_cred(ctx->cred);
 	kfree(ctx);
 	return ERR_PTR(ret);
 }
@@ -322,6 +325,7 @@ void ckpt_ctx_free(struct ckpt_ctx *ctx)
 	if (ctx->logfile)
 		fput(ctx->logfile);
 	fput(ctx->file);
+	put_cred(ctx->cred);
 	kfree(ctx);
 }
 

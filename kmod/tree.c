@@ -308,6 +308,9 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 		ret = checkpoint_tail(ctx);
 	if (!ret && !cow && kill)
 		checkpoint_kill(tree);
+	/* not to be killed now: its TCP connections leave repair mode before it runs */
+	if (ret || !kill)
+		checkpoint_inet_done(ctx, false);
 	t2 = ktime_get();
 	ckpt_thaw_tree(tree);
 	/* copy-on-write: the tasks run again before their pages are written */
@@ -317,6 +320,8 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 		ret = checkpoint_tail(ctx);
 	if (!ret && cow && kill)
 		checkpoint_kill(tree);
+	/* killed, its TCP connections die in repair mode, silently; else they leave it */
+	checkpoint_inet_done(ctx, !ret && kill);
 	ckpt_chain_done(ctx, !ret);
 	ckpt_msg(ctx, "pid %d: %u tasks froze in %lld us, frozen for %lld us, done in %lld us\n",
 		 pid, tree->nr, ktime_us_delta(t1, t0), ktime_us_delta(t2, t1),

@@ -50,7 +50,7 @@ struct ckpt_rsock {
 	bool done;			/* its SKBs are in */
 };
 
-static struct socket *ckpt_sock_of(struct file *file)
+struct socket *ckpt_sock_of(struct file *file)
 {
 	return file->f_mode & FMODE_PATH ? NULL : sock_from_file(file);
 }
@@ -70,9 +70,8 @@ const char *ckpt_socket_family(struct file *file)
 	case AF_UNIX:
 		return "unix";
 	case AF_INET:
-		return "inet";
 	case AF_INET6:
-		return "inet6";
+		return ckpt_inet_kind(sock->sk);
 	case AF_NETLINK:
 		return "netlink";
 	case AF_PACKET:
@@ -108,7 +107,7 @@ static bool ckpt_sock_embryo(struct sock *sk)
 	return !ckpt_sock_closed(sk) && !READ_ONCE(sk->sk_socket);
 }
 
-static bool ckpt_sock_in_tree(struct ckpt_ctx *ctx, struct sock *sk)
+bool ckpt_sock_in_tree(struct ckpt_ctx *ctx, struct sock *sk)
 {
 	return ckpt_tree_has_file(ctx, ckpt_file_is_sock, sk);
 }

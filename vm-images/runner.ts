@@ -77,8 +77,11 @@ const PORTS = ['cr.stdout', 'cr.stderr', 'cr.dmesg', 'cr.status', 'cr.heartbeat'
 /** Kernel log lines that mean the guest kernel hit a bug: oopses, BUGs, WARNs, panics. */
 const TROUBLE = /\b(BUG:|WARNING:|Oops|Call Trace:|general protection fault|Kernel panic|kernel BUG|UBSAN:|INFO: task .* blocked|detected stalls?)/;
 
+/** A fault of a user-mode program ("traps: prog[42] general protection fault ip:… in prog…"): its trouble, not the kernel's. */
+const USER_FAULT = /\btraps: \S+\[\d+\] /;
+
 /** The lines of a guest's dmesg that report kernel trouble; [] when it is clean. */
-export const dmesgTrouble = (dmesg: string): string[] => dmesg.split('\n').filter((line) => TROUBLE.test(line));
+export const dmesgTrouble = (dmesg: string): string[] => dmesg.split('\n').filter((line) => TROUBLE.test(line) && !USER_FAULT.test(line));
 
 /** Guest paths that are tmpfs, hiding the host's; init.sh shows the host root at HOST_VIEW. */
 const TMPFS_DIRS = ['/tmp', '/var/tmp', '/run'];

@@ -9,6 +9,9 @@
  * pages is saved); a dump with `prevImagesDir` adds CHECKPOINT_INCREMENTAL,
  * and the engine saves only the pages written since the last pre-dump,
  * naming that image as the parent the others are in.
+ *
+ * With --tcp-established the tree's TCP connections to peers outside it
+ * are held back by the network lock (inet.ts) from before the call.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,7 +19,8 @@ import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { pidExists, waitGone } from '../../userspace/sys/libc.js';
 import { imagePath, logPath, readImage } from './image.js';
-import { armEngineFault, checkpoint, CHECKPOINT_COW, CHECKPOINT_INCREMENTAL, CHECKPOINT_KILL, CHECKPOINT_SHELL_JOB, CHECKPOINT_TRACK, ensureEngine } from './sys.js';
+import { HeldConnections, netlockPath } from './inet.js';
+import { armEngineFault, checkpoint, CHECKPOINT_COW, CHECKPOINT_INCREMENTAL, CHECKPOINT_KILL, CHECKPOINT_SHELL_JOB, CHECKPOINT_TCP_ESTABLISHED, CHECKPOINT_TRACK, ensureEngine } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
 export function lastLogLine(file: string): string | undefined {
@@ -40,7 +44,7 @@ function flagsFor(opts: DumpOptions, track: boolean): number {
   const cow = opts.cow ?? !!leaveRunning;
   return (leaveRunning ? 0 : CHECKPOINT_KILL) | (cow ? CHECKPOINT_COW : 0) |
     (track ? CHECKPOINT_TRACK : 0) | (opts.prevImagesDir ? CHECKPOINT_INCREMENTAL : 0) |
-    (opts.shellJob ? CHECKPOINT_SHELL_JOB : 0);
+    (opts.shellJob ? CHECKPOINT_SHELL_JOB : 0) | (opts.tcpEstablished ? CHECKPOINT_TCP_ESTABLISHED : 0);
 }
 
 /** The pre-dump named by --prev-images-dir, checked before anything happens. */
@@ -66,34 +70,41 @@ export async function checkpointTree(opts: DumpOptions, track: boolean): Promise
   const img = imagePath(opts.dir);
   // a new file, never the old one rewritten: a tree restored by mapping may still map it
   fs.rmSync(img, { force: true });
-  const imgFd = fs.openSync(img, 'wx', 0o600);
-  const logFd = fs.openSync(logPath(opts.dir), 'w', 0o644);
+  fs.rmSync(netlockPath(opts.dir), { force: true });
+  const leaveRunning = track || opts.leaveRunning;
+  const held = opts.tcpEstablished ? HeldConnections.take(pid) : undefined;
   let r;
   try {
+    const imgFd = fs.openSync(img, 'wx', 0o600);
+    const logFd = fs.openSync(logPath(opts.dir), 'w', 0o644);
     const disarm = armEngineFault();
     try {
       r = checkpoint(pid, imgFd, flagsFor(opts, track), logFd);
     } finally {
       disarm();
+      fs.closeSync(imgFd);
+      fs.closeSync(logFd);
     }
-  } finally {
-    fs.closeSync(imgFd);
-    fs.closeSync(logFd);
+  } catch (err) {
+    held?.release();
+    throw err;
   }
   const logText = fs.readFileSync(logPath(opts.dir), 'utf8');
   for (const line of logText.trim().split('\n').filter(Boolean)) log(line);
+  if (r.errno || leaveRunning) held?.release();
   if (r.errno) {
     fs.rmSync(img, { force: true });
     const detail = lastLogLine(logPath(opts.dir));
     throw new CrError(`checkpoint of pid ${pid} failed: ${r.errno}${detail ? `: ${detail}` : ''}`);
   }
-  const { tree, chain } = readImage(img);
+  const { tree, chain, sockets } = readImage(img);
+  if (held && !leaveRunning) held.keep(opts.dir, sockets, log);
   if (parent && chain?.parentPath !== parent) {
     log(`note: the engine's last pre-dump of these tasks is ${chain?.parentPath}, not ${parent}: the image builds on that one`);
   }
   // only the processes (their threads are in the tree too); zombies go when whoever inherits them reaps them
   const pids = tree.filter((t) => t.tgid === t.pid).map((t) => t.pid);
-  if (!track && !opts.leaveRunning) await waitGone(tree.filter((t) => t.zombie === undefined && t.tgid === t.pid).map((t) => t.pid), 2000);
+  if (!leaveRunning) await waitGone(tree.filter((t) => t.zombie === undefined && t.tgid === t.pid).map((t) => t.pid), 2000);
 
   const sum = (re: RegExp): number | undefined => {
     const all = [...logText.matchAll(re)];

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../userspace/errors.js';
+import { AF, formatEndpoint } from '../../userspace/net/socket.js';
 import { IMAGE_NAME } from './identity.js';
 import { CLONE } from '../../userspace/sys/constants.js';
 
@@ -24,25 +25,59 @@ export const TYPE_NAMES: Record<number, string> = {
   40: 'THREAD', 41: 'SIGHAND', 42: 'SHMEM', 43: 'DROP', 60: 'DATA', 61: 'SOCKET', 62: 'SKB', 63: 'EVENTFD', 64: 'TIMERFD', 65: 'SIGNALFD', 66: 'EPOLL', 67: 'INOTIFY',
   68: 'INOTIFY_WATCH', 69: 'MEMFD', 70: 'GHOST', 71: 'LOCK', 72: 'TTY', 73: 'CTTY', 80: 'PROCESS', 81: 'ITIMERS', 82: 'POSIX_TIMER',
   83: 'UTS_NS', 84: 'IPC_NS', 85: 'SHM', 86: 'MSG_QUEUE', 87: 'MSG', 88: 'SEM', 89: 'SEM_UNDO', 100: 'SECCOMP', 120: 'CHAIN',
-  126: 'ERROR', 127: 'TAIL',
+  140: 'INET', 141: 'DGRAM', 126: 'ERROR', 127: 'TAIL',
 };
 const T = {
   HEADER: 1, TREE: 2, TASK: 3, FS: 4, FILE: 5, FD: 6, MM: 7, VMA: 8, CPU: 9, FPU: 10, PAGES: 11, SIGNAL: 12, SIGPENDING: 32, CRED: 33, RLIMITS: 34, PIPE: 35, ZOMBIE: 36,
   THREAD: 40, SIGHAND: 41, SHMEM: 42, DROP: 43,
   DATA: 60, SOCKET: 61, SKB: 62, EVENTFD: 63, TIMERFD: 64, SIGNALFD: 65, EPOLL: 66, INOTIFY: 67, INOTIFY_WATCH: 68, MEMFD: 69, GHOST: 70, LOCK: 71, TTY: 72, CTTY: 73,
   PROCESS: 80, ITIMERS: 81, POSIX_TIMER: 82, UTS_NS: 83, IPC_NS: 84, SHM: 85, MSG_QUEUE: 86, MSG: 87, SEM: 88, SEM_UNDO: 89,
-  SECCOMP: 100, CHAIN: 120, ERROR: 126, TAIL: 127,
+  SECCOMP: 100, CHAIN: 120, INET: 140, DGRAM: 141, ERROR: 126, TAIL: 127,
 };
 /** CLONE_NEW* flags of the namespaces a root had of its own, by the object that saves them. */
 const NS_CLONE_FLAGS: Record<number, number> = { [T.UTS_NS]: CLONE.NEWUTS, [T.IPC_NS]: CLONE.NEWIPC };
 /** enum ckpt_share: what a TASK object names by id. */
 const SHARE_NAMES = ['mm', 'files', 'fs', 'sighand', 'signal'];
 /** enum ckpt_file_kind (kmod/ckpt_image.h) */
-const FILE_KINDS = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo', 'unix socket', 'eventfd', 'timerfd', 'signalfd', 'epoll', 'inotify', 'memfd', 'unlinked file', 'terminal', '/dev/tty'];
+const FILE_KINDS = ['?', 'file', 'dir', 'chardev', 'pipe end', 'fifo', 'unix socket', 'eventfd', 'timerfd', 'signalfd', 'epoll', 'inotify', 'memfd', 'unlinked file', 'terminal', '/dev/tty', 'inet socket'];
 const SOCK_TYPES: Record<number, string> = { 1: 'stream', 2: 'datagram', 5: 'seqpacket' };
 const SOCK_STATES = ['?', 'unconnected', 'listening', 'connected', 'pending'];
 const SO_FLAGS: [number, string][] = [[0x1, 'passcred'], [0x2, 'passsec'], [0x4, 'passpidfd'], [0x40, 'client closed']];
 const LOCK_KINDS = ['?', 'posix', 'ofd', 'flock'];
+/** enum ckpt_inet_state, struct ckpt_hdr_inet's flags and the options it carries (kmod/ckpt_image.h, kmod/inet.c) */
+const INET = { UNCONNECTED: 1, LISTEN: 2, CONNECTED: 3, ESTABLISHED: 4 };
+const INET_FLAGS = { BOUND_ADDR: 0x1, BOUND_PORT: 0x2, SNDBUF: 0x4, RCVBUF: 0x8, REUSEADDR: 0x10, OUTSIDE: 0x20 };
+const INET_HDR = 200;
+const TCPOPT = { SACK: 0x1, WSCALE: 0x2, TIMESTAMP: 0x4 };
+const SOCKOPT_NAMES: Record<number, Record<number, string>> = {
+  0: {
+    1: 'IP_TOS', 2: 'IP_TTL', 8: 'IP_PKTINFO', 10: 'IP_MTU_DISCOVER', 11: 'IP_RECVERR', 12: 'IP_RECVTTL', 13: 'IP_RECVTOS', 15: 'IP_FREEBIND',
+    19: 'IP_TRANSPARENT', 20: 'IP_RECVORIGDSTADDR', 24: 'IP_BIND_ADDRESS_NO_PORT', 33: 'IP_MULTICAST_TTL', 34: 'IP_MULTICAST_LOOP',
+  },
+  41: {
+    16: 'IPV6_UNICAST_HOPS', 18: 'IPV6_MULTICAST_HOPS', 19: 'IPV6_MULTICAST_LOOP', 23: 'IPV6_MTU_DISCOVER', 25: 'IPV6_RECVERR', 26: 'IPV6_V6ONLY',
+    49: 'IPV6_RECVPKTINFO', 51: 'IPV6_RECVHOPLIMIT', 66: 'IPV6_RECVTCLASS', 67: 'IPV6_TCLASS', 74: 'IPV6_RECVORIGDSTADDR', 75: 'IPV6_TRANSPARENT',
+    78: 'IPV6_FREEBIND',
+  },
+  6: {
+    1: 'TCP_NODELAY', 2: 'TCP_MAXSEG', 3: 'TCP_CORK', 4: 'TCP_KEEPIDLE', 5: 'TCP_KEEPINTVL', 6: 'TCP_KEEPCNT', 7: 'TCP_SYNCNT', 8: 'TCP_LINGER2',
+    9: 'TCP_DEFER_ACCEPT', 10: 'TCP_WINDOW_CLAMP', 13: 'TCP_CONGESTION', 16: 'TCP_THIN_LINEAR_TIMEOUTS', 18: 'TCP_USER_TIMEOUT', 23: 'TCP_FASTOPEN',
+    25: 'TCP_NOTSENT_LOWAT', 36: 'TCP_INQ',
+  },
+  17: { 1: 'UDP_CORK', 101: 'UDP_NO_CHECK6_TX', 102: 'UDP_NO_CHECK6_RX', 103: 'UDP_SEGMENT', 104: 'UDP_GRO' },
+  1: {
+    5: 'SO_DONTROUTE', 6: 'SO_BROADCAST', 9: 'SO_KEEPALIVE', 10: 'SO_OOBINLINE', 12: 'SO_PRIORITY', 13: 'SO_LINGER', 15: 'SO_REUSEPORT',
+    18: 'SO_RCVLOWAT', 25: 'SO_BINDTODEVICE', 29: 'SO_TIMESTAMP_OLD', 35: 'SO_TIMESTAMPNS_OLD', 36: 'SO_MARK', 37: 'SO_TIMESTAMPING_OLD',
+    40: 'SO_RXQ_OVFL', 42: 'SO_PEEK_OFF', 46: 'SO_BUSY_POLL', 47: 'SO_MAX_PACING_RATE', 60: 'SO_ZEROCOPY', 61: 'SO_TXTIME',
+    63: 'SO_TIMESTAMP_NEW', 64: 'SO_TIMESTAMPNS_NEW', 66: 'SO_RCVTIMEO_NEW', 67: 'SO_SNDTIMEO_NEW', 75: 'SO_RCVMARK',
+  },
+};
+/** Options shown only when they are not what a new socket has. */
+const SOCKOPT_DEFAULTS: Record<string, string> = {
+  IP_TTL: '64', IPV6_UNICAST_HOPS: '64', IP_MTU_DISCOVER: '1', IPV6_MTU_DISCOVER: '1', IP_MULTICAST_TTL: '1', IP_MULTICAST_LOOP: '1',
+  IPV6_MULTICAST_HOPS: '1', IPV6_MULTICAST_LOOP: '1', TCP_KEEPIDLE: '7200', TCP_KEEPINTVL: '75', TCP_KEEPCNT: '9', TCP_SYNCNT: '6',
+  TCP_LINGER2: '60', TCP_MAXSEG: '536', SO_RCVLOWAT: '1', SO_PEEK_OFF: '-1', TCP_NOTSENT_LOWAT: '-1', SO_MAX_PACING_RATE: '-1',
+};
 const OWNER_TYPES = ['?', 'tid', 'pid', 'pgrp'];
 const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
@@ -118,6 +153,80 @@ export interface KernelImage {
   pages: number;
   /** Pages it leaves in its parent (`full` only). */
   parentPages: number;
+  /** Its TCP and UDP sockets. */
+  sockets: ImageSocket[];
+}
+
+/** An inet socket of an image. */
+export interface ImageSocket {
+  objref: number;
+  family: number;
+  /** "tcp connection 127.0.0.1:5000 -> 127.0.0.1:40000", "udp6 socket bound to [::1]:53", … */
+  name: string;
+  local: { addr: Buffer; port: number };
+  remote: { addr: Buffer; port: number };
+  /** An established connection to a peer outside the tree (saved with --tcp-established). */
+  outside: boolean;
+}
+
+/** struct ckpt_inet_addr at @at */
+function inetAddr(o: Buffer, at: number, family: number): { family: number; addr: Buffer; port: number } {
+  return { family, addr: Buffer.from(o.subarray(at, at + (family === AF.INET6 ? 16 : 4))), port: o.readUInt16LE(at + 16) };
+}
+
+/** One struct ckpt_sockopt as cr show prints it ("TCP_NODELAY=1"), or '' for a default value */
+function sockopt(o: Buffer, at: number): string {
+  const level = o.readUInt32LE(at);
+  const optname = o.readUInt32LE(at + 4);
+  const len = Math.min(o.readUInt32LE(at + 8), 16);
+  const val = o.subarray(at + 16, at + 16 + len);
+  const name = SOCKOPT_NAMES[level]?.[optname] ?? `${level}/${optname}`;
+  let text: string;
+  if (name === 'TCP_CONGESTION' || name === 'SO_BINDTODEVICE') text = cstr(val, 0, len);
+  else if (name === 'SO_LINGER') text = val.readInt32LE(0) ? `${val.readInt32LE(4)}s` : '';
+  else if (name.endsWith('TIMEO_NEW')) text = val.readBigInt64LE(0) || val.readBigInt64LE(8) ? `${val.readBigInt64LE(0)}.${String(val.readBigInt64LE(8)).padStart(6, '0')}s` : '';
+  else if (len === 8) text = String(val.readBigInt64LE(0));
+  else text = len >= 4 ? String(val.readInt32LE(0)) : '';
+  return text && text !== '0' && SOCKOPT_DEFAULTS[name] !== text ? `${name}=${text}` : '';
+}
+
+/** An INET object as cr show prints it, and what the dump needs to know of it */
+function inetSocket(o: Buffer, len: number): { socket: ImageSocket; lines: string[] } {
+  const family = o.readUInt32LE(12);
+  const tcp = o.readUInt32LE(16) === 1;
+  const state = o.readUInt32LE(20);
+  const flags = o.readUInt32LE(24);
+  const proto = `${tcp ? 'tcp' : 'udp'}${family === AF.INET6 ? '6' : ''}`;
+  const local = inetAddr(o, 64, family);
+  const remote = inetAddr(o, 96, family);
+  const at = formatEndpoint(local);
+  let name: string;
+  let what: string;
+  if (state === INET.ESTABLISHED) {
+    name = `${proto} connection ${at} -> ${formatEndpoint(remote)}`;
+    const peer = o.readInt32LE(28);
+    // struct ckpt_tcp_conn at 128
+    const [recv, send, unsent] = [o.readUInt32LE(144), o.readUInt32LE(148), o.readUInt32LE(136) - o.readUInt32LE(132)];
+    const opts = o.readUInt32LE(160);
+    const agreed = [`mss ${o.readUInt32LE(152)}`, opts & TCPOPT.WSCALE ? `wscale ${o.readUInt32LE(164)}/${o.readUInt32LE(168)}` : '', opts & TCPOPT.SACK ? 'sack' : '', opts & TCPOPT.TIMESTAMP ? 'timestamps' : ''];
+    what = `${name} (${flags & INET_FLAGS.OUTSIDE ? 'to a peer outside the tree' : `peer #${peer} in the image`}): ${send} bytes to send (${unsent >>> 0} never sent), ${recv} to read; ${agreed.filter(Boolean).join(', ')}`;
+  } else {
+    const bound = local.port || flags & (INET_FLAGS.BOUND_ADDR | INET_FLAGS.BOUND_PORT);
+    name = `${proto} socket ${state === INET.LISTEN ? 'listening on' : bound ? 'bound to' : 'unbound'}${bound ? ` ${at}` : ''}`;
+    what = `${name}${state === INET.LISTEN ? ` (backlog ${o.readUInt32LE(32)})` : ''}${state === INET.CONNECTED ? `, connected to ${formatEndpoint(remote)}` : ''}${tcp ? '' : `, ${o.readUInt32LE(56)} datagrams queued`}`;
+  }
+  const sh = o.readUInt32LE(36);
+  const extra = [
+    flags & INET_FLAGS.REUSEADDR ? 'reuseaddr' : '', flags & INET_FLAGS.SNDBUF ? `sndbuf ${o.readUInt32LE(44)}` : '', flags & INET_FLAGS.RCVBUF ? `rcvbuf ${o.readUInt32LE(48)}` : '',
+    sh ? `shutdown ${sh & 1 ? 'rd' : ''}${sh & 2 ? 'wr' : ''}` : '', o.readInt32LE(40) ? `error ${o.readInt32LE(40)}` : '',
+  ].filter(Boolean);
+  const opts: string[] = [];
+  for (let i = 0, p = INET_HDR; i < o.readUInt32LE(60) && p + 32 <= len; i++, p += 32) opts.push(sockopt(o, p));
+  const shown = opts.filter(Boolean);
+  return {
+    socket: { objref: o.readInt32LE(8), family, name, local, remote, outside: !!(flags & INET_FLAGS.OUTSIDE) },
+    lines: [`inet #${o.readInt32LE(8)}: ${what}${extra.length ? `; ${extra.join(', ')}` : ''}`, ...(shown.length ? [`  options: ${shown.join(' ')}`] : [])],
+  };
 }
 
 const hex = (n: bigint): string => `0x${n.toString(16)}`;
@@ -145,8 +254,11 @@ function checksum(sum: bigint, buf: Buffer): bigint {
 }
 const CHECKSUM_SEED = 0xcbf29ce484222325n;
 
-/** The object types userspace reads even without `full`: the tree, zombies, the chain, terminals and namespaces. */
-const ALWAYS = new Set([T.HEADER, T.TREE, T.CHAIN, T.ZOMBIE, T.TTY, T.UTS_NS, T.IPC_NS, T.TAIL, T.ERROR]);
+/**
+ * The object types userspace reads even without `full`: the tree, zombies, the chain, terminals, namespaces
+ * and inet sockets (whose connections to the outside the dump holds back).
+ */
+const ALWAYS = new Set([T.HEADER, T.TREE, T.CHAIN, T.ZOMBIE, T.TTY, T.UTS_NS, T.IPC_NS, T.INET, T.TAIL, T.ERROR]);
 /** Bytes of a PAGES object's fixed part: header, pid, nr_runs, nr_pages, data_off. */
 const PAGES_FIXED = 32;
 
@@ -190,6 +302,7 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
   let parentPages = 0;
   let shellJob = false;
   let cloneFlags = 0;
+  const sockets: ImageSocket[] = [];
   const data = new Map<number, { bytes: number; objects: number }>();
   let shm: { bytes: number; objects: number } | undefined;
   let sum = CHECKSUM_SEED;
@@ -275,6 +388,10 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
       // a terminal that is not a pty of the tree is its shell's
       shellJob ||= o.readUInt32LE(12) !== 1;
       if (full) describeObject(type, o, len, details, data);
+    } else if (type === T.INET && len >= INET_HDR) {
+      const s = inetSocket(o, len);
+      sockets.push(s.socket);
+      if (full) details.push(...s.lines);
     } else if (full) {
       describeObject(type, o, len, details, data);
     }
@@ -286,7 +403,7 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
   if (!header) throw bad('no header');
   if (!tree) throw bad('no task tree');
   if (!tail && !error) throw bad('no trailer (truncated)');
-  return { header, tree, cloneFlags, shellJob, chain, objects, tail, error, details, pages, parentPages };
+  return { header, tree, cloneFlags, shellJob, chain, objects, tail, error, details, pages, parentPages, sockets };
 }
 
 /** The human lines of one of the engine's objects, for `cr show`; DATA objects are counted in @data. */
@@ -345,6 +462,11 @@ function describeObject(type: number, o: Buffer, len: number, details: string[],
     if (o.readBigUInt64LE(336)) flags.push(`sndtimeo ${o.readBigUInt64LE(336)} us`);
     if (o.readUInt32LE(296) & 0x20) flags.push(`peercred ${o.readInt32LE(344)}/${o.readUInt32LE(348)}/${o.readUInt32LE(352)}`);
     details.push(`socket #${o.readInt32LE(8)} ${SOCK_TYPES[o.readUInt32LE(12)] ?? '?'} ${state}${to}${name}${state === 'listening' ? ` backlog ${o.readUInt32LE(32)}` : ''}, ${o.readUInt32LE(40)} queued${sh ? `, shutdown ${sh & 1 ? 'rd' : ''}${sh & 2 ? 'wr' : ''}` : ''}${o.readInt32LE(36) ? `, error ${o.readInt32LE(36)}` : ''}${flags.length ? `, ${flags.join(', ')}` : ''}`);
+  } else if (type === T.DGRAM && len >= 104) {
+    const family = o.readUInt32LE(16);
+    const from = inetAddr(o, 24, family);
+    const to = { family, addr: Buffer.from(o.subarray(56, family === AF.INET6 ? 72 : 60)), port: 0 };
+    details.push(`  datagram to #${o.readInt32LE(8)} from ${formatEndpoint(from)} to ${formatEndpoint(to).replace(/:0$/, '')}: ${o.readUInt32LE(12)} bytes`);
   } else if (type === T.SKB && len >= 152) {
     const from = sockaddr(o, 32);
     const creds = o.readUInt32LE(24) === 0xffffffff ? '' : ` (pid ${o.readInt32LE(20)} uid ${o.readUInt32LE(24)} gid ${o.readUInt32LE(28)})`;

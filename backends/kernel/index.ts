@@ -7,9 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
+import { nftVersion } from '../../userspace/net/netlock.js';
 import { dump, preDump } from './dump.js';
 import { recognizes, summary } from './identity.js';
 import { imagePath, readImage, TYPE_NAMES } from './image.js';
+import { imageNetlock } from './inet.js';
 import { engineStatus, helperPath, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
 
 export const kernelBackend: Backend = {
@@ -20,6 +22,7 @@ export const kernelBackend: Backend = {
     const p = probe();
     const root = process.geteuid?.() === 0;
     const engine = engineStatus(p);
+    const nft = await nftVersion();
     return [
       { name: 'kernel', ok: true, required: false, detail: `running ${os.release()}` },
       {
@@ -33,6 +36,7 @@ export const kernelBackend: Backend = {
       { name: 'engine', ok: engine.registered || engine.loadable, required: true, detail: engine.detail },
       { name: 'root', ok: root, required: true, detail: root ? 'running as root' : 'clone_with_pids needs CAP_SYS_ADMIN: run as root' },
       { name: 'cr-mktree', ok: fs.existsSync(helperPath()), required: true, detail: fs.existsSync(helperPath()) ? helperPath() : 'helper not built: npm run build' },
+      { name: 'nft', ok: !!nft, required: false, detail: nft ? `${nft}: the network lock for --tcp-established` : 'nft not found: dumps with --tcp-established cannot lock the network (install nftables)' },
     ];
   },
 
@@ -57,11 +61,13 @@ export const kernelBackend: Backend = {
       c.bytes += o.len;
       counts.set(o.name, c);
     }
+    const lock = imageNetlock(dir);
     const lines = [
       `kernel-backend image, version ${h.version}, ${h.arch}, kernel ${h.release}, made ${h.time.toISOString()}, flags ${h.flags}`,
       ...img.tree.map((t) => `task ${t.pid} tgid ${t.tgid} ppid ${t.ppid} pgid ${t.pgid} sid ${t.sid}`),
       `objects: ${[...counts].map(([name, c]) => `${c.n} ${name} (${c.bytes} B)`).join(', ')}`,
       ...img.details,
+      ...(lock ? [`network lock ${lock}: its connections' packets are held back until the restore`] : []),
       `pages: ${img.pages}${img.chain?.parentPath ? `, ${img.parentPages} more unchanged in the parent ${img.chain.parentPath}` : ''}`,
       img.error ? `ERROR ${img.error.errno}: ${img.error.message}` : img.tail ? `trailer: ${img.tail.nrObjects} objects, checksum ${img.tail.checksum} ${img.tail.checksumOk ? 'ok' : 'MISMATCH'}` : 'no trailer',
     ];

@@ -16,7 +16,10 @@
  * thaw() (`cr thaw ROOT`, with ROOT's pid outside), which is restart(ROOT,
  * -1, RESTART_FROZEN, -1).  With `mapPages` (cr-mktree -m: RESTART_MAP)
  * the engine maps private anonymous memory from the image instead of
- * copying it.
+ * copying it.  The network lock of a dump with --tcp-established is
+ * released once every task is back (its connections are live by then, and
+ * their peers' retransmissions get through); after a failed restart it
+ * stays, for another try.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,6 +30,7 @@ import { CrError } from '../../userspace/errors.js';
 import { pidExists, waitGone } from '../../userspace/sys/libc.js';
 import { armEngineFault, ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
 import { imagePath, logPath, readImage, type TreeTask } from './image.js';
+import { releaseNetlock } from './inet.js';
 
 /** A task for cr-mktree -k: the root it creates, or one the engine clones (it waits for them all). */
 function mktreeArg(t: TreeTask): string {
@@ -91,6 +95,7 @@ async function restartTree(opts: RestoreOptions, img: string, { tree, cloneFlags
     const r = await helper;
     throw new CrError(`cr-mktree failed (${r.signal ?? `exit ${r.exitCode}`})`);
   }
+  releaseNetlock(opts.dir, log);
   if (opts.detach) {
     helper.unref();
     helper.stdio[3]?.destroy();

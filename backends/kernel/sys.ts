@@ -19,6 +19,8 @@ export const NR_CLONE_WITH_PIDS = 550;
 export const CHECKPOINT_KILL = 0x1;
 /** The tree may use its shell's terminal (kernel-patches/0014). */
 export const CHECKPOINT_SHELL_JOB = 0x2;
+/** Save TCP connections to peers outside the tree, whose packets cr holds back (kernel-patches/0015). */
+export const CHECKPOINT_TCP_ESTABLISHED = 0x4;
 /** Copy-on-write, page tracking and incremental checkpoints (kernel-patches/0016). */
 export const CHECKPOINT_COW = 0x8;
 export const CHECKPOINT_TRACK = 0x10;

@@ -74,6 +74,9 @@
  *               afterwards it must take a new connection
  *   tcp-established=N a TCP connection over loopback to this process,
  *               N bytes queued each way (at most 4096)
+ *   udp=N       a UDP socket on 127.0.0.1 with N datagrams queued (at most
+ *               64) from a bound sender; afterwards they come in order,
+ *               each from that sender, and a new one gets through
  *   unix-listen=N a unix stream listener on a path with N connections not
  *               accepted yet (at most 8) and one accepted with bytes queued
  *   epoll=N     an epoll set watching N pipes with data, one of them through
@@ -662,6 +665,62 @@ static uint64_t tcp_established_fold(int final)
 		char x = 'y', y = 0;
 		if (write(te_c, &x, 1) != 1 || read(te_a, &y, 1) != 1 || y != x || write(te_a, &x, 1) != 1 || read(te_c, &y, 1) != 1)
 			BAD("tcp-established: the connection no longer carries bytes (%s)", strerror(errno));
+	}
+	return h;
+}
+
+/* udp: datagrams queued to a bound socket keep their order, sizes and sender */
+static int ud_r, ud_s, ud_n;
+static unsigned ud_sport;
+static size_t udp_len(int i) { return 64 + i * 13; }
+static void udp_setup(long n)
+{
+	struct sockaddr_in a = loopback(0);
+	unsigned char buf[4096];
+	int avail = 0;
+	ud_n = n > 64 ? 64 : n;
+	ud_r = socket(AF_INET, SOCK_DGRAM, 0);
+	ud_s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (ud_r < 0 || ud_s < 0 || bind(ud_r, (void *)&a, sizeof(a)) || bind(ud_s, (void *)&a, sizeof(a)))
+		die("udp sockets");
+	ud_sport = port_of(ud_s);
+	a = loopback(port_of(ud_r));
+	for (int i = 0; i < ud_n; i++) {
+		fill(buf, sizeof(buf), 13000 + i * 64 + my_idx);
+		if (sendto(ud_s, buf, udp_len(i), 0, (void *)&a, sizeof(a)) != (ssize_t)udp_len(i))
+			die("udp sendto");
+	}
+	/* loopback delivers at once; make sure before anyone looks */
+	for (int i = 0; i < 1000 && ud_n && (ioctl(ud_r, FIONREAD, &avail) || avail != (int)udp_len(0)); i++)
+		usleep(1000);
+}
+static uint64_t udp_fold(int final)
+{
+	unsigned char buf[4096], exp[4096];
+	uint64_t h = 0;
+	int avail = -1;
+	if (ud_n && (ioctl(ud_r, FIONREAD, &avail) || avail != (int)udp_len(0)))
+		BAD("udp: the first datagram queued is %d bytes, expected %zu", avail, udp_len(0));
+	for (int i = 0; i < ud_n; i++) {
+		struct sockaddr_in from = { 0 };
+		socklen_t len = sizeof(from);
+		ssize_t got = udp_len(i);
+		fill(exp, sizeof(exp), 13000 + i * 64 + my_idx);
+		memcpy(buf, exp, udp_len(i));
+		from.sin_port = htons(ud_sport);
+		if (final) {
+			got = recvfrom(ud_r, buf, sizeof(buf), MSG_DONTWAIT, (void *)&from, &len);
+			if (got != (ssize_t)udp_len(i) || memcmp(buf, exp, got) || ntohs(from.sin_port) != ud_sport)
+				BAD("udp: datagram %d: %zd bytes from port %u, expected %zu from %u", i, got, ntohs(from.sin_port), udp_len(i),
+				    ud_sport);
+		}
+		h = mix(mix_bytes(mix(h, ntohs(from.sin_port) == ud_sport), buf, got < 0 ? 0 : got), got);
+	}
+	if (final) {
+		struct sockaddr_in a = loopback(port_of(ud_r));
+		char x = 'u', y = 0;
+		if (recv(ud_r, &y, 1, MSG_DONTWAIT) != -1 || sendto(ud_s, &x, 1, 0, (void *)&a, sizeof(a)) != 1 || recv(ud_r, &y, 1, 0) != 1 || y != x)
+			BAD("udp: the socket no longer receives just what is sent to it (%s)", strerror(errno));
 	}
 	return h;
 }
@@ -1544,6 +1603,7 @@ static struct module modules[] = {
 	{ "pty", pty_setup, pty_fold, 0, 0 },
 	{ "tcp-listen", tcp_listen_setup, tcp_listen_fold, 0, 0 },
 	{ "tcp-established", tcp_established_setup, tcp_established_fold, 0, 0 },
+	{ "udp", udp_setup, udp_fold, 0, 0 },
 	{ "unix-listen", unix_listen_setup, unix_listen_fold, 0, 0 },
 	{ "epoll", epoll_setup, epoll_fold, 0, 0 },
 	{ "timerfd", timerfd_setup, timerfd_fold, 0, 0 },

@@ -8,10 +8,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { execaSync } from 'execa';
 import path from 'node:path';
+import * as assert from 'uvu/assert';
 import { helperPath, probe } from '../../backends/kernel/sys.js';
 import { kernelBackend } from '../../backends/kernel/index.js';
-import type { ExitStatus } from '../../backends/types.js';
+import type { DumpOptions, ExitStatus } from '../../backends/types.js';
 import { packageRoot } from '../../userspace/paths.js';
+import { dmesgTrouble as kernelTrouble } from '../../vm-images/runner.js';
 import { sleep, tempDir } from '../lib/harness.js';
 import { checkpointRestartWith } from '../lib/modes.js';
 
@@ -29,8 +31,7 @@ export const skipReason = whyNot();
 
 /** Kernel log lines that mean trouble. */
 export function dmesgTrouble(): string[] {
-  const r = execaSync('dmesg', [], { reject: false });
-  return String(r.stdout).split('\n').filter((l) => /BUG|Oops|WARNING|general protection|RIP:|Call Trace/.test(l));
+  return kernelTrouble(String(execaSync('dmesg', [], { reject: false }).stdout));
 }
 
 /** Start a program with stdout and stderr on a regular file, as a shell's > would. */
@@ -63,16 +64,31 @@ export interface KernelRoundTrip {
  * then checks its own state) through a checkpoint that kills it and a
  * restart; SIGUSR1 goes to the restarted root.
  */
-export async function kernelRoundTrip(program: string, args: string[]): Promise<KernelRoundTrip> {
+export async function kernelRoundTrip(program: string, args: string[], dump: Partial<DumpOptions> = {}): Promise<KernelRoundTrip> {
   const dir = tempDir('kround');
   const out = `${dir}/out.txt`;
   const child = startTo(kprogram(program), args, out);
   await waitFor(out, 'ready');
   // It waits for SIGUSR1 after "ready": nothing to wait for between the rounds of a test mode.
-  const d = await checkpointRestartWith(kernelBackend, child, { watch: null });
+  const d = await checkpointRestartWith(kernelBackend, child, { watch: null, dump });
   if ((await child.done) !== 'SIGKILL') throw new Error('the checkpoint did not kill the task');
   const r = d.restored;
   process.kill(r.pids[0], 'SIGUSR1');
   const status = await r.wait();
   return { out: fs.readFileSync(out, 'utf8'), status, show: d.show.split('\n'), pids: d.pids };
+}
+
+/**
+ * kernelRoundTrip() of a self-checking program whose checks must all pass,
+ * with lines `cr show` must print of its image.
+ */
+export async function selfCheck(program: string, args: string[], show: RegExp[], dump: Partial<DumpOptions> = {}): Promise<KernelRoundTrip> {
+  const r = await kernelRoundTrip(program, args, dump);
+  assert.not.match(r.out, /FAIL/, r.out);
+  assert.match(r.out, /^ok /m, r.out);
+  assert.equal(r.status, { code: 0, signal: null }, r.out);
+  const lines = r.show.join('\n');
+  for (const re of show) assert.match(lines, re, lines);
+  assert.equal(dmesgTrouble(), []);
+  return r;
 }

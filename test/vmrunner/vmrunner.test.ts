@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { packageRoot } from '../../userspace/paths.js';
 import { qemuPath } from '../../vm-images/accel.js';
 import { cacheRoot } from '../../vm-images/common.js';
+import { dmesgTrouble } from '../../vm-images/runner.js';
 import { tempDir } from '../lib/harness.js';
 
 const realQemu = qemuPath();
@@ -96,5 +97,14 @@ for (const [what, body, reason] of [
     });
   });
 }
+
+test('dmesgTrouble: a kernel fault is trouble, a user program\'s fault is not', () => {
+  const log = [
+    '[   65.408126] traps: procstate[262] general protection fault ip:424552 sp:7fffa3624d70 error:0 in procstate[24552,401000+8c000]',
+    '[   70.000001] Oops: general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP',
+    '[   70.000002] WARNING: CPU: 0 PID: 1 at kernel/checkpoint.c:42 restart+0x10/0x20',
+  ].join('\n');
+  assert.equal(dmesgTrouble(log), log.split('\n').slice(1));
+});
 
 test.run();

@@ -59,8 +59,8 @@ export class NetworkLock {
     this.table = table;
   }
 
-  /** Create an empty lock (a table that drops nothing yet). */
-  static take(name: string): NetworkLock {
+  /** Create an empty lock (a table that drops nothing yet), named for this cr and this moment. */
+  static take(name = `crlab_lock_${process.pid}_${Date.now().toString(36)}`): NetworkLock {
     const t = `inet ${name}`;
     const rules = ['input', 'output'].flatMap((chain) => [
       `add chain ${t} ${chain} { type filter hook ${chain} priority -300; policy accept; }`,

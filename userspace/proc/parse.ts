@@ -188,6 +188,54 @@ export const procStatus = (pid: number) => parseKeyValues(readProc(pid, 'status'
 export const procLimits = (pid: number) => parseLimits(readProc(pid, 'limits'));
 export const procFdinfo = (pid: number, fd: number) => parseKeyValues(readProc(pid, `fdinfo/${fd}`));
 
+/**
+ * The process at `root` and, parents first, its children (from every
+ * thread's /proc/PID/task/TID/children) that `keep` admits, with theirs.
+ */
+export function processTree(root: number, keep: (pid: number) => boolean = () => true): number[] {
+  const pids: number[] = [];
+  const visit = (p: number) => {
+    pids.push(p);
+    let tids: string[] = [];
+    try {
+      tids = fs.readdirSync(`/proc/${p}/task`);
+    } catch {
+      return; // gone
+    }
+    for (const tid of tids) {
+      let children: number[] = [];
+      try {
+        children = fs.readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+      } catch {
+        /* a thread that ended meanwhile */
+      }
+      children.filter(keep).forEach(visit);
+    }
+  };
+  visit(root);
+  return pids;
+}
+
+/** Inodes of the sockets in a process's descriptor table. */
+export function socketInodes(pid: number): number[] {
+  const inodes: number[] = [];
+  let fds: string[] = [];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return inodes; // gone
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.push(Number(m[1]));
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return inodes;
+}
+
 /** A hex signal mask from status (SigBlk, SigCgt, …) as a bigint. */
 export function statusMask(status: Map<string, string>, key: string): bigint {
   const v = status.get(key);

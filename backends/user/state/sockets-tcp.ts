@@ -223,7 +223,7 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
   s.options = saveLevelOptions(dup, family, tcpOptions(CONNECTED_OPTIONS));
   if (!s.peer_in_image) {
     // Hold the peer's packets back before anything is read, so that nothing changes under us.
-    st.lock ??= NetworkLock.take(`crlab_lock_${process.pid}_${Date.now().toString(36)}`);
+    st.lock ??= NetworkLock.take();
     const l = unmapped(family, local);
     const p = unmapped(family, s.peer);
     st.lock.add({ family: l.family, src: l.addr, sport: local.port, dst: p.addr, dport: s.peer.port });

@@ -5,9 +5,8 @@
  * module each (sockets-unix, sockets-tcp, sockets-udp); sockets of any
  * other family or protocol are claimed here, only to be refused by name.
  */
-import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { procStatus } from '../../../userspace/proc/parse.js';
+import { processTree, procStatus, socketInodes } from '../../../userspace/proc/parse.js';
 import { NR } from '../../../userspace/sys/constants.js';
 import { close, rawSyscall, type SysError } from '../../../userspace/sys/libc.js';
 import { AF, getsockopt, getsockoptBytes, IPPROTO, setsockopt, SOCK, SOL } from '../../../userspace/net/socket.js';
@@ -36,16 +35,7 @@ const ourTask = (pid: number) => {
 function imageTasks(pid: number): number[] {
   let root = pid;
   for (let up = Number(procStatus(root).get('PPid')); up > 0 && ourTask(up); up = Number(procStatus(up).get('PPid'))) root = up;
-  const tasks: number[] = [];
-  const visit = (p: number) => {
-    tasks.push(p);
-    for (const tid of fs.readdirSync(`/proc/${p}/task`)) {
-      const children = fs.readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-      children.filter(ourTask).forEach(visit);
-    }
-  };
-  visit(root);
-  return tasks;
+  return processTree(root, ourTask);
 }
 
 const held = new WeakMap<DumpShared, Set<number>>();
@@ -58,17 +48,7 @@ const held = new WeakMap<DumpShared, Set<number>>();
 export function imageSockets(task: DumpTask): Set<number> {
   let set = held.get(task.shared);
   if (!set) {
-    set = new Set();
-    for (const p of imageTasks(task.pid)) {
-      for (const fd of fs.readdirSync(`/proc/${p}/fd`)) {
-        try {
-          const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${p}/fd/${fd}`));
-          if (m) set.add(Number(m[1]));
-        } catch {
-          /* closed meanwhile */
-        }
-      }
-    }
+    set = new Set(imageTasks(task.pid).flatMap(socketInodes));
     held.set(task.shared, set);
   }
   return set;

@@ -101,6 +101,24 @@ const SEED_PROGRAMS: SeedProgram[] = [
     },
   },
   {
+    name: 'kinet (TCP connections between two processes with bytes queued both ways, over IPv4 and IPv6)',
+    async start(dir) {
+      const out = path.join(dir, 'out.txt');
+      const c = startTo(kprogram('kinet'), ['established'], out);
+      await waitFor(out, 'ready');
+      return c.pid;
+    },
+  },
+  {
+    name: 'kinet (UDP sockets with datagrams queued, a connected one)',
+    async start(dir) {
+      const out = path.join(dir, 'out.txt');
+      const c = startTo(kprogram('kinet'), ['udp'], out);
+      await waitFor(out, 'ready');
+      return c.pid;
+    },
+  },
+  {
     name: 'kipc (its own UTS and IPC namespaces: SysV segments, queues, semaphores, SEM_UNDO; POSIX timers)',
     async start(dir) {
       const out = path.join(dir, 'out.txt');

@@ -24,7 +24,7 @@
  *
  * MODE "mix" holds one of each kind at once (the fuzz test's seed image),
  * prints "ready" and sleeps.  MODEs that must be refused print "ready" and
- * sleep: "inet" (an inet socket), "events" (inotify events not read yet),
+ * sleep: "raw" (a raw inet socket), "events" (inotify events not read yet),
  * "packet" (a packet-mode pipe), "lease" (a lease), "scm" (a descriptor in
  * flight on a unix socket), "timestamp" (SO_TIMESTAMP on a unix socket).
  */
@@ -59,20 +59,6 @@ static char dir[1024];
 static void path(char *buf, const char *name)
 {
 	snprintf(buf, PATH_MAX, "%s/%s", dir, name);
-}
-
-/* Print "ready" and wait for SIGUSR1, which comes after the restart */
-static void wait_restart(void)
-{
-	sigset_t block, old;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	signal(SIGUSR1, on_usr1);
-	printf("ready\n");
-	sigdelset(&old, SIGUSR1);
-	sigsuspend(&old);
 }
 
 static void fill(unsigned char *p, size_t n, unsigned int seed)
@@ -177,7 +163,7 @@ static void mode_anon(void)
 		;
 	usleep(20000);	/* the 1 ms timer expires and is not read */
 	n1 = ready_items(ep, before, 16);
-	wait_restart();
+	wait_restart(-1, NULL);
 
 	n2 = ready_items(ep, after, 16);
 	check(n1 == 5 && n2 == n1 && !memcmp(before, after, n1 * sizeof(*before)),
@@ -243,7 +229,7 @@ static void mode_memfd(void)
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	ro = open(link, O_RDONLY);
 	need(ro >= 0);
-	wait_restart();
+	wait_restart(-1, NULL);
 
 	n = readlink(link, name, sizeof(name) - 1);
 	check(n > 0 && !strcmp(name, "/memfd:kfiles-memfd (deleted)"), "memfd: its name");
@@ -281,7 +267,7 @@ static void mode_unlinked(void)
 	need(ro >= 0 && lseek(ro, 777, SEEK_SET) == 777 && !unlink(f));
 	path(cwd, "cwd-gone");
 	need(!mkdir(cwd, 0711) && !chmod(cwd, 0711) && !chdir(cwd) && !rmdir(cwd));
-	wait_restart();
+	wait_restart(-1, NULL);
 
 	check(!fstat(fd, &st) && st.st_nlink == 0 && st.st_size == sizeof(buf) &&
 	      (st.st_mode & 07777) == 0604 && st.st_uid == 65534 && st.st_gid == 65534,
@@ -340,7 +326,7 @@ static void mode_flags(void)
 	fifo = open(f, O_RDWR);
 	need(fifo >= 0 && fcntl(fifo, F_SETPIPE_SZ, 256 * 1024) >= 256 * 1024);
 	need(write(fifo, buf, 100 * 1024) == 100 * 1024);
-	wait_restart();
+	wait_restart(-1, NULL);
 
 	check((fcntl(app, F_GETFL) & (O_ACCMODE | O_APPEND | O_NONBLOCK)) == (O_WRONLY | O_APPEND) &&
 	      lseek(app, 0, SEEK_CUR) == 3, "O_APPEND file: flags and offset");
@@ -416,7 +402,7 @@ static void mode_locks(void)
 	close(ctl[0]);
 	close(res[1]);
 	need(write(ctl[1], "?", 1) == 1 && read(res[0], &c, 1) == 1 && c == 0x3f);
-	wait_restart();
+	wait_restart(-1, NULL);
 
 	need(write(ctl[1], "?", 1) == 1 && read(res[0], &c, 1) == 1);
 	check(c & 0x20, "POSIX write lock: its range and its owner's pid");
@@ -482,8 +468,8 @@ static int mode_refused(const char *mode)
 	char f[PATH_MAX];
 	int fd = -1, p[2];
 
-	if (!strcmp(mode, "inet")) {
-		fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (!strcmp(mode, "raw")) {
+		fd = socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
 	} else if (!strcmp(mode, "events")) {
 		fd = inotify_init();
 		if (fd >= 0 && inotify_add_watch(fd, dir, IN_CREATE) > 0) {

@@ -42,28 +42,6 @@ static char dir[1024];
 static pid_t child;
 static int sync_fds[2];	/* the child says it is ready */
 
-/* The parent prints "ready" once the child is ready; SIGUSR1 goes to both */
-static void wait_restart(void)
-{
-	sigset_t block, old;
-	char c = 'r';
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	signal(SIGUSR1, on_usr1);
-	if (child) {
-		need(read(sync_fds[0], &c, 1) == 1);
-		printf("ready\n");
-	} else {
-		need(write(sync_fds[1], &c, 1) == 1);
-	}
-	sigdelset(&old, SIGUSR1);
-	sigsuspend(&old);
-	if (child)
-		kill(child, SIGUSR1);
-}
-
 static struct sockaddr_un addr_of(const char *name, socklen_t *len)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -150,7 +128,7 @@ static void mode_pairs(void)
 		close(st[0]);
 		close(dg[0]);
 		close(sq[0]);
-		wait_restart();
+		wait_restart(child, sync_fds);
 		n = read_all(st[1], b, sizeof(b));
 		check(n == 5 + (int)sizeof(big) && !memcmp(b, "hello", 5) && b[n - 1] == 'b',
 		      "stream: the bytes in flight, then end of file (peer shut down)");
@@ -177,7 +155,7 @@ static void mode_pairs(void)
 	}
 	close(st[1]);
 	close(dg[1]);
-	wait_restart();
+	wait_restart(child, sync_fds);
 	n = read_all(st[0], b, 17);
 	check(n == 17 && !memcmp(b, "seventeen bytes!!", 17), "stream: bytes the child had sent");
 	len = sizeof(peer2);
@@ -222,7 +200,7 @@ static void mode_listen(void)
 		gone = connected(SOCK_STREAM, "sock");
 		need(write(c1, "c1", 2) == 2 && write(c2, "c2-data", 7) == 7 && !shutdown(c2, SHUT_WR));
 		need(write(gone, "gone", 4) == 4 && !close(gone));
-		wait_restart();
+		wait_restart(child, sync_fds);
 		len = sizeof(a);
 		check(!getpeername(c0, (struct sockaddr *)&a, &len) && !strcmp(a.sun_path, sock),
 		      "the client sees the server's name");
@@ -237,7 +215,7 @@ static void mode_listen(void)
 	s0 = accept(l, NULL, NULL);
 	need(s0 >= 0 && write(s0, "a", 1) == 1 && write(s0, "to you", 6) == 6);
 	need(read(s0, b, 13) == 13);
-	wait_restart();
+	wait_restart(child, sync_fds);
 	check(!stat(sock, &stt) && S_ISSOCK(stt.st_mode) && (stt.st_mode & 0777) == 0600,
 	      "the socket file is there again, with its mode");
 	len = sizeof(a);
@@ -285,11 +263,11 @@ static void mode_dgram(void)
 	if (child == 0) {
 		conn = connected(SOCK_DGRAM, abstract);
 		need(send(conn, "connected", 9, 0) == 9);
-		wait_restart();
+		wait_restart(child, sync_fds);
 		check(send(conn, "still", 5, 0) == 5, "a connected datagram socket sends again");
 		_exit(failures);
 	}
-	wait_restart();
+	wait_restart(child, sync_fds);
 	len = sizeof(a);
 	check(recvfrom(srv, b, sizeof(b), 0, (struct sockaddr *)&a, &len) == 10 &&
 	      !memcmp(b, "from-named", 10) && !strcmp(a.sun_path, dclient),
