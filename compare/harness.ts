@@ -30,6 +30,8 @@ export interface CaseSpec {
   group?: string;
   size: number | null;
   args: string[];
+  /** Wait this long after READY before the dump (the soak varies it; timers and clocks run on meanwhile). */
+  dumpAfterMs?: number;
   /** Dump with tcpEstablished (--tcp-established). */
   tcpEstablished?: boolean;
 }
@@ -265,6 +267,7 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
     const wlPid = ready.pid;
     let expected = ready.sum;
     pids = descendants(wlPid);
+    if (spec.dumpAfterMs) await sleep(spec.dumpAfterMs);
 
     // a pre-dump, then DIRTY_PERCENT of the memory rewritten: the dump saves only that
     if (variant.pre) {

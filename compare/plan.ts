@@ -4,7 +4,7 @@
  * as one JSON argument, so both sides agree on what was asked.
  */
 import type { CaseSpec, Mode } from './harness.js';
-import { features, workloads } from './workloads.js';
+import { type Feature, features, workloads } from './workloads.js';
 
 export interface CompareOptions {
   workloads?: string;
@@ -44,6 +44,11 @@ export function parseSizes(s: string | undefined): { all?: number[]; per: Record
   return { per };
 }
 
+/** The case of one feature probe (the soak draws from them too). */
+export function featureCase(f: Feature): CaseSpec {
+  return { kind: 'feature', workload: f.name, group: f.group, size: null, args: f.args, ...(f.tcpEstablished ? { tcpEstablished: true } : {}) };
+}
+
 export function makePlan(o: CompareOptions): Plan {
   const quick = !!o.quick;
   const names = list(o.workloads) ?? [...workloads.map((w) => w.name), 'features'];
@@ -57,7 +62,7 @@ export function makePlan(o: CompareOptions): Plan {
     }
   }
   if (names.includes('features')) {
-    for (const f of features) cases.push({ kind: 'feature', workload: f.name, group: f.group, size: null, args: f.args, ...(f.tcpEstablished ? { tcpEstablished: true } : {}) });
+    for (const f of features) cases.push(featureCase(f));
   }
   const modes = (list(o.modes) ?? ALL_MODES) as Mode[];
   for (const m of modes) if (!ALL_MODES.includes(m)) throw new Error(`unknown mode '${m}' (have: ${ALL_MODES.join(', ')})`);

@@ -78,7 +78,10 @@ interface Streamed {
 }
 
 async function runInsideVm(plan: Plan, o: { timeout?: number; mem: number }, sink: ReturnType<typeof progressSink>): Promise<RawResults> {
-  const { runInVm } = await import('../vm-images/runner.js');
+  const [{ runInVm }, { buildKmod, ensureKernel }] = await Promise.all([import('../vm-images/runner.js'), import('../vm-images/kernel.js')]);
+  // the kernel backend's engine must be built for the kernel the VM boots
+  const kernel = await ensureKernel({});
+  await buildKmod(kernel);
   let pending = '';
   let result: RawResults | undefined;
   const streamed: Streamed = { checks: {}, records: [] };
@@ -96,7 +99,7 @@ async function runInsideVm(plan: Plan, o: { timeout?: number; mem: number }, sin
   // Every case may take its steps' limits (they grow with its size); the watchdog catches a hung guest sooner.
   const budgetSec = plan.cases.reduce((sum, c) => sum + 4 * stepLimitSec(c) * plan.backends.length * plan.modes.length * (c.kind === 'feature' ? plan.featureReps : plan.reps), 300);
   const timeoutSec = o.timeout ?? budgetSec;
-  process.stderr.write(`compare: booting the VM (${o.mem} MiB, limit ${timeoutSec} s)\n`);
+  process.stderr.write(`compare: booting the VM (${o.mem} MiB, limit ${Math.round(timeoutSec)} s)\n`);
   const onStdout = (chunk: Buffer) => {
     pending += chunk.toString('utf8');
     let i;
@@ -110,6 +113,7 @@ async function runInsideVm(plan: Plan, o: { timeout?: number; mem: number }, sin
   try {
     r = await runInVm({
       argv: ['node', path.join(packageRoot, 'dist', 'compare', 'inside.js'), JSON.stringify(plan), '/tmp/cr-compare'],
+      kernel,
       cwd: packageRoot,
       timeoutSec,
       memMiB: o.mem,

@@ -128,6 +128,7 @@ struct ckpt_ctx {
 	struct file *file;	/* the image */
 	struct file *logfile;	/* NULL if logfd was -1 */
 	u64 nr_objects;
+	u64 nr_page_objs;	/* checkpoint: PAGES objects, for the dump-pages fault */
 	u64 checksum;
 	u64 bytes;
 	loff_t start_pos;	/* of the image in its file */
@@ -208,6 +209,19 @@ struct ckpt_objref *ckpt_obj_find(struct ckpt_ctx *ctx, s32 objref);
 struct ckpt_objref *ckpt_obj_find_any(struct ckpt_ctx *ctx, s32 objref);
 int ckpt_obj_add_priv(struct ckpt_ctx *ctx, s32 objref, u32 type, void *priv);
 
+/* fault.c: fault injection (the "fault" module parameter, CR_FAULT) */
+enum ckpt_fault {
+	CKPT_FAULT_NONE,
+	CKPT_FAULT_DUMP_FROZEN,
+	CKPT_FAULT_DUMP_OBJECTS,
+	CKPT_FAULT_DUMP_PAGES,
+	CKPT_FAULT_RESTORE_PREPARE,
+	CKPT_FAULT_RESTORE_MEMBER,
+	CKPT_FAULT_RESTORE_TREE,
+};
+
+int ckpt_fault(struct ckpt_ctx *ctx, enum ckpt_fault stage, u64 n);
+
 /* image.c: log, errors, object I/O */
 __printf(2, 3) void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...);
 __printf(3, 4) int ckpt_err(struct ckpt_ctx *ctx, int err, const char *fmt, ...);
@@ -218,6 +232,7 @@ int ckpt_write_obj_buf(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
 		       const void *buf, size_t blen);
 int ckpt_write_obj_str(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
 		       const char *str);
+int ckpt_count_obj(struct ckpt_ctx *ctx, u32 type);
 int ckpt_write_hdr(struct ckpt_ctx *ctx, u32 type, u32 payload);
 int checkpoint_header(struct ckpt_ctx *ctx);
 int checkpoint_tail(struct ckpt_ctx *ctx);

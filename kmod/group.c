@@ -235,13 +235,15 @@ long restore_self(struct ckpt_ctx **ctxp, pid_t root)
 	}
 
 	/* our turn: the shared context is ours until we count ourselves done */
-	ret = restore_prepare_task(ctx, g, idx);
+	ret = restore_prepare_task(ctx, g, idx) ?:
+	      ckpt_fault(ctx, CKPT_FAULT_RESTORE_PREPARE, idx);
 	if (ret) {
 		ckpt_ctx_reset_task(ctx);
 		ckpt_group_fail(g, ret);
 		goto leave;
 	}
-	ret = restore_commit_task(ctx, &ax);
+	ret = restore_commit_task(ctx, &ax) ?:
+	      ckpt_fault(ctx, CKPT_FAULT_RESTORE_MEMBER, idx);
 	if (ret) {
 		ckpt_msg(ctx,
 			 "restart of pid %d failed after the task was changed (%d): killing the tree\n",
@@ -266,7 +268,8 @@ long restore_self(struct ckpt_ctx **ctxp, pid_t root)
 	wake_up_all(&g->wq);
 
 	/* nobody runs until everybody is rebuilt */
-	ret = ckpt_group_wait(g, READ_ONCE(g->done) == g->nr_tasks);
+	ret = ckpt_group_wait(g, READ_ONCE(g->done) == g->nr_tasks) ?:
+	      ckpt_fault(ctx, CKPT_FAULT_RESTORE_TREE, 0);
 	if (!ret && (flags & RESTART_FROZEN))
 		ret = ckpt_hold_restarted(g->root);
 	if (ret)

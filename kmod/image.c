@@ -163,6 +163,20 @@ int ckpt_write(struct ckpt_ctx *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+/* One more object of @type in the stream, unless a fault is injected before it */
+int ckpt_count_obj(struct ckpt_ctx *ctx, u32 type)
+{
+	int ret = 0;
+
+	if (type == CKPT_HDR_PAGES)
+		ret = ckpt_fault(ctx, CKPT_FAULT_DUMP_PAGES, ctx->nr_page_objs++);
+	if (!ret && type != CKPT_HDR_ERROR)
+		ret = ckpt_fault(ctx, CKPT_FAULT_DUMP_OBJECTS, ctx->nr_objects);
+	if (!ret)
+		ctx->nr_objects++;
+	return ret;
+}
+
 /* Write the header of an object whose payload (unpadded) is @payload bytes */
 int ckpt_write_hdr(struct ckpt_ctx *ctx, u32 type, u32 payload)
 {
@@ -171,8 +185,7 @@ int ckpt_write_hdr(struct ckpt_ctx *ctx, u32 type, u32 payload)
 		.len = sizeof(h) + ALIGN(payload, 8),
 	};
 
-	ctx->nr_objects++;
-	return ckpt_write(ctx, &h, sizeof(h));
+	return ckpt_count_obj(ctx, type) ?: ckpt_write(ctx, &h, sizeof(h));
 }
 
 /* Write a fixed-size object; @len includes the struct ckpt_hdr at @obj */
@@ -182,8 +195,7 @@ int ckpt_write_obj(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len)
 
 	h->type = type;
 	h->len = len;
-	ctx->nr_objects++;
-	return ckpt_write(ctx, obj, len);
+	return ckpt_count_obj(ctx, type) ?: ckpt_write(ctx, obj, len);
 }
 
 /* Write a fixed part followed by @blen bytes of @buf, padded to 8 */
@@ -195,9 +207,8 @@ int ckpt_write_obj_buf(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len,
 
 	h->type = type;
 	h->len = len + ALIGN(blen, 8);
-	ctx->nr_objects++;
 	/* write the rest in 8-byte pieces so the checksum sees whole words */
-	ret = ckpt_write(ctx, obj, len);
+	ret = ckpt_count_obj(ctx, type) ?: ckpt_write(ctx, obj, len);
 	if (!ret && blen - (blen % 8))
 		ret = ckpt_write(ctx, buf, blen - (blen % 8));
 	if (!ret && blen % 8) {

@@ -550,8 +550,8 @@ static int ckpt_write_snap(struct ckpt_ctx *ctx, struct ckpt_snap *s)
 		h.data_off = ALIGN(at + meta, PAGE_SIZE) - at;
 		h.h.type = CKPT_HDR_PAGES;
 		h.h.len = h.data_off + (h.nr_pages << PAGE_SHIFT);
-		ctx->nr_objects++;
-		ret = ckpt_write(ctx, &h, sizeof(h));
+		ret = ckpt_count_obj(ctx, CKPT_HDR_PAGES) ?:
+		      ckpt_write(ctx, &h, sizeof(h));
 		if (!ret)
 			ret = ckpt_write(ctx, runs, h.nr_runs * sizeof(*runs));
 		if (!ret)

@@ -211,6 +211,8 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 	t1 = ktime_get();
 	/* frozen: whatever is true now stays true until we thaw */
 	if (!ret)
+		ret = ckpt_fault(ctx, CKPT_FAULT_DUMP_FROZEN, 0);
+	if (!ret)
 		ret = checkpoint_may_tree(ctx, tree);
 	if (!ret)
 		ret = checkpoint_image(ctx, tree);

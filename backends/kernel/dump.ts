@@ -17,10 +17,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { pidExists } from '../../userspace/sys/libc.js';
+import { pidExists, waitGone } from '../../userspace/sys/libc.js';
 import { imagePath, logPath, readImage } from './image.js';
 import { HeldConnections, netlockPath } from './inet.js';
-import { checkpoint, CHECKPOINT_COW, CHECKPOINT_INCREMENTAL, CHECKPOINT_KILL, CHECKPOINT_SHELL_JOB, CHECKPOINT_TCP_ESTABLISHED, CHECKPOINT_TRACK, ensureEngine } from './sys.js';
+import { armEngineFault, checkpoint, CHECKPOINT_COW, CHECKPOINT_INCREMENTAL, CHECKPOINT_KILL, CHECKPOINT_SHELL_JOB, CHECKPOINT_TCP_ESTABLISHED, CHECKPOINT_TRACK, ensureEngine } from './sys.js';
 
 /** The engine's last log line, the most specific reason for a failure. */
 export function lastLogLine(file: string): string | undefined {
@@ -35,19 +35,6 @@ export function lastLogLine(file: string): string | undefined {
 
 function dirBytes(dir: string): number {
   return fs.readdirSync(dir).reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
-}
-
-async function waitGone(pid: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (/\) [ZX] /.test(stat)) return;
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /** checkpoint(2) flags for a dump (or, with `track`, a pre-dump). */
@@ -90,9 +77,11 @@ export async function checkpointTree(opts: DumpOptions, track: boolean): Promise
   try {
     const imgFd = fs.openSync(img, 'wx', 0o600);
     const logFd = fs.openSync(logPath(opts.dir), 'w', 0o644);
+    const disarm = armEngineFault();
     try {
       r = checkpoint(pid, imgFd, flagsFor(opts, track), logFd);
     } finally {
+      disarm();
       fs.closeSync(imgFd);
       fs.closeSync(logFd);
     }
@@ -115,7 +104,7 @@ export async function checkpointTree(opts: DumpOptions, track: boolean): Promise
   }
   const pids = tree.map((t) => t.pid);
   // zombies go when whoever inherits them reaps them
-  if (!leaveRunning) for (const t of tree) if (t.zombie === undefined) await waitGone(t.pid, 2000);
+  if (!leaveRunning) await waitGone(tree.filter((t) => t.zombie === undefined).map((t) => t.pid), 2000);
 
   const sum = (re: RegExp): number | undefined => {
     const all = [...logText.matchAll(re)];

@@ -26,8 +26,8 @@ import readline from 'node:readline';
 import { execa } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { pidExists } from '../../userspace/sys/libc.js';
-import { ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
+import { pidExists, waitGone } from '../../userspace/sys/libc.js';
+import { armEngineFault, ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
 import { imagePath, logPath, readImage } from './image.js';
 import { releaseNetlock } from './inet.js';
 
@@ -38,17 +38,28 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const img = imagePath(opts.dir);
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
   if (opts.lazyPages) throw new CrError('the kernel backend has no lazy restore of pages: it can map them from the image (--map-pages)');
-  const { tree, chain, cloneFlags, shellJob } = readImage(img);
+  const image = readImage(img);
+  const { tree, chain, shellJob } = image;
   if (chain?.parentPath && !fs.existsSync(chain.parentPath)) {
     throw new CrError(`${img} takes its unchanged pages from ${chain.parentPath}, which is gone`);
   }
-  const pid = tree[0].pid;
   if (shellJob && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job (its terminal was its shell's): restore it with --shell-job`);
   if (!opts.pidns) for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
   const why = ensureEngine(log);
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);
 
+  const disarm = armEngineFault();
+  try {
+    return await restartTree(opts, img, image, log, t0);
+  } finally {
+    disarm();
+  }
+}
+
+/** Let cr-mktree create the tree and have each task call restart(2); resolves once all run. */
+async function restartTree(opts: RestoreOptions, img: string, { tree, cloneFlags }: ReturnType<typeof readImage>, log: (l: string) => void, t0: number): Promise<RestoreResult> {
+  const pid = tree[0].pid;
   const args = [
     ...(opts.shellJob ? ['-j'] : []), ...(opts.mapPages ? ['-m'] : []), '-k', img, logPath(opts.dir), ...(opts.frozen ? ['-F'] : []), ...(opts.pidns ? ['-p'] : []), ...(cloneFlags ? ['-n', cloneFlags.toString(16)] : []),
     ...tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`),
@@ -64,6 +75,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     if (m?.[1] === 'error') {
       helper.kill('SIGKILL');
       await helper;
+      // The tasks the engine killed, and the ones that gave up, are gone when we say it failed.
+      await waitGone(opts.pidns ? [...ready.values()] : tree.map((t) => t.pid), 5000);
       throw new CrError(`restart of pid ${pid} failed: ${m[4]}`);
     }
     if (m?.[1] === 'ready') {

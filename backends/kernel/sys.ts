@@ -5,6 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
+import { CrError } from '../../userspace/errors.js';
+import { requestedFault } from '../../userspace/fault.js';
 import { nativeBin, packageRoot } from '../../userspace/paths.js';
 import { trySyscall } from '../../userspace/sys/libc.js';
 
@@ -125,8 +127,25 @@ export function ensureEngine(log: (line: string) => void = () => {}): string | u
     fs.closeSync(fd);
   }
   // EEXIST: another cr loaded it meanwhile.
+  // ENOENT: a symbol it needs is not exported by this kernel (it was built for another series)
+  if (r.errno === 'ENOENT') return `${enginePath} does not fit the running kernel (a symbol it needs is missing): rebuild it for this kernel (npm run vm:build)`;
   if (r.errno && r.errno !== 'EEXIST') return `loading ${enginePath} failed: ${r.errno}`;
   if (!probe().engine) return `${enginePath} was loaded but registered no engine`;
   log(`loaded the c/r engine ${enginePath}`);
   return undefined;
+}
+
+/** The engine's debug switch for fault injection (kmod/fault.c). */
+const FAULT_PARAM = '/sys/module/crengine/parameters/fault';
+
+/**
+ * Hand CR_FAULT (userspace/fault.ts) to the engine, which then fails at
+ * that stage; returns what clears it again. Nothing happens unless it is set.
+ */
+export function armEngineFault(): () => void {
+  const f = requestedFault();
+  if (!f) return () => {};
+  if (!fs.existsSync(FAULT_PARAM)) throw new CrError(`CR_FAULT=${f.name}: the engine loaded has no fault parameter (${FAULT_PARAM})`);
+  fs.writeFileSync(FAULT_PARAM, f.name);
+  return () => fs.writeFileSync(FAULT_PARAM, '\n');
 }

@@ -12,9 +12,9 @@ import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { clearSoftDirty, tracksWrittenPages } from '../../userspace/proc/pagemap.js';
 import { procSmaps } from '../../userspace/proc/parse.js';
-import { SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
-import { kill, SysError, waitpid, WALL } from '../../userspace/sys/libc.js';
+import { SysError } from '../../userspace/sys/libc.js';
+import { killTraced } from '../../userspace/sys/ptrace.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { recognizes } from './identity.js';
 import { readInventory } from './inventory.js';
@@ -23,6 +23,7 @@ import { inForeground } from './state/tty.js';
 import type { DumpShared, DumpTask } from './state/module.js';
 import { checkSharedTables, recordPidNamespaces, releaseTree, saveLastPid, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
+import { injectFault, requestedFault } from '../../userspace/fault.js';
 
 function asCrError(err: unknown): Error {
   if (err instanceof CrError) return err;
@@ -52,26 +53,6 @@ function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, sta
   }
 }
 
-/**
- * Kill a seized tree: the tracer sees each death first, the parents still
- * reap them. Children first: the init of a pid namespace does not finish
- * dying before everything in its namespace has been reaped.
- */
-function killTree(tasks: SeizedTask[]): void {
-  for (const t of tasks) if (t.threads.length) kill(t.entry.pid, SIG.KILL);
-  for (const t of [...tasks].reverse()) {
-    // A leader is reported only after its other threads: wait for them first.
-    for (const th of [...t.threads].reverse()) {
-      th.closeMem();
-      try {
-        waitpid(th.pid, WALL);
-      } catch {
-        /* a thread reaped along with its leader */
-      }
-    }
-  }
-}
-
 /** The pre-dump named by --prev-images-dir, checked before any task is seized. */
 function checkParent(dir: string): void {
   if (!recognizes(dir)) throw new CrError(`${dir} holds no user-backend image to build on`);
@@ -95,6 +76,7 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
   if (opts.prevImagesDir) checkParent(opts.prevImagesDir);
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
+  requestedFault(); // a CR_FAULT that names no stage is refused before anything is touched
   const preseized = opts.freezeCgroup ? await seizeFrozen(new Freezer(opts.freezeCgroup)) : undefined;
   if (preseized) log(`froze ${opts.freezeCgroup}: seized ${preseized.size} threads`);
   const tasks = seizeTree(opts.pid, preseized);
@@ -127,6 +109,7 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     if (failure) throw failure;
   };
   try {
+    injectFault('dump-frozen');
     checkSharedTables(tasks);
     recordPidNamespaces(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, opts.prevImagesDir, log);
@@ -163,7 +146,7 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     throw asCrError(err);
   }
   if (opts.leaveRunning) releaseTree(tasks);
-  else killTree(tasks);
+  else killTraced(tasks.map((t) => t.threads));
   const end = performance.now();
   return {
     pids,

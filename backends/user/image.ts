@@ -4,7 +4,8 @@
  * Each kind of state is one protobuf message in its own file
  * (`KIND-PID.img`, schema in images/KIND.proto) behind a 16-byte header:
  * magic "CRLB", format version, payload length, CRC-32 of the payload.
- * Memory pages are raw in `pages-PID.img`, checked by a CRC in the mm image.
+ * Memory pages are raw in `pages-PID.img`, their runs listed in the mm image
+ * (no checksum of their own: restore reads them straight into the task).
  * `inventory.img` is written last, so a directory without it is no image.
  */
 import fs from 'node:fs';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import protobuf from 'protobufjs';
 import { CrError } from '../../userspace/errors.js';
+import { injectFault } from '../../userspace/fault.js';
 import { packageRoot } from '../../userspace/paths.js';
 import { MAGIC } from './identity.js';
 
@@ -20,20 +22,24 @@ const HEADER_SIZE = 16;
 const KINDS = ['inventory', 'cpu', 'mm', 'files', 'signals', 'process', 'namespaces', 'ipc'] as const;
 export type ImageKind = (typeof KINDS)[number];
 
-const MESSAGE_OF: Record<ImageKind, string> = {
+/** The message each kind of image file holds (a fuzzer walks them: test/user/fuzz). */
+export const MESSAGE_OF: Record<ImageKind, string> = {
   inventory: 'Inventory', cpu: 'Cpu', mm: 'Mm', files: 'Files', signals: 'Signals', process: 'Process', namespaces: 'Namespaces', ipc: 'Ipc',
 };
 
 const SCHEMA_DIR = path.join(packageRoot, 'backends', 'user', 'images');
 let root: protobuf.Root | undefined;
-/** A message type from images/*.proto, by its name in package crlab.user. */
-function messageType(name: string): protobuf.Type {
+/** Every message of images/*.proto. */
+export function imageSchema(): protobuf.Root {
   root ??= new protobuf.Root().loadSync(
     fs.readdirSync(SCHEMA_DIR).filter((f) => f.endsWith('.proto')).map((f) => path.join(SCHEMA_DIR, f)),
     { keepCase: true },
   );
-  return root.lookupType(`crlab.user.${name}`);
+  return root;
 }
+
+/** A message type from images/*.proto, by its name in package crlab.user. */
+export const messageType = (name: string): protobuf.Type => imageSchema().lookupType(`crlab.user.${name}`);
 
 const LONG_TYPES = new Set(['uint64', 'int64', 'sint64', 'fixed64', 'sfixed64']);
 
@@ -128,6 +134,7 @@ export class ImageWriter {
     const file = imageFile(this.dir, kind, pid);
     this.written.push(file);
     fs.writeFileSync(file, encodeImage(kind, data));
+    injectFault('dump-objects', this.written.length);
   }
 
   /** Open a raw data file (pages) for streaming writes. */

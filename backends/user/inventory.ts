@@ -58,6 +58,7 @@ export function readInventory(dir: string): Inventory {
   if (inv.arch !== process.arch) throw new CrError(`${file}: image is for ${inv.arch}, this machine is ${process.arch}`);
   if (inv.page_size !== 4096) throw new CrError(`${file}: page size ${inv.page_size} is not supported`);
   if (!inv.tasks.length) throw new CrError(`${file}: corrupted image (no tasks)`);
+  if (inv.foreground && !inv.shell_job) throw new CrError(`${file}: corrupted image (a foreground job that is no shell job)`);
   const seen = new Set<number>();
   for (const [i, t] of inv.tasks.entries()) {
     const threadsOk = t.zombie ? t.threads.length === 0 : t.threads[0] === t.pid && (!t.leader_exited || t.threads.length > 1);

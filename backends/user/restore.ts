@@ -13,13 +13,14 @@ import readline from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
+import { injectFault, requestedFault } from '../../userspace/fault.js';
 import { nativeBin } from '../../userspace/paths.js';
 import { procMaps, procStat, statField } from '../../userspace/proc/parse.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
-import { kill, pidExists, SysError } from '../../userspace/sys/libc.js';
-import { Tracee } from '../../userspace/sys/ptrace.js';
+import { kill, pidExists, SysError, waitGone } from '../../userspace/sys/libc.js';
+import { killTraced, Tracee } from '../../userspace/sys/ptrace.js';
 import { ownPid, readInventory, type TaskEntry } from './inventory.js';
 import { FORKED_AFTER, STATE_MODULES } from './state/index.js';
 import { mappedRanges } from './state/memory.js';
@@ -96,6 +97,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
+  requestedFault(); // a CR_FAULT that names no stage is refused before anything is touched
   const inv = readInventory(opts.dir);
   if (inv.shell_job && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job: restore it with --shell-job`);
   if (inv.shell_job) restorerTerminal(); // fails now if cr restore has no terminal to give it
@@ -123,17 +125,21 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const shared: RestoreShared = {
     files: new Map(), pipes: new Map(), shmem: new Map(), leftovers: new Map(), nsPids: new Map([[rootHost, root.pid]]), terminals, built: [], done: [],
   };
+  const built: { entry: TaskEntry; task: RestoreTask; states: LoadedState[] }[] = [];
   try {
-    const built: { entry: TaskEntry; task: RestoreTask; states: LoadedState[] }[] = [];
     const tree: RestoredTree = { entries: new Map(inv.tasks.map((t) => [t.pid, t])), hostPids, ctty: terminals.ctty };
     // Depth first, as the image lists the tasks: a task's memory, then its children from it.
     const build = (entry: TaskEntry, tracee: Tracee, inj: Injection) => {
       const states = loaded.get(entry.pid)!;
+      // Its threads (cpu.ts adds them as it creates them): a failure kills and reaps them all.
       const task: RestoreTask = { pid: tracee.pid, dir: opts.dir, tracee, threads: [tracee], threadIds: [{ image: entry.pid, own: ownPid(entry) }], inj, shared, fdBase: 0, handed: [], log };
       built.push({ entry, task, states });
+      const index = inv.tasks.indexOf(entry);
+      injectFault('restore-prepare', index);
       STATE_MODULES.slice(0, FORKED_AFTER).forEach((m, i) => {
         states[i].restore(task);
         log(`pid ${task.pid}: ${m.name} restored`);
+        if (!i) injectFault('restore-member', index);
       });
       for (const child of inv.tasks.filter((c) => c.ppid === entry.pid && c !== root)) {
         const kid = forkChild({ pid: task.pid, entry, inj }, child, tree);
@@ -163,11 +169,14 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     terminals.finish();
     if (inv.foreground) giveForeground(Number(statField(procStat(rootHost), 5)), log);
+    injectFault('restore-tree');
     for (const fn of shared.done.splice(0)) fn(true);
     for (const { task } of built) for (const th of task.threads) th.detach();
     terminals.close();
   } catch (err) {
     terminals.close();
+    // Take the tracer's notice of every death, so their pids are free again at once.
+    killTraced(built.map(({ task }) => task.threads));
     for (const fn of shared.done.splice(0)) {
       try {
         fn(false);
@@ -184,7 +193,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     helper.kill('SIGKILL');
     await helper;
-    throw err instanceof SysError ? new CrError(`restore failed: ${err.message}`, { cause: err }) : err;
+    await waitGone([...hostPids.values()], 5000);
+    // A failed system call, ours (SysError) or Node's (an fs error): one line saying which.
+    const failedCall = err instanceof SysError || typeof (err as NodeJS.ErrnoException).syscall === 'string';
+    throw failedCall ? new CrError(`restore failed: ${(err as Error).message}`, { cause: err }) : err;
   }
 
   if (opts.detach) {

@@ -7,11 +7,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import { CrError } from '../../userspace/errors.js';
 import { alive, cr, sleep, tempDir } from '../lib/harness.js';
+import { checkpointRestartWith, crTest, test } from '../lib/modes.js';
 import { probe } from '../../backends/kernel/sys.js';
 import { dmesgTrouble, kernelRoundTrip, kprogram, skipReason, startTo, waitFor } from './env.js';
 
@@ -37,35 +37,29 @@ t('the kernel backend loads its engine on first use: nobody types insmod', async
   assert.match(again.stdout, /engine: registered \(crengine module loaded\)/);
 });
 
-t('memsum: memory of every kind, registers, FPU, TLS and files survive checkpoint/restart', async () => {
+crTest('memsum: memory of every kind, registers, FPU, TLS and files survive checkpoint/restart', async () => {
   const refDir = tempDir('kref');
   const ref = await execa(kprogram('memsum'), [refDir, ITERS, '20']);
 
   const dir = tempDir('krun');
-  const images = tempDir('kimg');
   const out = path.join(dir, 'out.txt');
   const child = startTo(kprogram('memsum'), [dir, ITERS, '20'], out);
   await waitFor(out, 'iter 20 ');
 
-  const d = await kernelBackend.dump({ pid: child.pid!, dir: images });
-  const killed = await child.done;
-  assert.is(killed, 'SIGKILL', 'the engine killed the task after the checkpoint');
-  assert.not.ok(alive(child.pid!));
-  assert.ok(d.stats.imageBytes > 0);
-  assert.ok(d.stats.frozenMs !== undefined, 'the engine reports the downtime');
-  console.log(`  dump: ${d.stats.totalMs.toFixed(1)} ms total, froze in ${d.stats.freezeMs} ms, frozen ${d.stats.frozenMs} ms, ${d.stats.pagesWritten} pages, ${d.stats.imageBytes} bytes`);
-
-  const desc = await kernelBackend.describe(images);
-  assert.ok(desc.lines.some((l) => /checksum 0x[0-9a-f]+ ok/.test(l)), desc.lines.join('\n'));
-
-  const r = await kernelBackend.restore({ dir: images });
+  const { restored: r, show } = await checkpointRestartWith(kernelBackend, { pid: child.pid, out }, {
+    beforeRestore: async () => {
+      assert.is(await child.done, 'SIGKILL', 'the task was killed after the checkpoint');
+      assert.not.ok(alive(child.pid));
+    },
+  });
+  assert.match(show, /checksum 0x[0-9a-f]+ ok/);
   assert.equal(r.pids, [child.pid]);
   const status = await r.wait();
   console.log(`  restore: ${r.stats.totalMs.toFixed(1)} ms until running`);
   assert.equal(status, { code: 0, signal: null });
   assert.is(fs.readFileSync(out, 'utf8'), ref.stdout + '\n');
   assert.equal(dmesgTrouble(), []);
-});
+}, { backend: 'kernel', skip: skipReason, sample: true });
 
 t('leaveRunning: the task goes on after a checkpoint, undisturbed', async () => {
   const refDir = tempDir('kref2');
@@ -74,7 +68,10 @@ t('leaveRunning: the task goes on after a checkpoint, undisturbed', async () => 
   const out = path.join(dir, 'out.txt');
   const child = startTo(kprogram('memsum'), [dir, '30', '10'], out);
   await waitFor(out, 'iter 5 ');
-  await kernelBackend.dump({ pid: child.pid!, dir: tempDir('kimg2'), leaveRunning: true });
+  const d = await kernelBackend.dump({ pid: child.pid!, dir: tempDir('kimg2'), leaveRunning: true });
+  assert.ok(d.stats.imageBytes > 0);
+  assert.ok(d.stats.frozenMs !== undefined, 'the engine reports the downtime');
+  console.log(`  dump: ${d.stats.totalMs.toFixed(1)} ms total, froze in ${d.stats.freezeMs} ms, frozen ${d.stats.frozenMs} ms, ${d.stats.pagesWritten} pages, ${d.stats.imageBytes} bytes`);
   assert.is(await child.done, 0);
   assert.is(fs.readFileSync(out, 'utf8'), ref.stdout + '\n');
 });
@@ -97,74 +94,73 @@ t('bad input gives a one-line CrError', async () => {
   await sock;
 });
 
-t('a tree of three processes and a zombie comes back with its pids, parents, exit status and one shared open file', async () => {
+crTest('a tree of three processes and a zombie comes back with its pids, parents, exit status and one shared open file', async () => {
   const refDir = tempDir('ktref');
   await execa(kprogram('ktree'), [refDir, '40', '20']);
   const dir = tempDir('ktrun');
-  const images = tempDir('ktimg');
   const child = startTo(kprogram('ktree'), [dir, '40', '20'], path.join(dir, 'stdout'));
   await waitFor(path.join(dir, 'p2.txt'), 'iter 10 ');
 
-  const d = await kernelBackend.dump({ pid: child.pid!, dir: images });
+  const d = await checkpointRestartWith(kernelBackend, child, {
+    watch: path.join(dir, 'p2.txt'),
+    beforeRestore: async (_images, pids) => {
+      assert.is(await child.done, 'SIGKILL');
+      await sleep(200); // the zombie goes once whoever inherits it reaps it
+      for (const p of pids) assert.not.ok(alive(p), `pid ${p} is gone after the dump`);
+    },
+  });
   assert.is(d.pids.length, 4);
-  assert.is(await child.done, 'SIGKILL');
-  await sleep(200); // the zombie goes once whoever inherits it reaps it
-  for (const p of d.pids) assert.not.ok(alive(p), `pid ${p} is gone after the dump`);
-  const show = (await kernelBackend.describe(images)).lines.join('\n');
-  assert.match(show, /3 TASK/);
-  assert.match(show, /zombie pid \d+, wait status 0x700/);
-
-  const r = await kernelBackend.restore({ dir: images });
+  assert.match(d.show, /3 TASK/);
+  assert.match(d.show, /zombie pid \d+, wait status 0x700/);
+  const r = d.restored;
   assert.equal(r.pids, d.pids);
   assert.equal(await r.wait(), { code: 0, signal: null });
   for (const f of ['p0.txt', 'p1.txt', 'p2.txt']) {
     assert.is(fs.readFileSync(path.join(dir, f), 'utf8'), fs.readFileSync(path.join(refDir, f), 'utf8'), f);
   }
   assert.equal(dmesgTrouble(), []);
-});
+}, { backend: 'kernel', skip: skipReason, sample: true });
 
-t('pipes and a FIFO between a parent and its child keep the bytes in flight', async () => {
+crTest('pipes and a FIFO between a parent and its child keep the bytes in flight', async () => {
   const ref = await execa(kprogram('kpipes'), ['50', '20', tempDir('kpref')]);
   const dir = tempDir('kprun');
-  const images = tempDir('kpimg');
   const out = path.join(dir, 'out.txt');
   const child = startTo(kprogram('kpipes'), ['50', '20', dir], out);
   await waitFor(out, 'iter 10:');
 
-  const d = await kernelBackend.dump({ pid: child.pid!, dir: images });
+  const d = await checkpointRestartWith(kernelBackend, { pid: child.pid, out });
   assert.is(d.pids.length, 2);
   assert.is(await child.done, 'SIGKILL');
-  const show = (await kernelBackend.describe(images)).lines.join('\n');
+  const { show } = d;
   assert.match(show, /pipe #\d+: 3000 bytes in flight/);
   assert.match(show, /pipe end pipe:\[\d+\] of #\d+/);
   assert.match(show, /fifo \/.*\/fifo of #\d+/);
   assert.match(show, /pipe #\d+: 100 bytes in flight/);
-
-  const r = await kernelBackend.restore({ dir: images });
+  const r = d.restored;
   assert.equal(r.pids, d.pids);
   assert.equal(await r.wait(), { code: 0, signal: null });
   assert.is(fs.readFileSync(out, 'utf8'), ref.stdout + '\n');
   assert.equal(dmesgTrouble(), []);
-});
+}, { backend: 'kernel', skip: skipReason });
 
 /** Runs procstate MODE through dump (killing it) and restore; returns its output and status. */
 const procstateRoundTrip = (args: string[]) => kernelRoundTrip('procstate', args);
 
-t('rlimits, pending signals and dropped capabilities survive; nothing is delivered twice', async () => {
+crTest('rlimits, pending signals and dropped capabilities survive; nothing is delivered twice', async () => {
   const { out, status, show } = await procstateRoundTrip(['state']);
   assert.not.match(out, /FAIL/, out);
   assert.match(out, /ok pending signal delivered with its value/);
   assert.equal(status, { code: 0, signal: null }, out);
   assert.ok(show.some((l) => /rlimits: .*CORE 12345\/67890/.test(l)), show.join('\n'));
   assert.ok(show.some((l) => /pending signals: 36 (\(process\) )?code -1/.test(l)), show.join('\n'));
-});
+}, { backend: 'kernel', skip: skipReason });
 
-t('restart gives the task its own uid back, not the restarter\'s root', async () => {
+crTest('restart gives the task its own uid back, not the restarter\'s root', async () => {
   const { out, status, show } = await procstateRoundTrip(['state', '65534']);
   assert.ok(show.some((l) => /creds: uid 65534\/65534\/65534\/65534/.test(l)), show.join('\n'));
   assert.not.match(out, /FAIL/, out);
   assert.equal(status, { code: 0, signal: null }, out);
-});
+}, { backend: 'kernel', skip: skipReason });
 
 t('what the engine cannot restore is refused at checkpoint, naming it, and the task runs on', async () => {
   const refusals = [

@@ -11,10 +11,11 @@ import path from 'node:path';
 import * as assert from 'uvu/assert';
 import { helperPath, probe } from '../../backends/kernel/sys.js';
 import { kernelBackend } from '../../backends/kernel/index.js';
-import type { DumpOptions, ExitStatus } from '../../backends/types.js';
+import type { ExitStatus } from '../../backends/types.js';
 import { packageRoot } from '../../userspace/paths.js';
 import { dmesgTrouble as kernelTrouble } from '../../vm-images/runner.js';
 import { sleep, tempDir } from '../lib/harness.js';
+import { checkpointRestartWith } from '../lib/modes.js';
 
 export const kprogram = (name: string): string => path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', name);
 
@@ -63,27 +64,26 @@ export interface KernelRoundTrip {
  * then checks its own state) through a checkpoint that kills it and a
  * restart; SIGUSR1 goes to the restarted root.
  */
-export async function kernelRoundTrip(program: string, args: string[], dump: Partial<DumpOptions> = {}): Promise<KernelRoundTrip> {
+export async function kernelRoundTrip(program: string, args: string[]): Promise<KernelRoundTrip> {
   const dir = tempDir('kround');
-  const images = tempDir('kroundimg');
   const out = `${dir}/out.txt`;
   const child = startTo(kprogram(program), args, out);
   await waitFor(out, 'ready');
-  const d = await kernelBackend.dump({ pid: child.pid, dir: images, ...dump });
+  // It waits for SIGUSR1 after "ready": nothing to wait for between the rounds of a test mode.
+  const d = await checkpointRestartWith(kernelBackend, child, { watch: null });
   if ((await child.done) !== 'SIGKILL') throw new Error('the checkpoint did not kill the task');
-  const show = (await kernelBackend.describe(images)).lines;
-  const r = await kernelBackend.restore({ dir: images });
+  const r = d.restored;
   process.kill(r.pids[0], 'SIGUSR1');
   const status = await r.wait();
-  return { out: fs.readFileSync(out, 'utf8'), status, show, pids: d.pids };
+  return { out: fs.readFileSync(out, 'utf8'), status, show: d.show.split('\n'), pids: d.pids };
 }
 
 /**
  * kernelRoundTrip() of a self-checking program whose checks must all pass,
  * with lines `cr show` must print of its image.
  */
-export async function selfCheck(program: string, args: string[], show: RegExp[], dump: Partial<DumpOptions> = {}): Promise<KernelRoundTrip> {
-  const r = await kernelRoundTrip(program, args, dump);
+export async function selfCheck(program: string, args: string[], show: RegExp[]): Promise<KernelRoundTrip> {
+  const r = await kernelRoundTrip(program, args);
   assert.not.match(r.out, /FAIL/, r.out);
   assert.match(r.out, /^ok /m, r.out);
   assert.equal(r.status, { code: 0, signal: null }, r.out);

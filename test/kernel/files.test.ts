@@ -6,7 +6,7 @@
  * the descriptor, and the task runs on.
  */
 import path from 'node:path';
-import { test } from 'uvu';
+import { test } from '../lib/modes.js';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import { CrError } from '../../userspace/errors.js';

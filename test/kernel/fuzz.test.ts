@@ -7,11 +7,11 @@
  * tree, and the kernel log must stay free of BUG, WARNING, KASAN, UBSAN
  * and lockdep reports.  `npm run fuzz -- --count N` runs as many as asked.
  */
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ensureEngine } from '../../backends/kernel/sys.js';
 import { skipReason } from './env.js';
 import { fuzz, makeSeeds, raisePidMax } from './fuzz/run.js';
+import { test } from '../lib/modes.js';
 
 const t = skipReason ? test.skip : test;
 const CASES = 300;

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
+import { test } from '../lib/modes.js';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { readImage, imagePath } from '../../backends/kernel/image.js';

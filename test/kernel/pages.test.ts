@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { test } from 'uvu';
+import { test } from '../lib/modes.js';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import { alive, cr, sleep, tempDir } from '../lib/harness.js';

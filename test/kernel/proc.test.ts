@@ -8,25 +8,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import { alive, cr, tempDir } from '../lib/harness.js';
+import { checkpointRestartWith, crTest, test } from '../lib/modes.js';
 import { dmesgTrouble, kprogram, skipReason, startTo, waitFor } from './env.js';
 
 const t = skipReason ? test.skip : test;
 if (skipReason) console.log(`kernel backend tests skipped: ${skipReason}`);
 
-t('prctl attributes, scheduling, /proc/self/exe, madvise flags, timers and a stopped child survive', async () => {
+crTest('prctl attributes, scheduling, /proc/self/exe, madvise flags, timers and a stopped child survive', async () => {
   const dir = tempDir('kproc');
-  const images = tempDir('kprocimg');
   const out = path.join(dir, 'out.txt');
   const child = startTo(kprogram('kproc'), [], out);
   await waitFor(out, 'ready');
-  const d = await kernelBackend.dump({ pid: child.pid, dir: images });
+  // It waits for SIGUSR1 after "ready": nothing to wait for between the rounds.
+  const d = await checkpointRestartWith(kernelBackend, child, { watch: null });
   assert.is(d.pids.length, 2);
   assert.is(await child.done, 'SIGKILL');
-  const show = (await kernelBackend.describe(images)).lines.join('\n');
+  const { show } = d;
   assert.match(show, /process: exe \S+\/kproc, personality 0x\d+, pdeathsig 12, dumpable 0, child subreaper, no_new_privs/);
   assert.match(show, /sched: SCHED_BATCH priority 0 nice 7, timer slack 123456 ns/);
   assert.match(show, /stopped by signal 19/);
@@ -41,8 +41,7 @@ t('prctl attributes, scheduling, /proc/self/exe, madvise flags, timers and a sto
   assert.match(show, / wipeonfork/);
   assert.match(show, / dontdump/);
   assert.match(show, /locked/);
-
-  const r = await kernelBackend.restore({ dir: images });
+  const r = d.restored;
   assert.equal(r.pids, d.pids);
   process.kill(r.pids[0], 'SIGUSR1');
   const status = await r.wait();
@@ -51,7 +50,7 @@ t('prctl attributes, scheduling, /proc/self/exe, madvise flags, timers and a sto
   assert.match(text, /ok timer 5 fires with its value/);
   assert.equal(status, { code: 0, signal: null }, text);
   assert.equal(dmesgTrouble(), []);
-});
+}, { backend: 'kernel', skip: skipReason });
 
 t('a process checkpoints itself; restarted, its checkpoint(2) returns 0 and it finishes; frozen, it waits for cr thaw', async () => {
   const iters = '3000000';

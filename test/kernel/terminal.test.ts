@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
+import { test } from '../lib/modes.js';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import { CrError } from '../../userspace/errors.js';

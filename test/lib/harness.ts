@@ -1,7 +1,8 @@
 /**
  * What the c/r tests share: starting a test program with its output in a
  * file, waiting until it is mid-run, running the `cr` command line, and
- * comparing a restored run's output with an undisturbed one.
+ * comparing a restored run's output with an undisturbed one (its
+ * checkpoint/restart step goes through modes.ts, in the test mode).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { crCommand, packageRoot } from '../../userspace/paths.js';
+import { checkpointRestart, type CrCycleOptions } from './modes.js';
 
 export const programBin = (name: string) => path.join(packageRoot, 'test', 'programs', 'bin', name);
 export const crBin = crCommand;
@@ -37,12 +39,14 @@ export interface Running {
 }
 
 /**
- * Start a test program with stdin from /dev/null and stdout+stderr into
- * `out`; with `cgroup`, it starts as a member of that cgroup directory.
+ * Start a test program (by name in test/programs, or by path) with stdin
+ * from /dev/null and stdout+stderr into `out`; with `cgroup`, it starts as
+ * a member of that cgroup directory.
  */
 export function start(program: string, args: string[], out: string, cgroup?: string): Running {
   const fd = fs.openSync(out, 'w');
-  const argv = cgroup ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, programBin(program), ...args] : [programBin(program), ...args];
+  const bin = path.isAbsolute(program) ? program : programBin(program);
+  const argv = cgroup ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, bin, ...args] : [bin, ...args];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -69,11 +73,11 @@ export interface CrRun {
   stderr: string;
 }
 
-/** Run `cr ARGS…` (as `uid` if given); never throws on a non-zero exit. */
-export async function cr(args: string[], opts: { uid?: number } = {}): Promise<CrRun> {
+/** Run `cr ARGS…` (as `uid` if given, with `env` added); never throws on a non-zero exit. */
+export async function cr(args: string[], opts: { uid?: number; env?: Record<string, string> } = {}): Promise<CrRun> {
   const argv = [process.execPath, crBin, ...args];
   const cmd = opts.uid === undefined ? argv : ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', ...argv];
-  const r = await execa(cmd[0], cmd.slice(1), { reject: false, all: true });
+  const r = await execa(cmd[0], cmd.slice(1), { reject: false, all: true, env: opts.env });
   return { exitCode: r.exitCode, all: String(r.all), stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -102,29 +106,26 @@ export async function undisturbed(program: string, args: string[], dir: string):
 }
 
 export interface RoundTrip {
-  /** An undisturbed run's output and the dumped-and-restored run's, each without its pid line. */
+  /** An undisturbed run's output and the checkpointed-and-restarted run's, each without its pid line. */
   reference: string;
   restored: string;
   /** `cr show` of the image. */
   show: string;
+  /** The image directory. */
+  images: string;
 }
 
 /**
- * Run a program undisturbed, then again, dumped once its output has `lines`
- * lines and restored from the image; throws if dump, restore or the pid fail.
+ * Run a program undisturbed, then again, checkpointed once its output has
+ * `lines` lines and restarted (in the test mode: modes.ts); throws if
+ * dump, restore or the pid fail.
  */
-export async function roundTrip(program: string, args: string[], lines: number): Promise<RoundTrip> {
+export async function roundTrip(program: string, args: string[], lines: number, opts: CrCycleOptions = {}): Promise<RoundTrip> {
   const reference = withoutPid(await undisturbed(program, args, tempDir(`${program}-ref`))).body;
-  const images = tempDir(`${program}-img`);
   const run = start(program, args, path.join(tempDir(program), 'out.txt'));
   await waitLines(run.out, lines);
-  const dump = await cr(['dump', '-t', String(run.pid), '-D', images]);
-  await run.exited;
-  if (dump.exitCode !== 0) throw new Error(`dump of ${program} failed:\n${dump.all}`);
-  const show = await cr(['show', images]);
-  const restore = await cr(['restore', '-D', images]);
-  if (restore.exitCode !== 0) throw new Error(`restore of ${program} failed:\n${restore.all}`);
+  const c = await checkpointRestart(run, opts);
   const restored = withoutPid(fs.readFileSync(run.out, 'utf8'));
   if (restored.pid !== run.pid) throw new Error(`${program} came back as pid ${restored.pid}, not ${run.pid}`);
-  return { reference, restored: restored.body, show: show.stdout };
+  return { reference, restored: restored.body, show: c.show, images: c.images };
 }

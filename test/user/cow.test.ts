@@ -5,9 +5,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { test } from '../lib/modes.js';
 
 const childrenOf = (pid: number) => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 /** Proportional set size of the tree, in kB: shared pages count once across it. */

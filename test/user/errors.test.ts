@@ -6,9 +6,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { alive, cr, type CrRun, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { test } from '../lib/modes.js';
 
 function oneLineError(r: CrRun, pattern: RegExp): void {
   assert.is.not(r.exitCode, 0, 'fails');

@@ -1,32 +1,26 @@
 /** Open files shared between descriptors, and pipes with data in flight. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { alive, cr, roundTrip, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
+import { checkpointRestart, crTest, test } from '../lib/modes.js';
 
-test('dup-shared offsets and pipe contents survive dump and restore', async () => {
+crTest('dup-shared offsets and pipe contents survive dump and restore', async () => {
   const refDir = tempDir('fdref');
   writeInput(refDir);
   const ref = await undisturbed('fdshare', [refDir, '400'], refDir);
   const dir = tempDir('fd');
-  const images = tempDir('fdimg');
   writeInput(dir);
   const run = start('fdshare', [dir, '400'], path.join(dir, 'out.txt'));
   await waitLines(run.out, 8);
-  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
-  assert.is(d.exitCode, 0, d.all);
-  await run.exited;
-  const show = await cr(['show', images]);
-  assert.match(show.stdout, /3000 bytes in flight/);
-  const r = await cr(['restore', '-D', images]);
-  assert.is(r.exitCode, 0, r.all);
+  const c = await checkpointRestart(run);
+  assert.match(c.show, /3000 bytes in flight/);
   const got = withoutPid(fs.readFileSync(run.out, 'utf8'));
   assert.is(got.body, withoutPid(ref).body);
   assert.is(got.pid, run.pid);
-});
+}, { sample: true });
 
-test('a sealed memfd mapped shared and an unlinked file come back with contents, seals, offset, and the mapping still writing through', async () => {
+crTest('a sealed memfd mapped shared and an unlinked file come back with contents, seals, offset, and the mapping still writing through', async () => {
   const dir = tempDir('ghosts');
   const r = await roundTrip('ghosts', [dir, '25'], 5);
   assert.match(r.show, /memfd:ghost-memfd saved with the memory that maps it pos 0 seals 0x6/);
@@ -37,14 +31,14 @@ test('a sealed memfd mapped shared and an unlinked file come back with contents,
   assert.equal(fs.readdirSync(dir), [], 'the recreated file was unlinked again');
 });
 
-test('two processes sharing one fd table (CLONE_FILES) share it again after restore', async () => {
+crTest('two processes sharing one fd table (CLONE_FILES) share it again after restore', async () => {
   const r = await roundTrip('fdtable', ['25'], 5);
   assert.match(r.show, /fd table: shared with the parent \(CLONE_FILES\)/);
   assert.is(r.restored, r.reference);
   assert.match(r.restored, /one table: yes/);
 });
 
-test('file status flags of every kind of descriptor, exactly as F_GETFL shows them, and a descriptor at nr_open - 1 (or as high as the hard limit goes)', async () => {
+crTest('file status flags of every kind of descriptor, exactly as F_GETFL shows them, and a descriptor at nr_open - 1 (or as high as the hard limit goes)', async () => {
   const dir = tempDir('fdflags');
   const r = await roundTrip('fdflags', [dir, '60'], 30);
   const high = /high descriptor: fd (\d+)/.exec(r.reference)![1];
@@ -62,7 +56,7 @@ test('file status flags of every kind of descriptor, exactly as F_GETFL shows th
   assert.equal(fs.readdirSync(dir), []);
 });
 
-test('files and directories whose names were removed, a removed working directory, with owner, group and mode', async () => {
+crTest('files and directories whose names were removed, a removed working directory, with owner, group and mode', async () => {
   const dir = tempDir('removed');
   const r = await roundTrip('removed', [dir, '50'], 5);
   assert.match(r.show, /a\/b\/file \(removed file, \d+ bytes saved, mode 0604 owner 1234:5678\) pos \d+/);

@@ -2,9 +2,9 @@
 import { execa } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cr, programBin, start, tempDir, waitLines, withoutPid } from '../lib/harness.js';
+import { checkpointRestart, crTest, test } from '../lib/modes.js';
 
 const probe = async (dir: string) => (await execa(programBin('lockprobe'), [dir])).stdout;
 
@@ -15,7 +15,7 @@ function procLocks(file: string): string[] {
     .map((l) => l.replace(/^\d+:\s+/, '').replace(/\s+\S+:\S+:\d+\s+/, ' ').replace(/\s+/g, ' ').trim()).sort();
 }
 
-test('a process outside the tree sees every lock held again by the same pid, over the same range', async () => {
+crTest('a process outside the tree sees every lock held again by the same pid, over the same range', async () => {
   const dir = tempDir('locks');
   const images = tempDir('locks-img');
   const run = start('locks', [dir, '40'], path.join(tempDir('locks-out'), 'out.txt'));
@@ -28,17 +28,17 @@ test('a process outside the tree sees every lock held again by the same pid, ove
   assert.ok(pids, tick);
   assert.is(Number(pids![2]), run.pid);
 
-  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
-  assert.is(d.exitCode, 0, d.all);
-  await run.exited;
-  assert.match(await probe(dir), /F_GETLK 0: free/, 'the locks went with the killed tree');
-  const show = (await cr(['show', images])).stdout;
-  for (const l of [`posix write lock [0, 99] by pid ${run.pid} on fd 3`, `posix read lock [200, EOF] by pid ${run.pid} on fd 3`,
-    'ofd write lock [100, 149] by pid -1 on fd 4', `flock read lock by pid ${run.pid} on fd 5`, `flock write lock by pid ${run.pid} on fd 6`,
-    `posix write lock [150, 159] by pid ${pids![1]} on fd 11`]) assert.ok(show.includes(l), l);
-
-  const r = await cr(['restore', '-d', '-D', images]);
-  assert.is(r.exitCode, 0, r.all);
+  await checkpointRestart(run, {
+    images,
+    detach: true,
+    beforeRestore: async () => {
+      assert.match(await probe(dir), /F_GETLK 0: free/, 'the locks went with the killed tree');
+      const show = (await cr(['show', images])).stdout;
+      for (const l of [`posix write lock [0, 99] by pid ${run.pid} on fd 3`, `posix read lock [200, EOF] by pid ${run.pid} on fd 3`,
+        'ofd write lock [100, 149] by pid -1 on fd 4', `flock read lock by pid ${run.pid} on fd 5`, `flock write lock by pid ${run.pid} on fd 6`,
+        `posix write lock [150, 159] by pid ${pids![1]} on fd 11`]) assert.ok(show.includes(l), l);
+    },
+  });
   const after = await probe(dir);
   assert.is(after, before);
   assert.match(after, new RegExp(`F_GETLK 99: write lock of pid ${run.pid} on \\[0 \\+100\\]`));
@@ -53,6 +53,6 @@ test('a process outside the tree sees every lock held again by the same pid, ove
   const ticks = out.body.trim().split('\n');
   assert.is(ticks.length, 40);
   for (const line of ticks) assert.is(line.replace(/^tick \d+/, ''), tick.replace(/^tick \d+/, ''), line);
-});
+}, { sample: true });
 
 test.run();

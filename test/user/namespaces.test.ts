@@ -7,28 +7,20 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { alive, cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { checkpointRestart, crTest, test } from '../lib/modes.js';
 
 const nsOf = (pid: number | 'self', kind: string) => fs.statSync(`/proc/${pid}/ns/${kind}`).ino;
 const childrenOf = (pid: number) => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 
-test('a tree in its own UTS and IPC namespaces, with SysV shm, messages and semaphores', async () => {
+crTest('a tree in its own UTS and IPC namespaces, with SysV shm, messages and semaphores', async () => {
   const ref = await undisturbed('container', ['150'], tempDir('nsref'));
-  const images = tempDir('nsimg');
   const run = start('container', ['150'], path.join(tempDir('ns'), 'out.txt'));
   await waitLines(run.out, 10);
-  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
-  assert.is(d.exitCode, 0, d.all);
-  await run.exited;
-
-  const show = await cr(['show', images]);
-  assert.match(show.stdout, /own uts and ipc namespaces {2}hostname cr-lab-box {2}domainname lab\.example/);
-  assert.match(show.stdout, /msg key 0x1234beef id \d+ mode 0620 .* 4 messages/, 'the queued messages are saved, not consumed');
-
-  const r = await cr(['restore', '-D', images, '--detach']);
-  assert.is(r.exitCode, 0, r.all);
+  const { show } = await checkpointRestart(run, { detach: true });
+  assert.match(show, /own uts and ipc namespaces {2}hostname cr-lab-box {2}domainname lab\.example/);
+  assert.match(show, /msg key 0x1234beef id \d+ mode 0620 .* 4 messages/, 'the queued messages are saved, not consumed');
   for (const kind of ['uts', 'ipc']) {
     assert.is.not(nsOf(run.pid, kind), nsOf('self', kind), `the restored root has its own ${kind} namespace`);
     for (const child of childrenOf(run.pid)) assert.is(nsOf(child, kind), nsOf(run.pid, kind), `its child shares the root's ${kind} namespace`);
@@ -37,7 +29,7 @@ test('a tree in its own UTS and IPC namespaces, with SysV shm, messages and sema
   const got = withoutPid(fs.readFileSync(run.out, 'utf8'));
   assert.is(got.body, withoutPid(ref).body);
   assert.is(got.pid, run.pid);
-});
+}, { sample: true });
 
 test('SysV shm attached in the host IPC namespace is refused, and the task goes on', async () => {
   const images = tempDir('nshostimg');

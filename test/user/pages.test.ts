@@ -7,11 +7,11 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { packageRoot } from '../../userspace/paths.js';
 import { tracksWrittenPages } from '../../userspace/proc/pagemap.js';
 import { alive, cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
+import { test } from '../lib/modes.js';
 
 /** kmemwrite (test/kernel/programs): rewrites its memory generation by generation, checking each page first. */
 const kmemwrite = path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', 'kmemwrite');

@@ -10,9 +10,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { alive, cr, roundTrip, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { crTest, test } from '../lib/modes.js';
 
 /** The nftables tables of cr's network locks now. */
 async function locks(): Promise<string[]> {
@@ -20,16 +20,16 @@ async function locks(): Promise<string[]> {
   return String(r.stdout).split('\n').filter((l) => l.includes('crlab_lock')).map((l) => l.trim().split(' ')[2]);
 }
 
-test('stream, datagram and seqpacket socket pairs keep their queues in both directions', async () => {
+crTest('stream, datagram and seqpacket socket pairs keep their queues in both directions', async () => {
   const r = await roundTrip('unixpair', ['300'], 3);
   assert.match(r.show, /unix stream socket:\[\d+\] paired with socket:\[\d+\], 50000 bytes queued/);
   assert.match(r.show, /unix stream socket:\[\d+\] paired with socket:\[\d+\], 3000 bytes queued/);
   assert.match(r.show, /unix dgram socket:\[\d+\] paired with socket:\[\d+\], 3 messages queued/);
   assert.match(r.show, /unix seqpacket socket:\[\d+\] paired with socket:\[\d+\], 3 messages queued/);
   assert.is(r.restored, r.reference);
-});
+}, { sample: true });
 
-test('unix sockets of every kind: names and socket files, accept queues, shutdowns, datagram senders, descriptors and credentials in flight', async () => {
+crTest('unix sockets of every kind: names and socket files, accept queues, shutdowns, datagram senders, descriptors and credentials in flight', async () => {
   const r = await roundTrip('unixsk', ['150'], 3);
   assert.match(r.reference, /\nall good\n$/);
   assert.is(r.restored, r.reference);
@@ -43,7 +43,7 @@ test('unix sockets of every kind: names and socket files, accept queues, shutdow
   assert.match(r.show, /rcvtimeo=2500000us sndbuf=131072 rcvbuf=65536/);
 });
 
-test('TCP between two processes of the tree streams across the dump, every byte once and in order; IPv6, listeners, options', async () => {
+crTest('TCP between two processes of the tree streams across the dump, every byte once and in order; IPv6, listeners, options', async () => {
   const r = await roundTrip('tcpsk', ['300'], 6);
   assert.match(r.reference, /\nall good\n$/);
   assert.is(r.restored, r.reference);
@@ -165,7 +165,7 @@ test('a failed dump and a dump with --leave-running give the connection back: ou
   }
 });
 
-test('UDP sockets, bound or connected, IPv4 and IPv6, keep their queued datagrams and senders', async () => {
+crTest('UDP sockets, bound or connected, IPv4 and IPv6, keep their queued datagrams and senders', async () => {
   const r = await roundTrip('udpsk', ['100'], 3);
   assert.match(r.reference, /\nall good\n$/);
   assert.is(r.restored, r.reference);

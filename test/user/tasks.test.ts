@@ -6,11 +6,11 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { alive, cr, roundTrip, sleep, start, tempDir, waitLines } from '../lib/harness.js';
+import { crTest, test } from '../lib/modes.js';
 
-test('each thread keeps its scheduling policy, real-time priority, nice value and SCHED_RESET_ON_FORK', async () => {
+crTest('each thread keeps its scheduling policy, real-time priority, nice value and SCHED_RESET_ON_FORK', async () => {
   const r = await roundTrip('sched', ['150'], 4);
   assert.match(r.show, /sched batch nice 5/);
   assert.match(r.show, /sched fifo\|reset_on_fork priority 10/);
@@ -20,7 +20,14 @@ test('each thread keeps its scheduling policy, real-time priority, nice value an
   assert.match(r.restored, /thread 2: fifo\|reset_on_fork priority 10 nice 0, 0 bad checks/);
 });
 
-test('signals pending for any thread are delivered to that thread, once, with their siginfo', async () => {
+crTest('prctl state comes back: timer slack, child subreaper, not dumpable, parent-death signal, personality', async () => {
+  const r = await roundTrip('prctlstate', ['150'], 4);
+  assert.match(r.show, /personality 0x40000 {2}pdeathsig 23 {2}timer slack 123456 ns {2}dumpable 0 {2}child subreaper/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /: 0 bad checks\n/);
+});
+
+crTest('signals pending for any thread are delivered to that thread, once, with their siginfo', async () => {
   const r = await roundTrip('threadsigs', ['150'], 3);
   assert.match(r.show, /pending for the thread: signal 12 code -6/);
   assert.match(r.show, /pending for thread \d+: signal 10 code -6/);
@@ -29,7 +36,7 @@ test('signals pending for any thread are delivered to that thread, once, with th
   assert.match(r.restored, /thread 3: 0 bad checks, got 35042 35043\n/);
 });
 
-test('zombies of every shape: exited, killed, and a leader that exited while its threads run on', async () => {
+crTest('zombies of every shape: exited, killed, and a leader that exited while its threads run on', async () => {
   const r = await roundTrip('zombies', ['150'], 3);
   assert.match(r.show, /zombie, wait status 0x2a00/);
   assert.match(r.show, /zombie, wait status 0xf/);
@@ -39,7 +46,7 @@ test('zombies of every shape: exited, killed, and a leader that exited while its
   assert.match(r.restored, /leader Z, 3 threads, 0 bad checks\n/);
 });
 
-test('pid namespaces of its own, nested, and unshared: every task sees the same pids inside after restore', async () => {
+crTest('pid namespaces of its own, nested, and unshared: every task sees the same pids inside after restore', async () => {
   const r = await roundTrip('pidns', ['150'], 3);
   assert.is(r.restored, r.reference);
   assert.match(r.restored, /C: pid 1 ppid 0, 3 pid namespaces deep, 0 bad checks\nE: pid 1 ppid 0, 2 pid namespaces deep, 0 bad checks\nF: pid 2 ppid 0, 2 pid namespaces deep, 0 bad checks\nG: pid 3 ppid 0, 2 pid namespaces deep/);

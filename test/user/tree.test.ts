@@ -6,10 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { procStat, procStatus, statField } from '../../userspace/proc/parse.js';
-import { cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { checkpointRestart, crTest, test } from '../lib/modes.js';
 
 interface Shape {
   pid: number;
@@ -37,18 +37,13 @@ function shapeOf(root: number): Shape[] {
 async function roundTrip(dumpArgs: string[] = [], cgroup?: string): Promise<void> {
   const ref = await undisturbed('tree', ['400'], tempDir('treeref'));
   const dir = tempDir('tree');
-  const images = tempDir('treeimg');
   const run = start('tree', ['400'], path.join(dir, 'out.txt'), cgroup);
   await waitLines(run.out, 5);
   const before = shapeOf(run.pid);
   assert.is(before.length, 4, 'root, child, grandchild and zombie');
 
-  const d = await cr(['dump', '-t', String(run.pid), '-D', images, '-v', ...dumpArgs]);
-  assert.is(d.exitCode, 0, d.all);
-  if (cgroup) assert.match(d.stderr, /froze .*: seized 9 threads/, 'all 3 threads of the 3 live processes');
-  await run.exited;
-  const r = await cr(['restore', '-D', images, '--detach']);
-  assert.is(r.exitCode, 0, r.all);
+  const c = await checkpointRestart(run, { dumpArgs: ['-v', ...dumpArgs], detach: true });
+  if (cgroup) assert.match(c.dumpLog, /froze .*: seized 9 threads/, 'all 3 threads of the 3 live processes');
 
   const after = shapeOf(run.pid).map((s) => (s.pid === run.pid ? { ...s, ppid: before[0].ppid } : s));
   assert.equal(after, before, 'pids, parents, process group, threads and the zombie');
@@ -56,22 +51,18 @@ async function roundTrip(dumpArgs: string[] = [], cgroup?: string): Promise<void
   assert.is(withoutPid(fs.readFileSync(run.out, 'utf8')).body, withoutPid(ref).body);
 }
 
-test('a tree of threaded processes with pipes, shared memory and a zombie', () => roundTrip());
+crTest('a tree of threaded processes with pipes, shared memory and a zombie', () => roundTrip(), { sample: true });
 
-test('restored into a new pid namespace, the tree keeps its pids there', async () => {
+crTest('restored into a new pid namespace, the tree keeps its pids there', async () => {
   const ref = await undisturbed('tree', ['400'], tempDir('nsref'));
   const run = start('tree', ['400'], path.join(tempDir('ns'), 'out.txt'));
-  const images = tempDir('nsimg');
   await waitLines(run.out, 5);
-  assert.is((await cr(['dump', '-t', String(run.pid), '-D', images])).exitCode, 0);
-  await run.exited;
   // The original pids may well be taken here meanwhile: inside the new namespace they are free.
-  const r = await cr(['restore', '-D', images, '--pidns']);
-  assert.is(r.exitCode, 0, r.all);
+  await checkpointRestart(run, { restoreArgs: ['--pidns'] });
   const got = withoutPid(fs.readFileSync(run.out, 'utf8'));
   assert.is(got.body, withoutPid(ref).body);
   assert.is(got.pid, run.pid, 'getpid() inside the namespace is the original pid');
-});
+}, { not: { iter: 'a tree restored into a new pid namespace is dumped again from outside it, where its pids are not the image\'s' } });
 
 /** Freezer cgroups this kernel offers: v1 (freezer.state) and v2 (cgroup.freeze). */
 const FREEZERS = ['/sys/fs/cgroup/freezer', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']
@@ -79,7 +70,7 @@ const FREEZERS = ['/sys/fs/cgroup/freezer', '/sys/fs/cgroup/unified', '/sys/fs/c
   .filter((d, _i, all) => !(d === '/sys/fs/cgroup' && all.includes('/sys/fs/cgroup/unified')));
 
 for (const root of FREEZERS) {
-  test(`the same tree, frozen through the cgroup freezer (${root})`, async () => {
+  crTest(`the same tree, frozen through the cgroup freezer (${root})`, async () => {
     const cgroup = fs.mkdtempSync(path.join(root, 'cr-test-'));
     try {
       await roundTrip(['--freeze-cgroup', cgroup], cgroup);
@@ -93,7 +84,7 @@ for (const root of FREEZERS) {
         }
       }
     }
-  });
+  }, { not: { iter: 'the restored tree is in cr\'s own cgroup, not the one the next round freezes' } });
 }
 
 test.run();

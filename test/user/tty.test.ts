@@ -2,13 +2,13 @@
 import { execa } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { alive, cr, crBin, programBin, roundTrip, start, tempDir, waitLines } from '../lib/harness.js';
+import { crTest, test } from '../lib/modes.js';
 
 const children = (pid: number) => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 
-test('a pty pair of the tree: termios, window size, packet mode, lock, number, the session it controls and its foreground group', async () => {
+crTest('a pty pair of the tree: termios, window size, packet mode, lock, number, the session it controls and its foreground group', async () => {
   // Bytes in flight in the pty are refused rather than lost: try again once they have gone.
   let r;
   for (let tries = 0; !r; tries++) {

@@ -339,7 +339,8 @@ static void kernel_wait_restarted(const char *logpath)
 	}
 	for (i = 0; i < nr_tasks; i++)
 		live += !tasks[i].zombie;
-	if (restarted == live) {
+	/* an error after the last task was rebuilt still kills the whole tree */
+	if (restarted == live && !error[0]) {
 		for (i = 0; i < nr_tasks; i++)
 			report("ready %d %d\n", tasks[i].pid, khostpid[i] ? khostpid[i] : tasks[i].pid);
 		return;

@@ -91,7 +91,8 @@ export function setsockopt(fd: number, level: number, name: number, value: numbe
   let val = value as Buffer;
   if (typeof value === 'number') {
     val = Buffer.alloc(4);
-    val.writeInt32LE(value, 0);
+    // The same 32 bits whether the option is an int or (SO_MARK) an unsigned one.
+    val.writeInt32LE(value | 0, 0);
   }
   call(`setsockopt(${level}, ${name})`, NR.setsockopt, fd, level, name, val, val.length);
 }

@@ -3,6 +3,7 @@
  * once through koffi. Every wrapper throws a SysError carrying errno.
  */
 import koffi from 'koffi';
+import fs from 'node:fs';
 import os from 'node:os';
 
 const libc = koffi.load('libc.so.6');
@@ -83,6 +84,20 @@ export function pidExists(pid: number): boolean {
   } catch (err) {
     return (err as SysError).code === 'EPERM';
   }
+}
+
+/** Whether `pid` is a task that runs (or could): neither gone nor a zombie. */
+export function running(pid: number): boolean {
+  try {
+    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Wait up to `ms` until none of `pids` runs: killed tasks take a moment to die, zombies wait for their parent. */
+export async function waitGone(pids: number[], ms: number): Promise<void> {
+  for (const deadline = Date.now() + ms; pids.some(running) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 5));
 }
 
 export interface Rlimit {

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { NR, NT_X86_XSTATE, PTRACE, SIG, ERESTART, EINTR } from './constants.js';
-import { ptrace, ptraceRegset, SysError, waitpid, WALL, wstatus } from './libc.js';
+import { kill, ptrace, ptraceRegset, SysError, waitpid, WALL, wstatus } from './libc.js';
 
 /** struct user_regs_struct, in order. */
 export const REG_NAMES = [
@@ -58,6 +58,17 @@ export interface Rseq {
   addr: bigint;
   size: number;
   signature: number;
+}
+
+/** A read or write of /proc/PID/mem, its failure (EIO where nothing can be mapped in) a SysError naming what was tried. */
+function memCall(call: () => number, what: string): number {
+  try {
+    return call();
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).errno;
+    if (errno === undefined) throw err;
+    throw new SysError(what, Math.abs(errno));
+  }
 }
 
 export class Tracee {
@@ -179,7 +190,7 @@ export class Tracee {
     const buf = into ?? Buffer.alloc(len);
     let done = 0;
     while (done < len) {
-      const n = fs.readSync(this.mem(), buf, done, len - done, addr + done);
+      const n = memCall(() => fs.readSync(this.mem(), buf, done, len - done, addr + done), `read of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`);
       if (n === 0) throw new SysError(`read of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`, 14);
       done += n;
     }
@@ -190,7 +201,7 @@ export class Tracee {
   writeMem(addr: number, data: Buffer): void {
     let done = 0;
     while (done < data.length) {
-      const n = fs.writeSync(this.mem(), data, done, data.length - done, addr + done);
+      const n = memCall(() => fs.writeSync(this.mem(), data, done, data.length - done, addr + done), `write of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`);
       if (n === 0) throw new SysError(`write of pid ${this.pid} memory at 0x${(addr + done).toString(16)}`, 14);
       done += n;
     }
@@ -263,5 +274,33 @@ export class Tracee {
   closeMem(): void {
     if (this.memFd !== null) fs.closeSync(this.memFd);
     this.memFd = null;
+  }
+}
+
+/**
+ * Kill traced processes, each given as its threads (the leader first), and
+ * take the tracer's notice of every death: until the tracer has waited for
+ * a traced task, its parent cannot reap it, and its pid stays taken.
+ */
+export function killTraced(processes: Tracee[][]): void {
+  for (const threads of processes) {
+    try {
+      if (threads.length) kill(threads[0].pid, SIG.KILL);
+    } catch {
+      /* dead already: its death is still to be taken */
+    }
+  }
+  // Children first (the list goes parents first): the init of a pid
+  // namespace does not finish dying before all in its namespace are reaped.
+  for (const threads of [...processes].reverse()) {
+    // A leader is reported only after its other threads: wait for them first.
+    for (const th of [...threads].reverse()) {
+      th.closeMem();
+      try {
+        waitpid(th.pid, WALL);
+      } catch {
+        /* a thread reaped along with its leader */
+      }
+    }
   }
 }

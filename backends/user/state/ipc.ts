@@ -208,7 +208,8 @@ function restoreIpc(img: IpcImage): void {
   }
 }
 
-const asCr = (what: string, err: unknown) => (err instanceof SysError ? new CrError(`${what}: ${err.message}`, { cause: err }) : err);
+/** A failed system call or file write (of a sysctl, of a segment's pages) as a CrError. */
+const asCr = (what: string, err: unknown) => (err instanceof SysError || (err as NodeJS.ErrnoException).code ? new CrError(`${what}: ${(err as Error).message}`, { cause: err }) : err);
 
 export const ipc = defineState<IpcImage | null>({
   name: 'ipc',
@@ -228,6 +229,11 @@ export const ipc = defineState<IpcImage | null>({
     // Only the root of a tree with its own IPC namespace has one.
     if (!fs.existsSync(imageFile(dir, 'ipc', pid))) return null;
     const img = readImage<IpcImage>(dir, 'ipc', pid);
+    if ([...img.shm, ...img.msg, ...img.sem].some((o) => !o.perm)) throw new CrError(`${imageFile(dir, 'ipc', pid)}: corrupted image (an IPC object without its permissions)`);
+    // Only the namespace's own limits, as numbers: restore writes them into /proc/sys/kernel.
+    for (const { name, value } of img.sysctls) {
+      if (![...LIMITS, RMID_FORCED].includes(name) || !/^\d+(\s+\d+)*$/.test(value)) throw new CrError(`${imageFile(dir, 'ipc', pid)}: corrupted image (sysctl ${JSON.stringify(name)})`);
+    }
     for (const s of img.shm) {
       if (s.chunks.some((c) => c.offset + BigInt(c.data.length) > s.size)) throw new CrError(`${imageFile(dir, 'ipc', pid)}: corrupted image (shm ${s.perm.id})`);
     }

@@ -16,6 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
+import { injectFault } from '../../../userspace/fault.js';
 import { dataPages, PAGE_IS } from '../../../userspace/proc/pagemap.js';
 import { type SmapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
@@ -230,8 +231,15 @@ function markInherited(vmas: DumpVma[], parent: DumpVma[]): void {
   }
 }
 
-function writeAll(fd: number, buf: Buffer): void {
+/** Runs of page data each task's dump has written: CR_FAULT=dump-pages:N fails after the N-th. */
+const pageWrites = new WeakMap<DumpTask, number>();
+
+/** Append a run of page data to the pages file. */
+function writePages(task: DumpTask, fd: number, buf: Buffer): void {
   for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done, buf.length - done);
+  const n = (pageWrites.get(task) ?? 0) + 1;
+  pageWrites.set(task, n);
+  injectFault('dump-pages', n);
 }
 
 /** Append a run of pages to `runs`, merging it with the last one if they touch. */
@@ -251,7 +259,7 @@ interface SavedPages {
 function savePages(task: DumpTask, out: number, data: Buffer, vaddr: bigint, n: number): void {
   for (let done = 0; done < n; ) {
     const k = Math.min(CHUNK_PAGES, n - done);
-    writeAll(out, task.tracee.readMem(Number(vaddr) + done * PAGE_SIZE, k * PAGE_SIZE, data.subarray(0, k * PAGE_SIZE)));
+    writePages(task, out, task.tracee.readMem(Number(vaddr) + done * PAGE_SIZE, k * PAGE_SIZE, data.subarray(0, k * PAGE_SIZE)));
     done += k;
   }
   task.stats.pagesWritten += n;
@@ -416,7 +424,7 @@ function dumpShmemObjects(task: DumpTask, vmas: Vma[], out: number): ShmemObject
           const n = Math.min(CHUNK_PAGES, pages - done);
           const chunk = buf.subarray(0, n * PAGE_SIZE).fill(0);
           fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - data - done * PAGE_SIZE), data + done * PAGE_SIZE);
-          writeAll(out, chunk);
+          writePages(task, out, chunk);
           task.stats.pagesWritten += n;
           done += n;
         }
@@ -462,6 +470,9 @@ function prctlMmMap(l: MmLayout, auxvAddr: number, exeFd: number): Buffer {
   b.writeInt32LE(exeFd, 100);
   return b;
 }
+
+/** mm->saved_auxv on x86_64, 2 * (AT_VECTOR_SIZE_ARCH + AT_VECTOR_SIZE_BASE + 1) words: the most PR_SET_MM_MAP takes. */
+const SAVED_AUXV_BYTES = 2 * (3 + 22 + 1) * 8;
 
 function checkVmas(file: string, vmas: Vma[]): void {
   let prevEnd = 0n;
@@ -711,6 +722,7 @@ export const memory = defineState<MmImage>({
     const file = imageFile(dir, 'mm', pid);
     const img = readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(dir, 'mm', pid);
     if (!img.layout) throw new CrError(`${file}: corrupted image (no mm layout)`);
+    if (img.layout.auxv.length > SAVED_AUXV_BYTES) throw new CrError(`${file}: corrupted image (an auxv of ${img.layout.auxv.length} bytes)`);
     const full = { ...img, pagesFile: imageFile(dir, 'pages', pid) };
     checkVmas(file, full.vmas);
     checkInherited(dir, file, ppid, full.vmas);

@@ -30,6 +30,10 @@ export interface ProcessImage {
   umask: number;
   personality: number;
   pdeathsig: number;
+  /** prctl state: PR_SET_TIMERSLACK (0: the default), PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER. */
+  timer_slack_ns: bigint;
+  dumpable: number;
+  child_subreaper: boolean;
   /** From the inventory, not this image: the task was stopped by a signal. */
   stopped: boolean;
 }
@@ -151,7 +155,13 @@ export const processState = defineState<ProcessImage>({
     }
     task.inj.reset();
     const sig = task.inj.alloc(4);
+    const subreaper = task.inj.alloc(4);
     task.tracee.syscallOk('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0);
+    task.tracee.syscallOk('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, subreaper, 0, 0, 0);
+    const timerSlack = task.tracee.syscallOk('prctl(PR_GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK, 0, 0, 0, 0);
+    const dumpable = Number(task.tracee.syscallOk('prctl(PR_GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE, 0, 0, 0, 0));
+    // what a set-id exec leaves (suid_dumpable 2): prctl(PR_SET_DUMPABLE) sets only 0 or 1
+    if (dumpable > 1) throw new CrError(`pid ${task.pid}: dumpable ${dumpable} (after a set-id exec) cannot be set again: not supported`);
     task.images.write('process', task.pid, {
       cwd: cwdGhost?.path ?? cwd,
       cwd_ghost: cwdGhost,
@@ -162,12 +172,16 @@ export const processState = defineState<ProcessImage>({
       umask: parseInt(status.get('Umask') ?? '22', 8),
       personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16),
       pdeathsig: task.tracee.readMem(sig, 4).readUInt32LE(0),
+      timer_slack_ns: timerSlack,
+      dumpable,
+      child_subreaper: task.tracee.readMem(subreaper, 4).readUInt32LE(0) !== 0,
     });
   },
 
   load(dir, { pid, stopped }) {
     const img = { ...readImage<ProcessImage>(dir, 'process', pid), stopped };
-    if (img.creds.uids.length !== 4 || img.creds.gids.length !== 4) throw new CrError(`process-${pid}.img: corrupted image (credentials)`);
+    if (!img.creds || img.creds.uids.length !== 4 || img.creds.gids.length !== 4) throw new CrError(`process-${pid}.img: corrupted image (credentials)`);
+    if (img.rlimits.some((r) => RLIMIT_NAMES[r.resource] === undefined)) throw new CrError(`process-${pid}.img: corrupted image (resource limits)`);
     if (img.cwd_ghost) checkGhost(img.cwd_ghost, `process-${pid}.img`);
     else if (!fs.existsSync(img.cwd)) throw new CrError(`pid ${pid}: its working directory ${img.cwd} no longer exists`);
     return img;
@@ -194,7 +208,11 @@ export const processState = defineState<ProcessImage>({
         throw new CrError(`pid ${task.pid}: cannot set RLIMIT_${RLIMIT_NAMES[r.resource]} (${(err as Error).message})`);
       }
     }
+    tracee.syscallOk('prctl(PR_SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, img.timer_slack_ns, 0, 0, 0);
+    tracee.syscallOk('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, img.child_subreaper ? 1 : 0, 0, 0, 0);
     restoreCreds(task, img.creds);
+    // after the credentials, whose change resets it
+    if (img.dumpable !== 1) tracee.syscallOk('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, img.dumpable, 0, 0, 0);
   },
 
   finish(task, img) {
@@ -207,6 +225,7 @@ export const processState = defineState<ProcessImage>({
     return [
       `cwd ${img.cwd_ghost ? describeGhost(img.cwd_ghost) : img.cwd}  comm ${img.comm}  uids ${c.uids.join('/')}  gids ${c.gids.join('/')}  umask 0${img.umask.toString(8)}`,
       `caps: effective 0x${c.cap_effective.toString(16)} permitted 0x${c.cap_permitted.toString(16)} bounding 0x${c.cap_bounding.toString(16)}${c.cap_ambient ? ` ambient 0x${c.cap_ambient.toString(16)}` : ''}${c.no_new_privs ? ' no_new_privs' : ''}`,
+      `personality 0x${img.personality.toString(16)}  pdeathsig ${img.pdeathsig}  timer slack ${img.timer_slack_ns} ns  dumpable ${img.dumpable}${img.child_subreaper ? '  child subreaper' : ''}`,
     ];
   },
 });

@@ -18,8 +18,10 @@ export function inetFamily(f: FdProbe, type: number, protocol: number): number |
 }
 
 /** Refuse an image's socket of another family. */
-export function checkFamily(family: number, kind: string, where: string): void {
+/** An inet socket's family, and its addresses there with ports that fit 16 bits: a damaged image may have neither. */
+export function checkFamily(family: number, kind: string, where: string, addresses: (InetAddress | null)[]): void {
   if (family !== AF.INET && family !== AF.INET6) throw new CrError(`${where}: ${kind} socket of unknown family ${family}`);
+  if (addresses.some((a) => !a || a.port > 0xffff)) throw new CrError(`${where}: corrupted image (${kind} socket address)`);
 }
 
 const diags = new WeakMap<DumpShared, Map<number, InetDiag>>();

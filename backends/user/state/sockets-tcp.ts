@@ -438,7 +438,8 @@ export const tcpSockets: FdType = {
 
   check(file, where) {
     const s = payloadOf(file, where);
-    checkFamily(s.family, 'tcp', where);
+    checkFamily(s.family, 'tcp', where, [s.local, s.peer]);
+    if (!s.opts) throw new CrError(`${where}: corrupted image (tcp socket without its options)`);
     if (!['unconnected', 'listening', 'established'].includes(s.state)) throw new CrError(`${where}: tcp socket in unknown state '${s.state}'`);
     const len = s.family === AF.INET6 ? 16 : 4;
     if (s.local.addr.length !== len || s.peer.addr.length !== len) throw new CrError(`${where}: corrupted image (address of ${s.local.addr.length} bytes)`);

@@ -586,6 +586,7 @@ export const unixSockets: FdType = {
 
   check(file, where) {
     const s = payloadOf(file, where);
+    if (!s.addr || !s.peer_addr || !s.opts) throw new CrError(`${where}: corrupted image (unix socket without its addresses or options)`);
     if (!TYPE_NAMES[s.type]) throw new CrError(`${where}: unix socket of unknown type ${s.type}`);
     if (!ROLES.includes(s.role)) throw new CrError(`${where}: unix socket of unknown role '${s.role}'`);
     for (const a of [s.addr, s.peer_addr]) {
