@@ -82,8 +82,8 @@ export async function kernelRoundTrip(program: string, args: string[], dump: Par
  * kernelRoundTrip() of a self-checking program whose checks must all pass,
  * with lines `cr show` must print of its image.
  */
-export async function selfCheck(program: string, args: string[], show: RegExp[], dump: Partial<DumpOptions> = {}): Promise<KernelRoundTrip> {
-  const r = await kernelRoundTrip(program, args, dump);
+export async function selfCheck(program: string, args: string[], show: RegExp[]): Promise<KernelRoundTrip> {
+  const r = await kernelRoundTrip(program, args);
   assert.not.match(r.out, /FAIL/, r.out);
   assert.match(r.out, /^ok /m, r.out);
   assert.equal(r.status, { code: 0, signal: null }, r.out);
