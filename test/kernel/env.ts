@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as assert from 'uvu/assert';
 import { helperPath, probe } from '../../backends/kernel/sys.js';
 import { kernelBackend } from '../../backends/kernel/index.js';
-import type { DumpOptions, ExitStatus } from '../../backends/types.js';
+import type { ExitStatus } from '../../backends/types.js';
 import { packageRoot } from '../../userspace/paths.js';
 import { dmesgTrouble as kernelTrouble } from '../../vm-images/runner.js';
 import { sleep, tempDir } from '../lib/harness.js';
@@ -64,13 +64,13 @@ export interface KernelRoundTrip {
  * then checks its own state) through a checkpoint that kills it and a
  * restart; SIGUSR1 goes to the restarted root.
  */
-export async function kernelRoundTrip(program: string, args: string[], dump: Partial<DumpOptions> = {}): Promise<KernelRoundTrip> {
+export async function kernelRoundTrip(program: string, args: string[]): Promise<KernelRoundTrip> {
   const dir = tempDir('kround');
   const out = `${dir}/out.txt`;
   const child = startTo(kprogram(program), args, out);
   await waitFor(out, 'ready');
   // It waits for SIGUSR1 after "ready": nothing to wait for between the rounds of a test mode.
-  const d = await checkpointRestartWith(kernelBackend, child, { watch: null, dump });
+  const d = await checkpointRestartWith(kernelBackend, child, { watch: null });
   if ((await child.done) !== 'SIGKILL') throw new Error('the checkpoint did not kill the task');
   const r = d.restored;
   process.kill(r.pids[0], 'SIGUSR1');

@@ -22,7 +22,7 @@
 import fs from 'node:fs';
 import { test as uvuTest } from 'uvu';
 import { backends } from '../../backends/index.js';
-import type { Backend, BackendName, DumpOptions, RestoreResult } from '../../backends/types.js';
+import type { Backend, BackendName, RestoreResult } from '../../backends/types.js';
 import { pidExists, running, waitGone } from '../../userspace/sys/libc.js';
 import { cr, type CrRun, sleep, tempDir } from './harness.js';
 
@@ -295,11 +295,11 @@ async function staged<T>(stage: CycleFailure['stage'], p: Promise<T>): Promise<T
 }
 
 /** A backend called in-process, as a cycle's driver. */
-function backendDriver(backend: Backend, detach?: boolean, extra: Partial<DumpOptions> = {}): Driver<RestoreResult> {
+function backendDriver(backend: Backend, detach?: boolean): Driver<RestoreResult> {
   return {
     async dump(pid, dir, { leaveRunning, prev, pre }) {
       const lines: string[] = [];
-      const dumpOpts = { ...extra, pid, dir, leaveRunning, log: (l: string) => lines.push(l), ...(prev ? { prevImagesDir: prev } : {}) };
+      const dumpOpts = { pid, dir, leaveRunning, log: (l: string) => lines.push(l), ...(prev ? { prevImagesDir: prev } : {}) };
       const preDump = (backend as { preDump?: Backend['dump'] }).preDump;
       if (pre && !preDump) throw new CycleFailure('pre-dump', `the ${backend.name} backend has no pre-dump`);
       const r = await staged(pre ? 'pre-dump' : 'dump', pre ? preDump!.call(backend, dumpOpts) : backend.dump(dumpOpts));
@@ -320,6 +320,6 @@ function backendDriver(backend: Backend, detach?: boolean, extra: Partial<DumpOp
  * `cr` command costs Node's start-up). The last restore is returned as the
  * backend gave it: the test waits for it, signals it, or lets it be.
  */
-export function checkpointRestartWith(backend: Backend, target: Target, o: CycleOptions & { detach?: boolean; dump?: Partial<DumpOptions> } = {}): Promise<Cycle<RestoreResult>> {
-  return cycle(backendDriver(backend, o.detach, o.dump), target, o);
+export function checkpointRestartWith(backend: Backend, target: Target, o: CycleOptions & { detach?: boolean } = {}): Promise<Cycle<RestoreResult>> {
+  return cycle(backendDriver(backend, o.detach), target, o);
 }
