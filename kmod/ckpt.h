@@ -660,21 +660,21 @@ int ckpt_shm_vma_kind(struct ckpt_ctx *ctx, struct vm_area_struct *vma);
 int checkpoint_shm_attachments(struct ckpt_ctx *ctx, struct ckpt_vma_desc *descs,
 			       unsigned int nr);
 int restore_prepare_shm_segments(struct ckpt_ctx *ctx, u32 nr, u64 shmmax);
-int restore_shm_segments(struct ckpt_ctx *ctx);
+int restore_shm_segment(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __user *scratch);
 int restore_prepare_shm_vmas(struct ckpt_ctx *ctx);
 int restore_shm_vma(struct ckpt_ctx *ctx, struct ckpt_rvma *r, struct ckpt_rvma *last);
 
 /* msg.c: SysV message queues */
 int checkpoint_msg_queues(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
 int restore_prepare_msg_queues(struct ckpt_ctx *ctx, u32 nr, u32 msgmax);
-int restore_msg_queues(struct ckpt_ctx *ctx);
+int restore_msg_queue(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __user *scratch);
 
 /* sem.c: SysV semaphore sets, each process's SEM_UNDO adjustments */
 int checkpoint_sem_sets(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u32 nr);
 int checkpoint_sem_undo(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_may_sem_undo(struct ckpt_ctx *ctx, struct task_struct *a, struct task_struct *b);
 int restore_prepare_sem_sets(struct ckpt_ctx *ctx, u32 nr, u32 semmsl);
-int restore_sem_sets(struct ckpt_ctx *ctx);
+int restore_sem_set(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __user *scratch);
 int restore_prepare_sem_undo(struct ckpt_ctx *ctx);
 int restore_sem_undo(struct ckpt_ctx *ctx);
 

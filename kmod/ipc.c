@@ -373,6 +373,33 @@ int restore_ipc_creator(struct ckpt_ctx *ctx, int kind, struct ckpt_ipc_perm *pe
 	return 0;
 }
 
+/*
+ * In the root: every SysV object of the namespace, in the image's order
+ * (segments, queues, sets), each with its id, contents, owner and mode
+ */
+static int restore_ipc_objs(struct ckpt_ctx *ctx)
+{
+	struct ckpt_ipc *ipc = ctx->ipc;
+	void __user *scratch = ckpt_scratch_map(ctx);
+	int ret = 0;
+	u32 i;
+
+	if (IS_ERR(scratch))
+		return PTR_ERR(scratch);
+	for (i = 0; !ret && i < ipc->nr_objs; i++) {
+		struct ckpt_ipc_obj *o = &ipc->objs[i];
+
+		if (o->kind == IPC_SHM_IDS)
+			ret = restore_shm_segment(ctx, o, scratch);
+		else if (o->kind == IPC_MSG_IDS)
+			ret = restore_msg_queue(ctx, o, scratch);
+		else
+			ret = restore_sem_set(ctx, o, scratch);
+	}
+	ckpt_scratch_unmap(scratch);
+	return ret;
+}
+
 /* In the root, first of all: the limits, the objects, and shm_rmid_forced last */
 int restore_ipc_ns(struct ckpt_ctx *ctx)
 {
@@ -394,11 +421,7 @@ int restore_ipc_ns(struct ckpt_ctx *ctx)
 		ret = restore_ipc_sysctl(ctx, "sem", "%u %u %u %u",
 					 h->sem[0], h->sem[1], h->sem[2], h->sem[3]);
 	if (!ret)
-		ret = restore_shm_segments(ctx);
-	if (!ret)
-		ret = restore_msg_queues(ctx);
-	if (!ret)
-		ret = restore_sem_sets(ctx);
+		ret = restore_ipc_objs(ctx);
 	/* last: its 1 destroys at once a segment nobody holds, its creator gone */
 	if (!ret)
 		ret = restore_ipc_sysctl(ctx, "shm_rmid_forced", "%u", h->shm_rmid_forced);

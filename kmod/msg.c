@@ -153,7 +153,7 @@ static int restore_msg_set(struct ckpt_ctx *ctx, struct ckpt_ipc_perm *perm, u64
 	return 0;
 }
 
-static int restore_msg_queue(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __user *scratch)
+int restore_msg_queue(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __user *scratch)
 {
 	struct ckpt_hdr_msg_queue *h = (struct ckpt_hdr_msg_queue *)o->obj->h;
 	struct ckpt_ipc_perm mine = *o->perm;
@@ -188,21 +188,4 @@ static int restore_msg_queue(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void 
 	if (!ret)
 		ret = restore_msg_set(ctx, o->perm, h->qbytes, scratch);
 	return ret ? ret : restore_ipc_creator(ctx, IPC_MSG_IDS, o->perm);
-}
-
-/* In the root: every queue, with its id, messages, owner and mode */
-int restore_msg_queues(struct ckpt_ctx *ctx)
-{
-	struct ckpt_ipc *ipc = ctx->ipc;
-	void __user *scratch = ckpt_scratch_map(ctx);
-	int ret = 0;
-	u32 i;
-
-	if (IS_ERR(scratch))
-		return PTR_ERR(scratch);
-	for (i = 0; !ret && i < ipc->nr_objs; i++)
-		if (ipc->objs[i].kind == IPC_MSG_IDS)
-			ret = restore_msg_queue(ctx, &ipc->objs[i], scratch);
-	ckpt_scratch_unmap(scratch);
-	return ret;
 }

@@ -173,7 +173,7 @@ static long restore_semget(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, int fla
 	return ckpt_syscall(__NR_semget, o->perm->key, o->size, flags);
 }
 
-static int restore_sem_set(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __user *scratch)
+int restore_sem_set(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __user *scratch)
 {
 	struct ckpt_hdr_sem *h = (struct ckpt_hdr_sem *)o->obj->h;
 	struct semid64_ds ds = {};
@@ -199,23 +199,6 @@ static int restore_sem_set(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __
 		return ckpt_err(ctx, ret, "cannot give SysV semaphore set %d its owner and mode",
 				o->perm->id);
 	return restore_ipc_creator(ctx, IPC_SEM_IDS, o->perm);
-}
-
-/* In the root: every set, with its id, values, owner and mode */
-int restore_sem_sets(struct ckpt_ctx *ctx)
-{
-	struct ckpt_ipc *ipc = ctx->ipc;
-	void __user *scratch = ckpt_scratch_map(ctx);
-	int ret = 0;
-	u32 i;
-
-	if (IS_ERR(scratch))
-		return PTR_ERR(scratch);
-	for (i = 0; !ret && i < ipc->nr_objs; i++)
-		if (ipc->objs[i].kind == IPC_SEM_IDS)
-			ret = restore_sem_set(ctx, &ipc->objs[i], scratch);
-	ckpt_scratch_unmap(scratch);
-	return ret;
 }
 
 /*

@@ -297,7 +297,7 @@ static int restore_shm_pages(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o)
 	return ret;
 }
 
-static int restore_shm_segment(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __user *scratch)
+int restore_shm_segment(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, void __user *scratch)
 {
 	struct ckpt_ipc_perm *perm = o->perm;
 	struct shmid64_ds ds = {};
@@ -321,23 +321,6 @@ static int restore_shm_segment(struct ckpt_ctx *ctx, struct ckpt_ipc_obj *o, voi
 	if (ret)
 		return ckpt_err(ctx, ret, "cannot give SysV shm %d its owner and mode", perm->id);
 	return restore_ipc_creator(ctx, IPC_SHM_IDS, perm);
-}
-
-/* In the root: every segment, with its id, contents, lock, owner and mode */
-int restore_shm_segments(struct ckpt_ctx *ctx)
-{
-	struct ckpt_ipc *ipc = ctx->ipc;
-	void __user *scratch = ckpt_scratch_map(ctx);
-	int ret = 0;
-	u32 i;
-
-	if (IS_ERR(scratch))
-		return PTR_ERR(scratch);
-	for (i = 0; !ret && i < ipc->nr_objs; i++)
-		if (ipc->objs[i].kind == IPC_SHM_IDS)
-			ret = restore_shm_segment(ctx, &ipc->objs[i], scratch);
-	ckpt_scratch_unmap(scratch);
-	return ret;
 }
 
 /*
