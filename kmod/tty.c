@@ -123,10 +123,10 @@ static long ckpt_ldisc_inq(void *priv, unsigned long uaddr)
 }
 
 /* Bytes a tty's line discipline holds (TIOCINQ) */
-static int ckpt_tty_inq(struct tty_struct *tty)
+static int ckpt_tty_inq(struct ckpt_ctx *ctx, struct tty_struct *tty)
 {
 	int n = 0;
-	long ret = ckpt_user_call(&n, sizeof(n), ckpt_ldisc_inq, tty);
+	long ret = ckpt_user_call(ctx, &n, sizeof(n), ckpt_ldisc_inq, tty);
 
 	return ret < 0 ? ret : n;
 }
@@ -152,9 +152,9 @@ static int checkpoint_tty(struct ckpt_ctx *ctx, struct tty_struct *tty, u32 kind
 		return ckpt_err(ctx, -EOPNOTSUPP, "terminal %s in TIOCEXCL mode: not supported",
 				term->name);
 	if (kind == CKPT_TTY_PTY) {
-		inq = ckpt_tty_inq(tty);
+		inq = ckpt_tty_inq(ctx, tty);
 		if (!inq)
-			inq = ckpt_tty_inq(term);
+			inq = ckpt_tty_inq(ctx, term);
 		if (inq)
 			return ckpt_err(ctx, inq < 0 ? inq : -EOPNOTSUPP,
 					"pty %s has bytes in flight: not supported", term->name);
@@ -377,7 +377,7 @@ int restore_tty_obj(struct ckpt_ctx *ctx)
 		rt->tty = rt->tty->link;
 		snprintf(rt->slave, sizeof(rt->slave), "/dev/pts/%u", h->index);
 		if (pkt)
-			ret = ckpt_user_ioctl(file, TIOCPKT, &pkt, sizeof(pkt));
+			ret = ckpt_user_ioctl(ctx, file, TIOCPKT, &pkt, sizeof(pkt));
 		if (ret)
 			ckpt_err(ctx, ret, "pty %u: cannot set packet mode again", h->index);
 		if (!h->locked)
@@ -513,7 +513,7 @@ int restore_prepare_ctty(struct ckpt_ctx *ctx)
 	for (waited = 0; !ret && c->pgrp; waited += 20) {
 		int pgrp = c->pgrp;
 
-		ret = ckpt_user_ioctl(file, TIOCSPGRP, &pgrp, sizeof(pgrp));
+		ret = ckpt_user_ioctl(ctx, file, TIOCSPGRP, &pgrp, sizeof(pgrp));
 		if (ret != -ESRCH || waited >= CKPT_PGRP_WAIT_MS || fatal_signal_pending(current))
 			break;
 		ret = 0;
