@@ -470,9 +470,10 @@ bool ckpt_anon_is(struct file *file, const char *name);
 struct file *ckpt_take_fd(int fd);
 struct file *restore_state_file(struct ckpt_ctx *ctx, struct ckpt_hdr_file *h,
 				const char *path);
-long ckpt_user_call(void *arg, size_t len, long (*fn)(void *priv, unsigned long uaddr),
-		    void *priv);
-long ckpt_user_ioctl(struct file *file, unsigned int cmd, void *arg, size_t len);
+long ckpt_user_call(struct ckpt_ctx *ctx, void *arg, size_t len,
+		    long (*fn)(void *priv, unsigned long uaddr), void *priv);
+long ckpt_user_ioctl(struct ckpt_ctx *ctx, struct file *file, unsigned int cmd, void *arg,
+		     size_t len);
 int checkpoint_data(struct ckpt_ctx *ctx, s32 objref, const void *buf, u32 len, u64 offset);
 int checkpoint_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u64 size);
 struct ckpt_hdr_data *restore_next_data(struct ckpt_ctx *ctx, s32 objref, u64 limit);

@@ -77,7 +77,7 @@ int restore_eventfd_obj(struct ckpt_ctx *ctx)
 	/* a new counter is 0: this write(2) adds the saved one and never blocks */
 	if (e->count) {
 		count = e->count;
-		ret = ckpt_user_call(&count, sizeof(count), ckpt_eventfd_add, file);
+		ret = ckpt_user_call(ctx, &count, sizeof(count), ckpt_eventfd_add, file);
 		if (ret != sizeof(count)) {
 			fput(file);
 			return ckpt_err(ctx, ret < 0 ? ret : -EIO,

@@ -28,7 +28,6 @@
 #include <linux/fs_struct.h>
 #include <linux/kdev_t.h>
 #include <linux/magic.h>
-#include <linux/mman.h>
 #include <linux/mount.h>
 #include <linux/namei.h>
 #include <linux/pid.h>
@@ -358,25 +357,24 @@ struct file *ckpt_take_fd(int fd)
 }
 
 /*
- * Call @fn(@priv, address) with @arg (@len bytes, in and out) in a page of
- * the calling task's user memory: a tty's ioctls take only user pointers.
+ * Call @fn(@priv, address) with @arg (@len bytes, in and out) in a scratch
+ * page of the calling task's memory: a tty's ioctls take only user pointers.
  */
-long ckpt_user_call(void *arg, size_t len, long (*fn)(void *priv, unsigned long uaddr),
-		    void *priv)
+long ckpt_user_call(struct ckpt_ctx *ctx, void *arg, size_t len,
+		    long (*fn)(void *priv, unsigned long uaddr), void *priv)
 {
-	unsigned long addr;
+	void __user *scratch;
 	long ret;
 
 	if (!current->mm || len > PAGE_SIZE)
 		return -EINVAL;
-	addr = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, 0);
-	if (IS_ERR_VALUE(addr))
-		return addr;
-	ret = copy_to_user((void __user *)addr, arg, len) ? -EFAULT : fn(priv, addr);
-	if (ret >= 0 && copy_from_user(arg, (void __user *)addr, len))
+	scratch = ckpt_scratch_map(ctx);
+	if (IS_ERR(scratch))
+		return PTR_ERR(scratch);
+	ret = ckpt_stage(scratch, 0, arg, len) ? fn(priv, (unsigned long)scratch) : -EFAULT;
+	if (ret >= 0 && copy_from_user(arg, scratch, len))
 		ret = -EFAULT;
-	vm_munmap(addr, PAGE_SIZE);
+	ckpt_scratch_unmap(scratch);
 	return ret;
 }
 
@@ -393,13 +391,14 @@ static long ckpt_do_ioctl(void *priv, unsigned long uaddr)
 }
 
 /* ioctl(2) on @file from the calling task, @arg in and out */
-long ckpt_user_ioctl(struct file *file, unsigned int cmd, void *arg, size_t len)
+long ckpt_user_ioctl(struct ckpt_ctx *ctx, struct file *file, unsigned int cmd, void *arg,
+		     size_t len)
 {
 	struct ckpt_ioctl io = { .file = file, .cmd = cmd };
 
 	if (!file->f_op->unlocked_ioctl)
 		return -ENOTTY;
-	return ckpt_user_call(arg, len, ckpt_do_ioctl, &io);
+	return ckpt_user_call(ctx, arg, len, ckpt_do_ioctl, &io);
 }
 
 /*

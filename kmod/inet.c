@@ -323,8 +323,8 @@ static long ckpt_getsockopts_user(void *priv, unsigned long uaddr)
 	return 0;
 }
 
-static int ckpt_getsockopts(struct socket *sock, const bool *want, struct ckpt_optvals *v,
-			    struct ckpt_optcall *c)
+static int ckpt_getsockopts(struct ckpt_ctx *ctx, struct socket *sock, const bool *want,
+			    struct ckpt_optvals *v, struct ckpt_optcall *c)
 {
 	unsigned int i;
 	long ret;
@@ -337,7 +337,7 @@ static int ckpt_getsockopts(struct socket *sock, const bool *want, struct ckpt_o
 	}
 	c->sock = sock;
 	c->want = want;
-	ret = ckpt_user_call(v, sizeof(*v), ckpt_getsockopts_user, c);
+	ret = ckpt_user_call(ctx, v, sizeof(*v), ckpt_getsockopts_user, c);
 	return ret < 0 ? ret : 0;
 }
 
@@ -355,7 +355,7 @@ static int checkpoint_inet_opts(struct ckpt_ctx *ctx, struct socket *sock,
 		want[i] = ckpt_opt_applies(&ckpt_inet_opts[i], h->family, h->type, h->state);
 	v = kzalloc(sizeof(*v), GFP_KERNEL);
 	c = kzalloc(sizeof(*c), GFP_KERNEL);
-	ret = v && c ? ckpt_getsockopts(sock, want, v, c) : -ENOMEM;
+	ret = v && c ? ckpt_getsockopts(ctx, sock, want, v, c) : -ENOMEM;
 	if (ret) {
 		ckpt_err(ctx, ret, "%s socket: cannot read its options", ckpt_inet_kind(sock->sk));
 		goto out;
@@ -1163,7 +1163,7 @@ static int restore_inet_opts(struct ckpt_ctx *ctx, struct socket *sock,
 	 */
 	for (pass = 0; !ret && pass < (late ? 1 : 2); pass++) {
 		if (!late)
-			ret = ckpt_getsockopts(sock, want, v, c);
+			ret = ckpt_getsockopts(ctx, sock, want, v, c);
 		for (i = 0; !ret && i < h->nr_opts; i++) {
 			const struct ckpt_inet_opt *d = ckpt_opt_find(h, &opts[i]);
 			unsigned int k = d - ckpt_inet_opts;

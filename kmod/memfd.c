@@ -62,6 +62,12 @@ static int checkpoint_memfd(struct ckpt_ctx *ctx, struct file *file, s32 *objref
 	inode_lock_shared(inode);
 	h.seals = SHMEM_I(inode)->seals;
 	inode_unlock_shared(inode);
+	/* restart seals it before it maps it: a writable mapping would be refused */
+	if ((h.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) &&
+	    mapping_writably_mapped(inode->i_mapping))
+		return ckpt_err(ctx, -EOPNOTSUPP,
+				"%pD is sealed against writes but still mapped writable: not supported",
+				file);
 	h.mode = inode->i_mode & 07777;
 	h.uid = from_kuid_munged(ns, inode->i_uid);
 	h.gid = from_kgid_munged(ns, inode->i_gid);

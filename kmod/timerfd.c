@@ -100,7 +100,7 @@ int restore_timerfd_obj(struct ckpt_ctx *ctx)
 	if (!ret && t->ticks) {
 		u64 ticks = t->ticks;
 
-		ret = ckpt_user_ioctl(file, TFD_IOC_SET_TICKS, &ticks, sizeof(ticks));
+		ret = ckpt_user_ioctl(ctx, file, TFD_IOC_SET_TICKS, &ticks, sizeof(ticks));
 		if (ret)
 			ckpt_err(ctx, ret, "cannot give a timerfd its %llu expirations", t->ticks);
 	}

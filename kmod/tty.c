@@ -121,10 +121,10 @@ static long ckpt_ldisc_inq(void *priv, unsigned long uaddr)
 }
 
 /* Bytes a tty's line discipline holds (TIOCINQ) */
-static int ckpt_tty_inq(struct tty_struct *tty)
+static int ckpt_tty_inq(struct ckpt_ctx *ctx, struct tty_struct *tty)
 {
 	int n = 0;
-	long ret = ckpt_user_call(&n, sizeof(n), ckpt_ldisc_inq, tty);
+	long ret = ckpt_user_call(ctx, &n, sizeof(n), ckpt_ldisc_inq, tty);
 
 	return ret < 0 ? ret : n;
 }
@@ -150,9 +150,9 @@ static int checkpoint_tty(struct ckpt_ctx *ctx, struct tty_struct *tty, u32 kind
 		return ckpt_err(ctx, -EOPNOTSUPP, "terminal %s in TIOCEXCL mode: not supported",
 				term->name);
 	if (kind == CKPT_TTY_PTY) {
-		inq = ckpt_tty_inq(tty);
+		inq = ckpt_tty_inq(ctx, tty);
 		if (!inq)
-			inq = ckpt_tty_inq(term);
+			inq = ckpt_tty_inq(ctx, term);
 		if (inq)
 			return ckpt_err(ctx, inq < 0 ? inq : -EOPNOTSUPP,
 					"pty %s has bytes in flight: not supported", term->name);
@@ -375,7 +375,7 @@ int restore_tty_obj(struct ckpt_ctx *ctx)
 		rt->tty = rt->tty->link;
 		snprintf(rt->slave, sizeof(rt->slave), "/dev/pts/%u", h->index);
 		if (pkt)
-			ret = ckpt_user_ioctl(file, TIOCPKT, &pkt, sizeof(pkt));
+			ret = ckpt_user_ioctl(ctx, file, TIOCPKT, &pkt, sizeof(pkt));
 		if (ret)
 			ckpt_err(ctx, ret, "pty %u: cannot set packet mode again", h->index);
 		if (!h->locked)
@@ -521,7 +521,7 @@ int restore_prepare_ctty(struct ckpt_ctx *ctx)
 int restore_tty_foreground(struct ckpt_ctx *ctx, struct file *tty, pid_t pgrp)
 {
 	int arg = pgrp;
-	long ret = ckpt_user_ioctl(tty, TIOCSPGRP, &arg, sizeof(arg));
+	long ret = ckpt_user_ioctl(ctx, tty, TIOCSPGRP, &arg, sizeof(arg));
 
 	if (ret)
 		return ckpt_err(ctx, ret, "%pD: cannot make %d its foreground group", tty, pgrp);

@@ -770,7 +770,8 @@ static int restore_sock_skb(struct ckpt_ctx *ctx, struct ckpt_rsock *rs, struct 
 	if (IS_ERR(s))
 		return PTR_ERR(s);
 	if (s->sock != h->objref || !s->len || s->len > CKPT_SKB_MAX ||
-	    s->h.len != sizeof(*s) + ALIGN(s->len, 8) || s->from.len > sizeof(s->from.name))
+	    s->h.len != sizeof(*s) + ALIGN(s->len, 8) ||
+	    s->from.len > sizeof(struct sockaddr_un))
 		return ckpt_err(ctx, -EINVAL, "bad SKB object");
 	if (h->state == CKPT_SOCK_PENDING) {
 		/* a pending connection's bytes went from its client to the embryo */
