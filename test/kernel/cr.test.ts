@@ -266,6 +266,19 @@ const python = execaSync('python3', ['-c', ''], { reject: false }).exitCode === 
   assert.equal(dmesgTrouble(), []);
 });
 
+t('a node program, checkpointed waiting on its event loop, computes what an undisturbed run computes', async () => {
+  const nodeRun = (roundTrip: boolean) => threadsRun(process.execPath, [path.join(kprogram(''), '..', 'nodecount.js')], roundTrip);
+  const ref = await nodeRun(false);
+  assert.is(ref.status, 0, ref.out);
+  const run = await nodeRun(true);
+  assert.ok(run.tasks[0].length >= 5, `${run.tasks[0].length} threads`);
+  assert.equal(run.tasks[1], run.tasks[0], 'the same tids');
+  assert.is(run.out, ref.out);
+  assert.is(verdicts(run.out).length, 40, run.out);
+  assert.is(run.status, 0, run.out);
+  assert.equal(dmesgTrouble(), []);
+});
+
 /** kshare, undisturbed or through dump and restore; SIGUSR1 to its child a once it is ready. */
 async function kshareRun(roundTrip: boolean): Promise<{ out: string; status: unknown; show: string; imageBytes: number }> {
   const dir = tempDir('ksh');
