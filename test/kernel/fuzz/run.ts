@@ -55,16 +55,20 @@ interface SeedProgram {
   start(dir: string): Promise<number>;
 }
 
-const SEED_PROGRAMS: SeedProgram[] = [
-  {
-    name: 'memsum (memory of every kind, files, TLS, FPU)',
-    async start(dir) {
-      const out = path.join(dir, 'out.txt');
-      const c = startTo(kprogram('memsum'), [dir, '100000', '20'], out);
-      await waitFor(out, 'iter 3 ');
-      return c.pid;
-    },
+/** A seed that runs @argv (given its directory) with its output in out.txt, ready once that shows @ready. */
+const readySeed = (name: string, argv: (dir: string) => string[], ready = 'ready'): SeedProgram => ({
+  name,
+  async start(dir) {
+    const [program, ...args] = argv(dir);
+    const out = path.join(dir, 'out.txt');
+    const c = startTo(program!, args, out);
+    await waitFor(out, ready);
+    return c.pid;
   },
+});
+
+const SEED_PROGRAMS: SeedProgram[] = [
+  readySeed('memsum (memory of every kind, files, TLS, FPU)', (dir) => [kprogram('memsum'), dir, '100000', '20'], 'iter 3 '),
   {
     name: 'ktree (three processes, a zombie, a shared file)',
     async start(dir) {
@@ -73,78 +77,15 @@ const SEED_PROGRAMS: SeedProgram[] = [
       return c.pid;
     },
   },
-  {
-    name: 'kpipes (pipes and a FIFO with bytes in flight)',
-    async start(dir) {
-      const out = path.join(dir, 'out.txt');
-      const c = startTo(kprogram('kpipes'), ['100000', '20', dir], out);
-      await waitFor(out, 'iter 3:');
-      return c.pid;
-    },
-  },
-  {
-    name: 'procstate (pending signals, rlimits, capabilities)',
-    async start(dir) {
-      const out = path.join(dir, 'out.txt');
-      const c = startTo(kprogram('procstate'), ['state'], out);
-      await waitFor(out, 'ready');
-      return c.pid;
-    },
-  },
-  {
-    name: 'kfiles (sockets, a listener, eventfd, timerfd, signalfd, epoll, inotify, memfd, an unlinked file, locks, a pty)',
-    async start(dir) {
-      const out = path.join(dir, 'out.txt');
-      const c = startTo(kprogram('kfiles'), ['mix', dir], out);
-      await waitFor(out, 'ready');
-      return c.pid;
-    },
-  },
-  {
-    name: 'kinet (TCP connections between two processes with bytes queued both ways, over IPv4 and IPv6)',
-    async start(dir) {
-      const out = path.join(dir, 'out.txt');
-      const c = startTo(kprogram('kinet'), ['established'], out);
-      await waitFor(out, 'ready');
-      return c.pid;
-    },
-  },
-  {
-    name: 'kinet (UDP sockets with datagrams queued, a connected one)',
-    async start(dir) {
-      const out = path.join(dir, 'out.txt');
-      const c = startTo(kprogram('kinet'), ['udp'], out);
-      await waitFor(out, 'ready');
-      return c.pid;
-    },
-  },
-  {
-    name: 'kipc (its own UTS and IPC namespaces: SysV segments, queues, semaphores, SEM_UNDO; POSIX timers)',
-    async start(dir) {
-      const out = path.join(dir, 'out.txt');
-      const c = startTo('unshare', ['-iu', kprogram('kipc')], out);
-      await waitFor(out, '\nready\n');	// not "child N ready": all its objects exist
-      return c.pid;
-    },
-  },
-  {
-    name: 'kthreads (threads: tids, TLS, masks, altstacks, rseq, robust lists)',
-    async start(dir) {
-      const out = path.join(dir, 'out.txt');
-      const c = startTo(kprogram('kthreads'), ['threads'], out);
-      await waitFor(out, 'ready');
-      return c.pid;
-    },
-  },
-  {
-    name: 'confine (no_new_privs, two seccomp filters)',
-    async start(dir) {
-      const out = path.join(dir, 'out.txt');
-      const c = startTo(kprogram('confine'), ['seccomp'], out);
-      await waitFor(out, 'ready');
-      return c.pid;
-    },
-  },
+  readySeed('kpipes (pipes and a FIFO with bytes in flight)', (dir) => [kprogram('kpipes'), '100000', '20', dir], 'iter 3:'),
+  readySeed('procstate (pending signals, rlimits, capabilities)', () => [kprogram('procstate'), 'state']),
+  readySeed('kfiles (sockets, a listener, eventfd, timerfd, signalfd, epoll, inotify, memfd, an unlinked file, locks, a pty)', (dir) => [kprogram('kfiles'), 'mix', dir]),
+  readySeed('kinet (TCP connections between two processes with bytes queued both ways, over IPv4 and IPv6)', () => [kprogram('kinet'), 'established']),
+  readySeed('kinet (UDP sockets with datagrams queued, a connected one)', () => [kprogram('kinet'), 'udp']),
+  // kipc's own ready line, not a child's: all its objects exist
+  readySeed('kipc (its own UTS and IPC namespaces: SysV segments, queues, semaphores, SEM_UNDO; POSIX timers)', () => ['unshare', '-iu', kprogram('kipc')], '\nready\n'),
+  readySeed('kthreads (threads: tids, TLS, masks, altstacks, rseq, robust lists)', () => [kprogram('kthreads'), 'threads']),
+  readySeed('confine (no_new_privs, two seccomp filters)', () => [kprogram('confine'), 'seccomp']),
 ];
 
 /** Checkpoint each seed program (killing it) into an image; its files stay where it left them. */
