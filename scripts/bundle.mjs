@@ -1,30 +1,64 @@
 #!/usr/bin/env node
-// Bundle the `cr` command into dist/cr/ after tsc: one entry file and a chunk
-// per backend (each backend is imported only when used), so a command reads
-// a handful of files instead of a module graph of hundreds. It matters in the
-// VM, where every file comes over 9p under emulation. koffi stays outside
-// (a native addon); CommonJS dependencies get a real require.
+// Bundle the `cr` command into dist/cr/ after tsc, as CommonJS: the driver
+// (cr.js: the CLI, commander, the backends' identity modules) and one file
+// per backend, required only when a command uses that backend. A command
+// reads a handful of files instead of a module graph of hundreds, which
+// matters in the VM, where every file comes over 9p under emulation, and
+// CommonJS skips Node's ES module loader, whose start-up costs about as
+// much there as the whole CLI (see README.md, "Start-up").
+//
+// Modules whose identity matters across files (CrError, tested with
+// instanceof by the driver) are bundled once into a file of their own that
+// the others require. koffi stays outside (a native addon).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = path.join(root, 'dist');
+const outdir = path.join(dist, 'cr');
 
-const outdir = path.join(root, 'dist', 'cr');
-// Chunk names change with their content: start empty so none is left over.
+/** Output file (in dist/cr/) for each module of dist/ that is bundled on its own. */
+const files = {
+  'userspace/cli/cr.js': 'cr.js',
+  'backends/user/index.js': 'user.js',
+  'backends/kernel/index.js': 'kernel.js',
+  'backends/criu/index.js': 'criu.js',
+  'userspace/errors.js': 'errors.js',
+};
+const fileOf = new Map(Object.entries(files).map(([src, out]) => [path.join(dist, src), out]));
+
+/** Every import of another bundle's module becomes a require() of its file. */
+const separate = (self) => ({
+  name: 'cr-separate',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\// }, (args) => {
+      const out = fileOf.get(path.resolve(args.resolveDir, args.path));
+      return out && out !== self ? { path: `./${out}`, external: true } : undefined;
+    });
+  },
+});
+
 fs.rmSync(outdir, { recursive: true, force: true });
+fs.mkdirSync(outdir, { recursive: true });
+// .js files under dist/cr/ are CommonJS, whatever the package's "type" says.
+fs.writeFileSync(path.join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
 
-await build({
-  entryPoints: [path.join(root, 'dist', 'userspace', 'cli', 'cr.js')],
-  // Two levels below the package root, as dist/userspace/cli/ is: paths.ts finds the root the same way.
-  outdir,
+await Promise.all(Object.entries(files).map(([src, out]) => build({
+  entryPoints: [path.join(dist, src)],
+  outfile: path.join(outdir, out),
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   external: ['koffi'],
-  banner: { js: "import { createRequire as __crRequire } from 'node:module'; const require = __crRequire(import.meta.url);" },
+  // import() of another bundle becomes require(): no ES module loader at run time.
+  supported: { 'dynamic-import': false },
+  // paths.ts finds the package root from its own URL: dist/cr/ is two levels below it, as dist/userspace/ is.
+  define: { 'import.meta.url': '__crModuleUrl' },
+  banner: { js: "var __crModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [separate(out)],
   logLevel: 'warning',
-});
+})));
+fs.chmodSync(path.join(outdir, 'cr.js'), 0o755);

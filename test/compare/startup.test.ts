@@ -1,0 +1,75 @@
+/**
+ * The `cr` command's start-up as compare/ measures it: the command's
+ * CR_TIMINGS line placed against rusage's clock splits its wall time into
+ * exec→call, the call and return→exit; and a command loads only the files
+ * it needs (no backend for --version, one backend for check, no protobuf
+ * code in the kernel backend's file). No timings are asserted, only how
+ * they fit together.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa, execaSync } from 'execa';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { commandOverhead } from '../../compare/harness.js';
+import { crCommand, packageRoot } from '../../userspace/paths.js';
+
+const rusage = path.join(packageRoot, 'compare', 'workloads', 'bin', 'rusage');
+let scratch = '';
+
+test.before(() => {
+  execaSync('make', ['-s', '-C', path.join(packageRoot, 'compare', 'workloads')]);
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cr-startup-test-'));
+});
+test.after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+test('overhead: exec to the first call and the last return to exit, on one clock', () => {
+  const ru = 'wall_us=900000 maxrss_kb=1 utime_us=1 stime_us=1 status=exit:0 start_us=1000000 end_us=1900000';
+  assert.equal(commandOverhead(ru, 'call_start_us=1500000 call_end_us=1800000\n'), { startMs: 500, exitMs: 100 });
+  assert.is(commandOverhead(ru, ''), undefined, 'no CR_TIMINGS line: no overhead');
+  assert.is(commandOverhead('wall_us=1 maxrss_kb=1 status=exit:0', 'call_start_us=1 call_end_us=2'), undefined, 'an old rusage without its clock');
+  assert.is(commandOverhead(ru, 'call_start_us=900000 call_end_us=1800000'), undefined, 'a call before the exec is another clock');
+});
+
+/** Run `cr ARGS` under rusage with CR_TIMINGS and a preload that lists every file the command required. */
+async function traced(args: string[]): Promise<{ ru: string; timings: string; loaded: string[]; stdout: string; exitCode?: number }> {
+  const id = args.join('_').replace(/\W+/g, '_');
+  const [ru, timings, list, hook] = ['rusage', 'timings', 'loaded', 'hook.cjs'].map((f) => path.join(scratch, `${id}.${f}`));
+  fs.writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, Object.keys(require.cache).join('\\n')));\n`);
+  const r = await execa(rusage, [ru, process.execPath, '--require', hook, crCommand, ...args], { env: { CR_TIMINGS: timings }, reject: false });
+  const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+  return { ru: read(ru), timings: read(timings), loaded: read(list).split('\n').filter((f) => f !== hook), stdout: r.stdout, exitCode: r.exitCode };
+}
+
+const crFiles = (loaded: string[]) => loaded.filter((f) => f.startsWith(path.dirname(crCommand))).map((f) => path.basename(f)).sort();
+
+test('cr --version: no backend loaded, no backend call timed', async () => {
+  const t = await traced(['--version']);
+  assert.is(t.exitCode, 0);
+  assert.match(t.stdout, /^\d+\.\d+\.\d+$/);
+  assert.equal(crFiles(t.loaded), ['cr.js', 'errors.js']);
+  assert.ok(!t.loaded.some((f) => f.includes('koffi')), t.loaded.join('\n'));
+  assert.is(t.timings, '', 'nothing to time');
+});
+
+test('cr check: the user backend alone, its call inside the command\'s wall time', async () => {
+  const t = await traced(['check']);
+  assert.match(t.stdout, /^user backend/m);
+  assert.equal(crFiles(t.loaded), ['cr.js', 'errors.js', 'user.js']);
+  const o = commandOverhead(t.ru, t.timings);
+  assert.ok(o, `${t.ru} / ${t.timings}`);
+  const wallMs = Number(t.ru.match(/wall_us=(\d+)/)![1]) / 1000;
+  assert.ok(o!.startMs > 0 && o!.exitMs >= 0 && o!.startMs + o!.exitMs <= wallMs, JSON.stringify({ o, wallMs }));
+});
+
+test('cr check --backend=kernel loads the kernel backend alone, and its file has no protobuf code', async () => {
+  const t = await traced(['check', '--backend=kernel']);
+  assert.match(t.stdout, /^kernel backend/m, 'it ran (it may fail on a host without the engine)');
+  assert.equal(crFiles(t.loaded), ['cr.js', 'errors.js', 'kernel.js']);
+  const kernel = fs.readFileSync(path.join(path.dirname(crCommand), 'kernel.js'), 'utf8');
+  assert.not.match(kernel, /node_modules\/protobufjs/);
+  assert.not.match(kernel, /dist\/backends\/user\//);
+});
+
+test.run();
