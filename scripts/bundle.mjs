@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 // Bundle the `cr` command into dist/cr/ after tsc, as CommonJS: the driver
-// (cr.js: the CLI, commander, the backends' identity modules) and one file
-// per backend, required only when a command uses that backend. A command
+// (cli.js: the CLI, commander, the backends' identity modules) and one file
+// per backend, required only when a command uses that backend; cr.js (the
+// bin, userspace/cli/launch.ts) runs them from the V8 code cache written
+// here for each. A command
 // reads a handful of files instead of a module graph of hundreds, which
 // matters in the VM, where every file comes over 9p under emulation, and
 // CommonJS skips Node's ES module loader, whose start-up costs about as
 // much there as the whole CLI (see README.md, "Start-up").
 //
-// Modules whose identity matters across files (CrError, tested with
-// instanceof by the driver) are bundled once into a file of their own that
-// the others require. koffi stays outside (a native addon).
+// Modules whose identity matters across files are bundled once into a file
+// of their own that the others require: CrError (the driver tests for it
+// with instanceof) and the koffi bindings (koffi's type names are global to
+// the process: a second copy of libc.js fails to declare its structs).
+// koffi stays outside (a native addon).
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,11 +26,14 @@ const outdir = path.join(dist, 'cr');
 
 /** Output file (in dist/cr/) for each module of dist/ that is bundled on its own. */
 const files = {
-  'userspace/cli/cr.js': 'cr.js',
+  'userspace/cli/launch.js': 'cr.js',
+  'userspace/cli/cr.js': 'cli.js',
   'backends/user/index.js': 'user.js',
   'backends/kernel/index.js': 'kernel.js',
   'backends/criu/index.js': 'criu.js',
   'userspace/errors.js': 'errors.js',
+  'userspace/sys/libc.js': 'libc.js',
+  'userspace/net/socket.js': 'socket.js',
 };
 const fileOf = new Map(Object.entries(files).map(([src, out]) => [path.join(dist, src), out]));
 
@@ -62,3 +70,8 @@ await Promise.all(Object.entries(files).map(([src, out]) => build({
   logLevel: 'warning',
 })));
 fs.chmodSync(path.join(outdir, 'cr.js'), 0o755);
+// cli.js runs inside the launcher's function wrapper, where a #! line is a syntax error.
+const cli = path.join(outdir, 'cli.js');
+fs.writeFileSync(cli, fs.readFileSync(cli, 'utf8').replace(/^#!.*\n/, ''));
+// Each bundle's code cache, as compiled by loading it (see launch.ts).
+execFileSync(process.execPath, [path.join(outdir, 'cr.js'), '--version'], { env: { ...process.env, CR_WRITE_CODE_CACHE: '1' }, stdio: 'ignore' });

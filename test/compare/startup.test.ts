@@ -48,7 +48,7 @@ test('cr --version: no backend loaded, no backend call timed', async () => {
   const t = await traced(['--version']);
   assert.is(t.exitCode, 0);
   assert.match(t.stdout, /^\d+\.\d+\.\d+$/);
-  assert.equal(crFiles(t.loaded), ['cr.js', 'errors.js']);
+  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'errors.js']);
   assert.ok(!t.loaded.some((f) => f.includes('koffi')), t.loaded.join('\n'));
   assert.is(t.timings, '', 'nothing to time');
 });
@@ -56,7 +56,7 @@ test('cr --version: no backend loaded, no backend call timed', async () => {
 test('cr check: the user backend alone, its call inside the command\'s wall time', async () => {
   const t = await traced(['check']);
   assert.match(t.stdout, /^user backend/m);
-  assert.equal(crFiles(t.loaded), ['cr.js', 'errors.js', 'user.js']);
+  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'errors.js', 'libc.js', 'socket.js', 'user.js']);
   const o = commandOverhead(t.ru, t.timings);
   assert.ok(o, `${t.ru} / ${t.timings}`);
   const wallMs = Number(t.ru.match(/wall_us=(\d+)/)![1]) / 1000;
@@ -66,7 +66,7 @@ test('cr check: the user backend alone, its call inside the command\'s wall time
 test('cr check --backend=kernel loads the kernel backend alone, and its file has no protobuf code', async () => {
   const t = await traced(['check', '--backend=kernel']);
   assert.match(t.stdout, /^kernel backend/m, 'it ran (it may fail on a host without the engine)');
-  assert.equal(crFiles(t.loaded), ['cr.js', 'errors.js', 'kernel.js']);
+  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'errors.js', 'kernel.js', 'libc.js', 'socket.js']);
   const kernel = fs.readFileSync(path.join(path.dirname(crCommand), 'kernel.js'), 'utf8');
   assert.not.match(kernel, /node_modules\/protobufjs/);
   assert.not.match(kernel, /dist\/backends\/user\//);
