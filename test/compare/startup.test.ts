@@ -53,6 +53,13 @@ test('cr --version: no backend loaded, no backend call timed', async () => {
   assert.is(t.timings, '', 'nothing to time');
 });
 
+test('the bundles run from the code caches the build wrote', async () => {
+  const r = await execa(process.execPath, [crCommand, 'check', '--backend=kernel'], { env: { CR_DEBUG: '1' }, reject: false });
+  assert.match(r.stdout, /^kernel backend/m);
+  assert.not.match(r.stderr, /rejected the code cache/);
+  for (const f of ['cli.js', 'kernel.js', 'libc.js']) assert.ok(fs.existsSync(path.join(path.dirname(crCommand), `${f}.cache`)), f);
+});
+
 test('cr check: the user backend alone, its call inside the command\'s wall time', async () => {
   const t = await traced(['check']);
   assert.match(t.stdout, /^user backend/m);

@@ -6,7 +6,7 @@
  * bundles costs about as much as the rest of the CLI's start-up under
  * emulation, and Node 20 has no compile cache of its own. A cache V8
  * rejects (another Node, other V8 flags, a rebuilt bundle) costs only the
- * read: the source is compiled as usual.
+ * read: the source is compiled as usual (CR_DEBUG=1 says so on stderr).
  *
  * CR_WRITE_CODE_CACHE=1 (the build) loads every bundle and writes each
  * one's cache at exit.
@@ -35,6 +35,7 @@ extensions['.js'] = (module, filename) => {
     /* not built with one: compile */
   }
   const script = new vm.Script(wrap(fs.readFileSync(filename, 'utf8')), { filename, cachedData });
+  if (script.cachedDataRejected && process.env.CR_DEBUG) process.stderr.write(`cr: V8 rejected the code cache of ${filename}\n`);
   if (writeCache) compiled.set(filename, script);
   script.runInThisContext()(module.exports, Module.createRequire(filename), module, filename, __dirname);
 };
