@@ -37,14 +37,33 @@ const files = {
 };
 const fileOf = new Map(Object.entries(files).map(([src, out]) => [path.join(dist, src), out]));
 
-/** Every import of another bundle's module becomes a require() of its file. */
+/**
+ * Packages bundled into a file of their own and required on first use, by
+ * the functions of theirs that cr-lab calls: execa pulls in a dozen of
+ * Node's own modules, and most commands (a kernel dump, show, check) spawn
+ * nothing or only late.
+ */
+const lazyPackages = { execa: ['execa', 'execaSync'] };
+const lazyFile = (pkg) => `${pkg}.js`;
+
+const lazyProxy = (pkg) => [
+  'let loaded;',
+  `const load = () => (loaded ??= require('./${lazyFile(pkg)}'));`,
+  ...lazyPackages[pkg].map((fn) => `export const ${fn} = (...args) => load().${fn}(...args);`),
+].join('\n');
+
+/** Every import of another bundle's module becomes a require() of its file; a lazy package's, a proxy that requires it when called. */
 const separate = (self) => ({
   name: 'cr-separate',
   setup(b) {
     b.onResolve({ filter: /^\.\.?\// }, (args) => {
+      if (args.namespace === 'cr-lazy') return { path: args.path, external: true };
       const out = fileOf.get(path.resolve(args.resolveDir, args.path));
       return out && out !== self ? { path: `./${out}`, external: true } : undefined;
     });
+    b.onResolve({ filter: new RegExp(`^(${Object.keys(lazyPackages).join('|')})$`) }, (args) =>
+      lazyFile(args.path) === self ? undefined : { path: args.path, namespace: 'cr-lazy' });
+    b.onLoad({ filter: /.*/, namespace: 'cr-lazy' }, (args) => ({ contents: lazyProxy(args.path), loader: 'js' }));
   },
 });
 
@@ -53,8 +72,12 @@ fs.mkdirSync(outdir, { recursive: true });
 // .js files under dist/cr/ are CommonJS, whatever the package's "type" says.
 fs.writeFileSync(path.join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
 
-await Promise.all(Object.entries(files).map(([src, out]) => build({
-  entryPoints: [path.join(dist, src)],
+const entries = [
+  ...Object.entries(files).map(([src, out]) => [path.join(dist, src), out]),
+  ...Object.keys(lazyPackages).map((pkg) => [fileURLToPath(import.meta.resolve(pkg)), lazyFile(pkg)]),
+];
+await Promise.all(entries.map(([entry, out]) => build({
+  entryPoints: [entry],
   outfile: path.join(outdir, out),
   bundle: true,
   format: 'cjs',

@@ -8,8 +8,8 @@
  * rejects (another Node, other V8 flags, a rebuilt bundle) costs only the
  * read: the source is compiled as usual (CR_DEBUG=1 says so on stderr).
  *
- * CR_WRITE_CODE_CACHE=1 (the build) loads every bundle and writes each
- * one's cache at exit.
+ * CR_WRITE_CODE_CACHE=1 (the build) loads every bundle in its folder and
+ * writes each one's cache at exit.
  */
 import fs from 'node:fs';
 import Module from 'node:module';
@@ -44,6 +44,6 @@ if (writeCache) {
   process.on('exit', () => {
     for (const [file, script] of compiled) fs.writeFileSync(`${file}.cache`, script.createCachedData());
   });
-  for (const b of ['user', 'kernel', 'criu']) load(`./${b}.js`);
+  for (const f of fs.readdirSync(__dirname)) if (f.endsWith('.js') && f !== 'cr.js' && f !== 'cli.js') load(`./${f}`);
 }
 load('./cli.js');
