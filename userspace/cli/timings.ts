@@ -4,10 +4,12 @@
  *   call_start_us=<n> call_end_us=<n>
  *
  * the CLOCK_MONOTONIC times (µs) at which its first backend call started
- * (the backend's code loaded) and its last one returned. With the times a
- * launcher took just before exec and after wait (compare/workloads/rusage
- * prints them as start_us and end_us) they split the command's wall time
- * into its own start-up, the backend's work and its own exit.
+ * (the backend's file loaded; what a backend imports on its first call, such
+ * as the user backend's dump and restore code, loads inside the call) and
+ * its last one returned. With the times a launcher took just before exec
+ * and after wait (compare/workloads/rusage prints them as start_us and
+ * end_us) they split the command's wall time into its own start-up, the
+ * backend's work and its own exit.
  */
 import fs from 'node:fs';
 
