@@ -97,4 +97,4 @@ fs.chmodSync(path.join(outdir, 'cr.js'), 0o755);
 const cli = path.join(outdir, 'cli.js');
 fs.writeFileSync(cli, fs.readFileSync(cli, 'utf8').replace(/^#!.*\n/, ''));
 // Each bundle's code cache, as compiled by loading it (see launch.ts).
-execFileSync(process.execPath, [path.join(outdir, 'cr.js'), '--version'], { env: { ...process.env, CR_WRITE_CODE_CACHE: '1' }, stdio: 'ignore' });
+execFileSync(process.execPath, [path.join(outdir, 'cr.js'), '--version'], { env: { ...process.env, CR_WRITE_CODE_CACHE: '1' }, stdio: ['ignore', 'ignore', 'inherit'] });

@@ -44,6 +44,14 @@ if (writeCache) {
   process.on('exit', () => {
     for (const [file, script] of compiled) fs.writeFileSync(`${file}.cache`, script.createCachedData());
   });
-  for (const f of fs.readdirSync(__dirname)) if (f.endsWith('.js') && f !== 'cr.js' && f !== 'cli.js') load(`./${f}`);
+  for (const f of fs.readdirSync(__dirname)) {
+    if (!f.endsWith('.js') || f === 'cr.js' || f === 'cli.js') continue;
+    try {
+      load(`./${f}`);
+    } catch (err) {
+      // e.g. koffi has no build for this machine: that bundle runs without a cache
+      process.stderr.write(`cr: no code cache for ${f}: ${(err as Error).message.split('\n')[0]}\n`);
+    }
+  }
 }
 load('./cli.js');
