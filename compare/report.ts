@@ -29,6 +29,8 @@ export interface RawResults {
     /** Wall time of `cr --version` and `criu --version`: each command's start-up. */
     crVersionMs?: number;
     criuVersionMs?: number;
+    /** Wall time of a Node that only loads koffi: what the kernel and user backends load before their first call. */
+    koffiLoadMs?: number;
     /** Why the run ended before every case was run (time limit, a crash), if it did. */
     cutShort?: string;
     /** The VM's accelerator ('kvm', 'tcg'), and why TCG when it was; absent on the host. */
@@ -247,6 +249,7 @@ export function startupLines(m: RawResults['meta'], rows: Row[]): string[] {
   if (node !== undefined) out.push(`- \`node -e 0\` takes ${fmt(node)} ms here: the floor under every \`cr\` command`);
   if (m.crVersionMs !== undefined) out.push(`- start-up: \`cr --version\` ${fmt(m.crVersionMs)} ms${times(m.crVersionMs)}` +
     `${m.criuVersionMs !== undefined ? `, \`criu --version\` ${fmt(m.criuVersionMs)} ms` : ''}`);
+  if (m.koffiLoadMs !== undefined) out.push(`- a Node that only loads koffi takes ${fmt(m.koffiLoadMs)} ms${times(m.koffiLoadMs)}: the kernel and user backends bind their system calls through it before their first call`);
   const mem = rows.filter((r) => r.workload === 'mem' && r.size !== null);
   const smallest = Math.min(...mem.map((r) => r.size!));
   for (const b of [...new Set(mem.map((r) => r.backend))]) {

@@ -71,8 +71,9 @@ test('slopes: least squares over the sizes, per backend and way of invoking', ()
 test('start-up: cr and criu against node -e 0, and the cr command\'s overhead over the library call', () => {
   const lib = { ...rec('kernel', 'lib', true, 100), size: 8 };
   const cli = { ...rec('kernel', 'cli', true, 400), size: 8 };
-  const lines = startupLines({ ...raw.meta, nodeStartMs: 200, crVersionMs: 280, criuVersionMs: 30 }, rowsOf([lib, cli]));
+  const lines = startupLines({ ...raw.meta, nodeStartMs: 200, crVersionMs: 280, criuVersionMs: 30, koffiLoadMs: 500 }, rowsOf([lib, cli]));
   assert.ok(lines.includes('- start-up: `cr --version` 280 ms (1.40× `node -e 0`), `criu --version` 30.0 ms'), lines.join('\n'));
+  assert.ok(lines.some((l) => l.startsWith('- a Node that only loads koffi takes 500 ms (2.50× `node -e 0`)')), lines.join('\n'));
   assert.ok(lines.some((l) => l.startsWith("- the `cr` command's own overhead, kernel backend (mem 8 MiB, command minus library call): dump 300 ms (1.50× `node -e 0`)")), lines.join('\n'));
 });
 
