@@ -9,13 +9,26 @@
 import fs from 'node:fs';
 import { parseMaps } from '../proc/parse.js';
 import { MAP, NR, PAGE_SIZE, PROT } from './constants.js';
+import { SysError } from './libc.js';
 import { type Regs, Tracee, resumableRegs } from './ptrace.js';
 
 export const SCRATCH_SIZE = 4 * PAGE_SIZE;
 const CLONE_ARGS_SIZE = 88;
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
-/** syscall; jmp . — a thread cloned here spins harmlessly until it is seized. */
-const BOOTSTRAP_CODE = Buffer.from([0x0f, 0x05, 0xeb, 0xfe]);
+/**
+ * At 0: syscall; jmp . — a thread cloned here spins harmlessly until it is
+ * seized. At 8, the batch loop: for r12 records at rbx of {nr, six
+ * arguments, result}, make each call and store its result; the last call
+ * (tgkill SIGSTOP to itself) hands the task back to us.
+ */
+const CODE = Buffer.from(
+  '0f05ebfe90909090' +
+  '4d85e4742a488b03488b7b08488b7310488b53184c8b53204c8b43284c8b4b300f05488943384883c34049ffccebd1ebfe', 'hex');
+const BATCH_ENTRY = 8;
+/** Room the code takes at the start of a scratch area that holds it. */
+const CODE_ROOM = 128;
+const RECORD_SIZE = 64;
+const SIGSTOP = 19;
 
 /** Find a `syscall` instruction in the task's vDSO, which every process has. */
 export function findSyscallInsn(tracee: Tracee): number {
@@ -36,6 +49,8 @@ export class Injection {
   /** Start of the scratch area in the task. */
   scratch = 0;
   private used = 0;
+  /** Where CODE is in the task: the scratch area's start at restore, a page of its own at dump (mapped when first needed). */
+  private code = 0;
 
   private constructor(tracee: Tracee) {
     this.tracee = tracee;
@@ -57,9 +72,10 @@ export class Injection {
       const flags = MAP.PRIVATE | MAP.ANONYMOUS | (at ? MAP.FIXED_NOREPLACE : 0);
       inj.scratch = Number(tracee.syscallOk('mmap scratch', NR.mmap, at ?? 0, SCRATCH_SIZE, prot, flags, -1, 0));
       if (at) {
-        tracee.writeMem(inj.scratch, BOOTSTRAP_CODE);
+        tracee.writeMem(inj.scratch, CODE);
         tracee.syscallAddr = inj.scratch;
-        inj.used = 16;
+        inj.code = inj.scratch;
+        inj.used = CODE_ROOM;
       }
     } catch (err) {
       inj.abandon();
@@ -76,8 +92,9 @@ export class Injection {
   static inherit(tracee: Tracee, at: number): Injection {
     const inj = new Injection(tracee);
     inj.scratch = at;
+    inj.code = at;
     tracee.syscallAddr = at;
-    inj.used = 16;
+    inj.used = CODE_ROOM;
     return inj;
   }
 
@@ -101,7 +118,38 @@ export class Injection {
 
   /** Forget everything put into the scratch area (the next call reuses it). */
   reset(): void {
-    this.used = this.tracee.syscallAddr === this.scratch ? 16 : 0;
+    this.used = this.code === this.scratch ? CODE_ROOM : 0;
+  }
+
+  /**
+   * Make many system calls in one round trip: the task runs the batch loop
+   * over them and stops itself at the end. Each call is [nr, ...args], its
+   * pointers into the scratch area (put them there first); the results are
+   * returned in order, a negative errno for a failed call, the calls after
+   * it made all the same.
+   */
+  batch(calls: (number | bigint)[][], what: string): bigint[] {
+    if (!this.code) {
+      const at = Number(this.tracee.syscallOk('mmap batch code', NR.mmap, 0, PAGE_SIZE, PROT.READ | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0));
+      this.tracee.writeMem(at, CODE);
+      this.code = at;
+    }
+    const all = [...calls, [NR.tgkill, this.tracee.processId(), this.tracee.pid, SIGSTOP]];
+    const records = Buffer.alloc(all.length * RECORD_SIZE);
+    all.forEach((c, i) => c.forEach((v, k) => records.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), i * RECORD_SIZE + k * 8)));
+    const at = this.put(records);
+    this.tracee.runUntilSelfStop({ rip: BigInt(this.code + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, what);
+    const out = this.tracee.readMem(at, calls.length * RECORD_SIZE);
+    return calls.map((_, i) => BigInt.asIntN(64, out.readBigUInt64LE(i * RECORD_SIZE + 56)));
+  }
+
+  /** Like batch(), but any failed call throws, naming it. */
+  batchOk(calls: (number | bigint)[][], what: (i: number) => string): bigint[] {
+    const ret = this.batch(calls, what(0));
+    ret.forEach((r, i) => {
+      if (r < 0n && r > -4096n) throw new SysError(`pid ${this.tracee.pid}: ${what(i)}`, Number(-r));
+    });
+    return ret;
   }
 
   /**
@@ -168,7 +216,9 @@ export class Injection {
   }
 
   private unmapScratch(): void {
+    if (this.code && this.code !== this.scratch) this.tracee.syscallOk('munmap batch code', NR.munmap, this.code, PAGE_SIZE);
     if (this.scratch) this.tracee.syscallOk('munmap scratch', NR.munmap, this.scratch, SCRATCH_SIZE);
     this.scratch = 0;
+    this.code = 0;
   }
 }

@@ -23,6 +23,9 @@ const REGS_SIZE = REG_NAMES.length * 8;
 const XSTATE_MAX = 16384;
 const FXSAVE_SIZE = 512;
 const SYSCALL_STOP = SIG.TRAP | 0x80;
+const SIGINFO_SIZE = 128;
+/** si_code of a signal sent by tkill(2)/tgkill(2). */
+const SI_TKILL = -6;
 
 function toSigned(v: bigint): bigint {
   return BigInt.asIntN(64, v);
@@ -78,6 +81,7 @@ export class Tracee {
   private heldSignal = 0;
   /** Where a `syscall` instruction lives in the tracee, for injection. */
   syscallAddr = 0;
+  private tgid: number | undefined;
 
   private constructor(pid: number) {
     this.pid = pid;
@@ -248,6 +252,41 @@ export class Tracee {
     ptrace(PTRACE.SYSCALL, this.pid);
     this.waitSyscallStop(`syscall ${nr}`);
     return toSigned(this.getRegs().rax);
+  }
+
+  /** The id of the task's process (its thread group). */
+  processId(): number {
+    this.tgid ??= Number(/^Tgid:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${this.pid}/status`, 'utf8'))![1]);
+    return this.tgid;
+  }
+
+  /**
+   * Let the tracee run from `rip` with `regs` changed until it stops itself
+   * with tgkill(SIGSTOP) (the end of an injected batch of system calls): one
+   * round trip however many calls it makes. A SIGSTOP sent by anyone else
+   * meanwhile is held back as during syscall().
+   */
+  runUntilSelfStop(set: Partial<Regs>, what: string): void {
+    const regs = { ...this.getRegs(), ...set, orig_rax: BigInt.asUintN(64, -1n) };
+    this.setRegs(regs);
+    const info = Buffer.alloc(SIGINFO_SIZE);
+    for (let stops = 0; ; ) {
+      ptrace(PTRACE.CONT, this.pid);
+      const [, status] = waitpid(this.pid, WALL);
+      if (wstatus.exited(status) || wstatus.signaled(status)) {
+        this.memFd = null;
+        throw new SysError(`pid ${this.pid} died during injected ${what}`, 3);
+      }
+      const event = wstatus.event(status);
+      const sig = wstatus.stopSig(status);
+      if (wstatus.stopped(status) && !event && sig === SIG.STOP) {
+        ptrace(PTRACE.GETSIGINFO, this.pid, 0, info);
+        if (info.readInt32LE(8) === SI_TKILL && info.readInt32LE(16) === this.processId()) return;
+        this.heldSignal = sig;
+      } else if (!wstatus.stopped(status) || (event && event !== PTRACE.EVENT_STOP) || ++stops > 8) {
+        throw new SysError(`pid ${this.pid} stopped unexpectedly (status 0x${status.toString(16)}) during injected ${what}`, 4);
+      } else if (!event) this.heldSignal = sig;
+    }
   }
 
   /** Like syscall(), but a negative result throws, naming the call. */
