@@ -25,7 +25,7 @@ const CODE = Buffer.from(
   '0f05ebfe90909090' +
   '4d85e4742a488b03488b7b08488b7310488b53184c8b53204c8b43284c8b4b300f05488943384883c34049ffccebd1ebfe', 'hex');
 const BATCH_ENTRY = 8;
-/** Room the code takes at the start of a scratch area that holds it. */
+/** Room the code takes at the start of the scratch area. */
 const CODE_ROOM = 128;
 const RECORD_SIZE = 64;
 const SIGSTOP = 19;
@@ -49,8 +49,6 @@ export class Injection {
   /** Start of the scratch area in the task. */
   scratch = 0;
   private used = 0;
-  /** Where CODE is in the task: the scratch area's start at restore, a page of its own at dump (mapped when first needed). */
-  private code = 0;
 
   private constructor(tracee: Tracee) {
     this.tracee = tracee;
@@ -68,15 +66,15 @@ export class Injection {
     tracee.syscallAddr = findSyscallInsn(tracee);
     tracee.setSigmask(~0n);
     try {
-      const prot = PROT.READ | PROT.WRITE | (at ? PROT.EXEC : 0);
-      const flags = MAP.PRIVATE | MAP.ANONYMOUS | (at ? MAP.FIXED_NOREPLACE : 0);
-      inj.scratch = Number(tracee.syscallOk('mmap scratch', NR.mmap, at ?? 0, SCRATCH_SIZE, prot, flags, -1, 0));
-      if (at) {
-        tracee.writeMem(inj.scratch, CODE);
-        tracee.syscallAddr = inj.scratch;
-        inj.code = inj.scratch;
-        inj.used = CODE_ROOM;
-      }
+      // At restore, private: each forked child gets its own copy. At dump,
+      // shared: its own shmem object, so it never merges with a neighbouring
+      // mapping of the task, which would mark all of that one's pages
+      // written (VM_SOFTDIRTY) and defeat a dump on top of a pre-dump.
+      const flags = at ? MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE : MAP.SHARED | MAP.ANONYMOUS;
+      inj.scratch = Number(tracee.syscallOk('mmap scratch', NR.mmap, at ?? 0, SCRATCH_SIZE, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0));
+      tracee.writeMem(inj.scratch, CODE);
+      inj.used = CODE_ROOM;
+      if (at) tracee.syscallAddr = inj.scratch;
     } catch (err) {
       inj.abandon();
       throw err;
@@ -92,7 +90,6 @@ export class Injection {
   static inherit(tracee: Tracee, at: number): Injection {
     const inj = new Injection(tracee);
     inj.scratch = at;
-    inj.code = at;
     tracee.syscallAddr = at;
     inj.used = CODE_ROOM;
     return inj;
@@ -118,7 +115,7 @@ export class Injection {
 
   /** Forget everything put into the scratch area (the next call reuses it). */
   reset(): void {
-    this.used = this.code === this.scratch ? CODE_ROOM : 0;
+    this.used = CODE_ROOM;
   }
 
   /**
@@ -129,16 +126,11 @@ export class Injection {
    * it made all the same.
    */
   batch(calls: (number | bigint)[][], what: string): bigint[] {
-    if (!this.code) {
-      const at = Number(this.tracee.syscallOk('mmap batch code', NR.mmap, 0, PAGE_SIZE, PROT.READ | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0));
-      this.tracee.writeMem(at, CODE);
-      this.code = at;
-    }
     const all = [...calls, [NR.tgkill, this.tracee.processId(), this.tracee.pid, SIGSTOP]];
     const records = Buffer.alloc(all.length * RECORD_SIZE);
     all.forEach((c, i) => c.forEach((v, k) => records.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), i * RECORD_SIZE + k * 8)));
     const at = this.put(records);
-    this.tracee.runUntilSelfStop({ rip: BigInt(this.code + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, what);
+    this.tracee.runUntilSelfStop({ rip: BigInt(this.scratch + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, what);
     const out = this.tracee.readMem(at, calls.length * RECORD_SIZE);
     return calls.map((_, i) => BigInt.asIntN(64, out.readBigUInt64LE(i * RECORD_SIZE + 56)));
   }
@@ -216,9 +208,7 @@ export class Injection {
   }
 
   private unmapScratch(): void {
-    if (this.code && this.code !== this.scratch) this.tracee.syscallOk('munmap batch code', NR.munmap, this.code, PAGE_SIZE);
     if (this.scratch) this.tracee.syscallOk('munmap scratch', NR.munmap, this.scratch, SCRATCH_SIZE);
     this.scratch = 0;
-    this.code = 0;
   }
 }
