@@ -9,26 +9,11 @@
 import fs from 'node:fs';
 import { parseMaps } from '../proc/parse.js';
 import { MAP, NR, PAGE_SIZE, PROT } from './constants.js';
-import { SysError } from './libc.js';
-import { type Regs, Tracee, resumableRegs } from './ptrace.js';
+import { CODE_ROOM, INJECTION_CODE, RECORD_SIZE, type Regs, Tracee, resumableRegs } from './ptrace.js';
 
 export const SCRATCH_SIZE = 4 * PAGE_SIZE;
 const CLONE_ARGS_SIZE = 88;
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
-/**
- * At 0: syscall; jmp . — a thread cloned here spins harmlessly until it is
- * seized. At 8, the batch loop: for r12 records at rbx of {nr, six
- * arguments, result}, make each call and store its result; the last call
- * (tgkill SIGSTOP to itself) hands the task back to us.
- */
-const CODE = Buffer.from(
-  '0f05ebfe90909090' +
-  '4d85e4742a488b03488b7b08488b7310488b53184c8b53204c8b43284c8b4b300f05488943384883c34049ffccebd1ebfe', 'hex');
-const BATCH_ENTRY = 8;
-/** Room the code takes at the start of the scratch area. */
-const CODE_ROOM = 128;
-const RECORD_SIZE = 64;
-const SIGSTOP = 19;
 
 /** Find a `syscall` instruction in the task's vDSO, which every process has. */
 export function findSyscallInsn(tracee: Tracee): number {
@@ -49,6 +34,8 @@ export class Injection {
   /** Start of the scratch area in the task. */
   scratch = 0;
   private used = 0;
+  /** The vDSO's syscall instruction: how the scratch area is mapped, and injection goes on once it is gone. */
+  private vdsoSyscall = 0;
 
   private constructor(tracee: Tracee) {
     this.tracee = tracee;
@@ -63,7 +50,7 @@ export class Injection {
    */
   static begin(tracee: Tracee, at?: number): Injection {
     const inj = new Injection(tracee);
-    tracee.syscallAddr = findSyscallInsn(tracee);
+    tracee.syscallAddr = inj.vdsoSyscall = findSyscallInsn(tracee);
     tracee.setSigmask(~0n);
     try {
       // At restore, private: each forked child gets its own copy. At dump,
@@ -72,9 +59,10 @@ export class Injection {
       // written (VM_SOFTDIRTY) and defeat a dump on top of a pre-dump.
       const flags = at ? MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE : MAP.SHARED | MAP.ANONYMOUS;
       inj.scratch = Number(tracee.syscallOk('mmap scratch', NR.mmap, at ?? 0, SCRATCH_SIZE, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0));
-      tracee.writeMem(inj.scratch, CODE);
+      tracee.writeMem(inj.scratch, INJECTION_CODE);
       inj.used = CODE_ROOM;
-      if (at) tracee.syscallAddr = inj.scratch;
+      tracee.syscallAddr = inj.scratch;
+      tracee.code = inj.scratch;
     } catch (err) {
       inj.abandon();
       throw err;
@@ -91,6 +79,7 @@ export class Injection {
     const inj = new Injection(tracee);
     inj.scratch = at;
     tracee.syscallAddr = at;
+    tracee.code = at;
     inj.used = CODE_ROOM;
     return inj;
   }
@@ -126,21 +115,13 @@ export class Injection {
    * it made all the same.
    */
   batch(calls: (number | bigint)[][], what: string): bigint[] {
-    const all = [...calls, [NR.tgkill, this.tracee.processId(), this.tracee.pid, SIGSTOP]];
-    const records = Buffer.alloc(all.length * RECORD_SIZE);
-    all.forEach((c, i) => c.forEach((v, k) => records.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), i * RECORD_SIZE + k * 8)));
-    const at = this.put(records);
-    this.tracee.runUntilSelfStop({ rip: BigInt(this.scratch + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, what);
-    const out = this.tracee.readMem(at, calls.length * RECORD_SIZE);
-    return calls.map((_, i) => BigInt.asIntN(64, out.readBigUInt64LE(i * RECORD_SIZE + 56)));
+    return this.tracee.runCalls(calls, this.alloc((calls.length + 1) * RECORD_SIZE), what);
   }
 
   /** Like batch(), but any failed call throws, naming it. */
   batchOk(calls: (number | bigint)[][], what: (i: number) => string): bigint[] {
     const ret = this.batch(calls, what(0));
-    ret.forEach((r, i) => {
-      if (r < 0n && r > -4096n) throw new SysError(`pid ${this.tracee.pid}: ${what(i)}`, Number(-r));
-    });
+    ret.forEach((r, i) => this.tracee.checked(what(i), r));
     return ret;
   }
 
@@ -160,7 +141,8 @@ export class Injection {
     args.writeBigUInt64LE(BigInt(exitSignal), 32);
     args.writeBigUInt64LE(BigInt(tidsAt), 64);
     args.writeBigUInt64LE(BigInt(setTid.length), 72);
-    return Number(this.tracee.syscallOk(what, NR.clone3, this.put(args), CLONE_ARGS_SIZE));
+    // stepped: the new task starts where the call returns
+    return Number(this.tracee.checked(what, this.tracee.syscallStep(NR.clone3, this.put(args), CLONE_ARGS_SIZE)));
   }
 
   /**
@@ -171,7 +153,7 @@ export class Injection {
     if (thread === this.tracee) return fn();
     const regs = thread.getRegs();
     const mask = thread.getSigmask();
-    thread.syscallAddr = this.tracee.syscallAddr;
+    thread.shareCode(this.tracee);
     thread.setSigmask(~0n);
     try {
       return fn();
@@ -208,7 +190,13 @@ export class Injection {
   }
 
   private unmapScratch(): void {
-    if (this.scratch) this.tracee.syscallOk('munmap scratch', NR.munmap, this.scratch, SCRATCH_SIZE);
+    const { tracee } = this;
+    if (this.scratch) {
+      // Stepped: the batch loop would run on into the unmapped code.
+      tracee.code = 0;
+      tracee.checked('munmap scratch', tracee.syscallStep(NR.munmap, this.scratch, SCRATCH_SIZE));
+    }
     this.scratch = 0;
+    tracee.syscallAddr = this.vdsoSyscall;
   }
 }
