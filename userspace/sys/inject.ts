@@ -115,12 +115,20 @@ export class Injection {
    * it made all the same.
    */
   batch(calls: (number | bigint)[][], what: string): bigint[] {
-    return this.tracee.runCalls(calls, this.alloc((calls.length + 1) * RECORD_SIZE), what);
+    if (!calls.length) return [];
+    // As many records as the scratch area has room for, the closing call's included; more calls go in turns.
+    const room = Math.floor((SCRATCH_SIZE - ((this.used + 7) & ~7)) / RECORD_SIZE) - 1;
+    if (room < 1) throw new Error('injection scratch area is full');
+    const per = Math.min(room, calls.length);
+    const at = this.alloc((per + 1) * RECORD_SIZE);
+    const out: bigint[] = [];
+    for (let i = 0; i < calls.length; i += per) out.push(...this.tracee.runCalls(calls.slice(i, i + per), at, what));
+    return out;
   }
 
   /** Like batch(), but any failed call throws, naming it. */
   batchOk(calls: (number | bigint)[][], what: (i: number) => string): bigint[] {
-    const ret = this.batch(calls, what(0));
+    const ret = calls.length ? this.batch(calls, what(0)) : [];
     ret.forEach((r, i) => this.tracee.checked(what(i), r));
     return ret;
   }
