@@ -100,7 +100,7 @@ export class Tracee {
   syscallAddr = 0;
   /** Where the injection code (INJECTION_CODE) is in the tracee, once mapped. */
   code = 0;
-  private tgid: number | undefined;
+  private ids: { tgid: number; tid: number } | undefined;
 
   private constructor(pid: number) {
     this.pid = pid;
@@ -290,7 +290,8 @@ export class Tracee {
    * their records written at `at` in the task: one round trip for them all.
    */
   runCalls(calls: (number | bigint)[][], at: number, what: string): bigint[] {
-    const all = [...calls, [NR.tgkill, this.processId(), this.pid, SIG.STOP]];
+    const { tgid, tid } = this.ownIds();
+    const all = [...calls, [NR.tgkill, tgid, tid, SIG.STOP]];
     const records = Buffer.alloc(all.length * RECORD_SIZE);
     all.forEach((c, i) => c.forEach((v, k) => records.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), i * RECORD_SIZE + k * 8)));
     this.writeMem(at, records);
@@ -299,10 +300,14 @@ export class Tracee {
     return calls.map((_, i) => BigInt.asIntN(64, out.readBigUInt64LE(i * RECORD_SIZE + 56)));
   }
 
-  /** The id of the task's process (its thread group). */
-  processId(): number {
-    this.tgid ??= Number(/^Tgid:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${this.pid}/status`, 'utf8'))![1]);
-    return this.tgid;
+  /** The task's process and thread ids as the task itself sees them (in its own pid namespace). */
+  ownIds(): { tgid: number; tid: number } {
+    if (!this.ids) {
+      const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
+      const last = (key: string) => Number(new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status)![1].trim().split(/\s+/).at(-1));
+      this.ids = { tgid: last('NStgid'), tid: last('NSpid') };
+    }
+    return this.ids;
   }
 
   /**
@@ -324,7 +329,7 @@ export class Tracee {
       const sig = wstatus.stopSig(status);
       if (wstatus.stopped(status) && !event && sig === SIG.STOP) {
         ptrace(PTRACE.GETSIGINFO, this.pid, 0, info);
-        if (info.readInt32LE(8) === SI_TKILL && info.readInt32LE(16) === this.processId()) return;
+        if (info.readInt32LE(8) === SI_TKILL && info.readInt32LE(16) === this.ownIds().tgid) return;
         this.heldSignal = sig;
       } else if (!wstatus.stopped(status) || (event && event !== PTRACE.EVENT_STOP) || ++stops > 8) {
         throw new SysError(`pid ${this.pid} stopped unexpectedly (status 0x${status.toString(16)}) during injected ${what}`, 4);
