@@ -763,12 +763,12 @@ export const memory = defineState<MmImage>({
       // The task reads its private pages in itself: mappings that receive some are writable until then.
       const filled = new Set(mm.vmas.filter((v) => PRIVATE_KINDS.has(v.kind) && mm.sources.some((r) => r.vaddr >= v.start && r.vaddr < v.end)));
       const prot = (v: Vma) => (filled.has(v) ? v.prot | PROT.WRITE : v.prot);
+      // What it inherited only takes its protection, in one batch.
+      const inherited = mm.vmas.filter((v) => v.inherited && v.kind !== 'VDSO' && v.kind !== 'VVAR');
+      inj.reset();
+      inj.batchOk(inherited.map((v) => [NR.mprotect, v.start, v.end - v.start, prot(v)]), (i) => `mprotect ${hex(inherited[i].start)}`);
       for (const v of mm.vmas) {
-        if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
-        if (v.inherited) {
-          tracee.syscallOk(`mprotect ${hex(v.start)}`, NR.mprotect, v.start, v.end - v.start, prot(v));
-          continue;
-        }
+        if (v.kind === 'VDSO' || v.kind === 'VVAR' || v.inherited) continue;
         if (v.kind === 'SYSV_SHM') {
           attachSysv(task, v, mm.vmas);
           continue;
