@@ -174,6 +174,24 @@ async function until<T>(fn: () => T | undefined | false, timeoutMs: number, step
   }
 }
 
+/** What a workload that does not answer is doing: its state, signal masks and tracer, from /proc. */
+function workloadState(pid: number): string {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const keep = ['State', 'TracerPid', 'SigPnd', 'ShdPnd', 'SigBlk', 'SigCgt'];
+    const fields = status.split('\n').filter((l) => keep.some((k) => l.startsWith(`${k}:`))).map((l) => l.replace(/:\s+/, ' '));
+    let wchan = '';
+    try {
+      wchan = fs.readFileSync(`/proc/${pid}/wchan`, 'utf8');
+    } catch {
+      /* not readable here */
+    }
+    return [...fields, ...(wchan ? [`wchan ${wchan}`] : [])].join(', ');
+  } catch {
+    return `pid ${pid} is gone`;
+  }
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let timer: NodeJS.Timeout;
   return Promise.race([p, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)))]).finally(() => clearTimeout(timer));
@@ -306,9 +324,16 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       } catch (err) {
         throw new CaseFailure('dump', `pre-dump: ${oneLine(err)}`);
       }
-      process.kill(wlPid, 'SIGUSR2');
-      const dirtied = await until(() => readLog().dirtied, stepMs);
-      if (!dirtied) throw new CaseFailure('dump', 'the workload did not rewrite its memory after the pre-dump');
+      // Asked again until it answers: a SIGUSR2 that lands while the
+      // workload is between two sigsuspend() calls waits for the next
+      // signal, and rewriting the same part again changes nothing.
+      let asked = 0;
+      const dirtied = await until(() => {
+        const d = readLog().dirtied;
+        if (!d && asked++ % 100 === 0) process.kill(wlPid, 'SIGUSR2');
+        return d;
+      }, stepMs);
+      if (!dirtied) throw new CaseFailure('dump', `the workload did not rewrite its memory after the pre-dump (${workloadState(wlPid)})`);
       expected = dirtied;
     }
     rec.expected = expected;
