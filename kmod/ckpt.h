@@ -321,6 +321,7 @@ struct ckpt_member {
 	bool in_call;		/* it is inside restart(2) */
 	bool rebuilt;		/* it was changed: a failure kills it */
 	bool last;		/* its last stub call (a zombie's end) */
+	bool unmaps_stub;	/* it rebuilt its mm: the stub there is its to unmap */
 	u32 next;		/* spawning: the next task to look at */
 	pid_t cloning;		/* spawning: the pid the stub is cloning */
 	bool inner_only;	/* spawning: its pid is taken outside, clone it inside only */
