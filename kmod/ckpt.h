@@ -480,6 +480,7 @@ int checkpoint_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u6
 struct ckpt_hdr_data *restore_next_data(struct ckpt_ctx *ctx, s32 objref, u64 limit);
 int restore_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u64 size);
 void ckpt_set_status_flags(struct file *file, u32 flags);
+struct file *ckpt_open_path(const char *path, int flags);
 int ckpt_chown(struct ckpt_ctx *ctx, const struct path *path, u32 uid, u32 gid);
 int ckpt_unlink(struct ckpt_ctx *ctx, const struct path *path);
 int restore_prepare_fs(struct ckpt_ctx *ctx);

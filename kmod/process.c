@@ -160,7 +160,7 @@ int restore_prepare_process(struct ckpt_ctx *ctx)
 		return -EINVAL;
 	if (path[0] != '/')
 		return ckpt_err(ctx, -EINVAL, "PROCESS: bad executable path");
-	exe = filp_open(path, O_RDONLY | O_LARGEFILE, 0);
+	exe = ckpt_open_path(path, O_RDONLY | O_LARGEFILE);
 	if (IS_ERR(exe))
 		return ckpt_err(ctx, PTR_ERR(exe), "cannot reopen the executable %s", path);
 	ctx->exe = exe;
