@@ -123,19 +123,26 @@ static int reader(void)
 	return failures;
 }
 
+/* The one end @acc of FIFO @path, blocking, with @n bytes of pattern @seed left in it */
+static int fifo_left(const char *path, long n, int seed, int acc)
+{
+	static unsigned char buf[ORPHAN];
+	int rd = open(path, O_RDONLY | O_NONBLOCK), wr = open(path, O_WRONLY);
+
+	need(rd >= 0 && wr >= 0 && n <= (long)sizeof(buf));
+	fill(buf, n, seed);
+	need(write(wr, buf, n) == n);
+	close(acc == O_RDONLY ? wr : rd);
+	if (acc == O_RDONLY)
+		need(fcntl(rd, F_SETFL, 0) == 0);
+	return acc == O_RDONLY ? rd : wr;
+}
+
 static int lone_reader(void)
 {
-	static unsigned char buf[LEFT];
+	int fd = fifo_left(fifo[1], LEFT, 3, O_RDONLY);
 	char c;
-	int fd, wr;
 
-	fd = open(fifo[1], O_RDONLY | O_NONBLOCK);
-	wr = open(fifo[1], O_WRONLY);
-	need(fd >= 0 && wr >= 0);
-	fill(buf, LEFT, 3);
-	need(write(wr, buf, LEFT) == LEFT);
-	close(wr);
-	need(fcntl(fd, F_SETFL, 0) == 0);
 	ready_then_wait();
 	check(blocking(fd, O_RDONLY), "l: its FIFO end is read-only and blocking");
 	check(read_pattern(fd, LEFT, 3), "l: reads what its writer left");
@@ -145,15 +152,8 @@ static int lone_reader(void)
 
 static int lone_writer(void)
 {
-	static unsigned char buf[ORPHAN];
-	int fd, rd;
+	int fd = fifo_left(fifo[2], ORPHAN, 4, O_WRONLY), rd;
 
-	rd = open(fifo[2], O_RDONLY | O_NONBLOCK);
-	fd = open(fifo[2], O_WRONLY);
-	need(fd >= 0 && rd >= 0);
-	fill(buf, ORPHAN, 4);
-	need(write(fd, buf, ORPHAN) == ORPHAN);
-	close(rd);
 	ready_then_wait();
 	check(blocking(fd, O_WRONLY), "o: its FIFO end is write-only and blocking");
 	rd = open(fifo[2], O_RDONLY | O_NONBLOCK);
