@@ -120,5 +120,8 @@ export async function kshareRun(roundTrip: boolean): Promise<{ out: string; stat
   assert.equal(r.pids, d.pids);
   process.kill(a, 'SIGUSR1');
   const st = await r.wait();
-  return { out: fs.readFileSync(out, 'utf8'), status: st.signal ?? st.code, show, imageBytes: d.stats.imageBytes };
+  const text = fs.readFileSync(out, 'utf8');
+  // 64 MiB of image a round: a stress run would fill the guest's /tmp
+  for (const p of [images, dir]) fs.rmSync(p, { recursive: true, force: true });
+  return { out: text, status: st.signal ?? st.code, show, imageBytes: d.stats.imageBytes };
 }
