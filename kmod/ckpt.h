@@ -321,6 +321,7 @@ struct ckpt_member {
 	bool in_call;		/* it is inside restart(2) */
 	bool rebuilt;		/* it was changed: a failure kills it */
 	bool last;		/* its last stub call (a zombie's end) */
+	bool unmaps_stub;	/* it rebuilt its mm: the stub there is its to unmap */
 	u32 next;		/* spawning: the next task to look at */
 	pid_t cloning;		/* spawning: the pid the stub is cloning */
 	bool inner_only;	/* spawning: its pid is taken outside, clone it inside only */
@@ -479,6 +480,7 @@ int checkpoint_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u6
 struct ckpt_hdr_data *restore_next_data(struct ckpt_ctx *ctx, s32 objref, u64 limit);
 int restore_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u64 size);
 void ckpt_set_status_flags(struct file *file, u32 flags);
+struct file *ckpt_open_path(const char *path, int flags);
 int ckpt_chown(struct ckpt_ctx *ctx, const struct path *path, u32 uid, u32 gid);
 int ckpt_unlink(struct ckpt_ctx *ctx, const struct path *path);
 int restore_prepare_fs(struct ckpt_ctx *ctx);
