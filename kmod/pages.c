@@ -448,6 +448,7 @@ static ssize_t ckpt_write_cached(struct file *file, struct page **pages, unsigne
 		loff_t pos = kiocb.ki_pos;
 		struct folio *folio;
 		void *fsdata = NULL;
+		struct page *to;
 		int status;
 
 		balance_dirty_pages_ratelimited(mapping);
@@ -458,7 +459,8 @@ static ssize_t ckpt_write_cached(struct file *file, struct page **pages, unsigne
 		}
 		if (mapping_writably_mapped(mapping))
 			flush_dcache_folio(folio);
-		copy_highpage(folio_page(folio, offset_in_folio(folio, pos) >> PAGE_SHIFT), pages[i]);
+		to = folio_page(folio, offset_in_folio(folio, pos) >> PAGE_SHIFT);
+		copy_highpage(to, pages[i]);
 		flush_dcache_folio(folio);
 		status = a_ops->write_end(file, mapping, pos, PAGE_SIZE, PAGE_SIZE, folio, fsdata);
 		if (status != PAGE_SIZE)
