@@ -171,6 +171,7 @@ struct ckpt_walk {
 	bool cow;		/* write-protect and share what is saved */
 	bool track;		/* clear soft-dirty bits */
 	bool all_written;	/* not tracked (or a new VMA): every page is saved */
+	bool early;		/* before the freeze: the copy list waits for it */
 	bool modified;		/* a PTE changed: flush the TLBs */
 	unsigned long addr;	/* the first address not yet looked at */
 	struct {
@@ -281,6 +282,10 @@ static int ckpt_walk_copy(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckp
 	return 0;
 }
 
+/*
+ * Early (w->early), -EAGAIN where the walk before the freeze gives up:
+ * a page it cannot read, more pages to copy than the copy list holds.
+ */
 static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_walk *w)
 {
 	unsigned long end = w->vma->vm_end;
@@ -292,6 +297,8 @@ static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt
 		if (fatal_signal_pending(current))
 			return -EINTR;
 		ret = apply_to_existing_page_range(mm, w->addr, end - w->addr, ckpt_walk_pte, w);
+		if (ret == -EIO && w->early)
+			return -EAGAIN;
 		if (ret == -EIO)
 			return ckpt_err(ctx, -EIO,
 					"cannot read the page at %lx: it is poisoned or swapped out",
@@ -300,7 +307,9 @@ static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt
 			return ret;
 		if (!ret)
 			w->addr = end;
-		ret = ckpt_walk_copy(ctx, mm, w);
+		if (w->early && w->nr_copy == CKPT_COPY_MAX)
+			return -EAGAIN;
+		ret = w->early ? 0 : ckpt_walk_copy(ctx, mm, w);
 		if (!ret)
 			ret = ckpt_snap_grow(w->snap, PTRS_PER_PTE);
 		if (ret)
@@ -362,6 +371,168 @@ static void ckpt_flush_tlb_cpu(void *unused)
 }
 
 /*
+ * CHECKPOINT_COW takes the root's pages before the freeze, while it runs:
+ * the same walk, sharing them and write-protecting them as fork() does.
+ * Frozen, the task has still exactly these pages where nothing of its
+ * memory changed since: a present PTE is changed (a copy-on-write fault,
+ * an unmap, a migration, mprotect) only with a TLB flush, which moves the
+ * mm's TLB generation on; a page appears where there was none only
+ * counted in its anonymous pages, which no such change lowers again
+ * without a flush.  If both are as before the walk, and so are the VMAs
+ * walked, the pages taken early are the snapshot, and the frozen time
+ * does not grow with the memory; otherwise they are dropped and the pages
+ * taken again.  A pinned page stays writable: it is copied frozen.
+ */
+struct ckpt_early {
+	struct mm_struct *mm;	/* grabbed */
+	u64 tlb_gen;		/* the mm's, before the walk */
+	s64 anon;		/* its anonymous pages, before the walk */
+	struct ckpt_snap *snap;
+	struct ckpt_early_vma {
+		unsigned long start, end;
+	} *vmas;		/* walked, in order */
+	unsigned int nr_vmas;
+	struct ckpt_walk w;	/* its copy list: pinned pages, to copy frozen */
+};
+
+static void ckpt_early_free(struct ckpt_early *e)
+{
+	if (!e)
+		return;
+	ckpt_snap_free(e->snap);
+	kvfree(e->vmas);
+	if (e->mm)
+		mmdrop(e->mm);
+	kfree(e);
+}
+
+/* The VMAs the frozen walk takes pages of, as far as a running task's can tell */
+static bool ckpt_early_vma(struct vm_area_struct *vma)
+{
+	struct file *file = vma->vm_file;
+
+	if (!vma->anon_vma || (vma->vm_flags & (VM_MAYSHARE | VM_IO | VM_PFNMAP | VM_MIXEDMAP)) ||
+	    is_vm_hugetlb_page(vma))
+		return false;
+	if (!file)
+		return !vma->vm_ops;
+	return S_ISREG(file_inode(file)->i_mode) && !IS_PRIVATE(file_inode(file)) &&
+	       !ckpt_mapped_image(file);
+}
+
+static int ckpt_early_walk(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_early *e)
+{
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+	int ret = 0;
+
+	e->vmas = kvmalloc_array(max(mm->map_count, 1), sizeof(*e->vmas), GFP_KERNEL);
+	if (!e->vmas)
+		return -ENOMEM;
+	e->tlb_gen = atomic64_read(&mm->context.tlb_gen);
+	e->anon = get_mm_counter_sum(mm, MM_ANONPAGES);
+	e->w.snap = e->snap;
+	e->w.cow = true;
+	e->w.all_written = true;
+	e->w.early = true;
+	vma_iter_init(&vmi, mm, 0);
+	for_each_vma(vmi, vma) {
+		if (!ckpt_early_vma(vma))
+			continue;
+		if (e->nr_vmas == max(mm->map_count, 1))
+			return -EAGAIN;
+		e->vmas[e->nr_vmas].start = vma->vm_start;
+		e->vmas[e->nr_vmas++].end = vma->vm_end;
+		e->w.vma = vma;
+		ret = ckpt_walk_vma(ctx, mm, &e->w);
+		if (ret)
+			break;
+	}
+	return ret;
+}
+
+/*
+ * Before the freeze (CHECKPOINT_COW): the pages of @t's mm, into
+ * ctx->early.  Nothing but a signal makes it fail: the frozen walk does
+ * what this one could not.
+ */
+int checkpoint_pages_early(struct ckpt_ctx *ctx, struct task_struct *t)
+{
+	struct mm_struct *mm;
+	struct ckpt_early *e;
+	int ret;
+
+	if (ctx->flags & (CHECKPOINT_TRACK | CHECKPOINT_INCREMENTAL))
+		return 0;
+	mm = get_task_mm(t);
+	if (!mm)
+		return 0;
+	e = kzalloc(sizeof(*e), GFP_KERNEL);
+	if (e)
+		e->snap = ckpt_snap_alloc(task_pid_vnr(t), get_mm_counter(mm, MM_ANONPAGES));
+	ret = e && e->snap ? 0 : -ENOMEM;
+	if (!ret && mmap_read_lock_killable(mm))
+		ret = -EINTR;
+	if (!ret) {
+		inc_tlb_flush_pending(mm);
+		ret = ckpt_early_walk(ctx, mm, e);
+		if (e->w.modified)
+			on_each_cpu(ckpt_flush_tlb_cpu, NULL, 1);
+		dec_tlb_flush_pending(mm);
+		mmap_read_unlock(mm);
+	}
+	if (!ret) {
+		mmgrab(mm);
+		e->mm = mm;
+		ctx->early = e;
+	} else {
+		ckpt_early_free(e);
+	}
+	mmput(mm);
+	return ret == -EINTR ? ret : 0;
+}
+
+/* Frozen, with the mmap lock: whether ctx->early is still @mm's snapshot */
+static bool ckpt_early_current(struct ckpt_ctx *ctx, struct mm_struct *mm,
+			       struct ckpt_vma_desc *descs, unsigned int nr)
+{
+	struct ckpt_early *e = ctx->early;
+	unsigned int i, v = 0;
+
+	if (!e || e->mm != mm || atomic64_read(&mm->context.tlb_gen) != e->tlb_gen ||
+	    get_mm_counter_sum(mm, MM_ANONPAGES) != e->anon)
+		return false;
+	for (i = 0; i < nr; i++) {
+		struct ckpt_vma_desc *d = &descs[i];
+
+		if (d->image)
+			return false;
+		if (d->kind == CKPT_VMA_SHANON || d->kind == CKPT_VMA_SHFILE ||
+		    d->kind == CKPT_VMA_SYSVSHM || !d->anon)
+			continue;
+		if (v == e->nr_vmas || e->vmas[v].start != d->start || e->vmas[v].end != d->end)
+			return false;
+		v++;
+	}
+	return v == e->nr_vmas;
+}
+
+/* The pages taken early become @priv's; the pinned ones are copied now */
+static int ckpt_early_take(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_snap *priv)
+{
+	struct ckpt_early *e = ctx->early;
+
+	swap(priv->runs, e->snap->runs);
+	swap(priv->nr_runs, e->snap->nr_runs);
+	swap(priv->max_runs, e->snap->max_runs);
+	swap(priv->pages, e->snap->pages);
+	swap(priv->nr_pages, e->snap->nr_pages);
+	swap(priv->max_pages, e->snap->max_pages);
+	e->w.snap = priv;
+	return ckpt_walk_copy(ctx, mm, &e->w);
+}
+
+/*
  * Take the pages of every VMA of the frozen @mm into @priv.  @incremental:
  * @mm is tracked since the parent image, so unchanged pages go as PARENT
  * runs.
@@ -382,6 +553,12 @@ static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incr
 	ret = track ? mmap_write_lock_killable(mm) : mmap_read_lock_killable(mm);
 	if (ret)
 		return -EINTR;
+	if (!incremental && ckpt_early_current(ctx, mm, descs, nr)) {
+		ret = ckpt_early_take(ctx, mm, priv);
+		ckpt_msg(ctx, "pid %d: the pages shared before the freeze are unchanged\n",
+			 priv->pid);
+		goto unlock;
+	}
 	inc_tlb_flush_pending(mm);
 	for (i = 0; !ret && i < nr; i++) {
 		struct ckpt_vma_desc *d = &descs[i];
@@ -405,6 +582,7 @@ static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incr
 	if (w.modified)
 		on_each_cpu(ckpt_flush_tlb_cpu, NULL, 1);
 	dec_tlb_flush_pending(mm);
+unlock:
 	if (track)
 		mmap_write_unlock(mm);
 	else
@@ -810,7 +988,9 @@ int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_stru
 	ktime_t t0, t1;
 	int ret = -ENOMEM;
 
-	priv = ckpt_snap_alloc(pid, get_mm_counter(mm, MM_ANONPAGES));
+	/* pages taken early come with arrays of their own */
+	priv = ckpt_snap_alloc(pid, ctx->early && ctx->early->mm == mm ? 0 :
+				    get_mm_counter(mm, MM_ANONPAGES));
 	if (!priv)
 		goto out;
 	ret = 0;
@@ -848,6 +1028,9 @@ int ckpt_write_snapshots(struct ckpt_ctx *ctx)
 	struct ckpt_snap *s, *tmp;
 	int ret = 0;
 
+	/* taken early and not used (or used: its arrays are empty) */
+	ckpt_early_free(ctx->early);
+	ctx->early = NULL;
 	list_for_each_entry_safe(s, tmp, &ctx->snaps, list) {
 		ktime_t t0 = ktime_get();
 
@@ -867,6 +1050,8 @@ void ckpt_drop_snapshots(struct ckpt_ctx *ctx)
 {
 	struct ckpt_snap *s, *tmp;
 
+	ckpt_early_free(ctx->early);
+	ctx->early = NULL;
 	list_for_each_entry_safe(s, tmp, &ctx->snaps, list) {
 		list_del(&s->list);
 		ckpt_snap_free(s);
