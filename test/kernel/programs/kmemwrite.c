@@ -3,7 +3,7 @@
  * kmemwrite: keep rewriting a large private anonymous region, generation
  * after generation, checking every page before writing it.
  *
- *   kmemwrite MIB GENERATIONS [DIRTY_PERCENT]
+ *   kmemwrite MIB GENERATIONS [DIRTY_PERCENT [step]]
  *
  * Page p of generation g holds g and p in its first two words and a mix of
  * both in its last.  Before writing generation g into page p the program
@@ -12,7 +12,10 @@
  * g-1).  A checkpoint whose pages were saved over a time, while the
  * program ran on, would give pages of later generations, and the restored
  * program says "BAD" and exits 1.  With DIRTY_PERCENT only that share of
- * the pages (the first ones) is rewritten each generation.
+ * the pages (the first ones) is rewritten each generation.  With "step",
+ * each generation waits for a SIGUSR2 (in sigsuspend(2), touching no
+ * memory): a checkpoint of the program at rest finds its memory as it was
+ * a moment before, and one that a SIGUSR2 races with sees it rewritten.
  *
  * Prints "ready PID" once the region is filled, "gen G ok" after each
  * generation (then rests a millisecond), "done" at the end: after GENERATIONS (0: no limit), or at
@@ -23,17 +26,39 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #define WORDS (4096 / 8)
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, go;
 
 static void on_usr1(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	go = 1;
+}
+
+/* "step": wait for a SIGUSR2 (or SIGUSR1) */
+static void wait_step(void)
+{
+	sigset_t both, old;
+
+	sigemptyset(&both);
+	sigaddset(&both, SIGUSR1);
+	sigaddset(&both, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &both, &old);
+	while (!stop && !go)
+		sigsuspend(&old);
+	go = 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 static uint64_t tail_of(uint64_t gen, uint64_t page)
@@ -45,6 +70,7 @@ int main(int argc, char **argv)
 {
 	uint64_t pages, rewrite, gens, g, p;
 	volatile uint64_t *mem;
+	int step = argc > 4 && !strcmp(argv[4], "step");
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: kmemwrite MIB GENERATIONS [DIRTY_PERCENT]\n");
@@ -64,9 +90,14 @@ int main(int argc, char **argv)
 		mem[p * WORDS + WORDS - 1] = tail_of(0, p);
 	}
 	signal(SIGUSR1, on_usr1);
+	signal(SIGUSR2, on_usr2);
 	printf("ready %d\n", getpid());
 	fflush(stdout);
 	for (g = 1; !stop && (!gens || g <= gens); g++) {
+		if (step && g > 1)
+			wait_step();
+		if (stop)
+			break;
 		for (p = 0; p < pages; p++) {
 			volatile uint64_t *w = mem + p * WORDS;
 			uint64_t want = p < rewrite ? g - 1 : 0;
