@@ -174,6 +174,11 @@ struct ckpt_walk {
 	bool early;		/* before the freeze: the copy list waits for it */
 	bool modified;		/* a PTE changed: flush the TLBs */
 	unsigned long addr;	/* the first address not yet looked at */
+	/* frozen, after an early walk that is not the snapshot: its pages */
+	struct ckpt_snap *prev;
+	unsigned int prev_run;		/* the first of its runs not behind addr */
+	unsigned long prev_page;	/* in prev->pages: that run's first page */
+	unsigned long kept;		/* of its pages, taken over */
 	struct {
 		unsigned long page;	/* in snap->pages */
 		unsigned long addr;
@@ -186,6 +191,23 @@ static void ckpt_walk_copy_later(struct ckpt_walk *w, unsigned long page, unsign
 	w->copy[w->nr_copy].page = page;
 	w->copy[w->nr_copy].addr = addr;
 	w->nr_copy++;
+}
+
+/* The early walk's reference to the page at @addr, if it took one (the walk goes up) */
+static struct page **ckpt_walk_prev(struct ckpt_walk *w, unsigned long addr)
+{
+	struct ckpt_snap *p = w->prev;
+
+	for (; w->prev_run < p->nr_runs; w->prev_run++) {
+		struct ckpt_page_run *r = &p->runs[w->prev_run];
+
+		if (addr < r->addr)
+			return NULL;
+		if (addr < r->addr + ((u64)r->nr << PAGE_SHIFT))
+			return &p->pages[w->prev_page + ((addr - r->addr) >> PAGE_SHIFT)];
+		w->prev_page += r->nr;
+	}
+	return NULL;
 }
 
 /*
@@ -231,6 +253,17 @@ static int ckpt_walk_pte(pte_t *ptep, unsigned long addr, void *data)
 	if (!w->all_written && !pte_soft_dirty(pte)) {
 		ckpt_snap_add(w->snap, addr, CKPT_RUN_PARENT, NULL);
 		return 0;
+	}
+	if (w->prev && !pte_write(pte) && !PageAnonExclusive(page)) {
+		struct page **prev = ckpt_walk_prev(w, addr);
+
+		/* shared and write-protected early, and still: that reference will do */
+		if (prev && *prev == page) {
+			ckpt_snap_add(w->snap, addr, 0, page);
+			*prev = NULL;
+			w->kept++;
+			return 0;
+		}
 	}
 	folio_get(folio);
 	ckpt_snap_add(w->snap, addr, 0, page);
@@ -559,6 +592,11 @@ static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incr
 			 priv->pid);
 		goto unlock;
 	}
+	/* else the walk takes over those of them still mapped as they were */
+	if (!incremental && ctx->early && ctx->early->mm == mm) {
+		w.prev = ctx->early->snap;
+		ret = ckpt_snap_grow(priv, w.prev->nr_pages);
+	}
 	inc_tlb_flush_pending(mm);
 	for (i = 0; !ret && i < nr; i++) {
 		struct ckpt_vma_desc *d = &descs[i];
@@ -582,6 +620,9 @@ static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incr
 	if (w.modified)
 		on_each_cpu(ckpt_flush_tlb_cpu, NULL, 1);
 	dec_tlb_flush_pending(mm);
+	if (w.prev)
+		ckpt_msg(ctx, "pid %d: %lu of its pages were as shared before the freeze\n",
+			 priv->pid, w.kept);
 unlock:
 	if (track)
 		mmap_write_unlock(mm);
