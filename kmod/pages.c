@@ -462,6 +462,11 @@ static int ckpt_early_walk(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ck
 	e->vmas = kvmalloc_array(max(mm->map_count, 1), sizeof(*e->vmas), GFP_KERNEL);
 	if (!e->vmas)
 		return -ENOMEM;
+	/*
+	 * Read before the walk: a write-protect fault on a page behind it
+	 * (ptep_clear_flush() -> flush_tlb_mm_range() -> inc_mm_tlb_gen())
+	 * moves it on, and this walk's own flush (__flush_tlb_all()) does not.
+	 */
 	e->tlb_gen = atomic64_read(&mm->context.tlb_gen);
 	e->anon = get_mm_counter_sum(mm, MM_ANONPAGES);
 	e->w.snap = e->snap;
@@ -504,15 +509,24 @@ int checkpoint_pages_early(struct ckpt_ctx *ctx, struct task_struct *t)
 	if (e)
 		e->snap = ckpt_snap_alloc(task_pid_vnr(t), get_mm_counter(mm, MM_ANONPAGES));
 	ret = e && e->snap ? 0 : -ENOMEM;
-	if (!ret && mmap_read_lock_killable(mm))
+	/*
+	 * The task runs: a thread of it may pin a page by GUP-fast between the
+	 * walk's check for pins and its write-protect, and the page, shared
+	 * and read-only in the snapshot, would change under DMA.  As fork()'s
+	 * copy_page_range(), the walk holds the mmap lock for writing and
+	 * write_protect_seq odd, which GUP-fast's FOLL_PIN checks and backs off.
+	 */
+	if (!ret && mmap_write_lock_killable(mm))
 		ret = -EINTR;
 	if (!ret) {
+		raw_write_seqcount_begin(&mm->write_protect_seq);
 		inc_tlb_flush_pending(mm);
 		ret = ckpt_early_walk(ctx, mm, e);
 		if (e->w.modified)
 			on_each_cpu(ckpt_flush_tlb_cpu, NULL, 1);
 		dec_tlb_flush_pending(mm);
-		mmap_read_unlock(mm);
+		raw_write_seqcount_end(&mm->write_protect_seq);
+		mmap_write_unlock(mm);
 	}
 	if (!ret) {
 		mmgrab(mm);
