@@ -119,7 +119,8 @@ t('copy-on-write of a program at rest: its pages are shared before the freeze, a
   const rest = tempDir('kearlyimg');
   await kernelBackend.dump({ pid: child.pid, dir: rest, cow: true, leaveRunning: true });
   assert.match(fs.readFileSync(path.join(rest, 'kernel.log'), 'utf8'), /the pages shared before the freeze are unchanged/);
-  // a generation started at some moment of the next checkpoint: before, between the walks, or during the write-out
+  // a generation (a rewrite, a page touched for the first time, a region mapped afresh in place)
+  // started at some moment of the next checkpoint: before, between the two walks, or during the write-out
   const raced = tempDir('kearlyimg2');
   const racer = execa('sh', ['-c', `sleep 0.02; kill -USR2 ${child.pid}`]);
   await kernelBackend.dump({ pid: child.pid, dir: raced, cow: true, leaveRunning: true });
