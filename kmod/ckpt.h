@@ -155,6 +155,7 @@ struct ckpt_ctx {
 
 	/* checkpoint: pages to write once the tasks run again (CHECKPOINT_COW) */
 	struct list_head snaps;
+	struct ckpt_early *early;	/* the root's pages, taken before the freeze */
 	/* TRACK, INCREMENTAL: this image's id; its parent's id and path */
 	u64 chain_id, parent_id;
 	char *parent_path;
@@ -581,6 +582,8 @@ int restore_shmem_obj(struct ckpt_ctx *ctx);
 
 /* pages.c: page contents */
 struct ckpt_snap;
+struct ckpt_early;
+int checkpoint_pages_early(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
 		     struct ckpt_vma_desc *descs, unsigned int nr, struct mm_struct *parent);
 int ckpt_write_snapshots(struct ckpt_ctx *ctx);
