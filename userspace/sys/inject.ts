@@ -171,11 +171,20 @@ export class Injection {
     }
   }
 
-  /** Unmap the scratch area and give the task back its registers and mask. */
+  /**
+   * Unmap the scratch area and give the task back its registers and mask,
+   * exactly as they were, in a stop where the kernel restarts the call it
+   * was interrupted in as it would have without us.
+   */
   end(): void {
     this.unmapScratch();
+    this.giveBack();
+  }
+
+  private giveBack(): void {
+    this.tracee.stopInSignalDelivery();
     this.tracee.setSigmask(this.origSigmask);
-    this.tracee.setRegs(resumableRegs(this.origRegs, true));
+    this.tracee.setRegs(this.origRegs);
   }
 
   /** Close a restore session: only the scratch area goes; the caller sets the task's final state. */
@@ -189,8 +198,7 @@ export class Injection {
       this.end();
     } catch {
       try {
-        this.tracee.setSigmask(this.origSigmask);
-        this.tracee.setRegs(resumableRegs(this.origRegs, true));
+        this.giveBack();
       } catch {
         /* the task is gone */
       }

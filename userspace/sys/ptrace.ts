@@ -147,6 +147,34 @@ export class Tracee {
     }
   }
 
+  /**
+   * From any stop, bring the tracee to a stop inside the kernel's signal
+   * delivery (PTRACE_EVENT_STOP), as the one it was seized in. Registers
+   * set there meet the kernel's own restart of an interrupted system call
+   * on the way out: the call is entered again, or returns EINTR when a
+   * signal that came meanwhile runs its handler first. Set after a
+   * syscall-exit stop, a pending -ERESTART* would reach the program as its
+   * result; rewound by hand, a handler run first returns into the call
+   * again and its wake-up is lost. A SIGSTOP sent meanwhile is held back.
+   */
+  stopInSignalDelivery(): void {
+    ptrace(PTRACE.INTERRUPT, this.pid);
+    for (let stops = 0; ; ) {
+      ptrace(PTRACE.CONT, this.pid);
+      const [, status] = waitpid(this.pid, WALL);
+      if (wstatus.exited(status) || wstatus.signaled(status)) {
+        this.memFd = null;
+        throw new SysError(`pid ${this.pid} died while being let go`, 3);
+      }
+      const event = wstatus.event(status);
+      if (event === PTRACE.EVENT_STOP) return;
+      if (!wstatus.stopped(status) || event || ++stops > 8) {
+        throw new SysError(`pid ${this.pid} stopped unexpectedly (status 0x${status.toString(16)}) while being let go`, 4);
+      }
+      this.heldSignal = wstatus.stopSig(status);
+    }
+  }
+
   getRegs(): Regs {
     const buf = Buffer.alloc(REGS_SIZE);
     ptrace(PTRACE.GETREGS, this.pid, 0, buf);
