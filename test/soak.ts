@@ -12,6 +12,7 @@
  * A kernel soak runs inside the VM (booted for it).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -215,7 +216,7 @@ async function programRun(backend: BackendName, p: Program, r: Rand): Promise<Ru
  * library or the command, dumped a random while after it is ready. A probe
  * whose dump the backend refuses by name is taken out of `probes`.
  */
-async function workloadRun(cfg: HarnessConfig, backend: BackendName, probes: CaseSpec[], r: Rand, n: number): Promise<Run> {
+async function workloadRun(cfg: Omit<HarnessConfig, 'scratch'>, backend: BackendName, probes: CaseSpec[], r: Rand): Promise<Run> {
   let spec: CaseSpec;
   if (r() < 0.6 || !probes.length) {
     const w = pick(r, workloads.filter((x) => backend === 'user' || x.name !== 'threads' && x.name !== 'mix'));
@@ -226,7 +227,16 @@ async function workloadRun(cfg: HarnessConfig, backend: BackendName, probes: Cas
   }
   spec = { ...spec, dumpAfterMs: between(r, 0, 1000) };
   const mode = pick(r, ['lib', 'cli'] as const);
-  const rec = await runCycle(cfg, spec, backend, mode, n);
+  // A scratch directory of its own, removed after the run, and short: the
+  // workload binds a unix socket in the harness's directory for the case,
+  // named after the probe (70 bytes), and a sun_path holds 108.
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wl'));
+  let rec;
+  try {
+    rec = await runCycle({ ...cfg, scratch }, spec, backend, mode, 0);
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
   const what = `wl ${spec.args.join(' ')} (${mode}, dumped ${spec.dumpAfterMs} ms after ready)`;
   if (rec.ok) return { what, ok: true };
   if (spec.kind === 'feature' && rec.stage === 'dump' && isRefusal(rec.reason)) {
@@ -240,9 +250,8 @@ async function soak(): Promise<number> {
   const seed = opts.seed ?? Date.now() % 1000000007;
   const r = rng(seed);
   const backend = opts.backend;
-  const scratch = tempDir('soak-wl');
-  const cfg: HarnessConfig = {
-    registry: backends, backends: [backend], reps: 1, featureReps: 1, modes: ['lib', 'cli'], scratch,
+  const cfg: Omit<HarnessConfig, 'scratch'> = {
+    registry: backends, backends: [backend], reps: 1, featureReps: 1, modes: ['lib', 'cli'],
     wlBin: path.join(packageRoot, 'compare', 'workloads', 'bin', 'wl'), rusageBin: path.join(packageRoot, 'compare', 'workloads', 'bin', 'rusage'),
     crCli: [process.execPath, crCommand], criuBin: 'criu', timeoutScale: process.env.CR_LAB_IN_VM ? 3 : 1, emit: () => {},
   };
@@ -253,7 +262,7 @@ async function soak(): Promise<number> {
   const runs: Run[] = [];
   const refused: Run[] = [];
   while (Date.now() < deadline) {
-    const run = r() < 0.5 ? await programRun(backend, pick(r, programs), r) : await workloadRun(cfg, backend, probes, r, runs.length);
+    const run = r() < 0.5 ? await programRun(backend, pick(r, programs), r) : await workloadRun(cfg, backend, probes, r);
     if (run.refused) {
       refused.push(run);
       say(`probe refused by name, left out: ${run.what}: ${run.reason}`);
@@ -262,7 +271,6 @@ async function soak(): Promise<number> {
     runs.push(run);
     say(`run ${runs.length}: ${run.ok ? 'ok' : `FAILED at ${run.stage}: ${run.reason}`}: ${run.what}`);
   }
-  fs.rmSync(scratch, { recursive: true, force: true });
   const failed = runs.filter((x) => !x.ok);
   say(`\nfailures (${failed.length}):`);
   for (const f of failed) say(`  ${f.stage}: ${f.reason} — ${f.what}`);
