@@ -87,6 +87,9 @@ const out = (dir: string) => path.join(dir, 'out.txt');
 const stdoutAnswer = (dir: string) => withoutPid(fs.readFileSync(out(dir), 'utf8')).body;
 const lines = (dir: string, k: number) => waitLines(out(dir), k, 120000);
 
+// Sizes that leave each program 5 s or more to run after its last dump
+// point, at its smallest: a `cr dump` that starts late on a busy machine
+// must still find it running, and `iter` has three rounds to go through.
 const USER_PROGRAMS: Program[] = [
   { name: 'bigmem', argv: (_d, r) => [programBin('bigmem'), String(pick(r, [4, 16, 64, 128])), '400'], reached: lines, steps: [2, 40], answer: stdoutAnswer },
   { name: 'memstress', argv: (d, r) => [programBin('memstress'), d, String(between(r, 300, 900))], reached: lines, steps: [5, 30], answer: stdoutAnswer, setup: writeInput, not: SHARED_FILE },
@@ -95,20 +98,21 @@ const USER_PROGRAMS: Program[] = [
   { name: 'epoll', argv: (_d, r) => [programBin('epoll'), String(between(r, 300, 900))], reached: lines, steps: [10, 60], answer: stdoutAnswer },
   { name: 'unixpair', argv: (_d, r) => [programBin('unixpair'), String(between(r, 300, 900))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
   { name: 'sigpending', argv: (_d, r) => [programBin('sigpending'), String(between(r, 300, 900))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
-  { name: 'ptimers', argv: (_d, r) => [programBin('ptimers'), String(between(r, 60, 120))], reached: lines, steps: [2, 10], answer: stdoutAnswer },
+  { name: 'ptimers', argv: (_d, r) => [programBin('ptimers'), String(pick(r, [200, 300, 400]))], reached: lines, steps: [2, 6], answer: stdoutAnswer },
   // Its semaphore counts 10, one read each 30 steps: 300 steps at most.
-  { name: 'eventfd', argv: (_d, r) => [programBin('eventfd'), String(between(r, 100, 300))], reached: lines, steps: [2, 6], answer: stdoutAnswer },
-  { name: 'caps', argv: (_d, r) => [programBin('caps'), String(between(r, 60, 150))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'eventfd', argv: (_d, r) => [programBin('eventfd'), String(between(r, 250, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'caps', argv: (_d, r) => [programBin('caps'), String(between(r, 150, 250))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
   { name: 'container', argv: (_d, r) => [programBin('container'), String(between(r, 300, 900))], reached: lines, steps: [5, 40], answer: stdoutAnswer },
-  { name: 'ghosts', argv: (d, r) => [programBin('ghosts'), d, String(between(r, 60, 150))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
-  { name: 'unixsk', argv: (_d, r) => [programBin('unixsk'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'tcpsk', argv: (_d, r) => [programBin('tcpsk'), String(between(r, 200, 500))], reached: lines, steps: [3, 8], answer: stdoutAnswer },
-  { name: 'udpsk', argv: (_d, r) => [programBin('udpsk'), String(between(r, 60, 200))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'sched', argv: (_d, r) => [programBin('sched'), String(between(r, 100, 300))], reached: lines, steps: [2, 5], answer: stdoutAnswer },
-  { name: 'threadsigs', argv: (_d, r) => [programBin('threadsigs'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'zombies', argv: (_d, r) => [programBin('zombies'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'pidns', argv: (_d, r) => [programBin('pidns'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'mapshapes', argv: (d, r) => [programBin('mapshapes'), d, String(between(r, 80, 200))], reached: lines, steps: [1, 2], answer: stdoutAnswer, not: SHARED_FILE },
+  // A tick a 512-byte stride of its 64 KiB memfd: 128 ticks at most.
+  { name: 'ghosts', argv: (d, r) => [programBin('ghosts'), d, String(between(r, 100, 128))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'unixsk', argv: (_d, r) => [programBin('unixsk'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'tcpsk', argv: (_d, r) => [programBin('tcpsk'), String(between(r, 700, 1400))], reached: lines, steps: [3, 8], answer: stdoutAnswer },
+  { name: 'udpsk', argv: (_d, r) => [programBin('udpsk'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'sched', argv: (_d, r) => [programBin('sched'), String(between(r, 400, 800))], reached: lines, steps: [2, 5], answer: stdoutAnswer },
+  { name: 'threadsigs', argv: (_d, r) => [programBin('threadsigs'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'zombies', argv: (_d, r) => [programBin('zombies'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'pidns', argv: (_d, r) => [programBin('pidns'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'mapshapes', argv: (d, r) => [programBin('mapshapes'), d, String(between(r, 400, 800))], reached: lines, steps: [1, 2], answer: stdoutAnswer, not: SHARED_FILE },
 ];
 
 const KERNEL_PROGRAMS: Program[] = [
