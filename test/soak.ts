@@ -92,12 +92,12 @@ const lines = (dir: string, k: number) => waitLines(out(dir), k, 120000);
 // must still find it running, and `iter` has three rounds to go through.
 const USER_PROGRAMS: Program[] = [
   { name: 'bigmem', argv: (_d, r) => [programBin('bigmem'), String(pick(r, [4, 16, 64, 128])), '400'], reached: lines, steps: [2, 40], answer: stdoutAnswer },
-  { name: 'memstress', argv: (d, r) => [programBin('memstress'), d, String(between(r, 300, 900))], reached: lines, steps: [5, 30], answer: stdoutAnswer, setup: writeInput, not: SHARED_FILE },
-  { name: 'tree', argv: (_d, r) => [programBin('tree'), String(between(r, 600, 3000))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
-  { name: 'fdshare', argv: (d, r) => [programBin('fdshare'), d, String(between(r, 300, 900))], reached: lines, steps: [3, 20], answer: stdoutAnswer, setup: writeInput },
+  { name: 'memstress', argv: (d, r) => [programBin('memstress'), d, String(between(r, 800, 1500))], reached: lines, steps: [5, 20], answer: stdoutAnswer, setup: writeInput, not: SHARED_FILE },
+  { name: 'tree', argv: (_d, r) => [programBin('tree'), String(between(r, 1200, 3000))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'fdshare', argv: (d, r) => [programBin('fdshare'), d, String(between(r, 800, 1200))], reached: lines, steps: [3, 20], answer: stdoutAnswer, setup: writeInput },
   { name: 'epoll', argv: (_d, r) => [programBin('epoll'), String(between(r, 300, 900))], reached: lines, steps: [10, 60], answer: stdoutAnswer },
-  { name: 'unixpair', argv: (_d, r) => [programBin('unixpair'), String(between(r, 300, 900))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
-  { name: 'sigpending', argv: (_d, r) => [programBin('sigpending'), String(between(r, 300, 900))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'unixpair', argv: (_d, r) => [programBin('unixpair'), String(between(r, 500, 1000))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'sigpending', argv: (_d, r) => [programBin('sigpending'), String(between(r, 500, 1000))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
   { name: 'ptimers', argv: (_d, r) => [programBin('ptimers'), String(pick(r, [200, 300, 400]))], reached: lines, steps: [2, 6], answer: stdoutAnswer },
   // Its semaphore counts 10, one read each 30 steps: 300 steps at most.
   { name: 'eventfd', argv: (_d, r) => [programBin('eventfd'), String(between(r, 250, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
