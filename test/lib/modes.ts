@@ -219,10 +219,11 @@ async function cycle<R>(d: Driver<R>, target: Target, o: CycleOptions, between: 
     case 'snap': {
       const size = watch ? sizeOf(watch) : 0;
       const first = await d.dump(target.pid, final, { leaveRunning: true });
-      await decoded(final);
+      // Killed as soon as it ran on, the image decoded after: a program near its end must not finish first.
       await ranOn(watch, size, 'snap: after the snapshot');
       kill(first.pids);
       await gone(first.pids);
+      await decoded(final);
       return { images: final, show: show[0], pids: first.pids, dumpLog: first.log, restored: await lastRestore(final, first.pids) };
     }
     case 'pre': {
