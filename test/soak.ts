@@ -203,7 +203,10 @@ async function programRun(backend: BackendName, p: Program, r: Rand): Promise<Ru
       if (hung) throw new Error('killed');
     } catch (err) {
       if (hung) return { what, ok: false, stage: 'timeout', reason: `no end of the cycle in ${RUN_LIMIT_MS / 60000} min` };
-      return { what, ok: false, stage: err instanceof CycleFailure ? err.stage : 'cycle', reason: (err as Error).message.split('\n').filter(Boolean).slice(0, 3).join(' | ') };
+      const said = (err as Error).message.split('\n').filter(Boolean).slice(0, 3);
+      // A restored program that exits 1 has said why in its output.
+      const own = fs.existsSync(out(dir)) ? fs.readFileSync(out(dir), 'utf8').split('\n').filter((l) => /^(BAD|FAIL)/.test(l)).slice(0, 2) : [];
+      return { what, ok: false, stage: err instanceof CycleFailure ? err.stage : 'cycle', reason: [...said, ...own].join(' | ') };
     } finally {
       clearTimeout(limit);
     }
