@@ -516,7 +516,10 @@ function senderFor(st: RestoreState, s: UnixSocketFile, m: UnixMessage, to: Buff
 /** Write the socket's queue back, message by message, from cr; then let its phantom peer go. */
 function refill(task: RestoreTask, st: RestoreState, s: UnixSocketFile, files: RestoreFiles, where: string): void {
   const total = s.queue.reduce((n, m) => n + m.data.length + 1024, 0);
-  fromCr(s.addr, (to) => s.queue.forEach((m) => refillOne(task, st, s, m, to, total, files, where)));
+  const all = (to: Buffer) => s.queue.forEach((m) => refillOne(task, st, s, m, to, total, files, where));
+  // Only a datagram is sent to the socket's name (whose directory may be gone).
+  if (s.type === SOCK.DGRAM) fromCr(s.addr, all);
+  else all(unixAddress(Buffer.alloc(0)));
   const phantom = st.phantoms.get(s.ino);
   if (phantom) {
     closeLeftover(st, task.shared, phantom);
