@@ -41,10 +41,54 @@ const samplePass = process.env.CR_TEST_SAMPLE === '1';
 
 type Body = () => void | Promise<void>;
 
+/**
+ * A test that has not ended in this long is hung: it fails, and every
+ * process it started is killed, so that the file's other tests still run
+ * (test/run.ts kills a suite that prints nothing for 600 s, and uvu prints
+ * a mark per test).
+ */
+const TEST_LIMIT_MS = 540000;
+
+/** This process's descendants, children first. */
+function descendants(): number[] {
+  const parent = new Map<number, number>();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  const found: number[] = [];
+  for (let i = -1; i < found.length; i++) {
+    const of = i < 0 ? process.pid : found[i];
+    for (const [pid, ppid] of parent) if (ppid === of) found.push(pid);
+  }
+  return found;
+}
+
+function bounded(name: string, body: Body): Body {
+  return () => new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      for (const pid of descendants()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone already */
+        }
+      }
+      reject(new Error(`${name}: no end in ${TEST_LIMIT_MS / 1000} s: hung, its processes killed`));
+    }, TEST_LIMIT_MS);
+    Promise.resolve().then(body).then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+}
+
 /** A test without a checkpoint/restart step (a refusal, a bad image, a probe): the `once` pass runs it. */
 export const test = Object.assign(
   (name: string, body: Body) => {
-    if (mode === 'once' && !samplePass) uvuTest(name, body);
+    if (mode === 'once' && !samplePass) uvuTest(name, bounded(name, body));
   },
   {
     skip: (name: string, body?: Body) => {
@@ -84,7 +128,7 @@ export function crTest(name: string, body: Body, o: CrTestOptions = {}): void {
     uvuTest.skip(name, body);
     return;
   }
-  uvuTest(mode === 'once' ? name : `${name} [${mode}]`, body);
+  uvuTest(mode === 'once' ? name : `${name} [${mode}]`, bounded(name, body));
 }
 
 /** A running program being checkpointed: its pid, and where its progress shows. */
