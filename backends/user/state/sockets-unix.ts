@@ -631,6 +631,8 @@ export const unixSockets: FdType = {
     if (!ROLES.includes(s.role)) throw new CrError(`${where}: unix socket of unknown role '${s.role}'`);
     for (const a of [s.addr, s.peer_addr]) {
       if (isPath(a.name) && !path.isAbsolute(a.path)) throw new CrError(`${where}: corrupted image (socket file ${a.path} is not an absolute path)`);
+      // Permission bits only (Node aborts on a mode past 2^31).
+      if (a.mode > 0o7777) throw new CrError(`${where}: corrupted image (socket file mode 0${a.mode.toString(8)})`);
     }
   },
 
