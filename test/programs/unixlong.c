@@ -15,7 +15,6 @@
  */
 #define _GNU_SOURCE
 #include <ftw.h>
-#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,15 +164,7 @@ int main(int argc, char **argv)
 	FP = sock(SOCK_STREAM, NULL, 0);
 	to(FP, full, sizeof(full));
 
-	printf("built\n");
-	fflush(stdout);
-	for (long i = 0; i < steps; i++) {
-		poll(NULL, 0, 20);
-		if (i % 10 == 0) {
-			printf("step %ld\n", i);
-			fflush(stdout);
-		}
-	}
+	built_then_step(steps);
 
 	check(getcwd(cwd, sizeof(cwd)) && !strcmp(cwd, deep), "the working directory, 200 bytes deep");
 	check(named(L, "l.sock", 6) && named(A, "l.sock", 6) && named(D, "d.sock", 6) && named(S, "s.sock", 6),
