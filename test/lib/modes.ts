@@ -42,10 +42,10 @@ const samplePass = process.env.CR_TEST_SAMPLE === '1';
 type Body = () => void | Promise<void>;
 
 /**
- * A test that has not ended in this long is hung: it fails, and every
- * process it started is killed, so that the file's other tests still run
- * (test/run.ts kills a suite that prints nothing for 600 s, and uvu prints
- * a mark per test).
+ * A test that has not ended in this long is hung: it fails (test/run.ts
+ * kills a suite that prints nothing for 600 s, and uvu prints a mark per
+ * test). A test that fails, hung or not, has the processes it started
+ * killed: the file's other tests still run, and node can exit at its end.
  */
 const TEST_LIMIT_MS = 540000;
 
@@ -70,19 +70,27 @@ function descendants(): number[] {
 }
 
 function bounded(name: string, body: Body): Body {
-  return () => new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      for (const pid of descendants()) {
+  return async () => {
+    const before = new Set(descendants());
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${name}: no end in ${TEST_LIMIT_MS / 1000} s: hung, its processes killed`)), TEST_LIMIT_MS);
+    });
+    try {
+      await Promise.race([Promise.resolve().then(body), hung]);
+    } catch (err) {
+      for (const pid of descendants().filter((p) => !before.has(p))) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
           /* gone already */
         }
       }
-      reject(new Error(`${name}: no end in ${TEST_LIMIT_MS / 1000} s: hung, its processes killed`));
-    }, TEST_LIMIT_MS);
-    Promise.resolve().then(body).then(resolve, reject).finally(() => clearTimeout(timer));
-  });
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 /** A test without a checkpoint/restart step (a refusal, a bad image, a probe): the `once` pass runs it. */
