@@ -22,9 +22,7 @@ interface Identity {
 }
 
 /** A backend whose code loads on first use; `optional` names the optional operations it has (the driver tests for them). */
-function lazy(name: BackendName, id: Identity, load: () => Promise<Backend>, optional: { thaw?: boolean; preDump?: boolean } = {}): Backend {
-  let loaded: Promise<Backend> | undefined;
-  const get = () => (loaded ??= load());
+function lazy(name: BackendName, id: Identity, get: () => Promise<Backend>, optional: { thaw?: boolean; preDump?: boolean } = {}): Backend {
   return {
     name,
     summary: id.summary,
@@ -38,12 +36,28 @@ function lazy(name: BackendName, id: Identity, load: () => Promise<Backend>, opt
   };
 }
 
+const once = (load: () => Promise<Backend>) => {
+  let loaded: Promise<Backend> | undefined;
+  return () => (loaded ??= load());
+};
+
+const loaders: Record<BackendName, () => Promise<Backend>> = {
+  user: once(async () => (await import('./user/index.js')).userBackend),
+  criu: once(async () => (await import('./criu/index.js')).criuBackend),
+  kernel: once(async () => (await import('./kernel/index.js')).kernelBackend),
+};
+
 export const backends: Record<string, Backend> = {
-  user: lazy('user', user, async () => (await import('./user/index.js')).userBackend, { preDump: true }),
-  criu: lazy('criu', criu, async () => (await import('./criu/index.js')).criuBackend, { preDump: true }),
-  kernel: lazy('kernel', kernel, async () => (await import('./kernel/index.js')).kernelBackend, { thaw: true, preDump: true }),
+  user: lazy('user', user, loaders.user, { preDump: true }),
+  criu: lazy('criu', criu, loaders.criu, { preDump: true }),
+  kernel: lazy('kernel', kernel, loaders.kernel, { thaw: true, preDump: true }),
 };
 
 export function backendNames(): BackendName[] {
   return Object.keys(backends) as BackendName[];
+}
+
+/** A backend with its code loaded: what `backends[name]` loads on its first call, loaded now (the `cr` command times its calls without the loading). */
+export function loadBackend(name: BackendName): Promise<Backend> {
+  return loaders[name]();
 }

@@ -64,8 +64,20 @@ export interface RunRecord {
     imageBytes?: number;
     pagesWritten?: number;
     memory?: MemoryUse;
+    command?: CommandOverhead;
   };
-  restore?: { wallMs: number; totalMs?: number; memory?: MemoryUse };
+  restore?: { wallMs: number; totalMs?: number; memory?: MemoryUse; command?: CommandOverhead };
+}
+
+/**
+ * The `cr` command's own cost around its backend call ('cli' mode, from
+ * CR_TIMINGS and rusage's clock): exec to the first backend call (Node's
+ * start-up, the CLI, loading the backend's code) and the last call's
+ * return to the end of wait4.
+ */
+export interface CommandOverhead {
+  startMs: number;
+  exitMs: number;
 }
 
 export type HarnessEvent =
@@ -162,6 +174,24 @@ async function until<T>(fn: () => T | undefined | false, timeoutMs: number, step
   }
 }
 
+/** What a workload that does not answer is doing: its state, signal masks and tracer, from /proc. */
+function workloadState(pid: number): string {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const keep = ['State', 'TracerPid', 'SigPnd', 'ShdPnd', 'SigBlk', 'SigCgt'];
+    const fields = status.split('\n').filter((l) => keep.some((k) => l.startsWith(`${k}:`))).map((l) => l.replace(/:\s+/, ' '));
+    let wchan = '';
+    try {
+      wchan = fs.readFileSync(`/proc/${pid}/wchan`, 'utf8');
+    } catch {
+      /* not readable here */
+    }
+    return [...fields, ...(wchan ? [`wchan ${wchan}`] : [])].join(', ');
+  } catch {
+    return `pid ${pid} is gone`;
+  }
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let timer: NodeJS.Timeout;
   return Promise.race([p, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)))]).finally(() => clearTimeout(timer));
@@ -186,6 +216,18 @@ function parseRusage(file: string): { wallMs: number; maxrssKiB: number; status:
     return undefined;
   }
 }
+
+/** A command's overhead from rusage's line and the command's CR_TIMINGS line (see userspace/cli/timings.ts); undefined if either lacks its times. */
+export function commandOverhead(rusageLine: string, timingsLine: string): CommandOverhead | undefined {
+  const ru = rusageLine.match(/start_us=(\d+) end_us=(\d+)/);
+  const cr = timingsLine.match(/call_start_us=(\d+) call_end_us=(\d+)/);
+  if (!ru || !cr) return undefined;
+  const [start, end, callStart, callEnd] = [ru[1], ru[2], cr[1], cr[2]].map(Number);
+  if (!(start <= callStart && callStart <= callEnd && callEnd <= end)) return undefined;
+  return { startMs: (callStart - start) / 1000, exitMs: (end - callEnd) / 1000 };
+}
+
+const readOr = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
 
 /** A failed command's most telling line: the first error-looking line, else the last line. */
 export function telling(text: string): string {
@@ -282,9 +324,16 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       } catch (err) {
         throw new CaseFailure('dump', `pre-dump: ${oneLine(err)}`);
       }
-      process.kill(wlPid, 'SIGUSR2');
-      const dirtied = await until(() => readLog().dirtied, stepMs);
-      if (!dirtied) throw new CaseFailure('dump', 'the workload did not rewrite its memory after the pre-dump');
+      // Asked again until it answers: a SIGUSR2 that lands while the
+      // workload is between two sigsuspend() calls waits for the next
+      // signal, and rewriting the same part again changes nothing.
+      let asked = 0;
+      const dirtied = await until(() => {
+        const d = readLog().dirtied;
+        if (!d && asked++ % 100 === 0) process.kill(wlPid, 'SIGUSR2');
+        return d;
+      }, stepMs);
+      if (!dirtied) throw new CaseFailure('dump', `the workload did not rewrite its memory after the pre-dump (${workloadState(wlPid)})`);
       expected = dirtied;
     }
     rec.expected = expected;
@@ -308,16 +357,19 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
       }
     } else {
       const ru = path.join(root, 'dump.rusage');
+      const timings = path.join(root, 'dump.timings');
       const argv = mode === 'cli'
         ? [...cfg.crCli, 'dump', `--backend=${variant.base}`, '-t', String(wlPid), '-D', img, ...(spec.tcpEstablished ? ['--tcp-established'] : []), ...variantDumpFlags(variant, preImg)]
         : [cfg.criuBin, 'dump', '-t', String(wlPid), '-D', img, '-o', 'dump.log', '-v2', ...(spec.tcpEstablished ? CRIU_TCP_ESTABLISHED : [])];
-      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
+      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs, env: mode === 'cli' ? { CR_TIMINGS: timings } : undefined });
       const u = parseRusage(ru);
       if (r.exitCode !== 0) {
         const why = mode === 'native' ? criuLogError(path.join(img, 'dump.log')) ?? telling(r.all ?? '') : telling(r.all ?? '');
         throw new CaseFailure('dump', `${mode === 'native' ? 'criu' : 'cr'} dump exited ${r.exitCode}: ${why}`);
       }
       rec.dump = { wallMs: u?.wallMs ?? NaN, imageBytes: dirBytes(img), memory: { peakKiB: u?.maxrssKiB, source: 'wait4-maxrss' } };
+      const over = mode === 'cli' ? commandOverhead(readOr(ru), readOr(timings)) : undefined;
+      if (over) rec.dump.command = over;
       if (mode === 'native' || variant.base === 'criu') Object.assign(rec.dump, await criuStats(img, 'dump'));
       else {
         // `cr dump` reports "(frozen N ms)" when the backend measured it
@@ -358,16 +410,19 @@ export async function runCycle(cfg: HarnessConfig, spec: CaseSpec, backendName: 
 
     } else {
       const ru = path.join(root, 'restore.rusage');
+      const timings = path.join(root, 'restore.timings');
       const argv = mode === 'cli'
         ? [...cfg.crCli, 'restore', `--backend=${variant.base}`, '-D', img, '--detach', ...variantRestoreFlags(variant)]
         : [cfg.criuBin, 'restore', '-D', img, '-d', '-o', 'restore.log', '-v2', ...(spec.tcpEstablished ? CRIU_TCP_ESTABLISHED : [])];
-      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs });
+      const r = await execa(cfg.rusageBin, [ru, ...argv], { reject: false, all: true, timeout: stepMs, env: mode === 'cli' ? { CR_TIMINGS: timings } : undefined });
       const u = parseRusage(ru);
       if (r.exitCode !== 0) {
         const why = mode === 'native' ? criuLogError(path.join(img, 'restore.log')) ?? telling(r.all ?? '') : telling(r.all ?? '');
         throw new CaseFailure('restore', `${mode === 'native' ? 'criu' : 'cr'} restore exited ${r.exitCode}: ${why}`);
       }
       rec.restore = { wallMs: u?.wallMs ?? NaN, memory: { peakKiB: u?.maxrssKiB, source: 'wait4-maxrss' } };
+      const over = mode === 'cli' ? commandOverhead(readOr(ru), readOr(timings)) : undefined;
+      if (over) rec.restore.command = over;
       if (mode === 'native' || variant.base === 'criu') {
         const s = await criuStats(img, 'restore');
         if (s.restoreMs !== undefined) rec.restore.totalMs = s.restoreMs;

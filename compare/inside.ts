@@ -10,6 +10,7 @@
  *   node dist/compare/inside.js PLAN_JSON [SCRATCH_DIR]
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -71,11 +72,12 @@ export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEven
   }
   emit({ t: 'info', msg: 'measuring memory and tmpfs bandwidth' });
   const bandwidth = await measureBandwidth(scratch, plan.quick ? 64 : 256);
-  emit({ t: 'info', msg: 'timing node, cr and criu start-up' });
+  emit({ t: 'info', msg: 'timing node, cr, criu and koffi start-up' });
   const startup = {
     nodeStartMs: await startupMs([process.execPath, '-e', '0']),
     crVersionMs: await startupMs([process.execPath, crCommand, '--version']),
     criuVersionMs: await startupMs([process.env.CR_CRIU ?? 'criu', '--version']),
+    koffiLoadMs: await startupMs([process.execPath, '-e', `require(${JSON.stringify(createRequire(import.meta.url).resolve('koffi'))})`]),
   };
   const cfg: HarnessConfig = {
     registry: reg,

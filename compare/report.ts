@@ -5,7 +5,7 @@
  * Pure functions of the raw data, so they are unit-tested on the host.
  */
 import type { CheckItem } from '../backends/types.js';
-import type { Mode, RunRecord } from './harness.js';
+import type { CommandOverhead, Mode, RunRecord } from './harness.js';
 import { fmt, fmtSummary, leastSquares, ratio, summarize, type Summary } from './stats.js';
 import { features, workloads } from './workloads.js';
 
@@ -29,6 +29,8 @@ export interface RawResults {
     /** Wall time of `cr --version` and `criu --version`: each command's start-up. */
     crVersionMs?: number;
     criuVersionMs?: number;
+    /** Wall time of a Node that only loads koffi: what the kernel and user backends load before their first call. */
+    koffiLoadMs?: number;
     /** Why the run ended before every case was run (time limit, a crash), if it did. */
     cutShort?: string;
     /** The VM's accelerator ('kvm', 'tcg'), and why TCG when it was; absent on the host. */
@@ -62,6 +64,21 @@ export interface Row {
   imageMiB?: Summary;
   dumpPeakMiB?: Summary;
   restorePeakMiB?: Summary;
+  /** The `cr` command's own overhead ('cli' rows): exec to its backend call, the call's return to exit, and their sum. */
+  dumpCommand?: OverheadSummary;
+  restoreCommand?: OverheadSummary;
+}
+
+export interface OverheadSummary {
+  startMs?: Summary;
+  exitMs?: Summary;
+  totalMs?: Summary;
+}
+
+function overheadSummary(cs: (CommandOverhead | undefined)[]): OverheadSummary | undefined {
+  const got = cs.filter((c): c is CommandOverhead => c !== undefined);
+  if (!got.length) return undefined;
+  return { startMs: summarize(got.map((c) => c.startMs)), exitMs: summarize(got.map((c) => c.exitMs)), totalMs: summarize(got.map((c) => c.startMs + c.exitMs)) };
 }
 
 const MiB = 1048576;
@@ -93,6 +110,8 @@ export function rowsOf(records: RunRecord[], kind: RunRecord['kind'] = 'bench'):
       imageMiB: summarize(ok.map((r) => (r.dump?.imageBytes !== undefined ? r.dump.imageBytes / MiB : undefined))),
       dumpPeakMiB: summarize(ok.map((r) => (r.dump?.memory?.peakKiB !== undefined ? r.dump.memory.peakKiB / 1024 : undefined))),
       restorePeakMiB: summarize(ok.map((r) => (r.restore?.memory?.peakKiB !== undefined ? r.restore.memory.peakKiB / 1024 : undefined))),
+      dumpCommand: overheadSummary(ok.map((r) => r.dump?.command)),
+      restoreCommand: overheadSummary(ok.map((r) => r.restore?.command)),
     });
   }
   return rows;
@@ -218,8 +237,10 @@ export function failureList(records: RunRecord[]): string[] {
 
 /**
  * A command's own cost: `cr --version` and `criu --version` against
- * `node -e 0`, and what the `cr` command adds to a dump and a restore over
- * the same library call (the smallest mem case, medians).
+ * `node -e 0`; the `cr` command's overhead around its backend call as it
+ * measures it (CR_TIMINGS: exec to the call, return to exit); and what the
+ * command adds to a dump and a restore over the same library call (the
+ * smallest mem case, medians).
  */
 export function startupLines(m: RawResults['meta'], rows: Row[]): string[] {
   const out: string[] = [];
@@ -228,11 +249,15 @@ export function startupLines(m: RawResults['meta'], rows: Row[]): string[] {
   if (node !== undefined) out.push(`- \`node -e 0\` takes ${fmt(node)} ms here: the floor under every \`cr\` command`);
   if (m.crVersionMs !== undefined) out.push(`- start-up: \`cr --version\` ${fmt(m.crVersionMs)} ms${times(m.crVersionMs)}` +
     `${m.criuVersionMs !== undefined ? `, \`criu --version\` ${fmt(m.criuVersionMs)} ms` : ''}`);
+  if (m.koffiLoadMs !== undefined) out.push(`- a Node that only loads koffi takes ${fmt(m.koffiLoadMs)} ms${times(m.koffiLoadMs)}: the kernel and user backends bind their system calls through it before their first call`);
   const mem = rows.filter((r) => r.workload === 'mem' && r.size !== null);
   const smallest = Math.min(...mem.map((r) => r.size!));
   for (const b of [...new Set(mem.map((r) => r.backend))]) {
     const lib = mem.find((r) => r.backend === b && r.size === smallest && r.mode === 'lib');
     const cli = mem.find((r) => r.backend === b && r.size === smallest && r.mode === 'cli');
+    const own = (what: string, o?: OverheadSummary) => (o?.totalMs ? `${what} ${fmt(o.totalMs.median)} ms${times(o.totalMs.median)} = ${fmt(o.startMs?.median)} exec→call + ${fmt(o.exitMs?.median)} return→exit` : undefined);
+    const parts = [own('dump', cli?.dumpCommand), own('restore', cli?.restoreCommand)].filter(Boolean);
+    if (parts.length) out.push(`- the \`cr\` command's own overhead, ${b} backend (mem ${smallest} MiB, as the command times its backend call, medians of ${cli!.dumpCommand?.totalMs?.n ?? cli!.restoreCommand?.totalMs?.n}): ${parts.join('; ')}`);
     if (!lib || !cli) continue;
     const over = (a?: Summary, c?: Summary) => (a && c ? c.median - a.median : undefined);
     const d = over(lib.dumpMs, cli.dumpMs), r = over(lib.restoreMs, cli.restoreMs);

@@ -291,12 +291,15 @@ int restore_chain(struct ckpt_ctx *ctx)
 		INIT_LIST_HEAD(&p->objs);
 		ctx->nr_parents++;
 		ckpt_msg(ctx, "reading the parent image %s\n", path);
-		p->file = filp_open(path, O_RDONLY | O_LARGEFILE, 0);
+		p->file = ckpt_open_path(path, O_RDONLY | O_LARGEFILE);
 		if (IS_ERR(p->file)) {
 			ret = PTR_ERR(p->file);
 			p->file = NULL;
 			return ckpt_err(ctx, ret, "cannot open the parent image %s", path);
 		}
+		if (!S_ISREG(file_inode(p->file)->i_mode))
+			return ckpt_err(ctx, -EINVAL, "the parent image %s is not a regular file",
+					path);
 		ret = ckpt_read_parent(ctx, p);
 		if (!ret)
 			ret = restore_parent_check(ctx, p, path, id);

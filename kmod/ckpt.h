@@ -155,6 +155,7 @@ struct ckpt_ctx {
 
 	/* checkpoint: pages to write once the tasks run again (CHECKPOINT_COW) */
 	struct list_head snaps;
+	struct ckpt_early *early;	/* the root's pages, taken before the freeze */
 	/* TRACK, INCREMENTAL: this image's id; its parent's id and path */
 	u64 chain_id, parent_id;
 	char *parent_path;
@@ -321,6 +322,7 @@ struct ckpt_member {
 	bool in_call;		/* it is inside restart(2) */
 	bool rebuilt;		/* it was changed: a failure kills it */
 	bool last;		/* its last stub call (a zombie's end) */
+	bool unmaps_stub;	/* it rebuilt its mm: the stub there is its to unmap */
 	u32 next;		/* spawning: the next task to look at */
 	pid_t cloning;		/* spawning: the pid the stub is cloning */
 	bool inner_only;	/* spawning: its pid is taken outside, clone it inside only */
@@ -479,6 +481,7 @@ int checkpoint_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u6
 struct ckpt_hdr_data *restore_next_data(struct ckpt_ctx *ctx, s32 objref, u64 limit);
 int restore_file_data(struct ckpt_ctx *ctx, s32 objref, struct file *file, u64 size);
 void ckpt_set_status_flags(struct file *file, u32 flags);
+struct file *ckpt_open_path(const char *path, int flags);
 int ckpt_chown(struct ckpt_ctx *ctx, const struct path *path, u32 uid, u32 gid);
 int ckpt_unlink(struct ckpt_ctx *ctx, const struct path *path);
 int restore_prepare_fs(struct ckpt_ctx *ctx);
@@ -579,6 +582,8 @@ int restore_shmem_obj(struct ckpt_ctx *ctx);
 
 /* pages.c: page contents */
 struct ckpt_snap;
+struct ckpt_early;
+int checkpoint_pages_early(struct ckpt_ctx *ctx, struct task_struct *t);
 int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_struct *mm,
 		     struct ckpt_vma_desc *descs, unsigned int nr, struct mm_struct *parent);
 int ckpt_write_snapshots(struct ckpt_ctx *ctx);

@@ -95,6 +95,17 @@ static int checkpoint_path_file(struct ckpt_ctx *ctx, struct file *file,
 	return 0;
 }
 
+/*
+ * Restart opens what an image names without waiting: a FIFO (put where a
+ * file was, or named by a hostile image) would wait for its other end, a
+ * file under a lease for its holder, and the member's turn with it.  The
+ * file's own status flags are set once it is open.
+ */
+struct file *ckpt_open_path(const char *path, int flags)
+{
+	return filp_open(path, flags | O_NONBLOCK, 0);
+}
+
 #define CKPT_OPEN_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | __O_SYNC | \
 			 O_NOATIME | O_DIRECT | O_LARGEFILE | O_DIRECTORY | O_PATH | \
 			 O_NOFOLLOW)
@@ -110,10 +121,10 @@ static struct file *restore_path_file(struct ckpt_ctx *ctx, struct ckpt_hdr_file
 	if (path[0] != '/')
 		return ERR_PTR(ckpt_err(ctx, -EINVAL, "FILE %d: bad path", h->objref));
 	/* an O_PATH descriptor of a symlink names the link itself */
-	file = filp_open(path, (h->f_flags & CKPT_OPEN_FLAGS) |
-			 (h->f_flags & O_PATH ? O_NOFOLLOW : 0), 0);
+	file = ckpt_open_path(path, (h->f_flags & CKPT_OPEN_FLAGS) |
+			      (h->f_flags & O_PATH ? O_NOFOLLOW : 0));
 	if (IS_ERR(file) && PTR_ERR(file) == -ELOOP && (h->f_flags & O_PATH))
-		file = filp_open(path, h->f_flags & CKPT_OPEN_FLAGS, 0);
+		file = ckpt_open_path(path, h->f_flags & CKPT_OPEN_FLAGS);
 	if (IS_ERR(file))
 		return ERR_PTR(ckpt_err(ctx, PTR_ERR(file), "cannot reopen %s", path));
 	inode = file_inode(file);

@@ -231,17 +231,28 @@ static void ckpt_group_free(struct ckpt_group *g)
 	kfree(g);
 }
 
+/*
+ * The reaper: a member that died in the stub never comes back for its
+ * reference; every second, fail the groups that lost one and let go of
+ * what those hold.  It also frees every group whose last reference is
+ * dropped: a task's last fput() of a file is done on its way back to user
+ * mode, and a vfork(2) parent, often the last to leave, first waits for
+ * its child, which the tree only lets go once the log pipe and the FIFO
+ * ends the group holds are closed.  From a work item they close at once.
+ */
+static void ckpt_reap(struct work_struct *work);
+static DECLARE_DELAYED_WORK(ckpt_reaper, ckpt_reap);
+static LIST_HEAD(ckpt_dead_groups);
+
 /* Drop a reference: each member holds one from its first call until it is done */
 static void ckpt_group_put(struct ckpt_group *g)
 {
 	mutex_lock(&ckpt_groups_lock);
-	if (!refcount_dec_and_test(&g->users)) {
-		mutex_unlock(&ckpt_groups_lock);
-		return;
+	if (refcount_dec_and_test(&g->users)) {
+		list_move(&g->list, &ckpt_dead_groups);
+		mod_delayed_work(system_wq, &ckpt_reaper, 0);
 	}
-	list_del(&g->list);
 	mutex_unlock(&ckpt_groups_lock);
-	ckpt_group_free(g);
 }
 
 /* Member @idx is done with the group, for good */
@@ -257,14 +268,6 @@ static void ckpt_member_end(struct ckpt_group *g, u32 idx)
 		ckpt_group_put(g);
 }
 
-/*
- * The reaper: a member that died in the stub never comes back for its
- * reference; every second, fail the groups that lost one and let go of
- * what those hold.
- */
-static void ckpt_reap(struct work_struct *work);
-static DECLARE_DELAYED_WORK(ckpt_reaper, ckpt_reap);
-
 static void ckpt_reap(struct work_struct *work)
 {
 	struct ckpt_group *g, *n;
@@ -272,6 +275,7 @@ static void ckpt_reap(struct work_struct *work)
 	u32 i;
 
 	mutex_lock(&ckpt_groups_lock);
+	list_splice_init(&ckpt_dead_groups, &dead);
 	list_for_each_entry_safe(g, n, &ckpt_groups, list) {
 		mutex_lock(&g->lock);
 		for (i = 0; i < g->nr_tasks; i++) {
@@ -305,6 +309,7 @@ void ckpt_groups_exit(void)
 	struct ckpt_group *g, *n;
 
 	cancel_delayed_work_sync(&ckpt_reaper);
+	list_splice_init(&ckpt_dead_groups, &ckpt_groups);
 	list_for_each_entry_safe(g, n, &ckpt_groups, list) {
 		list_del(&g->list);
 		ckpt_group_free(g);
@@ -612,6 +617,8 @@ static long ckpt_member_run(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx,
 		      ckpt_fault(ctx, CKPT_FAULT_RESTORE_MEMBER, idx);
 		if (ret)
 			return ret;
+		/* the stub goes once all are done, by the task that rebuilt its mm */
+		m->unmaps_stub = ctx->defines & BIT(CKPT_SHARE_MM);
 		m->state = CKPT_MEMBER_SPAWNING;
 		m->next = idx + 1;
 		fallthrough;
@@ -659,7 +666,8 @@ static long ckpt_member_run(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 idx,
 			ret = ckpt_group_wait(ctx, g, ckpt_group_foreground, idx, false);
 		if (ret)
 			return ret;
-		ckpt_stub_unmap(ctx);
+		if (m->unmaps_stub)
+			ckpt_stub_unmap(ctx);
 		/* RESTART_FROZEN: held frozen before its first instruction, until `cr thaw` */
 		return ctx->flags & RESTART_FROZEN ? ckpt_hold_restarted(g->root) : 0;
 	}

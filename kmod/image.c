@@ -511,7 +511,8 @@ int ckpt_check_header(struct ckpt_ctx *ctx, struct ckpt_hdr_header *h)
 	if (h->arch != CKPT_ARCH_X86_64 || h->page_size != PAGE_SIZE)
 		return ckpt_err(ctx, -EINVAL, "image is for another architecture");
 	if (h->flags & ~CHECKPOINT_FLAGS_MASK)
-		return ckpt_err(ctx, -EINVAL, "image flags %#llx are not checkpoint(2) flags", h->flags);
+		return ckpt_err(ctx, -EINVAL, "image flags %#llx are not checkpoint(2) flags",
+				h->flags);
 	if (!memchr(h->release, 0, sizeof(h->release)) || memchr_inv(h->pad, 0, sizeof(h->pad)))
 		return ckpt_err(ctx, -EINVAL, "bad kernel release in header");
 	return 0;

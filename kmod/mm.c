@@ -47,12 +47,15 @@ static unsigned int ckpt_auxv_words(const unsigned long *auxv, unsigned int max)
 	return max;
 }
 
+/* The bookkeeping of @mm, whose mmap_lock the caller holds for reading */
 static void checkpoint_mm_obj(struct ckpt_ctx *ctx, struct mm_struct *mm,
 			      struct ckpt_hdr_mm *h)
 {
 	const struct vdso_image *image = mm->context.vdso_image;
 
 	BUILD_BUG_ON(ARRAY_SIZE(mm->saved_auxv) > CKPT_AUXV_WORDS);
+	/* prctl(PR_SET_MM_MAP) sets them all under arg_lock (and mmap_lock read) */
+	spin_lock(&mm->arg_lock);
 	h->start_code = mm->start_code;
 	h->end_code = mm->end_code;
 	h->start_data = mm->start_data;
@@ -60,7 +63,6 @@ static void checkpoint_mm_obj(struct ckpt_ctx *ctx, struct mm_struct *mm,
 	h->start_brk = mm->start_brk;
 	h->brk = mm->brk;
 	h->start_stack = mm->start_stack;
-	spin_lock(&mm->arg_lock);
 	h->arg_start = mm->arg_start;
 	h->arg_end = mm->arg_end;
 	h->env_start = mm->env_start;
@@ -69,6 +71,7 @@ static void checkpoint_mm_obj(struct ckpt_ctx *ctx, struct mm_struct *mm,
 	h->vdso = (unsigned long)mm->context.vdso;
 	if (h->vdso && image)
 		h->vvar = h->vdso + image->sym_vvar_start;
+	/* lockless, as /proc/PID/auxv reads it: prctl replaces it whole */
 	h->nr_auxv = ckpt_auxv_words(mm->saved_auxv, ARRAY_SIZE(mm->saved_auxv));
 	memcpy(h->saved_auxv, mm->saved_auxv, h->nr_auxv * sizeof(u64));
 }
@@ -177,7 +180,8 @@ static int ckpt_mm_layout_ok(struct ckpt_ctx *ctx, struct ckpt_hdr_mm *h)
 
 	for (i = 0; i < ARRAY_SIZE(addrs); i++)
 		if (addrs[i] >= TASK_SIZE || addrs[i] < mmap_min_addr)
-			return ckpt_err(ctx, -EINVAL, "MM object: address %#llx outside the user range",
+			return ckpt_err(ctx, -EINVAL,
+					"MM object: address %#llx outside the user range",
 					addrs[i]);
 	if (h->start_code >= h->end_code || h->start_data > h->end_data ||
 	    h->start_brk > h->brk || h->arg_start > h->arg_end || h->env_start > h->env_end)
@@ -203,7 +207,8 @@ int restore_prepare_mm(struct ckpt_ctx *ctx)
 		return ckpt_err(ctx, -EINVAL, "bad MM object");
 	/* as PR_SET_MM_MAP: no more than the kernel's own vector */
 	if (h->nr_auxv > ARRAY_SIZE(current->mm->saved_auxv))
-		return ckpt_err(ctx, -EINVAL, "MM object: an auxv of %u words; this kernel keeps %zu",
+		return ckpt_err(ctx, -EINVAL,
+				"MM object: an auxv of %u words; this kernel keeps %zu",
 				h->nr_auxv, ARRAY_SIZE(current->mm->saved_auxv));
 	ret = ckpt_mm_layout_ok(ctx, h);
 	if (ret)

@@ -40,6 +40,7 @@
 
 #include <linux/bvec.h>
 #include <linux/file.h>
+#include <linux/fsnotify.h>
 #include <linux/highmem.h>
 #include <linux/hugetlb_inline.h>
 #include <linux/ktime.h>
@@ -170,8 +171,14 @@ struct ckpt_walk {
 	bool cow;		/* write-protect and share what is saved */
 	bool track;		/* clear soft-dirty bits */
 	bool all_written;	/* not tracked (or a new VMA): every page is saved */
+	bool early;		/* before the freeze: the copy list waits for it */
 	bool modified;		/* a PTE changed: flush the TLBs */
 	unsigned long addr;	/* the first address not yet looked at */
+	/* frozen, after an early walk that is not the snapshot: its pages */
+	struct ckpt_snap *prev;
+	unsigned int prev_run;		/* the first of its runs not behind addr */
+	unsigned long prev_page;	/* in prev->pages: that run's first page */
+	unsigned long kept;		/* of its pages, taken over */
 	struct {
 		unsigned long page;	/* in snap->pages */
 		unsigned long addr;
@@ -184,6 +191,23 @@ static void ckpt_walk_copy_later(struct ckpt_walk *w, unsigned long page, unsign
 	w->copy[w->nr_copy].page = page;
 	w->copy[w->nr_copy].addr = addr;
 	w->nr_copy++;
+}
+
+/* The early walk's reference to the page at @addr, if it took one (the walk goes up) */
+static struct page **ckpt_walk_prev(struct ckpt_walk *w, unsigned long addr)
+{
+	struct ckpt_snap *p = w->prev;
+
+	for (; w->prev_run < p->nr_runs; w->prev_run++) {
+		struct ckpt_page_run *r = &p->runs[w->prev_run];
+
+		if (addr < r->addr)
+			return NULL;
+		if (addr < r->addr + ((u64)r->nr << PAGE_SHIFT))
+			return &p->pages[w->prev_page + ((addr - r->addr) >> PAGE_SHIFT)];
+		w->prev_page += r->nr;
+	}
+	return NULL;
 }
 
 /*
@@ -229,6 +253,17 @@ static int ckpt_walk_pte(pte_t *ptep, unsigned long addr, void *data)
 	if (!w->all_written && !pte_soft_dirty(pte)) {
 		ckpt_snap_add(w->snap, addr, CKPT_RUN_PARENT, NULL);
 		return 0;
+	}
+	if (w->prev && !pte_write(pte) && !PageAnonExclusive(page)) {
+		struct page **prev = ckpt_walk_prev(w, addr);
+
+		/* shared and write-protected early, and still: that reference will do */
+		if (prev && *prev == page) {
+			ckpt_snap_add(w->snap, addr, 0, page);
+			*prev = NULL;
+			w->kept++;
+			return 0;
+		}
 	}
 	folio_get(folio);
 	ckpt_snap_add(w->snap, addr, 0, page);
@@ -280,6 +315,10 @@ static int ckpt_walk_copy(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckp
 	return 0;
 }
 
+/*
+ * Early (w->early), -EAGAIN where the walk before the freeze gives up:
+ * a page it cannot read, more pages to copy than the copy list holds.
+ */
 static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_walk *w)
 {
 	unsigned long end = w->vma->vm_end;
@@ -291,6 +330,8 @@ static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt
 		if (fatal_signal_pending(current))
 			return -EINTR;
 		ret = apply_to_existing_page_range(mm, w->addr, end - w->addr, ckpt_walk_pte, w);
+		if (ret == -EIO && w->early)
+			return -EAGAIN;
 		if (ret == -EIO)
 			return ckpt_err(ctx, -EIO,
 					"cannot read the page at %lx: it is poisoned or swapped out",
@@ -299,7 +340,9 @@ static int ckpt_walk_vma(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt
 			return ret;
 		if (!ret)
 			w->addr = end;
-		ret = ckpt_walk_copy(ctx, mm, w);
+		if (w->early && w->nr_copy == CKPT_COPY_MAX)
+			return -EAGAIN;
+		ret = w->early ? 0 : ckpt_walk_copy(ctx, mm, w);
 		if (!ret)
 			ret = ckpt_snap_grow(w->snap, PTRS_PER_PTE);
 		if (ret)
@@ -361,6 +404,182 @@ static void ckpt_flush_tlb_cpu(void *unused)
 }
 
 /*
+ * CHECKPOINT_COW takes the root's pages before the freeze, while it runs:
+ * the same walk, sharing them and write-protecting them as fork() does.
+ * Frozen, the task has still exactly these pages where nothing of its
+ * memory changed since: a present PTE is changed (a copy-on-write fault,
+ * an unmap, a migration, mprotect) only with a TLB flush, which moves the
+ * mm's TLB generation on; a page appears where there was none only
+ * counted in its anonymous pages, which no such change lowers again
+ * without a flush.  If both are as before the walk, and so are the VMAs
+ * walked, the pages taken early are the snapshot, and the frozen time
+ * does not grow with the memory; otherwise they are dropped and the pages
+ * taken again.  A pinned page stays writable: it is copied frozen.
+ */
+struct ckpt_early {
+	struct mm_struct *mm;	/* grabbed */
+	u64 tlb_gen;		/* the mm's, before the walk */
+	s64 anon;		/* its anonymous pages, before the walk */
+	struct ckpt_snap *snap;
+	struct ckpt_early_vma {
+		unsigned long start, end;
+	} *vmas;		/* walked, in order */
+	unsigned int nr_vmas;
+	struct ckpt_walk w;	/* its copy list: pinned pages, to copy frozen */
+};
+
+static void ckpt_early_free(struct ckpt_early *e)
+{
+	if (!e)
+		return;
+	ckpt_snap_free(e->snap);
+	kvfree(e->vmas);
+	if (e->mm)
+		mmdrop(e->mm);
+	kfree(e);
+}
+
+/* The VMAs the frozen walk takes pages of, as far as a running task's can tell */
+static bool ckpt_early_vma(struct vm_area_struct *vma)
+{
+	struct file *file = vma->vm_file;
+
+	if (!vma->anon_vma || (vma->vm_flags & (VM_MAYSHARE | VM_IO | VM_PFNMAP | VM_MIXEDMAP)) ||
+	    is_vm_hugetlb_page(vma))
+		return false;
+	if (!file)
+		return !vma->vm_ops;
+	return S_ISREG(file_inode(file)->i_mode) && !IS_PRIVATE(file_inode(file)) &&
+	       !ckpt_mapped_image(file);
+}
+
+static int ckpt_early_walk(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_early *e)
+{
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+	int ret = 0;
+
+	e->vmas = kvmalloc_array(max(mm->map_count, 1), sizeof(*e->vmas), GFP_KERNEL);
+	if (!e->vmas)
+		return -ENOMEM;
+	/*
+	 * Read before the walk: a write-protect fault on a page behind it
+	 * (ptep_clear_flush() -> flush_tlb_mm_range() -> inc_mm_tlb_gen())
+	 * moves it on, and this walk's own flush (__flush_tlb_all()) does not.
+	 */
+	e->tlb_gen = atomic64_read(&mm->context.tlb_gen);
+	e->anon = get_mm_counter_sum(mm, MM_ANONPAGES);
+	e->w.snap = e->snap;
+	e->w.cow = true;
+	e->w.all_written = true;
+	e->w.early = true;
+	vma_iter_init(&vmi, mm, 0);
+	for_each_vma(vmi, vma) {
+		if (!ckpt_early_vma(vma))
+			continue;
+		if (e->nr_vmas == max(mm->map_count, 1))
+			return -EAGAIN;
+		e->vmas[e->nr_vmas].start = vma->vm_start;
+		e->vmas[e->nr_vmas++].end = vma->vm_end;
+		e->w.vma = vma;
+		ret = ckpt_walk_vma(ctx, mm, &e->w);
+		if (ret)
+			break;
+	}
+	return ret;
+}
+
+/*
+ * Before the freeze (CHECKPOINT_COW): the pages of @t's mm, into
+ * ctx->early.  Nothing but a signal makes it fail: the frozen walk does
+ * what this one could not.
+ */
+int checkpoint_pages_early(struct ckpt_ctx *ctx, struct task_struct *t)
+{
+	struct mm_struct *mm;
+	struct ckpt_early *e;
+	int ret;
+
+	if (ctx->flags & (CHECKPOINT_TRACK | CHECKPOINT_INCREMENTAL))
+		return 0;
+	mm = get_task_mm(t);
+	if (!mm)
+		return 0;
+	e = kzalloc(sizeof(*e), GFP_KERNEL);
+	if (e)
+		e->snap = ckpt_snap_alloc(task_pid_vnr(t), get_mm_counter(mm, MM_ANONPAGES));
+	ret = e && e->snap ? 0 : -ENOMEM;
+	/*
+	 * The task runs: a thread of it may pin a page by GUP-fast between the
+	 * walk's check for pins and its write-protect, and the page, shared
+	 * and read-only in the snapshot, would change under DMA.  As fork()'s
+	 * copy_page_range(), the walk holds the mmap lock for writing and
+	 * write_protect_seq odd, which GUP-fast's FOLL_PIN checks and backs off.
+	 */
+	if (!ret && mmap_write_lock_killable(mm))
+		ret = -EINTR;
+	if (!ret) {
+		raw_write_seqcount_begin(&mm->write_protect_seq);
+		inc_tlb_flush_pending(mm);
+		ret = ckpt_early_walk(ctx, mm, e);
+		if (e->w.modified)
+			on_each_cpu(ckpt_flush_tlb_cpu, NULL, 1);
+		dec_tlb_flush_pending(mm);
+		raw_write_seqcount_end(&mm->write_protect_seq);
+		mmap_write_unlock(mm);
+	}
+	if (!ret) {
+		mmgrab(mm);
+		e->mm = mm;
+		ctx->early = e;
+	} else {
+		ckpt_early_free(e);
+	}
+	mmput(mm);
+	return ret == -EINTR ? ret : 0;
+}
+
+/* Frozen, with the mmap lock: whether ctx->early is still @mm's snapshot */
+static bool ckpt_early_current(struct ckpt_ctx *ctx, struct mm_struct *mm,
+			       struct ckpt_vma_desc *descs, unsigned int nr)
+{
+	struct ckpt_early *e = ctx->early;
+	unsigned int i, v = 0;
+
+	if (!e || e->mm != mm || atomic64_read(&mm->context.tlb_gen) != e->tlb_gen ||
+	    get_mm_counter_sum(mm, MM_ANONPAGES) != e->anon)
+		return false;
+	for (i = 0; i < nr; i++) {
+		struct ckpt_vma_desc *d = &descs[i];
+
+		if (d->image)
+			return false;
+		if (d->kind == CKPT_VMA_SHANON || d->kind == CKPT_VMA_SHFILE ||
+		    d->kind == CKPT_VMA_SYSVSHM || !d->anon)
+			continue;
+		if (v == e->nr_vmas || e->vmas[v].start != d->start || e->vmas[v].end != d->end)
+			return false;
+		v++;
+	}
+	return v == e->nr_vmas;
+}
+
+/* The pages taken early become @priv's; the pinned ones are copied now */
+static int ckpt_early_take(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_snap *priv)
+{
+	struct ckpt_early *e = ctx->early;
+
+	swap(priv->runs, e->snap->runs);
+	swap(priv->nr_runs, e->snap->nr_runs);
+	swap(priv->max_runs, e->snap->max_runs);
+	swap(priv->pages, e->snap->pages);
+	swap(priv->nr_pages, e->snap->nr_pages);
+	swap(priv->max_pages, e->snap->max_pages);
+	e->w.snap = priv;
+	return ckpt_walk_copy(ctx, mm, &e->w);
+}
+
+/*
  * Take the pages of every VMA of the frozen @mm into @priv.  @incremental:
  * @mm is tracked since the parent image, so unchanged pages go as PARENT
  * runs.
@@ -381,6 +600,17 @@ static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incr
 	ret = track ? mmap_write_lock_killable(mm) : mmap_read_lock_killable(mm);
 	if (ret)
 		return -EINTR;
+	if (!incremental && ckpt_early_current(ctx, mm, descs, nr)) {
+		ret = ckpt_early_take(ctx, mm, priv);
+		ckpt_msg(ctx, "pid %d: the pages shared before the freeze are unchanged\n",
+			 priv->pid);
+		goto unlock;
+	}
+	/* else the walk takes over those of them still mapped as they were */
+	if (!incremental && ctx->early && ctx->early->mm == mm) {
+		w.prev = ctx->early->snap;
+		ret = ckpt_snap_grow(priv, w.prev->nr_pages);
+	}
 	inc_tlb_flush_pending(mm);
 	for (i = 0; !ret && i < nr; i++) {
 		struct ckpt_vma_desc *d = &descs[i];
@@ -404,6 +634,10 @@ static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incr
 	if (w.modified)
 		on_each_cpu(ckpt_flush_tlb_cpu, NULL, 1);
 	dec_tlb_flush_pending(mm);
+	if (w.prev)
+		ckpt_msg(ctx, "pid %d: %lu of its pages were as shared before the freeze\n",
+			 priv->pid, w.kept);
+unlock:
 	if (track)
 		mmap_write_unlock(mm);
 	else
@@ -416,31 +650,106 @@ static int ckpt_write_zeros(struct ckpt_ctx *ctx, size_t len)
 	return len ? ckpt_write(ctx, page_address(ZERO_PAGE(0)), len) : 0;
 }
 
+/*
+ * @n pages into the page cache of a tmpfs image at its (page-aligned)
+ * position, each copied whole by copy_highpage() into the image's folio:
+ * the steps of shmem_file_write_iter() and generic_perform_write(), but
+ * without their byte copy, which on a CPU without FSRM is the kernel's
+ * unrolled memcpy(), several times slower than copy_page()'s rep movsq
+ * (about four times under QEMU's TCG).
+ */
+static ssize_t ckpt_write_cached(struct file *file, struct page **pages, unsigned int n)
+{
+	struct address_space *mapping = file->f_mapping;
+	const struct address_space_operations *a_ops = mapping->a_ops;
+	struct inode *inode = mapping->host;
+	loff_t count = (loff_t)n << PAGE_SHIFT;
+	struct kiocb kiocb;
+	ssize_t ret;
+	unsigned int i;
+
+	init_sync_kiocb(&kiocb, file);
+	kiocb.ki_pos = file->f_pos;
+	file_start_write(file);
+	inode_lock(inode);
+	ret = generic_write_checks_count(&kiocb, &count);
+	if (!ret && count != (loff_t)n << PAGE_SHIFT)
+		ret = -EFBIG;
+	if (!ret)
+		ret = file_remove_privs(file) ?: file_update_time(file);
+	for (i = 0; !ret && i < n; i++) {
+		loff_t pos = kiocb.ki_pos;
+		struct folio *folio;
+		void *fsdata = NULL;
+		struct page *to;
+		int status;
+
+		balance_dirty_pages_ratelimited(mapping);
+		status = a_ops->write_begin(file, mapping, pos, PAGE_SIZE, &folio, &fsdata);
+		if (status < 0) {
+			ret = status;
+			break;
+		}
+		if (mapping_writably_mapped(mapping))
+			flush_dcache_folio(folio);
+		to = folio_page(folio, offset_in_folio(folio, pos) >> PAGE_SHIFT);
+		copy_highpage(to, pages[i]);
+		flush_dcache_folio(folio);
+		status = a_ops->write_end(file, mapping, pos, PAGE_SIZE, PAGE_SIZE, folio, fsdata);
+		if (status != PAGE_SIZE)
+			ret = status < 0 ? status : -EIO;
+		else
+			kiocb.ki_pos += PAGE_SIZE;
+	}
+	inode_unlock(inode);
+	if (kiocb.ki_pos != file->f_pos)
+		fsnotify_modify(file);
+	file_end_write(file);
+	count = kiocb.ki_pos - file->f_pos;
+	file->f_pos = kiocb.ki_pos;
+	return count ?: ret;
+}
+
+/* @n pages from @bv: through the file's ->write_iter() */
+static ssize_t ckpt_write_bvec(struct file *file, struct bio_vec *bv, struct page **pages,
+			       unsigned int n)
+{
+	struct iov_iter iter;
+	unsigned int j;
+
+	for (j = 0; j < n; j++)
+		bvec_set_page(&bv[j], pages[j], PAGE_SIZE, 0);
+	iov_iter_bvec(&iter, ITER_SOURCE, bv, n, n << PAGE_SHIFT);
+	return vfs_iter_write(file, &iter, &file->f_pos, 0);
+}
+
 /* Write @nr pages of data from their references, dropping each once written */
 static int ckpt_write_pages(struct ckpt_ctx *ctx, struct page **pages, unsigned long nr)
 {
-	struct bio_vec *bv;
+	struct file *file = ctx->file;
+	bool cached = shmem_mapping(file->f_mapping) && PAGE_ALIGNED(file->f_pos);
+	struct bio_vec *bv = NULL;
 	unsigned long i = 0;
 	int ret = 0;
 
-	bv = kmalloc_array(CKPT_WRITE_BATCH, sizeof(*bv), GFP_KERNEL);
-	if (!bv)
-		return -ENOMEM;
+	if (!cached) {
+		bv = kmalloc_array(CKPT_WRITE_BATCH, sizeof(*bv), GFP_KERNEL);
+		if (!bv)
+			return -ENOMEM;
+	}
 	while (!ret && i < nr) {
-		unsigned int n = min_t(unsigned long, CKPT_WRITE_BATCH, nr - i), j;
-		struct iov_iter iter;
+		unsigned int n = min_t(unsigned long, CKPT_WRITE_BATCH, nr - i), done = 0, j;
 
-		for (j = 0; j < n; j++)
-			bvec_set_page(&bv[j], pages[i + j], PAGE_SIZE, 0);
-		iov_iter_bvec(&iter, ITER_SOURCE, bv, n, n << PAGE_SHIFT);
-		while (iov_iter_count(&iter)) {
-			ssize_t w = vfs_iter_write(ctx->file, &iter, &ctx->file->f_pos, 0);
+		while (done < n) {
+			ssize_t w = cached ? ckpt_write_cached(file, pages + i + done, n - done) :
+				    ckpt_write_bvec(file, bv, pages + i + done, n - done);
 
-			if (w <= 0) {
-				ret = w ? w : -EIO;
+			if (w <= 0 || !PAGE_ALIGNED(w)) {
+				ret = w < 0 ? w : -EIO;
 				break;
 			}
 			ctx->bytes += w;
+			done += w >> PAGE_SHIFT;
 		}
 		for (j = 0; j < n; j++) {
 			put_page(pages[i + j]);
@@ -734,7 +1043,9 @@ int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_stru
 	ktime_t t0, t1;
 	int ret = -ENOMEM;
 
-	priv = ckpt_snap_alloc(pid, get_mm_counter(mm, MM_ANONPAGES));
+	/* pages taken early come with arrays of their own */
+	priv = ckpt_snap_alloc(pid, ctx->early && ctx->early->mm == mm ? 0 :
+				    get_mm_counter(mm, MM_ANONPAGES));
 	if (!priv)
 		goto out;
 	ret = 0;
@@ -772,6 +1083,9 @@ int ckpt_write_snapshots(struct ckpt_ctx *ctx)
 	struct ckpt_snap *s, *tmp;
 	int ret = 0;
 
+	/* taken early and not used (or used: its arrays are empty) */
+	ckpt_early_free(ctx->early);
+	ctx->early = NULL;
 	list_for_each_entry_safe(s, tmp, &ctx->snaps, list) {
 		ktime_t t0 = ktime_get();
 
@@ -791,6 +1105,8 @@ void ckpt_drop_snapshots(struct ckpt_ctx *ctx)
 {
 	struct ckpt_snap *s, *tmp;
 
+	ckpt_early_free(ctx->early);
+	ctx->early = NULL;
 	list_for_each_entry_safe(s, tmp, &ctx->snaps, list) {
 		list_del(&s->list);
 		ckpt_snap_free(s);

@@ -242,7 +242,7 @@ static int restore_fifo_fill(struct ckpt_ctx *ctx, struct ckpt_objref *o, const 
 	struct file *both;
 	int ret;
 
-	both = filp_open(path, O_RDWR | O_NONBLOCK, 0);
+	both = ckpt_open_path(path, O_RDWR);
 	if (IS_ERR(both))
 		return ckpt_err(ctx, PTR_ERR(both), "cannot reopen %s", path);
 	if (!S_ISFIFO(file_inode(both)->i_mode) || ckpt_is_pipe(both)) {
@@ -276,7 +276,7 @@ static struct file *restore_fifo_file(struct ckpt_ctx *ctx, struct ckpt_hdr_file
 		if (ret)
 			return ERR_PTR(ret);
 	}
-	file = filp_open(path, (h->f_flags & (O_ACCMODE | O_LARGEFILE)) | O_NONBLOCK, 0);
+	file = ckpt_open_path(path, h->f_flags & (O_ACCMODE | O_LARGEFILE));
 	if (IS_ERR(file))
 		return ERR_PTR(ckpt_err(ctx, PTR_ERR(file), "cannot reopen %s", path));
 	if (file_inode(file) != file_inode(o->file)) {

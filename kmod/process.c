@@ -160,7 +160,7 @@ int restore_prepare_process(struct ckpt_ctx *ctx)
 		return -EINVAL;
 	if (path[0] != '/')
 		return ckpt_err(ctx, -EINVAL, "PROCESS: bad executable path");
-	exe = filp_open(path, O_RDONLY | O_LARGEFILE, 0);
+	exe = ckpt_open_path(path, O_RDONLY | O_LARGEFILE);
 	if (IS_ERR(exe))
 		return ckpt_err(ctx, PTR_ERR(exe), "cannot reopen the executable %s", path);
 	ctx->exe = exe;
@@ -176,19 +176,7 @@ int restore_prepare_process(struct ckpt_ctx *ctx)
 static int restore_exe(struct ckpt_ctx *ctx)
 {
 	struct mm_struct *mm = current->mm;
-	struct prctl_mm_map map = {
-		.start_code = mm->start_code,
-		.end_code = mm->end_code,
-		.start_data = mm->start_data,
-		.end_data = mm->end_data,
-		.start_brk = mm->start_brk,
-		.brk = mm->brk,
-		.start_stack = mm->start_stack,
-		.arg_start = mm->arg_start,
-		.arg_end = mm->arg_end,
-		.env_start = mm->env_start,
-		.env_end = mm->env_end,
-	};
+	struct prctl_mm_map map = {};
 	void __user *scratch, *umap;
 	struct file *exe;
 	bool same;
@@ -207,6 +195,22 @@ static int restore_exe(struct ckpt_ctx *ctx)
 		return ckpt_err(ctx, fd, "no descriptor free for the executable");
 	fd_install(fd, get_file(ctx->exe));
 	map.exe_fd = fd;
+	/* the layout as it is, read as prctl_set_mm_map() writes it */
+	mmap_read_lock(mm);
+	spin_lock(&mm->arg_lock);
+	map.start_code = mm->start_code;
+	map.end_code = mm->end_code;
+	map.start_data = mm->start_data;
+	map.end_data = mm->end_data;
+	map.start_brk = mm->start_brk;
+	map.brk = mm->brk;
+	map.start_stack = mm->start_stack;
+	map.arg_start = mm->arg_start;
+	map.arg_end = mm->arg_end;
+	map.env_start = mm->env_start;
+	map.env_end = mm->env_end;
+	spin_unlock(&mm->arg_lock);
+	mmap_read_unlock(mm);
 	scratch = ckpt_scratch_map(ctx);
 	if (IS_ERR(scratch)) {
 		close_fd(fd);

@@ -288,6 +288,12 @@ long checkpoint_tree(struct ckpt_ctx *ctx, pid_t pid)
 		goto out;
 
 	ctx->tree = tree;
+	/* copy-on-write: the root's pages are shared while it still runs */
+	if (cow) {
+		ret = checkpoint_pages_early(ctx, t);
+		if (ret)
+			goto out;
+	}
 	t0 = ktime_get();
 	ret = ckpt_freeze_tree(ctx, tree);
 	t1 = ktime_get();

@@ -407,7 +407,7 @@ static struct file *ckpt_open_slave(struct ckpt_ctx *ctx, struct ckpt_rtty *rt,
 				    const char *path, u32 flags)
 {
 	bool locked = test_and_clear_bit(TTY_PTY_LOCK, &rt->tty->link->flags);
-	struct file *file = filp_open(path, flags | O_LARGEFILE, 0);
+	struct file *file = ckpt_open_path(path, flags | O_LARGEFILE);
 
 	if (locked)
 		set_bit(TTY_PTY_LOCK, &rt->tty->link->flags);

@@ -1,30 +1,100 @@
 #!/usr/bin/env node
-// Bundle the `cr` command into dist/cr/ after tsc: one entry file and a chunk
-// per backend (each backend is imported only when used), so a command reads
-// a handful of files instead of a module graph of hundreds. It matters in the
-// VM, where every file comes over 9p under emulation. koffi stays outside
-// (a native addon); CommonJS dependencies get a real require.
+// Bundle the `cr` command into dist/cr/ after tsc, as CommonJS: the driver
+// (cli.js: the CLI, commander, the backends' identity modules) and one file
+// per backend, required only when a command uses that backend; cr.js (the
+// bin, userspace/cli/launch.ts) runs them from the V8 code cache written
+// here for each. A command
+// reads a handful of files instead of a module graph of hundreds, which
+// matters in the VM, where every file comes over 9p under emulation, and
+// CommonJS skips Node's ES module loader, whose start-up costs about as
+// much there as the whole CLI (see README.md, "Start-up").
+//
+// Modules whose identity matters across files are bundled once into a file
+// of their own that the others require: CrError (the driver tests for it
+// with instanceof) and the koffi bindings (koffi's type names are global to
+// the process: a second copy of libc.js fails to declare its structs).
+// koffi stays outside (a native addon).
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = path.join(root, 'dist');
+const outdir = path.join(dist, 'cr');
 
-const outdir = path.join(root, 'dist', 'cr');
-// Chunk names change with their content: start empty so none is left over.
+/** Output file (in dist/cr/) for each module of dist/ that is bundled on its own. */
+const files = {
+  'userspace/cli/launch.js': 'cr.js',
+  'userspace/cli/cr.js': 'cli.js',
+  'backends/user/index.js': 'user.js',
+  'backends/kernel/index.js': 'kernel.js',
+  'backends/criu/index.js': 'criu.js',
+  'userspace/errors.js': 'errors.js',
+  'userspace/sys/libc.js': 'libc.js',
+  'userspace/net/socket.js': 'socket.js',
+};
+const fileOf = new Map(Object.entries(files).map(([src, out]) => [path.join(dist, src), out]));
+
+/**
+ * Packages bundled into a file of their own and required on first use, by
+ * the functions of theirs that cr-lab calls: execa pulls in a dozen of
+ * Node's own modules, and most commands (a kernel dump, show, check) spawn
+ * nothing or only late.
+ */
+const lazyPackages = { execa: ['execa', 'execaSync'] };
+const lazyFile = (pkg) => `${pkg}.js`;
+
+const lazyProxy = (pkg) => [
+  'let loaded;',
+  `const load = () => (loaded ??= require('./${lazyFile(pkg)}'));`,
+  ...lazyPackages[pkg].map((fn) => `export const ${fn} = (...args) => load().${fn}(...args);`),
+].join('\n');
+
+/** Every import of another bundle's module becomes a require() of its file; a lazy package's, a proxy that requires it when called. */
+const separate = (self) => ({
+  name: 'cr-separate',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\// }, (args) => {
+      if (args.namespace === 'cr-lazy') return { path: args.path, external: true };
+      const out = fileOf.get(path.resolve(args.resolveDir, args.path));
+      return out && out !== self ? { path: `./${out}`, external: true } : undefined;
+    });
+    b.onResolve({ filter: new RegExp(`^(${Object.keys(lazyPackages).join('|')})$`) }, (args) =>
+      lazyFile(args.path) === self ? undefined : { path: args.path, namespace: 'cr-lazy' });
+    b.onLoad({ filter: /.*/, namespace: 'cr-lazy' }, (args) => ({ contents: lazyProxy(args.path), loader: 'js' }));
+  },
+});
+
 fs.rmSync(outdir, { recursive: true, force: true });
+fs.mkdirSync(outdir, { recursive: true });
+// .js files under dist/cr/ are CommonJS, whatever the package's "type" says.
+fs.writeFileSync(path.join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
 
-await build({
-  entryPoints: [path.join(root, 'dist', 'userspace', 'cli', 'cr.js')],
-  // Two levels below the package root, as dist/userspace/cli/ is: paths.ts finds the root the same way.
-  outdir,
+const entries = [
+  ...Object.entries(files).map(([src, out]) => [path.join(dist, src), out]),
+  ...Object.keys(lazyPackages).map((pkg) => [fileURLToPath(import.meta.resolve(pkg)), lazyFile(pkg)]),
+];
+await Promise.all(entries.map(([entry, out]) => build({
+  entryPoints: [entry],
+  outfile: path.join(outdir, out),
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   external: ['koffi'],
-  banner: { js: "import { createRequire as __crRequire } from 'node:module'; const require = __crRequire(import.meta.url);" },
+  // import() of another bundle becomes require(): no ES module loader at run time.
+  supported: { 'dynamic-import': false },
+  // paths.ts finds the package root from its own URL: dist/cr/ is two levels below it, as dist/userspace/ is.
+  define: { 'import.meta.url': '__crModuleUrl' },
+  banner: { js: "var __crModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [separate(out)],
   logLevel: 'warning',
-});
+})));
+fs.chmodSync(path.join(outdir, 'cr.js'), 0o755);
+// cli.js runs inside the launcher's function wrapper, where a #! line is a syntax error.
+const cli = path.join(outdir, 'cli.js');
+fs.writeFileSync(cli, fs.readFileSync(cli, 'utf8').replace(/^#!.*\n/, ''));
+// Each bundle's code cache, as compiled by loading it (see launch.ts).
+execFileSync(process.execPath, [path.join(outdir, 'cr.js'), '--version'], { env: { ...process.env, CR_WRITE_CODE_CACHE: '1' }, stdio: ['ignore', 'ignore', 'inherit'] });

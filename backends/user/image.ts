@@ -11,10 +11,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import protobuf from 'protobufjs';
 import { CrError } from '../../userspace/errors.js';
 import { injectFault } from '../../userspace/fault.js';
-import { packageRoot } from '../../userspace/paths.js';
+import { decode, encode } from './codec.js';
 import { MAGIC } from './identity.js';
 
 export const FORMAT_VERSION = 1;
@@ -26,51 +25,6 @@ export type ImageKind = (typeof KINDS)[number];
 export const MESSAGE_OF: Record<ImageKind, string> = {
   inventory: 'Inventory', cpu: 'Cpu', mm: 'Mm', files: 'Files', signals: 'Signals', process: 'Process', namespaces: 'Namespaces', ipc: 'Ipc',
 };
-
-const SCHEMA_DIR = path.join(packageRoot, 'backends', 'user', 'images');
-let root: protobuf.Root | undefined;
-/** Every message of images/*.proto. */
-export function imageSchema(): protobuf.Root {
-  root ??= new protobuf.Root().loadSync(
-    fs.readdirSync(SCHEMA_DIR).filter((f) => f.endsWith('.proto')).map((f) => path.join(SCHEMA_DIR, f)),
-    { keepCase: true },
-  );
-  return root;
-}
-
-/** A message type from images/*.proto, by its name in package crlab.user. */
-export const messageType = (name: string): protobuf.Type => imageSchema().lookupType(`crlab.user.${name}`);
-
-const LONG_TYPES = new Set(['uint64', 'int64', 'sint64', 'fixed64', 'sfixed64']);
-
-/** Plain data from a decoded message, with 64-bit fields as bigint. */
-function toPlain(type: protobuf.Type, msg: protobuf.Message): unknown {
-  const obj = type.toObject(msg, { longs: String, enums: String, defaults: true, arrays: true }) as Record<string, unknown>;
-  const convert = (t: protobuf.Type, o: Record<string, unknown>) => {
-    for (const field of t.fieldsArray) {
-      const v = o[field.name];
-      const one = (x: unknown) => {
-        if (LONG_TYPES.has(field.type)) return BigInt(x as string);
-        if (field.resolvedType instanceof protobuf.Type && x) convert(field.resolvedType, x as Record<string, unknown>);
-        if (field.type === 'bytes') return Buffer.from(x as Uint8Array);
-        return x;
-      };
-      o[field.name] = Array.isArray(v) ? v.map(one) : v === undefined ? v : one(v);
-    }
-  };
-  convert(type, obj);
-  return obj;
-}
-
-/** protobufjs takes 64-bit values as decimal strings, not bigint. */
-function forProtobuf(v: unknown): unknown {
-  if (typeof v === 'bigint') return v.toString();
-  if (Array.isArray(v)) return v.map(forProtobuf);
-  if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, forProtobuf(x)]));
-  }
-  return v;
-}
 
 export function imageFile(dir: string, kind: ImageKind | 'pages', pid?: number): string {
   return path.join(dir, pid === undefined ? `${kind}.img` : `${kind}-${pid}.img`);
@@ -88,15 +42,13 @@ export function encodeImage(kind: ImageKind, data: object): Buffer {
 
 /** Encode a message that travels inside another (a file type's payload). */
 export function encodeMessage(name: string, data: object): Buffer {
-  const type = messageType(name);
-  return Buffer.from(type.encode(type.fromObject(forProtobuf(data) as object)).finish());
+  return encode(name, data);
 }
 
 /** Decode a nested message; `where` names it in the error of a corrupted image. */
 export function decodeMessage<T>(name: string, bytes: Buffer, where: string): T {
-  const type = messageType(name);
   try {
-    return toPlain(type, type.decode(bytes)) as T;
+    return decode<T>(name, bytes);
   } catch (err) {
     throw new CrError(`${where}: corrupted image (${(err as Error).message})`);
   }

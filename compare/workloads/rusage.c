@@ -5,8 +5,11 @@
  *   rusage OUTFILE CMD [ARG...]
  *
  * Writes one line to OUTFILE:
- *   wall_us=<n> maxrss_kb=<n> utime_us=<n> stime_us=<n> status=<exit|sig>:<n>
+ *   wall_us=<n> maxrss_kb=<n> utime_us=<n> stime_us=<n> status=<exit|sig>:<n> start_us=<n> end_us=<n>
  * wall time is CLOCK_MONOTONIC from just before fork to wait4's return;
+ * start_us and end_us are those two CLOCK_MONOTONIC times themselves (what
+ * the command says of its own timings, e.g. `cr` with CR_TIMINGS, is
+ * placed against them);
  * maxrss is ru_maxrss of the command, which covers the largest single
  * process among it and the descendants it waited for (not their sum).
  * Exits with the command's exit code (128+signal if it was killed).
@@ -60,9 +63,9 @@ int main(int argc, char **argv)
 		perror(argv[1]);
 		return 2;
 	}
-	fprintf(f, "wall_us=%lld maxrss_kb=%ld utime_us=%lld stime_us=%lld status=%s:%d\n", t1 - t0, ru.ru_maxrss,
+	fprintf(f, "wall_us=%lld maxrss_kb=%ld utime_us=%lld stime_us=%lld status=%s:%d start_us=%lld end_us=%lld\n", t1 - t0, ru.ru_maxrss,
 		ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec, ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec,
-		WIFEXITED(st) ? "exit" : "sig", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+		WIFEXITED(st) ? "exit" : "sig", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), t0, t1);
 	fclose(f);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

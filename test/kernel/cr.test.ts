@@ -13,7 +13,7 @@ import { CrError } from '../../userspace/errors.js';
 import { alive, cr, sleep, tempDir } from '../lib/harness.js';
 import { checkpointRestartWith, crTest, test } from '../lib/modes.js';
 import { probe } from '../../backends/kernel/sys.js';
-import { dmesgTrouble, kernelRoundTrip, kprogram, skipReason, startTo, waitFor } from './env.js';
+import { dmesgTrouble, kernelRoundTrip, kprogram, kshareRun, skipReason, startTo, verdicts, waitFor } from './env.js';
 
 const ITERS = '60';
 const t = skipReason ? test.skip : test;
@@ -186,8 +186,6 @@ t('what the engine cannot restore is refused at checkpoint, naming it, and the t
 
 const tasksOf = (pid: number): number[] => fs.readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
 /** A program's "ok"/"FAIL" lines, in an order that does not depend on how its threads ran. */
-const verdicts = (out: string): string[] => out.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).sort();
-
 /**
  * A multithreaded @program with @args, undisturbed or through dump (killing
  * it) and restore; SIGUSR1 once it printed "ready".
@@ -278,33 +276,6 @@ t('a node program, checkpointed waiting on its event loop, computes what an undi
   assert.is(run.status, 0, run.out);
   assert.equal(dmesgTrouble(), []);
 });
-
-/** kshare, undisturbed or through dump and restore; SIGUSR1 to its child a once it is ready. */
-async function kshareRun(roundTrip: boolean): Promise<{ out: string; status: unknown; show: string; imageBytes: number }> {
-  const dir = tempDir('ksh');
-  const out = path.join(dir, 'out.txt');
-  const child = startTo(kprogram('kshare'), [], out);
-  await waitFor(out, 'ready');
-  const a = Number(/ready (\d+)/.exec(fs.readFileSync(out, 'utf8'))![1]);
-  if (!roundTrip) {
-    process.kill(a, 'SIGUSR1');
-    const status = await child.done;
-    return { out: fs.readFileSync(out, 'utf8'), status, show: '', imageBytes: 0 };
-  }
-  const images = tempDir('kshimg');
-  const d = await kernelBackend.dump({ pid: child.pid, dir: images }).catch((e: unknown) => {
-    process.kill(child.pid, 'SIGKILL');
-    throw e;
-  });
-  assert.is(d.pids.length, 7, 'the parent, a, four sharing clones and the vfork child');
-  assert.is(await child.done, 'SIGKILL');
-  const show = (await kernelBackend.describe(images)).lines.join('\n');
-  const r = await kernelBackend.restore({ dir: images });
-  assert.equal(r.pids, d.pids);
-  process.kill(a, 'SIGUSR1');
-  const st = await r.wait();
-  return { out: fs.readFileSync(out, 'utf8'), status: st.signal ?? st.code, show, imageBytes: d.stats.imageBytes };
-}
 
 t('what processes share (mm, vfork, fd table, fs, handlers, shared memory) is shared again; a fork\'s pages stay shared', async () => {
   const ref = await kshareRun(false);

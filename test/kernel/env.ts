@@ -92,3 +92,36 @@ export async function selfCheck(program: string, args: string[], show: RegExp[])
   assert.equal(dmesgTrouble(), []);
   return r;
 }
+
+/** The ok/FAIL lines of a self-checking program's output, sorted. */
+export const verdicts = (out: string): string[] => out.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).sort();
+
+/** kshare, undisturbed or through dump and restore; SIGUSR1 to its child a once it is ready. */
+export async function kshareRun(roundTrip: boolean): Promise<{ out: string; status: unknown; show: string; imageBytes: number }> {
+  const dir = tempDir('ksh');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo(kprogram('kshare'), [], out);
+  await waitFor(out, 'ready');
+  const a = Number(/ready (\d+)/.exec(fs.readFileSync(out, 'utf8'))![1]);
+  if (!roundTrip) {
+    process.kill(a, 'SIGUSR1');
+    const status = await child.done;
+    return { out: fs.readFileSync(out, 'utf8'), status, show: '', imageBytes: 0 };
+  }
+  const images = tempDir('kshimg');
+  const d = await kernelBackend.dump({ pid: child.pid, dir: images }).catch((e: unknown) => {
+    process.kill(child.pid, 'SIGKILL');
+    throw e;
+  });
+  assert.is(d.pids.length, 7, 'the parent, a, four sharing clones and the vfork child');
+  assert.is(await child.done, 'SIGKILL');
+  const show = (await kernelBackend.describe(images)).lines.join('\n');
+  const r = await kernelBackend.restore({ dir: images });
+  assert.equal(r.pids, d.pids);
+  process.kill(a, 'SIGUSR1');
+  const st = await r.wait();
+  const text = fs.readFileSync(out, 'utf8');
+  // 64 MiB of image a round: a stress run would fill the guest's /tmp
+  for (const p of [images, dir]) fs.rmSync(p, { recursive: true, force: true });
+  return { out: text, status: st.signal ?? st.code, show, imageBytes: d.stats.imageBytes };
+}

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { execa } from 'execa';
 import { test } from '../lib/modes.js';
 import * as assert from 'uvu/assert';
@@ -46,7 +47,11 @@ async function restoreAndCheck(images: string, out: string, opts: { mapPages?: b
   const r = await kernelBackend.restore({ dir: images, mapPages: opts.mapPages });
   await waitFor(out, twoMore(out));
   if (alive(r.pids[0])) process.kill(r.pids[0], 'SIGUSR1');
-  const status = await r.wait();
+  assertEndedWell(out, await r.wait());
+}
+
+/** kmemwrite, told to end (SIGUSR1), found its memory right and ended well. */
+function assertEndedWell(out: string, status: unknown): void {
   const text = fs.readFileSync(out, 'utf8');
   assert.not.match(text, /BAD/, text.slice(-400));
   assert.match(text, /done\n$/);
@@ -63,6 +68,8 @@ t('copy-on-write: a program rewriting its memory during the write-out comes back
     const d = await kernelBackend.dump({ pid: child.pid, dir: images, cow: true, leaveRunning });
     const log = fs.readFileSync(path.join(images, 'kernel.log'), 'utf8');
     assert.match(log, /frozen for \d+ us, done in \d+ us/);
+    // the walk before the freeze was either all the snapshot or the part of it the program had not rewritten
+    assert.match(log, /the pages shared before the freeze are unchanged|\d+ of its pages were as shared before the freeze/);
     assert.ok((d.stats.pagesWritten ?? 0) >= 64 * 256, `${d.stats.pagesWritten} pages saved`);
     if (leaveRunning) {
       // the original ran on through the write-out, undisturbed
@@ -73,6 +80,56 @@ t('copy-on-write: a program rewriting its memory during the write-out comes back
     assert.is(await child.done, 'SIGKILL');
     await restoreAndCheck(images, out);
   }
+  assert.equal(dmesgTrouble(), []);
+});
+
+/** kmemwrite in step mode, its output appended to @out: a restored copy adds its lines after the original's. */
+function startStepping(mib: number, out: string): { pid: number; done: Promise<number | string | null> } {
+  const fd = fs.openSync(out, 'a');
+  const child = spawn(kprogram('kmemwrite'), [String(mib), '0', '100', 'step'], { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  started.add(child.pid!);
+  return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code))) };
+}
+
+const okLines = (out: string): number => [...fs.readFileSync(out, 'utf8').matchAll(/gen \d+ ok/g)].length;
+
+/** Restore a stepping kmemwrite, have it check and rewrite its memory twice, end it, and check what it says. */
+async function restoreStepping(images: string, out: string): Promise<void> {
+  const r = await kernelBackend.restore({ dir: images });
+  for (let i = 0; i < 2; i++) {
+    const n = okLines(out);
+    process.kill(r.pids[0], 'SIGUSR2');
+    const until = Date.now() + 60000;
+    while (okLines(out) === n && !/BAD/.test(fs.readFileSync(out, 'utf8'))) {
+      if (Date.now() > until) throw new Error(`no generation after SIGUSR2: ${fs.readFileSync(out, 'utf8').slice(-300)}`);
+      await sleep(10);
+    }
+  }
+  process.kill(r.pids[0], 'SIGUSR1');
+  assertEndedWell(out, await r.wait());
+}
+
+t('copy-on-write of a program at rest: its pages are shared before the freeze, and a write racing with the checkpoint is not in the image', async () => {
+  const dir = tempDir('kearly');
+  const out = path.join(dir, 'out.txt');
+  const child = startStepping(16, out);
+  await waitFor(out, /gen 1 ok/);
+  // at rest in sigsuspend(2): nothing changes its memory between the early walk and the freeze
+  const rest = tempDir('kearlyimg');
+  await kernelBackend.dump({ pid: child.pid, dir: rest, cow: true, leaveRunning: true });
+  assert.match(fs.readFileSync(path.join(rest, 'kernel.log'), 'utf8'), /the pages shared before the freeze are unchanged/);
+  // a generation (a rewrite, a page touched for the first time, a region mapped afresh in place)
+  // started at some moment of the next checkpoint: before, between the two walks, or during the write-out
+  const raced = tempDir('kearlyimg2');
+  const racer = execa('sh', ['-c', `sleep 0.02; kill -USR2 ${child.pid}`]);
+  await kernelBackend.dump({ pid: child.pid, dir: raced, cow: true, leaveRunning: true });
+  await racer;
+  await waitFor(out, /gen 2 ok/);
+  process.kill(child.pid, 'SIGKILL');
+  assert.is(await child.done, 'SIGKILL');
+  await restoreStepping(rest, out);
+  await restoreStepping(raced, out);
   assert.equal(dmesgTrouble(), []);
 });
 

@@ -18,7 +18,7 @@ import { ensureEngine } from '../../backends/kernel/sys.js';
 import { CrError } from '../../userspace/errors.js';
 import { packageRoot } from '../../userspace/paths.js';
 import { alive, sleep, tempDir } from '../lib/harness.js';
-import { dmesgTrouble, kprogram, skipReason, startTo } from './env.js';
+import { dmesgTrouble, kprogram, selfCheck, skipReason, startTo } from './env.js';
 import { editField, fieldOf, findObject, readField } from './fuzz/format.js';
 
 const t = skipReason ? test.skip : test;
@@ -234,6 +234,35 @@ t('a page the checkpoint cannot read fails the checkpoint, naming it: it never c
   await child.done;
   // memory_failure() reports the poisoned page; nothing else may appear
   assert.equal(dmesgTrouble().filter((l) => !/Memory failure|hwpoison/i.test(l)), []);
+});
+
+t('a member with a full 1 MiB pipe, FIFOs whose other end is another member\'s or nobody\'s: no refill or reopen blocks a turn', async () => {
+  // w's write end comes back before r's read end; l's FIFO has no writer left, o's no reader
+  const r = await selfCheck('kfullpipe', [tempDir('kfull')], [
+    /pipe #\d+: 1048576 bytes in flight, size 1048576/,
+    /fifo pipe #\d+: 3000 bytes in flight/,
+    /fifo pipe #\d+: 100 bytes in flight/,
+    /fifo pipe #\d+: 200 bytes in flight/,
+  ]);
+  assert.is(r.out.split('\n').filter((l) => l.startsWith('ok ')).length, 17, r.out);
+});
+
+t('a file that became a FIFO since the checkpoint is refused at restart by name, not waited on', async () => {
+  const dir = tempDir('kfifoswap');
+  const data = path.join(dir, 'data');
+  fs.writeFileSync(data, 'held open for reading\n');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo('sh', ['-c', `exec 7<${data}; exec ${kprogram('confine')} wait`], out);
+  await waitFor(out, 'ready');
+  const images = tempDir('kfifoswapimg');
+  await kernelBackend.dump({ pid: child.pid, dir: images });
+  assert.is(await child.done, 'SIGKILL');
+  // opened as the image says (O_RDONLY, blocking), a FIFO without a writer would wait for one
+  fs.rmSync(data);
+  await execa('mkfifo', [data]);
+  assert.match(await restoreError(images), new RegExp(`${data} is no longer the kind of file it was`));
+  assert.not.ok(alive(child.pid), 'nothing of the tree runs');
+  assert.equal(dmesgTrouble(), []);
 });
 
 t('the header of an image with reserved bits is refused', async () => {

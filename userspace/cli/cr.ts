@@ -15,22 +15,23 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { backendNames, backends } from '../../backends/index.js';
-import type { Backend, DumpResult } from '../../backends/types.js';
+import { backendNames, backends, loadBackend } from '../../backends/index.js';
+import type { Backend, BackendName, DumpResult } from '../../backends/types.js';
 import { CrError } from '../errors.js';
 import { packageRoot } from '../paths.js';
+import { timed } from './timings.js';
 
-function pickBackend(name: string): Backend {
-  const b = backends[name];
-  if (!b) throw new CrError(`unknown backend '${name}' (available: ${backendNames().join(', ')})`);
-  return b;
+/** The backend named, its code loaded. */
+async function pickBackend(name: string): Promise<Backend> {
+  if (!backends[name]) throw new CrError(`unknown backend '${name}' (available: ${backendNames().join(', ')})`);
+  return loadBackend(name as BackendName);
 }
 
-/** The backend named, or the one that recognizes the image directory. */
+/** The backend named, or the one that recognizes the image directory (only its code is loaded). */
 async function backendFor(dir: string, name?: string): Promise<Backend> {
   if (name) return pickBackend(name);
   if (!fs.existsSync(dir)) throw new CrError(`image directory ${dir} does not exist`);
-  for (const b of Object.values(backends)) if (await b.recognizes(dir)) return b;
+  for (const b of Object.values(backends)) if (await b.recognizes(dir)) return loadBackend(b.name);
   throw new CrError(`${dir} holds no image that any backend recognizes`);
 }
 
@@ -70,10 +71,11 @@ program
   .option('--tcp-established', 'save TCP connections to peers outside the tree too (their packets are held back until the restore)')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
-    const r = await pickBackend(o.backend).dump({
+    const b = await pickBackend(o.backend);
+    const r = await timed(() => b.dump({
       pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, shellJob: o.shellJob, tcpEstablished: o.tcpEstablished,
       cow: o.cow, prevImagesDir: o.prevImagesDir, log: logTo(o.verbose),
-    });
+    }));
     reportDump(r, o.imagesDir, 'dumped');
   });
 
@@ -87,11 +89,11 @@ program
   .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
   .option('-v, --verbose', 'log each step to stderr')
   .action(async (o) => {
-    const b = pickBackend(o.backend);
+    const b = await pickBackend(o.backend);
     if (!b.preDump) throw new CrError(`the ${b.name} backend has no pre-dump`);
-    const r = await b.preDump({
+    const r = await timed(() => b.preDump!({
       pid: o.tree, dir: o.imagesDir, prevImagesDir: o.prevImagesDir, freezeCgroup: o.freezeCgroup, log: logTo(o.verbose),
-    });
+    }));
     reportDump(r, o.imagesDir, 'pre-dumped');
   });
 
@@ -111,15 +113,15 @@ program
     if (o.mapPages && o.lazyPages) throw new CrError('--map-pages and --lazy-pages exclude each other');
     const b = await backendFor(o.imagesDir, o.backend);
     if (o.frozen && !b.thaw) throw new CrError(`the ${b.name} backend cannot leave a restored tree frozen`);
-    const r = await b.restore({
+    const r = await timed(() => b.restore({
       dir: o.imagesDir, detach: o.detach, pidns: o.pidns, frozen: o.frozen, shellJob: o.shellJob, mapPages: o.mapPages, lazyPages: o.lazyPages, log: logTo(o.verbose),
-    });
+    }));
     if (o.frozen) process.stderr.write(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
     if (o.detach) {
       process.stdout.write(`${r.pids[0]}\n`);
       return;
     }
-    const st = await r.wait();
+    const st = await timed(() => r.wait());
     process.exitCode = st.signal ? 128 + (os.constants.signals[st.signal] ?? 0) : (st.code ?? 1);
   });
 
@@ -129,9 +131,9 @@ program
   .argument('<pid>', 'the root of the restored tree', parsePid)
   .addOption(backendOption().default('kernel'))
   .action(async (pid, o) => {
-    const b = pickBackend(o.backend);
+    const b = await pickBackend(o.backend);
     if (!b.thaw) throw new CrError(`the ${b.name} backend does not restore trees frozen`);
-    await b.thaw(pid);
+    await timed(() => b.thaw!(pid));
   });
 
 program
@@ -141,7 +143,8 @@ program
   .addOption(backendOption())
   .option('--json', 'print the image as JSON')
   .action(async (dir, o) => {
-    const d = await (await backendFor(dir, o.backend)).describe(dir);
+    const b = await backendFor(dir, o.backend);
+    const d = await timed(() => b.describe(dir));
     const json = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? `<${v.length} bytes>` : v);
     process.stdout.write(o.json ? `${JSON.stringify(d.data, json, 2)}\n` : `${d.lines.join('\n')}\n`);
   });
@@ -151,8 +154,8 @@ program
   .description("report which kernel interfaces this machine offers and which a backend needs")
   .addOption(backendOption().default('user'))
   .action(async (o) => {
-    const b = pickBackend(o.backend);
-    const items = await b.check();
+    const b = await pickBackend(o.backend);
+    const items = await timed(() => b.check());
     for (const i of items) process.stdout.write(`${i.ok ? 'ok  ' : i.required ? 'FAIL' : 'warn'}  ${i.name}: ${i.detail}\n`);
     const failed = items.filter((i) => !i.ok && i.required);
     process.stdout.write(failed.length ? `${b.name} backend cannot run here (${failed.map((i) => i.name).join(', ')})\n` : `${b.name} backend: looks good\n`);

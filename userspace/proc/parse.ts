@@ -17,6 +17,16 @@ function run<K, T>(what: string, lexer: ReturnType<typeof buildLexer<K>>, parser
   }
 }
 
+/**
+ * A file of lines, each parsed by `line` on its own: the lexer copies the
+ * rest of its input at every token and a repetition's results grow by
+ * copying, so one parse over a whole file costs the square of its length.
+ */
+function runLines<K, T>(what: string, lexer: ReturnType<typeof buildLexer<K>>, line: Parser<K, T>, text: string): T[] {
+  const lines = text.split(/(?<=\n)/);
+  return lines.filter((l) => l !== '').map((l, i) => run(`${what} line ${i + 1}`, lexer, line, l));
+}
+
 // ---- /proc/PID/maps ---------------------------------------------------------
 
 export interface MapsEntry {
@@ -62,7 +72,7 @@ const mapsLine = apply(
 );
 
 export function parseMaps(text: string): MapsEntry[] {
-  return run('maps', mapsLexer, rep_sc(mapsLine), text);
+  return runLines('maps', mapsLexer, mapsLine, text);
 }
 
 // ---- /proc/PID/smaps --------------------------------------------------------
@@ -142,7 +152,7 @@ const kvLine = apply(
 /** Parse a "Key: value" file into a map; repeated keys keep the first value. */
 export function parseKeyValues(text: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const [k, v] of run('key-value file', kvLexer, rep_sc(kvLine), text)) if (!out.has(k)) out.set(k, v);
+  for (const [k, v] of runLines('key-value file', kvLexer, kvLine, text)) if (!out.has(k)) out.set(k, v);
   return out;
 }
 

@@ -6,7 +6,7 @@ export const NR = {
   timerfd_settime: 286, timerfd_gettime: 287, signalfd4: 289, eventfd2: 290, epoll_create1: 291, rt_tgsigqueueinfo: 297,
   read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, madvise: 28, dup2: 33, getitimer: 36, setitimer: 38,
-  getpid: 39, fcntl: 72, flock: 73, inotify_add_watch: 254, inotify_rm_watch: 255, inotify_init1: 294, open_by_handle_at: 304, chdir: 80, fchdir: 81, umask: 95, setgroups: 116, setresuid: 117,
+  getpid: 39, tgkill: 234, fcntl: 72, flock: 73, inotify_add_watch: 254, inotify_rm_watch: 255, inotify_init1: 294, open_by_handle_at: 304, chdir: 80, fchdir: 81, umask: 95, setgroups: 116, setresuid: 117,
   setresgid: 119, sigaltstack: 131, personality: 135, prctl: 157, arch_prctl: 158,
   restart_syscall: 219, close_range: 436, clone3: 435, openat: 257, dup3: 292, kcmp: 312, rseq: 334, set_tid_address: 218, set_robust_list: 273, get_robust_list: 274, pidfd_open: 434, pidfd_getfd: 438, pipe2: 293,
   capset: 126, memfd_create: 319, timer_create: 222, timer_settime: 223, timer_gettime: 224, timer_delete: 226, ftruncate: 77, uname: 63, sethostname: 170, setdomainname: 171, setns: 308,

@@ -9,13 +9,11 @@
 import fs from 'node:fs';
 import { parseMaps } from '../proc/parse.js';
 import { MAP, NR, PAGE_SIZE, PROT } from './constants.js';
-import { type Regs, Tracee, resumableRegs } from './ptrace.js';
+import { CODE_ROOM, INJECTION_CODE, RECORD_SIZE, type Regs, Tracee, resumableRegs } from './ptrace.js';
 
 export const SCRATCH_SIZE = 4 * PAGE_SIZE;
 const CLONE_ARGS_SIZE = 88;
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
-/** syscall; jmp . — a thread cloned here spins harmlessly until it is seized. */
-const BOOTSTRAP_CODE = Buffer.from([0x0f, 0x05, 0xeb, 0xfe]);
 
 /** Find a `syscall` instruction in the task's vDSO, which every process has. */
 export function findSyscallInsn(tracee: Tracee): number {
@@ -36,6 +34,8 @@ export class Injection {
   /** Start of the scratch area in the task. */
   scratch = 0;
   private used = 0;
+  /** The vDSO's syscall instruction: how the scratch area is mapped, and injection goes on once it is gone. */
+  private vdsoSyscall = 0;
 
   private constructor(tracee: Tracee) {
     this.tracee = tracee;
@@ -50,17 +50,19 @@ export class Injection {
    */
   static begin(tracee: Tracee, at?: number): Injection {
     const inj = new Injection(tracee);
-    tracee.syscallAddr = findSyscallInsn(tracee);
+    tracee.syscallAddr = inj.vdsoSyscall = findSyscallInsn(tracee);
     tracee.setSigmask(~0n);
     try {
-      const prot = PROT.READ | PROT.WRITE | (at ? PROT.EXEC : 0);
-      const flags = MAP.PRIVATE | MAP.ANONYMOUS | (at ? MAP.FIXED_NOREPLACE : 0);
-      inj.scratch = Number(tracee.syscallOk('mmap scratch', NR.mmap, at ?? 0, SCRATCH_SIZE, prot, flags, -1, 0));
-      if (at) {
-        tracee.writeMem(inj.scratch, BOOTSTRAP_CODE);
-        tracee.syscallAddr = inj.scratch;
-        inj.used = 16;
-      }
+      // At restore, private: each forked child gets its own copy. At dump,
+      // shared: its own shmem object, so it never merges with a neighbouring
+      // mapping of the task, which would mark all of that one's pages
+      // written (VM_SOFTDIRTY) and defeat a dump on top of a pre-dump.
+      const flags = at ? MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE : MAP.SHARED | MAP.ANONYMOUS;
+      inj.scratch = Number(tracee.syscallOk('mmap scratch', NR.mmap, at ?? 0, SCRATCH_SIZE, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0));
+      tracee.writeMem(inj.scratch, INJECTION_CODE);
+      inj.used = CODE_ROOM;
+      tracee.syscallAddr = inj.scratch;
+      tracee.code = inj.scratch;
     } catch (err) {
       inj.abandon();
       throw err;
@@ -77,7 +79,8 @@ export class Injection {
     const inj = new Injection(tracee);
     inj.scratch = at;
     tracee.syscallAddr = at;
-    inj.used = 16;
+    tracee.code = at;
+    inj.used = CODE_ROOM;
     return inj;
   }
 
@@ -101,7 +104,33 @@ export class Injection {
 
   /** Forget everything put into the scratch area (the next call reuses it). */
   reset(): void {
-    this.used = this.tracee.syscallAddr === this.scratch ? 16 : 0;
+    this.used = CODE_ROOM;
+  }
+
+  /**
+   * Make many system calls in one round trip: the task runs the batch loop
+   * over them and stops itself at the end. Each call is [nr, ...args], its
+   * pointers into the scratch area (put them there first); the results are
+   * returned in order, a negative errno for a failed call, the calls after
+   * it made all the same.
+   */
+  batch(calls: (number | bigint)[][], what: string): bigint[] {
+    if (!calls.length) return [];
+    // As many records as the scratch area has room for, the closing call's included; more calls go in turns.
+    const room = Math.floor((SCRATCH_SIZE - ((this.used + 7) & ~7)) / RECORD_SIZE) - 1;
+    if (room < 1) throw new Error('injection scratch area is full');
+    const per = Math.min(room, calls.length);
+    const at = this.alloc((per + 1) * RECORD_SIZE);
+    const out: bigint[] = [];
+    for (let i = 0; i < calls.length; i += per) out.push(...this.tracee.runCalls(calls.slice(i, i + per), at, what));
+    return out;
+  }
+
+  /** Like batch(), but any failed call throws, naming it. */
+  batchOk(calls: (number | bigint)[][], what: (i: number) => string): bigint[] {
+    const ret = calls.length ? this.batch(calls, what(0)) : [];
+    ret.forEach((r, i) => this.tracee.checked(what(i), r));
+    return ret;
   }
 
   /**
@@ -120,7 +149,8 @@ export class Injection {
     args.writeBigUInt64LE(BigInt(exitSignal), 32);
     args.writeBigUInt64LE(BigInt(tidsAt), 64);
     args.writeBigUInt64LE(BigInt(setTid.length), 72);
-    return Number(this.tracee.syscallOk(what, NR.clone3, this.put(args), CLONE_ARGS_SIZE));
+    // stepped: the new task starts where the call returns
+    return Number(this.tracee.checked(what, this.tracee.syscallStep(NR.clone3, this.put(args), CLONE_ARGS_SIZE)));
   }
 
   /**
@@ -131,7 +161,7 @@ export class Injection {
     if (thread === this.tracee) return fn();
     const regs = thread.getRegs();
     const mask = thread.getSigmask();
-    thread.syscallAddr = this.tracee.syscallAddr;
+    thread.shareCode(this.tracee);
     thread.setSigmask(~0n);
     try {
       return fn();
@@ -168,7 +198,13 @@ export class Injection {
   }
 
   private unmapScratch(): void {
-    if (this.scratch) this.tracee.syscallOk('munmap scratch', NR.munmap, this.scratch, SCRATCH_SIZE);
+    const { tracee } = this;
+    if (this.scratch) {
+      // Stepped: the batch loop would run on into the unmapped code.
+      tracee.code = 0;
+      tracee.checked('munmap scratch', tracee.syscallStep(NR.munmap, this.scratch, SCRATCH_SIZE));
+    }
     this.scratch = 0;
+    tracee.syscallAddr = this.vdsoSyscall;
   }
 }

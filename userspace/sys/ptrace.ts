@@ -23,6 +23,26 @@ const REGS_SIZE = REG_NAMES.length * 8;
 const XSTATE_MAX = 16384;
 const FXSAVE_SIZE = 512;
 const SYSCALL_STOP = SIG.TRAP | 0x80;
+const SIGINFO_SIZE = 128;
+
+/**
+ * The injection code, put at the start of the scratch area. At 0: syscall;
+ * jmp . (a thread cloned here spins harmlessly until it is seized). At 8,
+ * the batch loop: for r12 records at rbx of {nr, six arguments, result},
+ * make each call and store its result; the last call (tgkill SIGSTOP to
+ * itself) hands the task back to the tracer.
+ */
+export const INJECTION_CODE = Buffer.from(
+  '0f05ebfe90909090' +
+  '4d85e4742a488b03488b7b08488b7310488b53184c8b53204c8b43284c8b4b300f05488943384883c34049ffccebd1ebfe', 'hex');
+const BATCH_ENTRY = 8;
+export const RECORD_SIZE = 64;
+/** Room for one call and the closing tgkill, after the code. */
+const CALL_SLOT = 128;
+/** Room the code and that slot take at the start of the scratch area. */
+export const CODE_ROOM = CALL_SLOT + 2 * RECORD_SIZE;
+/** si_code of a signal sent by tkill(2)/tgkill(2). */
+const SI_TKILL = -6;
 
 function toSigned(v: bigint): bigint {
   return BigInt.asIntN(64, v);
@@ -78,6 +98,9 @@ export class Tracee {
   private heldSignal = 0;
   /** Where a `syscall` instruction lives in the tracee, for injection. */
   syscallAddr = 0;
+  /** Where the injection code (INJECTION_CODE) is in the tracee, once mapped. */
+  code = 0;
+  private ids: { tgid: number; tid: number } | undefined;
 
   private constructor(pid: number) {
     this.pid = pid;
@@ -230,11 +253,23 @@ export class Tracee {
   }
 
   /**
-   * Make the tracee execute one system call at `syscallAddr` and return its
-   * result (negative errno on failure). The caller blocks signals in the
-   * tracee first and restores its registers afterwards.
+   * Make the tracee execute one system call and return its result
+   * (negative errno on failure). The caller blocks signals in the tracee
+   * first and restores its registers afterwards. Where the injection code
+   * is in the task (`code`), the call goes through its batch loop: one stop
+   * instead of the two of stepping over it.
    */
   syscall(nr: number, ...args: (number | bigint)[]): bigint {
+    if (!this.code) return this.syscallStep(nr, ...args);
+    return this.runCalls([[nr, ...args]], this.code + CALL_SLOT, `syscall ${nr}`)[0];
+  }
+
+  /**
+   * One system call at `syscallAddr`, stopping at its entry and its exit:
+   * for calls that must not return into the batch loop (clone3: the child
+   * starts where the call returns) and those made before the code exists.
+   */
+  syscallStep(nr: number, ...args: (number | bigint)[]): bigint {
     if (!this.syscallAddr) throw new Error('no syscall instruction known in the tracee');
     const regs = this.getRegs();
     const argRegs: RegName[] = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'];
@@ -250,11 +285,73 @@ export class Tracee {
     return toSigned(this.getRegs().rax);
   }
 
+  /**
+   * Run the batch loop of the injection code over `calls` ([nr, ...args]),
+   * their records written at `at` in the task: one round trip for them all.
+   */
+  runCalls(calls: (number | bigint)[][], at: number, what: string): bigint[] {
+    const { tgid, tid } = this.ownIds();
+    const all = [...calls, [NR.tgkill, tgid, tid, SIG.STOP]];
+    const records = Buffer.alloc(all.length * RECORD_SIZE);
+    all.forEach((c, i) => c.forEach((v, k) => records.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), i * RECORD_SIZE + k * 8)));
+    this.writeMem(at, records);
+    this.runUntilSelfStop({ rip: BigInt(this.code + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, what);
+    const out = this.readMem(at, calls.length * RECORD_SIZE);
+    return calls.map((_, i) => BigInt.asIntN(64, out.readBigUInt64LE(i * RECORD_SIZE + 56)));
+  }
+
+  /** The task's process and thread ids as the task itself sees them (in its own pid namespace). */
+  ownIds(): { tgid: number; tid: number } {
+    if (!this.ids) {
+      const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
+      const last = (key: string) => Number(new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status)![1].trim().split(/\s+/).at(-1));
+      this.ids = { tgid: last('NStgid'), tid: last('NSpid') };
+    }
+    return this.ids;
+  }
+
+  /**
+   * Let the tracee run with `set` registers changed until it stops itself
+   * with tgkill(SIGSTOP) (the end of the batch loop). A SIGSTOP sent by
+   * anyone else meanwhile is held back as during syscallStep().
+   */
+  private runUntilSelfStop(set: Partial<Regs>, what: string): void {
+    this.setRegs({ ...this.getRegs(), ...set, orig_rax: BigInt.asUintN(64, -1n) });
+    const info = Buffer.alloc(SIGINFO_SIZE);
+    for (let stops = 0; ; ) {
+      ptrace(PTRACE.CONT, this.pid);
+      const [, status] = waitpid(this.pid, WALL);
+      if (wstatus.exited(status) || wstatus.signaled(status)) {
+        this.memFd = null;
+        throw new SysError(`pid ${this.pid} died during injected ${what}`, 3);
+      }
+      const event = wstatus.event(status);
+      const sig = wstatus.stopSig(status);
+      if (wstatus.stopped(status) && !event && sig === SIG.STOP) {
+        ptrace(PTRACE.GETSIGINFO, this.pid, 0, info);
+        if (info.readInt32LE(8) === SI_TKILL && info.readInt32LE(16) === this.ownIds().tgid) return;
+        this.heldSignal = sig;
+      } else if (!wstatus.stopped(status) || (event && event !== PTRACE.EVENT_STOP) || ++stops > 8) {
+        throw new SysError(`pid ${this.pid} stopped unexpectedly (status 0x${status.toString(16)}) during injected ${what}`, 4);
+      } else if (!event) this.heldSignal = sig;
+    }
+  }
+
   /** Like syscall(), but a negative result throws, naming the call. */
   syscallOk(what: string, nr: number, ...args: (number | bigint)[]): bigint {
-    const ret = this.syscall(nr, ...args);
+    return this.checked(what, this.syscall(nr, ...args));
+  }
+
+  /** A system call's result, or the SysError naming it if it failed. */
+  checked(what: string, ret: bigint): bigint {
     if (ret < 0n && ret > -4096n) throw new SysError(`pid ${this.pid}: ${what}`, Number(-ret));
     return ret;
+  }
+
+  /** Inject through the same code as `other`, a thread of the same process. */
+  shareCode(other: Tracee): void {
+    this.syscallAddr = other.syscallAddr;
+    this.code = other.code;
   }
 
   detach(signal = this.heldSignal): void {

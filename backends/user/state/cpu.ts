@@ -116,7 +116,7 @@ function cloneThread(task: RestoreTask, tid: number, nspid: number[]): Tracee {
   const got = inj.clone3(`clone thread ${tid}`, THREAD_FLAGS, 0, [...chain].reverse());
   if (got !== own) throw new CrError(`pid ${task.pid}: thread came back as ${got}, not ${own}`);
   const thread = Tracee.seize(hostTid(task.pid, own));
-  thread.syscallAddr = tracee.syscallAddr;
+  thread.shareCode(tracee);
   return thread;
 }
 

@@ -31,30 +31,42 @@ export function dupHigh(task: RestoreTask, fd: number): number {
  */
 export function liftFd(task: RestoreTask, fd: number): number {
   if (fd >= task.fdBase) return fd;
-  const lifted = dupHigh(task, fd);
-  task.tracee.syscall(NR.close, fd);
-  return lifted;
+  const [lifted] = task.inj.batch([[NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase], [NR.close, fd]], 'lift a descriptor');
+  return Number(task.tracee.checked('fcntl(F_DUPFD_CLOEXEC)', lifted));
 }
+
+/** Each task's pidfds of the tasks it takes descriptors from (-1: not one it can see), kept until files.ts settles it. */
+const pidfds = new WeakMap<RestoreTask, Map<number, number>>();
 
 /**
  * A duplicate, in this task, of descriptor `fd` of task `pid` (the same
  * open file). The task takes it itself (pidfd_getfd) from a task it can
- * see in its pid namespace; from one outside it (a parent above a nested
- * pid namespace), it comes through us, over a unix socket.
+ * see in its pid namespace, through one pidfd per such task; from one
+ * outside it (a parent above a nested pid namespace), it comes through us,
+ * over a unix socket.
  */
 export function takeFromTask(task: RestoreTask, pid: number, fd: number): number {
   const { tracee } = task;
-  // The task names the other by its pid in the task's own pid namespace: the other's there, if it has one.
-  const seen = nsChain(pid)[nsChain(task.pid).length - 1];
-  const pidfd = seen === undefined ? -1 : Number(tracee.syscall(NR.pidfd_open, seen, 0));
-  if (pidfd >= 0) {
-    try {
+  let known = pidfds.get(task);
+  if (!known) pidfds.set(task, (known = new Map()));
+  let pidfd = known.get(pid);
+  if (pidfd === undefined) {
+    pidfd = -1;
+    // The task names the other by its pid in the task's own pid namespace: the other's there, if it has one.
+    const seen = nsChain(pid)[nsChain(task.pid).length - 1];
+    const opened = seen === undefined ? -1 : Number(tracee.syscall(NR.pidfd_open, seen, 0));
+    if (opened >= 0) {
       // That number may be another task's, in a sibling namespace: the pidfd tells whose it is.
-      if (procFdinfo(task.pid, pidfd).get('Pid') === String(pid)) return Number(tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
-    } finally {
-      tracee.syscall(NR.close, pidfd);
+      if (procFdinfo(task.pid, opened).get('Pid') === String(pid)) {
+        pidfd = liftFd(task, opened);
+        rememberLeftovers(task, [pidfd]);
+      } else {
+        tracee.syscall(NR.close, opened);
+      }
     }
+    known.set(pid, pidfd);
   }
+  if (pidfd >= 0) return Number(tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
   return passThroughUs(task, pid, fd);
 }
 

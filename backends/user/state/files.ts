@@ -266,8 +266,10 @@ export const files = defineState<FilesImage>({
         if (!file) throw new CrError(`pid ${task.pid} fd ${d.fd}: its open file ${d.file_id} is in no task of the image`);
         tmp = create(file, `pid ${task.pid} fd ${d.fd}`);
       }
-      place(tmp, d);
-      if (!task.shared.leftovers.get(task.pid)?.includes(tmp)) tracee.syscall(NR.close, tmp);
+      // placed, and the temporary closed unless something still holds it: one round trip
+      const placed = [NR.dup3, tmp, d.fd, d.cloexec ? O.CLOEXEC : 0];
+      const [ret] = inj.batch(task.shared.leftovers.get(task.pid)?.includes(tmp) ? [placed] : [placed, [NR.close, tmp]], `dup3 to fd ${d.fd}`);
+      tracee.checked(`dup3 to fd ${d.fd}`, ret);
       task.shared.files.set(d.file_id, { pid: task.pid, fd: d.fd });
       inj.reset();
     }

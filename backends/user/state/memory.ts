@@ -734,10 +734,10 @@ export const memory = defineState<MmImage>({
     const { tracee, inj } = task;
     // Clear what the task has, all but the injection area and what it inherited.
     const keep = mm.vmas.filter((v) => v.inherited);
-    for (const m of procMaps(task.pid)) {
-      if (m.path === '[vsyscall]' || Number(m.start) === inj.scratch) continue;
-      for (const [s, e] of subtract(m.start, m.end, keep)) tracee.syscallOk(`munmap ${hex(s)}`, NR.munmap, s, e - s);
-    }
+    inj.reset();
+    const unmaps = procMaps(task.pid).filter((m) => m.path !== '[vsyscall]' && Number(m.start) !== inj.scratch)
+      .flatMap((m) => subtract(m.start, m.end, keep).map(([s, e]) => [NR.munmap, s, e - s]));
+    inj.batchOk(unmaps, (i) => `munmap ${hex(BigInt(unmaps[i][1]))}`);
 
     // The vDSO goes back where the task's code expects it.
     const special = mm.vmas.filter((v) => v.kind === 'VDSO' || v.kind === 'VVAR');
@@ -763,12 +763,12 @@ export const memory = defineState<MmImage>({
       // The task reads its private pages in itself: mappings that receive some are writable until then.
       const filled = new Set(mm.vmas.filter((v) => PRIVATE_KINDS.has(v.kind) && mm.sources.some((r) => r.vaddr >= v.start && r.vaddr < v.end)));
       const prot = (v: Vma) => (filled.has(v) ? v.prot | PROT.WRITE : v.prot);
+      // What it inherited only takes its protection, in one batch.
+      const inherited = mm.vmas.filter((v) => v.inherited && v.kind !== 'VDSO' && v.kind !== 'VVAR');
+      inj.reset();
+      inj.batchOk(inherited.map((v) => [NR.mprotect, v.start, v.end - v.start, prot(v)]), (i) => `mprotect ${hex(inherited[i].start)}`);
       for (const v of mm.vmas) {
-        if (v.kind === 'VDSO' || v.kind === 'VVAR') continue;
-        if (v.inherited) {
-          tracee.syscallOk(`mprotect ${hex(v.start)}`, NR.mprotect, v.start, v.end - v.start, prot(v));
-          continue;
-        }
+        if (v.kind === 'VDSO' || v.kind === 'VVAR' || v.inherited) continue;
         if (v.kind === 'SYSV_SHM') {
           attachSysv(task, v, mm.vmas);
           continue;
@@ -809,7 +809,9 @@ export const memory = defineState<MmImage>({
       }
 
       fillPages(task, mm.sources);
-      for (const v of filled) if (!(v.prot & PROT.WRITE)) tracee.syscallOk(`mprotect ${hex(v.start)}`, NR.mprotect, v.start, v.end - v.start, v.prot);
+      const sealed = [...filled].filter((v) => !(v.prot & PROT.WRITE));
+      inj.reset();
+      inj.batchOk(sealed.map((v) => [NR.mprotect, v.start, v.end - v.start, v.prot]), (i) => `mprotect ${hex(sealed[i].start)}`);
     } finally {
       fs.closeSync(pages);
     }

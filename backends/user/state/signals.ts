@@ -178,26 +178,29 @@ export const signals = defineState<SignalsImage>({
 
   dump(task) {
     const { tracee, inj } = task;
+    // Every disposition, the alternate stack and the interval timers: one batch of calls.
+    inj.reset();
+    const signos = Array.from({ length: NSIG }, (_, i) => i + 1).filter((n) => n !== SIG.KILL && n !== SIG.STOP);
+    const olds = signos.map(() => inj.alloc(KSIGACTION_SIZE));
+    const ss = inj.alloc(STACK_T_SIZE);
+    const vals = ITIMERS.map(() => inj.alloc(ITIMERVAL_SIZE));
+    inj.batchOk([
+      ...signos.map((signo, i) => [NR.rt_sigaction, signo, 0, olds[i], 8]),
+      [NR.sigaltstack, 0, ss],
+      ...vals.map((val, which) => [NR.getitimer, which, val]),
+    ], (i) => (i < signos.length ? `rt_sigaction(${signos[i]})` : i === signos.length ? 'sigaltstack' : 'getitimer'));
+    const out = tracee.readMem(olds[0], vals.at(-1)! + ITIMERVAL_SIZE - olds[0]);
+    const at = (addr: number, len: number) => out.subarray(addr - olds[0], addr - olds[0] + len);
     const actions: SigAction[] = [];
-    for (let signo = 1; signo <= NSIG; signo++) {
-      if (signo === SIG.KILL || signo === SIG.STOP) continue;
-      inj.reset();
-      const old = inj.alloc(KSIGACTION_SIZE);
-      tracee.syscallOk(`rt_sigaction(${signo})`, NR.rt_sigaction, signo, 0, old, 8);
-      const b = tracee.readMem(old, KSIGACTION_SIZE);
+    signos.forEach((signo, i) => {
+      const b = at(olds[i], KSIGACTION_SIZE);
       const act = { signo, handler: b.readBigUInt64LE(0), flags: b.readBigUInt64LE(8), restorer: b.readBigUInt64LE(16), mask: b.readBigUInt64LE(24) };
       if (act.handler || act.flags || act.mask) actions.push(act);
-    }
-    inj.reset();
-    const ss = inj.alloc(STACK_T_SIZE);
-    tracee.syscallOk('sigaltstack', NR.sigaltstack, 0, ss);
-    const st = tracee.readMem(ss, STACK_T_SIZE);
+    });
+    const st = at(ss, STACK_T_SIZE);
     const itimers: Itimer[] = [];
-    ITIMERS.forEach((_, which) => {
-      inj.reset();
-      const val = inj.alloc(ITIMERVAL_SIZE);
-      tracee.syscallOk('getitimer', NR.getitimer, which, val);
-      const b = tracee.readMem(val, ITIMERVAL_SIZE);
+    vals.forEach((val, which) => {
+      const b = at(val, ITIMERVAL_SIZE);
       const t = { which, interval_us: b.readBigInt64LE(0) * US + b.readBigInt64LE(8), value_us: b.readBigInt64LE(16) * US + b.readBigInt64LE(24) };
       if (t.value_us || t.interval_us) itimers.push(t);
     });

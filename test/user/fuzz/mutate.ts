@@ -15,7 +15,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import protobuf from 'protobufjs';
-import { encodeImage, imageSchema, type ImageKind, MESSAGE_OF, messageType } from '../../../backends/user/image.js';
+import { SCHEMA_JSON } from '../../../backends/user/codec.js';
+import { encodeImage, type ImageKind, MESSAGE_OF } from '../../../backends/user/image.js';
+
+let schema: protobuf.Root | undefined;
+/** The image schema as protobufjs reflection, to walk every field. */
+const imageSchema = () => (schema ??= protobuf.Root.fromJSON(JSON.parse(fs.readFileSync(SCHEMA_JSON, 'utf8'))));
+const messageType = (name: string) => imageSchema().lookupType(`crlab.user.${name}`);
 
 /** A deterministic random source (xorshift32). */
 export function rng(seed: number): () => number {

@@ -1,0 +1,82 @@
+/**
+ * The `cr` command's start-up as compare/ measures it: the command's
+ * CR_TIMINGS line placed against rusage's clock splits its wall time into
+ * exec→call, the call and return→exit; and a command loads only the files
+ * it needs (no backend for --version, one backend for check and show,
+ * execa only to spawn, no protobuf code in the kernel backend's file). No timings are asserted, only how
+ * they fit together.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa, execaSync } from 'execa';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { commandOverhead } from '../../compare/harness.js';
+import { crCommand, packageRoot } from '../../userspace/paths.js';
+
+const rusage = path.join(packageRoot, 'compare', 'workloads', 'bin', 'rusage');
+let scratch = '';
+
+test.before(() => {
+  execaSync('make', ['-s', '-C', path.join(packageRoot, 'compare', 'workloads')]);
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cr-startup-test-'));
+});
+test.after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+test('overhead: exec to the first call and the last return to exit, on one clock', () => {
+  const ru = 'wall_us=900000 maxrss_kb=1 utime_us=1 stime_us=1 status=exit:0 start_us=1000000 end_us=1900000';
+  assert.equal(commandOverhead(ru, 'call_start_us=1500000 call_end_us=1800000\n'), { startMs: 500, exitMs: 100 });
+  assert.is(commandOverhead(ru, ''), undefined, 'no CR_TIMINGS line: no overhead');
+  assert.is(commandOverhead('wall_us=1 maxrss_kb=1 status=exit:0', 'call_start_us=1 call_end_us=2'), undefined, 'an old rusage without its clock');
+  assert.is(commandOverhead(ru, 'call_start_us=900000 call_end_us=1800000'), undefined, 'a call before the exec is another clock');
+});
+
+/** Run `cr ARGS` under rusage with CR_TIMINGS and a preload that lists every file the command required. */
+async function traced(args: string[]): Promise<{ ru: string; timings: string; loaded: string[]; stdout: string; stderr: string; exitCode?: number }> {
+  const id = args.join('_').replace(/\W+/g, '_');
+  const [ru, timings, list, hook] = ['rusage', 'timings', 'loaded', 'hook.cjs'].map((f) => path.join(scratch, `${id}.${f}`));
+  fs.writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, Object.keys(require.cache).join('\\n')));\n`);
+  const r = await execa(rusage, [ru, process.execPath, '--require', hook, crCommand, ...args], { env: { CR_TIMINGS: timings }, reject: false });
+  const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+  return { ru: read(ru), timings: read(timings), loaded: read(list).split('\n').filter((f) => f !== hook), stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+}
+
+const crFiles = (loaded: string[]) => loaded.filter((f) => f.startsWith(path.dirname(crCommand))).map((f) => path.basename(f)).sort();
+
+test('cr --version: no backend loaded, no backend call timed', async () => {
+  const t = await traced(['--version']);
+  assert.is(t.exitCode, 0);
+  assert.match(t.stdout, /^\d+\.\d+\.\d+$/);
+  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'errors.js']);
+  assert.ok(!t.loaded.some((f) => f.includes('koffi')), t.loaded.join('\n'));
+  assert.is(t.timings, '', 'nothing to time');
+});
+
+test('the bundles run from the code caches the build wrote', async () => {
+  const r = await execa(process.execPath, [crCommand, 'check', '--backend=kernel'], { env: { CR_DEBUG: '1' }, reject: false });
+  assert.match(r.stdout, /^kernel backend/m);
+  assert.not.match(r.stderr, /rejected the code cache/);
+  for (const f of ['cli.js', 'kernel.js', 'libc.js']) assert.ok(fs.existsSync(path.join(path.dirname(crCommand), `${f}.cache`)), f);
+});
+
+test('cr check: the user backend alone, its call inside the command\'s wall time', async () => {
+  const t = await traced(['check']);
+  assert.match(t.stdout, /^user backend/m);
+  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'errors.js', 'execa.js', 'libc.js', 'socket.js', 'user.js'], 'execa for nft --version');
+  const o = commandOverhead(t.ru, t.timings);
+  assert.ok(o, `${t.ru} / ${t.timings}`);
+  const wallMs = Number(t.ru.match(/wall_us=(\d+)/)![1]) / 1000;
+  assert.ok(o!.startMs > 0 && o!.exitMs >= 0 && o!.startMs + o!.exitMs <= wallMs, JSON.stringify({ o, wallMs }));
+});
+
+test('cr show --backend=kernel loads the kernel backend alone (not execa: it spawns nothing), and its file has no protobuf code', async () => {
+  const t = await traced(['show', scratch, '--backend=kernel']);
+  assert.match(t.stderr, /holds no kernel-backend image/);
+  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'errors.js', 'kernel.js', 'libc.js', 'socket.js']);
+  const kernel = fs.readFileSync(path.join(path.dirname(crCommand), 'kernel.js'), 'utf8');
+  assert.not.match(kernel, /node_modules\/protobufjs/);
+  assert.not.match(kernel, /dist\/backends\/user\//);
+});
+
+test.run();

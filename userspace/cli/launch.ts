@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * The `cr` command's entry point (dist/cr/cr.js, bundled as CommonJS):
+ * runs the driver's bundle (cli.js) and the backends' with V8's code cache
+ * that `npm run build` wrote next to each (FILE.cache). Compiling the
+ * bundles costs about as much as the rest of the CLI's start-up under
+ * emulation, and Node 20 has no compile cache of its own. A cache V8
+ * rejects (another Node, other V8 flags, a rebuilt bundle) costs only the
+ * read: the source is compiled as usual (CR_DEBUG=1 says so on stderr).
+ *
+ * CR_WRITE_CODE_CACHE=1 (the build) loads every bundle in its folder and
+ * writes each one's cache at exit.
+ */
+import fs from 'node:fs';
+import Module from 'node:module';
+import path from 'node:path';
+import vm from 'node:vm';
+
+type Loader = (module: NodeJS.Module, filename: string) => void;
+const extensions = (Module as unknown as { _extensions: Record<string, Loader> })._extensions;
+const wrap = (Module as unknown as { wrap(source: string): string }).wrap;
+
+const load = Module.createRequire(__filename);
+const writeCache = process.env.CR_WRITE_CODE_CACHE === '1';
+const compiled = new Map<string, vm.Script>();
+const plainJs = extensions['.js'];
+
+/** dist/cr's own bundles compile with their cache; anything else as Node would. */
+extensions['.js'] = (module, filename) => {
+  if (path.dirname(filename) !== __dirname) return plainJs(module, filename);
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = fs.readFileSync(`${filename}.cache`);
+  } catch {
+    /* not built with one: compile */
+  }
+  const script = new vm.Script(wrap(fs.readFileSync(filename, 'utf8')), { filename, cachedData });
+  if (script.cachedDataRejected && process.env.CR_DEBUG) process.stderr.write(`cr: V8 rejected the code cache of ${filename}\n`);
+  if (writeCache) compiled.set(filename, script);
+  script.runInThisContext()(module.exports, Module.createRequire(filename), module, filename, __dirname);
+};
+
+if (writeCache) {
+  process.on('exit', () => {
+    for (const [file, script] of compiled) fs.writeFileSync(`${file}.cache`, script.createCachedData());
+  });
+  for (const f of fs.readdirSync(__dirname)) {
+    if (!f.endsWith('.js') || f === 'cr.js' || f === 'cli.js') continue;
+    try {
+      load(`./${f}`);
+    } catch (err) {
+      // e.g. koffi has no build for this machine: that bundle runs without a cache
+      process.stderr.write(`cr: no code cache for ${f}: ${(err as Error).message.split('\n')[0]}\n`);
+    }
+  }
+}
+load('./cli.js');
