@@ -12,6 +12,7 @@
  * A kernel soak runs inside the VM (booted for it).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -86,28 +87,32 @@ const out = (dir: string) => path.join(dir, 'out.txt');
 const stdoutAnswer = (dir: string) => withoutPid(fs.readFileSync(out(dir), 'utf8')).body;
 const lines = (dir: string, k: number) => waitLines(out(dir), k, 120000);
 
+// Sizes that leave each program 5 s or more to run after its last dump
+// point, at its smallest: a `cr dump` that starts late on a busy machine
+// must still find it running, and `iter` has three rounds to go through.
 const USER_PROGRAMS: Program[] = [
   { name: 'bigmem', argv: (_d, r) => [programBin('bigmem'), String(pick(r, [4, 16, 64, 128])), '400'], reached: lines, steps: [2, 40], answer: stdoutAnswer },
-  { name: 'memstress', argv: (d, r) => [programBin('memstress'), d, String(between(r, 300, 900))], reached: lines, steps: [5, 30], answer: stdoutAnswer, setup: writeInput, not: SHARED_FILE },
-  { name: 'tree', argv: (_d, r) => [programBin('tree'), String(between(r, 600, 3000))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
-  { name: 'fdshare', argv: (d, r) => [programBin('fdshare'), d, String(between(r, 300, 900))], reached: lines, steps: [3, 20], answer: stdoutAnswer, setup: writeInput },
+  { name: 'memstress', argv: (d, r) => [programBin('memstress'), d, String(between(r, 800, 1500))], reached: lines, steps: [5, 20], answer: stdoutAnswer, setup: writeInput, not: SHARED_FILE },
+  { name: 'tree', argv: (_d, r) => [programBin('tree'), String(between(r, 1200, 3000))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'fdshare', argv: (d, r) => [programBin('fdshare'), d, String(between(r, 800, 1200))], reached: lines, steps: [3, 20], answer: stdoutAnswer, setup: writeInput },
   { name: 'epoll', argv: (_d, r) => [programBin('epoll'), String(between(r, 300, 900))], reached: lines, steps: [10, 60], answer: stdoutAnswer },
-  { name: 'unixpair', argv: (_d, r) => [programBin('unixpair'), String(between(r, 300, 900))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
-  { name: 'sigpending', argv: (_d, r) => [programBin('sigpending'), String(between(r, 300, 900))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
-  { name: 'ptimers', argv: (_d, r) => [programBin('ptimers'), String(between(r, 60, 120))], reached: lines, steps: [2, 10], answer: stdoutAnswer },
+  { name: 'unixpair', argv: (_d, r) => [programBin('unixpair'), String(between(r, 500, 1000))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'sigpending', argv: (_d, r) => [programBin('sigpending'), String(between(r, 500, 1000))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'ptimers', argv: (_d, r) => [programBin('ptimers'), String(pick(r, [200, 300, 400]))], reached: lines, steps: [2, 6], answer: stdoutAnswer },
   // Its semaphore counts 10, one read each 30 steps: 300 steps at most.
-  { name: 'eventfd', argv: (_d, r) => [programBin('eventfd'), String(between(r, 100, 300))], reached: lines, steps: [2, 6], answer: stdoutAnswer },
-  { name: 'caps', argv: (_d, r) => [programBin('caps'), String(between(r, 60, 150))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'eventfd', argv: (_d, r) => [programBin('eventfd'), String(between(r, 250, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'caps', argv: (_d, r) => [programBin('caps'), String(between(r, 150, 250))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
   { name: 'container', argv: (_d, r) => [programBin('container'), String(between(r, 300, 900))], reached: lines, steps: [5, 40], answer: stdoutAnswer },
-  { name: 'ghosts', argv: (d, r) => [programBin('ghosts'), d, String(between(r, 60, 150))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
-  { name: 'unixsk', argv: (_d, r) => [programBin('unixsk'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'tcpsk', argv: (_d, r) => [programBin('tcpsk'), String(between(r, 200, 500))], reached: lines, steps: [3, 8], answer: stdoutAnswer },
-  { name: 'udpsk', argv: (_d, r) => [programBin('udpsk'), String(between(r, 60, 200))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'sched', argv: (_d, r) => [programBin('sched'), String(between(r, 100, 300))], reached: lines, steps: [2, 5], answer: stdoutAnswer },
-  { name: 'threadsigs', argv: (_d, r) => [programBin('threadsigs'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'zombies', argv: (_d, r) => [programBin('zombies'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'pidns', argv: (_d, r) => [programBin('pidns'), String(between(r, 100, 300))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
-  { name: 'mapshapes', argv: (d, r) => [programBin('mapshapes'), d, String(between(r, 80, 200))], reached: lines, steps: [1, 2], answer: stdoutAnswer, not: SHARED_FILE },
+  // A tick a 512-byte stride of its 64 KiB memfd: 128 ticks at most.
+  { name: 'ghosts', argv: (d, r) => [programBin('ghosts'), d, String(between(r, 100, 128))], reached: lines, steps: [2, 20], answer: stdoutAnswer },
+  { name: 'unixsk', argv: (_d, r) => [programBin('unixsk'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'tcpsk', argv: (_d, r) => [programBin('tcpsk'), String(between(r, 700, 1400))], reached: lines, steps: [3, 8], answer: stdoutAnswer },
+  { name: 'udpsk', argv: (_d, r) => [programBin('udpsk'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'sched', argv: (_d, r) => [programBin('sched'), String(between(r, 400, 800))], reached: lines, steps: [2, 5], answer: stdoutAnswer },
+  { name: 'threadsigs', argv: (_d, r) => [programBin('threadsigs'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'zombies', argv: (_d, r) => [programBin('zombies'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'pidns', argv: (_d, r) => [programBin('pidns'), String(between(r, 400, 800))], reached: lines, steps: [2, 4], answer: stdoutAnswer },
+  { name: 'mapshapes', argv: (d, r) => [programBin('mapshapes'), d, String(between(r, 400, 800))], reached: lines, steps: [1, 2], answer: stdoutAnswer, not: SHARED_FILE },
 ];
 
 const KERNEL_PROGRAMS: Program[] = [
@@ -198,7 +203,10 @@ async function programRun(backend: BackendName, p: Program, r: Rand): Promise<Ru
       if (hung) throw new Error('killed');
     } catch (err) {
       if (hung) return { what, ok: false, stage: 'timeout', reason: `no end of the cycle in ${RUN_LIMIT_MS / 60000} min` };
-      return { what, ok: false, stage: err instanceof CycleFailure ? err.stage : 'cycle', reason: (err as Error).message.split('\n').filter(Boolean).slice(0, 3).join(' | ') };
+      const said = (err as Error).message.split('\n').filter(Boolean).slice(0, 3);
+      // A restored program that exits 1 has said why in its output.
+      const own = fs.existsSync(out(dir)) ? fs.readFileSync(out(dir), 'utf8').split('\n').filter((l) => /^(BAD|FAIL)/.test(l)).slice(0, 2) : [];
+      return { what, ok: false, stage: err instanceof CycleFailure ? err.stage : 'cycle', reason: [...said, ...own].join(' | ') };
     } finally {
       clearTimeout(limit);
     }
@@ -215,7 +223,7 @@ async function programRun(backend: BackendName, p: Program, r: Rand): Promise<Ru
  * library or the command, dumped a random while after it is ready. A probe
  * whose dump the backend refuses by name is taken out of `probes`.
  */
-async function workloadRun(cfg: HarnessConfig, backend: BackendName, probes: CaseSpec[], r: Rand, n: number): Promise<Run> {
+async function workloadRun(cfg: Omit<HarnessConfig, 'scratch'>, backend: BackendName, probes: CaseSpec[], r: Rand): Promise<Run> {
   let spec: CaseSpec;
   if (r() < 0.6 || !probes.length) {
     const w = pick(r, workloads.filter((x) => backend === 'user' || x.name !== 'threads' && x.name !== 'mix'));
@@ -226,7 +234,16 @@ async function workloadRun(cfg: HarnessConfig, backend: BackendName, probes: Cas
   }
   spec = { ...spec, dumpAfterMs: between(r, 0, 1000) };
   const mode = pick(r, ['lib', 'cli'] as const);
-  const rec = await runCycle(cfg, spec, backend, mode, n);
+  // A scratch directory of its own, removed after the run, and short: the
+  // workload binds a unix socket in the harness's directory for the case,
+  // named after the probe (70 bytes), and a sun_path holds 108.
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wl'));
+  let rec;
+  try {
+    rec = await runCycle({ ...cfg, scratch }, spec, backend, mode, 0);
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
   const what = `wl ${spec.args.join(' ')} (${mode}, dumped ${spec.dumpAfterMs} ms after ready)`;
   if (rec.ok) return { what, ok: true };
   if (spec.kind === 'feature' && rec.stage === 'dump' && isRefusal(rec.reason)) {
@@ -240,9 +257,8 @@ async function soak(): Promise<number> {
   const seed = opts.seed ?? Date.now() % 1000000007;
   const r = rng(seed);
   const backend = opts.backend;
-  const scratch = tempDir('soak-wl');
-  const cfg: HarnessConfig = {
-    registry: backends, backends: [backend], reps: 1, featureReps: 1, modes: ['lib', 'cli'], scratch,
+  const cfg: Omit<HarnessConfig, 'scratch'> = {
+    registry: backends, backends: [backend], reps: 1, featureReps: 1, modes: ['lib', 'cli'],
     wlBin: path.join(packageRoot, 'compare', 'workloads', 'bin', 'wl'), rusageBin: path.join(packageRoot, 'compare', 'workloads', 'bin', 'rusage'),
     crCli: [process.execPath, crCommand], criuBin: 'criu', timeoutScale: process.env.CR_LAB_IN_VM ? 3 : 1, emit: () => {},
   };
@@ -253,7 +269,7 @@ async function soak(): Promise<number> {
   const runs: Run[] = [];
   const refused: Run[] = [];
   while (Date.now() < deadline) {
-    const run = r() < 0.5 ? await programRun(backend, pick(r, programs), r) : await workloadRun(cfg, backend, probes, r, runs.length);
+    const run = r() < 0.5 ? await programRun(backend, pick(r, programs), r) : await workloadRun(cfg, backend, probes, r);
     if (run.refused) {
       refused.push(run);
       say(`probe refused by name, left out: ${run.what}: ${run.reason}`);
@@ -262,7 +278,6 @@ async function soak(): Promise<number> {
     runs.push(run);
     say(`run ${runs.length}: ${run.ok ? 'ok' : `FAILED at ${run.stage}: ${run.reason}`}: ${run.what}`);
   }
-  fs.rmSync(scratch, { recursive: true, force: true });
   const failed = runs.filter((x) => !x.ok);
   say(`\nfailures (${failed.length}):`);
   for (const f of failed) say(`  ${f.stage}: ${f.reason} — ${f.what}`);

@@ -42,8 +42,8 @@ export function startTo(program: string, args: string[], out: string): { pid: nu
   return { pid: child.pid!, done: new Promise((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code))) };
 }
 
-/** Wait until @file contains @text. */
-export async function waitFor(file: string, text: string, ms = 30000): Promise<void> {
+/** Wait until @file contains @text (generous: under TCG on a busy host a python3 start-up alone took over 30 s). */
+export async function waitFor(file: string, text: string, ms = 120000): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes(text)) return;

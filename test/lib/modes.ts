@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import { test as uvuTest } from 'uvu';
 import { backends } from '../../backends/index.js';
 import type { Backend, BackendName, RestoreResult } from '../../backends/types.js';
+import { tracksWrittenPages } from '../../userspace/proc/pagemap.js';
 import { pidExists, running, waitGone } from '../../userspace/sys/libc.js';
 import { cr, type CrRun, sleep, tempDir } from './harness.js';
 
@@ -41,10 +42,62 @@ const samplePass = process.env.CR_TEST_SAMPLE === '1';
 
 type Body = () => void | Promise<void>;
 
+/**
+ * A test that has not ended in this long is hung: it fails (test/run.ts
+ * kills a suite that prints nothing for 600 s, and uvu prints a mark per
+ * test). A test that fails, hung or not, has the processes it started
+ * killed: the file's other tests still run, and node can exit at its end.
+ */
+const TEST_LIMIT_MS = 540000;
+
+/** This process's descendants, children first. */
+function descendants(): number[] {
+  const parent = new Map<number, number>();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  const found: number[] = [];
+  for (let i = -1; i < found.length; i++) {
+    const of = i < 0 ? process.pid : found[i];
+    for (const [pid, ppid] of parent) if (ppid === of) found.push(pid);
+  }
+  return found;
+}
+
+function bounded(name: string, body: Body): Body {
+  return async () => {
+    const before = new Set(descendants());
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${name}: no end in ${TEST_LIMIT_MS / 1000} s: hung, its processes killed`)), TEST_LIMIT_MS);
+    });
+    try {
+      await Promise.race([Promise.resolve().then(body), hung]);
+    } catch (err) {
+      for (const pid of descendants().filter((p) => !before.has(p))) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone already */
+        }
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
 /** A test without a checkpoint/restart step (a refusal, a bad image, a probe): the `once` pass runs it. */
 export const test = Object.assign(
   (name: string, body: Body) => {
-    if (mode === 'once' && !samplePass) uvuTest(name, body);
+    if (mode === 'once' && !samplePass) uvuTest(name, bounded(name, body));
   },
   {
     skip: (name: string, body?: Body) => {
@@ -72,6 +125,8 @@ function whyNot(o: CrTestOptions): string | undefined {
   if (o.not?.[mode]) return `not in ${mode} mode: ${o.not[mode]}`;
   const backend = o.backend ?? 'user';
   if (mode === 'pre' && !('preDump' in backends[backend])) return `not in pre mode: the ${backend} backend has no pre-dump (cr pre-dump) yet`;
+  // The user backend's pre-dumps track written pages with soft-dirty bits.
+  if (mode === 'pre' && backend === 'user' && !tracksWrittenPages()) return 'not in pre mode: this kernel does not track the pages a task writes (no CONFIG_MEM_SOFT_DIRTY)';
   return undefined;
 }
 
@@ -84,7 +139,7 @@ export function crTest(name: string, body: Body, o: CrTestOptions = {}): void {
     uvuTest.skip(name, body);
     return;
   }
-  uvuTest(mode === 'once' ? name : `${name} [${mode}]`, body);
+  uvuTest(mode === 'once' ? name : `${name} [${mode}]`, bounded(name, body));
 }
 
 /** A running program being checkpointed: its pid, and where its progress shows. */
@@ -219,10 +274,11 @@ async function cycle<R>(d: Driver<R>, target: Target, o: CycleOptions, between: 
     case 'snap': {
       const size = watch ? sizeOf(watch) : 0;
       const first = await d.dump(target.pid, final, { leaveRunning: true });
-      await decoded(final);
+      // Killed as soon as it ran on, the image decoded after: a program near its end must not finish first.
       await ranOn(watch, size, 'snap: after the snapshot');
       kill(first.pids);
       await gone(first.pids);
+      await decoded(final);
       return { images: final, show: show[0], pids: first.pids, dumpLog: first.log, restored: await lastRestore(final, first.pids) };
     }
     case 'pre': {

@@ -8,6 +8,7 @@
 #define SELFCHECK_H
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,20 @@ static void die(const char *what)
 {
 	printf("FAIL %s: %s\n", what, strerror(errno));
 	exit(1);
+}
+
+/* "built", then `steps` naps of 20 ms, a "step N" line every ten: where the dump comes. */
+static inline void built_then_step(long steps)
+{
+	printf("built\n");
+	fflush(stdout);
+	for (long i = 0; i < steps; i++) {
+		poll(NULL, 0, 20);
+		if (i % 10 == 0) {
+			printf("step %ld\n", i);
+			fflush(stdout);
+		}
+	}
 }
 
 #endif

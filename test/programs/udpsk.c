@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,15 +140,7 @@ int main(int argc, char **argv)
 	name_of(U, &ua);
 	name_of(U6, &u6a);
 
-	printf("built\n");
-	fflush(stdout);
-	for (long i = 0; i < steps; i++) {
-		poll(NULL, 0, 20);
-		if (i % 10 == 0) {
-			printf("step %ld\n", i);
-			fflush(stdout);
-		}
-	}
+	built_then_step(steps);
 
 	check(next_is(S, "from the client", 15, &ca) && next_is(S, "from elsewhere", 14, &ua) && next_is(S, "", 0, &ca) &&
 		      next_is(S, "again", 5, &ua) && recv(S, &one, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN,

@@ -58,6 +58,8 @@ static int thread_count(void)
 }
 
 static pthread_barrier_t done;
+/* The parent writes a byte when its steps are done: the threaded child's line comes after its last. */
+static int stepped[2];
 
 static void *worker(void *arg)
 {
@@ -74,6 +76,10 @@ static void *worker(void *arg)
 	}
 	pthread_barrier_wait(&done);
 	if (i == 0) {
+		char c;
+
+		while (read(stepped[0], &c, 1) < 0 && errno == EINTR)
+			;
 		dprintf(1, "threaded child: sums %llx %llx, leader %c, %d threads, %d bad checks\n", sums[0], sums[1],
 			leader_state(), thread_count(), bad);
 		exit(4);
@@ -105,6 +111,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	steps = atol(argv[1]);
+	if (pipe(stepped) < 0)
+		return perror("pipe"), 1;
 	kids[0] = fork();
 	if (kids[0] == 0)
 		_exit(42);
@@ -122,6 +130,8 @@ int main(int argc, char **argv)
 			dprintf(1, "step %ld\n", step);
 		nap();
 	}
+	if (write(stepped[1], "", 1) != 1)
+		return perror("write"), 1;
 	/* All reaped first: the threaded child's own line comes before the parent's. */
 	for (i = 0; i < 3; i++)
 		waitpid(kids[i], &status[i], 0);

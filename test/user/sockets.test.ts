@@ -43,6 +43,14 @@ crTest('unix sockets of every kind: names and socket files, accept queues, shutd
   assert.match(r.show, /rcvtimeo=2500000us sndbuf=131072 rcvbuf=65536/);
 });
 
+crTest('unix socket names as long as sun_path holds, and relative names whose socket files lie further away than it reaches', async () => {
+  const r = await roundTrip('unixlong', ['150'], 3);
+  assert.match(r.reference, /\nall good\n$/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.show, /unix stream socket:\[\d+\] l\.sock listening \(backlog 8, 2 not accepted yet\)/);
+  assert.match(r.show, new RegExp(`unix stream socket:\\[\\d+\\] /tmp/cr-unixlong-\\w+/f/x{${108 - '/tmp/cr-unixlong-XXXXXX/f/'.length}} listening`));
+});
+
 crTest('TCP between two processes of the tree streams across the dump, every byte once and in order; IPv6, listeners, options', async () => {
   const r = await roundTrip('tcpsk', ['300'], 6);
   assert.match(r.reference, /\nall good\n$/);

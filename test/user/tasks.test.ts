@@ -21,7 +21,7 @@ crTest('each thread keeps its scheduling policy, real-time priority, nice value 
 });
 
 crTest('prctl state comes back: timer slack, child subreaper, not dumpable, parent-death signal, personality', async () => {
-  const r = await roundTrip('prctlstate', ['150'], 4);
+  const r = await roundTrip('prctlstate', ['400'], 4);
   assert.match(r.show, /personality 0x40000 {2}pdeathsig 23 {2}timer slack 123456 ns {2}dumpable 0 {2}child subreaper/);
   assert.is(r.restored, r.reference);
   assert.match(r.restored, /: 0 bad checks\n/);

@@ -99,6 +99,17 @@ for (const [what, body, reason] of [
   });
 }
 
+test('the runner counts a failed test as failed in a suite that also skips one (uvu\'s Total leaves the skipped out)', async () => {
+  const dir = tempDir('suites');
+  const uvu = path.join(packageRoot, 'node_modules', 'uvu', 'dist', 'index.mjs');
+  fs.mkdirSync(path.join(dir, 'mixed'));
+  fs.writeFileSync(path.join(dir, 'mixed', 'mixed.test.js'),
+    `import { test } from '${uvu}';\ntest('passes', () => {});\ntest('fails', () => { throw new Error('no'); });\ntest.skip('skipped', () => {});\ntest.run();\n`);
+  const r = await node([path.join(packageRoot, 'dist', 'test', 'run.js'), '--suites-dir', dir, '--mode', 'once'], process.env);
+  assert.is(r.exitCode, 1, r.all);
+  assert.match(r.stdout, /\n1 passed, 1 failed, 1 skipped$/, r.stdout);
+});
+
 test('dmesgTrouble: a kernel fault is trouble, a user program\'s fault is not', () => {
   const log = [
     '[   65.408126] traps: procstate[262] general protection fault ip:424552 sp:7fffa3624d70 error:0 in procstate[24552,401000+8c000]',

@@ -20,6 +20,8 @@ export const AF = { UNSPEC: 0, UNIX: 1, INET: 2, INET6: 10, NETLINK: 16, PACKET:
 export const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, SEQPACKET: 5, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 export const SOL = { IP: 0, SOCKET: 1, TCP: 6, UDP: 17, IPV6: 41, RAW: 255 } as const;
 export const IPPROTO = { IP: 0, ICMP: 1, TCP: 6, UDP: 17, IPV6: 41, RAW: 255, ICMPV6: 58 } as const;
+/** The size of sockaddr_un's sun_path. */
+export const SUN_PATH_BYTES = 108;
 export const MSG = { OOB: 1, PEEK: 2, CTRUNC: 8, TRUNC: 0x20, DONTWAIT: 0x40, NOSIGNAL: 0x4000, CMSG_CLOEXEC: 0x40000000 } as const;
 export const SHUT = { RD: 0, WR: 1, RDWR: 2 } as const;
 /** Control message types at SOL_SOCKET. */
@@ -183,10 +185,12 @@ export const decodeUcred = (b: Buffer): Ucred => ({ pid: b.readInt32LE(0), uid: 
 
 /**
  * A sockaddr_un for `name`: sun_path bytes as sock_diag reports them (a
- * leading NUL for an abstract name), or none for an unnamed socket.
+ * leading NUL for an abstract name), or none for an unnamed socket. A path
+ * ends with a NUL where sun_path has room for one (a path of all its 108
+ * bytes has none, as bind(2) allows).
  */
 export function unixAddress(name: Buffer): Buffer {
-  const path = name.length && name[0] !== 0 ? Buffer.concat([name, Buffer.from([0])]) : name;
+  const path = name.length && name[0] !== 0 && name.length < SUN_PATH_BYTES ? Buffer.concat([name, Buffer.from([0])]) : name;
   const b = Buffer.alloc(2 + path.length);
   b.writeUInt16LE(AF.UNIX, 0);
   path.copy(b, 2);

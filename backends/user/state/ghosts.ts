@@ -53,6 +53,8 @@ export function dumpGhost(source: string, link: string, st: fs.BigIntStats, what
 export function checkGhost(g: Ghost, where: string): void {
   if (!path.isAbsolute(g.path) || g.path === '/') throw new CrError(`${where}: corrupted image (ghost path '${g.path}')`);
   if (g.dir && g.contents.length) throw new CrError(`${where}: corrupted image (a removed directory with contents)`);
+  // Permission bits only: chmod(2) takes no more, and Node aborts on a mode past 2^31.
+  if (g.mode > 0o7777) throw new CrError(`${where}: corrupted image (ghost mode 0${g.mode.toString(8)})`);
 }
 
 /** Where each ghost was first opened in this restore, by inode: a /proc path to it. */

@@ -174,6 +174,8 @@ export const udpSockets: FdType = {
     checkFamily(s.family, 'udp', where, [s.local, s.peer, ...s.queue.flatMap((d) => [d.from, d.to])]);
     if (!s.opts) throw new CrError(`${where}: corrupted image (udp socket without its options)`);
     if (s.queue.length && !s.local.port) throw new CrError(`${where}: corrupted image (datagrams queued for an unbound socket)`);
+    // What the UDP header's 16-bit length can carry.
+    if (s.queue.some((d) => d.data.length > 0xffff - 8)) throw new CrError(`${where}: corrupted image (a datagram over ${0xffff - 8} bytes)`);
     // Datagrams are sent again to where the socket is bound, and nowhere else.
     if (!isWildcard(s.local) && s.queue.some((d) => !d.to.addr.equals(s.local.addr))) throw new CrError(`${where}: corrupted image (a datagram for another address)`);
   },

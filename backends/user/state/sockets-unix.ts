@@ -30,7 +30,7 @@ import { NR, O } from '../../../userspace/sys/constants.js';
 import { close, fcntl, SysError } from '../../../userspace/sys/libc.js';
 import { findUnixSocket, listUnixSockets, type UnixDiag } from '../../../userspace/net/diag.js';
 import {
-  AF, bind, connect, decodeUcred, encodeUcred, MSG, recvmsg, SCM, sendmsg, setsockopt, shutdown, SOCK, sockName, socket, SOL, unixAddress,
+  AF, bind, connect, decodeUcred, encodeUcred, MSG, recvmsg, SCM, sendmsg, setsockopt, shutdown, SOCK, sockName, socket, SOL, SUN_PATH_BYTES, unixAddress,
   type Cmsg,
 } from '../../../userspace/net/socket.js';
 import { decodeMessage, encodeMessage } from '../image.js';
@@ -309,8 +309,44 @@ function inject(task: RestoreTask, what: string, nr: number, ...args: (number | 
 
 const newSocket = (task: RestoreTask, type: number) => liftFd(task, inject(task, `socket(AF_UNIX, ${TYPE_NAMES[type]})`, NR.socket, AF.UNIX, type | SOCK.CLOEXEC, 0));
 
-/** The address to connect to a name by: the absolute path of a path name. */
-const target = (a: UnixAddress) => unixAddress(isPath(a.name) ? Buffer.from(a.path) : a.name);
+/** A path sun_path holds; a socket file further away (bound by a relative name) is reached through its directory. */
+const fits = (file: string) => Buffer.byteLength(file) <= SUN_PATH_BYTES;
+const AT_FDCWD = -100;
+
+/**
+ * Call `fn` with the address by which cr reaches a name: an abstract name
+ * or a path that fits sun_path as it is, a longer path through a
+ * descriptor of its directory (/proc/self/fd/N/file).
+ */
+function fromCr<T>(a: Pick<UnixAddress, 'name' | 'path'>, fn: (addr: Buffer) => T): T {
+  if (!isPath(a.name) || fits(a.path)) return fn(unixAddress(isPath(a.name) ? Buffer.from(a.path) : a.name));
+  const dir = fs.openSync(path.dirname(a.path), O.PATH | O.DIRECTORY | O.CLOEXEC);
+  try {
+    return fn(unixAddress(Buffer.from(`/proc/self/fd/${dir}/${path.basename(a.path)}`)));
+  } finally {
+    fs.closeSync(dir);
+  }
+}
+
+/**
+ * Call `fn` with the address by which the task reaches a name: as fromCr,
+ * but a longer path from within its directory, the task's working
+ * directory changed for the call and then given back.
+ */
+function fromTask<T>(task: RestoreTask, a: UnixAddress, fn: (addr: Buffer) => T): T {
+  if (!isPath(a.name) || fits(a.path)) return fn(unixAddress(isPath(a.name) ? Buffer.from(a.path) : a.name));
+  const cwd = inject(task, 'open the working directory', NR.openat, AT_FDCWD, Buffer.from('.\0'), O.PATH | O.DIRECTORY | O.CLOEXEC);
+  try {
+    inject(task, `chdir ${path.dirname(a.path)}`, NR.chdir, Buffer.from(`${path.dirname(a.path)}\0`));
+    try {
+      return fn(unixAddress(Buffer.from(path.basename(a.path))));
+    } finally {
+      inject(task, 'fchdir back', NR.fchdir, cwd);
+    }
+  } finally {
+    task.tracee.syscall(NR.close, cwd);
+  }
+}
 
 /** Remove a socket file that no socket is bound to any more; anything else at the path is in the way. */
 function clearStale(file: string, where: string): void {
@@ -323,7 +359,7 @@ function clearStale(file: string, where: string): void {
   if (!stat.isSocket()) throw new CrError(`${where}: cannot bind the socket to ${file}: another file is there`);
   const probe = socket(AF.UNIX, SOCK.DGRAM);
   try {
-    connect(probe, unixAddress(Buffer.from(file)));
+    fromCr({ name: Buffer.from(file), path: file }, (addr) => connect(probe, addr));
   } catch (err) {
     if ((err as SysError).code === 'ECONNREFUSED') {
       fs.unlinkSync(file);
@@ -383,8 +419,7 @@ function connectThroughName(task: RestoreTask, st: RestoreState, type: number, c
     bindName(task, lfd, { ...server, file_present: true }, where);
     inject(task, 'listen', NR.listen, lfd, 1);
   }
-  const addr = target(server);
-  inject(task, `connect ${shown(server.name)}`, NR.connect, cfd, addr, addr.length);
+  fromTask(task, server, (addr) => inject(task, `connect ${shown(server.name)}`, NR.connect, cfd, addr, addr.length));
   const sfd = liftFd(task, inject(task, 'accept4', NR.accept4, lfd, 0, 0, SOCK.CLOEXEC));
   task.tracee.syscall(NR.close, lfd);
   // A listener made for the occasion leaves the socket file as the image had it.
@@ -453,12 +488,12 @@ function closeLeftover(st: RestoreState, shared: RestoreShared, at: Place): void
 /**
  * The socket a message is written back from, as a duplicate in cr: the
  * peer, or for a datagram the socket bound to its sender's name (one made
- * for the occasion when the image's own is not there yet), or any unnamed one.
+ * for the occasion when the image's own is not there yet), or any unnamed
+ * one; with the address `to` of the socket, where a datagram needs it.
  */
-function senderFor(st: RestoreState, s: UnixSocketFile, m: UnixMessage, where: string): { fd: number; to?: Buffer; after?: () => void } {
+function senderFor(st: RestoreState, s: UnixSocketFile, m: UnixMessage, to: Buffer, where: string): { fd: number; to?: Buffer; after?: () => void } {
   const peer = st.phantoms.get(s.ino) ?? (s.role === 'paired' ? st.made.get(s.peer_ino) : undefined);
   if (peer && (s.type !== SOCK.DGRAM || !m.from.length || m.from.equals(s.peer_addr.name))) return { fd: tracerDup(peer.pid, peer.fd) };
-  const to = target(s.addr);
   const known = m.from.length ? st.names.get(m.from.toString('hex')) : undefined;
   if (known !== undefined) {
     const at = st.made.get(known)!;
@@ -481,40 +516,46 @@ function senderFor(st: RestoreState, s: UnixSocketFile, m: UnixMessage, where: s
 /** Write the socket's queue back, message by message, from cr; then let its phantom peer go. */
 function refill(task: RestoreTask, st: RestoreState, s: UnixSocketFile, files: RestoreFiles, where: string): void {
   const total = s.queue.reduce((n, m) => n + m.data.length + 1024, 0);
-  for (const m of s.queue) {
-    const sender = senderFor(st, s, m, where);
-    const rights = m.fds.map((id) => tracerDup(task.pid, files.open(id)));
-    try {
-      // The sender's own sizes are set once every socket is built; until then it must hold the whole queue.
-      setsockopt(sender.fd, SOL.SOCKET, SO.SNDBUFFORCE, total);
-      const control = (pid: number): Cmsg[] => [
-        { level: SOL.SOCKET, type: SCM.CREDENTIALS, data: encodeUcred({ pid, uid: m.uid, gid: m.gid }) },
-        ...(rights.length ? [{ level: SOL.SOCKET, type: SCM.RIGHTS, data: Buffer.from(new Int32Array(rights).buffer) }] : []),
-      ];
-      for (let done = 0, first = true; first || done < m.data.length; first = false) {
-        const chunk = m.data.subarray(done);
-        const flags = MSG.DONTWAIT | MSG.NOSIGNAL;
-        try {
-          done += sendmsg(sender.fd, chunk, flags, { name: sender.to, control: first ? control(m.pid || task.pid) : [] });
-        } catch (err) {
-          // A writer that no longer exists cannot be named: the message comes from the task that reads it.
-          if ((err as SysError).code !== 'ESRCH' || !first) throw err;
-          done += sendmsg(sender.fd, chunk, flags, { name: sender.to, control: control(task.pid) });
-        }
-      }
-    } catch (err) {
-      if ((err as SysError).code === 'EAGAIN') throw new CrError(`${where}: the socket's queue does not take its ${s.queue.length} saved messages back`);
-      throw err;
-    } finally {
-      rights.forEach(close);
-      close(sender.fd);
-      sender.after?.();
-    }
-  }
+  const all = (to: Buffer) => s.queue.forEach((m) => refillOne(task, st, s, m, to, total, files, where));
+  // Only a datagram is sent to the socket's name (whose directory may be gone).
+  if (s.type === SOCK.DGRAM) fromCr(s.addr, all);
+  else all(unixAddress(Buffer.alloc(0)));
   const phantom = st.phantoms.get(s.ino);
   if (phantom) {
     closeLeftover(st, task.shared, phantom);
     st.phantoms.delete(s.ino);
+  }
+}
+
+/** Write one message of the socket's queue back from cr: `total` is what the whole queue takes, `to` the socket's address. */
+function refillOne(task: RestoreTask, st: RestoreState, s: UnixSocketFile, m: UnixMessage, to: Buffer, total: number, files: RestoreFiles, where: string): void {
+  const sender = senderFor(st, s, m, to, where);
+  const rights = m.fds.map((id) => tracerDup(task.pid, files.open(id)));
+  try {
+    // The sender's own sizes are set once every socket is built; until then it must hold the whole queue.
+    setsockopt(sender.fd, SOL.SOCKET, SO.SNDBUFFORCE, total);
+    const control = (pid: number): Cmsg[] => [
+      { level: SOL.SOCKET, type: SCM.CREDENTIALS, data: encodeUcred({ pid, uid: m.uid, gid: m.gid }) },
+      ...(rights.length ? [{ level: SOL.SOCKET, type: SCM.RIGHTS, data: Buffer.from(new Int32Array(rights).buffer) }] : []),
+    ];
+    for (let done = 0, first = true; first || done < m.data.length; first = false) {
+      const chunk = m.data.subarray(done);
+      const flags = MSG.DONTWAIT | MSG.NOSIGNAL;
+      try {
+        done += sendmsg(sender.fd, chunk, flags, { name: sender.to, control: first ? control(m.pid || task.pid) : [] });
+      } catch (err) {
+        // A writer that no longer exists cannot be named: the message comes from the task that reads it.
+        if ((err as SysError).code !== 'ESRCH' || !first) throw err;
+        done += sendmsg(sender.fd, chunk, flags, { name: sender.to, control: control(task.pid) });
+      }
+    }
+  } catch (err) {
+    if ((err as SysError).code === 'EAGAIN') throw new CrError(`${where}: the socket's queue does not take its ${s.queue.length} saved messages back`);
+    throw err;
+  } finally {
+    rights.forEach(close);
+    close(sender.fd);
+    sender.after?.();
   }
 }
 
@@ -527,13 +568,12 @@ function finishAll(st: RestoreState): void {
       for (const c of s.pending) {
         const client = at(c);
         const task = st.tasks.get(client.pid)!;
-        const addr = target(s.addr);
         // The client connects itself, with its own credentials, never blocking.
         withDup(client.pid, client.fd, (dup) => {
           const flags = fcntl(dup, F_GETFL);
           fcntl(dup, F_SETFL, flags | O.NONBLOCK);
           try {
-            inject(task, `${where}: connect ${shown(s.addr.name)}`, NR.connect, client.fd, addr, addr.length);
+            fromTask(task, s.addr, (addr) => inject(task, `${where}: connect ${shown(s.addr.name)}`, NR.connect, client.fd, addr, addr.length));
           } finally {
             fcntl(dup, F_SETFL, flags);
           }
@@ -543,7 +583,7 @@ function finishAll(st: RestoreState): void {
     if (s.role === 'connected') {
       withDup(at(s.ino).pid, at(s.ino).fd, (dup) => {
         try {
-          connect(dup, target(s.peer_addr));
+          fromCr(s.peer_addr, (addr) => connect(dup, addr));
         } catch (err) {
           throw new CrError(`${where}: cannot connect to ${shown(s.peer_addr.name)} again: ${(err as SysError).code}`);
         }
@@ -591,6 +631,8 @@ export const unixSockets: FdType = {
     if (!ROLES.includes(s.role)) throw new CrError(`${where}: unix socket of unknown role '${s.role}'`);
     for (const a of [s.addr, s.peer_addr]) {
       if (isPath(a.name) && !path.isAbsolute(a.path)) throw new CrError(`${where}: corrupted image (socket file ${a.path} is not an absolute path)`);
+      // Permission bits only (Node aborts on a mode past 2^31).
+      if (a.mode > 0o7777) throw new CrError(`${where}: corrupted image (socket file mode 0${a.mode.toString(8)})`);
     }
   },
 

@@ -22,6 +22,8 @@ const NS = 1_000_000_000n;
 const TFD_TIMER_ABSTIME = 1;
 /** _IOW('T', 0, __u64) */
 const TFD_IOC_SET_TICKS = 0x40085400;
+/** How many times (a millisecond apart) a periodic timer that shows no time left is asked again. */
+const DUE_TRIES = 20;
 const ITIMERSPEC_SIZE = 32;
 const payloadOf = (file: OpenFileImage, where: string) => decodeMessage<TimerfdFile>('TimerfdFile', file.payload, where);
 const seconds = (ns: bigint) => `${ns / NS}.${(ns % NS).toString().padStart(9, '0')}s`;
@@ -39,10 +41,20 @@ export const timerfds: FdType = {
     // timerfd_gettime folds the periods an expired periodic timer missed into
     // its ticks and re-arms it, as the next read would; fdinfo alone would
     // show such a timer as disarmed.
-    inj.reset();
-    const its = inj.alloc(ITIMERSPEC_SIZE);
-    tracee.syscallOk(`timerfd_gettime fd ${f.fd}`, NR.timerfd_gettime, f.fd, its);
-    const b = tracee.readMem(its, ITIMERSPEC_SIZE);
+    // A periodic timer caught at the instant it is due shows no time left, as
+    // a disarmed one does: asked again once its expiry has fired, it shows
+    // the next period (a disarmed one keeps showing none).
+    const tick = new Int32Array(new SharedArrayBuffer(4));
+    let b: Buffer;
+    for (let tries = 0; ; tries++) {
+      inj.reset();
+      const its = inj.alloc(ITIMERSPEC_SIZE);
+      tracee.syscallOk(`timerfd_gettime fd ${f.fd}`, NR.timerfd_gettime, f.fd, its);
+      b = tracee.readMem(its, ITIMERSPEC_SIZE);
+      const due = !b.readBigInt64LE(16) && !b.readBigInt64LE(24) && (b.readBigInt64LE(0) || b.readBigInt64LE(8));
+      if (!due || tries === DUE_TRIES) break;
+      Atomics.wait(tick, 0, 0, 1);
+    }
     const info = procFdinfo(f.pid, f.fd);
     const [clockid, ticks, flags] = ['clockid', 'ticks', 'settime flags'].map((k) => info.get(k));
     if (clockid === undefined || ticks === undefined || flags === undefined) throw new CrError(`pid ${f.pid} fd ${f.fd}: fdinfo of the timerfd lacks its clock, ticks or flags`);
