@@ -69,6 +69,8 @@ export interface RunResult {
 }
 
 const DEFAULTS = { timeoutSec: 600, bootLimitSec: 120, stallLimitSec: 60, memMiB: 2048, cpus: 2 };
+/** How much longer a debug kernel (KASAN, UBSAN, lockdep) takes to boot and to answer under TCG: its boot and stall limits grow by this. */
+const DEBUG_SLOWDOWN = 5;
 /** Exit status reported for a timed-out run, as timeout(1) does. */
 export const TIMEOUT_EXIT = 124;
 /** Guest fds 3..8 of QEMU: the virtio-serial ports, in this order (init.sh opens them by name). */
@@ -302,6 +304,10 @@ export async function runInVm(opts: RunOptions): Promise<RunResult> {
   if (o.argv.length === 0) throw new VmError('no command given');
   checkQemu();
   const kernel = o.kernel ?? (await ensureKernel({ progress: o.progress, flavour: o.flavour }));
+  if (kernel.flavour === 'debug') {
+    o.bootLimitSec = opts.bootLimitSec ?? DEFAULTS.bootLimitSec * DEBUG_SLOWDOWN;
+    o.stallLimitSec = opts.stallLimitSec ?? DEFAULTS.stallLimitSec * DEBUG_SLOWDOWN;
+  }
   // Which kernel runs, for code inside that needs its tree (the selftests) or its flavour.
   const script = commandScript(o.argv, o.cwd, guestEnv({ CR_LAB_KERNEL_BUILD: kernel.buildDir, CR_LAB_KERNEL_FLAVOUR: kernel.flavour, ...o.env }));
   const base = await ensureInitramfs();
