@@ -181,6 +181,9 @@ export function ratioTable(rows: Row[]): string[] {
   return out;
 }
 
+/** A unit's name for one of it: processes → process, threads → thread, MiB stays. */
+const singular = (unit: string): string => unit.replace(/(ss)es$|(?<=[a-z])s$/, '$1');
+
 /**
  * How each time grows with the size of a workload: the least-squares slope
  * of the median over the sizes (ms per MiB, per process, per thread…),
@@ -199,7 +202,7 @@ export function slopeTable(rows: Row[]): string[] {
     if (fits.every((f) => !f)) continue;
     const unit = workloads.find((x) => x.name === w)?.unit ?? 'unit';
     const cellOf = (f?: { slope: number; intercept: number }) => (f ? `${fmt(f.slope)} (+${fmt(Math.max(0, f.intercept))})` : '–');
-    lines.push(`| ${w} | ms per ${unit.replace(/s$/, '')} | ${b} | ${MODE_TEXT[mode]} | ${fits.map(cellOf).join(' | ')} | ${rs.map((r) => r.size).join(', ')} |`);
+    lines.push(`| ${w} | ms per ${singular(unit)} | ${b} | ${MODE_TEXT[mode]} | ${fits.map(cellOf).join(' | ')} | ${rs.map((r) => r.size).join(', ')} |`);
   }
   if (!lines.length) return out;
   out.push('| workload | slope | backend | invoked as | dump | frozen (downtime) | restore | sizes |', '|---|---|---|---|---:|---:|---:|---|', ...lines);

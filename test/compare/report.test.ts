@@ -66,6 +66,8 @@ test('slopes: least squares over the sizes, per backend and way of invoking', ()
   const t = slopeTable(rows);
   assert.ok(t.some((l) => /^\| mem \| ms per MiB \| user \| library call \| 1\.00 \(\+36\.0\) \| 0\.500 \(\+18\.0\) \| 2\.00 \(\+72\.0\) \| 64, 256, 1024 \|$/.test(l)), t.join('\n'));
   assert.not.ok(t.some((l) => l.includes('| criu |')), 'criu ran one size only');
+  const tree = slopeTable(rowsOf([1, 8].map((n) => ({ ...at(n, 'user', 10 * n), workload: 'tree' }))));
+  assert.ok(tree.some((l) => l.startsWith('| tree | ms per process | user |')), tree.join('\n'));
 });
 
 test('start-up: cr and criu against node -e 0, and the cr command\'s overhead over the library call', () => {
