@@ -49,7 +49,8 @@ export async function waitFor(file: string, text: string, ms = 120000): Promise<
     if (fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes(text)) return;
     await sleep(10);
   }
-  throw new Error(`${file} never showed ${JSON.stringify(text)}`);
+  const got = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').slice(-5).join(' | ') : '';
+  throw new Error(`${file} never showed ${JSON.stringify(text)}${got ? ` (its last lines: ${got})` : ' (it is empty)'}`);
 }
 
 export interface KernelRoundTrip {
