@@ -13,16 +13,11 @@
  *                      (and --debug-kernel, which it alone takes).
  */
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { execa } from 'execa';
 import { packageRoot } from '../userspace/paths.js';
 import { fuzzUser } from './user/fuzz/run.js';
-
-const count = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('a number of images');
-  return n;
-};
+import { count } from './lib/cli.js';
 
 const program = new Command('fuzz')
   .description('restore damaged images with a backend and sort the outcomes')

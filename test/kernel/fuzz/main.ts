@@ -8,19 +8,14 @@
  * Exits 1 if any case misbehaved.
  */
 import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { ensureEngine } from '../../../backends/kernel/sys.js';
 import { packageRoot } from '../../../userspace/paths.js';
 import { buildKmod, ensureKernel } from '../../../vm-images/kernel.js';
 import { dmesgTrouble, runInVm } from '../../../vm-images/runner.js';
 import { targets } from './mutate.js';
 import { fuzz, makeSeeds, raisePidMax } from './run.js';
-
-const count = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('a number of images');
-  return n;
-};
+import { count } from '../../lib/cli.js';
 
 const program = new Command('fuzz')
   .description('restart mutated checkpoint images in the cr-lab VM and sort the outcomes')
