@@ -85,53 +85,63 @@ function dumpCreds(task: DumpTask, status: Map<string, string>): Creds {
  * with KEEP_CAPS so setresuid leaves the permitted set alone, then the
  * capability sets, ambient capabilities, the task's own KEEP_CAPS and
  * no_new_privs. Each step fails (and restore stops) where the restorer
- * lacks the right: restore never grants more than the caller has.
+ * lacks the right: restore never grants more than the caller has. The
+ * calls go in two batches (the securebits the task has decide the second);
+ * a call after a refused one is made all the same, and checked by the
+ * kernel as any other, but the task never runs: the restore fails.
+ * `before` goes into the first batch; the second is returned, for the
+ * caller to add to and make.
  */
-function restoreCreds(task: RestoreTask, c: Creds): void {
-  const { tracee, inj } = task;
-  const denied = (what: string) => `pid ${task.pid}: not allowed to restore ${what} (restore never grants more than the caller has)`;
+function restoreCreds(task: RestoreTask, c: Creds, before: Call[]): Call[] {
+  const { inj } = task;
   const current = procStatus(task.pid);
-  for (const cap of capList(capSet(current.get('CapBnd')) & ~c.cap_bounding)) {
-    if (tracee.syscall(NR.prctl, PR.CAPBSET_DROP, cap, 0, 0, 0) < 0n) throw new CrError(denied(`its bounding set (capability ${cap})`));
-  }
-  const currentBits = Number(tracee.syscallOk('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0));
+  const first: Call[] = [
+    ...before,
+    ...capList(capSet(current.get('CapBnd')) & ~c.cap_bounding).map((cap): Call => ({ call: [NR.prctl, PR.CAPBSET_DROP, cap, 0, 0, 0], denied: `its bounding set (capability ${cap})` })),
+    { call: [NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0], what: 'prctl(PR_GET_SECUREBITS)' },
+  ];
+  const currentBits = Number(runCalls(task, first).at(-1));
   const bits = c.securebits | SECBIT_KEEP_CAPS;
-  if (bits !== currentBits && tracee.syscall(NR.prctl, PR.SET_SECUREBITS, bits, 0, 0, 0) < 0n) {
-    throw new CrError(denied(`securebits 0x${c.securebits.toString(16)}`));
-  }
 
   // Groups and gids first: after setresuid the task may no longer change them.
   const [ruid, euid, suid] = c.uids;
   const [rgid, egid, sgid] = c.gids;
-  inj.reset();
   const groups = Buffer.alloc(4 * c.groups.length);
   c.groups.forEach((g, i) => groups.writeUInt32LE(g, i * 4));
   // An unprivileged restorer may not call setgroups at all, even to keep its own groups.
   const sameGroups = ids(current.get('Groups')).join() === c.groups.join();
-  if (!sameGroups && tracee.syscall(NR.setgroups, c.groups.length, groups.length ? inj.put(groups) : 0) < 0n) {
-    throw new CrError(denied('its groups'));
-  }
-  if (tracee.syscall(NR.setresgid, rgid, egid, sgid) < 0n) throw new CrError(denied(`gids ${rgid}/${egid}/${sgid}`));
-  if (tracee.syscall(NR.setresuid, ruid, euid, suid) < 0n) throw new CrError(denied(`uids ${ruid}/${euid}/${suid}`));
-
   // capset(2): a v3 header, then two {effective, permitted, inheritable} words each for caps 0-31 and 32-63
   const data = Buffer.alloc(8 + 24);
   data.writeUInt32LE(0x20080522, 0);
-  const words = [c.cap_effective, c.cap_permitted, c.cap_inheritable];
-  words.forEach((set, i) => {
+  [c.cap_effective, c.cap_permitted, c.cap_inheritable].forEach((set, i) => {
     data.writeUInt32LE(Number(set & 0xffffffffn), 8 + i * 4);
     data.writeUInt32LE(Number(set >> 32n), 8 + 12 + i * 4);
   });
-  inj.reset();
   const hdr = inj.put(data);
-  if (tracee.syscall(NR.capset, hdr, hdr + 8) < 0n) {
-    throw new CrError(denied(`capabilities (permitted 0x${c.cap_permitted.toString(16)}, inheritable 0x${c.cap_inheritable.toString(16)})`));
-  }
-  for (const cap of capList(c.cap_ambient)) {
-    if (tracee.syscall(NR.prctl, PR.CAP_AMBIENT, PR.CAP_AMBIENT_RAISE, cap, 0, 0) < 0n) throw new CrError(denied(`ambient capability ${cap}`));
-  }
-  if (!(c.securebits & SECBIT_KEEP_CAPS)) tracee.syscallOk('prctl(PR_SET_KEEPCAPS)', NR.prctl, PR.SET_KEEPCAPS, 0, 0, 0, 0);
-  if (c.no_new_privs) tracee.syscallOk('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  return [
+    ...(bits !== currentBits ? [{ call: [NR.prctl, PR.SET_SECUREBITS, bits, 0, 0, 0], denied: `securebits 0x${c.securebits.toString(16)}` }] : []),
+    ...(sameGroups ? [] : [{ call: [NR.setgroups, c.groups.length, groups.length ? inj.put(groups) : 0], denied: 'its groups' }]),
+    { call: [NR.setresgid, rgid, egid, sgid], denied: `gids ${rgid}/${egid}/${sgid}` },
+    { call: [NR.setresuid, ruid, euid, suid], denied: `uids ${ruid}/${euid}/${suid}` },
+    { call: [NR.capset, hdr, hdr + 8], denied: `capabilities (permitted 0x${c.cap_permitted.toString(16)}, inheritable 0x${c.cap_inheritable.toString(16)})` },
+    ...capList(c.cap_ambient).map((cap): Call => ({ call: [NR.prctl, PR.CAP_AMBIENT, PR.CAP_AMBIENT_RAISE, cap, 0, 0], denied: `ambient capability ${cap}` })),
+    ...(c.securebits & SECBIT_KEEP_CAPS ? [] : [{ call: [NR.prctl, PR.SET_KEEPCAPS, 0, 0, 0, 0], what: 'prctl(PR_SET_KEEPCAPS)' }]),
+    ...(c.no_new_privs ? [{ call: [NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0], what: 'prctl(PR_SET_NO_NEW_PRIVS)' }] : []),
+  ];
+}
+
+/** An injected call of a batch, and how its failure is told: a failed call, or a right restore does not have. */
+type Call = { call: (number | bigint)[]; what?: string; denied?: string };
+
+/** One round trip for `calls`; the first that failed throws, as its own message says. */
+function runCalls(task: RestoreTask, calls: Call[]): bigint[] {
+  const ret = task.inj.batch(calls.map((c) => c.call), calls[0]?.what ?? 'restore process state');
+  ret.forEach((r, i) => {
+    if (r >= 0n || r <= -4096n) return;
+    if (calls[i].denied) throw new CrError(`pid ${task.pid}: not allowed to restore ${calls[i].denied} (restore never grants more than the caller has)`);
+    task.tracee.checked(calls[i].what!, r);
+  });
+  return ret;
 }
 
 export const processState = defineState<ProcessImage>({
@@ -188,19 +198,8 @@ export const processState = defineState<ProcessImage>({
   },
 
   restore(task, img) {
-    const { tracee, inj } = task;
-    if (img.cwd_ghost) {
-      chdirGhost(task, img.cwd_ghost);
-    } else {
-      inj.reset();
-      tracee.syscallOk(`chdir ${img.cwd}`, NR.chdir, inj.putString(img.cwd));
-    }
-    inj.reset();
-    tracee.syscallOk('set name', NR.prctl, PR.SET_NAME, inj.putString(img.comm.slice(0, 15)), 0, 0, 0);
-    tracee.syscall(NR.umask, img.umask);
-    tracee.syscallOk('personality', NR.personality, img.personality);
-    // Also drops the one cr-mktree gave the placeholder.
-    tracee.syscallOk('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, img.pdeathsig, 0, 0, 0);
+    const { inj } = task;
+    if (img.cwd_ghost) chdirGhost(task, img.cwd_ghost);
     for (const r of img.rlimits) {
       try {
         prlimit(task.pid, r.resource, { cur: r.cur, max: r.max });
@@ -208,11 +207,22 @@ export const processState = defineState<ProcessImage>({
         throw new CrError(`pid ${task.pid}: cannot set RLIMIT_${RLIMIT_NAMES[r.resource]} (${(err as Error).message})`);
       }
     }
-    tracee.syscallOk('prctl(PR_SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, img.timer_slack_ns, 0, 0, 0);
-    tracee.syscallOk('prctl(PR_SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, img.child_subreaper ? 1 : 0, 0, 0, 0);
-    restoreCreds(task, img.creds);
+    // The plain attributes go with the first batch of the credentials; the scratch strings stay put for it.
+    inj.reset();
+    const plain: Call[] = [
+      ...(img.cwd_ghost ? [] : [{ call: [NR.chdir, inj.putString(img.cwd)], what: `chdir ${img.cwd}` }]),
+      { call: [NR.prctl, PR.SET_NAME, inj.putString(img.comm.slice(0, 15)), 0, 0, 0], what: 'set name' },
+      { call: [NR.umask, img.umask], what: 'umask' },
+      { call: [NR.personality, img.personality], what: 'personality' },
+      // Also drops the one cr-mktree gave the placeholder.
+      { call: [NR.prctl, PR.SET_PDEATHSIG, img.pdeathsig, 0, 0, 0], what: 'prctl(PR_SET_PDEATHSIG)' },
+      { call: [NR.prctl, PR.SET_TIMERSLACK, img.timer_slack_ns, 0, 0, 0], what: 'prctl(PR_SET_TIMERSLACK)' },
+      { call: [NR.prctl, PR.SET_CHILD_SUBREAPER, img.child_subreaper ? 1 : 0, 0, 0, 0], what: 'prctl(PR_SET_CHILD_SUBREAPER)' },
+    ];
+    const creds = restoreCreds(task, img.creds, plain);
     // after the credentials, whose change resets it
-    if (img.dumpable !== 1) tracee.syscallOk('prctl(PR_SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, img.dumpable, 0, 0, 0);
+    if (img.dumpable !== 1) creds.push({ call: [NR.prctl, PR.SET_DUMPABLE, img.dumpable, 0, 0, 0], what: 'prctl(PR_SET_DUMPABLE)' });
+    runCalls(task, creds);
   },
 
   finish(task, img) {
