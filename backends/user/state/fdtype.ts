@@ -40,34 +40,53 @@ const pidfds = new WeakMap<RestoreTask, Map<number, number>>();
 
 /**
  * A duplicate, in this task, of descriptor `fd` of task `pid` (the same
- * open file). The task takes it itself (pidfd_getfd) from a task it can
- * see in its pid namespace, through one pidfd per such task; from one
- * outside it (a parent above a nested pid namespace), it comes through us,
- * over a unix socket.
+ * open file), at the lowest free number: see takeFromTasks().
  */
 export function takeFromTask(task: RestoreTask, pid: number, fd: number): number {
-  const { tracee } = task;
+  return takeFromTasks(task, [{ pid, fd }])[0];
+}
+
+/**
+ * Duplicates, in this task, of descriptors of other tasks (the same open
+ * files), each at the lowest number free when it is taken. The task takes
+ * them itself (pidfd_getfd) from the tasks it can see in its pid
+ * namespace, through one pidfd per such task, all in one round trip (and
+ * one more to open the pidfds it lacks); from a task outside it (a parent
+ * above a nested pid namespace), each comes through us, over a unix socket.
+ */
+export function takeFromTasks(task: RestoreTask, wanted: { pid: number; fd: number }[]): number[] {
+  const { tracee, inj } = task;
   let known = pidfds.get(task);
   if (!known) pidfds.set(task, (known = new Map()));
-  let pidfd = known.get(pid);
-  if (pidfd === undefined) {
-    pidfd = -1;
-    // The task names the other by its pid in the task's own pid namespace: the other's there, if it has one.
-    const seen = nsChain(pid)[nsChain(task.pid).length - 1];
-    const opened = seen === undefined ? -1 : Number(tracee.syscall(NR.pidfd_open, seen, 0));
-    if (opened >= 0) {
-      // That number may be another task's, in a sibling namespace: the pidfd tells whose it is.
-      if (procFdinfo(task.pid, opened).get('Pid') === String(pid)) {
-        pidfd = liftFd(task, opened);
-        rememberLeftovers(task, [pidfd]);
-      } else {
-        tracee.syscall(NR.close, opened);
-      }
-    }
-    known.set(pid, pidfd);
-  }
-  if (pidfd >= 0) return Number(tracee.syscallOk(`pidfd_getfd ${pid} fd ${fd}`, NR.pidfd_getfd, pidfd, fd, 0));
-  return passThroughUs(task, pid, fd);
+  // The task names the other by its pid in the task's own pid namespace: the other's there, if it has one.
+  const level = nsChain(task.pid).length - 1;
+  const fresh = [...new Set(wanted.map((w) => w.pid))].filter((pid) => !known.has(pid)).map((pid) => ({ pid, seen: nsChain(pid)[level] }));
+  for (const f of fresh) known.set(f.pid, -1);
+  inj.reset();
+  const visible = fresh.filter((f) => f.seen !== undefined);
+  const opened = inj.batch(visible.map((f) => [NR.pidfd_open, f.seen, 0]), 'pidfd_open');
+  // That number may be another task's, in a sibling namespace: the pidfd tells whose it is.
+  const fitting = new Map<number, number>();
+  const wrong: number[] = [];
+  visible.forEach((f, i) => {
+    const fd = Number(opened[i]);
+    if (fd >= 0) (procFdinfo(task.pid, fd).get('Pid') === String(f.pid) ? fitting.set(f.pid, fd) : wrong.push(fd));
+  });
+  const through = (pid: number) => known.get(pid)! >= 0 ? known.get(pid)! : fitting.get(pid);
+  const taken = wanted.filter((w) => through(w.pid) !== undefined);
+  // The new pidfds are lifted after they served (liftFd's batch, for all of them).
+  const lifted = [...fitting].filter(([, fd]) => fd < task.fdBase);
+  inj.reset();
+  const ret = inj.batch([
+    ...taken.map((w) => [NR.pidfd_getfd, through(w.pid)!, w.fd, 0]),
+    ...lifted.flatMap(([, fd]) => [[NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase], [NR.close, fd]]),
+    ...wrong.map((fd) => [NR.close, fd]),
+  ], 'pidfd_getfd');
+  for (const [pid, fd] of fitting) known.set(pid, fd);
+  lifted.forEach(([pid], k) => known.set(pid, Number(tracee.checked('fcntl(F_DUPFD_CLOEXEC)', ret[taken.length + 2 * k]))));
+  rememberLeftovers(task, [...fitting.keys()].map((pid) => known.get(pid)!));
+  const got = new Map(taken.map((w, i) => [w, Number(tracee.checked(`pidfd_getfd ${w.pid} fd ${w.fd}`, ret[i]))]));
+  return wanted.map((w) => got.get(w) ?? passThroughUs(task, w.pid, w.fd));
 }
 
 /** Hand the task descriptor `fd` of task `pid` over a socket pair it makes, one end of which we take. */

@@ -15,7 +15,7 @@ import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
 import { eventfds } from './eventfd.js';
 import { eventpolls } from './eventpoll.js';
-import { liftFd, matchStatusFlags, rememberLeftovers, takeFromTask, type DumpFiles, type FdProbe, type FdType, type OpenFileImage, type RestoreFiles } from './fdtype.js';
+import { liftFd, matchStatusFlags, rememberLeftovers, takeFromTask, takeFromTasks, type DumpFiles, type FdProbe, type FdType, type OpenFileImage, type RestoreFiles } from './fdtype.js';
 import { regFiles } from './files-reg.js';
 import { checkLock, describeLock, dumpLocks, takeLock, type FileLock } from './locks.js';
 import { memfds } from './memfd.js';
@@ -127,6 +127,66 @@ function temporaryBase(fds: number[], room: number): number {
   return base;
 }
 
+/**
+ * Place every descriptor of the task whose open file another task already
+ * has (restored before it): all taken in one round trip, all moved into
+ * place in another. Each then counts as this task's (later tasks may take
+ * it from here). Returns the descriptor numbers it placed.
+ */
+function takeShared(task: RestoreTask, fds: Fd[]): Set<number> {
+  const { inj } = task;
+  const first = new Map<number, Fd>();
+  for (const d of fds) {
+    const known = task.shared.files.get(d.file_id);
+    if (known && known.pid !== task.pid && !first.has(d.file_id)) first.set(d.file_id, d);
+  }
+  if (!first.size) return new Set();
+  const heads = [...first.values()];
+  const got = takeFromTasks(task, heads.map((d) => task.shared.files.get(d.file_id)!));
+  const moves = heads.map((d, i) => ({ from: got[i], to: d.fd, cloexec: d.cloexec }));
+  // The task's other descriptors of the same files: copies of the first, once every move is done.
+  const copies = fds.filter((d) => first.has(d.file_id) && first.get(d.file_id) !== d).map((d) => ({ from: first.get(d.file_id)!.fd, to: d.fd, cloexec: d.cloexec }));
+  inj.reset();
+  const calls = [...moveCalls(task, moves), ...copies.map((c) => dup3Call(c))];
+  inj.batchOk(calls, (i) => (calls[i][0] === NR.dup3 ? `dup3 to fd ${calls[i][2]}` : calls[i][0] === NR.close ? `close fd ${calls[i][1]}` : `fcntl(F_SETFD) fd ${calls[i][1]}`));
+  for (const d of heads) task.shared.files.set(d.file_id, { pid: task.pid, fd: d.fd });
+  return new Set(fds.filter((d) => first.has(d.file_id)).map((d) => d.fd));
+}
+
+const dup3Call = (m: { from: number; to: number; cloexec: boolean }) => [NR.dup3, m.from, m.to, m.cloexec ? O.CLOEXEC : 0];
+
+/**
+ * The calls that move descriptors `from` (taken at the lowest free
+ * numbers, close-on-exec) to `to` all at once: a move waits until its
+ * target is no source still to be moved, a cycle of them goes through a
+ * free number, and a source no move takes over is closed.
+ */
+function moveCalls(task: RestoreTask, moves: { from: number; to: number; cloexec: boolean }[]): (number | bigint)[][] {
+  const calls: (number | bigint)[][] = [];
+  const targets = new Set(moves.map((m) => m.to));
+  for (const m of moves) if (m.from === m.to && !m.cloexec) calls.push([NR.fcntl, m.to, F_SETFD, 0]);
+  const pending = moves.filter((m) => m.from !== m.to).map((m) => ({ ...m }));
+  let spare: number | undefined;
+  while (pending.length) {
+    const sources = new Set(pending.map((m) => m.from));
+    const i = pending.findIndex((m) => !sources.has(m.to));
+    if (i < 0) {
+      // Every target is still a source: park one source on a number nobody uses.
+      if (spare === undefined) {
+        const open = new Set(fs.readdirSync(`/proc/${task.pid}/fd`).map(Number));
+        for (spare = task.fdBase; open.has(spare) || targets.has(spare); spare++);
+      }
+      calls.push([NR.dup3, pending[0].from, spare, O.CLOEXEC]);
+      pending[0].from = spare;
+      continue;
+    }
+    const [m] = pending.splice(i, 1);
+    calls.push(dup3Call(m));
+    if (!targets.has(m.from)) calls.push([NR.close, m.from]);
+  }
+  return calls;
+}
+
 export const files = defineState<FilesImage>({
   name: 'files',
 
@@ -211,13 +271,20 @@ export const files = defineState<FilesImage>({
     // What cr restore handed every task goes out of the way; of cr-mktree's descriptors, only stdio the image inherits stays.
     task.handed = task.shared.terminals.handed.map((_, k) => liftFd(task, HANDED_FD + k));
     rememberLeftovers(task, task.handed);
+    const closes: (number | bigint)[][] = [];
     let from = 3;
     for (const keep of [...task.handed].sort((a, b) => a - b)) {
-      if (keep > from) tracee.syscallOk('close_range', NR.close_range, from, keep - 1, 0);
+      if (keep > from) closes.push([NR.close_range, from, keep - 1, 0]);
       from = keep + 1;
     }
-    tracee.syscallOk('close_range', NR.close_range, from, 0xffffffff, 0);
-    for (let fd = 0; fd <= 2; fd++) if (!inherited.has(fd)) tracee.syscall(NR.close, fd);
+    closes.push([NR.close_range, from, 0xffffffff, 0]);
+    // stdio the image does not inherit is closed (unchecked: it may not be open); inherited stdio gets its close-on-exec flag.
+    const stdio = [0, 1, 2].filter((fd) => !inherited.has(fd)).map((fd) => [NR.close, fd]);
+    const cloexec = img.fds.filter((d) => d.cloexec && inherited.has(d.fd)).map((d) => [NR.fcntl, d.fd, F_SETFD, FD_CLOEXEC]);
+    inj.reset();
+    const closed = inj.batch([...closes, ...stdio, ...cloexec], 'close_range');
+    closed.forEach((r, i) => i < closes.length ? tracee.checked('close_range', r) : i >= closes.length + stdio.length && tracee.checked('fcntl(F_SETFD)', r));
+    const taken = takeShared(task, img.fds.filter((d) => !inherited.has(d.fd)));
     const place = (from: number, d: Fd) => {
       tracee.syscallOk(`dup3 to fd ${d.fd}`, NR.dup3, from, d.fd, d.cloexec ? O.CLOEXEC : 0);
     };
@@ -248,9 +315,9 @@ export const files = defineState<FilesImage>({
     };
 
     for (const d of img.fds) {
+      if (taken.has(d.fd)) continue;
       const file = own.get(d.file_id);
       if (file?.type === INHERIT) {
-        if (d.cloexec) tracee.syscallOk('fcntl', NR.fcntl, d.fd, F_SETFD, FD_CLOEXEC);
         task.shared.files.set(d.file_id, { pid: task.pid, fd: d.fd });
         continue;
       }
@@ -278,7 +345,8 @@ export const files = defineState<FilesImage>({
   },
 
   settle(task, img) {
-    for (const fd of task.shared.leftovers.get(task.pid) ?? []) task.tracee.syscall(NR.close, fd);
+    task.inj.reset();
+    task.inj.batch((task.shared.leftovers.get(task.pid) ?? []).map((fd) => [NR.close, fd]), 'close');
     // Only now is no descriptor of the task closed any more: closing one would drop them.
     for (const l of img.locks) if (l.kind === 'posix') takeLock(task, l.fd, l);
   },
