@@ -361,15 +361,15 @@ export function forkChild(parent: { pid: number; entry: TaskEntry; inj: Injectio
   hostPids.set(child.pid, hostPid);
   const tracee = Tracee.seize(hostPid);
   const inj = Injection.inherit(tracee, parent.inj.scratch);
-  // Until restore lets it go: a restorer that dies takes the unfinished tree with it.
-  tracee.syscallOk('prctl(PR_SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, SIG.KILL, 0, 0, 0);
-  if (child.sid === child.pid) {
-    tracee.syscallOk('setsid', NR.setsid);
-    const tty = tree.ctty.get(child.pid);
-    // Before it forks: its whole session shares the terminal.
-    if (tty) takeTerminal(inj, tty);
-  } else if (child.pgid === child.pid) tracee.syscallOk('setpgid', NR.setpgid, 0, 0);
-  else if (child.pgid !== parent.entry.pgid && hostPids.has(child.pgid)) joinGroup(tracee, child, tree);
+  // Until restore lets it go: a restorer that dies takes the unfinished tree with it. Its session or group goes in the same round trip.
+  const calls: [string, (number | bigint)[]][] = [['prctl(PR_SET_PDEATHSIG)', [NR.prctl, PR.SET_PDEATHSIG, SIG.KILL, 0, 0, 0]]];
+  if (child.sid === child.pid) calls.push(['setsid', [NR.setsid]]);
+  else if (child.pgid === child.pid) calls.push(['setpgid', [NR.setpgid, 0, 0]]);
+  else if (child.pgid !== parent.entry.pgid && hostPids.has(child.pgid)) calls.push([`setpgid ${child.pgid}`, [NR.setpgid, 0, groupInTask(child, tree)]]);
+  inj.batchOk(calls.map(([, c]) => c), (i) => calls[i][0]);
+  const tty = tree.ctty.get(child.pid);
+  // Before it forks: its whole session shares the terminal.
+  if (child.sid === child.pid && tty) takeTerminal(inj, tty);
   return { hostPid, tracee, inj };
 }
 
@@ -446,12 +446,17 @@ export interface RestoredTree {
   ctty: Map<number, string>;
 }
 
-/** setpgid(0, PGID) in the task, naming the group's leader by its pid in the task's own pid namespace. */
-function joinGroup(tracee: Tracee, t: TaskEntry, tree: RestoredTree): void {
+/** The process group `t` joins, by its leader's pid in the task's own pid namespace. */
+function groupInTask(t: TaskEntry, tree: RestoredTree): number {
   const leader = tree.entries.get(t.pgid)!;
   const pgid = (leader.nspid.length ? leader.nspid : [leader.pid])[Math.max(t.nspid.length, 1) - 1];
   if (pgid === undefined) throw new CrError(`pid ${t.pid}: its process group leader ${t.pgid} is not in its pid namespace`);
-  tracee.syscallOk(`setpgid ${t.pgid}`, NR.setpgid, 0, pgid);
+  return pgid;
+}
+
+/** setpgid(0, PGID) in the task. */
+function joinGroup(tracee: Tracee, t: TaskEntry, tree: RestoredTree): void {
+  tracee.syscallOk(`setpgid ${t.pgid}`, NR.setpgid, 0, groupInTask(t, tree));
 }
 
 /**
