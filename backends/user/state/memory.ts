@@ -109,7 +109,7 @@ const TASK_SIZE = 0x7ffffffff000n;
 const HUGETLBFS_MAGIC = 0x958458f6;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
-const MADV = { DONTNEED: 4, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16, WIPEONFORK: 18, DONTFORK: 10 } as const;
+const MADV = { DONTNEED: 4, POPULATE_WRITE: 23, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16, WIPEONFORK: 18, DONTFORK: 10 } as const;
 /** VmFlags set by madvise(2) that restore sets again (mlock's "lo"/"lf" apart). */
 const ADVICE: Record<string, number> = { dc: MADV.DONTFORK, wf: MADV.WIPEONFORK, dd: MADV.DONTDUMP, hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE };
 const MLOCK_ONFAULT = 1;
@@ -641,6 +641,28 @@ function createShmem(task: RestoreTask, obj: ShmemObject, pages: number, pagesAt
   }
   return fd;
 }
+/** Paths opened per round trip: their names go in the scratch area. */
+const OPEN_BATCH_BYTES = 8192;
+
+/** Open files in the task, as many per round trip as the scratch area takes; returns each one's descriptor by key. */
+function openFiles(task: RestoreTask, files: [string, { path: string; flags: number }][]): Map<string, number> {
+  const { tracee, inj } = task;
+  const out = new Map<string, number>();
+  for (let i = 0; i < files.length; ) {
+    inj.reset();
+    const chunk: typeof files = [];
+    for (let bytes = 0; i < files.length && (!chunk.length || bytes + files[i][1].path.length < OPEN_BATCH_BYTES); i++) {
+      bytes += Buffer.byteLength(files[i][1].path) + 8;
+      chunk.push(files[i]);
+    }
+    const ret = inj.batch(chunk.map(([, f]) => [NR.open, inj.putString(f.path), f.flags, 0]), 'open');
+    chunk.forEach(([key, f], k) => out.set(key, Number(tracee.checked(`open ${f.path}`, ret[k]))));
+  }
+  return out;
+}
+
+/** Runs shorter than this take their faults: a madvise each would cost more than it saves. */
+const POPULATE_MIN_PAGES = 16;
 /** iovecs per injected preadv: they go in the scratch area, and IOV_MAX is 1024. */
 const IOV_BATCH = 512;
 /** Bytes per injected preadv (a read returns at most 2 GiB). */
@@ -683,7 +705,10 @@ function fillPages(task: RestoreTask, sources: PageSource[]): void {
           iov.writeBigUInt64LE(BigInt(r.nr_pages * PAGE_SIZE), k * 16 + 8);
         });
         inj.reset();
-        const got = Number(tracee.syscallOk(`preadv ${file}`, NR.preadv, fd, inj.put(iov), j - i, runs[i].offset, 0));
+        // The pages made present first, in the same round trip: the read then takes no fault per page.
+        const populate = runs.slice(i, j).filter((r) => r.nr_pages >= POPULATE_MIN_PAGES).map((r) => [NR.madvise, r.vaddr, r.nr_pages * PAGE_SIZE, MADV.POPULATE_WRITE]);
+        const read = [NR.preadv, fd, inj.put(iov), j - i, runs[i].offset, 0];
+        const got = Number(tracee.checked(`preadv ${file}`, inj.batch([...populate, read], `preadv ${file}`).at(-1)!));
         if (got !== len) throw new CrError(`${file}: truncated (read ${got} of ${len} bytes at ${runs[i].offset})`);
         i = j;
       }
@@ -767,35 +792,39 @@ export const memory = defineState<MmImage>({
       const inherited = mm.vmas.filter((v) => v.inherited && v.kind !== 'VDSO' && v.kind !== 'VVAR');
       inj.reset();
       inj.batchOk(inherited.map((v) => [NR.mprotect, v.start, v.end - v.start, prot(v)]), (i) => `mprotect ${hex(inherited[i].start)}`);
-      for (const v of mm.vmas) {
-        if (v.kind === 'VDSO' || v.kind === 'VVAR' || v.inherited) continue;
+      const own = mm.vmas.filter((v) => v.kind !== 'VDSO' && v.kind !== 'VVAR' && !v.inherited);
+      const flagsOf = (v: Vma) => (v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED' ? MAP.SHARED : MAP.PRIVATE) | MAP.FIXED_NOREPLACE | (v.growsdown ? MAP.GROWSDOWN : 0);
+      // A shared mapping's file is open for writing only if it was (VM_MAYWRITE).
+      const modeOf = (v: Vma) => ((v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED') && v.may_write ? O.RDWR : O.RDONLY);
+      const mmapCall = (v: Vma, fd: number) => [NR.mmap, v.start, v.end - v.start, prot(v), flagsOf(v) | (fd < 0 ? MAP.ANONYMOUS : 0), fd, fd >= 0 ? v.pgoff * PAGE : 0n];
+      const mmapWhat = (v: Vma) => `mmap ${hex(v.start)}-${hex(v.end)} ${v.path || v.name}`;
+      // Anonymous memory and plain files in one batch, each file opened once however often it is mapped.
+      const plain = own.filter((v) => v.kind !== 'SYSV_SHM' && !v.shmem_id);
+      const fileKey = (v: Vma) => `${modeOf(v)}:${v.path}`;
+      const fds = openFiles(task, [...new Map(plain.filter((v) => v.path).map((v) => [fileKey(v), { path: v.path, flags: modeOf(v) | O.CLOEXEC }])).entries()]);
+      inj.reset();
+      const maps = plain.map((v) => mmapCall(v, v.path ? fds.get(fileKey(v))! : -1));
+      const mapped = inj.batch([...maps, ...[...fds.values()].map((fd) => [NR.close, fd])], 'mmap');
+      maps.forEach((_, i) => tracee.checked(mmapWhat(plain[i]), mapped[i]));
+      for (const v of own) {
         if (v.kind === 'SYSV_SHM') {
           attachSysv(task, v, mm.vmas);
           continue;
         }
-        const shared = v.kind === 'ANON_SHARED' || v.kind === 'FILE_SHARED';
-        let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | MAP.FIXED_NOREPLACE | (v.growsdown ? MAP.GROWSDOWN : 0);
-        // A shared mapping's file is open for writing only if it was (VM_MAYWRITE).
-        const mode = shared && v.may_write ? O.RDWR : O.RDONLY;
-        let fd = -1;
+        if (!v.shmem_id) continue;
         inj.reset();
-        if (v.shmem_id) {
-          let path = task.shared.shmem.get(v.shmem_id)?.path;
-          if (!path && !created.has(v.shmem_id)) {
-            const obj = objects.get(v.shmem_id);
-            if (!obj) throw new CrError(`pid ${task.pid} mapping ${hex(v.start)}-${hex(v.end)}: its shmem object ${v.shmem_id} is in no task of the image`);
-            created.set(v.shmem_id, createShmem(task, obj.o, pages, obj.at));
-          }
-          path ??= `/proc/${task.pid}/fd/${created.get(v.shmem_id)}`;
-          inj.reset();
-          fd = Number(tracee.syscallOk(`open ${path}`, NR.open, inj.putString(path), mode | O.CLOEXEC, 0));
-        } else if (v.kind === 'FILE_PRIVATE' || v.kind === 'FILE_SHARED') {
-          fd = Number(tracee.syscallOk(`open ${v.path}`, NR.open, inj.putString(v.path), mode | O.CLOEXEC, 0));
-        } else {
-          flags |= MAP.ANONYMOUS;
+        let path = task.shared.shmem.get(v.shmem_id)?.path;
+        if (!path && !created.has(v.shmem_id)) {
+          const obj = objects.get(v.shmem_id);
+          if (!obj) throw new CrError(`pid ${task.pid} mapping ${hex(v.start)}-${hex(v.end)}: its shmem object ${v.shmem_id} is in no task of the image`);
+          created.set(v.shmem_id, createShmem(task, obj.o, pages, obj.at));
         }
-        tracee.syscallOk(`mmap ${hex(v.start)}-${hex(v.end)} ${v.path || v.name}`, NR.mmap, v.start, v.end - v.start, prot(v), flags, fd, fd >= 0 ? v.pgoff * PAGE : 0n);
-        if (fd >= 0) tracee.syscall(NR.close, fd);
+        path ??= `/proc/${task.pid}/fd/${created.get(v.shmem_id)}`;
+        inj.reset();
+        const fd = Number(tracee.syscallOk(`open ${path}`, NR.open, inj.putString(path), modeOf(v) | O.CLOEXEC, 0));
+        const [nr, ...args] = mmapCall(v, fd);
+        tracee.syscallOk(mmapWhat(v), Number(nr), ...args);
+        tracee.syscall(NR.close, fd);
       }
       // Later tasks (and memfd descriptors) open each object through one of this task's mappings.
       if (created.size) {
