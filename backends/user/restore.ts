@@ -107,6 +107,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!opts.pidns) for (const t of inv.tasks) await claimPid(t.pid);
   // Every task inherits the bootstrap area: it must be free in all their layouts.
   const imageRanges = [...loaded.keys()].flatMap((pid) => mappedRanges(opts.dir, pid));
+  log(`${inv.tasks.length} task${inv.tasks.length === 1 ? '' : 's'}: images read and checked`);
 
   // The ptys exist before the tasks: a session leader takes its terminal before it forks.
   const terminals = prepareTerminals(opts.dir, inv, log);
@@ -120,6 +121,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     throw err;
   }
   const { helper, hostPid: rootHost } = created;
+  log(`pid ${rootHost}: created by cr-mktree`);
   const hostPids = new Map([[root.pid, rootHost]]);
   // nsPids: each task's pid inside its namespace, by the pid we see.
   const shared: RestoreShared = {
