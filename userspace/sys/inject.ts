@@ -112,9 +112,10 @@ export class Injection {
    * over them and stops itself at the end. Each call is [nr, ...args], its
    * pointers into the scratch area (put them there first); the results are
    * returned in order, a negative errno for a failed call, the calls after
-   * it made all the same.
+   * it made all the same. `thread`: another thread of the same process,
+   * sharing this session's scratch area (see withThread), makes them.
    */
-  batch(calls: (number | bigint)[][], what: string): bigint[] {
+  batch(calls: (number | bigint)[][], what: string, thread = this.tracee): bigint[] {
     if (!calls.length) return [];
     // As many records as the scratch area has room for, the closing call's included; more calls go in turns.
     const room = Math.floor((SCRATCH_SIZE - ((this.used + 7) & ~7)) / RECORD_SIZE) - 1;
@@ -122,14 +123,14 @@ export class Injection {
     const per = Math.min(room, calls.length);
     const at = this.alloc((per + 1) * RECORD_SIZE);
     const out: bigint[] = [];
-    for (let i = 0; i < calls.length; i += per) out.push(...this.tracee.runCalls(calls.slice(i, i + per), at, what));
+    for (let i = 0; i < calls.length; i += per) out.push(...thread.runCalls(calls.slice(i, i + per), at, what));
     return out;
   }
 
   /** Like batch(), but any failed call throws, naming it. */
-  batchOk(calls: (number | bigint)[][], what: (i: number) => string): bigint[] {
-    const ret = calls.length ? this.batch(calls, what(0)) : [];
-    ret.forEach((r, i) => this.tracee.checked(what(i), r));
+  batchOk(calls: (number | bigint)[][], what: (i: number) => string, thread = this.tracee): bigint[] {
+    const ret = calls.length ? this.batch(calls, what(0), thread) : [];
+    ret.forEach((r, i) => thread.checked(what(i), r));
     return ret;
   }
 

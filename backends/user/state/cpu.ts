@@ -93,11 +93,15 @@ const describeSched = (s: Sched) =>
   `${POLICIES[s.policy & 0xff] ?? `policy ${s.policy}`}${s.flags & 1n ? '|reset_on_fork' : ''} ${s.policy === 1 || s.policy === 2 ? `priority ${s.priority}` : `nice ${s.nice}`}`;
 
 /** Per-thread kernel state a thread can only set for itself. */
-function restoreThreadKernelState(thread: Tracee, cpu: ThreadCpu): void {
-  // The placeholder runs without rseq (see restore.ts), so the area can be registered anew.
-  if (cpu.rseq) thread.syscallOk('rseq', NR.rseq, cpu.rseq.addr, cpu.rseq.size, 0, cpu.rseq.signature);
-  if (cpu.robust_list) thread.syscallOk('set_robust_list', NR.set_robust_list, cpu.robust_list, cpu.robust_list_len);
-  thread.syscallOk('set_tid_address', NR.set_tid_address, cpu.clear_child_tid);
+function restoreThreadKernelState(task: RestoreTask, thread: Tracee, cpu: ThreadCpu): void {
+  const calls: [string, (number | bigint)[]][] = [
+    // The placeholder runs without rseq (see restore.ts), so the area can be registered anew.
+    ...(cpu.rseq ? [['rseq', [NR.rseq, cpu.rseq.addr, cpu.rseq.size, 0, cpu.rseq.signature]] as [string, bigint[]]] : []),
+    ...(cpu.robust_list ? [['set_robust_list', [NR.set_robust_list, cpu.robust_list, cpu.robust_list_len]] as [string, bigint[]]] : []),
+    ['set_tid_address', [NR.set_tid_address, cpu.clear_child_tid]],
+  ];
+  task.inj.reset();
+  task.inj.batchOk(calls.map(([, c]) => c), (i) => calls[i][0], thread);
 }
 
 /** The tid we see for thread `own` (as its own pid namespace numbers it) of process `pid`. */
@@ -169,7 +173,7 @@ export const cpu = defineState<CpuImage>({
         task.threads.push(thread);
         task.threadIds.push({ image: tid, own: cpu!.nspid.at(-1) ?? tid });
       }
-      if (cpu) restoreThreadKernelState(thread, cpu);
+      if (cpu) restoreThreadKernelState(task, thread, cpu);
       else {
         // An exited leader exits again at the end: on its way out the kernel must touch nothing of the program's.
         thread.syscallOk('set_tid_address', NR.set_tid_address, 0);
