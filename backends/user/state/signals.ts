@@ -232,26 +232,27 @@ export const signals = defineState<SignalsImage>({
 
   restore(task, img) {
     const { tracee, inj } = task;
-    for (const a of img.actions) {
-      inj.reset();
+    // The dispositions, the alternate stack and the first wait for what is pending: one batch of calls.
+    inj.reset();
+    const setup: [string, (number | bigint)[]][] = img.actions.map((a) => {
       const b = Buffer.alloc(KSIGACTION_SIZE);
       [a.handler, a.flags, a.restorer, a.mask].forEach((v, i) => b.writeBigUInt64LE(v, i * 8));
-      tracee.syscallOk(`rt_sigaction(${a.signo})`, NR.rt_sigaction, a.signo, inj.put(b), 0, 8);
-    }
+      return [`rt_sigaction(${a.signo})`, [NR.rt_sigaction, a.signo, inj.put(b), 0, 8]];
+    });
     if (!(img.altstack_flags & SS_DISABLE)) {
-      inj.reset();
       const b = Buffer.alloc(STACK_T_SIZE);
       b.writeBigUInt64LE(img.altstack_sp, 0);
       b.writeInt32LE(0, 8);
       b.writeBigUInt64LE(img.altstack_size, 16);
-      tracee.syscallOk('sigaltstack', NR.sigaltstack, inj.put(b), 0);
+      setup.push(['sigaltstack', [NR.sigaltstack, inj.put(b), 0]]);
     }
     // Every signal is blocked during the injection, so none is delivered (or ignored) now;
     // drop what the task got while being built (a SIGCHLD from a child made a zombie).
-    inj.reset();
     const everything = inj.put(Buffer.alloc(8, 0xff));
     const now = inj.alloc(16);
-    while (tracee.syscall(NR.rt_sigtimedwait, everything, 0, now, 8) > 0n);
+    const ret = inj.batch([...setup.map(([, c]) => c), [NR.rt_sigtimedwait, everything, 0, now, 8]], 'rt_sigaction');
+    setup.forEach(([what], i) => tracee.checked(what, ret[i]));
+    for (let got = ret.at(-1)!; got > 0n; got = tracee.syscall(NR.rt_sigtimedwait, everything, 0, now, 8));
     const self = task.shared.nsPids.get(task.pid) ?? task.pid;
     queueForThread(task, tracee, self, img.thread_pending);
     for (const info of img.shared_pending) {
