@@ -690,6 +690,7 @@ function fillPages(task: RestoreTask, sources: PageSource[]): void {
     const runs = sources.filter((r) => r.file === file).sort((a, b) => a.offset - b.offset).flatMap(splitRun);
     inj.reset();
     const fd = Number(tracee.syscallOk(`open ${file}`, NR.open, inj.putString(file), O.RDONLY | O.CLOEXEC, 0));
+    let closed = false;
     try {
       for (let i = 0; i < runs.length; ) {
         let j = i;
@@ -708,12 +709,15 @@ function fillPages(task: RestoreTask, sources: PageSource[]): void {
         // The pages made present first, in the same round trip: the read then takes no fault per page.
         const populate = runs.slice(i, j).filter((r) => r.nr_pages >= POPULATE_MIN_PAGES).map((r) => [NR.madvise, r.vaddr, r.nr_pages * PAGE_SIZE, MADV.POPULATE_WRITE]);
         const read = [NR.preadv, fd, inj.put(iov), j - i, runs[i].offset, 0];
-        const got = Number(tracee.checked(`preadv ${file}`, inj.batch([...populate, read], `preadv ${file}`).at(-1)!));
+        // The file closed after its last read, in the same round trip.
+        const last = j === runs.length;
+        const got = Number(tracee.checked(`preadv ${file}`, inj.batch([...populate, read, ...(last ? [[NR.close, fd]] : [])], `preadv ${file}`)[populate.length]));
+        closed = last;
         if (got !== len) throw new CrError(`${file}: truncated (read ${got} of ${len} bytes at ${runs[i].offset})`);
         i = j;
       }
     } finally {
-      tracee.syscall(NR.close, fd);
+      if (!closed) tracee.syscall(NR.close, fd);
     }
   }
 }
@@ -839,24 +843,26 @@ export const memory = defineState<MmImage>({
 
       fillPages(task, mm.sources);
       const sealed = [...filled].filter((v) => !(v.prot & PROT.WRITE));
+      // brk, stack, argv/env bounds, auxv and /proc/PID/exe, all at once. A
+      // forked child has its parent's exe already, which the kernel will not
+      // replace while it is mapped: then it stays.
       inj.reset();
-      inj.batchOk(sealed.map((v) => [NR.mprotect, v.start, v.end - v.start, v.prot]), (i) => `mprotect ${hex(sealed[i].start)}`);
+      const sameExe = fs.readlinkSync(`/proc/${task.pid}/exe`) === mm.layout.exe;
+      const exeFd = sameExe ? -1 : Number(tracee.syscallOk(`open ${mm.layout.exe}`, NR.open, inj.putString(mm.layout.exe), O.RDONLY | O.CLOEXEC, 0));
+      const auxv = inj.put(mm.layout.auxv);
+      const map = inj.put(prctlMmMap(mm.layout, auxv, exeFd));
+      // In one batch: the filled mappings get their own protection; what the parent has and this
+      // task had not is gone again, as after its own munmap or before any write; then the layout.
+      const calls: [string, (number | bigint)[]][] = [
+        ...sealed.map((v): [string, bigint[]] => [`mprotect ${hex(v.start)}`, [BigInt(NR.mprotect), v.start, v.end - v.start, BigInt(v.prot)]]),
+        ...mm.drop.map((run): [string, bigint[]] => [`madvise ${hex(run.vaddr)}`, [BigInt(NR.madvise), run.vaddr, BigInt(run.nr_pages) * PAGE, BigInt(MADV.DONTNEED)]]),
+        ['prctl(PR_SET_MM_MAP)', [NR.prctl, PR.SET_MM, PR.SET_MM_MAP, map, 104, 0]],
+      ];
+      const ret = inj.batch([...calls.map(([, c]) => c), ...(exeFd >= 0 ? [[NR.close, exeFd]] : [])], 'mprotect');
+      calls.forEach(([what], i) => tracee.checked(what, ret[i]));
     } finally {
       fs.closeSync(pages);
     }
-    // What the parent has and this task had not: gone again, as after its own munmap or before any write.
-    for (const run of mm.drop) tracee.syscallOk(`madvise ${hex(run.vaddr)}`, NR.madvise, run.vaddr, BigInt(run.nr_pages) * PAGE, MADV.DONTNEED);
-
-    // brk, stack, argv/env bounds, auxv and /proc/PID/exe, all at once. A
-    // forked child has its parent's exe already, which the kernel will not
-    // replace while it is mapped: then it stays.
-    inj.reset();
-    const sameExe = fs.readlinkSync(`/proc/${task.pid}/exe`) === mm.layout.exe;
-    const exeFd = sameExe ? -1 : Number(tracee.syscallOk(`open ${mm.layout.exe}`, NR.open, inj.putString(mm.layout.exe), O.RDONLY | O.CLOEXEC, 0));
-    const auxv = inj.put(mm.layout.auxv);
-    const map = inj.put(prctlMmMap(mm.layout, auxv, exeFd));
-    tracee.syscallOk('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR.SET_MM_MAP, map, 104, 0);
-    if (exeFd >= 0) tracee.syscall(NR.close, exeFd);
   },
 
   settle(task, mm) {
