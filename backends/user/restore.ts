@@ -129,7 +129,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   };
   const built: { entry: TaskEntry; task: RestoreTask; states: LoadedState[] }[] = [];
   try {
-    const tree: RestoredTree = { entries: new Map(inv.tasks.map((t) => [t.pid, t])), hostPids, ctty: terminals.ctty };
+    // cr-mktree put the root in its group (or left it in ours, when the group's leader is not in the tree).
+    const tree: RestoredTree = { entries: new Map(inv.tasks.map((t) => [t.pid, t])), hostPids, ctty: terminals.ctty, groups: new Map([[root.pid, root.pgid]]) };
     // Depth first, as the image lists the tasks: a task's memory, then its children from it.
     const build = (entry: TaskEntry, tracee: Tracee, inj: Injection) => {
       const states = loaded.get(entry.pid)!;

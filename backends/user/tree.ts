@@ -325,8 +325,12 @@ export interface Forked {
 const PR_SET_DUMPABLE = 4;
 const KSIGACTION_SIZE = 32;
 
+const ownPidns = fs.statSync('/proc/self/ns/pid').ino;
+
 /** The host pid of the child `parentHost` just created and knows as `pid`. */
 function childHostPid(parentHost: number, pid: number): number {
+  // A parent in our own pid namespace numbers its child as we do.
+  if (fs.statSync(`/proc/${parentHost}/ns/pid`).ino === ownPidns) return pid;
   const level = (procStatus(parentHost).get('NSpid') ?? '').split(/\s+/).filter(Boolean).length - 1;
   const children = fs.readFileSync(`/proc/${parentHost}/task/${parentHost}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   for (const c of children) {
@@ -367,6 +371,7 @@ export function forkChild(parent: { pid: number; entry: TaskEntry; inj: Injectio
   else if (child.pgid === child.pid) calls.push(['setpgid', [NR.setpgid, 0, 0]]);
   else if (child.pgid !== parent.entry.pgid && hostPids.has(child.pgid)) calls.push([`setpgid ${child.pgid}`, [NR.setpgid, 0, groupInTask(child, tree)]]);
   inj.batchOk(calls.map(([, c]) => c), (i) => calls[i][0]);
+  tree.groups.set(child.pid, calls.length > 1 ? (child.sid === child.pid ? child.pid : child.pgid) : tree.groups.get(parent.entry.pid)!);
   const tty = tree.ctty.get(child.pid);
   // Before it forks: its whole session shares the terminal.
   if (child.sid === child.pid && tty) takeTerminal(inj, tty);
@@ -433,8 +438,9 @@ export function restoreLastPids(tasks: { entry: TaskEntry; task: RestoreTask }[]
  */
 export function joinGroups(tasks: { entry: TaskEntry; tracee: Tracee }[], tree: RestoredTree): void {
   for (const { entry, tracee } of tasks.slice(1)) {
-    const leader = tree.hostPids.get(entry.pgid);
-    if (leader && entry.pgid !== entry.pid && statField(procStat(tracee.pid), 5) !== statField(procStat(leader), 5)) joinGroup(tracee, entry, tree);
+    if (!tree.hostPids.has(entry.pgid) || entry.pgid === entry.pid || tree.groups.get(entry.pid) === entry.pgid) continue;
+    joinGroup(tracee, entry, tree);
+    tree.groups.set(entry.pid, entry.pgid);
   }
 }
 
@@ -444,6 +450,12 @@ export interface RestoredTree {
   hostPids: Map<number, number>;
   /** The terminal each session leader controls (tty.ts made it), by image pid. */
   ctty: Map<number, string>;
+  /**
+   * The process group each task is in so far, by image pids: its own as a
+   * leader, the one it joined, or the one it inherited at fork (which a
+   * group made after it may not be yet: joinGroups() puts it right).
+   */
+  groups: Map<number, number>;
 }
 
 /** The process group `t` joins, by its leader's pid in the task's own pid namespace. */
