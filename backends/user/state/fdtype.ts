@@ -14,7 +14,7 @@ import { nsChain } from '../tree.js';
 import type { DumpTask, RestoreTask } from './module.js';
 
 const F_DUPFD_CLOEXEC = 1030;
-const F_GETFL = 3;
+export const F_GETFL = 3;
 const F_SETFL = 4;
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -30,9 +30,14 @@ export function dupHigh(task: RestoreTask, fd: number): number {
  * not use, so placing the image's descriptors can never close it.
  */
 export function liftFd(task: RestoreTask, fd: number): number {
-  if (fd >= task.fdBase) return fd;
-  const [lifted] = task.inj.batch([[NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase], [NR.close, fd]], 'lift a descriptor');
-  return Number(task.tracee.checked('fcntl(F_DUPFD_CLOEXEC)', lifted));
+  return liftFds(task, [fd])[0];
+}
+
+/** liftFd() for several descriptors at once, in one round trip. */
+export function liftFds(task: RestoreTask, fds: number[]): number[] {
+  const low = fds.filter((fd) => fd < task.fdBase);
+  const ret = task.inj.batch(low.flatMap((fd) => [[NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase], [NR.close, fd]]), 'lift a descriptor');
+  return fds.map((fd) => (fd >= task.fdBase ? fd : Number(task.tracee.checked('fcntl(F_DUPFD_CLOEXEC)', ret[2 * low.indexOf(fd)]))));
 }
 
 /** Each task's pidfds of the tasks it takes descriptors from (-1: not one it can see), kept until files.ts settles it. */

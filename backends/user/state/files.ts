@@ -15,7 +15,7 @@ import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
 import { eventfds } from './eventfd.js';
 import { eventpolls } from './eventpoll.js';
-import { liftFd, matchStatusFlags, rememberLeftovers, takeFromTask, takeFromTasks, type DumpFiles, type FdProbe, type FdType, type OpenFileImage, type RestoreFiles } from './fdtype.js';
+import { F_GETFL, liftFd, matchStatusFlags, rememberLeftovers, takeFromTask, takeFromTasks, type DumpFiles, type FdProbe, type FdType, type OpenFileImage, type RestoreFiles } from './fdtype.js';
 import { regFiles } from './files-reg.js';
 import { checkLock, describeLock, dumpLocks, takeLock, type FileLock } from './locks.js';
 import { memfds } from './memfd.js';
@@ -289,10 +289,14 @@ export const files = defineState<FilesImage>({
       tracee.syscallOk(`dup3 to fd ${d.fd}`, NR.dup3, from, d.fd, d.cloexec ? O.CLOEXEC : 0);
     };
 
-    /** Create open file `file` of the image in the task, with its status flags, owner and its own locks. */
-    const create = (file: OpenFileImage, where: string): number => {
+    /**
+     * Create open file `file` of the image in the task, with its status
+     * flags (unless `flagsLater`: the caller checks them as it places it),
+     * owner and its own locks.
+     */
+    const create = (file: OpenFileImage, where: string, flagsLater = false): number => {
       const fd = FD_TYPES.find((t) => t.type === file.type)!.open(task, file, restoreFiles);
-      matchStatusFlags(task, fd, file.flags, where);
+      if (!flagsLater) matchStatusFlags(task, fd, file.flags, where);
       restoreOwner(task, fd, file);
       // The open file's own locks, before anyone else can take them.
       for (const l of img.locks) if (l.file_id === file.id && l.kind !== 'posix') takeLock(task, fd, l);
@@ -327,16 +331,18 @@ export const files = defineState<FilesImage>({
         continue;
       }
       let tmp: number;
+      const where = `pid ${task.pid} fd ${d.fd}`;
       if (known) {
         tmp = liftFd(task, takeFromTask(task, known.pid, known.fd));
       } else {
-        if (!file) throw new CrError(`pid ${task.pid} fd ${d.fd}: its open file ${d.file_id} is in no task of the image`);
-        tmp = create(file, `pid ${task.pid} fd ${d.fd}`);
+        if (!file) throw new CrError(`${where}: its open file ${d.file_id} is in no task of the image`);
+        tmp = create(file, where, true);
       }
-      // placed, and the temporary closed unless something still holds it: one round trip
-      const placed = [NR.dup3, tmp, d.fd, d.cloexec ? O.CLOEXEC : 0];
-      const [ret] = inj.batch(task.shared.leftovers.get(task.pid)?.includes(tmp) ? [placed] : [placed, [NR.close, tmp]], `dup3 to fd ${d.fd}`);
+      // placed, its status flags read back, and the temporary closed unless something still holds it: one round trip
+      const placed = [[NR.dup3, tmp, d.fd, d.cloexec ? O.CLOEXEC : 0], [NR.fcntl, d.fd, F_GETFL, 0]];
+      const [ret, flags] = inj.batch(task.shared.leftovers.get(task.pid)?.includes(tmp) ? placed : [...placed, [NR.close, tmp]], `dup3 to fd ${d.fd}`);
       tracee.checked(`dup3 to fd ${d.fd}`, ret);
+      if (!known && Number(flags) !== file!.flags) matchStatusFlags(task, d.fd, file!.flags, where);
       task.shared.files.set(d.file_id, { pid: task.pid, fd: d.fd });
       inj.reset();
     }

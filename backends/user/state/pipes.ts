@@ -9,7 +9,7 @@ import { CrError } from '../../../userspace/errors.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { close, fcntl, pipe2, tee } from '../../../userspace/sys/libc.js';
 import { decodeMessage, encodeMessage } from '../image.js';
-import { dupHigh, liftFd, rememberLeftovers, takeFromTask, type FdType, type OpenFileImage } from './fdtype.js';
+import { liftFd, liftFds, rememberLeftovers, takeFromTask, type FdType, type OpenFileImage } from './fdtype.js';
 import type { RestoreTask } from './module.js';
 
 interface PipeFile {
@@ -63,8 +63,7 @@ function createPipe(task: RestoreTask, p: PipeFile): PipeEnds {
     const fds = inj.alloc(8);
     tracee.syscallOk('pipe2', NR.pipe2, fds, O.CLOEXEC);
     const b = tracee.readMem(fds, 8);
-    rd = liftFd(task, b.readInt32LE(0));
-    wr = liftFd(task, b.readInt32LE(4));
+    [rd, wr] = liftFds(task, [b.readInt32LE(0), b.readInt32LE(4)]);
     rememberLeftovers(task, [rd, wr]);
   }
   const ends = { pid: task.pid, rd, wr };
@@ -119,7 +118,8 @@ export const pipes: FdType = {
       task.inj.reset();
       return liftFd(task, Number(task.tracee.syscallOk(`open ${path}`, NR.open, task.inj.putString(path), (file.flags | O.NONBLOCK) & ~O.CREAT, 0)));
     }
-    return known.pid === task.pid ? dupHigh(task, end) : liftFd(task, takeFromTask(task, known.pid, end));
+    // This task's end itself: kept open until every task is built, it is placed without being closed.
+    return known.pid === task.pid ? end : liftFd(task, takeFromTask(task, known.pid, end));
   },
 
   describe(file) {
