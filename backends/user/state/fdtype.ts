@@ -36,9 +36,12 @@ export function liftFd(task: RestoreTask, fd: number): number {
 /** liftFd() for several descriptors at once, in one round trip. */
 export function liftFds(task: RestoreTask, fds: number[]): number[] {
   const low = fds.filter((fd) => fd < task.fdBase);
-  const ret = task.inj.batch(low.flatMap((fd) => [[NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase], [NR.close, fd]]), 'lift a descriptor');
+  const ret = task.inj.batch(liftCalls(task, low), 'lift a descriptor');
   return fds.map((fd) => (fd >= task.fdBase ? fd : Number(task.tracee.checked('fcntl(F_DUPFD_CLOEXEC)', ret[2 * low.indexOf(fd)]))));
 }
+
+/** The two calls that lift each descriptor: its duplicate at fdBase or above (the first's result), its close. */
+const liftCalls = (task: RestoreTask, fds: number[]) => fds.flatMap((fd) => [[NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase], [NR.close, fd]]);
 
 /** Each task's pidfds of the tasks it takes descriptors from (-1: not one it can see), kept until files.ts settles it. */
 const pidfds = new WeakMap<RestoreTask, Map<number, number>>();
@@ -79,12 +82,12 @@ export function takeFromTasks(task: RestoreTask, wanted: { pid: number; fd: numb
   });
   const through = (pid: number) => known.get(pid)! >= 0 ? known.get(pid)! : fitting.get(pid);
   const taken = wanted.filter((w) => through(w.pid) !== undefined);
-  // The new pidfds are lifted after they served (liftFd's batch, for all of them).
+  // The new pidfds are lifted once they served, in the same round trip.
   const lifted = [...fitting].filter(([, fd]) => fd < task.fdBase);
   inj.reset();
   const ret = inj.batch([
     ...taken.map((w) => [NR.pidfd_getfd, through(w.pid)!, w.fd, 0]),
-    ...lifted.flatMap(([, fd]) => [[NR.fcntl, fd, F_DUPFD_CLOEXEC, task.fdBase], [NR.close, fd]]),
+    ...liftCalls(task, lifted.map(([, fd]) => fd)),
     ...wrong.map((fd) => [NR.close, fd]),
   ], 'pidfd_getfd');
   for (const [pid, fd] of fitting) known.set(pid, fd);

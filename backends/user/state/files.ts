@@ -283,7 +283,8 @@ export const files = defineState<FilesImage>({
     const cloexec = img.fds.filter((d) => d.cloexec && inherited.has(d.fd)).map((d) => [NR.fcntl, d.fd, F_SETFD, FD_CLOEXEC]);
     inj.reset();
     const closed = inj.batch([...closes, ...stdio, ...cloexec], 'close_range');
-    closed.forEach((r, i) => i < closes.length ? tracee.checked('close_range', r) : i >= closes.length + stdio.length && tracee.checked('fcntl(F_SETFD)', r));
+    closed.slice(0, closes.length).forEach((r) => tracee.checked('close_range', r));
+    closed.slice(closes.length + stdio.length).forEach((r) => tracee.checked('fcntl(F_SETFD)', r));
     const taken = takeShared(task, img.fds.filter((d) => !inherited.has(d.fd)));
     const place = (from: number, d: Fd) => {
       tracee.syscallOk(`dup3 to fd ${d.fd}`, NR.dup3, from, d.fd, d.cloexec ? O.CLOEXEC : 0);
