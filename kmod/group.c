@@ -305,13 +305,19 @@ static void ckpt_reap(struct work_struct *work)
 		mutex_lock(&g->lock);
 		for (i = 0; i < g->nr_tasks; i++) {
 			struct ckpt_member *m = &g->members[i];
+			struct task_struct *t;
 			u32 drops;
 			bool gone;
 
 			if (!m->pid || m->state == CKPT_MEMBER_ENDED || m->in_call)
 				continue;
+			/*
+			 * Exiting is gone: an unreaped root keeps its pid, and
+			 * cr-mktree reaps it only once the log pipe is closed
+			 */
 			rcu_read_lock();
-			gone = !pid_task(m->pid, PIDTYPE_PID);
+			t = pid_task(m->pid, PIDTYPE_PID);
+			gone = !t || (t->flags & PF_EXITING);
 			rcu_read_unlock();
 			if (!gone)
 				continue;

@@ -14,7 +14,7 @@ import { dumpFaults, type FaultProgram, restoreFaults, strayHelpers } from '../l
 import { cr, sleep, tempDir } from '../lib/harness.js';
 import { test } from '../lib/modes.js';
 import { dmesgTrouble, kprogram, skipReason, startTo, verdicts, waitFor } from './env.js';
-import { fixTrailer, objectsOf, objectTypes, TYPE } from './fuzz/format.js';
+import { fixTrailer, objectsOf, objectTypes } from './fuzz/format.js';
 
 const t = skipReason ? test.skip : test;
 
@@ -39,8 +39,9 @@ const typeOf = (name: string): number => [...objectTypes().values()].find((o) =>
 
 /**
  * @img with the first object of type @name in the part of the tree's last
- * task retyped TREE (what fuzz case 2128 did to an INET of the root), the
- * trailer made to agree: only that task, in its turn, finds it.
+ * task retyped RLIMITS, the trailer made to agree: only that task, in its
+ * turn, finds it, after the root was rebuilt (fuzz case 2128 retyped an
+ * INET object TREE, which userspace refuses before the engine sees it).
  */
 function retypedInLastTask(img: Buffer, name: string): Buffer {
   const out = Buffer.from(img);
@@ -48,12 +49,12 @@ function retypedInLastTask(img: Buffer, name: string): Buffer {
   const last = objs.map((o) => o.type).lastIndexOf(typeOf('TASK'));
   const obj = objs.slice(last).find((o) => o.type === typeOf(name));
   if (!obj) throw new Error(`the last task has no ${name} object`);
-  out.writeUInt32LE(TYPE.TREE, obj.offset);
+  out.writeUInt32LE(typeOf('RLIMITS'), obj.offset);
   fixTrailer(out);
   return out;
 }
 
-t('an object of the last process retyped (its fd, its mm, its registers): the restart fails in one line, no task of the image is left; unbroken it restarts and runs on', async () => {
+t('an object of the last process retyped (its fd, its mm, its registers): the restart fails in one line, no task of the image is left; a second TREE object is refused; unbroken it restarts and runs on', async () => {
   const dir = tempDir('kbroken');
   const out = path.join(dir, 'out.txt');
   const child = startTo(kprogram('kinet'), ['established'], out);
@@ -70,11 +71,21 @@ t('an object of the last process retyped (its fd, its mm, its registers): the re
     assert.is.not(r.exitCode, 0, `${name}: the restart fails`);
     const lines = r.stderr.trim().split('\n');
     assert.is(lines.length, 1, `${name}: one line of error, got:\n${r.stderr}`);
-    assert.match(lines[0]!, new RegExp(`^cr: restart of pid ${d.pids[0]} failed: .*expected ${name}, found TREE`), `${name}: ${lines[0]}`);
+    assert.match(lines[0]!, new RegExp(`^cr: restart of pid ${d.pids[0]} failed: crengine\\[\\d+\\]: error -22: object \\d+: expected \\w+, found RLIMITS`), `${name}: ${lines[0]}`);
     for (let tries = 0; tries < 100 && d.pids.some(pidExists); tries++) await sleep(50);
     assert.equal(d.pids.filter(pidExists), [], `${name}: no task of the image is left`);
     assert.equal(strayHelpers(d.pids[0]!), [], `${name}: no cr-mktree of it is left`);
   }
+  // fuzz case 2128: an INET object retyped TREE is a second task list, a stranger's pids
+  const inet = objectsOf(img).filter((o) => o.type === typeOf('INET'))[3]!;
+  const twoTrees = Buffer.from(img);
+  twoTrees.writeUInt32LE(typeOf('TREE'), inet.offset);
+  fixTrailer(twoTrees);
+  const twice = tempDir('kbrokenedit');
+  fs.writeFileSync(path.join(twice, 'kernel.img'), twoTrees);
+  const refused = await cr(['restore', '--backend=kernel', '-D', twice]);
+  assert.match(refused.stderr, /^cr: \S+kernel\.img: not a valid kernel-backend image: object \d+: a second TREE object\n$/, refused.stderr);
+  assert.equal(d.pids.filter(pidExists), [], 'nothing was created');
   const r = await kernelBackend.restore({ dir: images });
   assert.equal(r.pids, d.pids);
   process.kill(r.pids[0]!, 'SIGUSR1');
