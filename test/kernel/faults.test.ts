@@ -84,7 +84,8 @@ t('an object of the last process retyped (its fd, its mm, its registers): the re
   const twice = tempDir('kbrokenedit');
   fs.writeFileSync(path.join(twice, 'kernel.img'), twoTrees);
   const refused = await cr(['restore', '--backend=kernel', '-D', twice]);
-  assert.match(refused.stderr, /^cr: \S+kernel\.img: not a valid kernel-backend image: object \d+: a second TREE object$/, refused.stderr);
+  assert.equal(refused.stderr.trim().split('\n').length, 1, `one line of error, got:\n${JSON.stringify(refused.stderr)}`);
+  assert.match(refused.stderr.trim(), /^cr: \S+kernel\.img: not a valid kernel-backend image: object \d+: a second TREE object$/, JSON.stringify(refused.stderr));
   assert.equal(d.pids.filter(pidExists), [], 'nothing was created');
   const r = await kernelBackend.restore({ dir: images });
   assert.equal(r.pids, d.pids);
