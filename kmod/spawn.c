@@ -148,7 +148,7 @@ int ckpt_stub_map(struct ckpt_ctx *ctx)
 	/* the tasks cloned from the root find it where the root has it */
 	if (ctx->stub)
 		return ckpt_stub_try(ctx->stub) ?
-		       ckpt_err(ctx, -ENOMEM, "cannot map the restart stub at %llx", ctx->stub) : 0;
+		       ckpt_err(ctx, -ENOMEM, "cannot map the restart stub at %lx", ctx->stub) : 0;
 	r = ckpt_image_ranges(ctx, &n);
 	if (!r)
 		return -ENOMEM;
