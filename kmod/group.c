@@ -255,16 +255,41 @@ static void ckpt_group_put(struct ckpt_group *g)
 	mutex_unlock(&ckpt_groups_lock);
 }
 
-/* Member @idx is done with the group, for good */
-static void ckpt_member_end(struct ckpt_group *g, u32 idx)
+/*
+ * The members @creator cloned, or was cloning, that never came in: gone
+ * with it, or never created.  Each holds a reference from its cloning
+ * that nobody else would drop (the reaper knows no pid of theirs), and the
+ * group would hold the log pipe open for good.  Called with g->lock held;
+ * how many references the caller is to drop.
+ */
+static u32 ckpt_members_orphaned(struct ckpt_group *g, struct pid *creator)
 {
-	bool drop;
+	u32 i, n = 0;
+
+	for (i = 0; i < g->nr_tasks; i++) {
+		struct ckpt_member *m = &g->members[i];
+
+		if (m->state != CKPT_MEMBER_CREATED || m->pid || m->creator != creator)
+			continue;
+		m->state = CKPT_MEMBER_ENDED;
+		n++;
+	}
+	return n;
+}
+
+/* Member @idx is done with the group, for good; a failed one with what it cloned */
+static void ckpt_member_end(struct ckpt_group *g, u32 idx, bool failed)
+{
+	struct ckpt_member *m = &g->members[idx];
+	u32 drops;
 
 	mutex_lock(&g->lock);
-	drop = g->members[idx].state != CKPT_MEMBER_ENDED;
-	g->members[idx].state = CKPT_MEMBER_ENDED;
+	drops = m->state != CKPT_MEMBER_ENDED;
+	m->state = CKPT_MEMBER_ENDED;
+	if (failed)
+		drops += ckpt_members_orphaned(g, task_pid(current));
 	mutex_unlock(&g->lock);
-	if (drop)
+	while (drops--)
 		ckpt_group_put(g);
 }
 
@@ -280,18 +305,27 @@ static void ckpt_reap(struct work_struct *work)
 		mutex_lock(&g->lock);
 		for (i = 0; i < g->nr_tasks; i++) {
 			struct ckpt_member *m = &g->members[i];
+			struct task_struct *t;
+			u32 drops;
 			bool gone;
 
 			if (!m->pid || m->state == CKPT_MEMBER_ENDED || m->in_call)
 				continue;
+			/*
+			 * Exiting is gone: an unreaped root keeps its pid, and
+			 * cr-mktree reaps it only once the log pipe is closed
+			 */
 			rcu_read_lock();
-			gone = !pid_task(m->pid, PIDTYPE_PID);
+			t = pid_task(m->pid, PIDTYPE_PID);
+			gone = !t || (t->flags & PF_EXITING);
 			rcu_read_unlock();
 			if (!gone)
 				continue;
 			m->state = CKPT_MEMBER_ENDED;
 			ckpt_group_fail(g, -ESRCH);
-			if (refcount_dec_and_test(&g->users))
+			/* its own reference, and those of what it cloned that never came in */
+			drops = 1 + ckpt_members_orphaned(g, m->pid);
+			if (refcount_sub_and_test(drops, &g->users))
 				list_move(&g->list, &dead);
 		}
 		mutex_unlock(&g->lock);
@@ -519,6 +553,7 @@ static long ckpt_member_spawn(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 id
 	struct ckpt_member *m = &g->members[idx];
 	pid_t root = g->pids[0].pid;
 	u64 flags;
+	long ret;
 	u32 j;
 
 	if (m->cloning) {
@@ -533,7 +568,7 @@ static long ckpt_member_spawn(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 id
 		}
 		m->inner_only = false;
 		if (got != m->cloning) {
-			ckpt_member_end(g, m->next - 1);
+			ckpt_member_end(g, m->next - 1, false);
 			return ckpt_err(ctx, got < 0 ? got : -EINVAL, "cannot create pid %d (%ld)",
 					m->cloning, got);
 		}
@@ -560,7 +595,14 @@ static long ckpt_member_spawn(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 id
 	refcount_inc(&g->users);
 	mutex_unlock(&g->lock);
 	m->cloning = g->pids[j].pid;
-	return ckpt_stub_clone(ctx, root, flags, g->pids[j].pid, g->outer_pids);
+	ret = ckpt_stub_clone(ctx, root, flags, g->pids[j].pid, g->outer_pids);
+	if (ret < 0) {
+		m->cloning = 0;
+		ckpt_member_end(g, j, false);
+		return ckpt_err(ctx, ret, "pid %d: cannot set up the clone of pid %d in its stub",
+				g->pids[idx].pid, g->pids[j].pid);
+	}
+	return ret;
 }
 
 /*
@@ -702,7 +744,7 @@ static long ckpt_member_leave(struct ckpt_ctx *ctx, struct ckpt_group *g, u32 id
 	m->in_call = false;
 	mutex_unlock(&g->lock);
 	if (last)
-		ckpt_member_end(g, idx);
+		ckpt_member_end(g, idx, ret < 0);
 	ckpt_group_put(g);
 	if (ret < 0)
 		return ckpt_user_errno(ret);

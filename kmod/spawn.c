@@ -145,6 +145,10 @@ int ckpt_stub_map(struct ckpt_ctx *ctx)
 	struct ckpt_range *r;
 	u32 n, i;
 
+	/* the tasks cloned from the root find it where the root has it */
+	if (ctx->stub)
+		return ckpt_stub_try(ctx->stub) ?
+		       ckpt_err(ctx, -ENOMEM, "cannot map the restart stub at %lx", ctx->stub) : 0;
 	r = ckpt_image_ranges(ctx, &n);
 	if (!r)
 		return -ENOMEM;
@@ -168,17 +172,23 @@ int ckpt_stub_map(struct ckpt_ctx *ctx)
 	return ctx->stub ? 0 : ckpt_err(ctx, -ENOMEM, "no room for the restart stub");
 }
 
-/* The stub is in current's mm (inherited, or mapped) at ctx->stub */
+/*
+ * The stub is in current's mm (inherited, or mapped) at ctx->stub: its
+ * code and data pages, two VMAs
+ */
 bool ckpt_stub_mapped(struct ckpt_ctx *ctx)
 {
 	struct vm_area_struct *vma;
-	bool ok;
+	u64 addr = ctx->stub;
+	bool ok = addr;
 
-	if (!ctx->stub)
-		return false;
 	mmap_read_lock(current->mm);
-	vma = find_vma(current->mm, ctx->stub);
-	ok = vma && vma->vm_start <= ctx->stub && vma->vm_end >= ctx->stub + CKPT_STUB_SIZE;
+	while (ok && addr < ctx->stub + CKPT_STUB_SIZE) {
+		vma = find_vma(current->mm, addr);
+		ok = vma && vma->vm_start <= addr;
+		if (ok)
+			addr = vma->vm_end;
+	}
 	mmap_read_unlock(current->mm);
 	return ok;
 }

@@ -348,13 +348,17 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
       };
       if (header.version !== IMAGE_VERSION) throw bad(`image version ${header.version}, this reader knows ${IMAGE_VERSION}`);
     } else if (type === T.TREE) {
+      // the engine takes the first: a task list from another would be a stranger's pids
+      if (tree) throw bad(`object ${objects.length - 1}: a second TREE object`);
       const nr = o.readUInt32LE(8);
-      if (len < 16 + nr * 24) throw bad('short TREE object');
+      if (!nr || len !== 16 + nr * 24) throw bad(`bad TREE object (${nr} tasks in ${len} bytes)`);
       tree = [];
       for (let i = 0; i < nr; i++) {
         const p = 16 + i * 24;
         tree.push({ pid: o.readInt32LE(p), tgid: o.readInt32LE(p + 4), ppid: o.readInt32LE(p + 8), pgid: o.readInt32LE(p + 12), sid: o.readInt32LE(p + 16) });
       }
+      const why = treeFault(tree);
+      if (why) throw bad(`TREE: ${why}`);
     } else if (type === T.CHAIN && len >= 32) {
       const parentId = o.readBigUInt64LE(16);
       chain = {
@@ -404,6 +408,28 @@ function parse(fd: number, size: number, file: string, full: boolean): KernelIma
   if (!tree) throw bad('no task tree');
   if (!tail && !error) throw bad('no trailer (truncated)');
   return { header, tree, cloneFlags, shellJob, chain, objects, tail, error, details, pages, parentPages, sockets };
+}
+
+/**
+ * What is wrong with a task list, as the engine's restore_tree() sees it:
+ * every pid positive and once, the root without a parent, every process's
+ * parent before it, every thread right after its leader and like it.
+ */
+function treeFault(tree: TreeTask[]): string | undefined {
+  const seen = new Map<number, TreeTask>();
+  for (const [i, t] of tree.entries()) {
+    if (t.pid <= 0 || t.tgid <= 0) return `bad pid ${t.pid}`;
+    if (seen.has(t.pid)) return `pid ${t.pid} twice`;
+    if (t.tgid !== t.pid) {
+      const leader = seen.get(t.tgid);
+      if (!i || tree[i - 1]!.tgid !== t.tgid || !leader) return `thread ${t.pid} is not with its thread group ${t.tgid}`;
+      if (leader.ppid !== t.ppid || leader.pgid !== t.pgid || leader.sid !== t.sid) return `thread ${t.pid} differs from its leader ${t.tgid}`;
+    } else if (!i ? t.ppid !== 0 : seen.get(t.ppid)?.tgid !== t.ppid) {
+      return i ? `pid ${t.pid} has no parent before it` : 'the root has a parent';
+    }
+    seen.set(t.pid, t);
+  }
+  return undefined;
 }
 
 /** The human lines of one of the engine's objects, for `cr show`; DATA objects are counted in @data. */

@@ -65,7 +65,7 @@ async function grows(file: string, than: number, what: string): Promise<void> {
 const imageFiles = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => !f.endsWith('.log')) : []);
 
 /** cr-mktree processes left over from a restore of the tree rooted at `root`. */
-function strayHelpers(root: number): number[] {
+export function strayHelpers(root: number): number[] {
   return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
     try {
       const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');

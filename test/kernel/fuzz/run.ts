@@ -155,6 +155,16 @@ function halfRestored(tree: TreeTask[]): number[] {
   }).map((t) => t.pid);
 }
 
+/** Whether process group @pgid has a member (signal 0 checks without sending). */
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 const errorIn = (file: string): boolean => {
   try {
     return /error/.test(fs.readFileSync(file, 'utf8'));
@@ -171,6 +181,8 @@ const errorIn = (file: string): boolean => {
  * business).
  */
 export async function tryImage(file: string, logFile: string, tree: TreeTask[], cloneFlags = 0): Promise<Outcome> {
+  // a pid or group of the list that exists already is not the tree's (the list may be garbage)
+  const strangers = new Set([...tree.map((t) => t.pid), ...tree.map((t) => -t.pgid)].filter((p) => p === 0 || p === -1 || p === -OWN_GROUP || (p > 0 ? fs.existsSync(`/proc/${p}`) : groupExists(-p))));
   const args = tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`);
   // a root that had UTS/IPC namespaces of its own is made in fresh ones, as cr restore does
   const ns = cloneFlags ? ['-n', cloneFlags.toString(16)] : [];
@@ -202,13 +214,13 @@ export async function tryImage(file: string, logFile: string, tree: TreeTask[], 
       : { kind: 'refused' };
   }
   if (outcome.kind === 'refused' && live) {
-    const running = halfRestored(tree);
+    const running = halfRestored(tree.filter((t) => !strangers.has(t.pid)));
     if (running.length) outcome = { kind: 'misbehaved', why: `half-restored tree: pid ${running.join(', ')} runs although the restart failed` };
   }
   // the tree, and whatever a restarted task of it may have forked since, in its groups
-  for (const pid of [...tree.map((t) => t.pid), ...new Set(tree.map((t) => -t.pgid))]) {
+  for (const pid of new Set([...tree.map((t) => t.pid), ...tree.map((t) => -t.pgid)])) {
     try {
-      if (pid !== 0 && pid !== -1 && pid !== -OWN_GROUP) process.kill(pid, 'SIGKILL');
+      if (!strangers.has(pid)) process.kill(pid, 'SIGKILL');
     } catch {
       /* not there */
     }
@@ -216,7 +228,7 @@ export async function tryImage(file: string, logFile: string, tree: TreeTask[], 
   h.kill('SIGKILL');
   await h;
   // the next case needs the same pids free: reaped, not only dead
-  for (let i = 0; i < 500 && tree.some((t) => fs.existsSync(`/proc/${t.pid}`)); i++) await sleep(10);
+  for (let i = 0; i < 500 && tree.some((t) => !strangers.has(t.pid) && fs.existsSync(`/proc/${t.pid}`)); i++) await sleep(10);
   return outcome;
 }
 
