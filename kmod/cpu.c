@@ -166,7 +166,8 @@ int restore_prepare_cpu(struct ckpt_ctx *ctx)
 	rs = ckpt_regset(current, f->note);
 	if (!rs || rs->n * rs->size != f->size ||
 	    f->h.len != sizeof(*f) + ALIGN(f->size, 8))
-		return ckpt_err(ctx, -EINVAL, "the FPU state of the image (%u bytes) does not fit this CPU",
+		return ckpt_err(ctx, -EINVAL,
+				"the FPU state of the image (%u bytes) does not fit this CPU",
 				f->size);
 	ctx->fpu = f;
 	return 0;
