@@ -310,6 +310,27 @@ t('an FPU image gets the regset setters\' checks at restart, and loads into the 
   assert.equal(dmesgTrouble(), []);
 });
 
+t('a forked task\'s mapping its parent\'s copy lacks is refused by name, and the refusal waits for the mmap lock (a clean lockdep log)', async () => {
+  // the fuzzer's case 1740 (seed 20261201): a from_parent file mapping of kpipes' child made shared
+  const dir = tempDir('ksndpipes');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo(kprogram('kpipes'), ['100000', '20', dir], out);
+  await waitFor(out, 'iter 3:');
+  const images = tempDir('ksndimg');
+  await kernelBackend.dump({ pid: child.pid, dir: images });
+  assert.is(await child.done, 'SIGKILL');
+  const img = fs.readFileSync(path.join(images, 'kernel.img'));
+  let n = 0;
+  for (let vma = findObject(img, 'VMA', n); vma; vma = findObject(img, 'VMA', ++n)) {
+    const get = (f: string) => readField(img, vma, fieldOf(vma.type, f));
+    if (get('from_parent') === 1n && get('kind') === 3n) break;	// CKPT_VMA_FILE
+  }
+  assert.ok(findObject(img, 'VMA', n), 'the child has a file mapping from its parent');
+  const err = await restoreError(imageDir(editField(img, 'VMA', 'kind', 4n, n)));	// CKPT_VMA_SHFILE
+  assert.match(err, /VMA [0-9a-f]+ is not in the parent's copy/);
+  assert.equal(dmesgTrouble(), []);
+});
+
 t('the header of an image with reserved bits is refused', async () => {
   const c = await checkpointConfine('wait');
   const img = fs.readFileSync(path.join(c.images, 'kernel.img'));
