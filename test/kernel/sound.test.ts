@@ -285,7 +285,7 @@ t('an FPU image gets the regset setters\' checks at restart, and loads into the 
   const note = img.readUInt32LE(fpu.offset + 8);
   assert.ok(note === NT_X86_XSTATE || note === NT_PRFPREG, `note ${note}`);
   // MXCSR (offset 24 of the FXSAVE area) with a reserved bit
-  assert.match(await restoreError(imageDir(editFpu(img, (p) => p.writeUInt32LE(p.readUInt32LE(24) | 0x80000000, 24)))),
+  assert.match(await restoreError(imageDir(editFpu(img, (p) => p.writeUInt32LE((p.readUInt32LE(24) | 0x80000000) >>> 0, 24)))),
     /the FPU state of the image was refused/);
   if (note === NT_X86_XSTATE) {
     // the XSAVE header at 512: an xfeature no task may have, a compacted layout, a reserved word
