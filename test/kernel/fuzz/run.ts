@@ -137,18 +137,27 @@ const ERROR_GRACE_MS = 1500;
 /** Our own process group, which the seeds (and so the trees restarted from them) may share. */
 const OWN_GROUP = Number(fs.readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /s, '').split(' ')[2]);
 
+/** When the task of /proc/PID/@stat started, in clock ticks (USER_HZ, 100 on x86) since boot: its field 22. */
+const startTicks = (stat: string): number => Number(stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[19]);
+
+/** Now, in the same ticks. */
+const uptimeTicks = (): number => Math.floor(Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 100);
+
 /**
  * A task of @tree that runs the checkpointed program although its restart
- * failed: it has the image's name (a placeholder is still cr-mktree) and
- * sleeps in another system call than restart(2).
+ * failed: it has the image's name (a placeholder is still cr-mktree), sleeps
+ * in another system call than restart(2), and started at @born (when the
+ * restart did) or later: a damaged tree may name pid 1 or another task that
+ * was there before.
  */
-function halfRestored(tree: TreeTask[]): number[] {
+function halfRestored(tree: TreeTask[], born: number): number[] {
   return tree.filter((t) => {
     try {
       const stat = fs.readFileSync(`/proc/${t.pid}/stat`, 'utf8');
       const comm = /\((.*)\) (\S)/.exec(stat);
       const call = fs.readFileSync(`/proc/${t.pid}/syscall`, 'utf8').split(' ')[0];
-      return comm && comm[1] !== 'cr-mktree' && comm[2] === 'S' && /^\d+$/.test(call ?? '') && call !== String(NR_RESTART);
+      return comm && comm[1] !== 'cr-mktree' && comm[2] === 'S' && /^\d+$/.test(call ?? '') && call !== String(NR_RESTART) &&
+        startTicks(stat) >= born;
     } catch {
       return false;
     }
@@ -174,6 +183,7 @@ export async function tryImage(file: string, logFile: string, tree: TreeTask[], 
   const args = tree.map((t) => `${t.pid}:${t.ppid}:${t.pgid}:${t.sid}${t.zombie === undefined ? '' : `:z${t.zombie}`}`);
   // a root that had UTS/IPC namespaces of its own is made in fresh ones, as cr restore does
   const ns = cloneFlags ? ['-n', cloneFlags.toString(16)] : [];
+  const born = uptimeTicks();
   const h = execa(helperPath(), ['-k', file, logFile, ...ns, ...args], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], reject: false, buffer: false });
   let status = '';
   h.stdio[3]!.on('data', (c: Buffer) => {
@@ -202,7 +212,7 @@ export async function tryImage(file: string, logFile: string, tree: TreeTask[], 
       : { kind: 'refused' };
   }
   if (outcome.kind === 'refused' && live) {
-    const running = halfRestored(tree);
+    const running = halfRestored(tree, born);
     if (running.length) outcome = { kind: 'misbehaved', why: `half-restored tree: pid ${running.join(', ')} runs although the restart failed` };
   }
   // the tree, and whatever a restarted task of it may have forked since, in its groups
