@@ -147,6 +147,17 @@ struct ckpt_ctx {
 	u64 bytes;
 	loff_t start_pos;	/* of the image in its file */
 	bool error_written;
+	/*
+	 * What is logged while the engine holds an mmap lock (ckpt_hold_log()),
+	 * written once it lets go: the log and the image may be pipes or
+	 * files, whose locks are taken before mmap_lock.
+	 */
+	unsigned int log_held;
+	unsigned int held_len;
+	char held_log[512];
+	bool held_error;	/* checkpoint: an ERROR object waits, with this */
+	int held_errno;
+	char held_msg[240];
 	bool self;		/* checkpoint: the caller checkpoints itself */
 	const struct cred *cred;	/* the caller's, referenced */
 
@@ -255,6 +266,8 @@ int ckpt_fault(struct ckpt_ctx *ctx, enum ckpt_fault stage, u64 n);
 /* image.c: log, errors, object I/O */
 __printf(2, 3) void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...);
 __printf(3, 4) int ckpt_err(struct ckpt_ctx *ctx, int err, const char *fmt, ...);
+void ckpt_hold_log(struct ckpt_ctx *ctx);
+void ckpt_release_log(struct ckpt_ctx *ctx);
 u64 ckpt_checksum(u64 sum, const void *buf, size_t len);
 int ckpt_write(struct ckpt_ctx *ctx, const void *buf, size_t len);
 int ckpt_write_obj(struct ckpt_ctx *ctx, void *obj, u32 type, u32 len);

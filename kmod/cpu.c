@@ -4,9 +4,10 @@
  *
  * The target of a checkpoint is frozen, so its user registers are in
  * pt_regs and its FPU state is in memory; the FPU state is saved through
- * the ptrace regset (XSAVE layout, or FXSAVE on CPUs without XSAVE), which
- * is also what restart feeds back, so the kernel's own checks of a
- * user-supplied XSAVE image apply.
+ * the ptrace regset (XSAVE layout, or FXSAVE on CPUs without XSAVE).
+ * Restart loads that image into current with x86_set_current_fpstate()
+ * (kernel-patches/ 0006), which applies the regset setters' checks of a
+ * user-supplied image.
  *
  * A task that checkpoints itself is saved in checkpoint(2), which it
  * returns from with 0 when restarted.
@@ -22,7 +23,7 @@
 #include <linux/ptrace.h>
 #include <linux/sched/task_stack.h>
 #include <linux/slab.h>
-#include <asm/fpu/api.h>
+#include <asm/fpu/regset.h>
 #include <asm/proto.h>
 #include <asm/ptrace.h>
 #include <asm/segment.h>
@@ -165,7 +166,8 @@ int restore_prepare_cpu(struct ckpt_ctx *ctx)
 	rs = ckpt_regset(current, f->note);
 	if (!rs || rs->n * rs->size != f->size ||
 	    f->h.len != sizeof(*f) + ALIGN(f->size, 8))
-		return ckpt_err(ctx, -EINVAL, "the FPU state of the image (%u bytes) does not fit this CPU",
+		return ckpt_err(ctx, -EINVAL,
+				"the FPU state of the image (%u bytes) does not fit this CPU",
 				f->size);
 	ctx->fpu = f;
 	return 0;
@@ -203,26 +205,14 @@ int restore_cpu(struct ckpt_ctx *ctx, long *ax)
 	struct pt_regs *regs = current_pt_regs();
 	struct ckpt_hdr_cpu *c = ctx->cpu;
 	struct ckpt_hdr_fpu *f = ctx->fpu;
-	const struct user_regset *rs;
 	int ret;
 
 	ret = x86_set_current_fsgsbase(c->fs_base, c->gs_base);
 	if (ret)
 		return ckpt_err(ctx, ret, "cannot set the FS/GS base");
 
-	/*
-	 * The regset setters are written for a stopped tracee.  For current,
-	 * keep preemption (and so an FPU save over our work) away with
-	 * fpregs_lock(), and mark the registers stale so the new state is
-	 * loaded on the way back to user mode.
-	 */
-	rs = ckpt_regset(current, f->note);
-	if (!rs)
-		return -EINVAL;
-	fpregs_lock();
-	ret = rs->set(current, rs, 0, f->size, f + 1, NULL);
-	set_thread_flag(TIF_NEED_FPU_LOAD);
-	fpregs_unlock();
+	/* the regset setters are for a stopped tracee: this one is for current */
+	ret = x86_set_current_fpstate(f + 1, f->size);
 	if (ret)
 		return ckpt_err(ctx, ret, "the FPU state of the image was refused");
 

@@ -94,8 +94,13 @@ static void ckpt_log(struct ckpt_ctx *ctx, const char *fmt, va_list ap)
 	if (len && buf[len - 1] != '\n' && len < sizeof(buf) - 1)
 		buf[len++] = '\n';
 	pr_debug("%s", buf);
-	if (ctx->logfile)
+	if (ctx->log_held) {
+		len = min_t(int, len, sizeof(ctx->held_log) - ctx->held_len);
+		memcpy(ctx->held_log + ctx->held_len, buf, len);
+		ctx->held_len += len;
+	} else if (ctx->logfile) {
 		kernel_write(ctx->logfile, buf, len, &ctx->logfile->f_pos);
+	}
 }
 
 void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...)
@@ -112,10 +117,16 @@ void ckpt_msg(struct ckpt_ctx *ctx, const char *fmt, ...)
  * as an ERROR object followed by the message (only the first error).
  * Returns @err so callers can "return ckpt_err(...)".
  */
+static void ckpt_write_error(struct ckpt_ctx *ctx, int err, const char *msg)
+{
+	struct ckpt_hdr_error e = { .errno_value = err };
+
+	ckpt_write_obj_str(ctx, &e, CKPT_HDR_ERROR, sizeof(e), msg);
+}
+
 int ckpt_err(struct ckpt_ctx *ctx, int err, const char *fmt, ...)
 {
-	struct ckpt_hdr_error e = {};
-	char msg[240];
+	char msg[sizeof(ctx->held_msg)];
 	va_list ap;
 	int len = 0;
 
@@ -129,10 +140,39 @@ int ckpt_err(struct ckpt_ctx *ctx, int err, const char *fmt, ...)
 
 	if (!ctx->restart && !ctx->error_written) {
 		ctx->error_written = true;
-		e.errno_value = err;
-		ckpt_write_obj_str(ctx, &e, CKPT_HDR_ERROR, sizeof(e), msg);
+		if (ctx->log_held) {
+			ctx->held_error = true;
+			ctx->held_errno = err;
+			strscpy(ctx->held_msg, msg);
+		} else {
+			ckpt_write_error(ctx, err, msg);
+		}
 	}
 	return err;
+}
+
+/*
+ * Around a section under an mmap lock (any task's: lockdep sees one
+ * class): ckpt_msg() and ckpt_err() keep what they would write to the log
+ * and the image until ckpt_release_log().  Writing a pipe or a file takes
+ * its locks, which others hold while they fault on user memory.
+ */
+void ckpt_hold_log(struct ckpt_ctx *ctx)
+{
+	ctx->log_held++;
+}
+
+void ckpt_release_log(struct ckpt_ctx *ctx)
+{
+	if (WARN_ON_ONCE(!ctx->log_held) || --ctx->log_held)
+		return;
+	if (ctx->held_len && ctx->logfile)
+		kernel_write(ctx->logfile, ctx->held_log, ctx->held_len, &ctx->logfile->f_pos);
+	ctx->held_len = 0;
+	if (ctx->held_error) {
+		ctx->held_error = false;
+		ckpt_write_error(ctx, ctx->held_errno, ctx->held_msg);
+	}
 }
 
 /* The image checksum: 64-bit FNV-style over little 8-byte words */

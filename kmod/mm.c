@@ -108,6 +108,7 @@ static int ckpt_mm_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_
 
 	if (mmap_read_lock_killable(mm))
 		return -EINTR;
+	ckpt_hold_log(ctx);
 	checkpoint_mm_obj(ctx, mm, h);
 	if (h->vdso && mm->context.vdso_image)
 		vdso_end = h->vdso + mm->context.vdso_image->size;
@@ -115,6 +116,7 @@ static int ckpt_mm_vmas(struct ckpt_ctx *ctx, struct mm_struct *mm, struct ckpt_
 	if (!ret)
 		ret = ckpt_collect_vmas(ctx, mm, h->vvar, vdso_end, parent, nr_parent, descs, nr);
 	mmap_read_unlock(mm);
+	ckpt_release_log(ctx);
 	return ret;
 }
 

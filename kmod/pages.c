@@ -519,6 +519,7 @@ int checkpoint_pages_early(struct ckpt_ctx *ctx, struct task_struct *t)
 	if (!ret && mmap_write_lock_killable(mm))
 		ret = -EINTR;
 	if (!ret) {
+		ckpt_hold_log(ctx);
 		raw_write_seqcount_begin(&mm->write_protect_seq);
 		inc_tlb_flush_pending(mm);
 		ret = ckpt_early_walk(ctx, mm, e);
@@ -527,6 +528,7 @@ int checkpoint_pages_early(struct ckpt_ctx *ctx, struct task_struct *t)
 		dec_tlb_flush_pending(mm);
 		raw_write_seqcount_end(&mm->write_protect_seq);
 		mmap_write_unlock(mm);
+		ckpt_release_log(ctx);
 	}
 	if (!ret) {
 		mmgrab(mm);
@@ -600,6 +602,7 @@ static int ckpt_take_pages(struct ckpt_ctx *ctx, struct mm_struct *mm, bool incr
 	ret = track ? mmap_write_lock_killable(mm) : mmap_read_lock_killable(mm);
 	if (ret)
 		return -EINTR;
+	ckpt_hold_log(ctx);
 	if (!incremental && ckpt_early_current(ctx, mm, descs, nr)) {
 		ret = ckpt_early_take(ctx, mm, priv);
 		ckpt_msg(ctx, "pid %d: the pages shared before the freeze are unchanged\n",
@@ -642,6 +645,7 @@ unlock:
 		mmap_write_unlock(mm);
 	else
 		mmap_read_unlock(mm);
+	ckpt_release_log(ctx);
 	return ret;
 }
 

@@ -45,6 +45,7 @@ static char *ckpt_exe_path(struct ckpt_ctx *ctx, struct mm_struct *mm, pid_t pid
 	char *path = NULL;
 
 	mmap_read_lock(mm);
+	ckpt_hold_log(ctx);
 	exe = rcu_dereference_protected(mm->exe_file, lockdep_is_held(&mm->mmap_lock));
 	if (exe && d_unlinked(exe->f_path.dentry))
 		path = ERR_PTR(ckpt_err(ctx, -EOPNOTSUPP,
@@ -52,6 +53,7 @@ static char *ckpt_exe_path(struct ckpt_ctx *ctx, struct mm_struct *mm, pid_t pid
 	else if (exe)
 		path = d_path(&exe->f_path, buf, PATH_MAX);
 	mmap_read_unlock(mm);
+	ckpt_release_log(ctx);
 	if (IS_ERR(path) && PTR_ERR(path) != -EOPNOTSUPP)
 		ckpt_err(ctx, PTR_ERR(path), "pid %d: no path for its executable", pid);
 	return path;

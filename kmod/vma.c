@@ -428,6 +428,7 @@ int restore_vmas_forked(struct ckpt_ctx *ctx, bool *vdso_kept)
 		keep[n++].end = ctx->stub + CKPT_STUB_SIZE;
 	}
 	mmap_read_lock(mm);
+	ckpt_hold_log(ctx);
 	for (i = 0; i < ctx->nr_vmas; i++) {
 		struct ckpt_rvma *r = &ctx->vmas[i];
 
@@ -443,6 +444,7 @@ int restore_vmas_forked(struct ckpt_ctx *ctx, bool *vdso_kept)
 		keep[n++].end = r->v->end;
 	}
 	mmap_read_unlock(mm);
+	ckpt_release_log(ctx);
 	sort(keep, n, sizeof(*keep), ckpt_range_cmp, NULL);
 	for (i = 0; !ret && i <= n; i++) {
 		u64 next = i < n ? keep[i].start : TASK_SIZE;

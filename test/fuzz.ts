@@ -24,7 +24,7 @@ const program = new Command('fuzz')
   .addOption(new Option('--backend <name>', 'whose restore to fuzz').choices(['user', 'kernel']).default('kernel'))
   .option('--count <n>', 'how many images', count, 1000)
   .option('--seed <n>', 'the run seed: the same seed and case number give the same mutation', count, 20261201)
-  .option('--first <n>', 'the first case number (user)', count, 0)
+  .option('--first <n>', 'the first case number', count, 0)
   .option('--verbose', 'print every case', false)
   .allowUnknownOption()
   .parse();

@@ -126,7 +126,11 @@ export function guestEnv(extra: Record<string, string> = {}): Record<string, str
 }
 
 /** The QEMU command line (without the program name) for a kernel and an initrd. */
-export function qemuArgs(o: { bzImage: string; initrd: string; accel: Accel; memMiB: number; cpus: number }): string[] {
+export function qemuArgs(o: { bzImage: string; initrd: string; accel: Accel; memMiB: number; cpus: number; flavour?: Flavour }): string[] {
+  // The debug kernel's soft-lockup limit is 60 s, not 20: under TCG on a busy host its KASAN-checked
+  // unpacking of the initramfs alone took 22-26 s (a restart that spins still trips it, well within
+  // the fuzzer's 120 s a case).
+  const watchdog = o.flavour === 'debug' ? ' watchdog_thresh=30' : '';
   const args = [
     '-name', 'cr-lab',
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
@@ -134,7 +138,7 @@ export function qemuArgs(o: { bzImage: string; initrd: string; accel: Accel; mem
     '-m', String(o.memMiB), '-smp', String(o.cpus),
     '-kernel', o.bzImage, '-initrd', o.initrd,
     // quiet: only errors reach the console; the full log comes back on cr.dmesg.
-    '-append', 'console=ttyS0 quiet panic=-1 rdinit=/init',
+    '-append', `console=ttyS0 quiet panic=-1 rdinit=/init${watchdog}`,
     '-chardev', 'stdio,id=console,signal=off', '-serial', 'chardev:console',
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-device', 'virtio-serial-pci,id=ports',
@@ -202,7 +206,7 @@ async function keepLogs(parts: Record<string, Buffer>): Promise<string> {
  * long: a hung guest costs a bounded time, never a whole suite's limit.
  */
 async function boot({ kernel, initrd, accel, o }: Boot): Promise<RunResult> {
-  const args = qemuArgs({ bzImage: kernel.bzImage, initrd, accel, memMiB: o.memMiB, cpus: o.cpus });
+  const args = qemuArgs({ bzImage: kernel.bzImage, initrd, accel, memMiB: o.memMiB, cpus: o.cpus, flavour: kernel.flavour });
   const started = Date.now();
   const qemu = execa(QEMU, args, {
     stdio: ['ignore', 'pipe', 'pipe', ...PORTS.map(() => 'pipe' as const)],

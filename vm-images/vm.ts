@@ -61,7 +61,7 @@ async function main(): Promise<number> {
     // A dry run: no build, no boot. fds 3-6 are the runner's port sockets.
     const kernel = { bzImage: join(kernelCacheDir(), readKernelInputs(flavour).hash, 'bzImage') };
     const base = await ensureInitramfs();
-    const args = qemuArgs({ bzImage: kernel.bzImage, initrd: `${base}+command.cpio.gz`, accel: 'tcg', memMiB: opts.mem, cpus: opts.cpus });
+    const args = qemuArgs({ bzImage: kernel.bzImage, initrd: `${base}+command.cpio.gz`, accel: 'tcg', memMiB: opts.mem, cpus: opts.cpus, flavour });
     process.stdout.write([QEMU, ...args].map(shellWord).join(' ') + '\n');
     process.stdout.write('# -accel: tcg here; a run uses kvm (with -cpu host) once a probe guest has answered under it\n');
     process.stdout.write('# /cr-lab/cmd in the appended archive:\n');

@@ -20,7 +20,7 @@ t(`${CASES} mutated images are each refused or restarted whole, with a clean ker
   assert.is(ensureEngine(), undefined);
   raisePidMax();
   const seeds = await makeSeeds();
-  const totals = await fuzz(seeds, CASES, 20261201);
+  const totals = await fuzz(seeds, { first: 0, count: CASES, runSeed: 20261201 });
   console.log(`  ${totals.cases} images from ${seeds.length} seeds: ${totals.refused} refused, ${totals.restarted} restarted, ${totals.misbehaved.length} misbehaved (${totals.seconds.toFixed(0)} s)`);
   assert.equal(totals.misbehaved, []);
   assert.ok(totals.refused > CASES / 2, 'most mutations are refused');

@@ -19,7 +19,7 @@ import { CrError } from '../../userspace/errors.js';
 import { packageRoot } from '../../userspace/paths.js';
 import { alive, sleep, tempDir } from '../lib/harness.js';
 import { dmesgTrouble, kprogram, selfCheck, skipReason, startTo } from './env.js';
-import { editField, fieldOf, findObject, readField } from './fuzz/format.js';
+import { editField, fieldOf, findObject, fixTrailer, readField, replaceObject } from './fuzz/format.js';
 
 const t = skipReason ? test.skip : test;
 
@@ -262,6 +262,72 @@ t('a file that became a FIFO since the checkpoint is refused at restart by name,
   await execa('mkfifo', [data]);
   assert.match(await restoreError(images), new RegExp(`${data} is no longer the kind of file it was`));
   assert.not.ok(alive(child.pid), 'nothing of the tree runs');
+  assert.equal(dmesgTrouble(), []);
+});
+
+/** The regsets an FPU object's state is in: FXSAVE, or XSAVE (its payload follows the note and size). */
+const NT_PRFPREG = 2;
+const NT_X86_XSTATE = 0x202;
+
+/** @img with its FPU payload rewritten by @edit. */
+function editFpu(img: Buffer, edit: (payload: Buffer) => void): Buffer {
+  const out = Buffer.from(img);
+  const fpu = findObject(out, 'FPU')!;
+  edit(out.subarray(fpu.offset + 16, fpu.offset + fpu.len));
+  fixTrailer(out);
+  return out;
+}
+
+t('an FPU image gets the regset setters\' checks at restart, and loads into the restarting task cleanly in either layout', async () => {
+  const c = await checkpointConfine('wait');
+  const img = fs.readFileSync(path.join(c.images, 'kernel.img'));
+  const fpu = findObject(img, 'FPU')!;
+  const note = img.readUInt32LE(fpu.offset + 8);
+  assert.ok(note === NT_X86_XSTATE || note === NT_PRFPREG, `note ${note}`);
+  // MXCSR (offset 24 of the FXSAVE area) with a reserved bit
+  assert.match(await restoreError(imageDir(editFpu(img, (p) => p.writeUInt32LE((p.readUInt32LE(24) | 0x80000000) >>> 0, 24)))),
+    /the FPU state of the image was refused/);
+  if (note === NT_X86_XSTATE) {
+    // the XSAVE header at 512: an xfeature no task may have, a compacted layout, a reserved word
+    for (const [at, value] of [[512, 1n << 62n], [520, 1n << 63n], [528, 1n]] as const) {
+      const bad = editFpu(img, (p) => p.writeBigUInt64LE(p.readBigUInt64LE(at) | value, at));
+      assert.match(await restoreError(imageDir(bad)), /the FPU state of the image was refused/, `XSAVE word at ${at}`);
+    }
+    // the same state in the FXSAVE layout (NT_PRFPREG) loads too: x87 and SSE from it, the rest in its initial state
+    const fx = Buffer.alloc(8 + 8 + 512);
+    fx.writeUInt32LE(fpu.type, 0);
+    fx.writeUInt32LE(fx.length, 4);
+    fx.writeUInt32LE(NT_PRFPREG, 8);
+    fx.writeUInt32LE(512, 12);
+    img.copy(fx, 16, fpu.offset + 16, fpu.offset + 16 + 512);
+    const r = await restartAndCheck({ ...c, images: imageDir(replaceObject(img, 'FPU', fx)) });
+    assert.equal(r.after, c.before);
+    assert.is(r.code, 0, r.out);
+  }
+  const r = await restartAndCheck(c);
+  assert.equal(r.after, c.before);
+  assert.is(r.code, 0, r.out);
+  assert.equal(dmesgTrouble(), []);
+});
+
+t('a forked task\'s mapping its parent\'s copy lacks is refused by name, and the refusal waits for the mmap lock (a clean lockdep log)', async () => {
+  // the fuzzer's case 1740 (seed 20261201): a from_parent file mapping of kpipes' child made shared
+  const dir = tempDir('ksndpipes');
+  const out = path.join(dir, 'out.txt');
+  const child = startTo(kprogram('kpipes'), ['100000', '20', dir], out);
+  await waitFor(out, 'iter 3:');
+  const images = tempDir('ksndimg');
+  await kernelBackend.dump({ pid: child.pid, dir: images });
+  assert.is(await child.done, 'SIGKILL');
+  const img = fs.readFileSync(path.join(images, 'kernel.img'));
+  let n = 0;
+  for (let vma = findObject(img, 'VMA', n); vma; vma = findObject(img, 'VMA', ++n)) {
+    const get = (f: string) => readField(img, vma, fieldOf(vma.type, f));
+    if (get('from_parent') === 1n && get('kind') === 3n) break;	// CKPT_VMA_FILE
+  }
+  assert.ok(findObject(img, 'VMA', n), 'the child has a file mapping from its parent');
+  const err = await restoreError(imageDir(editField(img, 'VMA', 'kind', 4n, n)));	// CKPT_VMA_SHFILE
+  assert.match(err, /VMA [0-9a-f]+ is not in the parent's copy/);
   assert.equal(dmesgTrouble(), []);
 });
 

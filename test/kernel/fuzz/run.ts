@@ -232,8 +232,15 @@ export async function tryImage(file: string, logFile: string, tree: TreeTask[], 
   return outcome;
 }
 
-/** Run @count mutated images from @seeds; @onCase sees each outcome. */
-export async function fuzz(seeds: Seed[], count: number, runSeed: number,
+/** Which cases: @count of them numbered from @first, mutated as @runSeed says. */
+export interface Cases {
+  first: number;
+  count: number;
+  runSeed: number;
+}
+
+/** Run the mutated images @cases of @seeds; @onCase sees each outcome. */
+export async function fuzz(seeds: Seed[], { first, count, runSeed }: Cases,
   onCase: (n: number, o: Outcome, what: string) => void = () => {}): Promise<Totals> {
   const t0 = Date.now();
   const all = targets(seeds);
@@ -243,7 +250,7 @@ export async function fuzz(seeds: Seed[], count: number, runSeed: number,
   const kmsg = new KernelLog();
   const totals: Totals = { cases: 0, refused: 0, restarted: 0, misbehaved: [], seconds: 0 };
   try {
-    for (let n = 0; n < count; n++) {
+    for (let n = first; n < first + count; n++) {
       const c0 = Date.now();
       const m = mutate(seeds, all, n, runSeed);
       fs.writeFileSync(file, m.img);
