@@ -182,6 +182,15 @@ crTest('UDP sockets, bound or connected, IPv4 and IPv6, keep their queued datagr
   assert.match(r.show, /udp6 socket bound to \[::1\]:\d+, 2 datagrams queued/);
 });
 
+crTest('UDP queues with empty datagrams, some peeked at before the dump: every one comes back, in order, and the peeked ones stay passed over', async () => {
+  const r = await roundTrip('udpqueue', ['100'], 3);
+  assert.match(r.reference, /\nall good\n$/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.show, /udp socket bound to 127\.0\.0\.1:\d+, 8 datagrams queued \(3 empty ones peeked at\)/);
+  assert.match(r.show, /udp socket bound to 127\.0\.0\.1:\d+, connected to 127\.0\.0\.1:\d+, 3 datagrams queued \(1 empty one peeked at\)/);
+  assert.match(r.show, /udp6 socket bound to \[::1\]:\d+, 3 datagrams queued \(1 empty one peeked at\)/);
+}, { sample: true });
+
 test('python3 -m http.server is dumped mid-reply and comes back serving: the client gets the rest of its reply, a new one is answered', async () => {
   const dir = tempDir('http');
   const www = path.join(dir, 'www');
