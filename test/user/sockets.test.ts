@@ -11,7 +11,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { alive, cr, roundTrip, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { alive, cr, programBin, roundTrip, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { dumpFaults } from '../lib/faults.js';
 import { crTest, test } from '../lib/modes.js';
 
 /** The nftables tables of cr's network locks now. */
@@ -190,6 +191,17 @@ crTest('UDP queues with empty datagrams, some peeked at before the dump: every o
   assert.match(r.show, /udp socket bound to 127\.0\.0\.1:\d+, connected to 127\.0\.0\.1:\d+, 3 datagrams queued \(1 empty one peeked at\)/);
   assert.match(r.show, /udp6 socket bound to \[::1\]:\d+, 3 datagrams queued \(1 empty one peeked at\)/);
 }, { sample: true });
+
+// The dump takes each queue out and puts it back: one that fails after that
+// (dump-objects:4 comes right after the descriptors are saved) leaves the
+// task with its queues as they were, peeked-at datagrams and all.
+test('a failed dump leaves the UDP queues as they were, empty datagrams peeked at and all', () =>
+  dumpFaults('user', {
+    argv: () => [programBin('udpqueue'), '1000'],
+    ready: (dir) => waitLines(`${dir}/stdout`, 3),
+    progress: (dir) => `${dir}/stdout`,
+    answer: (dir) => withoutPid(fs.readFileSync(`${dir}/stdout`, 'utf8')).body,
+  }, ['dump-frozen', 'dump-objects:4', 'dump-objects:6']));
 
 test('python3 -m http.server is dumped mid-reply and comes back serving: the client gets the rest of its reply, a new one is answered', async () => {
   const dir = tempDir('http');
