@@ -30,6 +30,14 @@ crTest('stream, datagram and seqpacket socket pairs keep their queues in both di
   assert.is(r.restored, r.reference);
 }, { sample: true });
 
+crTest('datagram and seqpacket pairs with empty messages queued, the one at the head peeked at for its size: every one comes back, in order', async () => {
+  const r = await roundTrip('unixempty', ['100'], 3);
+  assert.match(r.reference, /\nall good\n$/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.show, /unix dgram socket:\[\d+\] paired with socket:\[\d+\], 5 messages queued/);
+  assert.match(r.show, /unix seqpacket socket:\[\d+\] paired with socket:\[\d+\], 5 messages queued/);
+});
+
 crTest('unix sockets of every kind: names and socket files, accept queues, shutdowns, datagram senders, descriptors and credentials in flight', async () => {
   const r = await roundTrip('unixsk', ['150'], 3);
   assert.match(r.reference, /\nall good\n$/);

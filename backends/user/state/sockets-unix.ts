@@ -160,43 +160,69 @@ function accepted(st: DumpState, me: UnixDiag, other: UnixDiag): boolean {
   return me.ino > other.ino;
 }
 
-/** Everything queued for the socket (a duplicate in cr), left in place; descriptors in flight are saved as open files. */
+/**
+ * Everything queued for the socket (a duplicate in cr), left in place;
+ * descriptors in flight are saved as open files. With a peek offset each
+ * MSG_PEEK moves on past what it returned: the whole queue, record by
+ * record; SO_PASSCRED keeps writers apart. But such a peek passes over an
+ * empty message once it has been peeked at, as a task that asks for the
+ * size of the next message (MSG_PEEK | MSG_TRUNC) leaves the one at the
+ * head: the head is peeked at first without an offset, which shows it
+ * whatever it is (and marks it, if empty, so that the pass does not take
+ * it twice). An empty message further on that was peeked at with an
+ * offset (the task's own SO_PEEK_OFF, or an earlier dump that left the
+ * task running) stays out of sight: only reading the queue would show
+ * it, and a queue read cannot always be written back to a running task
+ * (its writer may be gone).
+ */
 function peekQueue(st: DumpState, files: DumpFiles, fd: number, s: UnixSocketFile, refuse: (what: string) => Error): UnixMessage[] {
   const stream = s.type === SOCK.STREAM;
-  // With a peek offset each MSG_PEEK moves on past what it returned: the
-  // whole queue, record by record; SO_PASSCRED keeps writers apart.
-  setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, 0);
+  const buf = Buffer.alloc(Math.max(s.opts.rcvbuf, s.opts.sndbuf, 1 << 16) * 2);
+  /** The next message at the socket's peek offset, or null at the end of the queue. */
+  const next = (): UnixMessage | null => {
+    let got;
+    try {
+      got = recvmsg(fd, buf, MSG.PEEK | MSG.DONTWAIT | MSG.CMSG_CLOEXEC, CONTROL_SIZE);
+    } catch (err) {
+      if ((err as SysError).code === 'EAGAIN') return null;
+      throw err;
+    }
+    if (got.flags & MSG.CTRUNC) throw refuse('with more descriptors in flight in one message than cr can take');
+    if (got.flags & MSG.TRUNC) throw refuse(`with a message over ${buf.length} bytes queued`);
+    const fds: number[] = [];
+    const m: UnixMessage = { data: Buffer.from(buf.subarray(0, got.len)), fds: [], pid: 0, uid: 0, gid: 0, from: Buffer.alloc(0) };
+    for (const c of got.control) {
+      if (c.level === SOL.SOCKET && c.type === SCM.RIGHTS) for (let i = 0; i + 4 <= c.data.length; i += 4) fds.push(c.data.readInt32LE(i));
+      if (c.level === SOL.SOCKET && c.type === SCM.CREDENTIALS) Object.assign(m, decodeUcred(c.data));
+    }
+    st.received.push(...fds);
+    // An end of file (stream), or the end of a seqpacket or datagram queue whose writer is gone.
+    if (!got.len && !fds.length && (stream || s.shutdown & RCV_SHUTDOWN)) return null;
+    for (const f of fds) {
+      const stat = fs.fstatSync(f);
+      if (stat.isSocket()) st.held.add(stat.ino);
+      m.fds.push(files.inFlight(f));
+    }
+    if (got.name.length > 2) m.from = Buffer.from(nameOf({ name: got.name.subarray(2) }));
+    return m;
+  };
   setsockopt(fd, SOL.SOCKET, SO.PASSCRED, 1);
   try {
-    const buf = Buffer.alloc(Math.max(s.opts.rcvbuf, s.opts.sndbuf, 1 << 16) * 2);
     const queue: UnixMessage[] = [];
-    for (;;) {
-      let got;
+    if (!stream) {
+      setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, -1);
+      // Its size first: a message with bytes comes in the pass, with its descriptors.
+      let empty = false;
       try {
-        got = recvmsg(fd, buf, MSG.PEEK | MSG.DONTWAIT | MSG.CMSG_CLOEXEC, CONTROL_SIZE);
+        empty = recvmsg(fd, buf.subarray(0, 1), MSG.PEEK | MSG.DONTWAIT).len === 0;
       } catch (err) {
-        if ((err as SysError).code === 'EAGAIN') break;
-        throw err;
+        if ((err as SysError).code !== 'EAGAIN') throw err;
       }
-      if (got.flags & MSG.CTRUNC) throw refuse('with more descriptors in flight in one message than cr can take');
-      if (got.flags & MSG.TRUNC) throw refuse(`with a message over ${buf.length} bytes queued`);
-      const fds: number[] = [];
-      const m: UnixMessage = { data: Buffer.from(buf.subarray(0, got.len)), fds: [], pid: 0, uid: 0, gid: 0, from: Buffer.alloc(0) };
-      for (const c of got.control) {
-        if (c.level === SOL.SOCKET && c.type === SCM.RIGHTS) for (let i = 0; i + 4 <= c.data.length; i += 4) fds.push(c.data.readInt32LE(i));
-        if (c.level === SOL.SOCKET && c.type === SCM.CREDENTIALS) Object.assign(m, decodeUcred(c.data));
-      }
-      st.received.push(...fds);
-      // An end of file (stream), or the end of a seqpacket or datagram queue whose writer is gone.
-      if (!got.len && !fds.length && (stream || s.shutdown & RCV_SHUTDOWN)) break;
-      for (const f of fds) {
-        const stat = fs.fstatSync(f);
-        if (stat.isSocket()) st.held.add(stat.ino);
-        m.fds.push(files.inFlight(f));
-      }
-      if (got.name.length > 2) m.from = Buffer.from(nameOf({ name: got.name.subarray(2) }));
-      queue.push(m);
+      const head = empty ? next() : null;
+      if (head) queue.push(head);
     }
+    setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, 0);
+    for (let m = next(); m; m = next()) queue.push(m);
     return queue;
   } finally {
     setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, s.opts.peek_off);
