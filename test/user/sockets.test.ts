@@ -294,6 +294,9 @@ test('sockets still not supported are refused at dump time, naming them, and the
     ['raw', () => /fd 3: raw inet socket \(protocol 1\) is not supported$/],
     ['backlog', () => /fd 3: tcp socket listening on 127\.0\.0\.1:\d+ with 1 connection not accepted yet is not supported$/],
     ['udpcork', () => /fd 3: udp socket on \S+:\d+ with a datagram being written \(UDP_CORK\) is not supported$/],
+    // The error and the datagram are still there for the task after the refusal (its last line says so).
+    ['udperror', () => /fd 3: udp socket connected to 127\.0\.0\.1:\d+ with an error pending \(an ICMP error not read yet\) is not supported$/],
+    ['udpforeign', () => /fd 3: udp socket connected to 127\.0\.0\.1:\d+ with datagrams from others queued \(from before it connected\) is not supported$/],
   ];
   for (const [mode, message] of cases) {
     const dir = tempDir(`sock-${mode}`);

@@ -15,7 +15,7 @@
 import { CrError } from '../../../userspace/errors.js';
 import { sendRawUdp } from '../../../userspace/net/packet.js';
 import {
-  AF, bind, connect, getsockopt, getsockoptBytes, inetAddress, ioctlInt, IPPROTO, MSG, peerName, recvmsg, setsockopt, shutdown, SHUT, SIOC, SOCK, sockName, SOL,
+  AF, bind, connect, getsockopt, getsockoptBytes, inetAddress, ioctlInt, IPPROTO, MSG, peerName, POLL, pollNow, recvmsg, setsockopt, shutdown, SHUT, SIOC, SOCK, sockName, SOL,
   type Cmsg,
 } from '../../../userspace/net/socket.js';
 import type { SysError } from '../../../userspace/sys/libc.js';
@@ -180,10 +180,13 @@ function feed(fd: number, s: UdpSocketFile, queue: UdpDatagram[], peekOff: numbe
  * after, so the task runs on with the queue it had.
  */
 function dumpQueue(fd: number, s: UdpSocketFile, where: string, refuse: (what: string) => Error): UdpDatagram[] {
+  const connected = s.connected ? `connected to ${shownAddress(s.family, s.peer)} ` : '';
+  // A pending error (an ICMP one, or IP_RECVERR's queue) is taken by the first read, then gone: poll shows it, and leaves it.
+  if (pollNow(fd, POLL.IN) & POLL.ERR) throw refuse(`${connected}with an error pending (an ICMP error not read yet)`);
   const seen = readQueue(fd, s, true, refuse);
   // A datagram from another than the peer (queued before connect) could not be sent back to a connected socket.
   const foreign = (d: UdpDatagram) => !d.from.addr.equals(s.peer.addr) || d.from.port !== s.peer.port;
-  if (s.connected && seen.some(foreign)) throw refuse(`connected to ${shownAddress(s.family, s.peer)} with datagrams from others queued (from before it connected)`);
+  if (s.connected && seen.some(foreign)) throw refuse(`${connected}with datagrams from others queued (from before it connected)`);
   const all: UdpDatagram[] = [];
   try {
     all.push(...readQueue(fd, s, false, refuse));
