@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * unixempty: datagram and seqpacket socket pairs whose queues hold empty
- * messages among the others, the one at the head already peeked at the
- * way a reader asks for the size of the next message (MSG_PEEK |
- * MSG_TRUNC). A peek marks an empty message, and a MSG_PEEK with
- * SO_PEEK_OFF (how a dump walks a queue) passes over a marked one. After
- * the dump every message is read and checked: its size, bytes and order.
+ * messages among the others, some already peeked at: the one at the head
+ * the way a reader asks for the size of the next message (MSG_PEEK |
+ * MSG_TRUNC), one further on with SO_PEEK_OFF. A peek marks an empty
+ * message, and a MSG_PEEK with SO_PEEK_OFF (how a dump walks a queue)
+ * passes over a marked one. After the dump every message is read and
+ * checked: its size, bytes and order.
  *
- *   each queue: ""*  "a"  ""  "bb"  ""        (* peeked at)
+ *   each queue: ""*  "a"  ""*  ""  "bb"  ""        (* peeked at)
  *
  *   unixempty STEPS
  */
@@ -21,7 +22,7 @@
 
 #include "selfcheck.h"
 
-static const char *const queue[] = { "", "a", "", "bb", "" };
+static const char *const queue[] = { "", "a", "", "", "bb", "" };
 #define QUEUED (sizeof(queue) / sizeof(*queue))
 
 static void fill(int fd)
@@ -35,6 +36,20 @@ static void fill(int fd)
 static ssize_t next_size(int fd)
 {
 	return recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+}
+
+/* A peek at byte offset `off` of the queue: past "a", it marks the first empty message there. */
+static ssize_t peek_at(int fd, int off)
+{
+	char c;
+	ssize_t n;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)) < 0)
+		return -1;
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	off = -1;
+	setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	return n;
 }
 
 static void check_queue(const char *what, int fd)
@@ -66,7 +81,7 @@ int main(int argc, char **argv)
 		die("socketpair");
 	fill(d[1]);
 	fill(q[1]);
-	if (next_size(d[0]) != 0 || next_size(q[0]) != 0)
+	if (next_size(d[0]) != 0 || next_size(q[0]) != 0 || peek_at(d[0], 1) != 0 || peek_at(q[0], 1) != 0)
 		die("peek");
 
 	built_then_step(steps);
