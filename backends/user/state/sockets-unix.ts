@@ -200,7 +200,7 @@ function readQueue(st: DumpState, files: DumpFiles, fd: number, s: UnixSocketFil
       if (c.level === SOL.SOCKET && c.type === SCM.CREDENTIALS) Object.assign(m, decodeUcred(c.data));
     }
     st.received.push(...rights);
-    // Taken, a message is put back whatever its size (the peek pass before refused what it must).
+    // (Taken, none is: putBack makes room for the longest its writer can send.)
     if (got.flags & MSG.CTRUNC) throw refuse('with more descriptors in flight in one message than cr can take');
     if (got.flags & MSG.TRUNC) throw refuse(`with a message over ${buf.length} bytes queued`);
     // An end of file (stream), or the end of a seqpacket or datagram queue whose writer is gone.
@@ -365,8 +365,10 @@ function dumpSocket(task: DumpTask, f: FdProbe, files: DumpFiles, dup: number): 
       throw refuse(`bound to ${name}, connected to a socket that is gone`);
     }
   }
-  // Only reading a datagram or seqpacket queue shows every empty message; only a peer can write one back.
-  const peer = s.type !== SOCK.STREAM && s.role === 'paired' && !(s.shutdown & RCV_SHUTDOWN) ? holderOf(task, Number(s.peer_ino)) : undefined;
+  // Only reading a datagram or seqpacket queue shows every empty message, and only its writer can write one
+  // back: the peer of a seqpacket connection, or of a datagram pair that nobody else can name.
+  const peerOnly = s.type === SOCK.SEQPACKET || (s.type === SOCK.DGRAM && !s.addr.name.length);
+  const peer = peerOnly && s.role === 'paired' && !(s.shutdown & RCV_SHUTDOWN) ? holderOf(task, Number(s.peer_ino)) : undefined;
   s.queue = peer ? putBack(st, files, task, dup, peer, s, where, refuse) : readQueue(st, files, dup, s, false, refuse).map((t) => t.m);
   return s;
 }
