@@ -244,7 +244,8 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
     st.lock.add(tuple);
     s.lock = st.lock.table;
   } else if (!peer || !st.stillHeld.has(peer.ino)) {
-    st.still ??= NetworkLock.take();
+    // Named apart from the locks an image keeps: it never outlives the dump.
+    st.still ??= NetworkLock.take(`crlab_hold_${process.pid}_${Date.now().toString(36)}`);
     st.still.add(tuple);
     st.stillHeld.add(Number(f.stat.ino));
   }
