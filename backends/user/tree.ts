@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
-import { procStat, procStatus, statField } from '../../userspace/proc/parse.js';
+import { parseKeyValues, procStat, procStatus, statField } from '../../userspace/proc/parse.js';
 import { kill, pidExists, rawSyscall, type SysError, waitZombie } from '../../userspace/sys/libc.js';
 import { CLONE, NR, O, PR, SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
@@ -55,6 +55,22 @@ function seizeThreads(pid: number, into: Tracee[], preseized: Map<number, Tracee
 /** A zombie leader whose threads run on: the process is alive, the leader's /proc shows nothing but its ids. */
 const leaderExited = (pid: number) => procStat(pid).state === 'Z' && listTids(pid).length > 1;
 
+/**
+ * A SIGSTOP sent to the process and not yet taken: it stops as soon as it
+ * runs. A restore of a stopped task leaves it so (process.ts), and a dump
+ * that comes before it ran must not take it for a running one; the
+ * signals module saves every other pending signal, but not this one.
+ */
+function stopPending(pid: number): boolean {
+  const bit = 1n << BigInt(SIG.STOP - 1);
+  const has = (status: Map<string, string>, key: string) => (BigInt(`0x${status.get(key) ?? '0'}`) & bit) !== 0n;
+  try {
+    return has(procStatus(pid), 'ShdPnd') || listTids(pid).some((tid) => has(parseKeyValues(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')), 'SigPnd'));
+  } catch {
+    return false; // gone
+  }
+}
+
 function entryOf(pid: number, threads: number[]): TaskEntry {
   const stat = procStat(pid);
   const exited = leaderExited(pid);
@@ -63,7 +79,7 @@ function entryOf(pid: number, threads: number[]): TaskEntry {
   const state = exited ? procStat(listTids(pid).find((t) => t !== pid)!).state : stat.state;
   return {
     pid, ppid: Number(statField(stat, 4)), pgid: Number(statField(stat, 5)), sid: Number(statField(stat, 6)), comm: stat.comm,
-    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: state === 'T', clone_files: false,
+    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: state === 'T' || (!zombie && stopPending(pid)), clone_files: false,
     exit_signal: Number(statField(stat, 38)), leader_exited: exited,
     nspid: [], new_pidns: false, pidns_init: 0, pidns_of_children: 0, unshared_pidns: false, ns_last_pid: 0,
   };

@@ -728,13 +728,25 @@ static uint64_t udp_fold(int final)
 /* unix-listen: connections not accepted yet keep their order */
 static int ux_l, ux_a, ux_ac, ux_c[8], ux_nc;
 static char ux_path[PATH_MAX];
-static void unix_listen_setup(long n)
+/* The address of the socket file `path`: one longer than sun_path holds is refused, not cut short. */
+static struct sockaddr_un unix_address(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		say("BAD p%d: setup failed: unix socket %s: longer than the %zu bytes sun_path holds (use a shorter WORKDIR)", my_idx, path,
+		    sizeof(a.sun_path) - 1);
+		_exit(2);
+	}
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	return a;
+}
+static void unix_listen_setup(long n)
+{
+	struct sockaddr_un a;
 	unsigned char buf[4096];
 	ux_nc = n > 8 ? 8 : n;
 	pathf(ux_path, "listen.sock");
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", ux_path);
+	a = unix_address(ux_path);
 	ux_l = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (ux_l < 0 || bind(ux_l, (void *)&a, sizeof(a)) || listen(ux_l, 8))
 		die("unix listen");
@@ -763,8 +775,7 @@ static uint64_t unix_listen_fold(int final)
 				BAD("unix-listen: connection %d not accepted in its turn (got %d: %s)", i, got, strerror(errno));
 			close(s);
 		}
-		struct sockaddr_un to = { .sun_family = AF_UNIX };
-		snprintf(to.sun_path, sizeof(to.sun_path), "%s", ux_path);
+		struct sockaddr_un to = unix_address(ux_path);
 		try_connection("unix-listen", ux_l, &to, sizeof(to), AF_UNIX);
 	}
 	return mix(h, ux_nc);

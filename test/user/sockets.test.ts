@@ -11,7 +11,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { alive, cr, roundTrip, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { alive, cr, programBin, roundTrip, sleep, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
+import { dumpFaults } from '../lib/faults.js';
 import { crTest, test } from '../lib/modes.js';
 
 /** The nftables tables of cr's network locks now. */
@@ -28,6 +29,14 @@ crTest('stream, datagram and seqpacket socket pairs keep their queues in both di
   assert.match(r.show, /unix seqpacket socket:\[\d+\] paired with socket:\[\d+\], 3 messages queued/);
   assert.is(r.restored, r.reference);
 }, { sample: true });
+
+crTest('datagram and seqpacket pairs with empty messages queued, some peeked at (for its size, or with SO_PEEK_OFF): every one comes back, in order', async () => {
+  const r = await roundTrip('unixempty', ['100'], 3);
+  assert.match(r.reference, /\nall good\n$/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.show, /unix dgram socket:\[\d+\] paired with socket:\[\d+\], 6 messages queued/);
+  assert.match(r.show, /unix seqpacket socket:\[\d+\] paired with socket:\[\d+\], 6 messages queued/);
+});
 
 crTest('unix sockets of every kind: names and socket files, accept queues, shutdowns, datagram senders, descriptors and credentials in flight', async () => {
   const r = await roundTrip('unixsk', ['150'], 3);
@@ -182,6 +191,30 @@ crTest('UDP sockets, bound or connected, IPv4 and IPv6, keep their queued datagr
   assert.match(r.show, /udp6 socket bound to \[::1\]:\d+, 2 datagrams queued/);
 });
 
+crTest('UDP queues with empty datagrams, some peeked at before the dump: every one comes back, in order, and the peeked ones stay passed over', async () => {
+  const r = await roundTrip('udpqueue', ['100'], 3);
+  assert.match(r.reference, /\nall good\n$/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.show, /udp socket bound to 127\.0\.0\.1:\d+, 8 datagrams queued \(3 empty ones peeked at\)/);
+  assert.match(r.show, /udp socket bound to 127\.0\.0\.1:\d+, connected to 127\.0\.0\.1:\d+, 3 datagrams queued \(1 empty one peeked at\)/);
+  assert.match(r.show, /udp6 socket bound to \[::1\]:\d+, 3 datagrams queued \(1 empty one peeked at\)/);
+}, { sample: true });
+
+// The dump takes UDP queues, and those of datagram and seqpacket pairs, out
+// and puts them back: one that fails after that (dump-objects:4 comes right
+// after the descriptors are saved) leaves the task with its queues as they
+// were, every empty message peeked at included.
+test('a failed dump leaves UDP queues and those of unix datagram and seqpacket pairs as they were, empty messages peeked at and all', async () => {
+  for (const program of ['udpqueue', 'unixempty']) {
+    await dumpFaults('user', {
+      argv: () => [programBin(program), '1000'],
+      ready: (dir) => waitLines(`${dir}/stdout`, 3),
+      progress: (dir) => `${dir}/stdout`,
+      answer: (dir) => withoutPid(fs.readFileSync(`${dir}/stdout`, 'utf8')).body,
+    }, ['dump-frozen', 'dump-objects:4', 'dump-objects:6']);
+  }
+});
+
 test('python3 -m http.server is dumped mid-reply and comes back serving: the client gets the rest of its reply, a new one is answered', async () => {
   const dir = tempDir('http');
   const www = path.join(dir, 'www');
@@ -265,6 +298,9 @@ test('sockets still not supported are refused at dump time, naming them, and the
     ['raw', () => /fd 3: raw inet socket \(protocol 1\) is not supported$/],
     ['backlog', () => /fd 3: tcp socket listening on 127\.0\.0\.1:\d+ with 1 connection not accepted yet is not supported$/],
     ['udpcork', () => /fd 3: udp socket on \S+:\d+ with a datagram being written \(UDP_CORK\) is not supported$/],
+    // The error and the datagram are still there for the task after the refusal (its last line says so).
+    ['udperror', () => /fd 3: udp socket connected to 127\.0\.0\.1:\d+ with an error pending \(an ICMP error not read yet\) is not supported$/],
+    ['udpforeign', () => /fd 3: udp socket connected to 127\.0\.0\.1:\d+ with datagrams from others queued \(from before it connected\) is not supported$/],
   ];
   for (const [mode, message] of cases) {
     const dir = tempDir(`sock-${mode}`);

@@ -99,6 +99,17 @@ export function setsockopt(fd: number, level: number, name: number, value: numbe
   call(`setsockopt(${level}, ${name})`, NR.setsockopt, fd, level, name, val, val.length);
 }
 
+export const POLL = { IN: 1, ERR: 8 } as const;
+
+/** poll(2) of one descriptor, without waiting: which of `events` (and POLLERR, POLLHUP) it has. */
+export function pollNow(fd: number, events: number): number {
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(events, 4);
+  call('poll', NR.poll, pfd, 1, 0);
+  return pfd.readInt16LE(6);
+}
+
 /** An ioctl that fills in an int (SIOCINQ and friends). */
 export function ioctlInt(fd: number, request: number): number {
   const val = Buffer.alloc(4);

@@ -4,7 +4,7 @@ export const NR = {
   ioctl: 16, socket: 41, connect: 42, sendto: 44, shutdown: 48, bind: 49, listen: 50, getsockname: 51, getpeername: 52, socketpair: 53,
   setsockopt: 54, getsockopt: 55, accept4: 288, rt_sigqueueinfo: 129, clock_gettime: 228, epoll_ctl: 233, timerfd_create: 283,
   timerfd_settime: 286, timerfd_gettime: 287, signalfd4: 289, eventfd2: 290, epoll_create1: 291, rt_tgsigqueueinfo: 297,
-  read: 0, write: 1, open: 2, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
+  read: 0, write: 1, open: 2, close: 3, poll: 7, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, madvise: 28, dup2: 33, getitimer: 36, setitimer: 38,
   getpid: 39, rt_sigsuspend: 130, tgkill: 234, fcntl: 72, flock: 73, inotify_add_watch: 254, inotify_rm_watch: 255, inotify_init1: 294, open_by_handle_at: 304, chdir: 80, fchdir: 81, umask: 95, setgroups: 116, setresuid: 117,
   setresgid: 119, sigaltstack: 131, personality: 135, prctl: 157, arch_prctl: 158,

@@ -10,9 +10,10 @@
  * read there. A connection to a peer outside the tree is saved only with
  * --tcp-established: its packets are then dropped by a network lock
  * (userspace/net/netlock.ts) from before it is read until the restore, so
- * the peer never meets a closed port; without the flag it is refused. Its
- * peer in the tree, found through inet_diag, needs no lock: both ends
- * stop and start together.
+ * the peer never meets a closed port; without the flag it is refused. A
+ * connection whose peer is in the tree (found through inet_diag) is held
+ * by a lock of its own only while the dump reads it: both ends stop and
+ * start together, but the kernel goes on sending for them meanwhile.
  *
  * Restore creates the socket in the task, and from cr: repair mode on,
  * options, bind (repair mode may reuse any port), the sequence numbers,
@@ -112,6 +113,15 @@ interface DumpState {
   /** TCP sockets of the namespace by their four-tuple, to find a connection's peer. */
   byTuple: Map<string, InetDiag>;
   lock?: NetworkLock;
+  /**
+   * The connections between two tasks of the tree, held still while the dump
+   * reads them: repair mode stops neither end from sending (data, its
+   * retransmissions, ACKs), so one end read before the other could take
+   * bytes or acknowledgements the first one's image never saw.
+   */
+  still?: NetworkLock;
+  /** Inodes of the connections in `still` (either end's holds both ways). */
+  stillHeld: Set<number>;
   /** Duplicates in cr of the connections put in repair mode. */
   repaired: Repaired[];
 }
@@ -128,9 +138,11 @@ function dumpState(task: DumpTask): DumpState {
   let st = dumps.get(task.shared);
   if (!st) {
     const tcp = [...inetDiags(task).values()].filter((d) => d.protocol === IPPROTO.TCP);
-    const state: DumpState = { byTuple: new Map(tcp.map((d) => [tupleKey(d.family, d.src, d.sport, d.dst, d.dport), d])), repaired: [] };
+    const state: DumpState = { byTuple: new Map(tcp.map((d) => [tupleKey(d.family, d.src, d.sport, d.dst, d.dport), d])), stillHeld: new Set(), repaired: [] };
     // Killed, the connections die in repair mode, silently; let go, they leave it and carry on.
     task.shared.done.push((killed) => {
+      // Let go first, so that the window probes of leaving repair mode get through.
+      if (!killed) state.still?.release();
       for (const r of state.repaired) {
         if (!killed) {
           setsockopt(r.fd, SOL.TCP, TCP.REPAIR, REPAIR.OFF);
@@ -139,6 +151,7 @@ function dumpState(task: DumpTask): DumpState {
         close(r.fd);
       }
       if (!killed) state.lock?.release();
+      if (killed) state.still?.release();
     });
     dumps.set(task.shared, state);
     st = state;
@@ -221,13 +234,20 @@ function dumpTcp(task: DumpTask, f: FdProbe, family: number, dup: number): TcpSo
   }
   if (urgentPending(dup)) throw refuse(`${conn} with urgent data not read yet`);
   s.options = saveLevelOptions(dup, family, tcpOptions(CONNECTED_OPTIONS));
+  // Hold the connection's packets back before anything is read, so that nothing changes under us:
+  // until the restore for a peer outside the tree, until the end of the dump for one in it.
+  const l = unmapped(family, local);
+  const p = unmapped(family, s.peer);
+  const tuple = { family: l.family, src: l.addr, sport: local.port, dst: p.addr, dport: s.peer.port };
   if (!s.peer_in_image) {
-    // Hold the peer's packets back before anything is read, so that nothing changes under us.
     st.lock ??= NetworkLock.take();
-    const l = unmapped(family, local);
-    const p = unmapped(family, s.peer);
-    st.lock.add({ family: l.family, src: l.addr, sport: local.port, dst: p.addr, dport: s.peer.port });
+    st.lock.add(tuple);
     s.lock = st.lock.table;
+  } else if (!peer || !st.stillHeld.has(peer.ino)) {
+    // Named apart from the locks an image keeps: it never outlives the dump.
+    st.still ??= NetworkLock.take(`crlab_hold_${process.pid}_${Date.now().toString(36)}`);
+    st.still.add(tuple);
+    st.stillHeld.add(Number(f.stat.ino));
   }
   const rfd = tracerDup(f.pid, f.fd);
   try {

@@ -8,9 +8,11 @@
  *
  * Dump asks sock_diag for every unix socket of the namespace (peers,
  * names, socket files, accept queues: the UNIX_DIAG "icons"), and reads
- * each queue with MSG_PEEK from a duplicate in cr, stepping with
- * SO_PEEK_OFF and with SO_PASSCRED on so that each writer's bytes come
- * apart, so the task loses nothing. A descriptor in flight arrives in cr
+ * each queue from a duplicate in cr, with SO_PASSCRED on so that each
+ * writer's bytes come apart: with MSG_PEEK stepping with SO_PEEK_OFF, so
+ * the task loses nothing, or, for a datagram or seqpacket socket paired
+ * with one the tree holds, taken out and written back at once through
+ * that peer (readQueue says why). A descriptor in flight arrives in cr
  * and is saved as one more open file of the task's image.
  *
  * Restore makes each socket the way it was made, in the task that first
@@ -30,7 +32,7 @@ import { NR, O } from '../../../userspace/sys/constants.js';
 import { close, fcntl, SysError } from '../../../userspace/sys/libc.js';
 import { findUnixSocket, listUnixSockets, type UnixDiag } from '../../../userspace/net/diag.js';
 import {
-  AF, bind, connect, decodeUcred, encodeUcred, MSG, recvmsg, SCM, sendmsg, setsockopt, shutdown, SOCK, sockName, socket, SOL, SUN_PATH_BYTES, unixAddress,
+  AF, bind, connect, decodeUcred, encodeUcred, getsockopt, MSG, recvmsg, SCM, sendmsg, setsockopt, shutdown, SOCK, sockName, socket, SOL, SUN_PATH_BYTES, unixAddress,
   type Cmsg,
 } from '../../../userspace/net/socket.js';
 import { decodeMessage, encodeMessage } from '../image.js';
@@ -160,48 +162,148 @@ function accepted(st: DumpState, me: UnixDiag, other: UnixDiag): boolean {
   return me.ino > other.ino;
 }
 
-/** Everything queued for the socket (a duplicate in cr), left in place; descriptors in flight are saved as open files. */
-function peekQueue(st: DumpState, files: DumpFiles, fd: number, s: UnixSocketFile, refuse: (what: string) => Error): UnixMessage[] {
+/** A message of a queue as read, and the descriptors in flight with it as they arrived in cr. */
+interface Taken {
+  m: UnixMessage;
+  rights: number[];
+}
+
+/**
+ * Everything queued for the socket (a duplicate in cr), left in place or
+ * (`take`) taken out; descriptors in flight are saved as open files. With
+ * a peek offset each MSG_PEEK moves on past what it returned: the whole
+ * queue, record by record; SO_PASSCRED keeps writers apart. But such a
+ * peek passes over an empty message once it has been peeked at, as a task
+ * that asks for the size of the next message (MSG_PEEK | MSG_TRUNC)
+ * leaves the one at the head: the head is peeked at first without an
+ * offset, which shows it whatever it is (and marks it, if empty, so that
+ * the pass does not take it twice). An empty message further on that was
+ * peeked at with an offset (by the task, or by an earlier dump that left
+ * it running) only shows when the queue is taken out (putBack).
+ */
+function readQueue(st: DumpState, files: DumpFiles, fd: number, s: UnixSocketFile, take: boolean, refuse: (what: string) => Error): Taken[] {
   const stream = s.type === SOCK.STREAM;
-  // With a peek offset each MSG_PEEK moves on past what it returned: the
-  // whole queue, record by record; SO_PASSCRED keeps writers apart.
-  setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, 0);
+  const buf = Buffer.alloc(Math.max(s.opts.rcvbuf, s.opts.sndbuf, 1 << 16) * 2);
+  /** The next message (at the socket's peek offset, when peeking), or null at the end of the queue. */
+  const next = (): Taken | null => {
+    let got;
+    try {
+      got = recvmsg(fd, buf, (take ? 0 : MSG.PEEK) | MSG.DONTWAIT | MSG.CMSG_CLOEXEC, CONTROL_SIZE);
+    } catch (err) {
+      if ((err as SysError).code === 'EAGAIN') return null;
+      throw err;
+    }
+    const rights: number[] = [];
+    const m: UnixMessage = { data: Buffer.from(buf.subarray(0, got.len)), fds: [], pid: 0, uid: 0, gid: 0, from: Buffer.alloc(0) };
+    for (const c of got.control) {
+      if (c.level === SOL.SOCKET && c.type === SCM.RIGHTS) for (let i = 0; i + 4 <= c.data.length; i += 4) rights.push(c.data.readInt32LE(i));
+      if (c.level === SOL.SOCKET && c.type === SCM.CREDENTIALS) Object.assign(m, decodeUcred(c.data));
+    }
+    st.received.push(...rights);
+    // (Taken, none is: putBack makes room for the longest its writer can send.)
+    if (got.flags & MSG.CTRUNC) throw refuse('with more descriptors in flight in one message than cr can take');
+    if (got.flags & MSG.TRUNC) throw refuse(`with a message over ${buf.length} bytes queued`);
+    // An end of file (stream), or the end of a seqpacket or datagram queue whose writer is gone.
+    if (!got.len && !rights.length && (stream || s.shutdown & RCV_SHUTDOWN)) return null;
+    for (const f of rights) {
+      const stat = fs.fstatSync(f);
+      if (stat.isSocket()) st.held.add(stat.ino);
+      m.fds.push(files.inFlight(f));
+    }
+    if (got.name.length > 2) m.from = Buffer.from(nameOf({ name: got.name.subarray(2) }));
+    return { m, rights };
+  };
   setsockopt(fd, SOL.SOCKET, SO.PASSCRED, 1);
   try {
-    const buf = Buffer.alloc(Math.max(s.opts.rcvbuf, s.opts.sndbuf, 1 << 16) * 2);
-    const queue: UnixMessage[] = [];
-    for (;;) {
-      let got;
+    const queue: Taken[] = [];
+    if (!stream && !take) {
+      setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, -1);
+      // Its size first: a message with bytes comes in the pass, with its descriptors.
+      let empty = false;
       try {
-        got = recvmsg(fd, buf, MSG.PEEK | MSG.DONTWAIT | MSG.CMSG_CLOEXEC, CONTROL_SIZE);
+        empty = recvmsg(fd, buf.subarray(0, 1), MSG.PEEK | MSG.DONTWAIT).len === 0;
       } catch (err) {
-        if ((err as SysError).code === 'EAGAIN') break;
-        throw err;
+        if ((err as SysError).code !== 'EAGAIN') throw err;
       }
-      if (got.flags & MSG.CTRUNC) throw refuse('with more descriptors in flight in one message than cr can take');
-      if (got.flags & MSG.TRUNC) throw refuse(`with a message over ${buf.length} bytes queued`);
-      const fds: number[] = [];
-      const m: UnixMessage = { data: Buffer.from(buf.subarray(0, got.len)), fds: [], pid: 0, uid: 0, gid: 0, from: Buffer.alloc(0) };
-      for (const c of got.control) {
-        if (c.level === SOL.SOCKET && c.type === SCM.RIGHTS) for (let i = 0; i + 4 <= c.data.length; i += 4) fds.push(c.data.readInt32LE(i));
-        if (c.level === SOL.SOCKET && c.type === SCM.CREDENTIALS) Object.assign(m, decodeUcred(c.data));
-      }
-      st.received.push(...fds);
-      // An end of file (stream), or the end of a seqpacket or datagram queue whose writer is gone.
-      if (!got.len && !fds.length && (stream || s.shutdown & RCV_SHUTDOWN)) break;
-      for (const f of fds) {
-        const stat = fs.fstatSync(f);
-        if (stat.isSocket()) st.held.add(stat.ino);
-        m.fds.push(files.inFlight(f));
-      }
-      if (got.name.length > 2) m.from = Buffer.from(nameOf({ name: got.name.subarray(2) }));
-      queue.push(m);
+      const head = empty ? next() : null;
+      if (head) queue.push(head);
     }
+    setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, take ? -1 : 0);
+    for (let m = next(); m; m = next()) queue.push(m);
     return queue;
   } finally {
     setsockopt(fd, SOL.SOCKET, SO.PEEK_OFF, s.opts.peek_off);
     setsockopt(fd, SOL.SOCKET, SO.PASSCRED, s.opts.passcred ? 1 : 0);
   }
+}
+
+/** A descriptor of socket `ino` in a task of the tree, or undefined. */
+function holderOf(task: DumpTask, ino: number): { pid: number; fd: number } | undefined {
+  for (const pid of task.shared.tree) {
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // a zombie
+    }
+    for (const fd of fds) {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${ino}]`) return { pid, fd: Number(fd) };
+      } catch {
+        /* closed meanwhile: not ours, the tree is stopped */
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Send `data` (all or the first part of message `m`) as its writer did:
+ * with its credentials and the descriptors `rights` in flight; a writer
+ * that no longer exists cannot be named, so then as `reader`, the task
+ * that reads it. Returns the bytes sent.
+ */
+function sendAs(fd: number, data: Buffer, m: UnixMessage, rights: number[], reader: number, to?: Buffer): number {
+  const control = (pid: number): Cmsg[] => [
+    { level: SOL.SOCKET, type: SCM.CREDENTIALS, data: encodeUcred({ pid, uid: m.uid, gid: m.gid }) },
+    ...(rights.length ? [{ level: SOL.SOCKET, type: SCM.RIGHTS, data: Buffer.from(new Int32Array(rights).buffer) }] : []),
+  ];
+  const flags = MSG.DONTWAIT | MSG.NOSIGNAL;
+  try {
+    return sendmsg(fd, data, flags, { name: to, control: control(m.pid || reader) });
+  } catch (err) {
+    if ((err as SysError).code !== 'ESRCH') throw err;
+    return sendmsg(fd, data, flags, { name: to, control: control(reader) });
+  }
+}
+
+/**
+ * The queue of a datagram or seqpacket socket paired with one the tree
+ * holds, taken out and written back at once through that peer, in order,
+ * with each writer's credentials and the same descriptors in flight: the
+ * task runs on with the messages it had, whatever happens to the dump
+ * after (those it had peeked at are no longer marked so).
+ */
+function putBack(st: DumpState, files: DumpFiles, task: DumpTask, fd: number, peer: { pid: number; fd: number }, s: UnixSocketFile, where: string, refuse: (what: string) => Error): UnixMessage[] {
+  const sender = tracerDup(peer.pid, peer.fd);
+  const taken: Taken[] = [];
+  try {
+    // No message is longer than its writer's send buffer.
+    taken.push(...readQueue(st, files, fd, { ...s, opts: { ...s.opts, sndbuf: Math.max(s.opts.sndbuf, getsockopt(sender, SOL.SOCKET, SO.SNDBUF)) } }, true, refuse));
+  } finally {
+    try {
+      for (const [i, { m, rights }] of taken.entries()) {
+        try {
+          sendAs(sender, m.data, m, rights, task.pid);
+        } catch (err) {
+          throw new CrError(`${where}: putting its queue back: message ${i + 1} of ${taken.length}: ${(err as SysError).code ?? err}`);
+        }
+      }
+    } finally {
+      close(sender);
+    }
+  }
+  return taken.map((t) => t.m);
 }
 
 function dumpSocket(task: DumpTask, f: FdProbe, files: DumpFiles, dup: number): UnixSocketFile {
@@ -263,7 +365,11 @@ function dumpSocket(task: DumpTask, f: FdProbe, files: DumpFiles, dup: number): 
       throw refuse(`bound to ${name}, connected to a socket that is gone`);
     }
   }
-  s.queue = peekQueue(st, files, dup, s, refuse);
+  // Only reading a datagram or seqpacket queue shows every empty message, and only its writer can write one
+  // back: the peer of a seqpacket connection, or of a datagram pair that nobody else can name.
+  const peerOnly = s.type === SOCK.SEQPACKET || (s.type === SOCK.DGRAM && !s.addr.name.length);
+  const peer = peerOnly && s.role === 'paired' && !(s.shutdown & RCV_SHUTDOWN) ? holderOf(task, Number(s.peer_ino)) : undefined;
+  s.queue = peer ? putBack(st, files, task, dup, peer, s, where, refuse) : readQueue(st, files, dup, s, false, refuse).map((t) => t.m);
   return s;
 }
 
@@ -534,20 +640,9 @@ function refillOne(task: RestoreTask, st: RestoreState, s: UnixSocketFile, m: Un
   try {
     // The sender's own sizes are set once every socket is built; until then it must hold the whole queue.
     setsockopt(sender.fd, SOL.SOCKET, SO.SNDBUFFORCE, total);
-    const control = (pid: number): Cmsg[] => [
-      { level: SOL.SOCKET, type: SCM.CREDENTIALS, data: encodeUcred({ pid, uid: m.uid, gid: m.gid }) },
-      ...(rights.length ? [{ level: SOL.SOCKET, type: SCM.RIGHTS, data: Buffer.from(new Int32Array(rights).buffer) }] : []),
-    ];
     for (let done = 0, first = true; first || done < m.data.length; first = false) {
       const chunk = m.data.subarray(done);
-      const flags = MSG.DONTWAIT | MSG.NOSIGNAL;
-      try {
-        done += sendmsg(sender.fd, chunk, flags, { name: sender.to, control: first ? control(m.pid || task.pid) : [] });
-      } catch (err) {
-        // A writer that no longer exists cannot be named: the message comes from the task that reads it.
-        if ((err as SysError).code !== 'ESRCH' || !first) throw err;
-        done += sendmsg(sender.fd, chunk, flags, { name: sender.to, control: control(task.pid) });
-      }
+      done += first ? sendAs(sender.fd, chunk, m, rights, task.pid, sender.to) : sendmsg(sender.fd, chunk, MSG.DONTWAIT | MSG.NOSIGNAL, { name: sender.to });
     }
   } catch (err) {
     if ((err as SysError).code === 'EAGAIN') throw new CrError(`${where}: the socket's queue does not take its ${s.queue.length} saved messages back`);
