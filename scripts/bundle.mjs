@@ -16,6 +16,7 @@
 // koffi stays outside (a native addon).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -38,21 +39,30 @@ const files = {
 const fileOf = new Map(Object.entries(files).map(([src, out]) => [path.join(dist, src), out]));
 
 /**
- * Packages bundled into a file of their own and required on first use, by
- * the functions of theirs that cr-lab calls: execa pulls in a dozen of
- * Node's own modules, and most commands (a kernel dump, show, check) spawn
- * nothing or only late.
+ * Imports that become a proxy requiring the real module on the first call
+ * of one of its functions (the ones named here are all the importers use):
+ * - execa, bundled into a file of its own (`file`): it pulls in a dozen of
+ *   Node's own modules, and most commands (a kernel dump, show, check)
+ *   spawn nothing or only late;
+ * - commander's node:child_process, which it needs only to run a
+ *   subcommand as an executable (cr has none): loading it and the modules
+ *   behind it (net, dgram…) cost about 50 ms of `cr --version` in the VM.
  */
-const lazyPackages = { execa: ['execa', 'execaSync'] };
-const lazyFile = (pkg) => `${pkg}.js`;
+const lazyImports = {
+  execa: { file: 'execa.js', functions: ['execa', 'execaSync'] },
+  'node:child_process': { importer: /[/\\]node_modules[/\\]commander[/\\]/, functions: ['spawn'] },
+};
 
-const lazyProxy = (pkg) => [
-  'let loaded;',
-  `const load = () => (loaded ??= require('./${lazyFile(pkg)}'));`,
-  ...lazyPackages[pkg].map((fn) => `export const ${fn} = (...args) => load().${fn}(...args);`),
-].join('\n');
+const lazyProxy = (name) => {
+  const { file, functions } = lazyImports[name];
+  return [
+    'let loaded;',
+    `const load = () => (loaded ??= require(${JSON.stringify(file ? `./${file}` : name)}));`,
+    ...functions.map((fn) => `export const ${fn} = (...args) => load().${fn}(...args);`),
+  ].join('\n');
+};
 
-/** Every import of another bundle's module becomes a require() of its file; a lazy package's, a proxy that requires it when called. */
+/** Every import of another bundle's module becomes a require() of its file; a lazy import's, its proxy. */
 const separate = (self) => ({
   name: 'cr-separate',
   setup(b) {
@@ -61,11 +71,23 @@ const separate = (self) => ({
       const out = fileOf.get(path.resolve(args.resolveDir, args.path));
       return out && out !== self ? { path: `./${out}`, external: true } : undefined;
     });
-    b.onResolve({ filter: new RegExp(`^(${Object.keys(lazyPackages).join('|')})$`) }, (args) =>
-      lazyFile(args.path) === self ? undefined : { path: args.path, namespace: 'cr-lazy' });
+    b.onResolve({ filter: new RegExp(`^(${Object.keys(lazyImports).join('|')})$`) }, (args) => {
+      if (args.namespace === 'cr-lazy') return { path: args.path, external: true };
+      const lazy = lazyImports[args.path];
+      if (lazy.file === self || (lazy.importer && !lazy.importer.test(args.importer))) return undefined;
+      return { path: args.path, namespace: 'cr-lazy' };
+    });
     b.onLoad({ filter: /.*/, namespace: 'cr-lazy' }, (args) => ({ contents: lazyProxy(args.path), loader: 'js' }));
   },
 });
+
+/**
+ * The koffi native module koffi loads on this machine, relative to dist/cr/,
+ * and koffi's version: userspace/sys/libc.ts requires it directly (see there).
+ */
+const koffiRequire = createRequire(path.join(root, 'package.json'));
+const koffi = koffiRequire('koffi');
+const koffiNative = Object.keys(koffiRequire.cache).find((f) => f.endsWith('.node') && koffiRequire.cache[f].exports.version === koffi.version);
 
 fs.rmSync(outdir, { recursive: true, force: true });
 fs.mkdirSync(outdir, { recursive: true });
@@ -74,7 +96,7 @@ fs.writeFileSync(path.join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
 
 const entries = [
   ...Object.entries(files).map(([src, out]) => [path.join(dist, src), out]),
-  ...Object.keys(lazyPackages).map((pkg) => [fileURLToPath(import.meta.resolve(pkg)), lazyFile(pkg)]),
+  ...Object.entries(lazyImports).filter(([, l]) => l.file).map(([pkg, l]) => [fileURLToPath(import.meta.resolve(pkg)), l.file]),
 ];
 await Promise.all(entries.map(([entry, out]) => build({
   entryPoints: [entry],
@@ -86,9 +108,12 @@ await Promise.all(entries.map(([entry, out]) => build({
   external: ['koffi'],
   // import() of another bundle becomes require(): no ES module loader at run time.
   supported: { 'dynamic-import': false },
-  // paths.ts finds the package root from its own URL: dist/cr/ is two levels below it, as dist/userspace/ is.
-  define: { 'import.meta.url': '__crModuleUrl' },
-  banner: { js: "var __crModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // paths.ts finds the package root from its own folder: dist/cr/ is two levels below it, as dist/userspace/ is.
+  define: {
+    'import.meta.dirname': '__dirname',
+    'import.meta.filename': '__filename',
+    ...(koffiNative && { __crKoffiNative: JSON.stringify(`./${path.relative(outdir, koffiNative)}`), __crKoffiVersion: JSON.stringify(koffi.version) }),
+  },
   plugins: [separate(out)],
   logLevel: 'warning',
 })));
