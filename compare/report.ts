@@ -71,6 +71,7 @@ export interface Row {
 
 export interface OverheadSummary {
   startMs?: Summary;
+  nativeMs?: Summary;
   exitMs?: Summary;
   totalMs?: Summary;
 }
@@ -78,7 +79,12 @@ export interface OverheadSummary {
 function overheadSummary(cs: (CommandOverhead | undefined)[]): OverheadSummary | undefined {
   const got = cs.filter((c): c is CommandOverhead => c !== undefined);
   if (!got.length) return undefined;
-  return { startMs: summarize(got.map((c) => c.startMs)), exitMs: summarize(got.map((c) => c.exitMs)), totalMs: summarize(got.map((c) => c.startMs + c.exitMs)) };
+  return {
+    startMs: summarize(got.map((c) => c.startMs)),
+    nativeMs: summarize(got.map((c) => c.nativeMs ?? 0)),
+    exitMs: summarize(got.map((c) => c.exitMs)),
+    totalMs: summarize(got.map((c) => c.startMs + (c.nativeMs ?? 0) + c.exitMs)),
+  };
 }
 
 const MiB = 1048576;
@@ -258,7 +264,9 @@ export function startupLines(m: RawResults['meta'], rows: Row[]): string[] {
   for (const b of [...new Set(mem.map((r) => r.backend))]) {
     const lib = mem.find((r) => r.backend === b && r.size === smallest && r.mode === 'lib');
     const cli = mem.find((r) => r.backend === b && r.size === smallest && r.mode === 'cli');
-    const own = (what: string, o?: OverheadSummary) => (o?.totalMs ? `${what} ${fmt(o.totalMs.median)} ms${times(o.totalMs.median)} = ${fmt(o.startMs?.median)} exec→call + ${fmt(o.exitMs?.median)} return→exit` : undefined);
+    const own = (what: string, o?: OverheadSummary) => (o?.totalMs
+      ? `${what} ${fmt(o.totalMs.median)} ms${times(o.totalMs.median)} = ${fmt(o.startMs?.median)} exec→call${o.nativeMs?.median ? ` + ${fmt(o.nativeMs.median)} koffi load in the call` : ''} + ${fmt(o.exitMs?.median)} return→exit`
+      : undefined);
     const parts = [own('dump', cli?.dumpCommand), own('restore', cli?.restoreCommand)].filter(Boolean);
     if (parts.length) out.push(`- the \`cr\` command's own overhead, ${b} backend (mem ${smallest} MiB, as the command times its backend call, medians of ${cli!.dumpCommand?.totalMs?.n ?? cli!.restoreCommand?.totalMs?.n}): ${parts.join('; ')}`);
     if (!lib || !cli) continue;

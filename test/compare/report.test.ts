@@ -79,16 +79,17 @@ test('start-up: cr and criu against node -e 0, and the cr command\'s overhead ov
   assert.ok(lines.some((l) => l.startsWith("- the `cr` command's own overhead, kernel backend (mem 8 MiB, command minus library call): dump 300 ms (1.50× `node -e 0`)")), lines.join('\n'));
 });
 
-test('start-up: the cr command\'s own overhead as it times its backend call, medians per backend', () => {
-  const cli = (startMs: number, exitMs: number) => {
+test('start-up: the cr command\'s own overhead as it times its backend call, koffi\'s load inside it included, medians per backend', () => {
+  const cli = (startMs: number, exitMs: number, nativeMs?: number) => {
     const r = { ...rec('user', 'cli', true, 900), size: 8 };
-    return { ...r, dump: { ...r.dump!, command: { startMs, exitMs } }, restore: { ...r.restore!, command: { startMs: startMs + 100, exitMs } } };
+    return { ...r, dump: { ...r.dump!, command: { startMs, nativeMs, exitMs } }, restore: { ...r.restore!, command: { startMs: startMs + 100, exitMs } } };
   };
-  const rows = rowsOf([cli(240, 10), cli(260, 20), cli(280, 30)]);
-  assert.equal(rows[0].dumpCommand?.totalMs, { n: 3, median: 280, min: 250, max: 310 });
+  const rows = rowsOf([cli(240, 10, 30), cli(260, 20, 40), cli(280, 30, 50)]);
+  assert.equal(rows[0].dumpCommand?.totalMs, { n: 3, median: 320, min: 280, max: 360 });
   const lines = startupLines({ ...raw.meta, nodeStartMs: 200 }, rows);
   assert.ok(lines.includes("- the `cr` command's own overhead, user backend (mem 8 MiB, as the command times its backend call, medians of 3): " +
-    'dump 280 ms (1.40× `node -e 0`) = 260 exec→call + 20.0 return→exit; restore 380 ms (1.90× `node -e 0`) = 360 exec→call + 20.0 return→exit'), lines.join('\n'));
+    'dump 320 ms (1.60× `node -e 0`) = 260 exec→call + 40.0 koffi load in the call + 20.0 return→exit; ' +
+    'restore 380 ms (1.90× `node -e 0`) = 360 exec→call + 20.0 return→exit'), lines.join('\n'));
 });
 
 test('a run cut short says so, and reports what it finished', () => {

@@ -31,16 +31,22 @@ export function once<T>(make: () => T): () => T {
 }
 
 function loadKoffi(): typeof Koffi {
-  const require = createRequire(import.meta.filename);
-  if (typeof __crKoffiNative === 'string') {
-    try {
-      const native = require(__crKoffiNative) as typeof Koffi;
-      if (native.version === __crKoffiVersion) return native;
-    } catch {
-      /* node_modules changed since the build: koffi's own loader finds it */
+  const start = performance.now();
+  try {
+    const require = createRequire(import.meta.filename);
+    if (typeof __crKoffiNative === 'string') {
+      try {
+        const native = require(__crKoffiNative) as typeof Koffi;
+        if (native.version === __crKoffiVersion) return native;
+      } catch {
+        /* node_modules changed since the build: koffi's own loader finds it */
+      }
     }
+    return require('koffi') as typeof Koffi;
+  } finally {
+    // The `cr` command counts it in its own start-up (userspace/cli/timings.ts).
+    performance.measure('cr:native-load', { start });
   }
-  return require('koffi') as typeof Koffi;
 }
 
 /** koffi, loaded on first use. */
