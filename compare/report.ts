@@ -29,8 +29,10 @@ export interface RawResults {
     /** Wall time of `cr --version` and `criu --version`: each command's start-up. */
     crVersionMs?: number;
     criuVersionMs?: number;
-    /** Wall time of a Node that only loads koffi: what the kernel and user backends load before their first call. */
+    /** Wall time of a Node that only loads koffi (through koffi's own loader): what the kernel and user backends' native calls need. */
     koffiLoadMs?: number;
+    /** Wall time of `cr check --backend=B` per backend (its checks included: `nft --version`, `criu check`…). */
+    crCheckMs?: Record<string, number>;
     /** Why the run ended before every case was run (time limit, a crash), if it did. */
     cutShort?: string;
     /** The VM's accelerator ('kvm', 'tcg'), and why TCG when it was; absent on the host. */
@@ -258,7 +260,9 @@ export function startupLines(m: RawResults['meta'], rows: Row[]): string[] {
   if (node !== undefined) out.push(`- \`node -e 0\` takes ${fmt(node)} ms here: the floor under every \`cr\` command`);
   if (m.crVersionMs !== undefined) out.push(`- start-up: \`cr --version\` ${fmt(m.crVersionMs)} ms${times(m.crVersionMs)}` +
     `${m.criuVersionMs !== undefined ? `, \`criu --version\` ${fmt(m.criuVersionMs)} ms` : ''}`);
-  if (m.koffiLoadMs !== undefined) out.push(`- a Node that only loads koffi takes ${fmt(m.koffiLoadMs)} ms${times(m.koffiLoadMs)}: the kernel and user backends bind their system calls through it before their first call`);
+  if (m.koffiLoadMs !== undefined) out.push(`- a Node that only loads koffi takes ${fmt(m.koffiLoadMs)} ms${times(m.koffiLoadMs)}: the kernel and user backends bind their system calls through it (\`cr\` requires its native module directly, on the first native call)`);
+  const checks = Object.entries(m.crCheckMs ?? {});
+  if (checks.length) out.push(`- \`cr check\` (its checks included): ${checks.map(([b, ms]) => `${b} ${fmt(ms)} ms${times(ms)}`).join(', ')}`);
   const mem = rows.filter((r) => r.workload === 'mem' && r.size !== null);
   const smallest = Math.min(...mem.map((r) => r.size!));
   for (const b of [...new Set(mem.map((r) => r.backend))]) {
