@@ -9,10 +9,12 @@
 // CommonJS skips Node's ES module loader, whose start-up costs about as
 // much there as the whole CLI (see README.md, "Start-up").
 //
-// Modules whose identity matters across files are bundled once into a file
-// of their own that the others require: CrError (the driver tests for it
+// Modules whose identity matters across files are bundled once, into
+// shared.js, which the others require: CrError (the driver tests for it
 // with instanceof) and the koffi bindings (koffi's type names are global to
-// the process: a second copy of libc.js fails to declare its structs).
+// the process: a second copy of libc.js fails to declare its structs). One
+// file rather than one each: every file a command requires costs a few
+// reads over 9p in the VM, about 15 ms there even for a small one.
 // koffi stays outside (a native addon).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,16 +27,16 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
 const outdir = path.join(dist, 'cr');
 
-/** Output file (in dist/cr/) for each module of dist/ that is bundled on its own. */
+/** Output file (in dist/cr/) for each module of dist/ that is bundled on its own (several into one: a file that exports all of theirs). */
 const files = {
   'userspace/cli/launch.js': 'cr.js',
   'userspace/cli/cr.js': 'cli.js',
   'backends/user/index.js': 'user.js',
   'backends/kernel/index.js': 'kernel.js',
   'backends/criu/index.js': 'criu.js',
-  'userspace/errors.js': 'errors.js',
-  'userspace/sys/libc.js': 'libc.js',
-  'userspace/net/socket.js': 'socket.js',
+  'userspace/errors.js': 'shared.js',
+  'userspace/sys/libc.js': 'shared.js',
+  'userspace/net/socket.js': 'shared.js',
 };
 const fileOf = new Map(Object.entries(files).map(([src, out]) => [path.join(dist, src), out]));
 
@@ -94,12 +96,18 @@ fs.mkdirSync(outdir, { recursive: true });
 // .js files under dist/cr/ are CommonJS, whatever the package's "type" says.
 fs.writeFileSync(path.join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
 
+/** [esbuild's entry options, output file] of each bundle. */
 const entries = [
-  ...Object.entries(files).map(([src, out]) => [path.join(dist, src), out]),
-  ...Object.entries(lazyImports).filter(([, l]) => l.file).map(([pkg, l]) => [fileURLToPath(import.meta.resolve(pkg)), l.file]),
+  ...[...new Set(Object.values(files))].map((out) => [out, Object.keys(files).filter((src) => files[src] === out)]).map(([out, srcs]) => [
+    srcs.length === 1
+      ? { entryPoints: [path.join(dist, srcs[0])] }
+      : { stdin: { contents: srcs.map((src) => `export * from './${src}';`).join('\n'), resolveDir: dist, sourcefile: out } },
+    out,
+  ]),
+  ...Object.entries(lazyImports).filter(([, l]) => l.file).map(([pkg, l]) => [{ entryPoints: [fileURLToPath(import.meta.resolve(pkg))] }, l.file]),
 ];
 await Promise.all(entries.map(([entry, out]) => build({
-  entryPoints: [entry],
+  ...entry,
   outfile: path.join(outdir, out),
   bundle: true,
   format: 'cjs',

@@ -50,7 +50,7 @@ test('cr --version: no backend loaded, no backend call timed', async () => {
   const t = await traced(['--version']);
   assert.is(t.exitCode, 0);
   assert.match(t.stdout, /^\d+\.\d+\.\d+$/);
-  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'errors.js']);
+  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'shared.js']);
   assert.ok(!t.loaded.some((f) => f.includes('koffi')), t.loaded.join('\n'));
   assert.ok(!t.loaded.includes('NativeModule child_process'), 'commander loads child_process only to spawn');
   assert.is(t.timings, '', 'nothing to time');
@@ -60,13 +60,13 @@ test('the bundles run from the code caches the build wrote', async () => {
   const r = await execa(process.execPath, [crCommand, 'check', '--backend=kernel'], { env: { CR_DEBUG: '1' }, reject: false });
   assert.match(r.stdout, /^kernel backend/m);
   assert.not.match(r.stderr, /rejected the code cache/);
-  for (const f of ['cli.js', 'kernel.js', 'libc.js']) assert.ok(fs.existsSync(path.join(path.dirname(crCommand), `${f}.cache`)), f);
+  for (const f of ['cli.js', 'kernel.js', 'shared.js']) assert.ok(fs.existsSync(path.join(path.dirname(crCommand), `${f}.cache`)), f);
 });
 
 test('cr check: the user backend alone, its call inside the command\'s wall time', async () => {
   const t = await traced(['check']);
   assert.match(t.stdout, /^user backend/m);
-  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'errors.js', 'execa.js', 'libc.js', 'socket.js', 'user.js'], 'execa for nft --version');
+  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'execa.js', 'shared.js', 'user.js'], 'execa for nft --version');
   assert.ok(!t.loaded.some((f) => f.includes('koffi')), 'no native call: no koffi');
   assert.match(t.timings, / native_load_us=0$/m);
   const o = commandOverhead(t.ru, t.timings);
@@ -78,7 +78,7 @@ test('cr check: the user backend alone, its call inside the command\'s wall time
 test('cr show --backend=kernel loads the kernel backend alone (not execa: it spawns nothing), and its file has no protobuf code', async () => {
   const t = await traced(['show', scratch, '--backend=kernel']);
   assert.match(t.stderr, /holds no kernel-backend image/);
-  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'errors.js', 'kernel.js', 'libc.js', 'socket.js']);
+  assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'kernel.js', 'shared.js']);
   assert.ok(!t.loaded.some((f) => f.includes('koffi')), 'reading an image needs no koffi');
   const kernel = fs.readFileSync(path.join(path.dirname(crCommand), 'kernel.js'), 'utf8');
   assert.not.match(kernel, /node_modules\/protobufjs/);
