@@ -53,6 +53,7 @@ test('cr --version: no backend loaded, no backend call timed', async () => {
   assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'shared.js']);
   assert.ok(!t.loaded.some((f) => f.includes('koffi')), t.loaded.join('\n'));
   assert.ok(!t.loaded.includes('NativeModule child_process'), 'commander loads child_process only to spawn');
+  assert.ok(!t.loaded.includes('NativeModule net'), 'the version goes to the pipe without a stream');
   assert.is(t.timings, '', 'nothing to time');
 });
 
@@ -80,6 +81,7 @@ test('cr show --backend=kernel loads the kernel backend alone (not execa: it spa
   assert.match(t.stderr, /holds no kernel-backend image/);
   assert.equal(crFiles(t.loaded), ['cli.js', 'cr.js', 'kernel.js', 'shared.js']);
   assert.ok(!t.loaded.some((f) => f.includes('koffi')), 'reading an image needs no koffi');
+  assert.ok(!t.loaded.includes('NativeModule net'), 'the error goes to the pipe without a stream');
   const kernel = fs.readFileSync(path.join(path.dirname(crCommand), 'kernel.js'), 'utf8');
   assert.not.match(kernel, /node_modules\/protobufjs/);
   assert.not.match(kernel, /dist\/backends\/user\//);

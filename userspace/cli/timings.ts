@@ -14,6 +14,7 @@
  * own exit.
  */
 import fs from 'node:fs';
+import { koffiLoadMs } from '../sys/libc.js';
 
 const file = process.env.CR_TIMINGS;
 let start: bigint | undefined;
@@ -22,8 +23,7 @@ let end: bigint | undefined;
 if (file) {
   process.on('exit', () => {
     if (start === undefined || end === undefined) return;
-    const nativeMs = performance.getEntriesByName('cr:native-load').reduce((ms, e) => ms + e.duration, 0);
-    fs.appendFileSync(file, `call_start_us=${start / 1000n} call_end_us=${end / 1000n} native_load_us=${Math.round(nativeMs * 1000)}\n`);
+    fs.appendFileSync(file, `call_start_us=${start / 1000n} call_end_us=${end / 1000n} native_load_us=${Math.round(koffiLoadMs() * 1000)}\n`);
   });
 }
 

@@ -30,8 +30,10 @@ export function once<T>(make: () => T): () => T {
   return () => (made ??= { value: make() }).value;
 }
 
+let loadNs = 0n;
+
 function loadKoffi(): typeof Koffi {
-  const start = performance.now();
+  const start = process.hrtime.bigint();
   try {
     const require = createRequire(import.meta.filename);
     if (typeof __crKoffiNative === 'string') {
@@ -44,10 +46,12 @@ function loadKoffi(): typeof Koffi {
     }
     return require('koffi') as typeof Koffi;
   } finally {
-    // The `cr` command counts it in its own start-up (userspace/cli/timings.ts).
-    performance.measure('cr:native-load', { start });
+    loadNs = process.hrtime.bigint() - start;
   }
 }
+
+/** How long loading koffi took (0 if nothing native was called): the `cr` command counts it in its own start-up (userspace/cli/timings.ts). */
+export const koffiLoadMs = (): number => Number(loadNs) / 1e6;
 
 /** koffi, loaded on first use. */
 export const ffi = once(loadKoffi);
