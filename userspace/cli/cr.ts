@@ -53,7 +53,9 @@ function write(fd: 1 | 2, text: string): void {
   try {
     while (done < buf.length) done += fs.writeSync(fd, buf, done);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE') return; // the reader is gone (`cr show DIR | head`): nobody to tell
+    if (code !== 'EAGAIN') throw err;
     (fd === 1 ? process.stdout : process.stderr).write(buf.subarray(done));
   }
 }
