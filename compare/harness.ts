@@ -72,11 +72,14 @@ export interface RunRecord {
 /**
  * The `cr` command's own cost around its backend call ('cli' mode, from
  * CR_TIMINGS and rusage's clock): exec to the first backend call (Node's
- * start-up, the CLI, loading the backend's code) and the last call's
- * return to the end of wait4.
+ * start-up, the CLI, loading the backend's code), the time the calls spent
+ * loading koffi (on their first native call) and the last call's return to
+ * the end of wait4.
  */
 export interface CommandOverhead {
   startMs: number;
+  /** Absent in the records of runs before it was measured. */
+  nativeMs?: number;
   exitMs: number;
 }
 
@@ -220,11 +223,11 @@ function parseRusage(file: string): { wallMs: number; maxrssKiB: number; status:
 /** A command's overhead from rusage's line and the command's CR_TIMINGS line (see userspace/cli/timings.ts); undefined if either lacks its times. */
 export function commandOverhead(rusageLine: string, timingsLine: string): CommandOverhead | undefined {
   const ru = rusageLine.match(/start_us=(\d+) end_us=(\d+)/);
-  const cr = timingsLine.match(/call_start_us=(\d+) call_end_us=(\d+)/);
+  const cr = timingsLine.match(/call_start_us=(\d+) call_end_us=(\d+)(?: native_load_us=(\d+))?/);
   if (!ru || !cr) return undefined;
-  const [start, end, callStart, callEnd] = [ru[1], ru[2], cr[1], cr[2]].map(Number);
-  if (!(start <= callStart && callStart <= callEnd && callEnd <= end)) return undefined;
-  return { startMs: (callStart - start) / 1000, exitMs: (end - callEnd) / 1000 };
+  const [start, end, callStart, callEnd, native] = [ru[1], ru[2], cr[1], cr[2], cr[3] ?? 0].map(Number);
+  if (!(start <= callStart && callStart + native <= callEnd && callEnd <= end)) return undefined;
+  return { startMs: (callStart - start) / 1000, nativeMs: native / 1000, exitMs: (end - callEnd) / 1000 };
 }
 
 const readOr = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');

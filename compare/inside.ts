@@ -72,13 +72,18 @@ export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEven
   }
   emit({ t: 'info', msg: 'measuring memory and tmpfs bandwidth' });
   const bandwidth = await measureBandwidth(scratch, plan.quick ? 64 : 256);
-  emit({ t: 'info', msg: 'timing node, cr, criu and koffi start-up' });
+  emit({ t: 'info', msg: 'timing node, cr, criu and koffi start-up, and cr check' });
   const startup = {
     nodeStartMs: await startupMs([process.execPath, '-e', '0']),
     crVersionMs: await startupMs([process.execPath, crCommand, '--version']),
     criuVersionMs: await startupMs([process.env.CR_CRIU ?? 'criu', '--version']),
     koffiLoadMs: await startupMs([process.execPath, '-e', `require(${JSON.stringify(createRequire(import.meta.url).resolve('koffi'))})`]),
+    crCheckMs: {} as Record<string, number>,
   };
+  for (const b of plan.backends) {
+    const ms = await startupMs([process.execPath, crCommand, 'check', `--backend=${b}`]);
+    if (ms !== undefined) startup.crCheckMs[b] = ms;
+  }
   const cfg: HarnessConfig = {
     registry: reg,
     backends: plan.backends,

@@ -52,7 +52,8 @@ export function featureCase(f: Feature): CaseSpec {
 export function makePlan(o: CompareOptions): Plan {
   const quick = !!o.quick;
   const names = list(o.workloads) ?? [...workloads.map((w) => w.name), 'features'];
-  for (const n of names) if (n !== 'features' && !workloads.some((w) => w.name === n)) throw new Error(`unknown workload '${n}' (have: ${workloads.map((w) => w.name).join(', ')}, features)`);
+  const extra = ['features', 'startup'];
+  for (const n of names) if (!extra.includes(n) && !workloads.some((w) => w.name === n)) throw new Error(`unknown workload '${n}' (have: ${workloads.map((w) => w.name).join(', ')}, ${extra.join(', ')})`);
   const sizes = parseSizes(o.sizes);
   const cases: CaseSpec[] = [];
   for (const w of workloads) {
@@ -60,6 +61,12 @@ export function makePlan(o: CompareOptions): Plan {
     for (const size of sizes.per[w.name] ?? sizes.all ?? (quick ? w.quickSizes : w.sizes)) {
       cases.push({ kind: 'bench', workload: w.name, size, args: w.args(size) });
     }
+  }
+  // The start-up lines alone: the header's times and the smallest mem case, whose cli rows give the command's own overhead.
+  if (names.includes('startup') && !names.includes('mem')) {
+    const mem = workloads.find((w) => w.name === 'mem')!;
+    const size = Math.min(...(sizes.per.mem ?? sizes.all ?? mem.quickSizes));
+    cases.push({ kind: 'bench', workload: mem.name, size, args: mem.args(size) });
   }
   if (names.includes('features')) {
     for (const f of features) cases.push(featureCase(f));

@@ -29,8 +29,10 @@ export interface RawResults {
     /** Wall time of `cr --version` and `criu --version`: each command's start-up. */
     crVersionMs?: number;
     criuVersionMs?: number;
-    /** Wall time of a Node that only loads koffi: what the kernel and user backends load before their first call. */
+    /** Wall time of a Node that only loads koffi (through koffi's own loader): what the kernel and user backends' native calls need. */
     koffiLoadMs?: number;
+    /** Wall time of `cr check --backend=B` per backend (its checks included: `nft --version`, `criu check`…). */
+    crCheckMs?: Record<string, number>;
     /** Why the run ended before every case was run (time limit, a crash), if it did. */
     cutShort?: string;
     /** The VM's accelerator ('kvm', 'tcg'), and why TCG when it was; absent on the host. */
@@ -71,6 +73,7 @@ export interface Row {
 
 export interface OverheadSummary {
   startMs?: Summary;
+  nativeMs?: Summary;
   exitMs?: Summary;
   totalMs?: Summary;
 }
@@ -78,7 +81,12 @@ export interface OverheadSummary {
 function overheadSummary(cs: (CommandOverhead | undefined)[]): OverheadSummary | undefined {
   const got = cs.filter((c): c is CommandOverhead => c !== undefined);
   if (!got.length) return undefined;
-  return { startMs: summarize(got.map((c) => c.startMs)), exitMs: summarize(got.map((c) => c.exitMs)), totalMs: summarize(got.map((c) => c.startMs + c.exitMs)) };
+  return {
+    startMs: summarize(got.map((c) => c.startMs)),
+    nativeMs: summarize(got.map((c) => c.nativeMs ?? 0)),
+    exitMs: summarize(got.map((c) => c.exitMs)),
+    totalMs: summarize(got.map((c) => c.startMs + (c.nativeMs ?? 0) + c.exitMs)),
+  };
 }
 
 const MiB = 1048576;
@@ -252,13 +260,17 @@ export function startupLines(m: RawResults['meta'], rows: Row[]): string[] {
   if (node !== undefined) out.push(`- \`node -e 0\` takes ${fmt(node)} ms here: the floor under every \`cr\` command`);
   if (m.crVersionMs !== undefined) out.push(`- start-up: \`cr --version\` ${fmt(m.crVersionMs)} ms${times(m.crVersionMs)}` +
     `${m.criuVersionMs !== undefined ? `, \`criu --version\` ${fmt(m.criuVersionMs)} ms` : ''}`);
-  if (m.koffiLoadMs !== undefined) out.push(`- a Node that only loads koffi takes ${fmt(m.koffiLoadMs)} ms${times(m.koffiLoadMs)}: the kernel and user backends bind their system calls through it before their first call`);
+  if (m.koffiLoadMs !== undefined) out.push(`- a Node that only loads koffi takes ${fmt(m.koffiLoadMs)} ms${times(m.koffiLoadMs)}: the kernel and user backends bind their system calls through it (\`cr\` requires its native module directly, on the first native call)`);
+  const checks = Object.entries(m.crCheckMs ?? {});
+  if (checks.length) out.push(`- \`cr check\` (its checks included): ${checks.map(([b, ms]) => `${b} ${fmt(ms)} ms${times(ms)}`).join(', ')}`);
   const mem = rows.filter((r) => r.workload === 'mem' && r.size !== null);
   const smallest = Math.min(...mem.map((r) => r.size!));
   for (const b of [...new Set(mem.map((r) => r.backend))]) {
     const lib = mem.find((r) => r.backend === b && r.size === smallest && r.mode === 'lib');
     const cli = mem.find((r) => r.backend === b && r.size === smallest && r.mode === 'cli');
-    const own = (what: string, o?: OverheadSummary) => (o?.totalMs ? `${what} ${fmt(o.totalMs.median)} ms${times(o.totalMs.median)} = ${fmt(o.startMs?.median)} exec→call + ${fmt(o.exitMs?.median)} return→exit` : undefined);
+    const own = (what: string, o?: OverheadSummary) => (o?.totalMs
+      ? `${what} ${fmt(o.totalMs.median)} ms${times(o.totalMs.median)} = ${fmt(o.startMs?.median)} exec→call${o.nativeMs?.median ? ` + ${fmt(o.nativeMs.median)} koffi load in the call` : ''} + ${fmt(o.exitMs?.median)} return→exit`
+      : undefined);
     const parts = [own('dump', cli?.dumpCommand), own('restore', cli?.restoreCommand)].filter(Boolean);
     if (parts.length) out.push(`- the \`cr\` command's own overhead, ${b} backend (mem ${smallest} MiB, as the command times its backend call, medians of ${cli!.dumpCommand?.totalMs?.n ?? cli!.restoreCommand?.totalMs?.n}): ${parts.join('; ')}`);
     if (!lib || !cli) continue;

@@ -26,7 +26,7 @@ const positive = (v: string) => {
 
 const program = new Command('compare')
   .description('compare the user, kernel and CRIU backends on the same workloads, in one VM boot')
-  .option('-w, --workloads <list>', 'mem,tree,threads,files,mix,features (default: all)')
+  .option('-w, --workloads <list>', 'mem,tree,threads,files,mix,features,startup (default: all but startup; startup: only the start-up lines, from the smallest mem case)')
   .option('-s, --sizes <list>', 'sizes for every workload ("8,32") or per workload ("mem=8,32;tree=2,8")')
   .option('-b, --backends <list>', 'user,kernel,criu (default: all)')
   .option('-r, --reps <n>', 'repetitions per timed case (default 5, --quick 2)', positive)

@@ -1,9 +1,8 @@
 /** Where cr-lab's own files are, whether run from dist/ or imported as a library. */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 /** The package root: the folder that holds package.json. */
-export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const packageRoot = path.resolve(import.meta.dirname, '..', '..');
 
 export const nativeBin = (name: string) => path.join(packageRoot, 'userspace', 'native', 'bin', name);
 

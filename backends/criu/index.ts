@@ -18,8 +18,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import koffi from 'koffi';
 import { CrError } from '../../userspace/errors.js';
+import { waitpid, WNOHANG, wstatus } from '../../userspace/sys/libc.js';
 import type { Backend, CheckItem, DumpOptions, DumpResult, ExitStatus, ImageDescription, RestoreOptions, RestoreResult } from '../types.js';
 import { isCriuImage, summary } from './identity.js';
 import { describeImage, readPstree, readStats } from './images.js';
@@ -127,23 +127,18 @@ function dirBytes(dir: string): number {
   return n;
 }
 
-let waitpidRaw: ((pid: number, status: Buffer, options: number) => number) | undefined;
 function waitpidNohang(pid: number): { done: false } | { done: true; status?: ExitStatus } {
-  waitpidRaw ??= koffi.load('libc.so.6').func('waitpid', 'int', ['int', 'void *', 'int']) as (pid: number, status: Buffer, options: number) => number;
-  const buf = Buffer.alloc(4);
-  for (;;) {
-    const r = waitpidRaw(pid, buf, 1 /* WNOHANG */);
-    if (r === 0) return { done: false };
-    if (r === pid) {
-      const st = buf.readInt32LE(0);
-      const sig = st & 0x7f;
-      if (sig === 0) return { done: true, status: { code: (st >> 8) & 0xff, signal: null } };
-      const name = Object.entries(os.constants.signals).find(([, n]) => n === sig)?.[0] as NodeJS.Signals | undefined;
-      return { done: true, status: { code: null, signal: name ?? null } };
-    }
-    if (koffi.errno() === os.constants.errno.EINTR) continue;
+  let ret: number;
+  let st: number;
+  try {
+    [ret, st] = waitpid(pid, WNOHANG);
+  } catch {
     return { done: true };
   }
+  if (ret === 0) return { done: false };
+  if (wstatus.exited(st)) return { done: true, status: { code: wstatus.exitCode(st), signal: null } };
+  const name = Object.entries(os.constants.signals).find(([, n]) => n === wstatus.termSig(st))?.[0] as NodeJS.Signals | undefined;
+  return { done: true, status: { code: null, signal: name ?? null } };
 }
 
 /** Waits for a child that Node did not spawn, without tying up a thread. */

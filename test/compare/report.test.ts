@@ -73,22 +73,24 @@ test('slopes: least squares over the sizes, per backend and way of invoking', ()
 test('start-up: cr and criu against node -e 0, and the cr command\'s overhead over the library call', () => {
   const lib = { ...rec('kernel', 'lib', true, 100), size: 8 };
   const cli = { ...rec('kernel', 'cli', true, 400), size: 8 };
-  const lines = startupLines({ ...raw.meta, nodeStartMs: 200, crVersionMs: 280, criuVersionMs: 30, koffiLoadMs: 500 }, rowsOf([lib, cli]));
+  const lines = startupLines({ ...raw.meta, nodeStartMs: 200, crVersionMs: 280, criuVersionMs: 30, koffiLoadMs: 500, crCheckMs: { user: 900, kernel: 300 } }, rowsOf([lib, cli]));
+  assert.ok(lines.includes('- `cr check` (its checks included): user 900 ms (4.50× `node -e 0`), kernel 300 ms (1.50× `node -e 0`)'), lines.join('\n'));
   assert.ok(lines.includes('- start-up: `cr --version` 280 ms (1.40× `node -e 0`), `criu --version` 30.0 ms'), lines.join('\n'));
   assert.ok(lines.some((l) => l.startsWith('- a Node that only loads koffi takes 500 ms (2.50× `node -e 0`)')), lines.join('\n'));
   assert.ok(lines.some((l) => l.startsWith("- the `cr` command's own overhead, kernel backend (mem 8 MiB, command minus library call): dump 300 ms (1.50× `node -e 0`)")), lines.join('\n'));
 });
 
-test('start-up: the cr command\'s own overhead as it times its backend call, medians per backend', () => {
-  const cli = (startMs: number, exitMs: number) => {
+test('start-up: the cr command\'s own overhead as it times its backend call, koffi\'s load inside it included, medians per backend', () => {
+  const cli = (startMs: number, exitMs: number, nativeMs?: number) => {
     const r = { ...rec('user', 'cli', true, 900), size: 8 };
-    return { ...r, dump: { ...r.dump!, command: { startMs, exitMs } }, restore: { ...r.restore!, command: { startMs: startMs + 100, exitMs } } };
+    return { ...r, dump: { ...r.dump!, command: { startMs, nativeMs, exitMs } }, restore: { ...r.restore!, command: { startMs: startMs + 100, exitMs } } };
   };
-  const rows = rowsOf([cli(240, 10), cli(260, 20), cli(280, 30)]);
-  assert.equal(rows[0].dumpCommand?.totalMs, { n: 3, median: 280, min: 250, max: 310 });
+  const rows = rowsOf([cli(240, 10, 30), cli(260, 20, 40), cli(280, 30, 50)]);
+  assert.equal(rows[0].dumpCommand?.totalMs, { n: 3, median: 320, min: 280, max: 360 });
   const lines = startupLines({ ...raw.meta, nodeStartMs: 200 }, rows);
   assert.ok(lines.includes("- the `cr` command's own overhead, user backend (mem 8 MiB, as the command times its backend call, medians of 3): " +
-    'dump 280 ms (1.40× `node -e 0`) = 260 exec→call + 20.0 return→exit; restore 380 ms (1.90× `node -e 0`) = 360 exec→call + 20.0 return→exit'), lines.join('\n'));
+    'dump 320 ms (1.60× `node -e 0`) = 260 exec→call + 40.0 koffi load in the call + 20.0 return→exit; ' +
+    'restore 380 ms (1.90× `node -e 0`) = 360 exec→call + 20.0 return→exit'), lines.join('\n'));
 });
 
 test('a run cut short says so, and reports what it finished', () => {
@@ -154,6 +156,8 @@ test('plans: quick, sizes per workload, unknown names refused', () => {
   assert.equal(parseSizes('mem=8,32;tree=2'), { per: { mem: [8, 32], tree: [2] } });
   assert.equal(makePlan({ workloads: 'tree', sizes: '3,5' }).cases.map((c) => c.size), [3, 5]);
   assert.throws(() => makePlan({ workloads: 'nope' }), /unknown workload/);
+  assert.equal(makePlan({ workloads: 'startup' }).cases.map((c) => [c.workload, c.size]), [['mem', 8]], 'startup: the smallest mem case alone');
+  assert.equal(makePlan({ workloads: 'startup', sizes: '16' }).cases.map((c) => c.size), [16]);
   assert.throws(() => makePlan({ modes: 'fast' }), /unknown mode/);
 });
 

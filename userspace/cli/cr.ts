@@ -40,7 +40,29 @@ function parsePid(v: string): number {
   return Number(v);
 }
 
-const logTo = (verbose?: boolean) => (verbose ? (line: string) => process.stderr.write(`cr: ${line}\n`) : undefined);
+/**
+ * Write to stdout (1) or stderr (2) directly: Node's process.stdout and
+ * process.stderr are made on first use, and for a pipe that loads the net
+ * module (tens of ms of a command in the VM, where compare/ and the tests
+ * read `cr` through pipes). A descriptor that someone left non-blocking
+ * (EAGAIN) gets the rest through the stream.
+ */
+function write(fd: 1 | 2, text: string): void {
+  const buf = Buffer.from(text);
+  let done = 0;
+  try {
+    while (done < buf.length) done += fs.writeSync(fd, buf, done);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE') return; // the reader is gone (`cr show DIR | head`): nobody to tell
+    if (code !== 'EAGAIN') throw err;
+    (fd === 1 ? process.stdout : process.stderr).write(buf.subarray(done));
+  }
+}
+const stdout = (text: string) => write(1, text);
+const stderr = (text: string) => write(2, text);
+
+const logTo = (verbose?: boolean) => (verbose ? (line: string) => stderr(`cr: ${line}\n`) : undefined);
 const backendOption = () => new Option('-b, --backend <name>', 'backend: user, kernel or criu');
 
 const { version } = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
@@ -48,11 +70,11 @@ const { version } = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.j
 const program = new Command('cr')
   .description('checkpoint/restart laboratory: one driver for in-kernel and userspace c/r')
   .version(version)
-  .configureOutput({ outputError: (str, write) => write(`cr: ${str.replace(/^error: /, '')}`) });
+  .configureOutput({ writeOut: stdout, writeErr: stderr, outputError: (str, out) => out(`cr: ${str.replace(/^error: /, '')}`) });
 
 const reportDump = (r: DumpResult, dir: string, what: string) => {
   const s = r.stats;
-  process.stderr.write(`cr: ${what} ${r.pids.join(' ')} into ${dir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +
+  stderr(`cr: ${what} ${r.pids.join(' ')} into ${dir}: ${(s.imageBytes / 1048576).toFixed(1)} MiB in ${s.totalMs.toFixed(0)} ms` +
     (s.frozenMs !== undefined ? ` (frozen ${s.frozenMs.toFixed(0)} ms)` : '') + '\n');
 };
 
@@ -116,9 +138,9 @@ program
     const r = await timed(() => b.restore({
       dir: o.imagesDir, detach: o.detach, pidns: o.pidns, frozen: o.frozen, shellJob: o.shellJob, mapPages: o.mapPages, lazyPages: o.lazyPages, log: logTo(o.verbose),
     }));
-    if (o.frozen) process.stderr.write(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
+    if (o.frozen) stderr(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
     if (o.detach) {
-      process.stdout.write(`${r.pids[0]}\n`);
+      stdout(`${r.pids[0]}\n`);
       return;
     }
     const st = await timed(() => r.wait());
@@ -146,7 +168,7 @@ program
     const b = await backendFor(dir, o.backend);
     const d = await timed(() => b.describe(dir));
     const json = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? `<${v.length} bytes>` : v);
-    process.stdout.write(o.json ? `${JSON.stringify(d.data, json, 2)}\n` : `${d.lines.join('\n')}\n`);
+    stdout(o.json ? `${JSON.stringify(d.data, json, 2)}\n` : `${d.lines.join('\n')}\n`);
   });
 
 program
@@ -156,18 +178,18 @@ program
   .action(async (o) => {
     const b = await pickBackend(o.backend);
     const items = await timed(() => b.check());
-    for (const i of items) process.stdout.write(`${i.ok ? 'ok  ' : i.required ? 'FAIL' : 'warn'}  ${i.name}: ${i.detail}\n`);
+    for (const i of items) stdout(`${i.ok ? 'ok  ' : i.required ? 'FAIL' : 'warn'}  ${i.name}: ${i.detail}\n`);
     const failed = items.filter((i) => !i.ok && i.required);
-    process.stdout.write(failed.length ? `${b.name} backend cannot run here (${failed.map((i) => i.name).join(', ')})\n` : `${b.name} backend: looks good\n`);
+    stdout(failed.length ? `${b.name} backend cannot run here (${failed.map((i) => i.name).join(', ')})\n` : `${b.name} backend: looks good\n`);
     if (failed.length) process.exitCode = 1;
   });
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof CrError) {
-    process.stderr.write(`cr: ${err.message}\n`);
+    stderr(`cr: ${err.message}\n`);
   } else {
-    process.stderr.write(`cr: internal error: ${(err as Error).message ?? err}\n`);
-    if (process.env.CR_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    stderr(`cr: internal error: ${(err as Error).message ?? err}\n`);
+    if (process.env.CR_DEBUG) stderr(`${(err as Error).stack}\n`);
   }
   process.exitCode = 1;
 });

@@ -12,9 +12,12 @@
  * writes each one's cache at exit.
  */
 import fs from 'node:fs';
-import Module from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
+
+// The loader's class as every CommonJS module sees it: requiring node:module
+// would compile that public module first (several ms in the VM).
+const Module = module.constructor as typeof import('node:module');
 
 type Loader = (module: NodeJS.Module, filename: string) => void;
 const extensions = (Module as unknown as { _extensions: Record<string, Loader> })._extensions;

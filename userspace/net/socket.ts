@@ -4,17 +4,15 @@
  * Addresses and control messages are plain bytes, built and read here.
  * Every wrapper throws a SysError carrying errno.
  */
-import koffi from 'koffi';
 import { NR } from '../sys/constants.js';
-import { check, rawSyscall, SysError } from '../sys/libc.js';
+import { check, ffi, libcFunction, once, rawSyscall, SysError } from '../sys/libc.js';
 
-const libc = koffi.load('libc.so.6');
-const iovec = koffi.struct('net_iovec', { base: 'void *', len: 'size_t' });
-const msghdr = koffi.struct('net_msghdr', {
-  name: 'void *', namelen: 'uint32', iov: koffi.pointer(iovec), iovlen: 'size_t', control: 'void *', controllen: 'size_t', flags: 'int',
-});
-const recvmsgRaw = libc.func('recvmsg', 'long', ['int', koffi.inout(koffi.pointer(msghdr)), 'int']);
-const sendmsgRaw = libc.func('sendmsg', 'long', ['int', koffi.pointer(msghdr), 'int']);
+const iovec = once(() => ffi().struct('net_iovec', { base: 'void *', len: 'size_t' }));
+const msghdr = once(() => ffi().struct('net_msghdr', {
+  name: 'void *', namelen: 'uint32', iov: ffi().pointer(iovec()), iovlen: 'size_t', control: 'void *', controllen: 'size_t', flags: 'int',
+}));
+const recvmsgRaw = libcFunction((c, k) => c.func('recvmsg', 'long', ['int', k.inout(k.pointer(msghdr())), 'int']));
+const sendmsgRaw = libcFunction((c, k) => c.func('sendmsg', 'long', ['int', k.pointer(msghdr()), 'int']));
 
 export const AF = { UNSPEC: 0, UNIX: 1, INET: 2, INET6: 10, NETLINK: 16, PACKET: 17 } as const;
 export const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, SEQPACKET: 5, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;

@@ -1,28 +1,86 @@
 /**
- * The few libc entry points cr-lab needs that Node does not offer, bound
- * once through koffi. Every wrapper throws a SysError carrying errno.
+ * The few libc entry points cr-lab needs that Node does not offer, through
+ * koffi. Every wrapper throws a SysError carrying errno.
+ *
+ * Nothing native happens when this module loads: koffi is loaded on the
+ * first native call, and each libc function is declared the first time it
+ * is called, so a command pays only for what it calls (`cr --version`,
+ * `cr show` and most of `cr check` load no koffi at all; README.md,
+ * "Start-up of the `cr` command").
  */
-import koffi from 'koffi';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
+import type * as Koffi from 'koffi';
 
-const libc = koffi.load('libc.so.6');
+/**
+ * The koffi native module that `npm run build` found koffi loading on this
+ * machine, and koffi's version (scripts/bundle.mjs defines both in the `cr`
+ * bundles). Requiring it directly skips koffi's loader, whose platform
+ * detection and module resolution cost several times the native load
+ * itself under emulation; koffi's loader requires the same file, so a later
+ * `require('koffi')` gets the same instance.
+ */
+declare const __crKoffiNative: string | undefined;
+declare const __crKoffiVersion: string | undefined;
 
-const ptraceWord = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'uintptr_t']);
-const ptraceBuf = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'void *']);
-const iovec = koffi.struct('iovec', { base: 'void *', len: 'size_t' });
-const ptraceBufs = libc.func('ptrace', 'long', ['int', 'int', 'void *', 'void *']);
-const ptraceIov = libc.func('ptrace', 'long', ['int', 'int', 'uintptr_t', koffi.inout(koffi.pointer(iovec))]);
-const waitpidRaw = libc.func('waitpid', 'int', ['int', 'void *', 'int']);
-const prlimitRaw = libc.func('prlimit', 'int', ['int', 'int', 'void *', 'void *']);
-const killRaw = libc.func('kill', 'int', ['int', 'int']);
-const pipe2Raw = libc.func('pipe2', 'int', ['void *', 'int']);
-const teeRaw = libc.func('tee', 'long', ['int', 'int', 'size_t', 'uint']);
-const fcntlRaw = libc.func('fcntl', 'int', ['int', 'int', 'int']);
-const closeRaw = libc.func('close', 'int', ['int']);
-const syscallPtrs = libc.func('syscall', 'long', ['long', 'long', 'void *', 'void *']);
-const syscallVar = libc.func('long syscall(long nr, ...)');
-const prctlRaw = libc.func('prctl', 'int', ['int', 'unsigned long', 'unsigned long', 'unsigned long', 'unsigned long']);
+/** The value `make()` returns on the first call, made once. */
+export function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
+}
+
+let loadNs = 0n;
+
+function loadKoffi(): typeof Koffi {
+  const start = process.hrtime.bigint();
+  try {
+    const require = createRequire(import.meta.filename);
+    if (typeof __crKoffiNative === 'string') {
+      try {
+        const native = require(__crKoffiNative) as typeof Koffi;
+        if (native.version === __crKoffiVersion) return native;
+      } catch {
+        /* node_modules changed since the build: koffi's own loader finds it */
+      }
+    }
+    return require('koffi') as typeof Koffi;
+  } finally {
+    loadNs = process.hrtime.bigint() - start;
+  }
+}
+
+/** How long loading koffi took (0 if nothing native was called): the `cr` command counts it in its own start-up (userspace/cli/timings.ts). */
+export const koffiLoadMs = (): number => Number(loadNs) / 1e6;
+
+/** koffi, loaded on first use. */
+export const ffi = once(loadKoffi);
+const libc = once(() => ffi().load('libc.so.6'));
+
+/** What koffi declares: any arguments, any result. */
+type NativeFunction = (...args: any[]) => any;
+
+/** A libc function that `declare` binds the first time it is called. */
+export function libcFunction(declare: (lib: Koffi.LibraryHandle, k: typeof Koffi) => NativeFunction): NativeFunction {
+  const fn = once(() => declare(libc(), ffi()));
+  return (...args) => fn()(...args);
+}
+
+const iovec = once(() => ffi().struct('iovec', { base: 'void *', len: 'size_t' }));
+const ptraceWord = libcFunction((c) => c.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'uintptr_t']));
+const ptraceBuf = libcFunction((c) => c.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'void *']));
+const ptraceBufs = libcFunction((c) => c.func('ptrace', 'long', ['int', 'int', 'void *', 'void *']));
+const ptraceIov = libcFunction((c, k) => c.func('ptrace', 'long', ['int', 'int', 'uintptr_t', k.inout(k.pointer(iovec()))]));
+const waitpidRaw = libcFunction((c) => c.func('waitpid', 'int', ['int', 'void *', 'int']));
+const prlimitRaw = libcFunction((c) => c.func('prlimit', 'int', ['int', 'int', 'void *', 'void *']));
+const killRaw = libcFunction((c) => c.func('kill', 'int', ['int', 'int']));
+const pipe2Raw = libcFunction((c) => c.func('pipe2', 'int', ['void *', 'int']));
+const teeRaw = libcFunction((c) => c.func('tee', 'long', ['int', 'int', 'size_t', 'uint']));
+const fcntlRaw = libcFunction((c) => c.func('fcntl', 'int', ['int', 'int', 'int']));
+const closeRaw = libcFunction((c) => c.func('close', 'int', ['int']));
+const syscallPtrs = libcFunction((c) => c.func('syscall', 'long', ['long', 'long', 'void *', 'void *']));
+const syscallVar = libcFunction((c) => c.func('long syscall(long nr, ...)'));
+const prctlRaw = libcFunction((c) => c.func('prctl', 'int', ['int', 'unsigned long', 'unsigned long', 'unsigned long', 'unsigned long']));
 
 // The first name wins: EAGAIN rather than its alias EWOULDBLOCK.
 const errnoNames = new Map<number, string>();
@@ -45,7 +103,7 @@ export class SysError extends Error {
 
 /** A libc call's result, or a SysError with its errno when it returned -1. */
 export function check(call: string, ret: number | bigint): number {
-  if (Number(ret) === -1) throw new SysError(call, koffi.errno());
+  if (Number(ret) === -1) throw new SysError(call, ffi().errno());
   return Number(ret);
 }
 
@@ -67,7 +125,7 @@ export function waitpid(pid: number, options: number): [number, number] {
   const status = Buffer.alloc(4);
   for (;;) {
     const ret = waitpidRaw(pid, status, options);
-    if (ret === -1 && koffi.errno() === os.constants.errno.EINTR) continue;
+    if (ret === -1 && ffi().errno() === os.constants.errno.EINTR) continue;
     return [check(`waitpid(${pid})`, ret), status.readInt32LE(0)];
   }
 }
@@ -156,7 +214,7 @@ export function rawSyscall(nr: number, ...args: (number | Buffer)[]): number {
  */
 export function trySyscall(nr: number, args: [string, number | Buffer][]): { ret: number; errno?: string } {
   const ret = Number(syscallVar(nr, ...args.flat()));
-  return ret === -1 ? { ret, errno: errnoName(koffi.errno()) } : { ret };
+  return ret === -1 ? { ret, errno: errnoName(ffi().errno()) } : { ret };
 }
 
 export function prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): number {
@@ -193,11 +251,11 @@ export const WALL = 0x40000000;
 export const WNOHANG = 1;
 
 /** PAGEMAP_SCAN's argument (include/uapi/linux/fs.h), its vec pointing at an array of page_region. */
-const pmScanArg = koffi.struct('pm_scan_arg', {
+const pmScanArg = once(() => ffi().struct('pm_scan_arg', {
   size: 'uint64', flags: 'uint64', start: 'uint64', end: 'uint64', walk_end: 'uint64', vec: 'void *', vec_len: 'uint64',
   max_pages: 'uint64', category_inverted: 'uint64', category_mask: 'uint64', category_anyof_mask: 'uint64', return_mask: 'uint64',
-});
-const ioctlScan = libc.func('ioctl', 'int', ['int', 'unsigned long', koffi.inout(koffi.pointer(pmScanArg))]);
+}));
+const ioctlScan = libcFunction((c, k) => c.func('ioctl', 'int', ['int', 'unsigned long', k.inout(k.pointer(pmScanArg()))]));
 const PAGEMAP_SCAN = 0xc0606610;
 
 export interface PagemapScan {

@@ -135,15 +135,39 @@ export class Tracee {
   /** Wait for the stop seizeLater() asked for; on failure the task is let go. */
   waitStopped(): void {
     try {
-      for (;;) {
-        const [, status] = waitpid(this.pid, WALL);
-        if (!wstatus.stopped(status)) throw new SysError(`pid ${this.pid} exited while being seized`, 3);
-        if (wstatus.event(status) === PTRACE.EVENT_STOP) break;
-        ptrace(PTRACE.CONT, this.pid, 0, wstatus.stopSig(status));
-      }
+      // Signals that come first are passed on: the task behaves as if never seized.
+      this.resumeUntil((status) => wstatus.event(status) === PTRACE.EVENT_STOP, 'while being seized', { running: true, deliver: true, maxStops: Infinity });
     } catch (err) {
       this.detachQuietly();
       throw err;
+    }
+  }
+
+  /**
+   * PTRACE_CONT the tracee until it reports a stop that `reached` accepts.
+   * On the way, a signal-delivery stop's signal is passed on (`deliver`) or
+   * held back until the task is let go (detach delivers it), and a
+   * PTRACE_EVENT_STOP (a group stop, an interrupt) is resumed; the task's
+   * death, any other stop, or more than `maxStops` stops fail, `when` saying
+   * what we were doing. `running`: the task is on its way already (wait
+   * before resuming it).
+   */
+  private resumeUntil(reached: (status: number) => boolean, when: string, o: { running?: boolean; deliver?: boolean; maxStops?: number } = {}): void {
+    const maxStops = o.maxStops ?? 8;
+    for (let stops = 0, signal = 0, resume = !o.running; ; resume = true) {
+      if (resume) ptrace(PTRACE.CONT, this.pid, 0, signal);
+      const [, status] = waitpid(this.pid, WALL);
+      if (wstatus.exited(status) || wstatus.signaled(status)) {
+        this.memFd = null;
+        throw new SysError(`pid ${this.pid} died ${when}`, 3);
+      }
+      if (reached(status)) return;
+      const event = wstatus.event(status);
+      if (!wstatus.stopped(status) || (event && event !== PTRACE.EVENT_STOP) || ++stops > maxStops) {
+        throw new SysError(`pid ${this.pid} stopped unexpectedly (status 0x${status.toString(16)}) ${when}`, 4);
+      }
+      signal = event || !o.deliver ? 0 : wstatus.stopSig(status);
+      if (!event && !o.deliver) this.heldSignal = wstatus.stopSig(status);
     }
   }
 
@@ -159,20 +183,7 @@ export class Tracee {
    */
   stopInSignalDelivery(): void {
     ptrace(PTRACE.INTERRUPT, this.pid);
-    for (let stops = 0; ; ) {
-      ptrace(PTRACE.CONT, this.pid);
-      const [, status] = waitpid(this.pid, WALL);
-      if (wstatus.exited(status) || wstatus.signaled(status)) {
-        this.memFd = null;
-        throw new SysError(`pid ${this.pid} died while being let go`, 3);
-      }
-      const event = wstatus.event(status);
-      if (event === PTRACE.EVENT_STOP) return;
-      if (!wstatus.stopped(status) || event || ++stops > 8) {
-        throw new SysError(`pid ${this.pid} stopped unexpectedly (status 0x${status.toString(16)}) while being let go`, 4);
-      }
-      this.heldSignal = wstatus.stopSig(status);
-    }
+    this.resumeUntil((status) => wstatus.event(status) === PTRACE.EVENT_STOP, 'while being let go');
   }
 
   getRegs(): Regs {
@@ -346,23 +357,12 @@ export class Tracee {
   private runUntilSelfStop(set: Partial<Regs>, what: string): void {
     this.setRegs({ ...this.getRegs(), ...set, orig_rax: BigInt.asUintN(64, -1n) });
     const info = Buffer.alloc(SIGINFO_SIZE);
-    for (let stops = 0; ; ) {
-      ptrace(PTRACE.CONT, this.pid);
-      const [, status] = waitpid(this.pid, WALL);
-      if (wstatus.exited(status) || wstatus.signaled(status)) {
-        this.memFd = null;
-        throw new SysError(`pid ${this.pid} died during injected ${what}`, 3);
-      }
-      const event = wstatus.event(status);
-      const sig = wstatus.stopSig(status);
-      if (wstatus.stopped(status) && !event && sig === SIG.STOP) {
-        ptrace(PTRACE.GETSIGINFO, this.pid, 0, info);
-        if (info.readInt32LE(8) === SI_TKILL && info.readInt32LE(16) === this.ownIds().tgid) return;
-        this.heldSignal = sig;
-      } else if (!wstatus.stopped(status) || (event && event !== PTRACE.EVENT_STOP) || ++stops > 8) {
-        throw new SysError(`pid ${this.pid} stopped unexpectedly (status 0x${status.toString(16)}) during injected ${what}`, 4);
-      } else if (!event) this.heldSignal = sig;
-    }
+    const selfStop = (status: number) => {
+      if (!wstatus.stopped(status) || wstatus.event(status) || wstatus.stopSig(status) !== SIG.STOP) return false;
+      ptrace(PTRACE.GETSIGINFO, this.pid, 0, info);
+      return info.readInt32LE(8) === SI_TKILL && info.readInt32LE(16) === this.ownIds().tgid;
+    };
+    this.resumeUntil(selfStop, `during injected ${what}`);
   }
 
   /** Like syscall(), but a negative result throws, naming the call. */
