@@ -11,9 +11,9 @@
  * process group of its own, made the foreground, opens /dev/tty. Every
  * 100 ms the parent writes a line to the master; the grandchild reads it
  * through /dev/tty, checks its terminal (foreground group, session,
- * termios, window size) and answers; the parent reads the answer (one
- * packet) and prints it with what it sees of its ptys (number, window
- * size, packet mode, lock). Then its pid.
+ * termios, window size) and answers; the parent reads the answer (a line,
+ * in as many packets as it comes in) and prints it with what it sees of
+ * its ptys (number, window size, packet mode, lock). Then its pid.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -90,7 +90,7 @@ int main(int argc, char **argv)
 {
 	struct winsize ws = { .ws_row = 37, .ws_col = 111 };
 	int master, locked, one = 1, i, ticks, index, lock;
-	char buf[512];
+	char buf[512], pkt_buf[512];
 	pid_t kid;
 
 	close_range(3, ~0U, 0);
@@ -116,22 +116,32 @@ int main(int argc, char **argv)
 
 	for (i = 0; i < ticks; i++) {
 		int now, pkt = -1;
+		size_t len = 0;
 		ssize_t n;
 
 		if (dprintf(master, "tick %d\n", i) < 0)
 			return perror("write"), 1;
-		do
-			n = read(master, buf, sizeof(buf) - 1);
-		while (n == 1 && buf[0] != TIOCPKT_DATA);	/* status packets (flow control) */
-		if (n <= 1)
-			return perror("read"), 1;
-		buf[n] = 0;
-		buf[1 + strcspn(buf + 1, "\r\n")] = 0;
+		/*
+		 * The answer may come in several data packets: with ONLCR the
+		 * slave's write reaches the master as the text, then "\r\n".
+		 */
+		while (!memchr(buf, '\n', len)) {
+			n = read(master, pkt_buf, sizeof(pkt_buf));
+			if (n <= 0)
+				return perror("read"), 1;
+			if (pkt_buf[0] != TIOCPKT_DATA)
+				continue;	/* a status packet (flow control) */
+			if (len + n - 1 >= sizeof(buf))
+				return fprintf(stderr, "answer too long\n"), 1;
+			memcpy(buf + len, pkt_buf + 1, n - 1);
+			len += n - 1;
+		}
+		buf[strcspn(buf, "\r\n")] = 0;
 		ioctl(master, TIOCGPTN, &now);
 		ioctl(master, TIOCGWINSZ, &ws);
 		ioctl(master, TIOCGPKT, &pkt);
 		ioctl(locked, TIOCGPTLCK, &lock);
-		printf("%s | pty %s, %dx%d, packet %s, the other %s\n", buf + 1, now == index ? "the same" : "ANOTHER", ws.ws_col,
+		printf("%s | pty %s, %dx%d, packet %s, the other %s\n", buf, now == index ? "the same" : "ANOTHER", ws.ws_col,
 		       ws.ws_row, pkt ? "on" : "OFF", lock ? "locked" : "UNLOCKED");
 		fflush(stdout);
 		usleep(100000);
