@@ -50,6 +50,7 @@ async function waitFor(file: string, text: string, ms = 60000): Promise<void> {
 
 /** A program that runs long enough to be checkpointed, and when it is ready. */
 interface SeedProgram {
+  /** Its first word names the seed: each seed's its own (an image is compared with, and falls back to the tree of, its seed's). */
   name: string;
   /** Start it in @dir; resolves with its pid once it is worth checkpointing. */
   start(dir: string): Promise<number>;
@@ -80,8 +81,8 @@ const SEED_PROGRAMS: SeedProgram[] = [
   readySeed('kpipes (pipes and a FIFO with bytes in flight)', (dir) => [kprogram('kpipes'), '100000', '20', dir], 'iter 3:'),
   readySeed('procstate (pending signals, rlimits, capabilities)', () => [kprogram('procstate'), 'state']),
   readySeed('kfiles (sockets, a listener, eventfd, timerfd, signalfd, epoll, inotify, memfd, an unlinked file, locks, a pty)', (dir) => [kprogram('kfiles'), 'mix', dir]),
-  readySeed('kinet (TCP connections between two processes with bytes queued both ways, over IPv4 and IPv6)', () => [kprogram('kinet'), 'established']),
-  readySeed('kinet (UDP sockets with datagrams queued, a connected one)', () => [kprogram('kinet'), 'udp']),
+  readySeed('kinet-tcp (TCP connections between two processes with bytes queued both ways, over IPv4 and IPv6)', () => [kprogram('kinet'), 'established']),
+  readySeed('kinet-udp (UDP sockets with datagrams queued, a connected one)', () => [kprogram('kinet'), 'udp']),
   // kipc's own ready line, not a child's: all its objects exist
   readySeed('kipc (its own UTS and IPC namespaces: SysV segments, queues, semaphores, SEM_UNDO; POSIX timers)', () => ['unshare', '-iu', kprogram('kipc')], '\nready\n'),
   readySeed('kthreads (threads: tids, TLS, masks, altstacks, rseq, robust lists)', () => [kprogram('kthreads'), 'threads']),
