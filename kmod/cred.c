@@ -83,7 +83,8 @@ static int checkpoint_confinement(struct ckpt_ctx *ctx, struct task_struct *t)
 	security_cred_getsecid(current_cred(), &my_secid);
 	if (secid != my_secid)
 		return ckpt_err(ctx, -EOPNOTSUPP,
-				"pid %d: an LSM label other than the checkpointer's is not supported", pid);
+				"pid %d: an LSM label other than the checkpointer's is not supported",
+				pid);
 	return 0;
 }
 
@@ -220,23 +221,27 @@ static int ckpt_caps(struct ckpt_ctx *ctx, struct ckpt_hdr_cred *h, const struct
 
 	if ((h->cap_bset | h->cap_inheritable | h->cap_permitted | h->cap_effective |
 	     h->cap_ambient) & ~CAP_VALID_MASK)
-		return ckpt_err(ctx, -EINVAL, "CRED object: capabilities this kernel does not know");
+		return ckpt_err(ctx, -EINVAL,
+				"CRED object: capabilities this kernel does not know");
 	if (!cap_issubset(bset, old->cap_bset))
 		return ckpt_err(ctx, -EPERM, "bounding set %#llx: the caller's %#llx cannot grow",
 				h->cap_bset, cap_val(old->cap_bset));
 	if (!cap_issubset(old->cap_bset, bset) && !ns_capable(old->user_ns, CAP_SETPCAP))
-		return ckpt_err(ctx, -EPERM, "bounding set %#llx: dropping capabilities needs CAP_SETPCAP",
+		return ckpt_err(ctx, -EPERM,
+				"bounding set %#llx: dropping capabilities needs CAP_SETPCAP",
 				h->cap_bset);
 	/* capset(2) against the restarter's sets: the LSMs' say included */
 	ret = security_capset(new, old, &eff, &inh, &perm);
 	if (ret)
-		return ckpt_err(ctx, ret, "capabilities %#llx/%#llx/%#llx (permitted/effective/inheritable) are beyond what capset(2) allows the caller",
+		return ckpt_err(ctx, ret,
+				"capabilities %#llx/%#llx/%#llx (permitted/effective/inheritable) are beyond what capset(2) allows the caller",
 				h->cap_permitted, h->cap_effective, h->cap_inheritable);
 	new->cap_bset = bset;
 	if (!cap_isclear(amb) &&
 	    (!cap_issubset(amb, cap_intersect(perm, inh)) ||
 	     (old->securebits & issecure_mask(SECURE_NO_CAP_AMBIENT_RAISE))))
-		return ckpt_err(ctx, -EPERM, "ambient set %#llx: PR_CAP_AMBIENT_RAISE would refuse it",
+		return ckpt_err(ctx, -EPERM,
+				"ambient set %#llx: PR_CAP_AMBIENT_RAISE would refuse it",
 				h->cap_ambient);
 	new->cap_ambient = amb;
 	return 0;
@@ -256,7 +261,8 @@ static struct group_info *ckpt_groups(struct ckpt_ctx *ctx, struct ckpt_hdr_cred
 		gi->gid[i] = make_kgid(ns, groups[i]);
 		if (!gid_valid(gi->gid[i])) {
 			put_group_info(gi);
-			return ERR_PTR(ckpt_err(ctx, -EINVAL, "CRED object: group %u has no mapping here",
+			return ERR_PTR(ckpt_err(ctx, -EINVAL,
+						"CRED object: group %u has no mapping here",
 						groups[i]));
 		}
 	}
@@ -284,12 +290,14 @@ static int ckpt_ids(struct ckpt_ctx *ctx, struct ckpt_hdr_cred *h, const struct 
 		if (!ckpt_uid_ok(old, uids[i]) &&
 		    !(fs_id && (uid_eq(uids[3], uids[0]) || uid_eq(uids[3], uids[1]) ||
 				uid_eq(uids[3], uids[2]))))
-			return ckpt_err(ctx, -EPERM, "the task ran as uid %u; the caller may not become it",
+			return ckpt_err(ctx, -EPERM,
+					"the task ran as uid %u; the caller may not become it",
 					from_kuid(ns, uids[i]));
 		if (!ckpt_gid_ok(old, gids[i]) &&
 		    !(fs_id && (gid_eq(gids[3], gids[0]) || gid_eq(gids[3], gids[1]) ||
 				gid_eq(gids[3], gids[2]))))
-			return ckpt_err(ctx, -EPERM, "the task ran as gid %u; the caller may not become it",
+			return ckpt_err(ctx, -EPERM,
+					"the task ran as gid %u; the caller may not become it",
 					from_kgid(ns, gids[i]));
 	}
 	new->uid = uids[0];

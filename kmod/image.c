@@ -84,7 +84,7 @@ const char *ckpt_type_name(u32 type)
 	return "unknown";
 }
 
-static void ckpt_log(struct ckpt_ctx *ctx, const char *fmt, va_list ap)
+static __printf(2, 0) void ckpt_log(struct ckpt_ctx *ctx, const char *fmt, va_list ap)
 {
 	char buf[320];
 	int len;

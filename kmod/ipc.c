@@ -145,7 +145,8 @@ int checkpoint_ipc_ns(struct ckpt_ctx *ctx, struct ckpt_tree *tree, struct ipc_n
 	if (!ret)
 		ret = ckpt_ipc_collect(ns, IPC_SEM_IDS, &sem, &h.nr_sem);
 	if (!ret && h.nr_shm + h.nr_msg + h.nr_sem > CKPT_IPC_OBJS_MAX)
-		ret = ckpt_err(ctx, -E2BIG, "pid %d: more than %d SysV objects in its IPC namespace",
+		ret = ckpt_err(ctx, -E2BIG,
+			       "pid %d: more than %d SysV objects in its IPC namespace",
 			       pid, CKPT_IPC_OBJS_MAX);
 	if (!ret)
 		ret = ckpt_write_obj(ctx, &h, CKPT_HDR_IPC_NS, sizeof(h));

@@ -175,7 +175,9 @@ int checkpoint_namespaces(struct ckpt_ctx *ctx, struct ckpt_tree *tree)
 	}
 
 	if (ckpt_parent_nsproxy(root, &pns))
-		return ckpt_err(ctx, -EAGAIN, "the parent of pid %d is exiting", task_pid_vnr(root));
+		return ckpt_err(ctx, -EAGAIN,
+				"the parent of pid %d is exiting",
+				task_pid_vnr(root));
 	own_uts = ckpt_own_ns(ctx, root, "UTS", rootns.uts_ns, pns.uts_ns, mine.uts_ns);
 	own_ipc = ckpt_own_ns(ctx, root, "IPC", rootns.ipc_ns, pns.ipc_ns, mine.ipc_ns);
 	if (own_uts < 0)

@@ -38,7 +38,8 @@ int checkpoint_rlimits(struct ckpt_ctx *ctx, struct task_struct *t)
 	}
 	task_unlock(t->group_leader);
 	if (h.rlim[RLIMIT_CPU].cur != RLIM_INFINITY)
-		return ckpt_err(ctx, -EOPNOTSUPP, "pid %d: a finite RLIMIT_CPU (%llu s) is not supported",
+		return ckpt_err(ctx, -EOPNOTSUPP,
+				"pid %d: a finite RLIMIT_CPU (%llu s) is not supported",
 				task_pid_vnr(t), h.rlim[RLIMIT_CPU].cur);
 	return ckpt_write_obj(ctx, &h, CKPT_HDR_RLIMITS, sizeof(h));
 }
@@ -62,14 +63,18 @@ int restore_prepare_rlimits(struct ckpt_ctx *ctx)
 			return ckpt_err(ctx, -EINVAL, "RLIMIT_%s: soft limit above the hard one",
 					ckpt_rlimit_names[i]);
 		if (i == RLIMIT_NOFILE && r->max > READ_ONCE(sysctl_nr_open))
-			return ckpt_err(ctx, -EPERM, "RLIMIT_NOFILE: the task's hard limit %llu is above fs.nr_open",
+			return ckpt_err(ctx, -EPERM,
+					"RLIMIT_NOFILE: the task's hard limit %llu is above fs.nr_open",
 					r->max);
 		if (r->max > rlimit_max(i) && !capable(CAP_SYS_RESOURCE))
-			return ckpt_err(ctx, -EPERM, "RLIMIT_%s: the task's hard limit %llu is above the caller's",
+			return ckpt_err(ctx, -EPERM,
+					"RLIMIT_%s: the task's hard limit %llu is above the caller's",
 					ckpt_rlimit_names[i], r->max);
 		ret = security_task_setrlimit(current->group_leader, i, &lim);
 		if (ret)
-			return ckpt_err(ctx, ret, "RLIMIT_%s: an LSM refused it", ckpt_rlimit_names[i]);
+			return ckpt_err(ctx, ret,
+					"RLIMIT_%s: an LSM refused it",
+					ckpt_rlimit_names[i]);
 	}
 	if (h->rlim[RLIMIT_CPU].cur != RLIM_INFINITY)
 		return ckpt_err(ctx, -EINVAL, "RLIMIT_CPU: a finite limit is not supported");

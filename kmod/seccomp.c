@@ -51,7 +51,9 @@ static int checkpoint_seccomp_filter(struct ckpt_ctx *ctx, struct task_struct *t
 				task_pid_vnr(t));
 	if (ret)
 		return ret == -ENOENT ? ret :
-		       ckpt_err(ctx, ret, "pid %d: cannot read seccomp filter %lu", task_pid_vnr(t), n);
+		       ckpt_err(ctx, ret,
+				"pid %d: cannot read seccomp filter %lu",
+				task_pid_vnr(t), n);
 	if (flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
 		ret = ckpt_err(ctx, -EOPNOTSUPP,
 			       "pid %d: a seccomp filter with a user notification listener is not supported",
@@ -138,11 +140,13 @@ int restore_prepare_seccomp(struct ckpt_ctx *ctx)
 		return ckpt_err(ctx, -EINVAL, "SECCOMP object: %u bytes for %u filters",
 				h->h.len, h->nr_filters);
 	if (insns > CKPT_SECCOMP_INSNS_MAX)
-		return ckpt_err(ctx, -EINVAL, "SECCOMP object: %llu instructions in all, seccomp allows %zu",
+		return ckpt_err(ctx, -EINVAL,
+				"SECCOMP object: %llu instructions in all, seccomp allows %zu",
 				insns, CKPT_SECCOMP_INSNS_MAX);
 #ifndef CONFIG_SECCOMP_FILTER
 	if (h->nr_filters)
-		return ckpt_err(ctx, -EOPNOTSUPP, "the task ran under seccomp filters, which this kernel lacks");
+		return ckpt_err(ctx, -EOPNOTSUPP,
+				"the task ran under seccomp filters, which this kernel lacks");
 #endif
 	ctx->seccomp = h;
 	return 0;
@@ -163,7 +167,8 @@ static int restore_seccomp_filters(struct ckpt_ctx *ctx, struct ckpt_hdr_seccomp
 
 		if (ret == -EACCES)
 			return ckpt_err(ctx, -EPERM,
-					"seccomp filter %u: installing it needs no_new_privs or CAP_SYS_ADMIN", i);
+					"seccomp filter %u: installing it needs no_new_privs or CAP_SYS_ADMIN",
+					i);
 		if (ret)
 			return ckpt_err(ctx, ret, "seccomp filter %u was refused", i);
 		off += sizeof(*f) + f->len * sizeof(struct sock_filter);
