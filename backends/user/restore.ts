@@ -153,7 +153,14 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       }
     };
     const rootTracee = Tracee.seize(rootHost);
-    build(root, rootTracee, Injection.begin(rootTracee, bootstrapAddress(rootHost, imageRanges)));
+    let rootInj: Injection;
+    try {
+      rootInj = Injection.begin(rootTracee, bootstrapAddress(rootHost, imageRanges));
+    } catch (err) {
+      killTraced([[rootTracee]]); // not built yet: as in forkChild
+      throw err;
+    }
+    build(root, rootTracee, rootInj);
     joinGroups(built.map(({ entry, task }) => ({ entry, tracee: task.tracee })), tree);
     restoreLastPids(built);
     // Every task is built before any runs: they may take shared objects from each other.

@@ -12,7 +12,7 @@ import { parseKeyValues, procStat, procStatus, statField } from '../../userspace
 import { kill, pidExists, rawSyscall, type SysError, waitZombie } from '../../userspace/sys/libc.js';
 import { CLONE, NR, O, PR, SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
-import { Tracee } from '../../userspace/sys/ptrace.js';
+import { killTraced, Tracee } from '../../userspace/sys/ptrace.js';
 import type { Freezer } from '../../userspace/freezer.js';
 import type { RestoreTask } from './state/module.js';
 import { ownPid, type TaskEntry } from './inventory.js';
@@ -380,18 +380,25 @@ export function forkChild(parent: { pid: number; entry: TaskEntry; inj: Injectio
   // Known at once: a restore that fails from here on kills it with the others.
   hostPids.set(child.pid, hostPid);
   const tracee = Tracee.seize(hostPid);
-  const inj = Injection.inherit(tracee, parent.inj.scratch);
-  // Until restore lets it go: a restorer that dies takes the unfinished tree with it. Its session or group goes in the same round trip.
-  const calls: [string, (number | bigint)[]][] = [['prctl(PR_SET_PDEATHSIG)', [NR.prctl, PR.SET_PDEATHSIG, SIG.KILL, 0, 0, 0]]];
-  if (child.sid === child.pid) calls.push(['setsid', [NR.setsid]]);
-  else if (child.pgid === child.pid) calls.push(['setpgid', [NR.setpgid, 0, 0]]);
-  else if (child.pgid !== parent.entry.pgid && hostPids.has(child.pgid)) calls.push([`setpgid ${child.pgid}`, [NR.setpgid, 0, groupInTask(child, tree)]]);
-  inj.batchOk(calls.map(([, c]) => c), (i) => calls[i][0]);
-  tree.groups.set(child.pid, calls.length > 1 ? (child.sid === child.pid ? child.pid : child.pgid) : tree.groups.get(parent.entry.pid)!);
-  const tty = tree.ctty.get(child.pid);
-  // Before it forks: its whole session shares the terminal.
-  if (child.sid === child.pid && tty) takeTerminal(inj, tty);
-  return { hostPid, tracee, inj };
+  try {
+    const inj = Injection.inherit(tracee, parent.inj.scratch);
+    // Until restore lets it go: a restorer that dies takes the unfinished tree with it. Its session or group goes in the same round trip.
+    const calls: [string, (number | bigint)[]][] = [['prctl(PR_SET_PDEATHSIG)', [NR.prctl, PR.SET_PDEATHSIG, SIG.KILL, 0, 0, 0]]];
+    if (child.sid === child.pid) calls.push(['setsid', [NR.setsid]]);
+    else if (child.pgid === child.pid) calls.push(['setpgid', [NR.setpgid, 0, 0]]);
+    else if (child.pgid !== parent.entry.pgid && hostPids.has(child.pgid)) calls.push([`setpgid ${child.pgid}`, [NR.setpgid, 0, groupInTask(child, tree)]]);
+    inj.batchOk(calls.map(([, c]) => c), (i) => calls[i][0]);
+    tree.groups.set(child.pid, calls.length > 1 ? (child.sid === child.pid ? child.pid : child.pgid) : tree.groups.get(parent.entry.pid)!);
+    const tty = tree.ctty.get(child.pid);
+    // Before it forks: its whole session shares the terminal.
+    if (child.sid === child.pid && tty) takeTerminal(inj, tty);
+    return { hostPid, tracee, inj };
+  } catch (err) {
+    // Not among the restore's built tasks yet: take its death here. A traced
+    // zombie is its tracer's to reap, and its pid would stay taken while we run.
+    killTraced([[tracee]]);
+    throw err;
+  }
 }
 
 /** The task, a session leader, makes `tty` its controlling terminal. */
@@ -495,15 +502,20 @@ function joinGroup(tracee: Tracee, t: TaskEntry, tree: RestoredTree): void {
 export function endAsZombie(kid: Forked, status: number): void {
   const { tracee, inj } = kid;
   const signo = status & 0x7f;
-  if (signo) {
-    inj.reset();
-    tracee.syscallOk(`rt_sigaction(${signo})`, NR.rt_sigaction, signo, inj.put(Buffer.alloc(KSIGACTION_SIZE)), 0, 8);
-    tracee.syscallOk('prctl(PR_SET_DUMPABLE)', NR.prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
-  } else {
-    // Its last call: exit_group(code), made as it is let go.
-    tracee.setRegs({ ...tracee.getRegs(), rip: BigInt(inj.scratch), rax: BigInt(NR.exit_group), rdi: BigInt((status >> 8) & 0xff), orig_rax: BigInt.asUintN(64, -1n) });
+  try {
+    if (signo) {
+      inj.reset();
+      tracee.syscallOk(`rt_sigaction(${signo})`, NR.rt_sigaction, signo, inj.put(Buffer.alloc(KSIGACTION_SIZE)), 0, 8);
+      tracee.syscallOk('prctl(PR_SET_DUMPABLE)', NR.prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+    } else {
+      // Its last call: exit_group(code), made as it is let go.
+      tracee.setRegs({ ...tracee.getRegs(), rip: BigInt(inj.scratch), rax: BigInt(NR.exit_group), rdi: BigInt((status >> 8) & 0xff), orig_rax: BigInt.asUintN(64, -1n) });
+    }
+    tracee.setSigmask(0n);
+  } catch (err) {
+    killTraced([[tracee]]); // as in forkChild
+    throw err;
   }
-  tracee.setSigmask(0n);
   tracee.detach(0);
   if (signo) kill(kid.hostPid, signo);
   if (!waitZombie(kid.hostPid, procStat)) throw new CrError(`pid ${kid.hostPid}: did not end as a zombie`);

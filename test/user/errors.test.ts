@@ -5,8 +5,12 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
+import { backends } from '../../backends/index.js';
+import { encodeImage, imageFile, readImage } from '../../backends/user/image.js';
+import type { Inventory } from '../../backends/user/inventory.js';
 import { alive, cr, type CrRun, start, tempDir, undisturbed, waitLines, withoutPid } from '../lib/harness.js';
 import { test } from '../lib/modes.js';
 
@@ -79,6 +83,41 @@ test('truncated or corrupted images are refused before any task is created', asy
   assert.is(r.exitCode, 0, r.all);
   assert.is(Number(r.stdout.trim()), pid);
   process.kill(pid, 'SIGKILL');
+});
+
+test('a restore that fails in a forked task\'s first calls leaves none of the tree, not even a zombie the restorer traces', async () => {
+  const dir = tempDir('pgfail');
+  const images = tempDir('pgfailimg');
+  const run = start('tree', ['1000000'], path.join(dir, 'out.txt'));
+  await waitLines(run.out, 5);
+  assert.is((await cr(['dump', '-t', String(run.pid), '-D', images])).exitCode, 0);
+  await run.exited.catch(() => undefined);
+  // A task put in the group of one that leads none: setpgid says EPERM in the batch right after its fork.
+  const inv = readImage<Inventory>(images, 'inventory');
+  const noLeader = inv.tasks.find((t) => t.pgid !== t.pid && !t.zombie)!;
+  const victim = inv.tasks.find((t, i) => i > inv.tasks.indexOf(noLeader) && !t.zombie && t.sid !== t.pid && t.pgid !== t.pid && t.ppid !== noLeader.pid)
+    ?? inv.tasks.find((t, i) => i > inv.tasks.indexOf(noLeader) && !t.zombie && t.sid !== t.pid && t.pgid !== t.pid)!;
+  victim.pgid = noLeader.pid;
+  const bad = copyImage(images);
+  fs.writeFileSync(imageFile(bad, 'inventory'), encodeImage('inventory', inv));
+  // In this process, the restorer and so the tracer: the cr command's exit would hide a zombie left traced.
+  const err = await backends.user.restore({ dir: bad }).then(() => undefined, (e: Error) => e);
+  assert.ok(err, 'the restore fails');
+  assert.match(err!.message, new RegExp(`setpgid ${noLeader.pid}: EPERM`));
+  assert.not.ok(err!.message.includes('\n'), 'in one line');
+  // Orphaned zombies are init's to reap, which takes it a moment; one we still traced would stay.
+  for (const deadline = Date.now() + 5000; inv.tasks.some((t) => alive(t.pid)) && Date.now() < deadline;) await sleep(20);
+  for (const t of inv.tasks) assert.not.ok(alive(t.pid), `pid ${t.pid} is gone, reaped too`);
+  // The image as dumped restores: every pid is free again.
+  const r = await cr(['restore', '-D', images, '--detach']);
+  assert.is(r.exitCode, 0, r.all);
+  for (const t of inv.tasks) {
+    try {
+      process.kill(t.pid, 'SIGKILL');
+    } catch {
+      /* a zombie's parent went first */
+    }
+  }
 });
 
 function flipByte(file: string, at: number): void {
