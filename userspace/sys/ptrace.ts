@@ -36,6 +36,8 @@ export const INJECTION_CODE = Buffer.from(
   '0f05ebfe90909090' +
   '4d85e4742a488b03488b7b08488b7310488b53184c8b53204c8b43284c8b4b300f05488943384883c34049ffccebd1ebfe', 'hex');
 const BATCH_ENTRY = 8;
+/** Where the batch loop's syscall returns to (its result is stored from there). */
+const BATCH_SYSCALL_END = 42;
 export const RECORD_SIZE = 64;
 /** Room for one call and the closing tgkill, after the code. */
 const CALL_SLOT = 128;
@@ -43,6 +45,8 @@ const CALL_SLOT = 128;
 export const CODE_ROOM = CALL_SLOT + 2 * RECORD_SIZE;
 /** si_code of a signal sent by tkill(2)/tgkill(2). */
 const SI_TKILL = -6;
+/** si_code the kernel gives a signal it had no room to queue a siginfo for (RLIMIT_SIGPENDING): no sender. */
+const SI_USER = 0;
 
 function toSigned(v: bigint): bigint {
   return BigInt.asIntN(64, v);
@@ -334,7 +338,7 @@ export class Tracee {
     const records = Buffer.alloc(all.length * RECORD_SIZE);
     all.forEach((c, i) => c.forEach((v, k) => records.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), i * RECORD_SIZE + k * 8)));
     this.writeMem(at, records);
-    this.runUntilSelfStop({ rip: BigInt(this.code + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, what);
+    this.runUntilSelfStop({ rip: BigInt(this.code + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, at + (all.length - 1) * RECORD_SIZE, what);
     const out = this.readMem(at, calls.length * RECORD_SIZE);
     return calls.map((_, i) => BigInt.asIntN(64, out.readBigUInt64LE(i * RECORD_SIZE + 56)));
   }
@@ -351,16 +355,24 @@ export class Tracee {
 
   /**
    * Let the tracee run with `set` registers changed until it stops itself
-   * with tgkill(SIGSTOP) (the end of the batch loop). A SIGSTOP sent by
-   * anyone else meanwhile is held back as during syscallStep().
+   * with tgkill(SIGSTOP) (the end of the batch loop, whose record is at
+   * `closing`). A SIGSTOP sent by anyone else meanwhile is held back as
+   * during syscallStep().
    */
-  private runUntilSelfStop(set: Partial<Regs>, what: string): void {
+  private runUntilSelfStop(set: Partial<Regs>, closing: number, what: string): void {
     this.setRegs({ ...this.getRegs(), ...set, orig_rax: BigInt.asUintN(64, -1n) });
     const info = Buffer.alloc(SIGINFO_SIZE);
     const selfStop = (status: number) => {
       if (!wstatus.stopped(status) || wstatus.event(status) || wstatus.stopSig(status) !== SIG.STOP) return false;
       ptrace(PTRACE.GETSIGINFO, this.pid, 0, info);
-      return info.readInt32LE(8) === SI_TKILL && info.readInt32LE(16) === this.ownIds().tgid;
+      const code = info.readInt32LE(8);
+      const sender = info.readInt32LE(16);
+      if (code === SI_TKILL) return sender === this.ownIds().tgid;
+      // Over RLIMIT_SIGPENDING our stop comes without its siginfo: it is ours if
+      // the task stands right after the closing tgkill of the batch.
+      if (code !== SI_USER || sender !== 0) return false;
+      const regs = this.getRegs();
+      return regs.orig_rax === BigInt(NR.tgkill) && regs.rip === BigInt(this.code + BATCH_SYSCALL_END) && regs.rbx === BigInt(closing);
     };
     this.resumeUntil(selfStop, `during injected ${what}`);
   }
