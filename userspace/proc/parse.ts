@@ -226,25 +226,28 @@ export function processTree(root: number, keep: (pid: number) => boolean = () =>
   return pids;
 }
 
-/** Inodes of the sockets in a process's descriptor table. */
-export function socketInodes(pid: number): number[] {
-  const inodes: number[] = [];
+/** The sockets in a process's descriptor table: each descriptor and its socket's inode. */
+export function socketFds(pid: number): { fd: number; ino: number }[] {
+  const sockets: { fd: number; ino: number }[] = [];
   let fds: string[] = [];
   try {
     fds = fs.readdirSync(`/proc/${pid}/fd`);
   } catch {
-    return inodes; // gone
+    return sockets; // gone, or a zombie
   }
   for (const fd of fds) {
     try {
       const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.push(Number(m[1]));
+      if (m) sockets.push({ fd: Number(fd), ino: Number(m[1]) });
     } catch {
       /* closed meanwhile */
     }
   }
-  return inodes;
+  return sockets;
 }
+
+/** Inodes of the sockets in a process's descriptor table. */
+export const socketInodes = (pid: number): number[] => socketFds(pid).map((s) => s.ino);
 
 /** A hex signal mask from status (SigBlk, SigCgt, …) as a bigint. */
 export function statusMask(status: Map<string, string>, key: string): bigint {

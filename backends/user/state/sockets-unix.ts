@@ -31,6 +31,7 @@ import { CrError } from '../../../userspace/errors.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { close, fcntl, SysError } from '../../../userspace/sys/libc.js';
 import { findUnixSocket, listUnixSockets, type UnixDiag } from '../../../userspace/net/diag.js';
+import { socketFds } from '../../../userspace/proc/parse.js';
 import {
   AF, bind, connect, decodeUcred, encodeUcred, getsockopt, MSG, recvmsg, SCM, sendmsg, setsockopt, shutdown, SOCK, sockName, socket, SOL, SUN_PATH_BYTES, unixAddress,
   type Cmsg,
@@ -240,19 +241,8 @@ function readQueue(st: DumpState, files: DumpFiles, fd: number, s: UnixSocketFil
 /** A descriptor of socket `ino` in a task of the tree, or undefined. */
 function holderOf(task: DumpTask, ino: number): { pid: number; fd: number } | undefined {
   for (const pid of task.shared.tree) {
-    let fds: string[];
-    try {
-      fds = fs.readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // a zombie
-    }
-    for (const fd of fds) {
-      try {
-        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${ino}]`) return { pid, fd: Number(fd) };
-      } catch {
-        /* closed meanwhile: not ours, the tree is stopped */
-      }
-    }
+    const hit = socketFds(pid).find((s) => s.ino === ino);
+    if (hit) return { pid, fd: hit.fd };
   }
   return undefined;
 }
