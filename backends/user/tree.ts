@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
-import { parseKeyValues, procStat, procStatus, statField } from '../../userspace/proc/parse.js';
+import { parseKeyValues, procStat, procStatus, readProc, statField, statusMask } from '../../userspace/proc/parse.js';
 import { kill, pidExists, rawSyscall, type SysError, waitZombie } from '../../userspace/sys/libc.js';
 import { CLONE, NR, O, PR, SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
@@ -63,9 +63,9 @@ const leaderExited = (pid: number) => procStat(pid).state === 'Z' && listTids(pi
  */
 function stopPending(pid: number): boolean {
   const bit = 1n << BigInt(SIG.STOP - 1);
-  const has = (status: Map<string, string>, key: string) => (BigInt(`0x${status.get(key) ?? '0'}`) & bit) !== 0n;
+  const has = (status: Map<string, string>, key: string) => (statusMask(status, key) & bit) !== 0n;
   try {
-    return has(procStatus(pid), 'ShdPnd') || listTids(pid).some((tid) => has(parseKeyValues(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')), 'SigPnd'));
+    return has(procStatus(pid), 'ShdPnd') || listTids(pid).some((tid) => has(parseKeyValues(readProc(pid, `task/${tid}/status`)), 'SigPnd'));
   } catch {
     return false; // gone
   }
