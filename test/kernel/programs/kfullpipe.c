@@ -97,8 +97,6 @@ static int writer(void)
 	static unsigned char buf[INFLIGHT];
 	int fd;
 
-	/* no reader yet: only a non-blocking open for writing fails */
-	need(open(fifo[0], O_WRONLY | O_NONBLOCK) < 0 && errno == ENXIO);
 	fd = open(fifo[0], O_WRONLY);	/* waits for r */
 	need(fd >= 0);
 	fill(buf, INFLIGHT, 1);
