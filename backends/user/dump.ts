@@ -10,20 +10,21 @@ import os from 'node:os';
 import path from 'node:path';
 import type { DumpOptions, DumpResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { clearSoftDirty, tracksWrittenPages } from '../../userspace/proc/pagemap.js';
+import { writeTracking } from '../../userspace/proc/pagemap.js';
 import { procSmaps } from '../../userspace/proc/parse.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { SysError } from '../../userspace/sys/libc.js';
 import { killTraced } from '../../userspace/sys/ptrace.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { recognizes } from './identity.js';
-import { readInventory } from './inventory.js';
+import { readInventory, type Inventory } from './inventory.js';
 import { STATE_MODULES } from './state/index.js';
 import { inForeground } from './state/tty.js';
 import type { DumpShared, DumpTask } from './state/module.js';
 import { checkSharedTables, recordPidNamespaces, releaseTree, saveLastPid, seizeFrozen, seizeTree, type SeizedTask } from './tree.js';
 import { Freezer } from '../../userspace/freezer.js';
 import { injectFault, requestedFault } from '../../userspace/fault.js';
+import { byPid, closeTrackers, IMAGE_TRACKING, prevTracking, startTracking, type Tracker } from './tracking.js';
 
 function asCrError(err: unknown): Error {
   if (err instanceof CrError) return err;
@@ -54,26 +55,30 @@ function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, sta
 }
 
 /** The pre-dump named by --prev-images-dir, checked before any task is seized. */
-function checkParent(dir: string): void {
+function readParent(dir: string): Inventory {
   if (!recognizes(dir)) throw new CrError(`${dir} holds no user-backend image to build on`);
-  if (!readInventory(dir).tracks_memory) throw new CrError(`${dir} is not a pre-dump: it tracks no pages (cr pre-dump)`);
+  const inv = readInventory(dir);
+  if (!inv.tracks_memory) throw new CrError(`${dir} is not a pre-dump: it tracks no pages (cr pre-dump)`);
+  if (inv.tracking !== 'SOFT_DIRTY' && inv.tracking !== 'UFFD_WP') throw new CrError(`${dir}: corrupted image (pages tracked by ${String(inv.tracking)})`);
+  return inv;
 }
 
 export const dump = (opts: DumpOptions): Promise<DumpResult> => dumpTree(opts, false);
 
 /**
  * A pre-dump: everything saved as by a dump, the tasks left running, and
- * their soft-dirty bits cleared before they run again, so that the pages
- * they write from now on are the ones a dump naming this image saves.
+ * the pages they write from now on tracked before they run again
+ * (tracking.ts), so that those are the ones a dump naming this image saves.
  */
 export const preDump = (opts: DumpOptions): Promise<DumpResult> => dumpTree({ ...opts, leaveRunning: true }, true);
 
 async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> {
   if (opts.cow) throw new CrError('the user backend has no copy-on-write dump (--cow): it copies the pages while the tasks are stopped');
-  if ((track || opts.prevImagesDir) && !tracksWrittenPages()) {
-    throw new CrError(`kernel ${os.release()} does not track the pages a task writes (no CONFIG_MEM_SOFT_DIRTY): ${track ? 'pre-dumps' : 'dumps with --prev-images-dir'} are not available`);
+  const method = writeTracking();
+  if ((track || opts.prevImagesDir) && !method) {
+    throw new CrError(`kernel ${os.release()} cannot track the pages a task writes (neither CONFIG_MEM_SOFT_DIRTY nor asynchronous userfaultfd write protection): ${track ? 'pre-dumps' : 'dumps with --prev-images-dir'} are not available`);
   }
-  if (opts.prevImagesDir) checkParent(opts.prevImagesDir);
+  const parent = opts.prevImagesDir ? readParent(opts.prevImagesDir) : undefined;
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   requestedFault(); // a CR_FAULT that names no stage is refused before anything is touched
@@ -95,7 +100,9 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
   const stats = { pagesWritten: 0 };
   const shared: DumpShared = {
     files: [], pipes: new Set(), shmem: new Set(), mms: new Map(), tree: pids, shellJob: !!opts.shellJob, tcpEstablished: !!opts.tcpEstablished, done: [],
+    prev: parent && prevTracking(parent, tasks),
   };
+  let trackers: Tracker[] = [];
   // Every hook runs even after one failed; the first failure is thrown then.
   const finish = (killed: boolean) => {
     let failure: unknown;
@@ -114,8 +121,8 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     recordPidNamespaces(tasks);
     for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, opts.prevImagesDir, log);
     if (opts.prevImagesDir) images.link('parent', path.relative(fs.realpathSync(opts.dir), fs.realpathSync(opts.prevImagesDir)));
-    // still stopped: nothing is written between the copy and the clearing
-    if (track) for (const t of tasks) if (t.threads.length) clearSoftDirty(t.threads[0].pid);
+    // still stopped: nothing is written between the copy and the start of the tracking
+    if (track) trackers = startTracking(tasks, method!, shared.prev, log);
     images.write('inventory', undefined, {
       format_version: FORMAT_VERSION,
       arch: process.arch,
@@ -126,6 +133,8 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
       shell_job: !!opts.shellJob,
       foreground: !!opts.shellJob && inForeground(opts.pid),
       tracks_memory: track,
+      tracking: IMAGE_TRACKING[method ?? 'soft-dirty'],
+      trackers,
     });
   } catch (err) {
     images.discard();
@@ -134,6 +143,7 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     } catch {
       /* the dump failed already: its own error says why */
     }
+    closeTrackers(tasks, byPid(trackers), log);
     releaseTree(tasks);
     throw asCrError(err);
   }
@@ -145,6 +155,8 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     releaseTree(tasks);
     throw asCrError(err);
   }
+  // The pre-dump's trackers have done their work (a pre-dump on top replaced them already).
+  if (opts.leaveRunning && !track && shared.prev) closeTrackers(tasks, shared.prev.found, log);
   if (opts.leaveRunning) releaseTree(tasks);
   else killTraced(tasks.map((t) => t.threads));
   const end = performance.now();

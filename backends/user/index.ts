@@ -7,7 +7,7 @@ import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { nftVersion } from '../../userspace/net/netlock.js';
 import { nativeBin } from '../../userspace/paths.js';
-import { tracksWrittenPages } from '../../userspace/proc/pagemap.js';
+import { writeTracking } from '../../userspace/proc/pagemap.js';
 import { recognizes, summary } from './identity.js';
 
 function kernelAtLeast(major: number, minor: number): boolean {
@@ -41,7 +41,10 @@ export const userBackend: Backend = {
       { name: 'CONFIG_CHECKPOINT_RESTORE', ok: config, required: true, detail: config ? 'PR_SET_MM_MAP, ARCH_MAP_VDSO, map_files present' : 'kernel built without CONFIG_CHECKPOINT_RESTORE' },
       fileCheck('/proc/PID/pagemap', '/proc/self/pagemap', true, 'no pagemap: cannot tell which pages to save'),
       { name: 'PAGEMAP_SCAN', ok: kernelAtLeast(6, 7), required: true, detail: `kernel ${os.release()} (finds the pages to save in ranges; needs 6.7 or later)` },
-      { name: 'soft-dirty', ok: tracksWrittenPages(), required: false, detail: tracksWrittenPages() ? 'the kernel tracks written pages: pre-dumps and --prev-images-dir' : 'kernel built without CONFIG_MEM_SOFT_DIRTY: no pre-dumps' },
+      {
+        name: 'written pages', ok: !!writeTracking(), required: false,
+        detail: { 'soft-dirty': 'soft-dirty bits: pre-dumps and --prev-images-dir', 'uffd-wp': 'no soft-dirty bits: pre-dumps track written pages with an asynchronous write-protecting userfaultfd', none: 'neither CONFIG_MEM_SOFT_DIRTY nor asynchronous userfaultfd write protection: no pre-dumps' }[writeTracking() ?? 'none'],
+      },
       fileCheck('cr-lazy', nativeBin('cr-lazy'), false, 'helper not built (npm run build): no --lazy-pages'),
       fileCheck('ns_last_pid', '/proc/sys/kernel/ns_last_pid', false, 'not needed: pids are chosen with clone3 set_tid'),
       fileCheck('cr-mktree', nativeBin('cr-mktree'), true, 'helper not built: run npm run build'),

@@ -50,6 +50,9 @@ export interface Inventory {
   foreground: boolean;
   /** A pre-dump: a later dump may build on it. */
   tracks_memory: boolean;
+  /** How the pre-dump tracks the pages written after it, and the userfaultfds it left in the tasks (tracking.ts). */
+  tracking: 'SOFT_DIRTY' | 'UFFD_WP';
+  trackers: { pid: number; fd: number; ino: bigint }[];
 }
 
 export function readInventory(dir: string): Inventory {

@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import { test as uvuTest } from 'uvu';
 import { backends } from '../../backends/index.js';
 import type { Backend, BackendName, RestoreResult } from '../../backends/types.js';
-import { tracksWrittenPages } from '../../userspace/proc/pagemap.js';
+import { writeTracking } from '../../userspace/proc/pagemap.js';
 import { pidExists, running, waitGone } from '../../userspace/sys/libc.js';
 import { cr, type CrRun, sleep, tempDir } from './harness.js';
 
@@ -125,8 +125,8 @@ function whyNot(o: CrTestOptions): string | undefined {
   if (o.not?.[mode]) return `not in ${mode} mode: ${o.not[mode]}`;
   const backend = o.backend ?? 'user';
   if (mode === 'pre' && !('preDump' in backends[backend])) return `not in pre mode: the ${backend} backend has no pre-dump (cr pre-dump) yet`;
-  // The user backend's pre-dumps track written pages with soft-dirty bits.
-  if (mode === 'pre' && backend === 'user' && !tracksWrittenPages()) return 'not in pre mode: this kernel does not track the pages a task writes (no CONFIG_MEM_SOFT_DIRTY)';
+  // The user backend's pre-dumps track written pages with soft-dirty bits or a userfaultfd.
+  if (mode === 'pre' && backend === 'user' && !writeTracking()) return 'not in pre mode: this kernel cannot track the pages a task writes';
   return undefined;
 }
 

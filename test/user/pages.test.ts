@@ -1,6 +1,6 @@
 /**
  * The user backend's page paths: pre-dumps and the dumps that build on
- * them (a chain of images, soft-dirty tracking), and lazy restore of
+ * them (a chain of images, soft-dirty or userfaultfd tracking), and lazy restore of
  * memory through userfaultfd.  Each program checks its own memory after
  * the restore; nothing here is timed.
  */
@@ -9,17 +9,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as assert from 'uvu/assert';
 import { packageRoot } from '../../userspace/paths.js';
-import { tracksWrittenPages } from '../../userspace/proc/pagemap.js';
+import { writeTracking } from '../../userspace/proc/pagemap.js';
 import { alive, cr, sleep, start, tempDir, undisturbed, waitLines, withoutPid, writeInput } from '../lib/harness.js';
 import { test } from '../lib/modes.js';
 
 /** kmemwrite (test/kernel/programs): rewrites its memory generation by generation, checking each page first. */
 const kmemwrite = path.join(packageRoot, 'test', 'kernel', 'programs', 'bin', 'kmemwrite');
 
-/** Pre-dumps need a kernel that tracks written pages (CONFIG_MEM_SOFT_DIRTY; the VM's has it). */
-const tracking = tracksWrittenPages();
+/** Pre-dumps need a kernel that tracks written pages: soft-dirty bits (the VM's), or asynchronous userfaultfd write protection (Linux 6.7+). */
+const tracking = writeTracking();
 const tt = tracking ? test : test.skip;
-if (!tracking) console.log('pre-dump chains skipped: this kernel has no CONFIG_MEM_SOFT_DIRTY (they run in the comparison, in the VM)');
+if (!tracking) console.log('pre-dump chains skipped: this kernel cannot track the pages a task writes (they run in the comparison, in the VM)');
 
 async function waitFor(file: string, re: RegExp, ms = 60000): Promise<void> {
   const until = Date.now() + ms;
@@ -131,7 +131,7 @@ tt('a dump naming no pre-dump, or a pre-dump that is gone, is refused by name; t
   assert.not.ok(alive(w.pid));
 });
 
-test('without soft-dirty tracking, a pre-dump or a dump on one is refused in one line, and the task runs on', async () => {
+test('without a way to track written pages, a pre-dump or a dump on one is refused in one line, and the task runs on', async () => {
   if (tracking) return;
   const dir = tempDir('pns');
   const out = path.join(dir, 'out.txt');
@@ -140,7 +140,7 @@ test('without soft-dirty tracking, a pre-dump or a dump on one is refused in one
   for (const args of [['pre-dump', '-t', String(w.pid), '-D', tempDir('pnsa')], ['dump', '-t', String(w.pid), '-D', tempDir('pnsb'), '--prev-images-dir', dir]]) {
     const r = await cr(args);
     assert.is(r.exitCode, 1, r.all);
-    assert.match(r.stderr.trim(), /^cr: kernel \S+ does not track the pages a task writes \(no CONFIG_MEM_SOFT_DIRTY\)[^\n]*$/);
+    assert.match(r.stderr.trim(), /^cr: kernel \S+ cannot track the pages a task writes \(neither CONFIG_MEM_SOFT_DIRTY nor [^\n]*$/);
   }
   assert.ok(alive(w.pid));
   process.kill(w.pid, 'SIGKILL');

@@ -4,10 +4,11 @@
  * in the categories asked for, where reading pagemap costs an 8-byte entry
  * per page.  Used to find the pages a dump must save (present, not the
  * zero page, not the file's own page under a private file mapping) and,
- * after a pre-dump, the ones written since (soft-dirty).
+ * after a pre-dump, the ones written since (soft-dirty or uffd-wp).
  */
 import fs from 'node:fs';
-import { pagemapScan } from '../sys/libc.js';
+import { NR, O } from '../sys/constants.js';
+import { pagemapScan, trySyscall } from '../sys/libc.js';
 
 export const PAGE_IS = { WPALLOWED: 1, WRITTEN: 2, FILE: 4, PRESENT: 8, SWAPPED: 16, PFNZERO: 32, HUGE: 64, SOFT_DIRTY: 128 } as const;
 
@@ -23,17 +24,16 @@ const REGIONS = 4096;
 /**
  * The pages in [start, end) that hold data of their own: present or
  * swapped, not the shared zero page and, with `anonOnly`, not a file's
- * page under a private mapping; with `written`, only those soft-dirty.
- * Each range is reported with its SOFT_DIRTY bit.
+ * page under a private mapping. Each range is reported with the
+ * categories in `returned` (what tells a page written since a pre-dump).
  */
-export function dataPages(pagemapFd: number, start: bigint, end: bigint, opts: { anonOnly: boolean; written: boolean }): PageRange[] {
+export function dataPages(pagemapFd: number, start: bigint, end: bigint, opts: { anonOnly: boolean; returned: number }): PageRange[] {
   const not = PAGE_IS.PFNZERO | (opts.anonOnly ? PAGE_IS.FILE : 0);
   const out: PageRange[] = [];
   const vec = Buffer.alloc(REGIONS * 24);
   for (let at = start; at < end; ) {
     const { regions, walkEnd } = pagemapScan(pagemapFd, {
-      start: at, end, inverted: not, mask: not | (opts.written ? PAGE_IS.SOFT_DIRTY : 0),
-      anyOf: PAGE_IS.PRESENT | PAGE_IS.SWAPPED, returned: PAGE_IS.SOFT_DIRTY,
+      start: at, end, inverted: not, mask: not, anyOf: PAGE_IS.PRESENT | PAGE_IS.SWAPPED, returned: opts.returned,
     }, vec);
     for (let i = 0; i < regions; i++) {
       out.push({ start: vec.readBigUInt64LE(i * 24), end: vec.readBigUInt64LE(i * 24 + 8), categories: Number(vec.readBigUInt64LE(i * 24 + 16)) });
@@ -44,19 +44,80 @@ export function dataPages(pagemapFd: number, start: bigint, end: bigint, opts: {
   return out;
 }
 
-const PM_PRESENT = 1n << 63n;
-const PM_SOFT_DIRTY = 1n << 55n;
-let tracking: boolean | undefined;
+const PM_SCAN_WP_MATCHING = 1;
+/** Where user space ends on x86-64 (TASK_SIZE_MAX): a scan over [0, this) covers every mapping. */
+const USER_END = 0x7ffffffff000n;
 
 /**
- * Whether this kernel tracks the pages a task writes (CONFIG_MEM_SOFT_DIRTY).
- * Without it every soft-dirty bit reads 0, and a page written since a
- * pre-dump would pass for one that was not.  A page faulted in is born
- * soft-dirty: among the present pages of our own stack and heap, some have
- * the bit unless the kernel has no such bit.
+ * Write-protect every page of the task's mappings registered with an
+ * asynchronous write-protecting userfaultfd, present or not: from here on
+ * the first write to each clears its uffd-wp bit, and PAGE_IS_WRITTEN
+ * reports it (mappings not so registered are skipped).
  */
-export function tracksWrittenPages(): boolean {
-  if (tracking !== undefined) return tracking;
+export function writeProtect(pid: number): void {
+  const fd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+  try {
+    pagemapScan(fd, { start: 0n, end: USER_END, inverted: 0, mask: 0, anyOf: 0, returned: 0, flags: PM_SCAN_WP_MATCHING }, Buffer.alloc(0));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * How a pre-dump learns which pages a task writes after it: the kernel's
+ * soft-dirty bits (CONFIG_MEM_SOFT_DIRTY: cleared through clear_refs, read
+ * in pagemap), or, where it has none, a userfaultfd in asynchronous
+ * write-protect mode (Linux 6.7+) that the task holds from the pre-dump on:
+ * its pages are write-protected and the first write to each clears the
+ * page's uffd-wp bit, with no fault reaching anyone.
+ */
+export type WriteTracking = 'soft-dirty' | 'uffd-wp';
+
+export interface WrittenTest {
+  /** The PAGEMAP_SCAN categories that tell it. */
+  returned: number;
+  /** Whether a range with these categories was left alone since the pre-dump. */
+  clean(categories: number): boolean;
+  /** The same, for a /proc/PID/pagemap entry. */
+  cleanEntry(entry: bigint): boolean;
+}
+
+const PM_PRESENT = 1n << 63n;
+const PM_SOFT_DIRTY = 1n << 55n;
+const PM_UFFD_WP = 1n << 57n;
+
+export const WRITTEN: Record<WriteTracking, WrittenTest> = {
+  'soft-dirty': {
+    returned: PAGE_IS.SOFT_DIRTY,
+    clean: (c) => !(c & PAGE_IS.SOFT_DIRTY),
+    cleanEntry: (e) => !(e & PM_SOFT_DIRTY),
+  },
+  // Only a page still write-protected in a mapping still registered is
+  // clean: a mapping made since, or one the task's own close of the
+  // descriptor unregistered, counts as written throughout.
+  'uffd-wp': {
+    returned: PAGE_IS.WRITTEN | PAGE_IS.WPALLOWED,
+    clean: (c) => !!(c & PAGE_IS.WPALLOWED) && !(c & PAGE_IS.WRITTEN),
+    cleanEntry: (e) => !!(e & PM_UFFD_WP),
+  },
+};
+
+export const UFFD = {
+  API: 0xaa,
+  /** _IOWR(0xAA, 0x3F, struct uffdio_api) */
+  IOC_API: 0xc018aa3f,
+  /** _IOWR(0xAA, 0x00, struct uffdio_register) */
+  IOC_REGISTER: 0xc020aa00,
+  REGISTER_MODE_WP: 2,
+  FEATURE_WP_ASYNC: 1 << 15,
+  /** userfaultfd(2) flag: faults from kernel mode are not handled (always allowed, where plain userfaultfd may need privilege). */
+  USER_MODE_ONLY: 1,
+} as const;
+
+let tracking: WriteTracking | null | undefined;
+
+/** Whether this kernel has soft-dirty bits: a page faulted in is born soft-dirty, so some of our present stack and heap pages have the bit. */
+function softDirty(): boolean {
   const maps = fs.readFileSync('/proc/self/maps', 'utf8');
   const fd = fs.openSync('/proc/self/pagemap', 'r');
   const entries = Buffer.alloc(64 * 8);
@@ -74,7 +135,26 @@ export function tracksWrittenPages(): boolean {
   } finally {
     fs.closeSync(fd);
   }
-  tracking = present === 0 || dirty > 0;
+  return present === 0 || dirty > 0;
+}
+
+/** Whether a userfaultfd here takes asynchronous write protection: one made and handed UFFDIO_API with it. */
+function asyncWriteProtect(): boolean {
+  const fd = trySyscall(NR.userfaultfd, [['int', O.CLOEXEC | O.NONBLOCK | UFFD.USER_MODE_ONLY]]).ret;
+  if (fd < 0) return false;
+  try {
+    const api = Buffer.alloc(24);
+    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
+    api.writeBigUInt64LE(BigInt(UFFD.FEATURE_WP_ASYNC), 8);
+    return trySyscall(NR.ioctl, [['int', fd], ['unsigned long', UFFD.IOC_API], ['void *', api]]).ret === 0;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** How this kernel lets a pre-dump track the pages a task writes, or null where it cannot. */
+export function writeTracking(): WriteTracking | null {
+  tracking ??= softDirty() ? 'soft-dirty' : asyncWriteProtect() ? 'uffd-wp' : null;
   return tracking;
 }
 

@@ -269,6 +269,8 @@ export interface PagemapScan {
   anyOf: number;
   /** Categories reported for each region. */
   returned: number;
+  /** PM_SCAN_* flags: PM_SCAN_WP_MATCHING write-protects the pages matched. */
+  flags?: number;
 }
 
 /**
@@ -278,7 +280,7 @@ export interface PagemapScan {
  */
 export function pagemapScan(fd: number, q: PagemapScan, vec: Buffer): { regions: number; walkEnd: bigint } {
   const arg = {
-    size: 96, flags: 0, start: q.start, end: q.end, walk_end: 0n, vec, vec_len: Math.floor(vec.length / 24), max_pages: 0,
+    size: 96, flags: q.flags ?? 0, start: q.start, end: q.end, walk_end: 0n, vec, vec_len: Math.floor(vec.length / 24), max_pages: 0,
     category_inverted: q.inverted, category_mask: q.mask, category_anyof_mask: q.anyOf, return_mask: q.returned,
   };
   const n = check(`ioctl(PAGEMAP_SCAN) on fd ${fd}`, ioctlScan(fd, PAGEMAP_SCAN, arg));

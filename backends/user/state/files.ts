@@ -229,6 +229,12 @@ export const files = defineState<FilesImage>({
     // Through a live thread: an exited leader's /proc shows no descriptors.
     for (const fd of fs.readdirSync(`/proc/${task.tracee.pid}/fd`).map(Number).sort((a, b) => a - b)) {
       const f = probe(task.tracee.pid, fd);
+      // the userfaultfd a pre-dump left (tracking.ts): ours, not the task's
+      const prev = task.shared.prev;
+      if (prev?.inos.has(f.stat.ino) && f.target === 'anon_inode:[userfaultfd]') {
+        prev.found.set(task.pid, [...(prev.found.get(task.pid) ?? []), fd]);
+        continue;
+      }
       const { id, fresh } = save(f);
       fds.push({ fd, cloexec: (f.flags & O.CLOEXEC) !== 0, file_id: id });
       const taken = locks.filter((l) => l.file_id === id);

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
 import { injectFault } from '../../../userspace/fault.js';
-import { dataPages, PAGE_IS } from '../../../userspace/proc/pagemap.js';
+import { dataPages, type WrittenTest } from '../../../userspace/proc/pagemap.js';
 import { type SmapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
 import { fcntl, rawSyscall, SysError } from '../../../userspace/sys/libc.js';
@@ -102,7 +102,6 @@ const CHUNK_PAGES = 4096;
 const PM_PRESENT = 1n << 63n;
 const PM_SWAPPED = 1n << 62n;
 const PM_FILE = 1n << 61n;
-const PM_SOFT_DIRTY = 1n << 55n;
 /** The page frame (present) or swap entry (swapped) of a pagemap entry. */
 const PM_FRAME = (1n << 55n) - 1n;
 const TASK_SIZE = 0x7ffffffff000n;
@@ -274,6 +273,12 @@ function savePages(task: DumpTask, out: number, data: Buffer, vaddr: bigint, n: 
  */
 type Coverage = [bigint, bigint][];
 
+/** What a dump on a pre-dump knows: the pages the chain holds, and how a page written since shows. */
+interface Chain {
+  cover: Coverage;
+  written: WrittenTest;
+}
+
 function chainCoverage(prevImagesDir: string, pid: number): Coverage {
   const runs = readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(prevImagesDir, 'mm', pid).pages;
   const ranges = runs.map((r): [bigint, bigint] => [r.vaddr, r.vaddr + BigInt(r.nr_pages) * PAGE]).sort((a, b) => (a[0] < b[0] ? -1 : 1));
@@ -311,12 +316,12 @@ function byCoverage(cover: Coverage, start: bigint, n: number): [bigint, number,
  * finds range by range. With `chain`, those not written since the
  * pre-dump that the chain holds go as runs in the parent.
  */
-function saveOwnMapping(task: DumpTask, pagemap: number, vma: Vma, chain: Coverage | undefined, out: number, data: Buffer, saved: SavedPages): void {
+function saveOwnMapping(task: DumpTask, pagemap: number, vma: Vma, chain: Chain | undefined, out: number, data: Buffer, saved: SavedPages): void {
   const first = saved.pages.length;
-  for (const r of dataPages(pagemap, vma.start, vma.end, { anonOnly: vma.kind === 'FILE_PRIVATE', written: false })) {
+  for (const r of dataPages(pagemap, vma.start, vma.end, { anonOnly: vma.kind === 'FILE_PRIVATE', returned: chain?.written.returned ?? 0 })) {
     const n = Number((r.end - r.start) / PAGE);
-    const clean = chain && !(r.categories & PAGE_IS.SOFT_DIRTY);
-    for (const [vaddr, k, inParent] of clean ? byCoverage(chain, r.start, n) : [[r.start, n, false] as const]) {
+    const clean = chain?.written.clean(r.categories);
+    for (const [vaddr, k, inParent] of clean ? byCoverage(chain!.cover, r.start, n) : [[r.start, n, false] as const]) {
       addRun(saved.pages, first, vaddr, k, inParent);
       if (!inParent) savePages(task, out, data, vaddr, k);
     }
@@ -327,11 +332,11 @@ function saveOwnMapping(task: DumpTask, pagemap: number, vma: Vma, chain: Covera
  * Save the private pages of every private mapping: all that must be saved,
  * but in an inherited one only those that are not the very page the
  * parent maps there; note the parent's pages this task does not have.
- * With `chain` (the task's soft-dirty bits were cleared by the pre-dump
- * this dump builds on, and the chain holds these pages), a page not
- * written since goes as a run in the parent.
+ * With `chain` (the pre-dump this dump builds on tracks the pages the
+ * task writes, and the chain holds these pages), a page not written since
+ * goes as a run in the parent.
  */
-function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undefined, chain: Coverage | undefined, out: number): SavedPages {
+function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undefined, chain: Chain | undefined, out: number): SavedPages {
   const pagemap = fs.openSync(`/proc/${task.tracee.pid}/pagemap`, 'r');
   const parentMap = parentPid === undefined ? -1 : fs.openSync(`/proc/${parentPid}/pagemap`, 'r');
   const saved: SavedPages = { pages: [], drop: [], shared: 0n };
@@ -362,8 +367,8 @@ function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undef
           }
           return true;
         };
-        const clean = (i: number) => !!chain && !(entries.readBigUInt64LE(i * 8) & PM_SOFT_DIRTY) &&
-          byCoverage(chain, at + BigInt(i) * PAGE, 1)[0]![2];
+        const clean = (i: number) => !!chain && chain.written.cleanEntry(entries.readBigUInt64LE(i * 8)) &&
+          byCoverage(chain.cover, at + BigInt(i) * PAGE, 1)[0]![2];
         for (let i = 0; i < n; ) {
           if (!mustSave(vma.kind, entries.readBigUInt64LE(i * 8)) && mustSave(vma.kind, theirs.readBigUInt64LE(i * 8))) {
             addRun(saved.drop, firstDrop, at + BigInt(i) * PAGE, 1);
@@ -732,8 +737,10 @@ export const memory = defineState<MmImage>({
     // Tree order: a parent is saved before its children.
     const parent = task.shared.mms.get(task.entry.ppid);
     if (parent) markInherited(vmas, parent.vmas as DumpVma[]);
-    // tracked since the pre-dump this dump builds on, if that one has the task
-    const chain = task.prevImagesDir && fs.existsSync(imageFile(task.prevImagesDir, 'mm', task.pid)) ? chainCoverage(task.prevImagesDir, task.pid) : undefined;
+    // tracked since the pre-dump this dump builds on, if that one has the task and (uffd-wp) the task still has its tracker
+    const prev = task.shared.prev;
+    const tracked = task.prevImagesDir && prev && (prev.method === 'soft-dirty' || prev.held.has(task.pid)) && fs.existsSync(imageFile(task.prevImagesDir, 'mm', task.pid));
+    const chain = tracked ? { cover: chainCoverage(task.prevImagesDir!, task.pid), written: prev.test } : undefined;
     const out = task.images.openRaw('pages', task.pid);
     let saved: SavedPages;
     let shmem: ShmemObject[];

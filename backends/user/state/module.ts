@@ -7,6 +7,7 @@ import type { Injection } from '../../../userspace/sys/inject.js';
 import type { Tracee } from '../../../userspace/sys/ptrace.js';
 import type { SmapsEntry } from '../../../userspace/proc/parse.js';
 import type { ImageWriter } from '../image.js';
+import type { PrevTracking } from '../tracking.js';
 import type { TaskEntry } from '../inventory.js';
 import type { Vma } from './memory.js';
 import type { Terminals } from './tty.js';
@@ -30,6 +31,8 @@ export interface DumpShared {
    * are killed (`killed`) or let go: give back what the dump held or changed.
    */
   done: ((killed: boolean) => void)[];
+  /** What the pre-dump this dump builds on tracks written pages with, and where its trackers are. */
+  prev?: PrevTracking;
 }
 
 /** Where restore created each shared object, so that others can take it from there. */
