@@ -105,6 +105,39 @@ tt('a pre-dump while the program rewrites 5% of its memory, then the dump: the c
   await restoreAndCheck(final, out);
 });
 
+/** The userfaultfds a task holds: [fd, fdinfo flags]. */
+function userfaultfds(pid: number): [number, number][] {
+  return fs.readdirSync(`/proc/${pid}/fd`).map(Number)
+    .filter((fd) => fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[userfaultfd]')
+    .map((fd) => [fd, parseInt(/^flags:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))![1], 8)]);
+}
+
+(tracking === 'uffd-wp' ? test : test.skip)('without soft-dirty bits, a pre-dump leaves one close-on-exec userfaultfd at the top of the table, a pre-dump on top replaces it, the dump closes it', async () => {
+  const dir = tempDir('pu');
+  const out = path.join(dir, 'out.txt');
+  const [pre1, pre2, final] = [tempDir('pupre1'), tempDir('pupre2'), tempDir('pudump')];
+  const w = startWriter(['8', '0', '5'], out);
+  await waitFor(out, /gen 2 ok/);
+  const before = fs.readdirSync(`/proc/${w.pid}/fd`).map(Number);
+  assert.equal(userfaultfds(w.pid), []);
+  assert.is((await cr(['pre-dump', '-t', String(w.pid), '-D', pre1])).exitCode, 0);
+  const [first, ...more] = userfaultfds(w.pid);
+  assert.equal(more, [], 'one tracker');
+  assert.ok(first![0] > Math.max(...before), 'above every descriptor the task had');
+  assert.ok(first![1] & 0o2000000, 'close-on-exec');
+  assert.is((await cr(['pre-dump', '-t', String(w.pid), '-D', pre2, '--prev-images-dir', pre1])).exitCode, 0);
+  assert.is(userfaultfds(w.pid).length, 1, 'replaced, not added to');
+  await waitFor(out, twoMore(out));
+  const d = await cr(['dump', '-t', String(w.pid), '-D', final, '--prev-images-dir', pre2, '--leave-running']);
+  assert.is(d.exitCode, 0, d.all);
+  assert.equal(userfaultfds(w.pid), [], 'the dump closed it');
+  assert.equal(fs.readdirSync(`/proc/${w.pid}/fd`).map(Number), before);
+  assert.ok(fs.statSync(path.join(final, `pages-${w.pid}.img`)).size < (8 << 20) / 2, 'only what was rewritten is saved');
+  process.kill(w.pid, 'SIGKILL');
+  while (alive(w.pid)) await sleep(10);
+  await restoreAndCheck(final, out);
+});
+
 tt('a dump naming no pre-dump, or a pre-dump that is gone, is refused by name; the task runs on', async () => {
   const dir = tempDir('pn');
   const out = path.join(dir, 'out.txt');
