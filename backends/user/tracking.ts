@@ -14,10 +14,10 @@
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
 import { clearSoftDirty, UFFD, writeProtect, WRITTEN, type WriteTracking, type WrittenTest } from '../../userspace/proc/pagemap.js';
-import { procMaps } from '../../userspace/proc/parse.js';
+import { procLimits, procMaps } from '../../userspace/proc/parse.js';
 import { NR, O } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
-import { prlimit, SysError } from '../../userspace/sys/libc.js';
+import { SysError } from '../../userspace/sys/libc.js';
 import type { Inventory } from './inventory.js';
 import type { SeizedTask } from './tree.js';
 
@@ -83,7 +83,8 @@ function inTask<T>(t: SeizedTask, fn: (inj: Injection) => T): T {
 /** The highest descriptor number free in the task's table, below its RLIMIT_NOFILE; `free` counted as free. */
 function topFreeFd(pid: number, free: number[]): number {
   const used = new Set(fs.readdirSync(`/proc/${pid}/fd`).map(Number).filter((fd) => !free.includes(fd)));
-  let fd = Number(prlimit(pid, RLIMIT_NOFILE).cur) - 1;
+  // read, not prlimit(2): that needs CAP_SYS_RESOURCE over another user's task
+  let fd = Number(procLimits(pid)[RLIMIT_NOFILE]!.cur) - 1;
   while (fd >= 0 && used.has(fd)) fd--;
   if (fd < 0) throw new CrError(`pid ${pid}: no free descriptor for the userfaultfd that tracks the pages it writes`);
   return fd;
