@@ -68,6 +68,9 @@ export const userBackend: Backend = {
     const lines = [
       `user-backend image, format ${inv.format_version}, ${inv.arch}, kernel ${inv.kernel_release}, made ${new Date(Number(inv.created_ms)).toISOString()}`,
       ...(parent ? [`builds on a pre-dump: parent ${parent}`] : []),
+      ...(inv.tracks_memory ? [inv.tracking === 'UFFD_WP'
+        ? `a pre-dump: each task tracks the pages it writes with a userfaultfd (${inv.trackers.map((k) => `pid ${k.pid} fd ${k.fd}`).join(', ')})`
+        : 'a pre-dump: the tasks\' soft-dirty bits track the pages they write'] : []),
     ];
     const tasks = inv.tasks.map((t) => {
       const states = t.zombie ? {} : Object.fromEntries(STATE_MODULES.map((m) => [m.name, m.load(dir, t).describe()]));
@@ -78,6 +81,7 @@ export const userBackend: Backend = {
       for (const [name, l] of Object.entries(states)) lines.push(`  ${name}:`, ...l.map((x) => `    ${x}`));
       return { ...t, ...states };
     });
-    return { backend: 'user', lines, data: { ...inv, created_ms: Number(inv.created_ms), tasks } };
+    const trackers = inv.trackers.map((k) => ({ ...k, ino: String(k.ino) }));
+    return { backend: 'user', lines, data: { ...inv, created_ms: Number(inv.created_ms), trackers, tasks } };
   },
 };

@@ -125,6 +125,9 @@ function userfaultfds(pid: number): [number, number][] {
   assert.equal(more, [], 'one tracker');
   assert.ok(first![0] > Math.max(...before), 'above every descriptor the task had');
   assert.ok(first![1] & 0o2000000, 'close-on-exec');
+  const show = await cr(['show', pre1]);
+  assert.match(show.stdout, new RegExp(`a pre-dump: each task tracks the pages it writes with a userfaultfd \\(pid ${w.pid} fd ${first![0]}\\)`));
+  assert.is(JSON.parse((await cr(['show', '--json', pre1])).stdout).trackers[0].fd, first![0]);
   assert.is((await cr(['pre-dump', '-t', String(w.pid), '-D', pre2, '--prev-images-dir', pre1])).exitCode, 0);
   assert.is(userfaultfds(w.pid).length, 1, 'replaced, not added to');
   await waitFor(out, twoMore(out));
