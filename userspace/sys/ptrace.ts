@@ -204,7 +204,6 @@ export class Tracee {
     ptrace(PTRACE.SETREGS, this.pid, 0, buf);
   }
 
-  /** The XSAVE area: x87, SSE, AVX… state, exactly as the kernel holds it. */
   /**
    * The XSAVE area: x87, SSE, AVX… state, exactly as the kernel holds it.
    * On a CPU without XSAVE (QEMU's default TCG model) it is the 512-byte
