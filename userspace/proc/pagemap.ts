@@ -20,6 +20,8 @@ export interface PageRange {
 }
 
 const REGIONS = 4096;
+/** The regions buffer of every scan, made once (the kernel fills what it returns). */
+let vec: Buffer | undefined;
 
 /**
  * The pages in [start, end) that hold data of their own: present or
@@ -30,7 +32,7 @@ const REGIONS = 4096;
 export function dataPages(pagemapFd: number, start: bigint, end: bigint, opts: { anonOnly: boolean; returned: number }): PageRange[] {
   const not = PAGE_IS.PFNZERO | (opts.anonOnly ? PAGE_IS.FILE : 0);
   const out: PageRange[] = [];
-  const vec = Buffer.alloc(REGIONS * 24);
+  vec ??= Buffer.allocUnsafeSlow(REGIONS * 24);
   for (let at = start; at < end; ) {
     const { regions, walkEnd } = pagemapScan(pagemapFd, {
       start: at, end, inverted: not, mask: not, anyOf: PAGE_IS.PRESENT | PAGE_IS.SWAPPED, returned: opts.returned,
