@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
-import { parseKeyValues, procStat, procStatus, readProc, statField, statusMask } from '../../userspace/proc/parse.js';
+import { procStat, procStatus, readProc, statField, statusField, statusMask } from '../../userspace/proc/parse.js';
 import { kill, pidExists, rawSyscall, type SysError, waitZombie } from '../../userspace/sys/libc.js';
 import { CLONE, NR, O, PR, SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
@@ -63,9 +63,9 @@ const leaderExited = (pid: number) => procStat(pid).state === 'Z' && listTids(pi
  */
 function stopPending(pid: number): boolean {
   const bit = 1n << BigInt(SIG.STOP - 1);
-  const has = (status: Map<string, string>, key: string) => (statusMask(status, key) & bit) !== 0n;
+  const has = (status: string, key: string) => (statusMask(status, key) & bit) !== 0n;
   try {
-    return has(procStatus(pid), 'ShdPnd') || listTids(pid).some((tid) => has(parseKeyValues(readProc(pid, `task/${tid}/status`)), 'SigPnd'));
+    return has(readProc(pid, 'status'), 'ShdPnd') || listTids(pid).some((tid) => has(readProc(pid, `task/${tid}/status`), 'SigPnd'));
   } catch {
     return false; // gone
   }
@@ -115,7 +115,7 @@ export async function seizeFrozen(freezer: Freezer): Promise<Map<number, Tracee>
   await freezer.freeze();
   try {
     for (const tid of freezer.threads()) {
-      const tgid = Number(procStatus(tid).get('Tgid'));
+      const tgid = Number(statusField(tid, 'Tgid'));
       seized.set(tid, seizeThread(tgid, tid, true));
     }
   } catch (err) {
@@ -229,7 +229,7 @@ export function checkSharedTables(tasks: SeizedTask[]): void {
 }
 
 /** A task's pid in every pid namespace from ours inward, as /proc/PID/status NSpid shows it. */
-export const nsChain = (pid: number) => (procStatus(pid).get('NSpid') ?? String(pid)).split(/\s+/).map(Number);
+export const nsChain = (pid: number) => (statusField(pid, 'NSpid') ?? String(pid)).split(/\s+/).map(Number);
 const nsIno = (pid: number, which: 'pid' | 'pid_for_children') => fs.statSync(`/proc/${pid}/ns/${which}`).ino;
 const NS_GET_PARENT = 0xb702;
 
@@ -347,10 +347,10 @@ const ownPidns = fs.statSync('/proc/self/ns/pid').ino;
 function childHostPid(parentHost: number, pid: number): number {
   // A parent in our own pid namespace numbers its child as we do.
   if (fs.statSync(`/proc/${parentHost}/ns/pid`).ino === ownPidns) return pid;
-  const level = (procStatus(parentHost).get('NSpid') ?? '').split(/\s+/).filter(Boolean).length - 1;
+  const level = (statusField(parentHost, 'NSpid') ?? '').split(/\s+/).filter(Boolean).length - 1;
   const children = fs.readFileSync(`/proc/${parentHost}/task/${parentHost}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   for (const c of children) {
-    const chain = (procStatus(c).get('NSpid') ?? String(c)).split(/\s+/).map(Number);
+    const chain = (statusField(c, 'NSpid') ?? String(c)).split(/\s+/).map(Number);
     if (chain[Math.max(level, 0)] === pid) return c;
   }
   throw new CrError(`pid ${pid}: not among its parent's children after creating it`);

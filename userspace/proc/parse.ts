@@ -156,6 +156,12 @@ export function parseKeyValues(text: string): Map<string, string> {
   return out;
 }
 
+/** One value of a "Key: value" file, its first line of that key alone parsed (a status file has sixty or so). */
+export function keyValue(text: string, key: string): string | undefined {
+  const line = new RegExp(`^${key}:[^\\n]*\\n`, 'm').exec(text)?.[0];
+  return line === undefined ? undefined : run(`key-value line ${key}`, kvLexer, kvLine, line)[1];
+}
+
 // ---- /proc/PID/limits ------------------------------------------------------------
 
 enum L { Header, Name, Value, Units, Newline }
@@ -195,6 +201,7 @@ export const procMaps = (pid: number) => parseMaps(readProc(pid, 'maps'));
 export const procSmaps = (pid: number) => parseSmaps(readProc(pid, 'smaps'));
 export const procStat = (pid: number) => parseStat(readProc(pid, 'stat'));
 export const procStatus = (pid: number) => parseKeyValues(readProc(pid, 'status'));
+export const statusField = (pid: number, key: string) => keyValue(readProc(pid, 'status'), key);
 export const procLimits = (pid: number) => parseLimits(readProc(pid, 'limits'));
 export const procFdinfo = (pid: number, fd: number) => parseKeyValues(readProc(pid, `fdinfo/${fd}`));
 
@@ -249,9 +256,9 @@ export function socketFds(pid: number): { fd: number; ino: number }[] {
 /** Inodes of the sockets in a process's descriptor table. */
 export const socketInodes = (pid: number): number[] => socketFds(pid).map((s) => s.ino);
 
-/** A hex signal mask from status (SigBlk, SigCgt, …) as a bigint. */
-export function statusMask(status: Map<string, string>, key: string): bigint {
-  const v = status.get(key);
+/** A hex signal mask (SigPnd, ShdPnd, SigBlk, …) from the text of a status file, as a bigint. */
+export function statusMask(status: string, key: string): bigint {
+  const v = keyValue(status, key);
   if (v === undefined) throw new CrError(`status has no ${key}`);
   return BigInt(`0x${v}`);
 }

@@ -6,7 +6,7 @@
  * other family or protocol are claimed here, only to be refused by name.
  */
 import { CrError } from '../../../userspace/errors.js';
-import { processTree, procStatus, socketInodes } from '../../../userspace/proc/parse.js';
+import { processTree, socketInodes, statusField } from '../../../userspace/proc/parse.js';
 import { NR } from '../../../userspace/sys/constants.js';
 import { close, rawSyscall, type SysError } from '../../../userspace/sys/libc.js';
 import { AF, getsockopt, getsockoptBytes, IPPROTO, setsockopt, SOCK, SOL } from '../../../userspace/net/socket.js';
@@ -25,7 +25,7 @@ export function withDup<T>(pid: number, fd: number, fn: (dup: number) => T): T {
 
 const ourTask = (pid: number) => {
   try {
-    return procStatus(pid).get('TracerPid') === String(process.pid);
+    return statusField(pid, 'TracerPid') === String(process.pid);
   } catch {
     return false; // gone
   }
@@ -34,7 +34,7 @@ const ourTask = (pid: number) => {
 /** The tasks of the image being dumped: the tree around `pid` that this cr has seized. */
 function imageTasks(pid: number): number[] {
   let root = pid;
-  for (let up = Number(procStatus(root).get('PPid')); up > 0 && ourTask(up); up = Number(procStatus(up).get('PPid'))) root = up;
+  for (let up = Number(statusField(root, 'PPid')); up > 0 && ourTask(up); up = Number(statusField(up, 'PPid'))) root = up;
   return processTree(root, ourTask);
 }
 
