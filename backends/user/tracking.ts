@@ -13,9 +13,9 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
-import { clearSoftDirty, UFFD, writeProtect, WRITTEN, type WriteTracking, type WrittenTest } from '../../userspace/proc/pagemap.js';
+import { clearSoftDirty, writeProtect, WRITTEN, type WriteTracking, type WrittenTest } from '../../userspace/proc/pagemap.js';
 import { procLimits, procMaps } from '../../userspace/proc/parse.js';
-import { NR, O } from '../../userspace/sys/constants.js';
+import { NR, O, UFFD } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { SysError } from '../../userspace/sys/libc.js';
 import type { Inventory } from './inventory.js';

@@ -7,8 +7,7 @@
  * after a pre-dump, the ones written since (soft-dirty or uffd-wp).
  */
 import fs from 'node:fs';
-import { NR, O } from '../sys/constants.js';
-import { pagemapScan, trySyscall } from '../sys/libc.js';
+import { pagemapScan } from '../sys/libc.js';
 
 export const PAGE_IS = { WPALLOWED: 1, WRITTEN: 2, FILE: 4, PRESENT: 8, SWAPPED: 16, PFNZERO: 32, HUGE: 64, SOFT_DIRTY: 128 } as const;
 
@@ -104,18 +103,6 @@ export const WRITTEN: Record<WriteTracking, WrittenTest> = {
   },
 };
 
-export const UFFD = {
-  API: 0xaa,
-  /** _IOWR(0xAA, 0x3F, struct uffdio_api) */
-  IOC_API: 0xc018aa3f,
-  /** _IOWR(0xAA, 0x00, struct uffdio_register) */
-  IOC_REGISTER: 0xc020aa00,
-  REGISTER_MODE_WP: 2,
-  FEATURE_WP_ASYNC: 1 << 15,
-  /** userfaultfd(2) flag: faults from kernel mode are not handled (always allowed, where plain userfaultfd may need privilege). */
-  USER_MODE_ONLY: 1,
-} as const;
-
 let tracking: WriteTracking | null | undefined;
 
 /** Whether this kernel has soft-dirty bits: a page faulted in is born soft-dirty, so some of our present stack and heap pages have the bit. */
@@ -140,23 +127,16 @@ function softDirty(): boolean {
   return present === 0 || dirty > 0;
 }
 
-/** Whether a userfaultfd here takes asynchronous write protection: one made and handed UFFDIO_API with it. */
-function asyncWriteProtect(): boolean {
-  const fd = trySyscall(NR.userfaultfd, [['int', O.CLOEXEC | O.NONBLOCK | UFFD.USER_MODE_ONLY]]).ret;
-  if (fd < 0) return false;
-  try {
-    const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
-    api.writeBigUInt64LE(BigInt(UFFD.FEATURE_WP_ASYNC), 8);
-    return trySyscall(NR.ioctl, [['int', fd], ['unsigned long', UFFD.IOC_API], ['void *', api]]).ret === 0;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** How this kernel lets a pre-dump track the pages a task writes, or null where it cannot. */
+/**
+ * How this kernel lets a pre-dump track the pages a task writes, or null
+ * where it cannot. Asynchronous write protection came with PAGEMAP_SCAN
+ * (6.7), which every dump needs: a kernel with userfaultfd (its sysctl) has
+ * it, unless built without CONFIG_PTE_MARKER_UFFD_WP (a pre-dump there fails
+ * in one line naming UFFDIO_API). Told without a system call, so that
+ * `cr check` loads no native code.
+ */
 export function writeTracking(): WriteTracking | null {
-  tracking ??= softDirty() ? 'soft-dirty' : asyncWriteProtect() ? 'uffd-wp' : null;
+  tracking ??= softDirty() ? 'soft-dirty' : fs.existsSync('/proc/sys/vm/unprivileged_userfaultfd') ? 'uffd-wp' : null;
   return tracking;
 }
 

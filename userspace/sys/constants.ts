@@ -70,3 +70,16 @@ export const RLIMIT_NAMES = [
   'CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS',
   'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME',
 ] as const;
+
+/** userfaultfd(2): the write-protecting tracker of a pre-dump (backends/user/tracking.ts). */
+export const UFFD = {
+  API: 0xaa,
+  /** _IOWR(0xAA, 0x3F, struct uffdio_api) */
+  IOC_API: 0xc018aa3f,
+  /** _IOWR(0xAA, 0x00, struct uffdio_register) */
+  IOC_REGISTER: 0xc020aa00,
+  REGISTER_MODE_WP: 2,
+  FEATURE_WP_ASYNC: 1 << 15,
+  /** userfaultfd(2) flag: faults from kernel mode are not handled (always allowed, where plain userfaultfd may need privilege). */
+  USER_MODE_ONLY: 1,
+} as const;
