@@ -127,10 +127,19 @@ export class Injection {
     return out;
   }
 
-  /** Like batch(), but any failed call throws, naming it. */
-  batchOk(calls: (number | bigint)[][], what: (i: number) => string, thread = this.tracee): bigint[] {
+  /**
+   * Like batch(), but the first failed call throws, naming it (`what`), or
+   * as the error `instead` gives for it, where that gives one.
+   */
+  batchOk(calls: (number | bigint)[][], what: (i: number) => string, thread = this.tracee, instead?: (i: number) => Error | undefined): bigint[] {
     const ret = calls.length ? this.batch(calls, what(0), thread) : [];
-    ret.forEach((r, i) => thread.checked(what(i), r));
+    ret.forEach((r, i) => {
+      if (r < 0n && r > -4096n && instead) {
+        const err = instead(i);
+        if (err) throw err;
+      }
+      thread.checked(what(i), r);
+    });
     return ret;
   }
 

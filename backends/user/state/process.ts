@@ -135,13 +135,10 @@ type Call = { call: (number | bigint)[]; what?: string; denied?: string };
 
 /** One round trip for `calls`; the first that failed throws, as its own message says. */
 function runCalls(task: RestoreTask, calls: Call[]): bigint[] {
-  const ret = task.inj.batch(calls.map((c) => c.call), calls[0]?.what ?? 'restore process state');
-  ret.forEach((r, i) => {
-    if (r >= 0n || r <= -4096n) return;
-    if (calls[i].denied) throw new CrError(`pid ${task.pid}: not allowed to restore ${calls[i].denied} (restore never grants more than the caller has)`);
-    task.tracee.checked(calls[i].what!, r);
+  return task.inj.batchOk(calls.map((c) => c.call), (i) => calls[i].what ?? 'restore process state', task.tracee, (i) => {
+    const { denied } = calls[i];
+    return denied ? new CrError(`pid ${task.pid}: not allowed to restore ${denied} (restore never grants more than the caller has)`) : undefined;
   });
-  return ret;
 }
 
 export const processState = defineState<ProcessImage>({
