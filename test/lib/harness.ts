@@ -74,9 +74,11 @@ export interface CrRun {
 }
 
 /** Run `cr ARGS…` (as `uid` if given, with `env` added); never throws on a non-zero exit. */
-export async function cr(args: string[], opts: { uid?: number; env?: Record<string, string> } = {}): Promise<CrRun> {
+export async function cr(args: string[], opts: { uid?: number; bounding?: string; env?: Record<string, string> } = {}): Promise<CrRun> {
   const argv = [process.execPath, crBin, ...args];
-  const cmd = opts.uid === undefined ? argv : ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', ...argv];
+  // as another user, or (`bounding`, setpriv's --bounding-set) root with fewer capabilities
+  const cmd = opts.uid !== undefined ? ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', ...argv]
+    : opts.bounding ? ['setpriv', `--bounding-set=${opts.bounding}`, ...argv] : argv;
   const r = await execa(cmd[0], cmd.slice(1), { reject: false, all: true, env: opts.env });
   return { exitCode: r.exitCode, all: String(r.all), stdout: String(r.stdout), stderr: String(r.stderr) };
 }
