@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
 import { clearSoftDirty, writeProtect, WRITTEN, type WriteTracking, type WrittenTest } from '../../userspace/proc/pagemap.js';
-import { procLimits, procMaps } from '../../userspace/proc/parse.js';
+import { procLimits, procMaps, statusField } from '../../userspace/proc/parse.js';
 import { NR, O, UFFD } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { SysError } from '../../userspace/sys/libc.js';
@@ -80,13 +80,22 @@ function inTask<T>(t: SeizedTask, fn: (inj: Injection) => T): T {
   }
 }
 
-/** The highest descriptor number free in the task's table, below its RLIMIT_NOFILE; `free` counted as free. */
+/**
+ * The highest descriptor number free in the task's table as it is
+ * (FDSize: the table never grows for it; a table of a million slots for a
+ * soft RLIMIT_NOFILE of a million would cost the task memory and every
+ * fork a copy), below its RLIMIT_NOFILE; `free` counted as free.
+ */
 function topFreeFd(pid: number, free: number[]): number {
   const used = new Set(fs.readdirSync(`/proc/${pid}/fd`).map(Number).filter((fd) => !free.includes(fd)));
   // read, not prlimit(2): that needs CAP_SYS_RESOURCE over another user's task
-  let fd = Number(procLimits(pid)[RLIMIT_NOFILE]!.cur) - 1;
+  const limit = Number(procLimits(pid)[RLIMIT_NOFILE]!.cur);
+  const size = Number(statusField(pid, 'FDSize') ?? limit);
+  let fd = Math.min(limit, size) - 1;
   while (fd >= 0 && used.has(fd)) fd--;
-  if (fd < 0) throw new CrError(`pid ${pid}: no free descriptor for the userfaultfd that tracks the pages it writes`);
+  // a full table: the lowest number past it (the kernel grows the table for it)
+  if (fd < 0) for (fd = size; used.has(fd); fd++);
+  if (fd >= limit) throw new CrError(`pid ${pid}: no free descriptor for the userfaultfd that tracks the pages it writes`);
   return fd;
 }
 
