@@ -141,6 +141,26 @@ function userfaultfds(pid: number): [number, number][] {
   await restoreAndCheck(final, out);
 });
 
+(tracking === 'uffd-wp' ? test : test.skip)('a child forked after the pre-dump holds a copy of the tracker: the dump leaves it out of the image and closes it there too', async () => {
+  // sh forks the subshell after the pre-dump; the subshell is sh still (no exec), holding sh's descriptors
+  const sh = spawn('sh', ['-c', 'read go; (while :; do sleep 1; done) & wait'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  started.add(sh.pid!);
+  await sleep(200);
+  const pre = tempDir('pfpre');
+  assert.is((await cr(['pre-dump', '-t', String(sh.pid), '-D', pre])).exitCode, 0);
+  sh.stdin!.write('\n');
+  let sub: number | undefined;
+  for (const until = Date.now() + 10000; sub === undefined && Date.now() < until; await sleep(20)) {
+    sub = fs.readFileSync(`/proc/${sh.pid}/task/${sh.pid}/children`, 'utf8').split(' ').map(Number).find((c) => c && userfaultfds(c).length);
+  }
+  assert.ok(sub, 'the subshell inherited the tracker');
+  const d = await cr(['dump', '-t', String(sh.pid), '-D', tempDir('pfdump'), '--prev-images-dir', pre, '--leave-running']);
+  assert.is(d.exitCode, 0, d.all);
+  assert.equal([sh.pid!, sub!].map((p) => userfaultfds(p).length), [0, 0]);
+  process.kill(sub!, 'SIGKILL');
+  sh.kill('SIGKILL');
+});
+
 tt('a dump naming no pre-dump, or a pre-dump that is gone, is refused by name; the task runs on', async () => {
   const dir = tempDir('pn');
   const out = path.join(dir, 'out.txt');
