@@ -12,7 +12,7 @@ import { NR, PR, RLIMIT_NAMES, SECBIT_KEEP_CAPS, SIG } from '../../../userspace/
 import { kill, prlimit } from '../../../userspace/sys/libc.js';
 import { readImage } from '../image.js';
 import { checkGhost, chdirGhost, DELETED, describeGhost, dumpGhost, type Ghost } from './ghosts.js';
-import { defineState, type DumpTask, type RestoreTask } from './module.js';
+import { defineState, type RestoreTask } from './module.js';
 
 interface Rlimit {
   resource: number;
@@ -61,10 +61,8 @@ function dumpRlimits(pid: number): Rlimit[] {
   return limits.map(({ cur, max }, resource) => ({ resource, cur, max }));
 }
 
-/** The credentials and capability state of a stopped task (securebits through prctl in the task). */
-function dumpCreds(task: DumpTask, status: Map<string, string>): Creds {
-  task.inj.reset();
-  const securebits = Number(task.tracee.syscallOk('prctl(PR_GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0));
+/** The credentials and capability state of a stopped task, from its status and its securebits (asked of the task). */
+function dumpCreds(status: Map<string, string>, securebits: number): Creds {
   return {
     uids: ids(status.get('Uid')),
     gids: ids(status.get('Gid')),
@@ -160,20 +158,26 @@ export const processState = defineState<ProcessImage>({
         if (own.get(key) !== status.get(key)) throw new CrError(`pid ${task.pid} thread ${th.pid}: credentials (${key}) differ from the process's: not supported`);
       }
     }
+    // What only the task can say, in one round trip.
     task.inj.reset();
     const sig = task.inj.alloc(4);
     const subreaper = task.inj.alloc(4);
-    task.tracee.syscallOk('prctl(PR_GET_PDEATHSIG)', NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0);
-    task.tracee.syscallOk('prctl(PR_GET_CHILD_SUBREAPER)', NR.prctl, PR.GET_CHILD_SUBREAPER, subreaper, 0, 0, 0);
-    const timerSlack = task.tracee.syscallOk('prctl(PR_GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK, 0, 0, 0, 0);
-    const dumpable = Number(task.tracee.syscallOk('prctl(PR_GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE, 0, 0, 0, 0));
+    const asked: [string, (number | bigint)[]][] = [
+      ['prctl(PR_GET_PDEATHSIG)', [NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0]],
+      ['prctl(PR_GET_CHILD_SUBREAPER)', [NR.prctl, PR.GET_CHILD_SUBREAPER, subreaper, 0, 0, 0]],
+      ['prctl(PR_GET_TIMERSLACK)', [NR.prctl, PR.GET_TIMERSLACK, 0, 0, 0, 0]],
+      ['prctl(PR_GET_DUMPABLE)', [NR.prctl, PR.GET_DUMPABLE, 0, 0, 0, 0]],
+      ['prctl(PR_GET_SECUREBITS)', [NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0]],
+    ];
+    const [, , timerSlack, dumpableRet, securebits] = task.inj.batchOk(asked.map(([, c]) => c), (i) => asked[i][0]);
+    const dumpable = Number(dumpableRet);
     // what a set-id exec leaves (suid_dumpable 2): prctl(PR_SET_DUMPABLE) sets only 0 or 1
     if (dumpable > 1) throw new CrError(`pid ${task.pid}: dumpable ${dumpable} (after a set-id exec) cannot be set again: not supported`);
     task.images.write('process', task.pid, {
       cwd: cwdGhost?.path ?? cwd,
       cwd_ghost: cwdGhost,
       rlimits: dumpRlimits(pid),
-      creds: dumpCreds(task, status),
+      creds: dumpCreds(status, Number(securebits)),
       // The process's name is its leader's, even an exited one's.
       comm: procStat(task.pid).comm,
       umask: parseInt(status.get('Umask') ?? '22', 8),
