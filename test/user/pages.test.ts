@@ -141,6 +141,25 @@ function userfaultfds(pid: number): [number, number][] {
   await restoreAndCheck(final, out);
 });
 
+(tracking === 'uffd-wp' ? test : test.skip)('a pre-dump that fails writing its last object (CR_FAULT) takes its trackers back: the task runs on with none', async () => {
+  const out = path.join(tempDir('pfail'), 'out.txt');
+  const w = startWriter(['8', '0', '5'], out);
+  await waitFor(out, /gen 2 ok/);
+  const ok = tempDir('pfailok');
+  assert.is((await cr(['pre-dump', '-t', String(w.pid), '-D', ok])).exitCode, 0);
+  // the inventory is the last object written, after the trackers are given: every file the
+  // first pre-dump wrote, and this one's link to it
+  const objects = fs.readdirSync(ok).length + 1;
+  const failing = tempDir('pfailed');
+  const r = await cr(['pre-dump', '-t', String(w.pid), '-D', failing, '--prev-images-dir', ok], { env: { CR_FAULT: `dump-objects:${objects}` } });
+  assert.is(r.exitCode, 1, r.all);
+  assert.match(r.stderr.trim(), /^cr: injected fault dump-objects:\d+ \(CR_FAULT\)$/);
+  assert.equal(fs.readdirSync(failing), []);
+  assert.equal(userfaultfds(w.pid), []);
+  await waitFor(out, twoMore(out));
+  process.kill(w.pid, 'SIGKILL');
+});
+
 (tracking === 'uffd-wp' ? test : test.skip)('a child forked after the pre-dump holds a copy of the tracker: the dump leaves it out of the image and closes it there too', async () => {
   // sh forks the subshell after the pre-dump; the subshell is sh still (no exec), holding sh's descriptors
   const sh = spawn('sh', ['-c', 'read go; (while :; do sleep 1; done) & wait'], { stdio: ['pipe', 'ignore', 'ignore'] });
