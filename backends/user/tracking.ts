@@ -101,50 +101,58 @@ function topFreeFd(pid: number, free: number[]): number {
 
 /**
  * Give one task a fresh tracker (closing the old ones `old`): a userfaultfd
- * made in the task, moved to the top of its table, every private mapping
- * registered with it for write protection, then every page write-protected.
- * A mapping that cannot be registered (VM_IO, shadow stack) is left out:
- * its pages count as written at every dump.
+ * made in the task, moved to the highest free slot of its table, every
+ * private mapping registered with it for write protection, then every page
+ * write-protected. A mapping that cannot be registered (VM_IO, shadow
+ * stack) is left out: its pages count as written at every dump. If any step
+ * fails, the task is left without one.
  */
-function arm(t: SeizedTask, old: number[]): Tracker {
+function arm(t: SeizedTask, old: number[], log: (l: string) => void): Tracker {
   const pid = t.threads[0].pid;
   const mappings = procMaps(pid).filter((m) => !m.shared && !['[vsyscall]', '[vvar]', '[vvar_vclock]', '[vdso]'].includes(m.path));
   const top = topFreeFd(pid, old);
   const failed = (what: string, err: unknown) =>
     new CrError(`pid ${t.entry.pid}: cannot track the pages it writes: ${what}: ${err instanceof SysError ? err.code : (err as Error).message}`, { cause: err });
-  inTask(t, (inj) => {
-    const tracee = inj.tracee;
-    const made = inj.batch([...old.map((fd) => [NR.close, fd]), [NR.userfaultfd, O.CLOEXEC | O.NONBLOCK | UFFD.USER_MODE_ONLY]], 'userfaultfd').at(-1)!;
-    try {
-      tracee.checked('userfaultfd', made);
-    } catch (err) {
-      throw failed('userfaultfd', err);
-    }
-    const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
-    api.writeBigUInt64LE(BigInt(UFFD.FEATURE_WP_ASYNC), 8);
-    inj.reset();
-    const [moved, , apiRet] = inj.batch([[NR.dup3, made, top, O.CLOEXEC], [NR.close, made], [NR.ioctl, top, UFFD.IOC_API, inj.put(api)]], 'userfaultfd set-up');
-    for (const [what, ret] of [['dup3', moved], ['UFFDIO_API (asynchronous write protection)', apiRet]] as const) {
+  let placed = false;
+  try {
+    inTask(t, (inj) => {
+      const tracee = inj.tracee;
+      const made = inj.batch([...old.map((fd) => [NR.close, fd]), [NR.userfaultfd, O.CLOEXEC | O.NONBLOCK | UFFD.USER_MODE_ONLY]], 'userfaultfd').at(-1)!;
       try {
-        tracee.checked(what, ret);
+        tracee.checked('userfaultfd', made);
       } catch (err) {
-        if (what !== 'dup3') tracee.syscall(NR.close, top);
-        throw failed(what, err);
+        throw failed('userfaultfd', err);
       }
-    }
-    for (let i = 0; i < mappings.length; i += REGISTERS_PER_BATCH) {
+      const api = Buffer.alloc(24);
+      api.writeBigUInt64LE(BigInt(UFFD.API), 0);
+      api.writeBigUInt64LE(BigInt(UFFD.FEATURE_WP_ASYNC), 8);
       inj.reset();
-      inj.batch(mappings.slice(i, i + REGISTERS_PER_BATCH).map((m) => {
-        const reg = Buffer.alloc(32);
-        reg.writeBigUInt64LE(m.start, 0);
-        reg.writeBigUInt64LE(m.end - m.start, 8);
-        reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_WP), 16);
-        return [NR.ioctl, top, UFFD.IOC_REGISTER, inj.put(reg)];
-      }), 'UFFDIO_REGISTER');
-    }
-  });
-  writeProtect(pid);
+      // the close goes whatever dup3 did: on its failure nothing is left
+      const [moved, , apiRet] = inj.batch([[NR.dup3, made, top, O.CLOEXEC], [NR.close, made], [NR.ioctl, top, UFFD.IOC_API, inj.put(api)]], 'userfaultfd set-up');
+      for (const [what, ret] of [['dup3', moved], ['UFFDIO_API (asynchronous write protection)', apiRet]] as const) {
+        try {
+          tracee.checked(what, ret);
+        } catch (err) {
+          throw failed(what, err);
+        }
+        placed = true;
+      }
+      for (let i = 0; i < mappings.length; i += REGISTERS_PER_BATCH) {
+        inj.reset();
+        inj.batch(mappings.slice(i, i + REGISTERS_PER_BATCH).map((m) => {
+          const reg = Buffer.alloc(32);
+          reg.writeBigUInt64LE(m.start, 0);
+          reg.writeBigUInt64LE(m.end - m.start, 8);
+          reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_WP), 16);
+          return [NR.ioctl, top, UFFD.IOC_REGISTER, inj.put(reg)];
+        }), 'UFFDIO_REGISTER');
+      }
+    });
+    writeProtect(pid);
+  } catch (err) {
+    if (placed) closeIn(t, [top], log);
+    throw err;
+  }
   return { pid: t.entry.pid, fd: top, ino: inode(pid, top)! };
 }
 
@@ -174,7 +182,7 @@ export function startTracking(tasks: SeizedTask[], method: WriteTracking, prev: 
   const given: [SeizedTask, Tracker][] = [];
   try {
     for (const t of live) {
-      const k = arm(t, prev?.found.get(t.entry.pid) ?? []);
+      const k = arm(t, prev?.found.get(t.entry.pid) ?? [], log);
       given.push([t, k]);
       log(`pid ${t.entry.pid}: tracking the pages it writes with the userfaultfd at fd ${k.fd}`);
     }
