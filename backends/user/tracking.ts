@@ -4,9 +4,10 @@
  * them, a userfaultfd in asynchronous write-protect mode in every task
  * (userspace/proc/pagemap.ts tells the two apart).
  *
- * The userfaultfd is ours, not the task's: each task gets it at the top of
- * its descriptor table (the lowest free numbers, which the program's own
- * next open(2) takes, stay free), close-on-exec; the next dump finds it by
+ * The userfaultfd is ours, not the task's: each task gets it at the highest
+ * free slot of its descriptor table as the table is (the lowest free
+ * numbers, which the program's own next open(2) takes, stay free),
+ * close-on-exec; the next dump finds it by
  * its inode, keeps it out of the image and closes it, or a pre-dump on top
  * replaces it. A task that closes it itself unregisters its mappings: the
  * dump then finds every page written, and saves them all.
