@@ -9,7 +9,7 @@ import path from 'node:path';
 import { CrError } from '../../userspace/errors.js';
 import { AF, formatEndpoint } from '../../userspace/net/socket.js';
 import { IMAGE_NAME } from './identity.js';
-import { CLONE } from '../../userspace/sys/constants.js';
+import { CLONE, RLIMIT_NAMES } from '../../userspace/sys/constants.js';
 
 export const LOG_NAME = 'kernel.log';
 export const imagePath = (dir: string): string => path.join(dir, IMAGE_NAME);
@@ -79,7 +79,6 @@ const SOCKOPT_DEFAULTS: Record<string, string> = {
   TCP_LINGER2: '60', TCP_MAXSEG: '536', SO_RCVLOWAT: '1', SO_PEEK_OFF: '-1', TCP_NOTSENT_LOWAT: '-1', SO_MAX_PACING_RATE: '-1',
 };
 const OWNER_TYPES = ['?', 'tid', 'pid', 'pgrp'];
-const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
 const SCHED_POLICIES = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', '4', 'SCHED_IDLE', 'SCHED_DEADLINE'];
 const CLOCKS = ['CLOCK_REALTIME', 'CLOCK_MONOTONIC', 'CLOCK_PROCESS_CPUTIME_ID', 'CLOCK_THREAD_CPUTIME_ID', '4', '5', '6', 'CLOCK_BOOTTIME', '8', '9', '10', 'CLOCK_TAI'];

@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
 import { clearSoftDirty, writeProtect, WRITTEN, type WriteTracking, type WrittenTest } from '../../userspace/proc/pagemap.js';
 import { procLimits, procMaps, statusField } from '../../userspace/proc/parse.js';
-import { NR, O, UFFD } from '../../userspace/sys/constants.js';
+import { NR, O, RLIMIT_NOFILE, UFFD } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { SysError } from '../../userspace/sys/libc.js';
 import type { Inventory } from './inventory.js';
@@ -45,7 +45,6 @@ export const IMAGE_TRACKING: Record<WriteTracking, Inventory['tracking']> = { 's
 
 /** The userfaultfd's own name in /proc/PID/fd. */
 const UFFD_LINK = 'anon_inode:[userfaultfd]';
-const RLIMIT_NOFILE = 7;
 /** uffdio_register structs per injected batch: they and the batch's records share the scratch area. */
 const REGISTERS_PER_BATCH = 48;
 

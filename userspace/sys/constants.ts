@@ -70,6 +70,8 @@ export const RLIMIT_NAMES = [
   'CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS',
   'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME',
 ] as const;
+/** The descriptor limit: RLIMIT_NAMES' NOFILE. */
+export const RLIMIT_NOFILE = 7;
 
 /** userfaultfd(2): the write-protecting tracker of a pre-dump (backends/user/tracking.ts). */
 export const UFFD = {

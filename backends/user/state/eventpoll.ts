@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { NR, O } from '../../../userspace/sys/constants.js';
+import { NR, O, RLIMIT_NOFILE } from '../../../userspace/sys/constants.js';
 import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
 import { decodeMessage, encodeMessage } from '../image.js';
 import { dupHigh, liftFd, type FdType, type OpenFileImage } from './fdtype.js';
@@ -32,7 +32,6 @@ const KCMP_EPOLL_TFD = 7;
 const EPOLL_CTL_ADD = 1;
 const F_GETFD = 1;
 const FD_CLOEXEC = 1;
-const RLIMIT_NOFILE = 7;
 /** struct epoll_event is packed on x86_64: events, then data. */
 const EPOLL_EVENT_SIZE = 12;
 const TARGET_LINE = /^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)\s+pos:\s*-?\d+\s+ino:\s*([0-9a-f]+)/gm;

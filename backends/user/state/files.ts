@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
 import { readProc } from '../../../userspace/proc/parse.js';
-import { NR, O } from '../../../userspace/sys/constants.js';
+import { NR, O, RLIMIT_NOFILE } from '../../../userspace/sys/constants.js';
 import { prlimit, rawSyscall } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
 import { eventfds } from './eventfd.js';
@@ -48,7 +48,6 @@ const FD_TYPES: FdType[] = [memfds, regFiles, pipes, eventfds, timerfds, signalf
 /** cr restore hands every task its descriptors from here up (see tty.ts). */
 const HANDED_FD = 4;
 const KCMP_FILE = 0;
-const RLIMIT_NOFILE = 7;
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 const F_SETSIG = 10;
