@@ -7,14 +7,14 @@
  * The userfaultfd is ours, not the task's: each task gets it at the highest
  * free slot of its descriptor table as the table is (the lowest free
  * numbers, which the program's own next open(2) takes, stay free),
- * close-on-exec; the next dump finds it by
- * its inode, keeps it out of the image and closes it, or a pre-dump on top
- * replaces it. A task that closes it itself unregisters its mappings: the
- * dump then finds every page written, and saves them all.
+ * close-on-exec; the next dump finds it by its inode, keeps it out of the
+ * image and closes it, or a pre-dump on top replaces it. A task that closes
+ * it itself unregisters its mappings: the dump then finds every page
+ * written, and saves them all.
  */
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
-import { clearSoftDirty, writeProtect, WRITTEN, type WriteTracking, type WrittenTest } from '../../userspace/proc/pagemap.js';
+import { clearSoftDirty, writeProtect, type WriteTracking } from '../../userspace/proc/pagemap.js';
 import { procLimits, procMaps, statusField } from '../../userspace/proc/parse.js';
 import { NR, O, RLIMIT_NOFILE, UFFD } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
@@ -31,7 +31,6 @@ export interface Tracker {
 
 /** What the pre-dump a dump builds on tracks, and the trackers the tasks still hold. */
 export interface PrevTracking {
-  test: WrittenTest;
   method: WriteTracking;
   /** By pid: the tasks whose tracker is still where the pre-dump put it. */
   held: Map<number, Tracker>;
@@ -64,7 +63,7 @@ export function prevTracking(prev: Inventory, tasks: SeizedTask[]): PrevTracking
     const t = tasks.find((s) => s.entry.pid === k.pid && s.threads.length);
     if (t && inode(t.threads[0].pid, k.fd) === k.ino) held.set(k.pid, k);
   }
-  return { test: WRITTEN[method], method, held, inos: new Set(prev.trackers.map((k) => k.ino)), found: new Map() };
+  return { method, held, inos: new Set(prev.trackers.map((k) => k.ino)), found: new Map() };
 }
 
 /** Run calls in a seized task in a session of their own. */
@@ -111,32 +110,27 @@ function arm(t: SeizedTask, old: number[], log: (l: string) => void): Tracker {
   const pid = t.threads[0].pid;
   const mappings = procMaps(pid).filter((m) => !m.shared && !['[vsyscall]', '[vvar]', '[vvar_vclock]', '[vdso]'].includes(m.path));
   const top = topFreeFd(pid, old);
-  const failed = (what: string, err: unknown) =>
-    new CrError(`pid ${t.entry.pid}: cannot track the pages it writes: ${what}: ${err instanceof SysError ? err.code : (err as Error).message}`, { cause: err });
   let placed = false;
   try {
     inTask(t, (inj) => {
-      const tracee = inj.tracee;
-      const made = inj.batch([...old.map((fd) => [NR.close, fd]), [NR.userfaultfd, O.CLOEXEC | O.NONBLOCK | UFFD.USER_MODE_ONLY]], 'userfaultfd').at(-1)!;
-      try {
-        tracee.checked('userfaultfd', made);
-      } catch (err) {
-        throw failed('userfaultfd', err);
-      }
+      /** A call's result, or the one-line error saying tracking failed there. */
+      const ok = (what: string, ret: bigint) => {
+        try {
+          return inj.tracee.checked(what, ret);
+        } catch (err) {
+          throw new CrError(`pid ${t.entry.pid}: cannot track the pages it writes: ${what}: ${err instanceof SysError ? err.code : (err as Error).message}`, { cause: err });
+        }
+      };
+      const made = ok('userfaultfd', inj.batch([...old.map((fd) => [NR.close, fd]), [NR.userfaultfd, O.CLOEXEC | O.NONBLOCK | UFFD.USER_MODE_ONLY]], 'userfaultfd').at(-1)!);
       const api = Buffer.alloc(24);
       api.writeBigUInt64LE(BigInt(UFFD.API), 0);
       api.writeBigUInt64LE(BigInt(UFFD.FEATURE_WP_ASYNC), 8);
       inj.reset();
       // the close goes whatever dup3 did: on its failure nothing is left
       const [moved, , apiRet] = inj.batch([[NR.dup3, made, top, O.CLOEXEC], [NR.close, made], [NR.ioctl, top, UFFD.IOC_API, inj.put(api)]], 'userfaultfd set-up');
-      for (const [what, ret] of [['dup3', moved], ['UFFDIO_API (asynchronous write protection)', apiRet]] as const) {
-        try {
-          tracee.checked(what, ret);
-        } catch (err) {
-          throw failed(what, err);
-        }
-        placed = true;
-      }
+      ok('dup3', moved);
+      placed = true;
+      ok('UFFDIO_API (asynchronous write protection)', apiRet);
       for (let i = 0; i < mappings.length; i += REGISTERS_PER_BATCH) {
         inj.reset();
         inj.batch(mappings.slice(i, i + REGISTERS_PER_BATCH).map((m) => {

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
 import { injectFault } from '../../../userspace/fault.js';
-import { dataPages, type WrittenTest } from '../../../userspace/proc/pagemap.js';
+import { dataPages, WRITTEN, type WrittenTest } from '../../../userspace/proc/pagemap.js';
 import { type SmapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
 import { fcntl, rawSyscall, SysError } from '../../../userspace/sys/libc.js';
@@ -748,7 +748,7 @@ export const memory = defineState<MmImage>({
     // tracked since the pre-dump this dump builds on, if that one has the task and (uffd-wp) the task still has its tracker
     const prev = task.shared.prev;
     const tracked = task.prevImagesDir && prev && (prev.method === 'soft-dirty' || prev.held.has(task.pid)) && fs.existsSync(imageFile(task.prevImagesDir, 'mm', task.pid));
-    const chain = tracked ? { cover: chainCoverage(task.prevImagesDir!, task.pid), written: prev.test } : undefined;
+    const chain = tracked ? { cover: chainCoverage(task.prevImagesDir!, task.pid), written: WRITTEN[prev.method] } : undefined;
     const out = task.images.openRaw('pages', task.pid);
     let saved: SavedPages;
     let shmem: ShmemObject[];
