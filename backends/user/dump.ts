@@ -74,7 +74,8 @@ export const preDump = (opts: DumpOptions): Promise<DumpResult> => dumpTree({ ..
 
 async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> {
   if (opts.cow) throw new CrError('the user backend has no copy-on-write dump (--cow): it copies the pages while the tasks are stopped');
-  const method = writeTracking();
+  // asked only of a dump that tracks or builds on tracking: it reads our own maps and pagemap
+  const method = track || opts.prevImagesDir ? writeTracking() : null;
   if ((track || opts.prevImagesDir) && !method) {
     throw new CrError(`kernel ${os.release()} cannot track the pages a task writes (neither CONFIG_MEM_SOFT_DIRTY nor asynchronous userfaultfd write protection): ${track ? 'pre-dumps' : 'dumps with --prev-images-dir'} are not available`);
   }
