@@ -18,7 +18,7 @@ import { CRIU_TCP_ESTABLISHED } from '../backends/criu/index.js';
 import type { Backend, CheckItem, ExitStatus, RestoreResult } from '../backends/types.js';
 import { descendants, hwmWindow, procState, tryReap } from './sys.js';
 import type { RawResults } from './report.js';
-import { stepLimitSec } from './workloads.js';
+import { DIRTY_PERCENT, stepLimitSec } from './workloads.js';
 
 export type Mode = 'lib' | 'cli' | 'native';
 export type Stage = 'available' | 'start' | 'dump' | 'gone' | 'restore' | 'finish' | 'check';
@@ -34,6 +34,8 @@ export interface CaseSpec {
   dumpAfterMs?: number;
   /** Dump with tcpEstablished (--tcp-established). */
   tcpEstablished?: boolean;
+  /** Variants of the run's backends this case is also measured through, as a library call only. */
+  variants?: string[];
 }
 
 export interface MemoryUse {
@@ -149,8 +151,6 @@ export interface Variant {
   lazy: boolean;
   pre: boolean;
 }
-
-export const DIRTY_PERCENT = 5;
 
 export function variantOf(name: string): Variant {
   const [base, ...opts] = name.split('+');
@@ -517,10 +517,17 @@ async function criuStats(dir: string, which: 'dump' | 'restore'): Promise<{ free
   }
 }
 
-/** Which modes a backend is measured in. */
-export function modesFor(cfg: HarnessConfig, backend: string, kind: CaseSpec['kind']): Mode[] {
+/** The backends a case runs through: the run's, then the case's variants of them. */
+export function backendsFor(cfg: HarnessConfig, c: CaseSpec): string[] {
+  const variants = (c.variants ?? []).filter((v) => cfg.backends.includes(variantOf(v).base) && !cfg.backends.includes(v));
+  return [...cfg.backends, ...variants];
+}
+
+/** Which modes a backend is measured in: a case's own variant only as a library call. */
+export function modesFor(cfg: HarnessConfig, backend: string, c: CaseSpec): Mode[] {
+  if (!cfg.backends.includes(backend)) return cfg.modes.filter((x) => x === 'lib');
   const m = cfg.modes.filter((x) => x !== 'native' || backend === 'criu');
-  return kind === 'feature' ? m.slice(0, 1) : m;
+  return c.kind === 'feature' ? m.slice(0, 1) : m;
 }
 
 /** The whole matrix: every case through every backend, every mode, every repetition. */
@@ -544,19 +551,20 @@ export async function runAll(cfg: HarnessConfig, cases: CaseSpec[]): Promise<{ r
 
   const repsOf = (c: CaseSpec, mode: Mode) => (c.kind === 'feature' ? cfg.featureReps : mode === 'cli' ? cfg.cliReps ?? cfg.reps : cfg.reps);
   let total = 0;
-  for (const c of cases) for (const b of cfg.backends) for (const m of modesFor(cfg, b, c.kind)) total += repsOf(c, m);
+  for (const c of cases) for (const b of backendsFor(cfg, c)) for (const m of modesFor(cfg, b, c)) total += repsOf(c, m);
   cfg.emit({ t: 'plan', total });
 
   const records: RunRecord[] = [];
   for (const c of cases) {
-    for (const b of cfg.backends) {
-      for (const mode of modesFor(cfg, b, c.kind)) {
+    for (const b of backendsFor(cfg, c)) {
+      const check = checks[b] ?? checks[variantOf(b).base];
+      for (const mode of modesFor(cfg, b, c)) {
         const reps = repsOf(c, mode);
         for (let rep = 0; rep < reps; rep++) {
           cfg.emit({ t: 'start', label: `${c.workload}${c.size !== null ? ` ${c.size}` : ''} · ${b} · ${mode} · #${rep + 1}` });
           let rec: RunRecord;
-          if (!checks[b].ok) {
-            rec = { kind: c.kind, workload: c.workload, group: c.group, size: c.size, backend: b, mode, rep, ok: false, stage: 'available', reason: checks[b].reason };
+          if (!check.ok) {
+            rec = { kind: c.kind, workload: c.workload, group: c.group, size: c.size, backend: b, mode, rep, ok: false, stage: 'available', reason: check.reason };
           } else {
             rec = await runCycle(cfg, c, b, mode, rep);
           }

@@ -58,8 +58,10 @@ export function makePlan(o: CompareOptions): Plan {
   const cases: CaseSpec[] = [];
   for (const w of workloads) {
     if (!names.includes(w.name)) continue;
+    // The variants come with a full run's default backends; -b names every backend and variant itself.
+    const variants = !quick && !o.backends ? w.variants : undefined;
     for (const size of sizes.per[w.name] ?? sizes.all ?? (quick ? w.quickSizes : w.sizes)) {
-      cases.push({ kind: 'bench', workload: w.name, size, args: w.args(size) });
+      cases.push({ kind: 'bench', workload: w.name, size, args: w.args(size), variants });
     }
   }
   // The start-up lines alone: the header's times and the smallest mem case, whose cli rows give the command's own overhead.

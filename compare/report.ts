@@ -7,7 +7,7 @@
 import type { CheckItem } from '../backends/types.js';
 import type { CommandOverhead, Mode, RunRecord } from './harness.js';
 import { fmt, fmtSummary, leastSquares, ratio, summarize, type Summary } from './stats.js';
-import { features, workloads } from './workloads.js';
+import { DIRTY_PERCENT, features, workloads } from './workloads.js';
 
 export interface Bandwidth {
   mib: number;
@@ -170,7 +170,7 @@ function workloadTable(rows: Row[], unit: string): string[] {
 
 /** Median ratios of each backend against CRIU, same workload, size and invocation mode. */
 export function ratioTable(rows: Row[]): string[] {
-  const others = [...new Set(rows.map((r) => r.backend))].filter((b) => b !== 'criu');
+  const others = [...new Set(rows.map((r) => r.backend))].filter((b) => b !== 'criu' && !b.includes('+'));
   const out: string[] = [];
   if (!others.length || !rows.some((r) => r.backend === 'criu')) return out;
   out.push(`| workload | size | invoked as | ${others.map((b) => `${b}/CRIU dump | ${b}/CRIU frozen | ${b}/CRIU restore`).join(' | ')} |`);
@@ -185,6 +185,26 @@ export function ratioTable(rows: Row[]): string[] {
       return `${x(ratio(o?.dumpMs, c.dumpMs))} | ${x(ratio(o?.frozenMs, c.frozenMs))} | ${x(ratio(o?.restoreMs, c.restoreMs))}`;
     });
     out.push(`| ${w} | ${size ?? ''} | ${MODE_TEXT[mode]} | ${cells.join(' | ')} |`);
+  }
+  return out;
+}
+
+/**
+ * Each variant (kernel+cow, user+pre…) against its plain backend and
+ * against plain CRIU, same workload, size and mode: what the way of
+ * dumping or restoring buys.
+ */
+export function variantTable(rows: Row[]): string[] {
+  const variants = rows.filter((r) => r.backend.includes('+'));
+  if (!variants.length) return [];
+  const find = (v: Row, backend: string) => rows.find((r) => r.backend === backend && r.workload === v.workload && r.size === v.size && r.mode === v.mode);
+  const x = (v?: number) => (v === undefined ? '–' : `${fmt(v)}×`);
+  const out = ['| workload | size | variant | invoked as | dump / plain | frozen / plain | restore / plain | dump / CRIU | frozen / CRIU | restore / CRIU |',
+    '|---|---:|---|---|---:|---:|---:|---:|---:|---:|'];
+  for (const v of variants) {
+    const plain = find(v, v.backend.split('+')[0]), criu = find(v, 'criu');
+    out.push(`| ${v.workload} | ${v.size ?? ''} | ${v.backend} | ${MODE_TEXT[v.mode]} | ${x(ratio(v.dumpMs, plain?.dumpMs))} | ${x(ratio(v.frozenMs, plain?.frozenMs))} | ` +
+      `${x(ratio(v.restoreMs, plain?.restoreMs))} | ${x(ratio(v.dumpMs, criu?.dumpMs))} | ${x(ratio(v.frozenMs, criu?.frozenMs))} | ${x(ratio(v.restoreMs, criu?.restoreMs))} |`);
   }
   return out;
 }
@@ -326,6 +346,12 @@ export function renderReport(raw: RawResults, plots: { file: string; title: stri
     }
     const rt = ratioTable(rows);
     if (rt.length) L.push('## Ratios against CRIU', '', 'Median over median, same workload, size and way of invoking; below 1 is faster than CRIU.', '', ...rt, '');
+    const vt = variantTable(rows);
+    if (vt.length) {
+      L.push('## Variants', '', 'Each way of dumping or restoring (`+cow`: the tasks thawed before their pages are written; `+pre`: the dump after a pre-dump, ' +
+        `the workload having rewritten ${DIRTY_PERCENT} % of its memory since; \`+map\`: memory mapped from the image; \`+lazy\`: pages brought in on first touch) ` +
+        'against the same backend run plainly and against plain CRIU: median over median, same size and way of invoking.', '', ...vt, '');
+    }
     const st = slopeTable(rows);
     if (st.length) L.push('## Growth with size', '', 'Least-squares slope of the median time over the sizes run (its intercept in brackets): what one more MiB, process or thread costs.', '', ...st, '');
     const tt = throughputTable(rows, m.bandwidth);

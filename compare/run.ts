@@ -11,7 +11,7 @@ import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { execa } from 'execa';
 import { packageRoot } from '../userspace/paths.js';
-import type { HarnessEvent, RunRecord } from './harness.js';
+import type { CaseSpec, HarnessEvent, RunRecord } from './harness.js';
 import { inside, PREFIX, RESULT_PREFIX } from './inside.js';
 import { makePlan, type Plan } from './plan.js';
 import { makePlots } from './plots.js';
@@ -28,7 +28,7 @@ const program = new Command('compare')
   .description('compare the user, kernel and CRIU backends on the same workloads, in one VM boot')
   .option('-w, --workloads <list>', 'mem,tree,threads,files,mix,features,startup (default: all but startup; startup: only the start-up lines, from the smallest mem case)')
   .option('-s, --sizes <list>', 'sizes for every workload ("8,32") or per workload ("mem=8,32;tree=2,8")')
-  .option('-b, --backends <list>', 'user,kernel,criu (default: all)')
+  .option('-b, --backends <list>', 'user,kernel,criu, or a variant: kernel+cow, +map, +pre, user+pre, +lazy, criu+pre (default: the three, and in a full run the mem workload\'s variants as library calls)')
   .option('-r, --reps <n>', 'repetitions per timed case (default 5, --quick 2)', positive)
   .option('--cli-reps <n>', 'repetitions of the cr-command mode, two Node start-ups each (default: --reps; --quick 1)', positive)
   .option('--feature-reps <n>', 'repetitions per feature probe (default 1)', positive)
@@ -97,7 +97,8 @@ async function runInsideVm(plan: Plan, o: { timeout?: number; mem: number }, sin
     } else if (line.trim()) stdoutTail.push(line), stdoutTail.splice(0, stdoutTail.length - 20);
   };
   // Every case may take its steps' limits (they grow with its size); the watchdog catches a hung guest sooner.
-  const budgetSec = plan.cases.reduce((sum, c) => sum + 4 * stepLimitSec(c) * plan.backends.length * plan.modes.length * (c.kind === 'feature' ? plan.featureReps : plan.reps), 300);
+  const runsOf = (c: CaseSpec) => (plan.backends.length * plan.modes.length + (c.variants?.length ?? 0)) * (c.kind === 'feature' ? plan.featureReps : plan.reps);
+  const budgetSec = plan.cases.reduce((sum, c) => sum + 4 * stepLimitSec(c) * runsOf(c), 300);
   const timeoutSec = o.timeout ?? budgetSec;
   process.stderr.write(`compare: booting the VM (${o.mem} MiB, limit ${Math.round(timeoutSec)} s)\n`);
   const onStdout = (chunk: Buffer) => {

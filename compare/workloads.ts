@@ -16,7 +16,16 @@ export interface Workload {
   about: string;
   /** Seconds a step of one run (start, dump, restore, finish) may take per unit of size, under TCG, on top of a base. */
   secPerUnit: number;
+  /**
+   * Backend variants (harness.ts: Variant) a full run measures besides the
+   * plain backends, each as a library call: the ways of dumping and
+   * restoring that exist for this workload's kind of state.
+   */
+  variants?: string[];
 }
+
+/** How much of its memory the workload rewrites between a `+pre` variant's pre-dump and its dump. */
+export const DIRTY_PERCENT = 5;
 
 export const workloads: Workload[] = [
   {
@@ -27,6 +36,7 @@ export const workloads: Workload[] = [
     quickSizes: [8, 32],
     about: 'one process, N MiB of private anonymous memory filled with a known pattern',
     secPerUnit: 0.5,
+    variants: ['kernel+cow', 'kernel+map', 'kernel+pre', 'user+pre', 'user+lazy', 'criu+pre'],
   },
   {
     name: 'tree',

@@ -100,6 +100,16 @@ test('a backend missing from the registry or failing its check is ❌ everywhere
   assert.ok(events.some((e) => e.t === 'plan' && e.total === 4));
 });
 
+test('a case\'s variants of the run\'s backends run as library calls; a variant of a backend not run is left out', async () => {
+  const events: HarnessEvent[] = [];
+  const reg = { good: fakeBackend('good', {}) };
+  const cfg = { ...config(reg, ['good'], events), reps: 1, modes: ['lib', 'cli'] as HarnessConfig['modes'] };
+  const { records } = await runAll(cfg, [{ ...memCase, variants: ['good+cow', 'other+pre'] }]);
+  assert.equal(records.map((r) => [r.backend, r.mode]), [['good', 'lib'], ['good', 'cli'], ['good+cow', 'lib']]);
+  assert.ok(records.find((r) => r.backend === 'good+cow')!.ok);
+  assert.ok(events.some((e) => e.t === 'plan' && e.total === 3));
+});
+
 test('the workload itself notices a changed checksum (no backend involved)', async () => {
   // run wl twice with different workdirs: the pid differs, so the checksums must too
   const sums: string[] = [];

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import type { RunRecord } from '../../compare/harness.js';
 import { makePlan, parseSizes } from '../../compare/plan.js';
 import { makePlots } from '../../compare/plots.js';
-import { cell, featureMatrix, ratioTable, renderReport, rowsOf, slopeTable, startupLines, throughputTable, type RawResults } from '../../compare/report.js';
+import { cell, featureMatrix, ratioTable, renderReport, rowsOf, slopeTable, startupLines, throughputTable, variantTable, type RawResults } from '../../compare/report.js';
 import { stepLimitSec } from '../../compare/workloads.js';
 import { fmt, fmtSummary, leastSquares, median, ratio, summarize } from '../../compare/stats.js';
 
@@ -134,6 +134,16 @@ test('ratios against CRIU and throughput against tmpfs bandwidth', () => {
   assert.match(criu, /\| 83\.9 \| 8\.39 % \|/);
 });
 
+test('variants against their plain backend and against CRIU; the CRIU ratios leave them out', () => {
+  const rows = rowsOf([...raw.records, rec('user+pre', 'lib', true, 10), rec('user+pre', 'lib', true, 12)]);
+  assert.not.match(ratioTable(rows)[0], /user\+pre/);
+  const vt = variantTable(rows);
+  const line = vt.find((l) => l.includes('| user+pre |'))!;
+  // 11 against user's 55 and CRIU's 200, for each of dump, frozen and restore
+  assert.match(line, /\| 0\.200× \| 0\.200× \| 0\.200× \| 0\.055× \| 0\.055× \| 0\.055× \|$/);
+  assert.equal(variantTable(rowsOf(raw.records)), []);
+});
+
 test('the report names every failure and every unavailable backend', async () => {
   const md = renderReport(raw, [{ file: 'mem-time.svg', title: 'mem' }]);
   assert.match(md, /\*\*kernel\*\*: ❌ backend not available/);
@@ -159,6 +169,10 @@ test('plans: quick, sizes per workload, unknown names refused', () => {
   assert.equal(makePlan({ workloads: 'startup' }).cases.map((c) => [c.workload, c.size]), [['mem', 8]], 'startup: the smallest mem case alone');
   assert.equal(makePlan({ workloads: 'startup', sizes: '16' }).cases.map((c) => c.size), [16]);
   assert.throws(() => makePlan({ modes: 'fast' }), /unknown mode/);
+  const variantsOf = (o: Parameters<typeof makePlan>[0]) => makePlan({ workloads: 'mem,tree', ...o }).cases.map((c) => [c.workload, c.variants ?? []]);
+  assert.ok(variantsOf({}).every(([w, v]) => (w === 'mem' ? v.includes('kernel+cow') && v.includes('user+pre') : !v.length)), 'a full run: the mem workload\'s variants');
+  assert.ok(variantsOf({ quick: true }).every(([, v]) => !v.length), '--quick: none');
+  assert.ok(variantsOf({ backends: 'user,criu' }).every(([, v]) => !v.length), '-b: only what it names');
 });
 
 test.run();
