@@ -83,9 +83,16 @@ export interface WrittenTest {
   cleanEntry(entry: bigint): boolean;
 }
 
-const PM_PRESENT = 1n << 63n;
+/** Bits of a /proc/PID/pagemap entry (Documentation/admin-guide/mm/pagemap.rst). */
+export const PM_PRESENT = 1n << 63n;
+export const PM_SWAPPED = 1n << 62n;
+export const PM_FILE = 1n << 61n;
+/** The page is mapped by this process alone: no fork shares it copy-on-write. */
+export const PM_MMAP_EXCLUSIVE = 1n << 56n;
 const PM_SOFT_DIRTY = 1n << 55n;
 const PM_UFFD_WP = 1n << 57n;
+/** The page frame (present) or swap entry (swapped) of an entry. */
+export const PM_FRAME = (1n << 55n) - 1n;
 
 export const WRITTEN: Record<WriteTracking, WrittenTest> = {
   'soft-dirty': {

@@ -71,6 +71,7 @@ const ptraceWord = libcFunction((c) => c.func('ptrace', 'long', ['int', 'int', '
 const ptraceBuf = libcFunction((c) => c.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'void *']));
 const ptraceBufs = libcFunction((c) => c.func('ptrace', 'long', ['int', 'int', 'void *', 'void *']));
 const ptraceIov = libcFunction((c, k) => c.func('ptrace', 'long', ['int', 'int', 'uintptr_t', k.inout(k.pointer(iovec()))]));
+const processVmReadvRaw = libcFunction((c, k) => c.func('process_vm_readv', 'long', ['int', k.pointer(iovec()), 'ulong', k.pointer(iovec()), 'ulong', 'ulong']));
 const waitpidRaw = libcFunction((c) => c.func('waitpid', 'int', ['int', 'void *', 'int']));
 const prlimitRaw = libcFunction((c) => c.func('prlimit', 'int', ['int', 'int', 'void *', 'void *']));
 const killRaw = libcFunction((c) => c.func('kill', 'int', ['int', 'int']));
@@ -118,6 +119,11 @@ export function ptraceRegset(request: number, pid: number, nt: number, buf: Buff
   const iov = { base: buf, len: buf.length };
   check(`ptrace(${request}, ${pid}, ${nt})`, ptraceIov(request, pid, nt, iov));
   return Number(iov.len);
+}
+
+/** process_vm_readv(2) of `into.length` bytes at `addr` of `pid`: the bytes read, short at the first page the task could not read. */
+export function processVmReadv(pid: number, addr: number, into: Buffer): number {
+  return check(`process_vm_readv(${pid})`, processVmReadvRaw(pid, [{ base: into, len: into.length }], 1, [{ base: addr, len: into.length }], 1, 0));
 }
 
 /** waitpid(2); returns [pid, raw status]. */

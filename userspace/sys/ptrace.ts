@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { NR, NT_X86_XSTATE, PTRACE, SIG, ERESTART, EINTR } from './constants.js';
-import { kill, ptrace, ptraceRegset, SysError, waitpid, WALL, wstatus } from './libc.js';
+import { kill, processVmReadv, ptrace, ptraceRegset, SysError, waitpid, WALL, wstatus } from './libc.js';
 
 /** struct user_regs_struct, in order. */
 export const REG_NAMES = [
@@ -260,6 +260,24 @@ export class Tracee {
       done += n;
     }
     return buf;
+  }
+
+  /**
+   * Read tracee memory with one copy (process_vm_readv(2)) where
+   * readMem's /proc/PID/mem copies twice, a page at a time; what the task
+   * could not read itself comes through readMem. It pins the pages, and
+   * pinning an anonymous page that a fork still shares copy-on-write
+   * copies it: only for pages the task alone maps.
+   */
+  readMemPinned(addr: number, len: number, into: Buffer): Buffer {
+    let done = 0;
+    try {
+      done = processVmReadv(this.pid, addr, into.subarray(0, len));
+    } catch {
+      /* not readable by the task at addr */
+    }
+    if (done < len) this.readMem(addr + done, len - done, into.subarray(done, len));
+    return into.subarray(0, len);
   }
 
   /** Write tracee memory, read-only private pages included (as a debugger does). */

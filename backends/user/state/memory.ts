@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
 import { injectFault } from '../../../userspace/fault.js';
-import { dataPages, WRITTEN, type WrittenTest } from '../../../userspace/proc/pagemap.js';
+import { dataPages, PM_FILE, PM_FRAME, PM_MMAP_EXCLUSIVE, PM_PRESENT, PM_SWAPPED, WRITTEN, type WrittenTest } from '../../../userspace/proc/pagemap.js';
 import { type SmapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
 import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
 import { fcntl, rawSyscall, SysError } from '../../../userspace/sys/libc.js';
@@ -107,11 +107,9 @@ let chunk: Buffer | undefined;
  * cost a dump of 32 small processes a third of its frozen time.)
  */
 const chunkBuffer = (): Buffer => (chunk ??= Buffer.allocUnsafeSlow(CHUNK_PAGES * PAGE_SIZE));
-const PM_PRESENT = 1n << 63n;
-const PM_SWAPPED = 1n << 62n;
-const PM_FILE = 1n << 61n;
-/** The page frame (present) or swap entry (swapped) of a pagemap entry. */
-const PM_FRAME = (1n << 55n) - 1n;
+let pagemapChunk: Buffer | undefined;
+/** The pagemap entries of one chunk, for the same reason. */
+const pagemapBuffer = (): Buffer => (pagemapChunk ??= Buffer.allocUnsafeSlow(CHUNK_PAGES * 8));
 const TASK_SIZE = 0x7ffffffff000n;
 const HUGETLBFS_MAGIC = 0x958458f6;
 const SEEK_DATA = 3;
@@ -262,11 +260,27 @@ interface SavedPages {
   shared: bigint;
 }
 
-/** Copy `n` pages at `vaddr` from the task into the pages file. */
-function savePages(task: DumpTask, out: number, data: Buffer, vaddr: bigint, n: number): void {
+/** Whether every page of `entries` (pagemap entries) is in memory and mapped by this process alone. */
+function exclusive(entries: Buffer, n: number): boolean {
+  const want = PM_PRESENT | PM_MMAP_EXCLUSIVE;
+  for (let i = 0; i < n; i++) if ((entries.readBigUInt64LE(i * 8) & want) !== want) return false;
+  return true;
+}
+
+/**
+ * Copy `n` pages at `vaddr` from the task into the pages file: a chunk
+ * whose pages the task alone maps with one copy (readMemPinned), any
+ * other through /proc/PID/mem, which leaves copy-on-write sharing alone.
+ */
+function savePages(task: DumpTask, pagemap: number, out: number, data: Buffer, vaddr: bigint, n: number): void {
+  const entries = pagemapBuffer();
   for (let done = 0; done < n; ) {
     const k = Math.min(CHUNK_PAGES, n - done);
-    writePages(task, out, task.tracee.readMem(Number(vaddr) + done * PAGE_SIZE, k * PAGE_SIZE, data.subarray(0, k * PAGE_SIZE)));
+    const at = vaddr + BigInt(done) * PAGE;
+    const into = data.subarray(0, k * PAGE_SIZE);
+    fs.readSync(pagemap, entries, 0, k * 8, Number((at / PAGE) * 8n));
+    const read = exclusive(entries, k) ? task.tracee.readMemPinned(Number(at), into.length, into) : task.tracee.readMem(Number(at), into.length, into);
+    writePages(task, out, read);
     done += k;
   }
   task.stats.pagesWritten += n;
@@ -331,7 +345,7 @@ function saveOwnMapping(task: DumpTask, pagemap: number, vma: Vma, chain: Chain 
     const clean = chain?.written.clean(r.categories);
     for (const [vaddr, k, inParent] of clean ? byCoverage(chain!.cover, r.start, n) : [[r.start, n, false] as const]) {
       addRun(saved.pages, first, vaddr, k, inParent);
-      if (!inParent) savePages(task, out, data, vaddr, k);
+      if (!inParent) savePages(task, pagemap, out, data, vaddr, k);
     }
   }
 }
@@ -389,7 +403,7 @@ function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undef
           while (j < n && own(j) && clean(j) === clean(i)) j++;
           const vaddr = at + BigInt(i) * PAGE;
           addRun(saved.pages, firstPage, vaddr, j - i, clean(i));
-          if (!clean(i)) savePages(task, out, data, vaddr, j - i);
+          if (!clean(i)) savePages(task, pagemap, out, data, vaddr, j - i);
           i = j;
         }
         at += BigInt(n) * PAGE;
