@@ -18,7 +18,7 @@ import { CRIU_TCP_ESTABLISHED } from '../backends/criu/index.js';
 import type { Backend, CheckItem, ExitStatus, RestoreResult } from '../backends/types.js';
 import { descendants, hwmWindow, procState, tryReap } from './sys.js';
 import type { RawResults } from './report.js';
-import { DIRTY_PERCENT, stepLimitSec } from './workloads.js';
+import { DIRTY_PERCENT, stepLimitSec, variantOf, type Variant } from './workloads.js';
 
 export type Mode = 'lib' | 'cli' | 'native';
 export type Stage = 'available' | 'start' | 'dump' | 'gone' | 'restore' | 'finish' | 'check';
@@ -134,27 +134,6 @@ export function parseWlOutput(text: string): WlOutput {
     else if (line.startsWith('BAD ')) out.bad.push(line.slice(4));
   }
   return out;
-}
-
-/**
- * A backend as measured: its registry name and, after `+`, how it is run.
- * `cow`: the dump lets the tasks run before their pages are written
- * (--cow); `map`: restore maps memory from the image (--map-pages);
- * `lazy`: restore brings pages in on first touch (--lazy-pages); `pre`:
- * a pre-dump, then the workload rewrites DIRTY_PERCENT of its memory, then
- * the measured dump saves only that (--prev-images-dir).
- */
-export interface Variant {
-  base: string;
-  cow: boolean;
-  map: boolean;
-  lazy: boolean;
-  pre: boolean;
-}
-
-export function variantOf(name: string): Variant {
-  const [base, ...opts] = name.split('+');
-  return { base, cow: opts.includes('cow'), map: opts.includes('map'), lazy: opts.includes('lazy'), pre: opts.includes('pre') };
 }
 
 const variantDumpFlags = (v: Variant, prev: string) => [...(v.cow ? ['--cow'] : []), ...(v.pre ? ['--prev-images-dir', prev] : [])];

@@ -7,7 +7,7 @@
 import type { CheckItem } from '../backends/types.js';
 import type { CommandOverhead, Mode, RunRecord } from './harness.js';
 import { fmt, fmtSummary, leastSquares, ratio, summarize, type Summary } from './stats.js';
-import { DIRTY_PERCENT, features, workloads } from './workloads.js';
+import { DIRTY_PERCENT, features, variantOf, workloads } from './workloads.js';
 
 export interface Bandwidth {
   mib: number;
@@ -202,7 +202,7 @@ export function variantTable(rows: Row[]): string[] {
   const out = ['| workload | size | variant | invoked as | dump / plain | frozen / plain | restore / plain | dump / CRIU | frozen / CRIU | restore / CRIU |',
     '|---|---:|---|---|---:|---:|---:|---:|---:|---:|'];
   for (const v of variants) {
-    const plain = find(v, v.backend.split('+')[0]), criu = find(v, 'criu');
+    const plain = find(v, variantOf(v.backend).base), criu = find(v, 'criu');
     out.push(`| ${v.workload} | ${v.size ?? ''} | ${v.backend} | ${MODE_TEXT[v.mode]} | ${x(ratio(v.dumpMs, plain?.dumpMs))} | ${x(ratio(v.frozenMs, plain?.frozenMs))} | ` +
       `${x(ratio(v.restoreMs, plain?.restoreMs))} | ${x(ratio(v.dumpMs, criu?.dumpMs))} | ${x(ratio(v.frozenMs, criu?.frozenMs))} | ${x(ratio(v.restoreMs, criu?.restoreMs))} |`);
   }
@@ -237,10 +237,15 @@ export function slopeTable(rows: Row[]): string[] {
   return out;
 }
 
-/** Image bytes per second of dump (and restore) time, against tmpfs write (read) bandwidth. */
+/**
+ * Image bytes per second of dump (and restore) time, against tmpfs write
+ * (read) bandwidth. Not for `+pre`, whose image is what changed since the
+ * pre-dump and whose restore reads the whole chain; a `+cow` pause copies
+ * no pages, so it has no frozen-time rate.
+ */
 export function throughputTable(rows: Row[], bw?: Bandwidth): string[] {
   const out: string[] = [];
-  const mem = rows.filter((r) => r.workload === 'mem' && r.imageMiB && (r.dumpMs || r.restoreMs));
+  const mem = rows.filter((r) => r.workload === 'mem' && r.imageMiB && (r.dumpMs || r.restoreMs) && !variantOf(r.backend).pre);
   if (!mem.length) return out;
   out.push('| MiB | backend | invoked as | dump MB/s | of tmpfs write | of memcpy | frozen-time MB/s | of tmpfs write | of memcpy | restore MB/s | of tmpfs read | of memcpy |');
   out.push('|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -248,7 +253,7 @@ export function throughputTable(rows: Row[], bw?: Bandwidth): string[] {
     const bytes = r.imageMiB!.median * MiB;
     const rate = (ms?: Summary) => (ms ? bytes / 1e6 / (ms.median / 1000) : undefined);
     const pct = (x?: number, limit?: number) => (x === undefined || !limit ? '–' : `${fmt((100 * x) / limit)} %`);
-    const d = rate(r.dumpMs), f = rate(r.frozenMs), s = rate(r.restoreMs);
+    const d = rate(r.dumpMs), f = variantOf(r.backend).cow ? undefined : rate(r.frozenMs), s = rate(r.restoreMs);
     const mc = bw?.memcpyMBps;
     out.push(`| ${r.size} | ${r.backend} | ${MODE_TEXT[r.mode]} | ${fmt(d)} | ${pct(d, bw?.tmpfsWriteMBps)} | ${pct(d, mc)} | ${fmt(f)} | ${pct(f, bw?.tmpfsWriteMBps)} | ${pct(f, mc)} | ` +
       `${fmt(s)} | ${pct(s, bw?.tmpfsReadMBps)} | ${pct(s, mc)} |`);

@@ -24,6 +24,27 @@ export interface Workload {
   variants?: string[];
 }
 
+/**
+ * A backend as measured: its registry name and, after `+`, how it is run.
+ * `cow`: the dump lets the tasks run before their pages are written
+ * (--cow); `map`: restore maps memory from the image (--map-pages);
+ * `lazy`: restore brings pages in on first touch (--lazy-pages); `pre`:
+ * a pre-dump, then the workload rewrites DIRTY_PERCENT of its memory, then
+ * the measured dump saves only that (--prev-images-dir).
+ */
+export interface Variant {
+  base: string;
+  cow: boolean;
+  map: boolean;
+  lazy: boolean;
+  pre: boolean;
+}
+
+export function variantOf(name: string): Variant {
+  const [base, ...opts] = name.split('+');
+  return { base, cow: opts.includes('cow'), map: opts.includes('map'), lazy: opts.includes('lazy'), pre: opts.includes('pre') };
+}
+
 /** How much of its memory the workload rewrites between a `+pre` variant's pre-dump and its dump. */
 export const DIRTY_PERCENT = 5;
 
