@@ -82,14 +82,15 @@ export interface SmapsEntry extends MapsEntry {
   vmFlags: Set<string>;
 }
 
-enum SM { Mapping, Field, VmFlags }
+enum SM { Mapping, Fields, VmFlags }
 const smapsLexer = buildLexer<SM>([
   [true, /^[0-9a-f]+-[0-9a-f]+ [^\n]*\n/g, SM.Mapping],
   [true, /^VmFlags:[^\n]*\n/g, SM.VmFlags],
-  [true, /^[A-Z][A-Za-z_]*:[^\n]*\n/g, SM.Field],
+  // The twenty-odd size lines between, unused, as one token (as stat's numbers).
+  [true, /^((?!VmFlags:)[A-Z][A-Za-z_]*:[^\n]*\n)+/g, SM.Fields],
 ]);
 const smapsEntry = apply(
-  seq(tok(SM.Mapping), rep_sc(tok(SM.Field)), tok(SM.VmFlags)),
+  seq(tok(SM.Mapping), opt_sc(tok(SM.Fields)), tok(SM.VmFlags)),
   ([mapping, , flags]): SmapsEntry => ({
     ...parseMaps(mapping.text)[0],
     vmFlags: new Set(flags.text.slice('VmFlags:'.length).trim().split(/\s+/).filter(Boolean)),
@@ -110,18 +111,21 @@ export interface Stat {
   fields: bigint[];
 }
 
-enum S { Num, Comm, State, Space }
+enum S { Num, Comm, State, Fields, Space }
 const statLexer = buildLexer<S>([
   [true, /^-?\d+/g, S.Num],
   // The command may hold spaces and parentheses: it runs to the last ')'.
   [true, /^\(.*\)/g, S.Comm],
-  [true, /^[A-Za-z]/g, S.State],
+  // The fifty-odd numbers after the state, one token: a short-lived cr runs
+  // the parser cold, where each token costs, and this file is read often.
+  [true, /^[A-Za-z](?= )/g, S.State],
+  [true, /^( -?\d+)+\n?$/g, S.Fields],
   [false, /^\s+/g, S.Space],
 ]);
 const statParser = apply(
-  seq(tok(S.Num), tok(S.Comm), tok(S.State), rep_sc(apply(tok(S.Num), (t) => BigInt(t.text)))),
+  seq(tok(S.Num), tok(S.Comm), tok(S.State), tok(S.Fields)),
   ([pid, comm, state, fields]): Stat => ({
-    pid: Number(pid.text), comm: comm.text.slice(1, -1), state: state.text, fields,
+    pid: Number(pid.text), comm: comm.text.slice(1, -1), state: state.text, fields: fields.text.trim().split(' ').map(BigInt),
   }),
 );
 
