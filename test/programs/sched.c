@@ -2,8 +2,9 @@
 /*
  * sched: threads with a scheduling policy, priority and nice value each
  * (SCHED_BATCH nice 5, SCHED_IDLE, SCHED_FIFO 10 with SCHED_RESET_ON_FORK,
- * SCHED_RR 5, SCHED_OTHER nice -3), each checking its own with
- * sched_getattr at every step; the end says what each thread had.
+ * SCHED_RR 5, SCHED_OTHER nice -3), two of them pinned to one CPU each
+ * (the first and the last), each checking its own with sched_getattr and
+ * sched_getaffinity at every step; the end says what each thread had.
  *
  *   sched STEPS
  */
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <linux/sched.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,29 @@ static const struct want wants[NR_THREADS] = {
 static long steps;
 static int bad[NR_THREADS];
 static struct sched_attr seen[NR_THREADS];
+/* What each thread may run on: its start's, or one CPU for threads 1 and 3. */
+static cpu_set_t cpus[NR_THREADS];
+
+static void pin(int i)
+{
+	long last = sysconf(_SC_NPROCESSORS_ONLN) - 1;
+
+	if (sched_getaffinity(0, sizeof(cpus[i]), &cpus[i]) < 0)
+		perror("sched_getaffinity"), exit(1);
+	if (i != 1 && i != 3)
+		return;
+	CPU_ZERO(&cpus[i]);
+	CPU_SET(i == 1 ? 0 : last, &cpus[i]);
+	if (sched_setaffinity(0, sizeof(cpus[i]), &cpus[i]) < 0)
+		perror("sched_setaffinity"), exit(1);
+}
+
+static int pinned(int i)
+{
+	cpu_set_t now;
+
+	return sched_getaffinity(0, sizeof(now), &now) == 0 && CPU_EQUAL(&now, &cpus[i]);
+}
 
 static int get(struct sched_attr *a)
 {
@@ -75,7 +100,7 @@ static void *run(void *arg)
 	for (step = 0; step < steps; step++) {
 		struct timespec ts = { 0, 20 * 1000000L };
 
-		if (get(&a) < 0 || !matches(i, &a))
+		if (get(&a) < 0 || !matches(i, &a) || !pinned(i))
 			bad[i]++;
 		if (i == 0 && step % 10 == 0)
 			dprintf(1, "step %ld\n", step);
@@ -97,6 +122,7 @@ static void *start(void *arg)
 		perror("sched_setattr");
 		exit(1);
 	}
+	pin(i);
 	return run(arg);
 }
 
@@ -122,13 +148,14 @@ int main(int argc, char **argv)
 		if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
 			return perror("sched_setattr"), 1;
 	}
+	pin(0);
 	run((void *)0);
 	for (i = 1; i < NR_THREADS; i++)
 		pthread_join(t[i], NULL);
 	for (i = 0; i < NR_THREADS; i++)
-		dprintf(1, "thread %ld: %s%s priority %u nice %d, %d bad checks\n", i, names[seen[i].sched_policy],
+		dprintf(1, "thread %ld: %s%s priority %u nice %d, on %d CPUs, %d bad checks\n", i, names[seen[i].sched_policy],
 			seen[i].sched_flags & SCHED_FLAG_RESET_ON_FORK ? "|reset_on_fork" : "",
-			seen[i].sched_priority, seen[i].sched_nice, bad[i]);
+			seen[i].sched_priority, seen[i].sched_nice, CPU_COUNT(&cpus[i]), bad[i]);
 	dprintf(1, "pid %d\n", (int)getpid());
 	return 0;
 }

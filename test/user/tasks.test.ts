@@ -10,14 +10,16 @@ import * as assert from 'uvu/assert';
 import { alive, cr, roundTrip, sleep, start, tempDir, waitLines } from '../lib/harness.js';
 import { crTest, test } from '../lib/modes.js';
 
-crTest('each thread keeps its scheduling policy, real-time priority, nice value and SCHED_RESET_ON_FORK', async () => {
+crTest('each thread keeps its scheduling policy, real-time priority, nice value, SCHED_RESET_ON_FORK and CPU affinity', async () => {
   const r = await roundTrip('sched', ['150'], 4);
-  assert.match(r.show, /sched batch nice 5/);
+  assert.match(r.show, /sched batch nice 5 cpus /);
+  assert.match(r.show, /sched idle nice 0 cpus 0\n/, 'thread 1 pinned to the first CPU');
   assert.match(r.show, /sched fifo\|reset_on_fork priority 10/);
   assert.match(r.show, /sched rr priority 5/);
   assert.match(r.show, /sched other nice -3/);
   assert.is(r.restored, r.reference);
-  assert.match(r.restored, /thread 2: fifo\|reset_on_fork priority 10 nice 0, 0 bad checks/);
+  assert.match(r.restored, /thread 1: idle priority 0 nice 0, on 1 CPUs, 0 bad checks/);
+  assert.match(r.restored, /thread 2: fifo\|reset_on_fork priority 10 nice 0, on \d+ CPUs, 0 bad checks/);
 });
 
 crTest('prctl state comes back: timer slack, child subreaper, not dumpable, parent-death signal, personality', async () => {

@@ -1,6 +1,6 @@
 /**
  * Threads: registers, FPU state, signal mask, rseq area, robust futex list,
- * clear_child_tid and scheduling of each one (cpu-TID.img). Restore clones
+ * clear_child_tid and scheduling (CPU affinity included) of each one (cpu-TID.img). Restore clones
  * the other threads with their tids from the leader; registers and
  * scheduling are the last things put back, after every injected call.
  */
@@ -25,6 +25,8 @@ interface Sched {
   period: bigint;
   util_min: number;
   util_max: number;
+  /** The CPUs it may run on (sched_getaffinity). */
+  cpus: number[];
 }
 
 interface ThreadCpu {
@@ -54,16 +56,30 @@ const SCHED_FLAG_UTIL_CLAMP = 0x60n;
 const UCLAMP_DEFAULT_MAX = 1024;
 const POLICIES = ['other', 'fifo', 'rr', 'batch', 'iso', 'idle', 'deadline'];
 
-/** sched_getattr(2) works from outside on any thread we may see: no injection. */
+/** Bytes of a CPU mask: room for 4096 CPUs, more than the kernel's NR_CPUS on x86_64 distributions. */
+const CPU_MASK_BYTES = 512;
+
+/** sched_getattr(2) and sched_getaffinity(2) work from outside on any thread we may see: no injection. */
 function dumpSched(tid: number): Sched {
   const b = Buffer.alloc(SCHED_ATTR_SIZE);
   rawSyscall(NR.sched_getattr, tid, b, SCHED_ATTR_SIZE, 0);
+  const mask = Buffer.alloc(CPU_MASK_BYTES);
+  const bytes = rawSyscall(NR.sched_getaffinity, tid, CPU_MASK_BYTES, mask);
+  const cpus = [...Array(bytes * 8).keys()].filter((cpu) => mask[cpu >> 3] & (1 << (cpu & 7)));
   return {
     policy: b.readUInt32LE(4), flags: b.readBigUInt64LE(8), nice: b.readInt32LE(16), priority: b.readUInt32LE(20),
     runtime: b.readBigUInt64LE(24), deadline: b.readBigUInt64LE(32), period: b.readBigUInt64LE(40),
-    util_min: b.readUInt32LE(48), util_max: b.readUInt32LE(52),
+    util_min: b.readUInt32LE(48), util_max: b.readUInt32LE(52), cpus,
   };
 }
+
+/** CPU numbers as ranges: "0-3,6". */
+const cpuList = (cpus: number[]) => cpus.reduce<[number, number][]>((runs, c) => {
+  const last = runs.at(-1);
+  if (last && last[1] === c - 1) last[1] = c;
+  else runs.push([c, c]);
+  return runs;
+}, []).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
 
 /**
  * sched_setattr(2) from the restorer: the kernel checks its rights (and the
@@ -87,10 +103,18 @@ function restoreSched(pid: number, tid: number, s: Sched): void {
   } catch (err) {
     throw new CrError(`pid ${pid} thread ${tid}: cannot restore its scheduling (${describeSched(s)}): ${(err as Error).message.replace(/^.*: /, '')}`);
   }
+  // The kernel keeps it within the restorer's cpuset, and refuses a mask with none of its CPUs in it.
+  const mask = Buffer.alloc(CPU_MASK_BYTES);
+  for (const cpu of s.cpus) mask[cpu >> 3] |= 1 << (cpu & 7);
+  try {
+    rawSyscall(NR.sched_setaffinity, tid, CPU_MASK_BYTES, mask);
+  } catch (err) {
+    throw new CrError(`pid ${pid} thread ${tid}: cannot restore its CPU affinity (CPUs ${cpuList(s.cpus)}): ${(err as Error).message.replace(/^.*: /, '')}`);
+  }
 }
 
 const describeSched = (s: Sched) =>
-  `${POLICIES[s.policy & 0xff] ?? `policy ${s.policy}`}${s.flags & 1n ? '|reset_on_fork' : ''} ${s.policy === 1 || s.policy === 2 ? `priority ${s.priority}` : `nice ${s.nice}`}`;
+  `${POLICIES[s.policy & 0xff] ?? `policy ${s.policy}`}${s.flags & 1n ? '|reset_on_fork' : ''} ${s.policy === 1 || s.policy === 2 ? `priority ${s.priority}` : `nice ${s.nice}`} cpus ${cpuList(s.cpus)}`;
 
 /** Per-thread kernel state a thread can only set for itself. */
 function restoreThreadKernelState(task: RestoreTask, thread: Tracee, cpu: ThreadCpu): void {
@@ -160,6 +184,7 @@ export const cpu = defineState<CpuImage>({
         const cpu = readImage<ThreadCpu>(dir, 'cpu', tid);
         if (!cpu.regs || REG_NAMES.some((r) => typeof cpu.regs[r] !== 'bigint')) throw new CrError(`cpu-${tid}.img: registers missing`);
         if (!cpu.sched) throw new CrError(`cpu-${tid}.img: scheduling missing`);
+        if (!cpu.sched.cpus.length || cpu.sched.cpus.some((c) => c >= CPU_MASK_BYTES * 8)) throw new CrError(`cpu-${tid}.img: corrupted image (CPU affinity)`);
         return { tid, cpu };
       }),
     };
