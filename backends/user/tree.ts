@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../userspace/errors.js';
-import { procStat, procStatus, readProc, statField, statusField, statusMask } from '../../userspace/proc/parse.js';
+import { procStat, procStatus, readProc, statField, statusField, statusMask, type Stat } from '../../userspace/proc/parse.js';
 import { kill, pidExists, rawSyscall, type SysError, waitZombie } from '../../userspace/sys/libc.js';
 import { CLONE, NR, O, PR, SIG } from '../../userspace/sys/constants.js';
 import { Injection } from '../../userspace/sys/inject.js';
@@ -53,7 +53,7 @@ function seizeThreads(pid: number, into: Tracee[], preseized: Map<number, Tracee
 }
 
 /** A zombie leader whose threads run on: the process is alive, the leader's /proc shows nothing but its ids. */
-const leaderExited = (pid: number) => procStat(pid).state === 'Z' && listTids(pid).length > 1;
+const leaderExited = (pid: number, stat: Stat) => stat.state === 'Z' && listTids(pid).length > 1;
 
 /**
  * A SIGSTOP sent to the process and not yet taken: it stops as soon as it
@@ -71,15 +71,17 @@ function stopPending(pid: number): boolean {
   }
 }
 
-function entryOf(pid: number, threads: number[]): TaskEntry {
-  const stat = procStat(pid);
-  const exited = leaderExited(pid);
-  const zombie = stat.state === 'Z' && !exited;
-  // A live thread tells whether the process is stopped.
+/** Whether a live process is stopped, or about to stop: a live thread tells, the leader if it is one. */
+function isStopped(pid: number, stat: Stat, exited: boolean): boolean {
   const state = exited ? procStat(listTids(pid).find((t) => t !== pid)!).state : stat.state;
+  return state === 'T' || stopPending(pid);
+}
+
+function entryOf(pid: number, threads: number[], stat: Stat, exited: boolean, stopped: boolean): TaskEntry {
+  const zombie = stat.state === 'Z' && !exited;
   return {
     pid, ppid: Number(statField(stat, 4)), pgid: Number(statField(stat, 5)), sid: Number(statField(stat, 6)), comm: stat.comm,
-    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped: state === 'T' || (!zombie && stopPending(pid)), clone_files: false,
+    threads, zombie, exit_status: zombie ? Number(statField(stat, 52)) : 0, stopped, clone_files: false,
     exit_signal: Number(statField(stat, 38)), leader_exited: exited,
     nspid: [], new_pidns: false, pidns_init: 0, pidns_of_children: 0, unshared_pidns: false, ns_last_pid: 0,
   };
@@ -141,25 +143,27 @@ export function seizeTree(root: number, preseized = new Map<number, Tracee>()): 
   if (!Number.isInteger(root) || root <= 0) throw new CrError(`invalid pid ${root}`);
   if (root === process.pid) throw new CrError(`pid ${root} is cr itself`);
   if (!pidExists(root)) throw new CrError(`pid ${root} does not exist`);
-  const status = procStatus(root);
+  const status = procStatus(root, ['Tgid', 'State']);
   if (Number(status.get('Tgid')) !== root) throw new CrError(`pid ${root} is a thread of process ${status.get('Tgid')}; dump the process`);
   if (status.get('State')?.startsWith('Z')) throw new CrError(`pid ${root} is a zombie`);
 
   const tasks: SeizedTask[] = [];
   const visit = (pid: number) => {
-    const exited = leaderExited(pid);
-    if (procStat(pid).state === 'Z' && !exited) {
-      tasks.push({ entry: entryOf(pid, []), threads: [] });
+    const stat = procStat(pid);
+    const exited = leaderExited(pid, stat);
+    if (stat.state === 'Z' && !exited) {
+      tasks.push({ entry: entryOf(pid, [], stat, false, false), threads: [] });
       return;
     }
     if (exited && pid === root) throw new CrError(`pid ${pid}: its thread group leader has exited while its threads run on: as the root of a dump, not supported (dump its parent)`);
     refuseVforkWait(pid);
     const threads: Tracee[] = [];
-    const task: SeizedTask = { entry: entryOf(pid, []), threads };
+    // Seized, every task shows as traced: the state it has before is the one kept.
+    const stopped = isStopped(pid, stat, exited);
+    const task: SeizedTask = { entry: entryOf(pid, [], stat, exited, stopped), threads };
     tasks.push(task);
     seizeThreads(pid, threads, preseized, exited);
-    // Seized, every task shows as traced: keep the state it had before.
-    task.entry = { ...entryOf(pid, [...(exited ? [pid] : []), ...threads.map((t) => t.pid)]), stopped: task.entry.stopped };
+    task.entry = entryOf(pid, [...(exited ? [pid] : []), ...threads.map((t) => t.pid)], procStat(pid), exited, stopped);
     const children = threads.flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
     for (const child of children.sort((a, b) => a - b)) visit(child);
   };

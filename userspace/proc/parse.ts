@@ -153,10 +153,15 @@ const kvLine = apply(
   ([key, value]): [string, string] => [key.text.slice(0, -1), value ? value.text.trim() : ''],
 );
 
-/** Parse a "Key: value" file into a map; repeated keys keep the first value. */
-export function parseKeyValues(text: string): Map<string, string> {
+/**
+ * Parse a "Key: value" file into a map; repeated keys keep the first value.
+ * With `keys`, only their lines are parsed (a status file has sixty or so,
+ * and a short-lived cr runs the parser cold).
+ */
+export function parseKeyValues(text: string, keys?: readonly string[]): Map<string, string> {
+  const lines = keys ? text.split(/(?<=\n)/).filter((l) => keys.some((k) => l.startsWith(`${k}:`))).join('') : text;
   const out = new Map<string, string>();
-  for (const [k, v] of runLines('key-value file', kvLexer, kvLine, text)) if (!out.has(k)) out.set(k, v);
+  for (const [k, v] of runLines('key-value file', kvLexer, kvLine, lines)) if (!out.has(k)) out.set(k, v);
   return out;
 }
 
@@ -204,7 +209,7 @@ export function readProc(pid: number, file: string): string {
 export const procMaps = (pid: number) => parseMaps(readProc(pid, 'maps'));
 export const procSmaps = (pid: number) => parseSmaps(readProc(pid, 'smaps'));
 export const procStat = (pid: number) => parseStat(readProc(pid, 'stat'));
-export const procStatus = (pid: number) => parseKeyValues(readProc(pid, 'status'));
+export const procStatus = (pid: number, keys?: readonly string[]) => parseKeyValues(readProc(pid, 'status'), keys);
 export const statusField = (pid: number, key: string) => keyValue(readProc(pid, 'status'), key);
 export const procLimits = (pid: number) => parseLimits(readProc(pid, 'limits'));
 export const procFdinfo = (pid: number, fd: number) => parseKeyValues(readProc(pid, `fdinfo/${fd}`));

@@ -18,7 +18,9 @@ const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
 /** Find a `syscall` instruction in the task's vDSO, which every process has. */
 export function findSyscallInsn(tracee: Tracee): number {
   // Read directly: a failure here is an internal error, not the user's.
-  const vdso = parseMaps(fs.readFileSync(`/proc/${tracee.pid}/maps`, 'utf8')).find((m) => m.path === '[vdso]');
+  // Its line alone parsed: every injection session starts here.
+  const line = /^.* \[vdso\]\n/m.exec(fs.readFileSync(`/proc/${tracee.pid}/maps`, 'utf8'))?.[0];
+  const vdso = line === undefined ? undefined : parseMaps(line)[0];
   if (!vdso) throw new Error(`pid ${tracee.pid} has no vDSO to borrow a syscall instruction from`);
   const start = Number(vdso.start);
   const at = tracee.readMem(start, Number(vdso.end) - start).indexOf(SYSCALL_INSN);

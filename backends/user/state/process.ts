@@ -61,6 +61,9 @@ function dumpRlimits(pid: number): Rlimit[] {
   return limits.map(({ cur, max }, resource) => ({ resource, cur, max }));
 }
 
+/** The lines of /proc/PID/status that hold a task's credentials. */
+const CRED_KEYS = ['Uid', 'Gid', 'Groups', 'CapPrm', 'CapEff', 'CapInh', 'CapBnd', 'CapAmb'] as const;
+
 /** The credentials and capability state of a stopped task, from its status and its securebits (asked of the task). */
 function dumpCreds(status: Map<string, string>, securebits: number): Creds {
   return {
@@ -92,7 +95,7 @@ function dumpCreds(status: Map<string, string>, securebits: number): Creds {
  */
 function restoreCreds(task: RestoreTask, c: Creds, before: Call[]): Call[] {
   const { inj } = task;
-  const current = procStatus(task.pid);
+  const current = procStatus(task.pid, ['CapBnd', 'Groups']);
   const first: Call[] = [
     ...before,
     ...capList(capSet(current.get('CapBnd')) & ~c.cap_bounding).map((cap): Call => ({ call: [NR.prctl, PR.CAPBSET_DROP, cap, 0, 0, 0], denied: `its bounding set (capability ${cap})` })),
@@ -148,13 +151,13 @@ export const processState = defineState<ProcessImage>({
     const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
     const source = `/proc/${pid}/cwd`;
     const cwdGhost = cwd.endsWith(DELETED) ? dumpGhost(source, cwd, fs.statSync(source, { bigint: true }), `pid ${task.pid}: working directory`) : undefined;
-    const status = procStatus(pid);
+    const status = procStatus(pid, ['Seccomp', 'Umask', 'NoNewPrivs', ...CRED_KEYS]);
     // Restored without it, a sandboxed task would run free: refuse rather than drop it.
     // (A kernel without CONFIG_SECCOMP has no such line, nor filters.)
     if ((status.get('Seccomp') ?? '0') !== '0') throw new CrError(`pid ${task.pid}: a seccomp filter (or strict mode) is not supported`);
     for (const th of task.threads.slice(1)) {
-      const own = procStatus(th.pid);
-      for (const key of ['Uid', 'Gid', 'Groups', 'CapPrm', 'CapEff', 'CapInh', 'CapBnd', 'CapAmb']) {
+      const own = procStatus(th.pid, CRED_KEYS);
+      for (const key of CRED_KEYS) {
         if (own.get(key) !== status.get(key)) throw new CrError(`pid ${task.pid} thread ${th.pid}: credentials (${key}) differ from the process's: not supported`);
       }
     }
