@@ -7,7 +7,8 @@
  * dumpable, child subreaper, timer slack, no_new_privs, the scheduling
  * policy with its priority, nice value and deadline parameters, the path
  * of /proc/self/exe and whether the task was stopped by a signal.  The
- * comm (PR_SET_NAME) is in the TASK object.
+ * comm (PR_SET_NAME) is in the TASK object.  A CPU affinity other than
+ * the checkpointer's is refused: restart gives each task its restarter's.
  *
  * Restart replays personality(2), setpriority(2), sched_setattr(2) and
  * prctl(PR_SET_MM_EXE_FILE) with the restarter's rights before the task
@@ -67,6 +68,12 @@ int checkpoint_process(struct ckpt_ctx *ctx, struct task_struct *t)
 	char *buf, *path;
 	int ret;
 
+	/* restart leaves each task the CPU affinity of the task restarting it */
+	if (!cpumask_equal(&t->cpus_mask, &current->cpus_mask))
+		return ckpt_err(ctx, -EOPNOTSUPP,
+				"pid %d: CPU affinity %*pbl, not the checkpointer's %*pbl: not supported",
+				pid, cpumask_pr_args(&t->cpus_mask),
+				cpumask_pr_args(&current->cpus_mask));
 	h.personality = t->personality;
 	h.pdeath_signal = t->pdeath_signal;
 	h.flags = (t->signal->is_child_subreaper ? CKPT_PROC_SUBREAPER : 0) |
