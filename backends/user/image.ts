@@ -10,7 +10,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import { CrError } from '../../userspace/errors.js';
 import { injectFault } from '../../userspace/fault.js';
 import { decode, encode } from './codec.js';
@@ -26,6 +25,23 @@ export const MESSAGE_OF: Record<ImageKind, string> = {
   inventory: 'Inventory', cpu: 'Cpu', mm: 'Mm', files: 'Files', signals: 'Signals', process: 'Process', namespaces: 'Namespaces', ipc: 'Ipc',
 };
 
+/** CRC-32 (IEEE, zlib's) lookup table. */
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+/**
+ * zlib's crc32, without node:zlib: loading it (and node:stream under it)
+ * cost a short-lived cr more than checking every image of a dump.
+ */
+function crc32(bytes: Buffer): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
 export function imageFile(dir: string, kind: ImageKind | 'pages', pid?: number): string {
   return path.join(dir, pid === undefined ? `${kind}.img` : `${kind}-${pid}.img`);
 }
@@ -36,7 +52,7 @@ export function encodeImage(kind: ImageKind, data: object): Buffer {
   header.writeUInt32LE(MAGIC, 0);
   header.writeUInt32LE(FORMAT_VERSION, 4);
   header.writeUInt32LE(payload.length, 8);
-  header.writeUInt32LE(zlib.crc32(payload), 12);
+  header.writeUInt32LE(crc32(payload), 12);
   return Buffer.concat([header, payload]);
 }
 
@@ -63,7 +79,7 @@ export function decodeImage<T>(kind: ImageKind, file: string, bytes: Buffer): T 
   const len = bytes.readUInt32LE(8);
   if (bytes.length !== HEADER_SIZE + len) throw new CrError(`${name}: truncated image (${bytes.length - HEADER_SIZE} of ${len} payload bytes)`);
   const payload = bytes.subarray(HEADER_SIZE);
-  if (zlib.crc32(payload) !== bytes.readUInt32LE(12)) throw new CrError(`${name}: corrupted image (checksum mismatch)`);
+  if (crc32(payload) !== bytes.readUInt32LE(12)) throw new CrError(`${name}: corrupted image (checksum mismatch)`);
   return decodeMessage<T>(MESSAGE_OF[kind], payload, name);
 }
 
