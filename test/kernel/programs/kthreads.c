@@ -6,7 +6,8 @@
  *   kthreads MODE
  *
  * MODE "threads": the main thread and four others.  Each thread has its
- * own TLS value, blocked mask, FPU rounding mode and CPU affinity; the
+ * own TLS value, blocked mask and FPU rounding mode (not a CPU affinity:
+ * the kernel backend refuses one other than the checkpointer's); the
  * first also has an alternate signal stack and a real-time signal queued
  * to it alone (pthread_sigqueue), the process a real-time signal queued
  * to it as a whole (sigqueue); the second sleeps in sigsuspend(2) with a
@@ -162,17 +163,6 @@ static void check_common(int i)
 	check_rseq(i);
 }
 
-static void pin(int i)
-{
-	cpu_set_t cpus;
-
-	if (ncpus < 2)
-		return;
-	CPU_ZERO(&cpus);
-	CPU_SET((i + 1) % ncpus, &cpus);
-	sched_setaffinity(0, sizeof(cpus), &cpus);
-}
-
 static void *thread_main(void *arg)
 {
 	int i = (int)(intptr_t)arg;
@@ -185,7 +175,6 @@ static void *thread_main(void *arg)
 	own_mask(i, &mask);
 	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	fesetround(roundings[i]);
-	pin(i);
 	if (i == 1) {
 		ss.ss_sp = altstack;
 		ss.ss_size = sizeof(altstack);
