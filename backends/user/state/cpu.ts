@@ -1,8 +1,9 @@
 /**
  * Threads: registers, FPU state, signal mask, rseq area, robust futex list,
- * clear_child_tid and scheduling (CPU affinity included) of each one (cpu-TID.img). Restore clones
- * the other threads with their tids from the leader; registers and
- * scheduling are the last things put back, after every injected call.
+ * clear_child_tid and scheduling (CPU affinity included) of each one
+ * (cpu-TID.img). Restore clones the other threads with their tids from the
+ * leader; registers and scheduling are the last things put back, after
+ * every injected call.
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';

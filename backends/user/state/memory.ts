@@ -260,10 +260,12 @@ interface SavedPages {
   shared: bigint;
 }
 
+/** Both bits are in an entry's high word: read as numbers, not BigInts, on the path of every page. */
+const EXCLUSIVE_HIGH = Number((PM_PRESENT | PM_MMAP_EXCLUSIVE) >> 32n);
+
 /** Whether every page of `entries` (pagemap entries) is in memory and mapped by this process alone. */
 function exclusive(entries: Buffer, n: number): boolean {
-  const want = PM_PRESENT | PM_MMAP_EXCLUSIVE;
-  for (let i = 0; i < n; i++) if ((entries.readBigUInt64LE(i * 8) & want) !== want) return false;
+  for (let i = 0; i < n; i++) if ((entries.readUInt32LE(i * 8 + 4) & EXCLUSIVE_HIGH) >>> 0 !== EXCLUSIVE_HIGH) return false;
   return true;
 }
 
