@@ -7,7 +7,7 @@
 import type { CheckItem } from '../backends/types.js';
 import type { CommandOverhead, Mode, RunRecord } from './harness.js';
 import { fmt, fmtSummary, leastSquares, ratio, summarize, type Summary } from './stats.js';
-import { DIRTY_PERCENT, features, variantOf, workloads } from './workloads.js';
+import { DIRTY_PERCENT, features, isVariant, variantOf, workloads } from './workloads.js';
 
 export interface Bandwidth {
   mib: number;
@@ -170,7 +170,7 @@ function workloadTable(rows: Row[], unit: string): string[] {
 
 /** Median ratios of each backend against CRIU, same workload, size and invocation mode. */
 export function ratioTable(rows: Row[]): string[] {
-  const others = [...new Set(rows.map((r) => r.backend))].filter((b) => b !== 'criu' && !b.includes('+'));
+  const others = [...new Set(rows.map((r) => r.backend))].filter((b) => b !== 'criu' && !isVariant(b));
   const out: string[] = [];
   if (!others.length || !rows.some((r) => r.backend === 'criu')) return out;
   out.push(`| workload | size | invoked as | ${others.map((b) => `${b}/CRIU dump | ${b}/CRIU frozen | ${b}/CRIU restore`).join(' | ')} |`);
@@ -195,7 +195,7 @@ export function ratioTable(rows: Row[]): string[] {
  * dumping or restoring buys.
  */
 export function variantTable(rows: Row[]): string[] {
-  const variants = rows.filter((r) => r.backend.includes('+'));
+  const variants = rows.filter((r) => isVariant(r.backend));
   if (!variants.length) return [];
   const find = (v: Row, backend: string) => rows.find((r) => r.backend === backend && r.workload === v.workload && r.size === v.size && r.mode === v.mode);
   const x = (v?: number) => (v === undefined ? '–' : `${fmt(v)}×`);

@@ -17,7 +17,7 @@ export interface Workload {
   /** Seconds a step of one run (start, dump, restore, finish) may take per unit of size, under TCG, on top of a base. */
   secPerUnit: number;
   /**
-   * Backend variants (harness.ts: Variant) a full run measures besides the
+   * Backend variants (Variant, below) a full run measures besides the
    * plain backends, each as a library call: the ways of dumping and
    * restoring that exist for this workload's kind of state.
    */
@@ -39,6 +39,9 @@ export interface Variant {
   lazy: boolean;
   pre: boolean;
 }
+
+/** Whether a backend name is a variant of another (kernel+cow), not a plain backend. */
+export const isVariant = (name: string): boolean => variantOf(name).base !== name;
 
 export function variantOf(name: string): Variant {
   const [base, ...opts] = name.split('+');

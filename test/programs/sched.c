@@ -2,8 +2,8 @@
 /*
  * sched: threads with a scheduling policy, priority and nice value each
  * (SCHED_BATCH nice 5, SCHED_IDLE, SCHED_FIFO 10 with SCHED_RESET_ON_FORK,
- * SCHED_RR 5, SCHED_OTHER nice -3), two of them pinned to one CPU each
- * (the first and the last), each checking its own with sched_getattr and
+ * SCHED_RR 5, SCHED_OTHER nice -3), the second pinned to the first CPU and
+ * the fourth to the last, each checking its own with sched_getattr and
  * sched_getaffinity at every step; the end says what each thread had.
  *
  *   sched STEPS
