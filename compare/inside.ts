@@ -37,6 +37,9 @@ async function loadRegistry(notes: string[]): Promise<Record<string, Backend>> {
   }
 }
 
+/** The buffer membw uses where the plan has no mem case. */
+const DEFAULT_BANDWIDTH_MIB = 64;
+
 async function measureBandwidth(dir: string, mib: number): Promise<Bandwidth | undefined> {
   const r = await execa(bin('membw'), [dir, String(mib)], { reject: false });
   try {
@@ -70,8 +73,16 @@ export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEven
     const why = ensureEngine();
     if (why) notes.push(`kernel engine: ${why}`);
   }
-  emit({ t: 'info', msg: 'measuring memory and tmpfs bandwidth' });
-  const bandwidth = await measureBandwidth(scratch, plan.quick ? 64 : 256);
+  // At each mem case's size: writing 1 GiB to tmpfs runs slower than writing 256 MiB (more pages to allocate, less
+  // memory left), so each image is held against a write of its own size.
+  const memSizes = [...new Set(plan.cases.flatMap((c) => (c.kind === 'bench' && c.workload === 'mem' && c.size ? [c.size] : [])))].sort((a, b) => a - b);
+  emit({ t: 'info', msg: `measuring memory and tmpfs bandwidth (${(memSizes.length ? memSizes : [DEFAULT_BANDWIDTH_MIB]).join(', ')} MiB)` });
+  const bandwidths: Bandwidth[] = [];
+  for (const mib of memSizes.length ? memSizes : [DEFAULT_BANDWIDTH_MIB]) {
+    const b = await measureBandwidth(scratch, mib);
+    if (b) bandwidths.push(b);
+    else notes.push(`membw ${mib} MiB failed: throughput at that size is held against the nearest size measured`);
+  }
   emit({ t: 'info', msg: 'timing node, cr, criu and koffi start-up, and cr check' });
   const startup = {
     nodeStartMs: await startupMs([process.execPath, '-e', '0']),
@@ -104,7 +115,7 @@ export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEven
     kernel: os.release(),
     where: process.env.CR_COMPARE_WHERE ?? `${os.hostname()} (${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 1048576)} MiB)`,
     options: { ...plan, cases: undefined, workloads: [...new Set(plan.cases.map((c) => (c.kind === 'feature' ? 'features' : c.workload)))] },
-    bandwidth,
+    bandwidths,
     ...startup,
     notes,
   };

@@ -23,7 +23,8 @@ export interface RawResults {
     kernel: string;
     where: string;
     options: Record<string, unknown>;
-    bandwidth?: Bandwidth;
+    /** membw's measurements, one per mem size run (ascending). */
+    bandwidths?: Bandwidth[];
     /** Wall time of `node -e 0`, the floor under every `cr` command. */
     nodeStartMs?: number;
     /** Wall time of `cr --version` and `criu --version`: each command's start-up. */
@@ -237,13 +238,20 @@ export function slopeTable(rows: Row[]): string[] {
   return out;
 }
 
+/** The bandwidth measured with a buffer of @mib, else at the nearest size measured. */
+export function bandwidthAt(bandwidths: Bandwidth[], mib: number): Bandwidth | undefined {
+  let best: Bandwidth | undefined;
+  for (const b of bandwidths) if (!best || Math.abs(b.mib - mib) < Math.abs(best.mib - mib)) best = b;
+  return best;
+}
+
 /**
  * Image bytes per second of dump (and restore) time, against tmpfs write
- * (read) bandwidth. Not for `+pre`, whose image is what changed since the
+ * (read) bandwidth measured with a buffer of the same size. Not for `+pre`, whose image is what changed since the
  * pre-dump and whose restore reads the whole chain; a `+cow` pause copies
  * no pages, so it has no frozen-time rate.
  */
-export function throughputTable(rows: Row[], bw?: Bandwidth): string[] {
+export function throughputTable(rows: Row[], bandwidths: Bandwidth[] = []): string[] {
   const out: string[] = [];
   const mem = rows.filter((r) => r.workload === 'mem' && r.imageMiB && (r.dumpMs || r.restoreMs) && !variantOf(r.backend).pre);
   if (!mem.length) return out;
@@ -254,6 +262,7 @@ export function throughputTable(rows: Row[], bw?: Bandwidth): string[] {
     const rate = (ms?: Summary) => (ms ? bytes / 1e6 / (ms.median / 1000) : undefined);
     const pct = (x?: number, limit?: number) => (x === undefined || !limit ? '–' : `${fmt((100 * x) / limit)} %`);
     const d = rate(r.dumpMs), f = variantOf(r.backend).cow ? undefined : rate(r.frozenMs), s = rate(r.restoreMs);
+    const bw = bandwidthAt(bandwidths, r.size!);
     const mc = bw?.memcpyMBps;
     out.push(`| ${r.size} | ${r.backend} | ${MODE_TEXT[r.mode]} | ${fmt(d)} | ${pct(d, bw?.tmpfsWriteMBps)} | ${pct(d, mc)} | ${fmt(f)} | ${pct(f, bw?.tmpfsWriteMBps)} | ${pct(f, mc)} | ` +
       `${fmt(s)} | ${pct(s, bw?.tmpfsReadMBps)} | ${pct(s, mc)} |`);
@@ -315,9 +324,9 @@ export function renderReport(raw: RawResults, plots: { file: string; title: stri
   if (m.accel === 'kvm') L.push('- accelerator: **KVM** — times are meaningful in absolute terms');
   else if (m.accel) L.push(`- accelerator: **${m.accel.toUpperCase()}** (software emulation${m.accelReason ? `; ${m.accelReason}` : ''}) — read times only as ratios between backends`);
   L.push(`- options: \`${JSON.stringify(m.options)}\``);
-  if (m.bandwidth) {
-    L.push(`- physical limit, same boot: memcpy ${fmt(m.bandwidth.memcpyMBps)} MB/s, write(2) to tmpfs ${fmt(m.bandwidth.tmpfsWriteMBps)} MB/s, ` +
-      `read(2) from tmpfs ${fmt(m.bandwidth.tmpfsReadMBps)} MB/s (${m.bandwidth.mib} MiB buffer, best of 3)`);
+  if (m.bandwidths?.length) {
+    L.push(`- physical limit, same boot (best of 3 with a buffer of each size): ${m.bandwidths.map((b) => `${b.mib} MiB: memcpy ${fmt(b.memcpyMBps)} MB/s, ` +
+      `write(2) to tmpfs ${fmt(b.tmpfsWriteMBps)} MB/s, read(2) from tmpfs ${fmt(b.tmpfsReadMBps)} MB/s`).join('; ')}`);
   }
   if (m.cutShort) L.push(`- ⚠️ **cut short**: ${m.cutShort}. What follows is every run that finished.`);
   L.push(...startupLines(m, rowsOf(raw.records)));
@@ -359,8 +368,8 @@ export function renderReport(raw: RawResults, plots: { file: string; title: stri
     }
     const st = slopeTable(rows);
     if (st.length) L.push('## Growth with size', '', 'Least-squares slope of the median time over the sizes run (its intercept in brackets): what one more MiB, process or thread costs.', '', ...st, '');
-    const tt = throughputTable(rows, m.bandwidth);
-    if (tt.length) L.push('## Throughput (mem workload)', '', 'Image bytes over the median time, against what the VM can write to (read from) tmpfs and copy in memory (memcpy), measured in the same boot.', '', ...tt, '');
+    const tt = throughputTable(rows, m.bandwidths);
+    if (tt.length) L.push('## Throughput (mem workload)', '', 'Image bytes over the median time, against what the VM can write to (read from) tmpfs and copy in memory (memcpy) with a buffer of the same size, measured in the same boot.', '', ...tt, '');
   }
   const fl = failureList(raw.records);
   L.push('## Failures', '', ...(fl.length ? fl : ['none']), '');

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import type { RunRecord } from '../../compare/harness.js';
 import { makePlan, parseSizes } from '../../compare/plan.js';
 import { makePlots } from '../../compare/plots.js';
-import { cell, featureMatrix, ratioTable, renderReport, rowsOf, slopeTable, startupLines, throughputTable, variantTable, type RawResults } from '../../compare/report.js';
+import { bandwidthAt, cell, featureMatrix, ratioTable, renderReport, rowsOf, slopeTable, startupLines, throughputTable, variantTable, type RawResults } from '../../compare/report.js';
 import { stepLimitSec } from '../../compare/workloads.js';
 import { fmt, fmtSummary, leastSquares, median, ratio, summarize } from '../../compare/stats.js';
 
@@ -28,7 +28,7 @@ const rec = (backend: string, mode: RunRecord['mode'], ok: boolean, dumpMs: numb
 });
 
 const raw: RawResults = {
-  meta: { startedAt: 'T', kernel: '6.12', where: 'test', options: {}, bandwidth: { mib: 64, memcpyMBps: 4000, tmpfsWriteMBps: 1000, tmpfsReadMBps: 2000 }, nodeStartMs: 2200 },
+  meta: { startedAt: 'T', kernel: '6.12', where: 'test', options: {}, bandwidths: [{ mib: 64, memcpyMBps: 4000, tmpfsWriteMBps: 1000, tmpfsReadMBps: 2000 }], nodeStartMs: 2200 },
   checks: { user: { ok: true }, kernel: { ok: false, reason: 'backend not available' }, criu: { ok: true } },
   records: [
     rec('criu', 'lib', true, 100), rec('criu', 'lib', true, 300), rec('criu', 'lib', true, 200),
@@ -128,10 +128,16 @@ test('ratios against CRIU and throughput against tmpfs bandwidth', () => {
   assert.match(rt[0], /kernel\/CRIU dump/);
   const line = rt.find((l) => l.startsWith('| mem'))!;
   assert.match(line, /\| 0\.275× \| 0\.275× \| 0\.275× \|/); // 55 / 200
-  const tt = throughputTable(rows, raw.meta.bandwidth);
+  const tt = throughputTable(rows, raw.meta.bandwidths);
   const criu = tt.find((l) => l.includes('| criu |'))!;
   // 16 MiB in 200 ms = 83.9 MB/s = 8.39 % of 1000 MB/s
   assert.match(criu, /\| 83\.9 \| 8\.39 % \|/);
+  // each size against the write measured at its own size, else the nearest one measured
+  const bw = (mib: number, w: number) => ({ mib, memcpyMBps: 4000, tmpfsWriteMBps: w, tmpfsReadMBps: 2000 });
+  const sized = throughputTable(rows, [bw(8, 500), bw(16, 200), bw(1024, 100)]).find((l) => l.includes('| criu |'))!;
+  assert.match(sized, /\| 83\.9 \| 41\.9 % \|/);
+  assert.equal(bandwidthAt([bw(64, 1), bw(256, 2), bw(1024, 3)], 512)?.mib, 256);
+  assert.equal(bandwidthAt([], 16), undefined);
 });
 
 test('variants against their plain backend and against CRIU; the CRIU ratios leave them out', () => {
@@ -143,7 +149,7 @@ test('variants against their plain backend and against CRIU; the CRIU ratios lea
   assert.match(line, /\| 0\.200× \| 0\.200× \| 0\.200× \| 0\.055× \| 0\.055× \| 0\.055× \|$/);
   assert.equal(variantTable(rowsOf(raw.records)), []);
   // throughput: a +pre image holds only what changed, a +cow pause copies nothing
-  const tt = throughputTable(rowsOf([...raw.records, rec('user+pre', 'lib', true, 10), rec('kernel+cow', 'lib', true, 10)]), raw.meta.bandwidth);
+  const tt = throughputTable(rowsOf([...raw.records, rec('user+pre', 'lib', true, 10), rec('kernel+cow', 'lib', true, 10)]), raw.meta.bandwidths);
   assert.not.ok(tt.some((l) => l.includes('user+pre')));
   assert.match(tt.find((l) => l.includes('| kernel+cow |'))!, /^\| 16 \| kernel\+cow \| library call \| [\d.]+ \| [\d.]+ % \| [\d.]+ % \| – \| – \| – \|/);
 });
