@@ -104,7 +104,7 @@ export class Tracee {
   syscallAddr = 0;
   /** Where the injection code (INJECTION_CODE) is in the tracee, once mapped. */
   code = 0;
-  private ids: { tgid: number; tid: number } | undefined;
+  private ids: { tgids: number[]; tids: number[] } | undefined;
 
   private constructor(pid: number) {
     this.pid = pid;
@@ -360,14 +360,23 @@ export class Tracee {
     return calls.map((_, i) => BigInt.asIntN(64, out.readBigUInt64LE(i * RECORD_SIZE + 56)));
   }
 
-  /** The task's process and thread ids as the task itself sees them (in its own pid namespace). */
-  ownIds(): { tgid: number; tid: number } {
+  /**
+   * The thread's NStgid and NSpid: its process and thread ids in each pid
+   * namespace from cr's down to its own. Read once: they never change.
+   */
+  nsIds(): { tgids: number[]; tids: number[] } {
     if (!this.ids) {
       const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
-      const last = (key: string) => Number(new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status)![1].trim().split(/\s+/).at(-1));
-      this.ids = { tgid: last('NStgid'), tid: last('NSpid') };
+      const chain = (key: string) => new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status)![1].trim().split(/\s+/).map(Number);
+      this.ids = { tgids: chain('NStgid'), tids: chain('NSpid') };
     }
     return this.ids;
+  }
+
+  /** The task's process and thread ids as the task itself sees them (in its own pid namespace). */
+  ownIds(): { tgid: number; tid: number } {
+    const { tgids, tids } = this.nsIds();
+    return { tgid: tgids.at(-1)!, tid: tids.at(-1)! };
   }
 
   /**

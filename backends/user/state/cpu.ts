@@ -173,7 +173,7 @@ export const cpu = defineState<CpuImage>({
         robust_list_len: robust.len,
         clear_child_tid: clearChildTid,
         sched: dumpSched(t.pid),
-        nspid: ((chain) => (chain.length > 1 ? chain : []))(nsChain(t.pid)),
+        nspid: ((chain) => (chain.length > 1 ? chain : []))(t.nsIds().tids),
       });
     }
   },

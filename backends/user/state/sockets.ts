@@ -6,7 +6,7 @@
  * other family or protocol are claimed here, only to be refused by name.
  */
 import { CrError } from '../../../userspace/errors.js';
-import { processTree, socketInodes, statusField } from '../../../userspace/proc/parse.js';
+import { socketInodes } from '../../../userspace/proc/parse.js';
 import { NR } from '../../../userspace/sys/constants.js';
 import { close, rawSyscall, type SysError } from '../../../userspace/sys/libc.js';
 import { AF, getsockopt, getsockoptBytes, IPPROTO, setsockopt, SOCK, SOL } from '../../../userspace/net/socket.js';
@@ -23,21 +23,6 @@ export function withDup<T>(pid: number, fd: number, fn: (dup: number) => T): T {
   }
 }
 
-const ourTask = (pid: number) => {
-  try {
-    return statusField(pid, 'TracerPid') === String(process.pid);
-  } catch {
-    return false; // gone
-  }
-};
-
-/** The tasks of the image being dumped: the tree around `pid` that this cr has seized. */
-function imageTasks(pid: number): number[] {
-  let root = pid;
-  for (let up = Number(statusField(root, 'PPid')); up > 0 && ourTask(up); up = Number(statusField(up, 'PPid'))) root = up;
-  return processTree(root, ourTask);
-}
-
 const held = new WeakMap<DumpShared, Set<number>>();
 
 /**
@@ -48,7 +33,7 @@ const held = new WeakMap<DumpShared, Set<number>>();
 export function imageSockets(task: DumpTask): Set<number> {
   let set = held.get(task.shared);
   if (!set) {
-    set = new Set(imageTasks(task.pid).flatMap(socketInodes));
+    set = new Set(task.shared.tree.flatMap(socketInodes));
     held.set(task.shared, set);
   }
   return set;
