@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
+import { cpuList, cpuMask, maskCpus } from '../../../userspace/cpus.js';
 import { procStat } from '../../../userspace/proc/parse.js';
 import { CLONE, NR, PR } from '../../../userspace/sys/constants.js';
 import { getRobustList, rawSyscall, waitZombie } from '../../../userspace/sys/libc.js';
@@ -66,21 +67,13 @@ function dumpSched(tid: number): Sched {
   rawSyscall(NR.sched_getattr, tid, b, SCHED_ATTR_SIZE, 0);
   const mask = Buffer.alloc(CPU_MASK_BYTES);
   const bytes = rawSyscall(NR.sched_getaffinity, tid, CPU_MASK_BYTES, mask);
-  const cpus = [...Array(bytes * 8).keys()].filter((cpu) => mask[cpu >> 3] & (1 << (cpu & 7)));
+  const cpus = maskCpus(mask.subarray(0, bytes));
   return {
     policy: b.readUInt32LE(4), flags: b.readBigUInt64LE(8), nice: b.readInt32LE(16), priority: b.readUInt32LE(20),
     runtime: b.readBigUInt64LE(24), deadline: b.readBigUInt64LE(32), period: b.readBigUInt64LE(40),
     util_min: b.readUInt32LE(48), util_max: b.readUInt32LE(52), cpus,
   };
 }
-
-/** CPU numbers as ranges: "0-3,6". */
-const cpuList = (cpus: number[]) => cpus.reduce<[number, number][]>((runs, c) => {
-  const last = runs.at(-1);
-  if (last && last[1] === c - 1) last[1] = c;
-  else runs.push([c, c]);
-  return runs;
-}, []).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
 
 /**
  * sched_setattr(2) from the restorer: the kernel checks its rights (and the
@@ -105,10 +98,8 @@ function restoreSched(pid: number, tid: number, s: Sched): void {
     throw new CrError(`pid ${pid} thread ${tid}: cannot restore its scheduling (${describeSched(s)}): ${(err as Error).message.replace(/^.*: /, '')}`);
   }
   // The kernel keeps it within the restorer's cpuset, and refuses a mask with none of its CPUs in it.
-  const mask = Buffer.alloc(CPU_MASK_BYTES);
-  for (const cpu of s.cpus) mask[cpu >> 3] |= 1 << (cpu & 7);
   try {
-    rawSyscall(NR.sched_setaffinity, tid, CPU_MASK_BYTES, mask);
+    rawSyscall(NR.sched_setaffinity, tid, CPU_MASK_BYTES, cpuMask(s.cpus, CPU_MASK_BYTES));
   } catch (err) {
     throw new CrError(`pid ${pid} thread ${tid}: cannot restore its CPU affinity (CPUs ${cpuList(s.cpus)}): ${(err as Error).message.replace(/^.*: /, '')}`);
   }
