@@ -126,9 +126,13 @@ enum ckpt_process_flags {
 	CKPT_PROC_RESET_ON_FORK	= 1 << 3,	/* SCHED_RESET_ON_FORK */
 };
 
+/* CPUs a saved affinity can name */
+#define CKPT_CPUS_MAX		1024
+
 /*
- * What prctl(2), personality(2) and sched_setattr(2) set, the executable
- * and a job-control stop; then the path of /proc/self/exe, NUL-terminated
+ * What prctl(2), personality(2), sched_setattr(2) and sched_setaffinity(2)
+ * set, the executable and a job-control stop; then the path of
+ * /proc/self/exe, NUL-terminated
  */
 struct ckpt_hdr_process {
 	struct ckpt_hdr h;
@@ -145,6 +149,7 @@ struct ckpt_hdr_process {
 	__u32 stop_code;	/* its wait status code, 0 once the parent waited for it */
 	__u32 exe_len;		/* including the NUL; 0 if no executable */
 	__u64 dl_runtime, dl_deadline, dl_period;	/* SCHED_DEADLINE */
+	__u64 cpus[CKPT_CPUS_MAX / 64];	/* the CPU affinity, CPU n at bit n % 64 of word n / 64 */
 };
 
 /* One interval timer (setitimer(2)) or POSIX timer value: what is left and the period */

@@ -1,23 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * cr-lab engine: process attributes that prctl(2), personality(2) and
- * sched_setattr(2) set, the executable, and a job-control stop.
+ * sched_setattr(2) and sched_setaffinity(2) set, the executable, and a
+ * job-control stop.
  *
  * The PROCESS object holds the personality, the parent-death signal,
  * dumpable, child subreaper, timer slack, no_new_privs, the scheduling
- * policy with its priority, nice value and deadline parameters, the path
- * of /proc/self/exe and whether the task was stopped by a signal.  The
- * comm (PR_SET_NAME) is in the TASK object.  A CPU affinity other than
- * the checkpointer's is refused: restart gives each task its restarter's.
+ * policy with its priority, nice value and deadline parameters, the CPU
+ * affinity, the path of /proc/self/exe and whether the task was stopped by
+ * a signal.  The comm (PR_SET_NAME) is in the TASK object.
  *
- * Restart replays personality(2), setpriority(2), sched_setattr(2) and
- * prctl(PR_SET_MM_EXE_FILE) with the restarter's rights before the task
+ * Restart replays personality(2), setpriority(2), sched_setaffinity(2),
+ * sched_setattr(2) and prctl(PR_SET_MM_MAP) with the restarter's rights
+ * before the task
  * takes its own credentials; the parent-death signal and dumpable come
  * after them, since a change of credentials resets both.  A stopped task
  * re-enters its stop on its way back to user mode, without a second
  * notification to its parent.
  */
 
+#include <linux/bitmap.h>
+#include <linux/cpumask.h>
 #include <linux/fdtable.h>
 #include <linux/file.h>
 #include <linux/fs.h>
@@ -60,6 +63,29 @@ static char *ckpt_exe_path(struct ckpt_ctx *ctx, struct mm_struct *mm, pid_t pid
 	return path;
 }
 
+/* The CPUs sched_getaffinity(2) reports for @t, into the bitmap @cpus */
+static int checkpoint_affinity(struct ckpt_ctx *ctx, struct task_struct *t, pid_t pid,
+			       __u64 *cpus)
+{
+	cpumask_var_t mask;
+	int ret = 0;
+
+	if (!alloc_cpumask_var(&mask, GFP_KERNEL))
+		return -ENOMEM;
+	if (!cpumask_and(mask, &t->cpus_mask, cpu_active_mask))
+		ret = ckpt_err(ctx, -EOPNOTSUPP, "pid %d: CPU affinity %*pbl holds no active CPU",
+			       pid, cpumask_pr_args(&t->cpus_mask));
+	else if (cpumask_last(mask) >= CKPT_CPUS_MAX)
+		ret = ckpt_err(ctx, -EOPNOTSUPP,
+			       "pid %d: CPU affinity %*pbl names a CPU above %d: not supported",
+			       pid, cpumask_pr_args(mask), CKPT_CPUS_MAX - 1);
+	else
+		bitmap_to_arr64(cpus, cpumask_bits(mask),
+				min_t(unsigned int, nr_cpu_ids, CKPT_CPUS_MAX));
+	free_cpumask_var(mask);
+	return ret;
+}
+
 int checkpoint_process(struct ckpt_ctx *ctx, struct task_struct *t)
 {
 	struct ckpt_hdr_process h = {};
@@ -68,12 +94,9 @@ int checkpoint_process(struct ckpt_ctx *ctx, struct task_struct *t)
 	char *buf, *path;
 	int ret;
 
-	/* restart leaves each task the CPU affinity of the task restarting it */
-	if (!cpumask_equal(&t->cpus_mask, &current->cpus_mask))
-		return ckpt_err(ctx, -EOPNOTSUPP,
-				"pid %d: CPU affinity %*pbl, not the checkpointer's %*pbl: not supported",
-				pid, cpumask_pr_args(&t->cpus_mask),
-				cpumask_pr_args(&current->cpus_mask));
+	ret = checkpoint_affinity(ctx, t, pid, h.cpus);
+	if (ret)
+		return ret;
 	h.personality = t->personality;
 	h.pdeath_signal = t->pdeath_signal;
 	h.flags = (t->signal->is_child_subreaper ? CKPT_PROC_SUBREAPER : 0) |
@@ -247,7 +270,7 @@ static int restore_sched(struct ckpt_ctx *ctx, struct ckpt_hdr_process *h)
 		.sched_deadline = h->dl_deadline,
 		.sched_period = h->dl_period,
 	};
-	void __user *scratch, *uattr;
+	void __user *scratch, *uattr, *ucpus;
 	long ret;
 
 	/* a real-time task keeps a nice value of its own, for when it goes back */
@@ -257,7 +280,17 @@ static int restore_sched(struct ckpt_ctx *ctx, struct ckpt_hdr_process *h)
 	scratch = ckpt_scratch_map(ctx);
 	if (IS_ERR(scratch))
 		return PTR_ERR(scratch);
-	uattr = ckpt_stage(scratch, 0, &attr, sizeof(attr));
+	/* within the restarter's cpuset, as the call gives it to any task */
+	ucpus = ckpt_stage(scratch, 0, h->cpus, sizeof(h->cpus));
+	ret = ucpus ? ckpt_syscall(__NR_sched_setaffinity, 0, sizeof(h->cpus),
+				   (unsigned long)ucpus) : -EFAULT;
+	if (ret) {
+		ckpt_scratch_unmap(scratch);
+		return ckpt_err(ctx, ret, "cannot set CPU affinity %*pbl",
+				(int)min_t(unsigned int, nr_cpu_ids, CKPT_CPUS_MAX),
+				(unsigned long *)h->cpus);
+	}
+	uattr = ckpt_stage(scratch, sizeof(h->cpus), &attr, sizeof(attr));
 	ret = uattr ? ckpt_syscall(__NR_sched_setattr, 0, (unsigned long)uattr, 0) : -EFAULT;
 	ckpt_scratch_unmap(scratch);
 	if (ret)

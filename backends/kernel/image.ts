@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../userspace/errors.js';
+import { cpuList, maskCpus } from '../../userspace/cpus.js';
 import { AF, formatEndpoint } from '../../userspace/net/socket.js';
 import { IMAGE_NAME } from './identity.js';
 import { CLONE, RLIMIT_NAMES } from '../../userspace/sys/constants.js';
@@ -80,6 +81,8 @@ const SOCKOPT_DEFAULTS: Record<string, string> = {
 };
 const OWNER_TYPES = ['?', 'tid', 'pid', 'pgrp'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
+/** sizeof(struct ckpt_hdr_process): the CPU affinity bitmap (from byte 88) ends it, the executable's path follows. */
+const PROCESS_SIZE = 216;
 const SCHED_POLICIES = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', '4', 'SCHED_IDLE', 'SCHED_DEADLINE'];
 const CLOCKS = ['CLOCK_REALTIME', 'CLOCK_MONOTONIC', 'CLOCK_PROCESS_CPUTIME_ID', 'CLOCK_THREAD_CPUTIME_ID', '4', '5', '6', 'CLOCK_BOOTTIME', '8', '9', '10', 'CLOCK_TAI'];
 const CPU_CLOCKS = ['PROF', 'VIRT', 'SCHED'];
@@ -564,15 +567,16 @@ function describeObject(type: number, o: Buffer, len: number, details: string[],
       set.push(`${RLIMIT_NAMES[i]} ${lim(o.readBigUInt64LE(16 + i * 16))}/${lim(o.readBigUInt64LE(24 + i * 16))}`);
     }
     details.push(`rlimits: ${set.join(', ')}`);
-  } else if (type === T.PROCESS && len >= 88) {
+  } else if (type === T.PROCESS && len >= PROCESS_SIZE) {
     const flags = o.readUInt32LE(20);
     const policy = o.readUInt32LE(40);
-    const exe = o.readUInt32LE(60) ? cstr(o, 88, len) : '(none)';
+    const exe = o.readUInt32LE(60) ? cstr(o, PROCESS_SIZE, len) : '(none)';
     details.push(`process: exe ${exe}, personality ${hex(BigInt(o.readUInt32LE(8)))}, pdeathsig ${o.readUInt32LE(12)}, dumpable ${o.readUInt32LE(16)}` +
       `${flags & 1 ? ', child subreaper' : ''}${flags & 2 ? ', no_new_privs' : ''}` +
       `${flags & 4 ? `, stopped by signal ${o.readUInt32LE(52)}${o.readUInt32LE(56) ? ' (not waited for)' : ''}` : ''}`);
     details.push(`  sched: ${SCHED_POLICIES[policy] ?? `policy ${policy}`}${flags & 8 ? '|SCHED_RESET_ON_FORK' : ''} priority ${o.readUInt32LE(44)} nice ${o.readInt32LE(48)}` +
-      `${policy === 6 ? ` runtime ${o.readBigUInt64LE(64)} deadline ${o.readBigUInt64LE(72)} period ${o.readBigUInt64LE(80)} ns` : ''}, timer slack ${o.readBigUInt64LE(24)} ns (default ${o.readBigUInt64LE(32)})`);
+      `${policy === 6 ? ` runtime ${o.readBigUInt64LE(64)} deadline ${o.readBigUInt64LE(72)} period ${o.readBigUInt64LE(80)} ns` : ''}, cpus ${cpuList(maskCpus(o.subarray(88, PROCESS_SIZE)))}` +
+      `, timer slack ${o.readBigUInt64LE(24)} ns (default ${o.readBigUInt64LE(32)})`);
   } else if (type === T.ITIMERS && len >= 56) {
     details.push(`itimers: real ${timerValue(o, 8)}, virtual ${timerValue(o, 24)}, prof ${timerValue(o, 40)}`);
   } else if (type === T.POSIX_TIMER && len >= 64) {

@@ -5,6 +5,7 @@
  * must print exactly what an undisturbed run prints.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execa, execaSync } from 'execa';
 import * as assert from 'uvu/assert';
@@ -221,7 +222,7 @@ async function threadsRun(program: string, args: string[], roundTrip: boolean): 
 
 const kthreadsRun = (mode: string, roundTrip: boolean) => threadsRun(kprogram('kthreads'), [mode], roundTrip);
 
-t('threads: each comes back with its tid, TLS, mask, FPU mode, pending signals, altstack, rseq, robust list and clear_child_tid', async () => {
+t('threads: each comes back with its tid, TLS, mask, FPU mode, CPU affinity, pending signals, altstack, rseq, robust list and clear_child_tid', async () => {
   const ref = await kthreadsRun('threads', false);
   assert.is(ref.status, 0, ref.out);
   const run = await kthreadsRun('threads', true);
@@ -229,6 +230,12 @@ t('threads: each comes back with its tid, TLS, mask, FPU mode, pending signals, 
   assert.is(run.tasks[0].length, 5);
   assert.match(run.show, /5 TASK .*1 SIGHAND .*1 MM /);
   assert.match(run.show, /\(thread of \d+\)/);
+  // each pinned to one CPU of its own (the checkpointer runs on all of them)
+  if (os.availableParallelism() > 1) {
+    assert.match(run.show, /nice 0, cpus 0, /);
+    assert.match(run.show, /nice 0, cpus 1, /);
+    assert.not.match(run.show, /nice 0, cpus 0-/);
+  }
   assert.not.match(run.out, /FAIL/, run.out);
   assert.equal(verdicts(run.out), verdicts(ref.out));
   assert.is(run.status, 0, run.out);

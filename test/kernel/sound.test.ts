@@ -214,7 +214,6 @@ t('what confines a task and would not come back is refused at checkpoint, by nam
   await refused(['unshare', '-m', confine, 'wait'], /its mount namespace is not the checkpointer's: not supported/);
   await refused(['unshare', '-U', confine, 'wait'], /its user namespace is not the checkpointer's: not supported/);
   await refused([confine, 'mseal'], /mapping [0-9a-f]+-[0-9a-f]+ is sealed \(mseal\): not supported/);
-  await refused(['taskset', '-c', '0', confine, 'wait'], /pid \d+: CPU affinity 0, not the checkpointer's 0-\d+: not supported/);
   // a chroot: the program alone in a directory of its own
   const root = tempDir('ksndroot');
   fs.copyFileSync(confine, path.join(root, 'confine'));

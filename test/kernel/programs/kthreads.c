@@ -6,20 +6,20 @@
  *   kthreads MODE
  *
  * MODE "threads": the main thread and four others.  Each thread has its
- * own TLS value, blocked mask and FPU rounding mode (not a CPU affinity:
- * the kernel backend refuses one other than the checkpointer's); the
+ * own TLS value, blocked mask, FPU rounding mode and CPU affinity; the
  * first also has an alternate signal stack and a real-time signal queued
  * to it alone (pthread_sigqueue), the process a real-time signal queued
  * to it as a whole (sigqueue); the second sleeps in sigsuspend(2) with a
  * temporary mask; the third holds a robust mutex it dies holding.  The
  * main thread prints "ready" and the threads' tids, then waits in
  * sigwait() for SIGUSR1.  Then every thread checks itself: tid, TLS,
- * mask, rounding mode, pending signals (its own and the process's, each
- * delivered once, to the right thread), and that rseq still tells the
- * CPU it runs on after moving it; the second is woken from sigsuspend
- * and checks its mask is its own again; the main thread joins them all
- * (pthread_join() needs clear_child_tid), takes the dead thread's robust
- * mutex (EOWNERDEAD needs the robust list) and counts its threads.
+ * mask, rounding mode, affinity, pending signals (its own and the
+ * process's, each delivered once, to the right thread), and that rseq
+ * still tells the CPU it runs on after moving it; the second is woken
+ * from sigsuspend and checks its mask is its own again; the main thread
+ * joins them all (pthread_join() needs clear_child_tid), takes the dead
+ * thread's robust mutex (EOWNERDEAD needs the robust list) and counts
+ * its threads.
  * Prints "ok ..." or "FAIL ..." lines and exits with the number of
  * failures.
  *
@@ -153,6 +153,28 @@ static void check_rseq(int i)
 	      (int)rs->cpu_id == cpu ? cpu : -1);
 }
 
+/* Thread i runs on CPU i + 1 alone (modulo the CPUs there are) */
+static void pin(int i)
+{
+	cpu_set_t cpus;
+
+	if (ncpus < 2)
+		return;
+	CPU_ZERO(&cpus);
+	CPU_SET((i + 1) % ncpus, &cpus);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+}
+
+static int pinned(int i)
+{
+	cpu_set_t cpus;
+
+	if (ncpus < 2)
+		return 1;
+	return !sched_getaffinity(0, sizeof(cpus), &cpus) && CPU_COUNT(&cpus) == 1 &&
+	       CPU_ISSET((i + 1) % ncpus, &cpus);
+}
+
 /* The part every thread checks the same way */
 static void check_common(int i)
 {
@@ -160,6 +182,7 @@ static void check_common(int i)
 	check(tls_value == 1000 + i, "thread %d: TLS value", i);
 	check(same_mask(i), "thread %d: blocked mask is its own", i);
 	check(fegetround() == roundings[i], "thread %d: FPU rounding mode", i);
+	check(pinned(i), "thread %d: on CPU %d alone", i, (i + 1) % (ncpus ? ncpus : 1));
 	check_rseq(i);
 }
 
@@ -175,6 +198,7 @@ static void *thread_main(void *arg)
 	own_mask(i, &mask);
 	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	fesetround(roundings[i]);
+	pin(i);
 	if (i == 1) {
 		ss.ss_sp = altstack;
 		ss.ss_size = sizeof(altstack);
@@ -231,6 +255,7 @@ static int threads_mode(void)
 	own_mask(0, &mask);
 	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	fesetround(roundings[0]);
+	pin(0);
 	for (i = 1; i <= NTHREADS; i++)
 		if (pthread_create(&threads[i - 1], NULL, thread_main, (void *)(intptr_t)i))
 			return 100;
