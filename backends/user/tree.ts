@@ -36,8 +36,12 @@ function seizeThread(pid: number, tid: number, later = false): Tracee {
 
 const listTids = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map(Number);
 
-/** Seize every thread of a process (but a leader that exited), again until no new thread shows up. */
-function seizeThreads(pid: number, into: Tracee[], preseized: Map<number, Tracee>, leaderExited: boolean): void {
+/**
+ * Seize every thread of a process (but a leader that exited), again until
+ * no new thread shows up. `statuses` holds threads' status texts read
+ * before (stopPending()): their ids need not be read again.
+ */
+function seizeThreads(pid: number, into: Tracee[], preseized: Map<number, Tracee>, leaderExited: boolean, statuses: Map<number, string>): void {
   const seen = new Set(into.map((t) => t.pid));
   if (leaderExited) seen.add(pid);
   for (let fresh = listTids(pid).filter((t) => !seen.has(t)); fresh.length; fresh = listTids(pid).filter((t) => !seen.has(t))) {
@@ -46,7 +50,10 @@ function seizeThreads(pid: number, into: Tracee[], preseized: Map<number, Tracee
     for (const tid of fresh) {
       const early = preseized.get(tid);
       preseized.delete(tid);
-      into.push(early ?? seizeThread(pid, tid));
+      const thread = early ?? seizeThread(pid, tid);
+      const status = statuses.get(tid);
+      if (status) thread.knownStatus(status);
+      into.push(thread);
       seen.add(tid);
     }
   }
@@ -61,20 +68,29 @@ const leaderExited = (pid: number, stat: Stat) => stat.state === 'Z' && listTids
  * that comes before it ran must not take it for a running one; the
  * signals module saves every other pending signal, but not this one.
  */
-function stopPending(pid: number): boolean {
+function stopPending(pid: number, statuses: Map<number, string>): boolean {
   const bit = 1n << BigInt(SIG.STOP - 1);
   const has = (status: string, key: string) => (statusMask(status, key) & bit) !== 0n;
   try {
-    return has(readProc(pid, 'status'), 'ShdPnd') || listTids(pid).some((tid) => has(readProc(pid, `task/${tid}/status`), 'SigPnd'));
+    let pending = has(readProc(pid, 'status'), 'ShdPnd');
+    for (const tid of listTids(pid)) {
+      const status = readProc(pid, `task/${tid}/status`);
+      statuses.set(tid, status);
+      pending ||= has(status, 'SigPnd');
+    }
+    return pending;
   } catch {
     return false; // gone
   }
 }
 
-/** Whether a live process is stopped, or about to stop: a live thread tells, the leader if it is one. */
-function isStopped(pid: number, stat: Stat, exited: boolean): boolean {
+/**
+ * Whether a live process is stopped, or about to stop: a live thread tells,
+ * the leader if it is one. The threads' status texts go into `statuses`.
+ */
+function isStopped(pid: number, stat: Stat, exited: boolean, statuses: Map<number, string>): boolean {
   const state = exited ? procStat(listTids(pid).find((t) => t !== pid)!).state : stat.state;
-  return state === 'T' || stopPending(pid);
+  return state === 'T' || stopPending(pid, statuses);
 }
 
 function entryOf(pid: number, threads: number[], stat: Stat, exited: boolean, stopped: boolean): TaskEntry {
@@ -159,10 +175,11 @@ export function seizeTree(root: number, preseized = new Map<number, Tracee>()): 
     refuseVforkWait(pid);
     const threads: Tracee[] = [];
     // Seized, every task shows as traced: the state it has before is the one kept.
-    const stopped = isStopped(pid, stat, exited);
+    const statuses = new Map<number, string>();
+    const stopped = isStopped(pid, stat, exited, statuses);
     const task: SeizedTask = { entry: entryOf(pid, [], stat, exited, stopped), threads };
     tasks.push(task);
-    seizeThreads(pid, threads, preseized, exited);
+    seizeThreads(pid, threads, preseized, exited, statuses);
     task.entry = entryOf(pid, [...(exited ? [pid] : []), ...threads.map((t) => t.pid)], procStat(pid), exited, stopped);
     const children = threads.flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
     for (const child of children.sort((a, b) => a - b)) visit(child);
@@ -264,8 +281,9 @@ export function recordPidNamespaces(tasks: SeizedTask[]): void {
   const dumperNs = fs.statSync('/proc/self/ns/pid').ino;
   const byPid = new Map(tasks.map((t) => [t.entry.pid, t.entry]));
   const ns = new Map<number, { own: number; children: number }>();
-  for (const { entry } of tasks) {
-    const chain = nsChain(entry.pid);
+  for (const { entry, threads } of tasks) {
+    // a live thread's NStgid is the process's chain (its leader's NSpid), known since the seize
+    const chain = threads.length ? threads[0].nsIds().tgids : nsChain(entry.pid);
     entry.nspid = chain.length > 1 ? chain : [];
     if (entry.zombie) continue;
     const tid = liveTid(entry);

@@ -362,15 +362,18 @@ export class Tracee {
 
   /**
    * The thread's NStgid and NSpid: its process and thread ids in each pid
-   * namespace from cr's down to its own. Read once: they never change.
+   * namespace from cr's down to its own. Read once, or taken from a status
+   * text of the thread read before (knownStatus): they never change.
    */
   nsIds(): { tgids: number[]; tids: number[] } {
-    if (!this.ids) {
-      const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
-      const chain = (key: string) => new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status)![1].trim().split(/\s+/).map(Number);
-      this.ids = { tgids: chain('NStgid'), tids: chain('NSpid') };
-    }
-    return this.ids;
+    if (!this.ids) this.knownStatus(fs.readFileSync(`/proc/${this.pid}/status`, 'utf8'));
+    return this.ids!;
+  }
+
+  /** Note the ids of a /proc/TID/status text of this thread (read at any time: they never change). */
+  knownStatus(status: string): void {
+    const chain = (key: string) => new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status)![1].trim().split(/\s+/).map(Number);
+    this.ids ??= { tgids: chain('NStgid'), tids: chain('NSpid') };
   }
 
   /** The task's process and thread ids as the task itself sees them (in its own pid namespace). */
