@@ -98,7 +98,8 @@ const smapsEntry = apply(
 );
 
 export function parseSmaps(text: string): SmapsEntry[] {
-  return run('smaps', smapsLexer, rep_sc(smapsEntry), text);
+  // Mapping by mapping, as maps line by line (see runLines()).
+  return text.split(/(?=^[0-9a-f]+-[0-9a-f]+ )/m).filter((e) => e !== '').map((e, i) => run(`smaps mapping ${i + 1}`, smapsLexer, smapsEntry, e));
 }
 
 // ---- /proc/PID/stat ---------------------------------------------------------
