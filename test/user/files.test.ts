@@ -31,6 +31,14 @@ crTest('a sealed memfd mapped shared and an unlinked file come back with content
   assert.equal(fs.readdirSync(dir), [], 'the recreated file was unlinked again');
 });
 
+crTest("a process's own /proc files held open come back as its own (through /proc/self)", async () => {
+  const r = await roundTrip('procself', ['150'], 3);
+  assert.match(r.show, /\/proc\/self\/status/);
+  assert.match(r.show, /\/proc\/self\/task\/\d+\/stat/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /^0 bad$/m);
+});
+
 crTest('two processes sharing one fd table (CLONE_FILES) share it again after restore', async () => {
   const r = await roundTrip('fdtable', ['25'], 5);
   assert.match(r.show, /fd table: shared with the parent \(CLONE_FILES\)/);

@@ -10,6 +10,7 @@ import { CrError } from '../../../userspace/errors.js';
 import { NR, O } from '../../../userspace/sys/constants.js';
 import { decodeMessage, encodeMessage } from '../image.js';
 import { liftFd, type FdType, type OpenFileImage } from './fdtype.js';
+import type { DumpTask } from './module.js';
 import { checkGhost, DELETED, describeGhost, dumpGhost, openGhost, type Ghost } from './ghosts.js';
 
 interface RegFile {
@@ -31,6 +32,20 @@ const SEEK_SET = 0;
 
 const payloadOf = (file: OpenFileImage, where: string) => decodeMessage<RegFile>('RegFile', file.payload, where);
 
+/**
+ * A file under the /proc directory of a task of the tree exists only once
+ * that task is back: the process's own (/proc/self/status opened, say) is
+ * reopened through /proc/self, its pid being its own again; another task's
+ * is refused, nothing making sure that task is there first.
+ */
+function procSelf(task: DumpTask, target: string, where: string): string {
+  const m = /^\/proc\/(\d+)(\/.*)?$/.exec(target);
+  if (!m) return target;
+  if (Number(m[1]) === task.pid) return `/proc/self${m[2] ?? ''}`;
+  if (task.shared.tree.includes(Number(m[1]))) throw new CrError(`${where}: ${target}, a file of another task of the tree, is not supported`);
+  return target;
+}
+
 export const regFiles: FdType = {
   type: 'reg',
 
@@ -38,7 +53,7 @@ export const regFiles: FdType = {
     return (f.flags & O.PATH) !== 0 || f.stat.isFile() || f.stat.isDirectory() || (f.stat.isCharacterDevice() && STATELESS_DEVICES.has(f.target));
   },
 
-  dump(_task, f) {
+  dump(task, f) {
     const where = `pid ${f.pid} fd ${f.fd}`;
     if (f.stat.isFile() && !(f.flags & O.PATH) && fs.statfsSync(`/proc/${f.pid}/fd/${f.fd}`).type === MQUEUE_MAGIC) {
       throw new CrError(`${where}: POSIX message queue ${f.target} is not supported`);
@@ -47,7 +62,7 @@ export const regFiles: FdType = {
     if (!f.target.startsWith('/')) throw new CrError(`${where}: ${f.target} is not a file that can be reopened`);
     const chr = f.stat.isCharacterDevice();
     return encodeMessage('RegFile', {
-      path: ghost ? ghost.path : f.target,
+      path: ghost ? ghost.path : procSelf(task, f.target, where),
       size: f.stat.isFile() ? f.stat.size : 0n,
       mode: Number(f.stat.mode & 0o7777n),
       chr,
@@ -58,7 +73,8 @@ export const regFiles: FdType = {
   check(file, where) {
     const reg = payloadOf(file, where);
     if (reg.ghost) checkGhost(reg.ghost, where);
-    else if (!fs.existsSync(reg.path) && !isSymlink(reg.path)) throw new CrError(`${where}: ${reg.path} no longer exists`);
+    // the task's own /proc files are there once it is (procSelf())
+    else if (!/^\/proc\/self(\/|$)/.test(reg.path) && !fs.existsSync(reg.path) && !isSymlink(reg.path)) throw new CrError(`${where}: ${reg.path} no longer exists`);
   },
 
   open(task, file) {
