@@ -73,8 +73,9 @@ export async function inside(plan: Plan, scratch: string, emit: (ev: HarnessEven
     const why = ensureEngine();
     if (why) notes.push(`kernel engine: ${why}`);
   }
-  // At each mem case's size: writing 1 GiB to tmpfs runs slower than writing 256 MiB (more pages to allocate, less
-  // memory left), so each image is held against a write of its own size.
+  // At each mem case's size: what tmpfs takes per second depends on how much is written (pages to allocate, memory
+  // left; under TCG a 1 GiB write ran at 0.8x a 256 MiB one in one boot, 1.2x a 64 MiB one in another), so each
+  // image is held against a write of its own size.
   const memSizes = [...new Set(plan.cases.flatMap((c) => (c.kind === 'bench' && c.workload === 'mem' && c.size ? [c.size] : [])))].sort((a, b) => a - b);
   emit({ t: 'info', msg: `measuring memory and tmpfs bandwidth (${(memSizes.length ? memSizes : [DEFAULT_BANDWIDTH_MIB]).join(', ')} MiB)` });
   const bandwidths: Bandwidth[] = [];
