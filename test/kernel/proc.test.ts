@@ -28,7 +28,7 @@ crTest('prctl attributes, scheduling, /proc/self/exe, madvise flags, timers and 
   assert.is(await child.done, 'SIGKILL');
   const { show } = d;
   assert.match(show, /process: exe \S+\/kproc, personality 0x\d+, pdeathsig 12, dumpable 0, child subreaper, no_new_privs/);
-  assert.match(show, /sched: SCHED_BATCH priority 0 nice 7, timer slack 123456 ns/);
+  assert.match(show, /sched: SCHED_BATCH priority 0 nice 7, cpus [\d,-]+, timer slack 123456 ns/);
   assert.match(show, /stopped by signal 19/);
   assert.match(show, /sched: SCHED_FIFO priority 2 nice 5/);
   assert.match(show, /itimers: real [\d.]+ ms left, every 50000\.000 ms, virtual [\d.]+ ms left, prof [\d.]+ ms left, every 30000\.000 ms/);
