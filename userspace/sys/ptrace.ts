@@ -7,6 +7,7 @@
  * that seized it, and no other Node code may wait for its stops meanwhile.
  */
 import fs from 'node:fs';
+import { keyValue } from '../proc/parse.js';
 import { NR, NT_X86_XSTATE, PTRACE, SIG, ERESTART, EINTR } from './constants.js';
 import { kill, processVmReadv, ptrace, ptraceRegset, SysError, waitpid, WALL, wstatus } from './libc.js';
 
@@ -372,7 +373,7 @@ export class Tracee {
 
   /** Note the ids of a /proc/TID/status text of this thread (read at any time: they never change). */
   knownStatus(status: string): void {
-    const chain = (key: string) => new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status)![1].trim().split(/\s+/).map(Number);
+    const chain = (key: string) => keyValue(status, key)!.trim().split(/\s+/).map(Number);
     this.ids ??= { tgids: chain('NStgid'), tids: chain('NSpid') };
   }
 
