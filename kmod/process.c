@@ -12,11 +12,10 @@
  *
  * Restart replays personality(2), setpriority(2), sched_setaffinity(2),
  * sched_setattr(2) and prctl(PR_SET_MM_MAP) with the restarter's rights
- * before the task
- * takes its own credentials; the parent-death signal and dumpable come
- * after them, since a change of credentials resets both.  A stopped task
- * re-enters its stop on its way back to user mode, without a second
- * notification to its parent.
+ * before the task takes its own credentials; the parent-death signal and
+ * dumpable come after them, since a change of credentials resets both.  A
+ * stopped task re-enters its stop on its way back to user mode, without a
+ * second notification to its parent.
  */
 
 #include <linux/bitmap.h>
@@ -63,6 +62,12 @@ static char *ckpt_exe_path(struct ckpt_ctx *ctx, struct mm_struct *mm, pid_t pid
 	return path;
 }
 
+/* Bits of the PROCESS object's affinity bitmap that can name a CPU here */
+static unsigned int ckpt_cpu_bits(void)
+{
+	return min_t(unsigned int, nr_cpu_ids, CKPT_CPUS_MAX);
+}
+
 /* The CPUs sched_getaffinity(2) reports for @t, into the bitmap @cpus */
 static int checkpoint_affinity(struct ckpt_ctx *ctx, struct task_struct *t, pid_t pid,
 			       __u64 *cpus)
@@ -80,8 +85,7 @@ static int checkpoint_affinity(struct ckpt_ctx *ctx, struct task_struct *t, pid_
 			       "pid %d: CPU affinity %*pbl names a CPU above %d: not supported",
 			       pid, cpumask_pr_args(mask), CKPT_CPUS_MAX - 1);
 	else
-		bitmap_to_arr64(cpus, cpumask_bits(mask),
-				min_t(unsigned int, nr_cpu_ids, CKPT_CPUS_MAX));
+		bitmap_to_arr64(cpus, cpumask_bits(mask), ckpt_cpu_bits());
 	free_cpumask_var(mask);
 	return ret;
 }
@@ -287,8 +291,7 @@ static int restore_sched(struct ckpt_ctx *ctx, struct ckpt_hdr_process *h)
 	if (ret) {
 		ckpt_scratch_unmap(scratch);
 		return ckpt_err(ctx, ret, "cannot set CPU affinity %*pbl",
-				(int)min_t(unsigned int, nr_cpu_ids, CKPT_CPUS_MAX),
-				(unsigned long *)h->cpus);
+				(int)ckpt_cpu_bits(), (unsigned long *)h->cpus);
 	}
 	uattr = ckpt_stage(scratch, sizeof(h->cpus), &attr, sizeof(attr));
 	ret = uattr ? ckpt_syscall(__NR_sched_setattr, 0, (unsigned long)uattr, 0) : -EFAULT;
