@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // Set-up for `npm test` and `npm run compare` on a fresh Debian 12 machine:
 // the Debian packages the project builds and runs with, then `npm ci`.
+// The kernel source is installed at the version vm-images/kernel.json pins,
+// not the newest: Debian's security archive moves on (6.12.117 → 118 within
+// weeks) and keeps the older versions, and the VM kernel's patches and cache
+// key are made for the pinned one.
 // Plain JavaScript with no dependencies: it runs before node_modules exists.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,15 +19,19 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // connections dumped with --tcp-established; the rest build and boot the VM
 // kernel (vm-images/) and run CRIU in it (ccache lets kernels of different
 // patch series share their objects).
+const kernelPins = JSON.parse(fs.readFileSync(path.join(root, 'vm-images', 'kernel.json'), 'utf8'));
 const PACKAGES = [
   'build-essential', 'libc6-dev', 'util-linux', 'xz-utils',
-  'linux-source-6.12', 'bc', 'flex', 'bison', 'libelf-dev', 'patch', 'kmod',
+  `${kernelPins.package}=${kernelPins.version}`, 'bc', 'flex', 'bison', 'libelf-dev', 'patch', 'kmod',
   'qemu-system-x86', 'busybox-static', 'criu', 'nftables', 'ccache',
 ];
 
-function installed(pkg) {
+/** Whether a package (`name` or `name=version`) is installed, at that version if one is given. */
+function installed(spec) {
+  const [pkg, version] = spec.split('=');
   try {
-    return execFileSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes('install ok installed');
+    const [status, have] = execFileSync('dpkg-query', ['-W', '-f=${Status}\t${Version}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\t');
+    return status.includes('install ok installed') && (version === undefined || have === version);
   } catch {
     return false;
   }
@@ -42,7 +50,7 @@ if (missing.length) {
   }
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   run('apt-get', ['update', '-qq'], env);
-  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], env);
+  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', '--allow-downgrades', ...missing], env);
 }
 
 // npm ci when node_modules is missing or older than the lock file.
