@@ -47,6 +47,7 @@ function parsePid(v: string): number {
  * read `cr` through pipes). A descriptor that someone left non-blocking
  * (EAGAIN) gets the rest through the stream.
  */
+let streamed = false;
 function write(fd: 1 | 2, text: string): void {
   const buf = Buffer.from(text);
   let done = 0;
@@ -56,6 +57,7 @@ function write(fd: 1 | 2, text: string): void {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EPIPE') return; // the reader is gone (`cr show DIR | head`): nobody to tell
     if (code !== 'EAGAIN') throw err;
+    streamed = true;
     (fd === 1 ? process.stdout : process.stderr).write(buf.subarray(done));
   }
 }
@@ -192,4 +194,9 @@ program.parseAsync().catch((err: unknown) => {
     if (process.env.CR_DEBUG) stderr(`${(err as Error).stack}\n`);
   }
   process.exitCode = 1;
+}).finally(() => {
+  // Every call has returned and the output is written: exit now rather than
+  // when the event loop drains, which also tears down Node's environment and
+  // V8's heap. A write still queued on a stream (EAGAIN above) must drain.
+  if (!streamed) process.exit();
 });
