@@ -40,6 +40,9 @@ function parsePid(v: string): number {
   return Number(v);
 }
 
+/** Whether write() handed output to a stream, which must drain before exit. */
+let streamed = false;
+
 /**
  * Write to stdout (1) or stderr (2) directly: Node's process.stdout and
  * process.stderr are made on first use, and for a pipe that loads the net
@@ -47,7 +50,6 @@ function parsePid(v: string): number {
  * read `cr` through pipes). A descriptor that someone left non-blocking
  * (EAGAIN) gets the rest through the stream.
  */
-let streamed = false;
 function write(fd: 1 | 2, text: string): void {
   const buf = Buffer.from(text);
   let done = 0;
