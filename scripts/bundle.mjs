@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Bundle the `cr` command into dist/cr/ after tsc, as CommonJS: the driver
-// (cli.js: the CLI, commander, the backends' identity modules) and one file
+// (cli.js: the CLI and the backends' identity modules) and one file
 // per backend, required only when a command uses that backend; cr.js (the
 // bin, userspace/cli/launch.ts) runs them from the V8 code cache written
 // here for each. A command
@@ -43,28 +43,24 @@ const fileOf = new Map(Object.entries(files).map(([src, out]) => [path.join(dist
 /**
  * Imports that become a proxy requiring the real module on the first call
  * of one of its functions (the ones named here are all the importers use):
- * - execa, bundled into a file of its own (`file`): it pulls in a dozen of
- *   Node's own modules, and most commands (a kernel dump, show, check)
- *   spawn nothing or only late;
- * - commander's node:child_process, which it needs only to run a
- *   subcommand as an executable (cr has none): loading it and the modules
- *   behind it (net, dgram…) cost about 50 ms of `cr --version` in the VM.
+ * execa, bundled into a file of its own (`file`): it pulls in a dozen of
+ * Node's own modules, and most commands (a kernel dump, show, check) spawn
+ * nothing or only late.
  */
 const lazyImports = {
   execa: { file: 'execa.js', functions: ['execa', 'execaSync'] },
-  'node:child_process': { importer: /[/\\]node_modules[/\\]commander[/\\]/, functions: ['spawn'] },
 };
 
 const lazyProxy = (name) => {
   const { file, functions } = lazyImports[name];
   return [
     'let loaded;',
-    `const load = () => (loaded ??= require(${JSON.stringify(file ? `./${file}` : name)}));`,
+    `const load = () => (loaded ??= require(${JSON.stringify(`./${file}`)}));`,
     ...functions.map((fn) => `export const ${fn} = (...args) => load().${fn}(...args);`),
   ].join('\n');
 };
 
-/** Every import of another bundle's module becomes a require() of its file; a lazy import's, its proxy. */
+/** Every import of another bundle's module becomes a require() of its file; a lazy import's, its proxy; node:module, the bundle's require. */
 const separate = (self) => ({
   name: 'cr-separate',
   setup(b) {
@@ -75,11 +71,15 @@ const separate = (self) => ({
     });
     b.onResolve({ filter: new RegExp(`^(${Object.keys(lazyImports).join('|')})$`) }, (args) => {
       if (args.namespace === 'cr-lazy') return { path: args.path, external: true };
-      const lazy = lazyImports[args.path];
-      if (lazy.file === self || (lazy.importer && !lazy.importer.test(args.importer))) return undefined;
+      if (lazyImports[args.path].file === self) return undefined;
       return { path: args.path, namespace: 'cr-lazy' };
     });
     b.onLoad({ filter: /.*/, namespace: 'cr-lazy' }, (args) => ({ contents: lazyProxy(args.path), loader: 'js' }));
+    // In a CommonJS bundle createRequire(__filename) is the bundle's own
+    // require: cr-lab's code gets that instead of compiling node:module
+    // (several ms of a command in the VM).
+    b.onResolve({ filter: /^node:module$/ }, (args) => (args.importer.startsWith(dist + path.sep) ? { path: args.path, namespace: 'cr-module' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'cr-module' }, () => ({ contents: 'export const createRequire = () => require;', loader: 'js' }));
   },
 });
 
@@ -104,7 +104,7 @@ const entries = [
       : { stdin: { contents: srcs.map((src) => `export * from './${src}';`).join('\n'), resolveDir: dist, sourcefile: out } },
     out,
   ]),
-  ...Object.entries(lazyImports).filter(([, l]) => l.file).map(([pkg, l]) => [{ entryPoints: [fileURLToPath(import.meta.resolve(pkg))] }, l.file]),
+  ...Object.entries(lazyImports).map(([pkg, l]) => [{ entryPoints: [fileURLToPath(import.meta.resolve(pkg))] }, l.file]),
 ];
 await Promise.all(entries.map(([entry, out]) => build({
   ...entry,

@@ -54,6 +54,31 @@ test('dump with a pid that is not a number', async () => {
   oneLineError(await cr(['dump', '-t', 'abc', '-D', tempDir('nx')]), /pid/);
 });
 
+test('the command line: a bad flag, a missing value or argument, an unknown command get one line naming it', async () => {
+  const dir = tempDir('cli');
+  oneLineError(await cr(['dump', '-t', '1', '-D', dir, '--no-such-flag']), /^cr: dump: unknown option '--no-such-flag'/);
+  oneLineError(await cr(['dump', '-t', '1', '-D', dir, '--backend']), /^cr: dump: option '-b, --backend <name>' argument missing/);
+  oneLineError(await cr(['dump', '-D', dir]), /^cr: dump: required option '-t, --tree <pid>' not given$/);
+  oneLineError(await cr(['dump', '-t', '1', '-D', dir, '--leave-running=yes']), /'-R, --leave-running' does not take an argument/);
+  oneLineError(await cr(['dump', '-t', '1', '-D', dir, '--cow', '--no-cow']), /--cow and --no-cow exclude each other/);
+  oneLineError(await cr(['dump', '-t', '1', '-D', dir, 'extra']), /^cr: dump: unexpected argument 'extra'/);
+  oneLineError(await cr(['show']), /^cr: show: missing argument <dir>$/);
+  oneLineError(await cr(['thaw', '-3']), /^cr: thaw: /);
+  oneLineError(await cr(['undump']), /^cr: unknown command 'undump' \(commands: dump, pre-dump, restore, thaw, show, check; /);
+  oneLineError(await cr(['dump', '-b', 'nobackend', '-t', '1', '-D', dir]), /unknown backend 'nobackend' \(available: user, criu, kernel\)/);
+  assert.equal(fs.readdirSync(dir), [], 'nothing written');
+  const none = await cr([]);
+  assert.is(none.exitCode, 1);
+  assert.match(none.stderr, /^Usage: cr <command> \[options\]/);
+  const help = await cr(['dump', '--help']);
+  assert.is(help.exitCode, 0, help.all);
+  assert.match(help.stdout, /^ {2}-t, --tree <pid> +root of the process tree to checkpoint \(required\)$/m);
+  assert.match(help.stdout, /^ {2}-b, --backend <name> +backend: user, kernel or criu \(default: user\)$/m);
+  assert.equal((await cr(['help', 'dump'])).stdout, help.stdout);
+  assert.match((await cr(['--help'])).stdout, /^ {2}thaw <pid> +let a tree/m);
+  assert.match((await cr(['-V'])).stdout, /^\d+\.\d+\.\d+$/);
+});
+
 test('restore from a missing directory', async () => {
   oneLineError(await cr(['restore', '-D', '/nonexistent/cr-image']), /does not exist/);
   oneLineError(await cr(['show', '/nonexistent/cr-image']), /does not exist/);

@@ -9,12 +9,15 @@
  *   cr show DIR [--json]
  *   cr check [--backend=user]
  *
- * The driver knows backends only through the Backend interface.
+ * The driver knows backends only through the Backend interface. The
+ * command line is one table (`commands`): Node's parseArgs reads it, the
+ * help is printed from it. A parser library that builds its command
+ * objects on every start cost ~45 ms of each command in the VM.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseArgs } from 'node:util';
 import { backendNames, backends, loadBackend } from '../../backends/index.js';
 import type { Backend, BackendName, DumpResult } from '../../backends/types.js';
 import { CrError } from '../errors.js';
@@ -33,11 +36,6 @@ async function backendFor(dir: string, name?: string): Promise<Backend> {
   if (!fs.existsSync(dir)) throw new CrError(`image directory ${dir} does not exist`);
   for (const b of Object.values(backends)) if (await b.recognizes(dir)) return loadBackend(b.name);
   throw new CrError(`${dir} holds no image that any backend recognizes`);
-}
-
-function parsePid(v: string): number {
-  if (!/^\d+$/.test(v) || Number(v) <= 0) throw new InvalidArgumentError('a pid is a positive integer');
-  return Number(v);
 }
 
 /** Whether write() handed output to a stream, which must drain before exit. */
@@ -66,15 +64,41 @@ function write(fd: 1 | 2, text: string): void {
 const stdout = (text: string) => write(1, text);
 const stderr = (text: string) => write(2, text);
 
-const logTo = (verbose?: boolean) => (verbose ? (line: string) => stderr(`cr: ${line}\n`) : undefined);
-const backendOption = () => new Option('-b, --backend <name>', 'backend: user, kernel or criu');
+/** An option of a command: a switch, or one taking a value when `value` names it. */
+interface Flag {
+  short?: string;
+  /** The value's name in the help (`<dir>`); a flag without one is a switch. */
+  value?: string;
+  help: string;
+  required?: true;
+  default?: string;
+  /** The value is a pid: a positive integer. */
+  pid?: true;
+}
 
-const { version } = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+/** What a command's flags parse to: a pid as a number, a value as a string, a switch as true. */
+type Values<F extends Record<string, Flag>> = {
+  [K in keyof F]: F[K] extends { pid: true } ? Req<F[K], number> : F[K] extends { value: string } ? Req<F[K], string> : boolean | undefined;
+};
+type Req<F, T> = F extends { required: true } ? T : F extends { default: string } ? T : T | undefined;
 
-const program = new Command('cr')
-  .description('checkpoint/restart laboratory: one driver for in-kernel and userspace c/r')
-  .version(version)
-  .configureOutput({ writeOut: stdout, writeErr: stderr, outputError: (str, out) => out(`cr: ${str.replace(/^error: /, '')}`) });
+interface Command<F extends Record<string, Flag>> {
+  help: string;
+  /** The one positional argument the command takes, if any (required). */
+  argument?: { name: string; help: string; pid?: true };
+  flags: F;
+  run(v: Values<F>, arg: string): Promise<void>;
+}
+
+/** A command of the table as the parser sees it. */
+type AnyCommand = Omit<Command<Record<string, Flag>>, 'run'> & { run(v: Record<string, string | boolean | number | undefined>, arg: string): Promise<void> };
+
+/** A command of the table, its flags' types checked against its run(). */
+const command = <const F extends Record<string, Flag>>(c: Command<F>) => c as unknown as AnyCommand;
+
+const backend = { short: 'b', value: '<name>', help: 'backend: user, kernel or criu' } as const;
+const verbose = { short: 'v', help: 'log each step to stderr' } as const;
+const logTo = (on?: boolean) => (on ? (line: string) => stderr(`cr: ${line}\n`) : undefined);
 
 const reportDump = (r: DumpResult, dir: string, what: string) => {
   const s = r.stats;
@@ -82,113 +106,215 @@ const reportDump = (r: DumpResult, dir: string, what: string) => {
     (s.frozenMs !== undefined ? ` (frozen ${s.frozenMs.toFixed(0)} ms)` : '') + '\n');
 };
 
-program
-  .command('dump')
-  .description('checkpoint a process and its descendants into an image directory')
-  .addOption(backendOption().default('user'))
-  .requiredOption('-t, --tree <pid>', 'root of the process tree to checkpoint', parsePid)
-  .requiredOption('-D, --images-dir <dir>', 'where to write the image')
-  .option('-R, --leave-running', 'keep the tasks running after the dump (default: kill them)')
-  .option('--cow', 'copy-on-write: let the tasks run again before their memory is written (kernel backend; the default with --leave-running)')
-  .option('--no-cow', 'keep the tasks frozen until their memory is written')
-  .option('--prev-images-dir <dir>', 'a pre-dump of the same tasks: save only the pages written since')
-  .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
-  .option('-j, --shell-job', 'the tree is a job of an interactive shell: its terminal and session leader are outside it')
-  .option('--tcp-established', 'save TCP connections to peers outside the tree too (their packets are held back until the restore)')
-  .option('-v, --verbose', 'log each step to stderr')
-  .action(async (o) => {
-    const b = await pickBackend(o.backend);
-    const r = await timed(() => b.dump({
-      pid: o.tree, dir: o.imagesDir, leaveRunning: o.leaveRunning, freezeCgroup: o.freezeCgroup, shellJob: o.shellJob, tcpEstablished: o.tcpEstablished,
-      cow: o.cow, prevImagesDir: o.prevImagesDir, log: logTo(o.verbose),
-    }));
-    reportDump(r, o.imagesDir, 'dumped');
-  });
+const commands: Record<string, AnyCommand> = {
+  dump: command({
+    help: 'checkpoint a process and its descendants into an image directory',
+    flags: {
+      backend: { ...backend, default: 'user' },
+      tree: { short: 't', value: '<pid>', pid: true, required: true, help: 'root of the process tree to checkpoint' },
+      'images-dir': { short: 'D', value: '<dir>', required: true, help: 'where to write the image' },
+      'leave-running': { short: 'R', help: 'keep the tasks running after the dump (default: kill them)' },
+      cow: { help: 'copy-on-write: let the tasks run again before their memory is written (kernel backend; the default with --leave-running)' },
+      'no-cow': { help: 'keep the tasks frozen until their memory is written' },
+      'prev-images-dir': { value: '<dir>', help: 'a pre-dump of the same tasks: save only the pages written since' },
+      'freeze-cgroup': { value: '<dir>', help: 'a cgroup holding the tree: frozen while the tasks are collected' },
+      'shell-job': { short: 'j', help: 'the tree is a job of an interactive shell: its terminal and session leader are outside it' },
+      'tcp-established': { help: 'save TCP connections to peers outside the tree too (their packets are held back until the restore)' },
+      verbose,
+    },
+    async run(o) {
+      if (o.cow && o['no-cow']) throw new CrError('--cow and --no-cow exclude each other');
+      const b = await pickBackend(o.backend);
+      const r = await timed(() => b.dump({
+        pid: o.tree, dir: o['images-dir'], leaveRunning: o['leave-running'], freezeCgroup: o['freeze-cgroup'], shellJob: o['shell-job'],
+        tcpEstablished: o['tcp-established'], cow: o['no-cow'] ? false : o.cow, prevImagesDir: o['prev-images-dir'], log: logTo(o.verbose),
+      }));
+      reportDump(r, o['images-dir'], 'dumped');
+    },
+  }),
 
-program
-  .command('pre-dump')
-  .description("save a tree's memory while it keeps running; a later dump --prev-images-dir saves only what changed")
-  .addOption(backendOption().default('user'))
-  .requiredOption('-t, --tree <pid>', 'root of the process tree', parsePid)
-  .requiredOption('-D, --images-dir <dir>', 'where to write the pre-dump')
-  .option('--prev-images-dir <dir>', 'an earlier pre-dump: save only the pages written since')
-  .option('--freeze-cgroup <dir>', 'a cgroup holding the tree: frozen while the tasks are collected')
-  .option('-v, --verbose', 'log each step to stderr')
-  .action(async (o) => {
-    const b = await pickBackend(o.backend);
-    if (!b.preDump) throw new CrError(`the ${b.name} backend has no pre-dump`);
-    const r = await timed(() => b.preDump!({
-      pid: o.tree, dir: o.imagesDir, prevImagesDir: o.prevImagesDir, freezeCgroup: o.freezeCgroup, log: logTo(o.verbose),
-    }));
-    reportDump(r, o.imagesDir, 'pre-dumped');
-  });
+  'pre-dump': command({
+    help: "save a tree's memory while it keeps running; a later dump --prev-images-dir saves only what changed",
+    flags: {
+      backend: { ...backend, default: 'user' },
+      tree: { short: 't', value: '<pid>', pid: true, required: true, help: 'root of the process tree' },
+      'images-dir': { short: 'D', value: '<dir>', required: true, help: 'where to write the pre-dump' },
+      'prev-images-dir': { value: '<dir>', help: 'an earlier pre-dump: save only the pages written since' },
+      'freeze-cgroup': { value: '<dir>', help: 'a cgroup holding the tree: frozen while the tasks are collected' },
+      verbose,
+    },
+    async run(o) {
+      const b = await pickBackend(o.backend);
+      if (!b.preDump) throw new CrError(`the ${b.name} backend has no pre-dump`);
+      const r = await timed(() => b.preDump!({
+        pid: o.tree, dir: o['images-dir'], prevImagesDir: o['prev-images-dir'], freezeCgroup: o['freeze-cgroup'], log: logTo(o.verbose),
+      }));
+      reportDump(r, o['images-dir'], 'pre-dumped');
+    },
+  }),
 
-program
-  .command('restore')
-  .description('restart the process tree saved in an image directory')
-  .addOption(backendOption())
-  .requiredOption('-D, --images-dir <dir>', 'the image to restore')
-  .option('-d, --detach', 'return once the tree runs instead of waiting for its root task')
-  .option('--pidns', 'restore into a new pid namespace')
-  .option('--frozen', 'leave the restored tree frozen until `cr thaw ROOT` (kernel backend)')
-  .option('-j, --shell-job', 'restore a shell job on the terminal cr restore runs on')
-  .option('--map-pages', 'map private memory copy-on-write from the image instead of copying it (kernel backend; the image must then stay unchanged)')
-  .option('--lazy-pages', 'restore memory on demand, each page on first touch (user backend, userfaultfd)')
-  .option('-v, --verbose', 'log each step to stderr')
-  .action(async (o) => {
-    if (o.mapPages && o.lazyPages) throw new CrError('--map-pages and --lazy-pages exclude each other');
-    const b = await backendFor(o.imagesDir, o.backend);
-    if (o.frozen && !b.thaw) throw new CrError(`the ${b.name} backend cannot leave a restored tree frozen`);
-    const r = await timed(() => b.restore({
-      dir: o.imagesDir, detach: o.detach, pidns: o.pidns, frozen: o.frozen, shellJob: o.shellJob, mapPages: o.mapPages, lazyPages: o.lazyPages, log: logTo(o.verbose),
-    }));
-    if (o.frozen) stderr(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
-    if (o.detach) {
-      stdout(`${r.pids[0]}\n`);
-      return;
+  restore: command({
+    help: 'restart the process tree saved in an image directory',
+    flags: {
+      backend,
+      'images-dir': { short: 'D', value: '<dir>', required: true, help: 'the image to restore' },
+      detach: { short: 'd', help: 'return once the tree runs instead of waiting for its root task' },
+      pidns: { help: 'restore into a new pid namespace' },
+      frozen: { help: 'leave the restored tree frozen until `cr thaw ROOT` (kernel backend)' },
+      'shell-job': { short: 'j', help: 'restore a shell job on the terminal cr restore runs on' },
+      'map-pages': { help: 'map private memory copy-on-write from the image instead of copying it (kernel backend; the image must then stay unchanged)' },
+      'lazy-pages': { help: 'restore memory on demand, each page on first touch (user backend, userfaultfd)' },
+      verbose,
+    },
+    async run(o) {
+      if (o['map-pages'] && o['lazy-pages']) throw new CrError('--map-pages and --lazy-pages exclude each other');
+      const b = await backendFor(o['images-dir'], o.backend);
+      if (o.frozen && !b.thaw) throw new CrError(`the ${b.name} backend cannot leave a restored tree frozen`);
+      const r = await timed(() => b.restore({
+        dir: o['images-dir'], detach: o.detach, pidns: o.pidns, frozen: o.frozen, shellJob: o['shell-job'], mapPages: o['map-pages'],
+        lazyPages: o['lazy-pages'], log: logTo(o.verbose),
+      }));
+      if (o.frozen) stderr(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
+      if (o.detach) {
+        stdout(`${r.pids[0]}\n`);
+        return;
+      }
+      const st = await timed(() => r.wait());
+      process.exitCode = st.signal ? 128 + (os.constants.signals[st.signal] ?? 0) : (st.code ?? 1);
+    },
+  }),
+
+  thaw: command({
+    help: 'let a tree that `cr restore --frozen` left frozen run',
+    argument: { name: '<pid>', help: 'the root of the restored tree', pid: true },
+    flags: { backend: { ...backend, default: 'kernel' } },
+    async run(o, pid) {
+      const b = await pickBackend(o.backend);
+      if (!b.thaw) throw new CrError(`the ${b.name} backend does not restore trees frozen`);
+      await timed(() => b.thaw!(Number(pid)));
+    },
+  }),
+
+  show: command({
+    help: 'print an image readably',
+    argument: { name: '<dir>', help: 'image directory' },
+    flags: { backend, json: { help: 'print the image as JSON' } },
+    async run(o, dir) {
+      const b = await backendFor(dir, o.backend);
+      const d = await timed(() => b.describe(dir));
+      const json = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? `<${v.length} bytes>` : v);
+      stdout(o.json ? `${JSON.stringify(d.data, json, 2)}\n` : `${d.lines.join('\n')}\n`);
+    },
+  }),
+
+  check: command({
+    help: 'report which kernel interfaces this machine offers and which a backend needs',
+    flags: { backend: { ...backend, default: 'user' } },
+    async run(o) {
+      const b = await pickBackend(o.backend);
+      const items = await timed(() => b.check());
+      for (const i of items) stdout(`${i.ok ? 'ok  ' : i.required ? 'FAIL' : 'warn'}  ${i.name}: ${i.detail}\n`);
+      const failed = items.filter((i) => !i.ok && i.required);
+      stdout(failed.length ? `${b.name} backend cannot run here (${failed.map((i) => i.name).join(', ')})\n` : `${b.name} backend: looks good\n`);
+      if (failed.length) process.exitCode = 1;
+    },
+  }),
+};
+
+const help: Flag = { short: 'h', help: 'print this help' };
+
+/** How a flag is written in help and errors: `-t, --tree <pid>`. */
+const spelling = (name: string, f: Flag) => `${f.short ? `-${f.short}, ` : ''}--${name}${f.value ? ` ${f.value}` : ''}`;
+
+/** Two aligned columns. */
+const columns = (rows: [string, string][]) => {
+  const width = Math.max(...rows.map(([l]) => l.length));
+  return rows.map(([l, r]) => `  ${l.padEnd(width)}  ${r}`).join('\n');
+};
+
+function usage(name?: string): string {
+  if (!name) {
+    return [
+      'Usage: cr <command> [options]', '',
+      'checkpoint/restart laboratory: one driver for in-kernel and userspace c/r', '',
+      'Commands:',
+      columns([...Object.entries(commands).map(([n, c]): [string, string] => [`${n}${c.argument ? ` ${c.argument.name}` : ''}`, c.help]),
+        ['help [command]', 'print the help of a command']]), '',
+      'Options:', columns([['-V, --version', 'print the version'], [spelling('help', help), help.help]]), '',
+    ].join('\n');
+  }
+  const c = commands[name];
+  return [
+    `Usage: cr ${name}${c.argument ? ` ${c.argument.name}` : ''} [options]`, '', c.help, '',
+    ...(c.argument ? ['Arguments:', columns([[c.argument.name, c.argument.help]]), ''] : []),
+    'Options:',
+    columns([...Object.entries(c.flags), ['help', help] as const].map(([n, f]): [string, string] =>
+      [spelling(n, f), `${f.help}${f.required ? ' (required)' : ''}${f.default ? ` (default: ${f.default})` : ''}`])), '',
+  ].join('\n');
+}
+
+const isPid = (v: string) => /^\d+$/.test(v) && Number(v) > 0;
+
+/** Parse `cr NAME ARGS…` by the command's table entry and run it. */
+async function runCommand(name: string, args: string[]): Promise<void> {
+  const c = commands[name];
+  const flags: Record<string, Flag> = { ...c.flags, help };
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args, strict: true, allowPositionals: true,
+      options: Object.fromEntries(Object.entries(flags).map(([n, f]) => [n, { type: f.value ? 'string' : 'boolean', ...(f.short && { short: f.short }) }])),
+    });
+  } catch (err) {
+    // Node's first sentence ("Unknown option '--x'. To specify…"), the flag spelt as in the help.
+    const text = (err as Error).message.split(/\.( |$)/)[0].replace(/^\w/, (ch) => ch.toLowerCase())
+      .replace(/'(?:-\w, )?--([\w-]+)(?: <value>)?'/, (whole, n: string) => (flags[n] ? `'${spelling(n, flags[n])}'` : whole));
+    throw new CrError(`${name}: ${text} (see cr ${name} --help)`);
+  }
+  const values: Record<string, string | boolean | number | undefined> = parsed.values;
+  if (values.help) {
+    stdout(usage(name));
+    return;
+  }
+  for (const [n, f] of Object.entries(c.flags)) {
+    const v = values[n] ?? f.default;
+    if (v === undefined && f.required) throw new CrError(`${name}: required option '${spelling(n, f)}' not given`);
+    if (f.pid && typeof v === 'string') {
+      if (!isPid(v)) throw new CrError(`${name}: option '${spelling(n, f)}': '${v}' is not a pid (a positive integer)`);
+      values[n] = Number(v);
+    } else {
+      values[n] = v;
     }
-    const st = await timed(() => r.wait());
-    process.exitCode = st.signal ? 128 + (os.constants.signals[st.signal] ?? 0) : (st.code ?? 1);
-  });
+  }
+  const [arg, ...extra] = parsed.positionals;
+  if (c.argument && arg === undefined) throw new CrError(`${name}: missing argument ${c.argument.name}`);
+  if (c.argument?.pid && !isPid(arg)) throw new CrError(`${name}: '${arg}' is not a pid (a positive integer)`);
+  const unexpected = c.argument ? extra : parsed.positionals;
+  if (unexpected.length) throw new CrError(`${name}: unexpected argument '${unexpected[0]}' (see cr ${name} --help)`);
+  await c.run(values, arg);
+}
 
-program
-  .command('thaw')
-  .description('let a tree that `cr restore --frozen` left frozen run')
-  .argument('<pid>', 'the root of the restored tree', parsePid)
-  .addOption(backendOption().default('kernel'))
-  .action(async (pid, o) => {
-    const b = await pickBackend(o.backend);
-    if (!b.thaw) throw new CrError(`the ${b.name} backend does not restore trees frozen`);
-    await timed(() => b.thaw!(pid));
-  });
+async function main(argv: string[]): Promise<void> {
+  const [first, ...rest] = argv;
+  if (first === '-V' || first === '--version') {
+    // Read only here: every other command would pay for it.
+    stdout(`${(JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version}\n`);
+  } else if (first === '-h' || first === '--help' || (first === 'help' && !rest.length)) {
+    stdout(usage());
+  } else if (first === 'help') {
+    if (!commands[rest[0]]) throw new CrError(`unknown command '${rest[0]}' (commands: ${Object.keys(commands).join(', ')})`);
+    stdout(usage(rest[0]));
+  } else if (first === undefined) {
+    stderr(usage());
+    process.exitCode = 1;
+  } else if (commands[first]) {
+    await runCommand(first, rest);
+  } else {
+    throw new CrError(`unknown command '${first}' (commands: ${Object.keys(commands).join(', ')}; see cr --help)`);
+  }
+}
 
-program
-  .command('show')
-  .description('print an image readably')
-  .argument('<dir>', 'image directory')
-  .addOption(backendOption())
-  .option('--json', 'print the image as JSON')
-  .action(async (dir, o) => {
-    const b = await backendFor(dir, o.backend);
-    const d = await timed(() => b.describe(dir));
-    const json = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? `<${v.length} bytes>` : v);
-    stdout(o.json ? `${JSON.stringify(d.data, json, 2)}\n` : `${d.lines.join('\n')}\n`);
-  });
-
-program
-  .command('check')
-  .description("report which kernel interfaces this machine offers and which a backend needs")
-  .addOption(backendOption().default('user'))
-  .action(async (o) => {
-    const b = await pickBackend(o.backend);
-    const items = await timed(() => b.check());
-    for (const i of items) stdout(`${i.ok ? 'ok  ' : i.required ? 'FAIL' : 'warn'}  ${i.name}: ${i.detail}\n`);
-    const failed = items.filter((i) => !i.ok && i.required);
-    stdout(failed.length ? `${b.name} backend cannot run here (${failed.map((i) => i.name).join(', ')})\n` : `${b.name} backend: looks good\n`);
-    if (failed.length) process.exitCode = 1;
-  });
-
-program.parseAsync().catch((err: unknown) => {
+main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof CrError) {
     stderr(`cr: ${err.message}\n`);
   } else {
