@@ -3,12 +3,15 @@
  * CR_TIMINGS line placed against rusage's clock splits its wall time into
  * exec→call, the call and return→exit; and a command loads only the files
  * it needs (no backend for --version, one backend for check and show,
- * execa only to spawn, no protobuf code in the kernel backend's file). No timings are asserted, only how
- * they fit together.
+ * execa only to spawn, no protobuf code in the kernel backend's file), from
+ * code caches the build trained. No timings are asserted, only how they
+ * fit together.
  */
 import fs from 'node:fs';
+import { Module } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import vm from 'node:vm';
 import { execa, execaSync } from 'execa';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -62,6 +65,16 @@ test('the bundles run from the code caches the build wrote', async () => {
   assert.match(r.stdout, /^kernel backend/m);
   assert.not.match(r.stderr, /rejected the code cache/);
   for (const f of ['cli.js', 'kernel.js', 'shared.js']) assert.ok(fs.existsSync(path.join(path.dirname(crCommand), `${f}.cache`)), f);
+});
+
+test("the build trained the user backend's code cache with a dump and a restore (scripts/train-code-cache.mjs)", () => {
+  const file = path.join(path.dirname(crCommand), 'user.js');
+  const source = Module.wrap(fs.readFileSync(file, 'utf8'));
+  const trained = fs.readFileSync(`${file}.cache`);
+  assert.not.ok(new vm.Script(source, { filename: file, cachedData: trained }).cachedDataRejected, 'made by this Node for this file');
+  // What a cache of the bundle's top level holds, compiled but not run: a fraction of a trained one.
+  const topLevel = new vm.Script(source, { filename: file }).createCachedData();
+  assert.ok(trained.length > 3 * topLevel.length, `${trained.length} bytes against ${topLevel.length}`);
 });
 
 test('cr check: the user backend alone, its call inside the command\'s wall time', async () => {
