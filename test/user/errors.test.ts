@@ -72,7 +72,7 @@ test('the command line: a bad flag, a missing value or argument, an unknown comm
   assert.match(none.stderr, /^Usage: cr <command> \[options\]/);
   const help = await cr(['dump', '--help']);
   assert.is(help.exitCode, 0, help.all);
-  assert.match(help.stdout, /^ {2}-t, --tree <pid> +root of the process tree to checkpoint \(required\)$/m);
+  assert.match(help.stdout, /^ {2}-t, --tree <pid> +root of the process tree \(required\)$/m);
   assert.match(help.stdout, /^ {2}-b, --backend <name> +backend: user, kernel or criu \(default: user\)$/m);
   assert.equal((await cr(['help', 'dump'])).stdout, help.stdout);
   assert.match((await cr(['--help'])).stdout, /^ {2}thaw <pid> +let a tree/m);

@@ -97,6 +97,8 @@ type AnyCommand = Omit<Command<Record<string, Flag>>, 'run'> & { run(v: Record<s
 const command = <const F extends Record<string, Flag>>(c: Command<F>) => c as unknown as AnyCommand;
 
 const backend = { short: 'b', value: '<name>', help: 'backend: user, kernel or criu' } as const;
+const tree = { short: 't', value: '<pid>', pid: true, required: true, help: 'root of the process tree' } as const;
+const freezeCgroup = { value: '<dir>', help: 'a cgroup holding the tree: frozen while the tasks are collected' } as const;
 const verbose = { short: 'v', help: 'log each step to stderr' } as const;
 const logTo = (on?: boolean) => (on ? (line: string) => stderr(`cr: ${line}\n`) : undefined);
 
@@ -111,13 +113,13 @@ const commands: Record<string, AnyCommand> = {
     help: 'checkpoint a process and its descendants into an image directory',
     flags: {
       backend: { ...backend, default: 'user' },
-      tree: { short: 't', value: '<pid>', pid: true, required: true, help: 'root of the process tree to checkpoint' },
+      tree,
       'images-dir': { short: 'D', value: '<dir>', required: true, help: 'where to write the image' },
       'leave-running': { short: 'R', help: 'keep the tasks running after the dump (default: kill them)' },
       cow: { help: 'copy-on-write: let the tasks run again before their memory is written (kernel backend; the default with --leave-running)' },
       'no-cow': { help: 'keep the tasks frozen until their memory is written' },
       'prev-images-dir': { value: '<dir>', help: 'a pre-dump of the same tasks: save only the pages written since' },
-      'freeze-cgroup': { value: '<dir>', help: 'a cgroup holding the tree: frozen while the tasks are collected' },
+      'freeze-cgroup': freezeCgroup,
       'shell-job': { short: 'j', help: 'the tree is a job of an interactive shell: its terminal and session leader are outside it' },
       'tcp-established': { help: 'save TCP connections to peers outside the tree too (their packets are held back until the restore)' },
       verbose,
@@ -137,10 +139,10 @@ const commands: Record<string, AnyCommand> = {
     help: "save a tree's memory while it keeps running; a later dump --prev-images-dir saves only what changed",
     flags: {
       backend: { ...backend, default: 'user' },
-      tree: { short: 't', value: '<pid>', pid: true, required: true, help: 'root of the process tree' },
+      tree,
       'images-dir': { short: 'D', value: '<dir>', required: true, help: 'where to write the pre-dump' },
       'prev-images-dir': { value: '<dir>', help: 'an earlier pre-dump: save only the pages written since' },
-      'freeze-cgroup': { value: '<dir>', help: 'a cgroup holding the tree: frozen while the tasks are collected' },
+      'freeze-cgroup': freezeCgroup,
       verbose,
     },
     async run(o) {
