@@ -6,11 +6,11 @@
  * the descriptor, and the task runs on.
  */
 import path from 'node:path';
-import { test } from '../lib/modes.js';
+import { crTest, test } from '../lib/modes.js';
 import * as assert from 'uvu/assert';
 import { kernelBackend } from '../../backends/kernel/index.js';
 import { CrError } from '../../userspace/errors.js';
-import { alive, tempDir } from '../lib/harness.js';
+import { alive, roundTrip, tempDir } from '../lib/harness.js';
 import { dmesgTrouble, kprogram, selfCheck, skipReason, startTo, waitFor } from './env.js';
 
 const t = skipReason ? test.skip : test;
@@ -29,6 +29,15 @@ t('a memfd keeps its name, contents, hole, seals, mode and shared mapping', asyn
 t('an unlinked open file and a deleted working directory are made again and unlinked again', async () => {
   await selfCheck('kfiles', ['unlinked', tempDir('kunlinked')], [/unlinked file #\d+ \/.*\/ghost: 49152 bytes, mode 0604, owner 65534:65534/, /cwd .*cwd-gone \(deleted, mode 0711, owner 0:0\)/]);
 });
+
+// The engine saves them by the pid in their path, which the restart gives the task again.
+crTest("a process's own /proc files held open come back as its own", async () => {
+  const r = await roundTrip('procself', ['500'], 3, { backend: 'kernel' });
+  assert.match(r.show, /file \/proc\/\d+\/status flags/);
+  assert.match(r.show, /file \/proc\/\d+\/task\/\d+\/stat flags/);
+  assert.is(r.restored, r.reference);
+  assert.match(r.restored, /^0 bad$/m);
+}, { backend: 'kernel', skip: skipReason });
 
 t('status flags, O_ASYNC with F_SETOWN/F_SETSIG, pipe sizes and a pipe holding 300 KiB', async () => {
   await selfCheck('kfiles', ['flags', tempDir('kflags')], [/pipe #\d+: 307200 bytes in flight, size 1048576/, /owner pgrp \d+/, /F_SETSIG \d+/]);
