@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // Train the `cr` command's V8 code caches (after scripts/bundle.mjs and the
 // native helpers are built): dump a small workload with the user backend
-// and restore it, each a `cr` command run with CR_WRITE_CODE_CACHE=1, so
-// that the caches hold the bytecode of every function a dump and a restore
-// run, not only the bundles' top levels. A fresh `cr` otherwise compiles
+// and restore it, each a `cr` command run with CR_WRITE_CODE_CACHE=command,
+// which writes FILE.dump.cache and FILE.restore.cache next to each bundle
+// the command loaded (userspace/cli/launch.ts): the bytecode of every
+// function a dump or a restore runs, not only the bundles' top levels
+// (FILE.cache, which every other command uses). A fresh `cr` otherwise compiles
 // each of those functions on its first call — while the tasks are frozen:
-// in the VM a user-backend `cr dump` of 8 MiB was frozen 547 ms with the
-// top-level caches and 433 ms with trained ones (medians of 7, same boot),
-// and a `cr restore` took 1680 against 1519 ms.
+// in the VM a user-backend `cr dump` of 8 MiB was frozen 610 ms with the
+// top-level caches and 490 ms with trained ones (medians of 9, same boot),
+// and a `cr restore`'s backend call took 1224 against 912 ms.
 //
 // Only the user backend can run here (the kernel backend needs the patched
 // kernel, CRIU runs in the VM only); where it cannot (no ptrace rights, no
@@ -27,7 +29,7 @@ const workload = ['tree=2', 'mem=1', 'threads=1', 'files=8', 'eventfd=1', 'socke
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const alive = (pid) => fs.existsSync(`/proc/${pid}`);
-const run = (args) => execFileSync(process.execPath, [cr, ...args], { env: { ...process.env, CR_WRITE_CODE_CACHE: '1' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const run = (args) => execFileSync(process.execPath, [cr, ...args], { env: { ...process.env, CR_WRITE_CODE_CACHE: 'command' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cr-train-'));
 const out = path.join(scratch, 'out');
@@ -48,7 +50,7 @@ try {
   run(['restore', '-D', images, '--detach']);
 } catch (err) {
   const why = String(err.stderr || err.message).trim().split('\n')[0];
-  process.stderr.write(`train-code-cache: the caches hold the bundles' top levels only (${why})\n`);
+  process.stderr.write(`train-code-cache: cr dump and cr restore have no trained code caches (${why})\n`);
 } finally {
   if (group !== undefined) {
     try {

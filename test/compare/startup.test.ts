@@ -67,14 +67,17 @@ test('the bundles run from the code caches the build wrote', async () => {
   for (const f of ['cli.js', 'kernel.js', 'shared.js']) assert.ok(fs.existsSync(path.join(path.dirname(crCommand), `${f}.cache`)), f);
 });
 
-test("the build trained the user backend's code cache with a dump and a restore (scripts/train-code-cache.mjs)", () => {
+test("the build trained cr dump's and cr restore's code caches of the user backend (scripts/train-code-cache.mjs)", () => {
   const file = path.join(path.dirname(crCommand), 'user.js');
   const source = Module.wrap(fs.readFileSync(file, 'utf8'));
-  const trained = fs.readFileSync(`${file}.cache`);
-  assert.not.ok(new vm.Script(source, { filename: file, cachedData: trained }).cachedDataRejected, 'made by this Node for this file');
-  // What a cache of the bundle's top level holds, compiled but not run: a fraction of a trained one.
+  // What a cache of the bundle's top level holds, compiled but not run: what the other commands use.
   const topLevel = new vm.Script(source, { filename: file }).createCachedData();
-  assert.ok(trained.length > 3 * topLevel.length, `${trained.length} bytes against ${topLevel.length}`);
+  assert.ok(fs.statSync(`${file}.cache`).size < 2 * topLevel.length, 'FILE.cache: the top level');
+  for (const command of ['dump', 'restore']) {
+    const trained = fs.readFileSync(`${file}.${command}.cache`);
+    assert.not.ok(new vm.Script(source, { filename: file, cachedData: trained }).cachedDataRejected, `${command}: made by this Node for this file`);
+    assert.ok(trained.length > 2 * topLevel.length, `${command}: ${trained.length} bytes against ${topLevel.length}`);
+  }
 });
 
 test('cr check: the user backend alone, its call inside the command\'s wall time', async () => {
