@@ -11,9 +11,8 @@
  * A command the build trained (scripts/train-code-cache.mjs: `cr dump`,
  * `cr restore`) has caches of its own, FILE.COMMAND.cache, which also hold
  * every function that command ran; every other command uses FILE.cache,
- * the bundle's top level only. One cache for all commands would make each
- * deserialise what the others run (in the VM a restore's start-up paid
- * ~130 ms for the dump's functions).
+ * the bundle's top level only, so that no command deserialises what only
+ * the others run.
  *
  * CR_WRITE_CODE_CACHE=1 (the build) loads every bundle in its folder and
  * writes each one's FILE.cache at exit; CR_WRITE_CODE_CACHE=command (the
