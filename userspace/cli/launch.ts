@@ -31,7 +31,7 @@ const extensions = (Module as unknown as { _extensions: Record<string, Loader> }
 const wrap = (Module as unknown as { wrap(source: string): string }).wrap;
 
 const load = Module.createRequire(__filename);
-const writeMode = process.env.CR_WRITE_CODE_CACHE;
+const writeMode = ['1', 'command'].find((m) => m === process.env.CR_WRITE_CODE_CACHE);
 const command = /^[a-z][a-z-]*$/.test(process.argv[2] ?? '') ? process.argv[2] : undefined;
 const compiled = new Map<string, vm.Script>();
 const plainJs = extensions['.js'];
