@@ -66,6 +66,11 @@ test('the command line: a bad flag, a missing value or argument, an unknown comm
   oneLineError(await cr(['thaw', '-3']), /^cr: thaw: /);
   oneLineError(await cr(['undump']), /^cr: unknown command 'undump' \(commands: dump, pre-dump, restore, thaw, show, check; /);
   oneLineError(await cr(['dump', '-b', 'nobackend', '-t', '1', '-D', dir]), /unknown backend 'nobackend' \(available: user, criu, kernel\)/);
+  // Names every JavaScript object has are no commands or backends either.
+  oneLineError(await cr(['constructor']), /^cr: unknown command 'constructor' /);
+  oneLineError(await cr(['help', 'toString']), /^cr: unknown command 'toString' /);
+  oneLineError(await cr(['dump', '-b', 'constructor', '-t', '1', '-D', dir]), /unknown backend 'constructor'/);
+  oneLineError(await cr(['restore', '-b', '__proto__', '-D', dir]), /unknown backend '__proto__'/);
   assert.equal(fs.readdirSync(dir), [], 'nothing written');
   const none = await cr([]);
   assert.is(none.exitCode, 1);

@@ -24,9 +24,9 @@ import { CrError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 import { timed } from './timings.js';
 
-/** The backend named, its code loaded. */
+/** The backend named (an own name of the table: not `constructor`), its code loaded. */
 async function pickBackend(name: string): Promise<Backend> {
-  if (!backends[name]) throw new CrError(`unknown backend '${name}' (available: ${backendNames().join(', ')})`);
+  if (!Object.hasOwn(backends, name)) throw new CrError(`unknown backend '${name}' (available: ${backendNames().join(', ')})`);
   return loadBackend(name as BackendName);
 }
 
@@ -296,6 +296,10 @@ async function runCommand(name: string, args: string[]): Promise<void> {
   await c.run(values, arg);
 }
 
+/** A command of the table: its own names only (`constructor` is in every object). */
+const isCommand = (name: string) => Object.hasOwn(commands, name);
+const unknownCommand = (name: string) => new CrError(`unknown command '${name}' (commands: ${Object.keys(commands).join(', ')}; see cr --help)`);
+
 async function main(argv: string[]): Promise<void> {
   const [first, ...rest] = argv;
   if (first === '-V' || first === '--version') {
@@ -304,15 +308,15 @@ async function main(argv: string[]): Promise<void> {
   } else if (first === '-h' || first === '--help' || (first === 'help' && !rest.length)) {
     stdout(usage());
   } else if (first === 'help') {
-    if (!commands[rest[0]]) throw new CrError(`unknown command '${rest[0]}' (commands: ${Object.keys(commands).join(', ')})`);
+    if (!isCommand(rest[0])) throw unknownCommand(rest[0]);
     stdout(usage(rest[0]));
   } else if (first === undefined) {
     stderr(usage());
     process.exitCode = 1;
-  } else if (commands[first]) {
+  } else if (isCommand(first)) {
     await runCommand(first, rest);
   } else {
-    throw new CrError(`unknown command '${first}' (commands: ${Object.keys(commands).join(', ')}; see cr --help)`);
+    throw unknownCommand(first);
   }
 }
 
