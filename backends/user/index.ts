@@ -45,7 +45,6 @@ export const userBackend: Backend = {
         name: 'written pages', ok: !!writeTracking(), required: false,
         detail: { 'soft-dirty': 'soft-dirty bits: pre-dumps and --prev-images-dir', 'uffd-wp': 'no soft-dirty bits: pre-dumps track written pages with an asynchronous write-protecting userfaultfd', none: 'neither CONFIG_MEM_SOFT_DIRTY nor asynchronous userfaultfd write protection: no pre-dumps' }[writeTracking() ?? 'none'],
       },
-      fileCheck('cr-lazy', nativeBin('cr-lazy'), false, 'helper not built (npm run build): no --lazy-pages'),
       fileCheck('ns_last_pid', '/proc/sys/kernel/ns_last_pid', false, 'not needed: pids are chosen with clone3 set_tid'),
       fileCheck('cr-mktree', nativeBin('cr-mktree'), true, 'helper not built: run npm run build'),
       { name: 'nft', ok: !!nft, required: false, detail: nft ? `${nft}: the network lock for --tcp-established` : 'nft not found: dumps with --tcp-established cannot lock the network (install nftables)' },

@@ -165,7 +165,7 @@ const commands: Record<string, AnyCommand> = {
       frozen: { help: 'leave the restored tree frozen until `cr thaw ROOT` (kernel backend)' },
       'shell-job': { short: 'j', help: 'restore a shell job on the terminal cr restore runs on' },
       'map-pages': { help: 'map private memory copy-on-write from the image instead of copying it (kernel backend; the image must then stay unchanged)' },
-      'lazy-pages': { help: 'restore memory on demand, each page on first touch (user backend, userfaultfd)' },
+      'lazy-pages': { help: 'restore memory on demand, each page on first touch (userfaultfd; no backend has it yet: refused)' },
       verbose,
     },
     async run(o) {

@@ -90,8 +90,6 @@ export interface RestoreTask {
   fdBase: number;
   /** Where the task keeps the descriptors cr restore handed it (terminals.handed), once files.ts lifted them. */
   handed: number[];
-  /** Bring private memory in on first touch (userfaultfd) rather than before the task runs. */
-  lazyPages?: boolean;
   log: (line: string) => void;
 }
 
