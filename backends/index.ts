@@ -8,16 +8,19 @@
  * the user backend nor the CRIU driver. Recognizing an image directory
  * needs only each backend's small identity module.
  */
-import type { Backend, BackendName, DumpOptions } from './types.js';
+import type { Backend, BackendName, DumpOptions, MemoryModes, RestoreOptions } from './types.js';
 import * as criu from './criu/identity.js';
 import * as kernel from './kernel/identity.js';
 import * as user from './user/identity.js';
 
 export type * from './types.js';
-export { CrError } from '../userspace/errors.js';
+import { CrError } from '../userspace/errors.js';
+
+export { CrError };
 
 interface Identity {
   summary: string;
+  memoryModes: MemoryModes;
   recognizes(dir: string): boolean;
 }
 
@@ -28,12 +31,23 @@ function lazy(name: BackendName, id: Identity, get: () => Promise<Backend>, opti
     summary: id.summary,
     check: async () => (await get()).check(),
     dump: async (opts) => (await get()).dump(opts),
-    restore: async (opts) => (await get()).restore(opts),
+    memoryModes: id.memoryModes,
+    restore: async (opts) => {
+      refuseMemoryModes({ name, memoryModes: id.memoryModes }, opts);
+      return (await get()).restore(opts);
+    },
     recognizes: async (dir) => id.recognizes(dir),
     describe: async (dir) => (await get()).describe(dir),
     ...(optional.thaw && { thaw: async (pid: number) => (await get()).thaw!(pid) }),
     ...(optional.preDump && { preDump: async (opts: DumpOptions) => (await get()).preDump!(opts) }),
   };
+}
+
+/** Refuse, by name and before anything is touched, a way of restoring memory that the backend does not have. */
+export function refuseMemoryModes(b: Pick<Backend, 'name' | 'memoryModes'>, opts: RestoreOptions): void {
+  if (opts.mapPages && opts.lazyPages) throw new CrError('--map-pages and --lazy-pages exclude each other');
+  if (opts.mapPages && !b.memoryModes.mapPages) throw new CrError(`the ${b.name} backend cannot map memory from the image: restore without --map-pages`);
+  if (opts.lazyPages && !b.memoryModes.lazyPages) throw new CrError(`the ${b.name} backend has no lazy restore of pages: restore without --lazy-pages`);
 }
 
 const once = (load: () => Promise<Backend>) => {

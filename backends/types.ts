@@ -85,7 +85,11 @@ export interface RestoreOptions {
    * the tree runs; MADV_DONTNEED on such memory reads back the image's data.
    */
   mapPages?: boolean;
-  /** Restore memory on demand, page by page on first touch, with userfaultfd (user backend). */
+  /**
+   * Restore private memory on demand: each page on first touch, through
+   * userfaultfd, the rest in the background while the tree runs (user
+   * backend).
+   */
   lazyPages?: boolean;
   /** Return once the tree runs; nobody waits for the root task. */
   detach?: boolean;
@@ -103,6 +107,14 @@ export interface RestoreOptions {
    */
   frozen?: boolean;
   log?: (line: string) => void;
+}
+
+/** Ways of restoring memory other than copying all of it in before the tree runs. */
+export interface MemoryModes {
+  /** `RestoreOptions.mapPages` */
+  mapPages: boolean;
+  /** `RestoreOptions.lazyPages` */
+  lazyPages: boolean;
 }
 
 export interface RestoreStats {
@@ -139,6 +151,8 @@ export interface Backend {
   readonly name: BackendName;
   /** One line saying what this backend is. */
   readonly summary: string;
+  /** What `restore` takes besides copying memory in; the rest it refuses (`refuseMemoryModes`). */
+  readonly memoryModes: MemoryModes;
   /** Probe the running kernel and machine for what this backend needs. */
   check(): Promise<CheckItem[]>;
   /** Checkpoint a process tree. On failure the tasks are left running as before. */

@@ -4,8 +4,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { MemoryModes } from '../types.js';
 
 export const summary = 'CRIU, the reference userspace checkpoint/restore tool, driven through its command line';
+
+/** Ways of restoring memory it has besides copying it in (the driver refuses the others). */
+export const memoryModes: MemoryModes = { mapPages: false, lazyPages: false };
 
 /** The magic of CRIU's inventory.img (images/magic.h). */
 export const INVENTORY_MAGIC = 0x58313116;

@@ -21,7 +21,7 @@ import { execa } from 'execa';
 import { CrError } from '../../userspace/errors.js';
 import { waitpid, WNOHANG, wstatus } from '../../userspace/sys/libc.js';
 import type { Backend, CheckItem, DumpOptions, DumpResult, ExitStatus, ImageDescription, RestoreOptions, RestoreResult } from '../types.js';
-import { isCriuImage, summary } from './identity.js';
+import { isCriuImage, memoryModes, summary } from './identity.js';
 import { describeImage, readPstree, readStats } from './images.js';
 
 export const CRIU = process.env.CR_CRIU ?? 'criu';
@@ -214,6 +214,7 @@ async function criuDump(opts: DumpOptions, pre: boolean): Promise<DumpResult> {
 export const criuBackend: Backend = {
   name: 'criu',
   summary,
+  memoryModes,
 
   async check(): Promise<CheckItem[]> {
     const items: CheckItem[] = [];

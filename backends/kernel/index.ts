@@ -9,7 +9,7 @@ import type { Backend, CheckItem } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { nftVersion } from '../../userspace/net/netlock.js';
 import { dump, preDump } from './dump.js';
-import { recognizes, summary } from './identity.js';
+import { memoryModes, recognizes, summary } from './identity.js';
 import { imagePath, readImage, TYPE_NAMES } from './image.js';
 import { imageNetlock } from './inet.js';
 import { engineStatus, helperPath, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART, probe } from './sys.js';
@@ -17,6 +17,7 @@ import { engineStatus, helperPath, NR_CHECKPOINT, NR_CLONE_WITH_PIDS, NR_RESTART
 export const kernelBackend: Backend = {
   name: 'kernel',
   summary,
+  memoryModes,
 
   async check(): Promise<CheckItem[]> {
     const p = probe();

@@ -43,7 +43,6 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   const img = imagePath(opts.dir);
   if (!fs.existsSync(img)) throw new CrError(`${opts.dir} holds no kernel-backend image (${path.basename(img)})`);
-  if (opts.lazyPages) throw new CrError('the kernel backend has no lazy restore of pages: it can map them from the image (--map-pages)');
   const image = readImage(img);
   const { tree, chain, shellJob } = image;
   if (chain?.parentPath && !fs.existsSync(chain.parentPath)) {

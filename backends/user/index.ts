@@ -8,7 +8,7 @@ import type { Backend, CheckItem } from '../types.js';
 import { nftVersion } from '../../userspace/net/netlock.js';
 import { nativeBin } from '../../userspace/paths.js';
 import { writeTracking } from '../../userspace/proc/pagemap.js';
-import { recognizes, summary } from './identity.js';
+import { memoryModes, recognizes, summary } from './identity.js';
 
 function kernelAtLeast(major: number, minor: number): boolean {
   const [ma, mi] = os.release().split('.').map(Number);
@@ -23,6 +23,7 @@ function fileCheck(name: string, file: string, required: boolean, missing: strin
 export const userBackend: Backend = {
   name: 'user',
   summary,
+  memoryModes,
 
   async check() {
     const root = process.geteuid?.() === 0;

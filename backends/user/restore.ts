@@ -98,8 +98,6 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   requestedFault(); // a CR_FAULT that names no stage is refused before anything is touched
-  // cr-lazy (userspace/native) can serve the pages, but restore does not hand it the task yet: no silent eager restore.
-  if (opts.lazyPages) throw new CrError('the user backend has no lazy restore of pages yet: restore without --lazy-pages');
   const inv = readInventory(opts.dir);
   if (inv.shell_job && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job: restore it with --shell-job`);
   if (inv.shell_job) restorerTerminal(); // fails now if cr restore has no terminal to give it

@@ -25,6 +25,7 @@ export function fakeBackend(name: string, b: FakeBehaviour): Backend {
   return {
     name: name as Backend['name'],
     summary: `fake backend ${name}`,
+    memoryModes: { mapPages: true, lazyPages: true },
     async check() {
       return [{ name: 'fake', ok: !b.checkFails, required: true, detail: b.checkFails ?? 'fine' }];
     },

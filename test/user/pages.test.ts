@@ -231,7 +231,7 @@ test('lazy restore is refused by name, before any task is made; the image then r
   assert.is(d.exitCode, 0, d.all);
   const r = await cr(['restore', '-D', images, '--detach', '--lazy-pages']);
   assert.is(r.exitCode, 1, r.all);
-  assert.is(r.stderr.trim(), 'cr: the user backend has no lazy restore of pages yet: restore without --lazy-pages');
+  assert.is(r.stderr.trim(), 'cr: the user backend has no lazy restore of pages: restore without --lazy-pages');
   await restoreAndCheck(images, out);
 });
 

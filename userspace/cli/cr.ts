@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { backendNames, backends, loadBackend } from '../../backends/index.js';
+import { backendNames, backends, loadBackend, refuseMemoryModes } from '../../backends/index.js';
 import type { Backend, BackendName, DumpResult } from '../../backends/types.js';
 import { CrError } from '../errors.js';
 import { packageRoot } from '../paths.js';
@@ -169,13 +169,14 @@ const commands: Record<string, AnyCommand> = {
       verbose,
     },
     async run(o) {
-      if (o['map-pages'] && o['lazy-pages']) throw new CrError('--map-pages and --lazy-pages exclude each other');
       const b = await backendFor(o['images-dir'], o.backend);
       if (o.frozen && !b.thaw) throw new CrError(`the ${b.name} backend cannot leave a restored tree frozen`);
-      const r = await timed(() => b.restore({
+      const opts = {
         dir: o['images-dir'], detach: o.detach, pidns: o.pidns, frozen: o.frozen, shellJob: o['shell-job'], mapPages: o['map-pages'],
         lazyPages: o['lazy-pages'], log: logTo(o.verbose),
-      }));
+      };
+      refuseMemoryModes(b, opts);
+      const r = await timed(() => b.restore(opts));
       if (o.frozen) stderr(`cr: restored ${r.pids.join(' ')} frozen: cr thaw --backend=${b.name} ${r.pids[0]} lets it run\n`);
       if (o.detach) {
         stdout(`${r.pids[0]}\n`);
