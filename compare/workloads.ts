@@ -60,7 +60,7 @@ export const workloads: Workload[] = [
     quickSizes: [8, 32],
     about: 'one process, N MiB of private anonymous memory filled with a known pattern',
     secPerUnit: 0.5,
-    variants: ['kernel+cow', 'kernel+map', 'kernel+pre', 'user+pre', 'criu+pre'],
+    variants: ['kernel+cow', 'kernel+map', 'kernel+pre', 'user+pre', 'user+lazy', 'criu+pre'],
   },
   {
     name: 'tree',

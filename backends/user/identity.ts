@@ -9,7 +9,7 @@ import type { MemoryModes } from '../types.js';
 export const summary = 'userspace c/r through /proc and ptrace (the CRIU approach), written in TypeScript';
 
 /** Ways of restoring memory it has besides copying it in (the driver refuses the others). */
-export const memoryModes: MemoryModes = { mapPages: false, lazyPages: false };
+export const memoryModes: MemoryModes = { mapPages: false, lazyPages: true };
 
 export const MAGIC = 0x424c5243; // "CRLB" little-endian
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import type { Backend, CheckItem } from '../types.js';
 import { nftVersion } from '../../userspace/net/netlock.js';
 import { nativeBin } from '../../userspace/paths.js';
-import { writeTracking } from '../../userspace/proc/pagemap.js';
+import { hasUserfaultfd, writeTracking } from '../../userspace/proc/pagemap.js';
 import { memoryModes, recognizes, summary } from './identity.js';
 
 function kernelAtLeast(major: number, minor: number): boolean {
@@ -48,6 +48,11 @@ export const userBackend: Backend = {
       },
       fileCheck('ns_last_pid', '/proc/sys/kernel/ns_last_pid', false, 'not needed: pids are chosen with clone3 set_tid'),
       fileCheck('cr-mktree', nativeBin('cr-mktree'), true, 'helper not built: run npm run build'),
+      fileCheck('cr-pages', nativeBin('cr-pages'), true, 'helper not built: run npm run build'),
+      {
+        name: 'userfaultfd', ok: hasUserfaultfd(), required: false,
+        detail: hasUserfaultfd() ? 'cr-pages puts large mappings in and serves restore --lazy-pages' : 'kernel built without CONFIG_USERFAULTFD: no restore --lazy-pages (the tasks read their pages in themselves)',
+      },
       { name: 'nft', ok: !!nft, required: false, detail: nft ? `${nft}: the network lock for --tcp-established` : 'nft not found: dumps with --tcp-established cannot lock the network (install nftables)' },
     ];
   },

@@ -9,12 +9,14 @@
  * killed: no half-restored task runs.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import readline from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
 import { injectFault, requestedFault } from '../../userspace/fault.js';
 import { nativeBin } from '../../userspace/paths.js';
+import { hasUserfaultfd } from '../../userspace/proc/pagemap.js';
 import { procMaps, procStat, statField } from '../../userspace/proc/parse.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SIG } from '../../userspace/sys/constants.js';
@@ -98,6 +100,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
   if (!fs.existsSync(opts.dir)) throw new CrError(`image directory ${opts.dir} does not exist`);
   requestedFault(); // a CR_FAULT that names no stage is refused before anything is touched
+  if (opts.lazyPages && !hasUserfaultfd()) throw new CrError(`kernel ${os.release()} has no userfaultfd (CONFIG_USERFAULTFD): restore without --lazy-pages`);
   const inv = readInventory(opts.dir);
   if (inv.shell_job && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job: restore it with --shell-job`);
   if (inv.shell_job) restorerTerminal(); // fails now if cr restore has no terminal to give it
@@ -135,7 +138,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     const build = (entry: TaskEntry, tracee: Tracee, inj: Injection) => {
       const states = loaded.get(entry.pid)!;
       // Its threads (cpu.ts adds them as it creates them): a failure kills and reaps them all.
-      const task: RestoreTask = { pid: tracee.pid, dir: opts.dir, tracee, threads: [tracee], threadIds: [{ image: entry.pid, own: ownPid(entry) }], inj, shared, fdBase: 0, handed: [], log };
+      const task: RestoreTask = { pid: tracee.pid, dir: opts.dir, tracee, threads: [tracee], threadIds: [{ image: entry.pid, own: ownPid(entry) }], inj, shared, fdBase: 0, handed: [], lazyPages: !!opts.lazyPages, log };
       built.push({ entry, task, states });
       const index = inv.tasks.indexOf(entry);
       injectFault('restore-prepare', index);

@@ -1,7 +1,8 @@
 /**
  * Copy-on-write sharing between a parent and its forked children survives
  * dump and restore: the tree's memory does not grow, a page a child has not
- * written is still its parent's very page, and a write still separates them.
+ * written is still its parent's very page, and a write still separates them;
+ * also when the restore is lazy.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,8 @@ const childrenOf = (pid: number) => fs.readFileSync(`/proc/${pid}/task/${pid}/ch
 /** Proportional set size of the tree, in kB: shared pages count once across it. */
 const treePss = (pid: number) => [pid, ...childrenOf(pid)].reduce((kb, p) => kb + Number(/^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'))![1]), 0);
 
-test('a forked tree keeps its copy-on-write sharing: same memory, same physical pages, separated by a write', async () => {
+/** Dump the cow tree and restore it (with `flags`): every check it makes of its pages holds, and it takes no more memory. */
+async function keepsSharing(flags: string[]): Promise<void> {
   const ref = await undisturbed('cow', ['32', '250'], tempDir('cowref'));
   const images = tempDir('cowimg');
   const run = start('cow', ['32', '250'], path.join(tempDir('cow'), 'out.txt'));
@@ -29,7 +31,7 @@ test('a forked tree keeps its copy-on-write sharing: same memory, same physical 
   const pages = fs.readdirSync(images).filter((f) => f.startsWith('pages-')).reduce((n, f) => n + fs.statSync(path.join(images, f)).size, 0);
   assert.ok(pages < 34 << 20, `the shared pages are saved once (${pages} bytes of pages)`);
 
-  const r = await cr(['restore', '-D', images, '--detach']);
+  const r = await cr(['restore', '-D', images, '--detach', ...flags]);
   assert.is(r.exitCode, 0, r.all);
   const after = treePss(run.pid);
   assert.ok(after < before + 4096, `the restored tree takes what it took (${after} kB, was ${before} kB)`);
@@ -38,6 +40,11 @@ test('a forked tree keeps its copy-on-write sharing: same memory, same physical 
   assert.is(got.body, withoutPid(ref).body, 'every child saw its parent\'s pages at every step, and its own after a write');
   assert.match(got.body, /child 2: .* not shared at 0 steps, shared after its write 0\n/);
   assert.is(got.pid, run.pid);
-});
+}
+
+test('a forked tree keeps its copy-on-write sharing: same memory, same physical pages, separated by a write', () => keepsSharing([]));
+
+// The pages children inherit go in before they are forked; the parent's own mappings come lazily.
+test('restored lazily, a forked tree keeps its copy-on-write sharing', () => keepsSharing(['--lazy-pages']));
 
 test.run();

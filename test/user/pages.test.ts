@@ -1,8 +1,9 @@
 /**
  * The user backend's page paths: pre-dumps and the dumps that build on
- * them (a chain of images, soft-dirty or userfaultfd tracking), and the
- * refusal of a lazy restore, which no backend has yet.  Each program checks its own memory after
- * the restore; nothing here is timed.
+ * them (a chain of images, soft-dirty or userfaultfd tracking), lazy
+ * restore (cr-pages serving faults while the task runs), and the refusal,
+ * by the driver, of a way of restoring memory a backend lacks.  Each
+ * program checks its own memory after the restore; nothing here is timed.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -221,17 +222,52 @@ test('without a way to track written pages, a pre-dump or a dump on one is refus
   process.kill(w.pid, 'SIGKILL');
 });
 
-test('lazy restore is refused by name, before any task is made; the image then restores as it was', async () => {
+test('lazy restore: the program rewrites its memory generation by generation, finding each page as it was saved', async () => {
   const dir = tempDir('lz');
   const out = path.join(dir, 'out.txt');
   const images = tempDir('lzimg');
-  const w = startWriter(['32', '0'], out);
+  const w = startWriter(['64', '0'], out);
   await waitFor(out, /gen 2 ok/);
   const d = await cr(['dump', '-t', String(w.pid), '-D', images]);
   assert.is(d.exitCode, 0, d.all);
+  await restoreAndCheck(images, out, ['--lazy-pages']);
+});
+
+test('a task restored lazily forks, reads into, moves and drops memory it has not touched yet', async () => {
+  const run = start('lazyshapes', ['128'], path.join(tempDir('lzs'), 'out.txt'));
+  started.add(run.pid);
+  await waitLines(run.out, 1);
+  const images = tempDir('lzsimg');
+  const d = await cr(['dump', '-t', String(run.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  await run.exited;
   const r = await cr(['restore', '-D', images, '--detach', '--lazy-pages']);
-  assert.is(r.exitCode, 1, r.all);
-  assert.is(r.stderr.trim(), 'cr: the user backend has no lazy restore of pages: restore without --lazy-pages');
+  assert.is(r.exitCode, 0, r.all);
+  process.kill(Number(r.stdout.trim()), 'SIGUSR1');
+  await waitFor(run.out, /done, \d+ bad\n/);
+  const text = fs.readFileSync(run.out, 'utf8');
+  assert.match(text, /done, 0 bad\n/, text);
+  assert.is(text.match(/^ok /gm)?.length, 6, text);
+});
+
+test('a way of restoring memory that a backend lacks is refused by name before anything is touched', async () => {
+  const dir = tempDir('mm');
+  const out = path.join(dir, 'out.txt');
+  const images = tempDir('mmimg');
+  const w = startWriter(['8', '0'], out);
+  await waitFor(out, /gen 2 ok/);
+  const d = await cr(['dump', '-t', String(w.pid), '-D', images]);
+  assert.is(d.exitCode, 0, d.all);
+  for (const [flags, refusal] of [
+    [['--map-pages'], 'the user backend cannot map memory from the image: restore without --map-pages'],
+    [['--backend=kernel', '--lazy-pages'], 'the kernel backend has no lazy restore of pages: restore without --lazy-pages'],
+    [['--backend=criu', '--lazy-pages'], 'the criu backend has no lazy restore of pages: restore without --lazy-pages'],
+    [['--map-pages', '--lazy-pages'], '--map-pages and --lazy-pages exclude each other'],
+  ] as const) {
+    const r = await cr(['restore', '-D', images, '--detach', ...flags]);
+    assert.is(r.exitCode, 1, r.all);
+    assert.is(r.stderr.trim(), `cr: ${refusal}`);
+  }
   await restoreAndCheck(images, out);
 });
 

@@ -165,7 +165,7 @@ const commands: Record<string, AnyCommand> = {
       frozen: { help: 'leave the restored tree frozen until `cr thaw ROOT` (kernel backend)' },
       'shell-job': { short: 'j', help: 'restore a shell job on the terminal cr restore runs on' },
       'map-pages': { help: 'map private memory copy-on-write from the image instead of copying it (kernel backend; the image must then stay unchanged)' },
-      'lazy-pages': { help: 'restore memory on demand, each page on first touch (userfaultfd; no backend has it yet: refused)' },
+      'lazy-pages': { help: 'restore private memory on demand: each page on first touch, the rest while the tree runs (userfaultfd; user backend)' },
       verbose,
     },
     async run(o) {

@@ -143,9 +143,12 @@ function softDirty(): boolean {
  * `cr check` loads no native code.
  */
 export function writeTracking(): WriteTracking | null {
-  tracking ??= softDirty() ? 'soft-dirty' : fs.existsSync('/proc/sys/vm/unprivileged_userfaultfd') ? 'uffd-wp' : null;
+  tracking ??= softDirty() ? 'soft-dirty' : hasUserfaultfd() ? 'uffd-wp' : null;
   return tracking;
 }
+
+/** Whether the kernel has userfaultfd(2) (CONFIG_USERFAULTFD, which brings its sysctl). */
+export const hasUserfaultfd = (): boolean => fs.existsSync('/proc/sys/vm/unprivileged_userfaultfd');
 
 /** Start tracking the pages a task writes: clear its soft-dirty bits (and write-protect its pages). */
 export function clearSoftDirty(pid: number): void {

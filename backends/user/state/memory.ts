@@ -13,15 +13,19 @@
  * the child had not (`drop`). Sharing is told by the physical page each
  * address maps (/proc/PID/pagemap, readable as root), as CRIU does.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CrError } from '../../../userspace/errors.js';
 import { injectFault } from '../../../userspace/fault.js';
-import { dataPages, PM_FILE, PM_FRAME, PM_MMAP_EXCLUSIVE, PM_PRESENT, PM_SWAPPED, WRITTEN, type WrittenTest } from '../../../userspace/proc/pagemap.js';
+import { dataPages, hasUserfaultfd, PM_FILE, PM_FRAME, PM_MMAP_EXCLUSIVE, PM_PRESENT, PM_SWAPPED, WRITTEN, type WrittenTest } from '../../../userspace/proc/pagemap.js';
 import { type SmapsEntry, procMaps, procStat, statField } from '../../../userspace/proc/parse.js';
-import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM } from '../../../userspace/sys/constants.js';
-import { fcntl, rawSyscall, SysError } from '../../../userspace/sys/libc.js';
+import { nativeBin } from '../../../userspace/paths.js';
+import { ARCH_MAP_VDSO_64, MAP, NR, O, PAGE_SIZE, PR, PROT, SHM, UFFD } from '../../../userspace/sys/constants.js';
+import { close, errnoName, fcntl, rawSyscall, SysError } from '../../../userspace/sys/libc.js';
 import { imageFile, readImage } from '../image.js';
+import { readInventory } from '../inventory.js';
+import { tracerDup } from './fdtype.js';
 import { defineState, hex, type DumpTask, type RestoreTask } from './module.js';
 import { F_GET_SEALS, MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdName, sealMemfd } from './memfd.js';
 import { ownNamespace } from './namespaces.js';
@@ -751,6 +755,70 @@ function fillPages(task: RestoreTask, sources: PageSource[]): void {
   }
 }
 
+/** Below this many pages a task reads its own: starting cr-pages would cost more than it saves. */
+const SERVE_MIN_PAGES = 2048;
+
+/**
+ * The mappings the task's children inherit (restore forks them from it
+ * once its memory is in, tree.ts): a lazy restore puts their pages in
+ * before the fork, so that the children share them again.
+ */
+function inheritedByChildren(task: RestoreTask): Vma[] {
+  const me = task.threadIds[0].image;
+  return readInventory(task.dir).tasks.filter((t) => t.ppid === me && !t.zombie)
+    .flatMap((t) => readImage<Omit<MmImage, 'pagesFile' | 'sources'>>(task.dir, 'mm', t.pid).vmas.filter((v) => v.inherited));
+}
+
+/**
+ * The runs cr-pages can put in: those in the task's own private anonymous
+ * mappings, which are fresh (nothing present, so nothing to merge with)
+ * and which userfaultfd serves. Lazily, all of those no child inherits;
+ * else all, if there are enough to pay for the helper.
+ */
+function servable(task: RestoreTask, mm: MmImage): { vmas: Vma[]; runs: PageSource[] } {
+  const lazy = task.lazyPages;
+  if (!lazy && !hasUserfaultfd()) return { vmas: [], runs: [] };
+  const children = lazy ? inheritedByChildren(task) : [];
+  const vmas = mm.vmas.filter((v) => v.kind === 'ANON_PRIVATE' && !v.inherited && !children.some((c) => c.start < v.end && v.start < c.end));
+  const inside = (r: PageSource) => vmas.some((v) => r.vaddr >= v.start && r.vaddr < v.end);
+  const runs = mm.sources.filter(inside);
+  if (!lazy && runs.reduce((n, r) => n + r.nr_pages, 0) < SERVE_MIN_PAGES) return { vmas: [], runs: [] };
+  return { vmas: vmas.filter((v) => runs.some((r) => r.vaddr >= v.start && r.vaddr < v.end)), runs };
+}
+
+/**
+ * Put pages in through a userfaultfd of the task that cr-pages
+ * (userspace/native) serves: all now, by a thread per CPU (UFFDIO_COPY
+ * allocates a page and fills it in one step: nothing is zeroed first), or
+ * with `lazy` each on first touch and the rest in the background while the
+ * tree runs.
+ */
+function servePages(task: RestoreTask, vmas: Vma[], runs: PageSource[], lazy: boolean): void {
+  const { tracee, inj } = task;
+  const files = [...new Set(runs.map((r) => r.file))];
+  const index = new Map(files.map((f, i) => [f, i]));
+  inj.reset();
+  // A lazy task takes faults in system calls too; an eager fill, done while it is stopped, takes none.
+  const made = tracee.syscall(NR.userfaultfd, O.CLOEXEC | (lazy ? 0 : UFFD.USER_MODE_ONLY));
+  if (made < 0) throw new CrError(`pid ${task.pid}: no userfaultfd to put its pages in (${errnoName(Number(-made))})${lazy ? ': restore without --lazy-pages' : ''}`);
+  let ours: number;
+  try {
+    ours = tracerDup(task.pid, Number(made));
+  } finally {
+    tracee.syscall(NR.close, made);
+  }
+  try {
+    const input = [
+      ...vmas.map((v) => `R ${v.start.toString(16)} ${v.end.toString(16)}\n`),
+      ...runs.map((r) => `P ${r.vaddr.toString(16)} ${r.nr_pages} ${index.get(r.file)} ${r.offset}\n`),
+    ].join('');
+    const r = spawnSync(nativeBin('cr-pages'), [...(lazy ? ['-l'] : []), String(task.pid), ...files], { input, stdio: ['pipe', 'ignore', 'pipe', ours], encoding: 'utf8' });
+    if (r.status !== 0) throw new CrError(`pid ${task.pid}: ${r.stderr?.trim() || `cr-pages ${r.error?.message ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.status}`)}`}`);
+  } finally {
+    close(ours);
+  }
+}
+
 export const memory = defineState<MmImage>({
   name: 'memory',
 
@@ -820,8 +888,10 @@ export const memory = defineState<MmImage>({
         objectsAt += o.runs.reduce((n, r) => n + r.nr_pages * PAGE_SIZE, 0);
         return [o.id, { o, at }];
       }));
-      // The task reads its private pages in itself: mappings that receive some are writable until then.
-      const filled = new Set(mm.vmas.filter((v) => PRIVATE_KINDS.has(v.kind) && mm.sources.some((r) => r.vaddr >= v.start && r.vaddr < v.end)));
+      // Private pages go in through cr-pages or, the rest, are read by the task itself: mappings that receive such are writable until then.
+      const served = servable(task, mm);
+      const read = mm.sources.filter((r) => !served.runs.includes(r));
+      const filled = new Set(mm.vmas.filter((v) => PRIVATE_KINDS.has(v.kind) && read.some((r) => r.vaddr >= v.start && r.vaddr < v.end)));
       const prot = (v: Vma) => (filled.has(v) ? v.prot | PROT.WRITE : v.prot);
       // What it inherited only takes its protection, in one batch.
       const inherited = mm.vmas.filter((v) => v.inherited && v.kind !== 'VDSO' && v.kind !== 'VVAR');
@@ -872,7 +942,8 @@ export const memory = defineState<MmImage>({
         }
       }
 
-      fillPages(task, mm.sources);
+      if (served.runs.length) servePages(task, served.vmas, served.runs, task.lazyPages);
+      fillPages(task, read);
       const sealed = [...filled].filter((v) => !(v.prot & PROT.WRITE));
       // brk, stack, argv/env bounds, auxv and /proc/PID/exe, all at once. A
       // forked child has its parent's exe already, which the kernel will not

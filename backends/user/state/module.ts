@@ -90,6 +90,8 @@ export interface RestoreTask {
   fdBase: number;
   /** Where the task keeps the descriptors cr restore handed it (terminals.handed), once files.ts lifted them. */
   handed: number[];
+  /** Its pages are put in on first touch, the rest while it runs (RestoreOptions.lazyPages). */
+  lazyPages: boolean;
   log: (line: string) => void;
 }
 
