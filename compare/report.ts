@@ -261,7 +261,9 @@ export function throughputTable(rows: Row[], bandwidths: Bandwidth[] = []): stri
     const bytes = r.imageMiB!.median * MiB;
     const rate = (ms?: Summary) => (ms ? bytes / 1e6 / (ms.median / 1000) : undefined);
     const pct = (x?: number, limit?: number) => (x === undefined || !limit ? '–' : `${fmt((100 * x) / limit)} %`);
-    const d = rate(r.dumpMs), f = variantOf(r.backend).cow ? undefined : rate(r.frozenMs), s = rate(r.restoreMs);
+    // a +cow pause copies no pages, nor does a +map or +lazy restore before it returns
+    const v = variantOf(r.backend);
+    const d = rate(r.dumpMs), f = v.cow ? undefined : rate(r.frozenMs), s = v.map || v.lazy ? undefined : rate(r.restoreMs);
     const bw = bandwidthAt(bandwidths, r.size!);
     const mc = bw?.memcpyMBps;
     out.push(`| ${r.size} | ${r.backend} | ${MODE_TEXT[r.mode]} | ${fmt(d)} | ${pct(d, bw?.tmpfsWriteMBps)} | ${pct(d, mc)} | ${fmt(f)} | ${pct(f, bw?.tmpfsWriteMBps)} | ${pct(f, mc)} | ` +
@@ -369,7 +371,7 @@ export function renderReport(raw: RawResults, plots: { file: string; title: stri
     const st = slopeTable(rows);
     if (st.length) L.push('## Growth with size', '', 'Least-squares slope of the median time over the sizes run (its intercept in brackets): what one more MiB, process or thread costs.', '', ...st, '');
     const tt = throughputTable(rows, m.bandwidths);
-    if (tt.length) L.push('## Throughput (mem workload)', '', 'Image bytes over the median time, against what the VM can write to (read from) tmpfs and copy in memory (memcpy) with a buffer of the same size, measured in the same boot.', '', ...tt, '');
+    if (tt.length) L.push('## Throughput (mem workload)', '', 'Image bytes over the median time, against what the VM can write to (read from) tmpfs and copy in memory (memcpy) with a buffer of the same size, measured in the same boot (– where the time moves no pages: a `+cow` pause, a `+map` or `+lazy` restore).', '', ...tt, '');
   }
   const fl = failureList(raw.records);
   L.push('## Failures', '', ...(fl.length ? fl : ['none']), '');

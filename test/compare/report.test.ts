@@ -148,10 +148,11 @@ test('variants against their plain backend and against CRIU; the CRIU ratios lea
   // 11 against user's 55 and CRIU's 200, for each of dump, frozen and restore
   assert.match(line, /\| 0\.200× \| 0\.200× \| 0\.200× \| 0\.055× \| 0\.055× \| 0\.055× \|$/);
   assert.equal(variantTable(rowsOf(raw.records)), []);
-  // throughput: a +pre image holds only what changed, a +cow pause copies nothing
-  const tt = throughputTable(rowsOf([...raw.records, rec('user+pre', 'lib', true, 10), rec('kernel+cow', 'lib', true, 10)]), raw.meta.bandwidths);
+  // throughput: a +pre image holds only what changed, a +cow pause copies nothing, nor a +lazy restore
+  const tt = throughputTable(rowsOf([...raw.records, rec('user+pre', 'lib', true, 10), rec('kernel+cow', 'lib', true, 10), rec('user+lazy', 'lib', true, 10)]), raw.meta.bandwidths);
   assert.not.ok(tt.some((l) => l.includes('user+pre')));
   assert.match(tt.find((l) => l.includes('| kernel+cow |'))!, /^\| 16 \| kernel\+cow \| library call \| [\d.]+ \| [\d.]+ % \| [\d.]+ % \| – \| – \| – \|/);
+  assert.match(tt.find((l) => l.includes('| user+lazy |'))!, /\| [\d.]+ \| [\d.]+ % \| [\d.]+ % \| – \| – \| – \|$/);
 });
 
 test('the report names every failure and every unavailable backend', async () => {
