@@ -222,14 +222,19 @@ test('without a way to track written pages, a pre-dump or a dump on one is refus
   process.kill(w.pid, 'SIGKILL');
 });
 
-test('lazy restore: the program rewrites its memory generation by generation, finding each page as it was saved', async () => {
-  const dir = tempDir('lz');
-  const out = path.join(dir, 'out.txt');
-  const images = tempDir('lzimg');
-  const w = startWriter(['64', '0'], out);
+/** kmemwrite of `mib` MiB, dumped (and so ended) after its second generation: its output and its image. */
+async function dumpedWriter(name: string, mib: number): Promise<{ out: string; images: string }> {
+  const out = path.join(tempDir(name), 'out.txt');
+  const images = tempDir(`${name}img`);
+  const w = startWriter([String(mib), '0'], out);
   await waitFor(out, /gen 2 ok/);
   const d = await cr(['dump', '-t', String(w.pid), '-D', images]);
   assert.is(d.exitCode, 0, d.all);
+  return { out, images };
+}
+
+test('lazy restore: the program rewrites its memory generation by generation, finding each page as it was saved', async () => {
+  const { out, images } = await dumpedWriter('lz', 64);
   await restoreAndCheck(images, out, ['--lazy-pages']);
 });
 
@@ -251,13 +256,7 @@ test('a task restored lazily forks, reads into, moves and drops memory it has no
 });
 
 test('a way of restoring memory that a backend lacks is refused by name before anything is touched', async () => {
-  const dir = tempDir('mm');
-  const out = path.join(dir, 'out.txt');
-  const images = tempDir('mmimg');
-  const w = startWriter(['8', '0'], out);
-  await waitFor(out, /gen 2 ok/);
-  const d = await cr(['dump', '-t', String(w.pid), '-D', images]);
-  assert.is(d.exitCode, 0, d.all);
+  const { out, images } = await dumpedWriter('mm', 8);
   for (const [flags, refusal] of [
     [['--map-pages'], 'the user backend cannot map memory from the image: restore without --map-pages'],
     [['--backend=kernel', '--lazy-pages'], 'the kernel backend has no lazy restore of pages: restore without --lazy-pages'],
