@@ -602,7 +602,6 @@ int checkpoint_pages(struct ckpt_ctx *ctx, struct task_struct *t, struct mm_stru
 int ckpt_write_snapshots(struct ckpt_ctx *ctx);
 void ckpt_drop_snapshots(struct ckpt_ctx *ctx);
 bool ckpt_mapped_image(struct file *file);
-void ckpt_mapped_exit(void);
 int restore_check_pages(struct ckpt_ctx *ctx, struct ckpt_obj *obj);
 int ckpt_add_extents(struct ckpt_ctx *ctx, struct ckpt_extents *x, struct ckpt_obj *obj,
 		     struct file *file);

@@ -398,7 +398,6 @@ static void __exit crengine_exit(void)
 	ckpt_groups_exit();
 	ckpt_thaw_all_held();
 	ckpt_chain_exit();
-	ckpt_mapped_exit();
 }
 
 module_init(crengine_init);

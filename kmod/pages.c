@@ -1117,66 +1117,21 @@ void ckpt_drop_snapshots(struct ckpt_ctx *ctx)
 	}
 }
 
-/* Images restart mapped memory from, as long as anything maps them */
-struct ckpt_mapped {
-	struct list_head list;
-	struct inode *inode;	/* referenced */
-};
-
-static LIST_HEAD(ckpt_mapped_images);
-static DEFINE_MUTEX(ckpt_mapped_lock);
-
-static void ckpt_mapped_prune(bool all)
-{
-	struct ckpt_mapped *m, *tmp;
-
-	lockdep_assert_held(&ckpt_mapped_lock);
-	list_for_each_entry_safe(m, tmp, &ckpt_mapped_images, list) {
-		if (!all && mapping_mapped(m->inode->i_mapping))
-			continue;
-		list_del(&m->list);
-		iput(m->inode);
-		kfree(m);
-	}
-}
-
-static void ckpt_mapped_add(struct inode *inode)
-{
-	struct ckpt_mapped *m;
-
-	mutex_lock(&ckpt_mapped_lock);
-	ckpt_mapped_prune(false);
-	list_for_each_entry(m, &ckpt_mapped_images, list)
-		if (m->inode == inode)
-			goto out;
-	m = kmalloc(sizeof(*m), GFP_KERNEL);
-	if (m) {
-		ihold(inode);
-		m->inode = inode;
-		list_add(&m->list, &ckpt_mapped_images);
-	}
-out:
-	mutex_unlock(&ckpt_mapped_lock);
-}
-
-/* Whether a private mapping of @file is memory that restart mapped from an image */
+/*
+ * Whether a private mapping of @file is memory that restart mapped from an
+ * image (RESTART_MAP): the file is a checkpoint image, as its header says.
+ * Told by the file itself rather than remembered, so that nothing but the
+ * mappings keeps an image alive (and its space taken) once it is deleted.
+ */
 bool ckpt_mapped_image(struct file *file)
 {
-	struct ckpt_mapped *m;
-	bool found = false;
+	struct ckpt_hdr_header h;
+	loff_t pos = 0;
 
-	mutex_lock(&ckpt_mapped_lock);
-	list_for_each_entry(m, &ckpt_mapped_images, list)
-		found |= m->inode == file_inode(file);
-	mutex_unlock(&ckpt_mapped_lock);
-	return found;
-}
-
-void ckpt_mapped_exit(void)
-{
-	mutex_lock(&ckpt_mapped_lock);
-	ckpt_mapped_prune(true);
-	mutex_unlock(&ckpt_mapped_lock);
+	if (!(file->f_mode & FMODE_READ) || i_size_read(file_inode(file)) < sizeof(h))
+		return false;
+	return kernel_read(file, &h, sizeof(h), &pos) == sizeof(h) &&
+	       h.h.type == CKPT_HDR_HEADER && h.magic == CKPT_MAGIC_HEAD;
 }
 
 /* Restart: the pages of the restarting task, and where their data is */
@@ -1422,7 +1377,6 @@ int restore_pages(struct ckpt_ctx *ctx)
 						     r->v->prot, MAP_PRIVATE | MAP_FIXED, e->pos);
 
 			if (addr == e->addr) {
-				ckpt_mapped_add(file_inode(e->file));
 				mapped += e->nr;
 				continue;
 			}

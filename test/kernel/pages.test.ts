@@ -207,8 +207,15 @@ t('a pre-dump while the program writes 5% of its memory, then the dump: the chai
   assert.equal(dmesgTrouble(), []);
 });
 
+/** Bytes free on the file system that holds `dir`. */
+const freeBytes = (dir: string): number => {
+  const st = fs.statfsSync(dir);
+  return st.bavail * st.bsize;
+};
+
 t('restore by mapping: memory mapped from the image, written again, checkpointed again and restored', async () => {
   const dir = tempDir('kmap');
+  const freeBefore = freeBytes(dir);
   const out = path.join(dir, 'out.txt');
   const images = tempDir('kmapimg');
   const child = startProgram(kprogram('kmemwrite'), ['32', '0'], out);
@@ -233,6 +240,12 @@ t('restore by mapping: memory mapped from the image, written again, checkpointed
   await sleep(100);
   await restoreAndCheck(again, out);
   assert.equal(dmesgTrouble(), []);
+
+  // once no task maps them, deleted images give their space back: the engine keeps no reference
+  fs.rmSync(again, { recursive: true });
+  const slack = 8 << 20;
+  for (let i = 0; i < 50 && freeBytes(dir) < freeBefore - slack; i++) await sleep(100);
+  assert.ok(freeBytes(dir) >= freeBefore - slack, `${((freeBefore - freeBytes(dir)) / 2 ** 20).toFixed(1)} MiB of the deleted images still taken`);
 });
 
 test.run();
