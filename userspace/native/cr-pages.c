@@ -11,7 +11,7 @@
  *   P ADDR NR_PAGES FILE OFFSET    pages whose data is at OFFSET in the
  *                                  FILE-th PAGES_FILE (from 0)
  *
- * UFFDIO_COPY allocates each page and copies its data in in one step,
+ * UFFDIO_COPY allocates each page and fills it with its data in one step,
  * where populating a mapping and then reading into it zeroes every page
  * first; and it can be done from here, by several threads at once.
  *
@@ -41,13 +41,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096UL
 #define CHUNK 64		/* pages per read and copy: the buffer stays in the cache */
 #define MAX_FILES 128
-#define MAX_SPACES 64
 #define MAX_THREADS 8
 #define STUCK_MS 1000	/* a page with no mapping so long, and no event about it, is given up */
 
@@ -129,7 +129,8 @@ static int64_t copy_in(int fd, const struct run *r, uint64_t from, uint64_t n, c
 		if (errno == EEXIST) {
 			at++;	/* present already (the task wrote it, or a fault raced us) */
 		} else if (errno == ENOENT && step > 1) {
-			step = 1;	/* the pages may lie in two mappings now (mprotect split one) */
+			/* the pages may lie in two mappings now (mprotect split one) */
+			step = 1;
 		} else if (errno == EAGAIN || errno == ENOENT) {
 			stopped = errno;
 			return at - from;
@@ -190,8 +191,8 @@ static void fill_all(int fd, struct run *runs, size_t nr_runs)
 }
 
 /* The lazy server */
-static struct space spaces[MAX_SPACES];
-static int nr_spaces;
+static struct space *spaces;
+static size_t nr_spaces, max_spaces;
 static char buf[CHUNK * PAGE];
 
 /* Cut the run that straddles @at, if any, in two at @at (the runs stay in order) */
@@ -210,7 +211,8 @@ static void split(struct space *s, uint64_t at)
 			s->runs = realloc(s->runs, (s->nr_runs + 1) * sizeof(*s->runs));
 			if (!s->runs)
 				die("realloc");
-			memmove(&s->runs[i + 2], &s->runs[i + 1], (s->nr_runs++ - i - 1) * sizeof(*s->runs));
+			memmove(&s->runs[i + 2], &s->runs[i + 1],
+				(s->nr_runs++ - i - 1) * sizeof(*s->runs));
 			s->runs[i + 1] = tail;
 			return;
 		}
@@ -291,48 +293,49 @@ static void moved(struct space *s, uint64_t from, uint64_t to, uint64_t len)
 			s->runs[i].addr = s->runs[i].addr - from + to;
 }
 
-static void add_space(int fd, const struct space *like)
+/* A forked child's address space: it lacks what @parent lacks */
+static void add_space(int fd, size_t parent)
 {
 	struct space *s;
 
-	if (nr_spaces == MAX_SPACES) {
-		errno = EMFILE;
-		fail("serving a forked child");
-	}
 	/* poll() reports a blocking userfaultfd as an error */
 	if (fcntl(fd, F_SETFL, O_NONBLOCK))
 		fail("fcntl");
+	spaces = grow(spaces, nr_spaces, &max_spaces, sizeof(*spaces));
 	s = &spaces[nr_spaces++];
 	s->fd = fd;
-	s->nr_runs = like->nr_runs;
+	s->nr_runs = spaces[parent].nr_runs;
 	s->stuck_since = 0;
-	s->runs = malloc(like->nr_runs * sizeof(*s->runs) + 1);
+	s->runs = malloc(s->nr_runs * sizeof(*s->runs) + 1);
 	if (!s->runs)
 		die("malloc");
-	memcpy(s->runs, like->runs, like->nr_runs * sizeof(*s->runs));
+	memcpy(s->runs, spaces[parent].runs, s->nr_runs * sizeof(*s->runs));
 }
 
-/* Handle what the task's memory did; false once it is gone */
-static int handle_events(struct space *s)
+/* Handle what the memory of space @i did; false once it is gone */
+static int handle_events(size_t i)
 {
 	struct uffd_msg msg;
 
 	for (;;) {
+		/* spaces[] moves when a fork adds one */
+		struct space *s = &spaces[i];
 		ssize_t n = read(s->fd, &msg, sizeof(msg));
 
 		if (n < 0 && errno == EAGAIN)
 			return 1;
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* a fork event we cannot take (no descriptor left) stays queued */
 		if (n != sizeof(msg))
-			return 0;
+			fail("reading the userfaultfd");
 		switch (msg.event) {
 		case UFFD_EVENT_PAGEFAULT:
 			if (!fault(s, msg.arg.pagefault.address))
 				return 0;
 			break;
 		case UFFD_EVENT_FORK:
-			add_space(msg.arg.fork.ufd, s);
+			add_space(msg.arg.fork.ufd, i);
 			break;
 		case UFFD_EVENT_REMAP:
 			moved(s, msg.arg.remap.from, msg.arg.remap.to, msg.arg.remap.len);
@@ -383,20 +386,25 @@ static int prefetch(struct space *s)
 
 static void serve(void)
 {
-	while (nr_spaces) {
-		struct pollfd pfd[MAX_SPACES];
-		int i, busy = 0;
+	struct pollfd *pfd = NULL;
+	size_t max_pfd = 0;
 
-		for (i = 0; i < nr_spaces; i++) {
+	while (nr_spaces) {
+		size_t i, nr = nr_spaces;
+		int busy = 0;
+
+		for (i = 0; i < nr; i++) {
+			pfd = grow(pfd, i, &max_pfd, sizeof(*pfd));
 			pfd[i] = (struct pollfd){ .fd = spaces[i].fd, .events = POLLIN };
 			busy |= spaces[i].nr_runs > 0;
 		}
 		/* every page is in: the registrations go with the userfaultfds */
 		if (!busy)
 			return;
-		poll(pfd, nr_spaces, 0);
-		for (i = nr_spaces - 1; i >= 0; i--)
-			if (pfd[i].revents & (POLLERR | POLLHUP) || !handle_events(&spaces[i]) ||
+		poll(pfd, nr, 0);
+		/* from the last: dropping a space moves the last one into its place */
+		for (i = nr; i-- > 0; )
+			if (pfd[i].revents & (POLLERR | POLLHUP) || !handle_events(i) ||
 			    !prefetch(&spaces[i]))
 				drop_space(&spaces[i]);
 	}
@@ -428,12 +436,14 @@ int main(int argc, char **argv)
 	struct uffdio_api api = { .api = UFFD_API };
 	struct space first = { .fd = 3 };
 	struct range *ranges = NULL;
+	struct rlimit nofile;
 	size_t nr_ranges = 0, max_ranges = 0, max_runs = 0, i;
 	int lazy = argc > 1 && !strcmp(argv[1], "-l");
 	char line[256];
 
 	if (argc < 3 + lazy || argc - 2 - lazy > MAX_FILES) {
-		fprintf(stderr, "usage: cr-pages [-l] PID PAGES_FILE... < RANGES (userfaultfd on fd 3)\n");
+		fprintf(stderr,
+			"usage: cr-pages [-l] PID PAGES_FILE... < RANGES (userfaultfd on fd 3)\n");
 		return 2;
 	}
 	task = atoi(argv[1 + lazy]);
@@ -459,9 +469,12 @@ int main(int argc, char **argv)
 				die("UFFDIO_REGISTER");
 			ranges = grow(ranges, nr_ranges, &max_ranges, sizeof(*ranges));
 			ranges[nr_ranges++] = (struct range){ a, b };
-		} else if (sscanf(line, "P %llx %llu %d %llu", &a, &b, &f, &c) == 4 && f >= 0 && f < nr_files) {
-			first.runs = grow(first.runs, first.nr_runs, &max_runs, sizeof(*first.runs));
-			first.runs[first.nr_runs++] = (struct run){ .addr = a, .nr = b, .off = c, .file = f };
+		} else if (sscanf(line, "P %llx %llu %d %llu", &a, &b, &f, &c) == 4 &&
+			   f >= 0 && f < nr_files) {
+			first.runs = grow(first.runs, first.nr_runs, &max_runs,
+					  sizeof(*first.runs));
+			first.runs[first.nr_runs++] =
+				(struct run){ .addr = a, .nr = b, .off = c, .file = f };
 		} else {
 			fprintf(stderr, "cr-pages: bad line: %s", line);
 			return 2;
@@ -470,7 +483,8 @@ int main(int argc, char **argv)
 	if (!lazy) {
 		fill_all(first.fd, first.runs, first.nr_runs);
 		for (i = 0; i < nr_ranges; i++) {
-			struct uffdio_range r = { .start = ranges[i].start, .len = ranges[i].end - ranges[i].start };
+			struct uffdio_range r = { .start = ranges[i].start,
+						  .len = ranges[i].end - ranges[i].start };
 
 			if (ioctl(first.fd, UFFDIO_UNREGISTER, &r))
 				die("UFFDIO_UNREGISTER");
@@ -479,7 +493,13 @@ int main(int argc, char **argv)
 	}
 	if (fcntl(first.fd, F_SETFL, O_NONBLOCK))
 		die("fcntl");
+	/* a descriptor for each child the task forks while it is served */
+	if (!getrlimit(RLIMIT_NOFILE, &nofile)) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	detach_server();
+	spaces = grow(spaces, 0, &max_spaces, sizeof(*spaces));
 	spaces[nr_spaces++] = first;
 	serve();
 	return 0;
