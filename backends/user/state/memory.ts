@@ -890,7 +890,8 @@ export const memory = defineState<MmImage>({
       }));
       // Private pages go in through cr-pages or, the rest, are read by the task itself: mappings that receive such are writable until then.
       const served = servable(task, mm);
-      const read = mm.sources.filter((r) => !served.runs.includes(r));
+      const servedRuns = new Set(served.runs);
+      const read = mm.sources.filter((r) => !servedRuns.has(r));
       const filled = new Set(mm.vmas.filter((v) => PRIVATE_KINDS.has(v.kind) && read.some((r) => r.vaddr >= v.start && r.vaddr < v.end)));
       const prot = (v: Vma) => (filled.has(v) ? v.prot | PROT.WRITE : v.prot);
       // What it inherited only takes its protection, in one batch.
