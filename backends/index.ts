@@ -8,14 +8,13 @@
  * the user backend nor the CRIU driver. Recognizing an image directory
  * needs only each backend's small identity module.
  */
+import { CrError } from '../userspace/errors.js';
 import type { Backend, BackendName, DumpOptions, MemoryModes, RestoreOptions } from './types.js';
 import * as criu from './criu/identity.js';
 import * as kernel from './kernel/identity.js';
 import * as user from './user/identity.js';
 
 export type * from './types.js';
-import { CrError } from '../userspace/errors.js';
-
 export { CrError };
 
 interface Identity {
