@@ -181,9 +181,11 @@ export const signals = defineState<SignalsImage>({
     // Every disposition, the alternate stack and the interval timers: one batch of calls.
     inj.reset();
     const signos = Array.from({ length: NSIG }, (_, i) => i + 1).filter((n) => n !== SIG.KILL && n !== SIG.STOP);
-    const olds = signos.map(() => inj.alloc(KSIGACTION_SIZE));
-    const ss = inj.alloc(STACK_T_SIZE);
-    const vals = ITIMERS.map(() => inj.alloc(ITIMERVAL_SIZE));
+    // One block for every answer: one write to the task's memory, not one per signal.
+    const block = inj.alloc(signos.length * KSIGACTION_SIZE + STACK_T_SIZE + ITIMERS.length * ITIMERVAL_SIZE);
+    const olds = signos.map((_, i) => block + i * KSIGACTION_SIZE);
+    const ss = block + signos.length * KSIGACTION_SIZE;
+    const vals = ITIMERS.map((_, i) => ss + STACK_T_SIZE + i * ITIMERVAL_SIZE);
     inj.batchOk([
       ...signos.map((signo, i) => [NR.rt_sigaction, signo, 0, olds[i], 8]),
       [NR.sigaltstack, 0, ss],
@@ -234,11 +236,12 @@ export const signals = defineState<SignalsImage>({
     const { tracee, inj } = task;
     // The dispositions, the alternate stack and the first wait for what is pending: one batch of calls.
     inj.reset();
-    const setup: [string, (number | bigint)[]][] = img.actions.map((a) => {
-      const b = Buffer.alloc(KSIGACTION_SIZE);
-      [a.handler, a.flags, a.restorer, a.mask].forEach((v, i) => b.writeBigUInt64LE(v, i * 8));
-      return [`rt_sigaction(${a.signo})`, [NR.rt_sigaction, a.signo, inj.put(b), 0, 8]];
-    });
+    // Every new action in one block: one write to the task's memory.
+    const acts = Buffer.alloc(img.actions.length * KSIGACTION_SIZE);
+    img.actions.forEach((a, k) => [a.handler, a.flags, a.restorer, a.mask].forEach((v, i) => acts.writeBigUInt64LE(v, k * KSIGACTION_SIZE + i * 8)));
+    const actsAt = img.actions.length ? inj.put(acts) : 0;
+    const setup: [string, (number | bigint)[]][] = img.actions.map((a, k) =>
+      [`rt_sigaction(${a.signo})`, [NR.rt_sigaction, a.signo, actsAt + k * KSIGACTION_SIZE, 0, 8]]);
     if (!(img.altstack_flags & SS_DISABLE)) {
       const b = Buffer.alloc(STACK_T_SIZE);
       b.writeBigUInt64LE(img.altstack_sp, 0);
