@@ -27,7 +27,7 @@ import readline from 'node:readline';
 import { execa } from 'execa';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../types.js';
 import { CrError } from '../../userspace/errors.js';
-import { pidExists, waitGone } from '../../userspace/sys/libc.js';
+import { pidFreed, waitGone } from '../../userspace/sys/libc.js';
 import { armEngineFault, ensureEngine, helperPath, RESTART_FROZEN, restart } from './sys.js';
 import { imagePath, logPath, readImage, type TreeTask } from './image.js';
 import { releaseNetlock } from './inet.js';
@@ -49,7 +49,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     throw new CrError(`${img} takes its unchanged pages from ${chain.parentPath}, which is gone`);
   }
   if (shellJob && !opts.shellJob) throw new CrError(`${opts.dir} holds a shell job (its terminal was its shell's): restore it with --shell-job`);
-  if (!opts.pidns) for (const t of tree) if (pidExists(t.pid)) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
+  if (!opts.pidns) for (const t of tree) if (!(await pidFreed(t.pid))) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
   const why = ensureEngine(log);
   if (why) throw new CrError(why);
   if (!fs.existsSync(helperPath())) throw new CrError(`${helperPath()} is missing: run npm run build`);

@@ -18,10 +18,9 @@ import { injectFault, requestedFault } from '../../userspace/fault.js';
 import { nativeBin } from '../../userspace/paths.js';
 import { hasUserfaultfd } from '../../userspace/proc/pagemap.js';
 import { procMaps, procStat, statField } from '../../userspace/proc/parse.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
-import { kill, pidExists, SysError, waitGone } from '../../userspace/sys/libc.js';
+import { kill, pidFreed, SysError, waitGone } from '../../userspace/sys/libc.js';
 import { killTraced, Tracee } from '../../userspace/sys/ptrace.js';
 import { ownPid, readInventory, type TaskEntry } from './inventory.js';
 import { FORKED_AFTER, STATE_MODULES } from './state/index.js';
@@ -54,24 +53,6 @@ const HELPER_OPTIONS = (detached: boolean, handed: number[]) =>
     env: { GLIBC_TUNABLES: 'glibc.pthread.rseq=0' },
   }) as const;
 type Helper = ResultPromise<ReturnType<typeof HELPER_OPTIONS>>;
-
-const ZOMBIE_GRACE_MS = 3000;
-
-/**
- * Fail unless `pid` is free. A just-killed tree's zombies can hold their
- * pids until whoever inherited them reaps them: give that a moment.
- */
-async function claimPid(pid: number): Promise<void> {
-  for (const deadline = Date.now() + ZOMBIE_GRACE_MS; pidExists(pid); await sleep(20)) {
-    let zombie = false;
-    try {
-      zombie = procStat(pid).state === 'Z';
-    } catch {
-      continue; // gone meanwhile
-    }
-    if (!zombie || Date.now() > deadline) throw new CrError(`pid ${pid} is in use: cannot restore the task with its original pid`);
-  }
-}
 
 /** cr-mktree makes the root; the helper comes back wrapped: awaiting a ResultPromise itself would wait for its exit. */
 async function createRoot(root: TaskEntry, detach: boolean, pidns: boolean, nsFlags: number, terminals: Terminals): Promise<{ helper: Helper; hostPid: number }> {
@@ -107,7 +88,9 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   // Zombies need no state: they are forked only to end the way they ended.
   const loaded = new Map(inv.tasks.filter((t) => !t.zombie).map((t) => [t.pid, STATE_MODULES.map((m) => m.load(opts.dir, t))]));
   // In a new pid namespace the original pids are free by construction.
-  if (!opts.pidns) for (const t of inv.tasks) await claimPid(t.pid);
+  if (!opts.pidns) {
+    for (const t of inv.tasks) if (!(await pidFreed(t.pid))) throw new CrError(`pid ${t.pid} is in use: cannot restore the task with its original pid`);
+  }
   // Every task inherits the bootstrap area: it must be free in all their layouts.
   const imageRanges = [...loaded.keys()].flatMap((pid) => mappedRanges(opts.dir, pid));
   log(`${inv.tasks.length} task${inv.tasks.length === 1 ? '' : 's'}: images read and checked`);

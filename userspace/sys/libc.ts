@@ -159,6 +159,18 @@ export function running(pid: number): boolean {
   }
 }
 
+/**
+ * Whether `pid` is free, or becomes free within `ms`: a just-killed tree's
+ * zombies hold their pids until whoever inherited them reaps them, which
+ * takes a moment; a task that runs holds its pid for good.
+ */
+export async function pidFreed(pid: number, ms = 3000): Promise<boolean> {
+  for (const deadline = Date.now() + ms; pidExists(pid); await new Promise((r) => setTimeout(r, 20))) {
+    if (running(pid) || Date.now() > deadline) return false;
+  }
+  return true;
+}
+
 /** Wait up to `ms` until none of `pids` runs: killed tasks take a moment to die, zombies wait for their parent. */
 export async function waitGone(pids: number[], ms: number): Promise<void> {
   for (const deadline = Date.now() + ms; pids.some(running) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 5));
