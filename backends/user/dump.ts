@@ -36,18 +36,29 @@ function asCrError(err: unknown): Error {
   return err as Error;
 }
 
-function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, stats: { pagesWritten: number }, prevImagesDir: string | undefined, log: (l: string) => void): void {
+/**
+ * Save one process. Its injection session is returned open: the caller
+ * ends it when the tasks are let go, and need not when they are killed
+ * (the scratch area and borrowed registers go with them).
+ */
+function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, stats: { pagesWritten: number }, prevImagesDir: string | undefined, log: (l: string) => void): Injection {
   const [leader] = t.threads;
   const maps = procSmaps(leader.pid);
   const inj = Injection.begin(leader);
   try {
     const task: DumpTask = { pid: t.entry.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, prevImagesDir, log };
-    for (const m of STATE_MODULES) {
-      m.dump(task);
+    // Every module's questions in one round trip, answered before any module saves.
+    const questions = STATE_MODULES.map((m) => m.ask?.(task));
+    const calls = questions.flatMap((q) => q?.calls ?? []);
+    const results = inj.batchOk(calls.map(([, call]) => call), (i) => calls[i][0]);
+    let next = 0;
+    const answers = questions.map((q) => q?.answer(results.slice(next, (next += q.calls.length))));
+    STATE_MODULES.forEach((m, i) => {
+      m.dump(task, answers[i]);
       log(`pid ${task.pid}: ${m.name} saved`);
-    }
+    });
     saveLastPid(t.entry, inj);
-    inj.end();
+    return inj;
   } catch (err) {
     inj.abandon();
     throw err;
@@ -116,11 +127,18 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     }
     if (failure) throw failure;
   };
+  // The processes' injection sessions, still open.
+  const sessions: Injection[] = [];
+  const abandonSessions = () => {
+    for (const inj of sessions.splice(0)) inj.abandon();
+  };
   try {
     injectFault('dump-frozen');
     checkSharedTables(tasks);
     recordPidNamespaces(tasks);
-    for (const t of tasks) if (t.threads.length) dumpProcess(t, images, shared, stats, opts.prevImagesDir, log);
+    for (const t of tasks) if (t.threads.length) sessions.push(dumpProcess(t, images, shared, stats, opts.prevImagesDir, log));
+    // Tasks that go on running get their registers, mask and memory back (before any tracking starts).
+    if (opts.leaveRunning) for (; sessions.length; sessions.shift()) sessions[0].end();
     if (opts.prevImagesDir) images.link('parent', path.relative(fs.realpathSync(opts.dir), fs.realpathSync(opts.prevImagesDir)));
     // still stopped: nothing is written between the copy and the start of the tracking
     if (track) trackers = startTracking(tasks, method!, shared.prev, log);
@@ -144,6 +162,7 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     } catch {
       /* the dump failed already: its own error says why */
     }
+    abandonSessions();
     closeTrackers(tasks, byPid(trackers), log);
     releaseTree(tasks);
     throw asCrError(err);
@@ -153,6 +172,7 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     finish(!opts.leaveRunning);
   } catch (err) {
     images.discard();
+    abandonSessions();
     releaseTree(tasks);
     throw asCrError(err);
   }

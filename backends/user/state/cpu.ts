@@ -140,17 +140,26 @@ function cloneThread(task: RestoreTask, tid: number, nspid: number[]): Tracee {
   return thread;
 }
 
-export const cpu = defineState<CpuImage>({
+/** prctl(PR_GET_TID_ADDRESS), the address answered at `out` in the scratch area. */
+const getTidAddress = (out: number): (number | bigint)[] => [NR.prctl, PR.GET_TID_ADDRESS, out, 0, 0, 0];
+
+export const cpu = defineState<CpuImage, bigint>({
   name: 'cpu',
 
-  dump(task) {
+  // The injecting thread's own, with the other modules' questions; each other thread asks for itself.
+  ask({ inj, tracee }) {
+    const out = inj.alloc(8);
+    return { calls: [['prctl(PR_GET_TID_ADDRESS)', getTidAddress(out)]], answer: () => tracee.readMem(out, 8).readBigUInt64LE(0) };
+  },
+
+  dump(task, ownClearChildTid) {
     const { inj } = task;
     for (const t of task.threads) {
       const leader = t === task.tracee;
-      const clearChildTid = inj.withThread(t, () => {
+      const clearChildTid = leader ? ownClearChildTid : inj.withThread(t, () => {
         inj.reset();
         const out = inj.alloc(8);
-        t.syscallOk('prctl(PR_GET_TID_ADDRESS)', NR.prctl, PR.GET_TID_ADDRESS, out, 0, 0, 0);
+        inj.batchOk([getTidAddress(out)], () => 'prctl(PR_GET_TID_ADDRESS)', t);
         return t.readMem(out, 8).readBigUInt64LE(0);
       });
       const robust = getRobustList(t.pid);

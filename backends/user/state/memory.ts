@@ -472,7 +472,7 @@ function dumpShmemObjects(task: DumpTask, vmas: Vma[], out: number): ShmemObject
   return objects;
 }
 
-function layoutOf(task: DumpTask): MmLayout {
+function layoutOf(task: DumpTask, brk: bigint): MmLayout {
   const pid = task.tracee.pid;
   const stat = procStat(pid);
   const f = (n: number) => statField(stat, n);
@@ -485,9 +485,7 @@ function layoutOf(task: DumpTask): MmLayout {
   if (exe.endsWith(' (deleted)')) throw new CrError(`pid ${task.pid}: its executable ${exe} was deleted`);
   return {
     start_code: f(26), end_code: f(27), start_stack: f(28),
-    start_data: f(45), end_data: f(46), start_brk: f(47),
-    // stat does not show the current break: ask the task itself.
-    brk: task.tracee.syscallOk('brk(0)', NR.brk, 0),
+    start_data: f(45), end_data: f(46), start_brk: f(47), brk,
     arg_start: f(48), arg_end: f(49), env_start: f(50), env_end: f(51),
     auxv: fs.readFileSync(`/proc/${pid}/auxv`),
     exe,
@@ -819,13 +817,16 @@ function servePages(task: RestoreTask, vmas: Vma[], runs: PageSource[], lazy: bo
   }
 }
 
-export const memory = defineState<MmImage>({
+export const memory = defineState<MmImage, bigint>({
   name: 'memory',
 
-  dump(task) {
+  // stat does not show the current break: only the task can tell.
+  ask: () => ({ calls: [['brk(0)', [NR.brk, 0]]], answer: ([brk]) => brk }),
+
+  dump(task, brk) {
     const vmas = task.maps.map((m) => classify(task, m)).filter((v): v is DumpVma => v !== null);
     checkSysvAttachments(task, vmas);
-    const layout = layoutOf(task);
+    const layout = layoutOf(task, brk);
     // Tree order: a parent is saved before its children.
     const parent = task.shared.mms.get(task.entry.ppid);
     if (parent) markInherited(vmas, parent.vmas as DumpVma[]);

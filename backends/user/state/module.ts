@@ -95,10 +95,23 @@ export interface RestoreTask {
   log: (line: string) => void;
 }
 
-export interface StateDefinition<T> {
+/**
+ * Injected calls a module's dump needs the task to make, and what their
+ * results (each a success, in order) say once made. Every module's go into
+ * one batch before any module saves anything: one round trip per process,
+ * not one per module.
+ */
+export interface Question<A> {
+  calls: [what: string, call: (number | bigint)[]][];
+  answer(results: bigint[]): A;
+}
+
+export interface StateDefinition<T, A = undefined> {
   readonly name: string;
-  /** Save this kind of state of a seized task (its injection session is open). */
-  dump(task: DumpTask): void;
+  /** What only the task can tell this module, asked with every other module's questions (Question). */
+  ask?(task: DumpTask): Question<A>;
+  /** Save this kind of state of a seized task (its injection session is open), given the task's answers. */
+  dump(task: DumpTask, answers: A): void;
   /** Read and check the image before any task is created; throws CrError on a bad image. */
   load(dir: string, entry: TaskEntry): T;
   /** Rebuild the state inside the placeholder task, through injected calls. */
@@ -121,15 +134,18 @@ export interface LoadedState {
 
 export interface StateModule {
   readonly name: string;
-  dump(task: DumpTask): void;
+  ask?(task: DumpTask): Question<unknown>;
+  dump(task: DumpTask, answers: unknown): void;
   load(dir: string, entry: TaskEntry): LoadedState;
 }
 
 /** Erase a definition's image type, so modules of every kind fit one table. */
-export function defineState<T>(def: StateDefinition<T>): StateModule {
+export function defineState<T, A = undefined>(def: StateDefinition<T, A>): StateModule {
+  const { ask } = def;
   return {
     name: def.name,
-    dump: (task) => def.dump(task),
+    ask: ask && ((task) => ask(task)),
+    dump: (task, answers) => def.dump(task, answers as A),
     load(dir, entry) {
       const state = def.load(dir, entry);
       return {

@@ -142,10 +142,40 @@ function runCalls(task: RestoreTask, calls: Call[]): bigint[] {
   });
 }
 
-export const processState = defineState<ProcessImage>({
+/** What only the task can say of itself. */
+interface ProcessAnswers {
+  pdeathsig: number;
+  childSubreaper: boolean;
+  timerSlack: bigint;
+  dumpable: number;
+  securebits: number;
+}
+
+export const processState = defineState<ProcessImage, ProcessAnswers>({
   name: 'process',
 
-  dump(task) {
+  ask({ inj, tracee }) {
+    const sig = inj.alloc(4);
+    const subreaper = inj.alloc(4);
+    return {
+      calls: [
+        ['prctl(PR_GET_PDEATHSIG)', [NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0]],
+        ['prctl(PR_GET_CHILD_SUBREAPER)', [NR.prctl, PR.GET_CHILD_SUBREAPER, subreaper, 0, 0, 0]],
+        ['prctl(PR_GET_TIMERSLACK)', [NR.prctl, PR.GET_TIMERSLACK, 0, 0, 0, 0]],
+        ['prctl(PR_GET_DUMPABLE)', [NR.prctl, PR.GET_DUMPABLE, 0, 0, 0, 0]],
+        ['prctl(PR_GET_SECUREBITS)', [NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0]],
+      ],
+      answer: ([, , timerSlack, dumpable, securebits]) => ({
+        pdeathsig: tracee.readMem(sig, 4).readUInt32LE(0),
+        childSubreaper: tracee.readMem(subreaper, 4).readUInt32LE(0) !== 0,
+        timerSlack,
+        dumpable: Number(dumpable),
+        securebits: Number(securebits),
+      }),
+    };
+  },
+
+  dump(task, { pdeathsig, childSubreaper, timerSlack, dumpable, securebits }) {
     const pid = task.tracee.pid;
     if (fs.readlinkSync(`/proc/${pid}/root`) !== '/') throw new CrError(`pid ${task.pid}: a task in a chroot is not supported`);
     const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
@@ -161,34 +191,21 @@ export const processState = defineState<ProcessImage>({
         if (own.get(key) !== status.get(key)) throw new CrError(`pid ${task.pid} thread ${th.pid}: credentials (${key}) differ from the process's: not supported`);
       }
     }
-    // What only the task can say, in one round trip.
-    task.inj.reset();
-    const sig = task.inj.alloc(4);
-    const subreaper = task.inj.alloc(4);
-    const asked: [string, (number | bigint)[]][] = [
-      ['prctl(PR_GET_PDEATHSIG)', [NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0]],
-      ['prctl(PR_GET_CHILD_SUBREAPER)', [NR.prctl, PR.GET_CHILD_SUBREAPER, subreaper, 0, 0, 0]],
-      ['prctl(PR_GET_TIMERSLACK)', [NR.prctl, PR.GET_TIMERSLACK, 0, 0, 0, 0]],
-      ['prctl(PR_GET_DUMPABLE)', [NR.prctl, PR.GET_DUMPABLE, 0, 0, 0, 0]],
-      ['prctl(PR_GET_SECUREBITS)', [NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0]],
-    ];
-    const [, , timerSlack, dumpableRet, securebits] = task.inj.batchOk(asked.map(([, c]) => c), (i) => asked[i][0]);
-    const dumpable = Number(dumpableRet);
     // what a set-id exec leaves (suid_dumpable 2): prctl(PR_SET_DUMPABLE) sets only 0 or 1
     if (dumpable > 1) throw new CrError(`pid ${task.pid}: dumpable ${dumpable} (after a set-id exec) cannot be set again: not supported`);
     task.images.write('process', task.pid, {
       cwd: cwdGhost?.path ?? cwd,
       cwd_ghost: cwdGhost,
       rlimits: dumpRlimits(pid),
-      creds: dumpCreds(status, Number(securebits)),
+      creds: dumpCreds(status, securebits),
       // The process's name is its leader's, even an exited one's.
       comm: procStat(task.pid).comm,
       umask: parseInt(status.get('Umask') ?? '22', 8),
       personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16),
-      pdeathsig: task.tracee.readMem(sig, 4).readUInt32LE(0),
+      pdeathsig,
       timer_slack_ns: timerSlack,
       dumpable,
-      child_subreaper: task.tracee.readMem(subreaper, 4).readUInt32LE(0) !== 0,
+      child_subreaper: childSubreaper,
     });
   },
 

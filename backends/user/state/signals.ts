@@ -173,48 +173,53 @@ function queueForThread(task: RestoreTask, thread: Tracee, tid: number, infos: B
   });
 }
 
-export const signals = defineState<SignalsImage>({
+/** What only the task can say of its signals: every disposition, the alternate stack, the interval timers. */
+type SignalAnswers = Pick<SignalsImage, 'actions' | 'altstack_sp' | 'altstack_flags' | 'altstack_size' | 'itimers'>;
+
+export const signals = defineState<SignalsImage, SignalAnswers>({
   name: 'signals',
 
-  dump(task) {
-    const { tracee, inj } = task;
-    // Every disposition, the alternate stack and the interval timers: one batch of calls.
-    inj.reset();
+  ask({ inj, tracee }) {
     const signos = Array.from({ length: NSIG }, (_, i) => i + 1).filter((n) => n !== SIG.KILL && n !== SIG.STOP);
-    // One block for every answer: one write to the task's memory, not one per signal.
+    // One block for every answer: one read of the task's memory, not one per signal.
     const block = inj.alloc(signos.length * KSIGACTION_SIZE + STACK_T_SIZE + ITIMERS.length * ITIMERVAL_SIZE);
     const olds = signos.map((_, i) => block + i * KSIGACTION_SIZE);
     const ss = block + signos.length * KSIGACTION_SIZE;
     const vals = ITIMERS.map((_, i) => ss + STACK_T_SIZE + i * ITIMERVAL_SIZE);
-    inj.batchOk([
-      ...signos.map((signo, i) => [NR.rt_sigaction, signo, 0, olds[i], 8]),
-      [NR.sigaltstack, 0, ss],
-      ...vals.map((val, which) => [NR.getitimer, which, val]),
-    ], (i) => (i < signos.length ? `rt_sigaction(${signos[i]})` : i === signos.length ? 'sigaltstack' : 'getitimer'));
-    const out = tracee.readMem(olds[0], vals.at(-1)! + ITIMERVAL_SIZE - olds[0]);
-    const at = (addr: number, len: number) => out.subarray(addr - olds[0], addr - olds[0] + len);
-    const actions: SigAction[] = [];
-    signos.forEach((signo, i) => {
-      const b = at(olds[i], KSIGACTION_SIZE);
-      const act = { signo, handler: b.readBigUInt64LE(0), flags: b.readBigUInt64LE(8), restorer: b.readBigUInt64LE(16), mask: b.readBigUInt64LE(24) };
-      if (act.handler || act.flags || act.mask) actions.push(act);
-    });
-    const st = at(ss, STACK_T_SIZE);
-    const itimers: Itimer[] = [];
-    vals.forEach((val, which) => {
-      const b = at(val, ITIMERVAL_SIZE);
-      const t = { which, interval_us: b.readBigInt64LE(0) * US + b.readBigInt64LE(8), value_us: b.readBigInt64LE(16) * US + b.readBigInt64LE(24) };
-      if (t.value_us || t.interval_us) itimers.push(t);
-    });
+    return {
+      calls: [
+        ...signos.map((signo, i): [string, number[]] => [`rt_sigaction(${signo})`, [NR.rt_sigaction, signo, 0, olds[i], 8]]),
+        ['sigaltstack', [NR.sigaltstack, 0, ss]],
+        ...vals.map((val, which): [string, number[]] => ['getitimer', [NR.getitimer, which, val]]),
+      ],
+      answer() {
+        const out = tracee.readMem(block, vals.at(-1)! + ITIMERVAL_SIZE - block);
+        const at = (addr: number, len: number) => out.subarray(addr - block, addr - block + len);
+        const actions: SigAction[] = [];
+        signos.forEach((signo, i) => {
+          const b = at(olds[i], KSIGACTION_SIZE);
+          const act = { signo, handler: b.readBigUInt64LE(0), flags: b.readBigUInt64LE(8), restorer: b.readBigUInt64LE(16), mask: b.readBigUInt64LE(24) };
+          if (act.handler || act.flags || act.mask) actions.push(act);
+        });
+        const itimers: Itimer[] = [];
+        vals.forEach((val, which) => {
+          const b = at(val, ITIMERVAL_SIZE);
+          const t = { which, interval_us: b.readBigInt64LE(0) * US + b.readBigInt64LE(8), value_us: b.readBigInt64LE(16) * US + b.readBigInt64LE(24) };
+          if (t.value_us || t.interval_us) itimers.push(t);
+        });
+        const st = at(ss, STACK_T_SIZE);
+        return { actions, altstack_sp: st.readBigUInt64LE(0), altstack_flags: st.readInt32LE(8), altstack_size: st.readBigUInt64LE(16), itimers };
+      },
+    };
+  },
+
+  dump(task, answers) {
+    const { tracee } = task;
     task.images.write('signals', task.pid, {
-      actions,
-      altstack_sp: st.readBigUInt64LE(0),
-      altstack_flags: st.readInt32LE(8),
-      altstack_size: st.readBigUInt64LE(16),
+      ...answers,
       // An exited leader has no queue of its own left: every live thread's is an other thread's.
       thread_pending: task.entry.leader_exited ? [] : peekPending(tracee, 0),
       shared_pending: peekPending(tracee, PEEKSIGINFO_SHARED),
-      itimers,
       posix_timers: dumpPosixTimers(task),
       other_threads: task.threads.slice(task.entry.leader_exited ? 0 : 1).map((t) => ({ tid: t.pid, pending: peekPending(t, 0) })).filter((t) => t.pending.length),
     });
