@@ -14,7 +14,7 @@ import { writeTracking } from '../../userspace/proc/pagemap.js';
 import { procSmaps } from '../../userspace/proc/parse.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { SysError } from '../../userspace/sys/libc.js';
-import { killTraced } from '../../userspace/sys/ptrace.js';
+import { killTraced, type Steps, together } from '../../userspace/sys/ptrace.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { recognizes } from './identity.js';
 import { readInventory, type Inventory } from './inventory.js';
@@ -36,33 +36,38 @@ function asCrError(err: unknown): Error {
   return err as Error;
 }
 
+/** A process whose injection session is open, and its answers to every module's questions. */
+interface AskedProcess {
+  task: DumpTask;
+  answers: unknown[];
+}
+
 /**
- * Save one process. Its injection session is returned open: the caller
- * ends it when the tasks are let go, and need not when they are killed
- * (the scratch area and borrowed registers go with them).
+ * Open a process's injection session and ask every module's questions in
+ * one round trip, in steps (together() runs all processes' side by side).
+ * The session goes into `sessions` as soon as it is open: the caller ends
+ * it when the tasks are let go, and need not when they are killed (the
+ * scratch area and borrowed registers go with them).
  */
-function dumpProcess(t: SeizedTask, images: ImageWriter, shared: DumpShared, stats: { pagesWritten: number }, prevImagesDir: string | undefined, log: (l: string) => void): Injection {
+function* askProcess(t: SeizedTask, sessions: Injection[], common: Pick<DumpTask, 'images' | 'shared' | 'stats' | 'prevImagesDir' | 'log'>): Steps<AskedProcess> {
   const [leader] = t.threads;
   const maps = procSmaps(leader.pid);
-  const inj = Injection.begin(leader);
-  try {
-    const task: DumpTask = { pid: t.entry.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, images, shared, stats, prevImagesDir, log };
-    // Every module's questions in one round trip, answered before any module saves.
-    const questions = STATE_MODULES.map((m) => m.ask?.(task));
-    const calls = questions.flatMap((q) => q?.calls ?? []);
-    const results = inj.batchOk(calls.map(([, call]) => call), (i) => calls[i][0]);
-    let next = 0;
-    const answers = questions.map((q) => q?.answer(results.slice(next, (next += q.calls.length))));
-    STATE_MODULES.forEach((m, i) => {
-      m.dump(task, answers[i]);
-      log(`pid ${task.pid}: ${m.name} saved`);
-    });
-    saveLastPid(t.entry, inj);
-    return inj;
-  } catch (err) {
-    inj.abandon();
-    throw err;
-  }
+  const inj = yield* Injection.beginSteps(leader);
+  sessions.push(inj);
+  const task: DumpTask = { ...common, pid: t.entry.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, stat: t.stat };
+  const questions = STATE_MODULES.map((m) => m.ask?.(task));
+  const calls = questions.flatMap((q) => q?.calls ?? []);
+  const results = yield* inj.batchOkSteps(calls.map(([, call]) => call), (i) => calls[i][0]);
+  let next = 0;
+  return { task, answers: questions.map((q) => q?.answer(results.slice(next, (next += q.calls.length)))) };
+}
+
+function saveProcess({ task, answers }: AskedProcess): void {
+  STATE_MODULES.forEach((m, i) => {
+    m.dump(task, answers[i]);
+    task.log(`pid ${task.pid}: ${m.name} saved`);
+  });
+  saveLastPid(task.entry, task.inj);
 }
 
 /** The pre-dump named by --prev-images-dir, checked before any task is seized. */
@@ -136,7 +141,8 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     injectFault('dump-frozen');
     checkSharedTables(tasks);
     recordPidNamespaces(tasks);
-    for (const t of tasks) if (t.threads.length) sessions.push(dumpProcess(t, images, shared, stats, opts.prevImagesDir, log));
+    const asked = together(tasks.filter((t) => t.threads.length).map((t) => askProcess(t, sessions, { images, shared, stats, prevImagesDir: opts.prevImagesDir, log })));
+    for (const p of asked) saveProcess(p);
     // Tasks that go on running get their registers, mask and memory back (before any tracking starts).
     if (opts.leaveRunning) for (; sessions.length; sessions.shift()) sessions[0].end();
     if (opts.prevImagesDir) images.link('parent', path.relative(fs.realpathSync(opts.dir), fs.realpathSync(opts.prevImagesDir)));

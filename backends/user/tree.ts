@@ -21,6 +21,8 @@ export interface SeizedTask {
   entry: TaskEntry;
   /** The leader first (unless it exited, its threads running on); empty for a zombie. */
   threads: Tracee[];
+  /** The leader's /proc stat, read once every thread was stopped. */
+  stat: Stat;
 }
 
 function seizeThread(pid: number, tid: number, later = false): Tracee {
@@ -168,7 +170,7 @@ export function seizeTree(root: number, preseized = new Map<number, Tracee>()): 
     const stat = procStat(pid);
     const exited = leaderExited(pid, stat);
     if (stat.state === 'Z' && !exited) {
-      tasks.push({ entry: entryOf(pid, [], stat, false, false), threads: [] });
+      tasks.push({ entry: entryOf(pid, [], stat, false, false), threads: [], stat });
       return;
     }
     if (exited && pid === root) throw new CrError(`pid ${pid}: its thread group leader has exited while its threads run on: as the root of a dump, not supported (dump its parent)`);
@@ -177,10 +179,11 @@ export function seizeTree(root: number, preseized = new Map<number, Tracee>()): 
     // Seized, every task shows as traced: the state it has before is the one kept.
     const statuses = new Map<number, string>();
     const stopped = isStopped(pid, stat, exited, statuses);
-    const task: SeizedTask = { entry: entryOf(pid, [], stat, exited, stopped), threads };
+    const task: SeizedTask = { entry: entryOf(pid, [], stat, exited, stopped), threads, stat };
     tasks.push(task);
     seizeThreads(pid, threads, preseized, exited, statuses);
-    task.entry = entryOf(pid, [...(exited ? [pid] : []), ...threads.map((t) => t.pid)], procStat(pid), exited, stopped);
+    task.stat = procStat(pid);
+    task.entry = entryOf(pid, [...(exited ? [pid] : []), ...threads.map((t) => t.pid)], task.stat, exited, stopped);
     const children = threads.flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
     for (const child of children.sort((a, b) => a - b)) visit(child);
   };

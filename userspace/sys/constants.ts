@@ -11,7 +11,7 @@ export const NR = {
   restart_syscall: 219, close_range: 436, clone3: 435, openat: 257, dup3: 292, kcmp: 312, rseq: 334, set_tid_address: 218, set_robust_list: 273, get_robust_list: 274, pidfd_open: 434, pidfd_getfd: 438, pipe2: 293,
   capset: 126, memfd_create: 319, timer_create: 222, timer_settime: 223, timer_gettime: 224, timer_delete: 226, ftruncate: 77, uname: 63, sethostname: 170, setdomainname: 171, setns: 308,
   recvmsg: 47, sched_setattr: 314, sched_getattr: 315, sched_setaffinity: 203, sched_getaffinity: 204, mlock2: 325, exit: 60, exit_group: 231, kill: 62, setsid: 112, setpgid: 109, unshare: 272, rt_sigtimedwait: 128,
-  preadv: 295, userfaultfd: 323,
+  preadv: 295, userfaultfd: 323, prlimit64: 302,
   shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgsnd: 69, msgrcv: 70, msgctl: 71,
 } as const;
 

@@ -9,11 +9,14 @@
 import fs from 'node:fs';
 import { parseMaps } from '../proc/parse.js';
 import { MAP, NR, PAGE_SIZE, PROT } from './constants.js';
-import { CODE_ROOM, INJECTION_CODE, RECORD_SIZE, type Regs, Tracee, resumableRegs } from './ptrace.js';
+import { CODE_ROOM, finish, INJECTION_CODE, RECORD_SIZE, type Regs, resumableRegs, type Steps, Tracee } from './ptrace.js';
 
 export const SCRATCH_SIZE = 4 * PAGE_SIZE;
 const CLONE_ARGS_SIZE = 88;
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
+
+/** Where the last vDSO searched had its first `syscall`, by its size: every task of one kind has the same vDSO. */
+const knownSyscallInsn = new Map<number, number>();
 
 /** Find a `syscall` instruction in the task's vDSO, which every process has. */
 export function findSyscallInsn(tracee: Tracee): number {
@@ -23,8 +26,13 @@ export function findSyscallInsn(tracee: Tracee): number {
   const vdso = line === undefined ? undefined : parseMaps(line)[0];
   if (!vdso) throw new Error(`pid ${tracee.pid} has no vDSO to borrow a syscall instruction from`);
   const start = Number(vdso.start);
-  const at = tracee.readMem(start, Number(vdso.end) - start).indexOf(SYSCALL_INSN);
+  const size = Number(vdso.end) - start;
+  // Two bytes read where the last one of its size had it, the whole vDSO only if they differ.
+  const known = knownSyscallInsn.get(size);
+  if (known !== undefined && tracee.readMem(start + known, SYSCALL_INSN.length).equals(SYSCALL_INSN)) return start + known;
+  const at = tracee.readMem(start, size).indexOf(SYSCALL_INSN);
   if (at < 0) throw new Error(`no syscall instruction in the vDSO of pid ${tracee.pid}`);
+  knownSyscallInsn.set(size, at);
   return start + at;
 }
 
@@ -51,6 +59,11 @@ export class Injection {
    * all be replaced while the session goes on: that is how a restore works.
    */
   static begin(tracee: Tracee, at?: number): Injection {
+    return finish(Injection.beginSteps(tracee, at));
+  }
+
+  /** begin() in steps (ptrace.ts: together()). */
+  static *beginSteps(tracee: Tracee, at?: number): Steps<Injection> {
     const inj = new Injection(tracee);
     tracee.syscallAddr = inj.vdsoSyscall = findSyscallInsn(tracee);
     tracee.setSigmask(~0n);
@@ -60,7 +73,7 @@ export class Injection {
       // mapping of the task, which would mark all of that one's pages
       // written (VM_SOFTDIRTY) and defeat a dump on top of a pre-dump.
       const flags = at ? MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE : MAP.SHARED | MAP.ANONYMOUS;
-      inj.scratch = Number(tracee.syscallOk('mmap scratch', NR.mmap, at ?? 0, SCRATCH_SIZE, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0));
+      inj.scratch = Number(tracee.checked('mmap scratch', yield* tracee.syscallStepSteps(NR.mmap, at ?? 0, SCRATCH_SIZE, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0)));
       tracee.writeMem(inj.scratch, INJECTION_CODE);
       inj.used = CODE_ROOM;
       tracee.syscallAddr = inj.scratch;
@@ -118,6 +131,11 @@ export class Injection {
    * sharing this session's scratch area (see withThread), makes them.
    */
   batch(calls: (number | bigint)[][], what: string, thread = this.tracee): bigint[] {
+    return finish(this.batchSteps(calls, what, thread));
+  }
+
+  /** batch() in steps (ptrace.ts: together()). */
+  *batchSteps(calls: (number | bigint)[][], what: string, thread = this.tracee): Steps<bigint[]> {
     if (!calls.length) return [];
     // As many records as the scratch area has room for, the closing call's included; more calls go in turns.
     const room = Math.floor((SCRATCH_SIZE - ((this.used + 7) & ~7)) / RECORD_SIZE) - 1;
@@ -125,7 +143,7 @@ export class Injection {
     const per = Math.min(room, calls.length);
     const at = this.alloc((per + 1) * RECORD_SIZE);
     const out: bigint[] = [];
-    for (let i = 0; i < calls.length; i += per) out.push(...thread.runCalls(calls.slice(i, i + per), at, what));
+    for (let i = 0; i < calls.length; i += per) out.push(...(yield* thread.runCallsSteps(calls.slice(i, i + per), at, what)));
     return out;
   }
 
@@ -134,7 +152,12 @@ export class Injection {
    * as the error `instead` gives for it, where that gives one.
    */
   batchOk(calls: (number | bigint)[][], what: (i: number) => string, thread = this.tracee, instead?: (i: number) => Error | undefined): bigint[] {
-    const ret = calls.length ? this.batch(calls, what(0), thread) : [];
+    return finish(this.batchOkSteps(calls, what, thread, instead));
+  }
+
+  /** batchOk() in steps (ptrace.ts: together()). */
+  *batchOkSteps(calls: (number | bigint)[][], what: (i: number) => string, thread = this.tracee, instead?: (i: number) => Error | undefined): Steps<bigint[]> {
+    const ret = calls.length ? yield* this.batchSteps(calls, what(0), thread) : [];
     ret.forEach((r, i) => {
       if (r < 0n && r > -4096n && instead) {
         const err = instead(i);

@@ -96,6 +96,45 @@ function memCall(call: () => number, what: string): number {
   }
 }
 
+/**
+ * An operation on a tracee, in steps: it yields each time it has let the
+ * task run and is about to wait for the task's next stop.
+ */
+export type Steps<T> = Generator<void, T, void>;
+
+/** Run an operation's steps to its end. */
+export function finish<T>(steps: Steps<T>): T {
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * Run operations on distinct tracees side by side: each waits for its
+ * task only once every other has let its own run, so the tasks' stops
+ * overlap instead of coming one after another. All run to their end;
+ * the first failure is thrown then.
+ */
+export function together<T>(ops: Steps<T>[]): T[] {
+  const out: T[] = [];
+  const failures: unknown[] = [];
+  for (let running = ops.map((op, i) => ({ op, i })); running.length; ) {
+    running = running.filter(({ op, i }) => {
+      try {
+        const step = op.next();
+        if (step.done) out[i] = step.value;
+        return !step.done;
+      } catch (err) {
+        failures.push(err);
+        return false;
+      }
+    });
+  }
+  if (failures.length) throw failures[0];
+  return out;
+}
+
 export class Tracee {
   readonly pid: number;
   private memFd: number | null = null;
@@ -141,7 +180,7 @@ export class Tracee {
   waitStopped(): void {
     try {
       // Signals that come first are passed on: the task behaves as if never seized.
-      this.resumeUntil((status) => wstatus.event(status) === PTRACE.EVENT_STOP, 'while being seized', { running: true, deliver: true, maxStops: Infinity });
+      finish(this.resumeSteps((status) => wstatus.event(status) === PTRACE.EVENT_STOP, 'while being seized', { running: true, deliver: true, maxStops: Infinity }));
     } catch (err) {
       this.detachQuietly();
       throw err;
@@ -157,10 +196,11 @@ export class Tracee {
    * what we were doing. `running`: the task is on its way already (wait
    * before resuming it).
    */
-  private resumeUntil(reached: (status: number) => boolean, when: string, o: { running?: boolean; deliver?: boolean; maxStops?: number } = {}): void {
+  private *resumeSteps(reached: (status: number) => boolean, when: string, o: { running?: boolean; deliver?: boolean; maxStops?: number } = {}): Steps<void> {
     const maxStops = o.maxStops ?? 8;
     for (let stops = 0, signal = 0, resume = !o.running; ; resume = true) {
       if (resume) ptrace(PTRACE.CONT, this.pid, 0, signal);
+      yield;
       const [, status] = waitpid(this.pid, WALL);
       if (wstatus.exited(status) || wstatus.signaled(status)) {
         this.memFd = null;
@@ -188,7 +228,7 @@ export class Tracee {
    */
   stopInSignalDelivery(): void {
     ptrace(PTRACE.INTERRUPT, this.pid);
-    this.resumeUntil((status) => wstatus.event(status) === PTRACE.EVENT_STOP, 'while being let go');
+    finish(this.resumeSteps((status) => wstatus.event(status) === PTRACE.EVENT_STOP, 'while being let go'));
   }
 
   getRegs(): Regs {
@@ -291,9 +331,11 @@ export class Tracee {
     }
   }
 
-  /** Wait for the next syscall stop, failing if the task dies or stops for anything else. */
-  private waitSyscallStop(what: string): void {
+  /** Run the task to its next syscall stop, failing if it dies or stops for anything else. */
+  private *syscallStopSteps(what: string): Steps<void> {
     for (let stops = 0; ; ) {
+      ptrace(PTRACE.SYSCALL, this.pid);
+      yield;
       const [, status] = waitpid(this.pid, WALL);
       if (wstatus.stopped(status) && wstatus.stopSig(status) === SYSCALL_STOP) return;
       if (wstatus.exited(status) || wstatus.signaled(status)) {
@@ -309,7 +351,6 @@ export class Tracee {
       // a signal back until we let the task go (detach delivers it) and carry
       // on; a group stop still in force is taken again when we detach.
       if (!event) this.heldSignal = wstatus.stopSig(status);
-      ptrace(PTRACE.SYSCALL, this.pid);
     }
   }
 
@@ -331,6 +372,10 @@ export class Tracee {
    * starts where the call returns) and those made before the code exists.
    */
   syscallStep(nr: number, ...args: (number | bigint)[]): bigint {
+    return finish(this.syscallStepSteps(nr, ...args));
+  }
+
+  *syscallStepSteps(nr: number, ...args: (number | bigint)[]): Steps<bigint> {
     if (!this.syscallAddr) throw new Error('no syscall instruction known in the tracee');
     const regs = this.getRegs();
     const argRegs: RegName[] = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'];
@@ -339,10 +384,8 @@ export class Tracee {
     regs.orig_rax = BigInt.asUintN(64, -1n);
     regs.rip = BigInt(this.syscallAddr);
     this.setRegs(regs);
-    ptrace(PTRACE.SYSCALL, this.pid);
-    this.waitSyscallStop(`syscall ${nr}`);
-    ptrace(PTRACE.SYSCALL, this.pid);
-    this.waitSyscallStop(`syscall ${nr}`);
+    yield* this.syscallStopSteps(`syscall ${nr}`);
+    yield* this.syscallStopSteps(`syscall ${nr}`);
     return toSigned(this.getRegs().rax);
   }
 
@@ -351,12 +394,16 @@ export class Tracee {
    * their records written at `at` in the task: one round trip for them all.
    */
   runCalls(calls: (number | bigint)[][], at: number, what: string): bigint[] {
+    return finish(this.runCallsSteps(calls, at, what));
+  }
+
+  *runCallsSteps(calls: (number | bigint)[][], at: number, what: string): Steps<bigint[]> {
     const { tgid, tid } = this.ownIds();
     const all = [...calls, [NR.tgkill, tgid, tid, SIG.STOP]];
     const records = Buffer.alloc(all.length * RECORD_SIZE);
     all.forEach((c, i) => c.forEach((v, k) => records.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), i * RECORD_SIZE + k * 8)));
     this.writeMem(at, records);
-    this.runUntilSelfStop({ rip: BigInt(this.code + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, at + (all.length - 1) * RECORD_SIZE, what);
+    yield* this.selfStopSteps({ rip: BigInt(this.code + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, at + (all.length - 1) * RECORD_SIZE, what);
     const out = this.readMem(at, calls.length * RECORD_SIZE);
     return calls.map((_, i) => BigInt.asIntN(64, out.readBigUInt64LE(i * RECORD_SIZE + 56)));
   }
@@ -389,7 +436,7 @@ export class Tracee {
    * `closing`). A SIGSTOP sent by anyone else meanwhile is held back as
    * during syscallStep().
    */
-  private runUntilSelfStop(set: Partial<Regs>, closing: number, what: string): void {
+  private *selfStopSteps(set: Partial<Regs>, closing: number, what: string): Steps<void> {
     this.setRegs({ ...this.getRegs(), ...set, orig_rax: BigInt.asUintN(64, -1n) });
     const info = Buffer.alloc(SIGINFO_SIZE);
     const selfStop = (status: number) => {
@@ -404,7 +451,7 @@ export class Tracee {
       const regs = this.getRegs();
       return regs.orig_rax === BigInt(NR.tgkill) && regs.rip === BigInt(this.code + BATCH_SYSCALL_END) && regs.rbx === BigInt(closing);
     };
-    this.resumeUntil(selfStop, `during injected ${what}`);
+    yield* this.resumeSteps(selfStop, `during injected ${what}`);
   }
 
   /** Like syscall(), but a negative result throws, naming the call. */

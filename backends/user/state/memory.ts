@@ -474,7 +474,8 @@ function dumpShmemObjects(task: DumpTask, vmas: Vma[], out: number): ShmemObject
 
 function layoutOf(task: DumpTask, brk: bigint): MmLayout {
   const pid = task.tracee.pid;
-  const stat = procStat(pid);
+  // an exited leader's shows no memory: a live thread's does
+  const stat = task.entry.leader_exited ? procStat(pid) : task.stat;
   const f = (n: number) => statField(stat, n);
   let exe: string;
   try {

@@ -5,7 +5,7 @@
  */
 import type { Injection } from '../../../userspace/sys/inject.js';
 import type { Tracee } from '../../../userspace/sys/ptrace.js';
-import type { SmapsEntry } from '../../../userspace/proc/parse.js';
+import type { SmapsEntry, Stat } from '../../../userspace/proc/parse.js';
 import type { ImageWriter } from '../image.js';
 import type { PrevTracking } from '../tracking.js';
 import type { TaskEntry } from '../inventory.js';
@@ -67,6 +67,8 @@ export interface DumpTask {
   inj: Injection;
   /** The task's mappings with their VmFlags, read before the injection added its scratch area. */
   maps: SmapsEntry[];
+  /** The leader's /proc stat (its fields of an exited leader are zeros but its ids and name), read with every thread stopped. */
+  stat: Stat;
   images: ImageWriter;
   shared: DumpShared;
   stats: { pagesWritten: number };

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { CrError } from '../../../userspace/errors.js';
-import { procLimits, procStat, procStatus } from '../../../userspace/proc/parse.js';
+import { procStatus } from '../../../userspace/proc/parse.js';
 import { NR, PR, RLIMIT_NAMES, SECBIT_KEEP_CAPS, SIG } from '../../../userspace/sys/constants.js';
 import { kill, prlimit } from '../../../userspace/sys/libc.js';
 import { readImage } from '../image.js';
@@ -19,6 +19,8 @@ interface Rlimit {
   cur: bigint;
   max: bigint;
 }
+/** struct rlimit64: the soft limit, then the hard one. */
+const RLIMIT_SIZE = 16;
 
 export interface ProcessImage {
   cwd: string;
@@ -54,12 +56,6 @@ interface Creds {
 const ids = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean).map(Number);
 const capSet = (v: string | undefined) => BigInt(`0x${v ?? '0'}`);
 const capList = (set: bigint) => [...Array(64).keys()].filter((c) => (set >> BigInt(c)) & 1n);
-
-function dumpRlimits(pid: number): Rlimit[] {
-  const limits = procLimits(pid);
-  if (limits.length !== RLIMIT_NAMES.length) throw new CrError(`pid ${pid}: /proc/${pid}/limits lists ${limits.length} limits, expected ${RLIMIT_NAMES.length}`);
-  return limits.map(({ cur, max }, resource) => ({ resource, cur, max }));
-}
 
 /** The lines of /proc/PID/status that hold a task's credentials. */
 const CRED_KEYS = ['Uid', 'Gid', 'Groups', 'CapPrm', 'CapEff', 'CapInh', 'CapBnd', 'CapAmb'] as const;
@@ -142,8 +138,9 @@ function runCalls(task: RestoreTask, calls: Call[]): bigint[] {
   });
 }
 
-/** What only the task can say of itself. */
+/** What only the task can say of itself (its own limits need no privilege, where prlimit(2) on another user's task does). */
 interface ProcessAnswers {
+  rlimits: Rlimit[];
   pdeathsig: number;
   childSubreaper: boolean;
   timerSlack: bigint;
@@ -157,25 +154,32 @@ export const processState = defineState<ProcessImage, ProcessAnswers>({
   ask({ inj, tracee }) {
     const sig = inj.alloc(4);
     const subreaper = inj.alloc(4);
+    const limits = inj.alloc(RLIMIT_NAMES.length * RLIMIT_SIZE);
     return {
       calls: [
+        ...RLIMIT_NAMES.map((name, resource): [string, number[]] => [`prlimit64(${name})`, [NR.prlimit64, 0, resource, 0, limits + resource * RLIMIT_SIZE]]),
         ['prctl(PR_GET_PDEATHSIG)', [NR.prctl, PR.GET_PDEATHSIG, sig, 0, 0, 0]],
         ['prctl(PR_GET_CHILD_SUBREAPER)', [NR.prctl, PR.GET_CHILD_SUBREAPER, subreaper, 0, 0, 0]],
         ['prctl(PR_GET_TIMERSLACK)', [NR.prctl, PR.GET_TIMERSLACK, 0, 0, 0, 0]],
         ['prctl(PR_GET_DUMPABLE)', [NR.prctl, PR.GET_DUMPABLE, 0, 0, 0, 0]],
         ['prctl(PR_GET_SECUREBITS)', [NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0]],
       ],
-      answer: ([, , timerSlack, dumpable, securebits]) => ({
-        pdeathsig: tracee.readMem(sig, 4).readUInt32LE(0),
-        childSubreaper: tracee.readMem(subreaper, 4).readUInt32LE(0) !== 0,
-        timerSlack,
-        dumpable: Number(dumpable),
-        securebits: Number(securebits),
-      }),
+      answer: (results) => {
+        const [, , timerSlack, dumpable, securebits] = results.slice(RLIMIT_NAMES.length);
+        const b = tracee.readMem(limits, RLIMIT_NAMES.length * RLIMIT_SIZE);
+        return {
+          rlimits: RLIMIT_NAMES.map((_, resource) => ({ resource, cur: b.readBigUInt64LE(resource * RLIMIT_SIZE), max: b.readBigUInt64LE(resource * RLIMIT_SIZE + 8) })),
+            pdeathsig: tracee.readMem(sig, 4).readUInt32LE(0),
+          childSubreaper: tracee.readMem(subreaper, 4).readUInt32LE(0) !== 0,
+          timerSlack,
+          dumpable: Number(dumpable),
+          securebits: Number(securebits),
+        };
+      },
     };
   },
 
-  dump(task, { pdeathsig, childSubreaper, timerSlack, dumpable, securebits }) {
+  dump(task, { rlimits, pdeathsig, childSubreaper, timerSlack, dumpable, securebits }) {
     const pid = task.tracee.pid;
     if (fs.readlinkSync(`/proc/${pid}/root`) !== '/') throw new CrError(`pid ${task.pid}: a task in a chroot is not supported`);
     const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
@@ -196,10 +200,10 @@ export const processState = defineState<ProcessImage, ProcessAnswers>({
     task.images.write('process', task.pid, {
       cwd: cwdGhost?.path ?? cwd,
       cwd_ghost: cwdGhost,
-      rlimits: dumpRlimits(pid),
+      rlimits,
       creds: dumpCreds(status, securebits),
       // The process's name is its leader's, even an exited one's.
-      comm: procStat(task.pid).comm,
+      comm: task.stat.comm,
       umask: parseInt(status.get('Umask') ?? '22', 8),
       personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16),
       pdeathsig,
