@@ -116,7 +116,7 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
 
   const stats = { pagesWritten: 0 };
   const shared: DumpShared = {
-    files: [], pipes: new Set(), shmem: new Set(), mms: new Map(), tree: pids, shellJob: !!opts.shellJob, tcpEstablished: !!opts.tcpEstablished, done: [],
+    files: { byIno: new Map(), count: 0 }, pipes: new Set(), shmem: new Set(), mms: new Map(), tree: pids, shellJob: !!opts.shellJob, tcpEstablished: !!opts.tcpEstablished, done: [],
     prev: parent && prevTracking(parent, tasks),
   };
   let trackers: Tracker[] = [];

@@ -99,7 +99,7 @@ export const eventpolls: FdType = {
       [f.fd, tfd, toff.get(tfd) ?? 0].forEach((v, i) => slot.writeUInt32LE(v, i * 4));
       toff.set(tfd, (toff.get(tfd) ?? 0) + 1);
       const own = (byIno.get(ino) ?? []).sort((a, b) => (a === tfd ? -1 : b === tfd ? 1 : a - b)).find((fd) => watches(f.pid, fd, f.pid, slot));
-      const elsewhere = own === undefined ? task.shared.files.find((k) => k.ino === ino && k.pid !== f.pid && watches(k.pid, k.fd, f.pid, slot)) : undefined;
+      const elsewhere = own === undefined ? task.shared.files.byIno.get(ino)?.find((k) => k.pid !== f.pid && watches(k.pid, k.fd, f.pid, slot)) : undefined;
       if (own === undefined && !elsewhere) {
         throw new CrError(`pid ${f.pid} fd ${f.fd}: epoll watches a file (added as fd ${tfd}) that no task of the tree holds open`);
       }

@@ -73,8 +73,7 @@ function probe(pid: number, fd: number): FdProbe {
 
 /** The id of the open file behind a descriptor, if an earlier descriptor already showed it. */
 function knownFile(task: DumpTask, f: FdProbe): number | undefined {
-  return task.shared.files.find((k) => k.dev === f.stat.dev && k.ino === f.stat.ino &&
-    rawSyscall(NR.kcmp, k.pid, f.pid, KCMP_FILE, k.fd, f.fd) === 0)?.id;
+  return task.shared.files.byIno.get(f.stat.ino)?.find((k) => k.dev === f.stat.dev && rawSyscall(NR.kcmp, k.pid, f.pid, KCMP_FILE, k.fd, f.fd) === 0)?.id;
 }
 
 function unsupported(f: FdProbe): string {
@@ -209,8 +208,9 @@ export const files = defineState<FilesImage>({
       const type = f.flags & O.PATH ? regFiles : stdio && !f.stat.isFIFO() && !own(ttys) ? undefined : FD_TYPES.find(own);
       if (!type && !stdio) throw new CrError(unsupported(f));
       if (inFlight && type?.byNumber) throw new CrError(`${unsupported(f)} in flight in a socket`);
-      const id = task.shared.files.length + 1;
-      task.shared.files.push({ id, pid: f.pid, fd: f.fd, dev: f.stat.dev, ino: f.stat.ino });
+      const { files } = task.shared;
+      const id = ++files.count;
+      files.byIno.set(f.stat.ino, [...(files.byIno.get(f.stat.ino) ?? []), { id, pid: f.pid, fd: f.fd, dev: f.stat.dev }]);
       const payload = type ? type.dump(task, f, dumpFiles) : Buffer.alloc(0);
       const owner = type ? dumpOwner(task, f) : { owner_type: 0, owner_pid: 0, signal: 0 };
       opened.push({ id, type: type?.type ?? INHERIT, flags: f.flags & ~O.CLOEXEC, pos: f.pos, payload, ...owner });

@@ -13,8 +13,17 @@ import type { Vma } from './memory.js';
 import type { Terminals } from './tty.js';
 
 /** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
+/** An open file the dump saved, as the first descriptor that showed it. */
+export interface SavedFile {
+  id: number;
+  pid: number;
+  fd: number;
+  dev: bigint;
+}
+
 export interface DumpShared {
-  files: { id: number; pid: number; fd: number; dev: bigint; ino: bigint }[];
+  /** The open files saved so far (ids count from 1), by inode: descriptors of one task or many may be one open file. */
+  files: { byIno: Map<bigint, SavedFile[]>; count: number };
   /** Pipes whose buffered data is already in the image, by inode. */
   pipes: Set<bigint>;
   /** Shmem objects (shared anonymous memory, memfd) already in the image, by inode. */
