@@ -21,7 +21,7 @@ import { procMaps, procStat, statField } from '../../userspace/proc/parse.js';
 import { SIG } from '../../userspace/sys/constants.js';
 import { Injection, SCRATCH_SIZE } from '../../userspace/sys/inject.js';
 import { kill, pidFreed, SysError, waitGone } from '../../userspace/sys/libc.js';
-import { killTraced, Tracee } from '../../userspace/sys/ptrace.js';
+import { killTraced, together, Tracee } from '../../userspace/sys/ptrace.js';
 import { ownPid, readInventory, type TaskEntry } from './inventory.js';
 import { FORKED_AFTER, STATE_MODULES } from './state/index.js';
 import { mappedRanges } from './state/memory.js';
@@ -158,11 +158,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     restorePidnsForChildren(built, hostPids);
     for (const fn of shared.built) fn();
-    for (const { task, states } of built) {
-      for (const s of states) s.settle(task);
-      task.inj.endRestore();
-      for (const s of states) s.finish(task);
-    }
+    for (const { task, states } of built) for (const s of states) s.settle(task);
+    // The last injected call of every task, their stops side by side.
+    together(built.map(({ task }) => task.inj.endRestoreSteps()));
+    for (const { task, states } of built) for (const s of states) s.finish(task);
     terminals.finish();
     if (inv.foreground) giveForeground(Number(statField(procStat(rootHost), 5)), log);
     injectFault('restore-tree');

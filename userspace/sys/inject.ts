@@ -222,9 +222,9 @@ export class Injection {
     this.tracee.setRegs(this.origRegs);
   }
 
-  /** Close a restore session: only the scratch area goes; the caller sets the task's final state. */
-  endRestore(): void {
-    this.unmapScratch();
+  /** Close a restore session, in steps (ptrace.ts: together()): only the scratch area goes; the caller sets the task's final state. */
+  *endRestoreSteps(): Steps<void> {
+    yield* this.unmapScratchSteps();
   }
 
   /** On an error path: undo as much as can be undone, never throwing. */
@@ -241,11 +241,15 @@ export class Injection {
   }
 
   private unmapScratch(): void {
+    finish(this.unmapScratchSteps());
+  }
+
+  private *unmapScratchSteps(): Steps<void> {
     const { tracee } = this;
     if (this.scratch) {
       // Stepped: the batch loop would run on into the unmapped code.
       tracee.code = 0;
-      tracee.checked('munmap scratch', tracee.syscallStep(NR.munmap, this.scratch, SCRATCH_SIZE));
+      tracee.checked('munmap scratch', yield* tracee.syscallStepSteps(NR.munmap, this.scratch, SCRATCH_SIZE));
     }
     this.scratch = 0;
     tracee.syscallAddr = this.vdsoSyscall;

@@ -23,6 +23,8 @@ const REGS_SIZE = REG_NAMES.length * 8;
 /** Large enough for any XSAVE layout (AVX-512 plus AMX tiles); the kernel says how much it used. */
 const XSTATE_MAX = 16384;
 const FXSAVE_SIZE = 512;
+/** Whether the CPU has XSAVE (PTRACE_GETREGSET NT_X86_XSTATE works): known after the first thread asked. */
+let hasXsave: boolean | undefined;
 const SYSCALL_STOP = SIG.TRAP | 0x80;
 const SIGINFO_SIZE = 128;
 
@@ -252,13 +254,18 @@ export class Tracee {
    */
   getXstate(): Buffer {
     const buf = Buffer.alloc(XSTATE_MAX);
-    try {
-      return buf.subarray(0, ptraceRegset(PTRACE.GETREGSET, this.pid, NT_X86_XSTATE, buf));
-    } catch (err) {
-      if ((err as SysError).code !== 'ENODEV') throw err;
-      ptrace(PTRACE.GETFPREGS, this.pid, 0, buf);
-      return buf.subarray(0, FXSAVE_SIZE);
+    if (hasXsave !== false) {
+      try {
+        const len = ptraceRegset(PTRACE.GETREGSET, this.pid, NT_X86_XSTATE, buf);
+        hasXsave = true;
+        return buf.subarray(0, len);
+      } catch (err) {
+        if ((err as SysError).code !== 'ENODEV') throw err;
+        hasXsave = false;
+      }
     }
+    ptrace(PTRACE.GETFPREGS, this.pid, 0, buf);
+    return buf.subarray(0, FXSAVE_SIZE);
   }
 
   setXstate(xstate: Buffer): void {

@@ -972,12 +972,14 @@ export const memory = defineState<MmImage, bigint>({
 
   settle(task, mm) {
     // Advice that would change what children inherit waits until every task is forked.
-    const { tracee } = task;
+    const calls: [string, (number | bigint)[]][] = [];
     for (const v of mm.vmas) {
       const len = v.end - v.start;
-      for (const a of v.advice) if (ADVICE[a]) tracee.syscallOk(`madvise ${a} ${hex(v.start)}`, NR.madvise, v.start, len, ADVICE[a]);
-      if (v.advice.includes('lo')) tracee.syscallOk(`mlock ${hex(v.start)}`, NR.mlock2, v.start, len, v.advice.includes('lf') ? MLOCK_ONFAULT : 0);
+      for (const a of v.advice) if (ADVICE[a]) calls.push([`madvise ${a} ${hex(v.start)}`, [NR.madvise, v.start, len, ADVICE[a]]]);
+      if (v.advice.includes('lo')) calls.push([`mlock ${hex(v.start)}`, [NR.mlock2, v.start, len, v.advice.includes('lf') ? MLOCK_ONFAULT : 0]]);
     }
+    task.inj.reset();
+    task.inj.batchOk(calls.map(([, c]) => c), (i) => calls[i][0]);
     // Seals last, from here: a write seal forbids the writes that put the contents in.
     for (const obj of mm.shmem) {
       const at = task.shared.shmem.get(obj.id);
