@@ -12,7 +12,6 @@ import type { TaskEntry } from '../inventory.js';
 import type { Vma } from './memory.js';
 import type { Terminals } from './tty.js';
 
-/** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
 /** An open file the dump saved, as the first descriptor that showed it. */
 export interface SavedFile {
   id: number;
@@ -21,6 +20,7 @@ export interface SavedFile {
   dev: bigint;
 }
 
+/** Objects that several descriptors or tasks share, saved once: the dump's object hash. */
 export interface DumpShared {
   /** The open files saved so far (ids count from 1), by inode: descriptors of one task or many may be one open file. */
   files: { byIno: Map<bigint, SavedFile[]>; count: number };

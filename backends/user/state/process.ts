@@ -152,9 +152,11 @@ export const processState = defineState<ProcessImage, ProcessAnswers>({
   name: 'process',
 
   ask({ inj, tracee }) {
-    const sig = inj.alloc(4);
-    const subreaper = inj.alloc(4);
-    const limits = inj.alloc(RLIMIT_NAMES.length * RLIMIT_SIZE);
+    // One block for every answer: one read of the task's memory.
+    const limitsSize = RLIMIT_NAMES.length * RLIMIT_SIZE;
+    const limits = inj.alloc(limitsSize + 8);
+    const sig = limits + limitsSize;
+    const subreaper = sig + 4;
     return {
       calls: [
         ...RLIMIT_NAMES.map((name, resource): [string, number[]] => [`prlimit64(${name})`, [NR.prlimit64, 0, resource, 0, limits + resource * RLIMIT_SIZE]]),
@@ -166,11 +168,11 @@ export const processState = defineState<ProcessImage, ProcessAnswers>({
       ],
       answer: (results) => {
         const [, , timerSlack, dumpable, securebits] = results.slice(RLIMIT_NAMES.length);
-        const b = tracee.readMem(limits, RLIMIT_NAMES.length * RLIMIT_SIZE);
+        const b = tracee.readMem(limits, limitsSize + 8);
         return {
           rlimits: RLIMIT_NAMES.map((_, resource) => ({ resource, cur: b.readBigUInt64LE(resource * RLIMIT_SIZE), max: b.readBigUInt64LE(resource * RLIMIT_SIZE + 8) })),
-            pdeathsig: tracee.readMem(sig, 4).readUInt32LE(0),
-          childSubreaper: tracee.readMem(subreaper, 4).readUInt32LE(0) !== 0,
+          pdeathsig: b.readUInt32LE(sig - limits),
+          childSubreaper: b.readUInt32LE(subreaper - limits) !== 0,
           timerSlack,
           dumpable: Number(dumpable),
           securebits: Number(securebits),
