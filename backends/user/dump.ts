@@ -52,7 +52,7 @@ interface AskedProcess {
 function* askProcess(t: SeizedTask, sessions: Injection[], common: Pick<DumpTask, 'images' | 'shared' | 'stats' | 'prevImagesDir' | 'log'>): Steps<AskedProcess> {
   const [leader] = t.threads;
   const maps = procSmaps(leader.pid);
-  const inj = yield* Injection.beginSteps(leader);
+  const inj = yield* Injection.beginSteps(leader, undefined, maps);
   sessions.push(inj);
   const task: DumpTask = { ...common, pid: t.entry.pid, entry: t.entry, tracee: leader, threads: t.threads, inj, maps, stat: t.stat };
   const questions = STATE_MODULES.map((m) => m.ask?.(task));
@@ -142,6 +142,7 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
     checkSharedTables(tasks);
     recordPidNamespaces(tasks);
     const asked = together(tasks.filter((t) => t.threads.length).map((t) => askProcess(t, sessions, { images, shared, stats, prevImagesDir: opts.prevImagesDir, log })));
+    log(`asked ${asked.length} processes`);
     for (const p of asked) saveProcess(p);
     // Tasks that go on running get their registers, mask and memory back (before any tracking starts).
     if (opts.leaveRunning) for (; sessions.length; sessions.shift()) sessions[0].end();

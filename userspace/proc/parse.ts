@@ -43,32 +43,34 @@ export interface MapsEntry {
   path: string;
 }
 
-enum M { Hex, Perms, Dash, Colon, Space, Path, Newline }
-const mapsLexer = buildLexer<M>([
-  [true, /^[0-9a-f]+/g, M.Hex],
-  [true, /^[r-][w-][x-][ps]/g, M.Perms],
-  [true, /^-/g, M.Dash],
-  [true, /^:/g, M.Colon],
+enum M { Fixed, Space, Path, Newline, VmFlags }
+const MAPS_RULES: [boolean, RegExp, M][] = [
+  // The six fixed columns as one token (as stat's numbers): every process's
+  // maps is read at each dump, and each token costs a try of every rule.
+  [true, /^[0-9a-f]+-[0-9a-f]+ [r-][w-][x-][ps] [0-9a-f]+ [0-9a-f]+:[0-9a-f]+ \d+/g, M.Fixed],
   [false, /^[ \t]+/g, M.Space],
   [true, /^[/[][^\n]*/g, M.Path],
   [true, /^\n/g, M.Newline],
-]);
-const hex = apply(tok(M.Hex), (t) => BigInt(`0x${t.text}`));
-const decimal = apply(tok(M.Hex), (t) => BigInt(t.text)); // the inode column is decimal
+];
+const mapsLexer = buildLexer<M>(MAPS_RULES);
 const mapsLine = apply(
-  seq(
-    seq(hex, tok(M.Dash), hex, tok(M.Perms), hex),
-    seq(tok(M.Hex), tok(M.Colon), tok(M.Hex), decimal, opt_sc(tok(M.Path)), tok(M.Newline)),
-  ),
-  ([[start, , end, perms, offset], [major, , minor, inode, path]]): MapsEntry => ({
-    start, end, offset, inode,
-    read: perms.text[0] === 'r',
-    write: perms.text[1] === 'w',
-    exec: perms.text[2] === 'x',
-    shared: perms.text[3] === 's',
-    dev: `${major.text}:${minor.text}`,
-    path: path ? path.text : '',
-  }),
+  seq(tok(M.Fixed), opt_sc(tok(M.Path)), tok(M.Newline)),
+  ([fixed, path]): MapsEntry => {
+    const [range, perms, offset, dev, inode] = fixed.text.split(' ');
+    const dash = range.indexOf('-');
+    return {
+      start: BigInt(`0x${range.slice(0, dash)}`),
+      end: BigInt(`0x${range.slice(dash + 1)}`),
+      offset: BigInt(`0x${offset}`),
+      inode: BigInt(inode), // decimal
+      read: perms[0] === 'r',
+      write: perms[1] === 'w',
+      exec: perms[2] === 'x',
+      shared: perms[3] === 's',
+      dev,
+      path: path ? path.text : '',
+    };
+  },
 );
 
 export function parseMaps(text: string): MapsEntry[] {
@@ -82,24 +84,23 @@ export interface SmapsEntry extends MapsEntry {
   vmFlags: Set<string>;
 }
 
-enum SM { Mapping, Fields, VmFlags }
-const smapsLexer = buildLexer<SM>([
-  [true, /^[0-9a-f]+-[0-9a-f]+ [^\n]*\n/g, SM.Mapping],
-  [true, /^VmFlags:[^\n]*\n/g, SM.VmFlags],
-  // The twenty-odd size lines between, unused, as one token (as stat's numbers).
-  [true, /^((?!VmFlags:)[A-Z][A-Za-z_]*:[^\n]*\n)+/g, SM.Fields],
-]);
+const smapsLexer = buildLexer<M>([...MAPS_RULES, [true, /^VmFlags:[^\n]*\n/g, M.VmFlags]]);
 const smapsEntry = apply(
-  seq(tok(SM.Mapping), opt_sc(tok(SM.Fields)), tok(SM.VmFlags)),
-  ([mapping, , flags]): SmapsEntry => ({
-    ...parseMaps(mapping.text)[0],
+  seq(mapsLine, tok(M.VmFlags)),
+  ([mapping, flags]): SmapsEntry => ({
+    ...mapping,
     vmFlags: new Set(flags.text.slice('VmFlags:'.length).trim().split(/\s+/).filter(Boolean)),
   }),
 );
 
 export function parseSmaps(text: string): SmapsEntry[] {
-  // Mapping by mapping, as maps line by line (see runLines()).
-  return text.split(/(?=^[0-9a-f]+-[0-9a-f]+ )/m).filter((e) => e !== '').map((e, i) => run(`smaps mapping ${i + 1}`, smapsLexer, smapsEntry, e));
+  // Only a mapping's maps line and its VmFlags are read: the twenty-odd size
+  // lines between go before parsing. Mapping by mapping (see runLines());
+  // a mapping without its VmFlags line is paired with the next and refused.
+  const kept = text.match(/^(?:[0-9a-f]+-[0-9a-f]+ |VmFlags:)[^\n]*\n/gm) ?? [];
+  const out: SmapsEntry[] = [];
+  for (let i = 0; i < kept.length; i += 2) out.push(run(`smaps mapping ${i / 2 + 1}`, smapsLexer, smapsEntry, kept[i] + (kept[i + 1] ?? '')));
+  return out;
 }
 
 // ---- /proc/PID/stat ---------------------------------------------------------
@@ -156,13 +157,15 @@ const kvLine = apply(
 
 /**
  * Parse a "Key: value" file into a map; repeated keys keep the first value.
- * With `keys`, only their lines are parsed (a status file has sixty or so,
- * and a short-lived cr runs the parser cold).
+ * With `keys`, only their lines are parsed, in one run: a status file has
+ * sixty or so, and the dozen kept are short enough not to need runLines().
  */
 export function parseKeyValues(text: string, keys?: readonly string[]): Map<string, string> {
-  const lines = keys ? text.split(/(?<=\n)/).filter((l) => keys.some((k) => l.startsWith(`${k}:`))).join('') : text;
+  const pairs = keys
+    ? run('key-value file', kvLexer, rep_sc(kvLine), text.split(/(?<=\n)/).filter((l) => keys.some((k) => l.startsWith(`${k}:`))).join(''))
+    : runLines('key-value file', kvLexer, kvLine, text);
   const out = new Map<string, string>();
-  for (const [k, v] of runLines('key-value file', kvLexer, kvLine, lines)) if (!out.has(k)) out.set(k, v);
+  for (const [k, v] of pairs) if (!out.has(k)) out.set(k, v);
   return out;
 }
 

@@ -7,7 +7,7 @@
  * task's registers, signal mask and memory exactly as they were.
  */
 import fs from 'node:fs';
-import { parseMaps } from '../proc/parse.js';
+import { type MapsEntry, parseMaps } from '../proc/parse.js';
 import { MAP, NR, PAGE_SIZE, PROT } from './constants.js';
 import { CODE_ROOM, finish, INJECTION_CODE, RECORD_SIZE, type Regs, resumableRegs, type Steps, Tracee } from './ptrace.js';
 
@@ -18,12 +18,15 @@ const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
 /** Where the last vDSO searched had its first `syscall`, by its size: every task of one kind has the same vDSO. */
 const knownSyscallInsn = new Map<number, number>();
 
-/** Find a `syscall` instruction in the task's vDSO, which every process has. */
-export function findSyscallInsn(tracee: Tracee): number {
+/**
+ * Find a `syscall` instruction in the task's vDSO, which every process has;
+ * in `maps`, the task's mappings, where the caller has them already.
+ */
+export function findSyscallInsn(tracee: Tracee, maps?: readonly MapsEntry[]): number {
   // Read directly: a failure here is an internal error, not the user's.
   // Its line alone parsed: every injection session starts here.
-  const line = /^.* \[vdso\]\n/m.exec(fs.readFileSync(`/proc/${tracee.pid}/maps`, 'utf8'))?.[0];
-  const vdso = line === undefined ? undefined : parseMaps(line)[0];
+  const line = maps ? undefined : /^.* \[vdso\]\n/m.exec(fs.readFileSync(`/proc/${tracee.pid}/maps`, 'utf8'))?.[0];
+  const vdso = maps ? maps.find((m) => m.path === '[vdso]') : line === undefined ? undefined : parseMaps(line)[0];
   if (!vdso) throw new Error(`pid ${tracee.pid} has no vDSO to borrow a syscall instruction from`);
   const start = Number(vdso.start);
   const size = Number(vdso.end) - start;
@@ -57,15 +60,16 @@ export class Injection {
    * Open a session. With `at`, the scratch area is mapped there (executable)
    * and holds its own syscall instruction, so the task's other mappings can
    * all be replaced while the session goes on: that is how a restore works.
+   * `maps`: the task's mappings, if the caller has just read them.
    */
-  static begin(tracee: Tracee, at?: number): Injection {
-    return finish(Injection.beginSteps(tracee, at));
+  static begin(tracee: Tracee, at?: number, maps?: readonly MapsEntry[]): Injection {
+    return finish(Injection.beginSteps(tracee, at, maps));
   }
 
   /** begin() in steps (ptrace.ts: together()). */
-  static *beginSteps(tracee: Tracee, at?: number): Steps<Injection> {
+  static *beginSteps(tracee: Tracee, at?: number, maps?: readonly MapsEntry[]): Steps<Injection> {
     const inj = new Injection(tracee);
-    tracee.syscallAddr = inj.vdsoSyscall = findSyscallInsn(tracee);
+    tracee.syscallAddr = inj.vdsoSyscall = findSyscallInsn(tracee, maps);
     tracee.setSigmask(~0n);
     try {
       // At restore, private: each forked child gets its own copy. At dump,
