@@ -119,6 +119,7 @@ class Writer {
   }
 
   bigVarint(v: bigint): void {
+    if (v <= MAX_SAFE) return this.varint(Number(v));
     this.room(10);
     while (v > 0x7fn) {
       this.buf[this.len++] = Number(v & 0x7fn) | 0x80;
@@ -134,6 +135,36 @@ class Writer {
     this.len += b.length;
   }
 
+  string(s: string): void {
+    const n = Buffer.byteLength(s);
+    this.varint(n);
+    this.room(n);
+    this.len += this.buf.write(s, this.len);
+  }
+
+  /**
+   * Write a length-delimited part in place: `body` writes it after one
+   * byte left for its length, moved on if the length needs more (no
+   * buffer of its own for every nested message).
+   */
+  delimited(body: () => void): void {
+    this.room(1);
+    const start = ++this.len;
+    body();
+    const n = this.len - start;
+    if (n < 0x80) {
+      this.buf[start - 1] = n;
+      return;
+    }
+    let size = 1;
+    for (let v = n; v > 0x7f; v = Math.floor(v / 128)) size++;
+    this.room(size - 1);
+    this.buf.copyWithin(start - 1 + size, start, this.len);
+    this.len = start - 1;
+    this.varint(n);
+    this.len += n;
+  }
+
   fixed(n: number, write: (b: Buffer, at: number) => void): void {
     this.room(n);
     write(this.buf, this.len);
@@ -145,6 +176,7 @@ class Writer {
   }
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const toLong = (v: unknown): bigint => (typeof v === 'bigint' ? v : BigInt(v as number | string));
 
 function isDefault(f: Field, v: unknown): boolean {
@@ -186,7 +218,7 @@ function writeScalar(w: Writer, f: Field, v: unknown): void {
     case 'sfixed64': return w.fixed(8, (b, at) => b.writeBigInt64LE(BigInt.asIntN(64, toLong(v)), at));
     case 'double': return w.fixed(8, (b, at) => b.writeDoubleLE(Number(v), at));
     case 'float': return w.fixed(4, (b, at) => b.writeFloatLE(Number(v), at));
-    case 'string': return w.bytes(Buffer.from(String(v)));
+    case 'string': return w.string(String(v));
     case 'bytes': return w.bytes(v as Uint8Array);
   }
 }
@@ -200,9 +232,9 @@ function writeMessage(w: Writer, msg: Message, obj: Record<string, unknown>): vo
       if (!f.message && f.scalar !== 'string' && f.scalar !== 'bytes') {
         // proto3 packs repeated numbers
         w.varint((f.id << 3) | WIRE.LEN);
-        const inner = new Writer();
-        for (const x of list) writeScalar(inner, f, x);
-        w.bytes(inner.result());
+        w.delimited(() => {
+          for (const x of list) writeScalar(w, f, x);
+        });
         continue;
       }
       for (const x of list) writeOne(w, f, x);
@@ -213,9 +245,7 @@ function writeMessage(w: Writer, msg: Message, obj: Record<string, unknown>): vo
 function writeOne(w: Writer, f: Field, v: unknown): void {
   if (f.message) {
     w.varint((f.id << 3) | WIRE.LEN);
-    const inner = new Writer();
-    writeMessage(inner, f.message, (v ?? {}) as Record<string, unknown>);
-    w.bytes(inner.result());
+    w.delimited(() => writeMessage(w, f.message!, (v ?? {}) as Record<string, unknown>));
     return;
   }
   w.varint((f.id << 3) | (f.enumValues ? WIRE.VARINT : WIRE_OF[f.scalar!]));

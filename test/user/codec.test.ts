@@ -81,6 +81,20 @@ test('every image message encodes as protobufjs decodes it, and decodes what pro
   }
 });
 
+test('a nested message or packed list longer than a one-byte length reads back whole', () => {
+  const check = (name: string, value: Record<string, unknown>) => {
+    const type = user.lookupType(name);
+    const ours = encode(name, value);
+    assert.equal(plain(type, type.decode(ours)), plain(type, type.decode(Buffer.from(type.encode(type.fromObject(forProtobufjs(value) as object)).finish()))), `${name}: protobufjs reads our bytes`);
+    assert.equal(decode(name, ours), plain(type, type.decode(ours)), `${name}: round trip`);
+  };
+  // lengths of one, two and three varint bytes, nested two deep
+  for (const n of [100, 127, 128, 300, 20000]) {
+    check('Mm', { layout: { auxv: Buffer.alloc(n, 7), exe: 'é'.repeat(n) }, vmas: [{ start: 4096n, end: 8192n, path: 'x'.repeat(n) }] });
+    check('Cpu', { sched: { cpus: Array.from({ length: n }, (_, i) => i * 4099) }, nspid: [1, 2, 3] });
+  }
+});
+
 test('a length past the end or a wrong wire type is refused, not misread', () => {
   assert.throws(() => decode('Mm', Buffer.from([0x0a, 0x7f, 0x01])), /beyond the end/);
   assert.throws(() => decode('Mm', Buffer.from([0x08 | 7, 0])), /wire type/);
