@@ -57,6 +57,7 @@ const F_GETOWN_EX = 16;
 
 function probe(pid: number, fd: number): FdProbe {
   const link = `/proc/${pid}/fd/${fd}`;
+  const failed = (err: unknown) => new CrError(`pid ${pid} fd ${fd}: cannot inspect (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   try {
     const infoText = readProc(pid, `fdinfo/${fd}`);
     // "key: value" lines; the repeated lines of locks, watches and marks stay in the text.
@@ -65,9 +66,20 @@ function probe(pid: number, fd: number): FdProbe {
       return m ? [[m[1], m[2]] as const] : [];
     }));
     const flags = parseInt(info.get('flags') ?? '0', 8);
-    return { pid, fd, target: fs.readlinkSync(link), stat: fs.statSync(link, { bigint: true }), info, infoText, flags, pos: BigInt(info.get('pos') ?? '0') };
+    let target: string | undefined;
+    return {
+      pid, fd, stat: fs.statSync(link, { bigint: true }), info, infoText, flags, pos: BigInt(info.get('pos') ?? '0'),
+      // read when first asked for: a descriptor of an open file saved already needs only its inode
+      get target() {
+        try {
+          return (target ??= fs.readlinkSync(link));
+        } catch (err) {
+          throw failed(err);
+        }
+      },
+    };
   } catch (err) {
-    throw new CrError(`pid ${pid} fd ${fd}: cannot inspect (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw failed(err);
   }
 }
 

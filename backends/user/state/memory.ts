@@ -134,12 +134,12 @@ function classify(task: DumpTask, m: SmapsEntry): DumpVma | null {
     start: m.start, end: m.end, prot, growsdown: m.path === '[stack]', path: '', pgoff: m.offset / PAGE, name: '', shmem_id: 0n, shmid: 0,
     may_write: m.vmFlags.has('mw'), inherited: false, advice: ['dc', 'wf', 'dd', 'hg', 'nh', 'lo', 'lf'].filter((f) => m.vmFlags.has(f)), file: `${m.dev}:${m.inode}`,
   };
-  const where = `pid ${pid} mapping ${hex(m.start)}-${hex(m.end)}`;
+  const where = () => `pid ${pid} mapping ${hex(m.start)}-${hex(m.end)}`;
   if (m.path === '[vsyscall]') return null;
   // The kernel's own, with the flags it gives them.
   if (m.path === '[vdso]') return { ...base, kind: 'VDSO', name: m.path, advice: [] };
   if (m.path === '[vvar]' || m.path === '[vvar_vclock]') return { ...base, kind: 'VVAR', name: m.path, advice: [] };
-  if (m.vmFlags.has('ht')) throw new CrError(`${where}: hugetlb memory is not supported`);
+  if (m.vmFlags.has('ht')) throw new CrError(`${where()}: hugetlb memory is not supported`);
   if (m.path === '' || m.path.startsWith('[')) {
     return { ...base, kind: m.shared ? 'ANON_SHARED' : 'ANON_PRIVATE', name: m.path, pgoff: 0n };
   }
@@ -149,12 +149,12 @@ function classify(task: DumpTask, m: SmapsEntry): DumpVma | null {
   // A SysV segment (maps inode: its id) is saved and recreated with its namespace (ipc.ts).
   if (m.path.startsWith('/SYSV')) {
     const segment = `SysV shm segment ${m.path.slice(1, 13)} (id ${m.inode})`;
-    if (!ownNamespace(pid, 'ipc')) throw new CrError(`${where}: ${segment} of the host's IPC namespace is not supported`);
+    if (!ownNamespace(pid, 'ipc')) throw new CrError(`${where()}: ${segment} of the host's IPC namespace is not supported`);
     return { ...base, kind: 'SYSV_SHM', name: m.path, shmid: Number(m.inode) };
   }
   // A memfd is shmem too, mapped shared or private; memfd.ts reopens the same object for descriptors.
   if (m.path.startsWith('/memfd:')) return { ...base, kind: m.shared ? 'ANON_SHARED' : 'FILE_PRIVATE', name: m.path, shmem_id: m.inode };
-  if (m.path.endsWith(' (deleted)')) throw new CrError(`${where}: the mapped file ${m.path} was deleted`);
+  if (m.path.endsWith(' (deleted)')) throw new CrError(`${where()}: the mapped file ${m.path} was deleted`);
   return { ...base, kind: m.shared ? 'FILE_SHARED' : 'FILE_PRIVATE', path: m.path };
 }
 

@@ -146,6 +146,7 @@ interface ProcessAnswers {
   timerSlack: bigint;
   dumpable: number;
   securebits: number;
+  personality: number;
 }
 
 export const processState = defineState<ProcessImage, ProcessAnswers>({
@@ -165,9 +166,11 @@ export const processState = defineState<ProcessImage, ProcessAnswers>({
         ['prctl(PR_GET_TIMERSLACK)', [NR.prctl, PR.GET_TIMERSLACK, 0, 0, 0, 0]],
         ['prctl(PR_GET_DUMPABLE)', [NR.prctl, PR.GET_DUMPABLE, 0, 0, 0, 0]],
         ['prctl(PR_GET_SECUREBITS)', [NR.prctl, PR.GET_SECUREBITS, 0, 0, 0, 0]],
+        // 0xffffffff changes nothing and returns the current one
+        ['personality(0xffffffff)', [NR.personality, 0xffffffff]],
       ],
       answer: (results) => {
-        const [, , timerSlack, dumpable, securebits] = results.slice(RLIMIT_NAMES.length);
+        const [, , timerSlack, dumpable, securebits, personality] = results.slice(RLIMIT_NAMES.length);
         const b = tracee.readMem(limits, limitsSize + 8);
         return {
           rlimits: RLIMIT_NAMES.map((_, resource) => ({ resource, cur: b.readBigUInt64LE(resource * RLIMIT_SIZE), max: b.readBigUInt64LE(resource * RLIMIT_SIZE + 8) })),
@@ -176,12 +179,13 @@ export const processState = defineState<ProcessImage, ProcessAnswers>({
           timerSlack,
           dumpable: Number(dumpable),
           securebits: Number(securebits),
+          personality: Number(personality),
         };
       },
     };
   },
 
-  dump(task, { rlimits, pdeathsig, childSubreaper, timerSlack, dumpable, securebits }) {
+  dump(task, { rlimits, pdeathsig, childSubreaper, timerSlack, dumpable, securebits, personality }) {
     const pid = task.tracee.pid;
     if (fs.readlinkSync(`/proc/${pid}/root`) !== '/') throw new CrError(`pid ${task.pid}: a task in a chroot is not supported`);
     const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
@@ -207,7 +211,7 @@ export const processState = defineState<ProcessImage, ProcessAnswers>({
       // The process's name is its leader's, even an exited one's.
       comm: task.stat.comm,
       umask: parseInt(status.get('Umask') ?? '22', 8),
-      personality: parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16),
+      personality,
       pdeathsig,
       timer_slack_ns: timerSlack,
       dumpable,
