@@ -120,12 +120,16 @@ class Writer {
 
   bigVarint(v: bigint): void {
     if (v <= MAX_SAFE) return this.varint(Number(v));
+    // as two 32-bit halves: BigInt arithmetic per 7 bits costs more than the rest of a message
+    let lo = Number(v & 0xffffffffn);
+    let hi = Number(v >> 32n);
     this.room(10);
-    while (v > 0x7fn) {
-      this.buf[this.len++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
+    while (hi > 0 || lo > 0x7f) {
+      this.buf[this.len++] = (lo & 0x7f) | 0x80;
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>>= 7;
     }
-    this.buf[this.len++] = Number(v);
+    this.buf[this.len++] = lo;
   }
 
   bytes(b: Uint8Array): void {
@@ -177,6 +181,7 @@ class Writer {
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const U64_MAX = 0xffffffffffffffffn;
 const toLong = (v: unknown): bigint => (typeof v === 'bigint' ? v : BigInt(v as number | string));
 
 function isDefault(f: Field, v: unknown): boolean {
@@ -207,7 +212,7 @@ function writeScalar(w: Writer, f: Field, v: unknown): void {
       return w.varint(((n << 1) ^ (n >> 31)) >>> 0);
     }
     case 'bool': return w.varint(v ? 1 : 0);
-    case 'int64': case 'uint64': return w.bigVarint(BigInt.asUintN(64, toLong(v)));
+    case 'int64': case 'uint64': return w.bigVarint(typeof v === 'bigint' && v >= 0n && v <= U64_MAX ? v : BigInt.asUintN(64, toLong(v)));
     case 'sint64': {
       const n = BigInt.asIntN(64, toLong(v));
       return w.bigVarint(BigInt.asUintN(64, (n << 1n) ^ (n >> 63n)));
