@@ -48,8 +48,13 @@ export function requestedFault(value = process.env.CR_FAULT): Fault | undefined 
   return { stage: stage!, n, name: counts ? `${stage}:${n}` : stage! };
 }
 
+/** CR_FAULT as last read, and what it asked for: every image write of a dump asks. */
+let last: { value: string | undefined; fault: Fault | undefined } | undefined;
+
 /** Fail here if CR_FAULT names this stage (and, for a counted one, this count). */
 export function injectFault(stage: FaultStage, n = 0): void {
-  const f = requestedFault();
+  const value = process.env.CR_FAULT;
+  if (!last || last.value !== value) last = { value, fault: requestedFault(value) };
+  const f = last.fault;
   if (f?.stage === stage && f.n === n) throw new CrError(`injected fault ${f.name} (CR_FAULT)`);
 }

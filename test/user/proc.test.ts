@@ -47,6 +47,8 @@ test('maps and smaps of a live process read as its maps lines say, VmFlags and o
     const flags = [...smaps.matchAll(/^VmFlags:(.*)$/gm)].map((m) => m[1].trim().split(/\s+/));
     assert.equal(entries.map((e) => [...e.vmFlags]), flags);
     assert.ok(entries.every((e) => e.vmFlags.has('rd') === e.read), 'VmFlags agree with the permissions');
+    // the second time from the entries parsed the first
+    assert.equal(parseSmaps(smaps), entries);
   } finally {
     child.kill('SIGKILL');
   }

@@ -79,9 +79,9 @@ export function parseMaps(text: string): MapsEntry[] {
 
 // ---- /proc/PID/smaps --------------------------------------------------------
 
-/** A mapping as smaps shows it: its maps line and its VmFlags ("rd", "mw", "dc"…). */
-export interface SmapsEntry extends MapsEntry {
-  vmFlags: Set<string>;
+/** A mapping as smaps shows it: its maps line and its VmFlags ("rd", "mw", "dc"…). Shared: never changed. */
+export interface SmapsEntry extends Readonly<MapsEntry> {
+  readonly vmFlags: ReadonlySet<string>;
 }
 
 const smapsLexer = buildLexer<M>([...MAPS_RULES, [true, /^VmFlags:[^\n]*\n/g, M.VmFlags]]);
@@ -93,13 +93,30 @@ const smapsEntry = apply(
   }),
 );
 
+/**
+ * Entries parsed before, by their two lines: a forked child's mappings read
+ * as its parent's, and a tree's are parsed once. Emptied when it grows past
+ * PARSED_LIMIT.
+ */
+const parsedSmaps = new Map<string, SmapsEntry>();
+const PARSED_LIMIT = 8192;
+
 export function parseSmaps(text: string): SmapsEntry[] {
   // Only a mapping's maps line and its VmFlags are read: the twenty-odd size
   // lines between go before parsing. Mapping by mapping (see runLines());
   // a mapping without its VmFlags line is paired with the next and refused.
   const kept = text.match(/^(?:[0-9a-f]+-[0-9a-f]+ |VmFlags:)[^\n]*\n/gm) ?? [];
   const out: SmapsEntry[] = [];
-  for (let i = 0; i < kept.length; i += 2) out.push(run(`smaps mapping ${i / 2 + 1}`, smapsLexer, smapsEntry, kept[i] + (kept[i + 1] ?? '')));
+  for (let i = 0; i < kept.length; i += 2) {
+    const lines = kept[i] + (kept[i + 1] ?? '');
+    let entry = parsedSmaps.get(lines);
+    if (!entry) {
+      entry = Object.freeze(run(`smaps mapping ${i / 2 + 1}`, smapsLexer, smapsEntry, lines));
+      if (parsedSmaps.size >= PARSED_LIMIT) parsedSmaps.clear();
+      parsedSmaps.set(lines, entry);
+    }
+    out.push(entry);
+  }
   return out;
 }
 

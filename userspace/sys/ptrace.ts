@@ -408,7 +408,15 @@ export class Tracee {
     const { tgid, tid } = this.ownIds();
     const all = [...calls, [NR.tgkill, tgid, tid, SIG.STOP]];
     const records = Buffer.alloc(all.length * RECORD_SIZE);
-    all.forEach((c, i) => c.forEach((v, k) => records.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), i * RECORD_SIZE + k * 8)));
+    for (let i = 0; i < all.length; i++) {
+      const c = all[i];
+      for (let k = 0; k < c.length; k++) {
+        const v = c[k];
+        // most arguments are small numbers: no BigInt for them (the high half is zero already)
+        if (typeof v === 'number' && v >= 0 && v <= 0xffffffff) records.writeUInt32LE(v, i * RECORD_SIZE + k * 8);
+        else records.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), i * RECORD_SIZE + k * 8);
+      }
+    }
     this.writeMem(at, records);
     yield* this.selfStopSteps({ rip: BigInt(this.code + BATCH_ENTRY), rbx: BigInt(at), r12: BigInt(all.length) }, at + (all.length - 1) * RECORD_SIZE, what);
     const out = this.readMem(at, calls.length * RECORD_SIZE);

@@ -55,16 +55,16 @@ const F_GETSIG = 11;
 const F_SETOWN_EX = 15;
 const F_GETOWN_EX = 16;
 
+const FDINFO_LINE = /^([\w-]+):[ \t]*(.*)$/gm;
+
 function probe(pid: number, fd: number): FdProbe {
   const link = `/proc/${pid}/fd/${fd}`;
   const failed = (err: unknown) => new CrError(`pid ${pid} fd ${fd}: cannot inspect (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   try {
     const infoText = readProc(pid, `fdinfo/${fd}`);
-    // "key: value" lines; the repeated lines of locks, watches and marks stay in the text.
-    const info = new Map(infoText.split('\n').flatMap((l) => {
-      const m = /^([\w-]+):\s*(.*)$/.exec(l);
-      return m ? [[m[1], m[2]] as const] : [];
-    }));
+    // "key: value" lines (a repeated key: its last); the repeated lines of locks, watches and marks stay in the text.
+    const info = new Map<string, string>();
+    for (const m of infoText.matchAll(FDINFO_LINE)) info.set(m[1], m[2]);
     const flags = parseInt(info.get('flags') ?? '0', 8);
     let target: string | undefined;
     return {
