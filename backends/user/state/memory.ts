@@ -193,16 +193,31 @@ function attachSysv(task: RestoreTask, v: Vma, vmas: Vma[]): void {
   task.tracee.syscallOk('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
 }
 
-/** Whether a private page's contents must be saved, given its pagemap entry. */
-function mustSave(kind: VmaKind, entry: bigint): boolean {
-  if (!(entry & (PM_PRESENT | PM_SWAPPED))) return false;
-  return kind === 'ANON_PRIVATE' || !(entry & PM_FILE); // of a file mapping, only the private copies
+/**
+ * Pagemap entries as pairs of 32-bit words (low, high): every page of every
+ * inherited mapping is looked at, and a BigInt per entry cost more than the
+ * copy of the pages that differ. The bits of the high word:
+ */
+const HIGH = {
+  PRESENT: Number(PM_PRESENT >> 32n), SWAPPED: Number(PM_SWAPPED >> 32n), FILE: Number(PM_FILE >> 32n), FRAME: Number(PM_FRAME >> 32n),
+} as const;
+
+const entryWords = (b: Buffer, n: number) => new Uint32Array(b.buffer, b.byteOffset, n * 2);
+
+/** Whether private page `i` of `words` (entryWords) must be saved. */
+function mustSave(kind: VmaKind, words: Uint32Array, i: number): boolean {
+  const high = words[2 * i + 1]!;
+  if (!(high & (HIGH.PRESENT | HIGH.SWAPPED))) return false;
+  return kind === 'ANON_PRIVATE' || !(high & HIGH.FILE); // of a file mapping, only the private copies
 }
 
-/** Whether two pagemap entries are the same physical page (or swap slot); unknown without the frame numbers. */
-function samePage(a: bigint, b: bigint): boolean {
-  const kind = PM_PRESENT | PM_SWAPPED;
-  return (a & kind) === (b & kind) && (a & PM_FRAME) !== 0n && (a & PM_FRAME) === (b & PM_FRAME);
+/** Whether entries `i` of `a` and `b` are the same physical page (or swap slot); unknown without the frame numbers. */
+function samePage(a: Uint32Array, b: Uint32Array, i: number): boolean {
+  const ha = a[2 * i + 1]!;
+  const hb = b[2 * i + 1]!;
+  if ((ha ^ hb) & (HIGH.PRESENT | HIGH.SWAPPED)) return false;
+  const low = a[2 * i]!;
+  return (low !== 0 || (ha & HIGH.FRAME) !== 0) && low === b[2 * i] && (ha & HIGH.FRAME) === (hb & HIGH.FRAME);
 }
 
 /**
@@ -264,12 +279,12 @@ interface SavedPages {
   shared: bigint;
 }
 
-/** Both bits are in an entry's high word: read as numbers, not BigInts, on the path of every page. */
+/** Both bits are in an entry's high word. */
 const EXCLUSIVE_HIGH = Number((PM_PRESENT | PM_MMAP_EXCLUSIVE) >> 32n);
 
-/** Whether every page of `entries` (pagemap entries) is in memory and mapped by this process alone. */
-function exclusive(entries: Buffer, n: number): boolean {
-  for (let i = 0; i < n; i++) if ((entries.readUInt32LE(i * 8 + 4) & EXCLUSIVE_HIGH) >>> 0 !== EXCLUSIVE_HIGH) return false;
+/** Whether pages `from` to `from + n` of `words` (entryWords) are in memory and mapped by this process alone. */
+function exclusive(words: Uint32Array, from: number, n: number): boolean {
+  for (let i = from; i < from + n; i++) if ((words[2 * i + 1]! & EXCLUSIVE_HIGH) >>> 0 !== EXCLUSIVE_HIGH) return false;
   return true;
 }
 
@@ -277,15 +292,17 @@ function exclusive(entries: Buffer, n: number): boolean {
  * Copy `n` pages at `vaddr` from the task into the pages file: a chunk
  * whose pages the task alone maps with one copy (readMemPinned), any
  * other through /proc/PID/mem, which leaves copy-on-write sharing alone.
+ * `known`: their pagemap entries, where the caller has just read them.
  */
-function savePages(task: DumpTask, pagemap: number, out: number, data: Buffer, vaddr: bigint, n: number): void {
+function savePages(task: DumpTask, pagemap: number, out: number, data: Buffer, vaddr: bigint, n: number, known?: { words: Uint32Array; from: number }): void {
   const entries = pagemapBuffer();
   for (let done = 0; done < n; ) {
     const k = Math.min(CHUNK_PAGES, n - done);
     const at = vaddr + BigInt(done) * PAGE;
     const into = data.subarray(0, k * PAGE_SIZE);
-    fs.readSync(pagemap, entries, 0, k * 8, Number((at / PAGE) * 8n));
-    const read = exclusive(entries, k) ? task.tracee.readMemPinned(Number(at), into.length, into) : task.tracee.readMem(Number(at), into.length, into);
+    if (!known) fs.readSync(pagemap, entries, 0, k * 8, Number((at / PAGE) * 8n));
+    const alone = known ? exclusive(known.words, known.from + done, k) : exclusive(entryWords(entries, k), 0, k);
+    const read = alone ? task.tracee.readMemPinned(Number(at), into.length, into) : task.tracee.readMem(Number(at), into.length, into);
     writePages(task, out, read);
     done += k;
   }
@@ -386,10 +403,11 @@ function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undef
         const n = Number((vma.end - at) / PAGE < CHUNK_PAGES ? (vma.end - at) / PAGE : BigInt(CHUNK_PAGES));
         fs.readSync(pagemap, entries, 0, n * 8, Number((at / PAGE) * 8n));
         fs.readSync(parentMap, theirs, 0, n * 8, Number((at / PAGE) * 8n));
+        const mine = entryWords(entries, n);
+        const parents = entryWords(theirs, n);
         const own = (i: number) => {
-          const e = entries.readBigUInt64LE(i * 8);
-          if (!mustSave(vma.kind, e)) return false;
-          if (samePage(e, theirs.readBigUInt64LE(i * 8))) {
+          if (!mustSave(vma.kind, mine, i)) return false;
+          if (samePage(mine, parents, i)) {
             saved.shared++;
             return false;
           }
@@ -398,7 +416,7 @@ function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undef
         const clean = (i: number) => !!chain && chain.written.cleanEntry(entries.readBigUInt64LE(i * 8)) &&
           byCoverage(chain.cover, at + BigInt(i) * PAGE, 1)[0]![2];
         for (let i = 0; i < n; ) {
-          if (!mustSave(vma.kind, entries.readBigUInt64LE(i * 8)) && mustSave(vma.kind, theirs.readBigUInt64LE(i * 8))) {
+          if (!mustSave(vma.kind, mine, i) && mustSave(vma.kind, parents, i)) {
             addRun(saved.drop, firstDrop, at + BigInt(i) * PAGE, 1);
           }
           if (!own(i)) {
@@ -409,7 +427,7 @@ function dumpPrivatePages(task: DumpTask, vmas: Vma[], parentPid: number | undef
           while (j < n && own(j) && clean(j) === clean(i)) j++;
           const vaddr = at + BigInt(i) * PAGE;
           addRun(saved.pages, firstPage, vaddr, j - i, clean(i));
-          if (!clean(i)) savePages(task, pagemap, out, data, vaddr, j - i);
+          if (!clean(i)) savePages(task, pagemap, out, data, vaddr, j - i, { words: mine, from: i });
           i = j;
         }
         at += BigInt(n) * PAGE;
