@@ -90,6 +90,11 @@ function schema(): Map<string, Message> {
   return out;
 }
 
+/** Read the schema now, not at the first encode: a dump does it before it stops any task. */
+export function loadSchema(): void {
+  schema();
+}
+
 export function messageOf(name: string): Message {
   const m = schema().get(name);
   if (!m) throw new Error(`no message ${name} in the image schema`);

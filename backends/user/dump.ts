@@ -15,6 +15,7 @@ import { procSmaps } from '../../userspace/proc/parse.js';
 import { Injection } from '../../userspace/sys/inject.js';
 import { SysError } from '../../userspace/sys/libc.js';
 import { killTraced, type Steps, together } from '../../userspace/sys/ptrace.js';
+import { loadSchema } from './codec.js';
 import { FORMAT_VERSION, ImageWriter } from './image.js';
 import { recognizes } from './identity.js';
 import { readInventory, type Inventory } from './inventory.js';
@@ -99,6 +100,7 @@ async function dumpTree(opts: DumpOptions, track: boolean): Promise<DumpResult> 
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   requestedFault(); // a CR_FAULT that names no stage is refused before anything is touched
+  loadSchema(); // read by the first image written: not while the tasks are stopped
   const preseized = opts.freezeCgroup ? await seizeFrozen(new Freezer(opts.freezeCgroup)) : undefined;
   if (preseized) log(`froze ${opts.freezeCgroup}: seized ${preseized.size} threads`);
   const tasks = seizeTree(opts.pid, preseized);
